@@ -1,0 +1,207 @@
+package storeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// EventKind names the type of an event's body. Kinds are stored and cross
+// the wire, so a kind is never renamed.
+type EventKind string
+
+// The event kinds a till or a shop authors.
+const (
+	KindReceipt            EventKind = "receipt"
+	KindReturn             EventKind = "return"
+	KindCash               EventKind = "cash"
+	KindShiftOpen          EventKind = "shift_open"
+	KindShiftClose         EventKind = "shift_close"
+	KindDocumentDraft      EventKind = "document_draft"
+	KindBasket             EventKind = "basket"
+	KindCustomerRegistered EventKind = "customer_registered"
+	// KindTransfer is an event authored elsewhere (head office) that moves
+	// balances by its stored postings alone: stock delivered by a posted
+	// document, loyalty rights granted to a shop. Its body says why.
+	KindTransfer EventKind = "transfer"
+)
+
+// SchemaVersion is the version of event bodies this build writes. Stored
+// events keep the version they were written with; old versions stay
+// readable.
+const SchemaVersion uint16 = 1
+
+// Event is an immutable fact with its postings. ID is chosen by its author;
+// idempotency is scoped to (Origin, ID). (Epoch, Seq) is its position in its
+// origin's journal: Seq is dense within an epoch, and a shop restored from a
+// backup starts a new, larger epoch.
+type Event struct {
+	ID            EventID
+	Origin        StoreID
+	Epoch         uint64
+	Seq           uint64
+	SchemaVersion uint16
+	HLC           uint64 // a crdt.Timestamp: 48-bit ms, 16-bit logical
+	OccurredAt    time.Time
+	BusinessDate  Date
+	Kind          EventKind
+	Body          Body
+	Postings      []Posting
+}
+
+// Body is the typed content of an event.
+type Body interface {
+	EventKind() EventKind
+}
+
+// NewBody returns a pointer to a zero body of the given kind, for decoders.
+func NewBody(k EventKind) (Body, error) {
+	switch k {
+	case KindReceipt:
+		return &Receipt{}, nil
+	case KindReturn:
+		return &Return{}, nil
+	case KindCash:
+		return &CashOp{}, nil
+	case KindShiftOpen:
+		return &ShiftOpen{}, nil
+	case KindShiftClose:
+		return &ShiftClose{}, nil
+	case KindDocumentDraft:
+		return &DocumentDraft{}, nil
+	case KindBasket:
+		return &Basket{}, nil
+	case KindCustomerRegistered:
+		return &CustomerRegistered{}, nil
+	case KindTransfer:
+		return &Transfer{}, nil
+	}
+	return nil, Errorf(Invalid, "storeline.NewBody", "unknown event kind %q", k)
+}
+
+// Poster is a body whose postings are derived from the body alone.
+// Derivation happens once, where the event is authored; replicas apply the
+// stored postings and never call this.
+type Poster interface {
+	Postings(origin StoreID) ([]Posting, error)
+}
+
+// DerivePostings returns the postings of a body authored at origin: nil for
+// bodies that move nothing (a basket, a document draft).
+func DerivePostings(origin StoreID, b Body) ([]Posting, error) {
+	p, ok := b.(Poster)
+	if !ok {
+		return nil, nil
+	}
+	ps, err := p.Postings(origin)
+	if err != nil {
+		return nil, err
+	}
+	ps = MergePostings(ps)
+	if err := CheckPostings(ps); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// Asset names what a balance counts: an item's base units
+// ("item:<id>"), a currency ("cur:EUR"), a loyalty programme's points
+// ("pts:<programme>").
+type Asset string
+
+// Assets.
+func ItemAsset(id ItemID) Asset       { return Asset("item:" + string(id)) }
+func MoneyAsset(c Currency) Asset     { return Asset("cur:" + string(c)) }
+func PointsAsset(p ProgrammeID) Asset { return Asset("pts:" + string(p)) }
+func (a Asset) String() string        { return string(a) }
+func (a Asset) IsMoney() bool         { return strings.HasPrefix(string(a), "cur:") }
+func (a Asset) Currency() (Currency, bool) {
+	c, ok := strings.CutPrefix(string(a), "cur:")
+	return Currency(c), ok
+}
+
+// Posting is one leg of a double entry: Amount (positive = debit, negative
+// = credit) of Asset on Account. Accounts are slash-separated paths of IDs,
+// so a prefix selects a subtree ("stock/<store>/").
+type Posting struct {
+	Account string
+	Asset   Asset
+	Amount  decimal.Decimal
+}
+
+func (p Posting) String() string {
+	return fmt.Sprintf("%s %s %s", p.Account, p.Amount.String(), p.Asset)
+}
+
+// Accounts. Each helper builds the path DESIGN.md names.
+func StockAccount(s StoreID, d DeptID, i ItemID) string {
+	return "stock/" + string(s) + "/" + string(d) + "/" + string(i)
+}
+func SoldAccount(s StoreID, i ItemID) string { return "sold/" + string(s) + "/" + string(i) }
+func RevenueAccount(s StoreID) string        { return "revenue/" + string(s) }
+func VATAccount(s StoreID, rate decimal.Decimal) string {
+	return "vat/" + string(s) + "/" + rate.String()
+}
+func CashAccount(s StoreID, t TerminalID) string { return "cash/" + string(s) + "/" + string(t) }
+func CardAccount(s StoreID, t TerminalID) string { return "card/" + string(s) + "/" + string(t) }
+
+// SafeAccount is the shop's cash outside the drawers: where opening floats
+// come from and cash taken out goes.
+func SafeAccount(s StoreID) string { return "safe/" + string(s) }
+
+// MergePostings adds up postings to the same (account, asset), drops zero
+// sums and sorts the result, so equal effects have equal postings.
+func MergePostings(ps []Posting) []Posting {
+	type key struct {
+		acct  string
+		asset Asset
+	}
+	sums := make(map[key]decimal.Decimal, len(ps))
+	order := make([]key, 0, len(ps))
+	for _, p := range ps {
+		k := key{p.Account, p.Asset}
+		if s, ok := sums[k]; ok {
+			sums[k] = s.Add(p.Amount)
+			continue
+		}
+		sums[k] = p.Amount
+		order = append(order, k)
+	}
+	out := make([]Posting, 0, len(order))
+	for _, k := range order {
+		if s := sums[k]; !s.IsZero() {
+			out = append(out, Posting{Account: k.acct, Asset: k.asset, Amount: s})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Asset != out[j].Asset {
+			return out[i].Asset < out[j].Asset
+		}
+		return out[i].Account < out[j].Account
+	})
+	return out
+}
+
+// CheckPostings returns an error unless, for every asset, the postings sum
+// to zero and every account is well formed.
+func CheckPostings(ps []Posting) error {
+	sums := map[Asset]decimal.Decimal{}
+	for _, p := range ps {
+		if p.Account == "" || strings.Contains(p.Account, "//") || strings.HasSuffix(p.Account, "/") {
+			return Errorf(Invalid, "storeline.CheckPostings", "malformed account %q", p.Account)
+		}
+		if p.Asset == "" {
+			return Errorf(Invalid, "storeline.CheckPostings", "posting to %s has no asset", p.Account)
+		}
+		sums[p.Asset] = sums[p.Asset].Add(p.Amount)
+	}
+	for a, s := range sums {
+		if !s.IsZero() {
+			return Errorf(Invalid, "storeline.CheckPostings", "postings of %s sum to %s, want 0", a, s)
+		}
+	}
+	return nil
+}
