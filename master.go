@@ -260,7 +260,7 @@ func (it *Item) Validate() error {
 		f := fmt.Sprintf("barcodes[%d]", i)
 		g, err := NormalizeGTIN(b.Code)
 		if err != nil {
-			return prefixField(f+".code", err)
+			return prefixField(f, err)
 		}
 		b.Code = g
 		if seen[g] {
