@@ -1,0 +1,138 @@
+package ledger_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/storeline/storeline/ledger"
+)
+
+var (
+	benchOn     = flag.Bool("ledger.bench", false, "run the interleaved durable-append benchmark (TestBenchInterleaved)")
+	benchSlice  = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
+	benchRounds = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
+)
+
+// TestBenchInterleaved measures durable 5-line receipts/s at 1, 8 and 64
+// concurrent writers against a 4 KiB append+fdatasync probe, interleaved
+// in short slices, round robin (performance-anchors §4.4), and prints the
+// median rate, the median of per-round ratios to the probe, p50/p99 ack
+// latency and receipts per fsync.
+//
+//	go test -run TestBenchInterleaved -ledger.bench -v ./ledger/
+func TestBenchInterleaved(t *testing.T) {
+	if !*benchOn {
+		t.Skip("needs -ledger.bench")
+	}
+	dir := t.TempDir()
+	o := ledger.DefaultOptions(filepath.Join(dir, "ledger"), store)
+	var batches atomic.Int64
+	o.Seams = &ledger.Seams{Publish: func(uint64, int) { batches.Add(1) }}
+	l, err := ledger.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	blk := make([]byte, 4096)
+
+	type mode struct {
+		name  string
+		c     int
+		rates []float64
+		lat   []time.Duration
+		acks  int64
+		syncs int64
+	}
+	modes := []*mode{{name: "probe 4 KiB append+fdatasync", c: 1}, {name: "ledger c=1", c: 1}, {name: "ledger c=8", c: 8}, {name: "ledger c=64", c: 64}}
+	var next atomic.Uint64
+	run := func(m *mode) {
+		deadline := time.Now().Add(*benchSlice)
+		var n atomic.Int64
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		b0 := batches.Load()
+		start := time.Now()
+		for range m.c {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var lat []time.Duration
+				for time.Now().Before(deadline) {
+					t0 := time.Now()
+					if m.name[0] == 'p' {
+						if _, err := probe.Write(blk); err != nil {
+							t.Error(err)
+							return
+						}
+						if err := syscall.Fdatasync(int(probe.Fd())); err != nil {
+							t.Error(err)
+							return
+						}
+					} else {
+						id := next.Add(1)
+						if _, _, err := l.Append(context.Background(), receiptEvent(eid(id), 5, int(id))); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+					lat = append(lat, time.Since(t0))
+					n.Add(1)
+				}
+				mu.Lock()
+				m.lat = append(m.lat, lat...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		m.rates = append(m.rates, float64(n.Load())/el.Seconds())
+		m.acks += n.Load()
+		m.syncs += batches.Load() - b0
+	}
+	for range *benchRounds {
+		for _, m := range modes {
+			run(m)
+		}
+	}
+	median := func(xs []float64) float64 {
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	pct := func(d []time.Duration, p float64) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[int(float64(len(s)-1)*p)]
+	}
+	probeRates := modes[0].rates
+	fmt.Printf("| mode | median rate /s | median ratio to probe (min-max) | p50 | p99 | receipts per fsync |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, m := range modes {
+		ratios := make([]float64, len(m.rates))
+		for i := range m.rates {
+			ratios[i] = m.rates[i] / probeRates[i]
+		}
+		perSync := "1"
+		if m.syncs > 0 {
+			perSync = fmt.Sprintf("%.1f", float64(m.acks)/float64(m.syncs))
+		}
+		fmt.Printf("| %s | %.0f | %.2f (%.2f-%.2f) | %v | %v | %s |\n", m.name, median(m.rates), median(ratios),
+			slices.Min(ratios), slices.Max(ratios), pct(m.lat, 0.5).Round(10*time.Microsecond), pct(m.lat, 0.99).Round(10*time.Microsecond), perSync)
+	}
+	if err := l.CheckConservation(); err != nil {
+		t.Fatal(err)
+	}
+}

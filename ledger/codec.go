@@ -1,0 +1,270 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+)
+
+// The Badger key space. Every key starts with one byte naming its table;
+// strings inside keys (origins, accounts, kinds, ids) never hold a zero
+// byte, which separates them.
+//
+//	e origin 0 id16                 → storedEvent            (by (origin, ID): dedup)
+//	j origin 0 epoch8 seq8          → id16                   (journal; second copies too)
+//	d date10 epoch8 seq8            → id16                   (own-origin events by business date)
+//	r original16 origin 0 id16      → ""                     (returns by the receipt they return)
+//	b account 0 asset               → decimal (binary)       (balances)
+//	M kind 0 id                     → masterVal              (master data, tombstones too)
+//	U kind 0 uniqueKey              → id                     (unique keys of live records)
+//	V version8                      → kind 0 id              (latest change of each record)
+//	m key                           → value                  (SetMeta)
+//	x name                          → uint64                 (the ledger's own state)
+const (
+	tEvent   = 'e'
+	tJournal = 'j'
+	tDate    = 'd'
+	tReturn  = 'r'
+	tBalance = 'b'
+	tMaster  = 'M'
+	tUnique  = 'U'
+	tVersion = 'V'
+	tMeta    = 'm'
+	tState   = 'x'
+)
+
+// State keys.
+var (
+	kAppliedLSN    = []byte("xlsn")
+	kHLC           = []byte("xhlc")
+	kEpoch         = []byte("xepoch")
+	kSeq           = []byte("xseq")
+	kMasterVersion = []byte("xmver")
+)
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func getU64(b []byte) uint64 {
+	if len(b) != 8 {
+		panic(fmt.Sprintf("ledger: state value of %d bytes, want 8", len(b)))
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func eventKey(origin storeline.StoreID, id storeline.EventID) []byte {
+	k := make([]byte, 0, 2+len(origin)+16)
+	k = append(k, tEvent)
+	k = append(k, origin...)
+	k = append(k, 0)
+	return append(k, id[:]...)
+}
+
+func journalPrefix(origin storeline.StoreID) []byte {
+	k := make([]byte, 0, 2+len(origin)+16)
+	k = append(k, tJournal)
+	k = append(k, origin...)
+	return append(k, 0)
+}
+
+func journalKey(origin storeline.StoreID, p Position) []byte {
+	k := journalPrefix(origin)
+	k = binary.BigEndian.AppendUint64(k, p.Epoch)
+	return binary.BigEndian.AppendUint64(k, p.Seq)
+}
+
+func journalPos(k []byte) Position {
+	n := len(k)
+	return Position{binary.BigEndian.Uint64(k[n-16 : n-8]), binary.BigEndian.Uint64(k[n-8:])}
+}
+
+func dateKey(d storeline.Date, p Position) []byte {
+	k := make([]byte, 0, 1+len(d)+16)
+	k = append(k, tDate)
+	k = append(k, d...)
+	k = binary.BigEndian.AppendUint64(k, p.Epoch)
+	return binary.BigEndian.AppendUint64(k, p.Seq)
+}
+
+func returnPrefix(orig storeline.EventID) []byte {
+	return append([]byte{tReturn}, orig[:]...)
+}
+
+func returnKey(orig storeline.EventID, origin storeline.StoreID, id storeline.EventID) []byte {
+	k := returnPrefix(orig)
+	k = append(k, origin...)
+	k = append(k, 0)
+	return append(k, id[:]...)
+}
+
+func balanceKey(account string, asset storeline.Asset) []byte {
+	k := make([]byte, 0, 2+len(account)+len(asset))
+	k = append(k, tBalance)
+	k = append(k, account...)
+	k = append(k, 0)
+	return append(k, asset...)
+}
+
+func parseBalanceKey(k []byte) (string, storeline.Asset) {
+	acct, asset, _ := bytes.Cut(k[1:], []byte{0})
+	return string(acct), storeline.Asset(asset)
+}
+
+func masterKey(kind storeline.MasterKind, id string) []byte {
+	return append(append(append([]byte{tMaster}, kind...), 0), id...)
+}
+
+func uniqueKey(kind storeline.MasterKind, key string) []byte {
+	return append(append(append([]byte{tUnique}, kind...), 0), key...)
+}
+
+func versionKey(v uint64) []byte { return binary.BigEndian.AppendUint64([]byte{tVersion}, v) }
+
+func metaKey(key string) []byte { return append([]byte{tMeta}, key...) }
+
+// storedEvent is the storage (and WAL) form of an event. It is converted
+// from and to storeline.Event by named functions; Body holds the body's
+// msgpack bytes as authored, the bytes idempotency compares.
+type storedEvent struct {
+	ID       [16]byte           `msgpack:"i"`
+	Origin   string             `msgpack:"o"`
+	Epoch    uint64             `msgpack:"e"`
+	Seq      uint64             `msgpack:"s"`
+	Schema   uint16             `msgpack:"v"`
+	HLC      uint64             `msgpack:"h"`
+	Occurred time.Time          `msgpack:"t"`
+	Date     string             `msgpack:"d"`
+	Kind     string             `msgpack:"k"`
+	Body     msgpack.RawMessage `msgpack:"b"`
+	Postings []storedPosting    `msgpack:"p"`
+}
+
+type storedPosting struct {
+	Account string          `msgpack:"a"`
+	Asset   string          `msgpack:"s"`
+	Amount  decimal.Decimal `msgpack:"m"`
+}
+
+func (se *storedEvent) pos() Position { return Position{se.Epoch, se.Seq} }
+
+// encodeBody returns the canonical msgpack bytes of a body.
+func encodeBody(b storeline.Body) ([]byte, error) {
+	if b == nil {
+		return nil, storeline.Invalidf("body", "an event needs a body")
+	}
+	return msgpack.Marshal(b)
+}
+
+// toStored converts a domain event whose body is already encoded.
+func toStored(ev *storeline.Event, body []byte) *storedEvent {
+	se := &storedEvent{
+		ID: ev.ID, Origin: string(ev.Origin), Epoch: ev.Epoch, Seq: ev.Seq,
+		Schema: ev.SchemaVersion, HLC: ev.HLC, Occurred: ev.OccurredAt.UTC(),
+		Date: string(ev.BusinessDate), Kind: string(ev.Kind), Body: body,
+	}
+	if len(ev.Postings) > 0 {
+		se.Postings = make([]storedPosting, len(ev.Postings))
+		for i, p := range ev.Postings {
+			se.Postings[i] = storedPosting{p.Account, string(p.Asset), p.Amount}
+		}
+	}
+	return se
+}
+
+// fromStored converts back, decoding the body by its kind.
+func fromStored(se *storedEvent) (storeline.Event, error) {
+	ev := storeline.Event{
+		ID: se.ID, Origin: storeline.StoreID(se.Origin), Epoch: se.Epoch, Seq: se.Seq,
+		SchemaVersion: se.Schema, HLC: se.HLC, OccurredAt: se.Occurred.UTC(),
+		BusinessDate: storeline.Date(se.Date), Kind: storeline.EventKind(se.Kind),
+	}
+	body, err := storeline.NewBody(ev.Kind)
+	if err != nil {
+		return ev, err
+	}
+	if err := msgpack.Unmarshal(se.Body, body); err != nil {
+		return ev, fmt.Errorf("decode %s body of %s: %w", ev.Kind, ev.ID, err)
+	}
+	ev.Body = body
+	if len(se.Postings) > 0 {
+		ev.Postings = make([]storeline.Posting, len(se.Postings))
+		for i, p := range se.Postings {
+			ev.Postings[i] = storeline.Posting{Account: p.Account, Asset: storeline.Asset(p.Asset), Amount: p.Amount}
+		}
+	}
+	return ev, nil
+}
+
+func decodeStored(b []byte) (*storedEvent, error) {
+	se := new(storedEvent)
+	if err := msgpack.Unmarshal(b, se); err != nil {
+		return nil, fmt.Errorf("ledger: decode stored event: %w", err)
+	}
+	return se, nil
+}
+
+// samePostings reports whether two postings lists are equal by value.
+func samePostings(a, b []storedPosting) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Account != b[i].Account || a[i].Asset != b[i].Asset || !a[i].Amount.Equal(b[i].Amount) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkKeyPart refuses a string that would break the key layout.
+func checkKeyPart(field, s string) error {
+	if s == "" || strings.IndexByte(s, 0) >= 0 {
+		return storeline.Invalidf(field, "%q is empty or holds a zero byte", s)
+	}
+	return nil
+}
+
+// masterVal is the stored form of a master-data record or tombstone.
+type masterVal struct {
+	Version uint64   `msgpack:"v"`
+	Deleted bool     `msgpack:"x,omitempty"`
+	Data    []byte   `msgpack:"d,omitempty"`
+	Keys    []string `msgpack:"k,omitempty"`
+}
+
+// walBatch is the payload of one WAL frame after its LSN: what one fsync
+// made durable. Records are resolved (sequence numbers, HLC times, postings
+// and versions assigned), so replaying them needs no clock and no
+// derivation.
+type walBatch struct {
+	HLC  uint64   `msgpack:"h"`
+	Recs []walRec `msgpack:"r"`
+}
+
+// Record types.
+const (
+	recEvent  = 1 // a new event (own or remote) at its position
+	recCopy   = 2 // a second copy of a known event at a new position of its origin's stream
+	recMaster = 3 // a master-data change (record or tombstone)
+	recMeta   = 4 // a SetMeta
+)
+
+type walRec struct {
+	T      uint8              `msgpack:"t"`
+	Ev     msgpack.RawMessage `msgpack:"e,omitempty"`
+	Origin string             `msgpack:"o,omitempty"`
+	ID     [16]byte           `msgpack:"i,omitempty"`
+	Epoch  uint64             `msgpack:"pe,omitempty"`
+	Seq    uint64             `msgpack:"ps,omitempty"`
+	Kind   string             `msgpack:"k,omitempty"`
+	MID    string             `msgpack:"m,omitempty"`
+	Master *masterVal         `msgpack:"mv,omitempty"`
+	Key    string             `msgpack:"mk,omitempty"`
+	Val    []byte             `msgpack:"val,omitempty"`
+}

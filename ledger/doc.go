@@ -1,0 +1,33 @@
+// Package ledger is a store node's durable core: the journal of events with
+// their postings, the balances they add up to, the master-data store, small
+// metadata (replication cursors), idempotency by (origin, ID), group commit
+// and online backup.
+//
+// Writes go through one committer goroutine (commit.go, whose invariants
+// are listed at its top): it drains the queued requests, writes them as one
+// frame to a preallocated, zero-filled write-ahead log, fdatasyncs it once,
+// applies the batch to Badger (opened with SyncWrites off) in one
+// transaction that also records the batch's LSN, and only then answers the
+// callers. Open replays the WAL frames Badger lacks. Every CheckpointBytes
+// of WAL, Badger is synced and the segments an earlier sync covers are
+// removed.
+//
+// Invariants any caller may rely on:
+//
+//   - Nothing is acknowledged before it is durable; a failed fsync poisons
+//     the ledger (every later call fails with Unavailable) until it is
+//     reopened.
+//   - Events are deduplicated by (origin, ID), across epochs; a second copy
+//     keeps its position in its origin's journal and has no effect.
+//   - Postings are derived once, by Append, and stored; ApplyRemote applies
+//     stored postings and never derives them. Per asset, the postings of an
+//     event and the balances of the ledger sum to zero.
+//   - Own sequence numbers are dense within an epoch; epochs only grow; the
+//     HLC high-water mark is persisted, so time never goes backwards across
+//     restarts.
+//   - Master versions are node-local and only grow.
+//
+// Package ledger may import the module root (storeline), crdt, Badger,
+// msgpack and prometheus only (DESIGN.md's import table); never posbridge,
+// replication, node or central.
+package ledger

@@ -1,0 +1,288 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/crdt"
+)
+
+// Limits on the options. Each option has a default (DefaultOptions) and a
+// bound checked by Validate.
+const (
+	minSegmentBytes    = 64 << 10
+	maxSegmentBytes    = 1 << 30
+	maxBatchEventsCap  = 1 << 16
+	minBatchBytes      = 4 << 10
+	maxBatchBytesCap   = 64 << 20
+	maxQueueDepthCap   = 1 << 20
+	minCheckpointBytes = 64 << 10
+	// MaxEventBytes bounds one event's encoded size; a bigger one is
+	// refused as TooLarge.
+	MaxEventBytes = 1 << 20
+)
+
+// Options configure a Ledger. Build them with DefaultOptions and change what
+// you need; Open calls Validate.
+type Options struct {
+	// Dir holds the ledger: Dir/wal (the write-ahead log) and Dir/badger.
+	Dir string
+	// Origin is this node's store id: Append authors events of this origin.
+	Origin storeline.StoreID
+	// Clock stamps appended events. Open raises it to the persisted
+	// high-water mark so time never goes backwards across restarts.
+	Clock *crdt.Clock
+	// WALSegmentBytes is the size of one preallocated, zero-filled WAL
+	// segment. It must hold at least one full batch (MaxBatchBytes plus
+	// framing).
+	WALSegmentBytes int64
+	// MaxBatchEvents bounds the requests committed by one fsync.
+	MaxBatchEvents int
+	// MaxBatchBytes bounds the encoded bytes of one batch (one WAL frame).
+	MaxBatchBytes int
+	// QueueDepth bounds the requests waiting for the committer; callers
+	// beyond it wait (or give up with their context).
+	QueueDepth int
+	// CheckpointBytes is how much WAL is written between checkpoints
+	// (Badger sync, then old segments dropped). It bounds replay at Open.
+	CheckpointBytes int64
+	// MemTableBytes is the size of Badger's memtable. It bounds a batch's
+	// Badger transaction (about 15% of it), so it must be at least
+	// 8 × MaxBatchBytes.
+	MemTableBytes int64
+	// Registerer receives the ledger's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Seams replace the I/O of the commit pipeline in tests; nil is the
+	// real thing.
+	Seams *Seams
+	// Logger receives the ledger's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns options for a ledger in dir authoring events of
+// origin, with a wall clock allowing 5 s of remote skew.
+func DefaultOptions(dir string, origin storeline.StoreID) Options {
+	return Options{
+		Dir:             dir,
+		Origin:          origin,
+		Clock:           crdt.NewClock(time.Now, 5*time.Second),
+		WALSegmentBytes: 32 << 20,
+		MaxBatchEvents:  1024,
+		MaxBatchBytes:   4 << 20,
+		QueueDepth:      4096,
+		CheckpointBytes: 128 << 20,
+		MemTableBytes:   64 << 20,
+	}
+}
+
+// Validate names every bad field.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, storeline.Invalidf(field, format, args...))
+	}
+	if o.Dir == "" {
+		bad("Dir", "a ledger needs a directory")
+	}
+	if err := storeline.CheckID("Origin", string(o.Origin)); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Clock == nil {
+		bad("Clock", "a ledger needs a clock")
+	}
+	if o.MaxBatchEvents < 1 || o.MaxBatchEvents > maxBatchEventsCap {
+		bad("MaxBatchEvents", "%d out of [1, %d]", o.MaxBatchEvents, maxBatchEventsCap)
+	}
+	if o.MaxBatchBytes < minBatchBytes || o.MaxBatchBytes > maxBatchBytesCap {
+		bad("MaxBatchBytes", "%d out of [%d, %d]", o.MaxBatchBytes, minBatchBytes, maxBatchBytesCap)
+	}
+	if o.WALSegmentBytes < minSegmentBytes || o.WALSegmentBytes > maxSegmentBytes {
+		bad("WALSegmentBytes", "%d out of [%d, %d]", o.WALSegmentBytes, minSegmentBytes, maxSegmentBytes)
+	} else if o.WALSegmentBytes < int64(o.MaxBatchBytes)+MaxEventBytes+frameOverhead+segHeaderBytes {
+		bad("WALSegmentBytes", "%d cannot hold a full batch (MaxBatchBytes %d + MaxEventBytes %d + framing)",
+			o.WALSegmentBytes, o.MaxBatchBytes, MaxEventBytes)
+	}
+	if o.QueueDepth < 1 || o.QueueDepth > maxQueueDepthCap {
+		bad("QueueDepth", "%d out of [1, %d]", o.QueueDepth, maxQueueDepthCap)
+	}
+	if o.CheckpointBytes < minCheckpointBytes {
+		bad("CheckpointBytes", "%d below %d", o.CheckpointBytes, minCheckpointBytes)
+	}
+	if o.MemTableBytes < 8*int64(o.MaxBatchBytes) || o.MemTableBytes > 1<<30 {
+		bad("MemTableBytes", "%d out of [8 × MaxBatchBytes, 1 GiB]", o.MemTableBytes)
+	}
+	if len(errs) > 0 {
+		return storeline.E("ledger.Options.Validate", storeline.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Position is a place in an origin's journal: Seq is dense within Epoch.
+type Position struct{ Epoch, Seq uint64 }
+
+// Less orders positions by (Epoch, Seq).
+func (p Position) Less(q Position) bool {
+	return p.Epoch < q.Epoch || p.Epoch == q.Epoch && p.Seq < q.Seq
+}
+
+func (p Position) String() string { return fmt.Sprintf("%d/%d", p.Epoch, p.Seq) }
+
+// Balance is the sum of the postings of one asset on one account.
+type Balance struct {
+	Account string
+	Asset   storeline.Asset
+	Amount  decimal.Decimal
+}
+
+// Ledger is a store node's journal, balances and master data. All methods
+// are safe for concurrent use.
+//
+// Locks: commitMu (held by the committer for a batch, and by Close) is taken
+// before segMu (the WAL segment list); no other lock is held while taking
+// either.
+type Ledger struct {
+	o      Options
+	log    *slog.Logger
+	seams  Seams
+	db     *badger.DB
+	wal    *wal
+	met    *metrics
+	reqs   chan *request
+	quit   chan struct{}
+	done   chan struct{}
+	ckpt   chan struct{}
+	ckDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// closing is set before the committer is stopped, so new requests fail
+	// fast instead of queueing behind it.
+	closing atomic.Bool
+	// poison is the error that stopped the pipeline; once set, every
+	// request fails with Unavailable and the ledger must be reopened.
+	poison atomic.Pointer[error]
+
+	// Published state: what acknowledged callers can rely on. Written by
+	// the committer after a batch is applied.
+	pos           atomic.Pointer[Position]
+	masterVersion atomic.Uint64
+	appliedLSN    atomic.Uint64
+
+	// Committer-owned state (only the committer goroutine and Open touch
+	// it); see commit.go.
+	st commitState
+}
+
+// Open opens (or creates) the ledger in o.Dir, replays the WAL records
+// Badger lacks, raises the clock to the persisted high-water mark and
+// starts the committer.
+func Open(o Options) (*Ledger, error) {
+	const op = "ledger.Open"
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Ledger{
+		o:      o,
+		log:    o.Logger,
+		reqs:   make(chan *request, o.QueueDepth),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		ckpt:   make(chan struct{}, 1),
+		ckDone: make(chan struct{}),
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	l.seams = o.Seams.withDefaults()
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, storeline.E(op, ioKind(err), err)
+	}
+	db, err := openBadger(filepath.Join(o.Dir, "badger"), o.MemTableBytes)
+	if err != nil {
+		return nil, storeline.E(op, ioKind(err), fmt.Errorf("badger: %w", err))
+	}
+	l.db = db
+	if err := l.recover(); err != nil {
+		_ = db.Close()
+		if l.wal != nil {
+			l.wal.close()
+		}
+		return nil, err
+	}
+	l.met = newMetrics(o.Registerer)
+	go l.commitLoop()
+	go l.checkpointLoop()
+	return l, nil
+}
+
+// Close stops the committer after the queued requests are answered, syncs
+// and closes Badger and the WAL. It is safe to call more than once.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		l.closing.Store(true)
+		close(l.quit)
+		<-l.done
+		<-l.ckDone
+		var errs []error
+		if l.poison.Load() == nil {
+			if err := l.db.Sync(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := l.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		l.wal.close()
+		l.met.unregister()
+		if len(errs) > 0 {
+			l.closeErr = storeline.E("ledger.Close", storeline.Internal, errors.Join(errs...))
+		}
+	})
+	return l.closeErr
+}
+
+// Position returns the position of the last event this node appended (its
+// own origin) in the current epoch; Seq is 0 before the first.
+func (l *Ledger) Position() Position { return *l.pos.Load() }
+
+// Epoch returns the current epoch of this node's own journal.
+func (l *Ledger) Epoch() uint64 { return l.pos.Load().Epoch }
+
+// Origin returns the node's own origin.
+func (l *Ledger) Origin() storeline.StoreID { return l.o.Origin }
+
+// Poisoned returns the error that stopped the commit pipeline, or nil.
+func (l *Ledger) Poisoned() error {
+	if p := l.poison.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// available returns an Unavailable error if the ledger is closed or
+// poisoned.
+func (l *Ledger) available(op string) error {
+	if p := l.poison.Load(); p != nil {
+		return storeline.E(op, storeline.Unavailable, fmt.Errorf("ledger poisoned, reopen it: %w", *p))
+	}
+	if l.closing.Load() {
+		return storeline.Errorf(storeline.Unavailable, op, "ledger closed")
+	}
+	return nil
+}
+
+// Compile-time check that the context import is used by the API files.
+var _ = context.Background

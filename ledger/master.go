@@ -1,0 +1,359 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+)
+
+// Master data goes through the same WAL and committer as events, rather
+// than a Badger transaction followed by db.Sync(): one durability
+// mechanism, one replay path, group commit for bulk pulls, and one writer
+// that checks unique keys without races.
+
+// MaxMasterRecords bounds the records of one PutMaster call.
+const MaxMasterRecords = 4096
+
+// MasterChange is the latest change of one record: its version, and the
+// record (nil for a tombstone).
+type MasterChange struct {
+	Version uint64
+	Kind    storeline.MasterKind
+	ID      string
+	Deleted bool
+	Record  storeline.Record
+}
+
+// PutMaster validates recs (Validate normalises them in place) and stores
+// them atomically: all or none. Unique keys are enforced per kind: a key
+// held by another record is a Conflict; keys an updated record no longer
+// has are released. Each record gets the next node-local version (versions
+// only grow); the last is returned. It returns after the change is
+// durable.
+func (l *Ledger) PutMaster(ctx context.Context, recs []storeline.Record) (version uint64, err error) {
+	const op = "ledger.PutMaster"
+	if len(recs) == 0 {
+		return l.MasterVersion(), nil
+	}
+	if len(recs) > MaxMasterRecords {
+		return 0, storeline.Errorf(storeline.TooLarge, op, "%d records, over %d", len(recs), MaxMasterRecords)
+	}
+	ops := make([]masterOp, len(recs))
+	size := 0
+	for i, rec := range recs {
+		if rec == nil {
+			return 0, storeline.E(op, storeline.Invalid, storeline.Invalidf(fmt.Sprintf("[%d]", i), "nil record"))
+		}
+		if err := rec.Validate(); err != nil {
+			return 0, storeline.E(op, storeline.Invalid, fmt.Errorf("record %d (%s %s): %w", i, rec.MasterKind(), rec.MasterID(), err))
+		}
+		kind, id := rec.MasterKind(), rec.MasterID()
+		if err := checkKeyPart("kind", string(kind)); err != nil {
+			return 0, storeline.E(op, storeline.Invalid, err)
+		}
+		if err := checkKeyPart("id", id); err != nil {
+			return 0, storeline.E(op, storeline.Invalid, err)
+		}
+		data, err := msgpack.Marshal(rec)
+		if err != nil {
+			return 0, storeline.E(op, storeline.Invalid, err)
+		}
+		keys := uniqueKeys(rec.UniqueKeys())
+		for _, k := range keys {
+			if err := checkKeyPart("unique key", k); err != nil {
+				return 0, storeline.E(op, storeline.Invalid, err)
+			}
+		}
+		ops[i] = masterOp{kind: kind, id: id, data: data, keys: keys}
+		size += len(data) + len(id) + 64
+		for _, k := range keys {
+			size += len(k) + 8
+		}
+	}
+	if size > l.o.MaxBatchBytes {
+		return 0, storeline.Errorf(storeline.TooLarge, op, "%d bytes of records, over MaxBatchBytes %d", size, l.o.MaxBatchBytes)
+	}
+	res := l.submit(ctx, op, &request{kind: reqMaster, ops: ops, size: size})
+	return res.version, res.err
+}
+
+func uniqueKeys(keys []string) []string {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := append([]string(nil), keys...)
+	sort.Strings(out)
+	n := 0
+	for i, k := range out {
+		if i == 0 || k != out[n-1] {
+			out[n] = k
+			n++
+		}
+	}
+	return out[:n]
+}
+
+// DeleteMaster writes a tombstone for (kind, id) with the next version.
+// A record that does not exist (or is deleted) is NotFound.
+func (l *Ledger) DeleteMaster(ctx context.Context, kind storeline.MasterKind, id string) (version uint64, err error) {
+	const op = "ledger.DeleteMaster"
+	if _, err := storeline.NewRecord(kind); err != nil {
+		return 0, storeline.E(op, storeline.Invalid, err)
+	}
+	if err := checkKeyPart("id", id); err != nil {
+		return 0, storeline.E(op, storeline.Invalid, err)
+	}
+	res := l.submit(ctx, op, &request{kind: reqMaster, ops: []masterOp{{kind: kind, id: id}}, size: len(id) + 64})
+	return res.version, res.err
+}
+
+// MasterVersion returns the node-local version of the last master change.
+func (l *Ledger) MasterVersion() uint64 { return l.masterVersion.Load() }
+
+func getMaster(txn *badger.Txn, kind storeline.MasterKind, id string) (*masterVal, error) {
+	v, err := getValue(txn, masterKey(kind, id))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	mv := new(masterVal)
+	if err := msgpack.Unmarshal(v, mv); err != nil {
+		return nil, fmt.Errorf("ledger: decode %s %s: %w", kind, id, err)
+	}
+	return mv, nil
+}
+
+// resolveMaster checks a PutMaster or DeleteMaster against the state in
+// txn, all records first, so the request is applied whole or not at all.
+func (l *Ledger) resolveMaster(txn *badger.Txn, r *request, wb *walBatch) (result, error) {
+	const op = "ledger.PutMaster"
+	owners := map[string]string{} // unique-key key → holder id, "" if free
+	held := map[string][]string{} // master key → keys it holds after the earlier ops
+	for _, o := range r.ops {
+		mk := string(masterKey(o.kind, o.id))
+		old, ok := held[mk]
+		if !ok {
+			mv, err := getMaster(txn, o.kind, o.id)
+			if err != nil {
+				return result{}, err
+			}
+			live := mv != nil && !mv.Deleted
+			if live {
+				old = mv.Keys
+			}
+			if o.data == nil && !live {
+				return result{err: storeline.Errorf(storeline.NotFound, "ledger.DeleteMaster", "no %s %q", o.kind, o.id)}, nil
+			}
+		}
+		for _, k := range old {
+			owners[string(uniqueKey(o.kind, k))] = ""
+		}
+		for _, k := range o.keys {
+			uk := string(uniqueKey(o.kind, k))
+			owner, ok := owners[uk]
+			if !ok {
+				v, err := getValue(txn, []byte(uk))
+				if err != nil {
+					return result{}, err
+				}
+				owner = string(v)
+			}
+			if owner != "" && owner != o.id {
+				return result{err: storeline.Errorf(storeline.Conflict, op, "%s %q: unique key %q is held by %q", o.kind, o.id, k, owner)}, nil
+			}
+			owners[uk] = o.id
+		}
+		held[mk] = o.keys
+	}
+	for _, o := range r.ops {
+		rec := walRec{T: recMaster, Kind: string(o.kind), MID: o.id, Master: &masterVal{
+			Version: l.st.mver + 1, Deleted: o.data == nil, Data: o.data, Keys: o.keys,
+		}}
+		if err := l.apply(txn, &rec, nil); err != nil {
+			return result{}, err
+		}
+		wb.Recs = append(wb.Recs, rec)
+	}
+	return result{version: l.st.mver}, nil
+}
+
+// applyMaster stores one change: old unique keys released, the old version
+// entry removed, the new record (or tombstone), its keys and version entry
+// written.
+func (l *Ledger) applyMaster(txn *badger.Txn, rec *walRec) error {
+	kind, id, mv := storeline.MasterKind(rec.Kind), rec.MID, rec.Master
+	if mv == nil {
+		return fmt.Errorf("ledger: master record %s %s without a value", kind, id)
+	}
+	if mv.Version != l.st.mver+1 {
+		panic(fmt.Sprintf("ledger: master version %d after %d", mv.Version, l.st.mver))
+	}
+	old, err := getMaster(txn, kind, id)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		for _, k := range old.Keys {
+			uk := uniqueKey(kind, k)
+			holder, err := getValue(txn, uk)
+			if err != nil {
+				return err
+			}
+			if string(holder) == id {
+				if err := txn.Delete(uk); err != nil {
+					return err
+				}
+			}
+		}
+		if err := txn.Delete(versionKey(old.Version)); err != nil {
+			return err
+		}
+	}
+	stored := *mv
+	if stored.Deleted {
+		stored.Keys, stored.Data = nil, nil
+	}
+	enc, err := msgpack.Marshal(&stored)
+	if err != nil {
+		return err
+	}
+	if err := txn.Set(masterKey(kind, id), enc); err != nil {
+		return err
+	}
+	for _, k := range stored.Keys {
+		if err := txn.Set(uniqueKey(kind, k), []byte(id)); err != nil {
+			return err
+		}
+	}
+	if err := txn.Set(versionKey(mv.Version), append(append([]byte(kind), 0), id...)); err != nil {
+		return err
+	}
+	l.st.mver = mv.Version
+	return nil
+}
+
+// GetMaster decodes the record (kind, id) into into; NotFound if there is
+// none or it is deleted.
+func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error {
+	const op = "ledger.GetMaster"
+	err := l.db.View(func(txn *badger.Txn) error {
+		mv, err := getMaster(txn, kind, id)
+		if err != nil {
+			return err
+		}
+		if mv == nil || mv.Deleted {
+			return storeline.Errorf(storeline.NotFound, op, "no %s %q", kind, id)
+		}
+		return msgpack.Unmarshal(mv.Data, into)
+	})
+	return l.readErr(op, err)
+}
+
+// LookupMaster decodes the record of kind holding uniqueKey into into;
+// NotFound if none does.
+func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storeline.Record) error {
+	const op = "ledger.LookupMaster"
+	var id string
+	err := l.db.View(func(txn *badger.Txn) error {
+		v, err := getValue(txn, uniqueKey(kind, key))
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return storeline.Errorf(storeline.NotFound, op, "no %s with %q", kind, key)
+		}
+		id = string(v)
+		return nil
+	})
+	if err != nil {
+		return l.readErr(op, err)
+	}
+	return l.GetMaster(kind, id, into)
+}
+
+// ScanMaster calls fn for every live record of kind whose ID starts with
+// idPrefix, in ID order. An error from fn stops the scan and is returned.
+func (l *Ledger) ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(storeline.Record) error) error {
+	const op = "ledger.ScanMaster"
+	var fnErr error
+	err := l.db.View(func(txn *badger.Txn) error {
+		p := masterKey(kind, idPrefix)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var mv masterVal
+			if err := it.Item().Value(func(v []byte) error { return msgpack.Unmarshal(v, &mv) }); err != nil {
+				return err
+			}
+			if mv.Deleted {
+				continue
+			}
+			rec, err := storeline.NewRecord(kind)
+			if err != nil {
+				return err
+			}
+			if err := msgpack.Unmarshal(mv.Data, rec); err != nil {
+				return err
+			}
+			if fnErr = fn(rec); fnErr != nil {
+				return fnErr
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return l.readErr(op, err)
+}
+
+// MasterChanges returns up to limit changes with versions above after, in
+// version order: the latest change of each record (an older change of a
+// record changed again is superseded), tombstones included.
+func (l *Ledger) MasterChanges(after uint64, limit int) ([]MasterChange, error) {
+	const op = "ledger.MasterChanges"
+	if limit <= 0 {
+		limit = DefaultJournalLimit
+	}
+	limit = min(limit, MaxJournalLimit)
+	var out []MasterChange
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}})
+		defer it.Close()
+		for it.Seek(versionKey(after + 1)); it.Valid() && len(out) < limit; it.Next() {
+			ver := getU64(it.Item().Key()[1:])
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			k, id, _ := bytes.Cut(v, []byte{0})
+			kind := storeline.MasterKind(k)
+			mv, err := getMaster(txn, kind, string(id))
+			if err != nil {
+				return err
+			}
+			if mv == nil || mv.Version != ver {
+				return fmt.Errorf("ledger: version %d names %s %s at version %v", ver, kind, id, mv)
+			}
+			c := MasterChange{Version: ver, Kind: kind, ID: string(id), Deleted: mv.Deleted}
+			if !mv.Deleted {
+				rec, err := storeline.NewRecord(kind)
+				if err != nil {
+					return err
+				}
+				if err := msgpack.Unmarshal(mv.Data, rec); err != nil {
+					return err
+				}
+				c.Record = rec
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, l.readErr(op, err)
+}

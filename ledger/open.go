@@ -1,0 +1,115 @@
+package ledger
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+)
+
+// firstEpoch is the epoch of a new ledger. A restore moves to a larger one
+// (the HLC time of the restore).
+const firstEpoch = 1
+
+func openBadger(dir string, memTableBytes int64) (*badger.DB, error) {
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(false). // the WAL is the durability boundary
+		WithDetectConflicts(false).
+		WithMemTableSize(memTableBytes).
+		WithNumVersionsToKeep(1).
+		WithLogger(nil)
+	return badger.Open(opts)
+}
+
+// recover loads the persisted state, replays the WAL frames Badger lacks
+// and prepares the WAL for writing.
+func (l *Ledger) recover() error {
+	const op = "ledger.Open"
+	err := l.db.View(func(txn *badger.Txn) error {
+		for _, kv := range []struct {
+			k []byte
+			v *uint64
+		}{{kAppliedLSN, &l.st.lsn}, {kHLC, &l.st.hlc}, {kEpoch, &l.st.epoch}, {kSeq, &l.st.seq}, {kMasterVersion, &l.st.mver}} {
+			v, err := getValue(txn, kv.k)
+			if err != nil {
+				return err
+			}
+			if v != nil {
+				*kv.v = getU64(v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	if l.st.epoch == 0 {
+		l.st.epoch = firstEpoch
+		if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kEpoch, u64(firstEpoch)) }); err != nil {
+			return storeline.E(op, ioKind(err), err)
+		}
+	}
+	applied := l.st.lsn
+	replayed := 0
+	var lastSeen uint64
+	w, err := openWAL(l.seams.FS, filepath.Join(l.o.Dir, "wal"), l.o.WALSegmentBytes, func(fr walFrame) error {
+		lastSeen = fr.lsn
+		if fr.lsn <= l.st.lsn {
+			return nil
+		}
+		if fr.lsn != l.st.lsn+1 {
+			return fmt.Errorf("wal: frame LSN %d after applied LSN %d: frames are missing", fr.lsn, l.st.lsn)
+		}
+		if err := l.replay(fr); err != nil {
+			return fmt.Errorf("wal: replay LSN %d: %w", fr.lsn, err)
+		}
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	l.wal = w
+	if lastSeen > l.st.lsn {
+		panic(fmt.Sprintf("ledger: WAL LSN %d beyond applied %d after replay", lastSeen, l.st.lsn))
+	}
+	if replayed > 0 {
+		// What was replayed may exist only in the page cache (a failed
+		// fsync before a restart of the process): make it durable in
+		// Badger before anything is answered from it.
+		if err := l.db.Sync(); err != nil {
+			return storeline.E(op, ioKind(err), fmt.Errorf("sync after replay: %w", err))
+		}
+		l.log.Info("ledger: replayed WAL", "from_lsn", applied+1, "to_lsn", l.st.lsn, "batches", replayed)
+	}
+	observeClock(l.o.Clock, l.st.hlc)
+	l.publish()
+	return nil
+}
+
+// replay applies one WAL frame in its own transaction with its LSN.
+func (l *Ledger) replay(fr walFrame) error {
+	var wb walBatch
+	if err := msgpack.Unmarshal(fr.body, &wb); err != nil {
+		return err
+	}
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	for i := range wb.Recs {
+		if err := l.apply(txn, &wb.Recs[i], nil); err != nil {
+			return err
+		}
+	}
+	l.st.lsn = fr.lsn
+	l.st.hlc = max(l.st.hlc, wb.HLC)
+	if err := l.putState(txn); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package ledger
+
+import "os"
+
+// fdatasync falls back to fsync where fdatasync is not available.
+func fdatasync(f *os.File) error { return f.Sync() }
