@@ -1,0 +1,446 @@
+package posbridge
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// store loads this shop's record and time zone.
+func (s *Server) store() (*storeline.Store, *time.Location, error) {
+	var st storeline.Store
+	if err := s.led.GetMaster(storeline.KindStore, string(s.cfg.Store), &st); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return nil, nil, storeline.Errorf(storeline.Unavailable, "posbridge.store", "the store record %q has not arrived yet", s.cfg.Store)
+		}
+		return nil, nil, err
+	}
+	loc, err := st.Location()
+	if err != nil {
+		return nil, nil, storeline.E("posbridge.store", storeline.Internal, err)
+	}
+	return &st, loc, nil
+}
+
+// price returns the shop's price of an item at now: the first of the
+// store's ordered price lists holding a price effective at now wins, and
+// within a list the latest From at or before now.
+func (s *Server) price(st *storeline.Store, item storeline.ItemID, now time.Time) (decimal.Decimal, storeline.PriceListID, bool, error) {
+	for _, pl := range st.PriceLists {
+		var best *storeline.Price
+		err := s.led.ScanMaster(storeline.KindPrice, storeline.PricePrefix(pl, item), func(r storeline.Record) error {
+			p, ok := r.(*storeline.Price)
+			if ok && !p.From.After(now) && (best == nil || !p.From.Before(best.From)) {
+				best = p
+			}
+			return nil
+		})
+		if err != nil {
+			return decimal.Decimal{}, "", false, err
+		}
+		if best != nil {
+			return best.Price, pl, true, nil
+		}
+	}
+	return decimal.Decimal{}, "", false, nil
+}
+
+// itemBySKU looks an item up by SKU; field names the input in errors.
+func (s *Server) itemBySKU(field, sku string) (*storeline.Item, error) {
+	if sku == "" || len(sku) > 64 {
+		return nil, storeline.Invalidf(field, "a SKU is 1-64 characters")
+	}
+	var it storeline.Item
+	if err := s.led.LookupMaster(storeline.KindItem, storeline.SKUKey(sku), &it); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return nil, &storeline.Error{Kind: storeline.NotFound, Field: field, Err: fmt.Errorf("no item with SKU %q", sku)}
+		}
+		return nil, err
+	}
+	return &it, nil
+}
+
+// scanned is an item resolved from a barcode.
+type scanned struct {
+	item   *storeline.Item
+	scan   storeline.Scan
+	factor decimal.Decimal // base units per scan (1, a pack's factor)
+}
+
+// itemByBarcode parses a scanned code and looks its item up.
+func (s *Server) itemByBarcode(field, code string) (*scanned, error) {
+	sc, err := s.cfg.WeighedLayout.ParseScan(code)
+	if err != nil {
+		var e *storeline.Error
+		if errors.As(err, &e) {
+			c := *e
+			c.Field = field
+			return nil, &c
+		}
+		return nil, storeline.Invalidf(field, "%v", err)
+	}
+	var it storeline.Item
+	if err := s.led.LookupMaster(storeline.KindItem, storeline.BarcodeKey(sc.GTIN), &it); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return nil, &storeline.Error{Kind: storeline.NotFound, Field: field, Err: fmt.Errorf("no item with barcode %s", sc.GTIN)}
+		}
+		return nil, err
+	}
+	f := decimal.NewFromInt(1)
+	if b, ok := it.Barcode(sc.GTIN); ok && sc.Kind == storeline.ScanGTIN && b.Factor.IsPositive() {
+		f = b.Factor
+	}
+	return &scanned{item: &it, scan: sc, factor: f}, nil
+}
+
+type barcodeOut struct {
+	Code   string `json:"code"`
+	Factor string `json:"factor"`
+}
+
+type itemOut struct {
+	ID             storeline.ItemID      `json:"id"`
+	SKU            string                `json:"sku"`
+	Name           string                `json:"name"`
+	Group          storeline.GroupID     `json:"group"`
+	Dept           storeline.DeptID      `json:"dept"`
+	Unit           storeline.Unit        `json:"unit"`
+	VATRate        string                `json:"vat_rate"`
+	Weighed        bool                  `json:"weighed"`
+	Excise         bool                  `json:"excise"`
+	Marked         bool                  `json:"marked"`
+	ExpiryTracked  bool                  `json:"expiry_tracked"`
+	Barcodes       []barcodeOut          `json:"barcodes"`
+	Price          *string               `json:"price"`
+	PriceList      storeline.PriceListID `json:"price_list,omitempty"`
+	Currency       storeline.Currency    `json:"currency"`
+	CatalogVersion uint64                `json:"catalog_version"`
+}
+
+func itemJSON(it *storeline.Item) itemOut {
+	o := itemOut{
+		ID: it.ID, SKU: it.SKU, Name: it.Name, Group: it.Group, Dept: it.Dept, Unit: it.Unit,
+		VATRate: it.VATRate.String(), Weighed: it.Weighed, Excise: it.Excise, Marked: it.Marked,
+		ExpiryTracked: it.ExpiryTracked, Barcodes: make([]barcodeOut, len(it.Barcodes)),
+	}
+	for i, b := range it.Barcodes {
+		o.Barcodes[i] = barcodeOut{Code: b.Code, Factor: qtyStr(b.Factor)}
+	}
+	return o
+}
+
+// pricedItem renders an item with this shop's current price.
+func (s *Server) pricedItem(it *storeline.Item) (itemOut, error) {
+	version := s.led.MasterVersion() // read first: the answer is at least this fresh
+	st, _, err := s.store()
+	if err != nil {
+		return itemOut{}, err
+	}
+	o := itemJSON(it)
+	o.Currency, o.CatalogVersion = st.Currency, version
+	p, pl, ok, err := s.price(st, it.ID, s.cfg.Now())
+	if err != nil {
+		return itemOut{}, err
+	}
+	if ok {
+		str := money(st.Currency, p)
+		if !p.Round(st.Currency.Scale()).Equal(p) {
+			str = p.String()
+		}
+		o.Price, o.PriceList = &str, pl
+	}
+	return o, nil
+}
+
+func (s *Server) getItem(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	it, err := s.itemBySKU("sku", r.PathValue("sku"))
+	if err != nil {
+		return err
+	}
+	o, err := s.pricedItem(it)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+type scanOut struct {
+	Kind   string  `json:"kind"` // gtin, weighed, marked
+	GTIN   string  `json:"gtin"`
+	Qty    string  `json:"qty"` // base units this scan stands for
+	Weight *string `json:"weight,omitempty"`
+	Serial string  `json:"serial,omitempty"`
+	Item   itemOut `json:"item"`
+}
+
+var scanKinds = map[storeline.ScanKind]string{
+	storeline.ScanGTIN: "gtin", storeline.ScanWeighed: "weighed", storeline.ScanMarked: "marked",
+}
+
+func (s *Server) getBarcode(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	code, err := url.PathUnescape(r.PathValue("code"))
+	if err != nil {
+		return storeline.Invalidf("code", "bad escaping: %v", err)
+	}
+	sc, err := s.itemByBarcode("code", code)
+	if err != nil {
+		return err
+	}
+	o, err := s.pricedItem(sc.item)
+	if err != nil {
+		return err
+	}
+	out := scanOut{Kind: scanKinds[sc.scan.Kind], GTIN: sc.scan.GTIN, Qty: qtyStr(sc.factor), Serial: sc.scan.Serial, Item: o}
+	if sc.scan.Kind == storeline.ScanWeighed {
+		wt := qtyStr(sc.scan.Weight)
+		out.Weight, out.Qty = &wt, wt
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// catalogKinds are the kinds a till's catalogue cache follows.
+var catalogKinds = map[storeline.MasterKind]bool{
+	storeline.KindItem: true, storeline.KindPrice: true, storeline.KindPriceList: true,
+	storeline.KindGroup: true, storeline.KindStore: true,
+}
+
+type changeOut struct {
+	Version uint64 `json:"version"`
+	Kind    string `json:"kind"`
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+	Record  any    `json:"record,omitempty"`
+}
+
+type changesOut struct {
+	Changes []changeOut `json:"changes"`
+	Next    uint64      `json:"next"`
+	More    bool        `json:"more"`
+}
+
+func (s *Server) catalogChanges(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	since, err := uintParam(q, "since", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := uintParam(q, "limit", 500)
+	if err != nil {
+		return err
+	}
+	if limit < 1 || limit > uint64(s.cfg.MaxPageSize) {
+		return storeline.Invalidf("limit", "limit %d out of [1, %d]", limit, s.cfg.MaxPageSize)
+	}
+	page, err := s.cfg.MasterChanges(since, int(limit))
+	if err != nil {
+		return err
+	}
+	out := changesOut{Changes: []changeOut{}, Next: since, More: len(page) == int(limit)}
+	for _, c := range page {
+		// The cursor passes changes of kinds the till does not follow, so
+		// a page of them never stalls it.
+		out.Next = max(out.Next, c.Version)
+		if !catalogKinds[c.Kind] {
+			continue
+		}
+		co := changeOut{Version: c.Version, Kind: string(c.Kind), ID: c.ID, Deleted: c.Deleted}
+		if !c.Deleted && c.Record != nil {
+			co.Record = recordJSON(c.Record)
+		}
+		out.Changes = append(out.Changes, co)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// recordJSON renders a catalogue record for the wire.
+func recordJSON(r storeline.Record) any {
+	switch v := r.(type) {
+	case *storeline.Item:
+		return itemJSON(v)
+	case *storeline.Price:
+		return map[string]any{"list": v.List, "item": v.Item, "from": v.From.UTC().Format(timeFormat), "price": v.Price.String()}
+	case *storeline.PriceList:
+		return map[string]any{"id": v.ID, "name": v.Name, "currency": v.Currency}
+	case *storeline.Group:
+		return map[string]any{"id": v.ID, "name": v.Name, "parent": v.Parent}
+	case *storeline.Store:
+		depts := make([]map[string]any, len(v.Departments))
+		for i, d := range v.Departments {
+			depts[i] = map[string]any{"id": d.ID, "name": d.Name}
+		}
+		lists := v.PriceLists
+		if lists == nil {
+			lists = []storeline.PriceListID{}
+		}
+		return map[string]any{"id": v.ID, "name": v.Name, "time_zone": v.TimeZone, "currency": v.Currency, "departments": depts, "price_lists": lists}
+	}
+	return nil
+}
+
+func uintParam(q url.Values, name string, def uint64) (uint64, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, storeline.Invalidf(name, "%q is not a non-negative integer", v)
+	}
+	return n, nil
+}
+
+type cardOut struct {
+	Code     string             `json:"code"`
+	Kind     storeline.CardKind `json:"kind"`
+	Blocked  bool               `json:"blocked"`
+	Customer *customerOut       `json:"customer,omitempty"`
+	Group    *groupOut          `json:"group,omitempty"`
+	Seller   storeline.SellerID `json:"seller,omitempty"`
+}
+
+type customerOut struct {
+	ID    storeline.CustomerID  `json:"id"`
+	Name  string                `json:"name"`
+	Phone string                `json:"phone,omitempty"`
+	Email string                `json:"email,omitempty"`
+	Group storeline.CustGroupID `json:"group,omitempty"`
+}
+
+type groupOut struct {
+	ID     storeline.CustGroupID `json:"id"`
+	Name   string                `json:"name"`
+	Parent storeline.CustGroupID `json:"parent,omitempty"`
+}
+
+func (s *Server) getCard(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	code := r.PathValue("code")
+	if err := storeline.CheckCardCode("code", code); err != nil {
+		return err
+	}
+	var card storeline.CardRecord
+	if err := s.led.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
+		return err
+	}
+	out := cardOut{Code: card.Code, Kind: card.Kind, Blocked: card.Blocked, Seller: card.Seller}
+	if card.Kind == storeline.LoyaltyCard {
+		var c storeline.Customer
+		if err := s.led.GetMaster(storeline.KindCustomer, string(card.Customer), &c); err != nil {
+			if !errors.Is(err, storeline.NotFound) {
+				return err
+			}
+			out.Customer = &customerOut{ID: card.Customer} // the card arrived before its customer
+		} else {
+			out.Customer = &customerOut{ID: c.ID, Name: c.Name, Phone: c.Phone, Email: c.Email, Group: c.Group}
+			if c.Group != "" {
+				var g storeline.CustomerGroup
+				if err := s.led.GetMaster(storeline.KindCustomerGroup, string(c.Group), &g); err == nil {
+					out.Group = &groupOut{ID: g.ID, Name: g.Name, Parent: g.Parent}
+				} else if !errors.Is(err, storeline.NotFound) {
+					return err
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type stockOut struct {
+	Item        storeline.ItemID `json:"item"`
+	SKU         string           `json:"sku"`
+	Unit        storeline.Unit   `json:"unit"`
+	OnHand      string           `json:"on_hand"`
+	Departments []deptQty        `json:"departments"`
+}
+
+type deptQty struct {
+	Dept storeline.DeptID `json:"dept"`
+	Qty  string           `json:"qty"`
+}
+
+func (s *Server) getStock(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	it, err := s.itemBySKU("sku", r.PathValue("sku"))
+	if err != nil {
+		return err
+	}
+	prefix := "stock/" + string(s.cfg.Store) + "/"
+	bs, err := s.cfg.Balances(prefix)
+	if err != nil {
+		return err
+	}
+	asset := storeline.ItemAsset(it.ID)
+	total := decimal.Zero
+	out := stockOut{Item: it.ID, SKU: it.SKU, Unit: it.Unit, Departments: []deptQty{}}
+	for _, b := range bs {
+		dept, item, ok := strings.Cut(strings.TrimPrefix(b.Account, prefix), "/")
+		if b.Asset != asset || !ok || item != string(it.ID) {
+			continue
+		}
+		total = total.Add(b.Amount)
+		out.Departments = append(out.Departments, deptQty{Dept: storeline.DeptID(dept), Qty: qtyStr(b.Amount)})
+	}
+	sort.Slice(out.Departments, func(i, j int) bool { return out.Departments[i].Dept < out.Departments[j].Dept })
+	out.OnHand = qtyStr(total)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type sellerOut struct {
+	ID   storeline.SellerID `json:"id"`
+	Name string             `json:"name"`
+	Role storeline.Role     `json:"role"`
+}
+
+func (s *Server) getSellers(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	out := []sellerOut{}
+	err := s.led.ScanMaster(storeline.KindSeller, "", func(rec storeline.Record) error {
+		if sel, ok := rec.(*storeline.Seller); ok && sel.WorksAt(s.cfg.Store) {
+			out = append(out, sellerOut{ID: sel.ID, Name: sel.Name, Role: sel.Role})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sellers": out})
+	return nil
+}
+
+type messageOut struct {
+	ID    storeline.MessageID `json:"id"`
+	Text  string              `json:"text"`
+	From  string              `json:"from"`
+	Until string              `json:"until,omitempty"`
+}
+
+func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	now := s.cfg.Now()
+	out := []messageOut{}
+	err := s.led.ScanMaster(storeline.KindMessage, "", func(rec storeline.Record) error {
+		if m, ok := rec.(*storeline.Message); ok && m.For(s.cfg.Store, now) {
+			mo := messageOut{ID: m.ID, Text: m.Text, From: m.From.UTC().Format(timeFormat)}
+			if !m.Until.IsZero() {
+				mo.Until = m.Until.UTC().Format(timeFormat)
+			}
+			out = append(out, mo)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	return nil
+}

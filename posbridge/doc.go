@@ -1,0 +1,44 @@
+// Package posbridge serves the tills' HTTP/JSON API under /v1 on the shop
+// LAN: health, seller sessions, the catalogue (items, barcodes, changes),
+// cards, stock, and the facts a till posts (receipts, returns, cash
+// operations, shift openings and closes with their Z report, document
+// drafts, customers registered at a till, baskets), plus sellers, messages
+// and sales statistics. The API is described by openapi.yaml, embedded and
+// served at GET /v1/openapi.yaml; the tests validate real requests and
+// answers against it.
+//
+// # Boundaries
+//
+// posbridge imports the module root and prometheus, and declares what it
+// needs of the ledger itself (DESIGN.md: it may not import ledger). The
+// Ledger interface uses root types only, so *ledger.Ledger satisfies it
+// unchanged. The two ledger calls that return ledger-owned types come in
+// through Config as functions: Balances and MasterChanges, returning
+// posbridge.Balance and posbridge.MasterChange, which have exactly the
+// fields of ledger.Balance and ledger.MasterChange, so node adapts them
+// with a loop and a struct conversion.
+//
+// # Rules kept here
+//
+//   - Every request but /v1/health and /v1/openapi.yaml carries a terminal
+//     token (Authorization: Bearer) whose terminal belongs to this store.
+//     Seller sessions (X-Session) are opened with a PIN, live in memory
+//     for SessionTTL, are bound to the terminal that opened them, and
+//     carry the seller's role. Failed PINs are limited per terminal and
+//     seller (PINAttempts per PINWindow, then 429 with Retry-After).
+//   - A receipt needs only the terminal token: it records a sale that has
+//     already happened, and its retry must land even after the seller's
+//     session has expired. Returns and cash taken out need a manager's
+//     session; other facts a seller's session.
+//   - A fact is appended under the till's ID: the same ID and body again
+//     answers 200 with the stored event, another body 409. A receipt's
+//     price that differs from the node's (the shop's price lists at
+//     occurred_at) is recorded as a discrepancy, never refused; a retry
+//     keeps the discrepancies of the first attempt.
+//   - Bad input changes nothing and is answered application/problem+json
+//     naming the field; error kinds map to statuses in one table
+//     (problem.go). Internal errors are logged and sent without detail.
+//   - Bodies are bounded (MaxBodyBytes, MaxJSONDepth), decoded strictly
+//     (unknown fields and trailing data refused), and decimals travel as
+//     strings with at most 32 characters and no exponent.
+package posbridge

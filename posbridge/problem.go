@@ -1,0 +1,199 @@
+package posbridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/storeline/storeline"
+)
+
+// statusOf is the one table from error kinds to HTTP statuses. Malformed
+// JSON is Invalid too, but is answered 400 (see errMalformed).
+var statusOf = map[storeline.Kind]int{
+	storeline.Invalid:             http.StatusUnprocessableEntity,
+	storeline.NotFound:            http.StatusNotFound,
+	storeline.Conflict:            http.StatusConflict,
+	storeline.Unauthorized:        http.StatusUnauthorized,
+	storeline.Forbidden:           http.StatusForbidden,
+	storeline.TooLarge:            http.StatusRequestEntityTooLarge,
+	storeline.RateLimited:         http.StatusTooManyRequests,
+	storeline.InsufficientStorage: http.StatusInsufficientStorage,
+	storeline.Unavailable:         http.StatusServiceUnavailable,
+	storeline.Internal:            http.StatusInternalServerError,
+}
+
+// malformed marks an Invalid error about the body's syntax rather than its
+// meaning, answered 400.
+type malformed struct{ err error }
+
+func (m malformed) Error() string { return m.err.Error() }
+func (m malformed) Unwrap() error { return m.err }
+
+// errMalformed builds a 400 Invalid error naming field.
+func errMalformed(field, format string, args ...any) error {
+	return &storeline.Error{Kind: storeline.Invalid, Field: field, Err: malformed{fmt.Errorf(format, args...)}}
+}
+
+// retryAfter carries a Retry-After for a RateLimited answer.
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (r retryAfter) Error() string { return r.err.Error() }
+func (r retryAfter) Unwrap() error { return r.err }
+
+// problemJSON is an RFC 9457 problem answer.
+type problemJSON struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Field  string `json:"field,omitempty"`
+}
+
+// problem answers err as application/problem+json. Internal errors are
+// logged in full and answered without detail.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
+	kind := storeline.KindOf(err)
+	status, ok := statusOf[kind]
+	if !ok {
+		kind, status = storeline.Internal, http.StatusInternalServerError
+	}
+	var mf malformed
+	if kind == storeline.Invalid && errors.As(err, &mf) {
+		status = http.StatusBadRequest
+	}
+	p := problemJSON{
+		Type:   "https://storeline.dev/problems/" + kind.String(),
+		Title:  http.StatusText(status),
+		Status: status,
+		Field:  storeline.FieldOf(err),
+	}
+	if kind == storeline.Internal {
+		s.log.Error("posbridge: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		p.Field = ""
+	} else {
+		p.Detail = detailOf(err)
+	}
+	var ra retryAfter
+	if errors.As(err, &ra) {
+		secs := int((ra.after + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// detailOf is the innermost cause's message: what a till's operator can
+// act on, without the internal op chain.
+func detailOf(err error) string {
+	var e *storeline.Error
+	for errors.As(err, &e) {
+		if e.Err == nil {
+			return e.Kind.String()
+		}
+		err = e.Err
+	}
+	return err.Error()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads one JSON object from r's body into v, strictly: the body is
+// at most MaxBodyBytes (413), nests at most MaxJSONDepth deep, has no
+// unknown fields and nothing after the object (400).
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errMalformed("", "Content-Type %q: want application/json", ct)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return storeline.Errorf(storeline.TooLarge, "", "request body over %d bytes", mbe.Limit)
+		}
+		return errMalformed("", "reading the body: %v", err)
+	}
+	return decodeJSON(body, s.cfg.MaxJSONDepth, v)
+}
+
+// decodeJSON is decode's pure part, also the fuzz target's.
+func decodeJSON(body []byte, maxDepth int, v any) error {
+	if err := checkDepth(body, maxDepth); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errMalformed("", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError turns an encoding/json error into a 400 naming the field.
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	var fe *storeline.Error
+	switch {
+	case errors.As(err, &fe):
+		return fe // our own UnmarshalJSON, which names its field
+	case errors.As(err, &se):
+		return errMalformed("", "malformed JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		return errMalformed(te.Field, "%s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errMalformed("", "the body is empty or cut short")
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return errMalformed(strings.Trim(f, `"`), "unknown field %s", f)
+	}
+	return errMalformed("", "malformed JSON: %s", strings.TrimPrefix(msg, "json: "))
+}
+
+// checkDepth refuses JSON nested deeper than max, before the decoder
+// recurses into it.
+func checkDepth(b []byte, max int) error {
+	depth, inStr, esc := 0, false, false
+	for _, c := range b {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return errMalformed("", "JSON nested deeper than %d", max)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}

@@ -1,0 +1,484 @@
+package posbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// tillRefs checks what every till-authored fact starts with: a non-nil ID,
+// the calling terminal, and (when a session is open) its seller.
+func tillRefs(c *caller, id storeline.EventID, term storeline.TerminalID, seller storeline.SellerID, at *time.Time) error {
+	if id.IsZero() {
+		return storeline.Invalidf("id", "an event id (UUID) is required")
+	}
+	if term != c.terminal.ID {
+		return &storeline.Error{Kind: storeline.Forbidden, Field: "terminal", Err: fmt.Errorf("terminal %q is not the calling terminal %q", term, c.terminal.ID)}
+	}
+	if c.session != nil && seller != c.session.seller && c.session.role != storeline.Manager {
+		return &storeline.Error{Kind: storeline.Forbidden, Field: "seller", Err: fmt.Errorf("seller %q is not the session's seller", seller)}
+	}
+	if at == nil || at.IsZero() {
+		return storeline.Invalidf("occurred_at", "occurred_at (RFC 3339) is required")
+	}
+	return nil
+}
+
+// appendEvent appends a body authored at this store and answers it: 201
+// when new, 200 for a retry of the same fact.
+func (s *Server) appendEvent(ctx context.Context, id storeline.EventID, at time.Time, date storeline.Date, b storeline.Body) (storeline.Event, bool, error) {
+	return s.led.Append(ctx, storeline.Event{
+		ID: id, Kind: b.EventKind(), Body: b, OccurredAt: at.UTC(), BusinessDate: date,
+	})
+}
+
+func created(ok bool) int {
+	if ok {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// prior returns the event this store already holds with id, or nil.
+func (s *Server) prior(id storeline.EventID, kind storeline.EventKind) (*storeline.Event, error) {
+	ev, err := s.led.Event(s.cfg.Store, id)
+	if errors.Is(err, storeline.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ev.Kind != kind {
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("id %s names a %s", id, ev.Kind)}
+	}
+	return &ev, nil
+}
+
+// resolveLines turns the till's lines into receipt lines: the item by SKU
+// or barcode, the quantity in base units, and the item's department, unit
+// and VAT rate. A sale (not a basket) needs a price on every line and a
+// serial on every marked item.
+func (s *Server) resolveLines(st *storeline.Store, in []lineIn, sale bool) ([]storeline.Line, error) {
+	if len(in) == 0 {
+		return nil, storeline.Invalidf("lines", "at least one line is required")
+	}
+	if len(in) > maxLines {
+		return nil, storeline.Invalidf("lines", "at most %d lines", maxLines)
+	}
+	out := make([]storeline.Line, len(in))
+	for i, l := range in {
+		f := fmt.Sprintf("lines[%d]", i)
+		var it *storeline.Item
+		var qty decimal.Decimal
+		serial := l.Serial
+		keyField := f + ".sku"
+		switch {
+		case l.SKU != "" && l.Barcode != "":
+			return nil, storeline.Invalidf(f, "give a sku or a barcode, not both")
+		case l.SKU != "":
+			var err error
+			if it, err = s.itemBySKU(keyField, l.SKU); err != nil {
+				return nil, bodyRef(err)
+			}
+			if qty, err = needQty(f+".qty", l.Qty, it.Unit); err != nil {
+				return nil, err
+			}
+		case l.Barcode != "":
+			keyField = f + ".barcode"
+			sc, err := s.itemByBarcode(keyField, l.Barcode)
+			if err != nil {
+				return nil, bodyRef(err)
+			}
+			it = sc.item
+			switch sc.scan.Kind {
+			case storeline.ScanWeighed:
+				qty = sc.scan.Weight
+				if l.Qty.Set {
+					if qty, err = needQty(f+".qty", l.Qty, it.Unit); err != nil {
+						return nil, err
+					}
+				}
+			case storeline.ScanMarked:
+				qty = decimal.NewFromInt(1)
+				if l.Qty.Set {
+					if qty, err = needQty(f+".qty", l.Qty, it.Unit); err != nil {
+						return nil, err
+					}
+				}
+				if serial != "" && serial != sc.scan.Serial {
+					return nil, storeline.Invalidf(f+".serial", "serial %q differs from the barcode's %q", serial, sc.scan.Serial)
+				}
+				serial = sc.scan.Serial
+			default:
+				packs, err := needQty(f+".qty", l.Qty, it.Unit)
+				if err != nil {
+					return nil, err
+				}
+				qty = packs.Mul(sc.factor)
+			}
+		default:
+			return nil, storeline.Invalidf(keyField, "a line needs a sku or a barcode")
+		}
+		if it == nil {
+			return nil, storeline.Invalidf(keyField, "no item")
+		}
+		if !st.HasDept(it.Dept) {
+			return nil, storeline.Invalidf(keyField, "item %s is sold from department %q, which this store does not have", it.ID, it.Dept)
+		}
+		if sale && it.Marked && serial == "" {
+			return nil, storeline.Invalidf(f+".serial", "item %s is marked: scan its DataMatrix code or give its serial", it.ID)
+		}
+		if len(serial) > 20 {
+			return nil, storeline.Invalidf(f+".serial", "a serial is at most 20 characters")
+		}
+		if sale && !l.Price.Set {
+			return nil, storeline.Invalidf(f+".price", "the price charged is required")
+		}
+		out[i] = storeline.Line{
+			Item: it.ID, Dept: it.Dept, Unit: it.Unit, Barcode: l.Barcode, Qty: qty,
+			Price: l.Price.Decimal, Discount: l.Discount.Decimal, Serial: serial, VATRate: it.VATRate,
+		}
+	}
+	return out, nil
+}
+
+// bodyRef turns a NotFound about something a body refers to into Invalid:
+// the request is wrong, not its path.
+func bodyRef(err error) error {
+	var e *storeline.Error
+	if errors.As(err, &e) && e.Kind == storeline.NotFound {
+		c := *e
+		c.Kind = storeline.Invalid
+		return &c
+	}
+	return err
+}
+
+// maxLines and maxPayments bound a receipt.
+const (
+	maxLines    = 1000
+	maxPayments = 20
+)
+
+// needQty checks a quantity the till sent, in the item's unit.
+func needQty(field string, q Dec, u storeline.Unit) (decimal.Decimal, error) {
+	if !q.Set {
+		return decimal.Decimal{}, storeline.Invalidf(field, "a quantity is required")
+	}
+	return storeline.NormQty(field, q.Decimal, u)
+}
+
+func payments(in []paymentIn) ([]storeline.Payment, error) {
+	if len(in) > maxPayments {
+		return nil, storeline.Invalidf("payments", "at most %d payments", maxPayments)
+	}
+	out := make([]storeline.Payment, len(in))
+	for i, p := range in {
+		if len(p.Reference) > 128 || len(p.AuthCode) > 64 {
+			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d]", i), "reference is at most 128 characters, auth_code 64")
+		}
+		if !p.Amount.Set {
+			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d].amount", i), "an amount is required")
+		}
+		out[i] = storeline.Payment{Method: p.Method, Amount: p.Amount.Decimal, Reference: p.Reference, AuthCode: p.AuthCode}
+	}
+	return out, nil
+}
+
+func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in receiptIn
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	ev, ok, err := s.receipt(r.Context(), c, &in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, created(ok), receiptOf(ev, ev.Body.(*storeline.Receipt)))
+	return nil
+}
+
+// receipt checks, resolves and appends a sale.
+func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeline.Event, bool, error) {
+	var none storeline.Event
+	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+		return none, false, err
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return none, false, err
+	}
+	lines, err := s.resolveLines(st, in.Lines, true)
+	if err != nil {
+		return none, false, err
+	}
+	pays, err := payments(in.Payments)
+	if err != nil {
+		return none, false, err
+	}
+	rc := &storeline.Receipt{
+		Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Currency: st.Currency,
+		CatalogVersion: in.CatalogVersion, Lines: lines, Payments: pays,
+	}
+	if in.Fiscal != nil {
+		if len(in.Fiscal.DocumentNumber) > 64 || len(in.Fiscal.Sign) > 256 {
+			return none, false, storeline.Invalidf("fiscal", "document_number is at most 64 characters, sign 256")
+		}
+		rc.Fiscal = &storeline.Fiscal{DocumentNumber: in.Fiscal.DocumentNumber, Sign: in.Fiscal.Sign}
+	}
+	if in.Card != "" {
+		if err := storeline.CheckCardCode("card", in.Card); err != nil {
+			return none, false, err
+		}
+		rc.Card = in.Card
+		// An unknown card is recorded as scanned: the sale has happened,
+		// and the card may have been registered at another till offline.
+		var card storeline.CardRecord
+		if err := s.led.LookupMaster(storeline.KindCard, storeline.CardCodeKey(in.Card), &card); err == nil {
+			rc.Customer = card.Customer
+		} else if !errors.Is(err, storeline.NotFound) {
+			return none, false, err
+		}
+	}
+	if err := rc.Compute(); err != nil {
+		return none, false, err
+	}
+	prior, err := s.prior(in.ID, storeline.KindReceipt)
+	if err != nil {
+		return none, false, err
+	}
+	if prior != nil {
+		// A retry: keep the discrepancies found the first time, so a price
+		// change since then does not make the same receipt a conflict.
+		rc.Discrepancies = prior.Body.(*storeline.Receipt).Discrepancies
+	} else {
+		// The till priced at occurred_at, so the node's price is taken
+		// at the same moment: an offline till's receipt arriving after a
+		// repricing is not a discrepancy.
+		for i, l := range rc.Lines {
+			p, _, found, err := s.price(st, l.Item, *in.OccurredAt)
+			if err != nil {
+				return none, false, err
+			}
+			if found && !p.Equal(l.Price) {
+				rc.Discrepancies = append(rc.Discrepancies, storeline.Discrepancy{Line: i, TillPrice: l.Price, NodePrice: p})
+			}
+		}
+	}
+	ev, ok, err := s.appendEvent(ctx, in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), rc)
+	if err != nil {
+		return none, false, err
+	}
+	if ok {
+		s.m.committed.Inc()
+		s.m.discrepancies.Add(float64(len(rc.Discrepancies)))
+	}
+	return ev, ok, nil
+}
+
+func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := storeline.ParseEventID(r.PathValue("id"))
+	if err != nil {
+		return storeline.Invalidf("id", "%v", err)
+	}
+	ev, err := s.led.Event(s.cfg.Store, id)
+	if err != nil {
+		return err
+	}
+	rc, ok := ev.Body.(*storeline.Receipt)
+	if !ok {
+		return storeline.Errorf(storeline.NotFound, "", "%s is a %s, not a receipt", id, ev.Kind)
+	}
+	writeJSON(w, http.StatusOK, receiptOf(ev, rc))
+	return nil
+}
+
+type returnIn struct {
+	ID         storeline.EventID    `json:"id"`
+	Terminal   storeline.TerminalID `json:"terminal"`
+	Shift      storeline.ShiftID    `json:"shift"`
+	Seller     storeline.SellerID   `json:"seller"`
+	OccurredAt *time.Time           `json:"occurred_at"`
+	Original   *storeline.EventID   `json:"original,omitempty"`
+	Reason     string               `json:"reason"`
+	Lines      []lineIn             `json:"lines"`
+	Refunds    []paymentIn          `json:"refunds"`
+}
+
+type returnOut struct {
+	eventHead
+	Terminal storeline.TerminalID `json:"terminal"`
+	Shift    storeline.ShiftID    `json:"shift"`
+	Seller   storeline.SellerID   `json:"seller"`
+	Manager  storeline.SellerID   `json:"manager"`
+	Currency storeline.Currency   `json:"currency"`
+	Original *storeline.EventID   `json:"original,omitempty"`
+	Reason   string               `json:"reason"`
+	Lines    []lineOut            `json:"lines"`
+	Refunds  []paymentOut         `json:"refunds"`
+	Total    string               `json:"total"`
+	VAT      []vatOut             `json:"vat"`
+}
+
+func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in returnIn
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+		return err
+	}
+	if len(in.Reason) > 500 {
+		return storeline.Invalidf("reason", "a reason is at most 500 characters")
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	lines, err := s.resolveLines(st, in.Lines, true)
+	if err != nil {
+		return err
+	}
+	refunds, err := payments(in.Refunds)
+	if err != nil {
+		return storeline.Invalidf("refunds", "%v", err)
+	}
+	ret := &storeline.Return{
+		Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Manager: c.session.seller,
+		Currency: st.Currency, Original: in.Original, Reason: in.Reason, Lines: lines, Refunds: refunds,
+	}
+	if err := ret.Compute(); err != nil {
+		return err
+	}
+	if in.Original != nil {
+		if err := s.checkReturnable(in.ID, *in.Original, ret.Lines); err != nil {
+			return err
+		}
+	}
+	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), ret)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, created(ok), returnOf(ev, ev.Body.(*storeline.Return)))
+	return nil
+}
+
+// checkReturnable refuses a return of more of an item than the original
+// receipt sold, less what earlier returns (other than this one, which may
+// be a retry) took back.
+func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline.Line) error {
+	ev, err := s.led.Event(s.cfg.Store, orig)
+	if err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return &storeline.Error{Kind: storeline.NotFound, Field: "original", Err: fmt.Errorf("no receipt %s at this store", orig)}
+		}
+		return err
+	}
+	rc, ok := ev.Body.(*storeline.Receipt)
+	if !ok {
+		return storeline.Invalidf("original", "%s is a %s, not a receipt", orig, ev.Kind)
+	}
+	left := map[storeline.ItemID]decimal.Decimal{}
+	for _, l := range rc.Lines {
+		left[l.Item] = left[l.Item].Add(l.Qty)
+	}
+	earlier, err := s.led.ReturnsOf(orig)
+	if err != nil {
+		return err
+	}
+	for _, e := range earlier {
+		if e.ID == self {
+			continue
+		}
+		if rt, ok := e.Body.(*storeline.Return); ok {
+			for _, l := range rt.Lines {
+				left[l.Item] = left[l.Item].Sub(l.Qty)
+			}
+		}
+	}
+	for i, l := range lines {
+		have, sold := left[l.Item]
+		if !sold {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d]", i), "item %s is not on receipt %s", l.Item, orig)
+		}
+		if l.Qty.GreaterThan(have) {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "returning %s of %s, but only %s sold on %s remains unreturned", l.Qty, l.Item, have.String(), orig)
+		}
+		left[l.Item] = have.Sub(l.Qty)
+	}
+	return nil
+}
+
+func returnOf(ev storeline.Event, r *storeline.Return) returnOut {
+	c := r.Currency
+	return returnOut{
+		eventHead: headOf(ev), Terminal: r.Terminal, Shift: r.Shift, Seller: r.Seller, Manager: r.Manager,
+		Currency: c, Original: r.Original, Reason: r.Reason, Lines: linesOut(c, r.Lines),
+		Refunds: paymentsOut(c, r.Refunds), Total: money(c, r.Total), VAT: vatsOut(c, r.VAT),
+	}
+}
+
+type cashIn struct {
+	ID         storeline.EventID       `json:"id"`
+	Terminal   storeline.TerminalID    `json:"terminal"`
+	Shift      storeline.ShiftID       `json:"shift"`
+	Seller     storeline.SellerID      `json:"seller"`
+	OccurredAt *time.Time              `json:"occurred_at"`
+	Direction  storeline.CashDirection `json:"direction"`
+	Amount     Dec                     `json:"amount"`
+	Reason     string                  `json:"reason,omitempty"`
+}
+
+type cashOut struct {
+	eventHead
+	Terminal  storeline.TerminalID    `json:"terminal"`
+	Shift     storeline.ShiftID       `json:"shift"`
+	Seller    storeline.SellerID      `json:"seller"`
+	Direction storeline.CashDirection `json:"direction"`
+	Currency  storeline.Currency      `json:"currency"`
+	Amount    string                  `json:"amount"`
+	Reason    string                  `json:"reason,omitempty"`
+}
+
+func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in cashIn
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+		return err
+	}
+	if in.Direction == storeline.CashOut && c.session.role != storeline.Manager {
+		return &storeline.Error{Kind: storeline.Forbidden, Field: "direction", Err: errors.New("taking cash out needs a manager's session")}
+	}
+	if len(in.Reason) > 500 {
+		return storeline.Invalidf("reason", "a reason is at most 500 characters")
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	op := &storeline.CashOp{
+		Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Direction: in.Direction,
+		Currency: st.Currency, Amount: in.Amount.Decimal, Reason: in.Reason,
+	}
+	if err := op.Validate(); err != nil {
+		return err
+	}
+	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), op)
+	if err != nil {
+		return err
+	}
+	b := ev.Body.(*storeline.CashOp)
+	writeJSON(w, created(ok), cashOut{
+		eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller,
+		Direction: b.Direction, Currency: b.Currency, Amount: money(b.Currency, b.Amount), Reason: b.Reason,
+	})
+	return nil
+}

@@ -1,0 +1,373 @@
+package posbridge
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// OpenAPI returns the tills' API specification (OpenAPI 3), as served at
+// GET /v1/openapi.yaml.
+func OpenAPI() []byte { return append([]byte(nil), openAPISpec...) }
+
+// Ledger is what posbridge needs of the store node's ledger. Every
+// signature uses root types only, so *ledger.Ledger satisfies it as it is;
+// the two ledger calls that return ledger-owned types (Balances and
+// MasterChanges) come in through Config as functions instead (see doc.go).
+type Ledger interface {
+	// Append stores a till's fact. The caller sets ID, Kind, Body,
+	// OccurredAt and BusinessDate; the ledger the rest. The same ID with
+	// the same body returns the original and created=false; the same ID
+	// with another body fails with storeline.Conflict.
+	Append(ctx context.Context, ev storeline.Event) (stored storeline.Event, created bool, err error)
+	Event(origin storeline.StoreID, id storeline.EventID) (storeline.Event, error)
+	Balance(account string, asset storeline.Asset) (decimal.Decimal, error)
+	EventsByDate(from, to storeline.Date, fn func(storeline.Event) error) error
+	ReturnsOf(original storeline.EventID) ([]storeline.Event, error)
+	GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error
+	LookupMaster(kind storeline.MasterKind, uniqueKey string, into storeline.Record) error
+	ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(storeline.Record) error) error
+	MasterVersion() uint64
+}
+
+// Balance is the sum of one asset on one account; the same fields as
+// ledger.Balance, so node converts with a plain struct conversion.
+type Balance struct {
+	Account string
+	Asset   storeline.Asset
+	Amount  decimal.Decimal
+}
+
+// MasterChange is one change of master data at a node-local version; the
+// same fields as ledger.MasterChange.
+type MasterChange struct {
+	Version uint64
+	Kind    storeline.MasterKind
+	ID      string
+	Deleted bool
+	Record  storeline.Record
+}
+
+// Config configures a Server. Build it with DefaultConfig and fill in the
+// store, the ledger and its two adapter functions.
+type Config struct {
+	// Store is the shop this node serves; every event it appends has this
+	// origin and every terminal must belong to it.
+	Store storeline.StoreID
+	// Ledger is the node's ledger.
+	Ledger Ledger
+	// Balances returns the balances of accounts starting with prefix
+	// (ledger.Ledger.Balances, converted).
+	Balances func(prefix string) ([]Balance, error)
+	// MasterChanges returns up to limit master-data changes after version
+	// after, in version order (ledger.Ledger.MasterChanges, converted).
+	MasterChanges func(after uint64, limit int) ([]MasterChange, error)
+	// Now is the clock; NewID makes the IDs of events the node authors
+	// itself (a shift close whose till gave no ID).
+	Now   func() time.Time
+	NewID func() storeline.EventID
+	// WeighedLayout is the chain's in-store weighed barcode layout.
+	WeighedLayout storeline.WeighedLayout
+	// Registerer receives the API's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// MaxBodyBytes bounds a request body (413 beyond). MaxJSONDepth bounds
+	// its nesting.
+	MaxBodyBytes int64
+	MaxJSONDepth int
+	// PINAttempts failed logins of one seller at one terminal within
+	// PINWindow lock further attempts until the oldest failure leaves the
+	// window (429 with Retry-After).
+	PINAttempts int
+	PINWindow   time.Duration
+	// SessionTTL is how long a seller's session lasts; MaxSessions bounds
+	// the sessions (and lockout records) held in memory.
+	SessionTTL  time.Duration
+	MaxSessions int
+	// MaxShiftDays is how many business days back a shift close looks for
+	// the shift's opening; a shift open longer than that cannot be closed.
+	MaxShiftDays int
+	// MaxStatsDays bounds the date range of GET /v1/stats/sales.
+	MaxStatsDays int
+	// MaxPageSize bounds GET /v1/catalog/changes?limit=.
+	MaxPageSize int
+	// Logger receives the API's logs (internal errors in full); nil
+	// discards them.
+	Logger *slog.Logger
+	// Replication reports the replication state for /v1/health
+	// ("standalone" while the node has no central to talk to).
+	Replication func() string
+	// Version is the build's version, reported by /v1/health.
+	Version string
+}
+
+// DefaultConfig returns production-sane limits; the caller sets Store,
+// Ledger, Balances and MasterChanges.
+func DefaultConfig() Config {
+	return Config{
+		Now:           time.Now,
+		NewID:         storeline.NewEventID,
+		WeighedLayout: storeline.DefaultWeighedLayout(),
+		MaxBodyBytes:  1 << 20,
+		MaxJSONDepth:  16,
+		PINAttempts:   5,
+		PINWindow:     5 * time.Minute,
+		SessionTTL:    12 * time.Hour,
+		MaxSessions:   10000,
+		MaxShiftDays:  3,
+		MaxStatsDays:  366,
+		MaxPageSize:   5000,
+		Replication:   func() string { return "standalone" },
+		Version:       "dev",
+	}
+}
+
+// Validate names every bad field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, storeline.Invalidf(field, format, args...))
+	}
+	if err := storeline.CheckID("Store", string(c.Store)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Ledger == nil {
+		bad("Ledger", "a ledger is required")
+	}
+	if c.Balances == nil {
+		bad("Balances", "a balances function is required")
+	}
+	if c.MasterChanges == nil {
+		bad("MasterChanges", "a master-changes function is required")
+	}
+	if c.Now == nil {
+		bad("Now", "a clock is required")
+	}
+	if c.NewID == nil {
+		bad("NewID", "an ID generator is required")
+	}
+	if err := c.WeighedLayout.Validate(); err != nil {
+		errs = append(errs, storeline.Invalidf("WeighedLayout", "%v", err))
+	}
+	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 64<<20 {
+		bad("MaxBodyBytes", "%d out of [1 KiB, 64 MiB]", c.MaxBodyBytes)
+	}
+	if c.MaxJSONDepth < 4 || c.MaxJSONDepth > 64 {
+		bad("MaxJSONDepth", "%d out of [4, 64]", c.MaxJSONDepth)
+	}
+	if c.PINAttempts < 1 || c.PINAttempts > 100 {
+		bad("PINAttempts", "%d out of [1, 100]", c.PINAttempts)
+	}
+	if c.PINWindow < time.Second || c.PINWindow > 24*time.Hour {
+		bad("PINWindow", "%s out of [1s, 24h]", c.PINWindow)
+	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 7*24*time.Hour {
+		bad("SessionTTL", "%s out of [1m, 168h]", c.SessionTTL)
+	}
+	if c.MaxSessions < 1 || c.MaxSessions > 1_000_000 {
+		bad("MaxSessions", "%d out of [1, 1000000]", c.MaxSessions)
+	}
+	if c.MaxShiftDays < 1 || c.MaxShiftDays > 31 {
+		bad("MaxShiftDays", "%d out of [1, 31]", c.MaxShiftDays)
+	}
+	if c.MaxStatsDays < 1 || c.MaxStatsDays > 3660 {
+		bad("MaxStatsDays", "%d out of [1, 3660]", c.MaxStatsDays)
+	}
+	if c.MaxPageSize < 1 || c.MaxPageSize > 100000 {
+		bad("MaxPageSize", "%d out of [1, 100000]", c.MaxPageSize)
+	}
+	if c.Replication == nil {
+		bad("Replication", "a replication state function is required")
+	}
+	if len(errs) > 0 {
+		return storeline.E("posbridge.Config.Validate", storeline.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Server serves the tills' API. It holds sessions and PIN lockouts in
+// memory; everything else lives in the ledger.
+type Server struct {
+	cfg      Config
+	led      Ledger
+	log      *slog.Logger
+	mux      *http.ServeMux
+	sessions *sessions
+	m        metrics
+}
+
+type metrics struct {
+	duration      *prometheus.HistogramVec
+	committed     prometheus.Counter
+	discrepancies prometheus.Counter
+}
+
+// New checks the config and builds a Server.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:      cfg,
+		led:      cfg.Ledger,
+		log:      log,
+		sessions: newSessions(cfg.PINAttempts, cfg.PINWindow, cfg.SessionTTL, cfg.MaxSessions),
+	}
+	s.m = metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "storeline_http_request_duration_seconds",
+			Help:    "Duration of till API requests by route pattern, method and status code.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method", "code"}),
+		committed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_receipts_committed_total",
+			Help: "Receipts appended to the ledger (retries not counted).",
+		}),
+		discrepancies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_receipt_discrepancies_total",
+			Help: "Receipt lines whose till price differed from the node's price.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, storeline.E("posbridge.New", storeline.Internal, fmt.Errorf("register metrics: %w", err))
+			}
+		}
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s }
+
+// ServeHTTP serves one request and records its duration by route pattern.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	s.mux.ServeHTTP(rec, r)
+	route := r.Pattern // set by the mux on r
+	if route == "" {
+		route = "unmatched"
+	}
+	s.m.duration.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code    int
+	written bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.written {
+		r.code, r.written = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.written = true
+	return r.ResponseWriter.Write(b)
+}
+
+// handler is an API handler; an error it returns becomes a problem answer.
+type handler func(w http.ResponseWriter, r *http.Request, c *caller) error
+
+// access says what a route needs beyond a terminal token.
+type access int
+
+const (
+	public      access = iota // no credentials (health, spec)
+	terminal                  // a terminal token
+	withSession               // a terminal token and a seller session
+	manager                   // a terminal token and a manager's session
+)
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	h := func(pattern string, a access, fn handler) { m.Handle(pattern, s.wrap(a, fn)) }
+	h("GET /v1/health", public, s.health)
+	h("GET /v1/openapi.yaml", public, s.spec)
+	h("POST /v1/sessions", terminal, s.login)
+	h("DELETE /v1/sessions/current", withSession, s.logout)
+	h("GET /v1/items/{sku}", terminal, s.getItem)
+	h("GET /v1/barcodes/{code}", terminal, s.getBarcode)
+	h("GET /v1/catalog/changes", terminal, s.catalogChanges)
+	h("GET /v1/cards/{code}", terminal, s.getCard)
+	h("GET /v1/stock/{sku}", terminal, s.getStock)
+	h("POST /v1/receipts", terminal, s.postReceipt)
+	h("GET /v1/receipts/{id}", terminal, s.getReceipt)
+	h("POST /v1/returns", manager, s.postReturn)
+	h("POST /v1/cash", withSession, s.postCash)
+	h("POST /v1/shifts", withSession, s.openShift)
+	h("POST /v1/shifts/{id}/close", withSession, s.closeShift)
+	h("POST /v1/documents", withSession, s.postDocument)
+	h("POST /v1/customers", withSession, s.postCustomer)
+	h("POST /v1/baskets", withSession, s.postBasket)
+	h("GET /v1/baskets/{id}", terminal, s.getBasket)
+	h("GET /v1/sellers", terminal, s.getSellers)
+	h("GET /v1/messages", terminal, s.getMessages)
+	h("GET /v1/stats/sales", withSession, s.salesStats)
+	m.Handle("/", s.wrap(public, func(w http.ResponseWriter, r *http.Request, _ *caller) error {
+		return storeline.Errorf(storeline.NotFound, "", "no route %s %s", r.Method, r.URL.Path)
+	}))
+	s.mux = m
+}
+
+// wrap authenticates the caller as a needs and turns a returned error into
+// a problem answer.
+func (s *Server) wrap(a access, fn handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var c *caller
+		var err error
+		if a != public {
+			c, err = s.authenticate(r, a)
+		}
+		if err == nil {
+			err = fn(w, r, c)
+		}
+		if err != nil {
+			s.problem(w, r, err)
+		}
+	})
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	writeJSON(w, http.StatusOK, healthJSON{
+		Store:       s.cfg.Store,
+		Version:     s.cfg.Version,
+		Replication: s.cfg.Replication(),
+	})
+	return nil
+}
+
+type healthJSON struct {
+	Store       storeline.StoreID `json:"store"`
+	Version     string            `json:"version"`
+	Replication string            `json:"replication"`
+}
+
+func (s *Server) spec(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openAPISpec)
+	return nil
+}

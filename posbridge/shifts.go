@@ -1,0 +1,252 @@
+package posbridge
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+type shiftOpenIn struct {
+	ID         storeline.EventID    `json:"id"`
+	Terminal   storeline.TerminalID `json:"terminal"`
+	Shift      storeline.ShiftID    `json:"shift"`
+	Seller     storeline.SellerID   `json:"seller"`
+	OccurredAt *time.Time           `json:"occurred_at"`
+	Float      Dec                  `json:"float"`
+}
+
+type shiftOpenOut struct {
+	eventHead
+	Terminal storeline.TerminalID `json:"terminal"`
+	Shift    storeline.ShiftID    `json:"shift"`
+	Seller   storeline.SellerID   `json:"seller"`
+	Currency storeline.Currency   `json:"currency"`
+	Float    string               `json:"float"`
+}
+
+func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in shiftOpenIn
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+		return err
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	so := &storeline.ShiftOpen{Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Currency: st.Currency, Float: in.Float.Decimal}
+	if err := so.Validate(); err != nil {
+		return err
+	}
+	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), so)
+	if err != nil {
+		return err
+	}
+	b := ev.Body.(*storeline.ShiftOpen)
+	writeJSON(w, created(ok), shiftOpenOut{
+		eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller,
+		Currency: b.Currency, Float: money(b.Currency, b.Float),
+	})
+	return nil
+}
+
+type shiftCloseIn struct {
+	ID          *storeline.EventID `json:"id,omitempty"`
+	CountedCash Dec                `json:"counted_cash"`
+}
+
+type tenderOut struct {
+	Method storeline.PayMethod `json:"method"`
+	Count  int                 `json:"count"`
+	Amount string              `json:"amount"`
+}
+
+type zReportOut struct {
+	Currency     storeline.Currency `json:"currency"`
+	Receipts     int                `json:"receipts"`
+	Returns      int                `json:"returns"`
+	Sales        string             `json:"sales"`
+	Refunds      string             `json:"refunds"`
+	Tenders      []tenderOut        `json:"tenders"`
+	Float        string             `json:"float"`
+	CashIn       string             `json:"cash_in"`
+	CashOut      string             `json:"cash_out"`
+	ExpectedCash string             `json:"expected_cash"`
+	CountedCash  *string            `json:"counted_cash,omitempty"`
+	Difference   *string            `json:"difference,omitempty"`
+}
+
+type shiftCloseOut struct {
+	eventHead
+	Terminal storeline.TerminalID `json:"terminal"`
+	Shift    storeline.ShiftID    `json:"shift"`
+	Seller   storeline.SellerID   `json:"seller"`
+	Report   zReportOut           `json:"report"`
+}
+
+func shiftCloseOf(ev storeline.Event, b *storeline.ShiftClose) shiftCloseOut {
+	z := b.Report
+	c := z.Currency
+	out := zReportOut{
+		Currency: c, Receipts: z.Receipts, Returns: z.Returns, Sales: money(c, z.Sales), Refunds: money(c, z.Refunds),
+		Tenders: []tenderOut{}, Float: money(c, z.Float), CashIn: money(c, z.CashIn), CashOut: money(c, z.CashOut),
+		ExpectedCash: money(c, z.ExpectedCash),
+	}
+	for _, t := range z.Tenders {
+		out.Tenders = append(out.Tenders, tenderOut{Method: t.Method, Count: t.Count, Amount: money(c, t.Amount)})
+	}
+	if b.CountedCash != nil {
+		cc, d := money(c, *b.CountedCash), money(c, z.Difference)
+		out.CountedCash, out.Difference = &cc, &d
+	}
+	return shiftCloseOut{eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller, Report: out}
+}
+
+// closeShift computes the shift's Z report from the node's own journal and
+// appends it as a shift close. The report covers the events of this
+// terminal and shift over the business days from the opening to today.
+func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) error {
+	shift := storeline.ShiftID(r.PathValue("id"))
+	if err := storeline.CheckID("shift", string(shift)); err != nil {
+		return err
+	}
+	var in shiftCloseIn
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	id := s.cfg.NewID()
+	if in.ID != nil {
+		if in.ID.IsZero() {
+			return storeline.Invalidf("id", "the nil UUID is not an event id")
+		}
+		id = *in.ID
+		// A retry of a close answers the close as made: the report must
+		// not change because of what arrived since.
+		prior, err := s.prior(id, storeline.KindShiftClose)
+		if err != nil {
+			return err
+		}
+		if prior != nil {
+			b := prior.Body.(*storeline.ShiftClose)
+			if b.Shift != shift || b.Terminal != c.terminal.ID {
+				return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("id %s closed shift %s at %s", id, b.Shift, b.Terminal)}
+			}
+			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
+			return nil
+		}
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	today := storeline.DateOf(now, loc)
+	from := storeline.Date(now.In(loc).AddDate(0, 0, -s.cfg.MaxShiftDays).Format(time.DateOnly))
+	cur := st.Currency
+	zero := cur.Round(decimal.Zero)
+	z := storeline.ZReport{Currency: cur, Sales: zero, Refunds: zero, Float: zero, CashIn: zero, CashOut: zero}
+	tenders := map[storeline.PayMethod]*storeline.TenderTotal{}
+	tender := func(m storeline.PayMethod) *storeline.TenderTotal {
+		t, ok := tenders[m]
+		if !ok {
+			t = &storeline.TenderTotal{Method: m, Amount: zero}
+			tenders[m] = t
+		}
+		return t
+	}
+	tender(storeline.Cash)
+	var opened *storeline.Event
+	var seller storeline.SellerID
+	mine := func(t storeline.TerminalID, sh storeline.ShiftID) bool { return t == c.terminal.ID && sh == shift }
+	err = s.led.EventsByDate(from, today, func(ev storeline.Event) error {
+		if ev.Origin != s.cfg.Store {
+			return nil
+		}
+		switch b := ev.Body.(type) {
+		case *storeline.ShiftOpen:
+			if mine(b.Terminal, b.Shift) && opened == nil {
+				e := ev
+				opened, seller, z.Float = &e, b.Seller, b.Float
+			}
+		case *storeline.ShiftClose:
+			if mine(b.Terminal, b.Shift) {
+				return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was closed by event %s", shift, ev.ID)}
+			}
+		case *storeline.Receipt:
+			if mine(b.Terminal, b.Shift) {
+				z.Receipts++
+				z.Sales = z.Sales.Add(b.Total)
+				for _, p := range b.Payments {
+					t := tender(p.Method)
+					t.Count++
+					t.Amount = t.Amount.Add(p.Amount)
+				}
+				cash := tender(storeline.Cash)
+				cash.Amount = cash.Amount.Sub(b.Change)
+			}
+		case *storeline.Return:
+			if mine(b.Terminal, b.Shift) {
+				z.Returns++
+				z.Refunds = z.Refunds.Add(b.Total)
+				for _, p := range b.Refunds {
+					t := tender(p.Method)
+					t.Count++
+					t.Amount = t.Amount.Sub(p.Amount)
+				}
+			}
+		case *storeline.CashOp:
+			if mine(b.Terminal, b.Shift) {
+				if b.Direction == storeline.CashIn {
+					z.CashIn = z.CashIn.Add(b.Amount)
+				} else {
+					z.CashOut = z.CashOut.Add(b.Amount)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if opened == nil {
+		return &storeline.Error{Kind: storeline.NotFound, Field: "shift", Err: fmt.Errorf("no opening of shift %s at terminal %s in the last %d days", shift, c.terminal.ID, s.cfg.MaxShiftDays)}
+	}
+	for _, m := range []storeline.PayMethod{storeline.Cash, storeline.Card, storeline.Points} {
+		if t, ok := tenders[m]; ok {
+			z.Tenders = append(z.Tenders, *t)
+		}
+	}
+	z.ExpectedCash = z.Float.Add(tenders[storeline.Cash].Amount).Add(z.CashIn).Sub(z.CashOut)
+	if c.session != nil {
+		seller = c.session.seller
+	}
+	sc := &storeline.ShiftClose{Terminal: c.terminal.ID, Shift: shift, Seller: seller, Report: z}
+	if in.CountedCash.Set {
+		counted, err := cur.Amount("counted_cash", in.CountedCash.Decimal)
+		if err != nil {
+			return err
+		}
+		if counted.IsNegative() {
+			return storeline.Invalidf("counted_cash", "counted cash %s is negative", counted)
+		}
+		sc.CountedCash = &counted
+		sc.Report.Difference = counted.Sub(z.ExpectedCash)
+	}
+	// A shift belongs to the business day it opened (DESIGN.md).
+	ev, ok, err := s.appendEvent(r.Context(), id, now, opened.BusinessDate, sc)
+	if err != nil {
+		if errors.Is(err, storeline.Conflict) {
+			return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: err}
+		}
+		return err
+	}
+	writeJSON(w, created(ok), shiftCloseOf(ev, ev.Body.(*storeline.ShiftClose)))
+	return nil
+}
