@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/storeline/storeline/node"
+)
+
+func cmdNode(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("storeline node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: storeline node [flags]\n\nEvery flag may also be set as a key of the -config JSON file or as the\nenvironment variable STORELINE_<FLAG> (dashes as underscores).\nPrecedence: defaults < file < environment < flags.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	cfg, level, err := loadNodeConfig(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "storeline node: %v\n", err)
+		return exitUsage
+	}
+	cfg.Version = versionString()
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "storeline node: %v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	n, err := node.New(cfg, log, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "storeline node: %v\n", err)
+		return exitError
+	}
+	if err := n.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		return exitError
+	}
+	// The addresses actually bound, for supervisors and tests that start
+	// the node on port 0.
+	fmt.Fprintf(stdout, "till %s\nadmin %s\n", n.TillURL(), n.AdminURL())
+	if err := n.Run(ctx); err != nil {
+		log.Error("node failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}

@@ -1,0 +1,364 @@
+package node
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+)
+
+// The admin API. /metrics and /healthz are open (they sit on a loopback
+// listener by default); everything under /admin/v1/ needs
+// "Authorization: Bearer <AdminToken>".
+//
+//	POST /admin/v1/master       {"records":[{"kind":"item","record":{...}}]} -> {"version":N,"count":N}
+//	POST /admin/v1/terminals    {"id":"T1","name":"Till 1"}                  -> {"id":"T1","token":"..."} (the token is shown once)
+//	POST /admin/v1/sellers      {"id":"S1","name":"Ann","role":"cashier","pin":"1234"} -> {"id":"S1","version":N}
+//	GET  /admin/v1/backup       an online backup stream (ledger.Backup)
+//	GET  /admin/v1/conservation 200 {"ok":true}, or 500 with the broken asset
+//	GET  /admin/v1/journal?origin=&epoch=&seq=&limit=  a page of the journal (event summaries)
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.Handle("POST /admin/v1/master", n.auth(n.importMaster))
+	mux.Handle("POST /admin/v1/terminals", n.auth(n.issueTerminal))
+	mux.Handle("POST /admin/v1/sellers", n.auth(n.setSeller))
+	mux.Handle("GET /admin/v1/backup", n.auth(n.backup))
+	mux.Handle("GET /admin/v1/conservation", n.auth(n.conservation))
+	mux.Handle("GET /admin/v1/journal", n.auth(n.journal))
+	return mux
+}
+
+func (n *Node) auth(h http.HandlerFunc) http.Handler {
+	want := []byte("Bearer " + n.cfg.AdminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="storeline-admin"`)
+			writeError(w, storeline.Errorf(storeline.Unauthorized, "admin", "missing or wrong admin token"), n)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":         "ok",
+		"store":          n.cfg.StoreID,
+		"master_version": n.ledger.MasterVersion(),
+	})
+}
+
+// MasterImport is the body of POST /admin/v1/master.
+type MasterImport struct {
+	Records []MasterEntry `json:"records"`
+}
+
+// MasterEntry is one record of an import: its kind and its fields, in the
+// JSON form of the storeline record type (field names match case-
+// insensitively: "id", "name", "timezone", ...).
+type MasterEntry struct {
+	Kind   storeline.MasterKind `json:"kind"`
+	Record json.RawMessage      `json:"record"`
+}
+
+// MaxImportRecords bounds the records of one import request; bigger
+// imports are split by the client.
+const MaxImportRecords = 100_000
+
+// DecodeMaster turns an import into storeline records, validated, naming
+// the offending record in errors ("records[3].barcodes[0].code").
+func DecodeMaster(imp MasterImport) ([]storeline.Record, error) {
+	if len(imp.Records) > MaxImportRecords {
+		return nil, storeline.Errorf(storeline.TooLarge, "admin.master", "%d records, at most %d per request", len(imp.Records), MaxImportRecords)
+	}
+	recs := make([]storeline.Record, 0, len(imp.Records))
+	for i, e := range imp.Records {
+		f := fmt.Sprintf("records[%d]", i)
+		rec, err := storeline.NewRecord(e.Kind)
+		if err != nil {
+			return nil, storeline.Invalidf(f+".kind", "%v", err)
+		}
+		if len(e.Record) == 0 {
+			return nil, storeline.Invalidf(f+".record", "missing")
+		}
+		dec := json.NewDecoder(strings.NewReader(string(e.Record)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(rec); err != nil {
+			return nil, storeline.Invalidf(f+".record", "%v", err)
+		}
+		if err := rec.Validate(); err != nil {
+			cause := err
+			var se *storeline.Error
+			if errors.As(err, &se) && se.Err != nil {
+				cause = se.Err
+			}
+			return nil, storeline.Invalidf(f+".record."+storeline.FieldOf(err), "%s %q: %v", e.Kind, rec.MasterID(), cause)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+func (n *Node) importMaster(w http.ResponseWriter, r *http.Request) {
+	var imp MasterImport
+	if !n.decode(w, r, n.cfg.MaxImportBytes, &imp) {
+		return
+	}
+	recs, err := DecodeMaster(imp)
+	if err != nil {
+		writeError(w, err, n)
+		return
+	}
+	if len(recs) == 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"version": n.ledger.MasterVersion(), "count": 0})
+		return
+	}
+	v, err := n.ledger.PutMaster(r.Context(), recs)
+	if err != nil {
+		writeError(w, err, n)
+		return
+	}
+	n.log.Info("master data imported", "records", len(recs), "version", v)
+	writeJSON(w, http.StatusOK, map[string]any{"version": v, "count": len(recs)})
+}
+
+// TerminalRequest is the body of POST /admin/v1/terminals.
+type TerminalRequest struct {
+	ID   storeline.TerminalID `json:"id"`
+	Name string               `json:"name"`
+}
+
+// TerminalResponse carries a terminal's new token; only its hash is kept.
+type TerminalResponse struct {
+	ID    storeline.TerminalID `json:"id"`
+	Token string               `json:"token"`
+}
+
+// NewToken returns a random bearer token (32 bytes, base64url).
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (n *Node) issueTerminal(w http.ResponseWriter, r *http.Request) {
+	var req TerminalRequest
+	if !n.decode(w, r, 64<<10, &req) {
+		return
+	}
+	if req.Name == "" {
+		req.Name = string(req.ID)
+	}
+	tok := NewToken()
+	t := &storeline.Terminal{ID: req.ID, Store: n.cfg.StoreID, Name: req.Name, TokenHash: storeline.TokenHash(tok)}
+	if err := t.Validate(); err != nil {
+		writeError(w, err, n)
+		return
+	}
+	if _, err := n.ledger.PutMaster(r.Context(), []storeline.Record{t}); err != nil {
+		writeError(w, err, n)
+		return
+	}
+	n.log.Info("terminal token issued", "terminal", string(req.ID))
+	writeJSON(w, http.StatusOK, TerminalResponse{ID: req.ID, Token: tok})
+}
+
+// SellerRequest is the body of POST /admin/v1/sellers. The PIN is hashed
+// with a fresh salt and never stored.
+type SellerRequest struct {
+	ID     storeline.SellerID  `json:"id"`
+	Name   string              `json:"name"`
+	Role   storeline.Role      `json:"role"`
+	PIN    string              `json:"pin"`
+	Stores []storeline.StoreID `json:"stores,omitempty"`
+}
+
+// MinPINLen and MaxPINLen bound a seller's PIN: digits only.
+const (
+	MinPINLen = 4
+	MaxPINLen = 12
+)
+
+// SellerRecord builds the seller record for req, hashing its PIN.
+func SellerRecord(req SellerRequest) (*storeline.Seller, error) {
+	if len(req.PIN) < MinPINLen || len(req.PIN) > MaxPINLen || strings.Trim(req.PIN, "0123456789") != "" {
+		return nil, storeline.Invalidf("pin", "a PIN is %d-%d digits", MinPINLen, MaxPINLen)
+	}
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	s := &storeline.Seller{ID: req.ID, Name: req.Name, Role: req.Role, PINHash: storeline.HashPIN(req.PIN, salt), Stores: req.Stores}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (n *Node) setSeller(w http.ResponseWriter, r *http.Request) {
+	var req SellerRequest
+	if !n.decode(w, r, 64<<10, &req) {
+		return
+	}
+	s, err := SellerRecord(req)
+	if err != nil {
+		writeError(w, err, n)
+		return
+	}
+	v, err := n.ledger.PutMaster(r.Context(), []storeline.Record{s})
+	if err != nil {
+		writeError(w, err, n)
+		return
+	}
+	n.log.Info("seller set", "seller", string(req.ID), "role", string(req.Role))
+	writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "version": v})
+}
+
+// backup streams an online backup. Once the first byte is out the status
+// cannot change, so a failure midway aborts the connection: the client
+// sees a truncated body and an error, never a short file that looks whole.
+func (n *Node) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="storeline-%s.backup"`, n.cfg.StoreID))
+	if err := n.ledger.Backup(w); err != nil {
+		n.log.Error("backup failed", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	n.log.Info("backup streamed")
+}
+
+func (n *Node) conservation(w http.ResponseWriter, r *http.Request) {
+	if err := n.ledger.CheckConservation(); err != nil {
+		n.log.Error("conservation broken", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"ok": false, "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+// JournalEntry summarises one event of a journal page.
+type JournalEntry struct {
+	ID         storeline.EventID   `json:"id"`
+	Epoch      uint64              `json:"epoch"`
+	Seq        uint64              `json:"seq"`
+	Kind       storeline.EventKind `json:"kind"`
+	OccurredAt time.Time           `json:"occurred_at"`
+}
+
+// JournalPage is the answer of GET /admin/v1/journal. Next is where the
+// following page starts; an empty Events means the end.
+type JournalPage struct {
+	Events []JournalEntry `json:"events"`
+	Next   struct {
+		Epoch uint64 `json:"epoch"`
+		Seq   uint64 `json:"seq"`
+	} `json:"next"`
+}
+
+// journal serves a page of an origin's journal (the node's own by
+// default), from position (epoch, seq) on.
+func (n *Node) journal(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	origin := storeline.StoreID(q.Get("origin"))
+	if origin == "" {
+		origin = n.cfg.StoreID
+	}
+	var from ledger.Position
+	var limit int
+	for _, p := range []struct {
+		name string
+		dst  any
+	}{{"epoch", &from.Epoch}, {"seq", &from.Seq}, {"limit", &limit}} {
+		if v := q.Get(p.name); v != "" {
+			if _, err := fmt.Sscan(v, p.dst); err != nil {
+				writeError(w, storeline.Invalidf(p.name, "%q is not a number", v), n)
+				return
+			}
+		}
+	}
+	evs, err := n.ledger.Journal(origin, from, limit)
+	if err != nil {
+		writeError(w, err, n)
+		return
+	}
+	page := JournalPage{Events: make([]JournalEntry, len(evs))}
+	page.Next.Epoch, page.Next.Seq = from.Epoch, from.Seq
+	for i, ev := range evs {
+		page.Events[i] = JournalEntry{ID: ev.ID, Epoch: ev.Epoch, Seq: ev.Seq, Kind: ev.Kind, OccurredAt: ev.OccurredAt}
+		page.Next.Epoch, page.Next.Seq = ev.Epoch, ev.Seq+1
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// decode reads a JSON body of at most limit bytes into v, answering the
+// error itself when it fails.
+func (n *Node) decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, storeline.Errorf(storeline.TooLarge, "admin", "body over %d bytes", limit), n)
+		} else {
+			writeError(w, storeline.Invalidf("body", "%v", err), n)
+		}
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, storeline.Invalidf("body", "trailing data after the JSON value"), n)
+		return false
+	}
+	return true
+}
+
+// statusOf maps error kinds to HTTP statuses for the admin API.
+var statusOf = map[storeline.Kind]int{
+	storeline.Internal:            http.StatusInternalServerError,
+	storeline.Invalid:             http.StatusBadRequest,
+	storeline.NotFound:            http.StatusNotFound,
+	storeline.Conflict:            http.StatusConflict,
+	storeline.Unauthorized:        http.StatusUnauthorized,
+	storeline.Forbidden:           http.StatusForbidden,
+	storeline.TooLarge:            http.StatusRequestEntityTooLarge,
+	storeline.RateLimited:         http.StatusTooManyRequests,
+	storeline.InsufficientStorage: http.StatusInsufficientStorage,
+	storeline.Unavailable:         http.StatusServiceUnavailable,
+}
+
+// AdminError is the body of an admin error answer.
+type AdminError struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+	// Message is the cause, except for internal errors, whose detail is
+	// logged and not sent.
+	Message string `json:"message,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, err error, n *Node) {
+	k := storeline.KindOf(err)
+	body := AdminError{Error: k.String(), Field: storeline.FieldOf(err)}
+	if k == storeline.Internal {
+		n.log.Error("admin request failed", "err", err)
+	} else {
+		body.Message = err.Error()
+	}
+	writeJSON(w, statusOf[k], body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,314 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/crdt"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/posbridge"
+)
+
+// Config is the whole configuration of a store node. Every limit and every
+// timer is a field, so tests can scale time down; DefaultConfig gives a
+// production-sane value for each, and Validate checks each against a bound.
+type Config struct {
+	// StoreID is the shop this node serves; it is the origin of every event
+	// the node authors.
+	StoreID storeline.StoreID
+	// DataDir holds the ledger (WAL and Badger). One node per directory.
+	DataDir string
+
+	// TillAddr is where the tills' API listens (the shop LAN). AdminAddr is
+	// the admin listener (/metrics, /healthz, /admin/v1/...), loopback by
+	// default. Port 0 picks a free port; TillURL and AdminURL report it.
+	TillAddr  string
+	AdminAddr string
+	// AdminToken guards the admin API (Authorization: Bearer). /metrics and
+	// /healthz are open. Secret: String redacts it.
+	AdminToken string
+	// Terminals are provisioned (their token hashes stored as master data)
+	// each time the node starts; optional. Secret tokens: String redacts them.
+	Terminals []TerminalToken
+
+	// MaxBodyBytes bounds a till request body; MaxImportBytes bounds an
+	// admin master-data import.
+	MaxBodyBytes   int64
+	MaxImportBytes int64
+
+	// HTTP timers of both listeners. WriteTimeout applies to the tills' API
+	// only: an online backup on the admin listener may stream for minutes.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests on stop; the
+	// ledger is closed after it either way.
+	ShutdownTimeout time.Duration
+
+	// PINAttempts failed seller logins within PINWindow lock a seller out
+	// at a till until the window passes. SessionTTL is how long a seller's
+	// till session lasts.
+	PINAttempts int
+	PINWindow   time.Duration
+	SessionTTL  time.Duration
+
+	// MaxSessions bounds the seller sessions (and PIN lock-out records)
+	// held in memory.
+	MaxSessions int
+	// MaxJSONDepth bounds the nesting of a till request body.
+	MaxJSONDepth int
+	// MaxShiftDays is how many business days back a shift close looks for
+	// the shift's opening.
+	MaxShiftDays int
+	// MaxStatsDays bounds the date range of the tills' sales statistics.
+	MaxStatsDays int
+	// MaxPageSize bounds a page of catalogue changes served to a till.
+	MaxPageSize int
+
+	// WeighedLayout is the chain's in-store weighed barcode layout.
+	WeighedLayout storeline.WeighedLayout
+
+	// MaxClockSkew is how far ahead of the local wall clock a remote HLC
+	// time may be before it is clamped and reported rather than adopted.
+	MaxClockSkew time.Duration
+
+	// Ledger limits, passed to ledger.Options (see there): the size of a
+	// preallocated WAL segment, the events and bytes committed by one
+	// fsync, the requests waiting for the committer, and the WAL written
+	// between checkpoints (which bounds replay at start).
+	WALSegmentBytes int64
+	MaxBatchEvents  int
+	MaxBatchBytes   int
+	QueueDepth      int
+	CheckpointBytes int64
+
+	// Version is the build's version, reported by the tills' /v1/health.
+	// Not configuration proper: cmd/storeline sets it from the binary.
+	Version string
+}
+
+// TerminalToken is a till provisioned from configuration: its ID, a
+// display name, and its bearer token (at least MinTokenLen characters).
+type TerminalToken struct {
+	ID    storeline.TerminalID
+	Name  string
+	Token string
+}
+
+// Bounds checked by Validate.
+const (
+	MinTokenLen       = 16
+	MinBodyBytes      = 1 << 10
+	MaxBodyBytesLimit = 64 << 20
+	MaxImportLimit    = 1 << 30
+	MaxTimer          = 24 * time.Hour
+	MaxPINAttempts    = 100
+	maxTerminals      = 1000
+)
+
+// DefaultConfig returns the defaults. StoreID, DataDir and AdminToken have
+// none and must be set.
+func DefaultConfig() Config {
+	lo := ledger.DefaultOptions("", "")
+	bc := posbridge.DefaultConfig()
+	return Config{
+		MaxSessions:       bc.MaxSessions,
+		MaxJSONDepth:      bc.MaxJSONDepth,
+		MaxShiftDays:      bc.MaxShiftDays,
+		MaxStatsDays:      bc.MaxStatsDays,
+		MaxPageSize:       bc.MaxPageSize,
+		WALSegmentBytes:   lo.WALSegmentBytes,
+		MaxBatchEvents:    lo.MaxBatchEvents,
+		MaxBatchBytes:     lo.MaxBatchBytes,
+		QueueDepth:        lo.QueueDepth,
+		CheckpointBytes:   lo.CheckpointBytes,
+		TillAddr:          ":8080",
+		AdminAddr:         "127.0.0.1:9090",
+		MaxBodyBytes:      1 << 20,
+		MaxImportBytes:    256 << 20,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownTimeout:   10 * time.Second,
+		PINAttempts:       5,
+		PINWindow:         5 * time.Minute,
+		SessionTTL:        12 * time.Hour,
+		WeighedLayout:     storeline.DefaultWeighedLayout(),
+		MaxClockSkew:      time.Minute,
+	}
+}
+
+// Validate checks every field and returns one error naming every bad one.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.StoreID == storeline.Central {
+		bad("StoreID", "%q is reserved for head office", c.StoreID)
+	} else if !storeline.ValidID(string(c.StoreID)) {
+		bad("StoreID", "%q is not a valid identifier (1-64 of A-Z a-z 0-9 . _ : -)", c.StoreID)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("DataDir", "required")
+	}
+	for _, a := range []struct {
+		field, addr string
+	}{{"TillAddr", c.TillAddr}, {"AdminAddr", c.AdminAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad(a.field, "%q is not host:port (%v)", a.addr, err)
+		}
+	}
+	if len(c.AdminToken) < MinTokenLen {
+		bad("AdminToken", "at least %d characters required", MinTokenLen)
+	}
+	if len(c.Terminals) > maxTerminals {
+		bad("Terminals", "%d terminals, at most %d", len(c.Terminals), maxTerminals)
+	}
+	seen := map[storeline.TerminalID]bool{}
+	for i, t := range c.Terminals {
+		f := fmt.Sprintf("Terminals[%d]", i)
+		if !storeline.ValidID(string(t.ID)) {
+			bad(f+".ID", "%q is not a valid identifier", t.ID)
+		}
+		if seen[t.ID] {
+			bad(f+".ID", "terminal %q listed twice", t.ID)
+		}
+		seen[t.ID] = true
+		if len(t.Token) < MinTokenLen {
+			bad(f+".Token", "at least %d characters required", MinTokenLen)
+		}
+	}
+	if c.MaxBodyBytes < MinBodyBytes || c.MaxBodyBytes > MaxBodyBytesLimit {
+		bad("MaxBodyBytes", "%d out of range [%d, %d]", c.MaxBodyBytes, MinBodyBytes, MaxBodyBytesLimit)
+	}
+	if c.MaxImportBytes < MinBodyBytes || c.MaxImportBytes > MaxImportLimit {
+		bad("MaxImportBytes", "%d out of range [%d, %d]", c.MaxImportBytes, MinBodyBytes, MaxImportLimit)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"ReadHeaderTimeout", c.ReadHeaderTimeout},
+		{"ReadTimeout", c.ReadTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"IdleTimeout", c.IdleTimeout},
+		{"ShutdownTimeout", c.ShutdownTimeout},
+		{"PINWindow", c.PINWindow},
+		{"SessionTTL", c.SessionTTL},
+		{"MaxClockSkew", c.MaxClockSkew},
+	} {
+		if d.v <= 0 || d.v > MaxTimer {
+			bad(d.field, "%v out of range (0, %v]", d.v, MaxTimer)
+		}
+	}
+	if c.PINAttempts < 1 || c.PINAttempts > MaxPINAttempts {
+		bad("PINAttempts", "%d out of range [1, %d]", c.PINAttempts, MaxPINAttempts)
+	}
+	if err := c.WeighedLayout.Validate(); err != nil {
+		bad("WeighedLayout."+fieldName(storeline.FieldOf(err)), "%v", err)
+	}
+	// The ledger checks its own limits; only its errors about them are
+	// ours to report (Dir and Origin are DataDir and StoreID, checked above).
+	lo := c.ledgerOptions(nil)
+	lo.Dir, lo.Origin = "x", "x"
+	if err := lo.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	// Likewise the tills' API checks its limits (MaxSessions, MaxJSONDepth,
+	// MaxShiftDays, MaxStatsDays, MaxPageSize, and tighter bounds on the
+	// PIN and session timers); a nil *ledger.Ledger stands in for the
+	// ledger, which Validate only checks for presence.
+	bc := c.bridgeConfig(nil)
+	bc.Store = "x"
+	if err := bc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// fieldName turns the layout's API spelling ("weight_decimals") into the
+// Go field name used by the rest of the config's messages.
+func fieldName(api string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(api, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+// ledgerOptions returns the ledger's options for this config.
+func (c Config) ledgerOptions(clock *crdt.Clock) ledger.Options {
+	o := ledger.DefaultOptions(c.DataDir, c.StoreID)
+	if clock != nil {
+		o.Clock = clock
+	}
+	o.WALSegmentBytes = c.WALSegmentBytes
+	o.MaxBatchEvents = c.MaxBatchEvents
+	o.MaxBatchBytes = c.MaxBatchBytes
+	o.QueueDepth = c.QueueDepth
+	o.CheckpointBytes = c.CheckpointBytes
+	return o
+}
+
+const redacted = "REDACTED"
+
+// String renders the config on one line for the start-up log, with the
+// admin token and terminal tokens redacted.
+func (c Config) String() string {
+	var b strings.Builder
+	kv := func(k string, v any) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%v", k, v)
+	}
+	kv("StoreID", c.StoreID)
+	kv("DataDir", fmt.Sprintf("%q", c.DataDir))
+	kv("TillAddr", c.TillAddr)
+	kv("AdminAddr", c.AdminAddr)
+	tok := ""
+	if c.AdminToken != "" {
+		tok = redacted
+	}
+	kv("AdminToken", tok)
+	terms := make([]string, len(c.Terminals))
+	for i, t := range c.Terminals {
+		terms[i] = string(t.ID) + "=" + redacted
+	}
+	kv("Terminals", "["+strings.Join(terms, ",")+"]")
+	kv("MaxBodyBytes", c.MaxBodyBytes)
+	kv("MaxImportBytes", c.MaxImportBytes)
+	kv("ReadHeaderTimeout", c.ReadHeaderTimeout)
+	kv("ReadTimeout", c.ReadTimeout)
+	kv("WriteTimeout", c.WriteTimeout)
+	kv("IdleTimeout", c.IdleTimeout)
+	kv("ShutdownTimeout", c.ShutdownTimeout)
+	kv("PINAttempts", c.PINAttempts)
+	kv("PINWindow", c.PINWindow)
+	kv("SessionTTL", c.SessionTTL)
+	kv("MaxSessions", c.MaxSessions)
+	kv("MaxJSONDepth", c.MaxJSONDepth)
+	kv("MaxShiftDays", c.MaxShiftDays)
+	kv("MaxStatsDays", c.MaxStatsDays)
+	kv("MaxPageSize", c.MaxPageSize)
+	kv("WeighedLayout", fmt.Sprintf("%s/%s/%d", strings.Join(c.WeighedLayout.Prefixes, ","), c.WeighedLayout.Pattern, c.WeighedLayout.WeightDecimals))
+	kv("MaxClockSkew", c.MaxClockSkew)
+	kv("WALSegmentBytes", c.WALSegmentBytes)
+	kv("MaxBatchEvents", c.MaxBatchEvents)
+	kv("MaxBatchBytes", c.MaxBatchBytes)
+	kv("QueueDepth", c.QueueDepth)
+	kv("CheckpointBytes", c.CheckpointBytes)
+	return b.String()
+}

@@ -1,0 +1,260 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/crdt"
+	"github.com/storeline/storeline/ledger"
+)
+
+// Node is a running store node. Build it with New, then call Run (or Start
+// and later Stop).
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	clock  *crdt.Clock
+	ledger *ledger.Ledger
+
+	tillLn, adminLn net.Listener
+	till, admin     *http.Server
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	serveWG sync.WaitGroup
+	serveCh chan error // the first fatal serve error
+}
+
+// New checks cfg and returns a node that has opened nothing yet. reg is the
+// registry /metrics serves; nil means a fresh registry with the Go and
+// process collectors. logger nil means slog.Default().
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "storeline_node_info",
+		Help:        "Always 1; its labels are the node's store and build version.",
+		ConstLabels: prometheus.Labels{"store": string(cfg.StoreID), "version": cfg.Version},
+	})
+	info.Set(1)
+	if err := reg.Register(info); err != nil {
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
+	return &Node{
+		cfg:     cfg,
+		log:     logger.With("store", string(cfg.StoreID)),
+		reg:     reg,
+		clock:   crdt.NewClock(time.Now, cfg.MaxClockSkew),
+		serveCh: make(chan error, 2),
+	}, nil
+}
+
+// Start opens the ledger, provisions the configured terminals, binds both
+// listeners and starts serving. On error everything opened is closed again.
+func (n *Node) Start() (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started {
+		return errors.New("node: already started")
+	}
+	n.started = true
+	n.log.Info("starting", "config", n.cfg.String())
+
+	o := n.cfg.ledgerOptions(n.clock)
+	o.Registerer = n.reg
+	o.Logger = n.log
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("node: ledger options: %w", err)
+	}
+	l, err := ledger.Open(o)
+	if err != nil {
+		return fmt.Errorf("node: open ledger in %s: %w", n.cfg.DataDir, err)
+	}
+	n.ledger = l
+	defer func() {
+		if err != nil {
+			n.closeAll()
+			n.stopped = true // nothing left for Stop to do
+		}
+	}()
+	if err := n.provisionTerminals(context.Background()); err != nil {
+		return err
+	}
+
+	tillHandler, err := n.tillHandler()
+	if err != nil {
+		return err
+	}
+	if n.tillLn, err = net.Listen("tcp", n.cfg.TillAddr); err != nil {
+		return fmt.Errorf("node: till listener: %w", err)
+	}
+	if n.adminLn, err = net.Listen("tcp", n.cfg.AdminAddr); err != nil {
+		return fmt.Errorf("node: admin listener: %w", err)
+	}
+	errLog := slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)
+	n.till = &http.Server{
+		Handler:           tillHandler,
+		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
+		ReadTimeout:       n.cfg.ReadTimeout,
+		WriteTimeout:      n.cfg.WriteTimeout,
+		IdleTimeout:       n.cfg.IdleTimeout,
+		ErrorLog:          errLog,
+	}
+	n.admin = &http.Server{
+		Handler:           n.adminHandler(),
+		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
+		IdleTimeout:       n.cfg.IdleTimeout,
+		ErrorLog:          errLog,
+	}
+	n.serve(n.till, n.tillLn)
+	n.serve(n.admin, n.adminLn)
+	n.log.Info("serving", "till", n.TillURL(), "admin", n.AdminURL())
+	return nil
+}
+
+func (n *Node) serve(s *http.Server, ln net.Listener) {
+	n.serveWG.Add(1)
+	go func() {
+		defer n.serveWG.Done()
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveCh <- err
+		}
+	}()
+}
+
+// provisionTerminals stores the configured terminals' token hashes. The
+// store is the node's own; a token is never stored, only its hash.
+func (n *Node) provisionTerminals(ctx context.Context) error {
+	if len(n.cfg.Terminals) == 0 {
+		return nil
+	}
+	recs := make([]storeline.Record, 0, len(n.cfg.Terminals))
+	for _, t := range n.cfg.Terminals {
+		name := t.Name
+		if name == "" {
+			name = string(t.ID)
+		}
+		recs = append(recs, &storeline.Terminal{ID: t.ID, Store: n.cfg.StoreID, Name: name, TokenHash: storeline.TokenHash(t.Token)})
+	}
+	if _, err := n.ledger.PutMaster(ctx, recs); err != nil {
+		return fmt.Errorf("node: provision terminals: %w", err)
+	}
+	return nil
+}
+
+// Run starts the node (unless Start was called) and serves until ctx ends
+// or a listener fails, then stops it cleanly.
+func (n *Node) Run(ctx context.Context) error {
+	n.mu.Lock()
+	started := n.started
+	n.mu.Unlock()
+	if !started {
+		if err := n.Start(); err != nil {
+			return err
+		}
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-n.serveCh:
+		n.log.Error("listener failed", "err", serveErr)
+	}
+	if err := n.Stop(); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	return serveErr
+}
+
+// Stop drains both listeners (bounded by ShutdownTimeout), then closes the
+// ledger. It is safe to call more than once.
+func (n *Node) Stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped || !n.started {
+		n.stopped = true
+		return nil
+	}
+	n.stopped = true
+	n.log.Info("stopping", "timeout", n.cfg.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	servers := []*http.Server{n.till, n.admin}
+	errs := make([]error, len(servers), len(servers)+1)
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				// The drain timed out: cut the rest off before closing the ledger.
+				s.Close()
+				errs[i] = fmt.Errorf("node: drain: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	n.serveWG.Wait()
+	if err := n.ledger.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("node: close ledger: %w", err))
+	}
+	n.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// closeAll undoes a failed Start.
+func (n *Node) closeAll() {
+	for _, ln := range []net.Listener{n.tillLn, n.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if n.ledger != nil {
+		n.ledger.Close()
+	}
+}
+
+// Ledger returns the node's ledger, for tests and embedders. It is nil
+// before Start.
+func (n *Node) Ledger() *ledger.Ledger { return n.ledger }
+
+// Registry returns the registry /metrics serves.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// TillURL is the base URL of the tills' API, with the port actually bound.
+func (n *Node) TillURL() string { return listenURL(n.tillLn) }
+
+// AdminURL is the base URL of the admin listener, with the port actually
+// bound.
+func (n *Node) AdminURL() string { return listenURL(n.adminLn) }
+
+func listenURL(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	a := ln.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
