@@ -29,11 +29,28 @@ const (
 	KindSupplier      MasterKind = "supplier"
 )
 
+// The registries of registry.go.
+const (
+	KindBuyer          MasterKind = "buyer"
+	KindManufacturer   MasterKind = "manufacturer"
+	KindRepresentative MasterKind = "representative"
+	KindBank           MasterKind = "bank"
+)
+
+// Pricing and loyalty rules (promotion.go, loyalty.go).
+const (
+	KindPricePolicy      MasterKind = "price_policy"
+	KindPromotion        MasterKind = "promotion"
+	KindLoyaltyProgramme MasterKind = "loyalty_programme"
+)
+
 // MasterKinds lists every kind, in the order an import applies them
 // (referenced before referencing).
 var MasterKinds = []MasterKind{
 	KindStore, KindGroup, KindSupplier, KindItem, KindPriceList, KindPrice,
 	KindCustomerGroup, KindCustomer, KindCard, KindSeller, KindTerminal, KindMessage,
+	KindBuyer, KindManufacturer, KindRepresentative, KindBank,
+	KindPricePolicy, KindPromotion, KindLoyaltyProgramme,
 }
 
 // Record is a master-data record. UniqueKeys are the record's unique
@@ -73,6 +90,20 @@ func NewRecord(k MasterKind) (Record, error) {
 		return &Message{}, nil
 	case KindSupplier:
 		return &Supplier{}, nil
+	case KindBuyer:
+		return &Buyer{}, nil
+	case KindManufacturer:
+		return &Manufacturer{}, nil
+	case KindRepresentative:
+		return &Representative{}, nil
+	case KindBank:
+		return &Bank{}, nil
+	case KindPricePolicy:
+		return &PricePolicy{}, nil
+	case KindPromotion:
+		return &Promotion{}, nil
+	case KindLoyaltyProgramme:
+		return &LoyaltyProgramme{}, nil
 	}
 	return nil, Invalidf("kind", "unknown master-data kind %q", k)
 }
@@ -299,6 +330,7 @@ func (p *PriceList) Validate() error {
 
 // Price is an item's price per base unit, VAT included, in a price list,
 // effective from a moment on. A later From supersedes an earlier one.
+// From is a wall-clock time in each shop's zone (see WallClock).
 type Price struct {
 	List  PriceListID
 	Item  ItemID
