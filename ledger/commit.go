@@ -67,6 +67,7 @@ const (
 	reqRemote
 	reqMaster
 	reqMeta
+	reqPulled // a page pulled from central (pull.go)
 )
 
 type masterOp struct {
@@ -83,7 +84,8 @@ type request struct {
 	ops     []masterOp
 	metaKey string
 	metaVal []byte
-	size    int // estimated record bytes, for MaxBatchBytes
+	pull    *pullReq // reqPulled
+	size    int      // estimated record bytes, for MaxBatchBytes
 	done    chan result
 }
 
@@ -319,6 +321,8 @@ func (l *Ledger) resolve(txn *badger.Txn, r *request, wb *walBatch) (result, err
 		}
 		wb.Recs = append(wb.Recs, rec)
 		return result{}, nil
+	case reqPulled:
+		return l.resolvePulled(txn, r, wb)
 	}
 	panic(fmt.Sprintf("ledger: request kind %d", r.kind))
 }
