@@ -1,0 +1,729 @@
+package central
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+)
+
+// resource is a master-data kind served at /v1/{Path}.
+type resource struct {
+	Path string
+	Kind storeline.MasterKind
+}
+
+// resources are the head-office API's master-data collections, in the
+// order an import applies them (referenced before referencing).
+var resources = []resource{
+	{"stores", storeline.KindStore},
+	{"groups", storeline.KindGroup},
+	{"suppliers", storeline.KindSupplier},
+	{"buyers", storeline.KindBuyer},
+	{"manufacturers", storeline.KindManufacturer},
+	{"representatives", storeline.KindRepresentative},
+	{"banks", storeline.KindBank},
+	{"items", storeline.KindItem},
+	{"price_lists", storeline.KindPriceList},
+	{"prices", storeline.KindPrice},
+	{"customer_groups", storeline.KindCustomerGroup},
+	{"customers", storeline.KindCustomer},
+	{"sellers", storeline.KindSeller},
+	{"cards", storeline.KindCard},
+	{"terminals", storeline.KindTerminal},
+	{"messages", storeline.KindMessage},
+}
+
+// importable are the collections POST /v1/import takes (sellers and
+// terminals need a PIN or a token issued one by one).
+func importable(r resource) bool {
+	return r.Kind != storeline.KindSeller && r.Kind != storeline.KindTerminal
+}
+
+func (n *Node) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/internal/v1/", n.internalHandler)
+	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
+	h := func(pattern string, write bool, fn func(http.ResponseWriter, *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := n.authorize(r, write); err != nil {
+				writeProblem(w, r, err)
+				return
+			}
+			if err := fn(w, r); err != nil {
+				if storeline.KindOf(err) == storeline.Internal {
+					n.log.Error("central: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
+				writeProblem(w, r, err)
+			}
+		})
+	}
+	h("GET /v1/cluster", false, n.getCluster)
+	h("GET /v1/changes", false, n.getChanges)
+	h("GET /v1/snapshot", false, n.getSnapshot)
+	h("POST /v1/import", true, n.postImport)
+	h("POST /v1/prices", true, n.postPrices)
+	h("GET /v1/prices", false, n.getPrices)
+	h("POST /v1/sellers/{id}/pin", true, n.postSellerPIN)
+	h("POST /v1/terminals/{id}/token", true, n.postTerminalToken)
+	for _, res := range resources {
+		if res.Kind == storeline.KindPrice {
+			continue
+		}
+		res := res
+		h("GET /v1/"+res.Path, false, func(w http.ResponseWriter, r *http.Request) error { return n.list(w, r, res) })
+		h("GET /v1/"+res.Path+"/{id}", false, func(w http.ResponseWriter, r *http.Request) error { return n.get(w, r, res) })
+		h("PUT /v1/"+res.Path+"/{id}", true, func(w http.ResponseWriter, r *http.Request) error { return n.put(w, r, res) })
+		h("DELETE /v1/"+res.Path+"/{id}", true, func(w http.ResponseWriter, r *http.Request) error { return n.del(w, r, res) })
+	}
+	return mux
+}
+
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	var g prometheus.Gatherer
+	if rg, ok := n.cfg.Registerer.(prometheus.Gatherer); ok {
+		g = rg
+	} else {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(n.met)
+		g = reg
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if n.Leader() == "" {
+			writeProblem(w, r, storeline.Errorf(storeline.Unavailable, "central.healthz", "no leader known"))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "state": n.raft.State().String(), "leader": n.Leader(), "applied_index": n.AppliedIndex()})
+	})
+	return mux
+}
+
+// authorize checks the bearer API key; writes need the admin role.
+func (n *Node) authorize(r *http.Request, write bool) error {
+	const op = "central.auth"
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return storeline.Errorf(storeline.Unauthorized, op, "an API key is required (Authorization: Bearer KEY)")
+	}
+	k, ok := n.keys[storeline.TokenHash(tok)]
+	if !ok {
+		return storeline.Errorf(storeline.Unauthorized, op, "unknown API key")
+	}
+	if write && k.Role != RoleAdmin {
+		return storeline.Errorf(storeline.Forbidden, op, "API key %q has role %s; writing needs admin", k.Name, k.Role)
+	}
+	return nil
+}
+
+func (n *Node) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, errMalformed("", "Content-Type %q: want application/json", ct)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, storeline.Errorf(storeline.TooLarge, "", "request body over %d bytes", mbe.Limit)
+		}
+		return nil, errMalformed("", "reading the body: %v", err)
+	}
+	return b, nil
+}
+
+// idempotencyKey is the request's Idempotency-Key, or a fresh one.
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get("Idempotency-Key")
+	if k == "" {
+		return "auto:" + storeline.NewEventID().String(), nil
+	}
+	if len(k) > 128 {
+		return "", errMalformed("Idempotency-Key", "at most 128 characters")
+	}
+	return "key:" + k, nil
+}
+
+// readConsistency applies ?consistency= before a read.
+func (n *Node) readConsistency(r *http.Request) error {
+	switch c := r.URL.Query().Get("consistency"); c {
+	case "", "local":
+		return nil
+	case "linearizable":
+		return n.Linearize(r.Context())
+	default:
+		return errMalformed("consistency", "%q: want local or linearizable", c)
+	}
+}
+
+// submitRecords writes records through Raft, ImportChunk per entry; each
+// entry is atomic, and chunk i is keyed key/i so a retry skips the chunks
+// already applied.
+func (n *Node) submitRecords(ctx context.Context, key string, recs []storeline.Record, fields []string) (Version, int, error) {
+	var last Version
+	entries := 0
+	for start := 0; start < len(recs); start += n.cfg.ImportChunk {
+		end := min(start+n.cfg.ImportChunk, len(recs))
+		p := putPayload{Records: make([]wireRecord, 0, end-start)}
+		for i := start; i < end; i++ {
+			wr, err := encodeRecord(recs[i], fields[i])
+			if err != nil {
+				return last, entries, storeline.E("central.put", storeline.Internal, err)
+			}
+			p.Records = append(p.Records, wr)
+		}
+		body, err := msgpack.Marshal(&p)
+		if err != nil {
+			return last, entries, storeline.E("central.put", storeline.Internal, err)
+		}
+		k := key
+		if len(recs) > n.cfg.ImportChunk {
+			k = fmt.Sprintf("%s/%d", key, start/n.cfg.ImportChunk)
+		}
+		res, err := n.Submit(ctx, OpMasterPut, k, body)
+		if err != nil {
+			return last, entries, err
+		}
+		if err := res.Err(); err != nil {
+			return last, entries, err
+		}
+		last = res.Version
+		entries++
+	}
+	return last, entries, nil
+}
+
+// precheck validates records and their references against the local state
+// and the request's own records before anything is submitted, so a bad
+// bulk request that spans several entries changes nothing. The FSM checks
+// again when it applies each entry.
+func (n *Node) precheck(ctx context.Context, recs []storeline.Record, fields []string) error {
+	err := n.precheckLocal(recs, fields)
+	if err != nil && storeline.KindOf(err) == storeline.Invalid && !n.IsLeader() {
+		// This follower may lag: check again once it has caught up, so a
+		// stale replica never refuses a valid write.
+		if lerr := n.Linearize(ctx); lerr != nil {
+			return lerr
+		}
+		err = n.precheckLocal(recs, fields)
+	}
+	return err
+}
+
+func (n *Node) precheckLocal(recs []storeline.Record, fields []string) error {
+	pending := make(map[string]storeline.Record, len(recs))
+	for i, rec := range recs {
+		if err := rec.Validate(); err != nil {
+			return prefixed(fields[i], err)
+		}
+		pending[string(rec.MasterKind())+"\x00"+rec.MasterID()] = rec
+	}
+	return n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		for i, rec := range recs {
+			if err := checkRefs(rt, pending, rec, fields[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func setID(rec storeline.Record, id string) error {
+	f := reflect.ValueOf(rec).Elem().FieldByName("ID")
+	if !f.IsValid() {
+		return nil
+	}
+	if f.String() != "" && f.String() != id {
+		return errMalformed("id", "%q differs from the path's %q", f.String(), id)
+	}
+	f.SetString(id)
+	return nil
+}
+
+type putAnswer struct {
+	Version   Version `json:"version"`
+	Duplicate bool    `json:"duplicate,omitempty"`
+	Record    any     `json:"record"`
+	Token     string  `json:"token,omitempty"`
+}
+
+func (n *Node) put(w http.ResponseWriter, r *http.Request, res resource) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	rec, _ := storeline.NewRecord(res.Kind)
+	var token string
+	switch res.Kind {
+	case storeline.KindSeller:
+		token, err = n.decodeSeller(body, id, rec.(*storeline.Seller))
+	case storeline.KindTerminal:
+		token, err = n.decodeTerminal(body, id, rec.(*storeline.Terminal))
+	default:
+		if err = decodeWire(body, rec); err == nil {
+			err = setID(rec, id)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := n.precheck(r.Context(), []storeline.Record{rec}, []string{""}); err != nil {
+		return err
+	}
+	result, err := n.submitOne(r.Context(), key, rec)
+	if err != nil {
+		return err
+	}
+	if result.Duplicate {
+		token = "" // the first request's token was issued then; a new one is not stored
+	}
+	writeJSON(w, http.StatusOK, putAnswer{Version: result.Version, Duplicate: result.Duplicate, Record: encodeWire(rec), Token: token})
+	return nil
+}
+
+func (n *Node) submitOne(ctx context.Context, key string, rec storeline.Record) (*Result, error) {
+	wr, err := encodeRecord(rec, "")
+	if err != nil {
+		return nil, storeline.E("central.put", storeline.Internal, err)
+	}
+	body, _ := msgpack.Marshal(&putPayload{Records: []wireRecord{wr}})
+	res, err := n.Submit(ctx, OpMasterPut, key, body)
+	if err != nil {
+		return nil, err
+	}
+	return res, res.Err()
+}
+
+// checkPIN accepts 4 to 12 digits.
+func checkPIN(field, pin string) error {
+	if len(pin) < 4 || len(pin) > 12 || strings.Trim(pin, "0123456789") != "" {
+		return storeline.Invalidf(field, "a PIN is 4-12 digits")
+	}
+	return nil
+}
+
+func hashPIN(pin string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	return storeline.HashPIN(pin, salt)
+}
+
+// decodeSeller decodes a seller; its PIN comes as "pin" and is stored
+// hashed. Without a pin an existing seller keeps its hash.
+func (n *Node) decodeSeller(body []byte, id string, s *storeline.Seller) (string, error) {
+	var extra struct {
+		PIN     *string         `json:"pin"`
+		PINHash json.RawMessage `json:"pin_hash"`
+	}
+	_ = json.Unmarshal(body, &extra)
+	if extra.PINHash != nil {
+		return "", errMalformed("pin_hash", "set by the server; send pin")
+	}
+	if err := decodeWire(body, s, "pin"); err != nil {
+		return "", err
+	}
+	if err := setID(s, id); err != nil {
+		return "", err
+	}
+	if extra.PIN != nil {
+		if err := checkPIN("pin", *extra.PIN); err != nil {
+			return "", err
+		}
+		s.PINHash = hashPIN(*extra.PIN)
+		return "", nil
+	}
+	var old storeline.Seller
+	if err := n.rep.GetMaster(storeline.KindSeller, id, &old); err != nil {
+		if storeline.KindOf(err) == storeline.NotFound {
+			return "", storeline.Invalidf("pin", "a new seller needs a PIN")
+		}
+		return "", err
+	}
+	s.PINHash = old.PINHash
+	return "", nil
+}
+
+func newToken() (string, string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	tok := hex.EncodeToString(b)
+	return tok, storeline.TokenHash(tok)
+}
+
+// decodeTerminal decodes a terminal; a new one is issued a token, which
+// is answered once and stored only as its hash.
+func (n *Node) decodeTerminal(body []byte, id string, t *storeline.Terminal) (string, error) {
+	var extra struct {
+		TokenHash json.RawMessage `json:"token_hash"`
+	}
+	_ = json.Unmarshal(body, &extra)
+	if extra.TokenHash != nil {
+		return "", errMalformed("token_hash", "set by the server")
+	}
+	if err := decodeWire(body, t); err != nil {
+		return "", err
+	}
+	if err := setID(t, id); err != nil {
+		return "", err
+	}
+	var old storeline.Terminal
+	err := n.rep.GetMaster(storeline.KindTerminal, id, &old)
+	switch {
+	case err == nil:
+		t.TokenHash = old.TokenHash
+		return "", nil
+	case storeline.KindOf(err) == storeline.NotFound:
+		tok, h := newToken()
+		t.TokenHash = h
+		return tok, nil
+	}
+	return "", err
+}
+
+func (n *Node) postSellerPIN(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var p struct {
+		PIN string
+	}
+	if err := decodeWire(body, &p); err != nil {
+		return err
+	}
+	if err := checkPIN("pin", p.PIN); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	var s storeline.Seller
+	if err := n.rep.GetMaster(storeline.KindSeller, id, &s); err != nil {
+		return err
+	}
+	s.PINHash = hashPIN(p.PIN)
+	res, err := n.submitOne(r.Context(), key, &s)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, putAnswer{Version: res.Version, Duplicate: res.Duplicate, Record: encodeWire(&s)})
+	return nil
+}
+
+func (n *Node) postTerminalToken(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	var t storeline.Terminal
+	if err := n.rep.GetMaster(storeline.KindTerminal, id, &t); err != nil {
+		return err
+	}
+	tok, h := newToken()
+	t.TokenHash = h
+	res, err := n.submitOne(r.Context(), key, &t)
+	if err != nil {
+		return err
+	}
+	if res.Duplicate {
+		tok = ""
+	}
+	writeJSON(w, http.StatusOK, putAnswer{Version: res.Version, Duplicate: res.Duplicate, Record: encodeWire(&t), Token: tok})
+	return nil
+}
+
+func (n *Node) get(w http.ResponseWriter, r *http.Request, res resource) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	rec, _ := storeline.NewRecord(res.Kind)
+	if err := n.rep.GetMaster(res.Kind, r.PathValue("id"), rec); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, encodeWire(rec))
+	return nil
+}
+
+func queryLimit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return DefaultFeedLimit, nil
+	}
+	l, err := strconv.Atoi(s)
+	if err != nil || l < 1 || l > MaxFeedLimit {
+		return 0, errMalformed("limit", "%q: want 1-%d", s, MaxFeedLimit)
+	}
+	return l, nil
+}
+
+func (n *Node) list(w http.ResponseWriter, r *http.Request, res resource) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	out := []any{}
+	next := ""
+	err = n.rep.ScanMasterAfter(res.Kind, r.URL.Query().Get("after"), func(rec storeline.Record) (bool, error) {
+		if len(out) == limit {
+			return false, nil
+		}
+		out = append(out, encodeWire(rec))
+		next = rec.MasterID()
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(out) < limit {
+		next = ""
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"records": out, "next": next})
+	return nil
+}
+
+func (n *Node) del(w http.ResponseWriter, r *http.Request, res resource) error {
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	body, _ := msgpack.Marshal(&deletePayload{Kind: res.Kind, ID: r.PathValue("id")})
+	result, err := n.Submit(r.Context(), OpMasterDelete, key, body)
+	if err != nil {
+		return err
+	}
+	if err := result.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": result.Version, "duplicate": result.Duplicate})
+	return nil
+}
+
+// decodeList decodes a JSON array of records of kind, naming each by
+// field[i].
+func decodeList(raw json.RawMessage, kind storeline.MasterKind, field string) ([]storeline.Record, []string, error) {
+	var arr []json.RawMessage
+	if err := json.Unmarshal(raw, &arr); err != nil {
+		return nil, nil, errMalformed(field, "want an array")
+	}
+	recs := make([]storeline.Record, len(arr))
+	fields := make([]string, len(arr))
+	for i, a := range arr {
+		rec, _ := storeline.NewRecord(kind)
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if err := decodeWire(a, rec); err != nil {
+			return nil, nil, prefixed(f, err)
+		}
+		recs[i], fields[i] = rec, f
+	}
+	return recs, fields, nil
+}
+
+type importAnswer struct {
+	Version Version `json:"version"`
+	Records int     `json:"records"`
+	Entries int     `json:"entries"`
+}
+
+// postImport takes {"groups": [...], "items": [...], ...} and writes it
+// in bounded entries, kinds in dependency order.
+func (n *Node) postImport(w http.ResponseWriter, r *http.Request) error {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return errMalformed("", "want a JSON object of collections")
+	}
+	var recs []storeline.Record
+	var fields []string
+	for _, res := range resources {
+		raw, ok := m[res.Path]
+		if !ok {
+			continue
+		}
+		if !importable(res) {
+			return errMalformed(res.Path, "%s are not imported in bulk (PUT /v1/%s/{id})", res.Path, res.Path)
+		}
+		delete(m, res.Path)
+		rs, fs, err := decodeList(raw, res.Kind, res.Path)
+		if err != nil {
+			return err
+		}
+		recs, fields = append(recs, rs...), append(fields, fs...)
+	}
+	for k := range m {
+		return errMalformed(k, "unknown collection")
+	}
+	return n.writeBulk(w, r, key, recs, fields)
+}
+
+func (n *Node) writeBulk(w http.ResponseWriter, r *http.Request, key string, recs []storeline.Record, fields []string) error {
+	if len(recs) == 0 {
+		return storeline.Invalidf("", "nothing to import")
+	}
+	if err := n.precheck(r.Context(), recs, fields); err != nil {
+		return err
+	}
+	v, entries, err := n.submitRecords(r.Context(), key, recs, fields)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, importAnswer{Version: v, Records: len(recs), Entries: entries})
+	return nil
+}
+
+// postPrices takes {"prices": [{list, item, from, price}, ...]}.
+func (n *Node) postPrices(w http.ResponseWriter, r *http.Request) error {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return errMalformed("", "want {\"prices\": [...]}")
+	}
+	for k := range m {
+		if k != "prices" {
+			return errMalformed(k, "unknown field")
+		}
+	}
+	recs, fields, err := decodeList(m["prices"], storeline.KindPrice, "prices")
+	if err != nil {
+		return err
+	}
+	return n.writeBulk(w, r, key, recs, fields)
+}
+
+func (n *Node) getPrices(w http.ResponseWriter, r *http.Request) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	list, item := q.Get("list"), q.Get("item")
+	if err := storeline.CheckID("list", list); err != nil {
+		return errMalformed("list", "%v", errMessage(err))
+	}
+	prefix := string(list) + "/"
+	if item != "" {
+		prefix = storeline.PricePrefix(storeline.PriceListID(list), storeline.ItemID(item))
+	}
+	out := []any{}
+	err := n.rep.ScanMaster(storeline.KindPrice, prefix, func(rec storeline.Record) error {
+		if len(out) == MaxFeedLimit {
+			return nil
+		}
+		out = append(out, encodeWire(rec))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"prices": out})
+	return nil
+}
+
+func (n *Node) getCluster(w http.ResponseWriter, r *http.Request) error {
+	leader, members, err := n.Cluster(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": n.cfg.NodeID, "leader": leader, "members": members})
+	return nil
+}
+
+func storeParam(r *http.Request) (storeline.StoreID, error) {
+	s := r.URL.Query().Get("store")
+	if err := storeline.CheckID("store", s); err != nil {
+		return "", errMalformed("store", "%v", errMessage(err))
+	}
+	return storeline.StoreID(s), nil
+}
+
+func (n *Node) getChanges(w http.ResponseWriter, r *http.Request) error {
+	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	after, err := ParseVersion("after", r.URL.Query().Get("after"))
+	if err != nil {
+		return errMalformed("after", "%v", errMessage(err))
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	p, err := n.Changes(store, after, limit)
+	if err != nil {
+		return err
+	}
+	cs := make([]map[string]any, len(p.Changes))
+	for i, c := range p.Changes {
+		cs[i] = map[string]any{"version": c.Version, "kind": c.Kind, "id": c.ID, "deleted": c.Deleted}
+		if c.Record != nil {
+			cs[i]["record"] = encodeWire(c.Record)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changes": cs, "next": p.Next, "more": p.More, "resync": p.Resync})
+	return nil
+}
+
+func (n *Node) getSnapshot(w http.ResponseWriter, r *http.Request) error {
+	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	p, err := n.Snapshot(store, r.URL.Query().Get("page"), limit)
+	if err != nil {
+		return err
+	}
+	recs := make([]map[string]any, len(p.Records))
+	for i, rec := range p.Records {
+		recs[i] = map[string]any{"kind": rec.MasterKind(), "id": rec.MasterID(), "record": encodeWire(rec)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"records": recs, "as_of": p.AsOf, "next": p.Next})
+	return nil
+}

@@ -1,0 +1,259 @@
+package central
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/storeline/storeline"
+)
+
+// Role is what an API key may do on the head-office API.
+type Role string
+
+// The roles: an admin reads and writes, a viewer only reads.
+const (
+	RoleAdmin  Role = "admin"
+	RoleViewer Role = "viewer"
+)
+
+// APIKey is a head-office API key, configured by its hash
+// (storeline.TokenHash of the key), never the key itself.
+type APIKey struct {
+	Name string
+	Hash string
+	Role Role
+}
+
+// Config is the one configuration of a central node. Build it with
+// DefaultConfig and change what you need; Open calls Validate.
+type Config struct {
+	// NodeID names the node in Raft and gossip; it never changes.
+	NodeID string
+	// DataDir holds DataDir/raft (the Raft log), DataDir/fsm (the state
+	// machine's ledger) and DataDir/snapshots.
+	DataDir string
+	// RaftAddr is the Raft transport's listen address; RaftAdvertise the
+	// address peers dial (defaults to the bound address).
+	RaftAddr      string
+	RaftAdvertise string
+	// APIAddr is the head-office API's listen address; APIAdvertise the
+	// address other nodes forward writes to (defaults to the bound one).
+	APIAddr      string
+	APIAdvertise string
+	// AdminAddr serves /metrics and /healthz, loopback by default.
+	AdminAddr string
+	// GossipAddr is memberlist's bind address (TCP and UDP, same port).
+	GossipAddr string
+	// Seeds are gossip addresses of nodes already in the cluster; a node
+	// with seeds joins through them.
+	Seeds []string
+	// Bootstrap forms a new cluster with this node as its only voter. Only
+	// the first node of a cluster, started once, sets it; a node whose
+	// Raft log already exists ignores it.
+	Bootstrap bool
+	// MaxVoters is the odd number of voters the leader keeps (3 or 5);
+	// nodes beyond it join as non-voters.
+	MaxVoters int
+	// ClusterSecret authenticates one node to another (forwarded writes,
+	// read-index requests, status). Every node of a cluster has the same.
+	ClusterSecret string
+	// APIKeys are the head-office API's keys.
+	APIKeys []APIKey
+
+	// Raft timers and limits (see hashicorp/raft's Config).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	MaxAppendEntries   int
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+	// ApplyTimeout bounds one Submit on the leader (enqueue and commit).
+	ApplyTimeout time.Duration
+	// ForwardTimeout bounds a forwarded request to the leader.
+	ForwardTimeout time.Duration
+
+	// Gossip (memberlist) timers.
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	GossipInterval time.Duration
+	SuspicionMult  int
+	// ReconcileInterval is how often the leader compares gossip members
+	// with the Raft configuration.
+	ReconcileInterval time.Duration
+	// DeadNodeRemoveAfter removes from Raft a node gossip has seen dead
+	// this long; 0 (the default) never removes one.
+	DeadNodeRemoveAfter time.Duration
+
+	// ChangeRetention is how long tombstones of the change feed are kept;
+	// a cursor older than the pruned ones gets a resync answer.
+	ChangeRetention time.Duration
+	// PruneInterval is how often the leader submits a prune of tombstones
+	// older than ChangeRetention.
+	PruneInterval time.Duration
+	// ImportChunk is the number of records per Raft entry of a bulk
+	// import.
+	ImportChunk int
+	// MaxBodyBytes bounds a request body of the head-office API.
+	MaxBodyBytes int64
+
+	// Registerer receives the node's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a single-node configuration bootstrapping on
+// loopback with ephemeral ports, with data in dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		NodeID:             "central-1",
+		DataDir:            dataDir,
+		RaftAddr:           "127.0.0.1:0",
+		APIAddr:            "127.0.0.1:0",
+		AdminAddr:          "127.0.0.1:0",
+		GossipAddr:         "127.0.0.1:0",
+		Bootstrap:          true,
+		MaxVoters:          3,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		MaxAppendEntries:   1024,
+		SnapshotInterval:   2 * time.Minute,
+		SnapshotThreshold:  16384,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+		ForwardTimeout:     10 * time.Second,
+		ProbeInterval:      1 * time.Second,
+		ProbeTimeout:       500 * time.Millisecond,
+		GossipInterval:     200 * time.Millisecond,
+		SuspicionMult:      4,
+		ReconcileInterval:  1 * time.Second,
+		ChangeRetention:    30 * 24 * time.Hour,
+		PruneInterval:      time.Hour,
+		ImportChunk:        2000,
+		MaxBodyBytes:       64 << 20,
+	}
+}
+
+// Validate names every bad field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, storeline.Invalidf(field, format, args...))
+	}
+	if err := storeline.CheckID("NodeID", c.NodeID); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir == "" {
+		bad("DataDir", "a central node needs a data directory")
+	}
+	for _, a := range []struct{ f, v string }{{"RaftAddr", c.RaftAddr}, {"APIAddr", c.APIAddr}, {"AdminAddr", c.AdminAddr}, {"GossipAddr", c.GossipAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			bad(a.f, "%q is not host:port", a.v)
+		}
+	}
+	for i, s := range c.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			bad(fmt.Sprintf("Seeds[%d]", i), "%q is not host:port", s)
+		}
+	}
+	if c.MaxVoters != 1 && c.MaxVoters != 3 && c.MaxVoters != 5 && c.MaxVoters != 7 {
+		bad("MaxVoters", "%d: want an odd number from 1 to 7", c.MaxVoters)
+	}
+	if len(c.Seeds) > 0 && c.ClusterSecret == "" {
+		bad("ClusterSecret", "a node that joins a cluster needs the cluster secret")
+	}
+	if c.ClusterSecret != "" && len(c.ClusterSecret) < 16 {
+		bad("ClusterSecret", "at least 16 characters")
+	}
+	for i, k := range c.APIKeys {
+		if len(k.Hash) != 64 {
+			bad(fmt.Sprintf("APIKeys[%d].Hash", i), "want the hex SHA-256 of the key")
+		}
+		if k.Role != RoleAdmin && k.Role != RoleViewer {
+			bad(fmt.Sprintf("APIKeys[%d].Role", i), "unknown role %q (admin, viewer)", k.Role)
+		}
+	}
+	if c.HeartbeatTimeout < 5*time.Millisecond {
+		bad("HeartbeatTimeout", "%s below 5ms", c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("ElectionTimeout", "%s below HeartbeatTimeout", c.ElectionTimeout)
+	}
+	if c.LeaderLeaseTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("LeaderLeaseTimeout", "%s out of [5ms, HeartbeatTimeout]", c.LeaderLeaseTimeout)
+	}
+	if c.CommitTimeout < time.Millisecond {
+		bad("CommitTimeout", "%s below 1ms", c.CommitTimeout)
+	}
+	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
+		bad("MaxAppendEntries", "%d out of [1, 1024]", c.MaxAppendEntries)
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		bad("SnapshotInterval", "%s below 5ms", c.SnapshotInterval)
+	}
+	if c.SnapshotThreshold < 1 {
+		bad("SnapshotThreshold", "must be positive")
+	}
+	if c.ApplyTimeout <= 0 {
+		bad("ApplyTimeout", "must be positive")
+	}
+	if c.ForwardTimeout <= 0 {
+		bad("ForwardTimeout", "must be positive")
+	}
+	if c.ProbeInterval <= 0 || c.ProbeTimeout <= 0 || c.ProbeTimeout > c.ProbeInterval {
+		bad("ProbeTimeout", "want 0 < ProbeTimeout <= ProbeInterval")
+	}
+	if c.GossipInterval <= 0 {
+		bad("GossipInterval", "must be positive")
+	}
+	if c.SuspicionMult < 1 || c.SuspicionMult > 16 {
+		bad("SuspicionMult", "%d out of [1, 16]", c.SuspicionMult)
+	}
+	if c.ReconcileInterval <= 0 {
+		bad("ReconcileInterval", "must be positive")
+	}
+	if c.DeadNodeRemoveAfter < 0 {
+		bad("DeadNodeRemoveAfter", "must not be negative")
+	}
+	if c.ChangeRetention < time.Second {
+		bad("ChangeRetention", "%s below 1s", c.ChangeRetention)
+	}
+	if c.PruneInterval <= 0 {
+		bad("PruneInterval", "must be positive")
+	}
+	if c.ImportChunk < 1 || c.ImportChunk > 4096 {
+		bad("ImportChunk", "%d out of [1, 4096]", c.ImportChunk)
+	}
+	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 1<<30 {
+		bad("MaxBodyBytes", "%d out of [1 KiB, 1 GiB]", c.MaxBodyBytes)
+	}
+	if len(errs) > 0 {
+		return storeline.E("central.Config.Validate", storeline.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// String describes the configuration with secrets redacted.
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node=%s data=%s raft=%s api=%s admin=%s gossip=%s seeds=%v bootstrap=%v max_voters=%d",
+		c.NodeID, c.DataDir, c.RaftAddr, c.APIAddr, c.AdminAddr, c.GossipAddr, c.Seeds, c.Bootstrap, c.MaxVoters)
+	secret := "unset"
+	if c.ClusterSecret != "" {
+		secret = "[redacted]"
+	}
+	fmt.Fprintf(&b, " cluster_secret=%s api_keys=%d heartbeat=%s election=%s lease=%s commit=%s max_append=%d probe=%s/%s gossip=%s dead_remove=%s",
+		secret, len(c.APIKeys), c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout,
+		c.MaxAppendEntries, c.ProbeInterval, c.ProbeTimeout, c.GossipInterval, c.DeadNodeRemoveAfter)
+	return b.String()
+}

@@ -1,0 +1,19 @@
+// Package central is head office: a 3 or 5 node cluster agreeing through
+// hashicorp/raft, whose FSM applies master-data changes (and, later, shops'
+// batches and back-office documents) to a ledger in replicated mode over
+// Badger; hashicorp/memberlist gossip for discovery and joining; and the
+// head-office HTTP/JSON API (openapi.yaml) with a versioned change feed.
+//
+// Every change's version is (Raft index, position in the entry), packed
+// into one ordered uint64 so the ledger's master store keys it. Any node
+// serves any request: writes are forwarded to the leader after the caller
+// is authenticated; reads are local, or linearizable on request. Every
+// write carries an idempotency key whose outcome the FSM remembers, so a
+// write whose outcome is unknown (leadership lost mid-apply) is safe to
+// retry. See fsm.go for the FSM's invariants and ledger/replicated.go and
+// ledger/raftlog.go for storage.
+//
+// Package central may import the module root, crdt, pricing, ledger,
+// replication, raft, memberlist, msgpack and prometheus (DESIGN.md's
+// import table); never posbridge or node, and Badger only through ledger.
+package central

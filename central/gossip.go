@@ -1,0 +1,219 @@
+package central
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+)
+
+// nodeMeta is what a node tells the others through gossip: where its Raft
+// transport and head-office API listen.
+type nodeMeta struct {
+	Raft string `json:"r"`
+	API  string `json:"a"`
+}
+
+// gossip tracks the members memberlist reports and wakes the leader's
+// reconciler when they change.
+type gossip struct {
+	self  nodeMeta
+	wake  chan struct{}
+	mu    sync.Mutex
+	alive map[string]nodeMeta
+	dead  map[string]time.Time // when a member was seen failed or gone
+}
+
+func (g *gossip) NodeMeta(limit int) []byte {
+	b, _ := json.Marshal(g.self)
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (g *gossip) NotifyMsg([]byte)                           {}
+func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (g *gossip) LocalState(join bool) []byte                { return nil }
+func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+func (g *gossip) set(nd *memberlist.Node, alive bool) {
+	var m nodeMeta
+	_ = json.Unmarshal(nd.Meta, &m)
+	g.mu.Lock()
+	if alive {
+		g.alive[nd.Name] = m
+		delete(g.dead, nd.Name)
+	} else {
+		delete(g.alive, nd.Name)
+		g.dead[nd.Name] = time.Now()
+	}
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (g *gossip) NotifyJoin(nd *memberlist.Node)   { g.set(nd, true) }
+func (g *gossip) NotifyLeave(nd *memberlist.Node)  { g.set(nd, false) }
+func (g *gossip) NotifyUpdate(nd *memberlist.Node) { g.set(nd, true) }
+
+// meta returns the gossip metadata of a live member.
+func (g *gossip) meta(id string) (nodeMeta, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.alive[id]
+	return m, ok
+}
+
+func (g *gossip) snapshot() (map[string]nodeMeta, map[string]time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := make(map[string]nodeMeta, len(g.alive))
+	for k, v := range g.alive {
+		a[k] = v
+	}
+	d := make(map[string]time.Time, len(g.dead))
+	for k, v := range g.dead {
+		d[k] = v
+	}
+	return a, d
+}
+
+func (n *Node) startGossip() error {
+	host, port, err := net.SplitHostPort(n.cfg.GossipAddr)
+	if err != nil {
+		return err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return err
+	}
+	n.gos = &gossip{
+		self:  nodeMeta{Raft: string(n.tr.LocalAddr()), API: n.apiAddr},
+		wake:  make(chan struct{}, 1),
+		alive: map[string]nodeMeta{},
+		dead:  map[string]time.Time{},
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = n.cfg.NodeID
+	mc.BindAddr, mc.BindPort = host, p
+	mc.AdvertisePort = 0
+	mc.ProbeInterval = n.cfg.ProbeInterval
+	mc.ProbeTimeout = n.cfg.ProbeTimeout
+	mc.GossipInterval = n.cfg.GossipInterval
+	mc.SuspicionMult = n.cfg.SuspicionMult
+	mc.PushPullInterval = 10 * n.cfg.ProbeInterval
+	mc.TCPTimeout = 4 * n.cfg.ProbeInterval
+	mc.Delegate = n.gos
+	mc.Events = n.gos
+	mc.Logger = log.New(io.Discard, "", 0)
+	if n.cfg.ClusterSecret != "" {
+		key := sha256Sum(n.cfg.ClusterSecret)
+		mc.SecretKey = key[:]
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return err
+	}
+	n.ml = ml
+	if len(n.cfg.Seeds) > 0 {
+		if _, err := ml.Join(n.cfg.Seeds); err != nil {
+			ml.Shutdown()
+			return fmt.Errorf("join %v: %w", n.cfg.Seeds, err)
+		}
+	}
+	return nil
+}
+
+// reconcileLoop runs on every node and acts on the leader: members gossip
+// knows but Raft does not are added (as voters up to MaxVoters, as
+// non-voters beyond), non-voters are promoted when a voter slot is free,
+// and, if DeadNodeRemoveAfter is set, members dead that long are removed.
+func (n *Node) reconcileLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.ReconcileInterval)
+	defer t.Stop()
+	leaderCh := make(chan raft.Observation, 4)
+	obs := raft.NewObserver(leaderCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-t.C:
+		case <-n.gos.wake:
+		case <-leaderCh:
+		}
+		if n.raft.State() == raft.Leader {
+			if err := n.reconcile(); err != nil {
+				n.log.Warn("central: reconcile", "err", err)
+			}
+		}
+	}
+}
+
+func (n *Node) reconcile() error {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	servers := f.Configuration().Servers
+	known := map[string]raft.Server{}
+	voters := 0
+	for _, s := range servers {
+		known[string(s.ID)] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	alive, dead := n.gos.snapshot()
+	timeout := n.cfg.ApplyTimeout
+	for id, m := range alive {
+		if m.Raft == "" {
+			continue
+		}
+		s, ok := known[id]
+		switch {
+		case !ok || string(s.Address) != m.Raft:
+			if (ok && s.Suffrage == raft.Voter) || voters < n.cfg.MaxVoters {
+				if !ok {
+					voters++
+				}
+				if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.Raft), 0, timeout).Error(); err != nil {
+					return fmt.Errorf("add voter %s: %w", id, err)
+				}
+			} else if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.Raft), 0, timeout).Error(); err != nil {
+				return fmt.Errorf("add non-voter %s: %w", id, err)
+			}
+			n.log.Info("central: member added to raft", "id", id, "raft", m.Raft)
+		case s.Suffrage == raft.Nonvoter && voters < n.cfg.MaxVoters:
+			voters++
+			if err := n.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
+				return fmt.Errorf("promote %s: %w", id, err)
+			}
+		}
+	}
+	if n.cfg.DeadNodeRemoveAfter > 0 {
+		for id, since := range dead {
+			if _, ok := known[id]; ok && id != n.cfg.NodeID && time.Since(since) > n.cfg.DeadNodeRemoveAfter {
+				if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
+					return fmt.Errorf("remove %s: %w", id, err)
+				}
+				n.log.Warn("central: dead member removed from raft", "id", id, "dead_since", since)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package central
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/storeline/storeline/ledger"
+)
+
+// logStore adapts ledger.LogStore (Raft's log over Badger; see
+// ledger/raftlog.go for why Badger and not bolt) to raft.LogStore and
+// raft.StableStore.
+type logStore struct{ s *ledger.LogStore }
+
+var (
+	_ raft.LogStore    = logStore{}
+	_ raft.StableStore = logStore{}
+)
+
+func (l logStore) FirstIndex() (uint64, error) { return l.s.FirstIndex() }
+func (l logStore) LastIndex() (uint64, error)  { return l.s.LastIndex() }
+
+func (l logStore) GetLog(index uint64, out *raft.Log) error {
+	var e ledger.LogEntry
+	if err := l.s.GetLog(index, &e); err != nil {
+		if errors.Is(err, ledger.ErrLogNotFound) {
+			return raft.ErrLogNotFound
+		}
+		return err
+	}
+	*out = raft.Log{Index: e.Index, Term: e.Term, Type: raft.LogType(e.Type), Data: e.Data, Extensions: e.Extensions, AppendedAt: e.AppendedAt}
+	return nil
+}
+
+func (l logStore) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
+
+func (l logStore) StoreLogs(logs []*raft.Log) error {
+	es := make([]ledger.LogEntry, len(logs))
+	for i, g := range logs {
+		es[i] = ledger.LogEntry{Index: g.Index, Term: g.Term, Type: uint8(g.Type), Data: g.Data, Extensions: g.Extensions, AppendedAt: g.AppendedAt}
+	}
+	if err := l.s.StoreLogs(es); err != nil {
+		return fmt.Errorf("central: store %d logs: %w", len(logs), err)
+	}
+	return nil
+}
+
+func (l logStore) DeleteRange(min, max uint64) error { return l.s.DeleteRange(min, max) }
+func (l logStore) Set(k, v []byte) error             { return l.s.Set(k, v) }
+
+// Get returns an error whose text is "not found" for a missing key, as
+// raft expects.
+func (l logStore) Get(k []byte) ([]byte, error)       { return l.s.Get(k) }
+func (l logStore) SetUint64(k []byte, v uint64) error { return l.s.SetUint64(k, v) }
+func (l logStore) GetUint64(k []byte) (uint64, error) { return l.s.GetUint64(k) }

@@ -1,0 +1,409 @@
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+)
+
+// Node is one member of the central cluster: Raft with its FSM, gossip,
+// the head-office API and the admin listener.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	rep  *ledger.Replica
+	logs *ledger.LogStore
+	fsm  *FSM
+	raft *raft.Raft
+	tr   *raft.NetworkTransport
+	sl   *streamLayer
+	ml   *memberlist.Memberlist
+	gos  *gossip
+	met  *metrics
+
+	api, admin     *http.Server
+	apiLn, adminLn net.Listener
+	apiAddr        string
+	client         *http.Client
+	keys           map[string]APIKey // by hash
+
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts a node. ops are extra FSM ops (other packages' commands);
+// every node of a cluster must register the same ops.
+func Open(cfg Config, ops ...Op) (n *Node, err error) {
+	const op = "central.Open"
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	for _, k := range cfg.APIKeys {
+		n.keys[k.Hash] = k
+	}
+	n.client = &http.Client{Timeout: cfg.ForwardTimeout}
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, err)
+	}
+	if n.logs, err = ledger.OpenLogStore(filepath.Join(cfg.DataDir, "raft"), ledger.LogStoreOptions{Logger: n.log}); err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { n.logs.Close() })
+	if n.rep, err = ledger.OpenReplica(filepath.Join(cfg.DataDir, "fsm"), ledger.ReplicaOptions{Logger: n.log}); err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { n.rep.Close() })
+	if n.fsm, err = newFSM(n.rep, n.log, ops); err != nil {
+		return nil, storeline.E(op, storeline.Invalid, err)
+	}
+	// Raft's own logs go to the node's logger at debug level, through
+	// raft's io.Writer constructors (hclog is not a dependency of ours).
+	hl := logWriter{n.log}
+	snaps, err := raft.NewFileSnapshotStore(filepath.Join(cfg.DataDir, "snapshots"), 2, hl)
+	if err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("snapshot store: %w", err))
+	}
+	rln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("raft listener: %w", err))
+	}
+	closers = append(closers, func() { rln.Close() })
+	if n.sl, err = newStreamLayer(rln, cfg.RaftAdvertise); err != nil {
+		return nil, storeline.E(op, storeline.Invalid, storeline.Invalidf("RaftAdvertise", "%v", err))
+	}
+	n.tr = raft.NewNetworkTransport(n.sl, 3, 10*time.Second, hl)
+	closers = append(closers, func() { n.tr.Close() })
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.MaxAppendEntries = cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NoLegacyTelemetry = true
+	rc.LogOutput = hl
+	rc.LogLevel = "INFO"
+	// The replica keeps its state and applied index across restarts, so
+	// Raft need not restore the latest snapshot at start, unless the
+	// replica is behind it (its directory was lost).
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		rc.NoSnapshotRestoreOnStart = n.rep.AppliedIndex() >= metas[0].Index
+	} else {
+		rc.NoSnapshotRestoreOnStart = true
+	}
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, storeline.E(op, storeline.Invalid, err)
+	}
+	ls := logStore{n.logs}
+	existing, err := raft.HasExistingState(ls, ls, snaps)
+	if err != nil {
+		return nil, storeline.E(op, storeline.Internal, err)
+	}
+	n.met = newMetrics(n)
+	if n.raft, err = raft.NewRaft(rc, n.fsm, ls, ls, snaps, n.tr); err != nil {
+		return nil, storeline.E(op, storeline.Internal, fmt.Errorf("raft: %w", err))
+	}
+	closers = append(closers, func() { n.raft.Shutdown().Error() })
+	n.met.observe(n.raft)
+	if cfg.Bootstrap && !existing {
+		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.tr.LocalAddr(),
+		}}})
+		if err := f.Error(); err != nil {
+			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("bootstrap: %w", err))
+		}
+	}
+
+	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("api listener: %w", err))
+	}
+	closers = append(closers, func() { n.apiLn.Close() })
+	n.apiAddr = n.apiLn.Addr().String()
+	if cfg.APIAdvertise != "" {
+		n.apiAddr = cfg.APIAdvertise
+	}
+	if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("admin listener: %w", err))
+	}
+	closers = append(closers, func() { n.adminLn.Close() })
+	n.api = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go n.api.Serve(n.apiLn)
+	go n.admin.Serve(n.adminLn)
+	closers = append(closers, func() { n.api.Close(); n.admin.Close() })
+
+	if err := n.startGossip(); err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("gossip: %w", err))
+	}
+	closers = append(closers, func() { n.ml.Shutdown() })
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(n.met); err != nil {
+			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
+		}
+	}
+	n.wg.Add(2)
+	go n.reconcileLoop()
+	go n.pruneLoop()
+	n.log.Info("central: node started", "config", cfg.String(), "raft", n.tr.LocalAddr(), "api", n.apiAddr)
+	return n, nil
+}
+
+// Close leaves gossip, stops Raft and the listeners, and closes the
+// stores. Other nodes see it as failed (it does not leave Raft).
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.quit)
+		n.wg.Wait()
+		if n.cfg.Registerer != nil {
+			n.cfg.Registerer.Unregister(n.met)
+		}
+		var errs []error
+		n.api.Close()
+		n.admin.Close()
+		_ = n.ml.Leave(n.cfg.ProbeTimeout)
+		errs = append(errs, n.ml.Shutdown())
+		errs = append(errs, n.raft.Shutdown().Error())
+		errs = append(errs, n.tr.Close())
+		errs = append(errs, n.rep.Close(), n.logs.Close())
+		if err := errors.Join(errs...); err != nil {
+			n.closeErr = storeline.E("central.Close", storeline.Internal, err)
+		}
+	})
+	return n.closeErr
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// APIAddr returns the head-office API's address.
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// AdminAddr returns the admin listener's address.
+func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
+
+// RaftAddr returns the Raft transport's address.
+func (n *Node) RaftAddr() string { return string(n.tr.LocalAddr()) }
+
+// GossipAddr returns memberlist's address.
+func (n *Node) GossipAddr() string {
+	ln := n.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), fmt.Sprint(ln.Port))
+}
+
+// IsLeader reports whether the node is the Raft leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's node id, "" if none is known.
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// AppliedIndex returns the index of the last command the FSM applied.
+// (raft.AppliedIndex is not used for waiting: Raft advances it when it
+// hands a batch to the FSM, before the FSM has applied it.)
+func (n *Node) AppliedIndex() uint64 { return n.rep.AppliedIndex() }
+
+// FSMApplies returns how many commands this node's FSM applied (not
+// skipped on replay) since Open.
+func (n *Node) FSMApplies() uint64 { return n.fsm.Applies() }
+
+// Replica returns the node's state machine store, for reads.
+func (n *Node) Replica() *ledger.Replica { return n.rep }
+
+// Submit applies a command through Raft and returns its outcome. On a
+// follower the command is forwarded to the leader.
+//
+// If Submit returns an Unavailable error, the command may or may not have
+// been applied (leadership was lost mid-apply, or the leader's answer was
+// lost). Retrying with the same key is safe: the FSM remembers the outcome
+// of every key and returns it instead of applying twice. A command without
+// a key has no such guarantee.
+func (n *Node) Submit(ctx context.Context, op, key string, payload []byte) (*Result, error) {
+	c := command{Op: op, Key: key, AtMs: time.Now().UnixMilli(), Payload: payload}
+	return n.submit(ctx, &c, true)
+}
+
+func (n *Node) submit(ctx context.Context, c *command, mayForward bool) (*Result, error) {
+	const op = "central.Submit"
+	if n.raft.State() != raft.Leader {
+		if !mayForward {
+			return nil, storeline.Errorf(storeline.Unavailable, op, "not the leader; nothing was applied, retry")
+		}
+		return n.forwardSubmit(ctx, c)
+	}
+	data, err := msgpack.Marshal(c)
+	if err != nil {
+		return nil, storeline.E(op, storeline.Internal, err)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	f := n.raft.Apply(data, timeout)
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		return nil, storeline.E(op, storeline.Unavailable,
+			fmt.Errorf("outcome unknown (gave up waiting for commit); retrying with the same idempotency key is safe: %w", ctx.Err()))
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, raft.ErrNotLeader) && mayForward:
+		return n.forwardSubmit(ctx, c) // refused before it was appended: nothing applied
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("not applied, retry: %w", err))
+	default:
+		return nil, storeline.E(op, storeline.Unavailable,
+			fmt.Errorf("outcome unknown (%v); retrying with the same idempotency key is safe", err))
+	}
+	res, ok := f.Response().(*Result)
+	if !ok || res == nil {
+		return nil, storeline.Errorf(storeline.Internal, op, "no result for index %d", f.Index())
+	}
+	return res, nil
+}
+
+// Linearize makes the node's next local read linearizable: it returns
+// once this node has applied everything committed before the call. A
+// leader commits a barrier; a follower asks the leader for its applied
+// index and waits until it has applied as much.
+func (n *Node) Linearize(ctx context.Context) error {
+	const op = "central.Linearize"
+	var idx uint64
+	if n.raft.State() == raft.Leader {
+		i, err := n.barrier(ctx)
+		if err != nil {
+			return err
+		}
+		idx = i
+	} else {
+		i, err := n.forwardReadIndex(ctx)
+		if err != nil {
+			return err
+		}
+		idx = i
+	}
+	return n.waitApplied(ctx, idx, op)
+}
+
+func (n *Node) barrier(ctx context.Context) (uint64, error) {
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if err := n.raft.Barrier(timeout).Error(); err != nil {
+		return 0, storeline.E("central.Linearize", storeline.Unavailable, fmt.Errorf("barrier: %w", err))
+	}
+	// The barrier returns after the FSM applied every command before it.
+	return n.rep.AppliedIndex(), nil
+}
+
+// waitApplied polls the applied index until it reaches idx or ctx ends.
+func (n *Node) waitApplied(ctx context.Context, idx uint64, op string) error {
+	if n.rep.AppliedIndex() >= idx {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+	defer cancel()
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for n.rep.AppliedIndex() < idx {
+		select {
+		case <-ctx.Done():
+			return storeline.E(op, storeline.Unavailable, fmt.Errorf("applied %d, leader at %d: %w", n.rep.AppliedIndex(), idx, ctx.Err()))
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// pruneLoop submits, on the leader, a prune of the feed's tombstones older
+// than ChangeRetention every PruneInterval.
+func (n *Node) pruneLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		p, _ := msgpack.Marshal(&prunePayload{Before: time.Now().Add(-n.cfg.ChangeRetention)})
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		if _, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: time.Now().UnixMilli(), Payload: p}, false); err != nil {
+			n.log.Warn("central: prune", "err", err)
+		}
+		cancel()
+	}
+}
+
+// CutRaft cuts the node's Raft transport off (true) or reconnects it.
+// Gossip and HTTP are unaffected. For tests and fencing.
+func (n *Node) CutRaft(cut bool) { n.sl.setCut(cut) }
+
+// TransferLeadership asks the leader to hand leadership to another voter
+// (before maintenance). It fails on a follower.
+func (n *Node) TransferLeadership() error {
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return storeline.E("central.TransferLeadership", storeline.Unavailable, err)
+	}
+	return nil
+}
+
+// logWriter turns raft's log lines into debug records of the node's logger.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Debug("raft", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// TakeSnapshot makes Raft snapshot the state now (and compact its log to
+// TrailingLogs entries), as before maintenance.
+func (n *Node) TakeSnapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return storeline.E("central.TakeSnapshot", storeline.Unavailable, err)
+	}
+	return nil
+}
