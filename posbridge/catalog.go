@@ -31,29 +31,6 @@ func (s *Server) store() (*storeline.Store, *time.Location, error) {
 	return &st, loc, nil
 }
 
-// price returns the shop's price of an item at now: the first of the
-// store's ordered price lists holding a price effective at now wins, and
-// within a list the latest From at or before now.
-func (s *Server) price(st *storeline.Store, item storeline.ItemID, now time.Time) (decimal.Decimal, storeline.PriceListID, bool, error) {
-	for _, pl := range st.PriceLists {
-		var best *storeline.Price
-		err := s.led.ScanMaster(storeline.KindPrice, storeline.PricePrefix(pl, item), func(r storeline.Record) error {
-			p, ok := r.(*storeline.Price)
-			if ok && !p.From.After(now) && (best == nil || !p.From.Before(best.From)) {
-				best = p
-			}
-			return nil
-		})
-		if err != nil {
-			return decimal.Decimal{}, "", false, err
-		}
-		if best != nil {
-			return best.Price, pl, true, nil
-		}
-	}
-	return decimal.Decimal{}, "", false, nil
-}
-
 // itemBySKU looks an item up by SKU; field names the input in errors.
 func (s *Server) itemBySKU(field, sku string) (*storeline.Item, error) {
 	if sku == "" || len(sku) > 64 {
@@ -141,13 +118,13 @@ func itemJSON(it *storeline.Item) itemOut {
 // pricedItem renders an item with this shop's current price.
 func (s *Server) pricedItem(it *storeline.Item) (itemOut, error) {
 	version := s.led.MasterVersion() // read first: the answer is at least this fresh
-	st, _, err := s.store()
+	st, loc, err := s.store()
 	if err != nil {
 		return itemOut{}, err
 	}
 	o := itemJSON(it)
 	o.Currency, o.CatalogVersion = st.Currency, version
-	p, pl, ok, err := s.price(st, it.ID, s.cfg.Now())
+	p, pl, ok, err := s.price(st, loc, it.ID, s.cfg.Now())
 	if err != nil {
 		return itemOut{}, err
 	}

@@ -258,17 +258,12 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 		// change since then does not make the same receipt a conflict.
 		rc.Discrepancies = prior.Body.(*storeline.Receipt).Discrepancies
 	} else {
-		// The till priced at occurred_at, so the node's price is taken
-		// at the same moment: an offline till's receipt arriving after a
-		// repricing is not a discrepancy.
-		for i, l := range rc.Lines {
-			p, _, found, err := s.price(st, l.Item, *in.OccurredAt)
-			if err != nil {
-				return none, false, err
-			}
-			if found && !p.Equal(l.Price) {
-				rc.Discrepancies = append(rc.Discrepancies, storeline.Discrepancy{Line: i, TillPrice: l.Price, NodePrice: p})
-			}
+		// The till priced at occurred_at, so the node prices at the same
+		// moment, with the same engine as POST /v1/baskets/price: an
+		// offline till's receipt arriving after a repricing is not a
+		// discrepancy.
+		if rc.Discrepancies, err = s.discrepancies(st, rc, *in.OccurredAt); err != nil {
+			return none, false, err
 		}
 	}
 	ev, ok, err := s.appendEvent(ctx, in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), rc)

@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/pricing"
 )
 
 //go:embed openapi.yaml
@@ -110,6 +111,10 @@ type Config struct {
 	// Replication reports the replication state for /v1/health
 	// ("standalone" while the node has no central to talk to).
 	Replication func() string
+	// ReplicationSync reports whether central was reachable at the last
+	// attempt and when the last successful sync was (zero: never); nil
+	// for a standalone node, and /v1/health then omits both.
+	ReplicationSync func() (reachable bool, lastSync time.Time)
 	// Version is the build's version, reported by /v1/health.
 	Version string
 }
@@ -207,6 +212,9 @@ type Server struct {
 	mux      *http.ServeMux
 	sessions *sessions
 	m        metrics
+	// cat and engine price from the ledger's master data (pricing.go).
+	cat    *pricing.MasterCatalog
+	engine *pricing.Engine
 }
 
 type metrics struct {
@@ -229,7 +237,9 @@ func New(cfg Config) (*Server, error) {
 		led:      cfg.Ledger,
 		log:      log,
 		sessions: newSessions(cfg.PINAttempts, cfg.PINWindow, cfg.SessionTTL, cfg.MaxSessions),
+		cat:      pricing.NewMasterCatalog(cfg.Ledger),
 	}
+	s.engine = pricing.New(s.cat)
 	s.m = metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "storeline_http_request_duration_seconds",
@@ -323,6 +333,7 @@ func (s *Server) routes() {
 	h("POST /v1/documents", withSession, s.postDocument)
 	h("POST /v1/customers", withSession, s.postCustomer)
 	h("POST /v1/baskets", withSession, s.postBasket)
+	h("POST /v1/baskets/price", terminal, s.priceBasket)
 	h("GET /v1/baskets/{id}", terminal, s.getBasket)
 	h("GET /v1/sellers", terminal, s.getSellers)
 	h("GET /v1/messages", terminal, s.getMessages)
@@ -352,18 +363,29 @@ func (s *Server) wrap(a access, fn handler) http.Handler {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	writeJSON(w, http.StatusOK, healthJSON{
+	h := healthJSON{
 		Store:       s.cfg.Store,
 		Version:     s.cfg.Version,
 		Replication: s.cfg.Replication(),
-	})
+	}
+	if s.cfg.ReplicationSync != nil {
+		reachable, last := s.cfg.ReplicationSync()
+		h.CentralReachable = &reachable
+		if !last.IsZero() {
+			t := last.UTC()
+			h.LastSync = &t
+		}
+	}
+	writeJSON(w, http.StatusOK, h)
 	return nil
 }
 
 type healthJSON struct {
-	Store       storeline.StoreID `json:"store"`
-	Version     string            `json:"version"`
-	Replication string            `json:"replication"`
+	Store            storeline.StoreID `json:"store"`
+	Version          string            `json:"version"`
+	Replication      string            `json:"replication"`
+	CentralReachable *bool             `json:"central_reachable,omitempty"`
+	LastSync         *time.Time        `json:"last_sync,omitempty"`
 }
 
 func (s *Server) spec(w http.ResponseWriter, r *http.Request, _ *caller) error {

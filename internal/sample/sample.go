@@ -1,7 +1,8 @@
 // Package sample builds a small, deterministic sample chain's master data
 // for the demo and for tests: one store with departments, groups of goods
 // with EAN-13 barcodes (a pack and a weighed item among them), a price
-// list, and sellers. It is a test harness: nothing in production imports it.
+// list, sellers, a customer group with a price policy, promotions and a
+// loyalty programme. It is a test harness: nothing in production imports it.
 package sample
 
 import (
@@ -21,6 +22,14 @@ type Chain struct {
 	List    *storeline.PriceList
 	Prices  []*storeline.Price
 	Sellers []SellerPIN
+
+	// Pricing and loyalty: a VIP customer group with its price policy,
+	// promotions (10% off dairy, water 3 for 2, a threshold discount) and
+	// a loyalty programme.
+	CustomerGroups []*storeline.CustomerGroup
+	Policies       []*storeline.PricePolicy
+	Promotions     []*storeline.Promotion
+	Programme      *storeline.LoyaltyProgramme
 }
 
 // SellerPIN is a sample seller with the PIN its hash was made from.
@@ -37,6 +46,9 @@ const (
 	WaterItem  storeline.ItemID = "water-05"  // sold singly and in a pack of 6
 	ApplesItem storeline.ItemID = "apples-kg" // weighed
 	PriceFrom                   = "2020-01-01T00:00:00Z"
+
+	VIPGroup   storeline.CustGroupID = "vip"
+	DairyPromo storeline.PromotionID = "dairy-10" // 10% off the dairy group, milk among it
 )
 
 // groups of the sample catalogue: ID, name, department, VAT rate, base
@@ -76,6 +88,27 @@ func New(id storeline.StoreID) *Chain {
 		},
 	}
 	from, _ := time.Parse(time.RFC3339, PriceFrom)
+	c.CustomerGroups = []*storeline.CustomerGroup{{ID: VIPGroup, Name: "VIP customers"}}
+	c.Policies = []*storeline.PricePolicy{
+		{ID: "vip-5", Name: "VIP: 5% off everything", CustomerGroup: VIPGroup, Percent: decimal.NewFromInt(5)},
+	}
+	c.Promotions = []*storeline.Promotion{
+		{ID: DairyPromo, Name: "Dairy week: 10% off", Kind: storeline.PromoPercent, From: from,
+			Groups: []storeline.GroupID{"dairy"}, Percent: decimal.NewFromInt(10)},
+		{ID: "water-3for2", Name: "Still water: 3 for 2", Kind: storeline.PromoNForM, From: from,
+			Items: []storeline.ItemID{WaterItem}, N: 3, M: 2},
+		{ID: "over-50", Name: "2.50 off a basket of 50", Kind: storeline.PromoThreshold, From: from,
+			Threshold: decimal.NewFromInt(50), Amount: decimal.RequireFromString("2.50")},
+	}
+	c.Programme = &storeline.LoyaltyProgramme{
+		ID: "club", Name: "Sample club", Currency: "EUR",
+		DefaultRate:     decimal.NewFromInt(1), // a point per euro
+		Rates:           []storeline.AccrualRate{{Group: "fruit", Rate: decimal.NewFromInt(2)}},
+		ExcludeGroups:   []storeline.GroupID{"spirits"},
+		PointValue:      decimal.RequireFromString("0.01"),
+		MaxShare:        decimal.NewFromInt(50),
+		DailyOfflineCap: 2000,
+	}
 	n := 0
 	for gi, g := range groups {
 		c.Groups = append(c.Groups, &storeline.Group{ID: storeline.GroupID(g.id), Name: g.name})
@@ -126,6 +159,16 @@ func (c *Chain) Records(hash func(SellerPIN) *storeline.Seller) []storeline.Reco
 	for _, p := range c.Prices {
 		recs = append(recs, p)
 	}
+	for _, g := range c.CustomerGroups {
+		recs = append(recs, g)
+	}
+	for _, p := range c.Policies {
+		recs = append(recs, p)
+	}
+	for _, p := range c.Promotions {
+		recs = append(recs, p)
+	}
+	recs = append(recs, c.Programme)
 	if hash != nil {
 		for _, s := range c.Sellers {
 			recs = append(recs, hash(s))

@@ -1,0 +1,281 @@
+package pricing
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// Catalog is the master data the engine reads. Implementations must give
+// the same answers for the same master data: the engine's determinism
+// rests on it.
+type Catalog interface {
+	// Item returns the item; an error of kind storeline.NotFound if there
+	// is none.
+	Item(id storeline.ItemID) (*storeline.Item, error)
+	// Price returns the item's price in list effective at the shop's
+	// wall-clock time wall: the price with the latest From at or before
+	// wall. found is false when the list has none.
+	Price(list storeline.PriceListID, item storeline.ItemID, wall time.Time) (price decimal.Decimal, found bool, err error)
+	// Rules returns the compiled groups, policies, promotions and loyalty
+	// programmes (NewRules).
+	Rules() (*Rules, error)
+}
+
+// maxDepth bounds a walk up nested groups; a deeper or cyclic chain is
+// cut there (head office refuses cycles, but a shop must not hang on one).
+const maxDepth = 32
+
+// Rules is the compiled, read-only form of the rule records: group
+// parents, price policies, promotions indexed by what they target, and
+// loyalty programmes. Build it once per master-data version (NewRules) and
+// share it between goroutines.
+type Rules struct {
+	groups     map[storeline.GroupID]storeline.GroupID
+	chains     map[storeline.GroupID][]storeline.GroupID // each group with its ancestors
+	custGroups map[storeline.CustGroupID]storeline.CustGroupID
+	policies   []*storeline.PricePolicy // by ID
+	byItem     map[storeline.ItemID][]*storeline.Promotion
+	byGroup    map[storeline.GroupID][]*storeline.Promotion
+	thresholds []*storeline.Promotion // by ID
+	programmes map[storeline.ProgrammeID]*storeline.LoyaltyProgramme
+	promotions int
+}
+
+// NewRules compiles the records it is given: groups, customer groups,
+// price policies, promotions and loyalty programmes (records of other
+// kinds are ignored). Records are used as given; they must not change
+// afterwards.
+func NewRules(recs []storeline.Record) *Rules {
+	r := &Rules{
+		groups:     map[storeline.GroupID]storeline.GroupID{},
+		custGroups: map[storeline.CustGroupID]storeline.CustGroupID{},
+		byItem:     map[storeline.ItemID][]*storeline.Promotion{},
+		byGroup:    map[storeline.GroupID][]*storeline.Promotion{},
+		programmes: map[storeline.ProgrammeID]*storeline.LoyaltyProgramme{},
+	}
+	for _, rec := range recs {
+		switch v := rec.(type) {
+		case *storeline.Group:
+			r.groups[v.ID] = v.Parent
+		case *storeline.CustomerGroup:
+			r.custGroups[v.ID] = v.Parent
+		case *storeline.PricePolicy:
+			r.policies = append(r.policies, v)
+		case *storeline.LoyaltyProgramme:
+			r.programmes[v.ID] = v
+		case *storeline.Promotion:
+			r.promotions++
+			switch v.Kind {
+			case storeline.PromoThreshold:
+				r.thresholds = append(r.thresholds, v)
+			case storeline.PromoBundle:
+				for _, b := range v.Bundle {
+					r.byItem[b.Item] = append(r.byItem[b.Item], v)
+				}
+			default:
+				for _, it := range v.Items {
+					r.byItem[it] = append(r.byItem[it], v)
+				}
+				for _, g := range v.Groups {
+					r.byGroup[g] = append(r.byGroup[g], v)
+				}
+			}
+		}
+	}
+	r.chains = make(map[storeline.GroupID][]storeline.GroupID, len(r.groups))
+	for g := range r.groups {
+		r.chains[g] = r.appendChain(nil, g)
+	}
+	sort.Slice(r.policies, func(i, j int) bool { return r.policies[i].ID < r.policies[j].ID })
+	sort.Slice(r.thresholds, func(i, j int) bool { return r.thresholds[i].ID < r.thresholds[j].ID })
+	return r
+}
+
+// Promotions returns how many promotions the rules hold.
+func (r *Rules) Promotions() int { return r.promotions }
+
+// Programme returns the loyalty programme with the ID.
+func (r *Rules) Programme(id storeline.ProgrammeID) (*storeline.LoyaltyProgramme, bool) {
+	p, ok := r.programmes[id]
+	return p, ok
+}
+
+// GroupChain returns g and its ancestors, nearest first (g alone when
+// the rules do not know it). The slice is shared: do not modify it.
+func (r *Rules) GroupChain(g storeline.GroupID) []storeline.GroupID {
+	if c, ok := r.chains[g]; ok {
+		return c
+	}
+	if g == "" {
+		return nil
+	}
+	return []storeline.GroupID{g}
+}
+
+func (r *Rules) appendChain(dst []storeline.GroupID, g storeline.GroupID) []storeline.GroupID {
+	for d := 0; g != "" && d < maxDepth; d++ {
+		dst = append(dst, g)
+		g = r.groups[g]
+	}
+	return dst
+}
+
+// inCustGroup reports whether customer group c is want or nested under it.
+func (r *Rules) inCustGroup(c, want storeline.CustGroupID) bool {
+	for d := 0; c != "" && d < maxDepth; d++ {
+		if c == want {
+			return true
+		}
+		c = r.custGroups[c]
+	}
+	return false
+}
+
+// MemCatalog is a Catalog over records held in memory, for tests,
+// benchmarks and tools. Build it with NewMemCatalog; it is read-only
+// afterwards and safe for concurrent use.
+type MemCatalog struct {
+	items  map[storeline.ItemID]*storeline.Item
+	prices map[priceKey][]*storeline.Price // sorted by From
+	rules  *Rules
+}
+
+type priceKey struct {
+	list storeline.PriceListID
+	item storeline.ItemID
+}
+
+// NewMemCatalog indexes recs (any kinds; the last record of an ID wins).
+func NewMemCatalog(recs []storeline.Record) *MemCatalog {
+	c := &MemCatalog{items: map[storeline.ItemID]*storeline.Item{}, prices: map[priceKey][]*storeline.Price{}}
+	latest := map[string]storeline.Record{}
+	var order []string
+	for _, rec := range recs {
+		k := string(rec.MasterKind()) + "\x00" + rec.MasterID()
+		if _, ok := latest[k]; !ok {
+			order = append(order, k)
+		}
+		latest[k] = rec
+	}
+	var rules []storeline.Record
+	for _, k := range order {
+		switch v := latest[k].(type) {
+		case *storeline.Item:
+			c.items[v.ID] = v
+		case *storeline.Price:
+			k := priceKey{v.List, v.Item}
+			c.prices[k] = append(c.prices[k], v)
+		default:
+			rules = append(rules, v)
+		}
+	}
+	for _, ps := range c.prices {
+		sort.Slice(ps, func(i, j int) bool { return ps[i].From.Before(ps[j].From) })
+	}
+	c.rules = NewRules(rules)
+	return c
+}
+
+func (c *MemCatalog) Item(id storeline.ItemID) (*storeline.Item, error) {
+	if it, ok := c.items[id]; ok {
+		return it, nil
+	}
+	return nil, storeline.Errorf(storeline.NotFound, "pricing.MemCatalog.Item", "no item %q", id)
+}
+
+func (c *MemCatalog) Price(list storeline.PriceListID, item storeline.ItemID, wall time.Time) (decimal.Decimal, bool, error) {
+	ps := c.prices[priceKey{list, item}]
+	for i := len(ps) - 1; i >= 0; i-- {
+		if !ps[i].From.After(wall) {
+			return ps[i].Price, true, nil
+		}
+	}
+	return decimal.Decimal{}, false, nil
+}
+
+func (c *MemCatalog) Rules() (*Rules, error) { return c.rules, nil }
+
+// Masters is what MasterCatalog needs of a master-data store;
+// *ledger.Ledger has these methods (as does posbridge.Ledger).
+type Masters interface {
+	GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error
+	ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(storeline.Record) error) error
+	MasterVersion() uint64
+}
+
+// ruleKinds are the kinds Rules compiles.
+var ruleKinds = []storeline.MasterKind{
+	storeline.KindGroup, storeline.KindCustomerGroup, storeline.KindPricePolicy,
+	storeline.KindPromotion, storeline.KindLoyaltyProgramme,
+}
+
+// MasterCatalog is a Catalog over a master-data store. Items and prices
+// are read from the store on each call; the rules are compiled once per
+// master version and shared until the version moves.
+type MasterCatalog struct {
+	m Masters
+
+	mu    sync.Mutex // guards rules and ver
+	rules *Rules
+	ver   uint64
+}
+
+// NewMasterCatalog returns a catalog over m.
+func NewMasterCatalog(m Masters) *MasterCatalog { return &MasterCatalog{m: m} }
+
+func (c *MasterCatalog) Item(id storeline.ItemID) (*storeline.Item, error) {
+	var it storeline.Item
+	if err := c.m.GetMaster(storeline.KindItem, string(id), &it); err != nil {
+		return nil, err
+	}
+	return &it, nil
+}
+
+func (c *MasterCatalog) Price(list storeline.PriceListID, item storeline.ItemID, wall time.Time) (decimal.Decimal, bool, error) {
+	var best *storeline.Price
+	err := c.m.ScanMaster(storeline.KindPrice, storeline.PricePrefix(list, item), func(r storeline.Record) error {
+		if p, ok := r.(*storeline.Price); ok && !p.From.After(wall) && (best == nil || !p.From.Before(best.From)) {
+			best = p
+		}
+		return nil
+	})
+	if err != nil {
+		return decimal.Decimal{}, false, fmt.Errorf("pricing: price of %s in %s: %w", item, list, err)
+	}
+	if best == nil {
+		return decimal.Decimal{}, false, nil
+	}
+	return best.Price, true, nil
+}
+
+// Rules compiles the rule records at the store's current version, or
+// returns the rules compiled at that version before. The version is read
+// before the records, so a change landing during the scan is compiled
+// again on the next call.
+func (c *MasterCatalog) Rules() (*Rules, error) {
+	v := c.m.MasterVersion()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rules != nil && c.ver == v {
+		return c.rules, nil
+	}
+	var recs []storeline.Record
+	for _, k := range ruleKinds {
+		err := c.m.ScanMaster(k, "", func(r storeline.Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil && !errors.Is(err, storeline.NotFound) {
+			return nil, fmt.Errorf("pricing: load %s records: %w", k, err)
+		}
+	}
+	c.rules, c.ver = NewRules(recs), v
+	return c.rules, nil
+}

@@ -1,0 +1,132 @@
+package pricing
+
+import (
+	"math/big"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// AccrualLine is what accrual needs of a receipt line: its item, the
+// item's group and the money paid for it (the line's total).
+type AccrualLine struct {
+	Item  storeline.ItemID
+	Group storeline.GroupID
+	Total decimal.Decimal
+}
+
+// AccrualLines turns a priced basket's lines into accrual lines.
+func AccrualLines(res *Result) []AccrualLine {
+	out := make([]AccrualLine, len(res.Lines))
+	for i, l := range res.Lines {
+		out[i] = AccrualLine{Item: l.Item, Group: l.Group, Total: l.Total}
+	}
+	return out
+}
+
+// Accrue returns the points each line earns under programme p and their
+// sum: floor(total × rate), rate being that of the nearest group of the
+// item's chain listed in p.Rates, else p.DefaultRate; excluded items and
+// groups (with subgroups) earn nothing. A receipt in another currency
+// than the programme's earns nothing.
+func Accrue(rules *Rules, p *storeline.LoyaltyProgramme, cur storeline.Currency, lines []AccrualLine) ([]int64, int64) {
+	out := make([]int64, len(lines))
+	if cur != p.Currency {
+		return out, 0
+	}
+	var sum int64
+	for i, l := range lines {
+		if !l.Total.IsPositive() || excluded(p, l.Item) {
+			continue
+		}
+		chain := rules.GroupChain(l.Group)
+		if len(p.ExcludeGroups) > 0 && inGroups(chain, p.ExcludeGroups) {
+			continue
+		}
+		rate := p.DefaultRate
+	nearest:
+		for _, g := range chain {
+			for _, r := range p.Rates {
+				if r.Group == g {
+					rate = r.Rate
+					break nearest
+				}
+			}
+		}
+		pts := l.Total.Mul(rate).Floor()
+		if !pts.IsPositive() {
+			continue
+		}
+		out[i] = pts.IntPart()
+		sum += out[i]
+	}
+	return out, sum
+}
+
+func excluded(p *storeline.LoyaltyProgramme, it storeline.ItemID) bool {
+	for _, x := range p.ExcludeItems {
+		if x == it {
+			return true
+		}
+	}
+	return false
+}
+
+// Reverse returns the points a return takes back from a line that earned
+// earned points on sold units, of which returnedBefore were returned
+// earlier and returning are returned now. Reversals are differences of
+// floor(earned × returned / sold), so however a line is returned in parts,
+// the reversals sum to exactly what it earned once it is all back. A
+// return of more than is left takes back what is left.
+func Reverse(earned int64, sold, returnedBefore, returning decimal.Decimal) int64 {
+	if earned <= 0 || !sold.IsPositive() || !returning.IsPositive() {
+		return 0
+	}
+	if returnedBefore.IsNegative() {
+		returnedBefore = decimal.Zero
+	}
+	after := returnedBefore.Add(returning)
+	if after.GreaterThan(sold) {
+		after = sold
+	}
+	if returnedBefore.GreaterThan(after) {
+		returnedBefore = after
+	}
+	return portion(earned, after, sold) - portion(earned, returnedBefore, sold)
+}
+
+// portion is floor(earned × part / whole), exactly.
+func portion(earned int64, part, whole decimal.Decimal) int64 {
+	r := new(big.Rat).Mul(big.NewRat(earned, 1), part.Rat())
+	r.Quo(r, whole.Rat())
+	q := new(big.Int).Quo(r.Num(), r.Denom()) // both positive: truncation is floor
+	return q.Int64()
+}
+
+// Spendable returns the points a receipt of total may take now: the least
+// of the balance, the points worth p.MaxShare percent of total (rounded
+// down), and, when capLeft is not negative, capLeft (the customer's daily
+// offline cap still unused; pass -1 online). Never negative.
+func Spendable(p *storeline.LoyaltyProgramme, balance int64, total decimal.Decimal, capLeft int64) int64 {
+	if balance <= 0 || !total.IsPositive() || !p.PointValue.IsPositive() {
+		return 0
+	}
+	share := new(big.Rat).Mul(total.Rat(), p.MaxShare.Rat())
+	share.Quo(share, new(big.Rat).Mul(big.NewRat(100, 1), p.PointValue.Rat()))
+	byShare := new(big.Int).Quo(share.Num(), share.Denom())
+	n := balance
+	if byShare.IsInt64() && byShare.Int64() < n {
+		n = byShare.Int64()
+	}
+	if capLeft >= 0 && capLeft < n {
+		n = capLeft
+	}
+	return max(n, 0)
+}
+
+// PointsMoney is the money points are worth: round(points × PointValue)
+// in cur.
+func PointsMoney(p *storeline.LoyaltyProgramme, cur storeline.Currency, points int64) decimal.Decimal {
+	return cur.Round(decimal.NewFromInt(points).Mul(p.PointValue))
+}
