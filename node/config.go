@@ -87,6 +87,9 @@ type Config struct {
 	QueueDepth      int
 	CheckpointBytes int64
 
+	// Replication is the link to central; empty Central is standalone.
+	Replication ReplicationConfig
+
 	// Version is the build's version, reported by the tills' /v1/health.
 	// Not configuration proper: cmd/storeline sets it from the binary.
 	Version string
@@ -141,6 +144,7 @@ func DefaultConfig() Config {
 		SessionTTL:        12 * time.Hour,
 		WeighedLayout:     storeline.DefaultWeighedLayout(),
 		MaxClockSkew:      time.Minute,
+		Replication:       defaultReplication(),
 	}
 }
 
@@ -230,6 +234,9 @@ func (c Config) Validate() error {
 	if err := bc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateReplication(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))
 	}
@@ -310,5 +317,10 @@ func (c Config) String() string {
 	kv("MaxBatchBytes", c.MaxBatchBytes)
 	kv("QueueDepth", c.QueueDepth)
 	kv("CheckpointBytes", c.CheckpointBytes)
+	if c.Replication.Enabled() {
+		kv("Replication", "{"+c.clientConfig(nil).String()+"}")
+	} else {
+		kv("Replication", "standalone")
+	}
 	return b.String()
 }

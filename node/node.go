@@ -16,6 +16,7 @@ import (
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/crdt"
 	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
 )
 
 // Node is a running store node. Build it with New, then call Run (or Start
@@ -26,6 +27,7 @@ type Node struct {
 	reg    *prometheus.Registry
 	clock  *crdt.Clock
 	ledger *ledger.Ledger
+	repl   *replication.Client // nil when standalone
 
 	tillLn, adminLn net.Listener
 	till, admin     *http.Server
@@ -100,6 +102,21 @@ func (n *Node) Start() (err error) {
 	if err := n.provisionTerminals(context.Background()); err != nil {
 		return err
 	}
+	if n.cfg.Replication.Enabled() {
+		tlsConf, err := n.cfg.Replication.loadClientTLS()
+		if err != nil {
+			return err
+		}
+		cc := n.cfg.clientConfig(tlsConf)
+		cc.Logger = n.log.With("component", "replication")
+		met, err := replication.NewMetrics(n.reg)
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		if n.repl, err = replication.NewClient(cc, LedgerLocal(n.ledger, cc.Logger), met); err != nil {
+			return fmt.Errorf("node: replication: %w", err)
+		}
+	}
 
 	tillHandler, err := n.tillHandler()
 	if err != nil {
@@ -128,6 +145,9 @@ func (n *Node) Start() (err error) {
 	}
 	n.serve(n.till, n.tillLn)
 	n.serve(n.admin, n.adminLn)
+	if n.repl != nil {
+		n.repl.Start()
+	}
 	n.log.Info("serving", "till", n.TillURL(), "admin", n.AdminURL())
 	return nil
 }
@@ -214,6 +234,11 @@ func (n *Node) Stop() error {
 	}
 	wg.Wait()
 	n.serveWG.Wait()
+	if n.repl != nil {
+		// Whatever is in flight is cut short: a push is resent from the
+		// acknowledged position, a page not applied is pulled again.
+		n.repl.Stop()
+	}
 	if err := n.ledger.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("node: close ledger: %w", err))
 	}

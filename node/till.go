@@ -63,6 +63,13 @@ func (n *Node) tillHandler() (http.Handler, error) {
 	b := n.cfg.bridgeConfig(n.ledger)
 	b.Registerer = n.reg
 	b.Logger = n.log.With("api", "till")
+	b.Replication = n.replicationState
+	if n.repl != nil {
+		b.ReplicationSync = func() (bool, time.Time) {
+			st := n.repl.Status()
+			return st.Reachable, st.LastSync
+		}
+	}
 	s, err := posbridge.New(b)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,722 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/storeline/storeline"
+)
+
+// Meta keys the client keeps in the node's ledger.
+const (
+	// AckKey holds the highest position central acknowledged (msgpack
+	// Position): the push resumes after it.
+	AckKey = "replication.ack"
+	// CursorKey holds the pull cursor (msgpack cursorState), written with
+	// each page in one transaction.
+	CursorKey = "replication.cursor"
+	// RejectionPrefix + event ID (hex) holds a rejection (msgpack
+	// WireRejection) that came down.
+	RejectionPrefix = "replication.rejection."
+)
+
+// Local is what the client needs from the node: its journal, its meta
+// values and a way to apply a pulled page atomically. Package node adapts
+// *ledger.Ledger to it.
+type Local interface {
+	// Epoch is the node's current epoch; Position its last own event.
+	Epoch() uint64
+	Position() Position
+	// OwnEvents returns up to limit own events at positions at or after
+	// from, in (epoch, seq) order.
+	OwnEvents(from Position, limit int) ([]storeline.Event, error)
+	// OwnEpochs returns the last own position held in each epoch.
+	OwnEpochs() ([]Position, error)
+	Meta(key string) ([]byte, bool, error)
+	SetMeta(ctx context.Context, key string, val []byte) error
+	// ApplyPage applies a page and moves the cursor at CursorKey from From
+	// to To in one durable transaction; a From that is not the stored
+	// value is a Conflict and changes nothing. It returns the node-local
+	// master version after the page.
+	ApplyPage(ctx context.Context, p LocalPage) (uint64, error)
+}
+
+// LocalPage is a pulled page in domain types.
+type LocalPage struct {
+	CursorKey string
+	From, To  []byte
+	Changes   []Change
+	Events    []storeline.Event
+	Meta      map[string][]byte
+}
+
+// ClientConfig configures a Client. Every timer is a field.
+type ClientConfig struct {
+	Store storeline.StoreID
+	// Central lists the base URLs of central's replication listeners; the
+	// client fails over between them.
+	Central []string
+	// Token is the shop's bearer token (tests); TLS the client
+	// certificate setup (production). Token is secret: String redacts it.
+	Token string
+	TLS   *tls.Config
+	// MaxBatchEvents and MaxBatchBytes bound one push.
+	MaxBatchEvents int
+	MaxBatchBytes  int
+	// MaxResponseBytes bounds an answer's body.
+	MaxResponseBytes int64
+	// PageItems is the page size asked for.
+	PageItems int
+	// PushInterval is how often an idle push loop looks at the journal
+	// (Nudge wakes it earlier).
+	PushInterval time.Duration
+	// PollWait is the long poll asked of central; RequestTimeout bounds
+	// a request beyond it.
+	PollWait       time.Duration
+	RequestTimeout time.Duration
+	// BackoffMin doubles per failure up to BackoffMax, with jitter; a
+	// refusal that retrying cannot fix waits BackoffMax.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// DefaultClientConfig returns production defaults; set Store, Central and
+// Token or TLS.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		MaxBatchEvents: 500, MaxBatchBytes: 1 << 20, MaxResponseBytes: 32 << 20, PageItems: 1000,
+		PushInterval: 250 * time.Millisecond, PollWait: 25 * time.Second, RequestTimeout: 30 * time.Second,
+		BackoffMin: 250 * time.Millisecond, BackoffMax: 30 * time.Second, Now: time.Now,
+	}
+}
+
+// Validate names every bad field.
+func (c ClientConfig) Validate() error {
+	var errs []error
+	bad := func(f, format string, a ...any) { errs = append(errs, storeline.Invalidf(f, format, a...)) }
+	if err := storeline.CheckID("Store", string(c.Store)); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Central) == 0 {
+		bad("Central", "at least one central URL is required")
+	}
+	for i, u := range c.Central {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(fmt.Sprintf("Central[%d]", i), "%q is not an http(s) URL", u)
+		}
+	}
+	if c.Token == "" && c.TLS == nil {
+		bad("Token", "a token or a TLS client certificate is required")
+	}
+	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > MaxWireEvents {
+		bad("MaxBatchEvents", "%d out of [1, %d]", c.MaxBatchEvents, MaxWireEvents)
+	}
+	if c.MaxBatchBytes < 4<<10 || c.MaxBatchBytes > 64<<20 {
+		bad("MaxBatchBytes", "%d out of [4 KiB, 64 MiB]", c.MaxBatchBytes)
+	}
+	if c.MaxResponseBytes < 64<<10 || c.MaxResponseBytes > 1<<30 {
+		bad("MaxResponseBytes", "%d out of [64 KiB, 1 GiB]", c.MaxResponseBytes)
+	}
+	if c.PageItems < 1 || c.PageItems > MaxWireEvents {
+		bad("PageItems", "%d out of [1, %d]", c.PageItems, MaxWireEvents)
+	}
+	for _, d := range []struct {
+		f string
+		v time.Duration
+	}{{"PushInterval", c.PushInterval}, {"PollWait", c.PollWait}, {"RequestTimeout", c.RequestTimeout},
+		{"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}} {
+		if d.v <= 0 || d.v > time.Hour {
+			bad(d.f, "%v out of (0, 1h]", d.v)
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		bad("BackoffMax", "%v below BackoffMin %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.Now == nil {
+		bad("Now", "a clock is required")
+	}
+	if len(errs) > 0 {
+		return storeline.E("replication.ClientConfig.Validate", storeline.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// String renders the config for the start-up log, the token redacted.
+func (c ClientConfig) String() string {
+	tok := ""
+	if c.Token != "" {
+		tok = "REDACTED"
+	}
+	return fmt.Sprintf("Store=%s Central=[%s] Token=%s TLS=%t MaxBatchEvents=%d MaxBatchBytes=%d PageItems=%d PushInterval=%v PollWait=%v RequestTimeout=%v Backoff=%v..%v",
+		c.Store, strings.Join(c.Central, ","), tok, c.TLS != nil, c.MaxBatchEvents, c.MaxBatchBytes, c.PageItems,
+		c.PushInterval, c.PollWait, c.RequestTimeout, c.BackoffMin, c.BackoffMax)
+}
+
+// Status is the client's view of replication, for /v1/health.
+type Status struct {
+	// State is "online" (the last exchange succeeded), "offline" or
+	// "resync" (a snapshot is being pulled).
+	State string
+	// Reachable reports whether the last request reached central.
+	Reachable bool
+	// LastPush and LastPull are the times of the last successful push
+	// and pull; LastSync the later of the two.
+	LastPush, LastPull, LastSync time.Time
+	Acked                        Position
+	Cursor                       uint64
+}
+
+// Client runs a node's push and pull loops.
+type Client struct {
+	cfg   ClientConfig
+	local Local
+	log   *slog.Logger
+	hc    *http.Client
+	met   *Metrics
+	addr  atomic.Uint32
+	nudge chan struct{}
+
+	mu     sync.Mutex
+	status Status
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewClient checks cfg and builds a client over local; met may be nil
+// (NewMetrics(nil)).
+func NewClient(cfg ClientConfig, local Local, met *Metrics) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if met == nil {
+		met, _ = NewMetrics(nil)
+	}
+	c := &Client{cfg: cfg, local: local, log: cfg.Logger, met: met, nudge: make(chan struct{}, 1)}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg.TLS
+	tr.ResponseHeaderTimeout = cfg.PollWait + cfg.RequestTimeout
+	c.hc = &http.Client{Transport: tr}
+	c.status.State = "offline"
+	return c, nil
+}
+
+// Start runs the loops until Stop.
+func (c *Client) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.pushLoop(ctx) }()
+	go func() { defer c.wg.Done(); c.pullLoop(ctx) }()
+}
+
+// Stop ends the loops and waits for them. An exchange cut short is safe:
+// a push is resent from the acknowledged position, a page not applied is
+// pulled again.
+func (c *Client) Stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	c.hc.CloseIdleConnections()
+}
+
+// Nudge wakes the push loop (a new event was appended).
+func (c *Client) Nudge() {
+	select {
+	case c.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the current status.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+func (c *Client) setStatus(fn func(*Status)) {
+	c.mu.Lock()
+	fn(&c.status)
+	c.mu.Unlock()
+}
+
+// backoff is exponential with jitter and a ceiling.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.max
+	if b.n < 32 {
+		d = min(b.max, b.min<<b.n)
+	}
+	b.n++
+	// Half fixed, half random: spread retries of many shops after an
+	// outage without ever waiting less than half the step.
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retryable reports whether retrying the same request may succeed: a
+// transport error, a timeout, central unavailable or overloaded. Anything
+// else (400, 401, 403, 413) needs an operator, so the loop waits the
+// ceiling before trying again.
+func retryable(err error) bool {
+	switch storeline.KindOf(err) {
+	case storeline.Invalid, storeline.Unauthorized, storeline.Forbidden, storeline.TooLarge, storeline.NotFound:
+		return false
+	}
+	return true
+}
+
+func (c *Client) wait(ctx context.Context, b *backoff, err error) bool {
+	d := b.next()
+	if !retryable(err) {
+		d = c.cfg.BackoffMax
+	}
+	return sleep(ctx, d)
+}
+
+// post sends in to path at the current central address and decodes the
+// answer into out. A transport error or a 5xx moves to the next address.
+func (c *Client) post(ctx context.Context, path string, timeout time.Duration, in, out any) error {
+	const op = "replication.post"
+	body, err := Encode(in)
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	i := c.addr.Load()
+	base := c.cfg.Central[int(i)%len(c.cfg.Central)]
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.failover(i)
+		c.setStatus(func(s *Status) { s.Reachable, s.State = false, "offline" })
+		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: %w", base, err))
+	}
+	defer resp.Body.Close()
+	c.met.BytesUp.Add(float64(len(body)))
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
+	if err != nil {
+		c.failover(i)
+		c.setStatus(func(s *Status) { s.Reachable, s.State = false, "offline" })
+		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: read answer: %w", base, err))
+	}
+	c.met.BytesDown.Add(float64(len(rb)))
+	c.setStatus(func(s *Status) { s.Reachable = true })
+	if int64(len(rb)) > c.cfg.MaxResponseBytes {
+		return storeline.Errorf(storeline.Unavailable, op, "%s: answer over %d bytes", base, c.cfg.MaxResponseBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 500 {
+			c.failover(i)
+		}
+		var p struct {
+			Kind, Detail, Field string
+		}
+		_ = json.Unmarshal(rb, &p)
+		kind := storeline.ParseKind(p.Kind)
+		if resp.StatusCode >= 500 && kind == storeline.Internal {
+			kind = storeline.Unavailable
+		}
+		return &storeline.Error{Op: op, Kind: kind, Field: p.Field,
+			Err: fmt.Errorf("%s%s: HTTP %d: %s", base, path, resp.StatusCode, p.Detail)}
+	}
+	if err := Decode(rb, out); err != nil {
+		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: %w", base, err))
+	}
+	return nil
+}
+
+// failover moves to the next address unless another loop already did.
+func (c *Client) failover(from uint32) {
+	if len(c.cfg.Central) > 1 {
+		c.addr.CompareAndSwap(from, from+1)
+	}
+}
+
+func (c *Client) loadAck() (Position, error) {
+	v, ok, err := c.local.Meta(AckKey)
+	if err != nil || !ok {
+		return Position{}, err
+	}
+	var p Position
+	if err := Decode(v, &p); err != nil {
+		return Position{}, fmt.Errorf("replication: stored ack: %w", err)
+	}
+	return p, nil
+}
+
+// pushLoop sends the journal from the acknowledged position, forever.
+func (c *Client) pushLoop(ctx context.Context) {
+	bo := backoff{min: c.cfg.BackoffMin, max: c.cfg.BackoffMax}
+	var ack Position
+	for {
+		var err error
+		if ack, err = c.loadAck(); err == nil {
+			break
+		}
+		c.log.Error("replication: load ack", "err", err)
+		if !sleep(ctx, bo.next()) {
+			return
+		}
+	}
+	bo.reset()
+	c.setStatus(func(s *Status) { s.Acked = ack })
+	next := ack // central holds everything up to next; send what follows
+	for ctx.Err() == nil {
+		evs, err := c.local.OwnEvents(Position{next.Epoch, next.Seq + 1}, c.cfg.MaxBatchEvents)
+		if err != nil {
+			c.log.Error("replication: read journal", "from", next, "err", err)
+			if !c.wait(ctx, &bo, err) {
+				return
+			}
+			continue
+		}
+		c.gaugeWaiting(ack, evs)
+		if len(evs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.nudge:
+			case <-time.After(c.cfg.PushInterval):
+			}
+			continue
+		}
+		req, err := c.batch(evs)
+		if err != nil {
+			c.log.Error("replication: build batch", "err", err)
+			if !c.wait(ctx, &bo, err) {
+				return
+			}
+			continue
+		}
+		var resp PushResponse
+		if err := c.post(ctx, "/v1/replication/push", c.cfg.RequestTimeout, req, &resp); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.met.PushErrors.Inc()
+			c.log.Warn("replication: push failed", "from", req.Events[0].Seq, "epoch", req.Epoch, "err", err)
+			if !c.wait(ctx, &bo, err) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		now := c.cfg.Now()
+		c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
+		c.met.Rejections.Add(float64(len(resp.Rejections)))
+		if resp.Gap != nil {
+			c.met.Gaps.Inc()
+			gap := *resp.Gap
+			if gap.Seq == 0 {
+				c.log.Error("replication: central answered a gap at seq 0", "gap", gap)
+				if !sleep(ctx, c.cfg.BackoffMax) {
+					return
+				}
+				continue
+			}
+			if !ack.Less(Position{gap.Epoch, gap.Seq}) {
+				c.met.WentBack.Inc()
+				c.log.Error("replication: central needs a position it acknowledged: it went back in time; resending from there", "gap", gap, "acked", ack)
+			}
+			next = Position{gap.Epoch, gap.Seq - 1}
+			continue
+		}
+		acked := resp.Acked
+		if acked.Less(ack) {
+			c.met.WentBack.Inc()
+			c.log.Error("replication: central acknowledges less than it did: it went back in time; resending from there", "acked", acked, "before", ack)
+		}
+		if ack.Less(acked) {
+			v, err := Encode(acked)
+			if err == nil {
+				err = c.local.SetMeta(ctx, AckKey, v)
+			}
+			if err != nil {
+				// Not persisted: the next start resends from the old
+				// ack, which central skips. Nothing is lost.
+				c.log.Error("replication: persist ack", "acked", acked, "err", err)
+				if !c.wait(ctx, &bo, err) {
+					return
+				}
+				continue
+			}
+			ack = acked
+		}
+		next = acked
+		c.setStatus(func(s *Status) {
+			s.Acked, s.LastPush, s.LastSync, s.Reachable = ack, now, now, true
+			if s.State == "offline" {
+				s.State = "online"
+			}
+		})
+		c.gaugeWaiting(ack, nil)
+	}
+}
+
+// gaugeWaiting sets the waiting-events and oldest-age gauges; evs are the
+// unacknowledged events just read (the oldest first), if any.
+func (c *Client) gaugeWaiting(ack Position, evs []storeline.Event) {
+	pos := c.local.Position()
+	waiting := pos.Seq
+	if pos.Epoch == ack.Epoch {
+		waiting = pos.Seq - min(ack.Seq, pos.Seq)
+	}
+	c.met.Waiting.Set(float64(waiting))
+	if len(evs) > 0 {
+		c.met.OldestAge.Set(c.cfg.Now().Sub(evs[0].OccurredAt).Seconds())
+	} else if waiting == 0 {
+		c.met.OldestAge.Set(0)
+	}
+}
+
+// batch builds a push of the leading events of one epoch, within
+// MaxBatchBytes.
+func (c *Client) batch(evs []storeline.Event) (*PushRequest, error) {
+	req := &PushRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Epoch: evs[0].Epoch}
+	size := 64
+	for _, ev := range evs {
+		if ev.Epoch != req.Epoch {
+			break
+		}
+		we, err := EventToWire(ev)
+		if err != nil {
+			return nil, err
+		}
+		n := len(we.Body) + 40*len(we.Postings) + 96
+		for _, p := range we.Postings {
+			n += len(p.Account) + len(p.Asset)
+		}
+		if len(req.Events) > 0 && size+n > c.cfg.MaxBatchBytes {
+			break
+		}
+		size += n
+		req.Events = append(req.Events, we)
+	}
+	return req, nil
+}
+
+// cursorState is the stored pull cursor: the cursor, and how far a resync
+// has got.
+type cursorState struct {
+	Cursor   uint64       `msgpack:"c"`
+	Snapshot *SnapshotPos `msgpack:"s,omitempty"`
+}
+
+func (c *Client) loadCursor() (cursorState, []byte, error) {
+	v, ok, err := c.local.Meta(CursorKey)
+	if err != nil || !ok {
+		return cursorState{}, nil, err
+	}
+	var st cursorState
+	if err := Decode(v, &st); err != nil {
+		return cursorState{}, nil, fmt.Errorf("replication: stored cursor: %w", err)
+	}
+	return st, v, nil
+}
+
+// ownBehind returns the last own position held per epoch older than the
+// current one, for central to send what a restore lost.
+func (c *Client) ownBehind() ([]Position, error) {
+	ps, err := c.local.OwnEpochs()
+	if err != nil {
+		return nil, err
+	}
+	cur := c.local.Epoch()
+	out := ps[:0]
+	for _, p := range ps {
+		if p.Epoch < cur {
+			out = append(out, p)
+		}
+	}
+	if len(out) > MaxWireMarks {
+		out = out[len(out)-MaxWireMarks:]
+	}
+	return out, nil
+}
+
+// pullLoop long-polls for pages and applies each with its cursor, forever.
+func (c *Client) pullLoop(ctx context.Context) {
+	bo := backoff{min: c.cfg.BackoffMin, max: c.cfg.BackoffMax}
+	var (
+		st    cursorState
+		stb   []byte
+		own   []Position
+		fresh = true // reload cursor and own epochs before the next pull
+	)
+	for ctx.Err() == nil {
+		if fresh {
+			var err error
+			if st, stb, err = c.loadCursor(); err == nil {
+				own, err = c.ownBehind()
+			}
+			if err != nil {
+				c.log.Error("replication: load pull state", "err", err)
+				if !c.wait(ctx, &bo, err) {
+					return
+				}
+				continue
+			}
+			fresh = false
+		}
+		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: c.local.Epoch(),
+			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: c.cfg.PageItems, Snapshot: st.Snapshot}
+		var resp PullResponse
+		if err := c.post(ctx, "/v1/replication/pull", c.cfg.PollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.met.PullErrors.Inc()
+			c.log.Warn("replication: pull failed", "cursor", st.Cursor, "err", err)
+			if !c.wait(ctx, &bo, err) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		page, next, err := c.localPage(st, &resp)
+		if err != nil {
+			c.met.PullErrors.Inc()
+			c.log.Error("replication: bad page from central", "cursor", st.Cursor, "err", err)
+			if !sleep(ctx, c.cfg.BackoffMax) {
+				return
+			}
+			continue
+		}
+		now := c.cfg.Now()
+		c.met.LastPull.Set(float64(now.UnixNano()) / 1e9)
+		if resp.Resync != nil && st.Snapshot == nil {
+			c.met.Resyncs.Inc()
+			c.log.Warn("replication: resync", "reason", resp.Resync.Reason, "snapshot", resp.Resync.ID, "cursor", st.Cursor)
+		}
+		if next == st && len(page.Changes)+len(page.Events)+len(page.Meta) == 0 {
+			c.pulled(now, st)
+			continue // the long poll ended with nothing new
+		}
+		nb, err := Encode(&next)
+		if err != nil {
+			c.log.Error("replication: encode cursor", "err", err)
+			return
+		}
+		page.CursorKey, page.From, page.To = CursorKey, stb, nb
+		if _, err := c.local.ApplyPage(ctx, page); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// A Conflict means the stored cursor is not ours: reload.
+			c.log.Error("replication: apply page", "cursor", st.Cursor, "err", err)
+			fresh = true
+			if !c.wait(ctx, &bo, err) {
+				return
+			}
+			continue
+		}
+		st, stb = next, nb
+		for _, ev := range page.Events {
+			if ev.Origin == c.cfg.Store {
+				fresh = true // own events came back: recompute what we hold
+				break
+			}
+		}
+		c.pulled(now, st)
+	}
+}
+
+func (c *Client) pulled(now time.Time, st cursorState) {
+	c.setStatus(func(s *Status) {
+		s.LastPull, s.LastSync, s.Reachable, s.Cursor = now, now, true, st.Cursor
+		s.State = "online"
+		if st.Snapshot != nil {
+			s.State = "resync"
+		}
+	})
+}
+
+// localPage converts a page and works out the cursor after it.
+func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, cursorState, error) {
+	if err := CheckVersion(resp.V); err != nil {
+		return LocalPage{}, st, err
+	}
+	var p LocalPage
+	next := cursorState{Cursor: resp.Cursor}
+	if rs := resp.Resync; rs != nil {
+		next = cursorState{Cursor: st.Cursor, Snapshot: &SnapshotPos{ID: rs.ID, After: rs.Next}}
+		if rs.Done {
+			next = cursorState{Cursor: rs.ID}
+		}
+	} else if resp.Cursor < st.Cursor {
+		return p, st, fmt.Errorf("cursor %d before ours %d without a resync", resp.Cursor, st.Cursor)
+	}
+	for i, w := range resp.Records {
+		ch, err := ChangeFromWire(w)
+		if err != nil {
+			return p, st, fmt.Errorf("records[%d]: %w", i, err)
+		}
+		p.Changes = append(p.Changes, ch)
+	}
+	for i, w := range resp.Events {
+		ev, err := EventFromWire(w)
+		if err != nil {
+			return p, st, fmt.Errorf("events[%d]: %w", i, err)
+		}
+		p.Events = append(p.Events, ev)
+	}
+	if len(resp.Rejections) > 0 {
+		p.Meta = make(map[string][]byte, len(resp.Rejections))
+		for _, w := range resp.Rejections {
+			b, err := Encode(&w)
+			if err != nil {
+				return p, st, err
+			}
+			p.Meta[RejectionPrefix+hex.EncodeToString(w.ID[:])] = b
+		}
+		c.met.RejectionsDown.Add(float64(len(resp.Rejections)))
+	}
+	return p, next, nil
+}

@@ -1,0 +1,44 @@
+// Package replication owns the wire protocol between a store node and the
+// central cluster: the push of a shop's journal up, the pull of changes
+// down, the HTTP handlers central serves them with, the client a node runs,
+// and the ingest bookkeeping central's state machine runs on every pushed
+// batch.
+//
+// Pieces:
+//
+//   - version.go: ProtocolVersion and its dated history. Both ends speak
+//     version N and N-1 and refuse anything else with a clear error.
+//   - wire.go: the msgpack wire types, apart from the domain types and
+//     converted by named functions; decoding bounds every count before it
+//     allocates.
+//   - ingest.go: Ingest and IngestState, the pure, deterministic decision
+//     for a pushed batch (apply, skip as a duplicate, or answer a gap) over
+//     per-(store, epoch) high-water marks and an (origin, ID) set kept for
+//     a retention period. Central's FSM calls Ingest inside its Badger
+//     transaction through the IngestStore interface.
+//   - server.go: Server, the push and pull HTTP handlers over a Backend
+//     (central implements it), with per-shop tokens or mutual TLS.
+//   - client.go: Client, the node's push and pull loops with failover
+//     between central addresses, backoff with jitter and a ceiling, and
+//     metrics, over a Local (the node's ledger, adapted by package node).
+//
+// Invariants:
+//
+//  1. A pushed batch is validated whole before anything is applied: a
+//     malformed batch is 400, a batch naming another origin than the
+//     caller is 403, and neither changes anything.
+//  2. Central's answer carries the highest applied position of the batch's
+//     epoch; the node persists it (ledger meta) and never moves its push
+//     position below what central acknowledged, nor skips what it did not.
+//  3. An event central rejected for a business reason still advances the
+//     mark: it is never resent, and its rejection flows back down.
+//  4. The node applies each pulled page and its new cursor in one ledger
+//     transaction, compare-and-set on the old cursor, so a page is applied
+//     at most once and resuming from the stored cursor is idempotent.
+//  5. A resync never touches the node's unsent journal: push and pull are
+//     independent loops.
+//
+// The package imports the module root, crdt, msgpack and prometheus, and
+// declares the interfaces it needs (Backend, IngestStore, Local); it never
+// imports ledger, node or central.
+package replication

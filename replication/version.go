@@ -1,0 +1,41 @@
+package replication
+
+import (
+	"fmt"
+
+	"github.com/storeline/storeline"
+)
+
+// ProtocolVersion is the version of the wire protocol this build speaks.
+// Both ends accept ProtocolVersion and ProtocolVersion-1, so a shop may lag
+// head office by one release; anything else is refused with an error that
+// names both versions.
+//
+// History (each change dated; a version is never reused):
+//
+//	1  2026-11-28  push of (epoch, seq) batches with postings, answered with
+//	               the epoch's high-water mark or a gap; pull of master data
+//	               and others' events after a uint64 cursor, long poll, resync
+//	               with a paged snapshot.
+//	2  2026-11-28  pull pages also carry rejections and, after a restore, the
+//	               shop's own acknowledged events it lacks (PullRequest.Own);
+//	               push answers carry every epoch's mark. Fields were only
+//	               added, so a version-1 peer decodes version-2 messages.
+const ProtocolVersion uint16 = 2
+
+// MinProtocolVersion is the oldest version accepted: N-1.
+const MinProtocolVersion = ProtocolVersion - 1
+
+// CheckVersion returns an Invalid error naming field "v" unless v is a
+// version this build speaks.
+func CheckVersion(v uint16) error {
+	switch {
+	case v < MinProtocolVersion:
+		return &storeline.Error{Op: "replication", Kind: storeline.Invalid, Field: "v",
+			Err: fmt.Errorf("protocol version %d is older than %d, the oldest this build speaks (it speaks %d and %d): upgrade the node", v, MinProtocolVersion, MinProtocolVersion, ProtocolVersion)}
+	case v > ProtocolVersion:
+		return &storeline.Error{Op: "replication", Kind: storeline.Invalid, Field: "v",
+			Err: fmt.Errorf("protocol version %d is newer than %d, the newest this build speaks: upgrade central first", v, ProtocolVersion)}
+	}
+	return nil
+}

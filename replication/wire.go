@@ -1,0 +1,408 @@
+package replication
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+)
+
+// Wire limits. Decoding checks each count against its limit before it
+// allocates, so a hostile length header cannot make a peer allocate more
+// than the body it actually sent allows.
+const (
+	// MaxWireEvents bounds the events of one push batch or one pull page.
+	MaxWireEvents = 10000
+	// MaxWirePostings bounds the postings of one event.
+	MaxWirePostings = 4096
+	// MaxWireRecords bounds the master records of one pull page.
+	MaxWireRecords = 10000
+	// MaxWireRejections bounds the rejections of one answer or page.
+	MaxWireRejections = 10000
+	// MaxWireMarks bounds the epochs named in one message.
+	MaxWireMarks = 1024
+)
+
+// Content type of every request and answer body but errors
+// (application/problem+json).
+const contentType = "application/msgpack"
+
+// Position is a place in an origin's journal: Seq is dense within Epoch.
+type Position struct {
+	Epoch uint64 `msgpack:"e"`
+	Seq   uint64 `msgpack:"s"`
+}
+
+// Less orders positions by (Epoch, Seq).
+func (p Position) Less(q Position) bool {
+	return p.Epoch < q.Epoch || p.Epoch == q.Epoch && p.Seq < q.Seq
+}
+
+func (p Position) String() string { return fmt.Sprintf("%d/%d", p.Epoch, p.Seq) }
+
+// WireEvent is an event on the wire: the body is its msgpack bytes, the
+// time Unix nanoseconds, amounts the decimal's binary form.
+type WireEvent struct {
+	ID       [16]byte           `msgpack:"i"`
+	Origin   string             `msgpack:"o"`
+	Epoch    uint64             `msgpack:"e"`
+	Seq      uint64             `msgpack:"s"`
+	Schema   uint16             `msgpack:"v"`
+	HLC      uint64             `msgpack:"h"`
+	Occurred int64              `msgpack:"t"`
+	Date     string             `msgpack:"d"`
+	Kind     string             `msgpack:"k"`
+	Body     msgpack.RawMessage `msgpack:"b"`
+	Postings WirePostings       `msgpack:"p"`
+}
+
+// WirePosting is one posting on the wire.
+type WirePosting struct {
+	Account string `msgpack:"a"`
+	Asset   string `msgpack:"s"`
+	Amount  []byte `msgpack:"m"` // decimal.Decimal.MarshalBinary
+}
+
+// WireRecord is one master-data change: Data is the record's msgpack
+// bytes, empty for a tombstone. Version is central's, a uint64 in one
+// total order.
+type WireRecord struct {
+	Version uint64             `msgpack:"n"`
+	Kind    string             `msgpack:"k"`
+	ID      string             `msgpack:"i"`
+	Deleted bool               `msgpack:"x,omitempty"`
+	Data    msgpack.RawMessage `msgpack:"d,omitempty"`
+}
+
+// WireRejection is a rejection on the wire.
+type WireRejection struct {
+	Origin string   `msgpack:"o"`
+	ID     [16]byte `msgpack:"i"`
+	Epoch  uint64   `msgpack:"e"`
+	Seq    uint64   `msgpack:"s"`
+	Kind   string   `msgpack:"k"`
+	Field  string   `msgpack:"f,omitempty"`
+	Reason string   `msgpack:"r"`
+}
+
+// PushRequest is a batch of the caller's own events of one epoch, in seq
+// order and dense. An empty batch asks for the marks.
+type PushRequest struct {
+	V      uint16     `msgpack:"v"`
+	Store  string     `msgpack:"st"`
+	Epoch  uint64     `msgpack:"e"`
+	Events WireEvents `msgpack:"ev"`
+}
+
+// PushResponse answers a push. Acked is the highest applied position of
+// the batch's epoch; Gap, if set, is the position central needs next (the
+// batch started after it) and nothing was applied. Marks holds every
+// epoch's mark of the store.
+type PushResponse struct {
+	V          uint16         `msgpack:"v"`
+	Acked      Position       `msgpack:"a"`
+	Gap        *Position      `msgpack:"g,omitempty"`
+	Marks      WireMarks      `msgpack:"m,omitempty"`
+	Applied    int            `msgpack:"n"`
+	Duplicates int            `msgpack:"d"`
+	Rejections WireRejections `msgpack:"r,omitempty"`
+}
+
+// PullRequest asks for the changes after Cursor. WaitMillis > 0 makes it a
+// long poll: an empty answer waits up to that long for a change. Own holds,
+// for each epoch older than Epoch (the shop's current one), the last
+// position of its own journal the shop holds; central sends the shop's own
+// acknowledged events beyond them (after a restore). Snapshot continues a
+// resync.
+type PullRequest struct {
+	V          uint16       `msgpack:"v"`
+	Store      string       `msgpack:"st"`
+	Cursor     uint64       `msgpack:"c"`
+	Epoch      uint64       `msgpack:"e"`
+	Own        WireMarks    `msgpack:"o,omitempty"`
+	WaitMillis int64        `msgpack:"w"`
+	MaxItems   int          `msgpack:"mi"`
+	Snapshot   *SnapshotPos `msgpack:"sn,omitempty"`
+}
+
+// SnapshotPos is how far a resync has got: the snapshot's ID (the cursor
+// the shop continues from once it is done) and the key of the last record
+// received ("" before the first page).
+type SnapshotPos struct {
+	ID    uint64 `msgpack:"id"`
+	After string `msgpack:"a"`
+}
+
+// PullResponse is one page. Cursor is the cursor after this page; More says
+// more pages are ready now. Resync, if set, makes this page part of a
+// snapshot: its records replace the shop's, and when Resync.Done the
+// cursor becomes Resync.ID.
+type PullResponse struct {
+	V          uint16         `msgpack:"v"`
+	Cursor     uint64         `msgpack:"c"`
+	More       bool           `msgpack:"m,omitempty"`
+	Records    WireRecords    `msgpack:"rc,omitempty"`
+	Events     WireEvents     `msgpack:"ev,omitempty"`
+	Rejections WireRejections `msgpack:"rj,omitempty"`
+	Resync     *Resync        `msgpack:"rs,omitempty"`
+}
+
+// Resync marks a snapshot page.
+type Resync struct {
+	Reason string `msgpack:"why"`
+	ID     uint64 `msgpack:"id"`
+	// Next is the key to continue after ("" when Done).
+	Next string `msgpack:"n,omitempty"`
+	Done bool   `msgpack:"d,omitempty"`
+}
+
+// Bounded lists: each decodes its length header, checks it, then
+// allocates.
+type (
+	WireEvents     []WireEvent
+	WirePostings   []WirePosting
+	WireRecords    []WireRecord
+	WireRejections []WireRejection
+	WireMarks      []Position
+)
+
+func decodeLen(d *msgpack.Decoder, what string, limit int) (int, error) {
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return 0, err
+	}
+	if n > limit {
+		return 0, fmt.Errorf("%d %s, over %d", n, what, limit)
+	}
+	return n, nil
+}
+
+func (l *WireEvents) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := decodeLen(d, "events", MaxWireEvents)
+	if err != nil || n < 0 {
+		*l = nil
+		return err
+	}
+	*l = make(WireEvents, n)
+	for i := range *l {
+		if err := d.Decode(&(*l)[i]); err != nil {
+			return fmt.Errorf("events[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (l *WirePostings) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := decodeLen(d, "postings", MaxWirePostings)
+	if err != nil || n < 0 {
+		*l = nil
+		return err
+	}
+	*l = make(WirePostings, n)
+	for i := range *l {
+		if err := d.Decode(&(*l)[i]); err != nil {
+			return fmt.Errorf("postings[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (l *WireRecords) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := decodeLen(d, "records", MaxWireRecords)
+	if err != nil || n < 0 {
+		*l = nil
+		return err
+	}
+	*l = make(WireRecords, n)
+	for i := range *l {
+		if err := d.Decode(&(*l)[i]); err != nil {
+			return fmt.Errorf("records[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (l *WireRejections) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := decodeLen(d, "rejections", MaxWireRejections)
+	if err != nil || n < 0 {
+		*l = nil
+		return err
+	}
+	*l = make(WireRejections, n)
+	for i := range *l {
+		if err := d.Decode(&(*l)[i]); err != nil {
+			return fmt.Errorf("rejections[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (l *WireMarks) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := decodeLen(d, "marks", MaxWireMarks)
+	if err != nil || n < 0 {
+		*l = nil
+		return err
+	}
+	*l = make(WireMarks, n)
+	for i := range *l {
+		if err := d.Decode(&(*l)[i]); err != nil {
+			return fmt.Errorf("marks[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Encode returns the msgpack bytes of a wire message.
+func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// Decode decodes one wire message from b, refusing trailing bytes.
+func Decode(b []byte, v any) error {
+	r := bytes.NewReader(b)
+	if err := msgpack.NewDecoder(r).Decode(v); err != nil {
+		return storeline.Errorf(storeline.Invalid, "replication.Decode", "malformed msgpack body: %v", err)
+	}
+	if r.Len() != 0 {
+		return storeline.Errorf(storeline.Invalid, "replication.Decode", "%d bytes after the message", r.Len())
+	}
+	return nil
+}
+
+// EventToWire converts a domain event.
+func EventToWire(ev storeline.Event) (WireEvent, error) {
+	body, err := msgpack.Marshal(ev.Body)
+	if err != nil {
+		return WireEvent{}, fmt.Errorf("replication: encode body of %s: %w", ev.ID, err)
+	}
+	w := WireEvent{
+		ID: ev.ID, Origin: string(ev.Origin), Epoch: ev.Epoch, Seq: ev.Seq,
+		Schema: ev.SchemaVersion, HLC: ev.HLC, Occurred: ev.OccurredAt.UnixNano(),
+		Date: string(ev.BusinessDate), Kind: string(ev.Kind), Body: body,
+	}
+	if len(ev.Postings) > 0 {
+		w.Postings = make(WirePostings, len(ev.Postings))
+		for i, p := range ev.Postings {
+			amt, err := p.Amount.MarshalBinary()
+			if err != nil {
+				return WireEvent{}, fmt.Errorf("replication: amount of %s: %w", ev.ID, err)
+			}
+			w.Postings[i] = WirePosting{Account: p.Account, Asset: string(p.Asset), Amount: amt}
+		}
+	}
+	return w, nil
+}
+
+// EventFromWire converts back, decoding the body by its kind and checking
+// the postings sum to zero per asset. Errors are Invalid and name the
+// field.
+func EventFromWire(w WireEvent) (storeline.Event, error) {
+	ev := storeline.Event{
+		ID: w.ID, Origin: storeline.StoreID(w.Origin), Epoch: w.Epoch, Seq: w.Seq,
+		SchemaVersion: w.Schema, HLC: w.HLC, OccurredAt: time.Unix(0, w.Occurred).UTC(),
+		BusinessDate: storeline.Date(w.Date), Kind: storeline.EventKind(w.Kind),
+	}
+	if ev.ID.IsZero() {
+		return ev, storeline.Invalidf("id", "an event needs an ID")
+	}
+	if err := storeline.CheckID("origin", w.Origin); err != nil {
+		return ev, err
+	}
+	if w.Epoch == 0 || w.Seq == 0 {
+		return ev, storeline.Invalidf("seq", "position %d/%d: epoch and seq start at 1", w.Epoch, w.Seq)
+	}
+	if w.Schema == 0 || w.Schema > storeline.SchemaVersion {
+		return ev, storeline.Invalidf("schema", "schema version %d unknown to this build (%d)", w.Schema, storeline.SchemaVersion)
+	}
+	body, err := storeline.NewBody(ev.Kind)
+	if err != nil {
+		return ev, storeline.Invalidf("kind", "%v", err)
+	}
+	if err := msgpack.Unmarshal(w.Body, body); err != nil {
+		return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
+	}
+	ev.Body = body
+	if len(w.Postings) > 0 {
+		ev.Postings = make([]storeline.Posting, len(w.Postings))
+		for i, p := range w.Postings {
+			ev.Postings[i] = storeline.Posting{Account: p.Account, Asset: storeline.Asset(p.Asset)}
+			if err := ev.Postings[i].Amount.UnmarshalBinary(p.Amount); err != nil {
+				return ev, storeline.Invalidf(fmt.Sprintf("postings[%d].amount", i), "%v", err)
+			}
+		}
+	}
+	if err := storeline.CheckPostings(ev.Postings); err != nil {
+		return ev, &storeline.Error{Kind: storeline.Invalid, Field: "postings", Err: err}
+	}
+	return ev, nil
+}
+
+// Change is a master-data change at central's version: a record, or a
+// tombstone when Record is nil.
+type Change struct {
+	Version uint64
+	Kind    storeline.MasterKind
+	ID      string
+	Record  storeline.Record
+}
+
+// ChangeToWire converts a change.
+func ChangeToWire(c Change) (WireRecord, error) {
+	w := WireRecord{Version: c.Version, Kind: string(c.Kind), ID: c.ID, Deleted: c.Record == nil}
+	if c.Record != nil {
+		b, err := msgpack.Marshal(c.Record)
+		if err != nil {
+			return w, fmt.Errorf("replication: encode %s %s: %w", c.Kind, c.ID, err)
+		}
+		w.Data = b
+	}
+	return w, nil
+}
+
+// ChangeFromWire converts back, decoding and validating the record.
+func ChangeFromWire(w WireRecord) (Change, error) {
+	c := Change{Version: w.Version, Kind: storeline.MasterKind(w.Kind), ID: w.ID}
+	rec, err := storeline.NewRecord(c.Kind)
+	if err != nil {
+		return c, storeline.Invalidf("kind", "%v", err)
+	}
+	if w.ID == "" {
+		return c, storeline.Invalidf("id", "a record needs an id")
+	}
+	if w.Deleted {
+		return c, nil
+	}
+	if err := msgpack.Unmarshal(w.Data, rec); err != nil {
+		return c, storeline.Invalidf("data", "%s %s: %v", c.Kind, c.ID, err)
+	}
+	if rec.MasterID() != w.ID {
+		return c, storeline.Invalidf("id", "record %s carries id %q", w.ID, rec.MasterID())
+	}
+	c.Record = rec
+	return c, nil
+}
+
+// Rejection records that central refused an event for a business reason
+// (an unknown item): the event is acknowledged, never resent, and the
+// rejection flows back down to its origin.
+type Rejection struct {
+	Origin storeline.StoreID
+	ID     storeline.EventID
+	Pos    Position
+	Kind   storeline.Kind
+	Field  string
+	Reason string
+}
+
+// RejectionToWire converts a rejection.
+func RejectionToWire(r Rejection) WireRejection {
+	return WireRejection{Origin: string(r.Origin), ID: r.ID, Epoch: r.Pos.Epoch, Seq: r.Pos.Seq,
+		Kind: r.Kind.String(), Field: r.Field, Reason: r.Reason}
+}
+
+// RejectionFromWire converts back.
+func RejectionFromWire(w WireRejection) Rejection {
+	return Rejection{Origin: storeline.StoreID(w.Origin), ID: w.ID, Pos: Position{w.Epoch, w.Seq},
+		Kind: storeline.ParseKind(w.Kind), Field: w.Field, Reason: w.Reason}
+}
