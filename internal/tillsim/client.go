@@ -1,0 +1,200 @@
+package tillsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Endpoint names, as the API's route patterns.
+const (
+	epLogin    = "POST /v1/sessions"
+	epCatalog  = "GET /v1/catalog/changes"
+	epCard     = "GET /v1/cards/{code}"
+	epReceipt  = "POST /v1/receipts"
+	epPrice    = "POST /v1/baskets/price"
+	epReturn   = "POST /v1/returns"
+	epCash     = "POST /v1/cash"
+	epOpen     = "POST /v1/shifts"
+	epClose    = "POST /v1/shifts/{id}/close"
+	epSellers  = "GET /v1/sellers"
+	epTerminal = "POST /admin/v1/terminals"
+)
+
+// maxAnswerBytes bounds an answer body the simulator reads.
+const maxAnswerBytes = 8 << 20
+
+// errUnknown is an outcome the simulator could not learn: every attempt
+// timed out, failed in transport or got a 5xx, so the node may or may not
+// hold the fact.
+var errUnknown = errors.New("outcome unknown after every attempt")
+
+// refused is a 4xx answer: the node refused the request and changed
+// nothing.
+type refused struct {
+	status int
+	body   string
+}
+
+func (r *refused) Error() string { return fmt.Sprintf("refused %d: %s", r.status, r.body) }
+
+// counters are the run's shared tallies that are not per shop.
+type counters struct {
+	mu         sync.Mutex
+	retries    int
+	created    int
+	replayed   int
+	unknown    int
+	failed     int
+	errors     map[string]int
+	firstError string
+}
+
+func (c *counters) add(f func(c *counters)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(c)
+}
+
+func (c *counters) errorTotal() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.errors {
+		n += v
+	}
+	return n
+}
+
+// client sends requests with retries and records each attempt.
+type client struct {
+	http *http.Client
+	cfg  *Config
+	lat  *latencies
+	cnt  *counters
+}
+
+// request is one logical call; a retry resends body unchanged.
+type request struct {
+	endpoint string
+	method   string
+	url      string
+	body     []byte
+	headers  map[string]string
+}
+
+// do sends req until it gets an answer that is not a 5xx or 429, or
+// MaxAttempts have been made, or ctx ends, and decodes a 2xx into out. It
+// returns the final status. A 4xx is a *refused; no answer at all is
+// errUnknown.
+func (c *client) do(ctx context.Context, rng *rand.Rand, req request, out any) (int, error) {
+	backoff := c.cfg.RetryBackoff
+	var last error
+	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			c.cnt.add(func(c *counters) { c.retries++ })
+		}
+		status, body, wait, err := c.once(ctx, req)
+		switch {
+		case err == nil && status >= 200 && status < 300:
+			if out != nil && len(body) > 0 {
+				if err := json.Unmarshal(body, out); err != nil {
+					return status, fmt.Errorf("tillsim: %s: decode answer: %w", req.endpoint, err)
+				}
+			}
+			return status, nil
+		case err == nil && status < 500 && status != http.StatusTooManyRequests:
+			detail := strings.TrimSpace(string(body))
+			c.countError(strconv.Itoa(status), fmt.Sprintf("%s %d %s", req.endpoint, status, detail))
+			return status, &refused{status: status, body: detail}
+		case err != nil:
+			c.countError("transport", "")
+			last = err
+		default:
+			c.countError(strconv.Itoa(status), "")
+			last = fmt.Errorf("status %d: %s", status, body)
+		}
+		if attempt == c.cfg.MaxAttempts {
+			break
+		}
+		// Full jitter, so tills that failed together do not retry together;
+		// a Retry-After from the node wins when it is longer.
+		pause := time.Duration(rng.Int64N(int64(backoff) + 1))
+		pause = max(pause, wait)
+		backoff = min(2*backoff, c.cfg.MaxRetryBackoff)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("tillsim: %s: %w (last: %v; %v)", req.endpoint, errUnknown, last, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return 0, fmt.Errorf("tillsim: %s: %w (last: %v)", req.endpoint, errUnknown, last)
+}
+
+func (c *client) countError(key, detail string) {
+	c.cnt.add(func(c *counters) {
+		if c.errors == nil {
+			c.errors = map[string]int{}
+		}
+		c.errors[key]++
+		if c.firstError == "" && detail != "" {
+			c.firstError = detail
+		}
+	})
+}
+
+// once makes one attempt and records its latency under the endpoint.
+func (c *client) once(ctx context.Context, req request) (status int, body []byte, retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	var rd io.Reader
+	if req.body != nil {
+		rd = bytes.NewReader(req.body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.method, req.url, rd)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if req.body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range req.headers {
+		hr.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		c.lat.record(req.endpoint, time.Since(start))
+		return 0, nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	c.lat.record(req.endpoint, time.Since(start))
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if s, e := strconv.Atoi(resp.Header.Get("Retry-After")); e == nil && s > 0 {
+		retryAfter = min(time.Duration(s)*time.Second, c.cfg.MaxRetryBackoff)
+	}
+	return resp.StatusCode, body, retryAfter, nil
+}
+
+// post marshals v as a request body.
+func post(endpoint, url string, v any, headers map[string]string) (request, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return request{}, fmt.Errorf("tillsim: %s: encode: %w", endpoint, err)
+	}
+	return request{endpoint: endpoint, method: http.MethodPost, url: url, body: b, headers: headers}, nil
+}
