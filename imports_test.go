@@ -50,7 +50,9 @@ var rules = map[string]importRule{
 		"central is head office; it never depends on the tills' API or a store node"},
 	"node": {[]string{".", "crdt", "pricing", "ledger", "posbridge", "replication"}, []string{"*"},
 		"a store node wires everything but central: a shop must run without head office's code"},
-	"cmd/storeline": {[]string{".", "crdt", "ledger", "node", "central", "replication", "internal/sample"}, []string{"*"},
+	"deploy": {nil, nil,
+		"deploy holds configs, Prometheus rules and dashboards; its Go code is only the checks of them"},
+	"cmd/storeline": {[]string{".", "crdt", "ledger", "node", "central", "replication", "internal/sample", "internal/tillsim"}, []string{"*"},
 		"main is thin: it runs node or central and the clients it needs, never posbridge or pricing directly"},
 }
 

@@ -39,6 +39,7 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	nodeURL := fs.String("node", getenv("STORELINE_NODE"), "admin URL of the node (env STORELINE_NODE)")
 	token := fs.String("token", "", "admin token (default from "+envName("admin-token")+")")
 	timeout := fs.Duration("timeout", time.Minute, "request timeout (a backup has none)")
+	centralURL := fs.String("central", getenv("STORELINE_CENTRAL"), "head-office API URL of a central node (env STORELINE_CENTRAL); see ctl --central URL help")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, ctlUsage)
 		fs.PrintDefaults()
@@ -48,6 +49,12 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 			return exitOK
 		}
 		return exitUsage
+	}
+	if *centralURL != "" {
+		if *token == "" {
+			*token = getenv("STORELINE_CENTRAL_KEY")
+		}
+		return ctlCentral(ctx, *centralURL, *token, *timeout, fs.Args(), stdout, stderr)
 	}
 	if *token == "" {
 		*token = getenv(envName("admin-token"))

@@ -2,8 +2,10 @@
 // client, local maintenance (restore) and a demo.
 //
 //	storeline node     run a store node
-//	storeline ctl      talk to a running node's admin API
+//	storeline ctl      talk to a running node's admin API, or central's (--central URL)
+//	storeline central  run a node of the central cluster
 //	storeline restore  restore a backup into a stopped node's empty data directory
+//	storeline certs    create the chain CA and issue shop and central certificates
 //	storeline demo     run a node with a sample chain, for trying the tills' API
 //	storeline version  print the version
 //
@@ -42,9 +44,12 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"node", "run a store node", cmdNode},
-		{"ctl", "talk to a running node's admin API (--node URL)", cmdCtl},
+		{"ctl", "talk to a running node's admin API (--node URL) or central (--central URL)", cmdCtl},
+		{"central", "run a node of the central cluster (head office)", cmdCentral},
 		{"restore", "restore a backup file into a stopped node's empty data directory", cmdRestore},
+		{"certs", "create the chain CA and issue shop and central certificates (local files)", cmdCerts},
 		{"demo", "run a node with a sample chain until Ctrl-C", cmdDemo},
+		{"till", "simulate tills against store nodes and report throughput and latency", cmdTill},
 		{"version", "print the version", cmdVersion},
 	}
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/central"
+)
+
+const centralUsage = `usage: storeline central [flags]
+
+Runs one node of the central cluster. With no flags it bootstraps a
+single-node cluster on loopback with data in ./central-data and prints a
+fresh admin API key. Every flag may also be set as STORELINE_CENTRAL_<FLAG>
+(dashes as underscores); flags win. The cluster secret is read from
+STORELINE_CLUSTER_SECRET only, never from a flag.
+
+API keys are configured as hashes (hex SHA-256): --admin-key-hashes and
+--viewer-key-hashes, comma-separated.
+
+flags:
+`
+
+func cmdCentral(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("storeline central", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, centralUsage)
+		fs.PrintDefaults()
+	}
+	cfg := central.DefaultConfig("central-data")
+	env := func(name, def string) string {
+		if v := getenv("STORELINE_CENTRAL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&cfg.NodeID, "id", env("id", cfg.NodeID), "node id (never changes)")
+	fs.StringVar(&cfg.DataDir, "data", env("data", cfg.DataDir), "data directory")
+	fs.StringVar(&cfg.RaftAddr, "raft", env("raft", cfg.RaftAddr), "Raft listen address")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", env("raft-advertise", ""), "Raft address peers dial (default: the bound one)")
+	fs.StringVar(&cfg.APIAddr, "api", env("api", cfg.APIAddr), "head-office API listen address")
+	fs.StringVar(&cfg.APIAdvertise, "api-advertise", env("api-advertise", ""), "API address other nodes forward to (default: the bound one)")
+	fs.StringVar(&cfg.AdminAddr, "admin", env("admin", cfg.AdminAddr), "admin listener (/metrics, /healthz), loopback by default")
+	fs.StringVar(&cfg.GossipAddr, "gossip", env("gossip", cfg.GossipAddr), "gossip (memberlist) bind address")
+	seeds := fs.String("seeds", env("seeds", ""), "comma-separated gossip addresses of running nodes to join")
+	bootstrap := fs.String("bootstrap", env("bootstrap", ""), "true to form a new cluster (default: true when no seeds are given)")
+	fs.IntVar(&cfg.MaxVoters, "max-voters", cfg.MaxVoters, "odd number of voters; later nodes join as non-voters")
+	adminHashes := fs.String("admin-key-hashes", env("admin-key-hashes", ""), "comma-separated SHA-256 (hex) of admin API keys")
+	viewerHashes := fs.String("viewer-key-hashes", env("viewer-key-hashes", ""), "comma-separated SHA-256 (hex) of viewer API keys")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
+	fs.DurationVar(&cfg.ElectionTimeout, "election", cfg.ElectionTimeout, "Raft election timeout")
+	fs.DurationVar(&cfg.LeaderLeaseTimeout, "lease", cfg.LeaderLeaseTimeout, "Raft leader lease timeout")
+	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "gossip probe interval")
+	fs.DurationVar(&cfg.ProbeTimeout, "probe-timeout", cfg.ProbeTimeout, "gossip probe timeout")
+	fs.DurationVar(&cfg.DeadNodeRemoveAfter, "dead-node-remove-after", 0, "remove a node dead this long from Raft (0: never)")
+	fs.DurationVar(&cfg.ChangeRetention, "change-retention", cfg.ChangeRetention, "how long the change feed keeps tombstones")
+	level := slog.LevelInfo
+	fs.TextVar(&level, "log-level", level, "log level")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *seeds != "" {
+		cfg.Seeds = strings.Split(*seeds, ",")
+	}
+	cfg.Bootstrap = *bootstrap == "true" || (*bootstrap == "" && len(cfg.Seeds) == 0)
+	cfg.ClusterSecret = getenv("STORELINE_CLUSTER_SECRET")
+	for _, kr := range []struct {
+		list string
+		role central.Role
+	}{{*adminHashes, central.RoleAdmin}, {*viewerHashes, central.RoleViewer}} {
+		for i, h := range strings.Split(kr.list, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.APIKeys = append(cfg.APIKeys, central.APIKey{Name: fmt.Sprintf("%s-%d", kr.role, i), Hash: strings.ToLower(h), Role: kr.role})
+			}
+		}
+	}
+	if len(cfg.APIKeys) == 0 {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		key := hex.EncodeToString(b)
+		cfg.APIKeys = []central.APIKey{{Name: "generated", Hash: storeline.TokenHash(key), Role: central.RoleAdmin}}
+		fmt.Fprintf(stdout, "admin-key %s\n", key)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "storeline central: %v\n", err)
+		return exitUsage
+	}
+	n, err := central.Open(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "storeline central: %v\n", err)
+		return exitError
+	}
+	// The addresses actually bound, for supervisors and tests on port 0.
+	fmt.Fprintf(stdout, "api http://%s\nadmin http://%s\nraft %s\ngossip %s\n", n.APIAddr(), n.AdminAddr(), n.RaftAddr(), n.GossipAddr())
+	<-ctx.Done()
+	if err := n.Close(); err != nil {
+		log.Error("close", "err", err)
+		return exitError
+	}
+	return exitOK
+}

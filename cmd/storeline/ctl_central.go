@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+const ctlCentralUsage = `usage: storeline ctl --central URL [--token KEY] <command> [args]
+
+The API key is read from --token or STORELINE_CENTRAL_KEY.
+
+commands:
+  cluster                          members, leader, Raft state per node
+  import-items FILE.csv            items: id,sku,name,group,dept,unit,vat_rate[,barcode]
+  import-prices FILE.csv           prices: list,item,from(RFC 3339),price
+  price LIST ITEM PRICE [FROM]     set one price (FROM defaults to now)
+  seller ID NAME ROLE PIN          add or update a seller (role: cashier or manager)
+
+Imports are sent in batches of 10,000 rows, each with an idempotency key
+derived from the file's contents, so running an import again is harmless.
+`
+
+// ctlBatchRows is the number of CSV rows per import request; central
+// splits each request into bounded Raft entries.
+const ctlBatchRows = 10000
+
+func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, rest []string, stdout, stderr io.Writer) int {
+	c := &adminClient{base: strings.TrimRight(base, "/"), token: key, timeout: timeout}
+	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4}}
+	lim, ok := want[first(rest)]
+	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
+		fmt.Fprintf(stderr, "storeline ctl --central: bad command %q\n\n%s", strings.Join(rest, " "), ctlCentralUsage)
+		return exitUsage
+	}
+	a := rest[1:]
+	var err error
+	switch rest[0] {
+	case "cluster":
+		err = c.do(ctx, "GET", "/v1/cluster", nil, stdout)
+	case "import-items":
+		err = importCSV(ctx, c, a[0], 7, stdout, stderr, func(rows [][]string) (string, []byte, error) {
+			items := make([]map[string]any, len(rows))
+			for i, r := range rows {
+				it := map[string]any{"id": r[0], "sku": r[1], "name": r[2], "group": r[3], "dept": r[4], "unit": r[5], "vat_rate": r[6]}
+				if len(r) > 7 && r[7] != "" {
+					it["barcodes"] = []any{map[string]any{"code": r[7]}}
+				}
+				items[i] = it
+			}
+			b, err := json.Marshal(map[string]any{"items": items})
+			return "/v1/import", b, err
+		})
+	case "import-prices":
+		err = importCSV(ctx, c, a[0], 4, stdout, stderr, func(rows [][]string) (string, []byte, error) {
+			ps := make([]map[string]any, len(rows))
+			for i, r := range rows {
+				ps[i] = map[string]any{"list": r[0], "item": r[1], "from": r[2], "price": r[3]}
+			}
+			b, err := json.Marshal(map[string]any{"prices": ps})
+			return "/v1/prices", b, err
+		})
+	case "price":
+		from := time.Now().UTC().Format(time.RFC3339)
+		if len(a) > 3 {
+			from = a[3]
+		}
+		b, _ := json.Marshal(map[string]any{"prices": []any{map[string]any{"list": a[0], "item": a[1], "from": from, "price": a[2]}}})
+		err = c.do(ctx, "POST", "/v1/prices", b, stdout)
+	case "seller":
+		b, _ := json.Marshal(map[string]any{"name": a[1], "role": a[2], "pin": a[3]})
+		err = c.do(ctx, "PUT", "/v1/sellers/"+a[0], b, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "storeline ctl --central %s: %v\n", rest[0], err)
+		return exitError
+	}
+	return exitOK
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// importCSV reads a CSV file (a header row is skipped when its first cell
+// is "id" or "list"), sends it in batches built by build, and draws a
+// progress line on stderr.
+func importCSV(ctx context.Context, c *adminClient, path string, minCols int, stdout, stderr io.Writer,
+	build func([][]string) (string, []byte, error)) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	fileKey := hex.EncodeToString(sum[:8])
+	r := csv.NewReader(bytes.NewReader(raw))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rows) > 0 && (rows[0][0] == "id" || rows[0][0] == "list") {
+		rows = rows[1:]
+	}
+	for i, row := range rows {
+		if len(row) < minCols {
+			return fmt.Errorf("%s: row %d has %d columns, want at least %d", path, i+1, len(row), minCols)
+		}
+	}
+	start := time.Now()
+	for off := 0; off < len(rows); off += ctlBatchRows {
+		end := min(off+ctlBatchRows, len(rows))
+		p, body, err := build(rows[off:end])
+		if err != nil {
+			return err
+		}
+		if err := c.post(ctx, p, body, fmt.Sprintf("%s-%d", fileKey, off/ctlBatchRows)); err != nil {
+			fmt.Fprintln(stderr)
+			return fmt.Errorf("rows %d-%d (earlier rows are in; rerun to resume): %w", off+1, end, err)
+		}
+		fmt.Fprintf(stderr, "\r%s %6.1f%%  %d/%d rows  %s", bar(end, len(rows)), 100*float64(end)/float64(len(rows)), end, len(rows), time.Since(start).Round(time.Millisecond))
+	}
+	fmt.Fprintln(stderr)
+	fmt.Fprintf(stdout, "imported %d rows from %s in %s\n", len(rows), path, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func bar(done, total int) string {
+	const width = 30
+	n := width * done / max(total, 1)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+// post sends one batch with an idempotency key, retrying an unavailable
+// answer with the same key (the outcome may be unknown; the key makes the
+// retry safe).
+func (c *adminClient) post(ctx context.Context, path string, body []byte, key string) error {
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		req, err := http.NewRequestWithContext(rctx, "POST", c.base+path, bytes.NewReader(body))
+		if err != nil {
+			cancel()
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			last = err
+			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		cancel()
+		switch {
+		case resp.StatusCode/100 == 2:
+			return nil
+		case resp.StatusCode == http.StatusServiceUnavailable:
+			last = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		default:
+			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		}
+	}
+	return errors.Join(errors.New("gave up after 5 attempts"), last)
+}
