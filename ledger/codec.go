@@ -21,6 +21,7 @@ import (
 //	j origin 0 epoch8 seq8          → id16                   (journal; second copies too)
 //	d date10 epoch8 seq8            → id16                   (own-origin events by business date)
 //	r original16 origin 0 id16      → ""                     (returns by the receipt they return)
+//	s terminal 0 shift              → storedShift            (own-origin shift totals, shifts.go)
 //	b account 0 asset               → decimal (binary)       (balances)
 //	M kind 0 id                     → masterVal              (master data, tombstones too)
 //	U kind 0 uniqueKey              → id                     (unique keys of live records)
@@ -32,6 +33,7 @@ const (
 	tJournal = 'j'
 	tDate    = 'd'
 	tReturn  = 'r'
+	tShift   = 's'
 	tBalance = 'b'
 	tMaster  = 'M'
 	tUnique  = 'U'
@@ -143,6 +145,11 @@ type storedEvent struct {
 	Kind     string             `msgpack:"k"`
 	Body     msgpack.RawMessage `msgpack:"b"`
 	Postings []storedPosting    `msgpack:"p"`
+
+	// body is the decoded Body when the caller gave one (Append,
+	// ApplyRemote), so the apply path need not decode it again; nil after
+	// a decode from storage or the WAL.
+	body storeline.Body `msgpack:"-"`
 }
 
 type storedPosting struct {
@@ -166,7 +173,7 @@ func toStored(ev *storeline.Event, body []byte) *storedEvent {
 	se := &storedEvent{
 		ID: ev.ID, Origin: string(ev.Origin), Epoch: ev.Epoch, Seq: ev.Seq,
 		Schema: ev.SchemaVersion, HLC: ev.HLC, Occurred: ev.OccurredAt.UTC(),
-		Date: string(ev.BusinessDate), Kind: string(ev.Kind), Body: body,
+		Date: string(ev.BusinessDate), Kind: string(ev.Kind), Body: body, body: ev.Body,
 	}
 	if len(ev.Postings) > 0 {
 		se.Postings = make([]storedPosting, len(ev.Postings))

@@ -197,6 +197,7 @@ func answerAll(batch []*request, err error) {
 func (l *Ledger) poisonWith(batch []*request, stage string, err error) {
 	err = fmt.Errorf("%s: %w", stage, err)
 	l.poison.CompareAndSwap(nil, &err)
+	l.met.setPoisoned()
 	l.log.Error("ledger poisoned; reopen it", "stage", stage, "err", err)
 	answerAll(batch, storeline.E("ledger.commit", ioKind(err), err))
 }
@@ -251,7 +252,10 @@ func (l *Ledger) commit(batch []*request) {
 		l.poisonWith(batch, "wal write", err)
 		return
 	}
-	if err := l.seams.Sync(f); err != nil {
+	syncStart := time.Now()
+	err = l.seams.Sync(f)
+	l.met.syncDone(time.Since(syncStart))
+	if err != nil {
 		l.poisonWith(batch, "wal sync", err)
 		return
 	}
@@ -460,6 +464,11 @@ func (l *Ledger) applyEvent(txn *badger.Txn, enc []byte, se *storedEvent) error 
 	}
 	if origin == l.o.Origin && se.Date != "" {
 		if err := txn.Set(dateKey(storeline.Date(se.Date), pos), id[:]); err != nil {
+			return err
+		}
+	}
+	if origin == l.o.Origin {
+		if err := foldShift(txn, se); err != nil {
 			return err
 		}
 	}

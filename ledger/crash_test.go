@@ -141,7 +141,8 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 
 // verify checks the ledger against the acknowledged events: each present
 // exactly once in a dense journal, balances equal to the sum of the
-// journal's postings, conservation.
+// journal's postings, shift totals equal to a recomputation from the
+// journal, conservation.
 func verify(l *ledger.Ledger, acked map[storeline.EventID]bool) error {
 	j, err := l.Journal(store, ledger.Position{}, ledger.MaxJournalLimit)
 	if err != nil {
@@ -173,6 +174,9 @@ func verify(l *ledger.Ledger, acked map[storeline.EventID]bool) error {
 		if !b.Amount.Equal(sums[k]) {
 			return fmt.Errorf("Balance(%s) = %s, want %s from the journal", k, b.Amount, sums[k])
 		}
+	}
+	if err := checkShiftTotals(l, nil); err != nil {
+		return err
 	}
 	return l.CheckConservation()
 }

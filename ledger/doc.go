@@ -12,6 +12,13 @@
 // of WAL, Badger is synced and the segments an earlier sync covers are
 // removed.
 //
+// Views over the events are written in the same transaction as the event
+// that changes them, so replay rebuilds them with it: balances, the
+// business-date and returns indexes, and the running totals of each
+// (terminal, shift) that a shift close reads (shifts.go, which lists their
+// invariants; Open rebuilds them from the journal for a database older
+// than they are).
+//
 // Invariants any caller may rely on:
 //
 //   - Nothing is acknowledged before it is durable; a failed fsync poisons

@@ -1,5 +1,7 @@
 package ledger
 
+import "github.com/dgraph-io/badger/v4"
+
 // Bridges for the external tests.
 
 // WALSegments returns how many WAL segments the ledger holds.
@@ -19,3 +21,12 @@ func (l *Ledger) Checkpoint() {
 // CheckpointNow runs two checkpoints synchronously, so every segment
 // below the applied LSN is dropped.
 func (l *Ledger) CheckpointNow() { l.checkpoint(l.checkpoint(0)) }
+
+// DropViews deletes the derived views and their version marker, as a
+// database written before the views existed lacks them.
+func (l *Ledger) DropViews() error {
+	if err := l.db.DropPrefix([]byte{tShift}); err != nil {
+		return err
+	}
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Delete(kViews) })
+}

@@ -11,6 +11,8 @@ import (
 type metrics struct {
 	reg       prometheus.Registerer
 	commitDur prometheus.Histogram
+	fsyncDur  prometheus.Histogram
+	poisoned  prometheus.Gauge
 	batch     prometheus.Histogram
 	appended  prometheus.Counter
 	fsyncs    prometheus.Counter
@@ -27,6 +29,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name:    "storeline_ledger_commit_duration_seconds",
 			Help:    "Time from a batch leaving the queue to its waiters being answered.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		fsyncDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "storeline_ledger_fsync_duration_seconds",
+			Help: "Time of one WAL fdatasync alone (failed ones too), apart from the rest of a commit.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+				0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+		}),
+		poisoned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "storeline_ledger_poisoned",
+			Help: "1 once a failed WAL write, sync or apply has poisoned the ledger (every write fails until it is reopened), else 0.",
 		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "storeline_ledger_batch_events",
@@ -53,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.commitDur, m.batch, m.appended, m.fsyncs, m.walBytes}
+	return []prometheus.Collector{m.commitDur, m.fsyncDur, m.poisoned, m.batch, m.appended, m.fsyncs, m.walBytes}
 }
 
 func (m *metrics) fsync(bytes, events int) {
@@ -64,6 +76,22 @@ func (m *metrics) fsync(bytes, events int) {
 	m.walBytes.Add(float64(bytes))
 	m.batch.Observe(float64(events))
 	m.appended.Add(float64(events))
+}
+
+// syncDone records one WAL sync's duration, successful or not.
+func (m *metrics) syncDone(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.fsyncDur.Observe(d.Seconds())
+}
+
+// setPoisoned records that the pipeline stopped.
+func (m *metrics) setPoisoned() {
+	if m == nil {
+		return
+	}
+	m.poisoned.Set(1)
 }
 
 func (m *metrics) commit(d time.Duration) {

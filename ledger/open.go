@@ -85,6 +85,9 @@ func (l *Ledger) recover() error {
 		}
 		l.log.Info("ledger: replayed WAL", "from_lsn", applied+1, "to_lsn", l.st.lsn, "batches", replayed)
 	}
+	if err := l.upgradeViews(); err != nil {
+		return storeline.E(op, ioKind(err), fmt.Errorf("views: %w", err))
+	}
 	observeClock(l.o.Clock, l.st.hlc)
 	l.publish()
 	return nil

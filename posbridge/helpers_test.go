@@ -127,7 +127,11 @@ func fixture() []storeline.Record {
 
 // newEnv opens a real ledger in a temp dir, loads the fixture and serves
 // posbridge on an ephemeral port.
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the server's view of the ledger wrapped by wrap
+// (nil: none), e.g. to count the calls a handler makes.
+func newEnvWith(t testing.TB, wrap func(posbridge.Ledger) posbridge.Ledger) *env {
 	t.Helper()
 	led, err := ledger.Open(ledger.DefaultOptions(t.TempDir(), "s1"))
 	if err != nil {
@@ -141,6 +145,9 @@ func newEnv(t testing.TB) *env {
 	cfg := posbridge.DefaultConfig()
 	cfg.Store = "s1"
 	cfg.Ledger = led
+	if wrap != nil {
+		cfg.Ledger = wrap(led)
+	}
 	cfg.Balances = func(prefix string) ([]posbridge.Balance, error) {
 		bs, err := led.Balances(prefix)
 		out := make([]posbridge.Balance, len(bs))

@@ -38,6 +38,10 @@ type Ledger interface {
 	Event(origin storeline.StoreID, id storeline.EventID) (storeline.Event, error)
 	Balance(account string, asset storeline.Asset) (decimal.Decimal, error)
 	EventsByDate(from, to storeline.Date, fn func(storeline.Event) error) error
+	// ShiftTotals returns the running totals of a shift at a terminal,
+	// kept by the ledger with each event, so a close reads one record
+	// however long the journal is.
+	ShiftTotals(terminal storeline.TerminalID, shift storeline.ShiftID) (storeline.ShiftTotals, error)
 	ReturnsOf(original storeline.EventID) ([]storeline.Event, error)
 	GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error
 	LookupMaster(kind storeline.MasterKind, uniqueKey string, into storeline.Record) error
@@ -98,8 +102,10 @@ type Config struct {
 	// the sessions (and lockout records) held in memory.
 	SessionTTL  time.Duration
 	MaxSessions int
-	// MaxShiftDays is how many business days back a shift close looks for
-	// the shift's opening; a shift open longer than that cannot be closed.
+	// MaxShiftDays is how many business days a shift may stay open: a
+	// shift whose opening's business date is further back cannot be
+	// closed. (It no longer bounds a scan: the close reads the ledger's
+	// shift totals.)
 	MaxShiftDays int
 	// MaxStatsDays bounds the date range of GET /v1/stats/sales.
 	MaxStatsDays int

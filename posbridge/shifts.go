@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/storeline/storeline"
 )
 
@@ -109,9 +107,9 @@ func shiftCloseOf(ev storeline.Event, b *storeline.ShiftClose) shiftCloseOut {
 	return shiftCloseOut{eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller, Report: out}
 }
 
-// closeShift computes the shift's Z report from the node's own journal and
-// appends it as a shift close. The report covers the events of this
-// terminal and shift over the business days from the opening to today.
+// closeShift reads the shift's Z report from the ledger's running totals
+// of this terminal and shift (kept with each event, so the cost does not
+// grow with the journal) and appends it as a shift close.
 func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) error {
 	shift := storeline.ShiftID(r.PathValue("id"))
 	if err := storeline.CheckID("shift", string(shift)); err != nil {
@@ -147,83 +145,20 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	now := s.cfg.Now()
-	today := storeline.DateOf(now, loc)
-	from := storeline.Date(now.In(loc).AddDate(0, 0, -s.cfg.MaxShiftDays).Format(time.DateOnly))
-	cur := st.Currency
-	zero := cur.Round(decimal.Zero)
-	z := storeline.ZReport{Currency: cur, Sales: zero, Refunds: zero, Float: zero, CashIn: zero, CashOut: zero}
-	tenders := map[storeline.PayMethod]*storeline.TenderTotal{}
-	tender := func(m storeline.PayMethod) *storeline.TenderTotal {
-		t, ok := tenders[m]
-		if !ok {
-			t = &storeline.TenderTotal{Method: m, Amount: zero}
-			tenders[m] = t
-		}
-		return t
-	}
-	tender(storeline.Cash)
-	var opened *storeline.Event
-	var seller storeline.SellerID
-	mine := func(t storeline.TerminalID, sh storeline.ShiftID) bool { return t == c.terminal.ID && sh == shift }
-	err = s.led.EventsByDate(from, today, func(ev storeline.Event) error {
-		if ev.Origin != s.cfg.Store {
-			return nil
-		}
-		switch b := ev.Body.(type) {
-		case *storeline.ShiftOpen:
-			if mine(b.Terminal, b.Shift) && opened == nil {
-				e := ev
-				opened, seller, z.Float = &e, b.Seller, b.Float
-			}
-		case *storeline.ShiftClose:
-			if mine(b.Terminal, b.Shift) {
-				return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was closed by event %s", shift, ev.ID)}
-			}
-		case *storeline.Receipt:
-			if mine(b.Terminal, b.Shift) {
-				z.Receipts++
-				z.Sales = z.Sales.Add(b.Total)
-				for _, p := range b.Payments {
-					t := tender(p.Method)
-					t.Count++
-					t.Amount = t.Amount.Add(p.Amount)
-				}
-				cash := tender(storeline.Cash)
-				cash.Amount = cash.Amount.Sub(b.Change)
-			}
-		case *storeline.Return:
-			if mine(b.Terminal, b.Shift) {
-				z.Returns++
-				z.Refunds = z.Refunds.Add(b.Total)
-				for _, p := range b.Refunds {
-					t := tender(p.Method)
-					t.Count++
-					t.Amount = t.Amount.Sub(p.Amount)
-				}
-			}
-		case *storeline.CashOp:
-			if mine(b.Terminal, b.Shift) {
-				if b.Direction == storeline.CashIn {
-					z.CashIn = z.CashIn.Add(b.Amount)
-				} else {
-					z.CashOut = z.CashOut.Add(b.Amount)
-				}
-			}
-		}
-		return nil
-	})
+	oldest := storeline.Date(now.In(loc).AddDate(0, 0, -s.cfg.MaxShiftDays).Format(time.DateOnly))
+	tot, err := s.led.ShiftTotals(c.terminal.ID, shift)
 	if err != nil {
 		return err
 	}
-	if opened == nil {
+	if tot.Close != nil {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was closed by event %s", shift, tot.Close.Event)}
+	}
+	if tot.Opening == nil || tot.Opening.BusinessDate < oldest {
 		return &storeline.Error{Kind: storeline.NotFound, Field: "shift", Err: fmt.Errorf("no opening of shift %s at terminal %s in the last %d days", shift, c.terminal.ID, s.cfg.MaxShiftDays)}
 	}
-	for _, m := range []storeline.PayMethod{storeline.Cash, storeline.Card, storeline.Points} {
-		if t, ok := tenders[m]; ok {
-			z.Tenders = append(z.Tenders, *t)
-		}
-	}
-	z.ExpectedCash = z.Float.Add(tenders[storeline.Cash].Amount).Add(z.CashIn).Sub(z.CashOut)
+	cur := st.Currency
+	z := tot.Report(cur)
+	seller := tot.Opening.Seller
 	if c.session != nil {
 		seller = c.session.seller
 	}
@@ -240,7 +175,7 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 		sc.Report.Difference = counted.Sub(z.ExpectedCash)
 	}
 	// A shift belongs to the business day it opened (DESIGN.md).
-	ev, ok, err := s.appendEvent(r.Context(), id, now, opened.BusinessDate, sc)
+	ev, ok, err := s.appendEvent(r.Context(), id, now, tot.Opening.BusinessDate, sc)
 	if err != nil {
 		if errors.Is(err, storeline.Conflict) {
 			return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: err}
