@@ -1,6 +1,7 @@
 package central
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,6 +105,21 @@ type Config struct {
 	// MaxBodyBytes bounds a request body of the head-office API.
 	MaxBodyBytes int64
 
+	// ReplicationAddr is the listen address of the shops' replication
+	// API (push and pull); "" turns it off.
+	ReplicationAddr string
+	// ReplicationTokens maps a shop's bearer token to its store: how a
+	// shop is registered when it authenticates by token. Secret.
+	ReplicationTokens map[string]storeline.StoreID
+	// ReplicationTLS, if set, serves the replication API over TLS; with
+	// ClientCAs set, every shop must present a certificate the chain CA
+	// signed, naming its store (mutual TLS, production).
+	ReplicationTLS *tls.Config
+	// ReplicationMaxWait caps a pull's long poll; ReplicationPageItems a
+	// page's items.
+	ReplicationMaxWait   time.Duration
+	ReplicationPageItems int
+
 	// Registerer receives the node's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives logs; nil discards them.
@@ -141,6 +157,10 @@ func DefaultConfig(dataDir string) Config {
 		PruneInterval:      time.Hour,
 		ImportChunk:        2000,
 		MaxBodyBytes:       64 << 20,
+
+		ReplicationAddr:      "127.0.0.1:0",
+		ReplicationMaxWait:   25 * time.Second,
+		ReplicationPageItems: 1000,
 	}
 }
 
@@ -237,6 +257,25 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 1<<30 {
 		bad("MaxBodyBytes", "%d out of [1 KiB, 1 GiB]", c.MaxBodyBytes)
 	}
+	if c.ReplicationAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ReplicationAddr); err != nil {
+			bad("ReplicationAddr", "%q is not host:port", c.ReplicationAddr)
+		}
+	}
+	for tok, s := range c.ReplicationTokens {
+		if len(tok) < 16 {
+			bad("ReplicationTokens", "the token of store %s is shorter than 16 characters", s)
+		}
+		if err := storeline.CheckID("ReplicationTokens", string(s)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.ReplicationMaxWait <= 0 || c.ReplicationMaxWait > 10*time.Minute {
+		bad("ReplicationMaxWait", "%s out of (0, 10m]", c.ReplicationMaxWait)
+	}
+	if c.ReplicationPageItems < 1 || c.ReplicationPageItems > MaxFeedLimit {
+		bad("ReplicationPageItems", "%d out of [1, %d]", c.ReplicationPageItems, MaxFeedLimit)
+	}
 	if len(errs) > 0 {
 		return storeline.E("central.Config.Validate", storeline.Invalid, errors.Join(errs...))
 	}
@@ -252,6 +291,7 @@ func (c Config) String() string {
 	if c.ClusterSecret != "" {
 		secret = "[redacted]"
 	}
+	fmt.Fprintf(&b, " replication=%s shop_tokens=%d replication_tls=%v", c.ReplicationAddr, len(c.ReplicationTokens), c.ReplicationTLS != nil)
 	fmt.Fprintf(&b, " cluster_secret=%s api_keys=%d heartbeat=%s election=%s lease=%s commit=%s max_append=%d probe=%s/%s gossip=%s dead_remove=%s",
 		secret, len(c.APIKeys), c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout,
 		c.MaxAppendEntries, c.ProbeInterval, c.ProbeTimeout, c.GossipInterval, c.DeadNodeRemoveAfter)

@@ -13,6 +13,17 @@
 // retry. See fsm.go for the FSM's invariants and ledger/replicated.go and
 // ledger/raftlog.go for storage.
 //
+// Shops replicate over their own listener (Config.ReplicationAddr,
+// package replication's handlers, per-shop tokens or mutual TLS):
+// replication.go implements replication.Backend. A push is a Raft entry
+// whose apply runs replication.Ingest in the entry's transaction (marks
+// per store and epoch, the (origin, ID) seen set, central's copy of every
+// shop's events and balances, rejections); a pull is served by any node
+// from its local state, merging master changes and the store's own feed
+// in version order, with a paged resync when the cursor is older than the
+// history or the store's price lists changed. Per-shop metrics (label
+// store) come from FSM state, so every node reports the same.
+//
 // Package central may import the module root, crdt, pricing, ledger,
 // replication, raft, memberlist, msgpack and prometheus (DESIGN.md's
 // import table); never posbridge or node, and Badger only through ledger.

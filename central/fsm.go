@@ -125,6 +125,9 @@ type FSM struct {
 	ops     map[string]OpFunc
 	log     *slog.Logger
 	applies atomic.Uint64 // commands applied, not skipped
+	// onApply, if set, runs after each applied transaction (it wakes the
+	// replication long polls).
+	onApply func()
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -196,6 +199,9 @@ func (f *FSM) applyRange(logs []*raft.Log, cmds []int, out []interface{}) error 
 		f.applies.Add(uint64(len(cmds)))
 		for j, i := range cmds {
 			out[i] = res[j]
+		}
+		if f.onApply != nil {
+			f.onApply()
 		}
 	}
 	return nil

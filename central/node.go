@@ -42,6 +42,14 @@ type Node struct {
 	client         *http.Client
 	keys           map[string]APIKey // by hash
 
+	// Replication: the shops' listener, long polls' wake-up, per-shop
+	// metrics.
+	repl    *http.Server
+	replLn  net.Listener
+	replReg *trackingRegisterer
+	applied *appliedSignal
+	shops   *shopCollector
+
 	quit      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -55,7 +63,7 @@ func Open(cfg Config, ops ...Op) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}}
+	n = &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}, applied: newAppliedSignal()}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -82,9 +90,10 @@ func Open(cfg Config, ops ...Op) (n *Node, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { n.rep.Close() })
-	if n.fsm, err = newFSM(n.rep, n.log, ops); err != nil {
+	if n.fsm, err = newFSM(n.rep, n.log, append(replicationOps(), ops...)); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
+	n.fsm.onApply = n.applied.bump
 	// Raft's own logs go to the node's logger at debug level, through
 	// raft's io.Writer constructors (hclog is not a dependency of ours).
 	hl := logWriter{n.log}
@@ -165,13 +174,27 @@ func Open(cfg Config, ops ...Op) (n *Node, err error) {
 	go n.api.Serve(n.apiLn)
 	go n.admin.Serve(n.adminLn)
 	closers = append(closers, func() { n.api.Close(); n.admin.Close() })
+	if err := n.startReplication(); err != nil {
+		return nil, storeline.E(op, storeline.Unavailable, err)
+	}
+	closers = append(closers, func() {
+		if n.repl != nil {
+			n.repl.Close()
+		}
+		n.replReg.unregisterAll()
+	})
 
 	if err := n.startGossip(); err != nil {
 		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("gossip: %w", err))
 	}
 	closers = append(closers, func() { n.ml.Shutdown() })
+	n.shops = newShopCollector(n)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(n.met); err != nil {
+			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
+		}
+		if err := cfg.Registerer.Register(n.shops); err != nil {
+			cfg.Registerer.Unregister(n.met)
 			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
 		}
 	}
@@ -190,8 +213,13 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		if n.cfg.Registerer != nil {
 			n.cfg.Registerer.Unregister(n.met)
+			n.cfg.Registerer.Unregister(n.shops)
+			n.replReg.unregisterAll()
 		}
 		var errs []error
+		if n.repl != nil {
+			n.repl.Close()
+		}
 		n.api.Close()
 		n.admin.Close()
 		_ = n.ml.Leave(n.cfg.ProbeTimeout)

@@ -225,7 +225,9 @@ func (c *refCentral) Pull(ctx context.Context, q replication.PullQuery) (replica
 	p.More = p.Cursor < n
 	// After a restore: the shop's own acknowledged events it lacks.
 	for _, have := range q.Own {
+		c.pushMu.Lock() // IngestState is the pushes' alone: read it under their lock
 		mark, _ := c.ingest.Mark(q.Store, have.Epoch)
+		c.pushMu.Unlock()
 		if mark <= have.Seq {
 			continue
 		}

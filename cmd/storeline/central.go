@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +30,12 @@ STORELINE_CLUSTER_SECRET only, never from a flag.
 
 API keys are configured as hashes (hex SHA-256): --admin-key-hashes and
 --viewer-key-hashes, comma-separated.
+
+Shops replicate over --replication. Each shop authenticates with its
+token, registered as STORELINE_SHOP_TOKENS="store=token,store=token"
+(environment only, never a flag), or with a certificate the chain CA
+signed (--replication-ca, with --replication-cert and --replication-key
+for central's own certificate).
 
 flags:
 `
@@ -65,6 +74,10 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	fs.DurationVar(&cfg.ProbeTimeout, "probe-timeout", cfg.ProbeTimeout, "gossip probe timeout")
 	fs.DurationVar(&cfg.DeadNodeRemoveAfter, "dead-node-remove-after", 0, "remove a node dead this long from Raft (0: never)")
 	fs.DurationVar(&cfg.ChangeRetention, "change-retention", cfg.ChangeRetention, "how long the change feed keeps tombstones")
+	fs.StringVar(&cfg.ReplicationAddr, "replication", env("replication", cfg.ReplicationAddr), "shops' replication listen address (\"\" turns it off)")
+	replCert := fs.String("replication-cert", env("replication-cert", ""), "central's TLS certificate for the replication listener (PEM)")
+	replKey := fs.String("replication-key", env("replication-key", ""), "its key (PEM)")
+	replCA := fs.String("replication-ca", env("replication-ca", ""), "chain CA whose shop certificates are accepted (mutual TLS)")
 	level := slog.LevelInfo
 	fs.TextVar(&level, "log-level", level, "log level")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +100,20 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 				cfg.APIKeys = append(cfg.APIKeys, central.APIKey{Name: fmt.Sprintf("%s-%d", kr.role, i), Hash: strings.ToLower(h), Role: kr.role})
 			}
 		}
+	}
+	tokens, err := parseShopTokens(getenv("STORELINE_SHOP_TOKENS"))
+	if err != nil {
+		fmt.Fprintf(stderr, "storeline central: STORELINE_SHOP_TOKENS: %v\n", err)
+		return exitUsage
+	}
+	cfg.ReplicationTokens = tokens
+	if *replCert != "" || *replKey != "" || *replCA != "" {
+		tc, err := replicationTLS(*replCert, *replKey, *replCA)
+		if err != nil {
+			fmt.Fprintf(stderr, "storeline central: %v\n", err)
+			return exitUsage
+		}
+		cfg.ReplicationTLS = tc
 	}
 	if len(cfg.APIKeys) == 0 {
 		b := make([]byte, 24)
@@ -111,10 +138,55 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	// The addresses actually bound, for supervisors and tests on port 0.
 	fmt.Fprintf(stdout, "api http://%s\nadmin http://%s\nraft %s\ngossip %s\n", n.APIAddr(), n.AdminAddr(), n.RaftAddr(), n.GossipAddr())
+	if u := n.ReplicationURL(); u != "" {
+		fmt.Fprintf(stdout, "replication %s\n", u)
+	}
 	<-ctx.Done()
 	if err := n.Close(); err != nil {
 		log.Error("close", "err", err)
 		return exitError
 	}
 	return exitOK
+}
+
+// parseShopTokens parses "store=token,store=token" into the token → store
+// map central's replication listener authenticates shops with.
+func parseShopTokens(s string) (map[string]storeline.StoreID, error) {
+	out := map[string]storeline.StoreID{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		store, tok, ok := strings.Cut(kv, "=")
+		if !ok || store == "" || tok == "" {
+			return nil, fmt.Errorf("%q: want store=token", store)
+		}
+		out[tok] = storeline.StoreID(store)
+	}
+	return out, nil
+}
+
+// replicationTLS loads central's certificate and, if ca is set, requires
+// shops to present a certificate it signed.
+func replicationTLS(cert, key, ca string) (*tls.Config, error) {
+	if cert == "" || key == "" {
+		return nil, errors.New("--replication-cert and --replication-key go together (and --replication-ca needs them)")
+	}
+	c, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("replication certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS13}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("replication CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("replication CA %s holds no PEM certificate", ca)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }

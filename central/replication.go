@@ -1,0 +1,1330 @@
+package central
+
+// Replication at central: shops push their journals up and pull master
+// data and others' events down (package replication owns the protocol;
+// this file is its Backend over the cluster).
+//
+// Invariants:
+//
+//  1. A push is one Raft entry per batch (a shop's batch over
+//     maxPushEntryEvents is split into several entries, in order). The
+//     FSM runs replication.Ingest inside the entry's Badger transaction,
+//     so the per-(store, epoch) high-water marks, the (origin, ID) seen
+//     set, the stored events, the balances and the per-shop statistics
+//     move together with the applied index: an entry replayed after a
+//     restart applies nothing twice, and every replica decides the same.
+//  2. An event central refuses for a business reason (an unknown item)
+//     is a rejection: it advances the mark, changes no balance, and is
+//     put in its origin's feed so it flows back down.
+//  3. Each store has its own feed of the non-master things it must pull
+//     (events of other origins touching its accounts, its rejections),
+//     numbered densely per store and stamped with the central Version of
+//     the entry that wrote them; master changes keep their own versions.
+//     A pull cursor is one packed Version: the page merges both streams
+//     in version order and never moves the cursor past a version it has
+//     not looked at in either.
+//  4. A cursor below the feed's floor (pruned tombstones), or below the
+//     version at which the store's price lists changed, gets a resync: a
+//     paged snapshot of the records that concern the store, then its feed
+//     entries between the old cursor and the snapshot's version.
+//  5. Every read a pull makes is of this node's local state: any node
+//     serves pulls, and a pull to a node that lags the shop's cursor waits
+//     until it has caught up rather than moving the cursor back.
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
+)
+
+// The replication ops of the FSM.
+const (
+	// OpReplicationPush ingests one batch of a shop's journal.
+	OpReplicationPush = "replication.push"
+	// OpReplicationTransfer applies an event authored by head office
+	// (origin storeline.Central), such as stock delivered to a shop.
+	OpReplicationTransfer = "replication.transfer"
+)
+
+// seenRetention is how long an (origin, ID) is remembered after its first
+// ingest, so a till's retry after a shop restore is still counted once. A
+// constant, not a config field: every replica must forget the same IDs at
+// the same entry.
+const seenRetention = 90 * 24 * time.Hour
+
+// maxPushEntryEvents and maxPushEntryBytes bound one push entry, so its
+// transaction fits Badger's limits on every replica whatever a shop sends.
+const (
+	maxPushEntryEvents = 500
+	maxPushEntryBytes  = 2 << 20
+)
+
+// maxPageBytes bounds the items of a pull page, whatever the shop asks
+// for, below a node's smallest commit batch (MaxBatchBytes, 1 MiB by
+// default), so a page of big records still applies at the shop. A resync
+// snapshot page is bounded by maxSnapshotItems instead.
+const (
+	maxPageBytes     = 512 << 10
+	maxSnapshotItems = 1000
+)
+
+// Keys of the replication state, all metadata of the replica.
+const (
+	rpMark   = "repl/mark/"  // store \0 epoch8 → seq8
+	rpSeen   = "repl/seen/"  // origin \0 id16 → at8 (Unix ms)
+	rpSeenX  = "repl/seenx/" // at8 origin \0 id16 → "" (expiry order)
+	rpEvent  = "repl/ev/"    // origin \0 epoch8 seq8 → msgpack WireEvent
+	rpBal    = "repl/bal/"   // account \0 asset → decimal string
+	rpFeed   = "repl/f/"     // store \0 n8 → msgpack feedEntry
+	rpFeedN  = "repl/fn/"    // store → n8, the store's feed length
+	rpStat   = "repl/stat/"  // store → msgpack ShopStats
+	rpAssign = "repl/asg/"   // store → version8 of its last price-list change
+	rpHQSeq  = "repl/hqseq"  // → seq8 of the last central-authored event
+)
+
+func markKey(store storeline.StoreID, epoch uint64) string {
+	return rpMark + string(store) + "\x00" + string(ledger.PutU64(epoch))
+}
+
+func seenKey(origin storeline.StoreID, id storeline.EventID) string {
+	return rpSeen + string(origin) + "\x00" + string(id[:])
+}
+
+func eventKey(origin storeline.StoreID, epoch, seq uint64) string {
+	return rpEvent + string(origin) + "\x00" + string(ledger.PutU64(epoch)) + string(ledger.PutU64(seq))
+}
+
+func balKey(account string, asset storeline.Asset) string {
+	return rpBal + account + "\x00" + string(asset)
+}
+
+func feedKey(store storeline.StoreID, n uint64) string {
+	return rpFeed + string(store) + "\x00" + string(ledger.PutU64(n))
+}
+
+// feedEntry is one item of a store's feed: a stored event (by origin and
+// position) or a rejection.
+type feedEntry struct {
+	Version uint64                     `msgpack:"v"`
+	Origin  string                     `msgpack:"o,omitempty"`
+	Epoch   uint64                     `msgpack:"e,omitempty"`
+	Seq     uint64                     `msgpack:"s,omitempty"`
+	Rej     *replication.WireRejection `msgpack:"r,omitempty"`
+}
+
+// ShopStats is what central's state knows of one shop's replication; it
+// is FSM state, so every node reports the same.
+type ShopStats struct {
+	// LastPush is the leader's time of the last batch (Unix ms).
+	LastPushMs int64 `msgpack:"t"`
+	// Acked is the highest applied position of the shop's latest epoch.
+	Acked replication.Position `msgpack:"a"`
+	// Batches counts push entries; Events events applied (rejections
+	// included); Duplicates events skipped as already seen by ID; Below
+	// events resent at or below the mark; Rejections events refused;
+	// Gaps batches answered with a gap.
+	Batches    uint64 `msgpack:"b"`
+	Events     uint64 `msgpack:"n"`
+	Duplicates uint64 `msgpack:"d"`
+	Below      uint64 `msgpack:"w"`
+	Rejections uint64 `msgpack:"r"`
+	Gaps       uint64 `msgpack:"g"`
+}
+
+func replicationOps() []Op {
+	return []Op{
+		{OpReplicationPush, applyPush},
+		{OpReplicationTransfer, applyTransfer},
+	}
+}
+
+// pushPayload is a push entry: the batch as the shop sent it (wire form),
+// checked by the server of the node that took it.
+type pushPayload struct {
+	Store string `msgpack:"s"`
+	Epoch uint64 `msgpack:"e"`
+	// Events are msgpack WireEvents, stored as they are.
+	Events []msgpack.RawMessage `msgpack:"ev"`
+}
+
+// pushOutcome is the body of a push entry's result.
+type pushOutcome struct {
+	Acked      replication.Position       `msgpack:"a"`
+	Gap        *replication.Position      `msgpack:"g,omitempty"`
+	Applied    int                        `msgpack:"n"`
+	Duplicates int                        `msgpack:"d"`
+	Below      int                        `msgpack:"b"`
+	Rejections replication.WireRejections `msgpack:"r,omitempty"`
+	Marks      replication.WireMarks      `msgpack:"m,omitempty"`
+}
+
+// txIngest is replication.IngestStore over an entry's transaction.
+type txIngest struct{ tx *Tx }
+
+func (s txIngest) Mark(store storeline.StoreID, epoch uint64) (uint64, error) {
+	v, err := s.tx.Meta(markKey(store, epoch))
+	return ledger.U64(v), err
+}
+
+func (s txIngest) SetMark(store storeline.StoreID, epoch, seq uint64) error {
+	return s.tx.SetMeta(markKey(store, epoch), ledger.PutU64(seq))
+}
+
+func (s txIngest) SeenAt(origin storeline.StoreID, id storeline.EventID) (int64, bool, error) {
+	v, err := s.tx.Meta(seenKey(origin, id))
+	if err != nil || v == nil {
+		return 0, false, err
+	}
+	return int64(ledger.U64(v)), true, nil
+}
+
+func (s txIngest) SetSeen(origin storeline.StoreID, id storeline.EventID, at int64) error {
+	k := seenKey(origin, id)
+	if old, err := s.tx.Meta(k); err != nil {
+		return err
+	} else if old != nil {
+		// A duplicate beyond retention: forget the old expiry entry.
+		if err := s.tx.SetMeta(rpSeenX+string(old)+string(origin)+"\x00"+string(id[:]), nil); err != nil {
+			return err
+		}
+	}
+	at8 := ledger.PutU64(uint64(at))
+	if err := s.tx.SetMeta(k, at8); err != nil {
+		return err
+	}
+	return s.tx.SetMeta(rpSeenX+string(at8)+string(origin)+"\x00"+string(id[:]), []byte{})
+}
+
+// marks returns every epoch's mark of store.
+func marks(rt *ledger.ReplicaTxn, store storeline.StoreID) ([]replication.Position, error) {
+	var out []replication.Position
+	p := rpMark + string(store) + "\x00"
+	err := rt.ScanMeta(p, func(k string, v []byte) (bool, error) {
+		out = append(out, replication.Position{Epoch: ledger.U64([]byte(k[len(p):])), Seq: ledger.U64(v)})
+		return true, nil
+	})
+	return out, err
+}
+
+// pruneSeen forgets seen entries older than the retention, at most limit.
+func pruneSeen(tx *Tx, limit int) error {
+	horizon := uint64(tx.At.Add(-seenRetention).UnixMilli())
+	var victims []string
+	err := tx.ScanMeta(rpSeenX, func(k string, _ []byte) (bool, error) {
+		rest := k[len(rpSeenX):]
+		if len(rest) < 8 || ledger.U64([]byte(rest[:8])) >= horizon || len(victims) == limit {
+			return false, nil
+		}
+		victims = append(victims, k)
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range victims {
+		rest := k[len(rpSeenX)+8:]
+		if err := tx.SetMeta(k, nil); err != nil {
+			return err
+		}
+		if err := tx.SetMeta(rpSeen+rest, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applier applies accepted events of one entry: it stores them, adds
+// their postings to the balances (written once per entry), and feeds each
+// to the other stores whose accounts it touches.
+type applier struct {
+	tx     *Tx
+	deltas map[string]decimal.Decimal
+	order  []string
+	items  map[storeline.ItemID]bool
+	stores map[storeline.StoreID]bool
+	raw    map[uint64][]byte // wire bytes of a push's events, by seq
+}
+
+func newApplier(tx *Tx) *applier {
+	return &applier{tx: tx, deltas: map[string]decimal.Decimal{}, items: map[storeline.ItemID]bool{}, stores: map[storeline.StoreID]bool{}}
+}
+
+func (a *applier) itemExists(id storeline.ItemID) (bool, error) {
+	if ok, seen := a.items[id]; seen {
+		return ok, nil
+	}
+	ok, err := a.tx.GetMaster(storeline.KindItem, string(id), nil)
+	if err != nil {
+		return false, err
+	}
+	a.items[id] = ok
+	return ok, nil
+}
+
+func (a *applier) storeExists(id storeline.StoreID) (bool, error) {
+	if ok, seen := a.stores[id]; seen {
+		return ok, nil
+	}
+	ok, err := a.tx.GetMaster(storeline.KindStore, string(id), nil)
+	if err != nil {
+		return false, err
+	}
+	a.stores[id] = ok
+	return ok, nil
+}
+
+// check returns the business error that refuses ev, or nil: every item a
+// receipt sells, and every item whose units a posting moves, must exist at
+// central.
+func (a *applier) check(ev *storeline.Event) (error, error) {
+	if r, ok := ev.Body.(*storeline.Receipt); ok {
+		for j, ln := range r.Lines {
+			ok, err := a.itemExists(ln.Item)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return &storeline.Error{Op: "central.ingest", Kind: storeline.NotFound, Field: fmt.Sprintf("lines[%d].item", j),
+					Err: fmt.Errorf("unknown item %q", ln.Item)}, nil
+			}
+		}
+	}
+	for j, p := range ev.Postings {
+		id, ok := strings.CutPrefix(string(p.Asset), "item:")
+		if !ok {
+			continue
+		}
+		ok, err := a.itemExists(storeline.ItemID(id))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return &storeline.Error{Op: "central.ingest", Kind: storeline.NotFound, Field: fmt.Sprintf("postings[%d].asset", j),
+				Err: fmt.Errorf("unknown item %q", id)}, nil
+		}
+	}
+	return nil, nil
+}
+
+// touched returns the stores other than ev's origin whose accounts ev's
+// postings move (an account is kind/store/...).
+func (a *applier) touched(ev *storeline.Event) ([]storeline.StoreID, error) {
+	var out []storeline.StoreID
+	for _, p := range ev.Postings {
+		parts := strings.SplitN(p.Account, "/", 3)
+		if len(parts) < 2 {
+			continue
+		}
+		s := storeline.StoreID(parts[1])
+		if s == ev.Origin || !storeline.ValidID(string(s)) || slicesContains(out, s) {
+			continue
+		}
+		ok, err := a.storeExists(s)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func slicesContains(ss []storeline.StoreID, s storeline.StoreID) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// accept stores ev, queues its postings, and feeds it to the stores it
+// touches.
+func (a *applier) accept(ev storeline.Event) error {
+	enc := a.raw[ev.Seq]
+	if enc == nil {
+		w, err := replication.EventToWire(ev)
+		if err != nil {
+			return err
+		}
+		if enc, err = msgpack.Marshal(&w); err != nil {
+			return err
+		}
+	}
+	if err := a.tx.SetMeta(eventKey(ev.Origin, ev.Epoch, ev.Seq), enc); err != nil {
+		return err
+	}
+	for _, p := range ev.Postings {
+		k := balKey(p.Account, p.Asset)
+		d, ok := a.deltas[k]
+		if !ok {
+			a.order = append(a.order, k)
+		}
+		a.deltas[k] = d.Add(p.Amount)
+	}
+	stores, err := a.touched(&ev)
+	if err != nil {
+		return err
+	}
+	for _, s := range stores {
+		if err := appendFeed(a.tx, s, feedEntry{Origin: string(ev.Origin), Epoch: ev.Epoch, Seq: ev.Seq}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush writes the queued balances.
+func (a *applier) flush() error {
+	for _, k := range a.order {
+		old, err := a.tx.Meta(k)
+		if err != nil {
+			return err
+		}
+		cur := decimal.Zero
+		if old != nil {
+			if cur, err = decimal.NewFromString(string(old)); err != nil {
+				return fmt.Errorf("balance %q: %w", k, err)
+			}
+		}
+		cur = cur.Add(a.deltas[k])
+		if cur.IsZero() {
+			err = a.tx.SetMeta(k, nil)
+		} else {
+			err = a.tx.SetMeta(k, []byte(cur.String()))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendFeed adds an entry to store's feed at the next version of tx.
+func appendFeed(tx *Tx, store storeline.StoreID, e feedEntry) error {
+	v, err := tx.NextVersion()
+	if err != nil {
+		return err
+	}
+	e.Version = v.Pack()
+	nv, err := tx.Meta(rpFeedN + string(store))
+	if err != nil {
+		return err
+	}
+	n := ledger.U64(nv) + 1
+	enc, err := msgpack.Marshal(&e)
+	if err != nil {
+		return err
+	}
+	if err := tx.SetMeta(feedKey(store, n), enc); err != nil {
+		return err
+	}
+	return tx.SetMeta(rpFeedN+string(store), ledger.PutU64(n))
+}
+
+func applyPush(tx *Tx, payload []byte) ([]byte, error) {
+	var p pushPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable push: %v", err)
+	}
+	if len(p.Events) > maxPushEntryEvents {
+		return nil, storeline.Errorf(storeline.TooLarge, "central.push", "%d events in one entry, over %d", len(p.Events), maxPushEntryEvents)
+	}
+	// The node that took the batch checked it (replication.CheckPush);
+	// check again, so an entry no node checked cannot reach Ingest.
+	req := replication.PushRequest{V: replication.ProtocolVersion, Store: p.Store, Epoch: p.Epoch,
+		Events: make(replication.WireEvents, len(p.Events))}
+	raw := make(map[uint64][]byte, len(p.Events))
+	for i, r := range p.Events {
+		if err := msgpack.Unmarshal(r, &req.Events[i]); err != nil {
+			return nil, storeline.Invalidf(fmt.Sprintf("ev[%d]", i), "undecodable event: %v", err)
+		}
+		raw[req.Events[i].Seq] = r
+	}
+	b, err := replication.CheckPush(storeline.StoreID(p.Store), &req)
+	if err != nil {
+		return nil, err
+	}
+	a := newApplier(tx)
+	a.raw = raw
+	apply := func(evs []storeline.Event) ([]error, error) {
+		errs := make([]error, len(evs))
+		for i := range evs {
+			bad, err := a.check(&evs[i])
+			if err != nil {
+				return nil, err
+			}
+			if bad != nil {
+				errs[i] = bad
+				continue
+			}
+			if err := a.accept(evs[i]); err != nil {
+				return nil, err
+			}
+		}
+		return errs, a.flush()
+	}
+	res, err := replication.Ingest(txIngest{tx}, b, tx.At.UnixMilli(), seenRetention, apply)
+	if err != nil {
+		return nil, err
+	}
+	out := pushOutcome{Acked: res.Acked, Gap: res.Gap, Applied: res.Applied, Duplicates: res.Duplicates, Below: res.Below}
+	for _, rj := range res.Rejections {
+		w := replication.RejectionToWire(rj)
+		out.Rejections = append(out.Rejections, w)
+		if err := appendFeed(tx, b.Store, feedEntry{Rej: &w}); err != nil {
+			return nil, err
+		}
+	}
+	if out.Marks, err = marks(tx.ReplicaTxn, b.Store); err != nil {
+		return nil, err
+	}
+	if err := updateStats(tx, b.Store, func(s *ShopStats) {
+		s.LastPushMs = tx.At.UnixMilli()
+		s.Batches++
+		s.Events += uint64(res.Applied)
+		s.Duplicates += uint64(res.Duplicates)
+		s.Below += uint64(res.Below)
+		s.Rejections += uint64(len(res.Rejections))
+		if res.Gap != nil {
+			s.Gaps++
+		}
+		if !res.Acked.Less(s.Acked) {
+			s.Acked = res.Acked
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := pruneSeen(tx, 2*len(b.Events)+64); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&out)
+}
+
+func updateStats(tx *Tx, store storeline.StoreID, fn func(*ShopStats)) error {
+	var s ShopStats
+	v, err := tx.Meta(rpStat + string(store))
+	if err != nil {
+		return err
+	}
+	if v != nil {
+		if err := msgpack.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("stats of %s: %w", store, err)
+		}
+	}
+	fn(&s)
+	enc, err := msgpack.Marshal(&s)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(rpStat+string(store), enc)
+}
+
+// transferPayload is a central-authored event: its ID (chosen by the
+// submitter, so a retry is recognised), why, and its postings.
+type transferPayload struct {
+	ID       storeline.EventID         `msgpack:"i"`
+	Reason   string                    `msgpack:"r"`
+	Ref      string                    `msgpack:"f,omitempty"`
+	Postings []replication.WirePosting `msgpack:"p"`
+}
+
+func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
+	var p transferPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable transfer: %v", err)
+	}
+	if p.ID.IsZero() {
+		return nil, storeline.Invalidf("id", "a transfer needs an ID")
+	}
+	ev := storeline.Event{ID: p.ID, Origin: storeline.Central, Epoch: 1, SchemaVersion: storeline.SchemaVersion,
+		Kind: storeline.KindTransfer, Body: &storeline.Transfer{Reason: p.Reason, Ref: p.Ref},
+		OccurredAt: tx.At, BusinessDate: storeline.Date(tx.At.Format("2006-01-02"))}
+	for i, w := range p.Postings {
+		var amt decimal.Decimal
+		if err := amt.UnmarshalBinary(w.Amount); err != nil {
+			return nil, storeline.Invalidf(fmt.Sprintf("postings[%d].amount", i), "%v", err)
+		}
+		ev.Postings = append(ev.Postings, storeline.Posting{Account: w.Account, Asset: storeline.Asset(w.Asset), Amount: amt})
+	}
+	ev.Postings = storeline.MergePostings(ev.Postings)
+	if len(ev.Postings) == 0 {
+		return nil, storeline.Invalidf("postings", "a transfer moves something")
+	}
+	if err := storeline.CheckPostings(ev.Postings); err != nil {
+		return nil, &storeline.Error{Kind: storeline.Invalid, Field: "postings", Err: err}
+	}
+	if at, err := tx.Meta(seenKey(ev.Origin, ev.ID)); err != nil || at != nil {
+		return nil, err // a retry: applied already
+	}
+	a := newApplier(tx)
+	bad, err := a.check(&ev)
+	if err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	seq8, err := tx.Meta(rpHQSeq)
+	if err != nil {
+		return nil, err
+	}
+	ev.Seq = ledger.U64(seq8) + 1
+	if err := a.accept(ev); err != nil {
+		return nil, err
+	}
+	if err := a.flush(); err != nil {
+		return nil, err
+	}
+	if err := (txIngest{tx}).SetSeen(ev.Origin, ev.ID, tx.At.UnixMilli()); err != nil {
+		return nil, err
+	}
+	if err := tx.SetMeta(rpHQSeq, ledger.PutU64(ev.Seq)); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&replication.Position{Epoch: 1, Seq: ev.Seq})
+}
+
+// noteAssignments finds, among the store records of a put, those whose
+// price lists change, and returns a function that records the version of
+// each change (called once the put succeeded): a shop whose cursor is
+// older must resync, because prices of a newly assigned list are older
+// than its cursor.
+func noteAssignments(tx *Tx, ws []ledger.MasterWrite) (func() error, error) {
+	var changed []ledger.MasterWrite
+	for _, w := range ws {
+		s, ok := w.Record.(*storeline.Store)
+		if !ok {
+			continue
+		}
+		var old storeline.Store
+		found, err := tx.GetMaster(storeline.KindStore, string(s.ID), &old)
+		if err != nil {
+			return nil, err
+		}
+		if !found || !slicesEqual(old.PriceLists, s.PriceLists) {
+			changed = append(changed, w)
+		}
+	}
+	return func() error {
+		for _, w := range changed {
+			if err := tx.SetMeta(rpAssign+w.Record.MasterID(), ledger.PutU64(w.Version)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+func slicesEqual(a, b []storeline.PriceListID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Transfer applies an event authored by head office (origin
+// storeline.Central) that moves balances by postings, such as stock
+// delivered to a shop: central's balances change and every store whose
+// accounts it touches pulls it. id makes it idempotent: a retry with the
+// same id applies nothing. It returns the event's position.
+func (n *Node) Transfer(ctx context.Context, id storeline.EventID, reason, ref string, postings []storeline.Posting) (replication.Position, error) {
+	const op = "central.Transfer"
+	p := transferPayload{ID: id, Reason: reason, Ref: ref}
+	for _, ps := range postings {
+		amt, err := ps.Amount.MarshalBinary()
+		if err != nil {
+			return replication.Position{}, storeline.E(op, storeline.Invalid, err)
+		}
+		p.Postings = append(p.Postings, replication.WirePosting{Account: ps.Account, Asset: string(ps.Asset), Amount: amt})
+	}
+	body, err := msgpack.Marshal(&p)
+	if err != nil {
+		return replication.Position{}, storeline.E(op, storeline.Internal, err)
+	}
+	res, err := n.Submit(ctx, OpReplicationTransfer, "transfer/"+id.String(), body)
+	if err != nil {
+		return replication.Position{}, err
+	}
+	if err := res.Err(); err != nil {
+		return replication.Position{}, err
+	}
+	var pos replication.Position
+	if len(res.Body) > 0 {
+		if err := msgpack.Unmarshal(res.Body, &pos); err != nil {
+			return pos, storeline.E(op, storeline.Internal, err)
+		}
+	}
+	return pos, nil
+}
+
+// PutRecords writes master records through Raft (ImportChunk per entry),
+// as the head-office API's import does, and returns the last version.
+func (n *Node) PutRecords(ctx context.Context, key string, recs ...storeline.Record) (Version, error) {
+	fields := make([]string, len(recs))
+	for i := range fields {
+		fields[i] = fmt.Sprintf("records[%d]", i)
+	}
+	if err := n.precheck(ctx, recs, fields); err != nil {
+		return Version{}, err
+	}
+	v, _, err := n.submitRecords(ctx, key, recs, fields)
+	return v, err
+}
+
+// Balance returns central's balance of (account, asset), from this node's
+// state.
+func (n *Node) Balance(account string, asset storeline.Asset) (decimal.Decimal, error) {
+	v, err := n.rep.Meta(balKey(account, asset))
+	if err != nil || v == nil {
+		return decimal.Zero, err
+	}
+	return decimal.NewFromString(string(v))
+}
+
+// Balance is one account's balance of one asset.
+type Balance struct {
+	Account string
+	Asset   storeline.Asset
+	Amount  decimal.Decimal
+}
+
+// Balances returns every non-zero balance of accounts with the prefix, in
+// (account, asset) order, from this node's state.
+func (n *Node) Balances(prefix string) ([]Balance, error) {
+	var out []Balance
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return rt.ScanMeta(rpBal+prefix, func(k string, v []byte) (bool, error) {
+			acct, asset, _ := strings.Cut(k[len(rpBal):], "\x00")
+			d, err := decimal.NewFromString(string(v))
+			if err != nil {
+				return false, err
+			}
+			out = append(out, Balance{Account: acct, Asset: storeline.Asset(asset), Amount: d})
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// ScanEvents calls fn for each event of origin central holds, in (epoch,
+// seq) order, until fn returns false.
+func (n *Node) ScanEvents(origin storeline.StoreID, fn func(storeline.Event) bool) error {
+	return n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return rt.ScanMeta(rpEvent+string(origin)+"\x00", func(_ string, v []byte) (bool, error) {
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return false, err
+			}
+			return fn(ev), nil
+		})
+	})
+}
+
+func decodeEvent(v []byte) (storeline.Event, error) {
+	var w replication.WireEvent
+	if err := msgpack.Unmarshal(v, &w); err != nil {
+		return storeline.Event{}, fmt.Errorf("central: stored event: %w", err)
+	}
+	return replication.EventFromWire(w)
+}
+
+// ShopStats returns the replication statistics of store, from this node's
+// state (zero if it never pushed).
+func (n *Node) ShopStats(store storeline.StoreID) (ShopStats, error) {
+	var s ShopStats
+	v, err := n.rep.Meta(rpStat + string(store))
+	if err != nil || v == nil {
+		return s, err
+	}
+	return s, msgpack.Unmarshal(v, &s)
+}
+
+// Marks returns every epoch's high-water mark of store.
+func (n *Node) Marks(store storeline.StoreID) ([]replication.Position, error) {
+	var out []replication.Position
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		out, err = marks(rt, store)
+		return err
+	})
+	return out, err
+}
+
+// backend is replication.Backend over the node.
+type backend struct{ n *Node }
+
+var _ replication.Backend = backend{}
+
+// Push submits the batch as Raft entries of at most maxPushEntryEvents
+// events and maxPushEntryBytes bytes each; a follower forwards them to
+// the leader.
+func (b backend) Push(ctx context.Context, batch replication.Batch) (replication.PushResult, error) {
+	const op = "central.Push"
+	var out replication.PushResult
+	out.Acked = replication.Position{Epoch: batch.Epoch}
+	evs := batch.Events
+	for first := true; first || len(evs) > 0; first = false {
+		p := pushPayload{Store: string(batch.Store), Epoch: batch.Epoch}
+		size := 0
+		for len(evs) > 0 && len(p.Events) < maxPushEntryEvents {
+			w, err := replication.EventToWire(evs[0])
+			if err != nil {
+				return out, storeline.E(op, storeline.Invalid, err)
+			}
+			r, err := msgpack.Marshal(&w)
+			if err != nil {
+				return out, storeline.E(op, storeline.Internal, err)
+			}
+			if len(p.Events) > 0 && size+len(r) > maxPushEntryBytes {
+				break
+			}
+			size += len(r)
+			p.Events = append(p.Events, r)
+			evs = evs[1:]
+		}
+		body, err := msgpack.Marshal(&p)
+		if err != nil {
+			return out, storeline.E(op, storeline.Internal, err)
+		}
+		res, err := b.n.Submit(ctx, OpReplicationPush, "", body)
+		if err != nil {
+			return out, err
+		}
+		if err := res.Err(); err != nil {
+			return out, err
+		}
+		var o pushOutcome
+		if err := msgpack.Unmarshal(res.Body, &o); err != nil {
+			return out, storeline.E(op, storeline.Internal, fmt.Errorf("push outcome: %w", err))
+		}
+		out.Acked, out.Gap, out.Marks = o.Acked, o.Gap, o.Marks
+		out.Applied += o.Applied
+		out.Duplicates += o.Duplicates
+		out.Below += o.Below
+		for _, w := range o.Rejections {
+			out.Rejections = append(out.Rejections, replication.RejectionFromWire(w))
+		}
+		if o.Gap != nil {
+			break // nothing of this entry applied; the rest would gap too
+		}
+	}
+	return out, nil
+}
+
+// pullItem is one item of a page before it is cut to size.
+type pullItem struct {
+	version uint64
+	change  *replication.Change
+	feed    *feedEntry
+}
+
+// top is the highest version this node's state can hold now.
+func (n *Node) topVersion() uint64 {
+	return Version{Index: n.rep.AppliedIndex(), Pos: MaxChangesPerEntry}.Pack()
+}
+
+// Pull serves a page from this node's state.
+func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication.Page, error) {
+	n := b.n
+	top := n.topVersion()
+	var s storeline.Store
+	if err := n.rep.GetMaster(storeline.KindStore, string(q.Store), &s); err != nil {
+		if storeline.KindOf(err) != storeline.NotFound {
+			return replication.Page{}, err
+		}
+		s = storeline.Store{ID: q.Store} // not set up yet: chain-wide data only
+	}
+	floor, err := n.rep.Meta(floorKey)
+	if err != nil {
+		return replication.Page{}, err
+	}
+	assign, err := n.rep.Meta(rpAssign + string(q.Store))
+	if err != nil {
+		return replication.Page{}, err
+	}
+	switch {
+	case q.Snapshot != nil:
+		return b.snapshot(q, &s, top, "")
+	case q.Cursor < ledger.U64(floor):
+		return b.snapshot(q, &s, top, "the cursor is older than central's history")
+	case q.Cursor > 0 && q.Cursor < ledger.U64(assign):
+		return b.snapshot(q, &s, top, "the shop's price lists changed")
+	}
+	page := replication.Page{Cursor: q.Cursor}
+	if q.Cursor >= top {
+		// This node lags the shop (it pulled from another node): wait.
+		return page, nil
+	}
+	var items []pullItem
+	// Master changes after the cursor, up to top.
+	mDone, mLast := false, q.Cursor
+	relevant, scanned := 0, 0
+	for relevant < q.MaxItems && scanned < feedScanFactor*q.MaxItems && !mDone {
+		cs, err := n.rep.MasterChanges(mLast, min(1000, feedScanFactor*q.MaxItems-scanned))
+		if err != nil {
+			return page, err
+		}
+		if len(cs) == 0 {
+			mDone = true
+		}
+		for _, c := range cs {
+			if c.Version > top {
+				mDone = true
+				break
+			}
+			scanned++
+			mLast = c.Version
+			if concerns(&s, c) {
+				ch := replication.Change{Version: c.Version, Kind: c.Kind, ID: c.ID, Record: c.Record}
+				if c.Deleted {
+					ch.Record = nil
+				}
+				items = append(items, pullItem{version: c.Version, change: &ch})
+				if relevant++; relevant == q.MaxItems {
+					break
+				}
+			}
+		}
+	}
+	// The store's own feed after the cursor, up to top.
+	fDone, fLast := false, q.Cursor
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		es, done, err := feedAfter(rt, q.Store, q.Cursor, top, q.MaxItems)
+		if err != nil {
+			return err
+		}
+		fDone = done
+		for i := range es {
+			fLast = es[i].Version
+			items = append(items, pullItem{version: es[i].Version, feed: &es[i]})
+		}
+		return nil
+	})
+	if err != nil {
+		return page, err
+	}
+	horizon := top
+	if !mDone {
+		horizon = min(horizon, mLast)
+	}
+	if !fDone {
+		horizon = min(horizon, fLast)
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].version < items[j].version })
+	page.Cursor = horizon
+	taken, size := 0, 0
+	for _, it := range items {
+		if it.version > horizon {
+			break
+		}
+		if taken == q.MaxItems || size >= maxPageBytes {
+			page.Cursor = items[taken-1].version
+			break
+		}
+		n, err := b.addItem(&page, it)
+		if err != nil {
+			return page, err
+		}
+		taken++
+		size += n
+	}
+	page.More = page.Cursor < top
+	// After a restore: the shop's own acknowledged events it lacks.
+	if err := b.ownEvents(&page, q); err != nil {
+		return page, err
+	}
+	return page, nil
+}
+
+// addItem adds an item to page and returns about how many bytes it adds
+// to the answer.
+func (b backend) addItem(page *replication.Page, it pullItem) (int, error) {
+	if it.change != nil {
+		page.Changes = append(page.Changes, *it.change)
+		n := 64
+		if it.change.Record != nil {
+			enc, err := msgpack.Marshal(it.change.Record)
+			if err != nil {
+				return 0, err
+			}
+			n += len(enc)
+		}
+		return n, nil
+	}
+	e := it.feed
+	if e.Rej != nil {
+		page.Rejections = append(page.Rejections, replication.RejectionFromWire(*e.Rej))
+		return 128 + len(e.Rej.Reason), nil
+	}
+	v, err := b.n.rep.Meta(eventKey(storeline.StoreID(e.Origin), e.Epoch, e.Seq))
+	if err != nil {
+		return 0, err
+	}
+	if v == nil {
+		return 0, fmt.Errorf("central: feed names event %s/%d/%d that is not stored", e.Origin, e.Epoch, e.Seq)
+	}
+	ev, err := decodeEvent(v)
+	if err != nil {
+		return 0, err
+	}
+	page.Events = append(page.Events, ev)
+	return len(v), nil
+}
+
+func (b backend) ownEvents(page *replication.Page, q replication.PullQuery) error {
+	budget := q.MaxItems - len(page.Changes) - len(page.Events) - len(page.Rejections)
+	if budget <= 0 {
+		return nil // the next page has room
+	}
+	return b.n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		for _, have := range q.Own {
+			mv, err := rt.Meta(markKey(q.Store, have.Epoch))
+			if err != nil {
+				return err
+			}
+			mark := ledger.U64(mv)
+			for seq := have.Seq + 1; seq <= mark && budget > 0; seq++ {
+				v, err := rt.Meta(eventKey(q.Store, have.Epoch, seq))
+				if err != nil {
+					return err
+				}
+				if v == nil {
+					continue // rejected: never stored
+				}
+				ev, err := decodeEvent(v)
+				if err != nil {
+					return err
+				}
+				page.Events = append(page.Events, ev)
+				budget--
+			}
+		}
+		return nil
+	})
+}
+
+// feedAfter returns up to limit entries of store's feed with versions in
+// (after, top], and whether it reached the end of them. The feed is
+// numbered densely, so the first entry is found by binary search.
+func feedAfter(rt *ledger.ReplicaTxn, store storeline.StoreID, after, top uint64, limit int) ([]feedEntry, bool, error) {
+	nv, err := rt.Meta(rpFeedN + string(store))
+	if err != nil {
+		return nil, false, err
+	}
+	count := ledger.U64(nv)
+	get := func(i uint64) (feedEntry, error) {
+		var e feedEntry
+		v, err := rt.Meta(feedKey(store, i))
+		if err != nil {
+			return e, err
+		}
+		if v == nil {
+			return e, fmt.Errorf("central: feed of %s lacks entry %d of %d", store, i, count)
+		}
+		return e, msgpack.Unmarshal(v, &e)
+	}
+	lo, hi := uint64(1), count+1 // first i in [lo, hi) with version > after
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := get(mid)
+		if err != nil {
+			return nil, false, err
+		}
+		if e.Version > after {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	var out []feedEntry
+	for i := lo; i <= count; i++ {
+		if len(out) == limit {
+			return out, false, nil
+		}
+		e, err := get(i)
+		if err != nil {
+			return nil, false, err
+		}
+		if e.Version > top {
+			return out, true, nil
+		}
+		out = append(out, e)
+	}
+	return out, true, nil
+}
+
+// snapshot serves a resync page: first the records that concern the
+// store (After "r:<token>"), then its feed entries between the shop's
+// cursor and the snapshot's version (After "f:<version>").
+func (b backend) snapshot(q replication.PullQuery, s *storeline.Store, top uint64, reason string) (replication.Page, error) {
+	rs := &replication.Resync{Reason: reason, ID: top}
+	after := ""
+	if q.Snapshot != nil {
+		rs.ID, after = q.Snapshot.ID, q.Snapshot.After
+		if rs.Reason == "" {
+			rs.Reason = "continuing a resync"
+		}
+	}
+	page := replication.Page{Cursor: q.Cursor, Resync: rs}
+	if f, ok := strings.CutPrefix(after, "f:"); ok {
+		from, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
+		}
+		var es []feedEntry
+		var done bool
+		err = b.n.rep.View(func(rt *ledger.ReplicaTxn) error {
+			var err error
+			es, done, err = feedAfter(rt, q.Store, max(from, q.Cursor), rs.ID, q.MaxItems)
+			return err
+		})
+		if err != nil {
+			return page, err
+		}
+		last := from
+		for i := range es {
+			if _, err := b.addItem(&page, pullItem{version: es[i].Version, feed: &es[i]}); err != nil {
+				return page, err
+			}
+			last = es[i].Version
+		}
+		rs.Done = done
+		if !done {
+			rs.Next = "f:" + strconv.FormatUint(last, 10)
+		}
+		return page, nil
+	}
+	token, _ := strings.CutPrefix(after, "r:")
+	if after != "" && !strings.HasPrefix(after, "r:") {
+		return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
+	}
+	sp, err := b.n.Snapshot(s.ID, token, min(q.MaxItems, maxSnapshotItems))
+	if err != nil && storeline.KindOf(err) != storeline.NotFound {
+		return page, err
+	}
+	for _, rec := range sp.Records {
+		page.Changes = append(page.Changes, replication.Change{Version: rs.ID, Kind: rec.MasterKind(), ID: rec.MasterID(), Record: rec})
+	}
+	if sp.Next != "" {
+		rs.Next = "r:" + sp.Next
+	} else {
+		rs.Next = "f:" + strconv.FormatUint(q.Cursor, 10)
+	}
+	return page, nil
+}
+
+// Wait returns once this node has applied an entry after cursor's, or
+// when ctx ends.
+func (b backend) Wait(ctx context.Context, store storeline.StoreID, cursor uint64) error {
+	for {
+		ch := b.n.applied.wait()
+		if cursor < b.n.topVersion() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// appliedSignal wakes long polls when the FSM applies entries.
+type appliedSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newAppliedSignal() *appliedSignal { return &appliedSignal{ch: make(chan struct{})} }
+
+func (s *appliedSignal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+func (s *appliedSignal) bump() {
+	s.mu.Lock()
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// startReplication starts the replication listener, if configured.
+func (n *Node) startReplication() error {
+	if n.cfg.ReplicationAddr == "" {
+		return nil
+	}
+	sc := replication.DefaultServerConfig()
+	sc.Backend = backend{n}
+	sc.Tokens = n.cfg.ReplicationTokens
+	sc.MaxWait = n.cfg.ReplicationMaxWait
+	sc.MaxPageItems = n.cfg.ReplicationPageItems
+	if n.cfg.Registerer != nil {
+		n.replReg = &trackingRegisterer{Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"node": n.cfg.NodeID}, n.cfg.Registerer)}
+		sc.Registerer = n.replReg
+	}
+	sc.Logger = n.log.With("api", "replication")
+	srv, err := replication.NewServer(sc)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", n.cfg.ReplicationAddr)
+	if err != nil {
+		return fmt.Errorf("replication listener: %w", err)
+	}
+	if n.cfg.ReplicationTLS != nil {
+		tc := n.cfg.ReplicationTLS.Clone()
+		if tc.ClientCAs != nil && tc.ClientAuth == tls.NoClientCert {
+			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	n.replLn = ln
+	n.repl = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	go n.repl.Serve(ln)
+	return nil
+}
+
+// trackingRegisterer remembers what it registered, so Close can
+// unregister the replication server's metrics (a node reopened in the
+// same process registers them again).
+type trackingRegisterer struct {
+	prometheus.Registerer
+	mu sync.Mutex
+	cs []prometheus.Collector
+}
+
+func (r *trackingRegisterer) Register(c prometheus.Collector) error {
+	if err := r.Registerer.Register(c); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.cs = append(r.cs, c)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *trackingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *trackingRegisterer) unregisterAll() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cs {
+		r.Registerer.Unregister(c)
+	}
+	r.cs = nil
+}
+
+// ReplicationAddr returns the bound host:port of the replication listener
+// ("" if it is off).
+func (n *Node) ReplicationAddr() string {
+	if n.replLn == nil {
+		return ""
+	}
+	return n.replLn.Addr().String()
+}
+
+// ReplicationURL returns the base URL shops use ("" if off).
+func (n *Node) ReplicationURL() string {
+	if n.replLn == nil {
+		return ""
+	}
+	scheme := "http"
+	if n.cfg.ReplicationTLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + n.ReplicationAddr()
+}
+
+// shopCollector exports per-shop replication metrics derived from FSM
+// state, so every node answers the same.
+type shopCollector struct {
+	n                                                    *Node
+	lastPush, acked, events, dups, below, rejected, gaps *prometheus.Desc
+	batches                                              *prometheus.Desc
+}
+
+func newShopCollector(n *Node) *shopCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("storeline_central_replication_"+name, help, labels, prometheus.Labels{"node": n.cfg.NodeID})
+	}
+	return &shopCollector{n: n,
+		lastPush: d("last_push_timestamp_seconds", "Leader time of the shop's last pushed batch.", "store"),
+		acked:    d("acked_seq", "Highest applied seq of the shop's latest epoch.", "store"),
+		events:   d("events_ingested_total", "Events of the shop applied (rejections included).", "store"),
+		dups:     d("duplicates_total", "Events of the shop skipped as seen by (origin, ID).", "store"),
+		below:    d("resent_total", "Events of the shop resent at or below the mark.", "store"),
+		rejected: d("rejections_total", "Events of the shop rejected for a business reason.", "store"),
+		gaps:     d("gaps_total", "Batches of the shop answered with a gap.", "store"),
+		batches:  d("batches_total", "Push entries of the shop.", "store"),
+	}
+}
+
+func (c *shopCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.lastPush, c.acked, c.events, c.dups, c.below, c.rejected, c.gaps, c.batches} {
+		ch <- d
+	}
+}
+
+func (c *shopCollector) Collect(ch chan<- prometheus.Metric) {
+	stats := map[string]ShopStats{}
+	_ = c.n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return rt.ScanMeta(rpStat, func(k string, v []byte) (bool, error) {
+			var s ShopStats
+			if err := msgpack.Unmarshal(v, &s); err == nil {
+				stats[k[len(rpStat):]] = s
+			}
+			return true, nil
+		})
+	})
+	for st, s := range stats {
+		g := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, st)
+		}
+		cn := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), st)
+		}
+		g(c.lastPush, float64(s.LastPushMs)/1e3)
+		g(c.acked, float64(s.Acked.Seq))
+		cn(c.events, s.Events)
+		cn(c.dups, s.Duplicates)
+		cn(c.below, s.Below)
+		cn(c.rejected, s.Rejections)
+		cn(c.gaps, s.Gaps)
+		cn(c.batches, s.Batches)
+	}
+}
