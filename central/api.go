@@ -80,6 +80,7 @@ func (n *Node) apiHandler() http.Handler {
 	h("GET /v1/prices", false, n.getPrices)
 	h("POST /v1/sellers/{id}/pin", true, n.postSellerPIN)
 	h("POST /v1/terminals/{id}/token", true, n.postTerminalToken)
+	n.backOfficeRoutes(h) // backoffice_api.go
 	for _, res := range resources {
 		if res.Kind == storeline.KindPrice {
 			continue

@@ -41,11 +41,11 @@ type prunePayload struct {
 }
 
 func masterOps() []Op {
-	return []Op{
+	return append([]Op{
 		{OpMasterPut, applyPut},
 		{OpMasterDelete, applyDelete},
 		{OpMasterPrune, applyPrune},
-	}
+	}, backOfficeOps()...) // backoffice.go
 }
 
 func encodeRecord(rec storeline.Record, field string) (wireRecord, error) {
@@ -109,7 +109,14 @@ func applyPut(tx *Tx, payload []byte) ([]byte, error) {
 		}
 		ws[i] = ledger.MasterWrite{Version: v.Pack(), Record: rec}
 	}
+	assigned, err := noteAssignments(tx, ws)
+	if err != nil {
+		return nil, err
+	}
 	if err := tx.PutMasters(ws); err != nil {
+		return nil, err
+	}
+	if err := assigned(); err != nil {
 		return nil, err
 	}
 	return nil, markHistory(tx)

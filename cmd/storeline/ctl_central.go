@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -26,6 +27,14 @@ commands:
   import-prices FILE.csv           prices: list,item,from(RFC 3339),price
   price LIST ITEM PRICE [FROM]     set one price (FROM defaults to now)
   seller ID NAME ROLE PIN          add or update a seller (role: cashier or manager)
+  document ID FILE.json            create a draft stock document (JSON as PUT /v1/documents/{id})
+  document-from-draft ID STORE EVENT
+                                   create a document of a till's draft (storeline ctl drafts STORE)
+  post ID | cancel ID | show ID    post, cancel or show a document
+  drafts STORE                     document drafts the store's tills sent
+  stock STORE [ITEM]               stock per department and item: units and value at cost
+  expiring STORE DAYS              batches expiring within DAYS days
+  cost-of-sales STORE              cost the store's sales central has not costed yet
 
 Imports are sent in batches of 10,000 rows, each with an idempotency key
 derived from the file's contents, so running an import again is harmless.
@@ -37,7 +46,9 @@ const ctlBatchRows = 10000
 
 func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, rest []string, stdout, stderr io.Writer) int {
 	c := &adminClient{base: strings.TrimRight(base, "/"), token: key, timeout: timeout}
-	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4}}
+	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
+		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
+		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1}}
 	lim, ok := want[first(rest)]
 	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
 		fmt.Fprintf(stderr, "storeline ctl --central: bad command %q\n\n%s", strings.Join(rest, " "), ctlCentralUsage)
@@ -80,6 +91,8 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	case "seller":
 		b, _ := json.Marshal(map[string]any{"name": a[1], "role": a[2], "pin": a[3]})
 		err = c.do(ctx, "PUT", "/v1/sellers/"+a[0], b, stdout)
+	default:
+		err = ctlBackOffice(ctx, c, rest[0], a, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "storeline ctl --central %s: %v\n", rest[0], err)
@@ -180,4 +193,37 @@ func (c *adminClient) post(ctx context.Context, path string, body []byte, key st
 		}
 	}
 	return errors.Join(errors.New("gave up after 5 attempts"), last)
+}
+
+// ctlBackOffice runs the back-office commands (documents, stock).
+func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, stdout io.Writer) error {
+	esc := url.PathEscape
+	switch cmd {
+	case "document":
+		b, err := os.ReadFile(a[1])
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, "PUT", "/v1/documents/"+esc(a[0]), b, stdout)
+	case "document-from-draft":
+		b, _ := json.Marshal(map[string]any{"draft": map[string]any{"store": a[1], "event": a[2]}})
+		return c.do(ctx, "PUT", "/v1/documents/"+esc(a[0]), b, stdout)
+	case "post", "cancel":
+		return c.do(ctx, "POST", "/v1/documents/"+esc(a[0])+"/"+cmd, nil, stdout)
+	case "show":
+		return c.do(ctx, "GET", "/v1/documents/"+esc(a[0]), nil, stdout)
+	case "drafts":
+		return c.do(ctx, "GET", "/v1/drafts?store="+url.QueryEscape(a[0]), nil, stdout)
+	case "stock":
+		q := "store=" + url.QueryEscape(a[0])
+		if len(a) > 1 {
+			q += "&item=" + url.QueryEscape(a[1])
+		}
+		return c.do(ctx, "GET", "/v1/stock?"+q, nil, stdout)
+	case "expiring":
+		return c.do(ctx, "GET", "/v1/batches?store="+url.QueryEscape(a[0])+"&expiring_within_days="+url.QueryEscape(a[1]), nil, stdout)
+	case "cost-of-sales":
+		return c.do(ctx, "POST", "/v1/cost_of_sales?store="+url.QueryEscape(a[0]), nil, stdout)
+	}
+	return fmt.Errorf("unknown command %q", cmd)
 }

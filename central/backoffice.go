@@ -1,0 +1,971 @@
+package central
+
+// Back office: stock documents posted at head office (the root's
+// docpost.go derives their postings; this file keeps their lifecycle in
+// the FSM).
+//
+// Invariants:
+//
+//  1. A document's status only moves forward: draft → posted →
+//     cancelled. Posting a posted document, or cancelling one that was
+//     never posted, is a Conflict naming "status" and writes nothing.
+//  2. Postings are derived once, inside the entry that posts the
+//     document, from the replica's state in that entry (so every replica
+//     derives the same), and stored with the document. Cancelling applies
+//     the stored postings negated: values return at their original
+//     amounts; a cost difference left without units goes to variance.
+//  3. The postings of a post or a cancel reach the books as one
+//     central-authored transfer event (applyTransfer in replication.go):
+//     the same balances shops' sales move, and the event is fed to the
+//     shops whose accounts it touches. Its ID is derived from the document
+//     ID and the action, so a replayed entry is recognised.
+//  4. Every check runs before the first write of an op (fsm.go's
+//     invariant 3): a refused document changes nothing. The shop's
+//     uncosted sales are planned first and written with the document
+//     (backoffice_cogs.go).
+//  5. A document's ID is chosen by its author; creating it again with
+//     the same content is answered as a duplicate, with other content it
+//     is a Conflict. A till draft backs at most one document.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
+)
+
+// The back-office ops of the FSM.
+const (
+	OpDocCreate = "backoffice.doc.create"
+	OpDocPost   = "backoffice.doc.post"
+	OpDocCancel = "backoffice.doc.cancel"
+	OpRecipePut = "backoffice.recipe.put"
+	OpRulePut   = "backoffice.rule.put"
+	OpReprice   = "backoffice.reprice.auto"
+)
+
+// Keys of the back-office state, all metadata of the replica.
+const (
+	boDoc    = "bo/doc/"    // id → msgpack docRecord
+	boDraft  = "bo/draft/"  // store \0 event16 → document id
+	boCost   = "bo/cost/"   // store \0 item → last purchase cost per unit (decimal string)
+	boRecipe = "bo/recipe/" // item → msgpack Recipe
+	boBatch  = "bo/batch/"  // store \0 item \0 expiry \0 batch → msgpack Batch
+	boRule   = "bo/rule/"   // id → msgpack RepriceRule
+)
+
+func backOfficeOps() []Op {
+	return []Op{
+		{OpDocCreate, applyDocCreate},
+		{OpDocPost, applyDocPost},
+		{OpDocCancel, applyDocCancel},
+		{OpRecipePut, applyRecipePut},
+		{OpRulePut, applyRulePut},
+		{OpReprice, applyReprice},
+		{OpCostCatchUp, applyCostCatchUp},
+	}
+}
+
+// docRecord is a document as the FSM stores it.
+type docRecord struct {
+	storeline.PostedDocument
+	CreatedMs   int64               `msgpack:"cms"`
+	PostedMs    int64               `msgpack:"pms,omitempty"`
+	CancelledMs int64               `msgpack:"xms,omitempty"`
+	PostEvent   storeline.EventID   `msgpack:"pev,omitempty"`
+	CancelEvent storeline.EventID   `msgpack:"xev,omitempty"`
+	Prices      []storeline.Price   `msgpack:"prices,omitempty"` // a repricing's, to withdraw on cancel
+	Batches     []storeline.BatchIn `msgpack:"batches,omitempty"`
+	// CancelPostings are what cancelling booked: the postings negated,
+	// and any variance sweep (storeline.CancelDocument).
+	CancelPostings []storeline.Posting `msgpack:"xps,omitempty"`
+}
+
+type docIDPayload struct {
+	ID string `msgpack:"i"`
+}
+
+// docAnswer is the body of every document op's result.
+type docAnswer struct {
+	Record    docRecord `msgpack:"r"`
+	Duplicate bool      `msgpack:"d,omitempty"`
+}
+
+func batchKey(b storeline.Batch) string {
+	return boBatch + string(b.Store) + "\x00" + string(b.Item) + "\x00" + string(b.Expiry) + "\x00" + b.Batch
+}
+
+// txBook is the StockBook of a replica transaction. Storage errors cannot
+// pass through the interface; the first is kept in err and checked by the
+// caller after the derivation.
+type txBook struct {
+	rt  *ledger.ReplicaTxn
+	err error
+	// pending are balance changes of the entry not yet written, by
+	// balKey (replication's applier writes its balances once per entry).
+	pending map[string]decimal.Decimal
+}
+
+func (b *txBook) fail(err error) {
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+func (b *txBook) get(kind storeline.MasterKind, id string, into storeline.Record) bool {
+	if id == "" {
+		return false
+	}
+	ok, err := b.rt.GetMaster(kind, id, into)
+	b.fail(err)
+	return ok && err == nil
+}
+
+func (b *txBook) Store(id storeline.StoreID) (*storeline.Store, bool) {
+	var s storeline.Store
+	return &s, b.get(storeline.KindStore, string(id), &s)
+}
+
+func (b *txBook) Item(id storeline.ItemID) (*storeline.Item, bool) {
+	var it storeline.Item
+	return &it, b.get(storeline.KindItem, string(id), &it)
+}
+
+func (b *txBook) Supplier(id storeline.SupplierID) bool {
+	return b.get(storeline.KindSupplier, string(id), nil)
+}
+
+func (b *txBook) PriceList(id storeline.PriceListID) bool {
+	return b.get(storeline.KindPriceList, string(id), nil)
+}
+
+func (b *txBook) Recipe(id storeline.ItemID) (*storeline.Recipe, bool) {
+	v, err := b.rt.Meta(boRecipe + string(id))
+	if b.fail(err); err != nil || v == nil {
+		return nil, false
+	}
+	var r storeline.Recipe
+	if err := msgpack.Unmarshal(v, &r); err != nil {
+		b.fail(fmt.Errorf("recipe %s: %w", id, err))
+		return nil, false
+	}
+	return &r, true
+}
+
+func (b *txBook) decimal(key string) decimal.Decimal {
+	v, err := b.rt.Meta(key)
+	if b.fail(err); err != nil || v == nil {
+		return decimal.Zero
+	}
+	d, err := decimal.NewFromString(string(v))
+	b.fail(err)
+	return d
+}
+
+// Balance reads the balances replication keeps (replication.go's balKey),
+// which shops' sales and central's transfers both move.
+func (b *txBook) Balance(acct string, a storeline.Asset) decimal.Decimal {
+	k := balKey(acct, a)
+	return b.decimal(k).Add(b.pending[k])
+}
+
+func (b *txBook) LastCost(s storeline.StoreID, i storeline.ItemID) decimal.Decimal {
+	return b.decimal(boCost + string(s) + "\x00" + string(i))
+}
+
+func (b *txBook) Document(id string) (*storeline.PostedDocument, bool) {
+	rec, ok, err := getDoc(b.rt, id)
+	if b.fail(err); err != nil || !ok {
+		return nil, false
+	}
+	return &rec.PostedDocument, true
+}
+
+// MovedSince sums the postings of asset on account (an account of store)
+// in the shop's own events after pos, and in the events of other origins
+// fed to the shop after its pull cursor pos.PullCursor: what the shop's
+// books had not seen when its stocktake started. It reads by key only what
+// came after the position (events by (epoch, seq) up to each epoch's
+// mark; the feed from a binary search on its versions), so its cost is
+// that of the events since, not of the journal.
+func (b *txBook) MovedSince(store storeline.StoreID, pos storeline.JournalPosition, acct string, asset storeline.Asset) decimal.Decimal {
+	sum := decimal.Zero
+	add := func(v []byte) error {
+		var w replication.WireEvent
+		if err := msgpack.Unmarshal(v, &w); err != nil {
+			return err
+		}
+		for _, p := range w.Postings {
+			if p.Account != acct || p.Asset != string(asset) {
+				continue
+			}
+			var amt decimal.Decimal
+			if err := amt.UnmarshalBinary(p.Amount); err != nil {
+				return err
+			}
+			sum = sum.Add(amt)
+		}
+		return nil
+	}
+	ms, err := marks(b.rt, store)
+	if b.fail(err); err != nil {
+		return sum
+	}
+	for _, m := range ms {
+		if m.Epoch < pos.Epoch {
+			continue
+		}
+		from := uint64(1)
+		if m.Epoch == pos.Epoch {
+			from = pos.Seq + 1
+		}
+		for seq := from; seq <= m.Seq; seq++ {
+			v, err := b.rt.Meta(eventKey(store, m.Epoch, seq))
+			if err == nil && v != nil {
+				err = add(v)
+			}
+			if b.fail(err); err != nil {
+				return sum
+			}
+		}
+	}
+	entry := func(n uint64) (feedEntry, error) {
+		var e feedEntry
+		v, err := b.rt.Meta(feedKey(store, n))
+		if err != nil || v == nil {
+			return e, err
+		}
+		return e, msgpack.Unmarshal(v, &e)
+	}
+	nv, err := b.rt.Meta(rpFeedN + string(store))
+	if b.fail(err); err != nil {
+		return sum
+	}
+	// The first feed entry above the cursor: entries' versions grow with n.
+	lo, hi := uint64(1), ledger.U64(nv)+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := entry(mid)
+		if b.fail(err); err != nil {
+			return sum
+		}
+		if e.Version <= pos.PullCursor {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	for n := lo; n <= ledger.U64(nv); n++ {
+		e, err := entry(n)
+		if err == nil && e.Rej == nil && e.Origin != string(store) {
+			var v []byte
+			if v, err = b.rt.Meta(eventKey(storeline.StoreID(e.Origin), e.Epoch, e.Seq)); err == nil && v != nil {
+				err = add(v)
+			}
+		}
+		if b.fail(err); err != nil {
+			return sum
+		}
+	}
+	return sum
+}
+
+// checkPosition refuses a stocktake counted at a journal position head
+// office has not applied yet: its books would miss sales made before the
+// count started. Posting it later is safe.
+func checkPosition(rt *ledger.ReplicaTxn, d *storeline.Document) error {
+	if d.Position == nil {
+		return nil
+	}
+	v, err := rt.Meta(markKey(d.Store, d.Position.Epoch))
+	if err != nil {
+		return err
+	}
+	if have := ledger.U64(v); v == nil || have < d.Position.Seq {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "position",
+			Err: fmt.Errorf("head office has applied %s's journal up to %d of epoch %d; the count started at %d: post it once the shop has caught up",
+				d.Store, have, d.Position.Epoch, d.Position.Seq)}
+	}
+	return nil
+}
+
+func getDoc(rt *ledger.ReplicaTxn, id string) (*docRecord, bool, error) {
+	v, err := rt.Meta(boDoc + id)
+	if err != nil || v == nil {
+		return nil, false, err
+	}
+	var rec docRecord
+	if err := msgpack.Unmarshal(v, &rec); err != nil {
+		return nil, false, fmt.Errorf("document %s: %w", id, err)
+	}
+	return &rec, true, nil
+}
+
+func putDoc(rt *ledger.ReplicaTxn, rec *docRecord) error {
+	enc, err := msgpack.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return rt.SetMeta(boDoc+rec.Doc.ID, enc)
+}
+
+func answer(rec *docRecord, dup bool) ([]byte, error) {
+	return msgpack.Marshal(&docAnswer{Record: *rec, Duplicate: dup})
+}
+
+// checkDocRefs checks what a draft document names against master data, so
+// a document with an unknown store or item is refused when it is created,
+// not only when it is posted. A storage error wins over a business one.
+func checkDocRefs(b *txBook, d *storeline.Document) error {
+	err := docRefs(b, d)
+	if b.err != nil {
+		return b.err
+	}
+	return err
+}
+
+func docRefs(b *txBook, d *storeline.Document) error {
+	st, ok := b.Store(d.Store)
+	if !ok {
+		return storeline.Invalidf("store", "unknown store %q", d.Store)
+	}
+	if d.Supplier != "" && !b.Supplier(d.Supplier) {
+		return storeline.Invalidf("supplier", "unknown supplier %q", d.Supplier)
+	}
+	if d.ToStore != "" {
+		if _, ok := b.Store(d.ToStore); !ok {
+			return storeline.Invalidf("to_store", "unknown store %q", d.ToStore)
+		}
+	}
+	if d.FromDept != "" && !st.HasDept(d.FromDept) {
+		return storeline.Invalidf("from_dept", "store %q has no department %q", st.ID, d.FromDept)
+	}
+	if d.ToDept != "" && d.ToStore == "" && !st.HasDept(d.ToDept) {
+		return storeline.Invalidf("to_dept", "store %q has no department %q", st.ID, d.ToDept)
+	}
+	if d.PriceList != "" && !b.PriceList(d.PriceList) {
+		return storeline.Invalidf("price_list", "unknown price list %q", d.PriceList)
+	}
+	for i, l := range d.Lines {
+		if _, ok := b.Item(l.Item); !ok {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d].item", i), "unknown item %q", l.Item)
+		}
+		if l.Dept != "" && !st.HasDept(l.Dept) {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d].dept", i), "store %q has no department %q", st.ID, l.Dept)
+		}
+	}
+	return nil
+}
+
+func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
+	var d storeline.Document
+	if err := msgpack.Unmarshal(payload, &d); err != nil {
+		return nil, storeline.Invalidf("", "undecodable document: %v", err)
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	d.ResolvePacks(b.Item)
+	if b.err != nil {
+		return nil, b.err
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	old, ok, err := getDoc(tx.ReplicaTxn, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		a, _ := msgpack.Marshal(&old.Doc)
+		b, _ := msgpack.Marshal(&d)
+		if !bytes.Equal(a, b) {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("document %q exists with other content", d.ID)}
+		}
+		return answer(old, true)
+	}
+	if err := checkDocRefs(b, &d); err != nil {
+		return nil, err
+	}
+	var draftKey string
+	if d.Draft != nil {
+		draftKey = boDraft + string(d.Draft.Store) + "\x00" + string(d.Draft.Event[:])
+		v, err := tx.Meta(draftKey)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: "draft.event",
+				Err: fmt.Errorf("draft %s of %s is already document %q", d.Draft.Event, d.Draft.Store, v)}
+		}
+	}
+	rec := &docRecord{PostedDocument: storeline.PostedDocument{Doc: d, Status: storeline.DocDraft}, CreatedMs: tx.At.UnixMilli()}
+	if draftKey != "" {
+		if err := tx.SetMeta(draftKey, []byte(d.ID)); err != nil {
+			return nil, err
+		}
+	}
+	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
+		return nil, err
+	}
+	return answer(rec, false)
+}
+
+// docEventID is the ID of the transfer event that carries a document's
+// postings for action ("post" or "cancel"): derived, so every replica and
+// every replay names it alike.
+func docEventID(action, id string) storeline.EventID {
+	h := sha256.Sum256([]byte("storeline/document/" + action + "/" + id))
+	var e storeline.EventID
+	copy(e[:], h[:16])
+	e[6] = e[6]&0x0f | 0x80 // UUID version 8 (custom)
+	e[8] = e[8]&0x3f | 0x80 // RFC 4122 variant
+	return e
+}
+
+// bookPostings writes postings to the books as one central-authored
+// transfer event (invariant 3).
+func bookPostings(tx *Tx, id storeline.EventID, reason, ref string, ps []storeline.Posting) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	p := transferPayload{ID: id, Reason: reason, Ref: ref}
+	for _, x := range ps {
+		amt, err := x.Amount.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		p.Postings = append(p.Postings, replication.WirePosting{Account: x.Account, Asset: string(x.Asset), Amount: amt})
+	}
+	enc, err := msgpack.Marshal(&p)
+	if err != nil {
+		return err
+	}
+	_, err = applyTransfer(tx, enc)
+	return err
+}
+
+func statusConflict(format string, args ...any) error {
+	return &storeline.Error{Kind: storeline.Conflict, Field: "status", Err: fmt.Errorf(format, args...)}
+}
+
+func loadForAction(tx *Tx, payload []byte) (*docRecord, error) {
+	var p docIDPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable payload: %v", err)
+	}
+	rec, ok, err := getDoc(tx.ReplicaTxn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no document %q", p.ID)}
+	}
+	return rec, nil
+}
+
+func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
+	rec, err := loadForAction(tx, payload)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status != storeline.DocDraft {
+		return nil, statusConflict("document %q is %s; only a draft can be posted", rec.Doc.ID, rec.Status)
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	d := rec.Doc
+	if err := checkDocRefs(b, &d); err != nil {
+		return nil, err
+	}
+	if err := checkPosition(tx.ReplicaTxn, &d); err != nil {
+		return nil, err
+	}
+	// The shop's sales are costed first; the document sees their costs
+	// pending until both are written (backoffice_cogs.go, invariant 3).
+	plan, err := planForDocument(tx, d.Store)
+	if err != nil {
+		return nil, err
+	}
+	b.pending = plan.pending
+	der, err := storeline.PostDocument(b, &d)
+	if b.err != nil {
+		return nil, b.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ship *docRecord
+	if d.Type == storeline.DocTransferReceipt {
+		if ship, _, err = getDoc(tx.ReplicaTxn, d.Shipment); err != nil {
+			return nil, err
+		}
+	}
+	// Master-data checks of the repriced items' prices run before any
+	// write: Price.Validate is all PutMasters refuses for.
+	var ws []ledger.MasterWrite
+	for i := range der.Prices {
+		p := der.Prices[i]
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+		ws = append(ws, ledger.MasterWrite{Record: &p})
+	}
+	// Writes from here on.
+	if err := plan.commit(tx); err != nil {
+		return nil, err
+	}
+	b.pending = nil // written now
+	rec.PostEvent = docEventID("post", d.ID)
+	if err := bookPostings(tx, rec.PostEvent, "document.post", d.ID, der.Postings); err != nil {
+		return nil, err
+	}
+	for i := range ws {
+		v, err := tx.NextVersion()
+		if err != nil {
+			return nil, err
+		}
+		ws[i].Version = v.Pack()
+	}
+	if len(ws) > 0 {
+		if err := tx.PutMasters(ws); err != nil {
+			return nil, err
+		}
+		if err := markHistory(tx); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range der.Costs {
+		if err := tx.SetMeta(boCost+string(c.Store)+"\x00"+string(c.Item), []byte(c.UnitCost.String())); err != nil {
+			return nil, err
+		}
+	}
+	for _, bi := range der.Batches {
+		if err := addBatch(tx, storeline.Batch(bi), bi.Qty); err != nil {
+			return nil, err
+		}
+	}
+	if ship != nil {
+		ship.ReceivedBy = d.ID
+		if err := putDoc(tx.ReplicaTxn, ship); err != nil {
+			return nil, err
+		}
+	}
+	rec.Status, rec.Postings, rec.PostedMs = storeline.DocPosted, der.Postings, tx.At.UnixMilli()
+	rec.Prices, rec.Batches = der.Prices, der.Batches
+	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
+		return nil, err
+	}
+	if d.Type == storeline.DocIncomingInvoice {
+		// New costs: draft repricings by the rules, for review.
+		items := make([]storeline.ItemID, len(d.Lines))
+		for i, l := range d.Lines {
+			items[i] = l.Item
+		}
+		if err := draftRepricings(tx, d.Store, items, d.ID); err != nil {
+			return nil, err
+		}
+	}
+	return answer(rec, false)
+}
+
+// addBatch adds delta to a batch's remaining quantity; a batch never
+// goes below zero (a cancelled invoice whose goods were partly sold).
+func addBatch(tx *Tx, b storeline.Batch, delta decimal.Decimal) error {
+	k := batchKey(b)
+	v, err := tx.Meta(k)
+	if err != nil {
+		return err
+	}
+	cur := b
+	cur.Qty = decimal.Zero
+	if v != nil {
+		if err := msgpack.Unmarshal(v, &cur); err != nil {
+			return fmt.Errorf("batch %q: %w", k, err)
+		}
+	}
+	cur.Qty = decimal.Max(cur.Qty.Add(delta), decimal.Zero)
+	enc, err := msgpack.Marshal(&cur)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(k, enc)
+}
+
+func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
+	rec, err := loadForAction(tx, payload)
+	if err != nil {
+		return nil, err
+	}
+	switch rec.Status {
+	case storeline.DocDraft:
+		return nil, statusConflict("document %q was never posted; there is nothing to cancel", rec.Doc.ID)
+	case storeline.DocCancelled:
+		return nil, statusConflict("document %q is already cancelled", rec.Doc.ID)
+	}
+	if rec.ReceivedBy != "" {
+		return nil, statusConflict("transfer %q was received by %q; cancel the receipt first", rec.Doc.ID, rec.ReceivedBy)
+	}
+	d := rec.Doc
+	var ship *docRecord
+	if d.Type == storeline.DocTransferReceipt {
+		if ship, _, err = getDoc(tx.ReplicaTxn, d.Shipment); err != nil {
+			return nil, err
+		}
+	}
+	// Withdraw a repricing's prices that still stand as it set them (a
+	// later repricing at the same moment replaced them otherwise).
+	var ws []ledger.MasterWrite
+	for _, p := range rec.Prices {
+		var cur storeline.Price
+		ok, err := tx.GetMaster(storeline.KindPrice, p.MasterID(), &cur)
+		if err != nil {
+			return nil, err
+		}
+		if ok && cur.Price.Equal(p.Price) {
+			ws = append(ws, ledger.MasterWrite{Kind: storeline.KindPrice, ID: p.MasterID()})
+		}
+	}
+	plan, err := planForDocument(tx, d.Store)
+	if err != nil {
+		return nil, err
+	}
+	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending}
+	cancel := storeline.CancelDocument(b, &rec.PostedDocument)
+	if b.err != nil {
+		return nil, b.err
+	}
+	if err := plan.commit(tx); err != nil {
+		return nil, err
+	}
+	rec.CancelEvent = docEventID("cancel", d.ID)
+	if err := bookPostings(tx, rec.CancelEvent, "document.cancel", d.ID, cancel); err != nil {
+		return nil, err
+	}
+	for i := range ws {
+		v, err := tx.NextVersion()
+		if err != nil {
+			return nil, err
+		}
+		ws[i].Version = v.Pack()
+	}
+	if len(ws) > 0 {
+		if err := tx.PutMasters(ws); err != nil {
+			return nil, err
+		}
+		if err := markHistory(tx); err != nil {
+			return nil, err
+		}
+	}
+	for _, bi := range rec.Batches {
+		if err := addBatch(tx, storeline.Batch(bi), bi.Qty.Neg()); err != nil {
+			return nil, err
+		}
+	}
+	if ship != nil {
+		ship.ReceivedBy = ""
+		if err := putDoc(tx.ReplicaTxn, ship); err != nil {
+			return nil, err
+		}
+	}
+	rec.Status, rec.CancelledMs, rec.CancelPostings = storeline.DocCancelled, tx.At.UnixMilli(), cancel
+	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
+		return nil, err
+	}
+	return answer(rec, false)
+}
+
+func applyRecipePut(tx *Tx, payload []byte) ([]byte, error) {
+	var r storeline.Recipe
+	if err := msgpack.Unmarshal(payload, &r); err != nil {
+		return nil, storeline.Invalidf("", "undecodable recipe: %v", err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	known := func(id storeline.ItemID) bool { _, ok := b.Item(id); return ok }
+	err := storeline.CheckRecipe(&r, known, b.Recipe)
+	if b.err != nil {
+		return nil, b.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	enc, err := msgpack.Marshal(&r)
+	if err != nil {
+		return nil, err
+	}
+	return enc, tx.SetMeta(boRecipe+string(r.Item), enc)
+}
+
+// CostOfSales derives, in an entry's transaction, the cost postings of a
+// shop's sale event from the books as they stand plus pending (balance
+// changes of the entry not yet written, keyed by balKey). It only reads;
+// backoffice_cogs.go runs it over each shop's events and books the result
+// as central-authored events (DESIGN.md, "Cost of sales").
+func CostOfSales(tx *Tx, ev *storeline.Event, pending map[string]decimal.Decimal) ([]storeline.Posting, error) {
+	b := &txBook{rt: tx.ReplicaTxn, pending: pending}
+	ps, err := storeline.CostOfSales(b, ev.Origin, ev.Postings)
+	if b.err != nil {
+		return nil, b.err
+	}
+	return ps, err
+}
+
+// soldUnits adds to sold the units of each item ev took out of its
+// origin's stock (a return's units go back unbatched, so they count as
+// none).
+func soldUnits(ev *storeline.Event, sold map[storeline.ItemID]decimal.Decimal) {
+	prefix := "stock/" + string(ev.Origin) + "/"
+	for _, p := range ev.Postings {
+		if rest, ok := strings.CutPrefix(p.Account, prefix); ok && strings.HasPrefix(string(p.Asset), "item:") && p.Amount.IsNegative() {
+			item := storeline.ItemID(rest[strings.LastIndexByte(rest, '/')+1:])
+			sold[item] = sold[item].Sub(p.Amount)
+		}
+	}
+}
+
+// consumeBatches takes the sold units from each item's batches at store,
+// first-expiring first; units no batch covers are not tracked by batch.
+func consumeBatches(tx *Tx, store storeline.StoreID, sold map[storeline.ItemID]decimal.Decimal) error {
+	items := make([]storeline.ItemID, 0, len(sold))
+	for it := range sold {
+		items = append(items, it)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i] < items[j] })
+	for _, it := range items {
+		bs, err := batchesOf(tx.ReplicaTxn, store, it)
+		if err != nil {
+			return err
+		}
+		takes, _ := storeline.ConsumeFEFO(bs, sold[it])
+		for _, t := range takes {
+			if err := addBatch(tx, storeline.Batch{Store: store, Item: it, Batch: t.Batch, Expiry: t.Expiry}, t.Qty.Neg()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func batchesOf(rt *ledger.ReplicaTxn, store storeline.StoreID, item storeline.ItemID) ([]storeline.Batch, error) {
+	var out []storeline.Batch
+	err := rt.ScanMeta(boBatch+string(store)+"\x00"+string(item)+"\x00", func(_ string, v []byte) (bool, error) {
+		var b storeline.Batch
+		if err := msgpack.Unmarshal(v, &b); err != nil {
+			return false, err
+		}
+		out = append(out, b)
+		return true, nil
+	})
+	return out, err
+}
+
+func applyRulePut(tx *Tx, payload []byte) ([]byte, error) {
+	var r storeline.RepriceRule
+	if err := msgpack.Unmarshal(payload, &r); err != nil {
+		return nil, storeline.Invalidf("", "undecodable rule: %v", err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	if !b.get(storeline.KindGroup, string(r.Group), nil) {
+		if b.err != nil {
+			return nil, b.err
+		}
+		return nil, storeline.Invalidf("group", "unknown group %q", r.Group)
+	}
+	if !b.PriceList(r.PriceList) {
+		if b.err != nil {
+			return nil, b.err
+		}
+		return nil, storeline.Invalidf("price_list", "unknown price list %q", r.PriceList)
+	}
+	enc, err := msgpack.Marshal(&r)
+	if err != nil {
+		return nil, err
+	}
+	return enc, tx.SetMeta(boRule+r.ID, enc)
+}
+
+// repricePayload asks for a repricing draft of a store's goods by the
+// rules of one price list; Items limits it (all bought goods when empty).
+type repricePayload struct {
+	ID        string                `msgpack:"i"`
+	Store     storeline.StoreID     `msgpack:"s"`
+	PriceList storeline.PriceListID `msgpack:"l"`
+	Items     []storeline.ItemID    `msgpack:"it,omitempty"`
+}
+
+// repriceLines derives, for store's items (all with a purchase cost when
+// items is nil), the lines of a repricing per price list by the rules, in
+// item order.
+func repriceLines(tx *Tx, st *storeline.Store, items []storeline.ItemID) (map[storeline.PriceListID][]storeline.DocumentLine, error) {
+	rules := map[storeline.GroupID]*storeline.RepriceRule{}
+	err := tx.ScanMeta(boRule, func(_ string, v []byte) (bool, error) {
+		var r storeline.RepriceRule
+		if err := msgpack.Unmarshal(v, &r); err != nil {
+			return false, err
+		}
+		if _, dup := rules[r.Group]; !dup { // rules in ID order: the first of a group wins
+			rules[r.Group] = &r
+		}
+		return true, nil
+	})
+	if err != nil || len(rules) == 0 {
+		return nil, err
+	}
+	if items == nil {
+		p := boCost + string(st.ID) + "\x00"
+		err := tx.ScanMeta(p, func(k string, _ []byte) (bool, error) {
+			items = append(items, storeline.ItemID(k[len(p):]))
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	parent := func(g storeline.GroupID) storeline.GroupID {
+		var gr storeline.Group
+		if !b.get(storeline.KindGroup, string(g), &gr) {
+			return ""
+		}
+		return gr.Parent
+	}
+	out := map[storeline.PriceListID][]storeline.DocumentLine{}
+	seen := map[storeline.ItemID]bool{}
+	sort.Slice(items, func(i, j int) bool { return items[i] < items[j] })
+	for _, id := range items {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		it, ok := b.Item(id)
+		if !ok {
+			continue
+		}
+		r, err := storeline.RuleFor(it.Group, parent, rules)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			continue
+		}
+		if p := storeline.AutoPrice(st.Currency, r, b.LastCost(st.ID, id), it.VATRate); p.IsPositive() {
+			out[r.PriceList] = append(out[r.PriceList], storeline.DocumentLine{Item: id, Price: p})
+		}
+	}
+	return out, b.err
+}
+
+// createDraft stores a new draft document made at head office.
+func createDraft(tx *Tx, d *storeline.Document) (*docRecord, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	if _, ok, err := getDoc(tx.ReplicaTxn, d.ID); err != nil || ok {
+		if err == nil {
+			err = &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("document %q exists", d.ID)}
+		}
+		return nil, err
+	}
+	rec := &docRecord{PostedDocument: storeline.PostedDocument{Doc: *d, Status: storeline.DocDraft}, CreatedMs: tx.At.UnixMilli()}
+	return rec, putDoc(tx.ReplicaTxn, rec)
+}
+
+// draftRepricings drafts, after an invoice, a repricing per price list of
+// its items that rules cover. Its ID derives from the invoice's, so every
+// replica names it alike.
+func draftRepricings(tx *Tx, store storeline.StoreID, items []storeline.ItemID, invoice string) error {
+	b := &txBook{rt: tx.ReplicaTxn}
+	st, ok := b.Store(store)
+	if !ok {
+		return b.err
+	}
+	byList, err := repriceLines(tx, st, items)
+	if err != nil {
+		return err
+	}
+	loc, err := st.Location()
+	if err != nil {
+		return err
+	}
+	lists := make([]storeline.PriceListID, 0, len(byList))
+	for l := range byList {
+		lists = append(lists, l)
+	}
+	sort.Slice(lists, func(i, j int) bool { return lists[i] < lists[j] })
+	for _, l := range lists {
+		h := sha256.Sum256([]byte(invoice + "\x00" + string(l)))
+		d := &storeline.Document{ID: fmt.Sprintf("auto-%x", h[:8]), Type: storeline.DocRepricing, Store: store, PriceList: l,
+			From: storeline.WallClock(tx.At, loc), Note: "automatic repricing after invoice " + invoice, Lines: byList[l]}
+		if _, err := createDraft(tx, d); err != nil {
+			// Validate cannot refuse lines the rules made; an ID taken
+			// by hand is skipped rather than failing the invoice.
+			if storeline.KindOf(err) == storeline.Internal {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func applyReprice(tx *Tx, payload []byte) ([]byte, error) {
+	var p repricePayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable payload: %v", err)
+	}
+	if err := storeline.CheckID("id", p.ID); err != nil {
+		return nil, err
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	st, ok := b.Store(p.Store)
+	if !ok {
+		if b.err != nil {
+			return nil, b.err
+		}
+		return nil, storeline.Invalidf("store", "unknown store %q", p.Store)
+	}
+	if !b.PriceList(p.PriceList) {
+		if b.err != nil {
+			return nil, b.err
+		}
+		return nil, storeline.Invalidf("price_list", "unknown price list %q", p.PriceList)
+	}
+	byList, err := repriceLines(tx, st, p.Items)
+	if err != nil {
+		return nil, err
+	}
+	ls := byList[p.PriceList]
+	if len(ls) == 0 {
+		return nil, storeline.Invalidf("price_list", "no item of %q with a purchase cost has a rule for %q", p.Store, p.PriceList)
+	}
+	loc, err := st.Location()
+	if err != nil {
+		return nil, err
+	}
+	d := &storeline.Document{ID: p.ID, Type: storeline.DocRepricing, Store: p.Store, PriceList: p.PriceList,
+		From: storeline.WallClock(tx.At, loc), Note: "automatic repricing", Lines: ls}
+	if old, ok, err := getDoc(tx.ReplicaTxn, p.ID); err != nil || ok {
+		if err == nil && old.Doc.Type == storeline.DocRepricing && old.Doc.Store == p.Store && old.Doc.PriceList == p.PriceList {
+			return answer(old, true)
+		}
+		if err == nil {
+			err = &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("document %q exists", p.ID)}
+		}
+		return nil, err
+	}
+	rec, err := createDraft(tx, d)
+	if err != nil {
+		return nil, err
+	}
+	return answer(rec, false)
+}

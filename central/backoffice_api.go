@@ -1,0 +1,713 @@
+package central
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+)
+
+// MaxExpiryDays bounds ?expiring_within_days=.
+const MaxExpiryDays = 3660
+
+// backOfficeRoutes adds the back-office endpoints to the head-office API
+// (openapi.yaml, tag backoffice). h is apiHandler's route helper.
+func (n *Node) backOfficeRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
+	h("PUT /v1/documents/{id}", true, n.putDocument)
+	h("GET /v1/documents/{id}", false, n.getDocument)
+	h("GET /v1/documents", false, n.listDocuments)
+	h("POST /v1/documents/{id}/post", true, func(w http.ResponseWriter, r *http.Request) error {
+		return n.docAction(w, r, OpDocPost)
+	})
+	h("POST /v1/documents/{id}/cancel", true, func(w http.ResponseWriter, r *http.Request) error {
+		return n.docAction(w, r, OpDocCancel)
+	})
+	h("PUT /v1/recipes/{item}", true, n.putRecipe)
+	h("GET /v1/recipes/{item}", false, n.getRecipe)
+	h("GET /v1/stock", false, n.getStock)
+	h("GET /v1/balances", false, n.getBalances)
+	h("GET /v1/batches", false, n.getBatches)
+	h("GET /v1/drafts", false, n.getDrafts)
+	h("PUT /v1/reprice_rules/{id}", true, n.putRule)
+	h("GET /v1/reprice_rules", false, n.listRules)
+	h("POST /v1/repricing/auto", true, n.postAutoReprice)
+	h("POST /v1/cost_of_sales", true, n.postCostOfSales)
+	n.backOfficeReportRoutes(h)
+}
+
+// compact drops nil, empty strings, empty lists, zero times and zero
+// amounts other than a quantity from a wire map, so a document shows the
+// fields its type uses (a stocktake's counted zero stays).
+func compact(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if isEmpty(k, e) {
+				delete(x, k)
+				continue
+			}
+			x[k] = compact(e)
+		}
+	case []any:
+		for i := range x {
+			x[i] = compact(x[i])
+		}
+	}
+	return v
+}
+
+func isEmpty(key string, e any) bool {
+	switch ev := e.(type) {
+	case nil:
+		return true
+	case time.Time:
+		return ev.IsZero()
+	case decimal.Decimal:
+		return key != "qty" && ev.IsZero()
+	case []any:
+		return len(ev) == 0
+	}
+	rv := reflect.ValueOf(e)
+	return rv.Kind() == reflect.String && rv.Len() == 0
+}
+
+func docJSON(rec *docRecord, dup bool) map[string]any {
+	m := compact(encodeWire(&rec.Doc)).(map[string]any)
+	m["status"] = rec.Status
+	ps := make([]any, len(rec.Postings))
+	for i, p := range rec.Postings {
+		ps[i] = map[string]any{"account": p.Account, "asset": p.Asset, "amount": p.Amount}
+	}
+	m["postings"] = ps
+	if len(rec.CancelPostings) > 0 {
+		cps := make([]any, len(rec.CancelPostings))
+		for i, p := range rec.CancelPostings {
+			cps[i] = map[string]any{"account": p.Account, "asset": p.Asset, "amount": p.Amount}
+		}
+		m["cancel_postings"] = cps
+	}
+	m["created_at"] = time.UnixMilli(rec.CreatedMs).UTC()
+	if rec.PostedMs != 0 {
+		m["posted_at"] = time.UnixMilli(rec.PostedMs).UTC()
+	}
+	if rec.CancelledMs != 0 {
+		m["cancelled_at"] = time.UnixMilli(rec.CancelledMs).UTC()
+	}
+	if rec.ReceivedBy != "" {
+		m["received_by"] = rec.ReceivedBy
+	}
+	if dup {
+		m["duplicate"] = true
+	}
+	return m
+}
+
+// submitDoc submits a document op under the request's idempotency key
+// (with suffix, for a second attempt after the first's outcome is known).
+func (n *Node) submitDoc(r *http.Request, op string, payload any, suffix ...string) (*docAnswer, error) {
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range suffix {
+		key += "/" + s
+	}
+	body, err := msgpack.Marshal(payload)
+	if err != nil {
+		return nil, storeline.E("central.document", storeline.Internal, err)
+	}
+	res, err := n.Submit(r.Context(), op, key, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	var a docAnswer
+	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
+		return nil, storeline.E("central.document", storeline.Internal, err)
+	}
+	a.Duplicate = a.Duplicate || res.Duplicate
+	return &a, nil
+}
+
+func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var d storeline.Document
+	if err := decodeWire(body, &d, "position", "draft"); err != nil {
+		return err
+	}
+	// decodeWire maps snake_case into structs, not through pointers: the
+	// optional parts are decoded on their own, as strictly.
+	var opt map[string]json.RawMessage
+	_ = json.Unmarshal(body, &opt)
+	if raw, ok := opt["position"]; ok && string(raw) != "null" {
+		d.Position = &storeline.JournalPosition{}
+		if err := decodeWire(raw, d.Position); err != nil {
+			return prefixed("position", err)
+		}
+	}
+	if raw, ok := opt["draft"]; ok && string(raw) != "null" {
+		d.Draft = &storeline.DraftRef{}
+		if err := decodeWire(raw, d.Draft); err != nil {
+			return prefixed("draft", err)
+		}
+	}
+	if d.ID != "" && d.ID != id {
+		return errMalformed("id", "%q differs from the path's %q", d.ID, id)
+	}
+	d.ID = id
+	if d.Draft != nil && d.Type == "" && len(d.Lines) == 0 {
+		// Made from a till's draft: its content is the draft's, copied
+		// here (the draft is never edited) and carried in the entry.
+		dr, err := n.tillDraft(d.Draft.Store, d.Draft.Event)
+		if err != nil {
+			return err
+		}
+		ref := *d.Draft
+		d = *storeline.FromDraft(id, ref.Store, ref.Event, dr)
+	}
+	// Packs counted by barcode take their factor from the item here too,
+	// so Validate can check the quantities before anything is submitted
+	// (the FSM resolves again from its own state).
+	d.ResolvePacks(func(id storeline.ItemID) (*storeline.Item, bool) {
+		var it storeline.Item
+		return &it, n.rep.GetMaster(storeline.KindItem, string(id), &it) == nil
+	})
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	a, err := n.submitDoc(r, OpDocCreate, &d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, docJSON(&a.Record, a.Duplicate))
+	return nil
+}
+
+func (n *Node) docAction(w http.ResponseWriter, r *http.Request, op string) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	a, err := n.submitDoc(r, op, &docIDPayload{ID: id})
+	if storeline.KindOf(err) == storeline.Conflict && storeline.FieldOf(err) == "store" {
+		// The shop has more sales to cost than one entry takes: cost them
+		// in passes, then post (backoffice_cogs.go, invariant 3).
+		var store storeline.StoreID
+		if err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+			rec, ok, err := getDoc(rt, id)
+			if ok {
+				store = rec.Doc.Store
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if _, _, err := n.catchUpCosts(r, store); err != nil {
+			return err
+		}
+		// The key's first outcome (this conflict) is remembered: the
+		// second attempt has a key of its own, derived so a client's
+		// retry of the whole request lands on it too.
+		a, err = n.submitDoc(r, op, &docIDPayload{ID: id}, "after-costing")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, docJSON(&a.Record, a.Duplicate))
+	return nil
+}
+
+// maxCostPasses bounds the passes one request runs (each costs up to
+// MaxCostedPerEntry events).
+const maxCostPasses = 1000
+
+// catchUpCosts runs cost-of-sales passes for store until it is caught up.
+func (n *Node) catchUpCosts(r *http.Request, store storeline.StoreID) (costed, passes int, err error) {
+	body, _ := msgpack.Marshal(&catchUpPayload{Store: store})
+	for passes < maxCostPasses {
+		res, err := n.Submit(r.Context(), OpCostCatchUp, "", body)
+		if err != nil {
+			return costed, passes, err
+		}
+		if err := res.Err(); err != nil {
+			return costed, passes, err
+		}
+		var a catchUpAnswer
+		if err := msgpack.Unmarshal(res.Body, &a); err != nil {
+			return costed, passes, storeline.E("central.cost_of_sales", storeline.Internal, err)
+		}
+		costed += a.Costed
+		passes++
+		if a.Done {
+			return costed, passes, nil
+		}
+	}
+	return costed, passes, storeline.Errorf(storeline.Unavailable, "central.cost_of_sales", "%s still has sales to cost after %d passes; retry", store, passes)
+}
+
+// postCostOfSales costs a store's sales central holds and has not costed.
+func (n *Node) postCostOfSales(w http.ResponseWriter, r *http.Request) error {
+	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	costed, passes, err := n.catchUpCosts(r, store)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"store": store, "costed": costed, "passes": passes})
+	return nil
+}
+
+func (n *Node) getDocument(w http.ResponseWriter, r *http.Request) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	var rec *docRecord
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var ok bool
+		var err error
+		rec, ok, err = getDoc(rt, id)
+		if err == nil && !ok {
+			err = storeline.Errorf(storeline.NotFound, "central.document", "no document %q", id)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, docJSON(rec, false))
+	return nil
+}
+
+// listDocuments pages through documents in ID order, optionally of one
+// store, type or status.
+func (n *Node) listDocuments(w http.ResponseWriter, r *http.Request) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	store, typ, status, after := q.Get("store"), q.Get("type"), q.Get("status"), q.Get("after")
+	out := []any{}
+	next := ""
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return rt.ScanMeta(boDoc, func(k string, v []byte) (bool, error) {
+			id := k[len(boDoc):]
+			if id <= after {
+				return true, nil
+			}
+			if len(out) == limit {
+				return false, nil
+			}
+			var rec docRecord
+			if err := msgpack.Unmarshal(v, &rec); err != nil {
+				return false, fmt.Errorf("document %s: %w", id, err)
+			}
+			next = id
+			if (store != "" && string(rec.Doc.Store) != store) || (typ != "" && string(rec.Doc.Type) != typ) ||
+				(status != "" && string(rec.Status) != status) {
+				return true, nil
+			}
+			out = append(out, map[string]any{"id": id, "type": rec.Doc.Type, "store": rec.Doc.Store, "status": rec.Status,
+				"lines": len(rec.Doc.Lines), "created_at": time.UnixMilli(rec.CreatedMs).UTC()})
+			return true, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if len(out) < limit {
+		next = ""
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"documents": out, "next": next})
+	return nil
+}
+
+func (n *Node) putRecipe(w http.ResponseWriter, r *http.Request) error {
+	item := r.PathValue("item")
+	if err := storeline.CheckID("item", item); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var rc storeline.Recipe
+	if err := decodeWire(body, &rc); err != nil {
+		return err
+	}
+	if rc.Item != "" && string(rc.Item) != item {
+		return errMalformed("item", "%q differs from the path's %q", rc.Item, item)
+	}
+	rc.Item = storeline.ItemID(item)
+	if err := rc.Validate(); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	enc, _ := msgpack.Marshal(&rc)
+	res, err := n.Submit(r.Context(), OpRecipePut, key, enc)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, encodeWire(&rc))
+	return nil
+}
+
+func (n *Node) getRecipe(w http.ResponseWriter, r *http.Request) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	item := storeline.ItemID(r.PathValue("item"))
+	var rc *storeline.Recipe
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		b := &txBook{rt: rt}
+		var ok bool
+		rc, ok = b.Recipe(item)
+		if b.err != nil {
+			return b.err
+		}
+		if !ok {
+			return storeline.Errorf(storeline.NotFound, "central.recipe", "item %q has no recipe", item)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, encodeWire(rc))
+	return nil
+}
+
+// balanceRow is one (account, asset) balance.
+type balanceRow struct {
+	Account string
+	Asset   storeline.Asset
+	Amount  decimal.Decimal
+}
+
+func scanBalances(rt *ledger.ReplicaTxn, prefix string, fn func(balanceRow) bool) error {
+	return rt.ScanMeta(rpBal+prefix, func(k string, v []byte) (bool, error) {
+		acct, asset, ok := strings.Cut(k[len(rpBal):], "\x00")
+		if !ok {
+			return true, nil
+		}
+		amt, err := decimal.NewFromString(string(v))
+		if err != nil {
+			return false, fmt.Errorf("balance %q: %w", k, err)
+		}
+		return fn(balanceRow{acct, storeline.Asset(asset), amt}), nil
+	})
+}
+
+// getStock answers a store's stock per department and item: units, and
+// value at cost in the store's currency.
+func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
+	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	item := r.URL.Query().Get("item")
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	type row struct {
+		Dept  string          `json:"dept"`
+		Item  string          `json:"item"`
+		Qty   decimal.Decimal `json:"qty"`
+		Value decimal.Decimal `json:"value"`
+	}
+	var rows []*row
+	var cur storeline.Currency
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var st storeline.Store
+		ok, err := rt.GetMaster(storeline.KindStore, string(store), &st)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return storeline.Errorf(storeline.NotFound, "central.stock", "unknown store %q", store)
+		}
+		cur = st.Currency
+		by := map[string]*row{}
+		return scanBalances(rt, "stock/"+string(store)+"/", func(b balanceRow) bool {
+			rest := strings.TrimPrefix(b.Account, "stock/"+string(store)+"/")
+			dept, it, ok := strings.Cut(rest, "/")
+			if !ok || (item != "" && it != item) {
+				return true
+			}
+			rw := by[b.Account]
+			if rw == nil {
+				rw = &row{Dept: dept, Item: it}
+				by[b.Account] = rw
+				rows = append(rows, rw)
+			}
+			switch b.Asset {
+			case storeline.ItemAsset(storeline.ItemID(it)):
+				rw.Qty = b.Amount
+			case storeline.MoneyAsset(st.Currency):
+				rw.Value = b.Amount
+			}
+			return len(rows) <= MaxFeedLimit
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = []*row{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"store": store, "currency": cur, "stock": rows})
+	return nil
+}
+
+// getBalances answers the balances of the accounts under a prefix, up to
+// MaxFeedLimit of them.
+func (n *Node) getBalances(w http.ResponseWriter, r *http.Request) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	prefix := r.URL.Query().Get("prefix")
+	out := []any{}
+	more := false
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return scanBalances(rt, prefix, func(b balanceRow) bool {
+			if len(out) == MaxFeedLimit {
+				more = true
+				return false
+			}
+			out = append(out, map[string]any{"account": b.Account, "asset": b.Asset, "amount": b.Amount})
+			return true
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"balances": out, "more": more})
+	return nil
+}
+
+// getBatches answers a store's batches with stock left, optionally only
+// those expiring within N days of today in the store's time zone.
+func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
+	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	var within = -1
+	if s := r.URL.Query().Get("expiring_within_days"); s != "" {
+		if within, err = strconv.Atoi(s); err != nil || within < 0 || within > MaxExpiryDays {
+			return errMalformed("expiring_within_days", "%q: want 0-%d", s, MaxExpiryDays)
+		}
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	out := []any{}
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var st storeline.Store
+		ok, err := rt.GetMaster(storeline.KindStore, string(store), &st)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return storeline.Errorf(storeline.NotFound, "central.batches", "unknown store %q", store)
+		}
+		var until storeline.Date
+		if within >= 0 {
+			loc, err := st.Location()
+			if err != nil {
+				return err
+			}
+			until = storeline.DateOf(time.Now().AddDate(0, 0, within), loc)
+		}
+		return rt.ScanMeta(boBatch+string(store)+"\x00", func(_ string, v []byte) (bool, error) {
+			var b storeline.Batch
+			if err := msgpack.Unmarshal(v, &b); err != nil {
+				return false, err
+			}
+			if !b.Qty.IsPositive() || (within >= 0 && (b.Expiry == "" || b.Expiry > until)) {
+				return true, nil
+			}
+			out = append(out, compact(encodeWire(&b)))
+			return len(out) < MaxFeedLimit, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"batches": out})
+	return nil
+}
+
+// tillDraft finds the document draft event id of store among the events
+// central holds.
+func (n *Node) tillDraft(store storeline.StoreID, id storeline.EventID) (*storeline.DocumentDraft, error) {
+	var dr *storeline.DocumentDraft
+	var kind storeline.EventKind
+	err := n.ScanEvents(store, func(ev storeline.Event) bool {
+		if ev.ID != id {
+			return true
+		}
+		kind = ev.Kind
+		dr, _ = ev.Body.(*storeline.DocumentDraft)
+		return false
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case kind == "":
+		return nil, &storeline.Error{Kind: storeline.NotFound, Field: "draft.event", Err: fmt.Errorf("store %q has sent no event %s", store, id)}
+	case dr == nil:
+		return nil, storeline.Invalidf("draft.event", "event %s of %q is a %s, not a document draft", id, store, kind)
+	}
+	return dr, nil
+}
+
+// getDrafts lists the document drafts a store's tills made, with the
+// document made of each (if any).
+func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
+	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	out := []any{}
+	err = n.ScanEvents(store, func(ev storeline.Event) bool {
+		dr, ok := ev.Body.(*storeline.DocumentDraft)
+		if !ok {
+			return true
+		}
+		m := compact(encodeWire(dr)).(map[string]any)
+		m["event"] = ev.ID
+		m["occurred_at"] = ev.OccurredAt
+		m["seq"] = ev.Seq
+		if v, _ := n.rep.Meta(boDraft + string(store) + "\x00" + string(ev.ID[:])); v != nil {
+			m["document"] = string(v)
+		}
+		out = append(out, m)
+		return len(out) < MaxFeedLimit
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"drafts": out})
+	return nil
+}
+
+func (n *Node) putRule(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var rule storeline.RepriceRule
+	if err := decodeWire(body, &rule); err != nil {
+		return err
+	}
+	if rule.ID != "" && rule.ID != id {
+		return errMalformed("id", "%q differs from the path's %q", rule.ID, id)
+	}
+	rule.ID = id
+	if err := rule.Validate(); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	enc, _ := msgpack.Marshal(&rule)
+	res, err := n.Submit(r.Context(), OpRulePut, key, enc)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, compact(encodeWire(&rule)))
+	return nil
+}
+
+func (n *Node) listRules(w http.ResponseWriter, r *http.Request) error {
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	out := []any{}
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return rt.ScanMeta(boRule, func(_ string, v []byte) (bool, error) {
+			var rule storeline.RepriceRule
+			if err := msgpack.Unmarshal(v, &rule); err != nil {
+				return false, err
+			}
+			out = append(out, compact(encodeWire(&rule)))
+			return len(out) < MaxFeedLimit, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+	return nil
+}
+
+// postAutoReprice drafts a repricing of a store's goods in a price list
+// by the rules, from their last purchase costs, for review.
+func (n *Node) postAutoReprice(w http.ResponseWriter, r *http.Request) error {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		ID        string
+		Store     storeline.StoreID
+		PriceList storeline.PriceListID
+		Items     []storeline.ItemID
+	}
+	if err := decodeWire(body, &req); err != nil {
+		return err
+	}
+	for i, it := range req.Items {
+		if err := storeline.CheckID(fmt.Sprintf("items[%d]", i), string(it)); err != nil {
+			return err
+		}
+	}
+	a, err := n.submitDoc(r, OpReprice, &repricePayload{ID: req.ID, Store: req.Store, PriceList: req.PriceList, Items: req.Items})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, docJSON(&a.Record, a.Duplicate))
+	return nil
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCtlBackOffice drives the back-office commands of `storeline ctl
+// --central` against a `storeline central` started in the test.
+func TestCtlBackOffice(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"central", "-data", filepath.Join(dir, "c"), "-heartbeat", "100ms", "-election", "100ms", "-lease", "50ms"}, env(nil), out, errb)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("central did not stop")
+		}
+	}()
+	var api, key string
+	waitFor(t, "central to print its addresses", 30*time.Second, func() bool {
+		for _, line := range strings.Split(out.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "api "); ok {
+				api = v
+			}
+			if v, ok := strings.CutPrefix(line, "admin-key "); ok {
+				key = v
+			}
+		}
+		return api != "" && key != ""
+	})
+	e := env(map[string]string{"STORELINE_CENTRAL_KEY": key})
+	waitFor(t, "a leader", 10*time.Second, func() bool {
+		code, stdout, _ := runCmd(t, e, "ctl", "--central", api, "cluster")
+		return code == 0 && strings.Contains(stdout, `"leader":"central-1"`)
+	})
+	c := &adminClient{base: api, token: key, timeout: 10 * time.Second}
+	for _, args := range [][]string{
+		{"PUT", "/v1/price_lists/retail", `{"currency":"EUR"}`},
+		{"PUT", "/v1/groups/food", `{"name":"Food"}`},
+		{"PUT", "/v1/stores/s1", `{"time_zone":"UTC","currency":"EUR","departments":[{"id":"main"}],"price_lists":["retail"]}`},
+		{"PUT", "/v1/suppliers/p1", `{"name":"Dairy"}`},
+		{"PUT", "/v1/items/milk", `{"sku":"MILK","name":"Milk","group":"food","dept":"main","unit":"pcs","vat_rate":"10"}`},
+	} {
+		if err := c.do(context.Background(), args[0], args[1], []byte(args[2]), &syncBuffer{}); err != nil {
+			t.Fatalf("%s %s: %v", args[0], args[1], err)
+		}
+	}
+	expiry := time.Now().UTC().AddDate(0, 0, 3).Format(time.DateOnly)
+	path := filepath.Join(dir, "inv1.json")
+	doc := `{"type":"incoming_invoice","store":"s1","supplier":"p1","lines":[{"item":"milk","qty":"10","purchase_price":"1.10","batch":"B1","expiry":"` + expiry + `"}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"document", "inv1", path}, 0, `"status":"draft"`},
+		{[]string{"cancel", "inv1"}, 1, `"field":"status"`},
+		{[]string{"post", "inv1"}, 0, `"status":"posted"`},
+		{[]string{"post", "inv1"}, 1, `"field":"status"`},
+		{[]string{"stock", "s1", "milk"}, 0, `"qty":"10","value":"10"`},
+		{[]string{"expiring", "s1", "7"}, 0, `"batch":"B1"`},
+		{[]string{"drafts", "s1"}, 0, `"drafts":[]`},
+		{[]string{"cost-of-sales", "s1"}, 0, `"costed":0`},
+		{[]string{"cancel", "inv1"}, 0, `"status":"cancelled"`},
+		{[]string{"show", "inv1"}, 0, `"status":"cancelled"`},
+		{[]string{"stock", "s1"}, 0, `"stock":[]`},
+		{[]string{"document-from-draft", "x1", "s1", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}, 1, `"field":"draft.event"`},
+		{[]string{"stock"}, 2, `bad command`},
+	}
+	for _, s := range steps {
+		code, stdout, stderr := runCmd(t, e, append([]string{"ctl", "--central", api}, s.args...)...)
+		if code != s.code || !strings.Contains(stdout+stderr, s.want) {
+			t.Fatalf("ctl %v = %d, want %d with %s\nstdout: %s\nstderr: %s", s.args, code, s.code, s.want, stdout, stderr)
+		}
+	}
+}
