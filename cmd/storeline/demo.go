@@ -8,28 +8,55 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
-	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/chain"
 	"github.com/storeline/storeline/internal/sample"
-	"github.com/storeline/storeline/node"
 )
 
-// cmdDemo runs one store node with a sample chain in a temporary data
-// directory, prints how to reach it, and runs until Ctrl-C or -duration.
+const demoUsage = `usage: storeline demo [flags]
+
+Runs a whole chain on this machine: a 3-node central cluster (head office)
+and 2 shops on loopback ports, with data in a temporary directory. It loads
+a sample chain through central's head-office API, runs simulated tills at
+both shops, shows a live status (receipts per second per shop, replication
+backlog, central leader) and plays three scripted moments: the central
+leader is stopped and the cluster keeps going, a shop is cut off from
+central and catches up, a price change at head office reaches both shops.
+It stops after -duration or on Ctrl-C, then prints a closing check (stock,
+receipts and loyalty agree at the tills, the shops and central); the exit
+code is 1 if the check fails.
+
+flags:
+`
+
+// cmdDemo runs the chain demo (internal/chain).
 func cmdDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storeline demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	store := fs.String("store", "shop-1", "store ID")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, demoUsage)
+		fs.PrintDefaults()
+	}
+	def := chain.DefaultConfig("")
+	duration := fs.Duration("duration", def.Duration, "how long the tills sell (0: until Ctrl-C)")
+	items := fs.Int("items", def.Size.Items, "items in the sample chain")
+	customers := fs.Int("customers", def.Size.Customers, "customers, each with a loyalty card")
+	tills := fs.Int("tills", def.TillsPerShop, "simulated tills per shop")
+	rate := fs.Float64("rate", 0, "receipts per second over all tills (0: as fast as they go)")
 	data := fs.String("data", "", "data directory (default: a temporary one, removed at exit)")
-	tillAddr := fs.String("till-addr", "127.0.0.1:8080", "tills' API address (port 0 picks one)")
-	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "admin address (port 0 picks one)")
-	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
-	verbose := fs.Bool("v", false, "log every request's outcome at info level")
+	noMoments := fs.Bool("no-moments", false, "skip the scripted moments")
+	verbose := fs.Bool("v", false, "log the nodes' warnings and errors to stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "storeline demo: unexpected arguments %q\n", fs.Args())
 		return exitUsage
 	}
 	if *data == "" {
@@ -40,98 +67,141 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		defer os.RemoveAll(dir)
 		*data = dir
+	} else if ents, err := os.ReadDir(*data); err == nil && len(ents) > 0 {
+		// A chain's nodes bind new ports each run, and central's Raft
+		// configuration remembers the old ones: a second run cannot reuse
+		// the first one's data.
+		fmt.Fprintf(stderr, "storeline demo: -data %s is not empty; give a new or empty directory\n", *data)
+		return exitUsage
+	} else if err := os.MkdirAll(*data, 0o755); err != nil {
+		fmt.Fprintf(stderr, "storeline demo: %v\n", err)
+		return exitError
 	}
-	level := slog.LevelWarn
+
+	out := newStatusWriter(stdout)
+	cfg := chain.DefaultConfig(*data)
+	cfg.Duration, cfg.TillsPerShop, cfg.Rate = *duration, *tills, *rate
+	cfg.Size = sample.Size{Stores: def.Size.Stores, Items: *items, Customers: *customers}
+	cfg.Moments = !*noMoments
+	cfg.Narrate = out.line
+	cfg.OnStatus = func(s chain.Status) { out.status(s.String()) }
 	if *verbose {
-		level = slog.LevelInfo
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	termToken := node.NewToken()
-	cfg := node.DefaultConfig()
-	cfg.StoreID = storeline.StoreID(*store)
-	cfg.DataDir = *data
-	cfg.TillAddr = *tillAddr
-	cfg.AdminAddr = *adminAddr
-	cfg.AdminToken = node.NewToken()
-	cfg.Terminals = []node.TerminalToken{{ID: "till-1", Name: "Till 1", Token: termToken}}
-	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.Version = versionString()
-	n, err := node.New(cfg, log, nil)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "storeline demo: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "Storeline demo: a %d-node central cluster and %d shops in %s\n\n", cfg.Centrals, cfg.Size.Stores, *data)
+	c, err := chain.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "storeline demo: %v\n", err)
+		if c != nil {
+			c.Close()
+		}
 		return exitError
 	}
-	if err := n.Start(); err != nil {
-		fmt.Fprintf(stderr, "storeline demo: %v\n", err)
+	printChain(stdout, c)
+	rep, runErr := c.Run(ctx)
+	out.done()
+	fmt.Fprintln(stdout)
+	rep.Write(stdout)
+	closeErr := c.Close()
+	switch {
+	case runErr != nil:
+		fmt.Fprintf(stderr, "storeline demo: %v\n", runErr)
 		return exitError
-	}
-	chain := sample.New(cfg.StoreID)
-	recs, err := sampleRecords(chain)
-	if err == nil {
-		_, err = n.Ledger().PutMaster(ctx, recs)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "storeline demo: load the sample chain: %v\n", err)
-		n.Stop()
+	case closeErr != nil:
+		fmt.Fprintf(stderr, "storeline demo: stopping: %v\n", closeErr)
 		return exitError
-	}
-	printDemo(stdout, n, cfg, chain, termToken)
-
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
-	if err := n.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "storeline demo: %v\n", err)
+	case !rep.OK():
+		fmt.Fprintln(stderr, "storeline demo: the closing check failed")
 		return exitError
 	}
 	return exitOK
 }
 
-// sampleRecords returns the sample chain's records with the sellers' PINs
-// hashed.
-func sampleRecords(c *sample.Chain) ([]storeline.Record, error) {
-	var err error
-	recs := c.Records(func(s sample.SellerPIN) *storeline.Seller {
-		rec, e := node.SellerRecord(node.SellerRequest{ID: s.ID, Name: s.Name, Role: s.Role, PIN: s.PIN})
-		if e != nil {
-			err = e
-			return &storeline.Seller{ID: s.ID}
-		}
-		return rec
-	})
-	return recs, err
-}
-
-func printDemo(w io.Writer, n *node.Node, cfg node.Config, c *sample.Chain, termToken string) {
-	fmt.Fprintf(w, "Storeline demo: store %s, %d items in %d groups, price list %q\n\n", cfg.StoreID, len(c.Items), len(c.Groups), c.List.ID)
-	fmt.Fprintf(w, "tills' API     %s/v1   (spec: posbridge/openapi.yaml)\n", n.TillURL())
-	fmt.Fprintf(w, "terminal       till-1, token %s\n", termToken)
-	for _, s := range c.Sellers {
+// printChain shows where everything listens and how to try it by hand.
+func printChain(w io.Writer, c *chain.Chain) {
+	d := c.Data()
+	fmt.Fprintf(w, "\nsample chain   %d items in %d groups (nested), %d prices in 2 lists, %d customers with cards, %d promotions, loyalty programme %q\n",
+		len(d.Items), len(d.Groups), len(d.Prices), len(d.Customers), len(d.Promotions), d.Programme.ID)
+	api := c.CentralAPIs()
+	if len(api) > 0 {
+		fmt.Fprintf(w, "head office    %s/v1   (API key %s; spec: central/openapi.yaml)\n", api[0], c.AdminKey)
+	}
+	for _, t := range c.Targets() {
+		fmt.Fprintf(w, "metrics        http://%s/metrics   (%s)\n", t.Addr, t.Name)
+	}
+	for _, s := range c.Shops() {
+		fmt.Fprintf(w, "shop %-9s tills' API %s/v1, terminal chain-check token %s, admin %s (token %s)\n",
+			s.ID, s.Node.TillURL(), s.CheckToken, s.Node.AdminURL(), s.AdminToken)
+	}
+	for _, s := range d.Sellers {
 		fmt.Fprintf(w, "seller         %s (%s), PIN %s\n", s.ID, s.Role, s.PIN)
 	}
-	fmt.Fprintf(w, "admin          %s   (token %s)\n", n.AdminURL(), cfg.AdminToken)
-	fmt.Fprintf(w, "data           %s\n\n", cfg.DataDir)
-	fmt.Fprintf(w, "Try:\n%s\n", demoCurl(n.TillURL(), n.AdminURL(), termToken, cfg.AdminToken))
-	fmt.Fprintln(w, "Press Ctrl-C to stop.")
+	if len(api) > 0 && len(c.Shops()) > 0 {
+		s := c.Shops()[0]
+		fmt.Fprintf(w, "\nTry, while it runs:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/cluster\n", c.ViewerKey, api[0])
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/items/%s\n", s.CheckToken, s.Node.TillURL(), d.Items[0].SKU)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/barcodes/%s\n", s.CheckToken, s.Node.TillURL(), d.Items[0].Barcodes[0].Code)
+	}
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop early.")
+	fmt.Fprintln(w)
 }
 
-// demoCurl shows a till's first calls: look an item up by its barcode, post
-// a receipt (posting it again with the same id is a harmless retry), and
-// the admin side.
-func demoCurl(till, admin, termToken, adminToken string) string {
-	milk := sample.EAN13("400000000001")
-	return fmt.Sprintf(`  T=%[2]s
-  curl -s %[1]s/v1/health
-  curl -s -H "Authorization: Bearer $T" %[1]s/v1/barcodes/%[3]s
-  curl -s -H "Authorization: Bearer $T" -H 'Content-Type: application/json' %[1]s/v1/receipts -d '{
-    "id": "'$(uuidgen 2>/dev/null || cat /proc/sys/kernel/random/uuid)'", "terminal": "till-1", "shift": "shift-1", "seller": "cashier-1",
-    "occurred_at": "'$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)'",
-    "lines": [{"barcode": "%[3]s", "qty": "2", "price": "1.19"}],
-    "payments": [{"method": "cash", "amount": "5.00"}]}'
-  curl -s -H "Authorization: Bearer %[5]s" %[4]s/admin/v1/conservation
-  curl -s %[4]s/metrics | grep -E '^storeline_(receipts|ledger_events|node)'
-`, till, termToken, milk, admin, adminToken)
+// statusWriter keeps one live status line at the bottom of a terminal
+// (redrawn in place) with narration lines printed above it; on anything
+// but a terminal it prints the status every tenth time, as plain lines.
+type statusWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	tty  bool
+	last string
+	n    int
+}
+
+func newStatusWriter(w io.Writer) *statusWriter {
+	s := &statusWriter{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			s.tty = true
+		}
+	}
+	return s
+}
+
+func (s *statusWriter) line(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stamp := time.Now().Format("15:04:05")
+	if s.tty {
+		fmt.Fprintf(s.w, "\r\033[K%s  %s\n%s", stamp, msg, s.last)
+		return
+	}
+	fmt.Fprintf(s.w, "%s  %s\n", stamp, msg)
+}
+
+func (s *statusWriter) status(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	if s.tty {
+		s.last = line
+		fmt.Fprintf(s.w, "\r\033[K%s", line)
+		return
+	}
+	if s.n%10 == 1 {
+		fmt.Fprintln(s.w, strings.TrimSpace(line))
+	}
+}
+
+// done ends the live line.
+func (s *statusWriter) done() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tty && s.last != "" {
+		fmt.Fprintln(s.w)
+		s.last = ""
+	}
 }

@@ -6,7 +6,7 @@
 //	storeline central  run a node of the central cluster
 //	storeline restore  restore a backup into a stopped node's empty data directory
 //	storeline certs    create the chain CA and issue shop and central certificates
-//	storeline demo     run a node with a sample chain, for trying the tills' API
+//	storeline demo     run a whole chain (central cluster, shops, tills) and check it
 //	storeline version  print the version
 //
 // main is thin: everything happens in run, which end-to-end tests call with
@@ -48,7 +48,7 @@ func commands() []command {
 		{"central", "run a node of the central cluster (head office)", cmdCentral},
 		{"restore", "restore a backup file into a stopped node's empty data directory", cmdRestore},
 		{"certs", "create the chain CA and issue shop and central certificates (local files)", cmdCerts},
-		{"demo", "run a node with a sample chain until Ctrl-C", cmdDemo},
+		{"demo", "run a whole chain on this machine (3 central nodes, 2 shops, tills) and check it", cmdDemo},
 		{"till", "simulate tills against store nodes and report throughput and latency", cmdTill},
 		{"version", "print the version", cmdVersion},
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/internal/sample"
 	"github.com/storeline/storeline/node"
 )
@@ -244,18 +243,5 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if code := p2.stop(t); code != 0 {
 		t.Errorf("restored node exit = %d", code)
-	}
-}
-
-// TestDemo runs the demo for a moment and checks what it prints.
-func TestDemo(t *testing.T) {
-	code, out, errOut := runCmd(t, env(nil), "demo", "-till-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-duration", "1ms")
-	if code != 0 {
-		t.Fatalf("demo = %d: %s", code, errOut)
-	}
-	for _, want := range []string{"200 items", "terminal", "curl", string(storeline.Cashier)} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
 	}
 }

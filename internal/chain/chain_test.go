@@ -1,0 +1,298 @@
+package chain_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/storeline/storeline/internal/chain"
+)
+
+// TestChain is the one chain run of the test suite: a small chain (3
+// central nodes, 2 shops, 300 items) selling for a few seconds with the
+// scripted moments. While it runs, the tests that need a running chain use
+// it: /metrics of a shop and of a central node pass promtool check
+// metrics, and a real Prometheus server scraping every node finds them
+// all up with the key series present. When it ends, every moment has
+// succeeded (or the run ended before its outcome) and the closing check
+// passes: receipts, returns and stock agree between the tills, the shops
+// and every central node.
+func TestChain(t *testing.T) {
+	var log syncBuffer
+	cfg := chain.SmallConfig(t.TempDir())
+	cfg.Duration = 12 * time.Second
+	cfg.Narrate = func(s string) { fmt.Fprintf(&log, "%s  %s\n", time.Now().Format("15:04:05.000"), s) }
+	cfg.OnStatus = func(s chain.Status) { fmt.Fprintln(&log, s) }
+	c, err := chain.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start: %v\n%s", err, &log)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	type result struct {
+		rep chain.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := c.Run(context.Background())
+		done <- result{rep, err}
+	}()
+	targets := c.Targets()
+	jobs := map[string]int{}
+	for _, tg := range targets {
+		jobs[tg.Job]++
+	}
+	if jobs["storeline-central"] != 3 || jobs["storeline-node"] != 2 {
+		t.Fatalf("Targets() = %v, want 3 central nodes and 2 shops", targets)
+	}
+
+	t.Run("MetricsLint", func(t *testing.T) {
+		bin := externalTool(t, "promtool")
+		for _, job := range []string{"storeline-node", "storeline-central"} {
+			tg := firstOf(targets, job)
+			text := scrape(t, tg.Addr)
+			cmd := exec.Command(bin, "check", "metrics")
+			cmd.Stdin = strings.NewReader(text)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("promtool check metrics on %s (%s): %v\n%s", tg.Name, job, err, out)
+			}
+		}
+	})
+
+	t.Run("Prometheus", func(t *testing.T) {
+		bin := externalTool(t, "prometheus")
+		base := startPrometheus(t, bin, targets)
+		var health []string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var body struct {
+				Data struct {
+					ActiveTargets []struct {
+						ScrapeURL string `json:"scrapeUrl"`
+						Health    string `json:"health"`
+						LastError string `json:"lastError"`
+					} `json:"activeTargets"`
+				} `json:"data"`
+			}
+			up := 0
+			health = health[:0]
+			if promGet(base+"/api/v1/targets", &body) {
+				for _, at := range body.Data.ActiveTargets {
+					if at.Health == "up" {
+						up++
+					}
+					health = append(health, fmt.Sprintf("%s %s %s", at.ScrapeURL, at.Health, at.LastError))
+				}
+			}
+			if up == len(targets) && len(health) == len(targets) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Prometheus did not find every target up within 30s: %q", health)
+			}
+			time.Sleep(100 * time.Millisecond) // polling Prometheus with a deadline
+		}
+		for _, q := range []string{
+			`count(up{job="storeline-central"} == 1) == 3`,
+			`count(up{job="storeline-node"} == 1) == 2`,
+			`count(storeline_node_info) == 2`,
+			`sum(storeline_receipts_committed_total) > 0`,
+			`storeline_ledger_commit_duration_seconds_bucket`,
+			`storeline_http_request_duration_seconds_bucket{route="POST /v1/receipts"}`,
+			`count(storeline_central_raft_state{state="Leader"} == 1) == 1`,
+			`storeline_central_raft_applied_index > 0`,
+			`storeline_central_gossip_members`,
+			`storeline_replication_events_waiting`,
+			`count(max by (store) (storeline_central_replication_events_ingested_total) > 0) == 2`,
+		} {
+			waitFor(t, "series "+q, 30*time.Second, func() bool {
+				var body struct {
+					Data struct {
+						Result []json.RawMessage `json:"result"`
+					} `json:"data"`
+				}
+				return promGet(base+"/api/v1/query?query="+url.QueryEscape(q), &body) && len(body.Data.Result) > 0
+			})
+		}
+	})
+
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Run: %v\n%s", r.err, &log)
+	}
+	var out strings.Builder
+	r.rep.Write(&out)
+	if !r.rep.OK() {
+		t.Errorf("the run failed:\n%s", &out)
+	}
+	for _, m := range r.rep.Moments {
+		if m.Name == "a central node dies" && !m.OK {
+			t.Errorf("moment %q: %s", m.Name, m.Detail)
+		}
+	}
+	if len(r.rep.Moments) != 3 {
+		t.Errorf("%d moments, want 3: %+v", len(r.rep.Moments), r.rep.Moments)
+	}
+	if !strings.Contains(r.rep.Check.Central, "3 nodes each hold") {
+		t.Errorf("central was not compared: %s", r.rep.Check.Central)
+	}
+	if r.rep.Tills.Receipts == 0 || r.rep.Tills.Unknown != 0 || r.rep.Tills.Failed != 0 {
+		t.Errorf("tills: %d receipts, %d unknown, %d failed", r.rep.Tills.Receipts, r.rep.Tills.Unknown, r.rep.Tills.Failed)
+	}
+	if t.Failed() {
+		t.Logf("narration:\n%s\nreport:\n%s", &log, &out)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func firstOf(ts []chain.Target, job string) chain.Target {
+	for _, t := range ts {
+		if t.Job == job {
+			return t
+		}
+	}
+	return chain.Target{}
+}
+
+// externalTool returns a Prometheus tool's path, or skips the test when it
+// is missing, except under CI=true, where it must be there (.ci/run
+// installs Debian's prometheus package, which ships both).
+func externalTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed, and CI=true requires it (apt-get install prometheus): %v", name, err)
+		}
+		t.Skipf("%s not installed (apt-get install --no-install-recommends prometheus); skipping: %v", name, err)
+	}
+	return p
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s/metrics = %d %v", addr, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// startPrometheus runs a Prometheus server on a loopback port, scraping the
+// targets every 500 ms, and stops it (by its own process) at cleanup.
+func startPrometheus(t *testing.T, bin string, targets []chain.Target) string {
+	t.Helper()
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("global:\n  scrape_interval: 500ms\n  scrape_timeout: 500ms\n  evaluation_interval: 500ms\nscrape_configs:\n")
+	for _, job := range []string{"storeline-central", "storeline-node"} {
+		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets:\n", job)
+		for _, tg := range targets {
+			if tg.Job == job {
+				fmt.Fprintf(&b, "          - %q\n", tg.Addr)
+			}
+		}
+	}
+	cfgFile := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgFile, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Prometheus cannot report a port it picked, so pick one and free it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", logs)
+		}
+	})
+	base := "http://" + addr
+	waitFor(t, "Prometheus ready", 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return base
+}
+
+// promGet fetches a Prometheus API answer; false on any failure.
+func promGet(u string, out any) bool {
+	resp, err := http.Get(u)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&env) != nil || env.Status != "success" {
+		return false
+	}
+	b, _ := json.Marshal(map[string]json.RawMessage{"data": env.Data})
+	return json.Unmarshal(b, out) == nil
+}

@@ -1,0 +1,28 @@
+// Package chain runs a whole Storeline chain in one process, for the demo
+// (`storeline demo`) and for the tests that need a running chain: a
+// central cluster of N nodes and M store nodes on loopback ports in one
+// directory, with timers scaled for a single machine; a generated sample
+// chain (internal/sample) loaded through the public APIs (central's
+// head-office API for master data, which the shops then pull); the till
+// simulator (internal/tillsim) selling at every shop; scripted moments (the
+// central leader stopped and restarted, a shop cut off from central and
+// healed, a price changed at head office reaching the tills); a live
+// status; and a closing check that receipts, returns and stock agree
+// between what the tills were told, the shops' ledgers and every central
+// node (loyalty points are reported, not compared: no ledger posts them
+// yet).
+//
+// Each shop reaches each central node through its own fault proxy
+// (internal/faultproxy), so one shop can be cut off without touching the
+// others. link.go holds everything that depends on central serving the
+// replication protocol; with its linked constant false, the shops are
+// provisioned through their own admin API instead and the output says
+// they are not linked.
+//
+// Lock order: Chain.mu guards the central slots' nodes and the shops' cut
+// flags only; nothing is called with it held but a central node's cheap
+// accessors.
+//
+// It is a test harness (internal/): production code never imports it. It
+// may import everything in the module.
+package chain
