@@ -100,7 +100,7 @@ func Ingest(st IngestStore, b Batch, now int64, retention time.Duration,
 	batchSeen := map[storeline.EventID]bool{}
 	horizon := now - retention.Milliseconds()
 	for _, ev := range b.Events {
-		if ev.Seq <= mark {
+		if ev.Seq <= mark && !canaryApplyTwice {
 			res.Below++
 			continue
 		}
@@ -108,7 +108,7 @@ func Ingest(st IngestStore, b Batch, now int64, retention time.Duration,
 		if err != nil {
 			return IngestResult{}, fmt.Errorf("replication: ingest: seen %s: %w", ev.ID, err)
 		}
-		if ok && at >= horizon || batchSeen[ev.ID] {
+		if (ok && at >= horizon || batchSeen[ev.ID]) && !(canaryApplyTwice && ev.Seq <= mark) {
 			res.Duplicates++
 			continue
 		}
@@ -124,7 +124,7 @@ func Ingest(st IngestStore, b Batch, now int64, retention time.Duration,
 			panic(fmt.Sprintf("replication: ingest: apply returned %d results for %d events", len(errs), len(todo)))
 		}
 		for i, ev := range todo {
-			if e := errs[i]; e != nil {
+			if e := errs[i]; e != nil && !canaryDropRejection {
 				k := storeline.KindOf(e)
 				if !businessKind(k) {
 					return IngestResult{}, fmt.Errorf("replication: ingest %s: %w", ev.ID, e)
