@@ -9,7 +9,7 @@ BENCHTIME ?= 200ms
 KILLS     ?= 20
 TESTFLAGS ?=
 
-.PHONY: all build test fmt-check vet tidy-check test-go demo load bench bench-peers fuzz crash clean
+.PHONY: all build test fmt-check vet tidy-check test-go demo load bench bench-peers fuzz crash canaries clean
 
 all: build
 
@@ -36,8 +36,13 @@ vet:
 tidy-check:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
+# The whole chain on this machine (README, "The demo"): 3 central nodes, 2
+# shops, simulated tills, scripted moments and a closing check; a minute by
+# default. DEMO_FLAGS='-duration 0' runs until Ctrl-C; -items, -customers,
+# -tills, -rate and -data change the rest.
+DEMO_FLAGS ?=
 demo:
-	$(GO) run ./cmd/storeline demo
+	$(GO) run ./cmd/storeline demo $(DEMO_FLAGS)
 
 # The till simulator against a running node (make demo in another
 # terminal): SHOP is its tills' URL and admin URL, ADMIN_TOKEN its admin
@@ -62,6 +67,22 @@ central-long:
 .PHONY: bench-central
 bench-central:
 	$(GO) test -run '^$$' -bench 'ClusterCommit|RawRaft|Import100k|FollowerWrite' -benchtime 3s ./central
+
+# Replication at full size: the shop sells 10,000 receipts while cut off
+# (make test sells 1,000), against the reference backend and against a
+# 3-node central with two shops.
+.PHONY: repl-long
+repl-long:
+	$(GO) test -race -count=1 -timeout 30m -run 'TestOfflineSellingConverges|TestShopsConvergeWithCentral' ./replication ./central -args -repl.long
+
+# Replication figures for BENCHMARKS.md: the upload of 20,000 backlogged
+# receipts to a 3-node loopback central (with request bytes per receipt),
+# the provisioning of a new shop with 100,000 items, barcodes and prices,
+# and price-change latency to a till under 200 receipts/s.
+.PHONY: bench-repl
+bench-repl:
+	$(GO) test -run '^$$' -bench 'ReplicationUpload|ReplicationProvision' -benchtime 1x -count 3 -timeout 30m ./central -args -repl.provision=100000
+	$(GO) test -run '^$$' -bench 'ReplicationPriceLatency' -benchtime 500x -count 2 ./central
 
 # Storeline side by side with PostgreSQL, SQLite, etcd and a raw Raft
 # cluster (issue 9). bench/ is a module of its own, so the product's go.mod
@@ -93,6 +114,24 @@ fuzz:
 # a restart and the checks (make test runs 3).
 crash:
 	$(GO) test -count=1 -tags invariants -timeout 30m -run 'TestCrash' -v ./internal/crashtest/ -crash.kills=$(KILLS)
+
+# Planted bugs (build tags canary_<name>, files canary_*.go): each entry is
+# name:packages:tests ("," between packages, "+" between tests). Every
+# canary must make at least one of its tests fail; one the suite misses
+# fails the target. A build failure does not count as caught.
+CANARIES ?= \
+	ack_before_sync:./ledger:TestPowerLoss$$ \
+	skip_dedup:./ledger,./node:TestAppendIdempotentAndConflict+TestTillAPIWiring \
+	apply_twice:./replication,./central:TestIngestProperties+TestBadBatchesChangeNothing+TestShopsConvergeWithCentral \
+	drop_rejection:./replication,./central:TestOfflineSellingConverges+TestShopsConvergeWithCentral
+canaries:
+	@caught=0; missed=0; for c in $(CANARIES); do \
+		tag=$${c%%:*}; rest=$${c#*:}; pkgs=$$(echo $${rest%%:*} | tr , ' '); run=$$(echo $${rest#*:} | tr + '|'); \
+		out=$$($(GO) test -count=1 -timeout 5m -tags "invariants canary_$$tag" -run "$$run" $$pkgs 2>&1); \
+		fails=$$(echo "$$out" | grep -E '^ *--- FAIL' | sed -e 's/ (.*//' -e 's/^ *--- FAIL: //' | sort -u | tr '\n' ' '); \
+		if [ -n "$$fails" ]; then echo "canary $$tag: caught by $$fails"; caught=$$((caught+1)); \
+		else echo "canary $$tag: NOT CAUGHT"; echo "$$out" | tail -20; missed=$$((missed+1)); fi; \
+	done; echo "canaries: $$caught caught, $$missed missed"; [ $$missed -eq 0 ]
 
 clean:
 	rm -rf bin
