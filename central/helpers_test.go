@@ -37,9 +37,12 @@ func testConfig(t testing.TB, id, dir string) central.Config {
 		{Name: "admin", Hash: storeline.TokenHash(adminKey), Role: central.RoleAdmin},
 		{Name: "viewer", Hash: storeline.TokenHash(viewerKey), Role: central.RoleViewer},
 	}
-	c.HeartbeatTimeout = 100 * time.Millisecond
-	c.ElectionTimeout = 100 * time.Millisecond
-	c.LeaderLeaseTimeout = 50 * time.Millisecond
+	// Short enough that elections in tests take well under a second, long
+	// enough that -race on a loaded 2-core machine does not start spurious
+	// ones (100 ms did).
+	c.HeartbeatTimeout = 200 * time.Millisecond
+	c.ElectionTimeout = 200 * time.Millisecond
+	c.LeaderLeaseTimeout = 100 * time.Millisecond
 	c.CommitTimeout = 2 * time.Millisecond
 	c.ApplyTimeout = 3 * time.Second
 	c.ForwardTimeout = 3 * time.Second
