@@ -73,12 +73,12 @@ func checkReport(t *testing.T, rep string, names ...string) {
 }
 
 // TestInProcess runs every contender that needs no server: the probe, the
-// Storeline ledger and node, SQLite and the raw Raft harness, end to end
-// with their checks.
+// Storeline ledger and node, SQLite, the raw Raft harness and the 3-node
+// Storeline central, end to end with their checks.
 func TestInProcess(t *testing.T) {
-	rep := runBench(t, "-contenders", "probe,ledger,node,sqlite,raft")
-	checkReport(t, rep, nameProbe, nameLedger, nameNode, nameSQLite, nameRaft)
-	for _, want := range []string{"| storeline ledger c=4 |", "| raw raft 3-node c=2 |", "journal_mode=wal, synchronous=FULL", "storeline ledger / sqlite, c=64"} {
+	rep := runBench(t, "-contenders", "probe,ledger,node,sqlite,raft,central")
+	checkReport(t, rep, nameProbe, nameLedger, nameNode, nameSQLite, nameRaft, nameCentral)
+	for _, want := range []string{"| storeline ledger c=4 |", "| raw raft 3-node c=2 |", "| storeline central c=2 |", "journal_mode=wal, synchronous=FULL", "storeline ledger / sqlite, c=64"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
 		}
@@ -98,11 +98,12 @@ func TestPeers(t *testing.T) {
 }
 
 // TestChecksCatchLoss: a contender's check refuses a count of acknowledged
-// receipts that is not what it stored.
+// units that is not what it stored.
 func TestChecksCatchLoss(t *testing.T) {
 	ctx := context.Background()
 	w := newWorkload()
-	for _, c := range []Contender{newLedgerContender(t.TempDir(), w), newSQLiteContender(t.TempDir(), w)} {
+	for _, c := range []Contender{newLedgerContender(t.TempDir(), w), newSQLiteContender(t.TempDir(), w),
+		newRaftContender(t.TempDir(), w, 1), newCentralContender(t.TempDir(), w, 1)} {
 		t.Run(c.Name(), func(t *testing.T) {
 			if err := c.Open(ctx, 1); err != nil {
 				t.Fatal(err)

@@ -23,31 +23,18 @@
 // Close; optionally Syncer, Checker, Describer) and one case in bench's
 // switch in main.go.
 //
-// # The Storeline central contender (to be added)
+// # Central ingest
 //
-// Its name is nameCentral, its Unit "event", its concurrencies
-// -central-clients; the floors in report.go already name it (≥ 0.7× the
-// raw Raft harness, aim 2× etcd, at 8 shops). It needs from package
-// central:
-//
-//  1. An in-process 3-node cluster on loopback with data in a given
-//     directory, waited on until it has 3 voters and a leader: what
-//     central's own startCluster test helper does, exported (for example
-//     central.StartLocal(dir, 3)), or Open three central.Config values
-//     from central.DefaultConfig with Bootstrap on one and the others
-//     joining through gossip.
-//  2. One call that commits one shop's batch through the path a shop's
-//     push takes and returns once the batch is committed and applied:
-//     Client.Do sends shopEvents' next batch of that client's shop (dense
-//     seqs within epoch 1), either in process (a Node method taking a
-//     replication.PushRequest) or, better, over the replication listener
-//     with msgpack bodies, one HTTP connection per client as the node
-//     contender does.
-//  3. For Check, each shop's applied mark (the highest seq central holds
-//     for the shop's epoch), to compare with the events acknowledged.
-//
-// When it lands, encode the etcd and raw Raft batches with
-// replication.EventToWire and replication.Encode too (newEncodedPool), so
-// all three ingest exactly the wire bytes, and read raftConfig's values
-// from central.DefaultConfig.
+// Each central client is a shop pushing batches (-batch events, 100 by
+// default) of its own receipt events, numbered densely within epoch 1 as a
+// store node's journal numbers them, in replication's wire form
+// (replication.WireEvent): the three central contenders take the same
+// bytes per event (events.go). Storeline central (central.go) is three
+// central.Open nodes with central.DefaultConfig, each shop pushing to the
+// replication listener with its own token; etcd takes a batch as one Txn
+// of puts; the raw Raft harness (raft.go) as one log entry applied by a
+// no-op FSM, with central's Raft settings and log store, so the ratio
+// between the two is what central adds (HTTP, decoding and checking the
+// batch, forwarding from a follower, the FSM's ingest and its Badger
+// transaction).
 package main

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,10 +40,11 @@ type config struct {
 	dir            string
 	keep           bool
 	out            string
+	cpuProfile     string
 }
 
 // allContenders is every contender key, in table order.
-var allContenders = []string{"probe", "ledger", "node", "postgres", "sqlite", "etcd", "raft"}
+var allContenders = []string{"probe", "ledger", "node", "postgres", "sqlite", "etcd", "raft", "central"}
 
 func parseInts(s string) ([]int, error) {
 	var out []int
@@ -65,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.slice, "slice", 300*time.Millisecond, "length of one mode's slice")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "bound on one commit")
 	clients := fs.String("clients", "1,8,64", "concurrent tills of the store contenders")
-	central := fs.String("central-clients", "1,8", "concurrent shops of the central ingest contenders")
+	central := fs.String("central-clients", "1,8,64", "concurrent shops of the central ingest contenders")
 	fs.IntVar(&c.batch, "batch", 100, "shop events per central batch (etcd allows at most 128)")
 	which := fs.String("contenders", strings.Join(allContenders, ","), "contenders to run")
 	fs.StringVar(&c.pgDSN, "pg", "", "PostgreSQL DSN of a running server (default: start a throwaway one when -start-peers)")
@@ -74,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.dir, "dir", "", "scratch directory (default: a new one under $TMPDIR, removed at exit)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory (logs, data)")
 	fs.StringVar(&c.out, "out", "", "also write the report to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the rounds (this process: not etcd or PostgreSQL) to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -204,7 +207,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 			entries = append(entries, entry{newEtcdContender(cfg.etcd, w, cfg.batch), cfg.centralClients})
 		case "raft":
 			entries = append(entries, entry{newRaftContender(mkdir(dir, "raft"), w, cfg.batch), cfg.centralClients})
-			// The Storeline central contender joins here (doc.go).
+		case "central":
+			entries = append(entries, entry{newCentralContender(mkdir(dir, "central"), w, cfg.batch), cfg.centralClients})
 		}
 	}
 	for _, e := range entries {
@@ -239,8 +243,22 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 		}
 	}
 	h.progress = func(r, of int) { fmt.Fprintf(stderr, "round %d/%d\n", r, of) }
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: -cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: -cpuprofile: %w", err)
+		}
+	}
 	start := time.Now()
-	if err := h.run(ctx); err != nil {
+	err = h.run(ctx)
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		return err
 	}
 	took := time.Since(start)

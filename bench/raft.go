@@ -12,30 +12,29 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/ledger"
 )
 
-// raftConfig is the Raft configuration of Storeline's central, copied from
-// central.DefaultConfig (central/config.go, central/node.go) so that the
-// raw harness differs from central only by what central adds: BatchApplyCh
-// on, so concurrent Applies queue in a buffered channel and the leader
-// drains up to MaxAppendEntries of them into one StoreLogs (one fsync) and
-// one AppendEntries RPC; central's timers, snapshot and trailing-log
-// settings. When the central contender is added, read them from
-// central.DefaultConfig instead.
+// raftConfig is the Raft configuration of Storeline's central, read from
+// central.DefaultConfig (the fields central/node.go copies into
+// hashicorp/raft's Config), so that the raw harness differs from central
+// only by what central adds. BatchApplyCh is on in both: concurrent Applies
+// queue in a buffered channel and the leader drains up to MaxAppendEntries
+// of them into one StoreLogs (one fsync) and one AppendEntries RPC.
 func raftConfig(id string) *raft.Config {
+	cc := central.DefaultConfig("")
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(id)
-	c.HeartbeatTimeout = time.Second
-	c.ElectionTimeout = time.Second
-	c.LeaderLeaseTimeout = 500 * time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
-	c.MaxAppendEntries = 1024
+	c.HeartbeatTimeout = cc.HeartbeatTimeout
+	c.ElectionTimeout = cc.ElectionTimeout
+	c.LeaderLeaseTimeout = cc.LeaderLeaseTimeout
+	c.CommitTimeout = cc.CommitTimeout
+	c.MaxAppendEntries = cc.MaxAppendEntries
 	c.BatchApplyCh = true
-	c.SnapshotInterval = 2 * time.Minute
-	c.SnapshotThreshold = 16384
-	c.TrailingLogs = 10240
+	c.SnapshotInterval = cc.SnapshotInterval
+	c.SnapshotThreshold = cc.SnapshotThreshold
+	c.TrailingLogs = cc.TrailingLogs
 	c.NoLegacyTelemetry = true
 	c.NoSnapshotRestoreOnStart = true
 	c.LogOutput = io.Discard
@@ -43,9 +42,9 @@ func raftConfig(id string) *raft.Config {
 }
 
 // raftContender is the raw hashicorp/raft harness: three voters in this
-// process on loopback TCP, each with its own log store, a no-op FSM that
-// only counts, and each shop batch committed as one log entry (the batch's
-// event bytes as a msgpack array). It is what central costs before its
+// process on loopback TCP, each with its own log store, an FSM that only
+// keeps marks and counts, and each shop batch committed as one log entry
+// (rawEntry: the batch's event wire bytes as a msgpack array). It is what central costs before its
 // FSM, decoding and API: the Storeline central contender is measured
 // against it.
 //
@@ -58,6 +57,7 @@ type raftContender struct {
 	batch   int
 	nodes   []*raftNode
 	clients []*raftClient
+	retries atomic.Int64 // applies refused by a former leader and applied again
 }
 
 type raftNode struct {
@@ -86,7 +86,7 @@ func (c *raftContender) Open(ctx context.Context, clients int) error {
 			store.Close()
 			return fmt.Errorf("bench: raft transport: %w", err)
 		}
-		n := &raftNode{trans: trans, store: store, fsm: &countFSM{}}
+		n := &raftNode{trans: trans, store: store, fsm: &countFSM{marks: map[string]uint64{}}}
 		c.nodes = append(c.nodes, n)
 		servers = append(servers, raft.Server{ID: raft.ServerID(fmt.Sprintf("n%d", i)), Address: trans.LocalAddr()})
 	}
@@ -110,7 +110,7 @@ func (c *raftContender) Open(ctx context.Context, clients int) error {
 		return err
 	}
 	for i := range clients {
-		pool, err := newEncodedPool(c.w, storeline.StoreID(fmt.Sprintf("shop-%03d", i+1)), uint64(i))
+		pool, err := newEventPool(c.w, shopID(i), uint64(i))
 		if err != nil {
 			return err
 		}
@@ -143,8 +143,8 @@ func (c *raftContender) Client(i int) Client { return c.clients[i] }
 
 func (c *raftContender) Describe(context.Context) (string, error) {
 	cfg := raftConfig("x")
-	return fmt.Sprintf("hashicorp/raft v1.8.0, 3 voters, TCP transport on 127.0.0.1, ledger.LogStore (Badger, SyncWrites), file snapshots, no-op FSM, BatchApplyCh=%v, MaxAppendEntries=%d, heartbeat %v, election %v, commit timeout %v (central's defaults); batch %d events of about %d bytes per entry",
-		cfg.BatchApplyCh, cfg.MaxAppendEntries, cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.CommitTimeout, c.batch, c.clients[0].pool.eventBytes()), nil
+	return fmt.Sprintf("hashicorp/raft v1.8.0, 3 voters, TCP transport on 127.0.0.1, ledger.LogStore (Badger, SyncWrites), file snapshots, counting FSM, BatchApplyCh=%v, MaxAppendEntries=%d, heartbeat %v, election %v, commit timeout %v (central's defaults); batch %d events of about %d bytes per entry; %d applies sent again after a leader change",
+		cfg.BatchApplyCh, cfg.MaxAppendEntries, cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.CommitTimeout, c.batch, c.clients[0].pool.eventBytes(), c.retries.Load()), nil
 }
 
 // Check waits until every voter has applied the leader's last index, then
@@ -186,44 +186,74 @@ func (c *raftContender) Close() error {
 
 type raftClient struct {
 	c    *raftContender
-	pool *encodedPool
-	buf  []byte
+	pool *eventPool
 }
 
 func (cl *raftClient) Do(ctx context.Context) (int, error) {
-	_, evs := cl.pool.batch(cl.c.batch)
-	data, err := msgpack.Marshal(evs)
+	first, evs, err := cl.pool.batch(cl.c.batch)
 	if err != nil {
 		return 0, err
 	}
-	var f raft.ApplyFuture
-	for _, n := range cl.c.nodes {
-		if n.r.State() == raft.Leader {
-			f = n.r.Apply(data, 10*time.Second)
-			break
+	data, err := msgpack.Marshal(&rawEntry{Shop: string(cl.pool.shop), First: first, Events: evs})
+	if err != nil {
+		return 0, fmt.Errorf("raft: encode batch of %s seq %d: %w", cl.pool.shop, first, err)
+	}
+	// An election (the machine is shared) leaves a moment with no leader,
+	// or a leader that loses its lease mid-commit: as a shop would, send
+	// the batch again to the new leader; the FSM's marks apply it once.
+	for {
+		l, err := cl.c.leader(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("raft apply of %s seq %d: %w", cl.pool.shop, first, err)
 		}
+		f := l.Apply(data, 10*time.Second)
+		err = f.Error()
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			cl.c.retries.Add(1)
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("raft apply of %s seq %d: %w", cl.pool.shop, first, err)
+		}
+		if err, _ := f.Response().(error); err != nil {
+			return 0, err
+		}
+		return len(evs), nil
 	}
-	if f == nil {
-		return 0, errors.New("raft: no leader")
-	}
-	if err := f.Error(); err != nil {
-		return 0, fmt.Errorf("raft apply: %w", err)
-	}
-	return len(evs), nil
 }
 
-// countFSM is the raw harness's state machine: it counts the events of
-// each applied batch and keeps nothing else.
+// rawEntry is a raw Raft log entry: one shop's batch, the events as they
+// are on the wire.
+type rawEntry struct {
+	Shop   string               `msgpack:"s"`
+	First  uint64               `msgpack:"f"`
+	Events []msgpack.RawMessage `msgpack:"e"`
+}
+
+// countFSM is the raw harness's state machine: it keeps each shop's last
+// seq and counts events, and keeps nothing else. The mark makes an entry
+// applied twice (a client resends after a lost leadership, not knowing
+// whether its first entry committed) count once, as central's marks do.
 type countFSM struct {
 	events atomic.Int64
+	marks  map[string]uint64 // Apply runs on Raft's FSM goroutine only
 }
 
 func (f *countFSM) Apply(l *raft.Log) any {
-	n, err := msgpackArrayLen(l.Data)
-	if err != nil {
-		return err
+	var e rawEntry
+	if err := msgpack.Unmarshal(l.Data, &e); err != nil {
+		return fmt.Errorf("raft: entry %d: %w", l.Index, err)
 	}
-	f.events.Add(int64(n))
+	mark := f.marks[e.Shop]
+	last := e.First + uint64(len(e.Events)) - 1
+	switch {
+	case last <= mark:
+		return nil // a resent batch already applied
+	case e.First != mark+1:
+		return fmt.Errorf("raft: entry %d: %s seq %d after mark %d", l.Index, e.Shop, e.First, mark)
+	}
+	f.marks[e.Shop] = last
+	f.events.Add(int64(len(e.Events)))
 	return nil
 }
 
@@ -234,22 +264,6 @@ type countSnapshot struct{}
 
 func (countSnapshot) Persist(sink raft.SnapshotSink) error { return sink.Close() }
 func (countSnapshot) Release()                             {}
-
-// msgpackArrayLen reads the length of the msgpack array at the head of b.
-func msgpackArrayLen(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, errors.New("raft: empty entry")
-	}
-	switch c := b[0]; {
-	case c >= 0x90 && c <= 0x9f:
-		return int(c & 0x0f), nil
-	case c == 0xdc && len(b) >= 3:
-		return int(b[1])<<8 | int(b[2]), nil
-	case c == 0xdd && len(b) >= 5:
-		return int(b[1])<<24 | int(b[2])<<16 | int(b[3])<<8 | int(b[4]), nil
-	}
-	return 0, fmt.Errorf("raft: entry is not a msgpack array (0x%02x)", b[0])
-}
 
 // raftStore adapts ledger.LogStore to raft.LogStore and raft.StableStore,
 // field for field.
