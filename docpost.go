@@ -93,6 +93,10 @@ type Document struct {
 	Lines    []DocumentLine
 }
 
+// packScale bounds the decimals of packs and pack factors; they are stored
+// at this scale so one document has one encoding.
+const packScale = 6
+
 // DocumentLine is one line of a Document. Qty is in base units; where
 // packs were counted, Packs × PackFactor = Qty. Dept defaults to the
 // item's department (for a department transfer, to FromDept).
@@ -196,7 +200,7 @@ func (d *Document) Validate() error {
 		return Invalidf("lines", "at least one line is required")
 	}
 	if len(d.Lines) > MaxDocumentLines {
-		return Errorf(TooLarge, "", "%d lines, over %d", len(d.Lines), MaxDocumentLines)
+		return &Error{Kind: TooLarge, Field: "lines", Err: fmt.Errorf("%d lines, over %d", len(d.Lines), MaxDocumentLines)}
 	}
 	for i := range d.Lines {
 		if err := d.Lines[i].validate(d.Type); err != nil {
@@ -222,6 +226,7 @@ func (l *DocumentLine) validate(t DocType) error {
 		if !l.Price.Round(4).Equal(l.Price) {
 			return Invalidf("price", "price %s has more than 4 decimal places", l.Price)
 		}
+		l.Price = l.Price.Round(4) // one spelling: "1.1" and "1.10" are the same document
 		return nil
 	}
 	if l.Barcode != "" {
@@ -237,6 +242,15 @@ func (l *DocumentLine) validate(t DocType) error {
 	if !l.Packs.IsZero() || !l.PackFactor.IsZero() {
 		if !l.Packs.IsPositive() || !l.PackFactor.IsPositive() {
 			return Invalidf("packs", "packs and pack_factor must both be positive")
+		}
+		for _, f := range []struct {
+			name string
+			v    *decimal.Decimal
+		}{{"packs", &l.Packs}, {"pack_factor", &l.PackFactor}} {
+			if !f.v.Round(packScale).Equal(*f.v) {
+				return Invalidf(f.name, "%s has more than %d decimal places", *f.v, packScale)
+			}
+			*f.v = f.v.Round(packScale)
 		}
 		q := l.Packs.Mul(l.PackFactor)
 		if !l.Qty.IsZero() && !l.Qty.Equal(q) {
@@ -257,6 +271,7 @@ func (l *DocumentLine) validate(t DocType) error {
 	if !l.PurchasePrice.Round(4).Equal(l.PurchasePrice) {
 		return Invalidf("purchase_price", "price %s has more than 4 decimal places", l.PurchasePrice)
 	}
+	l.PurchasePrice = l.PurchasePrice.Round(4)
 	if l.VATRate != nil {
 		r, err := NormRate("vat_rate", *l.VATRate)
 		if err != nil {

@@ -451,6 +451,31 @@ func bookPostings(tx *Tx, id storeline.EventID, reason, ref string, ps []storeli
 	return err
 }
 
+// checkPostedItems refuses, before anything is written, postings on an item
+// the master data no longer has: applyTransfer refuses those too, but only
+// after the cost-of-sales pass is written, and a refused op must write
+// nothing. A document on a deleted item can be posted or cancelled again
+// once the item is restored.
+func checkPostedItems(tx *Tx, ps []storeline.Posting) error {
+	seen := map[string]bool{}
+	for _, p := range ps {
+		id, ok := strings.CutPrefix(string(p.Asset), "item:")
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		found, err := tx.GetMaster(storeline.KindItem, id, nil)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return &storeline.Error{Kind: storeline.NotFound, Field: "lines",
+				Err: fmt.Errorf("item %q is no longer in the master data; restore it first", id)}
+		}
+	}
+	return nil
+}
+
 func statusConflict(format string, args ...any) error {
 	return &storeline.Error{Kind: storeline.Conflict, Field: "status", Err: fmt.Errorf(format, args...)}
 }
@@ -515,6 +540,9 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 		ws = append(ws, ledger.MasterWrite{Record: &p})
+	}
+	if err := checkPostedItems(tx, der.Postings); err != nil {
+		return nil, err
 	}
 	// Writes from here on.
 	if err := plan.commit(tx); err != nil {
@@ -639,6 +667,9 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 	cancel := storeline.CancelDocument(b, &rec.PostedDocument)
 	if b.err != nil {
 		return nil, b.err
+	}
+	if err := checkPostedItems(tx, cancel); err != nil {
+		return nil, err
 	}
 	if err := plan.commit(tx); err != nil {
 		return nil, err

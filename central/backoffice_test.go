@@ -817,3 +817,42 @@ func TestSerialSoldTwiceWhileOffline(t *testing.T) {
 		t.Fatalf("conflicts = %v, want the serial sold at s1 and s2", cs)
 	}
 }
+
+// TestCancelOnDeletedItemWritesNothing: a document whose item was deleted
+// after posting cannot be cancelled, and the refusal writes nothing, not
+// even the cost-of-sales pass that runs before a cancel (a refused op
+// writes nothing).
+func TestCancelOnDeletedItemWritesNothing(t *testing.T) {
+	c := startClusterWith(t, 1, func(cfg *central.Config) { cfg.ReplicationTokens = replTokens() })
+	n := c.nodes[0]
+	a := n.APIAddr()
+	seedBackOffice(t, a)
+	createAndPost(t, a, "inv1", map[string]any{"type": "incoming_invoice", "store": "s1", "supplier": "p1",
+		"lines": lines(map[string]any{"item": "milk", "qty": "5", "purchase_price": "1.10"},
+			map[string]any{"item": "bread", "qty": "5", "purchase_price": "0.55"})})
+	pushOK(t, n.ReplicationAddr(), milkSales(t, "s1", 1, 1))
+	mustOK(t, apiDo(t, "DELETE", a, "/v1/items/bread", adminKey, nil, nil))
+	before := balances(t, a)
+	problemOf(t, apiDo(t, "POST", a, "/v1/documents/inv1/cancel", adminKey, nil, nil), 404, "lines")
+	sameBalances(t, "after a refused cancel", balances(t, a), before)
+	if d := decodeDoc(t, apiDo(t, "GET", a, "/v1/documents/inv1", viewerKey, nil, nil)); d.Status != "posted" {
+		t.Fatalf("inv1 after a refused cancel: status %s, want posted", d.Status)
+	}
+}
+
+// TestDocumentRetryWithOtherDecimalSpelling: "1.1" and "1.10" are the same
+// price, so a retry that spells it differently is the same document.
+func TestDocumentRetryWithOtherDecimalSpelling(t *testing.T) {
+	n := singleNode(t)
+	a := n.APIAddr()
+	seedBackOffice(t, a)
+	doc := func(price, packs string) map[string]any {
+		return map[string]any{"type": "incoming_invoice", "store": "s1", "supplier": "p1", "lines": lines(
+			map[string]any{"item": "milk", "packs": packs, "barcode": "04601234567800", "purchase_price": price})}
+	}
+	mustOK(t, apiDo(t, "PUT", a, "/v1/documents/inv1", adminKey, doc("1.1", "2"), nil))
+	if d := decodeDoc(t, apiDo(t, "PUT", a, "/v1/documents/inv1", adminKey, doc("1.10", "2.0"), nil)); !d.Duplicate {
+		t.Fatalf("the same invoice spelt 1.10 and 2.0 = %+v, want a duplicate", d)
+	}
+	problemOf(t, apiDo(t, "PUT", a, "/v1/documents/inv1", adminKey, doc("1.11", "2"), nil), 409, "id")
+}
