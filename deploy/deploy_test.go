@@ -15,8 +15,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/sample"
 	"github.com/storeline/storeline/node"
 )
@@ -26,6 +31,10 @@ const (
 	rulesTestFile = "prometheus/storeline-node.rules.test.yml"
 	configFile    = "prometheus.yml"
 	dashboardFile = "grafana/storeline-node.json"
+
+	centralRulesFile     = "prometheus/storeline-central.rules.yml"
+	centralRulesTestFile = "prometheus/storeline-central.rules.test.yml"
+	centralDashboardFile = "grafana/storeline-central.json"
 )
 
 // promtool returns promtool's path, or skips the test when it is missing:
@@ -59,6 +68,12 @@ func TestPromtool(t *testing.T) {
 	runPromtool(t, bin, "check", "rules", rulesFile)
 	runPromtool(t, bin, "check", "config", configFile)
 	runPromtool(t, bin, "test", "rules", rulesTestFile)
+	runPromtool(t, bin, "check", "rules", centralRulesFile)
+	runPromtool(t, bin, "test", "rules", centralRulesTestFile)
+	// prometheus.yml loads both rule files (check config checks them too).
+	if out := runPromtool(t, bin, "check", "config", configFile); !strings.Contains(out, "storeline-central.rules.yml") {
+		t.Errorf("%s does not load %s:\n%s", configFile, centralRulesFile, out)
+	}
 }
 
 // nameToken matches PromQL identifiers: metric names, recording rule names
@@ -109,11 +124,11 @@ func ruleExprs(t *testing.T, text string) (exprs []string, records map[string]bo
 
 // dashboardExprs returns every query of the dashboard: panel targets'
 // expr and template variables' queries.
-func dashboardExprs(t *testing.T, b []byte) []string {
+func dashboardExprs(t *testing.T, name string, b []byte) []string {
 	t.Helper()
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%s: %v", dashboardFile, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	var out []string
 	var walk func(any)
@@ -134,7 +149,7 @@ func dashboardExprs(t *testing.T, b []byte) []string {
 	}
 	walk(v)
 	if len(out) == 0 {
-		t.Fatalf("%s: no queries", dashboardFile)
+		t.Fatalf("%s: no queries", name)
 	}
 	return out
 }
@@ -214,15 +229,19 @@ func deadNames(exprs []string, fams map[string]string, records map[string]bool) 
 
 const adminToken = "admin-token-0123456789"
 
-// scrapeNode starts a real store node, sends it a receipt so that every
-// labelled series has a child, and returns its /metrics text.
-func scrapeNode(t *testing.T) string {
+// startNode starts a real store node (replicating to central when repl
+// names one) and sends it a receipt, so that every labelled series has a
+// child.
+func startNode(t *testing.T, repl node.ReplicationConfig) *node.Node {
 	t.Helper()
 	c := node.DefaultConfig()
 	c.StoreID, c.DataDir, c.AdminToken = "shop-1", t.TempDir(), adminToken
 	c.TillAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	c.WALSegmentBytes, c.MaxBatchBytes = 8<<20, 1<<20
 	c.Terminals = []node.TerminalToken{{ID: "till-1", Token: "till-one-token-0123456789"}}
+	if repl.Enabled() {
+		c.Replication = repl
+	}
 	n, err := node.New(c, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +270,13 @@ func scrapeNode(t *testing.T) string {
 	if resp.StatusCode != 201 {
 		t.Fatalf("POST /v1/receipts = %d", resp.StatusCode)
 	}
-	resp, err = http.Get(n.AdminURL() + "/metrics")
+	return n
+}
+
+// scrape returns the text of url's /metrics.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +285,71 @@ func scrapeNode(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s/metrics = %d\n%s", base, resp.StatusCode, text)
+	}
 	return string(text)
+}
+
+// scrapeNode starts a real standalone store node, sends it a receipt and
+// returns its /metrics text.
+func scrapeNode(t *testing.T) string {
+	t.Helper()
+	return scrape(t, startNode(t, node.ReplicationConfig{}).AdminURL())
+}
+
+const shopReplicationToken = "shop-1-replication-token-0123456789"
+
+// scrapeChain starts a real single-node central cluster (Raft over TCP,
+// gossip, the shops' replication listener, metrics registered as
+// `storeline central` registers them) and a store node replicating to it,
+// waits until central has applied the shop's push, and returns both
+// /metrics texts: central's per-shop series exist only once a shop has
+// pushed, the node's replication series only when it replicates.
+func scrapeChain(t *testing.T) (centralText, nodeText string) {
+	t.Helper()
+	cfg := central.DefaultConfig(t.TempDir())
+	cfg.ReplicationTokens = map[string]storeline.StoreID{shopReplicationToken: "shop-1"}
+	cfg.ReplicationMaxWait = 200 * time.Millisecond
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	// As cmd/storeline/central.go does.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	cn, err := central.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cn.Close(); err != nil {
+			t.Errorf("central close: %v", err)
+		}
+	})
+	repl := node.ReplicationConfig{
+		Central: []string{cn.ReplicationURL()}, Token: shopReplicationToken,
+		MaxBatchEvents: 500, MaxBatchBytes: 1 << 20, PageItems: 1000,
+		PushInterval: 20 * time.Millisecond, PollWait: 200 * time.Millisecond, RequestTimeout: 5 * time.Second,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+	}
+	n := startNode(t, repl)
+	centralURL := "http://" + cn.AdminAddr()
+	pushed := regexp.MustCompile(`(?m)^storeline_central_replication_last_push_timestamp_seconds\{[^}]*store="shop-1"[^}]*\} [1-9]`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		centralText = scrape(t, centralURL)
+		if pushed.MatchString(centralText) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("central never applied shop-1's push; its /metrics:\n%s", centralText)
+		case <-tick.C:
+		}
+	}
+	return centralText, scrape(t, n.AdminURL())
 }
 
 // TestMetricNamesExist: every metric the rules and the dashboard use is
@@ -276,7 +365,7 @@ func TestMetricNamesExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	exprs, records := ruleExprs(t, string(rules))
-	exprs = append(exprs, dashboardExprs(t, dash)...)
+	exprs = append(exprs, dashboardExprs(t, dashboardFile, dash)...)
 	text := scrapeNode(t)
 	fams := families(text)
 	if dead := deadNames(exprs, fams, records); len(dead) > 0 {
@@ -293,14 +382,62 @@ func TestMetricNamesExist(t *testing.T) {
 	}
 }
 
-// TestMetricsLint: a running node's /metrics passes promtool check
-// metrics (Prometheus naming conventions).
+// TestCentralMetricNamesExist: every metric the central rules and the
+// central dashboard use is exported by a running central node or by a
+// store node replicating to it, and every recording rule they use is
+// defined in the central rules file.
+func TestCentralMetricNamesExist(t *testing.T) {
+	rules, err := os.ReadFile(centralRulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash, err := os.ReadFile(centralDashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs, records := ruleExprs(t, string(rules))
+	exprs = append(exprs, dashboardExprs(t, centralDashboardFile, dash)...)
+	centralText, nodeText := scrapeChain(t)
+	fams := families(centralText)
+	for name, typ := range families(nodeText) {
+		fams[name] = typ
+	}
+	if dead := deadNames(exprs, fams, records); len(dead) > 0 {
+		t.Errorf("the central rules or dashboard use names neither central nor a replicating node exports (or no rule records): %v", dead)
+	}
+	// The label values and labels the rules match on are real: central's
+	// per-shop series carry store (and node), Raft state is "Leader".
+	for _, want := range []string{`state="Leader"`, `store="shop-1"`} {
+		if !strings.Contains(centralText, want) {
+			t.Errorf("central's /metrics has no %s series; the rules filter on it", want)
+		}
+	}
+	// Sanity of the collection itself: the shop's push reached central's
+	// FSM, and the node's replication client reports.
+	for _, want := range []string{"storeline_central_replication_events_ingested_total", "storeline_central_raft_applied_index", "storeline_replication_server_requests_total"} {
+		if !exported(fams, want) {
+			t.Errorf("central exports no %s", want)
+		}
+	}
+	if !exported(fams, "storeline_replication_events_waiting") {
+		t.Errorf("the replicating node exports no storeline_replication_events_waiting")
+	}
+	planted := append(append([]string{}, exprs...), "max by (store) (storeline_central_replication_last_psuh_timestamp_seconds)", "store:storeline_central_nothing:max")
+	if dead := deadNames(planted, fams, records); fmt.Sprint(dead) != "[store:storeline_central_nothing:max storeline_central_replication_last_psuh_timestamp_seconds]" {
+		t.Errorf("planted dead names: found %v", dead)
+	}
+}
+
+// TestMetricsLint: a running node's and a running central node's
+// /metrics pass promtool check metrics (Prometheus naming conventions).
 func TestMetricsLint(t *testing.T) {
 	bin := promtool(t)
-	text := scrapeNode(t)
-	cmd := exec.Command(bin, "check", "metrics")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	centralText, nodeText := scrapeChain(t)
+	for name, text := range map[string]string{"standalone node": scrapeNode(t), "replicating node": nodeText, "central": centralText} {
+		cmd := exec.Command(bin, "check", "metrics")
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics (%s): %v\n%s", name, err, out)
+		}
 	}
 }
