@@ -146,7 +146,7 @@ func TestValidationNamesField(t *testing.T) {
 		{"too many places", func(r *storeline.Receipt) { r.Lines[2].Price = dec("9.999") }, "lines[2].price"},
 		{"short", func(r *storeline.Receipt) { r.Payments[1].Amount = dec("7") }, "payments"},
 		{"card over total", func(r *storeline.Receipt) { r.Payments[0].Amount = dec("30") }, "payments"},
-		{"points", func(r *storeline.Receipt) { r.Payments[1].Method = storeline.Points }, "payments[1].method"},
+		{"points", func(r *storeline.Receipt) { r.Payments[1].Method = storeline.Points }, "payments[1].points"},
 		{"bad currency", func(r *storeline.Receipt) { r.Currency = "eur" }, "currency"},
 		{"no lines", func(r *storeline.Receipt) { r.Lines = nil }, "lines"},
 		{"discount over line", func(r *storeline.Receipt) { r.Lines[0].Discount = dec("3") }, "lines[0].discount"},

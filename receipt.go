@@ -28,9 +28,13 @@ type Receipt struct {
 	CatalogVersion uint64
 	Card           string     `msgpack:",omitempty"`
 	Customer       CustomerID `msgpack:",omitempty"`
-	Lines          []Line
-	Payments       []Payment
-	Fiscal         *Fiscal `msgpack:",omitempty"`
+	// Programme is the loyalty programme the receipt earns (Earned points,
+	// set by the node from the programme's rates) and pays points in.
+	Programme ProgrammeID `msgpack:",omitempty"`
+	Earned    int64       `msgpack:",omitempty"`
+	Lines     []Line
+	Payments  []Payment
+	Fiscal    *Fiscal `msgpack:",omitempty"`
 
 	// Derived by Compute; stored so every replica shows the same figures.
 	Total         decimal.Decimal
@@ -63,6 +67,7 @@ type Payment struct {
 	Amount    decimal.Decimal
 	Reference string `msgpack:",omitempty"` // card payment reference
 	AuthCode  string `msgpack:",omitempty"`
+	Points    int64  `msgpack:",omitempty"` // a points payment's points; Amount is their worth
 }
 
 // Fiscal is what the till reports of its fiscal register, kept for
@@ -79,12 +84,16 @@ type VATSum struct {
 	VAT   decimal.Decimal
 }
 
-// Discrepancy records that the till charged another price than the node's
-// own pricing gives.
+// Discrepancy records that the till charged another unit price, or took
+// another discount off the line (promotions, the line's share of a
+// receipt threshold discount), than the node's own pricing gives. Both
+// pairs are filled whichever differs.
 type Discrepancy struct {
-	Line      int
-	TillPrice decimal.Decimal
-	NodePrice decimal.Decimal
+	Line         int
+	TillPrice    decimal.Decimal
+	NodePrice    decimal.Decimal
+	TillDiscount decimal.Decimal `msgpack:",omitempty"`
+	NodeDiscount decimal.Decimal `msgpack:",omitempty"`
 }
 
 func (*Receipt) EventKind() EventKind { return KindReceipt }
@@ -170,8 +179,11 @@ func (r *Receipt) Compute() error {
 		return err
 	}
 	r.Total, r.VAT = total, vat
-	cash, other, err := sumPayments(r.Currency, r.Payments)
+	cash, other, err := sumPayments(r.Currency, r.Payments, true)
 	if err != nil {
+		return err
+	}
+	if err := r.checkLoyalty(); err != nil {
 		return err
 	}
 	if other.GreaterThan(total) {
@@ -195,8 +207,31 @@ func checkTillRefs(t TerminalID, s ShiftID, sel SellerID) error {
 	return CheckID("seller", string(sel))
 }
 
-// sumPayments normalises payments and returns the cash and non-cash sums.
-func sumPayments(cur Currency, ps []Payment) (cash, other decimal.Decimal, err error) {
+// checkLoyalty checks a receipt's points: earning or paying points needs
+// a customer and a programme.
+func (r *Receipt) checkLoyalty() error {
+	spends := false
+	for _, p := range r.Payments {
+		spends = spends || p.Method == Points
+	}
+	if r.Earned < 0 || r.Earned > MaxPoints {
+		return Invalidf("earned", "earned points %d out of [0, %d]", r.Earned, MaxPoints)
+	}
+	if !spends && r.Earned == 0 {
+		return nil
+	}
+	if r.Customer == "" {
+		return Invalidf("card", "points are earned and paid only with a loyalty card of a known customer")
+	}
+	return CheckID("programme", string(r.Programme))
+}
+
+// MaxPoints bounds the points of one payment or one receipt's accrual.
+const MaxPoints = 1 << 40
+
+// sumPayments normalises payments and returns the cash and non-cash sums;
+// points count as non-cash where pointsOK.
+func sumPayments(cur Currency, ps []Payment, pointsOK bool) (cash, other decimal.Decimal, err error) {
 	cash, other = cur.Round(decimal.Zero), cur.Round(decimal.Zero)
 	if len(ps) == 0 {
 		return cash, other, Invalidf("payments", "at least one payment is required")
@@ -216,7 +251,13 @@ func sumPayments(cur Currency, ps []Payment) (cash, other decimal.Decimal, err e
 		case Card:
 			other = other.Add(p.Amount)
 		case Points:
-			return cash, other, Invalidf(field+".method", "points payments need a loyalty programme, which this node does not run yet")
+			if !pointsOK {
+				return cash, other, Invalidf(field+".method", "points are not refunded: a return reverses accrual instead")
+			}
+			if p.Points <= 0 || p.Points > MaxPoints {
+				return cash, other, Invalidf(field+".points", "points %d out of [1, %d]", p.Points, int64(MaxPoints))
+			}
+			other = other.Add(p.Amount)
 		default:
 			return cash, other, Invalidf(field+".method", "unknown method %q (cash, card)", p.Method)
 		}
@@ -228,8 +269,44 @@ func sumPayments(cur Currency, ps []Payment) (cash, other decimal.Decimal, err e
 // customer's money goes to the drawer or the card account, credited to
 // revenue net of VAT and to VAT per rate.
 func (r *Receipt) Postings(store StoreID) ([]Posting, error) {
-	return salePostings(store, r.Terminal, r.Currency, r.Lines, r.Payments, r.Change, false), nil
+	ps := salePostings(store, r.Terminal, r.Currency, r.Lines, r.Payments, r.Change, false)
+	if r.Programme == "" {
+		return ps, nil
+	}
+	// Points live on the customer's account per holder of the rights to
+	// spend them: points/<programme>/<customer>/<store> is the store's
+	// share of the customer's bounded counter. Earning credits it from
+	// issued/<store>; paying debits it to redeemed/<store>. Only this
+	// store's events debit its share, so the share is the store's rights.
+	pts := PointsAsset(r.Programme)
+	acct := PointsAccount(r.Programme, r.Customer, store)
+	if r.Earned > 0 {
+		n := decimal.NewFromInt(r.Earned)
+		ps = append(ps, Posting{acct, pts, n}, Posting{IssuedPointsAccount(store), pts, n.Neg()})
+	}
+	for _, p := range r.Payments {
+		if p.Method == Points {
+			n := decimal.NewFromInt(p.Points)
+			ps = append(ps, Posting{acct, pts, n.Neg()}, Posting{RedeemedPointsAccount(store), pts, n})
+		}
+	}
+	return ps, nil
 }
+
+// PointsAccount holds the points of customer c in programme p that store
+// s has the rights to spend.
+func PointsAccount(p ProgrammeID, c CustomerID, s StoreID) string {
+	return "points/" + string(p) + "/" + string(c) + "/" + string(s)
+}
+
+// IssuedPointsAccount is where points earned at store s come from;
+// RedeemedPointsAccount where points paid there go.
+func IssuedPointsAccount(s StoreID) string   { return "points-issued/" + string(s) }
+func RedeemedPointsAccount(s StoreID) string { return "points-redeemed/" + string(s) }
+
+// LoyaltyAccount is the money store s took in points: what the programme
+// owes the shop for goods paid with points.
+func LoyaltyAccount(s StoreID) string { return "loyalty/" + string(s) }
 
 // salePostings derives the postings of a sale, or of a return when reverse.
 func salePostings(store StoreID, term TerminalID, cur Currency, lines []Line, pays []Payment, change decimal.Decimal, reverse bool) []Posting {
@@ -252,8 +329,11 @@ func salePostings(store StoreID, term TerminalID, cur Currency, lines []Line, pa
 	}
 	for _, p := range pays {
 		acct := CashAccount(store, term)
-		if p.Method == Card {
+		switch p.Method {
+		case Card:
 			acct = CardAccount(store, term)
+		case Points:
+			acct = LoyaltyAccount(store)
 		}
 		ps = append(ps, Posting{acct, money, p.Amount.Mul(sign)})
 	}
@@ -296,7 +376,7 @@ func (r *Return) Compute() error {
 		return err
 	}
 	r.Total, r.VAT = total, vat
-	cash, other, err := sumPayments(r.Currency, r.Refunds)
+	cash, other, err := sumPayments(r.Currency, r.Refunds, false)
 	if err != nil {
 		return prefixField("refunds", stripField("payments", err))
 	}

@@ -50,7 +50,14 @@ func TestReceiptComputeRefuses(t *testing.T) {
 		{"short", func(r *storeline.Receipt) { r.Payments[1].Amount = dec("7") }, "payments"},
 		{"card over total", func(r *storeline.Receipt) { r.Payments[0].Amount = dec("20") }, "payments"},
 		{"zero payment", func(r *storeline.Receipt) { r.Payments[0].Amount = dec("0") }, "payments[0].amount"},
-		{"points", func(r *storeline.Receipt) { r.Payments[0].Method = storeline.Points }, "payments[0].method"},
+		{"points without points", func(r *storeline.Receipt) { r.Payments[0].Method = storeline.Points }, "payments[0].points"},
+		{"points without a card", func(r *storeline.Receipt) {
+			r.Payments[0].Method, r.Payments[0].Points = storeline.Points, 10
+		}, "card"},
+		{"points without a programme", func(r *storeline.Receipt) {
+			r.Payments[0].Method, r.Payments[0].Points, r.Customer = storeline.Points, 10, "c1"
+		}, "programme"},
+		{"negative accrual", func(r *storeline.Receipt) { r.Earned = -1 }, "earned"},
 		{"unknown method", func(r *storeline.Receipt) { r.Payments[0].Method = "cheque" }, "payments[0].method"},
 		{"no payments", func(r *storeline.Receipt) { r.Payments = nil }, "payments"},
 		{"bad currency", func(r *storeline.Receipt) { r.Currency = "eur" }, "currency"},

@@ -182,7 +182,10 @@ func TestReceipt(t *testing.T) {
 		t.Fatalf("marked line serial = %v", s)
 	}
 	d := m["discrepancies"].([]any)
-	if len(d) != 1 || d[0].(map[string]any)["line"] != 3.0 || d[0].(map[string]any)["node_price"] != "7.99" {
+	// Line 2: the till took 0.50 off that no promotion gives; line 3: its
+	// price differs from the list's.
+	if len(d) != 2 || d[0].(map[string]any)["line"] != 2.0 || d[0].(map[string]any)["till_discount"] != "0.50" ||
+		d[0].(map[string]any)["node_discount"] != "0.00" || d[1].(map[string]any)["line"] != 3.0 || d[1].(map[string]any)["node_price"] != "7.99" {
 		t.Fatalf("discrepancies = %v", d)
 	}
 	if len(m["vat"].([]any)) != 2 || m["seq"].(float64) < 1 {
@@ -202,8 +205,8 @@ func TestReceipt(t *testing.T) {
 	if v := metric(t, e, "storeline_receipts_committed_total"); v != 1 {
 		t.Fatalf("committed = %v, want 1", v)
 	}
-	if v := metric(t, e, "storeline_receipt_discrepancies_total"); v != 1 {
-		t.Fatalf("discrepancies = %v, want 1", v)
+	if v := metric(t, e, "storeline_receipt_discrepancies_total"); v != 2 {
+		t.Fatalf("discrepancies = %v, want 2", v)
 	}
 	// The sale moved stock: milk 14 units out of food.
 	st := e.must(e.do(req{method: "GET", path: "/v1/stock/MILK", token: tokenT1}), 200)

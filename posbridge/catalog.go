@@ -190,6 +190,8 @@ func (s *Server) getBarcode(w http.ResponseWriter, r *http.Request, _ *caller) e
 var catalogKinds = map[storeline.MasterKind]bool{
 	storeline.KindItem: true, storeline.KindPrice: true, storeline.KindPriceList: true,
 	storeline.KindGroup: true, storeline.KindStore: true,
+	// The pricing rules, so an offline till prices as the node does.
+	storeline.KindPricePolicy: true, storeline.KindPromotion: true, storeline.KindLoyaltyProgramme: true,
 }
 
 type changeOut struct {
@@ -262,8 +264,62 @@ func recordJSON(r storeline.Record) any {
 			lists = []storeline.PriceListID{}
 		}
 		return map[string]any{"id": v.ID, "name": v.Name, "time_zone": v.TimeZone, "currency": v.Currency, "departments": depts, "price_lists": lists}
+	case *storeline.PricePolicy:
+		return map[string]any{"id": v.ID, "name": v.Name, "customer_group": v.CustomerGroup, "percent": v.Percent.String(),
+			"groups": nonNil(v.Groups), "stores": nonNil(v.Stores)}
+	case *storeline.Promotion:
+		return promotionJSON(v)
+	case *storeline.LoyaltyProgramme:
+		rates := make([]map[string]any, len(v.Rates))
+		for i, r := range v.Rates {
+			rates[i] = map[string]any{"group": r.Group, "rate": r.Rate.String()}
+		}
+		return map[string]any{"id": v.ID, "name": v.Name, "currency": v.Currency, "default_rate": v.DefaultRate.String(),
+			"rates": rates, "exclude_items": nonNil(v.ExcludeItems), "exclude_groups": nonNil(v.ExcludeGroups),
+			"point_value": v.PointValue.String(), "max_share": v.MaxShare.String(), "daily_offline_cap": v.DailyOfflineCap}
 	}
 	return nil
+}
+
+// promotionJSON renders a promotion; From and Until are wall-clock times
+// in the shop's zone, so they go out without a zone ("2026-03-01T00:00:00").
+func promotionJSON(p *storeline.Promotion) map[string]any {
+	const wall = "2006-01-02T15:04:05"
+	m := map[string]any{"id": p.ID, "name": p.Name, "kind": p.Kind, "stores": nonNil(p.Stores),
+		"from": p.From.UTC().Format(wall), "priority": p.Priority, "items": nonNil(p.Items), "groups": nonNil(p.Groups)}
+	if !p.Until.IsZero() {
+		m["until"] = p.Until.UTC().Format(wall)
+	}
+	switch p.Kind {
+	case storeline.PromoPercent:
+		m["percent"] = p.Percent.String()
+	case storeline.PromoFixed:
+		m["amount"] = p.Amount.String()
+	case storeline.PromoNForM:
+		m["n"], m["m"] = p.N, p.M
+	case storeline.PromoBundle:
+		parts := make([]map[string]any, len(p.Bundle))
+		for i, b := range p.Bundle {
+			parts[i] = map[string]any{"item": b.Item, "qty": b.Qty}
+		}
+		m["bundle"], m["amount"] = parts, p.Amount.String()
+	case storeline.PromoThreshold:
+		m["threshold"] = p.Threshold.String()
+		if p.Percent.IsPositive() {
+			m["percent"] = p.Percent.String()
+		} else {
+			m["amount"] = p.Amount.String()
+		}
+	}
+	return m
+}
+
+// nonNil makes an absent list an empty JSON array.
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
 }
 
 func uintParam(q url.Values, name string, def uint64) (uint64, error) {
@@ -285,6 +341,54 @@ type cardOut struct {
 	Customer *customerOut       `json:"customer,omitempty"`
 	Group    *groupOut          `json:"group,omitempty"`
 	Seller   storeline.SellerID `json:"seller,omitempty"`
+	Points   *pointsOut         `json:"points,omitempty"`
+}
+
+// pointsOut is a loyalty customer's points as this node knows them:
+// balance over every shop whose events have reached it, and rights_here,
+// the points this shop may take now (before the programme's share of a
+// receipt).
+type pointsOut struct {
+	Programme  storeline.ProgrammeID `json:"programme"`
+	Balance    int64                 `json:"balance"`
+	RightsHere int64                 `json:"rights_here"`
+	PointValue string                `json:"point_value"`
+	MaxShare   string                `json:"max_share"`
+}
+
+// cardPoints reads a customer's points in the programme of the shop's
+// currency, or nil when the shop runs none.
+func (s *Server) cardPoints(c storeline.CustomerID) (*pointsOut, error) {
+	st, _, err := s.store()
+	if err != nil {
+		return nil, err
+	}
+	rules, err := s.cat.Rules()
+	if err != nil {
+		return nil, err
+	}
+	p, ok := rules.ProgrammeFor(st.Currency)
+	if !ok {
+		return nil, nil
+	}
+	out := &pointsOut{Programme: p.ID, PointValue: p.PointValue.String(), MaxShare: p.MaxShare.String()}
+	asset := storeline.PointsAsset(p.ID)
+	here := storeline.PointsAccount(p.ID, c, s.cfg.Store)
+	// The trailing slash keeps customer "c1" from matching "c10".
+	bs, err := s.cfg.Balances(strings.TrimSuffix(here, string(s.cfg.Store)))
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		if b.Asset != asset {
+			continue
+		}
+		out.Balance += b.Amount.IntPart()
+		if b.Account == here {
+			out.RightsHere = b.Amount.IntPart()
+		}
+	}
+	return out, nil
 }
 
 type customerOut struct {
@@ -312,6 +416,10 @@ func (s *Server) getCard(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	}
 	out := cardOut{Code: card.Code, Kind: card.Kind, Blocked: card.Blocked, Seller: card.Seller}
 	if card.Kind == storeline.LoyaltyCard {
+		var err error
+		if out.Points, err = s.cardPoints(card.Customer); err != nil {
+			return err
+		}
 		var c storeline.Customer
 		if err := s.led.GetMaster(storeline.KindCustomer, string(card.Customer), &c); err != nil {
 			if !errors.Is(err, storeline.NotFound) {

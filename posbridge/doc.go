@@ -32,11 +32,17 @@
 //     session; other facts a seller's session.
 //   - A fact is appended under the till's ID: the same ID and body again
 //     answers 200 with the stored event, another body 409. A receipt's
-//     price that differs from the node's (package pricing over the
+//     price or line discount that differs from the node's (package pricing over the
 //     ledger's master data, at occurred_at, for the card's customer group:
 //     the same engine as POST /v1/baskets/price, which prices a basket
 //     and records nothing) is recorded as a discrepancy, never refused; a
 //     retry keeps the discrepancies of the first attempt.
+//   - Loyalty (loyalty.go): a receipt with a known customer's card earns
+//     points and may pay points; a points payment is checked against the
+//     shop's rights (its account in the customer's points) under a
+//     per-customer lock held until the append is durable, so the shop
+//     never spends beyond its rights; beyond them is a 409 naming the
+//     payment's points. A retry keeps the points of the first attempt.
 //   - Bad input changes nothing and is answered application/problem+json
 //     naming the field; error kinds map to statuses in one table
 //     (problem.go). Internal errors are logged and sent without detail.

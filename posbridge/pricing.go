@@ -177,8 +177,8 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 
 // discrepancies prices a receipt's lines as a basket at the moment the
 // till priced them, for the receipt's customer, and returns the lines
-// whose unit price differs from the node's (lines the node has no price
-// for are not compared).
+// whose unit price or discount differs from the node's (lines the node has
+// no price for are not compared).
 func (s *Server) discrepancies(st *storeline.Store, rc *storeline.Receipt, at time.Time) ([]storeline.Discrepancy, error) {
 	var cg storeline.CustGroupID
 	if rc.Card != "" {
@@ -203,8 +203,9 @@ func (s *Server) discrepancies(st *storeline.Store, rc *storeline.Receipt, at ti
 	}
 	var ds []storeline.Discrepancy
 	for i, l := range res.Lines {
-		if l.Priced() && !l.Price.Equal(rc.Lines[i].Price) {
-			ds = append(ds, storeline.Discrepancy{Line: i, TillPrice: rc.Lines[i].Price, NodePrice: l.Price})
+		till := rc.Lines[i]
+		if l.Priced() && (!l.Price.Equal(till.Price) || !l.Discount.Equal(till.Discount)) {
+			ds = append(ds, storeline.Discrepancy{Line: i, TillPrice: till.Price, NodePrice: l.Price, TillDiscount: till.Discount, NodeDiscount: l.Discount})
 		}
 	}
 	return ds, nil

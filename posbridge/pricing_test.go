@@ -209,3 +209,67 @@ func TestReceiptDiscrepancyUsesEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptDiscountDiscrepancy: a till that misses the milk promotion
+// (or invents a discount) has its line recorded with both discounts; one
+// that applies it has none.
+func TestReceiptDiscountDiscrepancy(t *testing.T) {
+	e := newEnv(t)
+	e.addPricing()
+	for _, tc := range []struct {
+		disc string
+		want int
+	}{
+		{"0.48", 0}, // 20% of 2 × 1.19
+		{"0.00", 1}, // the promotion missed
+		{"1.00", 1}, // too much taken off
+	} {
+		b := sale(newID(), []map[string]any{line("sku", "MILK", "qty", "2", "price", "1.19", "discount", tc.disc)}, []map[string]any{line("method", "cash", "amount", "10.00")})
+		m := e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: b}), 201)
+		ds := m["discrepancies"].([]any)
+		if len(ds) != tc.want {
+			t.Fatalf("discount %s: discrepancies %v, want %d", tc.disc, ds, tc.want)
+		}
+		if tc.want == 1 {
+			d := ds[0].(map[string]any)
+			if d["till_discount"] != tc.disc || d["node_discount"] != "0.48" || d["till_price"] != "1.19" || d["node_price"] != "1.19" {
+				t.Errorf("discount %s: discrepancy %v", tc.disc, d)
+			}
+		}
+	}
+}
+
+// TestCatalogFeedCarriesPricingRules: the tills' changes feed carries
+// price policies, promotions and loyalty programmes with their fields.
+func TestCatalogFeedCarriesPricingRules(t *testing.T) {
+	e := newEnv(t)
+	since := e.led.MasterVersion()
+	e.addPricing()
+	prog := &storeline.LoyaltyProgramme{ID: "club", Name: "Club", Currency: "EUR", DefaultRate: dec("1"),
+		Rates: []storeline.AccrualRate{{Group: "g-drinks", Rate: dec("2")}}, PointValue: dec("0.01"), MaxShare: dec("50"), DailyOfflineCap: 500}
+	if _, err := e.led.PutMaster(context.Background(), []storeline.Record{prog}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.must(e.do(req{method: "GET", path: fmt.Sprintf("/v1/catalog/changes?since=%d&limit=100", since), token: tokenT1}), 200)
+	got := map[string]map[string]any{}
+	for _, c := range m["changes"].([]any) {
+		c := c.(map[string]any)
+		got[c["kind"].(string)+"/"+c["id"].(string)] = c["record"].(map[string]any)
+	}
+	pol, promo, cola, club := got["price_policy/vip-drinks"], got["promotion/milk-20"], got["promotion/cola-3for2"], got["loyalty_programme/club"]
+	if pol == nil || promo == nil || cola == nil || club == nil {
+		t.Fatalf("feed lacks a pricing rule: %v", got)
+	}
+	if pol["customer_group"] != "vip" || pol["percent"] != "10" {
+		t.Errorf("policy = %v", pol)
+	}
+	if promo["kind"] != "percent" || promo["percent"] != "20" || promo["from"] != "2026-03-01T00:00:00" {
+		t.Errorf("promotion = %v", promo)
+	}
+	if cola["n"] != float64(3) || cola["m"] != float64(2) {
+		t.Errorf("n for m = %v", cola)
+	}
+	if club["point_value"] != "0.01" || club["max_share"] != "50" || club["daily_offline_cap"] != float64(500) || len(club["rates"].([]any)) != 1 {
+		t.Errorf("programme = %v", club)
+	}
+}

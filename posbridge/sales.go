@@ -183,6 +183,15 @@ func payments(in []paymentIn) ([]storeline.Payment, error) {
 		if len(p.Reference) > 128 || len(p.AuthCode) > 64 {
 			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d]", i), "reference is at most 128 characters, auth_code 64")
 		}
+		if p.Method == storeline.Points {
+			// The node converts points to money by the programme's ratio
+			// (loyalty.go); an amount the till sends is checked there.
+			out[i] = storeline.Payment{Method: p.Method, Amount: p.Amount.Decimal, Points: p.Points}
+			continue
+		}
+		if p.Points != 0 {
+			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d].points", i), "points go with method points only")
+		}
 		if !p.Amount.Set {
 			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d].amount", i), "an amount is required")
 		}
@@ -246,18 +255,38 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 			return none, false, err
 		}
 	}
-	if err := rc.Compute(); err != nil {
-		return none, false, err
-	}
 	prior, err := s.prior(in.ID, storeline.KindReceipt)
 	if err != nil {
 		return none, false, err
 	}
 	if prior != nil {
-		// A retry: keep the discrepancies found the first time, so a price
-		// change since then does not make the same receipt a conflict.
-		rc.Discrepancies = prior.Body.(*storeline.Receipt).Discrepancies
+		// A retry: keep what the node derived the first time (points and
+		// discrepancies), so a master-data change since then does not make
+		// the same receipt a conflict, and its points are not checked again
+		// against rights it has already spent.
+		p := prior.Body.(*storeline.Receipt)
+		rc.Programme, rc.Earned, rc.Discrepancies = p.Programme, p.Earned, p.Discrepancies
+		for i := range rc.Payments {
+			if i < len(p.Payments) && rc.Payments[i].Method == storeline.Points && !rc.Payments[i].Amount.IsPositive() {
+				rc.Payments[i].Amount = p.Payments[i].Amount
+			}
+		}
+		if err := rc.Compute(); err != nil {
+			return none, false, err
+		}
 	} else {
+		var prog *storeline.LoyaltyProgramme
+		if prog, err = s.convertPoints(rc); err != nil {
+			return none, false, err
+		}
+		if err := rc.Compute(); err != nil {
+			return none, false, err
+		}
+		unlock, err := s.reservePoints(in.ID, rc, prog)
+		if err != nil {
+			return none, false, err
+		}
+		defer unlock()
 		// The till priced at occurred_at, so the node prices at the same
 		// moment, with the same engine as POST /v1/baskets/price: an
 		// offline till's receipt arriving after a repricing is not a

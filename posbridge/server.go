@@ -221,12 +221,14 @@ type Server struct {
 	// cat and engine price from the ledger's master data (pricing.go).
 	cat    *pricing.MasterCatalog
 	engine *pricing.Engine
+	points pointsLocks // loyalty.go
 }
 
 type metrics struct {
 	duration      *prometheus.HistogramVec
 	committed     prometheus.Counter
 	discrepancies prometheus.Counter
+	pointsRefused prometheus.Counter
 }
 
 // New checks the config and builds a Server.
@@ -258,11 +260,15 @@ func New(cfg Config) (*Server, error) {
 		}),
 		discrepancies: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "storeline_receipt_discrepancies_total",
-			Help: "Receipt lines whose till price differed from the node's price.",
+			Help: "Receipt lines whose till price or discount differed from the node's.",
+		}),
+		pointsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_loyalty_points_refused_total",
+			Help: "Receipts refused for paying more points than the shop may take.",
 		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies} {
+		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies, s.m.pointsRefused} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, storeline.E("posbridge.New", storeline.Internal, fmt.Errorf("register metrics: %w", err))
 			}

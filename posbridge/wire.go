@@ -102,6 +102,7 @@ type paymentIn struct {
 	Amount    Dec                 `json:"amount"`
 	Reference string              `json:"reference,omitempty"`
 	AuthCode  string              `json:"auth_code,omitempty"`
+	Points    int64               `json:"points,omitempty"` // method points: the points paid; amount may be left out
 }
 
 type fiscalJSON struct {
@@ -129,6 +130,7 @@ type paymentOut struct {
 	Amount    string              `json:"amount"`
 	Reference string              `json:"reference,omitempty"`
 	AuthCode  string              `json:"auth_code,omitempty"`
+	Points    int64               `json:"points,omitempty"`
 }
 
 type vatOut struct {
@@ -138,9 +140,11 @@ type vatOut struct {
 }
 
 type discrepancyOut struct {
-	Line      int    `json:"line"`
-	TillPrice string `json:"till_price"`
-	NodePrice string `json:"node_price"`
+	Line         int    `json:"line"`
+	TillPrice    string `json:"till_price"`
+	NodePrice    string `json:"node_price"`
+	TillDiscount string `json:"till_discount"`
+	NodeDiscount string `json:"node_discount"`
 }
 
 // eventHead is what every stored event's answer starts with.
@@ -165,20 +169,22 @@ const timeFormat = "2006-01-02T15:04:05.999Z07:00"
 
 type receiptOut struct {
 	eventHead
-	Terminal       storeline.TerminalID `json:"terminal"`
-	Shift          storeline.ShiftID    `json:"shift"`
-	Seller         storeline.SellerID   `json:"seller"`
-	Currency       storeline.Currency   `json:"currency"`
-	CatalogVersion uint64               `json:"catalog_version"`
-	Card           string               `json:"card,omitempty"`
-	Customer       storeline.CustomerID `json:"customer,omitempty"`
-	Lines          []lineOut            `json:"lines"`
-	Payments       []paymentOut         `json:"payments"`
-	Fiscal         *fiscalJSON          `json:"fiscal,omitempty"`
-	Total          string               `json:"total"`
-	Change         string               `json:"change"`
-	VAT            []vatOut             `json:"vat"`
-	Discrepancies  []discrepancyOut     `json:"discrepancies"`
+	Terminal       storeline.TerminalID  `json:"terminal"`
+	Shift          storeline.ShiftID     `json:"shift"`
+	Seller         storeline.SellerID    `json:"seller"`
+	Currency       storeline.Currency    `json:"currency"`
+	CatalogVersion uint64                `json:"catalog_version"`
+	Card           string                `json:"card,omitempty"`
+	Customer       storeline.CustomerID  `json:"customer,omitempty"`
+	Programme      storeline.ProgrammeID `json:"programme,omitempty"`
+	PointsEarned   int64                 `json:"points_earned"`
+	Lines          []lineOut             `json:"lines"`
+	Payments       []paymentOut          `json:"payments"`
+	Fiscal         *fiscalJSON           `json:"fiscal,omitempty"`
+	Total          string                `json:"total"`
+	Change         string                `json:"change"`
+	VAT            []vatOut              `json:"vat"`
+	Discrepancies  []discrepancyOut      `json:"discrepancies"`
 }
 
 func linesOut(c storeline.Currency, ls []storeline.Line) []lineOut {
@@ -196,7 +202,7 @@ func linesOut(c storeline.Currency, ls []storeline.Line) []lineOut {
 func paymentsOut(c storeline.Currency, ps []storeline.Payment) []paymentOut {
 	out := make([]paymentOut, len(ps))
 	for i, p := range ps {
-		out[i] = paymentOut{Method: p.Method, Amount: money(c, p.Amount), Reference: p.Reference, AuthCode: p.AuthCode}
+		out[i] = paymentOut{Method: p.Method, Amount: money(c, p.Amount), Reference: p.Reference, AuthCode: p.AuthCode, Points: p.Points}
 	}
 	return out
 }
@@ -214,6 +220,7 @@ func receiptOf(ev storeline.Event, r *storeline.Receipt) receiptOut {
 	out := receiptOut{
 		eventHead: headOf(ev), Terminal: r.Terminal, Shift: r.Shift, Seller: r.Seller,
 		Currency: c, CatalogVersion: r.CatalogVersion, Card: r.Card, Customer: r.Customer,
+		Programme: r.Programme, PointsEarned: r.Earned,
 		Lines: linesOut(c, r.Lines), Payments: paymentsOut(c, r.Payments),
 		Total: money(c, r.Total), Change: money(c, r.Change), VAT: vatsOut(c, r.VAT),
 		Discrepancies: []discrepancyOut{},
@@ -222,7 +229,10 @@ func receiptOf(ev storeline.Event, r *storeline.Receipt) receiptOut {
 		out.Fiscal = &fiscalJSON{DocumentNumber: r.Fiscal.DocumentNumber, Sign: r.Fiscal.Sign}
 	}
 	for _, d := range r.Discrepancies {
-		out.Discrepancies = append(out.Discrepancies, discrepancyOut{Line: d.Line, TillPrice: money(c, d.TillPrice), NodePrice: d.NodePrice.String()})
+		out.Discrepancies = append(out.Discrepancies, discrepancyOut{
+			Line: d.Line, TillPrice: money(c, d.TillPrice), NodePrice: d.NodePrice.String(),
+			TillDiscount: money(c, d.TillDiscount), NodeDiscount: money(c, d.NodeDiscount),
+		})
 	}
 	return out
 }

@@ -279,3 +279,16 @@ func (c *MasterCatalog) Rules() (*Rules, error) {
 	c.rules, c.ver = NewRules(recs), v
 	return c.rules, nil
 }
+
+// ProgrammeFor returns the loyalty programme a receipt in cur earns and
+// pays points in: of the programmes in that currency, the one with the
+// least ID, so every replica picks the same.
+func (r *Rules) ProgrammeFor(cur storeline.Currency) (*storeline.LoyaltyProgramme, bool) {
+	var best *storeline.LoyaltyProgramme
+	for _, p := range r.programmes {
+		if p.Currency == cur && (best == nil || p.ID < best.ID) {
+			best = p
+		}
+	}
+	return best, best != nil
+}
