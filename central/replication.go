@@ -32,6 +32,7 @@ package central
 //     until it has caught up rather than moving the cursor back.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -96,6 +97,15 @@ const (
 	rpStat   = "repl/stat/"  // store → msgpack ShopStats
 	rpAssign = "repl/asg/"   // store → version8 of its last price-list change
 	rpHQSeq  = "repl/hqseq"  // → seq8 of the last central-authored event
+	// rpEpochs lists the epochs a store has marks of, so a push reads
+	// them by point lookups rather than a scan (a scan inside the FSM's
+	// write transaction sorts all its pending writes). Absent in state
+	// written before it existed: the first push rebuilds it by a scan.
+	rpEpochs = "repl/mep/" // store → epoch8...
+	// rpSeenLow is a lower bound on the times of the seen set's expiry
+	// entries (all ones: there are none), so a push scans for expired
+	// entries only when some may be due. Absent: unknown, scan.
+	rpSeenLow = "repl/seenlow" // → at8
 )
 
 func markKey(store storeline.StoreID, epoch uint64) string {
@@ -174,31 +184,60 @@ type pushOutcome struct {
 	Marks      replication.WireMarks      `msgpack:"m,omitempty"`
 }
 
-// txIngest is replication.IngestStore over an entry's transaction.
-type txIngest struct{ tx *Tx }
+// txIngest is replication.IngestStore over an entry's transaction. It
+// remembers what SeenAt read, so SetSeen of the same ID does not read it
+// again, and the earliest time it stamped, for rpSeenLow.
+type txIngest struct {
+	tx    *Tx
+	seen  map[string][]byte
+	minAt int64
+	wrote bool
+}
 
-func (s txIngest) Mark(store storeline.StoreID, epoch uint64) (uint64, error) {
+func newTxIngest(tx *Tx) *txIngest { return &txIngest{tx: tx, seen: map[string][]byte{}} }
+
+func (s *txIngest) Mark(store storeline.StoreID, epoch uint64) (uint64, error) {
 	v, err := s.tx.Meta(markKey(store, epoch))
 	return ledger.U64(v), err
 }
 
-func (s txIngest) SetMark(store storeline.StoreID, epoch, seq uint64) error {
-	return s.tx.SetMeta(markKey(store, epoch), ledger.PutU64(seq))
+func (s *txIngest) SetMark(store storeline.StoreID, epoch, seq uint64) error {
+	k := markKey(store, epoch)
+	old, err := s.tx.Meta(k)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		if err := addEpoch(s.tx, store, epoch); err != nil {
+			return err
+		}
+	}
+	return s.tx.SetMeta(k, ledger.PutU64(seq))
 }
 
-func (s txIngest) SeenAt(origin storeline.StoreID, id storeline.EventID) (int64, bool, error) {
-	v, err := s.tx.Meta(seenKey(origin, id))
-	if err != nil || v == nil {
+func (s *txIngest) SeenAt(origin storeline.StoreID, id storeline.EventID) (int64, bool, error) {
+	k := seenKey(origin, id)
+	v, err := s.tx.Meta(k)
+	if err != nil {
 		return 0, false, err
+	}
+	s.seen[k] = v
+	if v == nil {
+		return 0, false, nil
 	}
 	return int64(ledger.U64(v)), true, nil
 }
 
-func (s txIngest) SetSeen(origin storeline.StoreID, id storeline.EventID, at int64) error {
+func (s *txIngest) SetSeen(origin storeline.StoreID, id storeline.EventID, at int64) error {
 	k := seenKey(origin, id)
-	if old, err := s.tx.Meta(k); err != nil {
-		return err
-	} else if old != nil {
+	old, known := s.seen[k]
+	if !known {
+		var err error
+		if old, err = s.tx.Meta(k); err != nil {
+			return err
+		}
+	}
+	if old != nil {
 		// A duplicate beyond retention: forget the old expiry entry.
 		if err := s.tx.SetMeta(rpSeenX+string(old)+string(origin)+"\x00"+string(id[:]), nil); err != nil {
 			return err
@@ -208,7 +247,80 @@ func (s txIngest) SetSeen(origin storeline.StoreID, id storeline.EventID, at int
 	if err := s.tx.SetMeta(k, at8); err != nil {
 		return err
 	}
+	if !s.wrote || at < s.minAt {
+		s.minAt, s.wrote = at, true
+	}
 	return s.tx.SetMeta(rpSeenX+string(at8)+string(origin)+"\x00"+string(id[:]), []byte{})
+}
+
+// addEpoch records that store has a mark of epoch in rpEpochs.
+func addEpoch(tx *Tx, store storeline.StoreID, epoch uint64) error {
+	es, err := markEpochs(tx, store)
+	if err != nil {
+		return err
+	}
+	i := sort.Search(len(es), func(i int) bool { return es[i] >= epoch })
+	if i < len(es) && es[i] == epoch {
+		return nil
+	}
+	es = append(es, 0)
+	copy(es[i+1:], es[i:])
+	es[i] = epoch
+	return putEpochs(tx, store, es)
+}
+
+func putEpochs(tx *Tx, store storeline.StoreID, es []uint64) error {
+	b := make([]byte, 0, 8*len(es))
+	for _, e := range es {
+		b = append(b, ledger.PutU64(e)...)
+	}
+	return tx.SetMeta(rpEpochs+string(store), b)
+}
+
+// markEpochs returns the epochs store has marks of, in order, from
+// rpEpochs, or (state written before rpEpochs existed) from a scan of the
+// marks, which it then records.
+func markEpochs(tx *Tx, store storeline.StoreID) ([]uint64, error) {
+	v, err := tx.Meta(rpEpochs + string(store))
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		es := make([]uint64, 0, len(v)/8)
+		for i := 0; i+8 <= len(v); i += 8 {
+			es = append(es, ledger.U64(v[i:i+8]))
+		}
+		return es, nil
+	}
+	ps, err := marks(tx.ReplicaTxn, store)
+	if err != nil {
+		return nil, err
+	}
+	es := make([]uint64, len(ps))
+	for i, p := range ps {
+		es[i] = p.Epoch
+	}
+	return es, putEpochs(tx, store, es)
+}
+
+// entryMarks is marks within an entry: point lookups of the epochs
+// rpEpochs lists.
+func entryMarks(tx *Tx, store storeline.StoreID) ([]replication.Position, error) {
+	es, err := markEpochs(tx, store)
+	if err != nil {
+		return nil, err
+	}
+	var out []replication.Position
+	for _, e := range es {
+		v, err := tx.Meta(markKey(store, e))
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			out = append(out, replication.Position{Epoch: e, Seq: ledger.U64(v)})
+		}
+	}
+	return out, nil
 }
 
 // marks returns every epoch's mark of store.
@@ -223,12 +335,31 @@ func marks(rt *ledger.ReplicaTxn, store storeline.StoreID) ([]replication.Positi
 }
 
 // pruneSeen forgets seen entries older than the retention, at most limit.
-func pruneSeen(tx *Tx, limit int) error {
+// It scans only when rpSeenLow says some may be due, and keeps rpSeenLow a
+// lower bound of the expiry entries' times; st is the entry's ingest
+// store (nil if it stamped nothing).
+func pruneSeen(tx *Tx, st *txIngest, limit int) error {
 	horizon := uint64(tx.At.Add(-seenRetention).UnixMilli())
+	lv, err := tx.Meta(rpSeenLow)
+	if err != nil {
+		return err
+	}
+	if lv != nil && ledger.U64(lv) >= horizon {
+		if st != nil && st.wrote && uint64(st.minAt) < ledger.U64(lv) {
+			return tx.SetMeta(rpSeenLow, ledger.PutU64(uint64(st.minAt)))
+		}
+		return nil
+	}
 	var victims []string
-	err := tx.ScanMeta(rpSeenX, func(k string, _ []byte) (bool, error) {
+	low := uint64(1<<64 - 1) // no expiry entry left
+	err = tx.ScanMeta(rpSeenX, func(k string, _ []byte) (bool, error) {
 		rest := k[len(rpSeenX):]
-		if len(rest) < 8 || ledger.U64([]byte(rest[:8])) >= horizon || len(victims) == limit {
+		if len(rest) < 8 {
+			low = 0 // malformed: keep scanning every entry, as before
+			return false, nil
+		}
+		if at := ledger.U64([]byte(rest[:8])); at >= horizon || len(victims) == limit {
+			low = at
 			return false, nil
 		}
 		victims = append(victims, k)
@@ -246,7 +377,17 @@ func pruneSeen(tx *Tx, limit int) error {
 			return err
 		}
 	}
-	return nil
+	return tx.SetMeta(rpSeenLow, ledger.PutU64(low))
+}
+
+// lowerSeenLow keeps rpSeenLow a lower bound after an expiry entry at at
+// was written outside a push.
+func lowerSeenLow(tx *Tx, at int64) error {
+	lv, err := tx.Meta(rpSeenLow)
+	if err != nil || lv == nil || uint64(at) >= ledger.U64(lv) {
+		return err
+	}
+	return tx.SetMeta(rpSeenLow, ledger.PutU64(uint64(at)))
 }
 
 // applier applies accepted events of one entry: it stores them, adds
@@ -439,24 +580,79 @@ func appendFeed(tx *Tx, store storeline.StoreID, e feedEntry) error {
 	return tx.SetMeta(rpFeedN+string(store), ledger.PutU64(n))
 }
 
-func applyPush(tx *Tx, payload []byte) ([]byte, error) {
-	var p pushPayload
-	if err := msgpack.Unmarshal(payload, &p); err != nil {
-		return nil, storeline.Invalidf("", "undecodable push: %v", err)
+// decodePushPayload decodes a push entry in one pass, keeping each event's
+// wire bytes as a slice of payload (stored as they are). ok is false if
+// the payload is not in the form Push writes, or holds too many events:
+// the caller then decodes it the general way, which refuses it or not
+// exactly as before.
+func decodePushPayload(payload []byte) (p pushPayload, evs replication.WireEvents, ok bool) {
+	r := bytes.NewReader(payload)
+	d := msgpack.NewDecoder(r)
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return p, nil, false
 	}
-	if len(p.Events) > maxPushEntryEvents {
-		return nil, storeline.Errorf(storeline.TooLarge, "central.push", "%d events in one entry, over %d", len(p.Events), maxPushEntryEvents)
+	for range n {
+		k, err := d.DecodeString()
+		if err != nil {
+			return p, nil, false
+		}
+		switch k {
+		case "s":
+			p.Store, err = d.DecodeString()
+		case "e":
+			p.Epoch, err = d.DecodeUint64()
+		case "ev":
+			var m int
+			if m, err = d.DecodeArrayLen(); err != nil || m > maxPushEntryEvents {
+				return p, nil, false
+			}
+			if m < 0 {
+				p.Events, evs = nil, nil
+				continue
+			}
+			p.Events = make([]msgpack.RawMessage, m)
+			evs = make(replication.WireEvents, m)
+			for i := range m {
+				at := len(payload) - r.Len()
+				if err := d.Decode(&evs[i]); err != nil {
+					return p, nil, false
+				}
+				p.Events[i] = payload[at : len(payload)-r.Len() : len(payload)-r.Len()]
+			}
+		default:
+			return p, nil, false
+		}
+		if err != nil {
+			return p, nil, false
+		}
+	}
+	return p, evs, true
+}
+
+func applyPush(tx *Tx, payload []byte) ([]byte, error) {
+	p, evs, ok := decodePushPayload(payload)
+	if !ok {
+		p = pushPayload{}
+		if err := msgpack.Unmarshal(payload, &p); err != nil {
+			return nil, storeline.Invalidf("", "undecodable push: %v", err)
+		}
+		if len(p.Events) > maxPushEntryEvents {
+			return nil, storeline.Errorf(storeline.TooLarge, "central.push", "%d events in one entry, over %d", len(p.Events), maxPushEntryEvents)
+		}
+		evs = make(replication.WireEvents, len(p.Events))
+		for i, r := range p.Events {
+			if err := msgpack.Unmarshal(r, &evs[i]); err != nil {
+				return nil, storeline.Invalidf(fmt.Sprintf("ev[%d]", i), "undecodable event: %v", err)
+			}
+		}
 	}
 	// The node that took the batch checked it (replication.CheckPush);
 	// check again, so an entry no node checked cannot reach Ingest.
-	req := replication.PushRequest{V: replication.ProtocolVersion, Store: p.Store, Epoch: p.Epoch,
-		Events: make(replication.WireEvents, len(p.Events))}
+	req := replication.PushRequest{V: replication.ProtocolVersion, Store: p.Store, Epoch: p.Epoch, Events: evs}
 	raw := make(map[uint64][]byte, len(p.Events))
 	for i, r := range p.Events {
-		if err := msgpack.Unmarshal(r, &req.Events[i]); err != nil {
-			return nil, storeline.Invalidf(fmt.Sprintf("ev[%d]", i), "undecodable event: %v", err)
-		}
-		raw[req.Events[i].Seq] = r
+		raw[evs[i].Seq] = r
 	}
 	b, err := replication.CheckPush(storeline.StoreID(p.Store), &req)
 	if err != nil {
@@ -481,7 +677,8 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 		}
 		return errs, a.flush()
 	}
-	res, err := replication.Ingest(txIngest{tx}, b, tx.At.UnixMilli(), seenRetention, apply)
+	st := newTxIngest(tx)
+	res, err := replication.Ingest(st, b, tx.At.UnixMilli(), seenRetention, apply)
 	if err != nil {
 		return nil, err
 	}
@@ -493,7 +690,7 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if out.Marks, err = marks(tx.ReplicaTxn, b.Store); err != nil {
+	if out.Marks, err = entryMarks(tx, b.Store); err != nil {
 		return nil, err
 	}
 	if err := updateStats(tx, b.Store, func(s *ShopStats) {
@@ -512,7 +709,7 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := pruneSeen(tx, 2*len(b.Events)+64); err != nil {
+	if err := pruneSeen(tx, st, 2*len(b.Events)+64); err != nil {
 		return nil, err
 	}
 	return msgpack.Marshal(&out)
@@ -593,7 +790,10 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 	if err := a.flush(); err != nil {
 		return nil, err
 	}
-	if err := (txIngest{tx}).SetSeen(ev.Origin, ev.ID, tx.At.UnixMilli()); err != nil {
+	if err := newTxIngest(tx).SetSeen(ev.Origin, ev.ID, tx.At.UnixMilli()); err != nil {
+		return nil, err
+	}
+	if err := lowerSeenLow(tx, tx.At.UnixMilli()); err != nil {
 		return nil, err
 	}
 	if err := tx.SetMeta(rpHQSeq, ledger.PutU64(ev.Seq)); err != nil {
