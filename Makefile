@@ -75,6 +75,16 @@ bench-central:
 repl-long:
 	$(GO) test -race -count=1 -timeout 30m -run 'TestOfflineSellingConverges|TestShopsConvergeWithCentral' ./replication ./central -args -repl.long
 
+# The seeded whole-chain simulation (internal/simtest): seeds from 1000 on
+# within SIM_BUDGET, or the one SEED a failure printed (make sim SEED=42).
+SIM_BUDGET ?= 5m
+SIM_FLAGS  ?=
+SEED       ?=
+.PHONY: sim
+sim:
+	$(GO) test -race -count=1 -tags invariants -timeout 0 -run 'TestSimMany' -v ./internal/simtest \
+		-args -sim.budget=$(SIM_BUDGET) $(if $(SEED),-sim.seed=$(SEED)) $(SIM_FLAGS)
+
 # Replication figures for BENCHMARKS.md: the upload of 20,000 backlogged
 # receipts to a 3-node loopback central (with request bytes per receipt),
 # the provisioning of a new shop with 100,000 items, barcodes and prices,

@@ -1,0 +1,872 @@
+package simtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/node"
+	"github.com/storeline/storeline/replication"
+)
+
+// Config is one simulated run.
+type Config struct {
+	Seed uint64
+	// Dir holds every node's data. Required.
+	Dir string
+	// Shops is how many shop nodes run (1 to 5).
+	Shops int
+	// Steps is how many scheduled actions the seed draws.
+	Steps int
+	// Items is the catalogue's size.
+	Items int
+	// Converge bounds the wait for convergence after healing.
+	Converge time.Duration
+	// Logger receives the nodes' logs (nil: discarded).
+	Logger *slog.Logger
+}
+
+// Fault kinds, counted per run.
+const (
+	FaultCut            = "cut"
+	FaultHeal           = "heal"
+	FaultDelay          = "delay"
+	FaultSever          = "sever"
+	FaultDuplicate      = "duplicate"
+	FaultShopRestart    = "shop-restart"
+	FaultLeaderRestart  = "leader-restart"
+	FaultFollowerStop   = "follower-restart"
+	FaultPriceChange    = "price-change"
+	FaultClockSkewShops = "skewed-shops"
+	FaultTillRetry      = "till-retry"
+	FaultRejected       = "rejected-sale"
+)
+
+// Result is what a run did and found.
+type Result struct {
+	Seed     uint64
+	Faults   map[string]int
+	Acked    int // events acknowledged by the shops' ledgers
+	Checked  int // acknowledged events found exactly once at a replica, summed over replicas
+	Losses   int // acknowledged events missing at a replica
+	Dups     int // acknowledged events held more than once at a replica
+	Converge time.Duration
+	// Setup is the time to start the chain, Play the schedule's.
+	Setup, Play time.Duration
+	Problems    []string
+}
+
+// OK reports whether the closing checks found nothing.
+func (r Result) OK() bool { return len(r.Problems) == 0 }
+
+// Summary is the run on one line, with the fault counts.
+func (r Result) Summary() string {
+	kinds := make([]string, 0, len(r.Faults))
+	for k, v := range r.Faults {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(kinds)
+	return fmt.Sprintf("seed %d: acked %d, checked %d, losses %d, dups %d, converged in %s (setup %s, schedule %s); faults %s",
+		r.Seed, r.Acked, r.Checked, r.Losses, r.Dups, r.Converge.Round(time.Millisecond),
+		r.Setup.Round(time.Millisecond), r.Play.Round(time.Millisecond), strings.Join(kinds, " "))
+}
+
+const (
+	clusterSecret = "simtest-cluster-secret-0123456789"
+	adminToken    = "simtest-shop-admin-token-0123456789"
+	termToken     = "simtest-till-token-0123456789"
+)
+
+type centralSlot struct {
+	cfg  central.Config
+	node *central.Node // nil while stopped
+}
+
+type shop struct {
+	id      storeline.StoreID
+	cfg     node.Config
+	node    *node.Node
+	proxies []*faultproxy.Proxy
+	skew    time.Duration // added to the OccurredAt of its events
+}
+
+type acked struct {
+	shop int
+	kind storeline.EventKind
+}
+
+type sim struct {
+	cfg      Config
+	rng      *rand.Rand
+	log      *slog.Logger
+	centrals []*centralSlot
+	shops    []*shop
+	acked    map[storeline.EventID]acked
+	// rejected holds the acknowledged events central must refuse (a sale
+	// of an item head office does not know), as the shop stored them.
+	rejected map[storeline.EventID]storeline.Event
+	sold     []map[storeline.ItemID]int // units sold per shop and item, bounds returns
+	prices   map[storeline.ItemID]decimal.Decimal
+	priceAt  time.Time // From of the next price change
+	res      Result
+	begun    time.Time
+}
+
+// Run plays the seed's schedule, heals everything, waits for convergence
+// and checks. An error means the harness could not run (a node would not
+// start); what the checks found is in Result.Problems.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Dir == "" || cfg.Shops < 1 || cfg.Shops > 5 || cfg.Steps < 1 || cfg.Items < 2 || cfg.Converge <= 0 {
+		return Result{}, fmt.Errorf("simtest: bad config %+v", cfg)
+	}
+	s := &sim{
+		cfg:      cfg,
+		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		log:      cfg.Logger,
+		acked:    map[storeline.EventID]acked{},
+		rejected: map[storeline.EventID]storeline.Event{},
+		prices:   map[storeline.ItemID]decimal.Decimal{},
+		priceAt:  time.Now().UTC().Add(-time.Hour).Truncate(time.Second),
+		res:      Result{Seed: cfg.Seed, Faults: map[string]int{}},
+		begun:    time.Now(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	defer s.close()
+	if err := s.startCentrals(ctx); err != nil {
+		return s.res, err
+	}
+	if err := s.loadMaster(ctx); err != nil {
+		return s.res, err
+	}
+	for i := range cfg.Shops {
+		if err := s.startShop(i); err != nil {
+			return s.res, err
+		}
+	}
+	for _, sh := range s.shops {
+		if err := waitUntil(ctx, cfg.Converge, func() bool { return s.priceAtShop(sh, "i0") != nil }); err != nil {
+			return s.res, fmt.Errorf("simtest: %s never received the catalogue: %w", sh.id, err)
+		}
+	}
+	s.res.Setup = time.Since(s.begun)
+	for step := range cfg.Steps {
+		if err := s.step(ctx, step); err != nil {
+			return s.res, err
+		}
+	}
+	s.res.Play = time.Since(s.begun) - s.res.Setup
+	if err := s.healAll(ctx); err != nil {
+		return s.res, err
+	}
+	t0 := time.Now()
+	err := waitUntil(ctx, cfg.Converge, s.converged)
+	s.res.Converge = time.Since(t0)
+	if err != nil {
+		s.problem("not converged %s after healing: %s", cfg.Converge, s.lag())
+	}
+	s.check()
+	return s.res, nil
+}
+
+func (s *sim) problem(format string, args ...any) {
+	s.res.Problems = append(s.res.Problems, fmt.Sprintf(format, args...))
+}
+
+func (s *sim) centralConfig(i int) central.Config {
+	c := central.DefaultConfig(filepath.Join(s.cfg.Dir, fmt.Sprintf("central-%d", i+1)))
+	c.NodeID = fmt.Sprintf("central-%d", i+1)
+	c.ClusterSecret = clusterSecret
+	c.MaxVoters = 3
+	// Short enough for a failover well under a second, long enough that
+	// -race on a loaded 2-core machine does not start spurious elections.
+	c.HeartbeatTimeout = 300 * time.Millisecond
+	c.ElectionTimeout = 300 * time.Millisecond
+	c.LeaderLeaseTimeout = 300 * time.Millisecond
+	c.CommitTimeout = 2 * time.Millisecond
+	c.ApplyTimeout = 5 * time.Second
+	c.ForwardTimeout = 5 * time.Second
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.ReconcileInterval = 50 * time.Millisecond
+	c.ReplicationAddr = "127.0.0.1:0"
+	c.ReplicationMaxWait = 300 * time.Millisecond
+	c.ReplicationTokens = map[string]storeline.StoreID{}
+	for j := range s.cfg.Shops {
+		c.ReplicationTokens[shopToken(j)] = shopID(j)
+	}
+	c.Logger = s.log.With("central", c.NodeID)
+	return c
+}
+
+func shopID(i int) storeline.StoreID { return storeline.StoreID(fmt.Sprintf("s%d", i+1)) }
+func shopToken(i int) string         { return fmt.Sprintf("simtest-replication-token-s%d-0123456789", i+1) }
+
+// openCentral opens slot i and pins its addresses, so a restart binds the
+// same ones (the shops' proxies and the peers' Raft configuration stay
+// valid).
+func (s *sim) openCentral(i int) error {
+	sl := s.centrals[i]
+	n, err := central.Open(sl.cfg)
+	if err != nil {
+		return fmt.Errorf("simtest: open %s: %w", sl.cfg.NodeID, err)
+	}
+	sl.cfg.RaftAddr, sl.cfg.APIAddr, sl.cfg.AdminAddr, sl.cfg.GossipAddr = n.RaftAddr(), n.APIAddr(), n.AdminAddr(), n.GossipAddr()
+	sl.cfg.ReplicationAddr = n.ReplicationAddr()
+	sl.node = n
+	return nil
+}
+
+func (s *sim) startCentrals(ctx context.Context) error {
+	for i := range 3 {
+		cc := s.centralConfig(i)
+		if i > 0 {
+			cc.Bootstrap = false
+			cc.Seeds = []string{s.centrals[0].cfg.GossipAddr}
+		}
+		s.centrals = append(s.centrals, &centralSlot{cfg: cc})
+		if err := s.openCentral(i); err != nil {
+			return err
+		}
+		if i == 0 {
+			if err := waitUntil(ctx, 30*time.Second, func() bool { return s.centrals[0].node.IsLeader() }); err != nil {
+				return fmt.Errorf("simtest: central-1 never became leader: %w", err)
+			}
+		}
+	}
+	if err := waitUntil(ctx, 30*time.Second, func() bool { return s.voters() == 3 }); err != nil {
+		return fmt.Errorf("simtest: 3 voters never joined: %w", err)
+	}
+	return nil
+}
+
+func (s *sim) leader() *central.Node {
+	for _, sl := range s.centrals {
+		if sl.node != nil && sl.node.IsLeader() {
+			return sl.node
+		}
+	}
+	return nil
+}
+
+func (s *sim) voters() int {
+	l := s.leader()
+	if l == nil {
+		return 0
+	}
+	_, members, err := l.Cluster(context.Background())
+	if err != nil {
+		return 0
+	}
+	v := 0
+	for _, m := range members {
+		if m.Suffrage == "Voter" && m.Error == "" {
+			v++
+		}
+	}
+	return v
+}
+
+// putRecords writes master data through the leader, retrying while there
+// is none; the key makes a retry apply nothing twice.
+func (s *sim) putRecords(ctx context.Context, key string, recs ...storeline.Record) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l := s.leader()
+		var err error
+		if l == nil {
+			err = storeline.Errorf(storeline.Unavailable, "simtest.put", "no leader")
+		} else {
+			_, err = l.PutRecords(ctx, key, recs...)
+		}
+		if err == nil {
+			return nil
+		}
+		if storeline.KindOf(err) != storeline.Unavailable || time.Now().After(deadline) {
+			return fmt.Errorf("simtest: put %s: %w", key, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *sim) loadMaster(ctx context.Context) error {
+	recs := []storeline.Record{
+		&storeline.PriceList{ID: "retail", Name: "Retail", Currency: "EUR"},
+		&storeline.Group{ID: "g", Name: "Goods"},
+	}
+	for i := range s.cfg.Shops {
+		recs = append(recs, &storeline.Store{ID: shopID(i), Name: "Shop " + string(shopID(i)), TimeZone: "Europe/Riga", Currency: "EUR",
+			Departments: []storeline.Department{{ID: "food", Name: "Food"}}, PriceLists: []storeline.PriceListID{"retail"}})
+	}
+	for i := range s.cfg.Items {
+		id := itemID(i)
+		price := decimal.NewFromInt(int64(100 + i)).Shift(-2)
+		recs = append(recs, &storeline.Item{ID: id, SKU: string(id), Name: fmt.Sprintf("Item %d", i),
+			Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)})
+		recs = append(recs, &storeline.Price{List: "retail", Item: id, From: s.priceAt, Price: price})
+		s.prices[id] = price
+	}
+	return s.putRecords(ctx, "simtest-master", recs...)
+}
+
+func itemID(i int) storeline.ItemID { return storeline.ItemID(fmt.Sprintf("i%d", i)) }
+
+func (s *sim) startShop(i int) error {
+	sh := &shop{id: shopID(i)}
+	c := node.DefaultConfig()
+	c.StoreID = sh.id
+	c.DataDir = filepath.Join(s.cfg.Dir, string(sh.id))
+	c.TillAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	c.AdminToken = adminToken
+	c.WALSegmentBytes = 8 << 20
+	c.ShutdownTimeout = 5 * time.Second
+	c.Terminals = []node.TerminalToken{{ID: "till-1", Token: termToken}}
+	for _, sl := range s.centrals {
+		p, err := faultproxy.New(sl.cfg.ReplicationAddr)
+		if err != nil {
+			return fmt.Errorf("simtest: proxy for %s: %w", sh.id, err)
+		}
+		sh.proxies = append(sh.proxies, p)
+		c.Replication.Central = append(c.Replication.Central, p.URL())
+	}
+	c.Replication.Token = shopToken(i)
+	c.Replication.MaxBatchEvents = 50
+	c.Replication.MaxBatchBytes = 256 << 10
+	c.Replication.PageItems = 500
+	c.Replication.PushInterval = 20 * time.Millisecond
+	c.Replication.PollWait = 300 * time.Millisecond
+	c.Replication.RequestTimeout = 2 * time.Second
+	c.Replication.BackoffMin = 5 * time.Millisecond
+	c.Replication.BackoffMax = 200 * time.Millisecond
+	sh.cfg = c
+	// The seed skews some shops' clocks: their events claim to occur
+	// up to a few minutes off (node has no injectable HLC clock yet).
+	if s.rng.IntN(3) == 0 {
+		sh.skew = time.Duration(s.rng.IntN(600)-300) * time.Second
+		s.res.Faults[FaultClockSkewShops]++
+	}
+	s.shops = append(s.shops, sh)
+	s.sold = append(s.sold, map[storeline.ItemID]int{})
+	return s.openShop(sh)
+}
+
+func (s *sim) openShop(sh *shop) error {
+	n, err := node.New(sh.cfg, s.log.With("shop", string(sh.id)), nil)
+	if err != nil {
+		return fmt.Errorf("simtest: shop %s: %w", sh.id, err)
+	}
+	if err := n.Start(); err != nil {
+		return fmt.Errorf("simtest: start shop %s: %w", sh.id, err)
+	}
+	sh.node = n
+	return nil
+}
+
+// step draws and plays one action of the schedule.
+func (s *sim) step(ctx context.Context, step int) error {
+	r := s.rng.IntN(100)
+	i := s.rng.IntN(len(s.shops))
+	sh := s.shops[i]
+	if step == s.cfg.Steps/2 {
+		// Every run has at least one sale central must reject, so even
+		// a short run checks that rejections come back down.
+		if err := s.sellUnknown(ctx, i); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r < 2:
+		return s.sellUnknown(ctx, i)
+	case r < 45:
+		return s.sell(ctx, i)
+	case r < 55:
+		return s.giveBack(ctx, i)
+	case r < 62:
+		return s.cash(ctx, i)
+	case r < 67:
+		return s.changePrice(ctx, step)
+	case r < 73:
+		for _, p := range sh.proxies {
+			p.Cut()
+		}
+		s.res.Faults[FaultCut]++
+	case r < 79:
+		for _, p := range sh.proxies {
+			p.Heal()
+		}
+		s.res.Faults[FaultHeal]++
+	case r < 83:
+		d := time.Duration(s.rng.IntN(30)) * time.Millisecond
+		sh.proxies[s.rng.IntN(len(sh.proxies))].SetDelay(d)
+		s.res.Faults[FaultDelay]++
+	case r < 87:
+		sh.proxies[s.rng.IntN(len(sh.proxies))].SeverAfter(int64(1 + s.rng.IntN(8<<10)))
+		s.res.Faults[FaultSever]++
+	case r < 91:
+		sh.proxies[s.rng.IntN(len(sh.proxies))].Duplicate(true, time.Duration(s.rng.IntN(5))*time.Millisecond)
+		s.res.Faults[FaultDuplicate]++
+	case r < 95:
+		if err := sh.node.Stop(); err != nil {
+			return fmt.Errorf("simtest: stop %s: %w", sh.id, err)
+		}
+		s.res.Faults[FaultShopRestart]++
+		return s.openShop(sh)
+	default:
+		return s.restartCentral(ctx, s.rng.IntN(2) == 0)
+	}
+	return nil
+}
+
+func (s *sim) appendAt(ctx context.Context, i int, body storeline.Body) error {
+	sh := s.shops[i]
+	ev := storeline.Event{ID: storeline.NewEventID(), Kind: body.EventKind(), Body: body,
+		OccurredAt: time.Now().UTC().Add(sh.skew), BusinessDate: "2026-11-28"}
+	stored, _, err := sh.node.Ledger().Append(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("simtest: append %s at %s: %w", ev.Kind, sh.id, err)
+	}
+	// A till that missed the answer sends the same event again; the
+	// ledger must answer with the stored one and store nothing new.
+	if s.rng.IntN(5) == 0 {
+		again, created, err := sh.node.Ledger().Append(ctx, ev)
+		if err != nil {
+			return fmt.Errorf("simtest: retry %s at %s: %w", ev.Kind, sh.id, err)
+		}
+		if created || again.Seq != stored.Seq {
+			s.problem("%s: a retried %s %s was stored again (seq %d, first %d)", sh.id, ev.Kind, ev.ID, again.Seq, stored.Seq)
+		}
+		s.res.Faults[FaultTillRetry]++
+	}
+	if ev.Kind == storeline.KindReceipt && s.isGhost(ev) {
+		s.rejected[stored.ID] = stored
+		s.res.Faults[FaultRejected]++
+	}
+	s.acked[stored.ID] = acked{shop: i, kind: stored.Kind}
+	s.res.Acked++
+	return nil
+}
+
+func (s *sim) sell(ctx context.Context, i int) error {
+	r := &storeline.Receipt{Terminal: "till-1", Shift: "sh1", Seller: "alice", Currency: "EUR"}
+	total := decimal.Zero
+	for range 1 + s.rng.IntN(3) {
+		id := itemID(s.rng.IntN(s.cfg.Items))
+		qty := 1 + s.rng.IntN(3)
+		price := s.prices[id]
+		r.Lines = append(r.Lines, storeline.Line{Item: id, Dept: "food", Unit: storeline.Piece, Qty: decimal.NewFromInt(int64(qty)),
+			Price: price, VATRate: decimal.NewFromInt(10)})
+		total = total.Add(price.Mul(decimal.NewFromInt(int64(qty))))
+		s.sold[i][id] += qty
+	}
+	r.Payments = []storeline.Payment{{Method: storeline.Cash, Amount: total}}
+	return s.appendAt(ctx, i, r)
+}
+
+// sellUnknown sells an item head office does not know: the shop accepts
+// it, central rejects it, and the rejection must come back down.
+func (s *sim) sellUnknown(ctx context.Context, i int) error {
+	price := decimal.NewFromInt(int64(100 + s.rng.IntN(100))).Shift(-2)
+	r := &storeline.Receipt{Terminal: "till-1", Shift: "sh1", Seller: "alice", Currency: "EUR",
+		Lines: []storeline.Line{{Item: ghostItem, Dept: "food", Unit: storeline.Piece, Qty: decimal.NewFromInt(1),
+			Price: price, VATRate: decimal.NewFromInt(10)}},
+		Payments: []storeline.Payment{{Method: storeline.Cash, Amount: price}}}
+	return s.appendAt(ctx, i, r)
+}
+
+const ghostItem storeline.ItemID = "ghost"
+
+func (s *sim) isGhost(ev storeline.Event) bool {
+	r, ok := ev.Body.(*storeline.Receipt)
+	return ok && len(r.Lines) == 1 && r.Lines[0].Item == ghostItem
+}
+
+func (s *sim) giveBack(ctx context.Context, i int) error {
+	var ids []storeline.ItemID
+	for id, n := range s.sold[i] {
+		if n > 0 {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return s.sell(ctx, i)
+	}
+	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	id := ids[s.rng.IntN(len(ids))]
+	s.sold[i][id]--
+	price := s.prices[id]
+	r := &storeline.Return{Terminal: "till-1", Shift: "sh1", Seller: "alice", Manager: "bob", Currency: "EUR", Reason: "simulated",
+		Lines:   []storeline.Line{{Item: id, Dept: "food", Unit: storeline.Piece, Qty: decimal.NewFromInt(1), Price: price, VATRate: decimal.NewFromInt(10)}},
+		Refunds: []storeline.Payment{{Method: storeline.Cash, Amount: price}}}
+	return s.appendAt(ctx, i, r)
+}
+
+func (s *sim) cash(ctx context.Context, i int) error {
+	dir := storeline.CashIn
+	if s.rng.IntN(2) == 0 {
+		dir = storeline.CashOut
+	}
+	return s.appendAt(ctx, i, &storeline.CashOp{Terminal: "till-1", Shift: "sh1", Seller: "alice", Direction: dir, Currency: "EUR",
+		Amount: decimal.NewFromInt(int64(1 + s.rng.IntN(50))), Reason: "simulated"})
+}
+
+func (s *sim) changePrice(ctx context.Context, step int) error {
+	id := itemID(s.rng.IntN(s.cfg.Items))
+	price := s.prices[id].Add(decimal.NewFromInt(int64(1 + s.rng.IntN(99))).Shift(-2))
+	s.priceAt = s.priceAt.Add(time.Second)
+	if err := s.putRecords(ctx, fmt.Sprintf("simtest-price-%d", step),
+		&storeline.Price{List: "retail", Item: id, From: s.priceAt, Price: price}); err != nil {
+		return err
+	}
+	s.prices[id] = price
+	s.res.Faults[FaultPriceChange]++
+	return nil
+}
+
+// restartCentral stops the leader or a follower and opens it again on the
+// same directory and addresses, rejoining through the others' gossip.
+func (s *sim) restartCentral(ctx context.Context, leader bool) error {
+	var victim *centralSlot
+	if err := waitUntil(ctx, 30*time.Second, func() bool { return s.leader() != nil }); err != nil {
+		return fmt.Errorf("simtest: no leader before a restart: %w", err)
+	}
+	for _, sl := range s.centrals {
+		if sl.node.IsLeader() == leader {
+			victim = sl
+			break
+		}
+	}
+	if victim == nil {
+		return nil
+	}
+	if err := victim.node.Close(); err != nil {
+		return fmt.Errorf("simtest: close %s: %w", victim.cfg.NodeID, err)
+	}
+	victim.node = nil
+	if leader {
+		s.res.Faults[FaultLeaderRestart]++
+	} else {
+		s.res.Faults[FaultFollowerStop]++
+	}
+	victim.cfg.Seeds = nil
+	for _, o := range s.centrals {
+		if o.node != nil {
+			victim.cfg.Seeds = append(victim.cfg.Seeds, o.cfg.GossipAddr)
+		}
+	}
+	for i, sl := range s.centrals {
+		if sl == victim {
+			if err := s.openCentral(i); err != nil {
+				return err
+			}
+		}
+	}
+	if err := waitUntil(ctx, 30*time.Second, func() bool { return s.voters() == 3 }); err != nil {
+		return fmt.Errorf("simtest: %s not back among the voters: %w", victim.cfg.NodeID, err)
+	}
+	return nil
+}
+
+func (s *sim) healAll(ctx context.Context) error {
+	for _, sh := range s.shops {
+		for _, p := range sh.proxies {
+			p.Heal()
+			p.SetDelay(0)
+			p.SeverAfter(0)
+			p.Duplicate(false, 0)
+		}
+		if r := sh.node.Replication(); r != nil {
+			r.Nudge()
+		}
+	}
+	return waitUntil(ctx, 30*time.Second, func() bool { return s.leader() != nil })
+}
+
+func rejectionKey(id storeline.EventID) string {
+	return replication.RejectionPrefix + fmt.Sprintf("%x", id[:])
+}
+
+func caughtUp(n *node.Node) bool {
+	p := n.Ledger().Position()
+	return n.Replication().Status().Acked == replication.Position{Epoch: p.Epoch, Seq: p.Seq}
+}
+
+// converged holds once central acknowledged every shop's journal, every
+// central node applied what the leader has, and every shop shows every
+// head-office price.
+func (s *sim) converged() bool {
+	for _, sh := range s.shops {
+		if !caughtUp(sh.node) {
+			return false
+		}
+	}
+	for id, ev := range s.rejected {
+		if _, ok, _ := s.shops[s.acked[id].shop].node.Ledger().Meta(rejectionKey(ev.ID)); !ok {
+			return false
+		}
+	}
+	l := s.leader()
+	if l == nil {
+		return false
+	}
+	for _, sl := range s.centrals {
+		if sl.node.AppliedIndex() < l.AppliedIndex() {
+			return false
+		}
+	}
+	for _, sh := range s.shops {
+		for id, want := range s.prices {
+			if got := s.priceAtShop(sh, id); got == nil || !got.Equal(want) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lag names what had not converged.
+func (s *sim) lag() string {
+	var out []string
+	for _, sh := range s.shops {
+		if !caughtUp(sh.node) {
+			out = append(out, fmt.Sprintf("%s acked %v of %v", sh.id, sh.node.Replication().Status().Acked, sh.node.Ledger().Position()))
+		}
+		for id, want := range s.prices {
+			if got := s.priceAtShop(sh, id); got == nil || !got.Equal(want) {
+				out = append(out, fmt.Sprintf("%s shows %s at %v, head office %s", sh.id, id, got, want))
+			}
+		}
+	}
+	for id := range s.rejected {
+		sh := s.shops[s.acked[id].shop]
+		if _, ok, _ := sh.node.Ledger().Meta(rejectionKey(id)); !ok {
+			out = append(out, fmt.Sprintf("%s never learnt central rejected %s", sh.id, id))
+		}
+	}
+	if s.leader() == nil {
+		out = append(out, "no central leader")
+	}
+	return strings.Join(out[:min(len(out), 5)], "; ")
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// priceAtShop reads an item's price through the shop's tills' API.
+func (s *sim) priceAtShop(sh *shop, id storeline.ItemID) *decimal.Decimal {
+	req, _ := http.NewRequest(http.MethodGet, sh.node.TillURL()+"/v1/items/"+string(id), nil)
+	req.Header.Set("Authorization", "Bearer "+termToken)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Price *string `json:"price"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil || body.Price == nil {
+		return nil
+	}
+	d, err := decimal.NewFromString(*body.Price)
+	if err != nil {
+		return nil
+	}
+	return &d
+}
+
+// check runs the closing checks on the converged chain.
+func (s *sim) check() {
+	for i, sh := range s.shops {
+		counts := map[storeline.EventID]int{}
+		if err := scanJournal(sh, func(ev storeline.Event) { counts[ev.ID]++ }); err != nil {
+			s.problem("%s: read journal: %v", sh.id, err)
+		}
+		s.compare(string(sh.id), i, counts, false)
+		if err := sh.node.Ledger().CheckConservation(); err != nil {
+			s.problem("%s: conservation: %v", sh.id, err)
+		}
+	}
+	for _, sl := range s.centrals {
+		n := sl.node
+		for i, sh := range s.shops {
+			counts := map[storeline.EventID]int{}
+			if err := n.ScanEvents(sh.id, func(ev storeline.Event) bool { counts[ev.ID]++; return true }); err != nil {
+				s.problem("%s: scan %s: %v", n.ID(), sh.id, err)
+			}
+			s.compare(n.ID()+" of "+string(sh.id), i, counts, true)
+		}
+		bs, err := n.Balances("")
+		if err != nil {
+			s.problem("%s: balances: %v", n.ID(), err)
+			continue
+		}
+		sums := map[storeline.Asset]decimal.Decimal{}
+		byKey := map[string]decimal.Decimal{}
+		for _, b := range bs {
+			sums[b.Asset] = sums[b.Asset].Add(b.Amount)
+			byKey[b.Account+" "+string(b.Asset)] = b.Amount
+		}
+		for a, v := range sums {
+			if !v.IsZero() {
+				s.problem("%s: conservation: balances of %s sum to %s", n.ID(), a, v)
+			}
+		}
+		for _, sh := range s.shops {
+			own, err := sh.node.Ledger().Balances("")
+			if err != nil {
+				s.problem("%s: balances: %v", sh.id, err)
+				continue
+			}
+			// Central holds the shop's balances less what it rejected.
+			want := map[string]decimal.Decimal{}
+			for _, b := range own {
+				if accountStore(b.Account) == sh.id {
+					want[b.Account+" "+string(b.Asset)] = b.Amount
+				}
+			}
+			for _, ev := range s.rejected {
+				if ev.Origin != sh.id {
+					continue
+				}
+				for _, p := range ev.Postings {
+					k := p.Account + " " + string(p.Asset)
+					want[k] = want[k].Sub(p.Amount)
+				}
+			}
+			bad := 0
+			for k, v := range want {
+				if !byKey[k].Equal(v) {
+					bad++
+					if bad <= 3 {
+						s.problem("%s: %s is %s, at %s %s", n.ID(), k, byKey[k], sh.id, v)
+					}
+				}
+			}
+			for k, v := range byKey {
+				if _, ok := want[k]; !ok && accountStore(strings.SplitN(k, " ", 2)[0]) == sh.id && !v.IsZero() {
+					bad++
+					if bad <= 3 {
+						s.problem("%s: %s is %s, at %s 0", n.ID(), k, v, sh.id)
+					}
+				}
+			}
+		}
+	}
+}
+
+// compare checks one replica's copy of shop i's events against what the
+// shop acknowledged.
+func (s *sim) compare(replica string, i int, counts map[storeline.EventID]int, atCentral bool) {
+	lost, dup := 0, 0
+	for id, a := range s.acked {
+		if a.shop != i {
+			continue
+		}
+		if _, ok := s.rejected[id]; ok && atCentral {
+			if counts[id] > 0 {
+				s.problem("%s holds %s, which it should have rejected", replica, id)
+			}
+			continue
+		}
+		switch counts[id] {
+		case 0:
+			lost++
+		case 1:
+			s.res.Checked++
+		default:
+			dup++
+		}
+	}
+	s.res.Losses += lost
+	s.res.Dups += dup
+	if lost > 0 || dup > 0 {
+		s.problem("%s: %d acknowledged events missing, %d held more than once", replica, lost, dup)
+	}
+	extra := 0
+	for id := range counts {
+		if _, ok := s.acked[id]; !ok {
+			extra++
+		}
+	}
+	if extra > 0 {
+		s.problem("%s: %d events never acknowledged", replica, extra)
+	}
+}
+
+func scanJournal(sh *shop, fn func(storeline.Event)) error {
+	l := sh.node.Ledger()
+	from := ledger.Position{}
+	for {
+		evs, err := l.Journal(sh.id, from, ledger.MaxJournalLimit)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			fn(ev)
+		}
+		if len(evs) < ledger.MaxJournalLimit {
+			return nil
+		}
+		last := evs[len(evs)-1]
+		from = ledger.Position{Epoch: last.Epoch, Seq: last.Seq + 1}
+	}
+}
+
+// accountStore returns the store an account belongs to (kind/store/...).
+func accountStore(account string) storeline.StoreID {
+	parts := strings.SplitN(account, "/", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	return storeline.StoreID(parts[1])
+}
+
+func (s *sim) close() {
+	for _, sh := range s.shops {
+		if sh.node != nil {
+			sh.node.Stop()
+		}
+		for _, p := range sh.proxies {
+			p.Close()
+		}
+	}
+	for _, sl := range s.centrals {
+		if sl.node != nil {
+			sl.node.Close()
+		}
+	}
+}
+
+// waitUntil polls cond every 10 ms until it holds, ctx ends or d passes.
+func waitUntil(ctx context.Context, d time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return errors.New("timed out")
+		case <-t.C:
+		}
+	}
+	return nil
+}
