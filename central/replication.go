@@ -1066,6 +1066,12 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 		return replication.Page{}, err
 	}
 	switch {
+	case q.Snapshot != nil && q.Snapshot.ID > top:
+		// The resync began at a node further ahead (the shop failed over):
+		// this node's records and feed would miss what lies between, and
+		// the shop would take the resync's version as its cursor.
+		return replication.Page{}, storeline.Errorf(storeline.Unavailable, "central.pull",
+			"this node has not yet applied up to the resync at version %d; retry", q.Snapshot.ID)
 	case q.Snapshot != nil:
 		return b.snapshot(q, &s, top, "")
 	case q.Cursor < ledger.U64(floor):

@@ -2,6 +2,7 @@ package central
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -171,5 +172,24 @@ func TestPullPagesEverythingOnce(t *testing.T) {
 	put(&storeline.Group{ID: "g2", Name: "G2"})
 	if err := <-done; err != nil {
 		t.Errorf("Wait after a change: %v", err)
+	}
+}
+
+// TestResyncContinuedOnLaggingNodeWaits: a shop continuing a resync that
+// began at a node further ahead gets Unavailable (it retries, or fails
+// over) instead of a page from older state that would end the resync with
+// entries missing.
+func TestResyncContinuedOnLaggingNodeWaits(t *testing.T) {
+	n := openSingle(t)
+	b := backend{n}
+	ahead := n.topVersion() + 1
+	_, err := b.Pull(context.Background(), replication.PullQuery{Store: "s1", MaxItems: 10,
+		Snapshot: &replication.SnapshotPos{ID: ahead, After: "f:0"}})
+	if !errors.Is(err, storeline.Unavailable) {
+		t.Fatalf("continuing a resync at version %d on a node at %d: err %v, want Unavailable", ahead, n.topVersion(), err)
+	}
+	if _, err := b.Pull(context.Background(), replication.PullQuery{Store: "s1", MaxItems: 10,
+		Snapshot: &replication.SnapshotPos{ID: n.topVersion(), After: "f:0"}}); err != nil {
+		t.Fatalf("continuing a resync this node has reached: %v", err)
 	}
 }
