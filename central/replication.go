@@ -468,12 +468,8 @@ func (a *applier) check(ev *storeline.Event) (error, error) {
 func (a *applier) touched(ev *storeline.Event) ([]storeline.StoreID, error) {
 	var out []storeline.StoreID
 	for _, p := range ev.Postings {
-		parts := strings.SplitN(p.Account, "/", 3)
-		if len(parts) < 2 {
-			continue
-		}
-		s := storeline.StoreID(parts[1])
-		if s == ev.Origin || !storeline.ValidID(string(s)) || slicesContains(out, s) {
+		s, ok := storeOfAccount(p.Account)
+		if !ok || s == ev.Origin || !storeline.ValidID(string(s)) || slicesContains(out, s) {
 			continue
 		}
 		ok, err := a.storeExists(s)
@@ -485,6 +481,28 @@ func (a *applier) touched(ev *storeline.Event) ([]storeline.StoreID, error) {
 		}
 	}
 	return out, nil
+}
+
+// storeOfAccount names the store an account belongs to: the second
+// segment (stock/<store>/…, cash/<store>/…), except for the accounts of a
+// supplier (payable/<supplier>, supplier/<supplier>), which belong to no
+// store, and a customer's points (points/<programme>/<customer>/<store>),
+// whose store comes last.
+func storeOfAccount(acct string) (storeline.StoreID, bool) {
+	parts := strings.Split(acct, "/")
+	if len(parts) < 2 {
+		return "", false
+	}
+	switch parts[0] {
+	case "payable", "supplier":
+		return "", false
+	case "points":
+		if len(parts) < 4 {
+			return "", false
+		}
+		return storeline.StoreID(parts[3]), true
+	}
+	return storeline.StoreID(parts[1]), true
 }
 
 func slicesContains(ss []storeline.StoreID, s storeline.StoreID) bool {

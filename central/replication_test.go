@@ -193,3 +193,28 @@ func TestResyncContinuedOnLaggingNodeWaits(t *testing.T) {
 		t.Fatalf("continuing a resync this node has reached: %v", err)
 	}
 }
+
+// TestStoreOfAccount: a supplier whose ID equals a store's does not make
+// that shop pull other shops' invoices, and points accounts name their
+// store last.
+func TestStoreOfAccount(t *testing.T) {
+	for _, tc := range []struct {
+		acct string
+		want storeline.StoreID
+		ok   bool
+	}{
+		{"stock/s1/main/milk", "s1", true},
+		{"cash/s2/till-1", "s2", true},
+		{"transit/s1/s2/milk", "s1", true},
+		{"payable/s2", "", false},
+		{"supplier/s2", "", false},
+		{"points/prog/c1/s2", "s2", true},
+		{"points/prog", "", false},
+		{"revenue", "", false},
+	} {
+		got, ok := storeOfAccount(tc.acct)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("storeOfAccount(%q) = %q %v, want %q %v", tc.acct, got, ok, tc.want, tc.ok)
+		}
+	}
+}
