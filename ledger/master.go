@@ -193,6 +193,18 @@ func (l *Ledger) applyMaster(txn *badger.Txn, rec *walRec) error {
 	if mv.Version != l.st.mver+1 {
 		panic(fmt.Sprintf("ledger: master version %d after %d", mv.Version, l.st.mver))
 	}
+	if err := putMaster(txn, kind, id, mv); err != nil {
+		return err
+	}
+	l.st.mver = mv.Version
+	return nil
+}
+
+// putMaster writes mv as the record (kind, id) in txn: the old record's
+// unique keys and version entry removed, the new record (a tombstone keeps
+// no data or keys), its keys and its version entry written. The node's
+// ledger and central's replica both write master data through it.
+func putMaster(txn *badger.Txn, kind storeline.MasterKind, id string, mv *masterVal) error {
 	old, err := getMaster(txn, kind, id)
 	if err != nil {
 		return err
@@ -230,11 +242,7 @@ func (l *Ledger) applyMaster(txn *badger.Txn, rec *walRec) error {
 			return err
 		}
 	}
-	if err := txn.Set(versionKey(mv.Version), append(append([]byte(kind), 0), id...)); err != nil {
-		return err
-	}
-	l.st.mver = mv.Version
-	return nil
+	return txn.Set(versionKey(mv.Version), append(append([]byte(kind), 0), id...))
 }
 
 // GetMaster decodes the record (kind, id) into into; NotFound if there is

@@ -307,51 +307,12 @@ func (t *ReplicaTxn) PutMasters(ws []MasterWrite) error {
 		ps[i] = p
 	}
 	for _, p := range ps {
-		if err := t.writeMaster(p.kind, p.id, &p.mv); err != nil {
+		if err := putMaster(t.txn, p.kind, p.id, &p.mv); err != nil {
 			return err
 		}
 	}
 	t.last = last
 	return nil
-}
-
-// writeMaster is applyMaster with a version chosen by the caller.
-func (t *ReplicaTxn) writeMaster(kind storeline.MasterKind, id string, mv *masterVal) error {
-	txn := t.txn
-	old, err := getMaster(txn, kind, id)
-	if err != nil {
-		return err
-	}
-	if old != nil {
-		for _, k := range old.Keys {
-			uk := uniqueKey(kind, k)
-			holder, err := getValue(txn, uk)
-			if err != nil {
-				return err
-			}
-			if string(holder) == id {
-				if err := txn.Delete(uk); err != nil {
-					return err
-				}
-			}
-		}
-		if err := txn.Delete(versionKey(old.Version)); err != nil {
-			return err
-		}
-	}
-	enc, err := msgpack.Marshal(mv)
-	if err != nil {
-		return err
-	}
-	if err := txn.Set(masterKey(kind, id), enc); err != nil {
-		return err
-	}
-	for _, k := range mv.Keys {
-		if err := txn.Set(uniqueKey(kind, k), []byte(id)); err != nil {
-			return err
-		}
-	}
-	return txn.Set(versionKey(mv.Version), append(append([]byte(kind), 0), id...))
 }
 
 // PruneTombstones removes tombstones with versions below v, at most limit
