@@ -31,29 +31,42 @@ func (s *Server) price(st *storeline.Store, loc *time.Location, item storeline.I
 	return decimal.Decimal{}, "", false, nil
 }
 
-// customerGroup returns the customer group of the card's customer, or ""
-// for an unknown card, a staff card or a customer in no group: the basket
-// is then priced for an anonymous buyer (the card may have been registered
+// buyer is who a card names for pricing.
+type buyer struct {
+	customer storeline.CustomerID
+	group    storeline.CustGroupID
+	staff    bool // a staff card: the programme's staff discount applies
+}
+
+// cardBuyer returns the buyer a card names: a loyalty card's customer and
+// group, or a staff card. An unknown or blocked card, or a customer in no
+// group, prices as an anonymous buyer (the card may have been registered
 // at another till while offline).
-func (s *Server) customerGroup(code string) (storeline.CustomerID, storeline.CustGroupID, error) {
+func (s *Server) cardBuyer(code string) (buyer, error) {
 	var card storeline.CardRecord
 	if err := s.led.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
 		if errors.Is(err, storeline.NotFound) {
-			return "", "", nil
+			return buyer{}, nil
 		}
-		return "", "", err
+		return buyer{}, err
 	}
-	if card.Kind != storeline.LoyaltyCard || card.Blocked {
-		return card.Customer, "", nil
+	if card.Blocked {
+		return buyer{customer: card.Customer}, nil
+	}
+	if card.Kind == storeline.StaffCard {
+		return buyer{staff: true}, nil
+	}
+	if card.Kind != storeline.LoyaltyCard {
+		return buyer{customer: card.Customer}, nil
 	}
 	var c storeline.Customer
 	if err := s.led.GetMaster(storeline.KindCustomer, string(card.Customer), &c); err != nil {
 		if errors.Is(err, storeline.NotFound) {
-			return card.Customer, "", nil
+			return buyer{customer: card.Customer}, nil
 		}
-		return "", "", err
+		return buyer{}, err
 	}
-	return c.ID, c.Group, nil
+	return buyer{customer: c.ID, group: c.Group}, nil
 }
 
 // priceIn is POST /v1/baskets/price: lines as a receipt's (a price on a
@@ -78,6 +91,7 @@ type pricedOut struct {
 	PricedAt       string                `json:"priced_at"`
 	Customer       storeline.CustomerID  `json:"customer,omitempty"`
 	CustomerGroup  storeline.CustGroupID `json:"customer_group,omitempty"`
+	StaffCard      bool                  `json:"staff_card,omitempty"`
 	Lines          []pricedLineOut       `json:"lines"`
 	Subtotal       string                `json:"subtotal"`
 	Discount       string                `json:"discount"`
@@ -94,6 +108,7 @@ type pricedLineOut struct {
 	PriceList  storeline.PriceListID `json:"price_list,omitempty"`
 	BasePrice  string                `json:"base_price"`
 	Policy     storeline.PolicyID    `json:"policy,omitempty"`
+	Staff      storeline.ProgrammeID `json:"staff,omitempty"`
 	Price      string                `json:"price"`
 	Gross      string                `json:"gross"`
 	Discount   string                `json:"discount"`
@@ -134,9 +149,11 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 		if err := storeline.CheckCardCode("card", in.Card); err != nil {
 			return err
 		}
-		if out.Customer, out.CustomerGroup, err = s.customerGroup(in.Card); err != nil {
+		by, err := s.cardBuyer(in.Card)
+		if err != nil {
 			return err
 		}
+		out.Customer, out.CustomerGroup, out.StaffCard = by.customer, by.group, by.staff
 	}
 	raw := make([]lineIn, len(in.Lines))
 	for i, l := range in.Lines {
@@ -146,7 +163,7 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 	if err != nil {
 		return err
 	}
-	b := pricing.Basket{Store: st, At: at, CustomerGroup: out.CustomerGroup, Lines: make([]pricing.BasketLine, len(lines))}
+	b := pricing.Basket{Store: st, At: at, CustomerGroup: out.CustomerGroup, Staff: out.StaffCard, Lines: make([]pricing.BasketLine, len(lines))}
 	for i, l := range lines {
 		b.Lines[i] = pricing.BasketLine{Item: l.Item, Qty: l.Qty, Manual: in.Lines[i].Price.Set, ManualPrice: l.Price}
 	}
@@ -161,7 +178,7 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 		}
 		o := pricedLineOut{
 			Item: l.Item, Group: l.Group, Unit: lines[i].Unit, Qty: qtyStr(l.Qty), Source: l.Source, PriceList: l.PriceList,
-			BasePrice: l.BasePrice.String(), Policy: l.Policy, Price: money(c, l.Price), Gross: money(c, l.Gross),
+			BasePrice: l.BasePrice.String(), Policy: l.Policy, Staff: l.Staff, Price: money(c, l.Price), Gross: money(c, l.Gross),
 			Discount: money(c, l.Discount), Total: money(c, l.Total), VATRate: lines[i].VATRate.String(),
 			VAT: money(c, storeline.VATIncluded(c, l.Total, lines[i].VATRate)), Rule: l.Rule, Promotions: []appliedOut{},
 		}
@@ -180,14 +197,14 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 // whose unit price or discount differs from the node's (lines the node has
 // no price for are not compared).
 func (s *Server) discrepancies(st *storeline.Store, rc *storeline.Receipt, at time.Time) ([]storeline.Discrepancy, error) {
-	var cg storeline.CustGroupID
+	var by buyer
 	if rc.Card != "" {
 		var err error
-		if _, cg, err = s.customerGroup(rc.Card); err != nil {
+		if by, err = s.cardBuyer(rc.Card); err != nil {
 			return nil, err
 		}
 	}
-	b := pricing.Basket{Store: st, At: at, CustomerGroup: cg, Lines: make([]pricing.BasketLine, len(rc.Lines))}
+	b := pricing.Basket{Store: st, At: at, CustomerGroup: by.group, Staff: by.staff, Lines: make([]pricing.BasketLine, len(rc.Lines))}
 	for i, l := range rc.Lines {
 		b.Lines[i] = pricing.BasketLine{Item: l.Item, Qty: l.Qty}
 	}

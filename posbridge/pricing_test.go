@@ -273,3 +273,44 @@ func TestCatalogFeedCarriesPricingRules(t *testing.T) {
 		t.Errorf("programme = %v", club)
 	}
 }
+
+// TestStaffCardPricing: a staff card at the till takes the programme's
+// staff discount (shown as the line's rule), and the node's discrepancy
+// check on a receipt with that card expects the staff price.
+func TestStaffCardPricing(t *testing.T) {
+	e := newEnv(t)
+	e.addPricing()
+	recs := []storeline.Record{
+		&storeline.LoyaltyProgramme{ID: "club", Name: "Club", Currency: "EUR", DefaultRate: dec("1"), PointValue: dec("0.01"),
+			MaxShare: dec("50"), StaffDiscount: dec("20")},
+		&storeline.CardRecord{ID: "staff-alice", Code: "STAFF0001", Kind: storeline.StaffCard, Seller: "alice"},
+	}
+	if _, err := e.led.PutMaster(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"card": "STAFF0001", "lines": []map[string]any{line("sku", "WINE", "qty", "2"), line("sku", "MILK", "qty", "1")}}
+	m := e.must(e.do(req{method: "POST", path: "/v1/baskets/price", token: tokenT1, body: body}), 200)
+	if m["staff_card"] != true || m["customer_group"] != nil {
+		t.Fatalf("answer = %v", m)
+	}
+	ls := m["lines"].([]any)
+	wine, milk := ls[0].(map[string]any), ls[1].(map[string]any)
+	// 7.99 × 0.8 = 6.392; the VIP policy on drinks is not a staff card's.
+	if wine["price"] != "6.39" || wine["staff"] != "club" || wine["rule"] != "price_list:promo staff:club" || wine["policy"] != nil {
+		t.Fatalf("wine line = %v", wine)
+	}
+	if milk["price"] != "0.95" || promos(milk) != "[milk-20 0.19]" { // 1.19 × 0.8, then 20% off
+		t.Fatalf("milk line = %v", milk)
+	}
+	for _, tc := range []struct {
+		price string
+		want  int
+	}{{"7.99", 1}, {"6.39", 0}} {
+		b := sale(newID(), []map[string]any{line("sku", "WINE", "qty", "1", "price", tc.price)}, []map[string]any{line("method", "cash", "amount", "10.00")})
+		b["card"] = "STAFF0001"
+		ds := e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: b}), 201)["discrepancies"].([]any)
+		if len(ds) != tc.want {
+			t.Errorf("staff receipt at %s: discrepancies %v, want %d", tc.price, ds, tc.want)
+		}
+	}
+}

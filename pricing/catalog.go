@@ -41,11 +41,18 @@ type Rules struct {
 	chains     map[storeline.GroupID][]storeline.GroupID // each group with its ancestors
 	custGroups map[storeline.CustGroupID]storeline.CustGroupID
 	policies   []*storeline.PricePolicy // by ID
-	byItem     map[storeline.ItemID][]*storeline.Promotion
-	byGroup    map[storeline.GroupID][]*storeline.Promotion
+	byItem     map[storeline.ItemID][]promoRef
+	byGroup    map[storeline.GroupID][]promoRef
 	thresholds []*storeline.Promotion // by ID
 	programmes map[storeline.ProgrammeID]*storeline.LoyaltyProgramme
 	promotions int
+}
+
+// promoRef is a promotion in the rules' indexes, with its dense number
+// (0 to promotions−1), which the engine's per-basket tables are indexed by.
+type promoRef struct {
+	p *storeline.Promotion
+	i int32
 }
 
 // NewRules compiles the records it is given: groups, customer groups,
@@ -56,8 +63,8 @@ func NewRules(recs []storeline.Record) *Rules {
 	r := &Rules{
 		groups:     map[storeline.GroupID]storeline.GroupID{},
 		custGroups: map[storeline.CustGroupID]storeline.CustGroupID{},
-		byItem:     map[storeline.ItemID][]*storeline.Promotion{},
-		byGroup:    map[storeline.GroupID][]*storeline.Promotion{},
+		byItem:     map[storeline.ItemID][]promoRef{},
+		byGroup:    map[storeline.GroupID][]promoRef{},
 		programmes: map[storeline.ProgrammeID]*storeline.LoyaltyProgramme{},
 	}
 	for _, rec := range recs {
@@ -71,20 +78,21 @@ func NewRules(recs []storeline.Record) *Rules {
 		case *storeline.LoyaltyProgramme:
 			r.programmes[v.ID] = v
 		case *storeline.Promotion:
+			ref := promoRef{v, int32(r.promotions)}
 			r.promotions++
 			switch v.Kind {
 			case storeline.PromoThreshold:
 				r.thresholds = append(r.thresholds, v)
 			case storeline.PromoBundle:
 				for _, b := range v.Bundle {
-					r.byItem[b.Item] = append(r.byItem[b.Item], v)
+					r.byItem[b.Item] = append(r.byItem[b.Item], ref)
 				}
 			default:
 				for _, it := range v.Items {
-					r.byItem[it] = append(r.byItem[it], v)
+					r.byItem[it] = append(r.byItem[it], ref)
 				}
 				for _, g := range v.Groups {
-					r.byGroup[g] = append(r.byGroup[g], v)
+					r.byGroup[g] = append(r.byGroup[g], ref)
 				}
 			}
 		}

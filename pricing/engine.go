@@ -1,9 +1,11 @@
 package pricing
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -18,11 +20,14 @@ import (
 const MaxLines = 1000
 
 // Basket is what is priced: a shop's lines at a moment for a customer
-// group (empty for an anonymous buyer).
+// group (empty for an anonymous buyer). Staff says the buyer showed a
+// staff card: the staff discount of the currency's loyalty programme
+// applies instead of any customer group's policy.
 type Basket struct {
 	Store         *storeline.Store
 	At            time.Time
 	CustomerGroup storeline.CustGroupID
+	Staff         bool
 	Lines         []BasketLine
 }
 
@@ -65,12 +70,14 @@ type LineResult struct {
 	PriceList storeline.PriceListID // when Source is FromPriceList
 	BasePrice decimal.Decimal       // the list's or the manual price, as found
 	Policy    storeline.PolicyID    // the price policy applied, if any
+	Staff     storeline.ProgrammeID // the programme whose staff discount applied, if any
 	Price     decimal.Decimal       // unit price charged: base after policy, rounded
 	Gross     decimal.Decimal       // round(Qty × Price)
 	Discount  decimal.Decimal       // sum of Promotions' amounts
 	Total     decimal.Decimal       // Gross − Discount
 	// Rule names what gave the price: "price_list:<id>", "manual", "none",
-	// followed by " policy:<id>" when a policy applied.
+	// followed by " policy:<id>" when a policy applied or " staff:<id>"
+	// when a programme's staff discount did.
 	Rule       string
 	Promotions []Applied
 }
@@ -128,6 +135,9 @@ type line struct {
 	gm    int64 // gross in minor units
 	dm    int64 // discount in minor units
 	promo []applied
+	// room for promo without allocating: a line takes at most one line
+	// promotion and one threshold promotion.
+	promoRoom [2]applied
 }
 
 type applied struct {
@@ -169,7 +179,12 @@ func mulDivRound(a, b, d int64) int64 {
 
 // fixed4 is a non-negative decimal with at most 4 places (rules are
 // validated so) in ten-thousandths; more places are rounded off.
-func fixed4(d decimal.Decimal) int64 { return d.Shift(4).Round(0).IntPart() }
+func fixed4(d decimal.Decimal) int64 {
+	if v, ok := exactScaled(d, 4); ok {
+		return v
+	}
+	return d.Shift(4).Round(0).IntPart()
+}
 
 // Price prices a basket (see the package comment for the rules). Bad
 // input is an Invalid error naming the field ("lines[2].qty"); catalog
@@ -211,7 +226,14 @@ func (e *Engine) Price(b Basket) (*Result, error) {
 			return nil, err
 		}
 	}
-	if b.CustomerGroup != "" {
+	switch {
+	case b.Staff:
+		if prog, ok := rules.ProgrammeFor(m.cur); ok && prog.StaffDiscount.IsPositive() {
+			for i := range lines {
+				applyStaff(prog, m, &lines[i])
+			}
+		}
+	case b.CustomerGroup != "":
 		for i := range lines {
 			applyPolicy(rules, st.ID, b.CustomerGroup, m, &lines[i])
 		}
@@ -224,6 +246,11 @@ func (e *Engine) Price(b Basket) (*Result, error) {
 	res := &Result{Currency: m.cur, Lines: make([]LineResult, len(lines))}
 	res.Threshold = threshold(rules, st.ID, wall, m, lines)
 	var sub, disc int64
+	napplied := 0
+	for i := range lines {
+		napplied += len(lines[i].promo)
+	}
+	appliedRoom := make([]Applied, 0, napplied) // every line's Promotions, one allocation
 	for i := range lines {
 		l := &lines[i]
 		if l.dm > l.gm || l.dm < 0 {
@@ -231,10 +258,11 @@ func (e *Engine) Price(b Basket) (*Result, error) {
 		}
 		l.Price, l.Gross, l.Discount, l.Total = m.dec(l.pm), m.dec(l.gm), m.dec(l.dm), m.dec(l.gm-l.dm)
 		if len(l.promo) > 0 {
-			l.Promotions = make([]Applied, len(l.promo))
-			for k, a := range l.promo {
-				l.Promotions[k] = Applied{Promotion: a.p.ID, Kind: a.p.Kind, Amount: m.dec(a.am)}
+			start := len(appliedRoom)
+			for _, a := range l.promo {
+				appliedRoom = append(appliedRoom, Applied{Promotion: a.p.ID, Kind: a.p.Kind, Amount: m.dec(a.am)})
 			}
+			l.Promotions = appliedRoom[start:len(appliedRoom):len(appliedRoom)]
 		}
 		res.Lines[i] = l.LineResult
 		sub += l.gm
@@ -250,7 +278,7 @@ type money struct {
 	scale int32
 }
 
-func (m money) dec(minor int64) decimal.Decimal { return decimal.New(minor, -m.scale) }
+func (m money) dec(minor int64) decimal.Decimal { return decimalOf(minor, -m.scale) }
 
 // round4 rounds ten-thousandths to minor units, half away from zero.
 func (m money) round4(v int64) int64 {
@@ -275,14 +303,24 @@ func (e *Engine) base(rules *Rules, st *storeline.Store, wall time.Time, m money
 	if err != nil {
 		return fmt.Errorf("pricing: item %s: %w", in.Item, err)
 	}
-	qty, err := storeline.NormQty(f+".qty", in.Qty, it.Unit)
-	if err != nil {
-		return err
+	// The common quantity (positive, at most QtyScale places, whole for a
+	// piece item, within bounds) is read as an integer; anything else
+	// takes NormQty, which also says what is wrong with it. Both give
+	// the same decimal: the quantity at exponent −QtyScale.
+	var qty decimal.Decimal
+	qm, ok := exactScaled(in.Qty, storeline.QtyScale)
+	if ok && qm > 0 && qm <= maxQty*1000 && (it.Unit.Fractional() || qm%1000 == 0) {
+		qty = decimalOf(qm, -storeline.QtyScale)
+	} else {
+		if qty, err = storeline.NormQty(f+".qty", in.Qty, it.Unit); err != nil {
+			return err
+		}
+		if qty.GreaterThan(maxQtyDec) {
+			return storeline.Invalidf(f+".qty", "quantity %s above %d", qty, maxQty)
+		}
+		qm = qty.Shift(storeline.QtyScale).IntPart()
 	}
-	if qty.GreaterThan(maxQtyDec) {
-		return storeline.Invalidf(f+".qty", "quantity %s above %d", qty, maxQty)
-	}
-	*l = line{idx: i, chain: rules.GroupChain(it.Group), qm: qty.Shift(storeline.QtyScale).IntPart()}
+	*l = line{idx: i, chain: rules.GroupChain(it.Group), qm: qm}
 	l.Item, l.Group, l.Qty = it.ID, it.Group, qty
 	if it.Unit == storeline.Piece {
 		l.units, l.whole = qty.IntPart(), true
@@ -311,13 +349,18 @@ func (e *Engine) base(rules *Rules, st *storeline.Store, wall time.Time, m money
 		if !ok {
 			continue
 		}
-		if p.IsNegative() || p.GreaterThan(maxPrice[m.scale]) {
-			return storeline.Invalidf(f+".item", "list %s prices %s at %s, out of range", pl, it.ID, p)
+		b4, exact := exactScaled(p, 4)
+		if exact && b4 >= 0 && b4 <= maxPriceMinor*pow10[4-m.scale] {
+			l.base4 = b4
+		} else {
+			if p.IsNegative() || p.GreaterThan(maxPrice[m.scale]) {
+				return storeline.Invalidf(f+".item", "list %s prices %s at %s, out of range", pl, it.ID, p)
+			}
+			l.base4 = fixed4(p)
 		}
-		l.base4 = fixed4(p)
 		l.pm = m.round4(l.base4)
 		l.Source, l.PriceList, l.BasePrice = FromPriceList, pl, p
-		l.Rule = string(FromPriceList) + ":" + string(pl)
+		l.Rule = joinRule(string(FromPriceList), ":", string(pl))
 		l.eligible = true
 		return nil
 	}
@@ -345,7 +388,18 @@ func applyPolicy(rules *Rules, store storeline.StoreID, cg storeline.CustGroupID
 	l.Policy = best.ID
 	// round(base × (100 − percent) / 100): base in 10^-4, percent in 10^-2.
 	l.pm = mulDivRound(l.base4, 10_000-basisPoints(best.Percent), pow10[8-m.scale])
-	l.Rule += " policy:" + string(best.ID)
+	l.Rule = joinRule(l.Rule, " policy:", string(best.ID))
+}
+
+// applyStaff applies a programme's staff discount to a line priced from a
+// list, as a policy would: round(base × (100 − percent) / 100).
+func applyStaff(prog *storeline.LoyaltyProgramme, m money, l *line) {
+	if !l.eligible {
+		return
+	}
+	l.Staff = prog.ID
+	l.pm = mulDivRound(l.base4, 10_000-basisPoints(prog.StaffDiscount), pow10[8-m.scale])
+	l.Rule = joinRule(l.Rule, " staff:", string(prog.ID))
 }
 
 // basisPoints is a percentage with at most 2 places, in hundredths.
@@ -380,28 +434,69 @@ type cand struct {
 // hit says that a candidate promotion targets a line.
 type hit struct{ c, l int32 }
 
+// scratch is promoteLines' working memory, reused between baskets (a
+// sync.Pool) so a basket allocates none of it.
+type scratch struct {
+	idx      []int32 // by promotion number: 0 not met yet, −1 inactive, c+1 candidate c
+	touched  []int32 // the promotion numbers idx holds non-zero
+	cands    []cand
+	hits     []hit
+	lineHits []int32
+	counts   []int32
+	fill     []int32
+	backing  []*line
+	order    []int32
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// release clears what the basket left in sc and returns it to the pool.
+func (sc *scratch) release() {
+	for _, p := range sc.touched {
+		sc.idx[p] = 0
+	}
+	clear(sc.cands) // drop the pointers into this basket
+	clear(sc.backing)
+	sc.touched, sc.cands, sc.hits, sc.backing = sc.touched[:0], sc.cands[:0], sc.hits[:0], sc.backing[:0]
+	scratches.Put(sc)
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
 // promoteLines applies line promotions (step 3 of the package comment).
 func promoteLines(rules *Rules, store storeline.StoreID, wall time.Time, m money, lines []line) {
 	// Candidates come from the index by each line's item and groups, so
 	// the work grows with what the basket meets, not with how many
 	// promotions run. hits lists (candidate, line) in line order.
-	idx := make(map[*storeline.Promotion]int32, 4*len(lines)) // -1: not active
-	var cands []cand
-	hits := make([]hit, 0, 8*len(lines))
-	visit := func(i int, ps []*storeline.Promotion) {
-		for _, p := range ps {
-			c, seen := idx[p]
-			if !seen {
+	sc := scratches.Get().(*scratch)
+	defer sc.release()
+	if len(sc.idx) < rules.promotions {
+		sc.idx = make([]int32, rules.promotions)
+	}
+	idx := sc.idx
+	cands := sc.cands
+	hits := sc.hits
+	visit := func(i int, ps []promoRef) {
+		for _, ref := range ps {
+			c := idx[ref.i]
+			if c == 0 {
 				c = -1
-				if p.ActiveAt(store, wall) {
+				if ref.p.ActiveAt(store, wall) {
+					cands = append(cands, cand{p: ref.p})
 					c = int32(len(cands))
-					cands = append(cands, cand{p: p})
 				}
-				idx[p] = c
+				idx[ref.i] = c
+				sc.touched = append(sc.touched, ref.i)
 			}
 			if c < 0 {
 				continue
 			}
+			c--          // the candidate's position
 			dup := false // met twice from one line (its item and a group)
 			for k := len(hits) - 1; k >= 0 && hits[k].l == int32(i); k-- {
 				if hits[k].c == c {
@@ -414,7 +509,8 @@ func promoteLines(rules *Rules, store storeline.StoreID, wall time.Time, m money
 			}
 		}
 	}
-	lineHits := make([]int32, len(lines)+1) // hits of line i: hits[lineHits[i]:lineHits[i+1]]
+	lineHits := grow(sc.lineHits, len(lines)+1) // hits of line i: hits[lineHits[i]:lineHits[i+1]]
+	sc.lineHits = lineHits
 	for i := range lines {
 		lineHits[i] = int32(len(hits))
 		l := &lines[i]
@@ -427,19 +523,24 @@ func promoteLines(rules *Rules, store storeline.StoreID, wall time.Time, m money
 		}
 	}
 	lineHits[len(lines)] = int32(len(hits))
+	sc.cands, sc.hits = cands, hits
 	if len(cands) == 0 {
 		return
 	}
 	// Each candidate's lines, in basket order, from one backing array.
-	counts := make([]int32, len(cands)+1)
+	counts := grow(sc.counts, len(cands)+1)
+	sc.counts = counts
+	clear(counts)
 	for _, h := range hits {
 		counts[h.c+1]++
 	}
 	for c := 1; c < len(counts); c++ {
 		counts[c] += counts[c-1]
 	}
-	backing := make([]*line, len(hits))
-	fill := append([]int32(nil), counts[:len(cands)]...)
+	backing := grow(sc.backing, len(hits))
+	sc.backing = backing
+	fill := append(sc.fill[:0], counts[:len(cands)]...)
+	sc.fill = fill
 	for _, h := range hits {
 		backing[fill[h.c]] = &lines[h.l]
 		fill[h.c]++
@@ -447,19 +548,23 @@ func promoteLines(rules *Rules, store storeline.StoreID, wall time.Time, m money
 	for c := range cands {
 		cands[c].lines = backing[counts[c]:counts[c+1]:counts[c+1]]
 	}
-	order := make([]int32, len(cands))
+	order := grow(sc.order, len(cands))
+	sc.order = order
 	for c := range order {
 		order[c] = int32(c)
 	}
-	sort.Slice(order, func(i, j int) bool {
-		a, b := cands[order[i]].p, cands[order[j]].p
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := cands[i].p, cands[j].p
 		if a.Priority != b.Priority {
-			return a.Priority > b.Priority
+			return cmp.Compare(b.Priority, a.Priority)
 		}
 		if ma, mb := multiLine(a.Kind), multiLine(b.Kind); ma != mb {
-			return ma
+			if ma {
+				return -1
+			}
+			return 1
 		}
-		return a.ID < b.ID
+		return cmp.Compare(a.ID, b.ID)
 	})
 	for start := 0; start < len(order); {
 		prio := cands[order[start]].p.Priority
@@ -522,6 +627,9 @@ func single(p *storeline.Promotion, m money, l *line) int64 {
 // towards the deal.
 func (l *line) give(p *storeline.Promotion, amt int64) {
 	l.dm += amt
+	if l.promo == nil {
+		l.promo = l.promoRoom[:0]
+	}
 	l.promo = append(l.promo, applied{p, amt})
 }
 

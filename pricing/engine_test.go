@@ -438,3 +438,49 @@ type tb interface {
 	Helper()
 	Fatalf(format string, args ...any)
 }
+
+// TestStaffDiscount: a staff card takes the currency's programme's staff
+// discount off list prices (a policy's place: customer groups' policies do
+// not apply), promotions still apply after it, manual prices take none,
+// and without a staff discount (or a programme) a staff card prices as
+// anyone.
+func TestStaffDiscount(t *testing.T) {
+	prog := &storeline.LoyaltyProgramme{ID: "eur", Name: "Points", Currency: "EUR", DefaultRate: dec("1"), PointValue: dec("0.01"),
+		MaxShare: dec("50"), StaffDiscount: dec("12.5")}
+	usd := &storeline.LoyaltyProgramme{ID: "a-usd", Name: "Dollars", Currency: "USD", DefaultRate: dec("1"), PointValue: dec("0.01"),
+		MaxShare: dec("50"), StaffDiscount: dec("90")}
+	extra := []storeline.Record{prog, usd,
+		&storeline.PricePolicy{ID: "all-50", CustomerGroup: "vip", Percent: dec("50")},
+		promo("cola-10", storeline.PromoPercent, func(p *storeline.Promotion) { p.Items = []storeline.ItemID{"cola"}; p.Percent = dec("10") }),
+	}
+	manual := bl("water", "1")
+	manual.Manual, manual.ManualPrice = true, dec("0.80")
+	staff := func(extra []storeline.Record, cg storeline.CustGroupID, lines ...pricing.BasketLine) *pricing.Result {
+		t.Helper()
+		recs := append(fixture(), extra...)
+		for _, r := range recs {
+			if err := r.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := pricing.New(pricing.NewMemCatalog(recs)).Price(pricing.Basket{Store: store(), At: t0, CustomerGroup: cg, Staff: true, Lines: lines})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkResult(t, res)
+		return res
+	}
+	res := staff(extra, "vip", bl("milk", "2"), bl("cola", "1"), manual)
+	check(t, res,
+		want{"1.04", "0.00", "2.08", "price_list:base staff:eur", ""},        // round(1.19 × 0.875 = 1.04125)
+		want{"1.75", "0.18", "1.57", "price_list:base staff:eur", "cola-10"}, // 2.00 × 0.875, then 10%
+		want{"0.80", "0.00", "0.80", "manual", ""},
+	)
+	if res.Lines[0].Staff != "eur" || res.Lines[0].Policy != "" || res.Lines[2].Staff != "" {
+		t.Fatalf("staff/policy fields: %+v", res.Lines)
+	}
+	prog0 := *prog
+	prog0.StaffDiscount = decimal.Zero
+	check(t, staff([]storeline.Record{&prog0}, "", bl("milk", "1")), want{"1.19", "0.00", "1.19", "price_list:base", ""})
+	check(t, staff(nil, "", bl("milk", "1")), want{"1.19", "0.00", "1.19", "price_list:base", ""})
+}

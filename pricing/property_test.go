@@ -167,6 +167,10 @@ func genWorld(t *rapid.T, simple bool) *world {
 			}
 			w.recs = append(w.recs, pol)
 		}
+		// Staff cards' discount (0: none).
+		w.recs = append(w.recs, &storeline.LoyaltyProgramme{ID: "prog", Name: "Points", Currency: w.store.Currency,
+			DefaultRate: decimal.NewFromInt(1), PointValue: decimal.New(1, -2), MaxShare: decimal.NewFromInt(50),
+			StaffDiscount: decimal.New(rapid.Int64Range(0, 5000).Draw(t, "staffpct"), -2)})
 	}
 	for _, r := range w.recs {
 		if err := r.Validate(); err != nil {
@@ -180,6 +184,9 @@ func genBasket(t *rapid.T, w *world) pricing.Basket {
 	b := pricing.Basket{Store: w.store, At: w.at}
 	if len(w.cgs) > 0 && rapid.Bool().Draw(t, "customer") {
 		b.CustomerGroup = rapid.SampledFrom(w.cgs).Draw(t, "cg")
+	}
+	if len(w.cgs) > 0 {
+		b.Staff = rapid.IntRange(0, 3).Draw(t, "staff") == 0
 	}
 	for n := rapid.IntRange(1, 15).Draw(t, "lines"); n > 0; n-- {
 		it := rapid.SampledFrom(w.items).Draw(t, "item")

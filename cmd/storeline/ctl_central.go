@@ -35,6 +35,12 @@ commands:
   stock STORE [ITEM]               stock per department and item: units and value at cost
   expiring STORE DAYS              batches expiring within DAYS days
   cost-of-sales STORE              cost the store's sales central has not costed yet
+  promotion ID FILE.json           create or replace a promotion (JSON as PUT /v1/promotions/{id})
+  price-policy ID FILE.json        create or replace a price policy (a customer-group discount)
+  loyalty-programme ID FILE.json   create or replace a loyalty programme
+  rules                            the promotions, price policies and loyalty programmes
+  price-basket STORE FILE.json     price a basket as the shop would, with central's copy of its
+                                   master data (JSON as POST /v1/stores/{id}/baskets/price)
 
 Imports are sent in batches of 10,000 rows, each with an idempotency key
 derived from the file's contents, so running an import again is harmless.
@@ -48,7 +54,8 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	c := &adminClient{base: strings.TrimRight(base, "/"), token: key, timeout: timeout}
 	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
-		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1}}
+		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
+		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
 	lim, ok := want[first(rest)]
 	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
 		fmt.Fprintf(stderr, "storeline ctl --central: bad command %q\n\n%s", strings.Join(rest, " "), ctlCentralUsage)
@@ -91,6 +98,8 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	case "seller":
 		b, _ := json.Marshal(map[string]any{"name": a[1], "role": a[2], "pin": a[3]})
 		err = c.do(ctx, "PUT", "/v1/sellers/"+a[0], b, stdout)
+	case "promotion", "price-policy", "loyalty-programme", "rules", "price-basket":
+		err = ctlPricing(ctx, c, rest[0], a, stdout)
 	default:
 		err = ctlBackOffice(ctx, c, rest[0], a, stdout)
 	}
@@ -226,4 +235,37 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		return c.do(ctx, "POST", "/v1/cost_of_sales?store="+url.QueryEscape(a[0]), nil, stdout)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// pricingCollections are the head-office collections of pricing rules by
+// ctl command.
+var pricingCollections = map[string]string{
+	"promotion": "promotions", "price-policy": "price_policies", "loyalty-programme": "loyalty_programmes",
+}
+
+// ctlPricing runs the pricing commands: rules are written whole from a
+// JSON file (central validates them and names the bad field), and a
+// basket is priced as the shop would price it.
+func ctlPricing(ctx context.Context, c *adminClient, cmd string, a []string, stdout io.Writer) error {
+	switch cmd {
+	case "rules":
+		for _, coll := range []string{"promotions", "price_policies", "loyalty_programmes"} {
+			fmt.Fprintf(stdout, "%s: ", coll)
+			if err := c.do(ctx, "GET", "/v1/"+coll+"?limit=5000", nil, stdout); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "price-basket":
+		b, err := os.ReadFile(a[1])
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, "POST", "/v1/stores/"+url.PathEscape(a[0])+"/baskets/price", b, stdout)
+	}
+	b, err := os.ReadFile(a[1])
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "PUT", "/v1/"+pricingCollections[cmd]+"/"+url.PathEscape(a[0]), b, stdout)
 }

@@ -94,11 +94,14 @@ var hoCollections = map[storeline.MasterKind]string{
 	storeline.KindStore: "stores", storeline.KindGroup: "groups", storeline.KindItem: "items",
 	storeline.KindPriceList: "price_lists", storeline.KindCustomerGroup: "customer_groups",
 	storeline.KindCustomer: "customers", storeline.KindCard: "cards", storeline.KindMessage: "messages",
+	storeline.KindPricePolicy: "price_policies", storeline.KindPromotion: "promotions",
+	storeline.KindLoyaltyProgramme: "loyalty_programmes",
 }
 
 // centralOnlyKinds reports whether central's head-office API has no
-// endpoint for a kind (price policies, promotions, loyalty programmes):
-// those are loaded into each shop directly.
+// endpoint for a kind: those would be loaded into each shop directly.
+// Every kind the demo loads has one now (pricing rules included), so
+// linked shops get all their master data from central's feed.
 func centralOnlyKinds(k storeline.MasterKind) bool {
 	_, ok := hoCollections[k]
 	return !ok && k != storeline.KindPrice
@@ -176,7 +179,7 @@ func (c *Chain) loadCentral(ctx context.Context) (int, error) {
 
 // provisionShops loads into each shop, through its admin API, what central
 // cannot send it: everything while the shops are not linked to central,
-// and the kinds the head-office API has no endpoint for in any case.
+// and any kind the head-office API has no endpoint for.
 func (c *Chain) provisionShops(ctx context.Context) error {
 	var recs []storeline.Record
 	for _, r := range c.data.Records() {

@@ -1,0 +1,528 @@
+package central
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/pricing"
+)
+
+// Pricing rules at head office: price policies, promotions and loyalty
+// programmes are master data like any other (the resources table serves
+// them at /v1/price_policies, /v1/promotions and /v1/loyalty_programmes,
+// and POST /v1/import takes them), written through Raft and sent to shops
+// by the change feed. The feed sends them to every shop: a rule whose
+// shop scope later narrows must still reach the shops it leaves, and the
+// engine applies a rule only in the shops it names.
+//
+// Beyond each record's own Validate, a rule is refused (422 naming the
+// field, nothing written) when it names an unknown store, item, group or
+// customer group (checkRuleRefs, again when the entry is applied), or when
+// it overlaps a rule already there (checkRuleOverlaps):
+//
+//   - two line promotions at the same priority whose time windows and
+//     shops overlap and that target a common item or group: which one a
+//     line takes would depend on their amounts, not on the author;
+//   - two threshold promotions at the same priority, threshold amount,
+//     time window and shops;
+//   - two price policies for the same customer group, the same goods
+//     groups and overlapping shops: only one could ever apply;
+//   - two loyalty programmes in one currency: a receipt earns in one.
+//
+// POST /v1/stores/{id}/baskets/price prices a basket with package pricing
+// over central's copy of the master data, the same engine and the same
+// records a shop prices with once the feed has reached it.
+
+// ruleWrites serialises the overlap check and the write of pricing rules
+// made through this process, so two requests cannot each pass the check
+// against a state without the other. Requests for the same rules sent
+// through different central nodes at the same moment are not serialised
+// by it (the check reads committed state after a linearizable barrier, so
+// the window is the time between that read and the commit).
+var ruleWrites sync.Mutex
+
+func isRule(rec storeline.Record) bool {
+	switch rec.(type) {
+	case *storeline.PricePolicy, *storeline.Promotion, *storeline.LoyaltyProgramme:
+		return true
+	}
+	return false
+}
+
+// serializeRules takes ruleWrites and catches this node up with every
+// committed entry when recs hold a pricing rule; the caller must call
+// the returned function when its write is done.
+func (n *Node) serializeRules(ctx context.Context, recs []storeline.Record) (func(), error) {
+	if !slices.ContainsFunc(recs, isRule) {
+		return func() {}, nil
+	}
+	ruleWrites.Lock()
+	if err := n.Linearize(ctx); err != nil {
+		ruleWrites.Unlock()
+		return nil, err
+	}
+	return ruleWrites.Unlock, nil
+}
+
+// checkRuleRefs checks the references of a price policy, promotion or
+// loyalty programme (checkRefs calls it, at precheck and at apply).
+func checkRuleRefs(rt *ledger.ReplicaTxn, pending map[string]storeline.Record, rec storeline.Record, field string) error {
+	f := func(s string, i int) string { return prefix(field, fmt.Sprintf("%s[%d]", s, i)) }
+	stores := func(ss []storeline.StoreID) error {
+		for i, s := range ss {
+			if err := need(rt, pending, f("stores", i), storeline.KindStore, string(s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	groups := func(name string, gs []storeline.GroupID) error {
+		for i, g := range gs {
+			if err := need(rt, pending, f(name, i), storeline.KindGroup, string(g)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	items := func(name string, is []storeline.ItemID) error {
+		for i, it := range is {
+			if err := need(rt, pending, f(name, i), storeline.KindItem, string(it)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch r := rec.(type) {
+	case *storeline.PricePolicy:
+		if err := need(rt, pending, prefix(field, "customer_group"), storeline.KindCustomerGroup, string(r.CustomerGroup)); err != nil {
+			return err
+		}
+		if err := groups("groups", r.Groups); err != nil {
+			return err
+		}
+		return stores(r.Stores)
+	case *storeline.Promotion:
+		if err := stores(r.Stores); err != nil {
+			return err
+		}
+		if err := items("items", r.Items); err != nil {
+			return err
+		}
+		if err := groups("groups", r.Groups); err != nil {
+			return err
+		}
+		for i, b := range r.Bundle {
+			if err := need(rt, pending, prefix(field, fmt.Sprintf("bundle[%d].item", i)), storeline.KindItem, string(b.Item)); err != nil {
+				return err
+			}
+		}
+	case *storeline.LoyaltyProgramme:
+		for i, rt2 := range r.Rates {
+			if err := need(rt, pending, prefix(field, fmt.Sprintf("rates[%d].group", i)), storeline.KindGroup, string(rt2.Group)); err != nil {
+				return err
+			}
+		}
+		if err := items("exclude_items", r.ExcludeItems); err != nil {
+			return err
+		}
+		return groups("exclude_groups", r.ExcludeGroups)
+	}
+	return nil
+}
+
+// ruleState is the pricing rules a write would leave: the stored ones
+// with the request's records in place of those of the same ID.
+type ruleState struct {
+	promos   map[storeline.PromotionID]*storeline.Promotion
+	policies map[storeline.PolicyID]*storeline.PricePolicy
+	progs    map[storeline.ProgrammeID]*storeline.LoyaltyProgramme
+}
+
+func loadRuleState(rep *ledger.Replica, recs []storeline.Record) (*ruleState, error) {
+	s := &ruleState{
+		promos:   map[storeline.PromotionID]*storeline.Promotion{},
+		policies: map[storeline.PolicyID]*storeline.PricePolicy{},
+		progs:    map[storeline.ProgrammeID]*storeline.LoyaltyProgramme{},
+	}
+	kinds := map[storeline.MasterKind]bool{}
+	for _, rec := range recs {
+		kinds[rec.MasterKind()] = true
+	}
+	for kind := range kinds {
+		if !isRule(mustRecord(kind)) {
+			continue
+		}
+		err := rep.ScanMaster(kind, "", func(rec storeline.Record) error {
+			s.add(rec)
+			return nil
+		})
+		if err != nil && !errors.Is(err, storeline.NotFound) {
+			return nil, fmt.Errorf("central: load %s rules: %w", kind, err)
+		}
+	}
+	for _, rec := range recs {
+		s.add(rec)
+	}
+	return s, nil
+}
+
+func mustRecord(kind storeline.MasterKind) storeline.Record {
+	r, _ := storeline.NewRecord(kind)
+	return r
+}
+
+func (s *ruleState) add(rec storeline.Record) {
+	switch r := rec.(type) {
+	case *storeline.Promotion:
+		s.promos[r.ID] = r
+	case *storeline.PricePolicy:
+		s.policies[r.ID] = r
+	case *storeline.LoyaltyProgramme:
+		s.progs[r.ID] = r
+	}
+}
+
+// checkRuleOverlaps refuses a request whose pricing rules overlap each
+// other or the stored ones (see the top of this file). recs are valid.
+func checkRuleOverlaps(rep *ledger.Replica, recs []storeline.Record, fields []string) error {
+	if !slices.ContainsFunc(recs, isRule) {
+		return nil
+	}
+	s, err := loadRuleState(rep, recs)
+	if err != nil {
+		return err
+	}
+	// Line promotions by what they target, so each new one meets only
+	// those sharing a target with it.
+	type target struct {
+		kind byte // 'i' item, 'g' group
+		id   string
+	}
+	byTarget := map[target][]*storeline.Promotion{}
+	for _, p := range s.promos {
+		for _, t := range p.Items {
+			byTarget[target{'i', string(t)}] = append(byTarget[target{'i', string(t)}], p)
+		}
+		for _, b := range p.Bundle {
+			byTarget[target{'i', string(b.Item)}] = append(byTarget[target{'i', string(b.Item)}], p)
+		}
+		for _, g := range p.Groups {
+			byTarget[target{'g', string(g)}] = append(byTarget[target{'g', string(g)}], p)
+		}
+	}
+	for i, rec := range recs {
+		fld := func(sub string) string { return prefix(fields[i], sub) }
+		switch r := rec.(type) {
+		case *storeline.Promotion:
+			if r.Kind == storeline.PromoThreshold {
+				for _, o := range s.promos {
+					if o.ID != r.ID && o.Kind == r.Kind && o.Priority == r.Priority && o.Threshold.Equal(r.Threshold) && promosMeet(r, o) {
+						return storeline.Invalidf(fld("threshold"), "threshold promotion %q has the same threshold %s and priority %d in an overlapping time window and shops", o.ID, r.Threshold, r.Priority)
+					}
+				}
+				continue
+			}
+			check := func(t target, f string) error {
+				for _, o := range byTarget[t] {
+					if o.ID != r.ID && o.Priority == r.Priority && promosMeet(r, o) {
+						what := map[byte]string{'i': "item", 'g': "group"}[t.kind]
+						return storeline.Invalidf(f, "promotion %q already targets %s %q at priority %d in an overlapping time window and shops; give one another priority, window or shops", o.ID, what, t.id, r.Priority)
+					}
+				}
+				return nil
+			}
+			for k, it := range r.Items {
+				if err := check(target{'i', string(it)}, fld(fmt.Sprintf("items[%d]", k))); err != nil {
+					return err
+				}
+			}
+			for k, b := range r.Bundle {
+				if err := check(target{'i', string(b.Item)}, fld(fmt.Sprintf("bundle[%d].item", k))); err != nil {
+					return err
+				}
+			}
+			for k, g := range r.Groups {
+				if err := check(target{'g', string(g)}, fld(fmt.Sprintf("groups[%d]", k))); err != nil {
+					return err
+				}
+			}
+		case *storeline.PricePolicy:
+			for _, o := range s.policies {
+				if o.ID != r.ID && o.CustomerGroup == r.CustomerGroup && sameSet(o.Groups, r.Groups) && storesMeet(o.Stores, r.Stores) {
+					return storeline.Invalidf(fld("customer_group"), "price policy %q already discounts customer group %q on the same goods in overlapping shops", o.ID, r.CustomerGroup)
+				}
+			}
+		case *storeline.LoyaltyProgramme:
+			for _, o := range s.progs {
+				if o.ID != r.ID && o.Currency == r.Currency {
+					return storeline.Invalidf(fld("currency"), "loyalty programme %q already runs in %s; a receipt earns in one programme", o.ID, r.Currency)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// promosMeet reports whether two promotions run at a common moment in a
+// common shop. From is inclusive, Until exclusive and zero for no end.
+func promosMeet(a, b *storeline.Promotion) bool {
+	before := func(t, until time.Time) bool { return until.IsZero() || t.Before(until) }
+	return before(a.From, b.Until) && before(b.From, a.Until) && storesMeet(a.Stores, b.Stores)
+}
+
+// storesMeet reports whether two shop scopes (empty: every shop) share a
+// shop.
+func storesMeet(a, b []storeline.StoreID) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return true
+	}
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameSet[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// replicaMasters is the replica as pricing.Masters. Its version is the
+// applied Raft index: it moves with every entry, not only master-data
+// changes, so the engine's compiled rules are rebuilt more often than
+// needed, never less.
+type replicaMasters struct{ *ledger.Replica }
+
+func (r replicaMasters) MasterVersion() uint64 { return r.AppliedIndex() }
+
+// engines holds each node's pricing engine (built on first use).
+var engines sync.Map // *Node → *pricing.Engine
+
+func (n *Node) pricingEngine() *pricing.Engine {
+	if e, ok := engines.Load(n); ok {
+		return e.(*pricing.Engine)
+	}
+	e, _ := engines.LoadOrStore(n, pricing.New(pricing.NewMasterCatalog(replicaMasters{n.rep})))
+	return e.(*pricing.Engine)
+}
+
+func (n *Node) pricingRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
+	h("POST /v1/stores/{id}/baskets/price", false, n.postBasketPrice)
+}
+
+// basketIn is POST /v1/stores/{id}/baskets/price.
+type basketIn struct {
+	OccurredAt    string         `json:"occurred_at"`
+	Card          string         `json:"card"`
+	CustomerGroup string         `json:"customer_group"`
+	Lines         []basketLineIn `json:"lines"`
+}
+
+type basketLineIn struct {
+	Item  string           `json:"item"`
+	Qty   *decimal.Decimal `json:"qty"`
+	Price *decimal.Decimal `json:"price"`
+}
+
+type basketOut struct {
+	Store          storeline.StoreID     `json:"store"`
+	Currency       storeline.Currency    `json:"currency"`
+	CatalogVersion uint64                `json:"catalog_version"`
+	PricedAt       string                `json:"priced_at"`
+	Customer       storeline.CustomerID  `json:"customer,omitempty"`
+	CustomerGroup  storeline.CustGroupID `json:"customer_group,omitempty"`
+	StaffCard      bool                  `json:"staff_card,omitempty"`
+	Lines          []basketLineOut       `json:"lines"`
+	Subtotal       string                `json:"subtotal"`
+	Discount       string                `json:"discount"`
+	Total          string                `json:"total"`
+	Threshold      storeline.PromotionID `json:"threshold_promotion,omitempty"`
+}
+
+type basketLineOut struct {
+	Item       storeline.ItemID      `json:"item"`
+	Group      storeline.GroupID     `json:"group"`
+	Unit       storeline.Unit        `json:"unit"`
+	Qty        string                `json:"qty"`
+	Source     pricing.Source        `json:"source"`
+	PriceList  storeline.PriceListID `json:"price_list,omitempty"`
+	BasePrice  string                `json:"base_price"`
+	Policy     storeline.PolicyID    `json:"policy,omitempty"`
+	Staff      storeline.ProgrammeID `json:"staff,omitempty"`
+	Price      string                `json:"price"`
+	Gross      string                `json:"gross"`
+	Discount   string                `json:"discount"`
+	Total      string                `json:"total"`
+	VATRate    string                `json:"vat_rate"`
+	VAT        string                `json:"vat"`
+	Rule       string                `json:"rule"`
+	Promotions []basketAppliedOut    `json:"promotions"`
+}
+
+type basketAppliedOut struct {
+	Promotion storeline.PromotionID `json:"promotion"`
+	Kind      storeline.PromoKind   `json:"kind"`
+	Amount    string                `json:"amount"`
+}
+
+// decodeStrict decodes a JSON body into v, refusing unknown fields; errors
+// are 400s naming the field where the decoder says which.
+func decodeStrict(body []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errMalformed(te.Field, "want a %s", te.Type)
+		}
+		return errMalformed("", "%v", err)
+	}
+	if d.More() {
+		return errMalformed("", "one JSON object expected")
+	}
+	return nil
+}
+
+// postBasketPrice prices a basket for a shop with central's copy of the
+// shop's master data, recording nothing: the answer a shop's POST
+// /v1/baskets/price gives once the feed has brought it the same records.
+func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var in basketIn
+	if err := decodeStrict(body, &in); err != nil {
+		return err
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	version := n.rep.AppliedIndex() // read first: the answer is at least this fresh
+	var st storeline.Store
+	if err := n.rep.GetMaster(storeline.KindStore, id, &st); err != nil {
+		return err
+	}
+	at := time.Now()
+	if in.OccurredAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, in.OccurredAt)
+		if err != nil || t.IsZero() {
+			return storeline.Invalidf("occurred_at", "occurred_at %.40q: want an RFC 3339 time", in.OccurredAt)
+		}
+		at = t
+	}
+	out := basketOut{Store: st.ID, Currency: st.Currency, CatalogVersion: version, PricedAt: at.UTC().Format(time.RFC3339Nano), Lines: []basketLineOut{}}
+	switch {
+	case in.Card != "" && in.CustomerGroup != "":
+		return storeline.Invalidf("customer_group", "give a card or a customer group, not both")
+	case in.Card != "":
+		if err := storeline.CheckCardCode("card", in.Card); err != nil {
+			return err
+		}
+		if out.Customer, out.CustomerGroup, out.StaffCard, err = n.cardBuyer(in.Card); err != nil {
+			return err
+		}
+	case in.CustomerGroup != "":
+		if err := n.rep.GetMaster(storeline.KindCustomerGroup, in.CustomerGroup, &storeline.CustomerGroup{}); err != nil {
+			if errors.Is(err, storeline.NotFound) {
+				return storeline.Invalidf("customer_group", "no customer group %q", in.CustomerGroup)
+			}
+			return err
+		}
+		out.CustomerGroup = storeline.CustGroupID(in.CustomerGroup)
+	}
+	if len(in.Lines) > pricing.MaxLines {
+		return storeline.Invalidf("lines", "at most %d lines", pricing.MaxLines)
+	}
+	b := pricing.Basket{Store: &st, At: at, CustomerGroup: out.CustomerGroup, Staff: out.StaffCard, Lines: make([]pricing.BasketLine, len(in.Lines))}
+	for i, l := range in.Lines {
+		if l.Qty == nil {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "a quantity is required")
+		}
+		b.Lines[i] = pricing.BasketLine{Item: storeline.ItemID(l.Item), Qty: *l.Qty}
+		if l.Price != nil {
+			b.Lines[i].Manual, b.Lines[i].ManualPrice = true, *l.Price
+		}
+	}
+	res, err := n.pricingEngine().Price(b)
+	if err != nil {
+		return err
+	}
+	c := st.Currency
+	money := func(d decimal.Decimal) string { return d.StringFixed(c.Scale()) }
+	for i, l := range res.Lines {
+		if !l.Priced() {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d].price", i), "item %s has no price in this shop's price lists: give the price", l.Item)
+		}
+		var it storeline.Item
+		if err := n.rep.GetMaster(storeline.KindItem, string(l.Item), &it); err != nil {
+			return err
+		}
+		o := basketLineOut{
+			Item: l.Item, Group: l.Group, Unit: it.Unit, Qty: l.Qty.String(), Source: l.Source, PriceList: l.PriceList,
+			BasePrice: l.BasePrice.String(), Policy: l.Policy, Staff: l.Staff, Price: money(l.Price), Gross: money(l.Gross),
+			Discount: money(l.Discount), Total: money(l.Total), VATRate: it.VATRate.String(),
+			VAT: money(storeline.VATIncluded(c, l.Total, it.VATRate)), Rule: l.Rule, Promotions: []basketAppliedOut{},
+		}
+		for _, a := range l.Promotions {
+			o.Promotions = append(o.Promotions, basketAppliedOut{Promotion: a.Promotion, Kind: a.Kind, Amount: money(a.Amount)})
+		}
+		out.Lines = append(out.Lines, o)
+	}
+	out.Subtotal, out.Discount, out.Total, out.Threshold = money(res.Subtotal), money(res.Discount), money(res.Total), res.Threshold
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// cardBuyer returns who a card names for pricing, as a shop decides it: a
+// loyalty card's customer and group, a staff card; an unknown or blocked
+// card, or a customer in no group, prices as an anonymous buyer.
+func (n *Node) cardBuyer(code string) (storeline.CustomerID, storeline.CustGroupID, bool, error) {
+	var card storeline.CardRecord
+	if err := n.rep.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return "", "", false, nil
+		}
+		return "", "", false, err
+	}
+	switch {
+	case card.Blocked:
+		return card.Customer, "", false, nil
+	case card.Kind == storeline.StaffCard:
+		return "", "", true, nil
+	case card.Kind != storeline.LoyaltyCard:
+		return card.Customer, "", false, nil
+	}
+	var cu storeline.Customer
+	if err := n.rep.GetMaster(storeline.KindCustomer, string(card.Customer), &cu); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return card.Customer, "", false, nil
+		}
+		return "", "", false, err
+	}
+	return cu.ID, cu.Group, false, nil
+}
