@@ -56,6 +56,7 @@ func TestBenchInterleaved(t *testing.T) {
 		lat   []time.Duration
 		acks  int64
 		syncs int64
+		cpu   time.Duration // process CPU (user+sys) during the mode's slices
 	}
 	modes := []*mode{{name: "probe 4 KiB append+fdatasync", c: 1}, {name: "ledger c=1", c: 1}, {name: "ledger c=8", c: 8}, {name: "ledger c=64", c: 64}}
 	var next atomic.Uint64
@@ -65,6 +66,7 @@ func TestBenchInterleaved(t *testing.T) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		b0 := batches.Load()
+		cpu0 := processCPU(t)
 		start := time.Now()
 		for range m.c {
 			wg.Add(1)
@@ -102,6 +104,7 @@ func TestBenchInterleaved(t *testing.T) {
 		m.rates = append(m.rates, float64(n.Load())/el.Seconds())
 		m.acks += n.Load()
 		m.syncs += batches.Load() - b0
+		m.cpu += processCPU(t) - cpu0
 	}
 	for range *benchRounds {
 		for _, m := range modes {
@@ -119,7 +122,7 @@ func TestBenchInterleaved(t *testing.T) {
 		return s[int(float64(len(s)-1)*p)]
 	}
 	probeRates := modes[0].rates
-	fmt.Printf("| mode | median rate /s | median ratio to probe (min-max) | p50 | p99 | receipts per fsync |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| mode | median rate /s | median ratio to probe (min-max) | p50 | p99 | receipts per fsync | CPU per receipt |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range modes {
 		ratios := make([]float64, len(m.rates))
 		for i := range m.rates {
@@ -129,10 +132,58 @@ func TestBenchInterleaved(t *testing.T) {
 		if m.syncs > 0 {
 			perSync = fmt.Sprintf("%.1f", float64(m.acks)/float64(m.syncs))
 		}
-		fmt.Printf("| %s | %.0f | %.2f (%.2f-%.2f) | %v | %v | %s |\n", m.name, median(m.rates), median(ratios),
-			slices.Min(ratios), slices.Max(ratios), pct(m.lat, 0.5).Round(10*time.Microsecond), pct(m.lat, 0.99).Round(10*time.Microsecond), perSync)
+		fmt.Printf("| %s | %.0f | %.2f (%.2f-%.2f) | %v | %v | %s | %v |\n", m.name, median(m.rates), median(ratios),
+			slices.Min(ratios), slices.Max(ratios), pct(m.lat, 0.5).Round(10*time.Microsecond), pct(m.lat, 0.99).Round(10*time.Microsecond), perSync,
+			(m.cpu / time.Duration(max(m.acks, 1))).Round(time.Microsecond))
 	}
 	if err := l.CheckConservation(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// processCPU returns the user and system CPU time this process has used:
+// on a shared machine, CPU per receipt compares code paths better than
+// rates, which other processes' load moves.
+func processCPU(t testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAppend is durable 5-line receipts through Append from 1 and 64
+// concurrent writers sharing b.N, for CPU profiles of the commit path and
+// the process CPU per receipt (TestBenchInterleaved gives the rates):
+//
+//	go test -run '^$' -bench Append -cpuprofile cpu.out ./ledger/
+func BenchmarkAppend(b *testing.B) {
+	for _, writers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			l, err := ledger.Open(ledger.DefaultOptions(filepath.Join(b.TempDir(), "ledger"), store))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			var next atomic.Int64
+			cpu0 := processCPU(b)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for id := next.Add(1); id <= int64(b.N); id = next.Add(1) {
+						if _, _, err := l.Append(context.Background(), receiptEvent(eid(uint64(id)), 5, int(id))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N)/1e3, "cpu-µs/receipt")
+		})
 	}
 }

@@ -1,17 +1,29 @@
 package ledger
 
 // The commit pipeline: one committer goroutine in front of a preallocated,
-// group-committed WAL, in front of Badger (SyncWrites off). It drains what
-// is queued (no linger timer), resolves each request against Badger in one
-// transaction (which sees its own writes, so later requests of a batch see
-// earlier ones), writes the batch as one WAL frame, fdatasyncs it, commits
-// the transaction with the applied LSN, and only then answers the waiters.
+// group-committed WAL, in front of Badger (SyncWrites off), and one applier
+// goroutine behind it. The committer drains what is queued (no linger
+// timer), resolves each request against Badger in one transaction (which
+// sees its own writes, so later requests of a batch see earlier ones),
+// writes the batch as one WAL frame and fdatasyncs it; the applier then
+// commits the transaction with the applied LSN and only then answers the
+// waiters. Batches of events only (Append, ApplyRemote: the hot path) are
+// pipelined: while the applier commits batch N to Badger, the committer
+// resolves batch N+1 and syncs its frame, reading the keys of batches not
+// yet applied from an overlay (invariant 11). When the applier is idle and
+// nothing is queued (one writer), the committer applies the batch itself:
+// there is nothing to overlap, and the handoff would only add latency.
+// Other batches (master data, meta, pulled pages) wait for the applier to
+// drain and are committed by the committer itself, as the code that
+// resolves them reads Badger only.
 //
 // Invariants:
 //
 //  1. One goroutine, the committer, writes. It alone assigns LSNs, own
 //     sequence numbers, HLC times and master versions, writes the WAL and
-//     writes Badger (Open's replay runs before it starts).
+//     builds each batch's Badger transaction; it commits the transaction
+//     itself or hands it to the applier, which commits in LSN order
+//     (invariant 12). Open's replay runs before either starts.
 //  2. No request is answered before the WAL frame of its batch is written
 //     and synced (Seams.Sync returned nil), applied to Badger and published.
 //     Answers that need no write (a duplicate, an error) wait for the end of
@@ -44,6 +56,22 @@ package ledger
 //     below an LSN that Badger synced at an earlier checkpoint (one
 //     checkpoint of lag: Badger's rotated memtables are synced only when
 //     flushed).
+// 11. A pipelined batch reads every key through its batch view: first the
+//     batch's own writes, then the overlay (the latest value of each key
+//     written by a batch whose frame is synced but whose Badger commit had
+//     not returned when the batch's transaction was opened), then the
+//     transaction's snapshot. The overlay drops a batch's keys only for a
+//     transaction opened after that batch's commit returned, whose
+//     snapshot therefore holds them; a batch's writes enter the overlay
+//     only once its frame is synced, so a refused batch leaves none. The
+//     balances a batch changes are summed in the view and written once
+//     per key at the end of the batch (replay adds the same postings one
+//     by one, to the same sums).
+// 12. The applier commits and answers batches in LSN order (one channel,
+//     one goroutine), so published positions only grow and an answer
+//     never precedes the apply of an earlier batch it may depend on (a
+//     duplicate found in the overlay is answered after the original's
+//     batch is applied).
 
 import (
 	"bytes"
@@ -141,11 +169,21 @@ func (l *Ledger) submit(ctx context.Context, op string, r *request) result {
 
 // commitLoop is the committer.
 func (l *Ledger) commitLoop() {
-	defer close(l.done)
-	batch := make([]*request, 0, l.o.MaxBatchEvents)
+	defer func() {
+		if l.next != nil {
+			l.next.Discard()
+			l.next = nil
+		}
+		close(l.applyCh)
+		<-l.applierDone
+		close(l.done)
+	}()
+	// Two batch buffers: the applier holds at most one batch while the
+	// committer fills the other (invariant 12).
+	bufs := [2][]*request{make([]*request, 0, l.o.MaxBatchEvents), make([]*request, 0, l.o.MaxBatchEvents)}
 	var carry *request
-	for {
-		batch = batch[:0]
+	for turn := 0; ; turn ^= 1 {
+		batch := bufs[turn][:0]
 		if carry != nil {
 			batch, carry = append(batch, carry), nil
 		} else {
@@ -177,6 +215,7 @@ func (l *Ledger) commitLoop() {
 				break fill
 			}
 		}
+		bufs[turn] = batch
 		l.commit(batch)
 	}
 }
@@ -202,22 +241,83 @@ func (l *Ledger) poisonWith(batch []*request, stage string, err error) {
 	answerAll(batch, storeline.E("ledger.commit", ioKind(err), err))
 }
 
-// commit makes one batch durable and answers it.
+func (l *Ledger) poisoned() error {
+	if p := l.poison.Load(); p != nil {
+		return storeline.E("ledger.commit", storeline.Unavailable, fmt.Errorf("ledger poisoned, reopen it: %w", *p))
+	}
+	return nil
+}
+
+// applyJob is one batch handed from the committer to the applier. txn is
+// nil for a batch that wrote nothing (its answers still wait for the
+// batches before it).
+type applyJob struct {
+	txn    *badger.Txn
+	batch  []*request
+	res    []result
+	st     commitState // the committer's counters after the batch
+	frame  int
+	events int
+	start  time.Time
+	ckpt   bool // request a checkpoint once applied
+	// barrier, if not nil, is closed when every earlier job is done.
+	barrier chan struct{}
+}
+
+// pipelined reports whether every request of batch is an event (Append or
+// ApplyRemote), whose resolve reads through the batch view.
+func pipelined(batch []*request) bool {
+	for _, r := range batch {
+		if r.kind != reqAppend && r.kind != reqRemote {
+			return false
+		}
+	}
+	return true
+}
+
+// commit makes one batch durable and hands it to the applier, or, for a
+// batch that is not pipelined, waits for the applier to drain and applies
+// it here.
 func (l *Ledger) commit(batch []*request) {
 	start := time.Now()
-	if p := l.poison.Load(); p != nil {
-		answerAll(batch, storeline.E("ledger.commit", storeline.Unavailable, fmt.Errorf("ledger poisoned, reopen it: %w", *p)))
+	if err := l.poisoned(); err != nil {
+		answerAll(batch, err)
 		return
 	}
+	pipe := pipelined(batch)
+	var txn *badger.Txn
+	if pipe && l.next != nil {
+		txn = l.next
+		l.ov.prune(l.nextApplied)
+	} else {
+		if l.next != nil {
+			l.next.Discard()
+		}
+		if l.inApplier.Load() > 0 {
+			l.drainApplier()
+		}
+		l.ov.reset()
+		txn = l.db.NewTransaction(true)
+	}
+	l.next = nil
+	bv := &batchView{txn: txn, ov: &l.ov, on: pipe}
+	defer func() {
+		if txn != nil {
+			txn.Discard()
+		}
+		bv.writes = nil
+	}()
 	saved := l.st
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
 	res := make([]result, len(batch))
 	var wb walBatch
 	events := 0
 	for i, r := range batch {
 		var err error
-		res[i], err = l.resolve(txn, r, &wb)
+		if pipe {
+			res[i], err = l.resolveEvent(bv, r, &wb)
+		} else {
+			res[i], err = l.resolve(txn, r, &wb)
+		}
 		if err != nil {
 			l.st = saved
 			l.poisonWith(batch, "resolve", err)
@@ -227,20 +327,31 @@ func (l *Ledger) commit(batch []*request) {
 			events++
 		}
 	}
+	if err := bv.flush(); err != nil {
+		l.st = saved
+		l.poisonWith(batch, "resolve", err)
+		return
+	}
 	if len(wb.Recs) == 0 {
-		answer(batch, res)
+		if l.inApplier.Load() > 0 {
+			// Answer after the batches before it are applied
+			// (invariant 12).
+			l.inApplier.Add(1)
+			l.applyCh <- applyJob{batch: batch, res: res, st: l.st, start: start}
+		} else {
+			answer(batch, res)
+		}
 		return
 	}
 	lsn := l.st.lsn + 1
 	l.st.hlc = max(l.st.hlc, uint64(l.o.Clock.Last()))
 	wb.HLC = l.st.hlc
-	body, err := msgpack.Marshal(&wb)
+	frame, err := l.codec.frame(lsn, &wb)
 	if err != nil {
 		l.st = saved
 		l.poisonWith(batch, "encode", err)
 		return
 	}
-	frame := frameBytes(lsn, body)
 	f, err := l.wal.write(frame, lsn, l.seams.Write)
 	if err != nil {
 		if errors.Is(err, errRoll) {
@@ -262,26 +373,82 @@ func (l *Ledger) commit(batch []*request) {
 		return
 	}
 	l.met.fsync(len(frame), events)
-	if err := l.seams.Apply(lsn); err != nil {
-		l.poisonWith(batch, "apply", err)
-		return
-	}
 	l.st.lsn = lsn
 	if err := l.putState(txn); err != nil {
 		l.poisonWith(batch, "apply", err)
 		return
 	}
-	if err := txn.Commit(); err != nil {
-		l.poisonWith(batch, "apply", err)
+	l.st.sinceCkpt += int64(len(frame))
+	ckpt := l.st.sinceCkpt >= l.o.CheckpointBytes
+	if ckpt {
+		l.st.sinceCkpt = 0
+	}
+	job := applyJob{txn: txn, batch: batch, res: res, st: l.st, frame: len(frame), events: events, start: start, ckpt: ckpt}
+	txn = nil // the job owns it now
+	if !pipe || l.inApplier.Load() == 0 && len(l.reqs) == 0 {
+		// Nothing to overlap with (the applier is idle and no request
+		// waits, e.g. one writer): apply here and save the handoff.
+		l.applyJob(job)
 		return
 	}
-	l.publish()
-	l.seams.Publish(lsn, len(batch))
-	answer(batch, res)
-	l.met.commit(time.Since(start))
-	l.st.sinceCkpt += int64(len(frame))
-	if l.st.sinceCkpt >= l.o.CheckpointBytes {
-		l.st.sinceCkpt = 0
+	// The frame is durable: its writes join the overlay (invariant 11).
+	// The next batch's transaction is opened before this one is handed
+	// on, so its snapshot may lack this batch, which the overlay holds.
+	l.ov.merge(bv.writes, lsn)
+	l.nextApplied = l.appliedLSN.Load()
+	l.next = l.db.NewTransaction(true)
+	l.inApplier.Add(1)
+	l.applyCh <- job
+}
+
+// drainApplier returns when the applier has finished every job handed to
+// it.
+func (l *Ledger) drainApplier() {
+	b := make(chan struct{})
+	l.applyCh <- applyJob{barrier: b}
+	<-b
+}
+
+// applierLoop is the applier: it commits the committer's batches to
+// Badger in order and answers them (invariant 12).
+func (l *Ledger) applierLoop() {
+	defer close(l.applierDone)
+	for job := range l.applyCh {
+		if job.barrier != nil {
+			close(job.barrier)
+			continue
+		}
+		l.applyJob(job)
+		l.inApplier.Add(-1)
+	}
+}
+
+// applyJob commits one synced batch to Badger, publishes it and answers
+// its waiters. A failure poisons the ledger (invariant 5): the batch was
+// synced, so a reopen replays it, but it is never acknowledged here.
+func (l *Ledger) applyJob(job applyJob) {
+	if job.txn == nil {
+		answer(job.batch, job.res)
+		return
+	}
+	defer job.txn.Discard()
+	if err := l.poisoned(); err != nil {
+		answerAll(job.batch, err)
+		return
+	}
+	if err := l.seams.Apply(job.st.lsn); err != nil {
+		l.poisonWith(job.batch, "apply", err)
+		return
+	}
+	if err := job.txn.Commit(); err != nil {
+		l.poisonWith(job.batch, "apply", err)
+		return
+	}
+	l.publishState(&job.st)
+	l.seams.Publish(job.st.lsn, len(job.batch))
+	answer(job.batch, job.res)
+	l.met.commit(time.Since(job.start))
+	if job.ckpt {
 		select {
 		case l.ckpt <- struct{}{}:
 		default:
@@ -302,11 +469,14 @@ func (l *Ledger) putState(txn *badger.Txn) error {
 	return nil
 }
 
-// publish makes the committed counters visible to readers.
-func (l *Ledger) publish() {
-	l.pos.Store(&Position{l.st.epoch, l.st.seq})
-	l.masterVersion.Store(l.st.mver)
-	l.appliedLSN.Store(l.st.lsn)
+// publish makes the committed counters visible to readers (Open).
+func (l *Ledger) publish() { l.publishState(&l.st) }
+
+// publishState makes the counters of an applied batch visible to readers.
+func (l *Ledger) publishState(st *commitState) {
+	l.pos.Store(&Position{st.epoch, st.seq})
+	l.masterVersion.Store(st.mver)
+	l.appliedLSN.Store(st.lsn)
 }
 
 // resolve decides one request against the state in txn, appends its
@@ -314,10 +484,8 @@ func (l *Ledger) publish() {
 // batch (Badger failed); a business error is in the result.
 func (l *Ledger) resolve(txn *badger.Txn, r *request, wb *walBatch) (result, error) {
 	switch r.kind {
-	case reqAppend:
-		return l.resolveAppend(txn, r, wb)
-	case reqRemote:
-		return l.resolveRemote(txn, r, wb)
+	case reqAppend, reqRemote:
+		return l.resolveEvent(plainTxn{txn}, r, wb)
 	case reqMaster:
 		return l.resolveMaster(txn, r, wb)
 	case reqMeta:
@@ -333,10 +501,19 @@ func (l *Ledger) resolve(txn *badger.Txn, r *request, wb *walBatch) (result, err
 	panic(fmt.Sprintf("ledger: request kind %d", r.kind))
 }
 
-func (l *Ledger) resolveAppend(txn *badger.Txn, r *request, wb *walBatch) (result, error) {
+// resolveEvent resolves an Append or ApplyRemote, reading and writing
+// through rw (a batch view when the batch is pipelined).
+func (l *Ledger) resolveEvent(rw kvRW, r *request, wb *walBatch) (result, error) {
+	if r.kind == reqAppend {
+		return l.resolveAppend(rw, r, wb)
+	}
+	return l.resolveRemoteRW(rw, r, wb)
+}
+
+func (l *Ledger) resolveAppend(txn kvRW, r *request, wb *walBatch) (result, error) {
 	const op = "ledger.Append"
 	se := r.se
-	old, err := getStored(txn, l.o.Origin, se.ID)
+	old, err := getStoredRW(txn, l.o.Origin, se.ID)
 	if err != nil {
 		return result{}, err
 	}
@@ -351,14 +528,23 @@ func (l *Ledger) resolveAppend(txn *badger.Txn, r *request, wb *walBatch) (resul
 		}
 		return result{ev: ev}, nil
 	}
+	if storeline.EventKind(se.Kind) == storeline.KindShiftClose {
+		refusal, err := checkCloseOnce(txn, se)
+		if err != nil {
+			return result{}, err
+		}
+		if refusal != nil {
+			return result{err: refusal}, nil
+		}
+	}
 	se.Epoch, se.Seq = l.st.epoch, l.st.seq+1
 	se.HLC = uint64(l.o.Clock.Now())
-	enc, err := msgpack.Marshal(se)
+	enc, err := l.codec.event(se)
 	if err != nil {
 		return result{}, err
 	}
 	rec := walRec{T: recEvent, Ev: enc}
-	if err := l.apply(txn, &rec, se); err != nil {
+	if err := l.applyRW(txn, &rec, se); err != nil {
 		return result{}, err
 	}
 	wb.Recs = append(wb.Recs, rec)
@@ -370,7 +556,12 @@ func (l *Ledger) resolveAppend(txn *badger.Txn, r *request, wb *walBatch) (resul
 	return result{ev: ev, created: true}, nil
 }
 
+// resolveRemote resolves an ApplyRemote (or a pulled event) in txn.
 func (l *Ledger) resolveRemote(txn *badger.Txn, r *request, wb *walBatch) (result, error) {
+	return l.resolveRemoteRW(plainTxn{txn}, r, wb)
+}
+
+func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, error) {
 	const op = "ledger.ApplyRemote"
 	se := r.se
 	origin := storeline.StoreID(se.Origin)
@@ -379,11 +570,11 @@ func (l *Ledger) resolveRemote(txn *badger.Txn, r *request, wb *walBatch) (resul
 			"own event %s at epoch %d: only older epochs than the current %d arrive from elsewhere",
 			storeline.EventID(se.ID), se.Epoch, l.st.epoch)}, nil
 	}
-	holder, err := getValue(txn, journalKey(origin, se.pos()))
+	holder, err := txn.get(journalKey(origin, se.pos()))
 	if err != nil {
 		return result{}, err
 	}
-	old, err := getStored(txn, origin, se.ID)
+	old, err := getStoredRW(txn, origin, se.ID)
 	if err != nil {
 		return result{}, err
 	}
@@ -402,7 +593,7 @@ func (l *Ledger) resolveRemote(txn *badger.Txn, r *request, wb *walBatch) (resul
 		// A second copy at a new position: it keeps its place in the
 		// stream and has no effect.
 		rec := walRec{T: recCopy, Origin: se.Origin, ID: se.ID, Epoch: se.Epoch, Seq: se.Seq}
-		if err := l.apply(txn, &rec, nil); err != nil {
+		if err := l.applyRW(txn, &rec, nil); err != nil {
 			return result{}, err
 		}
 		wb.Recs = append(wb.Recs, rec)
@@ -412,12 +603,12 @@ func (l *Ledger) resolveRemote(txn *badger.Txn, r *request, wb *walBatch) (resul
 		return result{err: storeline.Errorf(storeline.Conflict, op,
 			"position %s of %s holds another event", se.pos(), origin)}, nil
 	}
-	enc, err := msgpack.Marshal(se)
+	enc, err := l.codec.event(se)
 	if err != nil {
 		return result{}, err
 	}
 	rec := walRec{T: recEvent, Ev: enc}
-	if err := l.apply(txn, &rec, se); err != nil {
+	if err := l.applyRW(txn, &rec, se); err != nil {
 		return result{}, err
 	}
 	wb.Recs = append(wb.Recs, rec)
@@ -429,6 +620,17 @@ func (l *Ledger) resolveRemote(txn *badger.Txn, r *request, wb *walBatch) (resul
 // decoded event of a recEvent when the caller has it.
 func (l *Ledger) apply(txn *badger.Txn, rec *walRec, se *storedEvent) error {
 	switch rec.T {
+	case recMaster:
+		return l.applyMaster(txn, rec)
+	case recMeta:
+		return txn.Set(metaKey(rec.Key), rec.Val)
+	}
+	return l.applyRW(plainTxn{txn}, rec, se)
+}
+
+// applyRW writes an event record (recEvent, recCopy) through rw.
+func (l *Ledger) applyRW(rw kvRW, rec *walRec, se *storedEvent) error {
+	switch rec.T {
 	case recEvent:
 		if se == nil {
 			var err error
@@ -436,18 +638,14 @@ func (l *Ledger) apply(txn *badger.Txn, rec *walRec, se *storedEvent) error {
 				return err
 			}
 		}
-		return l.applyEvent(txn, rec.Ev, se)
+		return l.applyEvent(rw, rec.Ev, se)
 	case recCopy:
-		return txn.Set(journalKey(storeline.StoreID(rec.Origin), Position{rec.Epoch, rec.Seq}), rec.ID[:])
-	case recMaster:
-		return l.applyMaster(txn, rec)
-	case recMeta:
-		return txn.Set(metaKey(rec.Key), rec.Val)
+		return rw.set(journalKey(storeline.StoreID(rec.Origin), Position{rec.Epoch, rec.Seq}), rec.ID[:])
 	}
 	return fmt.Errorf("ledger: unknown WAL record type %d", rec.T)
 }
 
-func (l *Ledger) applyEvent(txn *badger.Txn, enc []byte, se *storedEvent) error {
+func (l *Ledger) applyEvent(txn kvRW, enc []byte, se *storedEvent) error {
 	origin := storeline.StoreID(se.Origin)
 	id := storeline.EventID(se.ID)
 	pos := se.pos()
@@ -458,14 +656,14 @@ func (l *Ledger) applyEvent(txn *badger.Txn, enc []byte, se *storedEvent) error 
 		l.st.seq = se.Seq
 	}
 	l.st.hlc = max(l.st.hlc, se.HLC)
-	if err := txn.Set(eventKey(origin, id), enc); err != nil {
+	if err := txn.set(eventKey(origin, id), enc); err != nil {
 		return err
 	}
-	if err := txn.Set(journalKey(origin, pos), id[:]); err != nil {
+	if err := txn.set(journalKey(origin, pos), id[:]); err != nil {
 		return err
 	}
 	if origin == l.o.Origin && se.Date != "" {
-		if err := txn.Set(dateKey(storeline.Date(se.Date), pos), id[:]); err != nil {
+		if err := txn.set(dateKey(storeline.Date(se.Date), pos), id[:]); err != nil {
 			return err
 		}
 	}
@@ -475,29 +673,161 @@ func (l *Ledger) applyEvent(txn *badger.Txn, enc []byte, se *storedEvent) error 
 		}
 	}
 	if storeline.EventKind(se.Kind) == storeline.KindReturn {
-		var ret storeline.Return
-		if err := msgpack.Unmarshal(se.Body, &ret); err == nil && ret.Original != nil {
-			if err := txn.Set(returnKey(*ret.Original, origin, id), nil); err != nil {
+		ret, ok := se.body.(*storeline.Return)
+		if !ok {
+			ret = new(storeline.Return)
+			if err := msgpack.Unmarshal(se.Body, ret); err != nil {
+				ret = nil
+			}
+		}
+		if ret != nil && ret.Original != nil {
+			if err := txn.set(returnKey(*ret.Original, origin, id), nil); err != nil {
 				return err
 			}
 		}
 	}
 	for _, p := range se.Postings {
-		k := balanceKey(p.Account, storeline.Asset(p.Asset))
-		cur, err := getDecimal(txn, k)
-		if err != nil {
-			return err
-		}
-		b, err := cur.Add(p.Amount).MarshalBinary()
-		if err != nil {
-			return err
-		}
-		if err := txn.Set(k, b); err != nil {
+		if err := txn.addBalance(balanceKey(p.Account, storeline.Asset(p.Asset)), p.Amount); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// addBalanceTxn adds amt to the balance at k in txn.
+func addBalanceTxn(txn kvRW, k []byte, amt decimal.Decimal) error {
+	cur, err := getDecimal(txn, k)
+	if err != nil {
+		return err
+	}
+	b, err := cur.Add(amt).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return txn.set(k, b)
+}
+
+// kvRW reads and writes Badger keys for the event apply path: a plain
+// transaction, or a pipelined batch's view (invariant 11).
+type kvRW interface {
+	// get returns the value at k (a copy, or a value nobody changes), or
+	// nil if there is none.
+	get(k []byte) ([]byte, error)
+	set(k, v []byte) error
+	// addBalance adds amt to the balance at k (a balanceKey).
+	addBalance(k []byte, amt decimal.Decimal) error
+}
+
+type plainTxn struct{ txn *badger.Txn }
+
+func (p plainTxn) get(k []byte) ([]byte, error)                   { return getValue(p.txn, k) }
+func (p plainTxn) set(k, v []byte) error                          { return p.txn.Set(k, v) }
+func (p plainTxn) addBalance(k []byte, amt decimal.Decimal) error { return addBalanceTxn(p, k, amt) }
+
+// batchView is a batch's view of the keys: its own writes, the overlay of
+// batches synced but maybe not in txn's snapshot, then the snapshot. When
+// on is false it is the plain transaction.
+type batchView struct {
+	txn    *badger.Txn
+	ov     *overlay
+	on     bool
+	writes map[string][]byte
+	// bal holds the balances the batch changed, decoded, until flush
+	// writes each once: the shop's cash, sales and VAT accounts change in
+	// nearly every event of a batch.
+	bal map[string]decimal.Decimal
+}
+
+func (b *batchView) addBalance(k []byte, amt decimal.Decimal) error {
+	if !b.on {
+		return addBalanceTxn(b, k, amt)
+	}
+	cur, ok := b.bal[string(k)]
+	if !ok {
+		var err error
+		if cur, err = getDecimal(b, k); err != nil {
+			return err
+		}
+		if b.bal == nil {
+			b.bal = make(map[string]decimal.Decimal, 64)
+		}
+	}
+	b.bal[string(k)] = cur.Add(amt)
+	return nil
+}
+
+// flush writes the balances the batch changed.
+func (b *batchView) flush() error {
+	for k, d := range b.bal {
+		v, err := d.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := b.set([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	clear(b.bal)
+	return nil
+}
+
+func (b *batchView) get(k []byte) ([]byte, error) {
+	if b.on {
+		if v, ok := b.writes[string(k)]; ok {
+			return v, nil
+		}
+		if v, ok := b.ov.m[string(k)]; ok {
+			return v.val, nil
+		}
+	}
+	return getValue(b.txn, k)
+}
+
+func (b *batchView) set(k, v []byte) error {
+	if err := b.txn.Set(k, v); err != nil {
+		return err
+	}
+	if b.on {
+		if v == nil {
+			v = []byte{} // present, empty: nil means absent
+		}
+		if b.writes == nil {
+			b.writes = make(map[string][]byte, 64)
+		}
+		b.writes[string(k)] = v
+	}
+	return nil
+}
+
+// overlay holds the latest value of each key written by synced batches
+// whose Badger commit may not be in the next transaction's snapshot.
+// Only the committer touches it.
+type overlay struct{ m map[string]ovVal }
+
+type ovVal struct {
+	val []byte
+	lsn uint64
+}
+
+func (o *overlay) merge(w map[string][]byte, lsn uint64) {
+	if o.m == nil {
+		o.m = make(map[string]ovVal, 2*len(w))
+	}
+	for k, v := range w {
+		o.m[k] = ovVal{v, lsn}
+	}
+}
+
+// prune drops the keys last written by batches at or below applied.
+func (o *overlay) prune(applied uint64) {
+	for k, v := range o.m {
+		if v.lsn <= applied {
+			delete(o.m, k)
+		}
+	}
+}
+
+func (o *overlay) reset() { clear(o.m) }
 
 // getValue returns a copy of the value at k, or nil if there is none.
 func getValue(txn *badger.Txn, k []byte) ([]byte, error) {
@@ -516,15 +846,19 @@ func getValue(txn *badger.Txn, k []byte) ([]byte, error) {
 }
 
 func getStored(txn *badger.Txn, origin storeline.StoreID, id [16]byte) (*storedEvent, error) {
-	v, err := getValue(txn, eventKey(origin, id))
+	return getStoredRW(plainTxn{txn}, origin, id)
+}
+
+func getStoredRW(rw kvRW, origin storeline.StoreID, id [16]byte) (*storedEvent, error) {
+	v, err := rw.get(eventKey(origin, id))
 	if err != nil || v == nil {
 		return nil, err
 	}
 	return decodeStored(v)
 }
 
-func getDecimal(txn *badger.Txn, k []byte) (decimal.Decimal, error) {
-	v, err := getValue(txn, k)
+func getDecimal(txn kvRW, k []byte) (decimal.Decimal, error) {
+	v, err := txn.get(k)
 	if err != nil || v == nil {
 		return decimal.Zero, err
 	}

@@ -208,7 +208,7 @@ func (l *Ledger) Balance(account string, asset storeline.Asset) (decimal.Decimal
 	var d decimal.Decimal
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
-		d, err = getDecimal(txn, balanceKey(account, asset))
+		d, err = getDecimal(plainTxn{txn}, balanceKey(account, asset))
 		return err
 	})
 	return d, l.readErr("ledger.Balance", err)

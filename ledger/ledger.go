@@ -183,7 +183,15 @@ type Ledger struct {
 
 	// Committer-owned state (only the committer goroutine and Open touch
 	// it); see commit.go.
-	st commitState
+	st          commitState
+	codec       frameCodec
+	ov          overlay     // keys of synced batches maybe not yet in Badger
+	next        *badger.Txn // the next pipelined batch's transaction
+	nextApplied uint64      // applied LSN when next was opened
+
+	applyCh     chan applyJob // committer → applier
+	inApplier   atomic.Int64  // jobs handed to the applier and not yet done
+	applierDone chan struct{}
 }
 
 // Open opens (or creates) the ledger in o.Dir, replays the WAL records
@@ -202,6 +210,9 @@ func Open(o Options) (*Ledger, error) {
 		done:   make(chan struct{}),
 		ckpt:   make(chan struct{}, 1),
 		ckDone: make(chan struct{}),
+
+		applyCh:     make(chan applyJob),
+		applierDone: make(chan struct{}),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -223,6 +234,7 @@ func Open(o Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.met = newMetrics(o.Registerer)
+	go l.applierLoop()
 	go l.commitLoop()
 	go l.checkpointLoop()
 	return l, nil

@@ -22,6 +22,7 @@ package ledger
 //     the rebuild makes the next Open start it again.
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -117,8 +118,8 @@ func fromStoredShift(term storeline.TerminalID, shift storeline.ShiftID, s *stor
 	return t
 }
 
-func getShift(txn *badger.Txn, term storeline.TerminalID, shift storeline.ShiftID) (storeline.ShiftTotals, error) {
-	v, err := getValue(txn, shiftKey(term, shift))
+func getShift(txn kvRW, term storeline.TerminalID, shift storeline.ShiftID) (storeline.ShiftTotals, error) {
+	v, err := txn.get(shiftKey(term, shift))
 	if err != nil {
 		return storeline.ShiftTotals{}, err
 	}
@@ -132,12 +133,12 @@ func getShift(txn *badger.Txn, term storeline.TerminalID, shift storeline.ShiftI
 	return fromStoredShift(term, shift, &s), nil
 }
 
-func putShift(txn *badger.Txn, t *storeline.ShiftTotals) error {
+func putShift(txn kvRW, t *storeline.ShiftTotals) error {
 	b, err := msgpack.Marshal(toStoredShift(t))
 	if err != nil {
 		return err
 	}
-	return txn.Set(shiftKey(t.Terminal, t.Shift), b)
+	return txn.set(shiftKey(t.Terminal, t.Shift), b)
 }
 
 // shiftKinds are the event kinds that count in a shift; other kinds are
@@ -176,9 +177,33 @@ func shiftEvent(se *storedEvent) (ev storeline.Event, term storeline.TerminalID,
 	return ev, term, shift, true, nil
 }
 
+// ErrShiftClosed is the cause of the Conflict (field "shift") that Append
+// returns for a shift close of a shift that another event already closed.
+var ErrShiftClosed = errors.New("shift already closed")
+
+// checkCloseOnce refuses the append of a shift close se (a new event, not a
+// retry of the stored close, which deduplication answered before) if its
+// shift already has a close. The committer runs it in the batch's
+// transaction, so of two racing closes the second sees the first.
+func checkCloseOnce(txn kvRW, se *storedEvent) (refusal, err error) {
+	_, term, shift, ok, err := shiftEvent(se)
+	if err != nil || !ok {
+		return nil, err
+	}
+	t, err := getShift(txn, term, shift)
+	if err != nil {
+		return nil, err
+	}
+	if t.Close != nil {
+		return &storeline.Error{Op: "ledger.Append", Kind: storeline.Conflict, Field: "shift",
+			Err: fmt.Errorf("%w: shift %s of terminal %s by event %s", ErrShiftClosed, shift, term, storeline.EventID(t.Close.Event))}, nil
+	}
+	return nil, nil
+}
+
 // foldShift adds an own-origin event, stored for the first time in txn, to
 // its shift's totals (invariant 1).
-func foldShift(txn *badger.Txn, se *storedEvent) error {
+func foldShift(txn kvRW, se *storedEvent) error {
 	ev, term, shift, ok, err := shiftEvent(se)
 	if err != nil || !ok {
 		return err
@@ -206,7 +231,7 @@ func (l *Ledger) ShiftTotals(term storeline.TerminalID, shift storeline.ShiftID)
 	var t storeline.ShiftTotals
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
-		t, err = getShift(txn, term, shift)
+		t, err = getShift(plainTxn{txn}, term, shift)
 		return err
 	})
 	return t, l.readErr(op, err)

@@ -47,7 +47,7 @@ func BenchmarkFoldShift(b *testing.B) {
 			n := 0
 			for b.Loop() {
 				se.Seq = uint64(n)
-				if err := foldShift(txn, se); err != nil {
+				if err := foldShift(plainTxn{txn}, se); err != nil {
 					b.Fatal(err)
 				}
 				n++

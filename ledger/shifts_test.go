@@ -386,6 +386,9 @@ func TestShiftTotalsMatchJournal(t *testing.T) {
 			default:
 				ev := shiftEvent(eid(uint64(1+i)), genShiftBody(t))
 				if _, _, err := l.Append(ctx, ev); err != nil {
+					if _, isClose := ev.Body.(*storeline.ShiftClose); isClose && errors.Is(err, ledger.ErrShiftClosed) {
+						continue // a shift closes once
+					}
 					t.Fatalf("Append(%T): %v", ev.Body, err)
 				}
 				appended = append(appended, ev)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // WAL layout. The WAL is a directory of segments named wal-<index>.seg
@@ -84,6 +87,47 @@ func frameBytes(lsn uint64, body []byte) []byte {
 	binary.BigEndian.PutUint32(f[0:], uint32(n))
 	binary.BigEndian.PutUint32(f[4:], crc32.Checksum(f[frameHeader:], castagnoli))
 	return f
+}
+
+// frameCodec encodes the committer's events and frames into reused
+// buffers (only the committer uses it): the encoder and its buffer do not
+// grow again for every event.
+type frameCodec struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+func (c *frameCodec) reset() {
+	if c.enc == nil {
+		c.enc = msgpack.NewEncoder(&c.buf)
+	}
+	c.buf.Reset()
+}
+
+// event returns the msgpack bytes of se in a new slice of their size
+// (Badger and the WAL record keep it).
+func (c *frameCodec) event(se *storedEvent) ([]byte, error) {
+	c.reset()
+	if err := c.enc.Encode(se); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(c.buf.Bytes()), nil
+}
+
+// frame returns the frame of one batch, as frameBytes does, in the
+// codec's buffer: valid until the codec's next use.
+func (c *frameCodec) frame(lsn uint64, wb *walBatch) ([]byte, error) {
+	c.reset()
+	var hdr [frameHeader + 8]byte
+	c.buf.Write(hdr[:])
+	if err := c.enc.Encode(wb); err != nil {
+		return nil, err
+	}
+	f := c.buf.Bytes()
+	binary.BigEndian.PutUint64(f[frameHeader:], lsn)
+	binary.BigEndian.PutUint32(f[0:], uint32(len(f)-frameHeader))
+	binary.BigEndian.PutUint32(f[4:], crc32.Checksum(f[frameHeader:], castagnoli))
+	return f, nil
 }
 
 // walFrame is one frame read back.

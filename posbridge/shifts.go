@@ -150,6 +150,17 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
+	if tot.Close != nil && storeline.EventID(tot.Close.Event) == id {
+		// This very close landed since the retry check above (a retry
+		// racing its first try): answer it as made.
+		if prior, err := s.prior(id, storeline.KindShiftClose); err != nil || prior != nil {
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, prior.Body.(*storeline.ShiftClose)))
+			return nil
+		}
+	}
 	if tot.Close != nil {
 		return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was closed by event %s", shift, tot.Close.Event)}
 	}
@@ -175,11 +186,28 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 		sc.Report.Difference = counted.Sub(z.ExpectedCash)
 	}
 	// A shift belongs to the business day it opened (DESIGN.md).
+	// The ledger refuses a second close of the shift in the same step that
+	// appends the first (a Conflict naming the field "shift"), so of racing
+	// closes one wins. A retry of the winner's id that raced it gets the
+	// stored close: deduplicated by the ledger if its report is the same,
+	// read back here if the shift changed in between.
 	ev, ok, err := s.appendEvent(r.Context(), id, now, tot.Opening.BusinessDate, sc)
-	if err != nil {
-		if errors.Is(err, storeline.Conflict) {
-			return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: err}
+	if errors.Is(err, storeline.Conflict) {
+		if in.ID != nil {
+			prior, perr := s.prior(id, storeline.KindShiftClose)
+			if perr == nil && prior != nil {
+				if b := prior.Body.(*storeline.ShiftClose); b.Shift == shift && b.Terminal == c.terminal.ID {
+					writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
+					return nil
+				}
+			}
 		}
+		if e := (*storeline.Error)(nil); errors.As(err, &e) && e.Field == "shift" {
+			return err
+		}
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: err}
+	}
+	if err != nil {
 		return err
 	}
 	writeJSON(w, created(ok), shiftCloseOf(ev, ev.Body.(*storeline.ShiftClose)))

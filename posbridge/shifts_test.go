@@ -1,9 +1,13 @@
 package posbridge_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -339,4 +343,118 @@ func BenchmarkShiftClose(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestShiftCloseRace races closes of one shift over real HTTP: exactly one
+// close is created (201); a racing close with another id gets 409 naming
+// the shift, a racing retry of the winner's id gets the winner's Z report
+// (200 or 201, the same event), and the shift holds one close.
+func TestShiftCloseRace(t *testing.T) {
+	e := newEnv(t)
+	at := t0.Format(time.RFC3339)
+	session := e.login(tokenT1, "alice", "1234")
+	const shifts, closers = 12, 4
+	for i := range shifts {
+		sh := fmt.Sprintf("race%d", i)
+		e.must(e.do(req{method: "POST", path: "/v1/shifts", token: tokenT1, session: session, body: map[string]any{
+			"id": newID(), "terminal": "t1", "shift": sh, "seller": "alice", "occurred_at": at, "float": "10.00"}}), 201)
+		e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, session: session, body: map[string]any{
+			"id": newID(), "terminal": "t1", "shift": sh, "seller": "alice", "occurred_at": at, "catalog_version": 1,
+			"lines":    []map[string]any{line("sku", "MILK", "qty", "2", "price", "1.19")},
+			"payments": []map[string]any{{"method": "cash", "amount": "2.38"}}}}), 201)
+	}
+	e.clock.Add(8 * time.Hour)
+	type answer struct {
+		id     string
+		status int
+		body   map[string]any
+	}
+	for i := range shifts {
+		sh := fmt.Sprintf("race%d", i)
+		// Closers 0 and 1 share an id (a till's retry racing its first
+		// try); the others each have their own.
+		ids := make([]string, closers)
+		for c := range ids {
+			ids[c] = newID()
+		}
+		ids[1] = ids[0]
+		answers := make([]answer, closers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for c := range closers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				r, err := rawPost(e, "/v1/shifts/"+sh+"/close", session, map[string]any{"id": ids[c], "counted_cash": "12.38"})
+				answers[c] = answer{id: ids[c], status: r.status}
+				if err == nil {
+					err = json.Unmarshal(r.body, &answers[c].body)
+				}
+				if err != nil {
+					answers[c].body = map[string]any{"error": fmt.Sprintf("%v: %s", err, r.body)}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		created, winner := 0, ""
+		for _, a := range answers {
+			if a.status == 201 {
+				created++
+				winner = a.id
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%s: %d closes created, want exactly 1: %+v", sh, created, answers)
+		}
+		for c, a := range answers {
+			switch {
+			case a.id == winner:
+				if a.status != 201 && a.status != 200 || a.body["id"] != winner {
+					t.Fatalf("%s: closer %d retrying the winning id got %d %v, want the stored close", sh, c, a.status, a.body)
+				}
+			case a.status != 409 || a.body["field"] != "shift":
+				t.Fatalf("%s: closer %d with another id got %d %v, want 409 naming the shift", sh, c, a.status, a.body)
+			}
+		}
+		tot, err := e.led.ShiftTotals("t1", storeline.ShiftID(sh))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tot.Close == nil || tot.Close.Event.String() != winner {
+			t.Fatalf("%s: totals close %v, want the winner %s", sh, tot.Close, winner)
+		}
+		// One close event on the journal for the shift: the opening, the
+		// sale and the close.
+		if tot.Events != 3 {
+			t.Fatalf("%s: %d events folded, want 3 (open, sale, one close)", sh, tot.Events)
+		}
+		// A late close, checked against openapi.yaml: 409 naming the shift.
+		e.problem(e.do(req{method: "POST", path: "/v1/shifts/" + sh + "/close", token: tokenT1, session: session, body: map[string]any{"id": newID()}}), 409, "shift")
+	}
+}
+
+// rawPost posts body as JSON to the server with terminal t1's token and a
+// session, without test helpers that may stop the test (it runs on other
+// goroutines).
+func rawPost(e *env, path, session string, body any) (resp, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return resp{}, err
+	}
+	r, err := http.NewRequest("POST", e.http.URL+path, bytes.NewReader(b))
+	if err != nil {
+		return resp{}, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+tokenT1)
+	r.Header.Set("X-Session", session)
+	hr, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return resp{}, err
+	}
+	defer hr.Body.Close()
+	rb, err := io.ReadAll(hr.Body)
+	return resp{status: hr.StatusCode, header: hr.Header, body: rb}, err
 }
