@@ -294,23 +294,99 @@ func TestDecodePushPayload(t *testing.T) {
 		t.Fatalf("decoded %v %+v %d events", ok, p, len(ws))
 	}
 	for i := range evs {
-		var w replication.WireEvent
-		if err := msgpack.Unmarshal(evs[i], &w); err != nil {
+		again, err := msgpack.Marshal(&ws[i])
+		if err != nil {
 			t.Fatal(err)
 		}
-		if string(p.Events[i]) != string(evs[i]) || fmt.Sprint(ws[i]) != fmt.Sprint(w) {
+		if string(p.Events[i]) != string(evs[i]) || string(again) != string(evs[i]) {
 			t.Fatalf("event %d differs from its wire form", i)
 		}
 	}
+	// An unknown key is skipped, as the general decoding does.
 	other, _ := msgpack.Marshal(map[string]any{"s": "s1", "e": 1, "x": 1})
+	if p, ws, ok := decodePushPayload(other); !ok || p.Store != "s1" || p.Epoch != 1 || len(ws) != 0 {
+		t.Errorf("unknown key: decoded %v %+v", ok, p)
+	}
 	many := pushPayload{Store: "s1", Epoch: 1, Events: make([]msgpack.RawMessage, maxPushEntryEvents+1)}
 	for i := range many.Events {
 		many.Events[i] = evs[0]
 	}
 	tooMany, _ := msgpack.Marshal(&many)
-	for name, b := range map[string][]byte{"unknown key": other, "not a map": {0x91, 0x01}, "cut short": c.Payload[:len(c.Payload)-3], "too many": tooMany} {
+	for name, b := range map[string][]byte{"not a map": {0x91, 0x01}, "cut short": c.Payload[:len(c.Payload)-3], "too many": tooMany} {
 		if _, _, ok := decodePushPayload(b); ok {
 			t.Errorf("%s: decoded", name)
 		}
+	}
+}
+
+// TestReceiptItems: the items a receipt sells, read from its body without
+// decoding it, are those of the decoded receipt, line by line; a body that
+// is not a receipt's map is an error.
+func TestReceiptItems(t *testing.T) {
+	d := decimal.NewFromInt
+	r := &storeline.Receipt{Terminal: "till-1", Shift: "sh1", Seller: "alice", Currency: "EUR", Card: "c1",
+		Lines: []storeline.Line{
+			{Item: "i1", Dept: "food", Unit: storeline.Piece, Barcode: "123", Qty: d(2), Price: d(3), VATRate: d(10)},
+			{Item: "i7", Dept: "food", Unit: storeline.Piece, Qty: d(1), Price: d(5), VATRate: d(10)},
+			{Item: "i1", Dept: "food", Unit: storeline.Piece, Qty: d(1), Price: d(3), VATRate: d(10)}},
+		Payments: []storeline.Payment{{Method: storeline.Cash, Amount: d(14)}}}
+	if err := r.Compute(); err != nil {
+		t.Fatal(err)
+	}
+	body, err := msgpack.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := receiptItems(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back storeline.Receipt
+	if err := msgpack.Unmarshal(body, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(back.Lines) {
+		t.Fatalf("%d items, %d lines", len(got), len(back.Lines))
+	}
+	for j, ln := range back.Lines {
+		if got[j] != ln.Item {
+			t.Errorf("item %d: %q, want %q", j, got[j], ln.Item)
+		}
+	}
+	for name, b := range map[string][]byte{"not a map": {0x91, 0x01}, "cut short": body[:len(body)/2], "empty": nil} {
+		if _, err := receiptItems(b); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestHasMaster: the existence check a push makes per item (reading only
+// the tombstone flag) agrees with GetMaster: a live item, an unknown one,
+// and one deleted since.
+func TestHasMaster(t *testing.T) {
+	_, rep := testFSM(t)
+	has := func(id string) bool {
+		t.Helper()
+		var ok bool
+		err := rep.View(func(rt *ledger.ReplicaTxn) error {
+			var err error
+			ok, err = rt.HasMaster(storeline.KindItem, id)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !has("i3") || has("nope") {
+		t.Fatalf("i3 %v, nope %v; want true, false", has("i3"), has("nope"))
+	}
+	if _, err := rep.Apply(2, func(rt *ledger.ReplicaTxn) error {
+		return rt.PutMasters([]ledger.MasterWrite{{Version: Version{2, 1}.Pack(), Kind: storeline.KindItem, ID: "i3"}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if has("i3") || !has("i4") {
+		t.Fatalf("after deleting i3: i3 %v, i4 %v; want false, true", has("i3"), has("i4"))
 	}
 }

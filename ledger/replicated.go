@@ -26,6 +26,7 @@ package ledger
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -196,6 +197,51 @@ func (t *ReplicaTxn) GetMaster(kind storeline.MasterKind, id string, into storel
 		}
 	}
 	return true, nil
+}
+
+// HasMaster reports whether the live record (kind, id) exists. It reads
+// only the stored value's tombstone flag: central checks every item a
+// pushed receipt sells, thousands a second.
+func (t *ReplicaTxn) HasMaster(kind storeline.MasterKind, id string) (bool, error) {
+	it, err := t.txn.Get(masterKey(kind, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	live := false
+	err = it.Value(func(v []byte) error {
+		d := msgpack.GetDecoder()
+		defer msgpack.PutDecoder(d)
+		d.Reset(bytes.NewReader(v))
+		n, err := d.DecodeMapLen()
+		if err != nil {
+			return err
+		}
+		live = true
+		for range n {
+			k, err := d.DecodeString()
+			if err != nil {
+				return err
+			}
+			if k != "x" {
+				err = d.Skip()
+			} else {
+				var del bool
+				del, err = d.DecodeBool()
+				live = !del
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("ledger: decode %s %s: %w", kind, id, err)
+	}
+	return live, nil
 }
 
 // Meta returns the value of a metadata key, nil if absent.

@@ -46,6 +46,10 @@ type Batch struct {
 	Store  storeline.StoreID
 	Epoch  uint64
 	Events []storeline.Event
+	// Wire, if not nil, holds each event's msgpack WireEvent bytes as the
+	// shop sent them (CheckPush sets it when the request was read by
+	// Decode), so the backend stores them without encoding them again.
+	Wire [][]byte
 }
 
 // IngestResult is Ingest's answer.

@@ -1,11 +1,13 @@
 package replication
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/storeline/storeline"
 )
@@ -57,7 +59,16 @@ type WireEvent struct {
 	Kind     string             `msgpack:"k"`
 	Body     msgpack.RawMessage `msgpack:"b"`
 	Postings WirePostings       `msgpack:"p"`
+
+	// wire is the event's exact msgpack bytes when Decode read it (a
+	// slice of the message), so central stores and forwards a pushed
+	// event without encoding it again.
+	wire []byte
 }
+
+// Wire returns the msgpack bytes w was decoded from by Decode, or nil
+// (w was built, or decoded another way). They alias the decoded message.
+func (w *WireEvent) Wire() []byte { return w.wire }
 
 // WirePosting is one posting on the wire.
 type WirePosting struct {
@@ -187,9 +198,147 @@ func (l *WireEvents) DecodeMsgpack(d *msgpack.Decoder) error {
 		return err
 	}
 	*l = make(WireEvents, n)
+	sr, _ := d.Buffered().(*sliceReader)
 	for i := range *l {
+		start := 0
+		if sr != nil {
+			start = sr.i
+		}
 		if err := d.Decode(&(*l)[i]); err != nil {
 			return fmt.Errorf("events[%d]: %w", i, err)
+		}
+		if sr != nil {
+			(*l)[i].wire = sr.b[start:sr.i:sr.i]
+		}
+	}
+	return nil
+}
+
+// wireEventFields is WireEvent without its decoder, for the forms the
+// hand-written one leaves to msgpack's (an array-encoded struct).
+type wireEventFields WireEvent
+
+// DecodeMsgpack decodes a WireEvent as msgpack's struct decoding does
+// (unknown keys skipped, nil for zero values), field by field without
+// reflection; from Decode, the body and amounts are slices of the message
+// rather than copies. Pushes and pulls decode thousands of events a
+// second, on every node.
+func (w *WireEvent) DecodeMsgpack(d *msgpack.Decoder) error {
+	c, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
+		return d.Decode((*wireEventFields)(w))
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	*w = WireEvent{}
+	sr, _ := d.Buffered().(*sliceReader)
+	for range n {
+		k, err := decodeKey(d, sr)
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "i":
+			err = d.Decode(&w.ID)
+		case "o":
+			w.Origin, err = d.DecodeString()
+		case "e":
+			w.Epoch, err = d.DecodeUint64()
+		case "s":
+			w.Seq, err = d.DecodeUint64()
+		case "v":
+			w.Schema, err = d.DecodeUint16()
+		case "h":
+			w.HLC, err = d.DecodeUint64()
+		case "t":
+			w.Occurred, err = d.DecodeInt64()
+		case "d":
+			w.Date, err = d.DecodeString()
+		case "k":
+			w.Kind, err = d.DecodeString()
+		case "b":
+			if sr == nil {
+				w.Body, err = d.DecodeRaw()
+				break
+			}
+			start := sr.i
+			if err = d.Skip(); err == nil {
+				w.Body = sr.b[start:sr.i:sr.i]
+			}
+		case "p":
+			err = w.Postings.DecodeMsgpack(d)
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return fmt.Errorf("field %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// decodeKey reads a map key. From Decode, a short key is a slice of the
+// message: the decoders only compare it, so it costs no allocation.
+func decodeKey(d *msgpack.Decoder, sr *sliceReader) ([]byte, error) {
+	if sr != nil && sr.i < len(sr.b) && msgpcode.IsFixedString(sr.b[sr.i]) {
+		n := int(sr.b[sr.i] & msgpcode.FixedStrMask)
+		if end := sr.i + 1 + n; end <= len(sr.b) {
+			k := sr.b[sr.i+1 : end]
+			sr.i = end
+			return k, nil
+		}
+	}
+	k, err := d.DecodeString()
+	return []byte(k), err
+}
+
+type wirePostingFields WirePosting
+
+// DecodeMsgpack decodes a WirePosting as msgpack's struct decoding does,
+// without reflection (see WireEvent.DecodeMsgpack).
+func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
+	c, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
+		return d.Decode((*wirePostingFields)(p))
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	*p = WirePosting{}
+	sr, _ := d.Buffered().(*sliceReader)
+	for range n {
+		k, err := decodeKey(d, sr)
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "a":
+			p.Account, err = d.DecodeString()
+		case "s":
+			p.Asset, err = d.DecodeString()
+		case "m":
+			if sr != nil && sr.i+1 < len(sr.b) && sr.b[sr.i] == msgpcode.Bin8 && sr.i+2+int(sr.b[sr.i+1]) <= len(sr.b) {
+				// The usual form of a decimal's few bytes: take them in place.
+				m := int(sr.b[sr.i+1])
+				p.Amount = sr.b[sr.i+2 : sr.i+2+m : sr.i+2+m]
+				sr.i += 2 + m
+				break
+			}
+			p.Amount, err = d.DecodeBytes()
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return fmt.Errorf("field %q: %w", k, err)
 		}
 	}
 	return nil
@@ -258,15 +407,50 @@ func (l *WireMarks) DecodeMsgpack(d *msgpack.Decoder) error {
 // Encode returns the msgpack bytes of a wire message.
 func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
-// Decode decodes one wire message from b, refusing trailing bytes.
+// Decode decodes one wire message from b, refusing trailing bytes. The
+// events it decodes alias b (their bodies, amounts and Wire bytes): b
+// must not change while they are in use.
 func Decode(b []byte, v any) error {
-	r := bytes.NewReader(b)
+	r := &sliceReader{b: b}
 	if err := msgpack.NewDecoder(r).Decode(v); err != nil {
 		return storeline.Errorf(storeline.Invalid, "replication.Decode", "malformed msgpack body: %v", err)
 	}
-	if r.Len() != 0 {
-		return storeline.Errorf(storeline.Invalid, "replication.Decode", "%d bytes after the message", r.Len())
+	if n := len(b) - r.i; n != 0 {
+		return storeline.Errorf(storeline.Invalid, "replication.Decode", "%d bytes after the message", n)
 	}
+	return nil
+}
+
+// sliceReader is the reader Decode gives msgpack: msgpack reads a
+// ByteScanner directly (no buffering of its own), so the decoders above
+// know where in b they are and can slice it rather than copy.
+type sliceReader struct {
+	b []byte
+	i int
+}
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if r.i >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.i:])
+	r.i += n
+	return n, nil
+}
+
+func (r *sliceReader) ReadByte() (byte, error) {
+	if r.i >= len(r.b) {
+		return 0, io.EOF
+	}
+	r.i++
+	return r.b[r.i-1], nil
+}
+
+func (r *sliceReader) UnreadByte() error {
+	if r.i == 0 {
+		return errors.New("replication: unread at the start")
+	}
+	r.i--
 	return nil
 }
 
@@ -297,7 +481,11 @@ func EventToWire(ev storeline.Event) (WireEvent, error) {
 // EventFromWire converts back, decoding the body by its kind and checking
 // the postings sum to zero per asset. Errors are Invalid and name the
 // field.
-func EventFromWire(w WireEvent) (storeline.Event, error) {
+func EventFromWire(w WireEvent) (storeline.Event, error) { return eventFromWire(w, true) }
+
+// eventFromWire is EventFromWire; without decodeBody it checks the kind
+// but leaves the body undecoded (Body nil).
+func eventFromWire(w WireEvent, decodeBody bool) (storeline.Event, error) {
 	ev := storeline.Event{
 		ID: w.ID, Origin: storeline.StoreID(w.Origin), Epoch: w.Epoch, Seq: w.Seq,
 		SchemaVersion: w.Schema, HLC: w.HLC, OccurredAt: time.Unix(0, w.Occurred).UTC(),
@@ -319,10 +507,12 @@ func EventFromWire(w WireEvent) (storeline.Event, error) {
 	if err != nil {
 		return ev, storeline.Invalidf("kind", "%v", err)
 	}
-	if err := msgpack.Unmarshal(w.Body, body); err != nil {
-		return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
+	if decodeBody {
+		if err := msgpack.Unmarshal(w.Body, body); err != nil {
+			return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
+		}
+		ev.Body = body
 	}
-	ev.Body = body
 	if len(w.Postings) > 0 {
 		ev.Postings = make([]storeline.Posting, len(w.Postings))
 		for i, p := range w.Postings {
