@@ -1,8 +1,14 @@
 package central
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
@@ -134,25 +140,43 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 	if err := n.rep.GetMaster(storeline.KindStore, string(store), &s); err != nil {
 		return SnapshotPage{}, err
 	}
-	page := SnapshotPage{AsOf: Version{Index: n.rep.AppliedIndex(), Pos: MaxChangesPerEntry}}
+	var page SnapshotPage
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		idx, err := rt.AppliedIndex()
+		if err != nil {
+			return err
+		}
+		page, err = snapshotRecords(rt, &s, token, limit)
+		page.AsOf = Version{Index: idx, Pos: MaxChangesPerEntry}
+		return err
+	})
+	if err != nil {
+		return SnapshotPage{}, storeline.E(op, storeline.KindOf(err), err)
+	}
+	return page, nil
+}
+
+// snapshotRecords is a page of Snapshot read in rt (AsOf unset).
+func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token string, limit int) (SnapshotPage, error) {
+	var page SnapshotPage
 	kindIdx, after := 0, ""
 	if token != "" {
 		k, id, ok := strings.Cut(token, ":")
 		kindIdx = slices.Index(storeline.MasterKinds, storeline.MasterKind(k))
 		if !ok || kindIdx < 0 {
-			return SnapshotPage{}, storeline.E(op, storeline.Invalid, storeline.Invalidf("page", "bad page token %q", token))
+			return SnapshotPage{}, storeline.Invalidf("page", "bad page token %q", token)
 		}
 		after = id
 	}
 	for ; kindIdx < len(storeline.MasterKinds); kindIdx, after = kindIdx+1, "" {
 		kind := storeline.MasterKinds[kindIdx]
-		err := n.rep.ScanMasterAfter(kind, after, func(rec storeline.Record) (bool, error) {
+		err := rt.ScanMasterAfter(kind, after, func(rec storeline.Record) (bool, error) {
 			if len(page.Records) == limit {
 				page.Next = string(kind) + ":" + after
 				return false, nil
 			}
 			after = rec.MasterID()
-			if concerns(&s, ledger.MasterChange{Kind: kind, ID: rec.MasterID(), Record: rec}) {
+			if concerns(s, ledger.MasterChange{Kind: kind, ID: rec.MasterID(), Record: rec}) {
 				page.Records = append(page.Records, rec)
 			}
 			return true, nil
@@ -165,4 +189,263 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 		}
 	}
 	return page, nil
+}
+
+// Pruning the per-store feeds (central/replication.go, invariant 3).
+// Feed entries with versions below the history floor (raised by
+// OpMasterPrune) are dropped, at most feedPrunePerEntry of them and
+// feedPruneStoresPerEntry stores visited per Raft entry, resuming where the
+// previous entry stopped; the leader submits entries until none is left.
+// A store's feed then starts at rpFeedLo, and rpFeedCut records the
+// version of its last dropped entry: a resync of a cursor below it cannot
+// take those events from the feed, so it sends the central-authored events
+// touching the store from the event store instead (snapshot, "e:" phase).
+// An entry naming another shop's event is never dropped (nor what follows
+// it). Rejections dropped this way are not sent again: a shop offline for
+// longer than the history window loses the reasons for its old rejections,
+// never an effect (a rejected event changed nothing).
+const (
+	// OpFeedPrune drops feed entries below the history floor.
+	OpFeedPrune = "replication.feedprune"
+
+	feedPrunePerEntry       = 4096
+	feedPruneStoresPerEntry = 1024
+
+	rpFeedLo  = "repl/flo/"  // store → n8 of its first kept feed entry (absent: 1)
+	rpFeedCut = "repl/fcut/" // store → version8 of its last dropped entry
+	rpFeedPC  = "repl/fpc"   // → the store the next prune entry resumes at
+)
+
+// feedPrunePayload bounds one prune entry's work below the constants
+// (zero: the constants); it is in the entry, so every replica prunes alike.
+type feedPrunePayload struct {
+	Entries int `msgpack:"n,omitempty"`
+	Stores  int `msgpack:"s,omitempty"`
+}
+
+// feedPruneOutcome is the body of a prune entry's result.
+type feedPruneOutcome struct {
+	Dropped int  `msgpack:"n"`
+	More    bool `msgpack:"m"`
+}
+
+func feedLo(rt *ledger.ReplicaTxn, store storeline.StoreID) (uint64, error) {
+	v, err := rt.Meta(rpFeedLo + string(store))
+	if err != nil || v == nil {
+		return 1, err
+	}
+	return ledger.U64(v), nil
+}
+
+// applyFeedPrune drops feed entries below the floor, within the bounds.
+func applyFeedPrune(tx *Tx, payload []byte) ([]byte, error) {
+	var p feedPrunePayload
+	if len(payload) > 0 {
+		if err := msgpack.Unmarshal(payload, &p); err != nil {
+			return nil, storeline.Invalidf("", "undecodable feed prune: %v", err)
+		}
+	}
+	perEntry, perStores := feedPrunePerEntry, feedPruneStoresPerEntry
+	if p.Entries > 0 {
+		perEntry = min(perEntry, p.Entries)
+	}
+	if p.Stores > 0 {
+		perStores = min(perStores, p.Stores)
+	}
+	fv, err := tx.Meta(floorKey)
+	if err != nil {
+		return nil, err
+	}
+	floor := ledger.U64(fv)
+	resume, err := tx.Meta(rpFeedPC)
+	if err != nil {
+		return nil, err
+	}
+	var out feedPruneOutcome
+	var stores []storeline.StoreID
+	more := false
+	// Resume at the store itself: its feed may be half pruned.
+	err = tx.ScanMetaFrom(rpFeedN, string(resume), func(k string, _ []byte) (bool, error) {
+		st := k[len(rpFeedN):]
+		if len(stores) == perStores {
+			more = true
+			resume = []byte(st)
+			return false, nil
+		}
+		stores = append(stores, storeline.StoreID(st))
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range stores {
+		done, err := pruneStoreFeed(tx, st, floor, perEntry-out.Dropped, &out.Dropped)
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			more, resume = true, []byte(st) // the budget ran out in this store
+			break
+		}
+	}
+	out.More = more
+	if more {
+		err = tx.SetMeta(rpFeedPC, resume)
+	} else {
+		err = tx.SetMeta(rpFeedPC, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&out)
+}
+
+// pruneStoreFeed drops store's leading entries below floor, at most
+// budget; done is false if the budget ran out first.
+func pruneStoreFeed(tx *Tx, store storeline.StoreID, floor uint64, budget int, dropped *int) (done bool, err error) {
+	if budget <= 0 {
+		return false, nil
+	}
+	nv, err := tx.Meta(rpFeedN + string(store))
+	if err != nil {
+		return false, err
+	}
+	count := ledger.U64(nv)
+	lo, err := feedLo(tx.ReplicaTxn, store)
+	if err != nil {
+		return false, err
+	}
+	i, cut := lo, uint64(0)
+	for ; i <= count; i++ {
+		if budget == 0 {
+			break
+		}
+		v, err := tx.Meta(feedKey(store, i))
+		if err != nil {
+			return false, err
+		}
+		var e feedEntry
+		if v == nil {
+			return false, fmt.Errorf("central: feed of %s lacks entry %d of %d", store, i, count)
+		}
+		if err := msgpack.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("central: feed of %s, entry %d: %w", store, i, err)
+		}
+		if e.Version >= floor || e.Rej == nil && e.Origin != string(storeline.Central) {
+			// A shop's event touching this store is not in the event
+			// store's central part a resync reads instead: such an entry
+			// (none today: documents are posted by head office) stops the
+			// pruning of this feed rather than be lost.
+			break
+		}
+		if err := tx.SetMeta(feedKey(store, i), nil); err != nil {
+			return false, err
+		}
+		cut = e.Version
+		budget--
+		*dropped++
+	}
+	if i == lo {
+		return true, nil
+	}
+	if err := tx.SetMeta(rpFeedLo+string(store), ledger.PutU64(i)); err != nil {
+		return false, err
+	}
+	if err := tx.SetMeta(rpFeedCut+string(store), ledger.PutU64(cut)); err != nil {
+		return false, err
+	}
+	return budget > 0 || i > count, nil
+}
+
+// PruneFeeds submits feed prune entries until none is left, or ctx ends,
+// and returns how many feed entries they dropped. The leader's prune loop
+// calls it after each prune of the master history.
+func (n *Node) PruneFeeds(ctx context.Context) (int, error) {
+	total, _, err := n.pruneFeeds(ctx, feedPrunePayload{})
+	return total, err
+}
+
+// pruneFeeds is PruneFeeds with the bounds of p; it also returns how many
+// entries it submitted.
+func (n *Node) pruneFeeds(ctx context.Context, p feedPrunePayload) (total, entries int, err error) {
+	body, err := msgpack.Marshal(&p)
+	if err != nil {
+		return 0, 0, storeline.E("central.PruneFeeds", storeline.Internal, err)
+	}
+	for {
+		entries++
+		res, err := n.Submit(ctx, OpFeedPrune, "", body)
+		if err != nil {
+			return total, entries, err
+		}
+		if err := res.Err(); err != nil {
+			return total, entries, err
+		}
+		var o feedPruneOutcome
+		if err := msgpack.Unmarshal(res.Body, &o); err != nil {
+			return total, entries, storeline.E("central.PruneFeeds", storeline.Internal, err)
+		}
+		total += o.Dropped
+		if !o.More {
+			return total, entries, nil
+		}
+	}
+}
+
+// centralEventsTouching returns up to limit events of origin central,
+// after the event key after ("" from the start), whose postings move
+// store's accounts, looking at most scan events; next is the key to
+// continue after ("" when the scan reached the end).
+func centralEventsTouching(rt *ledger.ReplicaTxn, store storeline.StoreID, after string, limit, scan int) (evs []storeline.Event, next string, err error) {
+	prefix := rpEvent + string(storeline.Central) + "\x00"
+	looked := 0
+	err = rt.ScanMetaFrom(prefix, after, func(k string, v []byte) (bool, error) {
+		if after != "" && k == prefix+after {
+			return true, nil
+		}
+		if len(evs) == limit || looked == scan {
+			return false, nil
+		}
+		looked++
+		next = k[len(prefix):]
+		if !bytes.Contains(v, []byte("/"+string(store))) {
+			return true, nil // cheap filter: no account of the store
+		}
+		ev, err := decodeEvent(v)
+		if err != nil {
+			return false, err
+		}
+		for _, p := range ev.Postings {
+			if s, ok := storeOfAccount(p.Account); ok && s == store {
+				evs = append(evs, ev)
+				break
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(evs) < limit && looked < scan {
+		next = "" // the end
+	}
+	return evs, next, nil
+}
+
+// PruneHistory prunes the change history before before (as the leader's
+// prune loop does with ChangeRetention): tombstones and the floor, then
+// the shops' feeds below it. It returns the feed entries dropped.
+func (n *Node) PruneHistory(ctx context.Context, before time.Time) (int, error) {
+	p, err := msgpack.Marshal(&prunePayload{Before: before})
+	if err != nil {
+		return 0, storeline.E("central.PruneHistory", storeline.Internal, err)
+	}
+	res, err := n.Submit(ctx, OpMasterPrune, "", p)
+	if err != nil {
+		return 0, err
+	}
+	if err := res.Err(); err != nil {
+		return 0, err
+	}
+	return n.PruneFeeds(ctx)
 }

@@ -325,43 +325,132 @@ func (l *Ledger) ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(
 // record changed again is superseded), tombstones included.
 func (l *Ledger) MasterChanges(after uint64, limit int) ([]MasterChange, error) {
 	const op = "ledger.MasterChanges"
+	var out []MasterChange
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = masterChanges(txn, after, limit)
+		return err
+	})
+	return out, l.readErr(op, err)
+}
+
+// MasterChanges is Ledger.MasterChanges inside the transaction, so a
+// reader sees the changes and the other values it reads at one instant.
+func (t *ReplicaTxn) MasterChanges(after uint64, limit int) ([]MasterChange, error) {
+	return masterChanges(t.txn, after, limit)
+}
+
+// LookupMasterKey decodes into the live record of kind holding the unique
+// key, in the transaction's state; false (into untouched) if none does.
+func (t *ReplicaTxn) LookupMasterKey(kind storeline.MasterKind, key string, into storeline.Record) (bool, error) {
+	v, err := getValue(t.txn, uniqueKey(kind, key))
+	if err != nil || v == nil {
+		return false, err
+	}
+	return t.GetMaster(kind, string(v), into)
+}
+
+// ScanMetaFrom is ScanMeta starting at the key prefix+from (or the first
+// key after it): a paged reader seeks instead of walking the keys it has
+// already seen.
+func (t *ReplicaTxn) ScanMetaFrom(prefix, from string, fn func(key string, val []byte) (bool, error)) error {
+	it := t.txn.NewIterator(badger.IteratorOptions{Prefix: metaKey(prefix), PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(metaKey(prefix + from)); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		more, err := fn(string(it.Item().Key()[1:]), v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppliedIndex is the Raft index of the last entry applied in the state
+// the transaction sees.
+func (t *ReplicaTxn) AppliedIndex() (uint64, error) {
+	v, err := getValue(t.txn, kRaftApplied)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	return getU64(v), nil
+}
+
+// ScanMasterAfter calls fn for each live record of kind with an ID above
+// after, in ID order, until fn returns false, in the transaction's state.
+func (t *ReplicaTxn) ScanMasterAfter(kind storeline.MasterKind, after string, fn func(storeline.Record) (bool, error)) error {
+	return scanMasterAfter(t.txn, kind, after, fn)
+}
+
+func scanMasterAfter(txn *badger.Txn, kind storeline.MasterKind, after string, fn func(storeline.Record) (bool, error)) error {
+	p := masterKey(kind, "")
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	start := masterKey(kind, after)
+	for it.Seek(start); it.Valid(); it.Next() {
+		if after != "" && bytes.Equal(it.Item().Key(), start) {
+			continue
+		}
+		var mv masterVal
+		if err := it.Item().Value(func(v []byte) error { return msgpack.Unmarshal(v, &mv) }); err != nil {
+			return err
+		}
+		if mv.Deleted {
+			continue
+		}
+		rec, err := storeline.NewRecord(kind)
+		if err != nil {
+			return err
+		}
+		if err := msgpack.Unmarshal(mv.Data, rec); err != nil {
+			return err
+		}
+		more, err := fn(rec)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func masterChanges(txn *badger.Txn, after uint64, limit int) ([]MasterChange, error) {
 	if limit <= 0 {
 		limit = DefaultJournalLimit
 	}
 	limit = min(limit, MaxJournalLimit)
 	var out []MasterChange
-	err := l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}})
-		defer it.Close()
-		for it.Seek(versionKey(after + 1)); it.Valid() && len(out) < limit; it.Next() {
-			ver := getU64(it.Item().Key()[1:])
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			k, id, _ := bytes.Cut(v, []byte{0})
-			kind := storeline.MasterKind(k)
-			mv, err := getMaster(txn, kind, string(id))
-			if err != nil {
-				return err
-			}
-			if mv == nil || mv.Version != ver {
-				return fmt.Errorf("ledger: version %d names %s %s at version %v", ver, kind, id, mv)
-			}
-			c := MasterChange{Version: ver, Kind: kind, ID: string(id), Deleted: mv.Deleted}
-			if !mv.Deleted {
-				rec, err := storeline.NewRecord(kind)
-				if err != nil {
-					return err
-				}
-				if err := msgpack.Unmarshal(mv.Data, rec); err != nil {
-					return err
-				}
-				c.Record = rec
-			}
-			out = append(out, c)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}})
+	defer it.Close()
+	for it.Seek(versionKey(after + 1)); it.Valid() && len(out) < limit; it.Next() {
+		ver := getU64(it.Item().Key()[1:])
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return out, l.readErr(op, err)
+		k, id, _ := bytes.Cut(v, []byte{0})
+		kind := storeline.MasterKind(k)
+		mv, err := getMaster(txn, kind, string(id))
+		if err != nil {
+			return nil, err
+		}
+		if mv == nil || mv.Version != ver {
+			return nil, fmt.Errorf("ledger: version %d names %s %s at version %v", ver, kind, id, mv)
+		}
+		c := MasterChange{Version: ver, Kind: kind, ID: string(id), Deleted: mv.Deleted}
+		if !mv.Deleted {
+			rec, err := storeline.NewRecord(kind)
+			if err != nil {
+				return nil, err
+			}
+			if err := msgpack.Unmarshal(mv.Data, rec); err != nil {
+				return nil, err
+			}
+			c.Record = rec
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

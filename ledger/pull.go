@@ -43,6 +43,23 @@ type PulledPage struct {
 	Records   []PulledRecord
 	Events    []storeline.Event
 	Meta      map[string][]byte
+	// Sweep, if set, removes master records a resync did not rewrite.
+	Sweep *PulledSweep
+}
+
+// PulledSweep ends a resync: a snapshot rewrote every record that still
+// concerns the store, so a live record of one of Kinds whose node-local
+// version is at or below Below (the version before the snapshot's first
+// page) no longer concerns it (a price of a list the shop was moved off,
+// a record deleted at central whose tombstone central has since pruned)
+// and gets a tombstone. Versions in (After, Below] are looked at, at most
+// Limit removed and 16 × Limit looked at per page; PulledResult.SweptTo
+// says where to continue. Records of other kinds (a terminal or seller
+// the node's admin API issued) are never swept.
+type PulledSweep struct {
+	After, Below uint64
+	Kinds        []storeline.MasterKind
+	Limit        int
 }
 
 // PulledResult says what a page changed.
@@ -57,6 +74,10 @@ type PulledResult struct {
 	// Conflict: the same ID with another body). The rest of the page is
 	// applied; a refused event is reported, never retried.
 	Refused []error
+	// Swept counts records the page's sweep removed; SweptTo is the last
+	// version it looked at (Below once the range is done).
+	Swept   int
+	SweptTo uint64
 }
 
 // pullReq is the committer's view of an ApplyPulled call; the committer
@@ -67,6 +88,7 @@ type pullReq struct {
 	ops      []masterOp
 	events   []*storedEvent
 	meta     []walRec
+	sweep    *PulledSweep
 	out      PulledResult
 }
 
@@ -143,6 +165,19 @@ func (l *Ledger) ApplyPulled(ctx context.Context, p PulledPage) (PulledResult, e
 	}
 	// Map order is random; the WAL frame should not be.
 	sortMeta(pr.meta)
+	if sw := p.Sweep; sw != nil {
+		if sw.Limit < 1 || sw.Limit > MaxPulledItems || sw.After > sw.Below {
+			return PulledResult{}, storeline.E(op, storeline.Invalid, storeline.Invalidf("sweep", "limit %d, range (%d, %d]", sw.Limit, sw.After, sw.Below))
+		}
+		for _, k := range sw.Kinds {
+			if _, err := storeline.NewRecord(k); err != nil {
+				return PulledResult{}, storeline.E(op, storeline.Invalid, fmt.Errorf("sweep: %w", err))
+			}
+		}
+		c := *sw
+		pr.sweep = &c
+		size += sw.Limit * 96 // a tombstone each, at most
+	}
 	if size > l.o.MaxBatchBytes {
 		return PulledResult{}, storeline.Errorf(storeline.TooLarge, op, "page of about %d bytes, over MaxBatchBytes %d", size, l.o.MaxBatchBytes)
 	}
@@ -201,6 +236,11 @@ func (l *Ledger) resolvePulled(txn *badger.Txn, r *request, wb *walBatch) (resul
 		}
 		wb.Recs = append(wb.Recs, p.meta[i])
 	}
+	if p.sweep != nil {
+		if err := l.sweepMaster(txn, p.sweep, &p.out, wb); err != nil {
+			return result{}, err
+		}
+	}
 	rec := walRec{T: recMeta, Key: p.key, Val: p.to}
 	if err := l.apply(txn, &rec, nil); err != nil {
 		return result{}, err
@@ -208,6 +248,62 @@ func (l *Ledger) resolvePulled(txn *badger.Txn, r *request, wb *walBatch) (resul
 	wb.Recs = append(wb.Recs, rec)
 	p.out.MasterVersion = l.st.mver
 	return result{created: true, version: l.st.mver}, nil
+}
+
+// sweepMaster writes the tombstones of a sweep (see PulledSweep): victims
+// are found by the version index first, then written, so the iterator
+// never sees the sweep's own writes.
+func (l *Ledger) sweepMaster(txn *badger.Txn, sw *PulledSweep, out *PulledResult, wb *walBatch) error {
+	kinds := map[storeline.MasterKind]bool{}
+	for _, k := range sw.Kinds {
+		kinds[k] = true
+	}
+	type victim struct {
+		kind storeline.MasterKind
+		id   string
+	}
+	var vs []victim
+	out.SweptTo = sw.Below
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}})
+	looked := 0
+	for it.Seek(versionKey(sw.After + 1)); it.Valid(); it.Next() {
+		ver := getU64(it.Item().Key()[1:])
+		if ver > sw.Below {
+			break
+		}
+		if len(vs) == sw.Limit || looked == 16*sw.Limit {
+			out.SweptTo = ver - 1
+			break
+		}
+		looked++
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		k, id, _ := bytes.Cut(v, []byte{0})
+		if !kinds[storeline.MasterKind(k)] {
+			continue
+		}
+		mv, err := getMaster(txn, storeline.MasterKind(k), string(id))
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if mv != nil && !mv.Deleted && mv.Version == ver {
+			vs = append(vs, victim{storeline.MasterKind(k), string(id)})
+		}
+	}
+	it.Close()
+	for _, v := range vs {
+		rec := walRec{T: recMaster, Kind: string(v.kind), MID: v.id, Master: &masterVal{Version: l.st.mver + 1, Deleted: true}}
+		if err := l.apply(txn, &rec, nil); err != nil {
+			return err
+		}
+		wb.Recs = append(wb.Recs, rec)
+	}
+	out.Swept = len(vs)
+	return nil
 }
 
 // OwnEpochs returns, for each epoch of this node's own journal, the

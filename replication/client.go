@@ -48,11 +48,12 @@ type Local interface {
 	OwnEpochs() ([]Position, error)
 	Meta(key string) ([]byte, bool, error)
 	SetMeta(ctx context.Context, key string, val []byte) error
+	// MasterVersion is the node-local version of the last master change.
+	MasterVersion() uint64
 	// ApplyPage applies a page and moves the cursor at CursorKey from From
 	// to To in one durable transaction; a From that is not the stored
-	// value is a Conflict and changes nothing. It returns the node-local
-	// master version after the page.
-	ApplyPage(ctx context.Context, p LocalPage) (uint64, error)
+	// value is a Conflict and changes nothing.
+	ApplyPage(ctx context.Context, p LocalPage) (PageResult, error)
 }
 
 // LocalPage is a pulled page in domain types.
@@ -62,6 +63,35 @@ type LocalPage struct {
 	Changes   []Change
 	Events    []storeline.Event
 	Meta      map[string][]byte
+	// Sweep, if set, removes the master records of SweptKinds with
+	// node-local versions in (After, Below] (see ledger.PulledSweep).
+	Sweep *Sweep
+}
+
+// Sweep ends a resync: records the snapshot did not rewrite (versions at
+// or below the one before its first page) no longer concern the shop.
+type Sweep struct {
+	After, Below uint64
+	Limit        int
+}
+
+// PageResult is what applying a page did.
+type PageResult struct {
+	// MasterVersion is the node-local master version after the page.
+	MasterVersion uint64
+	// Swept counts records the sweep removed; SweptTo is the last version
+	// it looked at (Below when it is done).
+	Swept   int
+	SweptTo uint64
+}
+
+// SweptKinds are the kinds a resync's sweep removes: central authors
+// them all and scopes some to shops (prices by the shop's lists). Kinds a
+// node's own admin API issues in a replicating shop (terminals, sellers,
+// pricing rules) are left alone.
+var SweptKinds = []storeline.MasterKind{
+	storeline.KindStore, storeline.KindGroup, storeline.KindItem, storeline.KindPriceList, storeline.KindPrice,
+	storeline.KindCustomerGroup, storeline.KindCustomer, storeline.KindCard, storeline.KindMessage,
 }
 
 // ClientConfig configures a Client. Every timer is a field.
@@ -281,6 +311,39 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.n = 0 }
 
+// shrinker is the size of the next push batch or pull page: halved when
+// the exchange is refused as too large (413, an answer over
+// MaxResponseBytes, a page over the node's commit batch), grown back by
+// doubling after growAfter exchanges in a row went through, so one big
+// record does not leave the link at one item per request for good.
+type shrinker struct {
+	max, cur, ok int
+}
+
+const growAfter = 16
+
+func newShrinker(max int) shrinker { return shrinker{max: max, cur: max} }
+
+// shrink halves the size below n, the size just refused; false if it is
+// already 1 (the item alone is too large: retrying cannot help).
+func (s *shrinker) shrink(n int) bool {
+	s.ok = 0
+	if n <= 1 {
+		return false
+	}
+	s.cur = max(1, min(s.cur, n)/2)
+	return true
+}
+
+func (s *shrinker) success() {
+	if s.cur == s.max {
+		return
+	}
+	if s.ok++; s.ok >= growAfter {
+		s.cur, s.ok = min(s.max, 2*s.cur), 0
+	}
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -349,7 +412,8 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 	c.met.BytesDown.Add(float64(len(rb)))
 	c.setStatus(func(s *Status) { s.Reachable = true })
 	if int64(len(rb)) > c.cfg.MaxResponseBytes {
-		return storeline.Errorf(storeline.Unavailable, op, "%s: answer over %d bytes", base, c.cfg.MaxResponseBytes)
+		// A smaller page fits: the pull loop shrinks it on TooLarge.
+		return storeline.Errorf(storeline.TooLarge, op, "%s: answer over %d bytes", base, c.cfg.MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		if resp.StatusCode >= 500 {
@@ -407,9 +471,10 @@ func (c *Client) pushLoop(ctx context.Context) {
 	}
 	bo.reset()
 	c.setStatus(func(s *Status) { s.Acked = ack })
+	size := newShrinker(c.cfg.MaxBatchEvents)
 	next := ack // central holds everything up to next; send what follows
 	for ctx.Err() == nil {
-		evs, err := c.local.OwnEvents(Position{next.Epoch, next.Seq + 1}, c.cfg.MaxBatchEvents)
+		evs, err := c.local.OwnEvents(Position{next.Epoch, next.Seq + 1}, size.cur)
 		if err != nil {
 			c.log.Error("replication: read journal", "from", next, "err", err)
 			if !c.wait(ctx, &bo, err) {
@@ -441,13 +506,21 @@ func (c *Client) pushLoop(ctx context.Context) {
 				return
 			}
 			c.met.PushErrors.Inc()
-			c.log.Warn("replication: push failed", "from", req.Events[0].Seq, "epoch", req.Epoch, "err", err)
+			c.log.Warn("replication: push failed", "from", req.Events[0].Seq, "epoch", req.Epoch, "events", len(req.Events), "err", err)
+			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(len(req.Events)) {
+				c.met.Shrunk.Inc()
+				if !sleep(ctx, bo.next()) {
+					return
+				}
+				continue
+			}
 			if !c.wait(ctx, &bo, err) {
 				return
 			}
 			continue
 		}
 		bo.reset()
+		size.success()
 		now := c.cfg.Now()
 		c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
 		c.met.Rejections.Add(float64(len(resp.Rejections)))
@@ -542,11 +615,18 @@ func (c *Client) batch(evs []storeline.Event) (*PushRequest, error) {
 	return req, nil
 }
 
-// cursorState is the stored pull cursor: the cursor, and how far a resync
-// has got.
+// cursorState is the stored pull cursor: the cursor, how far a resync
+// has got, and the sweep that ends it.
 type cursorState struct {
 	Cursor   uint64       `msgpack:"c"`
 	Snapshot *SnapshotPos `msgpack:"s,omitempty"`
+	// Base is the node's master version before the resync's first page:
+	// every record the snapshot sends is written above it.
+	Base uint64 `msgpack:"b,omitempty"`
+	// Sweep, once the snapshot is done, is the Base whose older records
+	// are still to be removed (0: none). It is cleared by the page that
+	// finishes the sweep, so a restart resumes it.
+	Sweep uint64 `msgpack:"w,omitempty"`
 }
 
 func (c *Client) loadCursor() (cursorState, []byte, error) {
@@ -589,6 +669,10 @@ func (c *Client) pullLoop(ctx context.Context) {
 		stb   []byte
 		own   []Position
 		fresh = true // reload cursor and own epochs before the next pull
+		size  = newShrinker(c.cfg.PageItems)
+		// sweptTo is how far the sweep got since the start (a restart
+		// looks again from the beginning: the sweep is idempotent).
+		sweptTo uint64
 	)
 	for ctx.Err() == nil {
 		if fresh {
@@ -605,15 +689,41 @@ func (c *Client) pullLoop(ctx context.Context) {
 			}
 			fresh = false
 		}
+		if st.Sweep != 0 {
+			// A resync ended: remove what it did not rewrite before
+			// pulling on, so tills never see a list the shop left.
+			if err := c.sweep(ctx, &st, &stb, &sweptTo, size.cur); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.log.Error("replication: sweep after resync", "below", st.Sweep, "err", err)
+				fresh = true
+				if storeline.KindOf(err) == storeline.TooLarge && size.shrink(size.cur) {
+					c.met.Shrunk.Inc()
+					continue
+				}
+				if !c.wait(ctx, &bo, err) {
+					return
+				}
+			}
+			continue
+		}
 		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: c.local.Epoch(),
-			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: c.cfg.PageItems, Snapshot: st.Snapshot}
+			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot}
 		var resp PullResponse
 		if err := c.post(ctx, "/v1/replication/pull", c.cfg.PollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			c.met.PullErrors.Inc()
-			c.log.Warn("replication: pull failed", "cursor", st.Cursor, "err", err)
+			c.log.Warn("replication: pull failed", "cursor", st.Cursor, "items", size.cur, "err", err)
+			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(size.cur) {
+				c.met.Shrunk.Inc()
+				if !sleep(ctx, bo.next()) {
+					return
+				}
+				continue
+			}
 			if !c.wait(ctx, &bo, err) {
 				return
 			}
@@ -650,14 +760,20 @@ func (c *Client) pullLoop(ctx context.Context) {
 				return
 			}
 			// A Conflict means the stored cursor is not ours: reload.
-			c.log.Error("replication: apply page", "cursor", st.Cursor, "err", err)
+			c.log.Error("replication: apply page", "cursor", st.Cursor, "items", size.cur, "err", err)
 			fresh = true
+			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(len(page.Changes)+len(page.Events)+len(page.Meta)) {
+				// Over the node's commit batch: ask for fewer items.
+				c.met.Shrunk.Inc()
+				continue
+			}
 			if !c.wait(ctx, &bo, err) {
 				return
 			}
 			continue
 		}
 		st, stb = next, nb
+		size.success()
 		for _, ev := range page.Events {
 			if ev.Origin == c.cfg.Store {
 				fresh = true // own events came back: recompute what we hold
@@ -666,6 +782,35 @@ func (c *Client) pullLoop(ctx context.Context) {
 		}
 		c.pulled(now, st)
 	}
+}
+
+// sweep applies one sweep page: the records of SweptKinds a resync left
+// at versions at or below st.Sweep get tombstones, at most limit of them.
+// The page that finds the range done also clears st.Sweep.
+func (c *Client) sweep(ctx context.Context, st *cursorState, stb *[]byte, sweptTo *uint64, limit int) error {
+	next := *st
+	if *sweptTo >= st.Sweep {
+		next.Sweep = 0
+	}
+	nb, err := Encode(&next)
+	if err != nil {
+		return err
+	}
+	res, err := c.local.ApplyPage(ctx, LocalPage{CursorKey: CursorKey, From: *stb, To: nb,
+		Sweep: &Sweep{After: min(*sweptTo, st.Sweep), Below: st.Sweep, Limit: limit}})
+	if err != nil {
+		return err
+	}
+	c.met.Swept.Add(float64(res.Swept))
+	if res.Swept > 0 {
+		c.log.Info("replication: removed records the resync no longer sends", "count", res.Swept, "below", st.Sweep)
+	}
+	*st, *stb = next, nb
+	*sweptTo = res.SweptTo
+	if next.Sweep == 0 {
+		*sweptTo = 0
+	}
+	return nil
 }
 
 func (c *Client) pulled(now time.Time, st cursorState) {
@@ -686,9 +831,15 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 	var p LocalPage
 	next := cursorState{Cursor: resp.Cursor}
 	if rs := resp.Resync; rs != nil {
-		next = cursorState{Cursor: st.Cursor, Snapshot: &SnapshotPos{ID: rs.ID, After: rs.Next}}
+		base := st.Base
+		if st.Snapshot == nil {
+			// The resync starts: whatever this node holds now is at or
+			// below base, whatever the snapshot sends is written above it.
+			base = c.local.MasterVersion()
+		}
+		next = cursorState{Cursor: st.Cursor, Snapshot: &SnapshotPos{ID: rs.ID, After: rs.Next}, Base: base}
 		if rs.Done {
-			next = cursorState{Cursor: rs.ID}
+			next = cursorState{Cursor: rs.ID, Sweep: base}
 		}
 	} else if resp.Cursor < st.Cursor {
 		return p, st, fmt.Errorf("cursor %d before ours %d without a resync", resp.Cursor, st.Cursor)

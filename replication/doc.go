@@ -36,7 +36,14 @@
 //     transaction, compare-and-set on the old cursor, so a page is applied
 //     at most once and resuming from the stored cursor is idempotent.
 //  5. A resync never touches the node's unsent journal: push and pull are
-//     independent loops.
+//     independent loops. It ends with a sweep: master records of
+//     SweptKinds that the snapshot did not rewrite (node-local versions at
+//     or below the one before its first page) get tombstones, in bounded
+//     pages, so a shop moved off a price list no longer holds its prices.
+//  6. A batch or page refused as too large (413, an answer over
+//     MaxResponseBytes, a page over the node's commit batch) is halved and
+//     retried, down to one item; the size grows back after a run of
+//     successes.
 //
 // The package imports the module root, crdt, msgpack and prometheus, and
 // declares the interfaces it needs (Backend, IngestStore, Local); it never

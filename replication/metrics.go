@@ -21,6 +21,8 @@ type Metrics struct {
 	WentBack       prometheus.Counter
 	PushErrors     prometheus.Counter
 	PullErrors     prometheus.Counter
+	Shrunk         prometheus.Counter
+	Swept          prometheus.Counter
 }
 
 // NewMetrics builds the metrics and registers them on reg (nil registers
@@ -46,10 +48,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		WentBack:       c("central_went_back_total", "Answers acknowledging less than central had acknowledged before."),
 		PushErrors:     c("push_errors_total", "Failed pushes (transport or refusal)."),
 		PullErrors:     c("pull_errors_total", "Failed pulls (transport, refusal or a bad page)."),
+		Shrunk:         c("shrinks_total", "Push batches or pull pages halved after a refusal as too large."),
+		Swept:          c("swept_records_total", "Master records removed after a resync because they no longer concern the shop."),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.Waiting, m.OldestAge, m.LastPush, m.LastPull, m.BytesUp, m.BytesDown,
-			m.Rejections, m.RejectionsDown, m.Resyncs, m.Gaps, m.WentBack, m.PushErrors, m.PullErrors} {
+			m.Rejections, m.RejectionsDown, m.Resyncs, m.Gaps, m.WentBack, m.PushErrors, m.PullErrors, m.Shrunk, m.Swept} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("replication: register metrics: %w", err)
 			}

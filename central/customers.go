@@ -1,0 +1,274 @@
+package central
+
+// Customers registered at tills: a shop may sign a customer up offline, so
+// two shops can register or edit the same customer concurrently. Central
+// merges the writes as a last-writer-wins map keyed by customer ID, ordered
+// by (HLC, origin) (crdt.LWWRegister per key: the map's entries live one per
+// Badger key, since a chain holds millions of customers), and writes the
+// winner as master data, which flows to every shop through the pull feed
+// like any other record. The register is FSM state, so every replica picks
+// the same winner, whatever the order the shops' pushes arrive in.
+//
+// Invariants:
+//
+//  1. A customer's record at central is the value of its register's
+//     winning write; a write that loses changes nothing (no version, so no
+//     feed entry).
+//  2. Head office's edits are writes too, stamped with the leader's time
+//     as an HLC that has observed the register: max(entry time, winning
+//     stamp + 1), so an edit made after a registration was applied wins
+//     over it, whatever the shop's clock said.
+//  3. A till's HLC more than maxCustomerSkew ahead of the entry's time is
+//     clamped to it (and counted), never adopted: a shop with a clock far
+//     in the future cannot win every later edit.
+//  4. The card a registration issues is a loyalty card with an ID derived
+//     from its code, written when the registration wins; a code head
+//     office already issued under another card ID stays head office's.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/crdt"
+	"github.com/storeline/storeline/ledger"
+)
+
+// maxCustomerSkew bounds how far ahead of the entry's time a till's HLC
+// is believed. A constant: every replica must clamp alike.
+const maxCustomerSkew = 5 * time.Minute
+
+// Keys of the customer registers.
+const (
+	custReg     = "cust/reg/"  // customer ID → msgpack crdt.LWWRegister (value: msgpack Customer)
+	custCard    = "cust/card/" // card code → msgpack crdt.LWWRegister (value: customer ID)
+	custClamped = "cust/clamped"
+)
+
+// registrationCardID is the ID of the card a till issued with code.
+func registrationCardID(code string) storeline.CardID {
+	h := sha256.Sum256([]byte(code))
+	return storeline.CardID("reg-" + hex.EncodeToString(h[:10]))
+}
+
+func customerRegister(tx *Tx, id storeline.CustomerID) (crdt.LWWRegister, error) {
+	var r crdt.LWWRegister
+	v, err := tx.Meta(custReg + string(id))
+	if err != nil || v == nil {
+		return r, err
+	}
+	if err := msgpack.Unmarshal(v, &r); err != nil {
+		return r, fmt.Errorf("central: customer register %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func putRegister(tx *Tx, key string, r crdt.LWWRegister) error {
+	enc, err := msgpack.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(key, enc)
+}
+
+// mergeCard merges a registration's card into the register of its code
+// (value: the customer ID) and returns the card to write if it wins and
+// changes something. A code head office issued under another card ID is
+// not a registration's to take.
+func mergeCard(tx *Tx, code string, customer storeline.CustomerID, s crdt.Stamp) (*storeline.CardRecord, error) {
+	card := &storeline.CardRecord{ID: registrationCardID(code), Code: code, Kind: storeline.LoyaltyCard, Customer: customer}
+	if card.Validate() != nil {
+		return nil, nil
+	}
+	var held storeline.CardRecord
+	if _, err := tx.LookupMasterKey(storeline.KindCard, storeline.CardCodeKey(code), &held); err != nil {
+		return nil, err
+	}
+	if held.ID != "" && held.ID != card.ID {
+		return nil, nil
+	}
+	var r crdt.LWWRegister
+	v, err := tx.Meta(custCard + code)
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		if err := msgpack.Unmarshal(v, &r); err != nil {
+			return nil, fmt.Errorf("central: card register %s: %w", code, err)
+		}
+	}
+	if !r.Set([]byte(customer), s) {
+		return nil, nil
+	}
+	if err := putRegister(tx, custCard+code, r); err != nil {
+		return nil, err
+	}
+	if held.ID == card.ID {
+		if held.Customer == customer {
+			return nil, nil
+		}
+		card.Blocked = held.Blocked // a registration does not unblock a card
+	}
+	return card, nil
+}
+
+// mergeRegistration merges a till's registration into the customer's
+// register and, if it wins, writes the customer (and its card) as master
+// data at the entry's next versions. It runs for each accepted
+// customer_registered event of a push.
+//
+// The body may be undecoded (the push path decodes only what it needs):
+// then it is decoded from wire, the event's stored wire bytes.
+func mergeRegistration(tx *Tx, ev *storeline.Event, wire []byte) error {
+	if ev.Body == nil {
+		full, err := decodeEvent(wire)
+		if err != nil {
+			return err
+		}
+		ev = &full
+	}
+	reg, ok := ev.Body.(*storeline.CustomerRegistered)
+	if !ok {
+		return fmt.Errorf("central: %s event %s with a %T body", ev.Kind, ev.ID, ev.Body)
+	}
+	at := crdt.Timestamp(ev.HLC)
+	if ceiling := crdt.MakeTimestamp(tx.At.Add(maxCustomerSkew).UnixMilli(), 0); at > ceiling {
+		at = ceiling
+		v, err := tx.Meta(custClamped)
+		if err != nil {
+			return err
+		}
+		if err := tx.SetMeta(custClamped, ledger.PutU64(ledger.U64(v)+1)); err != nil {
+			return err
+		}
+	}
+	c := reg.Customer
+	if c.Group != "" {
+		// A group the till knew but head office no longer has: the
+		// customer is kept, without it.
+		ok, err := tx.GetMaster(storeline.KindCustomerGroup, string(c.Group), nil)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			c.Group = ""
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil // CheckPush validated the body; nothing valid to merge
+	}
+	val, err := msgpack.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	stamp := crdt.Stamp{Time: at, Origin: string(ev.Origin)}
+	var ws []ledger.MasterWrite
+	r, err := customerRegister(tx, c.ID)
+	if err != nil {
+		return err
+	}
+	if r.Set(val, stamp) {
+		if err := putRegister(tx, custReg+string(c.ID), r); err != nil {
+			return err
+		}
+		v, err := tx.NextVersion()
+		if err != nil {
+			return err
+		}
+		ws = append(ws, ledger.MasterWrite{Version: v.Pack(), Record: &c})
+	}
+	card, err := mergeCard(tx, reg.CardCode, c.ID, stamp)
+	if err != nil {
+		return err
+	}
+	if card != nil {
+		v, err := tx.NextVersion()
+		if err != nil {
+			return err
+		}
+		ws = append(ws, ledger.MasterWrite{Version: v.Pack(), Record: card})
+	}
+	if len(ws) == 0 {
+		return nil // writes with greater stamps are already in
+	}
+	if err := tx.PutMasters(ws); err != nil {
+		// Everything PutMasters could refuse was checked above, and the
+		// entry's other writes are made: a refusal here is a bug, not a
+		// business outcome (FSM invariant 3).
+		return fmt.Errorf("central: merge registration %s: %v", ev.ID, err)
+	}
+	return nil
+}
+
+// stampCustomers records head office's writes of customers (records, or
+// tombstones: Record nil with Kind KindCustomer) in their registers,
+// stamped per invariant 2. applyPut and applyDelete call it with the
+// writes they made.
+func stampCustomers(tx *Tx, ws []ledger.MasterWrite) error {
+	now := crdt.MakeTimestamp(tx.At.UnixMilli(), 0)
+	for i, w := range ws {
+		var id storeline.CustomerID
+		var val []byte
+		switch c := w.Record.(type) {
+		case *storeline.Customer:
+			id = c.ID
+			enc, err := msgpack.Marshal(c)
+			if err != nil {
+				return err
+			}
+			val = enc
+		case nil:
+			if w.Kind != storeline.KindCustomer {
+				continue
+			}
+			id = storeline.CustomerID(w.ID)
+		default:
+			continue
+		}
+		r, err := customerRegister(tx, id)
+		if err != nil {
+			return err
+		}
+		s := crdt.Stamp{Time: max(now+crdt.Timestamp(i), r.Stamp().Time+1), Origin: string(storeline.Central)}
+		if val != nil {
+			r.Set(val, s)
+		} else {
+			r.Delete(s)
+		}
+		if err := putRegister(tx, custReg+string(id), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CustomerStamp returns the stamp of the write that won customer id's
+// register, from this node's state (zero if no write is recorded).
+func (n *Node) CustomerStamp(id storeline.CustomerID) (crdt.Stamp, error) {
+	var s crdt.Stamp
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		v, err := rt.Meta(custReg + string(id))
+		if err != nil || v == nil {
+			return err
+		}
+		var r crdt.LWWRegister
+		if err := msgpack.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		s = r.Stamp()
+		return nil
+	})
+	return s, err
+}
+
+// Customer returns the customer record id from this node's state
+// (NotFound if there is none).
+func (n *Node) Customer(id storeline.CustomerID) (storeline.Customer, error) {
+	var c storeline.Customer
+	err := n.rep.GetMaster(storeline.KindCustomer, string(id), &c)
+	return c, err
+}
