@@ -112,6 +112,12 @@ type txBook struct {
 	// pending are balance changes of the entry not yet written, by
 	// balKey (replication's applier writes its balances once per entry).
 	pending map[string]decimal.Decimal
+	// back, when set, holds the units of the store's uncosted sales,
+	// which Balance takes out (backoffice_cogs.go, invariant 2).
+	back   *addBack
+	stores map[storeline.StoreID]*storeline.Store
+	// moved caches MovedSince's sums by store and position.
+	moved map[string]map[string]decimal.Decimal
 }
 
 func (b *txBook) fail(err error) {
@@ -130,8 +136,18 @@ func (b *txBook) get(kind storeline.MasterKind, id string, into storeline.Record
 }
 
 func (b *txBook) Store(id storeline.StoreID) (*storeline.Store, bool) {
+	if s, ok := b.stores[id]; ok {
+		return s, true
+	}
 	var s storeline.Store
-	return &s, b.get(storeline.KindStore, string(id), &s)
+	if !b.get(storeline.KindStore, string(id), &s) {
+		return &s, false
+	}
+	if b.stores == nil {
+		b.stores = map[storeline.StoreID]*storeline.Store{}
+	}
+	b.stores[id] = &s
+	return &s, true
 }
 
 func (b *txBook) Item(id storeline.ItemID) (*storeline.Item, bool) {
@@ -174,7 +190,13 @@ func (b *txBook) decimal(key string) decimal.Decimal {
 // which shops' sales and central's transfers both move.
 func (b *txBook) Balance(acct string, a storeline.Asset) decimal.Decimal {
 	k := balKey(acct, a)
-	return b.decimal(k).Add(b.pending[k])
+	v := b.decimal(k).Add(b.pending[k])
+	if b.back != nil {
+		o, err := b.back.outstanding(k)
+		b.fail(err)
+		v = v.Sub(o)
+	}
+	return v
 }
 
 func (b *txBook) LastCost(s storeline.StoreID, i storeline.ItemID) decimal.Decimal {
@@ -195,29 +217,47 @@ func (b *txBook) Document(id string) (*storeline.PostedDocument, bool) {
 // books had not seen when its stocktake started. It reads by key only what
 // came after the position (events by (epoch, seq) up to each epoch's
 // mark; the feed from a binary search on its versions), so its cost is
-// that of the events since, not of the journal.
+// that of the events since, not of the journal; and it reads them once
+// per document, summing every balance they move, so a stocktake of many
+// lines costs one pass.
 func (b *txBook) MovedSince(store storeline.StoreID, pos storeline.JournalPosition, acct string, asset storeline.Asset) decimal.Decimal {
-	sum := decimal.Zero
+	key := fmt.Sprintf("%s\x00%d/%d/%d", store, pos.Epoch, pos.Seq, pos.PullCursor)
+	sums, ok := b.moved[key]
+	if !ok {
+		var err error
+		sums, err = movedSince(b.rt, store, pos)
+		if b.fail(err); err != nil {
+			return decimal.Zero
+		}
+		if b.moved == nil {
+			b.moved = map[string]map[string]decimal.Decimal{}
+		}
+		b.moved[key] = sums
+	}
+	return sums[acct+"\x00"+string(asset)]
+}
+
+// movedSince sums, by account \0 asset, every posting MovedSince counts.
+func movedSince(rt *ledger.ReplicaTxn, store storeline.StoreID, pos storeline.JournalPosition) (map[string]decimal.Decimal, error) {
+	sums := map[string]decimal.Decimal{}
 	add := func(v []byte) error {
 		var w replication.WireEvent
 		if err := msgpack.Unmarshal(v, &w); err != nil {
 			return err
 		}
 		for _, p := range w.Postings {
-			if p.Account != acct || p.Asset != string(asset) {
-				continue
-			}
 			var amt decimal.Decimal
 			if err := amt.UnmarshalBinary(p.Amount); err != nil {
 				return err
 			}
-			sum = sum.Add(amt)
+			k := p.Account + "\x00" + p.Asset
+			sums[k] = sums[k].Add(amt)
 		}
 		return nil
 	}
-	ms, err := marks(b.rt, store)
-	if b.fail(err); err != nil {
-		return sum
+	ms, err := marks(rt, store)
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range ms {
 		if m.Epoch < pos.Epoch {
@@ -228,34 +268,34 @@ func (b *txBook) MovedSince(store storeline.StoreID, pos storeline.JournalPositi
 			from = pos.Seq + 1
 		}
 		for seq := from; seq <= m.Seq; seq++ {
-			v, err := b.rt.Meta(eventKey(store, m.Epoch, seq))
+			v, err := rt.Meta(eventKey(store, m.Epoch, seq))
 			if err == nil && v != nil {
 				err = add(v)
 			}
-			if b.fail(err); err != nil {
-				return sum
+			if err != nil {
+				return nil, err
 			}
 		}
 	}
 	entry := func(n uint64) (feedEntry, error) {
 		var e feedEntry
-		v, err := b.rt.Meta(feedKey(store, n))
+		v, err := rt.Meta(feedKey(store, n))
 		if err != nil || v == nil {
 			return e, err
 		}
 		return e, msgpack.Unmarshal(v, &e)
 	}
-	nv, err := b.rt.Meta(rpFeedN + string(store))
-	if b.fail(err); err != nil {
-		return sum
+	nv, err := rt.Meta(rpFeedN + string(store))
+	if err != nil {
+		return nil, err
 	}
 	// The first feed entry above the cursor: entries' versions grow with n.
 	lo, hi := uint64(1), ledger.U64(nv)+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		e, err := entry(mid)
-		if b.fail(err); err != nil {
-			return sum
+		if err != nil {
+			return nil, err
 		}
 		if e.Version <= pos.PullCursor {
 			lo = mid + 1
@@ -267,15 +307,15 @@ func (b *txBook) MovedSince(store storeline.StoreID, pos storeline.JournalPositi
 		e, err := entry(n)
 		if err == nil && e.Rej == nil && e.Origin != string(store) {
 			var v []byte
-			if v, err = b.rt.Meta(eventKey(storeline.StoreID(e.Origin), e.Epoch, e.Seq)); err == nil && v != nil {
+			if v, err = rt.Meta(eventKey(storeline.StoreID(e.Origin), e.Epoch, e.Seq)); err == nil && v != nil {
 				err = add(v)
 			}
 		}
-		if b.fail(err); err != nil {
-			return sum
+		if err != nil {
+			return nil, err
 		}
 	}
-	return sum
+	return sums, nil
 }
 
 // checkPosition refuses a stocktake counted at a journal position head
@@ -406,6 +446,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 		}
 	}
 	rec := &docRecord{PostedDocument: storeline.PostedDocument{Doc: d, Status: storeline.DocDraft}, CreatedMs: tx.At.UnixMilli()}
+	if err := countDraft(tx, &d); err != nil {
+		return nil, err
+	}
 	if draftKey != "" {
 		if err := tx.SetMeta(draftKey, []byte(d.ID)); err != nil {
 			return nil, err
@@ -544,13 +587,21 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkPostedItems(tx, der.Postings); err != nil {
 		return nil, err
 	}
-	// Writes from here on.
+	// Writes from here on. Opening the index first builds it if the
+	// state has none (backoffice_reports.go), before the plan's writes.
+	ix, err := openIndex(tx)
+	if err != nil {
+		return nil, err
+	}
 	if err := plan.commit(tx); err != nil {
 		return nil, err
 	}
 	b.pending = nil // written now
 	rec.PostEvent = docEventID("post", d.ID)
 	if err := bookPostings(tx, rec.PostEvent, "document.post", d.ID, der.Postings); err != nil {
+		return nil, err
+	}
+	if err := ix.docPosted(rec, false, der.Postings, tx.At.UnixMilli()); err != nil {
 		return nil, err
 	}
 	for i := range ws {
@@ -587,6 +638,9 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	rec.Status, rec.Postings, rec.PostedMs = storeline.DocPosted, der.Postings, tx.At.UnixMilli()
 	rec.Prices, rec.Batches = der.Prices, der.Batches
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
+		return nil, err
+	}
+	if err := ix.flush(); err != nil {
 		return nil, err
 	}
 	if d.Type == storeline.DocIncomingInvoice {
@@ -671,11 +725,20 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkPostedItems(tx, cancel); err != nil {
 		return nil, err
 	}
+	ix, err := openIndex(tx)
+	if err != nil {
+		return nil, err
+	}
 	if err := plan.commit(tx); err != nil {
 		return nil, err
 	}
 	rec.CancelEvent = docEventID("cancel", d.ID)
 	if err := bookPostings(tx, rec.CancelEvent, "document.cancel", d.ID, cancel); err != nil {
+		return nil, err
+	}
+	// The excise journal lists a cancel's movements as the posting's
+	// negated (getExcise), not the variance sweep.
+	if err := ix.docPosted(rec, true, storeline.CancelPostings(rec.Postings), tx.At.UnixMilli()); err != nil {
 		return nil, err
 	}
 	for i := range ws {
@@ -706,6 +769,10 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	rec.Status, rec.CancelledMs, rec.CancelPostings = storeline.DocCancelled, tx.At.UnixMilli(), cancel
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
+		return nil, err
+	}
+	// Touched stock includes the variance sweep's (it moves no units).
+	if err := ix.flush(); err != nil {
 		return nil, err
 	}
 	return answer(rec, false)
@@ -909,7 +976,20 @@ func createDraft(tx *Tx, d *storeline.Document) (*docRecord, error) {
 		return nil, err
 	}
 	rec := &docRecord{PostedDocument: storeline.PostedDocument{Doc: *d, Status: storeline.DocDraft}, CreatedMs: tx.At.UnixMilli()}
+	if err := countDraft(tx, d); err != nil {
+		return nil, err
+	}
 	return rec, putDoc(tx.ReplicaTxn, rec)
+}
+
+// countDraft counts a new draft in the index (a write: after the checks).
+func countDraft(tx *Tx, d *storeline.Document) error {
+	ix, err := openIndex(tx)
+	if err != nil {
+		return err
+	}
+	ix.docCreated(d)
+	return ix.flush()
 }
 
 // draftRepricings drafts, after an invoice, a repricing per price list of

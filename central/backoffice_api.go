@@ -14,6 +14,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
 )
 
 // MaxExpiryDays bounds ?expiring_within_days=.
@@ -428,14 +429,23 @@ func scanBalances(rt *ledger.ReplicaTxn, prefix string, fn func(balanceRow) bool
 	})
 }
 
-// getStock answers a store's stock per department and item: units, and
-// value at cost in the store's currency.
+// getStock answers a store's stock per department and item, a page at a
+// time in account order: units, and value at cost in the store's
+// currency. The cursor is dept/item.
 func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
 		return err
 	}
 	item := r.URL.Query().Get("item")
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	after := r.URL.Query().Get("after")
+	if d, it, ok := strings.Cut(after, "/"); after != "" && (!ok || !storeline.ValidID(d) || !storeline.ValidID(it)) {
+		return errMalformed("after", "%q: want dept/item, as a page's next gives it", after)
+	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
@@ -447,6 +457,7 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 	}
 	var rows []*row
 	var cur storeline.Currency
+	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		var st storeline.Store
 		ok, err := rt.GetMaster(storeline.KindStore, string(store), &st)
@@ -457,26 +468,34 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 			return storeline.Errorf(storeline.NotFound, "central.stock", "unknown store %q", store)
 		}
 		cur = st.Currency
-		by := map[string]*row{}
-		return scanBalances(rt, "stock/"+string(store)+"/", func(b balanceRow) bool {
-			rest := strings.TrimPrefix(b.Account, "stock/"+string(store)+"/")
+		prefix := "stock/" + string(store) + "/"
+		var last *row
+		scanned := 0
+		return scanBalances(rt, prefix, func(b balanceRow) bool {
+			rest := strings.TrimPrefix(b.Account, prefix)
 			dept, it, ok := strings.Cut(rest, "/")
-			if !ok || (item != "" && it != item) {
+			if !ok || rest <= after || (item != "" && it != item) {
 				return true
 			}
-			rw := by[b.Account]
-			if rw == nil {
-				rw = &row{Dept: dept, Item: it}
-				by[b.Account] = rw
-				rows = append(rows, rw)
+			if last == nil || last.Dept != dept || last.Item != it {
+				if scanned++; len(rows) == limit || scanned > maxReportScan {
+					if last != nil {
+						next = last.Dept + "/" + last.Item
+					} else {
+						next = after
+					}
+					return false
+				}
+				last = &row{Dept: dept, Item: it}
+				rows = append(rows, last)
 			}
 			switch b.Asset {
 			case storeline.ItemAsset(storeline.ItemID(it)):
-				rw.Qty = b.Amount
+				last.Qty = b.Amount
 			case storeline.MoneyAsset(st.Currency):
-				rw.Value = b.Amount
+				last.Value = b.Amount
 			}
-			return len(rows) <= MaxFeedLimit
+			return true
 		})
 	})
 	if err != nil {
@@ -485,33 +504,51 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 	if rows == nil {
 		rows = []*row{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"store": store, "currency": cur, "stock": rows})
+	writeJSON(w, http.StatusOK, map[string]any{"store": store, "currency": cur, "stock": rows, "next": next})
 	return nil
 }
 
-// getBalances answers the balances of the accounts under a prefix, up to
-// MaxFeedLimit of them.
+// getBalances answers the balances of the accounts under a prefix, a
+// page at a time in (account, asset) order; the cursor is "account asset".
 func (n *Node) getBalances(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	after := ""
+	if s := r.URL.Query().Get("after"); s != "" {
+		acct, asset, ok := strings.Cut(s, " ")
+		if !ok || acct == "" || asset == "" {
+			return errMalformed("after", "%q: want \"account asset\", as a page's next gives it", s)
+		}
+		after = acct + "\x00" + asset
+	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
 	prefix := r.URL.Query().Get("prefix")
 	out := []any{}
-	more := false
-	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+	next := ""
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		last := ""
 		return scanBalances(rt, prefix, func(b balanceRow) bool {
-			if len(out) == MaxFeedLimit {
-				more = true
+			k := b.Account + "\x00" + string(b.Asset)
+			if k <= after {
+				return true
+			}
+			if len(out) == limit {
+				next = strings.Replace(last, "\x00", " ", 1)
 				return false
 			}
 			out = append(out, map[string]any{"account": b.Account, "asset": b.Asset, "amount": b.Amount})
+			last = k
 			return true
 		})
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"balances": out, "more": more})
+	writeJSON(w, http.StatusOK, map[string]any{"balances": out, "more": next != "", "next": next})
 	return nil
 }
 
@@ -528,10 +565,25 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 			return errMalformed("expiring_within_days", "%q: want 0-%d", s, MaxExpiryDays)
 		}
 	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	// The cursor is item/expiry/batch (the batch may hold "/"; an item
+	// and a date cannot), compared as the key it names.
+	after := ""
+	if s := r.URL.Query().Get("after"); s != "" {
+		parts := strings.SplitN(s, "/", 3)
+		if len(parts) != 3 || !storeline.ValidID(parts[0]) {
+			return errMalformed("after", "%q: want item/expiry/batch, as a page's next gives it", s)
+		}
+		after = strings.Join(parts, "\x00")
+	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
 	out := []any{}
+	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		var st storeline.Store
 		ok, err := rt.GetMaster(storeline.KindStore, string(store), &st)
@@ -549,7 +601,17 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 			}
 			until = storeline.DateOf(time.Now().AddDate(0, 0, within), loc)
 		}
-		return rt.ScanMeta(boBatch+string(store)+"\x00", func(_ string, v []byte) (bool, error) {
+		prefix := boBatch + string(store) + "\x00"
+		last, scanned := after, 0
+		return rt.ScanMeta(prefix, func(k string, v []byte) (bool, error) {
+			if k[len(prefix):] <= after {
+				return true, nil
+			}
+			if scanned++; len(out) == limit || scanned > maxReportScan {
+				next = strings.ReplaceAll(last, "\x00", "/")
+				return false, nil
+			}
+			last = k[len(prefix):]
 			var b storeline.Batch
 			if err := msgpack.Unmarshal(v, &b); err != nil {
 				return false, err
@@ -558,13 +620,13 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 				return true, nil
 			}
 			out = append(out, compact(encodeWire(&b)))
-			return len(out) < MaxFeedLimit, nil
+			return true, nil
 		})
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"batches": out})
+	writeJSON(w, http.StatusOK, map[string]any{"batches": out, "next": next})
 	return nil
 }
 
@@ -593,9 +655,18 @@ func (n *Node) tillDraft(store storeline.StoreID, id storeline.EventID) (*storel
 }
 
 // getDrafts lists the document drafts a store's tills made, with the
-// document made of each (if any).
+// document made of each (if any), a page at a time in journal order; the
+// cursor is the last event's epoch/seq.
 func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	after, err := positionParam(r, "after")
 	if err != nil {
 		return err
 	}
@@ -603,25 +674,38 @@ func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := []any{}
-	err = n.ScanEvents(store, func(ev storeline.Event) bool {
-		dr, ok := ev.Body.(*storeline.DocumentDraft)
-		if !ok {
-			return true
-		}
-		m := compact(encodeWire(dr)).(map[string]any)
-		m["event"] = ev.ID
-		m["occurred_at"] = ev.OccurredAt
-		m["seq"] = ev.Seq
-		if v, _ := n.rep.Meta(boDraft + string(store) + "\x00" + string(ev.ID[:])); v != nil {
-			m["document"] = string(v)
-		}
-		out = append(out, m)
-		return len(out) < MaxFeedLimit
+	var last replication.Position
+	more := false
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		last, more, err = walkEvents(rt, store, after, maxReportScan, func(ev storeline.Event) (bool, error) {
+			dr, ok := ev.Body.(*storeline.DocumentDraft)
+			if !ok {
+				return true, nil
+			}
+			if len(out) == limit {
+				return false, nil
+			}
+			m := compact(encodeWire(dr)).(map[string]any)
+			m["event"] = ev.ID
+			m["occurred_at"] = ev.OccurredAt
+			m["seq"] = ev.Seq
+			v, err := rt.Meta(boDraft + string(store) + "\x00" + string(ev.ID[:]))
+			if err != nil {
+				return false, err
+			}
+			if v != nil {
+				m["document"] = string(v)
+			}
+			out = append(out, m)
+			return true, nil
+		})
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"drafts": out})
+	writeJSON(w, http.StatusOK, map[string]any{"drafts": out, "next": positionCursor(last, more)})
 	return nil
 }
 

@@ -2,22 +2,28 @@ package central
 
 // Cost of sales at central. Shops post the units and money of their
 // sales; central derives what the units cost (DESIGN.md, "Cost of
-// sales"). It does so in bounded catch-up passes over each shop's events
-// after a per-shop cursor, run inside Raft entries:
+// sales"). It does so in bounded passes over each shop's events after a
+// per-shop cursor, run inside Raft entries:
 //
 //  1. A pass reads the shop's events by key from the cursor up to each
 //     epoch's mark, costs at most MaxCostedPerEntry of them, and books the
 //     cost postings of its receipts and returns as one central-authored
 //     event (ID derived from the shop and the range), then moves the
-//     cursor.
+//     cursor. applyPush runs a pass in every push entry, after the
+//     batch is applied (backOfficeAfterPush), so a shop's sales are
+//     costed as they arrive and a backlog is the exception (state from
+//     before this existed, a store not yet in the master data).
 //  2. Each sale is costed at the moving average as it stood just before
-//     it: the units of every uncosted sale after it, already in the
-//     balances, are added back while it is costed (so a pass reads the
-//     whole backlog, and a backlog of B events costs O(B²/limit) reads
-//     over its passes), and the costs of the pass's earlier ones are
-//     counted as pending. Sales move units at the average, so
-//     costing them late changes nothing as long as no document moved the
-//     average in between; hence
+//     it: the units of every uncosted sale, already in the balances, are
+//     added back while it is costed, and the costs of the pass's earlier
+//     ones are counted as pending. The units to add back are running sums
+//     per balance (boAddBack) over the events after the costed cursor up
+//     to a queued cursor: a pass adds the events applied since the queued
+//     cursor (normally the batch just pushed) and takes out the ones it
+//     costs, so it reads what it costs and what is new, never the whole
+//     backlog. Sales move units at the average, so costing them late
+//     changes nothing as long as no document moved the average in
+//     between; hence
 //  3. Posting or cancelling a document first plans a pass for its shop
 //     and derives the document against the books with the pass's costs
 //     pending; only if both succeed are the pass and the document written
@@ -28,7 +34,9 @@ package central
 import (
 	"crypto/sha256"
 	"fmt"
+	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/shopspring/decimal"
 	"github.com/vmihailenco/msgpack/v5"
@@ -48,7 +56,24 @@ const MaxCostedPerEntry = 2000
 const (
 	boCogs   = "bo/cogs/"   // store → epoch8 seq8 of the last event costed
 	boMargin = "bo/margin/" // store \0 epoch8 seq8 → the sale's cost (decimal string; negative for a return)
+	// boCogsQ is the last event whose units the add-back sums hold (absent:
+	// the costed cursor, with no sums: state from before they existed).
+	boCogsQ   = "bo/cogsq/" // store → epoch8 seq8
+	boAddBack = "bo/ab/"    // store \0 balKey → units of the uncosted sales on that balance (decimal string)
 )
+
+// costPassLimit is the limit of the passes the FSM runs (tests lower it to
+// make a backlog). Every replica must use the same: only tests change it,
+// before they start nodes.
+var costPassLimit atomic.Int64
+
+func init() { costPassLimit.Store(MaxCostedPerEntry) }
+
+func passLimit() int { return int(costPassLimit.Load()) }
+
+// boHookOff turns backOfficeAfterPush off, for BenchmarkCostBacklog's
+// "before" (pushes that only apply their sales). Only benchmarks set it.
+var boHookOff atomic.Bool
 
 func saleCostKey(store storeline.StoreID, epoch, seq uint64) string {
 	return boMargin + string(store) + "\x00" + string(ledger.PutU64(epoch)) + string(ledger.PutU64(seq))
@@ -77,8 +102,14 @@ func applyCostCatchUp(tx *Tx, payload []byte) ([]byte, error) {
 		}
 		return nil, err
 	}
-	plan, err := planCosts(tx, p.Store, MaxCostedPerEntry)
+	plan, err := planCosts(tx, p.Store, passLimit(), nil, nil)
 	if err != nil {
+		return nil, err
+	}
+	// Writes from here on. Opening the index builds it if the state has
+	// none, which queues the store's sales too; the plan's sums, written
+	// after, are the same or newer.
+	if _, err := openIndex(tx); err != nil {
 		return nil, err
 	}
 	if err := plan.commit(tx); err != nil {
@@ -89,12 +120,16 @@ func applyCostCatchUp(tx *Tx, payload []byte) ([]byte, error) {
 
 // costPlan is a pass computed but not yet written.
 type costPlan struct {
-	store   storeline.StoreID
-	from    replication.Position
-	answer  catchUpAnswer
-	cost    []storeline.Posting
-	pending map[string]decimal.Decimal // the pass's balance changes, by balKey
-	sold    map[storeline.ItemID]decimal.Decimal
+	store  storeline.StoreID
+	from   replication.Position
+	answer catchUpAnswer
+	// queued is where the add-back sums will stand once written (from
+	// queued0); back their changes.
+	queued, queued0 replication.Position
+	back            *addBack
+	cost            []storeline.Posting
+	pending         map[string]decimal.Decimal // the pass's cost postings, by balKey
+	sold            map[storeline.ItemID]decimal.Decimal
 	// costs are each sale's cost, for its margin.
 	costs []saleCost
 }
@@ -104,26 +139,147 @@ type saleCost struct {
 	cost decimal.Decimal
 }
 
-// planCosts computes one pass (invariants 1-2) over at most limit events,
-// reading only.
-func planCosts(tx *Tx, store storeline.StoreID, limit int) (*costPlan, error) {
-	v, err := tx.Meta(boCogs + string(store))
+// addBack is the running add-back sums of one store (invariant 2): what
+// is stored plus the changes of the entry.
+type addBack struct {
+	rt    *ledger.ReplicaTxn
+	store storeline.StoreID
+	// stored is false when no sum can be non-zero (the costed and queued
+	// cursors were equal), so nothing is read.
+	stored bool
+	base   map[string]decimal.Decimal
+	delta  map[string]decimal.Decimal
+}
+
+func (a *addBack) key(k string) string { return boAddBack + string(a.store) + "\x00" + k }
+
+func (a *addBack) stored0(k string) (decimal.Decimal, error) {
+	if !a.stored {
+		return decimal.Zero, nil
+	}
+	if v, ok := a.base[k]; ok {
+		return v, nil
+	}
+	raw, err := a.rt.Meta(a.key(k))
+	if err != nil || raw == nil {
+		return decimal.Zero, err
+	}
+	v, err := decimal.NewFromString(string(raw))
+	if err != nil {
+		return v, fmt.Errorf("add-back %q: %w", k, err)
+	}
+	a.base[k] = v
+	return v, nil
+}
+
+// outstanding is the units of uncosted sales on balance k.
+func (a *addBack) outstanding(k string) (decimal.Decimal, error) {
+	v, err := a.stored0(k)
+	return v.Add(a.delta[k]), err
+}
+
+// add counts (sign 1) or uncounts (-1) the units of a sale's postings.
+func (a *addBack) add(ps []storeline.Posting, sign int64) {
+	for _, p := range ps {
+		if !p.Asset.IsMoney() {
+			k := balKey(p.Account, p.Asset)
+			if sign > 0 {
+				a.delta[k] = a.delta[k].Add(p.Amount)
+			} else {
+				a.delta[k] = a.delta[k].Sub(p.Amount)
+			}
+		}
+	}
+}
+
+func (a *addBack) write() error {
+	keys := make([]string, 0, len(a.delta))
+	for k := range a.delta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, err := a.outstanding(k)
+		if err != nil {
+			return err
+		}
+		if v.IsZero() {
+			err = a.rt.SetMeta(a.key(k), nil)
+		} else {
+			err = a.rt.SetMeta(a.key(k), []byte(v.String()))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readPosition(rt *ledger.ReplicaTxn, key string) (replication.Position, bool, error) {
+	v, err := rt.Meta(key)
+	if err != nil || len(v) != 16 {
+		return replication.Position{}, false, err
+	}
+	return replication.Position{Epoch: ledger.U64(v[:8]), Seq: ledger.U64(v[8:])}, true, nil
+}
+
+func putPosition(rt *ledger.ReplicaTxn, key string, p replication.Position) error {
+	return rt.SetMeta(key, append(ledger.PutU64(p.Epoch), ledger.PutU64(p.Seq)...))
+}
+
+// wireEvent reads a stored event of store; nil if there is none at the
+// position (the event was refused, or skipped as a duplicate).
+func wireEvent(rt *ledger.ReplicaTxn, store storeline.StoreID, pos replication.Position) (*replication.WireEvent, error) {
+	raw, err := rt.Meta(eventKey(store, pos.Epoch, pos.Seq))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var w replication.WireEvent
+	if err := msgpack.Unmarshal(raw, &w); err != nil {
+		return nil, fmt.Errorf("event %s %s: %w", store, pos, err)
+	}
+	return &w, nil
+}
+
+func wirePostings(w *replication.WireEvent) ([]storeline.Posting, error) {
+	ps := make([]storeline.Posting, len(w.Postings))
+	for i, wp := range w.Postings {
+		ps[i] = storeline.Posting{Account: wp.Account, Asset: storeline.Asset(wp.Asset)}
+		if err := ps[i].Amount.UnmarshalBinary(wp.Amount); err != nil {
+			return nil, fmt.Errorf("event %s %d/%d: %w", w.Origin, w.Epoch, w.Seq, err)
+		}
+	}
+	return ps, nil
+}
+
+func isSale(kind string) bool {
+	return kind == string(storeline.KindReceipt) || kind == string(storeline.KindReturn)
+}
+
+// planCosts computes one pass (invariants 1-2) costing at most limit
+// events, reading only. It queues every event applied since the queued
+// cursor (known holds those the caller has decoded already, by position)
+// and hands each to ix (when not nil) to index.
+func planCosts(tx *Tx, store storeline.StoreID, limit int, known map[replication.Position]*replication.WireEvent, ix *boIndex) (*costPlan, error) {
+	from, _, err := readPosition(tx.ReplicaTxn, boCogs+string(store))
 	if err != nil {
 		return nil, err
 	}
-	var from replication.Position
-	if len(v) == 16 {
-		from = replication.Position{Epoch: ledger.U64(v[:8]), Seq: ledger.U64(v[8:])}
+	queued, ok, err := readPosition(tx.ReplicaTxn, boCogsQ+string(store))
+	if err != nil {
+		return nil, err
+	}
+	if !ok || queued.Less(from) {
+		queued = from
 	}
 	ms, err := marks(tx.ReplicaTxn, store)
 	if err != nil {
 		return nil, err
 	}
-	// Read every uncosted event: the pass costs the first limit of them,
-	// but all their units are in the balances already and are added back
-	// (invariant 2), or a backlog longer than a pass would be costed at
-	// an average of too few units.
-	var sales, beyond []storeline.Event
+	plan := &costPlan{store: store, from: from, queued: queued, queued0: queued,
+		back:    &addBack{rt: tx.ReplicaTxn, store: store, stored: queued != from, base: map[string]decimal.Decimal{}, delta: map[string]decimal.Decimal{}},
+		pending: map[string]decimal.Decimal{}, sold: map[storeline.ItemID]decimal.Decimal{}}
+	var sales []storeline.Event
 	var at []replication.Position
 	last, read, done := from, 0, true
 	for _, m := range ms {
@@ -135,67 +291,78 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int) (*costPlan, error) {
 			seq = from.Seq + 1
 		}
 		for ; seq <= m.Seq; seq++ {
-			inPass := read < limit
-			if inPass {
-				read++
-				last = replication.Position{Epoch: m.Epoch, Seq: seq}
-			} else {
+			pos := replication.Position{Epoch: m.Epoch, Seq: seq}
+			inPass, isNew := read < limit, queued.Less(pos)
+			if !inPass {
 				done = false
+				if !isNew {
+					// Queued already: its units are in the sums. Skip to
+					// the first event after the queued cursor.
+					if m.Epoch < queued.Epoch {
+						break
+					}
+					seq = queued.Seq
+					continue
+				}
+			} else {
+				read++
+				last = pos
 			}
-			raw, err := tx.Meta(eventKey(store, m.Epoch, seq))
+			if isNew {
+				plan.queued = pos
+			}
+			w := known[pos]
+			if w != nil {
+				// The caller's copy is of the batch as pushed: use it
+				// only if the event was stored.
+				if raw, err := tx.Meta(eventKey(store, pos.Epoch, pos.Seq)); err != nil || raw == nil {
+					if err != nil {
+						return nil, err
+					}
+					w = nil
+				}
+			} else if w, err = wireEvent(tx.ReplicaTxn, store, pos); err != nil {
+				return nil, err
+			}
+			if w == nil {
+				continue // refused: it moved nothing
+			}
+			if !isSale(w.Kind) && (!isNew || ix == nil) {
+				continue
+			}
+			ps, err := wirePostings(w)
 			if err != nil {
 				return nil, err
 			}
-			if raw == nil {
-				continue // rejected: it moved nothing
+			if isNew && ix != nil {
+				if err := ix.event(store, w, ps); err != nil {
+					return nil, err
+				}
 			}
-			var w replication.WireEvent
-			if err := msgpack.Unmarshal(raw, &w); err != nil {
-				return nil, fmt.Errorf("event %s %d/%d: %w", store, m.Epoch, seq, err)
-			}
-			if w.Kind != string(storeline.KindReceipt) && w.Kind != string(storeline.KindReturn) {
+			if !isSale(w.Kind) {
 				continue
 			}
-			ev := storeline.Event{Origin: store}
-			for _, wp := range w.Postings {
-				var amt decimal.Decimal
-				if err := amt.UnmarshalBinary(wp.Amount); err != nil {
-					return nil, fmt.Errorf("event %s %d/%d: %w", store, m.Epoch, seq, err)
-				}
-				ev.Postings = append(ev.Postings, storeline.Posting{Account: wp.Account, Asset: storeline.Asset(wp.Asset), Amount: amt})
+			if isNew {
+				plan.back.add(ps, 1)
 			}
 			if inPass {
-				sales = append(sales, ev)
-				at = append(at, last)
-			} else {
-				beyond = append(beyond, ev)
+				sales = append(sales, storeline.Event{Origin: store, Postings: ps})
+				at = append(at, pos)
 			}
 		}
 	}
-	plan := &costPlan{store: store, from: from, pending: map[string]decimal.Decimal{}, sold: map[storeline.ItemID]decimal.Decimal{},
-		answer: catchUpAnswer{Done: done, Costed: len(sales), Epoch: last.Epoch, Seq: last.Seq}}
-	// Add back the units of every uncosted sale; each of the pass gives
-	// its own back as it is costed (invariant 2).
-	units := func(ps []storeline.Posting, sign int64) {
-		for _, p := range ps {
-			if !p.Asset.IsMoney() {
-				k := balKey(p.Account, p.Asset)
-				plan.pending[k] = plan.pending[k].Add(p.Amount.Mul(decimal.NewFromInt(sign)))
-			}
+	plan.answer = catchUpAnswer{Done: done, Costed: len(sales), Epoch: last.Epoch, Seq: last.Seq}
+	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending, back: plan.back}
+	for i := range sales {
+		ps, err := storeline.CostOfSales(b, store, sales[i].Postings)
+		if b.err != nil {
+			return nil, b.err
 		}
-	}
-	for i := range sales {
-		units(sales[i].Postings, -1)
-	}
-	for i := range beyond {
-		units(beyond[i].Postings, -1)
-	}
-	for i := range sales {
-		ps, err := CostOfSales(tx, &sales[i], plan.pending)
 		if err != nil {
 			return nil, err // its store exists (checked by the caller): storage
 		}
-		units(sales[i].Postings, 1)
+		// Costed: its units are no longer added back (invariant 2).
+		plan.back.add(sales[i].Postings, -1)
 		soldUnits(&sales[i], plan.sold)
 		var c decimal.Decimal
 		for _, p := range ps {
@@ -213,8 +380,17 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int) (*costPlan, error) {
 }
 
 // commit books the pass's costs as one central-authored event, takes the
-// sold units from the batches first-expiring first, and moves the cursor.
+// sold units from the batches first-expiring first, and moves the
+// cursors and the add-back sums.
 func (p *costPlan) commit(tx *Tx) error {
+	if p.queued != p.queued0 || len(p.back.delta) > 0 {
+		if err := p.back.write(); err != nil {
+			return err
+		}
+		if err := putPosition(tx.ReplicaTxn, boCogsQ+string(p.store), p.queued); err != nil {
+			return err
+		}
+	}
 	last := replication.Position{Epoch: p.answer.Epoch, Seq: p.answer.Seq}
 	if last == p.from {
 		return nil
@@ -235,13 +411,47 @@ func (p *costPlan) commit(tx *Tx) error {
 			return err
 		}
 	}
-	return tx.SetMeta(boCogs+string(p.store), append(ledger.PutU64(last.Epoch), ledger.PutU64(last.Seq)...))
+	return putPosition(tx.ReplicaTxn, boCogs+string(p.store), last)
+}
+
+// backOfficeAfterPush is applyPush's hook, run in the push's entry once
+// its events are applied: it indexes the new events for the reports and
+// metrics (boIndex) and costs the store's sales (invariant 1). A store not
+// in the master data yet has its events queued and indexed, not costed.
+func backOfficeAfterPush(tx *Tx, store storeline.StoreID, evs replication.WireEvents) error {
+	if boHookOff.Load() {
+		return nil
+	}
+	ix, err := openIndex(tx)
+	if err != nil {
+		return err
+	}
+	known := make(map[replication.Position]*replication.WireEvent, len(evs))
+	for i := range evs {
+		known[replication.Position{Epoch: evs[i].Epoch, Seq: evs[i].Seq}] = &evs[i]
+	}
+	ok, err := tx.GetMaster(storeline.KindStore, string(store), nil)
+	if err != nil {
+		return err
+	}
+	limit := passLimit()
+	if !ok {
+		limit = 0
+	}
+	plan, err := planCosts(tx, store, limit, known, ix)
+	if err != nil {
+		return err
+	}
+	if err := plan.commit(tx); err != nil {
+		return err
+	}
+	return ix.flush()
 }
 
 // planForDocument plans the pass a document of store needs first
 // (invariant 3): a Conflict naming "store" if one pass is not enough.
 func planForDocument(tx *Tx, store storeline.StoreID) (*costPlan, error) {
-	plan, err := planCosts(tx, store, MaxCostedPerEntry)
+	plan, err := planCosts(tx, store, passLimit(), nil, nil)
 	if err != nil {
 		return nil, err
 	}

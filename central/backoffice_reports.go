@@ -1,8 +1,11 @@
 package central
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,13 +13,21 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
-	"github.com/storeline/storeline/crdt"
 	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
 )
 
 // Back-office reports are views over what central holds: posted
-// documents and the events shops pushed. They are computed on request
-// from this node's state, bounded by MaxFeedLimit rows, and never stored.
+// documents, the events shops pushed and the indexes kept at apply time
+// (below). Every report pages: limit rows at most (MaxFeedLimit at
+// most), and a cursor: the answer's "next", given back as "after",
+// continues after the last row (empty: nothing more). A page also
+// examines at most maxReportScan events or keys, so a report over a long
+// journal answers in bounded time whatever its filter; a page cut short
+// by that still gives a "next".
+
+// maxReportScan bounds the events or keys one report page examines.
+const maxReportScan = 10 * MaxFeedLimit
 
 func (n *Node) backOfficeReportRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
 	h("GET /v1/excise", false, n.getExcise)
@@ -24,10 +35,81 @@ func (n *Node) backOfficeReportRoutes(h func(string, bool, func(http.ResponseWri
 	h("GET /v1/margin", false, n.getMargin)
 }
 
+// positionParam parses a cursor "epoch/seq" (zero when absent).
+func positionParam(r *http.Request, name string) (replication.Position, error) {
+	var p replication.Position
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return p, nil
+	}
+	e, q, ok := strings.Cut(s, "/")
+	var err1, err2 error
+	if ok {
+		p.Epoch, err1 = strconv.ParseUint(e, 10, 64)
+		p.Seq, err2 = strconv.ParseUint(q, 10, 64)
+	}
+	if !ok || err1 != nil || err2 != nil {
+		return p, errMalformed(name, "%q: want epoch/seq, as a page's next gives it", s)
+	}
+	return p, nil
+}
+
+func positionCursor(p replication.Position, more bool) string {
+	if !more {
+		return ""
+	}
+	return p.String()
+}
+
+// walkEvents calls fn with store's stored events after `after`, in
+// position order, read by key. It examines at most budget positions; fn
+// returns false to stop before taking the event it was given. last is
+// the last position taken or examined, more whether it stopped before the
+// end.
+func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replication.Position, budget int, fn func(storeline.Event) (bool, error)) (last replication.Position, more bool, err error) {
+	ms, err := marks(rt, store)
+	if err != nil {
+		return after, false, err
+	}
+	last = after
+	for _, m := range ms {
+		if m.Epoch < after.Epoch {
+			continue
+		}
+		seq := uint64(1)
+		if m.Epoch == after.Epoch {
+			seq = after.Seq + 1
+		}
+		for ; seq <= m.Seq; seq++ {
+			if budget == 0 {
+				return last, true, nil
+			}
+			budget--
+			pos := replication.Position{Epoch: m.Epoch, Seq: seq}
+			v, err := rt.Meta(eventKey(store, pos.Epoch, pos.Seq))
+			if err != nil {
+				return last, false, err
+			}
+			if v != nil {
+				ev, err := decodeEvent(v)
+				if err != nil {
+					return last, false, err
+				}
+				goOn, err := fn(ev)
+				if err != nil || !goOn {
+					return last, err == nil, err
+				}
+			}
+			last = pos
+		}
+	}
+	return last, false, nil
+}
+
 // getMargin answers the gross margin of a shop's sales for business dates
-// from to to: per receipt (or return, negative) its revenue net of VAT, its
-// cost as central derived it (absent while not yet costed), and the
-// totals of the costed ones.
+// from to to, a page at a time: per receipt (or return, negative) its
+// revenue net of VAT, its cost as central derived it (absent while not
+// yet costed), and the totals of the page's costed ones.
 func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -44,76 +126,83 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	if to < from {
 		return errMalformed("to", "%s is before from %s", to, from)
 	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	after, err := positionParam(r, "after")
+	if err != nil {
+		return err
+	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
 	out := []any{}
 	var revenue, cost decimal.Decimal
-	uncosted, more := 0, false
-	var readErr error
-	err = n.ScanEvents(store, func(ev storeline.Event) bool {
-		if ev.BusinessDate < from || ev.BusinessDate > to {
-			return true
-		}
-		var lines []storeline.Line
-		sign := decimal.NewFromInt(1)
-		switch b := ev.Body.(type) {
-		case *storeline.Receipt:
-			lines = b.Lines
-		case *storeline.Return:
-			lines, sign = b.Lines, sign.Neg()
-		default:
-			return true
-		}
-		if len(out) == MaxFeedLimit {
-			more = true
-			return false
-		}
-		var rev decimal.Decimal
-		for _, l := range lines {
-			rev = rev.Add(l.Total.Sub(l.VAT))
-		}
-		rev = rev.Mul(sign)
-		row := map[string]any{"event": ev.ID, "kind": ev.Kind, "date": ev.BusinessDate, "revenue": rev}
-		v, err := n.rep.Meta(saleCostKey(store, ev.Epoch, ev.Seq))
-		if err != nil {
-			readErr = err
-			return false
-		}
-		if v == nil {
-			uncosted++
-		} else {
-			c, err := decimal.NewFromString(string(v))
-			if err != nil {
-				readErr = err
-				return false
+	uncosted := 0
+	var last replication.Position
+	more := false
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		last, more, err = walkEvents(rt, store, after, maxReportScan, func(ev storeline.Event) (bool, error) {
+			if ev.BusinessDate < from || ev.BusinessDate > to {
+				return true, nil
 			}
-			row["cost"], row["margin"] = c, rev.Sub(c)
-			revenue, cost = revenue.Add(rev), cost.Add(c)
-		}
-		out = append(out, row)
-		return true
+			var lines []storeline.Line
+			sign := decimal.NewFromInt(1)
+			switch b := ev.Body.(type) {
+			case *storeline.Receipt:
+				lines = b.Lines
+			case *storeline.Return:
+				lines, sign = b.Lines, sign.Neg()
+			default:
+				return true, nil
+			}
+			if len(out) == limit {
+				return false, nil
+			}
+			var rev decimal.Decimal
+			for _, l := range lines {
+				rev = rev.Add(l.Total.Sub(l.VAT))
+			}
+			rev = rev.Mul(sign)
+			row := map[string]any{"event": ev.ID, "kind": ev.Kind, "date": ev.BusinessDate, "revenue": rev}
+			v, err := rt.Meta(saleCostKey(store, ev.Epoch, ev.Seq))
+			if err != nil {
+				return false, err
+			}
+			if v == nil {
+				uncosted++
+			} else {
+				c, err := decimal.NewFromString(string(v))
+				if err != nil {
+					return false, err
+				}
+				row["cost"], row["margin"] = c, rev.Sub(c)
+				revenue, cost = revenue.Add(rev), cost.Add(c)
+			}
+			out = append(out, row)
+			return true, nil
+		})
+		return err
 	})
-	if err == nil {
-		err = readErr
-	}
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"store": store, "sales": out, "revenue": revenue, "cost": cost,
-		"uncosted": uncosted, "more": more})
+		"uncosted": uncosted, "more": more, "next": positionCursor(last, more)})
 	return nil
 }
 
 // exciseRow is one movement of an excise item in a shop's stock.
 type exciseRow struct {
-	Date   storeline.Date   `json:"date"`
-	Source string           `json:"source"` // "document" or "event"
-	Ref    string           `json:"ref"`
-	Kind   string           `json:"kind"`
-	Item   storeline.ItemID `json:"item"`
-	Qty    decimal.Decimal  `json:"qty"` // + into the shop's stock, − out of it
-	Serial string           `json:"serial,omitempty"`
+	Date   storeline.Date   `json:"date" msgpack:"d"`
+	Source string           `json:"source" msgpack:"s"` // "document" or "event"
+	Ref    string           `json:"ref" msgpack:"r"`
+	Kind   string           `json:"kind" msgpack:"k"`
+	Item   storeline.ItemID `json:"item" msgpack:"i"`
+	Qty    decimal.Decimal  `json:"qty" msgpack:"q"` // + into the shop's stock, − out of it
+	Serial string           `json:"serial,omitempty" msgpack:"n,omitempty"`
 }
 
 func dateParam(r *http.Request, name string) (storeline.Date, error) {
@@ -125,10 +214,16 @@ func dateParam(r *http.Request, name string) (storeline.Date, error) {
 	return d, nil
 }
 
+// maxExciseDays bounds the dates one excise journal request covers: its
+// rows are read per date.
+const maxExciseDays = 400
+
 // getExcise answers the excise journal of a shop for business dates from
-// to to (inclusive): every movement of an excise item in its stock, from
-// documents head office posted or cancelled and from the shop's own
-// events, with a total per item.
+// to to (inclusive), a page at a time: every movement of an excise item
+// in its stock, from documents head office posted or cancelled and from
+// the shop's own events, in date order (then in the order central
+// applied them), with the page's total per item. Its rows are the index
+// boExciseRow, read date by date.
 func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -145,137 +240,76 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 	if to < from {
 		return errMalformed("to", "%s is before from %s", to, from)
 	}
+	ft, _ := time.Parse("2006-01-02", string(from))
+	tt, _ := time.Parse("2006-01-02", string(to))
+	if tt.Sub(ft) > maxExciseDays*24*time.Hour {
+		return errMalformed("to", "%s..%s spans more than %d days", from, to, maxExciseDays)
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	// The cursor is date/n: the last row's date and number.
+	afterDate, afterN := from, int64(0)
+	if s := r.URL.Query().Get("after"); s != "" {
+		d, ns, ok := strings.Cut(s, "/")
+		var err error
+		if ok {
+			afterDate, err = storeline.ParseDate("after", d)
+			if err == nil {
+				afterN, err = strconv.ParseInt(ns, 10, 64)
+			}
+		}
+		if !ok || err != nil || afterDate < from {
+			return errMalformed("after", "%q: want date/n, as a page's next gives it", s)
+		}
+	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
-	var rows []exciseRow
-	more := false
-	add := func(row exciseRow) bool {
-		if len(rows) == MaxFeedLimit {
-			more = true
-			return false
-		}
-		rows = append(rows, row)
-		return true
-	}
-	excise := map[storeline.ItemID]bool{}
-	isExcise := func(rt *ledger.ReplicaTxn, id storeline.ItemID) (bool, error) {
-		if v, ok := excise[id]; ok {
-			return v, nil
-		}
-		var it storeline.Item
-		ok, err := rt.GetMaster(storeline.KindItem, string(id), &it)
-		if err != nil {
-			return false, err
-		}
-		excise[id] = ok && it.Excise
-		return excise[id], nil
-	}
-	stockPrefix := "stock/" + string(store) + "/"
-	// movements yields the units of excise items ps move in store's stock.
-	movements := func(rt *ledger.ReplicaTxn, ps []storeline.Posting, fn func(storeline.ItemID, decimal.Decimal) bool) (bool, error) {
-		for _, p := range ps {
-			rest, ok := strings.CutPrefix(p.Account, stockPrefix)
-			if !ok {
-				continue
-			}
-			item := storeline.ItemID(rest[strings.LastIndexByte(rest, '/')+1:])
-			if p.Asset != storeline.ItemAsset(item) {
-				continue
-			}
-			ex, err := isExcise(rt, item)
-			if err != nil {
-				return false, err
-			}
-			if ex && !fn(item, p.Amount) {
-				return false, nil
-			}
-		}
-		return true, nil
-	}
+	rows := []exciseRow{}
+	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var st storeline.Store
-		ok, err := rt.GetMaster(storeline.KindStore, string(store), &st)
+		ok, err := rt.GetMaster(storeline.KindStore, string(store), nil)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return storeline.Errorf(storeline.NotFound, "central.excise", "unknown store %q", store)
 		}
-		loc, err := st.Location()
-		if err != nil {
-			return err
+		scanned := 0
+		day, _ := time.Parse("2006-01-02", string(afterDate))
+		for d := afterDate; d <= to && next == ""; day, d = day.AddDate(0, 0, 1), storeline.Date(day.AddDate(0, 0, 1).Format("2006-01-02")) {
+			prefix := boExciseRow + string(store) + "\x00" + string(d) + "\x00"
+			err := rt.ScanMeta(prefix, func(k string, v []byte) (bool, error) {
+				num := int64(ledger.U64([]byte(k[len(prefix):])))
+				if d == afterDate && num <= afterN {
+					return true, nil
+				}
+				if scanned++; len(rows) == limit || scanned > maxReportScan {
+					next = fmt.Sprintf("%s/%d", d, afterN)
+					return false, nil
+				}
+				var row exciseRow
+				if err := msgpack.Unmarshal(v, &row); err != nil {
+					return false, fmt.Errorf("excise row %q: %w", k, err)
+				}
+				rows = append(rows, row)
+				afterN = num
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+			if next == "" {
+				afterN = 0
+			}
 		}
-		inRange := func(d storeline.Date) bool { return d >= from && d <= to }
-		err = rt.ScanMeta(boDoc, func(_ string, v []byte) (bool, error) {
-			var rec docRecord
-			if err := msgpack.Unmarshal(v, &rec); err != nil {
-				return false, err
-			}
-			for _, step := range []struct {
-				ms   int64
-				kind string
-				ps   []storeline.Posting
-			}{
-				{rec.PostedMs, string(rec.Doc.Type), rec.Postings},
-				{rec.CancelledMs, string(rec.Doc.Type) + ".cancel", storeline.CancelPostings(rec.Postings)},
-			} {
-				if step.ms == 0 {
-					continue
-				}
-				d := storeline.DateOf(time.UnixMilli(step.ms), loc)
-				if !inRange(d) {
-					continue
-				}
-				goOn, err := movements(rt, step.ps, func(item storeline.ItemID, q decimal.Decimal) bool {
-					return add(exciseRow{Date: d, Source: "document", Ref: rec.Doc.ID, Kind: step.kind, Item: item, Qty: q})
-				})
-				if err != nil || !goOn {
-					return false, err
-				}
-			}
-			return true, nil
-		})
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if !more {
-		var scanErr error
-		err = n.ScanEvents(store, func(ev storeline.Event) bool {
-			if ev.BusinessDate < from || ev.BusinessDate > to {
-				return true
-			}
-			serials := map[storeline.ItemID]string{}
-			switch b := ev.Body.(type) {
-			case *storeline.Receipt:
-				for _, l := range b.Lines {
-					serials[l.Item] = l.Serial
-				}
-			case *storeline.Return:
-				for _, l := range b.Lines {
-					serials[l.Item] = l.Serial
-				}
-			}
-			var goOn bool
-			scanErr = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-				var err error
-				goOn, err = movements(rt, ev.Postings, func(item storeline.ItemID, q decimal.Decimal) bool {
-					return add(exciseRow{Date: ev.BusinessDate, Source: "event", Ref: ev.ID.String(), Kind: string(ev.Kind), Item: item, Qty: q, Serial: serials[item]})
-				})
-				return err
-			})
-			return scanErr == nil && goOn
-		})
-		if err == nil {
-			err = scanErr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Date < rows[j].Date })
 	totals := map[storeline.ItemID]map[string]decimal.Decimal{}
 	for _, r := range rows {
 		t := totals[r.Item]
@@ -289,89 +323,625 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 			t["out"] = t["out"].Sub(r.Qty)
 		}
 	}
-	if rows == nil {
-		rows = []exciseRow{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"store": store, "from": from, "to": to, "movements": rows, "totals": totals, "more": more})
+	writeJSON(w, http.StatusOK, map[string]any{"store": store, "from": from, "to": to, "movements": rows, "totals": totals,
+		"more": next != "", "next": next})
 	return nil
 }
 
-// getSerialConflicts answers the serials of marked goods sold (or written
-// off, or returned to the supplier) more times than they were returned,
-// over every shop's receipts and returns central holds and the documents
-// it posted (a serial sold in two shops while one was offline), with each
-// shop's counts.
+// getSerialConflicts answers, a page at a time in serial order, the
+// serials of marked goods sold (or written off, or returned to the
+// supplier) more times than they were returned, over every shop's
+// receipts and returns central holds and the documents it posted (a
+// serial sold in two shops while one was offline), with each shop's
+// counts. They are the index boConflict, kept as events and documents are
+// applied.
 func (n *Node) getSerialConflicts(w http.ResponseWriter, r *http.Request) error {
-	if err := n.readConsistency(r); err != nil {
-		return err
-	}
-	var stores []storeline.StoreID
-	err := n.rep.ScanMaster(storeline.KindStore, "", func(rec storeline.Record) error {
-		stores = append(stores, rec.(*storeline.Store).ID)
-		return nil
-	})
+	limit, err := queryLimit(r)
 	if err != nil {
 		return err
 	}
-	var sc crdt.SerialCounts
-	for _, s := range stores {
-		err := n.ScanEvents(s, func(ev storeline.Event) bool {
-			switch b := ev.Body.(type) {
-			case *storeline.Receipt:
-				for _, l := range b.Lines {
-					if l.Serial != "" {
-						sc.Sell(l.Serial, string(s))
-					}
-				}
-			case *storeline.Return:
-				for _, l := range b.Lines {
-					if l.Serial != "" {
-						sc.Return(l.Serial, string(s))
-					}
-				}
-			}
-			return true
-		})
-		if err != nil {
-			return err
-		}
+	after := r.URL.Query().Get("after")
+	if err := n.readConsistency(r); err != nil {
+		return err
 	}
-	// A marked item written off or returned to its supplier has left the
-	// chain as surely as one sold: a later sale of its serial conflicts.
+	out := []any{}
+	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		return rt.ScanMeta(boDoc, func(_ string, v []byte) (bool, error) {
-			var rec docRecord
-			if err := msgpack.Unmarshal(v, &rec); err != nil {
-				return false, err
-			}
-			if rec.Status != storeline.DocPosted || (rec.Doc.Type != storeline.DocWriteOff && rec.Doc.Type != storeline.DocSupplierReturn) {
+		scanned := 0
+		return rt.ScanMeta(boConflict, func(k string, _ []byte) (bool, error) {
+			serial := k[len(boConflict):]
+			if serial <= after {
 				return true, nil
 			}
-			for _, l := range rec.Doc.Lines {
-				if l.Serial != "" {
-					sc.Sell(l.Serial, string(rec.Doc.Store))
-				}
+			if scanned++; len(out) == limit || scanned > maxReportScan {
+				next = after
+				return false, nil
 			}
+			net, err := readCount(rt, boSerialNet+serial)
+			if err != nil {
+				return false, err
+			}
+			shops := []any{}
+			prefix := boSerial + serial + "\x00"
+			if err := rt.ScanMeta(prefix, func(k string, v []byte) (bool, error) {
+				var row serialRow
+				if err := msgpack.Unmarshal(v, &row); err != nil {
+					return false, fmt.Errorf("serial %q: %w", k, err)
+				}
+				shops = append(shops, map[string]any{"store": k[len(prefix):], "sold": row.Sold, "returned": row.Returned})
+				return true, nil
+			}); err != nil {
+				return false, err
+			}
+			out = append(out, map[string]any{"serial": serial, "net": net, "stores": shops})
+			after = serial
 			return true, nil
 		})
 	})
 	if err != nil {
 		return err
 	}
-	out := []any{}
-	for _, serial := range sc.Conflicts() {
-		if len(out) == MaxFeedLimit {
-			break
-		}
-		shops := []any{}
-		for _, s := range stores {
-			row := sc.Row(serial, string(s))
-			if row.Sold != 0 || row.Returned != 0 {
-				shops = append(shops, map[string]any{"store": s, "sold": row.Sold, "returned": row.Returned})
-			}
-		}
-		out = append(out, map[string]any{"serial": serial, "net": sc.Net(serial), "stores": shops})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"conflicts": out})
+	writeJSON(w, http.StatusOK, map[string]any{"conflicts": out, "next": next})
 	return nil
 }
+
+// The back office's indexes, kept at apply time so reports and metrics
+// read what they need instead of scanning the journals: the serials of
+// marked goods (per serial and store: sold, returned; the serials whose
+// net count is above one), the count of excise movements per store, the
+// (store, item) positions whose stock is below zero, and the count of
+// documents per status and type. They are FSM state, written in the
+// entries that change what they index, so every replica holds the same.
+//
+// State written before they existed has none: the first entry that needs
+// them (boIdx absent) builds them from the stored events, documents and
+// balances, and queues every store's uncosted sales for cost of sales
+// (backoffice_cogs.go), so that from then on a store's queued cursor is
+// also the end of what the indexes hold of its events.
+const (
+	boIdx       = "bo/ix/v"     // → "1" once built
+	boSerial    = "bo/ix/ser/"  // serial \0 store → msgpack serialRow
+	boSerialNet = "bo/ix/sern/" // serial → net count over every store (decimal string)
+	boConflict  = "bo/ix/serc/" // serial → "" while its net count is above one
+	boConflicts = "bo/ix/sercn" // → the number of boConflict keys (decimal string)
+	boExcise    = "bo/ix/exc/"  // store → excise movements of its journal (decimal string)
+	boExciseRow = "bo/ix/exr/"  // store \0 date \0 n8 → msgpack exciseRow, n its number in boExcise
+	boNeg       = "bo/ix/neg/"  // store \0 item → "" while the store's stock of item is below zero
+	boNegN      = "bo/ix/negn/" // store → the number of its boNeg keys (decimal string)
+	boDocN      = "bo/ix/doc/"  // status \0 type → documents in that status (decimal string)
+)
+
+type serialRow struct {
+	Sold     int64 `msgpack:"s"`
+	Returned int64 `msgpack:"r"`
+}
+
+type storeItem struct {
+	store storeline.StoreID
+	item  storeline.ItemID
+}
+
+// boIndex updates the indexes within one entry.
+type boIndex struct {
+	tx      *Tx
+	items   map[storeline.ItemID]bool // excise flag by item
+	touched map[storeItem]bool        // stock positions to recheck
+	counts  map[string]int64          // counter key → delta
+}
+
+// openIndex returns the entry's index updater, building the indexes
+// first if the state has none.
+func openIndex(tx *Tx) (*boIndex, error) {
+	ix := &boIndex{tx: tx, items: map[storeline.ItemID]bool{}, touched: map[storeItem]bool{}, counts: map[string]int64{}}
+	v, err := tx.Meta(boIdx)
+	if err != nil || v != nil {
+		return ix, err
+	}
+	return ix, ix.rebuild()
+}
+
+func (ix *boIndex) count(key string, d int64) { ix.counts[key] += d }
+
+func readCount(rt *ledger.ReplicaTxn, key string) (int64, error) {
+	v, err := rt.Meta(key)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", key, err)
+	}
+	return n, nil
+}
+
+func writeCount(rt *ledger.ReplicaTxn, key string, n int64) error {
+	if n == 0 {
+		return rt.SetMeta(key, nil)
+	}
+	return rt.SetMeta(key, []byte(strconv.FormatInt(n, 10)))
+}
+
+func (ix *boIndex) excise(id storeline.ItemID) (bool, error) {
+	if v, ok := ix.items[id]; ok {
+		return v, nil
+	}
+	var it storeline.Item
+	ok, err := ix.tx.GetMaster(storeline.KindItem, string(id), &it)
+	if err != nil {
+		return false, err
+	}
+	ix.items[id] = ok && it.Excise
+	return ix.items[id], nil
+}
+
+// stockItem names the store and item of a posting of units on a stock
+// account (stock/<store>/<dept>/<item>).
+func stockItem(p *storeline.Posting) (storeItem, bool) {
+	rest, ok := strings.CutPrefix(p.Account, "stock/")
+	if !ok {
+		return storeItem{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || p.Asset != storeline.ItemAsset(storeline.ItemID(parts[2])) {
+		return storeItem{}, false
+	}
+	return storeItem{storeline.StoreID(parts[0]), storeline.ItemID(parts[2])}, true
+}
+
+// postings indexes the stock postings of an event or a document: the
+// positions they touch, and the rows of journal's excise journal (the
+// movements of excise items on its own stock), each row as row with its
+// item, quantity and (from serials) the item's serial.
+func (ix *boIndex) postings(journal storeline.StoreID, ps []storeline.Posting, row exciseRow, serials map[storeline.ItemID]string) error {
+	for i := range ps {
+		si, ok := stockItem(&ps[i])
+		if !ok {
+			continue
+		}
+		ix.touched[si] = true
+		if si.store != journal {
+			continue
+		}
+		ex, err := ix.excise(si.item)
+		if err != nil {
+			return err
+		}
+		if ex {
+			r := row
+			r.Item, r.Qty, r.Serial = si.item, ps[i].Amount, serials[si.item]
+			if err := ix.exciseRow(journal, &r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// exciseRow adds a row to store's excise journal, numbered by boExcise.
+func (ix *boIndex) exciseRow(store storeline.StoreID, r *exciseRow) error {
+	rt := ix.tx.ReplicaTxn
+	n, err := readCount(rt, boExcise+string(store))
+	if err != nil {
+		return err
+	}
+	n++
+	if err := writeCount(rt, boExcise+string(store), n); err != nil {
+		return err
+	}
+	enc, err := msgpack.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return rt.SetMeta(boExciseRow+string(store)+"\x00"+string(r.Date)+"\x00"+string(ledger.PutU64(uint64(n))), enc)
+}
+
+// serial adds to a serial's counts at store.
+func (ix *boIndex) serial(serial string, store storeline.StoreID, sold, returned int64) error {
+	rt := ix.tx.ReplicaTxn
+	k := boSerial + serial + "\x00" + string(store)
+	var row serialRow
+	if v, err := rt.Meta(k); err != nil {
+		return err
+	} else if v != nil {
+		if err := msgpack.Unmarshal(v, &row); err != nil {
+			return fmt.Errorf("serial %q: %w", k, err)
+		}
+	}
+	row.Sold += sold
+	row.Returned += returned
+	var err error
+	if row == (serialRow{}) {
+		err = rt.SetMeta(k, nil)
+	} else {
+		var enc []byte
+		if enc, err = msgpack.Marshal(&row); err == nil {
+			err = rt.SetMeta(k, enc)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	net, err := readCount(rt, boSerialNet+serial)
+	if err != nil {
+		return err
+	}
+	was, now := net > 1, net+sold-returned > 1
+	if err := writeCount(rt, boSerialNet+serial, net+sold-returned); err != nil {
+		return err
+	}
+	switch {
+	case now && !was:
+		ix.count(boConflicts, 1)
+		return rt.SetMeta(boConflict+serial, []byte{})
+	case was && !now:
+		ix.count(boConflicts, -1)
+		return rt.SetMeta(boConflict+serial, nil)
+	}
+	return nil
+}
+
+// event indexes a shop's event as it is applied (ps its postings).
+func (ix *boIndex) event(store storeline.StoreID, w *replication.WireEvent, ps []storeline.Posting) error {
+	// Decoding a body is most of an event's cost and only sales' lines
+	// carry serials; the field is named only when set (omitempty), so a
+	// body without the name has none.
+	var serials map[storeline.ItemID]string
+	if isSale(w.Kind) && bytes.Contains(w.Body, []byte("Serial")) {
+		body, err := storeline.NewBody(storeline.EventKind(w.Kind))
+		if err != nil {
+			return err
+		}
+		if err := msgpack.Unmarshal(w.Body, body); err != nil {
+			return fmt.Errorf("event %s %d/%d body: %w", store, w.Epoch, w.Seq, err)
+		}
+		var lines []storeline.Line
+		sold := int64(1)
+		switch b := body.(type) {
+		case *storeline.Receipt:
+			lines = b.Lines
+		case *storeline.Return:
+			lines, sold = b.Lines, 0
+		}
+		serials = map[storeline.ItemID]string{}
+		for _, l := range lines {
+			if l.Serial != "" {
+				serials[l.Item] = l.Serial
+				if err := ix.serial(l.Serial, store, sold, 1-sold); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	row := exciseRow{Date: storeline.Date(w.Date), Source: "event", Ref: storeline.EventID(w.ID).String(), Kind: w.Kind}
+	return ix.postings(store, ps, row, serials)
+}
+
+func docCountKey(status storeline.DocStatus, t storeline.DocType) string {
+	return boDocN + string(status) + "\x00" + string(t)
+}
+
+// docCreated counts a new draft.
+func (ix *boIndex) docCreated(d *storeline.Document) {
+	ix.count(docCountKey(storeline.DocDraft, d.Type), 1)
+}
+
+// leavesChain says whether posting a document of type t takes its marked
+// goods out of the chain as surely as a sale: a later sale of the serial
+// conflicts.
+func leavesChain(t storeline.DocType) bool {
+	return t == storeline.DocWriteOff || t == storeline.DocSupplierReturn
+}
+
+// docPosted indexes a document posted (cancel false) with postings ps,
+// or cancelled with ps the postings negated, at ms (Unix ms).
+func (ix *boIndex) docPosted(rec *docRecord, cancel bool, ps []storeline.Posting, ms int64) error {
+	d := &rec.Doc
+	from, to, sign, kind := storeline.DocDraft, storeline.DocPosted, int64(1), string(d.Type)
+	if cancel {
+		from, to, sign, kind = storeline.DocPosted, storeline.DocCancelled, -1, kind+".cancel"
+	}
+	ix.count(docCountKey(from, d.Type), -1)
+	ix.count(docCountKey(to, d.Type), 1)
+	if err := ix.docPostings(d, ps, kind, ms); err != nil {
+		return err
+	}
+	if leavesChain(d.Type) {
+		for _, l := range d.Lines {
+			if l.Serial != "" {
+				if err := ix.serial(l.Serial, d.Store, sign, 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// docPostings indexes a document's postings, dated at ms in its store's
+// time zone.
+func (ix *boIndex) docPostings(d *storeline.Document, ps []storeline.Posting, kind string, ms int64) error {
+	b := &txBook{rt: ix.tx.ReplicaTxn}
+	loc := time.UTC
+	if st, ok := b.Store(d.Store); ok {
+		l, err := st.Location()
+		if err != nil {
+			return err
+		}
+		loc = l
+	} else if b.err != nil {
+		return b.err
+	}
+	row := exciseRow{Date: storeline.DateOf(time.UnixMilli(ms), loc), Source: "document", Ref: d.ID, Kind: kind}
+	return ix.postings(d.Store, ps, row, nil)
+}
+
+// flush writes the counters and rechecks the stock positions touched.
+func (ix *boIndex) flush() error {
+	rt := ix.tx.ReplicaTxn
+	sis := make([]storeItem, 0, len(ix.touched))
+	for si := range ix.touched {
+		sis = append(sis, si)
+	}
+	sort.Slice(sis, func(i, j int) bool {
+		if sis[i].store != sis[j].store {
+			return sis[i].store < sis[j].store
+		}
+		return sis[i].item < sis[j].item
+	})
+	b := &txBook{rt: rt}
+	for _, si := range sis {
+		st, ok := b.Store(si.store)
+		if b.err != nil {
+			return b.err
+		}
+		negative := false
+		if ok {
+			qty, _ := storeline.StockOf(b, st, si.item)
+			if b.err != nil {
+				return b.err
+			}
+			negative = qty.IsNegative()
+		}
+		k := boNeg + string(si.store) + "\x00" + string(si.item)
+		v, err := rt.Meta(k)
+		if err != nil {
+			return err
+		}
+		switch {
+		case negative && v == nil:
+			err = rt.SetMeta(k, []byte{})
+			ix.count(boNegN+string(si.store), 1)
+		case !negative && v != nil:
+			err = rt.SetMeta(k, nil)
+			ix.count(boNegN+string(si.store), -1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	ix.touched = map[storeItem]bool{}
+	keys := make([]string, 0, len(ix.counts))
+	for k, d := range ix.counts {
+		if d != 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		n, err := readCount(rt, k)
+		if err != nil {
+			return err
+		}
+		if err := writeCount(rt, k, n+ix.counts[k]); err != nil {
+			return err
+		}
+	}
+	ix.counts = map[string]int64{}
+	return nil
+}
+
+// rebuild builds the indexes from the stored events, documents and
+// balances, and queues every store's uncosted sales.
+func (ix *boIndex) rebuild() error {
+	rt := ix.tx.ReplicaTxn
+	var stores []storeline.StoreID
+	err := rt.ScanMeta(rpEvent, func(k string, v []byte) (bool, error) {
+		origin, _, ok := strings.Cut(k[len(rpEvent):], "\x00")
+		if !ok || storeline.StoreID(origin) == storeline.Central {
+			return true, nil
+		}
+		if len(stores) == 0 || stores[len(stores)-1] != storeline.StoreID(origin) {
+			stores = append(stores, storeline.StoreID(origin))
+		}
+		var w replication.WireEvent
+		if err := msgpack.Unmarshal(v, &w); err != nil {
+			return false, fmt.Errorf("event %q: %w", k, err)
+		}
+		ps, err := wirePostings(&w)
+		if err != nil {
+			return false, err
+		}
+		return true, ix.event(storeline.StoreID(origin), &w, ps)
+	})
+	if err != nil {
+		return err
+	}
+	err = rt.ScanMeta(boDoc, func(_ string, v []byte) (bool, error) {
+		var rec docRecord
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return false, err
+		}
+		ix.count(docCountKey(rec.Status, rec.Doc.Type), 1)
+		if rec.PostedMs != 0 {
+			if err := ix.docPostings(&rec.Doc, rec.Postings, string(rec.Doc.Type), rec.PostedMs); err != nil {
+				return false, err
+			}
+		}
+		if rec.CancelledMs != 0 {
+			if err := ix.docPostings(&rec.Doc, storeline.CancelPostings(rec.Postings), string(rec.Doc.Type)+".cancel", rec.CancelledMs); err != nil {
+				return false, err
+			}
+		}
+		if rec.Status == storeline.DocPosted && leavesChain(rec.Doc.Type) {
+			for _, l := range rec.Doc.Lines {
+				if l.Serial != "" {
+					if err := ix.serial(l.Serial, rec.Doc.Store, 1, 0); err != nil {
+						return false, err
+					}
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Every stock position with units, not only those the events touched:
+	// head office's own transfers move stock too.
+	ix.touched = map[storeItem]bool{}
+	err = rt.ScanMeta(rpBal+"stock/", func(k string, _ []byte) (bool, error) {
+		acct, asset, ok := strings.Cut(k[len(rpBal):], "\x00")
+		if ok {
+			p := storeline.Posting{Account: acct, Asset: storeline.Asset(asset)}
+			if si, ok := stockItem(&p); ok {
+				ix.touched[si] = true
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := ix.flush(); err != nil {
+		return err
+	}
+	for _, s := range stores {
+		plan, err := planCosts(ix.tx, s, 0, nil, nil)
+		if err != nil {
+			return err
+		}
+		if err := plan.commit(ix.tx); err != nil {
+			return err
+		}
+	}
+	return rt.SetMeta(boIdx, []byte("1"))
+}
+
+// expiringDays is the horizon of the expiring-batches metric.
+const expiringDays = 7
+
+// backOfficeStats is what the back-office metrics report, read from this
+// node's state (so every node reports the same, up to its applied index).
+type backOfficeStats struct {
+	// Documents counts documents by status and type.
+	Documents map[[2]string]int64
+	// Per store: sales not yet costed (events after the costed cursor),
+	// batches with stock expiring within expiringDays, excise journal
+	// rows, stock positions below zero.
+	Backlog, Expiring, Excise, Negative map[storeline.StoreID]int64
+	Conflicts                           int64
+}
+
+// backOfficeStats reads the back office's figures at now (the expiry
+// horizon's start).
+func (n *Node) backOfficeStats(now time.Time) (*backOfficeStats, error) {
+	s := &backOfficeStats{Documents: map[[2]string]int64{}, Backlog: map[storeline.StoreID]int64{},
+		Expiring: map[storeline.StoreID]int64{}, Excise: map[storeline.StoreID]int64{}, Negative: map[storeline.StoreID]int64{}}
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		// The stores: those in the master data and those that pushed.
+		stores := map[storeline.StoreID]*storeline.Store{}
+		err := rt.ScanMeta(rpStat, func(k string, _ []byte) (bool, error) {
+			stores[storeline.StoreID(k[len(rpStat):])] = nil
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := rt.ScanMeta(boDocN, func(k string, v []byte) (bool, error) {
+			st, typ, _ := strings.Cut(k[len(boDocN):], "\x00")
+			c, err := strconv.ParseInt(string(v), 10, 64)
+			s.Documents[[2]string{st, typ}] = c
+			return err == nil, err
+		}); err != nil {
+			return err
+		}
+		if s.Conflicts, err = readCount(rt, boConflicts); err != nil {
+			return err
+		}
+		b := &txBook{rt: rt}
+		ids := []storeline.StoreID{}
+		for id := range stores {
+			ids = append(ids, id)
+		}
+		var masters []storeline.StoreID
+		if err := n.rep.ScanMaster(storeline.KindStore, "", func(rec storeline.Record) error {
+			masters = append(masters, rec.(*storeline.Store).ID)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range masters {
+			if _, ok := stores[id]; !ok {
+				ids = append(ids, id)
+			}
+		}
+		for _, id := range ids {
+			from, _, err := readPosition(rt, boCogs+string(id))
+			if err != nil {
+				return err
+			}
+			ms, err := marks(rt, id)
+			if err != nil {
+				return err
+			}
+			var backlog int64
+			for _, m := range ms {
+				switch {
+				case m.Epoch > from.Epoch:
+					backlog += int64(m.Seq)
+				case m.Epoch == from.Epoch && m.Seq > from.Seq:
+					backlog += int64(m.Seq - from.Seq)
+				}
+			}
+			s.Backlog[id] = backlog
+			if s.Excise[id], err = readCount(rt, boExcise+string(id)); err != nil {
+				return err
+			}
+			if s.Negative[id], err = readCount(rt, boNegN+string(id)); err != nil {
+				return err
+			}
+			st, ok := b.Store(id)
+			if b.err != nil {
+				return b.err
+			}
+			loc := time.UTC
+			if ok {
+				if l, err := st.Location(); err == nil {
+					loc = l
+				}
+			}
+			until := storeline.DateOf(now.AddDate(0, 0, expiringDays), loc)
+			var expiring int64
+			if err := rt.ScanMeta(boBatch+string(id)+"\x00", func(_ string, v []byte) (bool, error) {
+				var bt storeline.Batch
+				if err := msgpack.Unmarshal(v, &bt); err != nil {
+					return false, err
+				}
+				if bt.Qty.IsPositive() && bt.Expiry != "" && bt.Expiry <= until {
+					expiring++
+				}
+				return true, nil
+			}); err != nil {
+				return err
+			}
+			s.Expiring[id] = expiring
+		}
+		return nil
+	})
+	return s, err
+}
+
+// boDocTypes are the document types, the values of the documents
+// metric's type label.
+var boDocTypes = []storeline.DocType{storeline.DocIncomingInvoice, storeline.DocSupplierReturn, storeline.DocTransfer,
+	storeline.DocTransferReceipt, storeline.DocStocktake, storeline.DocWriteOff, storeline.DocProduction, storeline.DocRepricing}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/storeline/storeline"
 )
 
 // metrics is a prometheus.Collector over this node's own raft.Stats(),
@@ -20,11 +22,17 @@ type metrics struct {
 
 	state, term, lastLog, commit, applied, fsmPending, lastContact,
 	fsmApplies, leaderCh, hbFail, members, voters, snapIndex *prometheus.Desc
+
+	// The back office's, from FSM state (backoffice_reports.go).
+	boDocs, boRepricing, boBacklog, boExpiring, boExcise, boConflicts, boNegative *prometheus.Desc
 }
 
 func newMetrics(n *Node) *metrics {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("storeline_central_"+name, help, labels, prometheus.Labels{"node": n.cfg.NodeID})
+	}
+	bo := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("storeline_backoffice_"+name, help, labels, prometheus.Labels{"node": n.cfg.NodeID})
 	}
 	return &metrics{
 		n:           n,
@@ -41,6 +49,14 @@ func newMetrics(n *Node) *metrics {
 		hbFail:      d("heartbeat_failures_total", "Failed heartbeats to followers this node observed as leader."),
 		members:     d("gossip_members", "Members alive in this node's gossip view."),
 		voters:      d("raft_voters", "Voters in the Raft configuration."),
+
+		boDocs:      bo("documents", "Documents by status (draft, posted, cancelled) and type.", "status", "type"),
+		boRepricing: bo("repricing_drafts", "Repricing documents drafted (by rules or by hand) and not yet posted or cancelled."),
+		boBacklog:   bo("cost_backlog_events", "Events of a shop central applied after its last costed sale (not yet costed).", "store"),
+		boExpiring:  bo("expiring_batches", "Batches with stock left expiring within 7 days (in the shop's time zone).", "store"),
+		boExcise:    bo("excise_journal_entries_total", "Movements of excise goods in a shop's excise journal.", "store"),
+		boConflicts: bo("serial_conflicts", "Serials of marked goods with more sales (and write-offs) than returns over every shop."),
+		boNegative:  bo("negative_stock_positions", "Items whose stock at a shop (over its departments) is below zero in central's books.", "store"),
 	}
 }
 
@@ -73,7 +89,8 @@ func (m *metrics) observe(r *raft.Raft) {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.fsmApplies, m.leaderCh, m.hbFail, m.members, m.voters} {
+	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.fsmApplies, m.leaderCh, m.hbFail, m.members, m.voters,
+		m.boDocs, m.boRepricing, m.boBacklog, m.boExpiring, m.boExcise, m.boConflicts, m.boNegative} {
 		ch <- d
 	}
 }
@@ -122,4 +139,30 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		members = float64(m.n.ml.NumMembers())
 	}
 	g(m.members, members)
+	m.collectBackOffice(ch)
+}
+
+// collectBackOffice reports the back office's figures; a read error
+// leaves them out of this scrape (an absent series, not a wrong one).
+func (m *metrics) collectBackOffice(ch chan<- prometheus.Metric) {
+	s, err := m.n.backOfficeStats(time.Now())
+	if err != nil {
+		return
+	}
+	g := func(d *prometheus.Desc, v int64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), l...)
+	}
+	for _, st := range []storeline.DocStatus{storeline.DocDraft, storeline.DocPosted, storeline.DocCancelled} {
+		for _, t := range boDocTypes {
+			g(m.boDocs, s.Documents[[2]string{string(st), string(t)}], string(st), string(t))
+		}
+	}
+	g(m.boRepricing, s.Documents[[2]string{string(storeline.DocDraft), string(storeline.DocRepricing)}])
+	g(m.boConflicts, s.Conflicts)
+	for store, v := range s.Backlog {
+		g(m.boBacklog, v, string(store))
+		g(m.boExpiring, s.Expiring[store], string(store))
+		g(m.boNegative, s.Negative[store], string(store))
+		ch <- prometheus.MustNewConstMetric(m.boExcise, prometheus.CounterValue, float64(s.Excise[store]), string(store))
+	}
 }
