@@ -1,13 +1,32 @@
 // Package simtest is the seeded whole-chain simulation: one seed fixes a
-// schedule of till traffic, head-office price changes and faults (shops cut
-// off from central, slow, severed and duplicated links through
-// internal/faultproxy; shop nodes and central nodes stopped and reopened on
-// the same directories and addresses) against a real 3-node central (Raft
-// over loopback TCP, Badger on disk) and real shop nodes. Every run then
-// heals everything, waits for convergence and checks the same promises:
-// every acknowledged event exactly once at its shop and at every central
-// node, conservation per asset at every replica, the shops' balances equal
-// at every central node, and every head-office price at every shop.
+// schedule of till traffic, head-office changes and faults against a real
+// 3-node central (Raft over loopback TCP, Badger on disk) and real shop
+// nodes, each shop's clock skewed by minutes (node.Config.Clock, read by
+// its HLC and its till).
+//
+// The till traffic goes through each shop's tills' HTTP API (posbridge on
+// loopback), as a till would send it: seller sessions, shifts opened and
+// closed (the Z report checked against what the till rang), receipts paid
+// cash or by card, some with a loyalty card, returns on the manager's
+// session, cash in and out, document drafts, customers registered, and
+// now and then the same request sent again (answered 200 with the stored
+// fact). The one exception is the sale of an item head office never knew,
+// appended to the shop's ledger directly (no till can ring it up through
+// the API), which central must reject. Head office changes prices, items
+// and customers during the run. Faults: shops cut off from central, slow,
+// severed and duplicated links (internal/faultproxy); acknowledged batches
+// pushed to central again; shop nodes stopped and reopened (their clock
+// sometimes reset by minutes); central leaders and followers stopped and
+// reopened on the same directories and addresses.
+//
+// Every run then heals everything, waits for convergence, pushes every
+// shop's acknowledged journal once more (it must reach central's apply
+// path and apply nothing) and checks the same promises: every
+// acknowledged event exactly once at its shop and at every central node,
+// with the shop's HLC time, rising along the shop's journal; conservation
+// per asset at every replica; the shops' balances (stock, cash, sales)
+// equal at every central node; and every head-office price, item name and
+// customer shown by every shop's tills' API.
 //
 // Raft, Badger and the replication loops run their own goroutines and
 // timers, so a seed fixes the schedule, not the interleaving: a failing
