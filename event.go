@@ -27,6 +27,9 @@ const (
 	// balances by its stored postings alone: stock delivered by a posted
 	// document, loyalty rights granted to a shop. Its body says why.
 	KindTransfer EventKind = "transfer"
+	// KindPointsHandback is a shop handing a customer's loyalty rights
+	// back to head office (loyalty.go).
+	KindPointsHandback EventKind = "points_handback"
 )
 
 // SchemaVersion is the version of event bodies this build writes. Stored
@@ -78,6 +81,8 @@ func NewBody(k EventKind) (Body, error) {
 		return &CustomerRegistered{}, nil
 	case KindTransfer:
 		return &Transfer{}, nil
+	case KindPointsHandback:
+		return &PointsHandback{}, nil
 	}
 	return nil, Errorf(Invalid, "storeline.NewBody", "unknown event kind %q", k)
 }

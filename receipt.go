@@ -356,6 +356,9 @@ type Return struct {
 	Reason   string
 	Lines    []Line
 	Refunds  []Payment
+	// Loyalty: the points the original receipt earned that this return
+	// takes back (loyalty.go).
+	Points *PointsReversal `msgpack:",omitempty"`
 
 	Total decimal.Decimal
 	VAT   []VATSum
@@ -383,7 +386,7 @@ func (r *Return) Compute() error {
 	if !cash.Add(other).Equal(total) {
 		return Invalidf("refunds", "refunds %s differ from the return's total %s", cash.Add(other), total)
 	}
-	return nil
+	return r.Points.check()
 }
 
 // stripField removes a leading field name from an error's field, so a
@@ -404,5 +407,6 @@ func stripField(name string, err error) error {
 
 // Postings of a return reverse a sale's.
 func (r *Return) Postings(store StoreID) ([]Posting, error) {
-	return salePostings(store, r.Terminal, r.Currency, r.Lines, r.Refunds, decimal.Zero, true), nil
+	ps := salePostings(store, r.Terminal, r.Currency, r.Lines, r.Refunds, decimal.Zero, true)
+	return append(ps, r.Points.postings(store)...), nil
 }

@@ -69,6 +69,9 @@ type Config struct {
 	MaxStatsDays int
 	// MaxPageSize bounds a page of catalogue changes served to a till.
 	MaxPageSize int
+	// PointsFloat is the loyalty rights per customer the shop keeps when
+	// it hands the rest back to central (online, after a receipt).
+	PointsFloat int64
 
 	// WeighedLayout is the chain's in-store weighed barcode layout.
 	WeighedLayout storeline.WeighedLayout
@@ -76,6 +79,9 @@ type Config struct {
 	// MaxClockSkew is how far ahead of the local wall clock a remote HLC
 	// time may be before it is clamped and reported rather than adopted.
 	MaxClockSkew time.Duration
+	// Clock is the node's wall clock, read by its HLC (nil: time.Now). The
+	// simulation (internal/simtest) gives each shop a skewed one.
+	Clock func() time.Time
 
 	// Ledger limits, passed to ledger.Options (see there): the size of a
 	// preallocated WAL segment, the events and bytes committed by one
@@ -86,6 +92,9 @@ type Config struct {
 	MaxBatchBytes   int
 	QueueDepth      int
 	CheckpointBytes int64
+	// MemTableBytes is Badger's memtable size (0: the ledger's default).
+	// The simulation runs many nodes at once with small ones.
+	MemTableBytes int64
 
 	// Replication is the link to central; empty Central is standalone.
 	Replication ReplicationConfig
@@ -125,6 +134,7 @@ func DefaultConfig() Config {
 		MaxShiftDays:      bc.MaxShiftDays,
 		MaxStatsDays:      bc.MaxStatsDays,
 		MaxPageSize:       bc.MaxPageSize,
+		PointsFloat:       bc.PointsFloat,
 		WALSegmentBytes:   lo.WALSegmentBytes,
 		MaxBatchEvents:    lo.MaxBatchEvents,
 		MaxBatchBytes:     lo.MaxBatchBytes,
@@ -266,6 +276,9 @@ func (c Config) ledgerOptions(clock *crdt.Clock) ledger.Options {
 	o.MaxBatchBytes = c.MaxBatchBytes
 	o.QueueDepth = c.QueueDepth
 	o.CheckpointBytes = c.CheckpointBytes
+	if c.MemTableBytes > 0 {
+		o.MemTableBytes = c.MemTableBytes
+	}
 	return o
 }
 

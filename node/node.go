@@ -66,9 +66,17 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, erro
 		cfg:     cfg,
 		log:     logger.With("store", string(cfg.StoreID)),
 		reg:     reg,
-		clock:   crdt.NewClock(time.Now, cfg.MaxClockSkew),
+		clock:   crdt.NewClock(wallClock(cfg.Clock), cfg.MaxClockSkew),
 		serveCh: make(chan error, 2),
 	}, nil
+}
+
+// wallClock is the configured clock, or time.Now.
+func wallClock(c func() time.Time) func() time.Time {
+	if c == nil {
+		return time.Now
+	}
+	return c
 }
 
 // Start opens the ledger, provisions the configured terminals, binds both

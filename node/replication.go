@@ -36,6 +36,10 @@ type ReplicationConfig struct {
 	RequestTimeout time.Duration
 	BackoffMin     time.Duration
 	BackoffMax     time.Duration
+	// LoyaltyTimeout bounds a loyalty call to central made while a till
+	// waits (a reservation, a card's balance); past it the shop is offline
+	// for loyalty (loyalty.go). Zero means the default, one second.
+	LoyaltyTimeout time.Duration
 }
 
 // Enabled reports whether the node replicates.
@@ -47,6 +51,7 @@ func defaultReplication() ReplicationConfig {
 		MaxBatchEvents: d.MaxBatchEvents, MaxBatchBytes: d.MaxBatchBytes, PageItems: d.PageItems,
 		PushInterval: d.PushInterval, PollWait: d.PollWait, RequestTimeout: d.RequestTimeout,
 		BackoffMin: d.BackoffMin, BackoffMax: d.BackoffMax,
+		LoyaltyTimeout: defaultLoyaltyTimeout,
 	}
 }
 
@@ -79,6 +84,9 @@ func (c Config) validateReplication() error {
 	}
 	if err := cc.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("Replication: %w", err))
+	}
+	if r.LoyaltyTimeout < 0 || r.LoyaltyTimeout > maxLoyaltyTimeout {
+		errs = append(errs, fmt.Errorf("Replication.LoyaltyTimeout: %v out of range [0, %v] (0: %v)", r.LoyaltyTimeout, maxLoyaltyTimeout, defaultLoyaltyTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -144,22 +152,27 @@ func (a ledgerLocal) SetMeta(ctx context.Context, key string, val []byte) error 
 	return a.l.SetMeta(ctx, key, val)
 }
 
-func (a ledgerLocal) ApplyPage(ctx context.Context, p replication.LocalPage) (uint64, error) {
+func (a ledgerLocal) MasterVersion() uint64 { return a.l.MasterVersion() }
+
+func (a ledgerLocal) ApplyPage(ctx context.Context, p replication.LocalPage) (replication.PageResult, error) {
 	pp := ledger.PulledPage{CursorKey: p.CursorKey, From: p.From, To: p.To, Events: p.Events, Meta: p.Meta}
 	pp.Records = make([]ledger.PulledRecord, len(p.Changes))
 	for i, c := range p.Changes {
 		pp.Records[i] = ledger.PulledRecord{Kind: c.Kind, ID: c.ID, Record: c.Record}
 	}
+	if sw := p.Sweep; sw != nil {
+		pp.Sweep = &ledger.PulledSweep{After: sw.After, Below: sw.Below, Kinds: replication.SweptKinds, Limit: sw.Limit}
+	}
 	res, err := a.l.ApplyPulled(ctx, pp)
 	if err != nil {
-		return 0, err
+		return replication.PageResult{}, err
 	}
 	for _, e := range res.Refused {
 		// A refused event disagrees with what this node holds (the same
 		// ID with another body): reported, never retried.
 		a.log.Error("replication: pulled event refused", "err", e)
 	}
-	return res.MasterVersion, nil
+	return replication.PageResult{MasterVersion: res.MasterVersion, Swept: res.Swept, SweptTo: res.SweptTo}, nil
 }
 
 // replicationState is what /v1/health reports.

@@ -51,6 +51,7 @@ func (c Config) bridgeConfig(led *ledger.Ledger) posbridge.Config {
 	b.MaxShiftDays = c.MaxShiftDays
 	b.MaxStatsDays = c.MaxStatsDays
 	b.MaxPageSize = c.MaxPageSize
+	b.PointsFloat = c.PointsFloat
 	if c.Version != "" {
 		b.Version = c.Version
 	}
@@ -65,6 +66,11 @@ func (n *Node) tillHandler() (http.Handler, error) {
 	b.Logger = n.log.With("api", "till")
 	b.Replication = n.replicationState
 	if n.repl != nil {
+		pb, err := n.pointsBroker() // loyalty.go
+		if err != nil {
+			return nil, err
+		}
+		b.Points = pb
 		b.ReplicationSync = func() (bool, time.Time) {
 			st := n.repl.Status()
 			return st.Reachable, st.LastSync

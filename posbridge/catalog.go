@@ -344,53 +344,6 @@ type cardOut struct {
 	Points   *pointsOut         `json:"points,omitempty"`
 }
 
-// pointsOut is a loyalty customer's points as this node knows them:
-// balance over every shop whose events have reached it, and rights_here,
-// the points this shop may take now (before the programme's share of a
-// receipt).
-type pointsOut struct {
-	Programme  storeline.ProgrammeID `json:"programme"`
-	Balance    int64                 `json:"balance"`
-	RightsHere int64                 `json:"rights_here"`
-	PointValue string                `json:"point_value"`
-	MaxShare   string                `json:"max_share"`
-}
-
-// cardPoints reads a customer's points in the programme of the shop's
-// currency, or nil when the shop runs none.
-func (s *Server) cardPoints(c storeline.CustomerID) (*pointsOut, error) {
-	st, _, err := s.store()
-	if err != nil {
-		return nil, err
-	}
-	rules, err := s.cat.Rules()
-	if err != nil {
-		return nil, err
-	}
-	p, ok := rules.ProgrammeFor(st.Currency)
-	if !ok {
-		return nil, nil
-	}
-	out := &pointsOut{Programme: p.ID, PointValue: p.PointValue.String(), MaxShare: p.MaxShare.String()}
-	asset := storeline.PointsAsset(p.ID)
-	here := storeline.PointsAccount(p.ID, c, s.cfg.Store)
-	// The trailing slash keeps customer "c1" from matching "c10".
-	bs, err := s.cfg.Balances(strings.TrimSuffix(here, string(s.cfg.Store)))
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range bs {
-		if b.Asset != asset {
-			continue
-		}
-		out.Balance += b.Amount.IntPart()
-		if b.Account == here {
-			out.RightsHere = b.Amount.IntPart()
-		}
-	}
-	return out, nil
-}
-
 type customerOut struct {
 	ID    storeline.CustomerID  `json:"id"`
 	Name  string                `json:"name"`
@@ -417,7 +370,7 @@ func (s *Server) getCard(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	out := cardOut{Code: card.Code, Kind: card.Kind, Blocked: card.Blocked, Seller: card.Seller}
 	if card.Kind == storeline.LoyaltyCard {
 		var err error
-		if out.Points, err = s.cardPoints(card.Customer); err != nil {
+		if out.Points, err = s.cardPoints(r.Context(), card.Customer); err != nil {
 			return err
 		}
 		var c storeline.Customer

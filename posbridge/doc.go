@@ -43,6 +43,11 @@
 //     per-customer lock held until the append is durable, so the shop
 //     never spends beyond its rights; beyond them is a 409 naming the
 //     payment's points. A retry keeps the points of the first attempt.
+//     Online (Config.Points), a shortfall is first reserved at central by
+//     receipt ID and points earned above PointsFloat are handed back;
+//     offline, spends are also held to the programme's daily offline cap.
+//     A return takes back what its receipt earned; points already spent
+//     become the customer's debt, never a refusal.
 //   - Bad input changes nothing and is answered application/problem+json
 //     naming the field; error kinds map to statuses in one table
 //     (problem.go). Internal errors are logged and sent without detail.

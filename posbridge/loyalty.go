@@ -1,10 +1,16 @@
 package posbridge
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/pricing"
@@ -15,11 +21,52 @@ import (
 // money by the programme's ratio. The points a shop may spend for a
 // customer are its rights in the customer's bounded counter, kept as the
 // balance of storeline.PointsAccount(programme, customer, store): earning
-// here adds to it, paying here takes from it, and only this store's
-// receipts take from it. So a spend checked against that balance, with no
-// other spend for the customer between the check and the durable append,
-// never overdraws, online or not. Rights granted by head office and
-// reservations of a shortfall there are not handled here yet.
+// here adds to it, rights head office moves here add to it, paying here
+// and handing rights back take from it, and only this store's events take
+// from it. So a spend checked against that balance, with no other spend
+// for the customer between the check and the durable append, never
+// overdraws, online or not.
+//
+// Online (Config.Points set and central reachable), a spend beyond the
+// shop's rights first reserves the shortfall at central, keyed by the
+// receipt's ID; the granted rights arrive as a central event applied to
+// the ledger before the check. Offline, only the rights held here may be
+// spent, and at most the programme's DailyOfflineCap per customer and
+// business day. After a receipt, a shop online hands rights above
+// Config.PointsFloat back to central. A return takes back the points its
+// receipt earned; what the customer has already spent becomes a recorded
+// debt, never a refusal.
+
+// PointsBroker is head office's side of loyalty as the node reaches it;
+// nil for a standalone node (its own rights only, no offline cap).
+type PointsBroker interface {
+	// Online reports whether central answered lately.
+	Online() bool
+	// Reserve asks central to move points of the customer's rights here
+	// for receipt; asking again for the same receipt gives the same
+	// answer. On return, granted rights are in the ledger. available is
+	// central's rights for the customer after the answer. An error of
+	// kind Unavailable means central could not be reached (outcome
+	// unknown: a grant still arrives through replication).
+	Reserve(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, receipt storeline.EventID, points int64) (granted, available int64, err error)
+	// Points is central's view of the customer's points, asked with a
+	// short timeout; when central cannot answer, the last answer kept
+	// (fresh false), or an Unavailable error if there is none.
+	Points(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID) (p CentralPoints, fresh bool, err error)
+	// OfflineSpent is the points the customer paid here on date while
+	// central was unreachable; AddOfflineSpent adds n, durably, before the
+	// receipt that pays them is appended.
+	OfflineSpent(prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) (int64, error)
+	AddOfflineSpent(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date, n int64) error
+}
+
+// CentralPoints is head office's view of a customer's points: the balance
+// over every holder of rights, the points owed for returns, and central's
+// own rights (what a reservation may take); AsOf is when it was asked.
+type CentralPoints struct {
+	Balance, Debt, CentralRights int64
+	AsOf                         time.Time
+}
 
 // pointsLocks serialise the check and append of points payments per
 // customer (striped: a bounded set of locks).
@@ -31,6 +78,46 @@ func (l *pointsLocks) lock(c storeline.CustomerID) func() {
 	m := &l[h.Sum32()%uint32(len(l))]
 	m.Lock()
 	return m.Unlock
+}
+
+// loyaltyMetrics are the node's loyalty counters.
+type loyaltyMetrics struct {
+	reservations *prometheus.CounterVec
+	capRefused   prometheus.Counter
+	debt         prometheus.Counter
+	handedBack   prometheus.Counter
+}
+
+func newLoyaltyMetrics(reg prometheus.Registerer) (loyaltyMetrics, error) {
+	m := loyaltyMetrics{
+		reservations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "storeline_loyalty_reservations_total",
+			Help: "Reservations of a points shortfall at central, by outcome (ok, refused: central held too few, unavailable: central unreachable).",
+		}, []string{"outcome"}),
+		capRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_loyalty_offline_cap_refusals_total",
+			Help: "Points payments refused offline because they passed the customer's daily offline cap.",
+		}),
+		debt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_loyalty_debt_points_total",
+			Help: "Points recorded as customers' debt by returns of goods whose points were already spent.",
+		}),
+		handedBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_loyalty_handed_back_points_total",
+			Help: "Points of rights handed back to central above the shop's float.",
+		}),
+	}
+	for _, o := range []string{"ok", "refused", "unavailable"} {
+		m.reservations.WithLabelValues(o)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.reservations, m.capRefused, m.debt, m.handedBack} {
+			if err := reg.Register(c); err != nil {
+				return m, fmt.Errorf("register loyalty metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
 }
 
 // convertPoints picks the receipt's programme (for a known customer) and
@@ -83,11 +170,18 @@ func (s *Server) convertPoints(rc *storeline.Receipt) (*storeline.LoyaltyProgram
 // the shop may take now.
 var errPointsShort = errors.New("points beyond what this shop may take now")
 
+// rights is the shop's rights for the customer: its account's balance.
+func (s *Server) rights(prog storeline.ProgrammeID, c storeline.CustomerID) (int64, error) {
+	bal, err := s.led.Balance(storeline.PointsAccount(prog, c, s.cfg.Store), storeline.PointsAsset(prog))
+	return bal.IntPart(), err
+}
+
 // reservePoints sets the points the receipt earns, and checks its points
-// payments against the shop's rights and the programme's share of the
-// receipt. On success the customer's lock is held until the returned
-// function is called, which the caller does after the append.
-func (s *Server) reservePoints(id storeline.EventID, rc *storeline.Receipt, prog *storeline.LoyaltyProgramme) (func(), error) {
+// payments against the shop's rights (reserving a shortfall at central
+// when online), the daily offline cap (offline), and the programme's
+// share of the receipt. On success the customer's lock is held until the
+// returned function is called, which the caller does after the append.
+func (s *Server) reservePoints(ctx context.Context, id storeline.EventID, date storeline.Date, rc *storeline.Receipt, prog *storeline.LoyaltyProgramme) (func(), error) {
 	nop := func() {}
 	if prog == nil {
 		return nop, nil
@@ -117,23 +211,260 @@ func (s *Server) reservePoints(id storeline.EventID, rc *storeline.Receipt, prog
 		return nop, nil
 	}
 	unlock := s.points.lock(rc.Customer)
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
 	// A concurrent copy of this receipt may have been appended while this
 	// one waited: its retry is answered by the append, not refused.
 	if prior, err := s.prior(id, storeline.KindReceipt); err != nil || prior != nil {
+		ok = err == nil
 		return unlock, err
 	}
-	bal, err := s.led.Balance(storeline.PointsAccount(prog.ID, rc.Customer, s.cfg.Store), storeline.PointsAsset(prog.ID))
+	rights, err := s.rights(prog.ID, rc.Customer)
 	if err != nil {
-		unlock()
 		return nop, err
 	}
-	rights := bal.IntPart()
-	may := pricing.Spendable(prog, rights, rc.Total, -1)
-	if spend > may {
-		unlock()
-		s.m.pointsRefused.Inc()
-		return nop, &storeline.Error{Kind: storeline.Conflict, Field: fmt.Sprintf("payments[%d].points", at),
-			Err: fmt.Errorf("%w: %d points asked, %d may be taken now (rights here %d, at most %s%% of the receipt)", errPointsShort, spend, may, rights, prog.MaxShare)}
+	b := s.cfg.Points
+	offline := b != nil && !b.Online()
+	centralHas := int64(0)
+	byShare := pricing.Spendable(prog, storeline.MaxPoints, rc.Total, -1)
+	if short := spend - rights; short > 0 && spend <= byShare && b != nil {
+		granted, avail, err := b.Reserve(ctx, prog.ID, rc.Customer, id, short)
+		switch {
+		case err == nil:
+			offline, centralHas = false, avail
+			if granted > 0 {
+				s.lm.reservations.WithLabelValues("ok").Inc()
+			} else {
+				s.lm.reservations.WithLabelValues("refused").Inc()
+			}
+			if rights, err = s.rights(prog.ID, rc.Customer); err != nil {
+				return nop, err
+			}
+		case storeline.KindOf(err) == storeline.Unavailable:
+			s.lm.reservations.WithLabelValues("unavailable").Inc()
+			offline = true
+		default:
+			return nop, err
+		}
 	}
+	capLeft := int64(-1)
+	if offline {
+		used, err := b.OfflineSpent(prog.ID, rc.Customer, date)
+		if err != nil {
+			return nop, err
+		}
+		capLeft = max(prog.DailyOfflineCap-used, 0)
+	}
+	if may := pricing.Spendable(prog, rights, rc.Total, capLeft); spend > may {
+		s.m.pointsRefused.Inc()
+		why := fmt.Sprintf("rights here %d, at most %s%% of the receipt", rights, prog.MaxShare)
+		switch {
+		case offline && pricing.Spendable(prog, rights, rc.Total, -1) > may:
+			s.lm.capRefused.Inc()
+			why += fmt.Sprintf("; offline, %d left of the customer's daily cap of %d", capLeft, prog.DailyOfflineCap)
+		case offline:
+			why += "; offline: central cannot be asked for more"
+		case b != nil:
+			// Online, a retry with fewer points may reserve what central has.
+			may = pricing.Spendable(prog, rights+centralHas, rc.Total, -1)
+			why += fmt.Sprintf(", central holds %d more", centralHas)
+		}
+		return nop, &storeline.Error{Kind: storeline.Conflict, Field: fmt.Sprintf("payments[%d].points", at),
+			Err: fmt.Errorf("%w: %d points asked, %d may be taken now (%s)", errPointsShort, spend, may, why)}
+	}
+	if offline {
+		// Counted before the append: a crash between the two counts points
+		// never paid against the cap, which errs on the safe side.
+		if err := b.AddOfflineSpent(ctx, prog.ID, rc.Customer, date, spend); err != nil {
+			return nop, err
+		}
+	}
+	ok = true
 	return unlock, nil
+}
+
+// derivedID is the ID of an event the node authors because of another
+// (a hand-back after a receipt): a function of that event's ID, so a
+// retry derives the same one.
+func derivedID(why string, id storeline.EventID) storeline.EventID {
+	h := sha256.Sum256(append([]byte(why+"\x00"), id[:]...))
+	var out storeline.EventID
+	copy(out[:], h[:16])
+	out[6] = out[6]&0x0f | 0x80 // UUID version 8
+	out[8] = out[8]&0x3f | 0x80
+	return out
+}
+
+// handBack hands the points a receipt earned back to central, as far as
+// the customer's rights here pass the float, when central is reachable:
+// rights held by one shop are of no use to the customer's next visit
+// elsewhere. Rights central pre-granted here stay. A failure is logged:
+// the receipt is already durable.
+func (s *Server) handBack(ctx context.Context, ev storeline.Event) {
+	rc, ok := ev.Body.(*storeline.Receipt)
+	b := s.cfg.Points
+	if !ok || rc.Programme == "" || rc.Earned == 0 || b == nil || !b.Online() {
+		return
+	}
+	unlock := s.points.lock(rc.Customer)
+	defer unlock()
+	rights, err := s.rights(rc.Programme, rc.Customer)
+	if err == nil && rights > s.cfg.PointsFloat {
+		n := min(rights-s.cfg.PointsFloat, rc.Earned)
+		h := &storeline.PointsHandback{Programme: rc.Programme, Customer: rc.Customer, Points: n}
+		var created bool
+		if _, created, err = s.appendEvent(ctx, derivedID("points-handback", ev.ID), s.cfg.Now(), ev.BusinessDate, h); err == nil && created {
+			s.lm.handedBack.Add(float64(n))
+		}
+	}
+	if err != nil {
+		s.log.Warn("loyalty: hand-back failed", "receipt", ev.ID, "err", err)
+	}
+}
+
+// reversePoints works out what a return takes back of the points its
+// original receipt earned: pricing.Reverse of the receipt's points by the
+// money returned, from this shop's rights as far as they go, the rest a
+// debt. A retry keeps the first attempt's figures. On success the
+// customer's lock is held until the returned function is called, after
+// the append.
+func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Return) (func(), error) {
+	nop := func() {}
+	ev, err := s.led.Event(s.cfg.Store, orig)
+	if err != nil {
+		return nop, err
+	}
+	rc, ok := ev.Body.(*storeline.Receipt)
+	if !ok || rc.Programme == "" || rc.Earned == 0 {
+		return nop, nil
+	}
+	unlock := s.points.lock(rc.Customer)
+	done := false
+	defer func() {
+		if !done {
+			unlock()
+		}
+	}()
+	if prior, err := s.prior(self, storeline.KindReturn); err != nil || prior != nil {
+		if prior != nil {
+			ret.Points = prior.Body.(*storeline.Return).Points
+		}
+		done = err == nil
+		return unlock, err
+	}
+	earlier, err := s.led.ReturnsOf(orig)
+	if err != nil {
+		return nop, err
+	}
+	before := decimal.Zero
+	for _, e := range earlier {
+		if r, ok := e.Body.(*storeline.Return); ok && e.ID != self {
+			before = before.Add(r.Total)
+		}
+	}
+	back := pricing.Reverse(rc.Earned, rc.Total, before, ret.Total)
+	if back == 0 {
+		return nop, nil
+	}
+	rights, err := s.rights(rc.Programme, rc.Customer)
+	if err != nil {
+		return nop, err
+	}
+	rev := min(back, max(rights, 0))
+	ret.Points = &storeline.PointsReversal{Programme: rc.Programme, Customer: rc.Customer, Reversed: rev, Debt: back - rev}
+	if ret.Points.Debt > 0 {
+		// Counted when the return is checked; a refused append (rare: the
+		// ledger is failing) over-counts.
+		s.lm.debt.Add(float64(ret.Points.Debt))
+	}
+	done = true
+	return unlock, nil
+}
+
+// pointsOut is a loyalty customer's points. Balance and Debt are head
+// office's answer when it gave one (Source "central"), else the last
+// answer kept or, failing that, what this node's ledger knows (Source
+// "last_known", with AsOf if known). RightsHere is this shop's rights;
+// SpendableNow the points a receipt here may take now before the
+// programme's share of it: online, rights here plus central's; offline,
+// rights here within the daily offline cap.
+type pointsOut struct {
+	Programme    storeline.ProgrammeID `json:"programme"`
+	Balance      int64                 `json:"balance"`
+	Debt         int64                 `json:"debt"`
+	RightsHere   int64                 `json:"rights_here"`
+	SpendableNow int64                 `json:"spendable_now"`
+	Source       string                `json:"source"`
+	AsOf         *time.Time            `json:"as_of,omitempty"`
+	PointValue   string                `json:"point_value"`
+	MaxShare     string                `json:"max_share"`
+}
+
+// cardPoints reads a customer's points in the programme of the shop's
+// currency, or nil when the shop runs none.
+func (s *Server) cardPoints(ctx context.Context, c storeline.CustomerID) (*pointsOut, error) {
+	st, loc, err := s.store()
+	if err != nil {
+		return nil, err
+	}
+	rules, err := s.cat.Rules()
+	if err != nil {
+		return nil, err
+	}
+	p, ok := rules.ProgrammeFor(st.Currency)
+	if !ok {
+		return nil, nil
+	}
+	out := &pointsOut{Programme: p.ID, PointValue: p.PointValue.String(), MaxShare: p.MaxShare.String(), Source: "last_known"}
+	asset := storeline.PointsAsset(p.ID)
+	here := storeline.PointsAccount(p.ID, c, s.cfg.Store)
+	bs, err := s.cfg.Balances(storeline.PointsAccountPrefix(p.ID, c))
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		if b.Asset != asset {
+			continue
+		}
+		out.Balance += b.Amount.IntPart()
+		if b.Account == here {
+			out.RightsHere = b.Amount.IntPart()
+		}
+	}
+	debt, err := s.led.Balance(storeline.PointsDebtAccount(p.ID, c, s.cfg.Store), asset)
+	if err != nil {
+		return nil, err
+	}
+	out.Debt = -debt.IntPart()
+	out.SpendableNow = out.RightsHere
+	b := s.cfg.Points
+	if b == nil {
+		return out, nil
+	}
+	cp, fresh, err := b.Points(ctx, p.ID, c)
+	switch {
+	case err == nil:
+		out.Balance, out.Debt = cp.Balance, cp.Debt
+		at := cp.AsOf.UTC()
+		out.AsOf = &at
+		if fresh {
+			out.Source = "central"
+		}
+	case storeline.KindOf(err) != storeline.Unavailable:
+		return nil, err
+	}
+	if fresh && b.Online() {
+		out.SpendableNow = out.RightsHere + cp.CentralRights
+		return out, nil
+	}
+	used, err := b.OfflineSpent(p.ID, c, storeline.DateOf(s.cfg.Now(), loc))
+	if err != nil {
+		return nil, err
+	}
+	out.SpendableNow = min(out.RightsHere, max(p.DailyOfflineCap-used, 0))
+	return out, nil
 }

@@ -209,6 +209,9 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
+	if ok {
+		s.handBack(r.Context(), ev) // loyalty.go
+	}
 	writeJSON(w, created(ok), receiptOf(ev, ev.Body.(*storeline.Receipt)))
 	return nil
 }
@@ -282,7 +285,7 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 		if err := rc.Compute(); err != nil {
 			return none, false, err
 		}
-		unlock, err := s.reservePoints(in.ID, rc, prog)
+		unlock, err := s.reservePoints(ctx, in.ID, storeline.DateOf(*in.OccurredAt, loc), rc, prog)
 		if err != nil {
 			return none, false, err
 		}
@@ -384,6 +387,11 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		if err := s.checkReturnable(in.ID, *in.Original, ret.Lines); err != nil {
 			return err
 		}
+		unlock, err := s.reversePoints(in.ID, *in.Original, ret) // loyalty.go
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), ret)
 	if err != nil {

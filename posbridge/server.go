@@ -123,6 +123,11 @@ type Config struct {
 	ReplicationSync func() (reachable bool, lastSync time.Time)
 	// Version is the build's version, reported by /v1/health.
 	Version string
+	// Points reaches head office for loyalty rights (loyalty.go); nil for
+	// a standalone node. PointsFloat is the rights per customer a shop
+	// keeps when it hands the rest back to central.
+	Points      PointsBroker
+	PointsFloat int64
 }
 
 // DefaultConfig returns production-sane limits; the caller sets Store,
@@ -143,6 +148,7 @@ func DefaultConfig() Config {
 		MaxPageSize:   5000,
 		Replication:   func() string { return "standalone" },
 		Version:       "dev",
+		PointsFloat:   100,
 	}
 }
 
@@ -203,6 +209,9 @@ func (c Config) Validate() error {
 	if c.Replication == nil {
 		bad("Replication", "a replication state function is required")
 	}
+	if c.PointsFloat < 0 || c.PointsFloat > storeline.MaxPoints {
+		bad("PointsFloat", "%d out of [0, %d]", c.PointsFloat, int64(storeline.MaxPoints))
+	}
 	if len(errs) > 0 {
 		return storeline.E("posbridge.Config.Validate", storeline.Invalid, errors.Join(errs...))
 	}
@@ -221,7 +230,8 @@ type Server struct {
 	// cat and engine price from the ledger's master data (pricing.go).
 	cat    *pricing.MasterCatalog
 	engine *pricing.Engine
-	points pointsLocks // loyalty.go
+	points pointsLocks    // loyalty.go
+	lm     loyaltyMetrics // loyalty.go
 }
 
 type metrics struct {
@@ -273,6 +283,10 @@ func New(cfg Config) (*Server, error) {
 				return nil, storeline.E("posbridge.New", storeline.Internal, fmt.Errorf("register metrics: %w", err))
 			}
 		}
+	}
+	var err error
+	if s.lm, err = newLoyaltyMetrics(cfg.Registerer); err != nil {
+		return nil, storeline.E("posbridge.New", storeline.Internal, err)
 	}
 	s.routes()
 	return s, nil

@@ -228,12 +228,16 @@ func (s *Server) authenticate(r *http.Request) (storeline.StoreID, error) {
 	return st, nil
 }
 
+// Authenticate returns the store that sent r, as the replication handlers
+// authenticate it, for other calls served on the same listener.
+func (s *Server) Authenticate(r *http.Request) (storeline.StoreID, error) { return s.authenticate(r) }
+
 func (s *Server) readBody(r *http.Request, v any) error {
 	const op = "replication.readBody"
 	if ct := r.Header.Get("Content-Type"); ct != contentType {
 		return &storeline.Error{Op: op, Kind: storeline.Invalid, Field: "Content-Type", Err: fmt.Errorf("%q, want %s", ct, contentType)}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxRequestBytes))
+	b, err := readAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxRequestBytes), r.ContentLength, s.cfg.MaxRequestBytes)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return storeline.Errorf(storeline.TooLarge, op, "body over %d bytes", s.cfg.MaxRequestBytes)
@@ -243,6 +247,29 @@ func (s *Server) readBody(r *http.Request, v any) error {
 	}
 	s.bytes.WithLabelValues("in").Add(float64(len(b)))
 	return Decode(b, v)
+}
+
+// readAll is io.ReadAll into a buffer sized by the request's
+// Content-Length (within limit), so a push of megabytes is not copied
+// through a dozen growing buffers.
+func readAll(r io.Reader, length, limit int64) ([]byte, error) {
+	if length <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, min(length, limit)+1) // +1: the read that sees EOF
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow as ReadAll does
+		}
+	}
 }
 
 func (s *Server) push(w http.ResponseWriter, r *http.Request, caller storeline.StoreID) (any, error) {
@@ -270,8 +297,21 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, caller storeline.S
 // naming another store or holding another origin's event is Forbidden;
 // anything malformed (a bad version, a gap inside the batch, an event of
 // another epoch, an undecodable body, postings that do not balance) is
-// Invalid naming the field. Central's forwarding path calls it too.
+// Invalid naming the field.
 func CheckPush(caller storeline.StoreID, req *PushRequest) (Batch, error) {
+	return checkPush(caller, req, true)
+}
+
+// CheckPushEntry is CheckPush for a push that a node has already checked
+// whole (central's FSM, applying the log entry that node wrote): the same
+// checks but for the event bodies, which it leaves undecoded (Body nil)
+// for the caller to read what it needs of them. Decoding every body again
+// on every replica was most of the cost of applying a push.
+func CheckPushEntry(caller storeline.StoreID, req *PushRequest) (Batch, error) {
+	return checkPush(caller, req, false)
+}
+
+func checkPush(caller storeline.StoreID, req *PushRequest, decodeBodies bool) (Batch, error) {
 	const op = "replication.push"
 	if err := CheckVersion(req.V); err != nil {
 		return Batch{}, err
@@ -284,13 +324,16 @@ func CheckPush(caller storeline.StoreID, req *PushRequest) (Batch, error) {
 		return Batch{}, &storeline.Error{Op: op, Kind: storeline.Invalid, Field: "e", Err: errors.New("epochs start at 1")}
 	}
 	b := Batch{Store: caller, Epoch: req.Epoch, Events: make([]storeline.Event, 0, len(req.Events))}
+	if len(req.Events) > 0 && req.Events[0].Wire() != nil {
+		b.Wire = make([][]byte, 0, len(req.Events))
+	}
 	for i, we := range req.Events {
 		f := fmt.Sprintf("ev[%d]", i)
 		if storeline.StoreID(we.Origin) != caller {
 			return Batch{}, &storeline.Error{Op: op, Kind: storeline.Forbidden, Field: f + ".origin",
 				Err: fmt.Errorf("caller %s sends an event of origin %q", caller, we.Origin)}
 		}
-		ev, err := EventFromWire(we)
+		ev, err := eventFromWire(we, decodeBodies)
 		if err != nil {
 			return Batch{}, &storeline.Error{Op: op, Kind: storeline.Invalid, Field: f + "." + storeline.FieldOf(err), Err: err}
 		}
@@ -303,6 +346,13 @@ func CheckPush(caller storeline.StoreID, req *PushRequest) (Batch, error) {
 				Err: fmt.Errorf("seq %d after %d: a batch is dense", ev.Seq, b.Events[i-1].Seq)}
 		}
 		b.Events = append(b.Events, ev)
+		if b.Wire != nil {
+			if we.Wire() == nil {
+				b.Wire = nil
+			} else {
+				b.Wire = append(b.Wire, we.Wire())
+			}
+		}
 	}
 	return b, nil
 }

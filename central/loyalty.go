@@ -1,0 +1,486 @@
+package central
+
+// Loyalty rights at head office. A customer's points are a bounded counter
+// split into holders' accounts (storeline.PointsAccount): each shop's
+// rights, and central's, which grow when shops hand rights back
+// (storeline.PointsHandback events, ingested like any push). Central moves
+// its rights to a shop by a central-authored transfer, committed through
+// Raft by OpLoyaltyRights:
+//
+//   - a reservation: a shop online whose own rights fall short of a points
+//     payment asks for the shortfall, keyed by its receipt's ID;
+//   - a pre-grant: head office gives rights to a customer's usual shops
+//     (POST /v1/loyalty/grants), keyed by the grant's ID.
+//
+// Invariants:
+//
+//  1. The op reads central's rights and writes the transfer in the same
+//     FSM transaction, so two reservations racing at different nodes are
+//     ordered by Raft and never both take the same rights: central's
+//     account never goes below zero.
+//  2. The answer to (store, key) is stored with the transfer: asking again
+//     (the shop's answer was lost, the till retried) returns the first
+//     answer and moves nothing. A refusal writes nothing, so a later ask
+//     with the same key is decided afresh.
+//  3. The transfer is an ordinary central event touching the shop's
+//     account, so it also reaches the shop through its feed: a granted
+//     reservation whose answer never arrived still lands at the shop.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/replication"
+)
+
+// OpLoyaltyRights moves a customer's rights from central to a store.
+const OpLoyaltyRights = "loyalty.rights"
+
+// rpRights keys the stored answer of a rights move: store \0 key.
+const rpRights = "loy/r/"
+
+// maxRightsKey bounds the idempotency key of a rights move.
+const maxRightsKey = 100
+
+// maxLoyaltyBody bounds a loyalty request body on the replication listener.
+const maxLoyaltyBody = 4 << 10
+
+func loyaltyOps() []Op { return []Op{{OpLoyaltyRights, applyRights}} }
+
+// rightsPayload asks to move Points of the customer's rights from central
+// to Store; Key makes it idempotent per store.
+type rightsPayload struct {
+	Store     storeline.StoreID     `msgpack:"s"`
+	Programme storeline.ProgrammeID `msgpack:"p"`
+	Customer  storeline.CustomerID  `msgpack:"c"`
+	Points    int64                 `msgpack:"n"`
+	Key       string                `msgpack:"k"`
+	Why       string                `msgpack:"w"`
+}
+
+func (p *rightsPayload) check() error {
+	for _, f := range []struct{ name, v string }{{"store", string(p.Store)}, {"programme", string(p.Programme)}, {"customer", string(p.Customer)}} {
+		if err := storeline.CheckID(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if p.Store == storeline.Central {
+		return storeline.Invalidf("store", "rights move from central to a store")
+	}
+	if p.Points <= 0 || p.Points > storeline.MaxPoints {
+		return storeline.Invalidf("points", "points %d out of [1, %d]", p.Points, int64(storeline.MaxPoints))
+	}
+	if p.Key == "" || len(p.Key) > maxRightsKey || strings.ContainsRune(p.Key, 0) {
+		return storeline.Invalidf("id", "a rights move needs a key of 1 to %d bytes", maxRightsKey)
+	}
+	return nil
+}
+
+// RightsAnswer is the outcome of a rights move. Granted is the points moved
+// to the store (0: refused, central holds too few); Available is central's
+// rights for the customer after the move; Seq the position of the transfer
+// event (origin central, epoch 1); Event the event itself, for the shop
+// to apply at once (filled by the answering node, not stored).
+type RightsAnswer struct {
+	Granted   int64                  `msgpack:"g"`
+	Available int64                  `msgpack:"a"`
+	Seq       uint64                 `msgpack:"q,omitempty"`
+	Event     *replication.WireEvent `msgpack:"e,omitempty"`
+}
+
+// rightsEventID is the transfer's event ID: a function of (store, key), so
+// every replica derives the same one.
+func rightsEventID(store storeline.StoreID, key string) storeline.EventID {
+	h := sha256.Sum256([]byte("loyalty-rights\x00" + string(store) + "\x00" + key))
+	var id storeline.EventID
+	copy(id[:], h[:16])
+	id[6] = id[6]&0x0f | 0x80 // UUID version 8: application-defined
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+func pointsBalance(tx *Tx, account string, asset storeline.Asset) (int64, error) {
+	v, err := tx.Meta(balKey(account, asset))
+	if err != nil || v == nil {
+		return 0, err
+	}
+	d, err := decimal.NewFromString(string(v))
+	if err != nil {
+		return 0, fmt.Errorf("balance %s: %w", account, err)
+	}
+	return d.IntPart(), nil
+}
+
+func applyRights(tx *Tx, payload []byte) ([]byte, error) {
+	var p rightsPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable rights move: %v", err)
+	}
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	key := rpRights + string(p.Store) + "\x00" + p.Key
+	if prior, err := tx.Meta(key); err != nil || prior != nil {
+		return prior, err // asked before: the same answer (invariant 2)
+	}
+	ok, err := tx.GetMaster(storeline.KindStore, string(p.Store), nil)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &storeline.Error{Kind: storeline.NotFound, Field: "store", Err: fmt.Errorf("no store %q", p.Store)}
+	}
+	asset := storeline.PointsAsset(p.Programme)
+	from := storeline.PointsAccount(p.Programme, p.Customer, storeline.Central)
+	have, err := pointsBalance(tx, from, asset)
+	if err != nil {
+		return nil, err
+	}
+	if have < p.Points {
+		return msgpack.Marshal(&RightsAnswer{Available: have}) // nothing written
+	}
+	n, _ := decimal.NewFromInt(p.Points).MarshalBinary()
+	neg, _ := decimal.NewFromInt(-p.Points).MarshalBinary()
+	tp := transferPayload{ID: rightsEventID(p.Store, p.Key), Reason: p.Why, Ref: p.Key, Postings: []replication.WirePosting{
+		{Account: from, Asset: string(asset), Amount: neg},
+		{Account: storeline.PointsAccount(p.Programme, p.Customer, p.Store), Asset: string(asset), Amount: n},
+	}}
+	enc, err := msgpack.Marshal(&tp)
+	if err != nil {
+		return nil, err
+	}
+	body, err := applyTransfer(tx, enc)
+	if err != nil {
+		return nil, err
+	}
+	var pos replication.Position
+	if err := msgpack.Unmarshal(body, &pos); err != nil {
+		return nil, fmt.Errorf("rights transfer position: %w", err)
+	}
+	ans, err := msgpack.Marshal(&RightsAnswer{Granted: p.Points, Available: have - p.Points, Seq: pos.Seq})
+	if err != nil {
+		return nil, err
+	}
+	return ans, tx.SetMeta(key, ans)
+}
+
+// MoveRights moves points of the customer's rights from central to store,
+// through Raft, idempotently by key (see the invariants above). A granted
+// answer carries the transfer event. If it fails with Unavailable the
+// outcome is unknown; asking again with the same key is safe.
+func (n *Node) MoveRights(ctx context.Context, store storeline.StoreID, prog storeline.ProgrammeID, cust storeline.CustomerID, points int64, key, why string) (RightsAnswer, error) {
+	const op = "central.MoveRights"
+	p := rightsPayload{Store: store, Programme: prog, Customer: cust, Points: points, Key: key, Why: why}
+	if err := p.check(); err != nil {
+		return RightsAnswer{}, err
+	}
+	body, err := msgpack.Marshal(&p)
+	if err != nil {
+		return RightsAnswer{}, storeline.E(op, storeline.Internal, err)
+	}
+	res, err := n.Submit(ctx, OpLoyaltyRights, "", body)
+	if err != nil {
+		return RightsAnswer{}, err
+	}
+	if err := res.Err(); err != nil {
+		return RightsAnswer{}, err
+	}
+	var ans RightsAnswer
+	if err := msgpack.Unmarshal(res.Body, &ans); err != nil {
+		return ans, storeline.E(op, storeline.Internal, err)
+	}
+	n.loy.moved(ans.Granted > 0)
+	if ans.Granted == 0 {
+		return ans, nil
+	}
+	// The entry may have been applied at the leader only: read the event
+	// once this node has applied it too.
+	if err := n.waitApplied(ctx, res.Index, op); err != nil {
+		return ans, err
+	}
+	raw, err := n.rep.Meta(eventKey(storeline.Central, 1, ans.Seq))
+	if err != nil || raw == nil {
+		return ans, storeline.E(op, storeline.Internal, fmt.Errorf("transfer %d not found: %v", ans.Seq, err))
+	}
+	var w replication.WireEvent
+	if err := msgpack.Unmarshal(raw, &w); err != nil {
+		return ans, storeline.E(op, storeline.Internal, err)
+	}
+	ans.Event = &w
+	return ans, nil
+}
+
+// PointsStatus is central's view of a customer's points in a programme:
+// Balance, the sum of every holder's rights; Rights by holder (stores and
+// "central"); Debt, points owed for returns of goods paid with spent
+// points (positive).
+type PointsStatus struct {
+	Balance int64            `msgpack:"b" json:"balance"`
+	Debt    int64            `msgpack:"d" json:"debt"`
+	Rights  map[string]int64 `msgpack:"r" json:"rights"`
+	Debts   map[string]int64 `msgpack:"x,omitempty" json:"debts,omitempty"`
+}
+
+// Points returns central's view of a customer's points, from this node's
+// state (a follower may lag the leader by what it has not yet applied).
+func (n *Node) Points(prog storeline.ProgrammeID, cust storeline.CustomerID) (PointsStatus, error) {
+	st := PointsStatus{Rights: map[string]int64{}}
+	asset := storeline.PointsAsset(prog)
+	bs, err := n.Balances(storeline.PointsAccountPrefix(prog, cust))
+	if err != nil {
+		return st, err
+	}
+	for _, b := range bs {
+		if b.Asset != asset {
+			continue
+		}
+		holder := b.Account[strings.LastIndexByte(b.Account, '/')+1:]
+		st.Rights[holder] += b.Amount.IntPart()
+		st.Balance += b.Amount.IntPart()
+	}
+	ds, err := n.Balances("points-debt/")
+	if err != nil {
+		return st, err
+	}
+	suffix := "/" + string(prog) + "/" + string(cust)
+	for _, b := range ds {
+		if b.Asset != asset || !strings.HasSuffix(b.Account, suffix) {
+			continue
+		}
+		store := strings.TrimSuffix(strings.TrimPrefix(b.Account, "points-debt/"), suffix)
+		if st.Debts == nil {
+			st.Debts = map[string]int64{}
+		}
+		st.Debts[store] -= b.Amount.IntPart()
+		st.Debt -= b.Amount.IntPart()
+	}
+	return st, nil
+}
+
+// Requests and answers of the loyalty calls on the replication listener
+// (msgpack, like the rest of that listener).
+type (
+	// ReserveRequest asks for Points of the customer's rights for the
+	// receipt Receipt, at the calling store.
+	ReserveRequest struct {
+		Programme storeline.ProgrammeID `msgpack:"p"`
+		Customer  storeline.CustomerID  `msgpack:"c"`
+		Points    int64                 `msgpack:"n"`
+		Receipt   storeline.EventID     `msgpack:"r"`
+	}
+	// PointsRequest asks for central's view of a customer's points.
+	PointsRequest struct {
+		Programme storeline.ProgrammeID `msgpack:"p"`
+		Customer  storeline.CustomerID  `msgpack:"c"`
+	}
+)
+
+// Loyalty paths on the replication listener.
+const (
+	PathLoyaltyReserve = "/v1/loyalty/reserve"
+	PathLoyaltyPoints  = "/v1/loyalty/points"
+)
+
+// loyaltyHandler serves the loyalty calls beside the replication server's
+// own, authenticated as it authenticates shops.
+func (n *Node) loyaltyHandler(srv *replication.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Handler())
+	serve := func(path string, fn func(r *http.Request, caller storeline.StoreID, body []byte) (any, error)) {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			caller, err := srv.Authenticate(r)
+			var out any
+			if err == nil {
+				var body []byte
+				if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoyaltyBody)); err != nil {
+					err = storeline.Errorf(storeline.TooLarge, "central.loyalty", "body over %d bytes", maxLoyaltyBody)
+				} else {
+					out, err = fn(r, caller, body)
+				}
+			}
+			if err == nil {
+				var b []byte
+				if b, err = replication.Encode(out); err == nil {
+					w.Header().Set("Content-Type", "application/msgpack")
+					_, _ = w.Write(b)
+					return
+				}
+			}
+			if storeline.KindOf(err) == storeline.Internal {
+				n.log.Error("central: loyalty", "path", path, "err", err)
+			}
+			writeProblem(w, r, err)
+		})
+	}
+	serve(PathLoyaltyReserve, func(r *http.Request, caller storeline.StoreID, body []byte) (any, error) {
+		var q ReserveRequest
+		if err := replication.Decode(body, &q); err != nil {
+			return nil, err
+		}
+		if q.Receipt.IsZero() {
+			return nil, storeline.Invalidf("receipt", "a reservation names its receipt")
+		}
+		return n.MoveRights(r.Context(), caller, q.Programme, q.Customer, q.Points, "reserve/"+q.Receipt.String(), "loyalty reservation")
+	})
+	serve(PathLoyaltyPoints, func(_ *http.Request, _ storeline.StoreID, body []byte) (any, error) {
+		var q PointsRequest
+		if err := replication.Decode(body, &q); err != nil {
+			return nil, err
+		}
+		if err := storeline.CheckID("programme", string(q.Programme)); err != nil {
+			return nil, err
+		}
+		if err := storeline.CheckID("customer", string(q.Customer)); err != nil {
+			return nil, err
+		}
+		return n.Points(q.Programme, q.Customer)
+	})
+	return mux
+}
+
+// grantIn is a pre-grant on the head-office API: ID makes it idempotent.
+type grantIn struct {
+	ID        string                `json:"id"`
+	Programme storeline.ProgrammeID `json:"programme"`
+	Customer  storeline.CustomerID  `json:"customer"`
+	Store     storeline.StoreID     `json:"store"`
+	Points    int64                 `json:"points"`
+}
+
+type grantOut struct {
+	Granted   int64 `json:"granted"`
+	Available int64 `json:"available"`
+}
+
+// postLoyaltyGrant pre-grants rights to a store (POST /v1/loyalty/grants):
+// 200 with the grant, or 409 naming points if central holds too few.
+func (n *Node) postLoyaltyGrant(w http.ResponseWriter, r *http.Request) error {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var in grantIn
+	if err := strictJSON(body, &in); err != nil {
+		return err
+	}
+	if err := storeline.CheckID("id", in.ID); err != nil {
+		return err
+	}
+	ans, err := n.MoveRights(r.Context(), in.Store, in.Programme, in.Customer, in.Points, "grant/"+in.ID, "loyalty pre-grant")
+	if err != nil {
+		return err
+	}
+	if ans.Granted == 0 {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "points",
+			Err: fmt.Errorf("central holds %d of the customer's points, %d asked", ans.Available, in.Points)}
+	}
+	writeJSON(w, http.StatusOK, grantOut{Granted: ans.Granted, Available: ans.Available})
+	return nil
+}
+
+// getLoyaltyPoints shows central's view of a customer's points (GET
+// /v1/loyalty/points/{programme}/{customer}).
+func (n *Node) getLoyaltyPoints(w http.ResponseWriter, r *http.Request) error {
+	prog, cust := r.PathValue("programme"), r.PathValue("customer")
+	if err := storeline.CheckID("programme", prog); err != nil {
+		return err
+	}
+	if err := storeline.CheckID("customer", cust); err != nil {
+		return err
+	}
+	st, err := n.Points(storeline.ProgrammeID(prog), storeline.CustomerID(cust))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// loyaltyRoutes registers the head-office API's loyalty routes.
+func (n *Node) loyaltyRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
+	h("POST /v1/loyalty/grants", true, n.postLoyaltyGrant)
+	h("GET /v1/loyalty/points/{programme}/{customer}", false, n.getLoyaltyPoints)
+}
+
+// LoyaltyDebt sums, over every customer and programme, the points owed
+// for returns (what storeline_loyalty_debt_points reports), from this
+// node's state.
+func (n *Node) LoyaltyDebt() (int64, error) {
+	bs, err := n.Balances("points-debt/")
+	var sum int64
+	for _, b := range bs {
+		sum -= b.Amount.IntPart()
+	}
+	return sum, err
+}
+
+// strictJSON decodes one JSON object, refusing unknown fields (400 naming
+// the field where the decoder says which).
+func strictJSON(body []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errMalformed(te.Field, "want a %s", te.Type)
+		}
+		return errMalformed("", "%v", err)
+	}
+	if d.More() {
+		return errMalformed("", "one JSON object expected")
+	}
+	return nil
+}
+
+// loyaltyMetrics counts this node's rights moves and reports the points
+// owed for returns, from FSM state (the same on every node).
+type loyaltyMetrics struct {
+	n                *Node
+	granted, refused atomic.Uint64
+	moves, debt      *prometheus.Desc
+}
+
+func newLoyaltyMetrics(n *Node) *loyaltyMetrics {
+	l := prometheus.Labels{"node": n.cfg.NodeID}
+	return &loyaltyMetrics{
+		n: n,
+		moves: prometheus.NewDesc("storeline_loyalty_reservations_total",
+			"Rights moves (shops' reservations and pre-grants) this node submitted, by outcome (ok: granted, refused: central held too few).", []string{"outcome"}, l),
+		debt: prometheus.NewDesc("storeline_loyalty_debt_points",
+			"Points customers owe for returns of goods whose points were already spent, all programmes.", nil, l),
+	}
+}
+
+func (m *loyaltyMetrics) moved(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.granted.Add(1)
+	} else {
+		m.refused.Add(1)
+	}
+}
+
+func (m *loyaltyMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.moves; ch <- m.debt }
+
+func (m *loyaltyMetrics) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(m.moves, prometheus.CounterValue, float64(m.granted.Load()), "ok")
+	ch <- prometheus.MustNewConstMetric(m.moves, prometheus.CounterValue, float64(m.refused.Load()), "refused")
+	if d, err := m.n.LoyaltyDebt(); err == nil {
+		ch <- prometheus.MustNewConstMetric(m.debt, prometheus.GaugeValue, float64(d))
+	}
+}

@@ -1,0 +1,279 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/posbridge"
+	"github.com/storeline/storeline/replication"
+)
+
+// The node's side of loyalty rights at head office (posbridge.PointsBroker):
+// reservations of a shortfall and card balances, asked of central's
+// replication listener with the shop's credentials, and the per-customer
+// count of points paid offline, kept in the ledger's meta values.
+//
+// The request and answer shapes mirror central's (central/loyalty.go;
+// node may not import central): msgpack with the same short keys. The
+// loyalty tests in this package run them against a real central.
+
+const (
+	defaultLoyaltyTimeout = time.Second
+	maxLoyaltyTimeout     = time.Minute
+	// maxCachedPoints bounds the card balances kept for offline answers.
+	maxCachedPoints = 10000
+	// maxLoyaltyAnswer bounds an answer body from central.
+	maxLoyaltyAnswer = 1 << 20
+)
+
+const (
+	pathLoyaltyReserve = "/v1/loyalty/reserve"
+	pathLoyaltyPoints  = "/v1/loyalty/points"
+)
+
+type reserveRequest struct {
+	Programme storeline.ProgrammeID `msgpack:"p"`
+	Customer  storeline.CustomerID  `msgpack:"c"`
+	Points    int64                 `msgpack:"n"`
+	Receipt   storeline.EventID     `msgpack:"r"`
+}
+
+type rightsAnswer struct {
+	Granted   int64                  `msgpack:"g"`
+	Available int64                  `msgpack:"a"`
+	Seq       uint64                 `msgpack:"q,omitempty"`
+	Event     *replication.WireEvent `msgpack:"e,omitempty"`
+}
+
+type pointsRequest struct {
+	Programme storeline.ProgrammeID `msgpack:"p"`
+	Customer  storeline.CustomerID  `msgpack:"c"`
+}
+
+type pointsStatus struct {
+	Balance int64            `msgpack:"b"`
+	Debt    int64            `msgpack:"d"`
+	Rights  map[string]int64 `msgpack:"r"`
+}
+
+// pointsBroker implements posbridge.PointsBroker over central's
+// replication listener.
+type pointsBroker struct {
+	led     *ledger.Ledger
+	repl    *replication.Client
+	urls    []string
+	token   string
+	hc      *http.Client
+	timeout time.Duration
+	// failedAt is the Unix nanoseconds of the last loyalty call that could
+	// not reach central (0: none since the last success): the shop stays
+	// offline for loyalty until replication has synced after it.
+	failedAt atomic.Int64
+	next     atomic.Uint32 // the central URL to try first
+
+	mu     sync.Mutex
+	cached map[string]posbridge.CentralPoints
+}
+
+func (n *Node) pointsBroker() (*pointsBroker, error) {
+	r := n.cfg.Replication
+	tlsConf, err := r.loadClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	timeout := r.LoyaltyTimeout
+	if timeout == 0 {
+		timeout = defaultLoyaltyTimeout
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	return &pointsBroker{
+		led: n.ledger, repl: n.repl, urls: r.Central, token: r.Token, timeout: timeout,
+		hc: &http.Client{Transport: tr}, cached: map[string]posbridge.CentralPoints{},
+	}, nil
+}
+
+var _ posbridge.PointsBroker = (*pointsBroker)(nil)
+
+// Online is true while replication reaches central and no loyalty call
+// has failed since its last sync.
+func (b *pointsBroker) Online() bool {
+	st := b.repl.Status()
+	if !st.Reachable {
+		return false
+	}
+	f := b.failedAt.Load()
+	return f == 0 || st.LastSync.UnixNano() > f
+}
+
+// call posts req to path at each central URL in turn, within the
+// loyalty timeout, and decodes the answer into out. Failing to reach any
+// is Unavailable; central's refusal keeps its kind and field.
+func (b *pointsBroker) call(ctx context.Context, path string, req, out any) error {
+	const op = "node.loyalty"
+	body, err := replication.Encode(req)
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	var last error
+	start := int(b.next.Load())
+	for round := 0; ; round++ {
+		electing := false
+		for i := range b.urls {
+			k := (start + i) % len(b.urls)
+			err := b.post(ctx, b.urls[k]+path, body, out)
+			if err == nil {
+				b.next.Store(uint32(k))
+				b.failedAt.Store(0)
+				return nil
+			}
+			if storeline.KindOf(err) != storeline.Unavailable {
+				return err
+			}
+			var ce *centralBusy
+			electing = electing || errors.As(err, &ce)
+			last = err
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		// Central answered 503 (between leaders: nothing was applied, and
+		// asking again with the same receipt is safe): try again while the
+		// till waits. A link that refuses connections fails at once.
+		if !electing || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(min(round+1, 8)) * 25 * time.Millisecond):
+		}
+	}
+	b.failedAt.Store(time.Now().UnixNano())
+	return storeline.E(op, storeline.Unavailable, fmt.Errorf("central unreachable: %w", last))
+}
+
+func (b *pointsBroker) post(ctx context.Context, url string, body []byte, out any) error {
+	const op = "node.loyalty"
+	rq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	rq.Header.Set("Content-Type", "application/msgpack")
+	if b.token != "" {
+		rq.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	resp, err := b.hc.Do(rq)
+	if err != nil {
+		return storeline.E(op, storeline.Unavailable, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLoyaltyAnswer))
+	if err != nil {
+		return storeline.E(op, storeline.Unavailable, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := replication.Decode(data, out); err != nil {
+			return storeline.E(op, storeline.Internal, fmt.Errorf("answer from %s: %w", url, err))
+		}
+		return nil
+	}
+	var p struct {
+		Kind, Detail, Field string
+	}
+	_ = json.Unmarshal(data, &p)
+	kind := storeline.ParseKind(p.Kind)
+	if resp.StatusCode >= 500 || p.Kind == "" {
+		kind = storeline.Unavailable // a node in trouble or a proxy: try another
+	}
+	var cause error = fmt.Errorf("central %s: %d %s", url, resp.StatusCode, p.Detail)
+	if resp.StatusCode == http.StatusServiceUnavailable && p.Kind == storeline.Unavailable.String() {
+		cause = &centralBusy{cause}
+	}
+	return &storeline.Error{Op: op, Kind: kind, Field: p.Field, Err: cause}
+}
+
+// centralBusy marks central's own 503 (no leader for a moment), as
+// against a link that fails.
+type centralBusy struct{ error }
+
+func (c *centralBusy) Unwrap() error { return c.error }
+
+// Reserve asks central for the shortfall and applies a granted transfer
+// to the ledger before returning, so the caller's balance read sees it.
+// If the answer is lost the grant still arrives by pull, and the till's
+// retry of the receipt asks again with the same ID and gets the same
+// answer.
+func (b *pointsBroker) Reserve(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, receipt storeline.EventID, points int64) (int64, int64, error) {
+	var ans rightsAnswer
+	if err := b.call(ctx, pathLoyaltyReserve, reserveRequest{Programme: prog, Customer: cust, Points: points, Receipt: receipt}, &ans); err != nil {
+		return 0, 0, err
+	}
+	if ans.Granted > 0 {
+		if ans.Event == nil {
+			return 0, 0, storeline.Errorf(storeline.Internal, "node.loyalty", "central granted %d points without the event", ans.Granted)
+		}
+		ev, err := replication.EventFromWire(*ans.Event)
+		if err != nil {
+			return 0, 0, storeline.E("node.loyalty", storeline.Internal, err)
+		}
+		if ev.Origin != storeline.Central {
+			return 0, 0, storeline.Errorf(storeline.Internal, "node.loyalty", "a grant of origin %q", ev.Origin)
+		}
+		if _, err := b.led.ApplyRemote(ctx, ev); err != nil {
+			return 0, 0, err
+		}
+	}
+	return ans.Granted, ans.Available, nil
+}
+
+// Points asks central, keeping the answer for when it cannot.
+func (b *pointsBroker) Points(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID) (posbridge.CentralPoints, bool, error) {
+	key := string(prog) + "\x00" + string(cust)
+	var st pointsStatus
+	err := b.call(ctx, pathLoyaltyPoints, pointsRequest{Programme: prog, Customer: cust}, &st)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		if cp, ok := b.cached[key]; ok && storeline.KindOf(err) == storeline.Unavailable {
+			return cp, false, nil
+		}
+		return posbridge.CentralPoints{}, false, err
+	}
+	cp := posbridge.CentralPoints{Balance: st.Balance, Debt: st.Debt, CentralRights: st.Rights[string(storeline.Central)], AsOf: time.Now()}
+	if _, ok := b.cached[key]; !ok && len(b.cached) >= maxCachedPoints {
+		clear(b.cached) // crude, bounded; the ledger's figures stand in meanwhile
+	}
+	b.cached[key] = cp
+	return cp, true, nil
+}
+
+func offlineKey(prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) string {
+	return "loyalty/offline/" + string(date) + "/" + string(prog) + "/" + string(cust)
+}
+
+func (b *pointsBroker) OfflineSpent(prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) (int64, error) {
+	v, _, err := b.led.Meta(offlineKey(prog, cust, date))
+	return int64(ledger.U64(v)), err
+}
+
+// AddOfflineSpent is called under posbridge's per-customer lock, so the
+// read and write do not race for one customer.
+func (b *pointsBroker) AddOfflineSpent(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date, n int64) error {
+	cur, err := b.OfflineSpent(prog, cust, date)
+	if err != nil {
+		return err
+	}
+	return b.led.SetMeta(ctx, offlineKey(prog, cust, date), ledger.PutU64(uint64(cur+n)))
+}
