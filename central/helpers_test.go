@@ -254,7 +254,7 @@ func apiDo(t testing.TB, method, addr, path, key string, body any, hdr map[strin
 	var b []byte
 	// 503 means no leader right now (an election on a loaded machine, the
 	// tests' timers being short): retry until a deadline.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		r, err := http.DefaultClient.Do(newReq("http://" + addr))
 		if err != nil {
 			return response{status: 0, body: []byte(err.Error())}

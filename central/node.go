@@ -30,7 +30,7 @@ type Node struct {
 	logs *ledger.LogStore
 	fsm  *FSM
 	raft *raft.Raft
-	tr   *raft.NetworkTransport
+	tr   unpipelined
 	sl   *streamLayer
 	ml   *memberlist.Memberlist
 	gos  *gossip
@@ -49,6 +49,7 @@ type Node struct {
 	replReg *trackingRegisterer
 	applied *appliedSignal
 	shops   *shopCollector
+	loy     *loyaltyMetrics // loyalty.go
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -58,12 +59,14 @@ type Node struct {
 
 // Open starts a node. ops are extra FSM ops (other packages' commands);
 // every node of a cluster must register the same ops.
-func Open(cfg Config, ops ...Op) (n *Node, err error) {
+func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	const op = "central.Open"
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}, applied: newAppliedSignal()}
+	// n is not the named result: an early `return nil, err` must leave it
+	// set for the deferred closers, which use it.
+	n := &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}, applied: newAppliedSignal()}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -90,7 +93,7 @@ func Open(cfg Config, ops ...Op) (n *Node, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { n.rep.Close() })
-	if n.fsm, err = newFSM(n.rep, n.log, append(replicationOps(), ops...)); err != nil {
+	if n.fsm, err = newFSM(n.rep, n.log, append(append(replicationOps(), loyaltyOps()...), ops...)); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
 	n.fsm.onApply = n.applied.bump
@@ -109,7 +112,7 @@ func Open(cfg Config, ops ...Op) (n *Node, err error) {
 	if n.sl, err = newStreamLayer(rln, cfg.RaftAdvertise); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, storeline.Invalidf("RaftAdvertise", "%v", err))
 	}
-	n.tr = raft.NewNetworkTransport(n.sl, 3, 10*time.Second, hl)
+	n.tr = unpipelined{raft.NewNetworkTransport(n.sl, 3, 10*time.Second, hl)}
 	closers = append(closers, func() { n.tr.Close() })
 
 	rc := raft.DefaultConfig()
@@ -189,12 +192,18 @@ func Open(cfg Config, ops ...Op) (n *Node, err error) {
 	}
 	closers = append(closers, func() { n.ml.Shutdown() })
 	n.shops = newShopCollector(n)
+	n.loy = newLoyaltyMetrics(n)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(n.met); err != nil {
 			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
 		}
 		if err := cfg.Registerer.Register(n.shops); err != nil {
 			cfg.Registerer.Unregister(n.met)
+			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
+		}
+		if err := cfg.Registerer.Register(n.loy); err != nil {
+			cfg.Registerer.Unregister(n.met)
+			cfg.Registerer.Unregister(n.shops)
 			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
 		}
 	}
@@ -214,6 +223,7 @@ func (n *Node) Close() error {
 		if n.cfg.Registerer != nil {
 			n.cfg.Registerer.Unregister(n.met)
 			n.cfg.Registerer.Unregister(n.shops)
+			n.cfg.Registerer.Unregister(n.loy)
 			n.replReg.unregisterAll()
 		}
 		var errs []error
@@ -383,7 +393,8 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64, op string) error {
 }
 
 // pruneLoop submits, on the leader, a prune of the feed's tombstones older
-// than ChangeRetention every PruneInterval.
+// than ChangeRetention every PruneInterval, then prunes the shops' feeds
+// below the raised floor.
 func (n *Node) pruneLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.PruneInterval)
@@ -401,6 +412,12 @@ func (n *Node) pruneLoop() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 		if _, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: time.Now().UnixMilli(), Payload: p}, false); err != nil {
 			n.log.Warn("central: prune", "err", err)
+		}
+		cancel()
+		// Then the shops' feeds below the new floor (feed.go).
+		ctx, cancel = context.WithTimeout(context.Background(), 10*n.cfg.ApplyTimeout)
+		if _, err := n.PruneFeeds(ctx); err != nil {
+			n.log.Warn("central: prune feeds", "err", err)
 		}
 		cancel()
 	}

@@ -730,7 +730,7 @@ func TestBadBatchesChangeNothing(t *testing.T) {
 		t.Errorf("skipping batch: %d %v %+v, want a gap at 1/6", code, prob, pr)
 	}
 	// The good batch again (a resend) applies nothing either.
-	code, _, pr = pushRaw(t, c.leader().ReplicationAddr(), tok, body)
+	code, _, pr = pushRaw(t, c.waitLeader().ReplicationAddr(), tok, body)
 	if code != http.StatusOK || pr.Applied != 0 || pr.Acked.Seq != 5 {
 		t.Errorf("resent batch: %d %+v, want nothing applied, acked 1/5", code, pr)
 	}

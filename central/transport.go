@@ -114,3 +114,16 @@ func (s *streamLayer) setCut(cut bool) {
 		c.Close()
 	}
 }
+
+// unpipelined is the Raft transport with pipelined replication turned off.
+// In hashicorp/raft v1.8 a pipeline can deadlock when a follower answers
+// Success=false: the response decoder exits, the sender parks on the full
+// in-flight channel, and the leader never replicates to that follower again
+// nor finishes Shutdown (a central test hung in Close on exactly this stack).
+// With batched entries pipelining buys little (hashicorp/raft#541), so every
+// AppendEntries goes synchronously, under the transport's I/O deadline.
+type unpipelined struct{ *raft.NetworkTransport }
+
+func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
