@@ -76,14 +76,20 @@ repl-long:
 	$(GO) test -race -count=1 -timeout 30m -run 'TestOfflineSellingConverges|TestShopsConvergeWithCentral' ./replication ./central -args -repl.long
 
 # The seeded whole-chain simulation (internal/simtest): seeds from 1000 on
-# within SIM_BUDGET, or the one SEED a failure printed (make sim SEED=42).
-SIM_BUDGET ?= 5m
-SIM_FLAGS  ?=
-SEED       ?=
+# within SIM_BUDGET (or SEEDS of them: make sim SEEDS=1000), SIM_PARALLEL
+# chains at a time, without -race (SIM_RACE=1 adds it); or the one SEED a
+# failure printed (make sim SEED=42).
+SIM_BUDGET   ?= 30m
+SIM_PARALLEL ?= 4
+SIM_FLAGS    ?=
+SEED         ?=
+SEEDS        ?=
+SIM_RACE     ?=
 .PHONY: sim
 sim:
-	$(GO) test -race -count=1 -tags invariants -timeout 0 -run 'TestSimMany' -v ./internal/simtest \
-		-args -sim.budget=$(SIM_BUDGET) $(if $(SEED),-sim.seed=$(SEED)) $(SIM_FLAGS)
+	$(GO) test $(if $(SIM_RACE),-race) -count=1 -tags invariants -timeout 0 -run 'TestSimMany' -v ./internal/simtest \
+		-args -sim.budget=$(SIM_BUDGET) -sim.parallel=$(SIM_PARALLEL) $(if $(SEED),-sim.seed=$(SEED)) \
+		$(if $(SEEDS),-sim.seeds=$(SEEDS)) $(SIM_FLAGS)
 
 # Replication figures for BENCHMARKS.md: the upload of 20,000 backlogged
 # receipts to a 3-node loopback central (with request bytes per receipt),
@@ -93,6 +99,13 @@ sim:
 bench-repl:
 	$(GO) test -run '^$$' -bench 'ReplicationUpload|ReplicationProvision' -benchtime 1x -count 3 -timeout 30m ./central -args -repl.provision=100000
 	$(GO) test -run '^$$' -bench 'ReplicationPriceLatency' -benchtime 500x -count 2 ./central
+
+# Back office: a shop uploads 20,000 sales, then head office posts an
+# invoice: costing on push (after) against lazy passes re-reading the
+# backlog (before). Figures in BENCHMARKS.md "## back office".
+.PHONY: bench-backoffice
+bench-backoffice:
+	$(GO) test -run '^$$' -bench 'CostBacklog' -benchtime 1x -count 3 -timeout 30m ./central -args -backoffice.backlog=20000
 
 # Storeline side by side with PostgreSQL, SQLite, etcd and a raw Raft
 # cluster (issue 9). bench/ is a module of its own, so the product's go.mod
@@ -125,6 +138,22 @@ fuzz:
 crash:
 	$(GO) test -count=1 -tags invariants -timeout 30m -run 'TestCrash' -v ./internal/crashtest/ -crash.kills=$(KILLS)
 
+# The whole chain as real processes (internal/chaostest): a 3-node central
+# and 2 shops under till load, SIGKILLed at random moments (shops, the
+# central leader, central followers) and restarted; at the end every
+# acknowledged receipt must be at its shop and every central node exactly
+# once, with equal balances (make test runs 3/2/1 kills). The seed prints;
+# CHAOS_SEED=N replays the kill schedule.
+CHAOS_SHOP_KILLS     ?= 50
+CHAOS_LEADER_KILLS   ?= 20
+CHAOS_FOLLOWER_KILLS ?= 10
+CHAOS_SEED           ?= 0
+.PHONY: chaos
+chaos:
+	$(GO) test -count=1 -tags invariants -timeout 60m -run 'TestChaos' -v ./internal/chaostest/ \
+		-args -chaos.shop-kills=$(CHAOS_SHOP_KILLS) -chaos.leader-kills=$(CHAOS_LEADER_KILLS) \
+		-chaos.follower-kills=$(CHAOS_FOLLOWER_KILLS) -chaos.seed=$(CHAOS_SEED)
+
 # Planted bugs (build tags canary_<name>, files canary_*.go): each entry is
 # name:packages:tests ("," between packages, "+" between tests). Every
 # canary must make at least one of its tests fail; one the suite misses
@@ -132,7 +161,7 @@ crash:
 CANARIES ?= \
 	ack_before_sync:./ledger:TestPowerLoss$$ \
 	skip_dedup:./ledger,./node:TestAppendIdempotentAndConflict+TestTillAPIWiring \
-	apply_twice:./replication,./central:TestIngestProperties+TestBadBatchesChangeNothing+TestShopsConvergeWithCentral \
+	apply_twice:./replication,./central,./internal/simtest:TestIngestProperties+TestBadBatchesChangeNothing+TestShopsConvergeWithCentral+TestSimSeeds \
 	drop_rejection:./replication,./central:TestOfflineSellingConverges+TestShopsConvergeWithCentral
 canaries:
 	@caught=0; missed=0; for c in $(CANARIES); do \

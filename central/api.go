@@ -44,6 +44,9 @@ var resources = []resource{
 	{"customers", storeline.KindCustomer},
 	{"sellers", storeline.KindSeller},
 	{"cards", storeline.KindCard},
+	{"price_policies", storeline.KindPricePolicy},          // pricing_api.go
+	{"promotions", storeline.KindPromotion},                // pricing_api.go
+	{"loyalty_programmes", storeline.KindLoyaltyProgramme}, // pricing_api.go
 	{"terminals", storeline.KindTerminal},
 	{"messages", storeline.KindMessage},
 }
@@ -81,6 +84,8 @@ func (n *Node) apiHandler() http.Handler {
 	h("POST /v1/sellers/{id}/pin", true, n.postSellerPIN)
 	h("POST /v1/terminals/{id}/token", true, n.postTerminalToken)
 	n.backOfficeRoutes(h) // backoffice_api.go
+	n.loyaltyRoutes(h)    // loyalty.go
+	n.pricingRoutes(h)    // pricing_api.go
 	for _, res := range resources {
 		if res.Kind == storeline.KindPrice {
 			continue
@@ -233,7 +238,7 @@ func (n *Node) precheckLocal(recs []storeline.Record, fields []string) error {
 		}
 		pending[string(rec.MasterKind())+"\x00"+rec.MasterID()] = rec
 	}
-	return n.rep.View(func(rt *ledger.ReplicaTxn) error {
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		for i, rec := range recs {
 			if err := checkRefs(rt, pending, rec, fields[i]); err != nil {
 				return err
@@ -241,6 +246,10 @@ func (n *Node) precheckLocal(recs []storeline.Record, fields []string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return checkRuleOverlaps(n.rep, recs, fields) // pricing_api.go
 }
 
 func setID(rec storeline.Record, id string) error {
@@ -290,6 +299,11 @@ func (n *Node) put(w http.ResponseWriter, r *http.Request, res resource) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := n.serializeRules(r.Context(), []storeline.Record{rec}) // pricing_api.go
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := n.precheck(r.Context(), []storeline.Record{rec}, []string{""}); err != nil {
 		return err
 	}
@@ -595,6 +609,11 @@ func (n *Node) writeBulk(w http.ResponseWriter, r *http.Request, key string, rec
 	if len(recs) == 0 {
 		return storeline.Invalidf("", "nothing to import")
 	}
+	unlock, err := n.serializeRules(r.Context(), recs) // pricing_api.go
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := n.precheck(r.Context(), recs, fields); err != nil {
 		return err
 	}

@@ -24,6 +24,13 @@
 // history or the store's price lists changed. Per-shop metrics (label
 // store) come from FSM state, so every node reports the same.
 //
+// Loyalty rights (loyalty.go): central holds the customers' points that
+// shops hand back, and moves them to a shop by a central-authored transfer
+// committed through Raft: a shop's reservation of a shortfall (keyed by
+// its receipt ID, on the replication listener) or a pre-grant (head-office
+// API). The check of central's rights and the transfer are one FSM
+// transaction, so no two shops are ever given the same points.
+//
 // Package central may import the module root, crdt, pricing, ledger,
 // replication, raft, memberlist, msgpack and prometheus (DESIGN.md's
 // import table); never posbridge or node, and Badger only through ledger.

@@ -116,6 +116,9 @@ func applyPut(tx *Tx, payload []byte) ([]byte, error) {
 	if err := tx.PutMasters(ws); err != nil {
 		return nil, err
 	}
+	if err := stampCustomers(tx, ws); err != nil { // customers.go
+		return nil, err
+	}
 	if err := assigned(); err != nil {
 		return nil, err
 	}
@@ -134,7 +137,11 @@ func applyDelete(tx *Tx, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.PutMasters([]ledger.MasterWrite{{Version: v.Pack(), Kind: p.Kind, ID: p.ID}}); err != nil {
+	ws := []ledger.MasterWrite{{Version: v.Pack(), Kind: p.Kind, ID: p.ID}}
+	if err := tx.PutMasters(ws); err != nil {
+		return nil, err
+	}
+	if err := stampCustomers(tx, ws); err != nil { // customers.go
 		return nil, err
 	}
 	return nil, markHistory(tx)
@@ -314,6 +321,8 @@ func checkRefs(rt *ledger.ReplicaTxn, pending map[string]storeline.Record, rec s
 		}
 	case *storeline.Representative:
 		return need(rt, pending, f("manufacturer"), storeline.KindManufacturer, string(r.Manufacturer))
+	case *storeline.PricePolicy, *storeline.Promotion, *storeline.LoyaltyProgramme:
+		return checkRuleRefs(rt, pending, rec, field) // pricing_api.go
 	}
 	return nil
 }

@@ -26,7 +26,10 @@ package central
 //  4. A cursor below the feed's floor (pruned tombstones), or below the
 //     version at which the store's price lists changed, gets a resync: a
 //     paged snapshot of the records that concern the store, then its feed
-//     entries between the old cursor and the snapshot's version.
+//     entries between the old cursor and the snapshot's version. Feed
+//     entries below the floor are pruned too (feed.go); a resync from a
+//     cursor below a store's pruned entries first sends the
+//     central-authored events touching the store from the event store.
 //  5. Every read a pull makes is of this node's local state: any node
 //     serves pulls, and a pull to a node that lags the shop's cursor waits
 //     until it has caught up rather than moving the cursor back.
@@ -35,6 +38,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -161,6 +165,7 @@ func replicationOps() []Op {
 	return []Op{
 		{OpReplicationPush, applyPush},
 		{OpReplicationTransfer, applyTransfer},
+		{OpFeedPrune, applyFeedPrune}, // feed.go
 	}
 }
 
@@ -400,6 +405,9 @@ type applier struct {
 	items  map[storeline.ItemID]bool
 	stores map[storeline.StoreID]bool
 	raw    map[uint64][]byte // wire bytes of a push's events, by seq
+	// lines holds the items each receipt of a push sells, by seq (the
+	// push's bodies are not decoded; see receiptLines).
+	lines map[uint64][]storeline.ItemID
 }
 
 func newApplier(tx *Tx) *applier {
@@ -410,7 +418,7 @@ func (a *applier) itemExists(id storeline.ItemID) (bool, error) {
 	if ok, seen := a.items[id]; seen {
 		return ok, nil
 	}
-	ok, err := a.tx.GetMaster(storeline.KindItem, string(id), nil)
+	ok, err := a.tx.HasMaster(storeline.KindItem, string(id))
 	if err != nil {
 		return false, err
 	}
@@ -434,16 +442,21 @@ func (a *applier) storeExists(id storeline.StoreID) (bool, error) {
 // receipt sells, and every item whose units a posting moves, must exist at
 // central.
 func (a *applier) check(ev *storeline.Event) (error, error) {
+	items := a.lines[ev.Seq]
 	if r, ok := ev.Body.(*storeline.Receipt); ok {
+		items = make([]storeline.ItemID, len(r.Lines))
 		for j, ln := range r.Lines {
-			ok, err := a.itemExists(ln.Item)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				return &storeline.Error{Op: "central.ingest", Kind: storeline.NotFound, Field: fmt.Sprintf("lines[%d].item", j),
-					Err: fmt.Errorf("unknown item %q", ln.Item)}, nil
-			}
+			items[j] = ln.Item
+		}
+	}
+	for j, item := range items {
+		ok, err := a.itemExists(item)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return &storeline.Error{Op: "central.ingest", Kind: storeline.NotFound, Field: fmt.Sprintf("lines[%d].item", j),
+				Err: fmt.Errorf("unknown item %q", item)}, nil
 		}
 	}
 	for j, p := range ev.Postings {
@@ -530,6 +543,11 @@ func (a *applier) accept(ev storeline.Event) error {
 	if err := a.tx.SetMeta(eventKey(ev.Origin, ev.Epoch, ev.Seq), enc); err != nil {
 		return err
 	}
+	if ev.Kind == storeline.KindCustomerRegistered {
+		if err := mergeRegistration(a.tx, &ev, enc); err != nil { // customers.go
+			return err
+		}
+	}
 	for _, p := range ev.Postings {
 		k := balKey(p.Account, p.Asset)
 		d, ok := a.deltas[k]
@@ -598,54 +616,102 @@ func appendFeed(tx *Tx, store storeline.StoreID, e feedEntry) error {
 	return tx.SetMeta(rpFeedN+string(store), ledger.PutU64(n))
 }
 
-// decodePushPayload decodes a push entry in one pass, keeping each event's
-// wire bytes as a slice of payload (stored as they are). ok is false if
-// the payload is not in the form Push writes, or holds too many events:
-// the caller then decodes it the general way, which refuses it or not
-// exactly as before.
-func decodePushPayload(payload []byte) (p pushPayload, evs replication.WireEvents, ok bool) {
-	r := bytes.NewReader(payload)
-	d := msgpack.NewDecoder(r)
-	n, err := d.DecodeMapLen()
-	if err != nil || n < 0 {
-		return p, nil, false
+// receiptLines returns, by seq, the items each receipt of evs sells, read
+// from its body without decoding the rest; an unreadable body refuses the
+// entry (Invalid), as decoding it whole did.
+func receiptLines(evs replication.WireEvents) (map[uint64][]storeline.ItemID, error) {
+	out := map[uint64][]storeline.ItemID{}
+	for i := range evs {
+		if storeline.EventKind(evs[i].Kind) != storeline.KindReceipt {
+			continue
+		}
+		items, err := receiptItems(evs[i].Body)
+		if err != nil {
+			return nil, storeline.Invalidf(fmt.Sprintf("ev[%d].body", i), "receipt body: %v", err)
+		}
+		out[evs[i].Seq] = items
 	}
+	return out, nil
+}
+
+// receiptItems reads Lines[].Item of a storeline.Receipt's msgpack body
+// (map-encoded, field names as keys), skipping everything else.
+func receiptItems(body []byte) ([]storeline.ItemID, error) {
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	d.Reset(bytes.NewReader(body))
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return nil, err
+	}
+	var items []storeline.ItemID
 	for range n {
 		k, err := d.DecodeString()
 		if err != nil {
-			return p, nil, false
+			return nil, err
 		}
-		switch k {
-		case "s":
-			p.Store, err = d.DecodeString()
-		case "e":
-			p.Epoch, err = d.DecodeUint64()
-		case "ev":
-			var m int
-			if m, err = d.DecodeArrayLen(); err != nil || m > maxPushEntryEvents {
-				return p, nil, false
+		if k != "Lines" {
+			if err := d.Skip(); err != nil {
+				return nil, err
 			}
-			if m < 0 {
-				p.Events, evs = nil, nil
-				continue
-			}
-			p.Events = make([]msgpack.RawMessage, m)
-			evs = make(replication.WireEvents, m)
-			for i := range m {
-				at := len(payload) - r.Len()
-				if err := d.Decode(&evs[i]); err != nil {
-					return p, nil, false
-				}
-				p.Events[i] = payload[at : len(payload)-r.Len() : len(payload)-r.Len()]
-			}
-		default:
-			return p, nil, false
+			continue
 		}
+		m, err := d.DecodeArrayLen()
 		if err != nil {
-			return p, nil, false
+			return nil, err
+		}
+		items = make([]storeline.ItemID, max(m, 0))
+		for j := range items {
+			fields, err := d.DecodeMapLen()
+			if err != nil {
+				return nil, fmt.Errorf("Lines[%d]: %w", j, err)
+			}
+			for range fields {
+				f, err := d.DecodeString()
+				if err == nil {
+					if f == "Item" {
+						var item string
+						item, err = d.DecodeString()
+						items[j] = storeline.ItemID(item)
+					} else {
+						err = d.Skip()
+					}
+				}
+				if err != nil {
+					return nil, fmt.Errorf("Lines[%d]: %w", j, err)
+				}
+			}
 		}
 	}
-	return p, evs, true
+	return items, nil
+}
+
+// pushPayloadWire is pushPayload as replication.Decode reads it: the
+// events decoded, each with its wire bytes (a slice of the payload).
+type pushPayloadWire struct {
+	Store  string                 `msgpack:"s"`
+	Epoch  uint64                 `msgpack:"e"`
+	Events replication.WireEvents `msgpack:"ev"`
+}
+
+// decodePushPayload decodes a push entry in one pass, keeping each event's
+// wire bytes as a slice of payload (stored as they are). ok is false if
+// the payload is not a well-formed push entry or holds too many events:
+// the caller then decodes it the general way, which refuses it or not
+// exactly as before.
+func decodePushPayload(payload []byte) (p pushPayload, evs replication.WireEvents, ok bool) {
+	var w pushPayloadWire
+	if err := replication.Decode(payload, &w); err != nil || len(w.Events) > maxPushEntryEvents {
+		return p, nil, false
+	}
+	p = pushPayload{Store: w.Store, Epoch: w.Epoch}
+	if w.Events != nil {
+		p.Events = make([]msgpack.RawMessage, len(w.Events))
+		for i := range w.Events {
+			p.Events[i] = w.Events[i].Wire()
+		}
+	}
+	return p, w.Events, true
 }
 
 func applyPush(tx *Tx, payload []byte) ([]byte, error) {
@@ -665,19 +731,24 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 			}
 		}
 	}
-	// The node that took the batch checked it (replication.CheckPush);
-	// check again, so an entry no node checked cannot reach Ingest.
+	// The node that took the batch checked it whole (replication.CheckPush,
+	// bodies decoded). Check it again but for the bodies, so an entry no
+	// node checked cannot reach Ingest; of the bodies, every replica reads
+	// only what it decides on (the items a receipt sells), and the same way.
 	req := replication.PushRequest{V: replication.ProtocolVersion, Store: p.Store, Epoch: p.Epoch, Events: evs}
 	raw := make(map[uint64][]byte, len(p.Events))
 	for i, r := range p.Events {
 		raw[evs[i].Seq] = r
 	}
-	b, err := replication.CheckPush(storeline.StoreID(p.Store), &req)
+	b, err := replication.CheckPushEntry(storeline.StoreID(p.Store), &req)
 	if err != nil {
 		return nil, err
 	}
 	a := newApplier(tx)
 	a.raw = raw
+	if a.lines, err = receiptLines(evs); err != nil {
+		return nil, err
+	}
 	apply := func(evs []storeline.Event) ([]error, error) {
 		errs := make([]error, len(evs))
 		for i := range evs {
@@ -698,6 +769,10 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	st := newTxIngest(tx)
 	res, err := replication.Ingest(st, b, tx.At.UnixMilli(), seenRetention, apply)
 	if err != nil {
+		return nil, err
+	}
+	// Cost of sales and the back office's indexes (backoffice_cogs.go).
+	if err := backOfficeAfterPush(tx, b.Store, evs); err != nil {
 		return nil, err
 	}
 	out := pushOutcome{Acked: res.Acked, Gap: res.Gap, Applied: res.Applied, Duplicates: res.Duplicates, Below: res.Below}
@@ -1003,18 +1078,27 @@ func (b backend) Push(ctx context.Context, batch replication.Batch) (replication
 	const op = "central.Push"
 	var out replication.PushResult
 	out.Acked = replication.Position{Epoch: batch.Epoch}
-	evs := batch.Events
+	evs, wire := batch.Events, batch.Wire
+	if len(wire) != len(evs) {
+		wire = nil
+	}
 	for first := true; first || len(evs) > 0; first = false {
 		p := pushPayload{Store: string(batch.Store), Epoch: batch.Epoch}
 		size := 0
 		for len(evs) > 0 && len(p.Events) < maxPushEntryEvents {
-			w, err := replication.EventToWire(evs[0])
-			if err != nil {
-				return out, storeline.E(op, storeline.Invalid, err)
-			}
-			r, err := msgpack.Marshal(&w)
-			if err != nil {
-				return out, storeline.E(op, storeline.Internal, err)
+			// The shop's own bytes when the server kept them (the FSM
+			// decodes and checks them again); else encode the event.
+			var r []byte
+			if wire != nil {
+				r = wire[0]
+			} else {
+				w, err := replication.EventToWire(evs[0])
+				if err != nil {
+					return out, storeline.E(op, storeline.Invalid, err)
+				}
+				if r, err = msgpack.Marshal(&w); err != nil {
+					return out, storeline.E(op, storeline.Internal, err)
+				}
 			}
 			if len(p.Events) > 0 && size+len(r) > maxPushEntryBytes {
 				break
@@ -1022,11 +1106,16 @@ func (b backend) Push(ctx context.Context, batch replication.Batch) (replication
 			size += len(r)
 			p.Events = append(p.Events, r)
 			evs = evs[1:]
+			if wire != nil {
+				wire = wire[1:]
+			}
 		}
-		body, err := msgpack.Marshal(&p)
-		if err != nil {
+		var buf bytes.Buffer
+		buf.Grow(size + len(p.Store) + 32)
+		if err := msgpack.NewEncoder(&buf).Encode(&p); err != nil {
 			return out, storeline.E(op, storeline.Internal, err)
 		}
+		body := buf.Bytes()
 		res, err := b.n.Submit(ctx, OpReplicationPush, "", body)
 		if err != nil {
 			return out, err
@@ -1064,22 +1153,48 @@ func (n *Node) topVersion() uint64 {
 	return Version{Index: n.rep.AppliedIndex(), Pos: MaxChangesPerEntry}.Pack()
 }
 
-// Pull serves a page from this node's state.
+// Pull serves a page from this node's state, read in one transaction: the
+// floor, the store's assignments, the master changes and the feed are of
+// one instant, so a prune that raises the floor and drops tombstones is
+// seen whole or not at all (invariant 5).
 func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication.Page, error) {
-	n := b.n
-	top := n.topVersion()
-	var s storeline.Store
-	if err := n.rep.GetMaster(storeline.KindStore, string(q.Store), &s); err != nil {
-		if storeline.KindOf(err) != storeline.NotFound {
-			return replication.Page{}, err
-		}
-		s = storeline.Store{ID: q.Store} // not set up yet: chain-wide data only
+	// A cursor past this node's history: the node lags the one the shop
+	// last pulled from, or the whole cluster went back in time (restored
+	// from an old backup), and changes made since would get versions at
+	// or below the cursor and never be sent. A read barrier tells the two
+	// apart: after it this node has applied everything committed.
+	wentBack := false
+	if q.Snapshot == nil && q.Cursor > b.n.topVersion() {
+		wentBack = b.n.Linearize(ctx) == nil && q.Cursor > b.n.topVersion()
 	}
-	floor, err := n.rep.Meta(floorKey)
+	var page replication.Page
+	err := b.n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		page, err = b.pull(rt, q, wentBack)
+		return err
+	})
+	return page, err
+}
+
+func (b backend) pull(rt *ledger.ReplicaTxn, q replication.PullQuery, wentBack bool) (replication.Page, error) {
+	idx, err := rt.AppliedIndex()
 	if err != nil {
 		return replication.Page{}, err
 	}
-	assign, err := n.rep.Meta(rpAssign + string(q.Store))
+	top := Version{Index: idx, Pos: MaxChangesPerEntry}.Pack()
+	var s storeline.Store
+	found, err := rt.GetMaster(storeline.KindStore, string(q.Store), &s)
+	if err != nil {
+		return replication.Page{}, err
+	}
+	if !found {
+		s = storeline.Store{ID: q.Store} // not set up yet: chain-wide data only
+	}
+	floor, err := rt.Meta(floorKey)
+	if err != nil {
+		return replication.Page{}, err
+	}
+	assign, err := rt.Meta(rpAssign + string(q.Store))
 	if err != nil {
 		return replication.Page{}, err
 	}
@@ -1091,11 +1206,16 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 		return replication.Page{}, storeline.Errorf(storeline.Unavailable, "central.pull",
 			"this node has not yet applied up to the resync at version %d; retry", q.Snapshot.ID)
 	case q.Snapshot != nil:
-		return b.snapshot(q, &s, top, "")
+		return b.snapshot(rt, q, &s, top, "")
+	case wentBack:
+		// The resync ends below the cursor even if entries were applied
+		// since the barrier, so every page of it sends the whole feed
+		// (snapshot: a cursor past the resync's version counts as none).
+		return b.snapshot(rt, q, &s, min(top, q.Cursor-1), "the cursor is past central's history (central restored from an old backup)")
 	case q.Cursor < ledger.U64(floor):
-		return b.snapshot(q, &s, top, "the cursor is older than central's history")
+		return b.snapshot(rt, q, &s, top, "the cursor is older than central's history")
 	case q.Cursor > 0 && q.Cursor < ledger.U64(assign):
-		return b.snapshot(q, &s, top, "the shop's price lists changed")
+		return b.snapshot(rt, q, &s, top, "the shop's price lists changed")
 	}
 	page := replication.Page{Cursor: q.Cursor}
 	if q.Cursor >= top {
@@ -1107,7 +1227,7 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 	mDone, mLast := false, q.Cursor
 	relevant, scanned := 0, 0
 	for relevant < q.MaxItems && scanned < feedScanFactor*q.MaxItems && !mDone {
-		cs, err := n.rep.MasterChanges(mLast, min(1000, feedScanFactor*q.MaxItems-scanned))
+		cs, err := rt.MasterChanges(mLast, min(1000, feedScanFactor*q.MaxItems-scanned))
 		if err != nil {
 			return page, err
 		}
@@ -1134,21 +1254,14 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 		}
 	}
 	// The store's own feed after the cursor, up to top.
-	fDone, fLast := false, q.Cursor
-	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		es, done, err := feedAfter(rt, q.Store, q.Cursor, top, q.MaxItems)
-		if err != nil {
-			return err
-		}
-		fDone = done
-		for i := range es {
-			fLast = es[i].Version
-			items = append(items, pullItem{version: es[i].Version, feed: &es[i]})
-		}
-		return nil
-	})
+	es, fDone, err := feedAfter(rt, q.Store, q.Cursor, top, q.MaxItems)
 	if err != nil {
 		return page, err
+	}
+	fLast := q.Cursor
+	for i := range es {
+		fLast = es[i].Version
+		items = append(items, pullItem{version: es[i].Version, feed: &es[i]})
 	}
 	horizon := top
 	if !mDone {
@@ -1168,7 +1281,7 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 			page.Cursor = items[taken-1].version
 			break
 		}
-		n, err := b.addItem(&page, it)
+		n, err := addItem(rt, &page, it)
 		if err != nil {
 			return page, err
 		}
@@ -1177,7 +1290,7 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 	}
 	page.More = page.Cursor < top
 	// After a restore: the shop's own acknowledged events it lacks.
-	if err := b.ownEvents(&page, q); err != nil {
+	if err := ownEvents(rt, &page, q); err != nil {
 		return page, err
 	}
 	return page, nil
@@ -1185,7 +1298,7 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 
 // addItem adds an item to page and returns about how many bytes it adds
 // to the answer.
-func (b backend) addItem(page *replication.Page, it pullItem) (int, error) {
+func addItem(rt *ledger.ReplicaTxn, page *replication.Page, it pullItem) (int, error) {
 	if it.change != nil {
 		page.Changes = append(page.Changes, *it.change)
 		n := 64
@@ -1203,7 +1316,7 @@ func (b backend) addItem(page *replication.Page, it pullItem) (int, error) {
 		page.Rejections = append(page.Rejections, replication.RejectionFromWire(*e.Rej))
 		return 128 + len(e.Rej.Reason), nil
 	}
-	v, err := b.n.rep.Meta(eventKey(storeline.StoreID(e.Origin), e.Epoch, e.Seq))
+	v, err := rt.Meta(eventKey(storeline.StoreID(e.Origin), e.Epoch, e.Seq))
 	if err != nil {
 		return 0, err
 	}
@@ -1218,47 +1331,50 @@ func (b backend) addItem(page *replication.Page, it pullItem) (int, error) {
 	return len(v), nil
 }
 
-func (b backend) ownEvents(page *replication.Page, q replication.PullQuery) error {
+func ownEvents(rt *ledger.ReplicaTxn, page *replication.Page, q replication.PullQuery) error {
 	budget := q.MaxItems - len(page.Changes) - len(page.Events) - len(page.Rejections)
-	if budget <= 0 {
-		return nil // the next page has room
-	}
-	return b.n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		for _, have := range q.Own {
-			mv, err := rt.Meta(markKey(q.Store, have.Epoch))
+	for _, have := range q.Own {
+		if budget <= 0 {
+			return nil // the next page has room
+		}
+		mv, err := rt.Meta(markKey(q.Store, have.Epoch))
+		if err != nil {
+			return err
+		}
+		mark := ledger.U64(mv)
+		for seq := have.Seq + 1; seq <= mark && budget > 0; seq++ {
+			v, err := rt.Meta(eventKey(q.Store, have.Epoch, seq))
 			if err != nil {
 				return err
 			}
-			mark := ledger.U64(mv)
-			for seq := have.Seq + 1; seq <= mark && budget > 0; seq++ {
-				v, err := rt.Meta(eventKey(q.Store, have.Epoch, seq))
-				if err != nil {
-					return err
-				}
-				if v == nil {
-					continue // rejected: never stored
-				}
-				ev, err := decodeEvent(v)
-				if err != nil {
-					return err
-				}
-				page.Events = append(page.Events, ev)
-				budget--
+			if v == nil {
+				continue // rejected: never stored
 			}
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return err
+			}
+			page.Events = append(page.Events, ev)
+			budget--
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // feedAfter returns up to limit entries of store's feed with versions in
 // (after, top], and whether it reached the end of them. The feed is
-// numbered densely, so the first entry is found by binary search.
+// numbered densely from its first kept entry, so the first entry is found
+// by binary search.
 func feedAfter(rt *ledger.ReplicaTxn, store storeline.StoreID, after, top uint64, limit int) ([]feedEntry, bool, error) {
 	nv, err := rt.Meta(rpFeedN + string(store))
 	if err != nil {
 		return nil, false, err
 	}
 	count := ledger.U64(nv)
+	first, err := feedLo(rt, store) // entries before it were pruned
+	if err != nil {
+		return nil, false, err
+	}
 	get := func(i uint64) (feedEntry, error) {
 		var e feedEntry
 		v, err := rt.Meta(feedKey(store, i))
@@ -1270,7 +1386,7 @@ func feedAfter(rt *ledger.ReplicaTxn, store storeline.StoreID, after, top uint64
 		}
 		return e, msgpack.Unmarshal(v, &e)
 	}
-	lo, hi := uint64(1), count+1 // first i in [lo, hi) with version > after
+	lo, hi := first, count+1 // first i in [lo, hi) with version > after
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		e, err := get(mid)
@@ -1301,9 +1417,11 @@ func feedAfter(rt *ledger.ReplicaTxn, store storeline.StoreID, after, top uint64
 }
 
 // snapshot serves a resync page: first the records that concern the
-// store (After "r:<token>"), then its feed entries between the shop's
-// cursor and the snapshot's version (After "f:<version>").
-func (b backend) snapshot(q replication.PullQuery, s *storeline.Store, top uint64, reason string) (replication.Page, error) {
+// store (After "r:<token>"), then, if feed entries after the shop's
+// cursor were pruned, the central-authored events touching the store
+// (After "e:<event key>", see feed.go), then its feed entries between the
+// shop's cursor and the snapshot's version (After "f:<version>").
+func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *storeline.Store, top uint64, reason string) (replication.Page, error) {
 	rs := &replication.Resync{Reason: reason, ID: top}
 	after := ""
 	if q.Snapshot != nil {
@@ -1313,24 +1431,47 @@ func (b backend) snapshot(q replication.PullQuery, s *storeline.Store, top uint6
 		}
 	}
 	page := replication.Page{Cursor: q.Cursor, Resync: rs}
+	cv, err := rt.Meta(rpFeedCut + string(q.Store))
+	if err != nil {
+		return page, err
+	}
+	cut := ledger.U64(cv) // the last pruned entry's version
+	if e, ok := strings.CutPrefix(after, "e:"); ok {
+		k, err := hex.DecodeString(e)
+		if err != nil {
+			return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
+		}
+		evs, next, err := centralEventsTouching(rt, q.Store, string(k), q.MaxItems, feedScanFactor*q.MaxItems)
+		if err != nil {
+			return page, err
+		}
+		page.Events = append(page.Events, evs...)
+		rs.Next = "e:" + hex.EncodeToString([]byte(next))
+		if next == "" {
+			// The feed after the pruned part.
+			rs.Next = "f:" + strconv.FormatUint(max(q.Cursor, cut), 10)
+		}
+		return page, nil
+	}
 	if f, ok := strings.CutPrefix(after, "f:"); ok {
 		from, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
 		}
-		var es []feedEntry
-		var done bool
-		err = b.n.rep.View(func(rt *ledger.ReplicaTxn) error {
-			var err error
-			es, done, err = feedAfter(rt, q.Store, max(from, q.Cursor), rs.ID, q.MaxItems)
-			return err
-		})
+		// A cursor past the snapshot (central went back in time) says
+		// nothing of what the shop holds: send the whole feed, which the
+		// shop applies idempotently by (origin, ID).
+		cursor := q.Cursor
+		if cursor > rs.ID {
+			cursor = 0
+		}
+		es, done, err := feedAfter(rt, q.Store, max(from, cursor), rs.ID, q.MaxItems)
 		if err != nil {
 			return page, err
 		}
 		last := from
 		for i := range es {
-			if _, err := b.addItem(&page, pullItem{version: es[i].Version, feed: &es[i]}); err != nil {
+			if _, err := addItem(rt, &page, pullItem{version: es[i].Version, feed: &es[i]}); err != nil {
 				return page, err
 			}
 			last = es[i].Version
@@ -1345,16 +1486,21 @@ func (b backend) snapshot(q replication.PullQuery, s *storeline.Store, top uint6
 	if after != "" && !strings.HasPrefix(after, "r:") {
 		return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
 	}
-	sp, err := b.n.Snapshot(s.ID, token, min(q.MaxItems, maxSnapshotItems))
-	if err != nil && storeline.KindOf(err) != storeline.NotFound {
+	sp, err := snapshotRecords(rt, s, token, min(q.MaxItems, maxSnapshotItems))
+	if err != nil {
 		return page, err
 	}
 	for _, rec := range sp.Records {
 		page.Changes = append(page.Changes, replication.Change{Version: rs.ID, Kind: rec.MasterKind(), ID: rec.MasterID(), Record: rec})
 	}
-	if sp.Next != "" {
+	switch {
+	case sp.Next != "":
 		rs.Next = "r:" + sp.Next
-	} else {
+	case q.Cursor < cut:
+		// Feed entries the shop has not pulled are pruned: their events
+		// come from the event store.
+		rs.Next = "e:"
+	default:
 		rs.Next = "f:" + strconv.FormatUint(q.Cursor, 10)
 	}
 	return page, nil
@@ -1428,7 +1574,7 @@ func (n *Node) startReplication() error {
 		ln = tls.NewListener(ln, tc)
 	}
 	n.replLn = ln
-	n.repl = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	n.repl = &http.Server{Handler: n.loyaltyHandler(srv), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	go n.repl.Serve(ln)
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/ledger"
 )
 
 // checkCentral compares every live central node's copy of each shop's
@@ -40,7 +41,7 @@ func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func
 			return true
 		})
 	}
-	events, items := 0, 0
+	events, items, points := 0, 0, 0
 	for _, n := range nodes {
 		for i, s := range c.shops {
 			v := views[i]
@@ -99,8 +100,32 @@ func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func
 				problem("%s's stock of %s differs for %d items: %s", n.ID(), s.ID, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
 			}
 			items += len(stock)
+
+			// Loyalty: the shop's rights and its customers' debts there,
+			// as central holds them, equal the shop's own.
+			pts, err := shopPoints(func(prefix string) ([]ledger.Balance, error) { return centralBalances(n, prefix) }, s.ID, c.data.Programme.ID)
+			if err != nil {
+				problem("%s: %s's points: %v", n.ID(), s.ID, err)
+				continue
+			}
+			bad = bad[:0]
+			for acct, q := range v.points {
+				if !pts[acct].Equal(q) {
+					bad = append(bad, fmt.Sprintf("%s: shop %s, central %s", acct, q, pts[acct]))
+				}
+			}
+			for acct, q := range pts {
+				if _, ok := v.points[acct]; !ok {
+					bad = append(bad, fmt.Sprintf("%s: shop 0, central %s", acct, q))
+				}
+			}
+			sort.Strings(bad)
+			if len(bad) > 0 {
+				problem("%s's loyalty balances of %s differ for %d accounts: %s", n.ID(), s.ID, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
+			}
+			points += len(pts)
 		}
 	}
-	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns and its stock (%d events, %d stock balances compared in all; as of %s)",
-		len(nodes), events, items, time.Now().UTC().Format(time.TimeOnly))
+	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock and its loyalty balances (%d events, %d stock and %d points balances compared in all; as of %s)",
+		len(nodes), events, items, points, time.Now().UTC().Format(time.TimeOnly))
 }

@@ -151,6 +151,11 @@ func TestChain(t *testing.T) {
 	if !strings.Contains(r.rep.Check.Central, "3 nodes each hold") {
 		t.Errorf("central was not compared: %s", r.rep.Check.Central)
 	}
+	// Card receipts earned points, so loyalty balances were compared.
+	if strings.Contains(r.rep.Check.Central, " 0 points balances") || !strings.Contains(r.rep.Check.Central, "points balances") {
+		t.Errorf("no loyalty balances compared with central: %s", r.rep.Check.Central)
+	}
+	t.Logf("closing check:\n%s", &out)
 	if r.rep.Tills.Receipts == 0 || r.rep.Tills.Unknown != 0 || r.rep.Tills.Failed != 0 {
 		t.Errorf("tills: %d receipts, %d unknown, %d failed", r.rep.Tills.Receipts, r.rep.Tills.Unknown, r.rep.Tills.Failed)
 	}

@@ -126,6 +126,9 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 		}
 		sc.Conservation = cons.OK
 		sc.Loyalty = loyaltyNote(s.Node.Ledger(), c.data.Programme.ID)
+		if views[i].points, err = shopPoints(s.Node.Ledger().Balances, s.ID, c.data.Programme.ID); err != nil {
+			problem("%s: read points: %v", s.ID, err)
+		}
 		chk.Shops = append(chk.Shops, sc)
 	}
 	chk.Central = c.checkCentral(ctx, views, problem)
@@ -204,4 +207,31 @@ func loyaltyNote(l *ledger.Ledger, prog storeline.ProgrammeID) string {
 type shopView struct {
 	receipts, returns map[storeline.EventID]bool
 	stock             map[storeline.ItemID]decimal.Decimal
+	points            map[string]decimal.Decimal // shopPoints
+}
+
+// shopPoints returns, by account, the non-zero balances of the loyalty
+// accounts store holds in programme prog: its rights for each customer
+// (points/<prog>/<customer>/<store>) and the customers' debts there
+// (points-debt/<store>/<prog>/<customer>). balances is a ledger's or a
+// central node's Balances.
+func shopPoints(balances func(prefix string) ([]ledger.Balance, error), store storeline.StoreID, prog storeline.ProgrammeID) (map[string]decimal.Decimal, error) {
+	out := map[string]decimal.Decimal{}
+	asset := storeline.PointsAsset(prog)
+	for _, prefix := range []string{"points/" + string(prog) + "/", "points-debt/" + string(store) + "/" + string(prog) + "/"} {
+		bs, err := balances(prefix)
+		if err != nil {
+			return out, err
+		}
+		for _, b := range bs {
+			if b.Asset != asset || b.Amount.IsZero() {
+				continue
+			}
+			if strings.HasPrefix(prefix, "points/") && !strings.HasSuffix(b.Account, "/"+string(store)) {
+				continue
+			}
+			out[b.Account] = b.Amount
+		}
+	}
+	return out, nil
 }

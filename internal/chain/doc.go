@@ -9,8 +9,8 @@
 // healed, a price changed at head office reaching the tills); a live
 // status; and a closing check that receipts, returns and stock agree
 // between what the tills were told, the shops' ledgers and every central
-// node (loyalty points are reported, not compared: no ledger posts them
-// yet).
+// node, and that every central node holds each shop's loyalty balances
+// (its customers' rights and debts there) as the shop does.
 //
 // Each shop reaches each central node through its own fault proxy
 // (internal/faultproxy), so one shop can be cut off without touching the
