@@ -178,12 +178,12 @@ func (l *Ledger) commitLoop() {
 		<-l.applierDone
 		close(l.done)
 	}()
-	// Two batch buffers: the applier holds at most one batch while the
-	// committer fills the other (invariant 12).
-	bufs := [2][]*request{make([]*request, 0, l.o.MaxBatchEvents), make([]*request, 0, l.o.MaxBatchEvents)}
+	// A fresh slice per batch: the applier may still be answering the
+	// previous batch when a batch is refused or poisons the ledger without
+	// passing through it, so a reused buffer would be overwritten under it.
 	var carry *request
-	for turn := 0; ; turn ^= 1 {
-		batch := bufs[turn][:0]
+	for {
+		batch := make([]*request, 0, 16)
 		if carry != nil {
 			batch, carry = append(batch, carry), nil
 		} else {
@@ -215,7 +215,6 @@ func (l *Ledger) commitLoop() {
 				break fill
 			}
 		}
-		bufs[turn] = batch
 		l.commit(batch)
 	}
 }
