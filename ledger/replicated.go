@@ -61,6 +61,28 @@ type Replica struct {
 	l       *Ledger // read methods over db
 	applied atomic.Uint64
 	last    uint64 // last master version written (applier only)
+	// restores counts Restore's starts and ends, so it is odd while one
+	// runs: the store is then empty or half loaded under the old applied
+	// index, and a read answered from it could move a shop's cursor past
+	// changes it never got. Reads refuse (Unavailable) instead.
+	restores atomic.Uint64
+}
+
+// errRestoring is what a read gets while a snapshot is being restored.
+var errRestoring = errors.New("replica is restoring a snapshot, retry")
+
+// guarded runs read unless a Restore runs, and refuses its answer if a
+// Restore started or ended meanwhile.
+func (r *Replica) guarded(op string, read func() error) error {
+	g := r.restores.Load()
+	if g%2 == 1 {
+		return storeline.E(op, storeline.Unavailable, errRestoring)
+	}
+	err := read()
+	if r.restores.Load() != g {
+		return storeline.E(op, storeline.Unavailable, errRestoring)
+	}
+	return err
 }
 
 // OpenReplica opens (or creates) a replica in dir.
@@ -410,22 +432,26 @@ func cutZero(b []byte) (string, string, bool) {
 
 // GetMaster decodes the live record (kind, id); NotFound if none.
 func (r *Replica) GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error {
-	return r.l.GetMaster(kind, id, into)
+	return r.guarded("ledger.Replica.GetMaster", func() error { return r.l.GetMaster(kind, id, into) })
 }
 
 // LookupMaster decodes the live record of kind holding a unique key.
 func (r *Replica) LookupMaster(kind storeline.MasterKind, key string, into storeline.Record) error {
-	return r.l.LookupMaster(kind, key, into)
+	return r.guarded("ledger.Replica.LookupMaster", func() error { return r.l.LookupMaster(kind, key, into) })
 }
 
 // ScanMaster calls fn for each live record of kind whose ID has the prefix.
 func (r *Replica) ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(storeline.Record) error) error {
-	return r.l.ScanMaster(kind, idPrefix, fn)
+	return r.guarded("ledger.Replica.ScanMaster", func() error { return r.l.ScanMaster(kind, idPrefix, fn) })
 }
 
 // ScanMasterAfter calls fn for each live record of kind with an ID above
 // after, in ID order, until fn returns false.
 func (r *Replica) ScanMasterAfter(kind storeline.MasterKind, after string, fn func(storeline.Record) (bool, error)) error {
+	return r.guarded("ledger.Replica.ScanMasterAfter", func() error { return r.scanMasterAfter(kind, after, fn) })
+}
+
+func (r *Replica) scanMasterAfter(kind storeline.MasterKind, after string, fn func(storeline.Record) (bool, error)) error {
 	err := r.db.View(func(txn *badger.Txn) error {
 		p := masterKey(kind, "")
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 100})
@@ -461,11 +487,25 @@ func (r *Replica) ScanMasterAfter(kind storeline.MasterKind, after string, fn fu
 
 // MasterChanges returns up to limit latest changes above version after.
 func (r *Replica) MasterChanges(after uint64, limit int) ([]MasterChange, error) {
-	return r.l.MasterChanges(after, limit)
+	var out []MasterChange
+	err := r.guarded("ledger.Replica.MasterChanges", func() (err error) {
+		out, err = r.l.MasterChanges(after, limit)
+		return err
+	})
+	return out, err
 }
 
 // Meta returns a metadata value, nil if absent.
 func (r *Replica) Meta(key string) ([]byte, error) {
+	var out []byte
+	err := r.guarded("ledger.Replica.Meta", func() (err error) {
+		out, err = r.meta(key)
+		return err
+	})
+	return out, err
+}
+
+func (r *Replica) meta(key string) ([]byte, error) {
 	var out []byte
 	err := r.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -496,6 +536,8 @@ func (r *Replica) Restore(rd io.Reader) error {
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != replicaMagic {
 		return storeline.Errorf(storeline.Invalid, op, "not a replica snapshot (header %q)", head)
 	}
+	r.restores.Add(1)
+	defer r.restores.Add(1)
 	if err := r.db.DropAll(); err != nil {
 		return storeline.E(op, storeline.Internal, fmt.Errorf("drop: %w", err))
 	}
@@ -526,8 +568,10 @@ func PutU64(v uint64) []byte { return u64(v) }
 // View runs fn in a read-only transaction, for checks made before a
 // command is submitted (fn must not write).
 func (r *Replica) View(fn func(*ReplicaTxn) error) error {
-	err := r.db.View(func(txn *badger.Txn) error {
-		return fn(&ReplicaTxn{txn: txn, r: r})
+	return r.guarded("ledger.Replica.View", func() error {
+		err := r.db.View(func(txn *badger.Txn) error {
+			return fn(&ReplicaTxn{txn: txn, r: r})
+		})
+		return r.l.readErr("ledger.Replica.View", err)
 	})
-	return r.l.readErr("ledger.Replica.View", err)
 }
