@@ -1,6 +1,7 @@
 package central_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
+	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 )
 
@@ -165,6 +168,24 @@ func TestReportsPageAndMetrics(t *testing.T) {
 	} {
 		if got, ok := boGauge(t, reg, m.name, m.labels); !ok || got != m.want {
 			t.Errorf("%s%v = %v (exported %v), want %v", m.name, m.labels, got, ok, m.want)
+		}
+	}
+	// A head-office transfer (not a document) taking 20 milk out of s1,
+	// which holds 8, puts the position below zero; one bringing them back
+	// clears it.
+	milk := storeline.ItemAsset("milk")
+	stock := storeline.StockAccount("s1", "main", "milk")
+	for i, qty := range []string{"20", "-20"} {
+		amt := decimal.RequireFromString(qty)
+		if _, err := n.Transfer(context.Background(), storeline.NewEventID(), "recall", "", []storeline.Posting{
+			{Account: stock, Asset: milk, Amount: amt.Neg()},
+			{Account: "warehouse/milk", Asset: milk, Amount: amt},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := float64(1 - i)
+		if got, ok := boGauge(t, reg, "storeline_backoffice_negative_stock_positions", map[string]string{"store": "s1"}); !ok || got != want {
+			t.Errorf("after a transfer of %s milk out: negative positions %v (exported %v), want %v", qty, got, ok, want)
 		}
 	}
 }

@@ -883,6 +883,19 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 	if err := a.flush(); err != nil {
 		return nil, err
 	}
+	// The stock positions it moves may go below zero or back above.
+	ix, err := openIndex(tx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ev.Postings {
+		if si, ok := stockItem(&ev.Postings[i]); ok {
+			ix.touched[si] = true
+		}
+	}
+	if err := ix.flush(); err != nil {
+		return nil, err
+	}
 	if err := newTxIngest(tx).SetSeen(ev.Origin, ev.ID, tx.At.UnixMilli()); err != nil {
 		return nil, err
 	}
