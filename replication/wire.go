@@ -188,6 +188,11 @@ func decodeLen(d *msgpack.Decoder, what string, limit int) (int, error) {
 	if n > limit {
 		return 0, fmt.Errorf("%d %s, over %d", n, what, limit)
 	}
+	// Every element takes at least a byte: a header claiming more than
+	// the bytes left is refused before it allocates.
+	if sr, ok := d.Buffered().(*sliceReader); ok && n > len(sr.b)-sr.i {
+		return 0, fmt.Errorf("%d %s declared, %d bytes left", n, what, len(sr.b)-sr.i)
+	}
 	return n, nil
 }
 

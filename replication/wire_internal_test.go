@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +126,20 @@ func FuzzWireEventDecoder(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestListHeaderBeyondBody: a list header claiming more elements than the
+// body has bytes left is refused (Invalid) before anything is allocated
+// for it, so a few bytes cannot make central allocate megabytes.
+func TestListHeaderBeyondBody(t *testing.T) {
+	// {"v": 2, "st": "s1", "e": 1, "ev": array32 of 10,000}, then nothing.
+	b := []byte{0x84, 0xa1, 'v', 0x02, 0xa2, 's', 't', 0xa2, 's', '1', 0xa1, 'e', 0x01, 0xa2, 'e', 'v', 0xdd, 0x00, 0x00, 0x27, 0x10}
+	var req PushRequest
+	err := Decode(b, &req)
+	if storeline.KindOf(err) != storeline.Invalid || !strings.Contains(err.Error(), "declared") {
+		t.Fatalf("Decode: %v; want Invalid naming the declared length", err)
+	}
+	if allocs := testing.AllocsPerRun(20, func() { _ = Decode(b, &PushRequest{}) }); allocs > 40 {
+		t.Errorf("%v allocations to refuse it", allocs)
+	}
 }
