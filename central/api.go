@@ -249,7 +249,7 @@ func (n *Node) precheckLocal(recs []storeline.Record, fields []string) error {
 	if err != nil {
 		return err
 	}
-	return checkRuleOverlaps(n.rep, recs, fields) // pricing_api.go
+	return checkRuleOverlaps(replicaRuleScan(n.rep), recs, fields) // pricing_api.go
 }
 
 func setID(rec storeline.Record, id string) error {

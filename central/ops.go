@@ -96,10 +96,17 @@ func applyPut(tx *Tx, payload []byte) ([]byte, error) {
 		recs[i] = rec
 		pending[string(w.Kind)+"\x00"+rec.MasterID()] = rec
 	}
+	fields := make([]string, len(recs))
 	for i, rec := range recs {
 		if err := checkRefs(tx.ReplicaTxn, pending, rec, p.Records[i].Field); err != nil {
 			return nil, err
 		}
+		fields[i] = p.Records[i].Field
+	}
+	// Again in the entry: requests through two central nodes can each
+	// pass the check made before submitting (pricing_api.go).
+	if err := checkRuleOverlaps(txnRuleScan(tx.ReplicaTxn), recs, fields); err != nil {
+		return nil, err
 	}
 	ws := make([]ledger.MasterWrite, len(recs))
 	for i, rec := range recs {

@@ -45,11 +45,11 @@ import (
 // records a shop prices with once the feed has reached it.
 
 // ruleWrites serialises the overlap check and the write of pricing rules
-// made through this process, so two requests cannot each pass the check
-// against a state without the other. Requests for the same rules sent
-// through different central nodes at the same moment are not serialised
-// by it (the check reads committed state after a linearizable barrier, so
-// the window is the time between that read and the commit).
+// made through this process, so a request refused for an overlap is
+// answered with the field before anything is submitted. Requests sent
+// through different central nodes at one moment can each pass that check;
+// applyPut checks overlaps again in the entry, so the later one is refused
+// there (TestRuleOverlapCheckedInTheEntry).
 var ruleWrites sync.Mutex
 
 func isRule(rec storeline.Record) bool {
@@ -149,7 +149,24 @@ type ruleState struct {
 	progs    map[storeline.ProgrammeID]*storeline.LoyaltyProgramme
 }
 
-func loadRuleState(rep *ledger.Replica, recs []storeline.Record) (*ruleState, error) {
+// ruleScan calls fn for each live record of a kind: over the replica
+// when a request is checked, over the entry's transaction when it is
+// applied.
+type ruleScan func(kind storeline.MasterKind, fn func(storeline.Record) error) error
+
+func replicaRuleScan(rep *ledger.Replica) ruleScan {
+	return func(kind storeline.MasterKind, fn func(storeline.Record) error) error {
+		return rep.ScanMaster(kind, "", fn)
+	}
+}
+
+func txnRuleScan(rt *ledger.ReplicaTxn) ruleScan {
+	return func(kind storeline.MasterKind, fn func(storeline.Record) error) error {
+		return rt.ScanMasterAfter(kind, "", func(rec storeline.Record) (bool, error) { return true, fn(rec) })
+	}
+}
+
+func loadRuleState(scan ruleScan, recs []storeline.Record) (*ruleState, error) {
 	s := &ruleState{
 		promos:   map[storeline.PromotionID]*storeline.Promotion{},
 		policies: map[storeline.PolicyID]*storeline.PricePolicy{},
@@ -163,7 +180,7 @@ func loadRuleState(rep *ledger.Replica, recs []storeline.Record) (*ruleState, er
 		if !isRule(mustRecord(kind)) {
 			continue
 		}
-		err := rep.ScanMaster(kind, "", func(rec storeline.Record) error {
+		err := scan(kind, func(rec storeline.Record) error {
 			s.add(rec)
 			return nil
 		})
@@ -195,11 +212,11 @@ func (s *ruleState) add(rec storeline.Record) {
 
 // checkRuleOverlaps refuses a request whose pricing rules overlap each
 // other or the stored ones (see the top of this file). recs are valid.
-func checkRuleOverlaps(rep *ledger.Replica, recs []storeline.Record, fields []string) error {
+func checkRuleOverlaps(scan ruleScan, recs []storeline.Record, fields []string) error {
 	if !slices.ContainsFunc(recs, isRule) {
 		return nil
 	}
-	s, err := loadRuleState(rep, recs)
+	s, err := loadRuleState(scan, recs)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 package central_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -487,5 +489,32 @@ func TestNodeAndCentralPriceIdentically(t *testing.T) {
 		accepted, refused, compared, discounted, staffLines)
 	if compared < rounds*baskets/2 || discounted == 0 || staffLines == 0 {
 		t.Fatalf("too little compared: %d baskets, %d with a discount, %d staff lines", compared, discounted, staffLines)
+	}
+}
+
+// TestRuleOverlapCheckedInTheEntry: two overlapping promotions sent through
+// two central nodes at one moment can each pass the check made before
+// submitting; the entry that applies second is refused all the same.
+func TestRuleOverlapCheckedInTheEntry(t *testing.T) {
+	n := singleNode(t)
+	a := n.APIAddr()
+	seed(t, a, 3)
+	pricingSeedData(t, a)
+	mustOK(t, apiDo(t, "PUT", a, "/v1/promotions/p10", adminKey, promoBody("percent", func(map[string]any) {}), nil))
+	var p storeline.Promotion
+	if err := n.Replica().GetMaster(storeline.KindPromotion, "p10", &p); err != nil {
+		t.Fatal(err)
+	}
+	p.ID = "p11" // the same item, priority, window and shops
+	err := n.SubmitUnchecked(context.Background(), &p)
+	if storeline.KindOf(err) != storeline.Invalid {
+		t.Fatalf("overlapping promotion applied: %v", err)
+	}
+	if err := n.Replica().GetMaster(storeline.KindPromotion, "p11", &storeline.Promotion{}); !errors.Is(err, storeline.NotFound) {
+		t.Fatalf("p11 stored: %v", err)
+	}
+	p.Priority++ // no longer overlapping: applies
+	if err := n.SubmitUnchecked(context.Background(), &p); err != nil {
+		t.Fatal(err)
 	}
 }
