@@ -2,7 +2,7 @@ package storeline
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,40 +160,141 @@ func SafeAccount(s StoreID) string { return "safe/" + string(s) }
 // MergePostings adds up postings to the same (account, asset), drops zero
 // sums and sorts the result, so equal effects have equal postings.
 func MergePostings(ps []Posting) []Posting {
-	type key struct {
-		acct  string
-		asset Asset
+	// Sums run on int64s while they fit (fastdec.go), in decimals after;
+	// a lone posting keeps its own decimal. Either way a sum is what
+	// decimal.Add in posting order gives, exponent included.
+	accs := make([]amountSum, 0, len(ps))
+	out := make([]Posting, 0, len(ps))
+	var index map[postingKey]int
+	if len(ps) > linearMax {
+		index = make(map[postingKey]int, len(ps))
 	}
-	sums := make(map[key]decimal.Decimal, len(ps))
-	order := make([]key, 0, len(ps))
 	for _, p := range ps {
-		k := key{p.Account, p.Asset}
-		if s, ok := sums[k]; ok {
-			sums[k] = s.Add(p.Amount)
+		j := -1
+		if index != nil {
+			if i, ok := index[postingKey{p.Account, p.Asset}]; ok {
+				j = i
+			}
+		} else {
+			for i := range out {
+				if out[i].Account == p.Account && out[i].Asset == p.Asset {
+					j = i
+					break
+				}
+			}
+		}
+		if j >= 0 {
+			accs[j].add(p.Amount)
 			continue
 		}
-		sums[k] = p.Amount
-		order = append(order, k)
-	}
-	out := make([]Posting, 0, len(order))
-	for _, k := range order {
-		if s := sums[k]; !s.IsZero() {
-			out = append(out, Posting{Account: k.acct, Asset: k.asset, Amount: s})
+		if index != nil {
+			index[postingKey{p.Account, p.Asset}] = len(out)
 		}
+		out = append(out, p)
+		accs = append(accs, newAmountSum(p.Amount))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Asset != out[j].Asset {
-			return out[i].Asset < out[j].Asset
+	n := 0
+	for i := range out {
+		if accs[i].isZero() {
+			continue
 		}
-		return out[i].Account < out[j].Account
+		out[n] = Posting{Account: out[i].Account, Asset: out[i].Asset, Amount: accs[i].sum()}
+		n++
+	}
+	out = out[:n]
+	slices.SortFunc(out, func(a, b Posting) int {
+		if c := strings.Compare(string(a.Asset), string(b.Asset)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Account, b.Account)
 	})
 	return out
+}
+
+// linearMax is the length up to which a linear search beats a map.
+const linearMax = 32
+
+type postingKey struct {
+	acct  string
+	asset Asset
+}
+
+// amountSum is a running decimal sum that stays on int64s while it can.
+// The zero amountSum is an empty sum.
+type amountSum struct {
+	d    decimal.Decimal // the sum when !fast; the lone addend when fast, n == 1 and hasD
+	x    fx              // the sum while fast
+	fast bool
+	hasD bool
+	n    int
+}
+
+func newAmountSum(d decimal.Decimal) amountSum {
+	x, ok := toFx(d)
+	return amountSum{d: d, x: x, fast: ok, hasD: true, n: 1}
+}
+
+func (s *amountSum) add(d decimal.Decimal) {
+	if s.n == 0 {
+		*s = newAmountSum(d)
+		return
+	}
+	s.n++
+	if s.fast {
+		if y, ok := toFx(d); ok {
+			if z, ok := s.x.add(y); ok {
+				s.x = z
+				return
+			}
+		}
+		s.fast, s.d = false, s.x.dec()
+	}
+	s.d = s.d.Add(d)
+}
+
+// addFx adds x, without making a decimal of it while the sum fits.
+func (s *amountSum) addFx(x fx) {
+	if s.n == 0 {
+		*s = amountSum{x: x, fast: true, n: 1}
+		return
+	}
+	if s.fast {
+		if z, ok := s.x.add(x); ok {
+			s.n++
+			s.x = z
+			return
+		}
+	}
+	s.add(x.dec())
+}
+
+func (s *amountSum) isZero() bool {
+	if s.fast {
+		return s.x.c == 0
+	}
+	return s.d.IsZero()
+}
+
+func (s *amountSum) sum() decimal.Decimal {
+	if !s.fast || s.n == 1 && s.hasD {
+		return s.d
+	}
+	return s.x.dec()
 }
 
 // CheckPostings returns an error unless, for every asset, the postings sum
 // to zero and every account is well formed.
 func CheckPostings(ps []Posting) error {
-	sums := map[Asset]decimal.Decimal{}
+	type assetSum struct {
+		asset Asset
+		sum   amountSum
+	}
+	var buf [8]assetSum
+	sums := buf[:0]
+	var index map[Asset]int
+	if len(ps) > linearMax {
+		index = make(map[Asset]int)
+	}
 	for _, p := range ps {
 		if p.Account == "" || strings.Contains(p.Account, "//") || strings.HasSuffix(p.Account, "/") {
 			return Errorf(Invalid, "storeline.CheckPostings", "malformed account %q", p.Account)
@@ -201,11 +302,31 @@ func CheckPostings(ps []Posting) error {
 		if p.Asset == "" {
 			return Errorf(Invalid, "storeline.CheckPostings", "posting to %s has no asset", p.Account)
 		}
-		sums[p.Asset] = sums[p.Asset].Add(p.Amount)
+		j := -1
+		if index != nil {
+			if i, ok := index[p.Asset]; ok {
+				j = i
+			}
+		} else {
+			for i := range sums {
+				if sums[i].asset == p.Asset {
+					j = i
+					break
+				}
+			}
+		}
+		if j >= 0 {
+			sums[j].sum.add(p.Amount)
+			continue
+		}
+		if index != nil {
+			index[p.Asset] = len(sums)
+		}
+		sums = append(sums, assetSum{p.Asset, newAmountSum(p.Amount)})
 	}
-	for a, s := range sums {
-		if !s.IsZero() {
-			return Errorf(Invalid, "storeline.CheckPostings", "postings of %s sum to %s, want 0", a, s)
+	for _, s := range sums {
+		if !s.sum.isZero() {
+			return Errorf(Invalid, "storeline.CheckPostings", "postings of %s sum to %s, want 0", s.asset, s.sum.sum())
 		}
 	}
 	return nil

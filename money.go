@@ -40,14 +40,43 @@ func (c Currency) Scale() int32 {
 // Round rounds d to the currency's scale, half away from zero, and leaves it
 // with exactly that exponent, so equal amounts have equal encodings.
 func (c Currency) Round(d decimal.Decimal) decimal.Decimal {
-	return d.Round(c.Scale())
+	return roundDec(d, c.Scale())
+}
+
+// roundDec is d.Round(places), on int64s where d fits one.
+func roundDec(d decimal.Decimal, places int32) decimal.Decimal {
+	if d.Exponent() == -places {
+		return d // as decimal.Round does
+	}
+	if x, ok := toFx(d); ok {
+		if r, ok := x.round(places); ok {
+			return r.dec()
+		}
+	}
+	return d.Round(places)
+}
+
+// normScale returns d.Round(places) and whether that equals d.
+func normScale(d decimal.Decimal, places int32) (decimal.Decimal, bool) {
+	if x, ok := toFx(d); ok {
+		if r, ok := x.round(places); ok {
+			if c, ok := r.cmp(x); ok {
+				if r.e == x.e {
+					return d, c == 0 // round returned x itself, as decimal.Round returns d
+				}
+				return r.dec(), c == 0
+			}
+		}
+	}
+	r := d.Round(places)
+	return r, r.Equal(d)
 }
 
 // Amount checks that d needs no more places than the currency has and
 // returns it normalised. field names d in errors.
 func (c Currency) Amount(field string, d decimal.Decimal) (decimal.Decimal, error) {
-	r := c.Round(d)
-	if !r.Equal(d) {
+	r, exact := normScale(d, c.Scale())
+	if !exact {
 		return d, Invalidf(field, "%s has more than %d decimal places for %s", d, c.Scale(), c)
 	}
 	return r, nil
@@ -77,8 +106,8 @@ func NormQty(field string, q decimal.Decimal, unit Unit) (decimal.Decimal, error
 	if !q.IsPositive() {
 		return q, Invalidf(field, "quantity %s must be positive", q)
 	}
-	r := q.Round(QtyScale)
-	if !r.Equal(q) {
+	r, exact := normScale(q, QtyScale)
+	if !exact {
 		return q, Invalidf(field, "quantity %s has more than %d decimal places", q, QtyScale)
 	}
 	if !unit.Fractional() && !q.IsInteger() {
@@ -89,11 +118,11 @@ func NormQty(field string, q decimal.Decimal, unit Unit) (decimal.Decimal, error
 
 // NormRate checks a VAT rate in percent and returns it normalised.
 func NormRate(field string, r decimal.Decimal) (decimal.Decimal, error) {
-	if r.IsNegative() || r.GreaterThanOrEqual(decimal.NewFromInt(100)) {
+	if r.IsNegative() || decCmp(r, hundred) >= 0 {
 		return r, Invalidf(field, "VAT rate %s%% out of range [0, 100)", r)
 	}
-	n := r.Round(RateScale)
-	if !n.Equal(r) {
+	n, exact := normScale(r, RateScale)
+	if !exact {
 		return r, Invalidf(field, "VAT rate %s has more than %d decimal places", r, RateScale)
 	}
 	return n, nil
@@ -105,8 +134,46 @@ func VATIncluded(c Currency, total, rate decimal.Decimal) decimal.Decimal {
 	if rate.IsZero() {
 		return c.Round(decimal.Zero)
 	}
-	hundred := decimal.NewFromInt(100)
-	return c.Round(total.Mul(rate).DivRound(hundred.Add(rate), c.Scale()+8))
+	scale := c.Scale()
+	if t, ok := toFx(total); ok {
+		if r, ok := toFx(rate); ok {
+			if v, ok := vatIncludedFx(t, r, scale); ok {
+				return v.dec()
+			}
+		}
+	}
+	return c.Round(total.Mul(rate).DivRound(hundred.Add(rate), scale+8))
+}
+
+// vatIncludedFx is VATIncluded's arithmetic, step for step, on int64s.
+func vatIncludedFx(total, rate fx, scale int32) (fx, bool) {
+	num, ok := total.mul(rate)
+	if !ok {
+		return fx{}, false
+	}
+	den, ok := fx{100, 0}.add(rate)
+	if !ok || den.c == 0 {
+		return fx{}, false
+	}
+	q, ok := num.divRound(den, scale+8)
+	if !ok {
+		return fx{}, false
+	}
+	return q.round(scale)
+}
+
+var hundred = decimal.NewFromInt(100)
+
+// decCmp is a.Cmp(b), without big.Int arithmetic where both fit an int64.
+func decCmp(a, b decimal.Decimal) int {
+	if x, ok := toFx(a); ok {
+		if y, ok := toFx(b); ok {
+			if c, ok := x.cmp(y); ok {
+				return c
+			}
+		}
+	}
+	return a.Cmp(b)
 }
 
 // Unit is an item's base unit of measure.

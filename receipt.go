@@ -20,6 +20,8 @@ const (
 // master data (items, departments, VAT rates) and checked by Compute. Lines
 // carry the prices the till charged; the node's own price for a line, where
 // it differs, is recorded as a Discrepancy and never changes the receipt.
+// Its msgpack encoding, and that of its parts and of Return, is written by
+// hand (bodyenc.go): a new field goes there too.
 type Receipt struct {
 	Terminal       TerminalID
 	Shift          ShiftID
@@ -104,12 +106,17 @@ func computeLines(cur Currency, lines []Line) (decimal.Decimal, []VATSum, error)
 	if len(lines) == 0 {
 		return decimal.Zero, nil, Invalidf("lines", "at least one line is required")
 	}
+	for i := range lines {
+		if err := lines[i].compute(cur); err != nil {
+			return cur.Round(decimal.Zero), nil, prefixField(fmt.Sprintf("lines[%d]", i), err)
+		}
+	}
+	if total, vat, ok := sumLinesFx(cur, lines); ok {
+		return total, vat, nil
+	}
 	total := cur.Round(decimal.Zero)
 	var vat []VATSum
 	for i := range lines {
-		if err := lines[i].compute(cur); err != nil {
-			return total, nil, prefixField(fmt.Sprintf("lines[%d]", i), err)
-		}
 		l := &lines[i]
 		total = total.Add(l.Total)
 		found := false
@@ -126,6 +133,64 @@ func computeLines(cur Currency, lines []Line) (decimal.Decimal, []VATSum, error)
 		}
 	}
 	return total, vat, nil
+}
+
+// sumLinesFx is computeLines' sums on int64s: the same figures with the
+// same exponents, or false where a figure does not fit.
+func sumLinesFx(cur Currency, lines []Line) (decimal.Decimal, []VATSum, bool) {
+	type rateSum struct {
+		rate       fx
+		gross, vat fx
+		n          int // lines summed: one keeps the line's own decimals
+		first      int
+	}
+	var buf [4]rateSum
+	sums := buf[:0]
+	total := fx{0, -cur.Scale()}
+	for i := range lines {
+		l := &lines[i]
+		t, ok1 := toFx(l.Total)
+		v, ok2 := toFx(l.VAT)
+		r, ok3 := toFx(l.VATRate)
+		if !ok1 || !ok2 || !ok3 {
+			return decimal.Decimal{}, nil, false
+		}
+		var ok bool
+		if total, ok = total.add(t); !ok {
+			return decimal.Decimal{}, nil, false
+		}
+		j := 0
+		for ; j < len(sums); j++ {
+			c, ok := sums[j].rate.cmp(r)
+			if !ok {
+				return decimal.Decimal{}, nil, false
+			}
+			if c == 0 {
+				break
+			}
+		}
+		if j == len(sums) {
+			sums = append(sums, rateSum{rate: r, gross: t, vat: v, n: 1, first: i})
+			continue
+		}
+		s := &sums[j]
+		var ok4, ok5 bool
+		s.gross, ok4 = s.gross.add(t)
+		s.vat, ok5 = s.vat.add(v)
+		if !ok4 || !ok5 {
+			return decimal.Decimal{}, nil, false
+		}
+		s.n++
+	}
+	vat := make([]VATSum, len(sums))
+	for j, s := range sums {
+		f := &lines[s.first]
+		vat[j] = VATSum{Rate: f.VATRate, Gross: f.Total, VAT: f.VAT}
+		if s.n > 1 {
+			vat[j].Gross, vat[j].VAT = s.gross.dec(), s.vat.dec()
+		}
+	}
+	return total.dec(), vat, true
 }
 
 func (l *Line) compute(cur Currency) error {
@@ -154,6 +219,9 @@ func (l *Line) compute(cur Currency) error {
 	if l.VATRate, err = NormRate("vat_rate", l.VATRate); err != nil {
 		return err
 	}
+	if ok, err := l.totalFx(cur); ok || err != nil {
+		return err
+	}
 	gross := cur.Round(l.Qty.Mul(l.Price))
 	if l.Discount.GreaterThan(gross) {
 		return Invalidf("discount", "discount %s exceeds the line's %s", l.Discount, gross)
@@ -161,6 +229,45 @@ func (l *Line) compute(cur Currency) error {
 	l.Total = gross.Sub(l.Discount)
 	l.VAT = VATIncluded(cur, l.Total, l.VATRate)
 	return nil
+}
+
+// totalFx is the end of compute on int64s; false where a figure does not
+// fit one, and the caller goes the decimal way.
+func (l *Line) totalFx(cur Currency) (bool, error) {
+	q, ok1 := toFx(l.Qty)
+	p, ok2 := toFx(l.Price)
+	d, ok3 := toFx(l.Discount)
+	r, ok4 := toFx(l.VATRate)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return false, nil
+	}
+	scale := cur.Scale()
+	gross, ok := q.mul(p)
+	if !ok {
+		return false, nil
+	}
+	if gross, ok = gross.round(scale); !ok {
+		return false, nil
+	}
+	c, ok := d.cmp(gross)
+	if !ok {
+		return false, nil
+	}
+	if c > 0 {
+		return true, Invalidf("discount", "discount %s exceeds the line's %s", l.Discount, gross.dec())
+	}
+	total, ok := gross.sub(d)
+	if !ok {
+		return false, nil
+	}
+	vat := fx{0, -scale} // VATIncluded of a zero rate
+	if r.c != 0 {
+		if vat, ok = vatIncludedFx(total, r, scale); !ok {
+			return false, nil
+		}
+	}
+	l.Total, l.VAT = total.dec(), vat.dec()
+	return true, nil
 }
 
 // Compute checks the receipt against itself and fills in its derived
@@ -186,6 +293,9 @@ func (r *Receipt) Compute() error {
 	if err := r.checkLoyalty(); err != nil {
 		return err
 	}
+	if ok, err := r.changeFx(cash, other); ok || err != nil {
+		return err
+	}
 	if other.GreaterThan(total) {
 		return Invalidf("payments", "non-cash payments %s exceed the total %s", other, total)
 	}
@@ -195,6 +305,40 @@ func (r *Receipt) Compute() error {
 	}
 	r.Change = paid.Sub(total)
 	return nil
+}
+
+// changeFx is the end of Compute on int64s; false where a figure does
+// not fit one.
+func (r *Receipt) changeFx(cashD, otherD decimal.Decimal) (bool, error) {
+	total, ok1 := toFx(r.Total)
+	cash, ok2 := toFx(cashD)
+	other, ok3 := toFx(otherD)
+	if !ok1 || !ok2 || !ok3 {
+		return false, nil
+	}
+	c, ok := other.cmp(total)
+	if !ok {
+		return false, nil
+	}
+	if c > 0 {
+		return true, Invalidf("payments", "non-cash payments %s exceed the total %s", otherD, r.Total)
+	}
+	paid, ok := cash.add(other)
+	if !ok {
+		return false, nil
+	}
+	if c, ok = paid.cmp(total); !ok {
+		return false, nil
+	}
+	if c < 0 {
+		return true, Invalidf("payments", "payments %s are short of the total %s", paid.dec(), r.Total)
+	}
+	change, ok := paid.sub(total)
+	if !ok {
+		return false, nil
+	}
+	r.Change = change.dec()
+	return true, nil
 }
 
 func checkTillRefs(t TerminalID, s ShiftID, sel SellerID) error {
@@ -232,11 +376,52 @@ const MaxPoints = 1 << 40
 // sumPayments normalises payments and returns the cash and non-cash sums;
 // points count as non-cash where pointsOK.
 func sumPayments(cur Currency, ps []Payment, pointsOK bool) (cash, other decimal.Decimal, err error) {
-	cash, other = cur.Round(decimal.Zero), cur.Round(decimal.Zero)
 	if len(ps) == 0 {
-		return cash, other, Invalidf("payments", "at least one payment is required")
+		zero := cur.Round(decimal.Zero)
+		return zero, zero, Invalidf("payments", "at least one payment is required")
 	}
-	for i := range ps {
+	// The sums on int64s while they fit, then in decimals from where
+	// they stop fitting.
+	scale := cur.Scale()
+	cashX, otherX := fx{0, -scale}, fx{0, -scale}
+	i := 0
+	for ; i < len(ps); i++ {
+		p := &ps[i]
+		if !p.Amount.IsPositive() {
+			break // the decimal loop names the field
+		}
+		a, ok := toFx(p.Amount)
+		if !ok {
+			break
+		}
+		r, ok := a.round(scale)
+		if !ok {
+			break
+		}
+		if c, ok := r.cmp(a); !ok || c != 0 {
+			break
+		}
+		var sum *fx
+		switch {
+		case p.Method == Cash:
+			sum = &cashX
+		case p.Method == Card, p.Method == Points && pointsOK && p.Points > 0 && p.Points <= MaxPoints:
+			sum = &otherX
+		}
+		if sum == nil {
+			break // a refusal: the decimal loop words it
+		}
+		s, ok := sum.add(r)
+		if !ok {
+			break
+		}
+		*sum = s
+		if r.e != a.e {
+			p.Amount = r.dec()
+		}
+	}
+	cash, other = cashX.dec(), otherX.dec()
+	for ; i < len(ps); i++ {
 		p := &ps[i]
 		field := fmt.Sprintf("payments[%d]", i)
 		if !p.Amount.IsPositive() {
@@ -309,38 +494,133 @@ func RedeemedPointsAccount(s StoreID) string { return "points-redeemed/" + strin
 func LoyaltyAccount(s StoreID) string { return "loyalty/" + string(s) }
 
 // salePostings derives the postings of a sale, or of a return when reverse.
+// Each amount is what x.Neg().Mul(sign) or x.Mul(sign) gives, exponent
+// included; multiplying by ±1 keeps the exponent, so a +1 product is x
+// itself and a −1 product is x negated. Revenue and VAT are posted once
+// per account, summed over the lines in line order: the sums
+// DerivePostings' merge would make of per-line postings, exponent
+// included (a decimal sum is exact and takes the smallest exponent), for
+// a decimal less per line.
 func salePostings(store StoreID, term TerminalID, cur Currency, lines []Line, pays []Payment, change decimal.Decimal, reverse bool) []Posting {
-	sign := decimal.NewFromInt(1)
-	if reverse {
-		sign = sign.Neg()
+	signed := func(d decimal.Decimal, neg bool) decimal.Decimal {
+		if neg == reverse {
+			return d
+		}
+		return negDec(d)
 	}
 	money := MoneyAsset(cur)
-	ps := make([]Posting, 0, 2*len(lines)+2*len(lines)+len(pays)+1)
-	for _, l := range lines {
+	// VAT by rate: rates repeat across lines, and a rate's String
+	// allocates. Keyed by coefficient and exponent, which decide the
+	// String; rates of equal value and other exponents share an account,
+	// and DerivePostings merges them.
+	type vatAcct struct {
+		rate    decimal.Decimal
+		x       fx
+		fast    bool
+		sum     amountSum
+		account string
+	}
+	var vatBuf [4]vatAcct
+	vats := vatBuf[:0]
+	var revenue amountSum
+	ps := make([]Posting, 0, 2*len(lines)+len(pays)+6)
+	for i := range lines {
+		l := &lines[i]
 		units := ItemAsset(l.Item)
 		ps = append(ps,
-			Posting{StockAccount(store, l.Dept, l.Item), units, l.Qty.Neg().Mul(sign)},
-			Posting{SoldAccount(store, l.Item), units, l.Qty.Mul(sign)},
-			Posting{RevenueAccount(store), money, l.Total.Sub(l.VAT).Neg().Mul(sign)},
+			Posting{StockAccount(store, l.Dept, l.Item), units, signed(l.Qty, true)},
+			Posting{SoldAccount(store, l.Item), units, signed(l.Qty, false)},
 		)
-		if !l.VAT.IsZero() {
-			ps = append(ps, Posting{VATAccount(store, l.VATRate), money, l.VAT.Neg().Mul(sign)})
+		if r, ok := revenueFx(l, reverse); ok {
+			revenue.addFx(r)
+		} else {
+			revenue.add(revenueAmount(*l, reverse))
+		}
+		if l.VAT.IsZero() {
+			continue
+		}
+		x, fast := toFx(l.VATRate)
+		j := 0
+		for ; j < len(vats); j++ {
+			if fast && vats[j].fast && vats[j].x == x {
+				break
+			}
+		}
+		if j == len(vats) {
+			vats = append(vats, vatAcct{rate: l.VATRate, x: x, fast: fast})
+		}
+		if v, ok := toFx(l.VAT); ok {
+			if !reverse {
+				v = v.neg()
+			}
+			vats[j].sum.addFx(v)
+		} else {
+			vats[j].sum.add(signed(l.VAT, true))
 		}
 	}
+	if len(lines) > 0 {
+		ps = append(ps, Posting{RevenueAccount(store), money, revenue.sum()})
+	}
+	for _, v := range vats {
+		ps = append(ps, Posting{VATAccount(store, v.rate), money, v.sum.sum()})
+	}
+	cash := CashAccount(store, term)
 	for _, p := range pays {
-		acct := CashAccount(store, term)
+		acct := cash
 		switch p.Method {
 		case Card:
 			acct = CardAccount(store, term)
 		case Points:
 			acct = LoyaltyAccount(store)
 		}
-		ps = append(ps, Posting{acct, money, p.Amount.Mul(sign)})
+		ps = append(ps, Posting{acct, money, signed(p.Amount, false)})
 	}
 	if !change.IsZero() {
-		ps = append(ps, Posting{CashAccount(store, term), money, change.Neg().Mul(sign)})
+		ps = append(ps, Posting{cash, money, signed(change, true)})
 	}
 	return ps
+}
+
+// revenueFx is revenueAmount on int64s.
+func revenueFx(l *Line, reverse bool) (fx, bool) {
+	t, ok1 := toFx(l.Total)
+	v, ok2 := toFx(l.VAT)
+	if !ok1 || !ok2 {
+		return fx{}, false
+	}
+	if reverse {
+		return t.sub(v)
+	}
+	return v.sub(t)
+}
+
+// revenueAmount is l.Total.Sub(l.VAT).Neg().Mul(sign): VAT − Total for a
+// sale, Total − VAT for a return, at the smaller exponent either way.
+func revenueAmount(l Line, reverse bool) decimal.Decimal {
+	if reverse {
+		return subDec(l.Total, l.VAT)
+	}
+	return subDec(l.VAT, l.Total)
+}
+
+// negDec is d.Neg().
+func negDec(d decimal.Decimal) decimal.Decimal {
+	if x, ok := toFx(d); ok {
+		return x.neg().dec()
+	}
+	return d.Neg()
+}
+
+// subDec is a.Sub(b).
+func subDec(a, b decimal.Decimal) decimal.Decimal {
+	if x, ok := toFx(a); ok {
+		if y, ok := toFx(b); ok {
+			if z, ok := x.sub(y); ok {
+				return z.dec()
+			}
+		}
+	}
+	return a.Sub(b)
 }
 
 // Return is goods brought back by a customer, with the money refunded. It
