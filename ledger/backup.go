@@ -19,12 +19,15 @@ const backupMagic = "storeline-ledger-backup v1\n"
 
 // Backup writes a consistent snapshot of the ledger to w while it runs:
 // a header, then Badger's backup stream. Every acknowledged event is in
-// Badger (invariant 2 of commit.go), so the WAL is not needed; the stream
-// carries the ledger's state keys (epoch, sequence, HLC high-water mark,
+// Badger once caughtUp returns (invariant 2 of commit.go), so the WAL is
+// not needed; the stream carries the ledger's state keys (epoch, sequence, HLC high-water mark,
 // master version, applied LSN) with the data, read at one instant.
 func (l *Ledger) Backup(w io.Writer) error {
 	const op = "ledger.Backup"
 	if err := l.available(op); err != nil {
+		return err
+	}
+	if err := l.caughtUp(); err != nil {
 		return err
 	}
 	if _, err := io.WriteString(w, backupMagic); err != nil {

@@ -1,33 +1,54 @@
 package ledger
 
-// The commit pipeline: one committer goroutine in front of a preallocated,
-// group-committed WAL, in front of Badger (SyncWrites off), and one applier
-// goroutine behind it. The committer drains what is queued (no linger
-// timer), resolves each request against Badger in one transaction (which
-// sees its own writes, so later requests of a batch see earlier ones),
-// writes the batch as one WAL frame and fdatasyncs it; the applier then
-// commits the transaction with the applied LSN and only then answers the
-// waiters. Batches of events only (Append, ApplyRemote: the hot path) are
-// pipelined: while the applier commits batch N to Badger, the committer
-// resolves batch N+1 and syncs its frame, reading the keys of batches not
-// yet applied from an overlay (invariant 11). When the applier is idle and
-// nothing is queued (one writer), the committer applies the batch itself:
-// there is nothing to overlap, and the handoff would only add latency.
+// The commit pipeline: one committer (the holder of the commit token: a
+// goroutine of its own, or a caller that found nobody committing) in
+// front of a preallocated, group-committed WAL, in front of Badger
+// (SyncWrites off), and one applier goroutine behind it. The committer
+// drains what is queued (no linger timer), resolves each request against
+// Badger in one transaction (which sees its own writes, so later requests
+// of a batch see earlier ones), writes the batch as one WAL frame and
+// fdatasyncs it. Batches of events
+// only (Append, ApplyRemote: the hot path) are answered right there, once
+// the frame is durable; the Badger commit and the publish of their
+// positions follow, out of the callers' latency, and every read waits
+// until they have caught up with what was answered (invariant 2). They
+// are pipelined: while the applier commits batch N to Badger, the
+// committer resolves batch N+1 and syncs its frame, reading the keys of
+// batches not yet applied from an overlay (invariant 11). When the
+// committer goroutine finds the applier idle and nothing queued, it
+// applies the batch itself, after answering: there is nothing to
+// overlap, and the handoff would only cost a wakeup.
 // Other batches (master data, meta, pulled pages) wait for the applier to
 // drain and are committed by the committer itself, as the code that
 // resolves them reads Badger only.
 //
 // Invariants:
 //
-//  1. One goroutine, the committer, writes. It alone assigns LSNs, own
-//     sequence numbers, HLC times and master versions, writes the WAL and
-//     builds each batch's Badger transaction; it commits the transaction
-//     itself or hands it to the applier, which commits in LSN order
-//     (invariant 12). Open's replay runs before either starts.
+//  1. One goroutine at a time writes: the holder of the commit token
+//     (Ledger.tok, capacity 1), the committer. That is the committer
+//     goroutine, or a caller that found the token free and commits its
+//     own request with whatever is queued (one writer: no handoff either
+//     way). The holder alone assigns LSNs, own sequence numbers, HLC
+//     times and master versions, writes the WAL and builds each batch's
+//     Badger transaction; it commits the transaction itself or hands it
+//     to the applier, which commits in LSN order (invariant 12); a caller
+//     holding the token always hands its batches of events on. Taking
+//     and returning the token orders the holders' accesses to the
+//     committer's state. Open's replay runs before any of them starts;
+//     Close's committer keeps the token once it stops.
 //  2. No request is answered before the WAL frame of its batch is written
-//     and synced (Seams.Sync returned nil), applied to Badger and published.
-//     Answers that need no write (a duplicate, an error) wait for the end of
-//     their batch too, so no answer reflects state that is not durable.
+//     and synced (Seams.Sync returned nil). A batch of events (pipelined)
+//     is answered right then, before its Badger apply: it is durable, and
+//     replay applies it after a crash (invariants 3, 4). Before answering,
+//     the committer raises ackedLSN to the batch's LSN, and every read of
+//     the ledger (events, journal, balances, shift totals, dates, returns,
+//     master data, meta, epochs, Position, Backup) first waits in caughtUp
+//     until the applied and published LSN reaches ackedLSN, so a read
+//     never misses a write answered before it began. Other batches
+//     (master data, meta, pulled pages) are answered after their apply.
+//     Answers that need no write (a duplicate, an error) rest only on
+//     synced frames, which were answered (so reads wait for them) or
+//     applied: they are answered at once.
 //  3. LSNs are dense: the batch after LSN n is LSN n+1. Badger stores the
 //     applied LSN in the same transaction as the batch's effects, so a batch
 //     is applied exactly once: at commit, or at replay, never both.
@@ -35,10 +56,13 @@ package ledger
 //     postings, versions): replay applies them without the clock and
 //     without deriving postings, and reproduces the committed state exactly.
 //  5. A failed WAL write, sync or Badger apply poisons the ledger: the
-//     batch's waiters and every later caller get Unavailable
-//     (InsufficientStorage for a full disk), nothing of the batch is ever
-//     acknowledged by this Ledger, and a sync is never retried (after a
-//     failed fsync the data's fate is unknown: PostgreSQL's fsync lesson).
+//     batch's waiters (unless answered at sync, invariant 2) and every
+//     later caller get Unavailable (InsufficientStorage for a full disk),
+//     nothing of a batch whose write or sync failed is ever acknowledged
+//     by this Ledger, and a sync is never retried (after a failed fsync
+//     the data's fate is unknown: PostgreSQL's fsync lesson). A failed
+//     apply of a batch already answered loses nothing: its frame is
+//     synced, and reads that would need it fail instead of going stale.
 //     Reopening replays what the WAL holds and syncs Badger before serving,
 //     so anything answered after the reopen is durable.
 //  6. A batch that could not be written at all (no segment to roll to, e.g.
@@ -67,11 +91,20 @@ package ledger
 //     balances a batch changes are summed in the view and written once
 //     per key at the end of the batch (replay adds the same postings one
 //     by one, to the same sums).
-// 12. The applier commits and answers batches in LSN order (one channel,
-//     one goroutine), so published positions only grow and an answer
-//     never precedes the apply of an earlier batch it may depend on (a
-//     duplicate found in the overlay is answered after the original's
-//     batch is applied).
+// 12. The applier commits batches in LSN order (one channel, one
+//     goroutine), so published positions and the applied LSN only grow,
+//     and caughtUp's wait for one LSN covers every earlier batch. Batches
+//     answered after their apply (not pipelined) are applied only once the
+//     applier has drained, so their answers follow every earlier apply.
+// 13. The committer keeps the decoded balances and shift totals that
+//     pipelined batches wrote (hotKeys), and a pipelined batch reads those
+//     keys there first: a batch's values enter it only once its frame is
+//     synced (so a refused batch leaves none), a batch folds a copy of the
+//     shift totals it found there, and every batch that is not pipelined
+//     (whose resolve writes past the batch view) empties it first. Every
+//     write of a balance or shift total is made by the committer, so
+//     what it holds is what Badger holds or will hold once the batches
+//     handed to the applier are applied.
 
 import (
 	"bytes"
@@ -145,6 +178,15 @@ func (l *Ledger) submit(ctx context.Context, op string, r *request) result {
 	}
 	r.done = make(chan result, 1)
 	select {
+	case <-l.tok:
+		// Nobody is committing: commit r here, with whatever is queued,
+		// and save the two goroutine handoffs (invariant 1).
+		l.commitWith(r, true)
+		l.tok <- struct{}{}
+		return <-r.done
+	default:
+	}
+	select {
 	case l.reqs <- r:
 	case <-ctx.Done():
 		return result{err: storeline.E(op, storeline.Unavailable, ctx.Err())}
@@ -167,7 +209,9 @@ func (l *Ledger) submit(ctx context.Context, op string, r *request) result {
 	}
 }
 
-// commitLoop is the committer.
+// commitLoop is the committer goroutine: it commits what callers queue
+// while another goroutine holds the commit token, and stops the pipeline
+// on Close.
 func (l *Ledger) commitLoop() {
 	defer func() {
 		if l.next != nil {
@@ -178,43 +222,73 @@ func (l *Ledger) commitLoop() {
 		<-l.applierDone
 		close(l.done)
 	}()
-	// A fresh slice per batch: the applier may still be answering the
-	// previous batch when a batch is refused or poisons the ledger without
-	// passing through it, so a reused buffer would be overwritten under it.
-	var carry *request
 	for {
-		batch := make([]*request, 0, 16)
-		if carry != nil {
-			batch, carry = append(batch, carry), nil
-		} else {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-			case <-l.quit:
-				// Answer what is queued, then stop.
+		select {
+		case r := <-l.reqs:
+			<-l.tok
+			l.commitWith(r, false)
+			l.tok <- struct{}{}
+		case <-l.quit:
+			// Wait out a caller committing on its own and keep the token,
+			// so nobody commits after this; answer what is queued.
+			<-l.tok
+			for {
 				select {
 				case r := <-l.reqs:
-					batch = append(batch, r)
+					l.commitWith(r, false)
 				default:
+					l.commitWith(nil, false)
 					return
 				}
 			}
 		}
-		size := batch[0].size
+	}
+}
+
+// commitWith commits, as the holder of the commit token, the carried
+// request, then first (if not nil), then what is queued, in as many
+// batches as the bounds need (invariant 9), and returns with nothing
+// carried. inCaller is set when the holder is the caller of first (no
+// handoff at one writer): it leaves the Badger apply of its batches to
+// the applier, out of its own latency.
+func (l *Ledger) commitWith(first *request, inCaller bool) {
+	for first != nil || l.carry != nil {
+		// A fresh slice per batch: the applier may still be answering the
+		// previous batch when a batch is refused or poisons the ledger
+		// without passing through it, so a reused buffer would be
+		// overwritten under it.
+		batch := make([]*request, 0, 16)
+		size := 0
+		add := func(r *request) bool {
+			if len(batch) > 0 && (len(batch) >= l.o.MaxBatchEvents || size+r.size > l.o.MaxBatchBytes) {
+				return false
+			}
+			batch = append(batch, r)
+			size += r.size
+			return true
+		}
+		if l.carry != nil {
+			add(l.carry)
+			l.carry = nil
+		}
+		if first != nil {
+			if !add(first) {
+				l.carry = first
+			}
+			first = nil
+		}
 	fill:
-		for len(batch) < l.o.MaxBatchEvents {
+		for l.carry == nil && len(batch) < l.o.MaxBatchEvents {
 			select {
 			case r := <-l.reqs:
-				if size+r.size > l.o.MaxBatchBytes {
-					carry = r
-					break fill
+				if !add(r) {
+					l.carry = r
 				}
-				batch = append(batch, r)
-				size += r.size
 			default:
 				break fill
 			}
 		}
+		l.inCaller = inCaller
 		l.commit(batch)
 	}
 }
@@ -235,6 +309,7 @@ func answerAll(batch []*request, err error) {
 func (l *Ledger) poisonWith(batch []*request, stage string, err error) {
 	err = fmt.Errorf("%s: %w", stage, err)
 	l.poison.CompareAndSwap(nil, &err)
+	l.wakeReaders()
 	l.met.setPoisoned()
 	l.log.Error("ledger poisoned; reopen it", "stage", stage, "err", err)
 	answerAll(batch, storeline.E("ledger.commit", ioKind(err), err))
@@ -259,6 +334,9 @@ type applyJob struct {
 	events int
 	start  time.Time
 	ckpt   bool // request a checkpoint once applied
+	// answered is set when the waiters were answered once the frame was
+	// synced (a pipelined batch); the applier only applies it.
+	answered bool
 	// barrier, if not nil, is closed when every earlier job is done.
 	barrier chan struct{}
 }
@@ -299,7 +377,11 @@ func (l *Ledger) commit(batch []*request) {
 		txn = l.db.NewTransaction(true)
 	}
 	l.next = nil
-	bv := &batchView{txn: txn, ov: &l.ov, on: pipe}
+	if !pipe {
+		// Its resolve writes balances and shift totals past the views.
+		l.hot.reset()
+	}
+	bv := &batchView{txn: txn, ov: &l.ov, on: pipe, hot: &l.hot}
 	defer func() {
 		if txn != nil {
 			txn.Discard()
@@ -332,14 +414,9 @@ func (l *Ledger) commit(batch []*request) {
 		return
 	}
 	if len(wb.Recs) == 0 {
-		if l.inApplier.Load() > 0 {
-			// Answer after the batches before it are applied
-			// (invariant 12).
-			l.inApplier.Add(1)
-			l.applyCh <- applyJob{batch: batch, res: res, st: l.st, start: start}
-		} else {
-			answer(batch, res)
-		}
+		// Nothing to write: what the answers rest on is durable and
+		// already answered, so readers wait for it (invariant 2).
+		answer(batch, res)
 		return
 	}
 	lsn := l.st.lsn + 1
@@ -373,6 +450,9 @@ func (l *Ledger) commit(batch []*request) {
 	}
 	l.met.fsync(len(frame), events)
 	l.st.lsn = lsn
+	if pipe {
+		l.hot.promote(bv) // the frame is durable (invariant 13)
+	}
 	if err := l.putState(txn); err != nil {
 		l.poisonWith(batch, "apply", err)
 		return
@@ -384,9 +464,18 @@ func (l *Ledger) commit(batch []*request) {
 	}
 	job := applyJob{txn: txn, batch: batch, res: res, st: l.st, frame: len(frame), events: events, start: start, ckpt: ckpt}
 	txn = nil // the job owns it now
-	if !pipe || l.inApplier.Load() == 0 && len(l.reqs) == 0 {
+	if pipe {
+		// The frame is durable: answer now and apply behind the answer
+		// (invariant 2). Readers wait for this LSN to be applied.
+		l.ackedLSN.Store(lsn)
+		answer(batch, res)
+		l.met.commit(time.Since(start))
+		job.answered = true
+	}
+	if !pipe || !l.inCaller && l.inApplier.Load() == 0 && len(l.reqs) == 0 {
 		// Nothing to overlap with (the applier is idle and no request
-		// waits, e.g. one writer): apply here and save the handoff.
+		// waits) and no caller waits for this goroutine: apply here and
+		// save the handoff.
 		l.applyJob(job)
 		return
 	}
@@ -409,7 +498,7 @@ func (l *Ledger) drainApplier() {
 }
 
 // applierLoop is the applier: it commits the committer's batches to
-// Badger in order and answers them (invariant 12).
+// Badger in order and publishes them (invariant 12).
 func (l *Ledger) applierLoop() {
 	defer close(l.applierDone)
 	for job := range l.applyCh {
@@ -423,8 +512,9 @@ func (l *Ledger) applierLoop() {
 }
 
 // applyJob commits one synced batch to Badger, publishes it and answers
-// its waiters. A failure poisons the ledger (invariant 5): the batch was
-// synced, so a reopen replays it, but it is never acknowledged here.
+// its waiters unless they were answered at the sync. A failure poisons
+// the ledger (invariant 5): the batch was synced, so a reopen replays it;
+// one not yet answered is never acknowledged here.
 func (l *Ledger) applyJob(job applyJob) {
 	if job.txn == nil {
 		answer(job.batch, job.res)
@@ -432,21 +522,33 @@ func (l *Ledger) applyJob(job applyJob) {
 	}
 	defer job.txn.Discard()
 	if err := l.poisoned(); err != nil {
-		answerAll(job.batch, err)
+		if !job.answered {
+			answerAll(job.batch, err)
+		}
 		return
 	}
-	if err := l.seams.Apply(job.st.lsn); err != nil {
+	fail := func(err error) {
+		if job.answered {
+			// Durable and answered: a reopen replays it from the WAL.
+			l.poisonWith(nil, "apply", err)
+			return
+		}
 		l.poisonWith(job.batch, "apply", err)
+	}
+	if err := l.seams.Apply(job.st.lsn); err != nil {
+		fail(err)
 		return
 	}
 	if err := job.txn.Commit(); err != nil {
-		l.poisonWith(job.batch, "apply", err)
+		fail(err)
 		return
 	}
 	l.publishState(&job.st)
 	l.seams.Publish(job.st.lsn, len(job.batch))
-	answer(job.batch, job.res)
-	l.met.commit(time.Since(job.start))
+	if !job.answered {
+		answer(job.batch, job.res)
+		l.met.commit(time.Since(job.start))
+	}
 	if job.ckpt {
 		select {
 		case l.ckpt <- struct{}{}:
@@ -476,6 +578,54 @@ func (l *Ledger) publishState(st *commitState) {
 	l.pos.Store(&Position{st.epoch, st.seq})
 	l.masterVersion.Store(st.mver)
 	l.appliedLSN.Store(st.lsn)
+	l.wakeReaders()
+}
+
+// caughtUp returns once every answered batch is applied to Badger and
+// published, so a read sees every write answered before it started
+// (invariant 2). It costs two atomic loads when the applier has caught
+// up. A poisoned ledger that will never apply an answered batch makes
+// the read Unavailable instead of stale: a reopen replays the batch.
+func (l *Ledger) caughtUp() error {
+	want := l.ackedLSN.Load()
+	for l.appliedLSN.Load() < want {
+		l.appliedMu.Lock()
+		if l.appliedLSN.Load() >= want {
+			l.appliedMu.Unlock()
+			break
+		}
+		if err := l.poisoned(); err != nil {
+			l.appliedMu.Unlock()
+			return err
+		}
+		if l.appliedWake == nil {
+			l.appliedWake = make(chan struct{})
+		}
+		ch := l.appliedWake
+		l.appliedMu.Unlock()
+		<-ch
+	}
+	return nil
+}
+
+// wakeReaders wakes the reads waiting in caughtUp, after the applied LSN
+// or the poison changed.
+func (l *Ledger) wakeReaders() {
+	l.appliedMu.Lock()
+	if l.appliedWake != nil {
+		close(l.appliedWake)
+		l.appliedWake = nil
+	}
+	l.appliedMu.Unlock()
+}
+
+// view runs fn in a read-only Badger transaction that sees every answered
+// write.
+func (l *Ledger) view(fn func(txn *badger.Txn) error) error {
+	if err := l.caughtUp(); err != nil {
+		return err
+	}
+	return l.db.View(fn)
 }
 
 // resolve decides one request against the state in txn, appends its
@@ -715,6 +865,10 @@ type kvRW interface {
 	set(k, v []byte) error
 	// addBalance adds amt to the balance at k (a balanceKey).
 	addBalance(k []byte, amt decimal.Decimal) error
+	// shiftTotals returns the totals of a shift for reading or folding;
+	// putShiftTotals stores what was folded into them.
+	shiftTotals(term storeline.TerminalID, shift storeline.ShiftID) (*storeline.ShiftTotals, error)
+	putShiftTotals(t *storeline.ShiftTotals) error
 }
 
 type plainTxn struct{ txn *badger.Txn }
@@ -722,6 +876,10 @@ type plainTxn struct{ txn *badger.Txn }
 func (p plainTxn) get(k []byte) ([]byte, error)                   { return getValue(p.txn, k) }
 func (p plainTxn) set(k, v []byte) error                          { return p.txn.Set(k, v) }
 func (p plainTxn) addBalance(k []byte, amt decimal.Decimal) error { return addBalanceTxn(p, k, amt) }
+func (p plainTxn) shiftTotals(term storeline.TerminalID, shift storeline.ShiftID) (*storeline.ShiftTotals, error) {
+	return shiftTotalsTxn(p, term, shift)
+}
+func (p plainTxn) putShiftTotals(t *storeline.ShiftTotals) error { return putShift(p, t) }
 
 // batchView is a batch's view of the keys: its own writes, the overlay of
 // batches synced but maybe not in txn's snapshot, then the snapshot. When
@@ -735,6 +893,108 @@ type batchView struct {
 	// writes each once: the shop's cash, sales and VAT accounts change in
 	// nearly every event of a batch.
 	bal map[string]decimal.Decimal
+	// shifts holds the shift totals the batch read or folded, decoded,
+	// until flush encodes and writes each changed one once: every receipt
+	// of a till's batch folds into the same shift.
+	shifts map[string]*batchShift
+	// hot holds the decoded balances and shift totals of earlier synced
+	// batches (invariant 13).
+	hot *hotKeys
+}
+
+// hotKeys holds, across batches, the last value of the balances and
+// shift totals that synced pipelined batches wrote, decoded: one writer's
+// one-event batches would otherwise read and decode them from Badger
+// every time. Committer-owned (invariant 13).
+type hotKeys struct {
+	bal   map[string]decimal.Decimal
+	shift map[string]*storeline.ShiftTotals // never folded in place
+}
+
+// maxHotKeys bounds hotKeys; past it, it starts again empty.
+const maxHotKeys = 4096
+
+func (h *hotKeys) reset() {
+	clear(h.bal)
+	clear(h.shift)
+}
+
+// promote records what the synced batch b wrote to balances and shift
+// totals.
+func (h *hotKeys) promote(b *batchView) {
+	if len(h.bal)+len(b.bal) > maxHotKeys || len(h.shift)+len(b.shifts) > maxHotKeys {
+		h.reset()
+	}
+	if h.bal == nil {
+		h.bal = make(map[string]decimal.Decimal, 64)
+		h.shift = make(map[string]*storeline.ShiftTotals, 16)
+	}
+	for k, d := range b.bal {
+		h.bal[k] = d
+	}
+	for k, s := range b.shifts {
+		h.shift[k] = s.t // the batch is done with it
+	}
+}
+
+// cloneShift copies t deep enough that folding the copy leaves t as it
+// was (decimals are immutable values).
+func cloneShift(t *storeline.ShiftTotals) *storeline.ShiftTotals {
+	c := *t
+	if t.Opening != nil {
+		m := *t.Opening
+		c.Opening = &m
+	}
+	if t.Close != nil {
+		m := *t.Close
+		c.Close = &m
+	}
+	c.Tenders = append([]storeline.TenderTotal(nil), t.Tenders...)
+	return &c
+}
+
+type batchShift struct {
+	t     *storeline.ShiftTotals
+	dirty bool
+}
+
+func (b *batchView) shiftTotals(term storeline.TerminalID, shift storeline.ShiftID) (*storeline.ShiftTotals, error) {
+	if !b.on {
+		return shiftTotalsTxn(b, term, shift)
+	}
+	k := shiftKey(term, shift)
+	if s, ok := b.shifts[string(k)]; ok {
+		return s.t, nil
+	}
+	var t *storeline.ShiftTotals
+	if h, ok := b.hot.shift[string(k)]; ok {
+		t = cloneShift(h)
+	} else {
+		var err error
+		if t, err = shiftTotalsTxn(b, term, shift); err != nil {
+			return nil, err
+		}
+	}
+	if b.shifts == nil {
+		b.shifts = make(map[string]*batchShift, 8)
+	}
+	b.shifts[string(k)] = &batchShift{t: t}
+	return t, nil
+}
+
+func (b *batchView) putShiftTotals(t *storeline.ShiftTotals) error {
+	if !b.on {
+		return putShift(b, t)
+	}
+	k := shiftKey(t.Terminal, t.Shift)
+	s, ok := b.shifts[string(k)]
+	if !ok || s.t != t {
+		// Only totals from shiftTotals are folded; anything else is
+		// written through.
+		return putShift(b, t)
+	}
+	s.dirty = true
+	return nil
 }
 
 func (b *batchView) addBalance(k []byte, amt decimal.Decimal) error {
@@ -743,9 +1003,11 @@ func (b *batchView) addBalance(k []byte, amt decimal.Decimal) error {
 	}
 	cur, ok := b.bal[string(k)]
 	if !ok {
-		var err error
-		if cur, err = getDecimal(b, k); err != nil {
-			return err
+		if cur, ok = b.hot.bal[string(k)]; !ok {
+			var err error
+			if cur, err = getDecimal(b, k); err != nil {
+				return err
+			}
 		}
 		if b.bal == nil {
 			b.bal = make(map[string]decimal.Decimal, 64)
@@ -766,7 +1028,15 @@ func (b *batchView) flush() error {
 			return err
 		}
 	}
-	clear(b.bal)
+	for _, s := range b.shifts {
+		if !s.dirty {
+			continue
+		}
+		if err := putShift(b, s.t); err != nil {
+			return err
+		}
+	}
+	// bal and shifts stay for promote, once the frame is synced.
 	return nil
 }
 

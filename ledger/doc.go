@@ -5,10 +5,13 @@
 //
 // Writes go through one committer goroutine (commit.go, whose invariants
 // are listed at its top): it drains the queued requests, writes them as one
-// frame to a preallocated, zero-filled write-ahead log, fdatasyncs it once,
-// applies the batch to Badger (opened with SyncWrites off) in one
-// transaction that also records the batch's LSN, and only then answers the
-// callers. Open replays the WAL frames Badger lacks. Every CheckpointBytes
+// frame to a preallocated, zero-filled write-ahead log and fdatasyncs it
+// once. Appends and remote events are answered right after that sync; the
+// batch is then applied to Badger (opened with SyncWrites off) in one
+// transaction that also records the batch's LSN, and every read waits
+// until the applied LSN covers what was answered, so no read misses an
+// answered write. Master data and other writes are answered after their
+// apply. Open replays the WAL frames Badger lacks. Every CheckpointBytes
 // of WAL, Badger is synced and the segments an earlier sync covers are
 // removed.
 //

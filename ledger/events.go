@@ -139,7 +139,7 @@ func checkRemote(ev *storeline.Event) error {
 func (l *Ledger) Event(origin storeline.StoreID, id storeline.EventID) (storeline.Event, error) {
 	const op = "ledger.Event"
 	var ev storeline.Event
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		se, err := getStored(txn, origin, id)
 		if err != nil {
 			return err
@@ -165,7 +165,7 @@ func (l *Ledger) Journal(origin storeline.StoreID, from Position, limit int) ([]
 	}
 	limit = min(limit, MaxJournalLimit)
 	var out []storeline.Event
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		prefix := journalPrefix(origin)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -206,7 +206,7 @@ func loadEvent(txn *badger.Txn, origin storeline.StoreID, idb []byte) (storeline
 // Balance returns the balance of asset on account (zero if never posted).
 func (l *Ledger) Balance(account string, asset storeline.Asset) (decimal.Decimal, error) {
 	var d decimal.Decimal
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		var err error
 		d, err = getDecimal(plainTxn{txn}, balanceKey(account, asset))
 		return err
@@ -226,7 +226,7 @@ func (l *Ledger) Balances(prefix string) ([]Balance, error) {
 }
 
 func (l *Ledger) scanBalances(prefix string, fn func(Balance) error) error {
-	return l.db.View(func(txn *badger.Txn) error {
+	return l.view(func(txn *badger.Txn) error {
 		p := append([]byte{tBalance}, prefix...)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -268,7 +268,7 @@ func (l *Ledger) CheckConservation() error {
 // scan and is returned.
 func (l *Ledger) EventsByDate(from, to storeline.Date, fn func(storeline.Event) error) error {
 	var fnErr error
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tDate}})
 		defer it.Close()
 		for it.Seek(append([]byte{tDate}, from...)); it.Valid(); it.Next() {
@@ -300,7 +300,7 @@ func (l *Ledger) EventsByDate(from, to storeline.Date, fn func(storeline.Event) 
 // as the receipt they return from.
 func (l *Ledger) ReturnsOf(original storeline.EventID) ([]storeline.Event, error) {
 	var out []storeline.Event
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		p := returnPrefix(original)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 		defer it.Close()
@@ -337,7 +337,7 @@ func (l *Ledger) SetMeta(ctx context.Context, key string, val []byte) error {
 // Meta returns the value stored under key by SetMeta.
 func (l *Ledger) Meta(key string) ([]byte, bool, error) {
 	var v []byte
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		var err error
 		v, err = getValue(txn, metaKey(key))
 		return err

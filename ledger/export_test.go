@@ -30,3 +30,11 @@ func (l *Ledger) DropViews() error {
 	}
 	return l.db.Update(func(txn *badger.Txn) error { return txn.Delete(kViews) })
 }
+
+// ReadersWaiting reports whether a read is waiting for the applier to
+// catch up with what was answered.
+func (l *Ledger) ReadersWaiting() bool {
+	l.appliedMu.Lock()
+	defer l.appliedMu.Unlock()
+	return l.appliedWake != nil
+}

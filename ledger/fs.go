@@ -46,11 +46,15 @@ type Seams struct {
 	// batch; an error poisons the ledger.
 	Sync func(f File) error
 	// Apply is called with a batch's LSN after its frame is durable and
-	// before it is applied to Badger; an error poisons the ledger (a test
-	// uses it to leave Badger behind the WAL, as a crash would).
+	// before it is applied to Badger (for a batch of events, after its
+	// waiters were answered); an error poisons the ledger (a test uses it
+	// to leave Badger behind the WAL, as a crash would, or to hold an
+	// apply back).
 	Apply func(lsn uint64) error
 	// Publish is called with a batch's LSN and its number of requests after
-	// it is applied, before any waiter is answered.
+	// it is applied and published. The waiters of a batch of events were
+	// answered at its sync already; those of other batches are answered
+	// after Publish returns.
 	Publish func(lsn uint64, requests int)
 }
 

@@ -149,9 +149,10 @@ type Balance struct {
 // Ledger is a store node's journal, balances and master data. All methods
 // are safe for concurrent use.
 //
-// Locks: commitMu (held by the committer for a batch, and by Close) is taken
-// before segMu (the WAL segment list); no other lock is held while taking
-// either.
+// Locks: the commit token (tok, held by the committer for its batches, and
+// kept by the committer goroutine once Close stops it) is taken before
+// the WAL's segment list lock (wal.mu); appliedMu is taken with no other
+// lock held and guards only the wake-up channel of waiting reads.
 type Ledger struct {
 	o      Options
 	log    *slog.Logger
@@ -180,10 +181,21 @@ type Ledger struct {
 	pos           atomic.Pointer[Position]
 	masterVersion atomic.Uint64
 	appliedLSN    atomic.Uint64
+	// ackedLSN is the last LSN whose waiters were answered before its
+	// apply (invariant 2): reads wait until appliedLSN reaches it.
+	ackedLSN    atomic.Uint64
+	appliedMu   sync.Mutex
+	appliedWake chan struct{} // closed when appliedLSN or poison changes
 
-	// Committer-owned state (only the committer goroutine and Open touch
-	// it); see commit.go.
+	// tok is the commit token (capacity 1): the goroutine that took it is
+	// the committer until it puts it back (invariant 1 of commit.go).
+	tok chan struct{}
+	// Committer-owned state (only the holder of tok and Open touch it);
+	// see commit.go.
 	st          commitState
+	carry       *request // taken from the queue, for the next batch
+	hot         hotKeys  // decoded balances and shift totals (invariant 13)
+	inCaller    bool     // the holder commits its own request
 	codec       frameCodec
 	ov          overlay     // keys of synced batches maybe not yet in Badger
 	next        *badger.Txn // the next pipelined batch's transaction
@@ -211,6 +223,7 @@ func Open(o Options) (*Ledger, error) {
 		ckpt:   make(chan struct{}, 1),
 		ckDone: make(chan struct{}),
 
+		tok:         make(chan struct{}, 1),
 		applyCh:     make(chan applyJob),
 		applierDone: make(chan struct{}),
 	}
@@ -234,6 +247,7 @@ func Open(o Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.met = newMetrics(o.Registerer)
+	l.tok <- struct{}{}
 	go l.applierLoop()
 	go l.commitLoop()
 	go l.checkpointLoop()
@@ -268,10 +282,15 @@ func (l *Ledger) Close() error {
 
 // Position returns the position of the last event this node appended (its
 // own origin) in the current epoch; Seq is 0 before the first.
-func (l *Ledger) Position() Position { return *l.pos.Load() }
+// It waits for answered appends to be applied, so it is never behind a
+// position an Append returned.
+func (l *Ledger) Position() Position {
+	_ = l.caughtUp() // poisoned: the last applied position is all there is
+	return *l.pos.Load()
+}
 
 // Epoch returns the current epoch of this node's own journal.
-func (l *Ledger) Epoch() uint64 { return l.pos.Load().Epoch }
+func (l *Ledger) Epoch() uint64 { return l.Position().Epoch }
 
 // Origin returns the node's own origin.
 func (l *Ledger) Origin() storeline.StoreID { return l.o.Origin }

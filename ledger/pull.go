@@ -312,7 +312,7 @@ func (l *Ledger) sweepMaster(txn *badger.Txn, sw *PulledSweep, out *PulledResult
 func (l *Ledger) OwnEpochs() ([]Position, error) {
 	var out []Position
 	origin := l.o.Origin
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		prefix := journalPrefix(origin)
 		fwd := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer fwd.Close()

@@ -141,6 +141,16 @@ func putShift(txn kvRW, t *storeline.ShiftTotals) error {
 	return txn.set(shiftKey(t.Terminal, t.Shift), b)
 }
 
+// shiftTotalsTxn returns the totals of (term, shift) in txn, decoded into
+// a fresh value the caller may fold; putShift writes them back.
+func shiftTotalsTxn(txn kvRW, term storeline.TerminalID, shift storeline.ShiftID) (*storeline.ShiftTotals, error) {
+	t, err := getShift(txn, term, shift)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
 // shiftKinds are the event kinds that count in a shift; other kinds are
 // not decoded for it.
 func shiftKind(k storeline.EventKind) bool {
@@ -190,7 +200,7 @@ func checkCloseOnce(txn kvRW, se *storedEvent) (refusal, err error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	t, err := getShift(txn, term, shift)
+	t, err := txn.shiftTotals(term, shift)
 	if err != nil {
 		return nil, err
 	}
@@ -208,12 +218,12 @@ func foldShift(txn kvRW, se *storedEvent) error {
 	if err != nil || !ok {
 		return err
 	}
-	t, err := getShift(txn, term, shift)
+	t, err := txn.shiftTotals(term, shift)
 	if err != nil {
 		return err
 	}
 	t.Fold(ev)
-	return putShift(txn, &t)
+	return txn.putShiftTotals(t)
 }
 
 // ShiftTotals returns the running totals of shift at terminal, over this
@@ -229,7 +239,7 @@ func (l *Ledger) ShiftTotals(term storeline.TerminalID, shift storeline.ShiftID)
 		return storeline.ShiftTotals{}, storeline.E(op, storeline.Invalid, err)
 	}
 	var t storeline.ShiftTotals
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		var err error
 		t, err = getShift(plainTxn{txn}, term, shift)
 		return err
