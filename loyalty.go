@@ -209,7 +209,9 @@ func (p *PointsReversal) postings(store StoreID) []Posting {
 }
 
 // PointsDebtAccount holds, negative, the points customer c owes programme
-// p for returns at store s of goods whose points were already spent.
+// p for returns at store s of goods whose points were already spent. Only
+// head office pays it back toward zero, from the rights shops hand back
+// to it (later earnings), in Raft order, so it is never overpaid.
 func PointsDebtAccount(p ProgrammeID, c CustomerID, s StoreID) string {
 	return "points-debt/" + string(s) + "/" + string(p) + "/" + string(c)
 }

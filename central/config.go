@@ -120,6 +120,10 @@ type Config struct {
 	ReplicationMaxWait   time.Duration
 	ReplicationPageItems int
 
+	// Loyalty is head office's automatic loyalty policy: pre-grants to
+	// customers' usual shops, debts netted, answers pruned (loyalty_auto.go).
+	Loyalty LoyaltyConfig
+
 	// Registerer receives the node's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives logs; nil discards them.
@@ -161,6 +165,8 @@ func DefaultConfig(dataDir string) Config {
 		ReplicationAddr:      "127.0.0.1:0",
 		ReplicationMaxWait:   25 * time.Second,
 		ReplicationPageItems: 1000,
+
+		Loyalty: DefaultLoyaltyConfig(),
 	}
 }
 
@@ -251,6 +257,7 @@ func (c Config) Validate() error {
 	if c.PruneInterval <= 0 {
 		bad("PruneInterval", "must be positive")
 	}
+	c.Loyalty.validate(bad)
 	if c.ImportChunk < 1 || c.ImportChunk > 4096 {
 		bad("ImportChunk", "%d out of [1, 4096]", c.ImportChunk)
 	}

@@ -9,8 +9,11 @@ package central
 //
 //   - a reservation: a shop online whose own rights fall short of a points
 //     payment asks for the shortfall, keyed by its receipt's ID;
-//   - a pre-grant: head office gives rights to a customer's usual shops
-//     (POST /v1/loyalty/grants), keyed by the grant's ID.
+//   - a pre-grant: head office gives rights to a shop
+//     (POST /v1/loyalty/grants), keyed by the grant's ID;
+//   - automatic pre-grants to a customer's usual shops, and debts netted
+//     against central's rights, decided by central's sweep
+//     (loyalty_auto.go).
 //
 // Invariants:
 //
@@ -20,8 +23,9 @@ package central
 //     account never goes below zero.
 //  2. The answer to (store, key) is stored with the transfer: asking again
 //     (the shop's answer was lost, the till retried) returns the first
-//     answer and moves nothing. A refusal writes nothing, so a later ask
-//     with the same key is decided afresh.
+//     answer and moves nothing, for LoyaltyConfig.AnswerRetention. A
+//     refusal writes nothing, so a later ask with the same key is decided
+//     afresh.
 //  3. The transfer is an ordinary central event touching the shop's
 //     account, so it also reaches the shop through its feed: a granted
 //     reservation whose answer never arrived still lands at the shop.
@@ -36,6 +40,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,7 +63,7 @@ const maxRightsKey = 100
 // maxLoyaltyBody bounds a loyalty request body on the replication listener.
 const maxLoyaltyBody = 4 << 10
 
-func loyaltyOps() []Op { return []Op{{OpLoyaltyRights, applyRights}} }
+func loyaltyOps() []Op { return append([]Op{{OpLoyaltyRights, applyRights}}, loyaltyAutoOps()...) }
 
 // rightsPayload asks to move Points of the customer's rights from central
 // to Store; Key makes it idempotent per store.
@@ -152,26 +157,18 @@ func applyRights(tx *Tx, payload []byte) ([]byte, error) {
 	if have < p.Points {
 		return msgpack.Marshal(&RightsAnswer{Available: have}) // nothing written
 	}
-	n, _ := decimal.NewFromInt(p.Points).MarshalBinary()
-	neg, _ := decimal.NewFromInt(-p.Points).MarshalBinary()
-	tp := transferPayload{ID: rightsEventID(p.Store, p.Key), Reason: p.Why, Ref: p.Key, Postings: []replication.WirePosting{
-		{Account: from, Asset: string(asset), Amount: neg},
-		{Account: storeline.PointsAccount(p.Programme, p.Customer, p.Store), Asset: string(asset), Amount: n},
-	}}
-	enc, err := msgpack.Marshal(&tp)
+	seq, err := centralTransfer(tx, rightsEventID(p.Store, p.Key), p.Why, p.Key, from,
+		storeline.PointsAccount(p.Programme, p.Customer, p.Store), asset, p.Points)
 	if err != nil {
 		return nil, err
 	}
-	body, err := applyTransfer(tx, enc)
+	ans, err := msgpack.Marshal(&RightsAnswer{Granted: p.Points, Available: have - p.Points, Seq: seq})
 	if err != nil {
 		return nil, err
 	}
-	var pos replication.Position
-	if err := msgpack.Unmarshal(body, &pos); err != nil {
-		return nil, fmt.Errorf("rights transfer position: %w", err)
-	}
-	ans, err := msgpack.Marshal(&RightsAnswer{Granted: p.Points, Available: have - p.Points, Seq: pos.Seq})
-	if err != nil {
+	// Indexed by age, so it is pruned after AnswerRetention
+	// (loyalty_auto.go).
+	if err := tx.SetMeta(rightsAgeKey(tx.At, key), []byte{1}); err != nil {
 		return nil, err
 	}
 	return ans, tx.SetMeta(key, ans)
@@ -232,6 +229,9 @@ type PointsStatus struct {
 	Debt    int64            `msgpack:"d" json:"debt"`
 	Rights  map[string]int64 `msgpack:"r" json:"rights"`
 	Debts   map[string]int64 `msgpack:"x,omitempty" json:"debts,omitempty"`
+	// Usual is the stores where the customer earned or paid points,
+	// latest first, as central's sweep saw them (loyalty_auto.go).
+	Usual []storeline.StoreID `msgpack:"u,omitempty" json:"usual_shops,omitempty"`
 }
 
 // Points returns central's view of a customer's points, from this node's
@@ -250,6 +250,17 @@ func (n *Node) Points(prog storeline.ProgrammeID, cust storeline.CustomerID) (Po
 		holder := b.Account[strings.LastIndexByte(b.Account, '/')+1:]
 		st.Rights[holder] += b.Amount.IntPart()
 		st.Balance += b.Amount.IntPart()
+	}
+	if v, err := n.rep.Meta(usualKey(prog, cust)); err != nil {
+		return st, err
+	} else if v != nil {
+		var u usualRecord
+		if err := msgpack.Unmarshal(v, &u); err != nil {
+			return st, fmt.Errorf("usual shops of %s: %w", cust, err)
+		}
+		for _, s := range u.Shops {
+			st.Usual = append(st.Usual, s.Store)
+		}
 	}
 	ds, err := n.Balances("points-debt/")
 	if err != nil {
@@ -451,6 +462,11 @@ type loyaltyMetrics struct {
 	n                *Node
 	granted, refused atomic.Uint64
 	moves, debt      *prometheus.Desc
+
+	// The sweep's memory of events read with nothing of loyalty
+	// (loyalty_auto.go): per store, so it submits no entry for them.
+	mu    sync.Mutex
+	skips map[storeline.StoreID]sweepSkip
 }
 
 func newLoyaltyMetrics(n *Node) *loyaltyMetrics {

@@ -144,7 +144,7 @@ func grant(t testing.TB, c *cluster, id string, store storeline.StoreID, cust st
 // or the daily offline cap, and after reconnection every replica agrees
 // on the balance and every spend is accounted for.
 func TestLoyaltyPointsNeverSpentTwice(t *testing.T) {
-	c, _ := replCluster(t)
+	c := loyaltyCluster(t, 0) // the pre-grants are head office's alone here
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("a", "b")...)
 	var pxs []*faultproxy.Proxy
@@ -350,6 +350,19 @@ func TestLoyaltyPointsNeverSpentTwice(t *testing.T) {
 	}
 }
 
+// loyaltyCluster is replCluster (3 nodes) with head office's loyalty
+// sweep every sweep (0: off, so only the test moves rights).
+func loyaltyCluster(t testing.TB, sweep time.Duration) *cluster {
+	t.Helper()
+	return startClusterWith(t, 3, func(cfg *central.Config) {
+		cfg.ReplicationTokens = replTokens()
+		cfg.ReplicationMaxWait = 500 * time.Millisecond
+		cfg.ReplicationPageItems = 1000
+		cfg.Logger = testLogger()
+		cfg.Loyalty.SweepInterval = sweep
+	})
+}
+
 func store0(i int) storeline.StoreID { return testShops[i].store }
 
 // waitOnline waits until the shop has synced with central, so it hands
@@ -433,7 +446,7 @@ func reserveRaw(t testing.TB, addr, token string, q central.ReserveRequest, dead
 // same receipt ID answers the same and moves nothing; bad and
 // unauthenticated requests change nothing.
 func TestLoyaltyReservationAnswerLost(t *testing.T) {
-	c, _ := replCluster(t)
+	c := loyaltyCluster(t, 0)
 	ctx := context.Background()
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("d")...)

@@ -93,7 +93,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { n.rep.Close() })
-	if n.fsm, err = newFSM(n.rep, n.log, append(append(replicationOps(), loyaltyOps()...), ops...)); err != nil {
+	if n.fsm, err = newFSM(n.rep, n.log, append(append(append(replicationOps(), loyaltyOps()...), incarnationOps()...), ops...)); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
 	n.fsm.onApply = n.applied.bump
@@ -158,6 +158,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		if err := f.Error(); err != nil {
 			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("bootstrap: %w", err))
 		}
+		n.firstIncarnation() // restore.go
 	}
 
 	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
@@ -207,9 +208,11 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 			return nil, storeline.E(op, storeline.Internal, fmt.Errorf("metrics: %w", err))
 		}
 	}
-	n.wg.Add(2)
+	n.wg.Add(4)
 	go n.reconcileLoop()
 	go n.pruneLoop()
+	go n.loyaltyLoop()     // loyalty_auto.go
+	go n.incarnationLoop() // restore.go
 	n.log.Info("central: node started", "config", cfg.String(), "raft", n.tr.LocalAddr(), "api", n.apiAddr)
 	return n, nil
 }

@@ -73,6 +73,12 @@ type Config struct {
 	// it hands the rest back to central (online, after a receipt).
 	PointsFloat int64
 
+	// PointsSweepInterval is how often the shop, once central is
+	// reachable, hands back rights that receipts earned offline: 0 means
+	// DefaultPointsSweep, negative only at the next earning receipt
+	// online.
+	PointsSweepInterval time.Duration
+
 	// WeighedLayout is the chain's in-store weighed barcode layout.
 	WeighedLayout storeline.WeighedLayout
 

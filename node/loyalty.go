@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
@@ -259,21 +262,167 @@ func (b *pointsBroker) Points(ctx context.Context, prog storeline.ProgrammeID, c
 	return cp, true, nil
 }
 
+// Offline cap counters. A customer's points paid offline are counted per
+// business date in one record per customer and programme, which keeps the
+// dates within OfflineCapDays of the latest date counted and drops the
+// rest: the records grow with customers who ever paid offline, not with
+// days. A receipt dated further back than the record keeps (a till's
+// queue resent after more than a week) counts as having used the whole
+// cap, so it cannot pay points offline: the safe side.
+const OfflineCapDays = 7
+
+func offlineCapKey(prog storeline.ProgrammeID, cust storeline.CustomerID) string {
+	return "loyalty/offline-cap/" + string(prog) + "/" + string(cust)
+}
+
+// offlineKey is the counter's key in builds before the per-customer
+// record, still read for the dates they counted.
 func offlineKey(prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) string {
 	return "loyalty/offline/" + string(date) + "/" + string(prog) + "/" + string(cust)
 }
 
+// offlineDay is one business date's count.
+type offlineDay struct {
+	Date storeline.Date `msgpack:"d"`
+	N    int64          `msgpack:"n"`
+}
+
+func (b *pointsBroker) offlineDays(prog storeline.ProgrammeID, cust storeline.CustomerID) ([]offlineDay, error) {
+	v, ok, err := b.led.Meta(offlineCapKey(prog, cust))
+	if err != nil || !ok {
+		return nil, err
+	}
+	var days []offlineDay
+	if err := msgpack.Unmarshal(v, &days); err != nil {
+		return nil, storeline.E("node.loyalty", storeline.Internal, fmt.Errorf("offline counter of %s: %w", cust, err))
+	}
+	return days, nil
+}
+
+// capFloor is the earliest date a record whose latest date is latest keeps.
+func capFloor(latest storeline.Date) storeline.Date {
+	t, err := time.Parse("2006-01-02", string(latest))
+	if err != nil {
+		return latest
+	}
+	return storeline.Date(t.AddDate(0, 0, -OfflineCapDays).Format("2006-01-02"))
+}
+
 func (b *pointsBroker) OfflineSpent(prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) (int64, error) {
-	v, _, err := b.led.Meta(offlineKey(prog, cust, date))
-	return int64(ledger.U64(v)), err
+	days, err := b.offlineDays(prog, cust)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if len(days) > 0 && date < capFloor(days[len(days)-1].Date) {
+		return storeline.MaxPoints, nil // pruned: counted as the whole cap
+	}
+	for _, d := range days {
+		if d.Date == date {
+			n = d.N
+		}
+	}
+	old, _, err := b.led.Meta(offlineKey(prog, cust, date))
+	return n + int64(ledger.U64(old)), err
 }
 
 // AddOfflineSpent is called under posbridge's per-customer lock, so the
 // read and write do not race for one customer.
 func (b *pointsBroker) AddOfflineSpent(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date, n int64) error {
-	cur, err := b.OfflineSpent(prog, cust, date)
+	days, err := b.offlineDays(prog, cust)
 	if err != nil {
 		return err
 	}
-	return b.led.SetMeta(ctx, offlineKey(prog, cust, date), ledger.PutU64(uint64(cur+n)))
+	found := false
+	for i := range days {
+		if days[i].Date == date {
+			days[i].N += n
+			found = true
+		}
+	}
+	if !found {
+		days = append(days, offlineDay{date, n})
+		sort.Slice(days, func(i, j int) bool { return days[i].Date < days[j].Date })
+	}
+	floor := capFloor(days[len(days)-1].Date)
+	kept := days[:0]
+	for _, d := range days {
+		if d.Date >= floor {
+			kept = append(kept, d)
+		}
+	}
+	v, err := msgpack.Marshal(kept)
+	if err != nil {
+		return storeline.E("node.loyalty", storeline.Internal, err)
+	}
+	return b.led.SetMeta(ctx, offlineCapKey(prog, cust), v)
+}
+
+// owedHandbacksKey keeps the earliest business date of receipts earned
+// offline whose hand-back is owed (posbridge.HandbackMarks).
+const owedHandbacksKey = "loyalty/handbacks-owed"
+
+var _ posbridge.HandbackMarks = (*pointsBroker)(nil)
+
+func (b *pointsBroker) OwedHandbacks() (storeline.Date, error) {
+	v, _, err := b.led.Meta(owedHandbacksKey)
+	return storeline.Date(v), err
+}
+
+func (b *pointsBroker) SetOwedHandbacks(ctx context.Context, since storeline.Date) error {
+	return b.led.SetMeta(ctx, owedHandbacksKey, []byte(since))
+}
+
+// pointsSweep runs the tills' API's hand-back sweep (posbridge's
+// SweepPoints) every Config.PointsSweepInterval while the node runs, so
+// rights earned offline go back to central soon after it is reachable
+// again, not at the customer's next earning receipt.
+type pointsSweep struct {
+	stop, done chan struct{}
+}
+
+// DefaultPointsSweep is the hand-back sweep's interval when the
+// configuration leaves it zero. An idle sweep reads nothing: it only
+// looks at the business days since the first receipt earned while
+// central was unreachable whose hand-back is still owed (a date kept in
+// the ledger, so a restart does not lose it).
+const DefaultPointsSweep = 10 * time.Second
+
+func (n *Node) startPointsSweep(s *posbridge.Server) {
+	every := n.cfg.PointsSweepInterval
+	if every == 0 {
+		every = DefaultPointsSweep
+	}
+	if n.repl == nil || every < 0 {
+		return
+	}
+	w := &pointsSweep{stop: make(chan struct{}), done: make(chan struct{})}
+	n.loySweep = w
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Minute))
+			if _, err := s.SweepPoints(ctx); err != nil {
+				n.log.Warn("loyalty: hand-back sweep", "err", err)
+			}
+			cancel()
+		}
+	}()
+}
+
+// stopPointsSweep stops the sweep and waits for a run in progress, before
+// the ledger closes.
+func (n *Node) stopPointsSweep() {
+	if w := n.loySweep; w != nil {
+		close(w.stop)
+		<-w.done
+		n.loySweep = nil
+	}
 }

@@ -37,6 +37,8 @@ type Node struct {
 	stopped bool
 	serveWG sync.WaitGroup
 	serveCh chan error // the first fatal serve error
+
+	loySweep *pointsSweep // loyalty.go
 }
 
 // New checks cfg and returns a node that has opened nothing yet. reg is the
@@ -242,6 +244,7 @@ func (n *Node) Stop() error {
 	}
 	wg.Wait()
 	n.serveWG.Wait()
+	n.stopPointsSweep() // loyalty.go
 	if n.repl != nil {
 		// Whatever is in flight is cut short: a push is resent from the
 		// acknowledged position, a page not applied is pulled again.
@@ -261,6 +264,7 @@ func (n *Node) closeAll() {
 			ln.Close()
 		}
 	}
+	n.stopPointsSweep() // loyalty.go
 	if n.ledger != nil {
 		n.ledger.Close()
 	}

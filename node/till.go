@@ -80,5 +80,6 @@ func (n *Node) tillHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.startPointsSweep(s) // loyalty.go
 	return s.Handler(), nil
 }

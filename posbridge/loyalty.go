@@ -33,9 +33,12 @@ import (
 // the ledger before the check. Offline, only the rights held here may be
 // spent, and at most the programme's DailyOfflineCap per customer and
 // business day. After a receipt, a shop online hands rights above
-// Config.PointsFloat back to central. A return takes back the points its
-// receipt earned; what the customer has already spent becomes a recorded
-// debt, never a refusal.
+// Config.PointsFloat back to central; receipts earned offline are handed
+// back by SweepPoints once central is reachable again. A return takes
+// back the points its receipt earned (or, without the receipt, what the
+// returned lines earn at the card's programme); what the customer has
+// already spent becomes a recorded debt, never a refusal, which central
+// nets against the customer's later earnings.
 
 // PointsBroker is head office's side of loyalty as the node reaches it;
 // nil for a standalone node (its own rights only, no offline cap).
@@ -68,14 +71,18 @@ type CentralPoints struct {
 	AsOf                         time.Time
 }
 
-// pointsLocks serialise the check and append of points payments per
-// customer (striped: a bounded set of locks).
-type pointsLocks [64]sync.Mutex
+// pointsLocks serialise the check and append of points payments (and
+// hand-backs) per customer (striped: a bounded set of locks), and keep
+// what the hand-back sweep owes.
+type pointsLocks struct {
+	m     [64]sync.Mutex
+	sweep sweepState
+}
 
 func (l *pointsLocks) lock(c storeline.CustomerID) func() {
 	h := fnv.New32a()
 	h.Write([]byte(c))
-	m := &l[h.Sum32()%uint32(len(l))]
+	m := &l.m[h.Sum32()%uint32(len(l.m))]
 	m.Lock()
 	return m.Unlock
 }
@@ -302,29 +309,179 @@ func derivedID(why string, id storeline.EventID) storeline.EventID {
 // handBack hands the points a receipt earned back to central, as far as
 // the customer's rights here pass the float, when central is reachable:
 // rights held by one shop are of no use to the customer's next visit
-// elsewhere. Rights central pre-granted here stay. A failure is logged:
-// the receipt is already durable.
+// elsewhere. Rights central pre-granted here stay. A customer who owes
+// points here (a return of goods paid with spent points) hands the whole
+// of the earnings back, float or not: central nets them against the debt
+// before it grants anything (central/loyalty_auto.go), so later earnings
+// pay the debt first. Offline, the receipt is left to SweepPoints. At
+// most once per receipt (the hand-back's ID derives from the receipt's).
+// A failure is logged: the receipt is already durable.
 func (s *Server) handBack(ctx context.Context, ev storeline.Event) {
 	rc, ok := ev.Body.(*storeline.Receipt)
 	b := s.cfg.Points
-	if !ok || rc.Programme == "" || rc.Earned == 0 || b == nil || !b.Online() {
+	if !ok || rc.Programme == "" || rc.Earned == 0 || b == nil {
 		return
 	}
-	unlock := s.points.lock(rc.Customer)
-	defer unlock()
-	rights, err := s.rights(rc.Programme, rc.Customer)
-	if err == nil && rights > s.cfg.PointsFloat {
-		n := min(rights-s.cfg.PointsFloat, rc.Earned)
-		h := &storeline.PointsHandback{Programme: rc.Programme, Customer: rc.Customer, Points: n}
-		var created bool
-		if _, created, err = s.appendEvent(ctx, derivedID("points-handback", ev.ID), s.cfg.Now(), ev.BusinessDate, h); err == nil && created {
-			s.lm.handedBack.Add(float64(n))
-		}
+	if !b.Online() {
+		s.owe(context.WithoutCancel(ctx), ev.BusinessDate)
+		return
 	}
-	if err != nil {
+	if _, err := s.handBackOnce(ctx, ev, rc); err != nil {
 		s.log.Warn("loyalty: hand-back failed", "receipt", ev.ID, "err", err)
+		s.owe(context.WithoutCancel(ctx), ev.BusinessDate) // the sweep tries again
 	}
 }
+
+// handBackOnce appends the receipt's hand-back if it has none yet and the
+// rights here call for one; it returns the points handed back now.
+func (s *Server) handBackOnce(ctx context.Context, ev storeline.Event, rc *storeline.Receipt) (int64, error) {
+	id := derivedID("points-handback", ev.ID)
+	unlock := s.points.lock(rc.Customer)
+	defer unlock()
+	// Asked first: a hand-back appended earlier may have moved other
+	// points than the rights now call for, and appending it again with
+	// another body would conflict.
+	if _, err := s.led.Event(s.cfg.Store, id); err == nil || !errors.Is(err, storeline.NotFound) {
+		return 0, err
+	}
+	rights, err := s.rights(rc.Programme, rc.Customer)
+	if err != nil {
+		return 0, err
+	}
+	keep := s.cfg.PointsFloat
+	debt, err := s.led.Balance(storeline.PointsDebtAccount(rc.Programme, rc.Customer, s.cfg.Store), storeline.PointsAsset(rc.Programme))
+	if err != nil {
+		return 0, err
+	}
+	if debt.IsNegative() {
+		keep = 0
+	}
+	if rights <= keep {
+		return 0, nil
+	}
+	n := min(rights-keep, rc.Earned)
+	h := &storeline.PointsHandback{Programme: rc.Programme, Customer: rc.Customer, Points: n}
+	_, created, err := s.appendEvent(ctx, id, s.cfg.Now(), ev.BusinessDate, h)
+	if err != nil || !created {
+		return 0, err
+	}
+	s.lm.handedBack.Add(float64(n))
+	return n, nil
+}
+
+// sweepState remembers the earliest business date of an earning receipt
+// taken while central was unreachable, whose hand-back SweepPoints owes
+// ("" : none). A broker that is also a HandbackMarks keeps it durably, so
+// a restart does not lose it; it is read once, at the first use.
+type sweepState struct {
+	mu     sync.Mutex
+	since  storeline.Date
+	loaded bool
+}
+
+// HandbackMarks is what a PointsBroker may also keep, durably: the
+// earliest business date of receipts whose hand-back is still owed.
+type HandbackMarks interface {
+	OwedHandbacks() (storeline.Date, error)
+	// SetOwedHandbacks stores since ("" : none owed).
+	SetOwedHandbacks(ctx context.Context, since storeline.Date) error
+}
+
+// owe notes that a receipt of date d earned while offline.
+func (s *Server) owe(ctx context.Context, d storeline.Date) {
+	w := &s.points.sweep
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := s.loadOwed(); err != nil {
+		s.log.Warn("loyalty: owed hand-backs", "err", err)
+	}
+	if w.since != "" && w.since <= d {
+		return
+	}
+	w.since = d
+	if m, ok := s.cfg.Points.(HandbackMarks); ok {
+		if err := m.SetOwedHandbacks(ctx, d); err != nil {
+			s.log.Warn("loyalty: owed hand-backs", "err", err)
+		}
+	}
+}
+
+// loadOwed merges the durable mark into memory once; w.mu is held.
+func (s *Server) loadOwed() error {
+	w := &s.points.sweep
+	m, ok := s.cfg.Points.(HandbackMarks)
+	if w.loaded || !ok {
+		return nil
+	}
+	d, err := m.OwedHandbacks()
+	if err != nil {
+		return err
+	}
+	if d != "" && (w.since == "" || d < w.since) {
+		w.since = d
+	}
+	w.loaded = true
+	return nil
+}
+
+// SweepPoints hands back, while central is reachable, the rights above
+// the float that receipts earned while it was not (at most once per
+// receipt, as after an online receipt), and returns the points handed
+// back. The node runs it on a timer, so a shop hands back on reconnect
+// rather than at the customer's next earning receipt. It reads only the
+// business days since the first such receipt; offline, or with none
+// owed, it does nothing.
+func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
+	b := s.cfg.Points
+	if b == nil || !b.Online() {
+		return 0, nil
+	}
+	w := &s.points.sweep
+	w.mu.Lock()
+	err := s.loadOwed()
+	since := w.since
+	w.since = ""
+	w.mu.Unlock()
+	if err != nil || since == "" {
+		return 0, err
+	}
+	_, loc, err := s.store()
+	if err != nil {
+		s.owe(ctx, since)
+		return 0, err
+	}
+	var total int64
+	err = s.led.EventsByDate(since, storeline.DateOf(s.cfg.Now(), loc), func(ev storeline.Event) error {
+		rc, ok := ev.Body.(*storeline.Receipt)
+		if !ok || ev.Origin != s.cfg.Store || rc.Programme == "" || rc.Earned == 0 {
+			return nil
+		}
+		if !b.Online() {
+			return errSweepOffline
+		}
+		n, err := s.handBackOnce(ctx, ev, rc)
+		total += n
+		return err
+	})
+	if err != nil {
+		s.owe(ctx, since) // read again next time; hand-backs are once per receipt
+		if errors.Is(err, errSweepOffline) {
+			return total, nil
+		}
+		return total, err
+	}
+	// Done: the durable mark becomes what was owed meanwhile, if anything.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if m, ok := b.(HandbackMarks); ok {
+		if err := m.SetOwedHandbacks(ctx, w.since); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+var errSweepOffline = errors.New("central unreachable during the sweep")
 
 // reversePoints works out what a return takes back of the points its
 // original receipt earned: pricing.Reverse of the receipt's points by the
@@ -383,6 +540,105 @@ func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Retu
 	}
 	done = true
 	return unlock, nil
+}
+
+// reverseByCard works out what a return without its receipt takes back of
+// the customer's points: what the returned lines would earn at the
+// programme of the return's currency, as sold now, from this shop's
+// rights as far as they go, the rest a debt. The card names the
+// customer; an unknown card, or one that is no loyalty card, takes back
+// nothing and the return goes on. A retry keeps the first attempt's
+// figures. On success the customer's lock is held until the returned
+// function is called, after the append.
+func (s *Server) reverseByCard(self storeline.EventID, code string, ret *storeline.Return) (func(), error) {
+	nop := func() {}
+	if err := storeline.CheckCardCode("card", code); err != nil {
+		return nop, err
+	}
+	if prior, err := s.prior(self, storeline.KindReturn); err != nil || prior != nil {
+		if prior != nil {
+			ret.Points = prior.Body.(*storeline.Return).Points // a retry: the first figures
+		}
+		return nop, err
+	}
+	var card storeline.CardRecord
+	if err := s.led.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return nop, nil // maybe registered offline elsewhere: nothing known to take back
+		}
+		return nop, err
+	}
+	// A blocked card's points are still the customer's: its returns
+	// take back what the goods earned all the same.
+	if card.Kind != storeline.LoyaltyCard || card.Customer == "" {
+		return nop, nil
+	}
+	rules, err := s.cat.Rules()
+	if err != nil {
+		return nop, err
+	}
+	prog, ok := rules.ProgrammeFor(ret.Currency)
+	if !ok {
+		return nop, nil
+	}
+	lines := make([]pricing.AccrualLine, len(ret.Lines))
+	for i, l := range ret.Lines {
+		it, err := s.cat.Item(l.Item)
+		if err != nil {
+			return nop, err
+		}
+		lines[i] = pricing.AccrualLine{Item: l.Item, Group: it.Group, Total: l.Total}
+	}
+	_, back := pricing.Accrue(rules, prog, ret.Currency, lines)
+	if back == 0 {
+		return nop, nil
+	}
+	return s.takeBack(self, prog.ID, card.Customer, back, ret)
+}
+
+// takeBack sets ret.Points to back points of the customer's, from this
+// shop's rights as far as they go and the rest a debt, under the
+// customer's lock (held on success until the returned function is
+// called); a retry keeps the first attempt's figures.
+func (s *Server) takeBack(self storeline.EventID, prog storeline.ProgrammeID, cust storeline.CustomerID, back int64, ret *storeline.Return) (func(), error) {
+	nop := func() {}
+	unlock := s.points.lock(cust)
+	if prior, err := s.prior(self, storeline.KindReturn); err != nil || prior != nil {
+		if err != nil {
+			unlock()
+			return nop, err
+		}
+		ret.Points = prior.Body.(*storeline.Return).Points
+		return unlock, nil
+	}
+	rights, err := s.rights(prog, cust)
+	if err != nil {
+		unlock()
+		return nop, err
+	}
+	rev := min(back, max(rights, 0))
+	ret.Points = &storeline.PointsReversal{Programme: prog, Customer: cust, Reversed: rev, Debt: back - rev}
+	if ret.Points.Debt > 0 {
+		// Counted when the return is checked; a refused append (rare: the
+		// ledger is failing) over-counts.
+		s.lm.debt.Add(float64(ret.Points.Debt))
+	}
+	return unlock, nil
+}
+
+// reversalOut is what a return took back of a customer's points.
+type reversalOut struct {
+	Programme storeline.ProgrammeID `json:"programme"`
+	Customer  storeline.CustomerID  `json:"customer"`
+	Reversed  int64                 `json:"reversed"`
+	Debt      int64                 `json:"debt"`
+}
+
+func reversalOf(p *storeline.PointsReversal) *reversalOut {
+	if p == nil {
+		return nil
+	}
+	return &reversalOut{Programme: p.Programme, Customer: p.Customer, Reversed: p.Reversed, Debt: p.Debt}
 }
 
 // pointsOut is a loyalty customer's points. Balance and Debt are head

@@ -189,3 +189,56 @@ func TestPointsPropertyAgainstBoundedCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReturnWithoutReceiptReversesByCard: a return without its original
+// receipt but with the customer's card takes back what the returned lines
+// earn at the programme, from the rights here as far as they go; the rest
+// is a recorded debt, shown on the card, and the return is never refused
+// for it. A retry keeps the figures; no card or an unknown one takes
+// nothing back; a malformed card is a 422 naming it.
+func TestReturnWithoutReceiptReversesByCard(t *testing.T) {
+	e := newEnv(t)
+	e.addPricing()
+	e.addClub()
+	bob := e.login(tokenT1, "bob", "9999")
+	e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: earnSale("10")}), 201)
+	e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: spendSale("t1", 700)}), 201)
+	if r := e.rights(); r != 19 {
+		t.Fatalf("rights after spending 700 of 719: %d", r)
+	}
+	ret := func(id, card string) map[string]any {
+		b := map[string]any{
+			"id": id, "terminal": "t1", "shift": "sh1", "seller": "alice", "occurred_at": "2026-11-28T10:30:00Z", "reason": "no receipt",
+			"lines":   []map[string]any{line("sku", "WINE", "qty", "2", "price", "7.19")},
+			"refunds": []map[string]any{line("method", "cash", "amount", "14.38")},
+		}
+		if card != "" {
+			b["card"] = card
+		}
+		return b
+	}
+	// 2 × 7.19 = 14.38 earns 143: 19 from the rights here, 124 owed.
+	id := newID()
+	for _, code := range []int{201, 200} {
+		m := e.must(e.do(req{method: "POST", path: "/v1/returns", token: tokenT1, session: bob, body: ret(id, "CARD0001")}), code)
+		p, _ := m["points"].(map[string]any)
+		if p["reversed"] != float64(19) || p["debt"] != float64(124) || p["customer"] != "cust1" {
+			t.Fatalf("return (%d) took back %v, want 19 reversed and 124 owed", code, m["points"])
+		}
+	}
+	debt, err := e.led.Balance(storeline.PointsDebtAccount("club", "cust1", "s1"), storeline.PointsAsset("club"))
+	if err != nil || e.rights() != 0 || debt.IntPart() != -124 {
+		t.Fatalf("rights %d, debt account %s (%v); want 0 and -124", e.rights(), debt, err)
+	}
+	card := e.must(e.do(req{method: "GET", path: "/v1/cards/CARD0001", token: tokenT1}), 200)
+	if p, _ := card["points"].(map[string]any); p["debt"] != float64(124) || p["balance"] != float64(0) {
+		t.Errorf("card after the return: %v, want debt 124, balance 0", card["points"])
+	}
+	for _, c := range []string{"", "CARD9999"} {
+		m := e.must(e.do(req{method: "POST", path: "/v1/returns", token: tokenT1, session: bob, body: ret(newID(), c)}), 201)
+		if m["points"] != nil {
+			t.Errorf("a return with card %q took back %v", c, m["points"])
+		}
+	}
+	e.problem(e.do(req{method: "POST", path: "/v1/returns", token: tokenT1, session: bob, body: ret(newID(), "card-1")}), 422, "card")
+}

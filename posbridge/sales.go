@@ -333,6 +333,7 @@ type returnIn struct {
 	Seller     storeline.SellerID   `json:"seller"`
 	OccurredAt *time.Time           `json:"occurred_at"`
 	Original   *storeline.EventID   `json:"original,omitempty"`
+	Card       string               `json:"card,omitempty"` // without original: whose points the return takes back
 	Reason     string               `json:"reason"`
 	Lines      []lineIn             `json:"lines"`
 	Refunds    []paymentIn          `json:"refunds"`
@@ -351,6 +352,7 @@ type returnOut struct {
 	Refunds  []paymentOut         `json:"refunds"`
 	Total    string               `json:"total"`
 	VAT      []vatOut             `json:"vat"`
+	Points   *reversalOut         `json:"points,omitempty"` // loyalty.go
 }
 
 func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -388,6 +390,12 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 			return err
 		}
 		unlock, err := s.reversePoints(in.ID, *in.Original, ret) // loyalty.go
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	} else if in.Card != "" {
+		unlock, err := s.reverseByCard(in.ID, in.Card, ret) // loyalty.go
 		if err != nil {
 			return err
 		}
@@ -453,6 +461,7 @@ func returnOf(ev storeline.Event, r *storeline.Return) returnOut {
 		eventHead: headOf(ev), Terminal: r.Terminal, Shift: r.Shift, Seller: r.Seller, Manager: r.Manager,
 		Currency: c, Original: r.Original, Reason: r.Reason, Lines: linesOut(c, r.Lines),
 		Refunds: paymentsOut(c, r.Refunds), Total: money(c, r.Total), VAT: vatsOut(c, r.VAT),
+		Points: reversalOf(r.Points),
 	}
 }
 
