@@ -197,13 +197,16 @@ type txIngest struct {
 	seen  map[string][]byte
 	minAt int64
 	wrote bool
+	// mark0 is the last mark Mark read: for a push, the mark before it.
+	mark0 uint64
 }
 
 func newTxIngest(tx *Tx) *txIngest { return &txIngest{tx: tx, seen: map[string][]byte{}} }
 
 func (s *txIngest) Mark(store storeline.StoreID, epoch uint64) (uint64, error) {
 	v, err := s.tx.Meta(markKey(store, epoch))
-	return ledger.U64(v), err
+	s.mark0 = ledger.U64(v)
+	return s.mark0, err
 }
 
 func (s *txIngest) SetMark(store storeline.StoreID, epoch, seq uint64) error {
@@ -403,27 +406,74 @@ type applier struct {
 	deltas map[string]decimal.Decimal
 	order  []string
 	items  map[storeline.ItemID]bool
+	// excise is each item's excise flag, read with its existence for the
+	// back office's index (false for an item that does not exist).
+	excise map[storeline.ItemID]bool
 	stores map[storeline.StoreID]bool
 	raw    map[uint64][]byte // wire bytes of a push's events, by seq
 	// lines holds the items each receipt of a push sells, by seq (the
 	// push's bodies are not decoded; see receiptLines).
 	lines map[uint64][]storeline.ItemID
+	// stored lists the events accept stored, in order.
+	stored []*storeline.Event
+	// balances holds what flush wrote, by balKey (zero for a deleted
+	// balance).
+	balances map[string]decimal.Decimal
 }
 
 func newApplier(tx *Tx) *applier {
-	return &applier{tx: tx, deltas: map[string]decimal.Decimal{}, items: map[storeline.ItemID]bool{}, stores: map[storeline.StoreID]bool{}}
+	return &applier{tx: tx, deltas: map[string]decimal.Decimal{}, items: map[storeline.ItemID]bool{},
+		excise: map[storeline.ItemID]bool{}, stores: map[storeline.StoreID]bool{}}
 }
 
 func (a *applier) itemExists(id storeline.ItemID) (bool, error) {
 	if ok, seen := a.items[id]; seen {
 		return ok, nil
 	}
-	ok, err := a.tx.HasMaster(storeline.KindItem, string(id))
+	var p itemPeek
+	ok, err := a.tx.GetMaster(storeline.KindItem, string(id), &p)
 	if err != nil {
 		return false, err
 	}
 	a.items[id] = ok
+	a.excise[id] = ok && p.excise
 	return ok, nil
+}
+
+// itemPeek decodes of a stored storeline.Item only its Excise flag: the
+// applier reads an item once for its existence and the back office's
+// excise index, without decoding the rest.
+type itemPeek struct{ excise bool }
+
+var _ storeline.Record = (*itemPeek)(nil)
+
+func (*itemPeek) MasterKind() storeline.MasterKind { return storeline.KindItem }
+func (*itemPeek) MasterID() string                 { return "" }
+func (*itemPeek) UniqueKeys() []string             { return nil }
+func (*itemPeek) Validate() error                  { return nil }
+
+// DecodeMsgpack reads the item's map (field names as keys, as msgpack
+// encodes a storeline.Item), keeping Excise and skipping the rest.
+func (p *itemPeek) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	for range max(n, 0) {
+		k, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		if k == "Excise" {
+			p.excise, err = d.DecodeBool()
+		} else {
+			err = d.Skip()
+		}
+		if err != nil {
+			return fmt.Errorf("item field %q: %w", k, err)
+		}
+	}
+	return nil
 }
 
 func (a *applier) storeExists(id storeline.StoreID) (bool, error) {
@@ -582,6 +632,9 @@ func (a *applier) flush() error {
 			}
 		}
 		cur = cur.Add(a.deltas[k])
+		if a.balances != nil {
+			a.balances[k] = cur
+		}
 		if cur.IsZero() {
 			err = a.tx.SetMeta(k, nil)
 		} else {
@@ -746,6 +799,7 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	a := newApplier(tx)
 	a.raw = raw
+	a.balances = map[string]decimal.Decimal{}
 	if a.lines, err = receiptLines(evs); err != nil {
 		return nil, err
 	}
@@ -763,6 +817,7 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 			if err := a.accept(evs[i]); err != nil {
 				return nil, err
 			}
+			a.stored = append(a.stored, &evs[i])
 		}
 		return errs, a.flush()
 	}
@@ -771,20 +826,21 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Cost of sales and the back office's indexes (backoffice_cogs.go).
-	if err := backOfficeAfterPush(tx, b.Store, evs); err != nil {
+	out := pushOutcome{Acked: res.Acked, Gap: res.Gap, Applied: res.Applied, Duplicates: res.Duplicates, Below: res.Below}
+	if out.Marks, err = entryMarks(tx, b.Store); err != nil {
 		return nil, err
 	}
-	out := pushOutcome{Acked: res.Acked, Gap: res.Gap, Applied: res.Applied, Duplicates: res.Duplicates, Below: res.Below}
+	// Cost of sales and the back office's indexes (backoffice_cogs.go),
+	// from what this entry has read and decoded already.
+	if err := backOfficeAfterPush(tx, b.Store, pushedOf(a, st.mark0, &res, evs, out.Marks)); err != nil {
+		return nil, err
+	}
 	for _, rj := range res.Rejections {
 		w := replication.RejectionToWire(rj)
 		out.Rejections = append(out.Rejections, w)
 		if err := appendFeed(tx, b.Store, feedEntry{Rej: &w}); err != nil {
 			return nil, err
 		}
-	}
-	if out.Marks, err = entryMarks(tx, b.Store); err != nil {
-		return nil, err
 	}
 	if err := updateStats(tx, b.Store, func(s *ShopStats) {
 		s.LastPushMs = tx.At.UnixMilli()
@@ -806,6 +862,34 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	return msgpack.Marshal(&out)
+}
+
+// pushedOf is what applyPush hands its back-office hook: the store's
+// marks after the batch, and every event of the batch above mark0 (the
+// mark before it) with whether the applier stored it, its wire form and
+// its postings.
+func pushedOf(a *applier, mark0 uint64, res *replication.IngestResult, evs replication.WireEvents, marks []replication.Position) *pushedEntry {
+	p := &pushedEntry{marks: marks, excise: a.excise, balances: a.balances}
+	if res.Gap != nil {
+		return p // nothing applied: the hook reads what it needs
+	}
+	p.events = make(map[replication.Position]*pushedEvent, len(evs))
+	for i := range evs {
+		if evs[i].Seq > mark0 {
+			p.events[replication.Position{Epoch: evs[i].Epoch, Seq: evs[i].Seq}] = nil
+		}
+	}
+	bySeq := make(map[uint64]*replication.WireEvent, len(evs))
+	for i := range evs {
+		bySeq[evs[i].Seq] = &evs[i]
+	}
+	for _, ev := range a.stored {
+		pos := replication.Position{Epoch: ev.Epoch, Seq: ev.Seq}
+		if _, ok := p.events[pos]; ok {
+			p.events[pos] = &pushedEvent{w: bySeq[ev.Seq], ps: ev.Postings}
+		}
+	}
+	return p
 }
 
 func updateStats(tx *Tx, store storeline.StoreID, fn func(*ShopStats)) error {
@@ -1180,16 +1264,39 @@ func (b backend) Pull(ctx context.Context, q replication.PullQuery) (replication
 	if q.Snapshot == nil && q.Cursor > b.n.topVersion() {
 		wentBack = b.n.Linearize(ctx) == nil && q.Cursor > b.n.topVersion()
 	}
+	// The shop's cursor belongs to another incarnation than this node's:
+	// the cluster was restored from a backup, or this node has not yet
+	// applied the change the shop saw at another. After a read barrier
+	// this node's incarnation is the cluster's; without one, answering
+	// from a stale state would send the shop into a resync it would
+	// restart at the next node.
+	if q.Incarnation != "" && q.Incarnation != b.n.Incarnation() {
+		if err := b.n.Linearize(ctx); err != nil {
+			return replication.Page{}, fmt.Errorf("central: the shop's cursor is of incarnation %s, this node's %s, and the cluster's is unknown: %w",
+				q.Incarnation, b.n.Incarnation(), err)
+		}
+	}
 	var page replication.Page
 	err := b.n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var err error
-		page, err = b.pull(rt, q, wentBack)
+		inc, err := incarnationOf(rt) // restore.go
+		if err != nil {
+			return err
+		}
+		if page, err = b.pull(rt, q, wentBack, inc); err != nil {
+			return err
+		}
+		// Every answer names the history it is of, and the store's marks
+		// in it, so a shop with nothing to push still learns what central
+		// lost (RELIABILITY.md, "Central restored from an old backup").
+		if page.Incarnation = inc; inc != "" {
+			page.Marks, err = marks(rt, q.Store)
+		}
 		return err
 	})
 	return page, err
 }
 
-func (b backend) pull(rt *ledger.ReplicaTxn, q replication.PullQuery, wentBack bool) (replication.Page, error) {
+func (b backend) pull(rt *ledger.ReplicaTxn, q replication.PullQuery, wentBack bool, inc string) (replication.Page, error) {
 	idx, err := rt.AppliedIndex()
 	if err != nil {
 		return replication.Page{}, err
@@ -1212,6 +1319,13 @@ func (b backend) pull(rt *ledger.ReplicaTxn, q replication.PullQuery, wentBack b
 		return replication.Page{}, err
 	}
 	switch {
+	case q.Incarnation != "" && inc != "" && q.Incarnation != inc:
+		// A cursor (or a resync under way) of another history says
+		// nothing of what the shop holds: a resync from scratch, as for
+		// cursor 0 (the shop asks the rest of it so).
+		fresh := q
+		fresh.Cursor, fresh.Snapshot = 0, nil
+		return b.snapshot(rt, fresh, &s, top, fmt.Sprintf("central was restored from a backup (incarnation %s, the shop's cursor is of %s)", inc, q.Incarnation))
 	case q.Snapshot != nil && q.Snapshot.ID > top:
 		// The resync began at a node further ahead (the shop failed over):
 		// this node's records and feed would miss what lies between, and

@@ -222,6 +222,10 @@ type Client struct {
 	met   *Metrics
 	addr  atomic.Uint32
 	nudge chan struct{}
+	// probe asks the push loop to learn central's marks even with nothing
+	// new to send: a pull answer showed central lost what it acknowledged
+	// (its marks below ours, or a new incarnation).
+	probe chan struct{}
 
 	mu     sync.Mutex
 	status Status
@@ -239,7 +243,7 @@ func NewClient(cfg ClientConfig, local Local, met *Metrics) (*Client, error) {
 	if met == nil {
 		met, _ = NewMetrics(nil)
 	}
-	c := &Client{cfg: cfg, local: local, log: cfg.Logger, met: met, nudge: make(chan struct{}, 1)}
+	c := &Client{cfg: cfg, local: local, log: cfg.Logger, met: met, nudge: make(chan struct{}, 1), probe: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -275,6 +279,14 @@ func (c *Client) Stop() {
 func (c *Client) Nudge() {
 	select {
 	case c.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// askProbe wakes the push loop to ask central for its marks.
+func (c *Client) askProbe() {
+	select {
+	case c.probe <- struct{}{}:
 	default:
 	}
 }
@@ -473,7 +485,15 @@ func (c *Client) pushLoop(ctx context.Context) {
 	c.setStatus(func(s *Status) { s.Acked = ack })
 	size := newShrinker(c.cfg.MaxBatchEvents)
 	next := ack // central holds everything up to next; send what follows
+	// probing: the next answer's marks are compared with the whole
+	// journal, and with nothing new to send an empty batch asks for them.
+	probing := false
 	for ctx.Err() == nil {
+		select {
+		case <-c.probe:
+			probing = true
+		default:
+		}
 		evs, err := c.local.OwnEvents(Position{next.Epoch, next.Seq + 1}, size.cur)
 		if err != nil {
 			c.log.Error("replication: read journal", "from", next, "err", err)
@@ -483,17 +503,25 @@ func (c *Client) pushLoop(ctx context.Context) {
 			continue
 		}
 		c.gaugeWaiting(ack, evs)
-		if len(evs) == 0 {
+		if len(evs) == 0 && !probing {
 			select {
 			case <-ctx.Done():
 				return
 			case <-c.nudge:
+			case <-c.probe:
+				probing = true
 			case <-time.After(c.cfg.PushInterval):
 			}
 			continue
 		}
-		req, err := c.batch(evs)
-		if err != nil {
+		var req *PushRequest
+		if len(evs) == 0 {
+			if next.Epoch == 0 {
+				probing = false // nothing was ever acknowledged: nothing to lose
+				continue
+			}
+			req = &PushRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Epoch: next.Epoch}
+		} else if req, err = c.batch(evs); err != nil {
 			c.log.Error("replication: build batch", "err", err)
 			if !c.wait(ctx, &bo, err) {
 				return
@@ -506,7 +534,11 @@ func (c *Client) pushLoop(ctx context.Context) {
 				return
 			}
 			c.met.PushErrors.Inc()
-			c.log.Warn("replication: push failed", "from", req.Events[0].Seq, "epoch", req.Epoch, "events", len(req.Events), "err", err)
+			from := Position{Epoch: req.Epoch}
+			if len(req.Events) > 0 {
+				from.Seq = req.Events[0].Seq
+			}
+			c.log.Warn("replication: push failed", "from", from, "events", len(req.Events), "err", err)
 			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(len(req.Events)) {
 				c.met.Shrunk.Inc()
 				if !sleep(ctx, bo.next()) {
@@ -563,6 +595,15 @@ func (c *Client) pushLoop(ctx context.Context) {
 			ack = acked
 		}
 		next = acked
+		if probing {
+			probing = false
+			if p, ok := c.lostBelow(resp.Marks, next); ok {
+				c.met.WentBack.Inc()
+				c.log.Error("replication: central lacks own events it acknowledged: it went back in time; resending from there", "from", p, "acked", ack)
+				next = p
+				continue
+			}
+		}
 		c.setStatus(func(s *Status) {
 			s.Acked, s.LastPush, s.LastSync, s.Reachable = ack, now, now, true
 			if s.State == "offline" {
@@ -571,6 +612,70 @@ func (c *Client) pushLoop(ctx context.Context) {
 		})
 		c.gaugeWaiting(ack, nil)
 	}
+}
+
+// lostBelow returns where to push from when central's marks (a push
+// answer's, every epoch of the store) are below what the journal holds at
+// or before next, which central acknowledged: the earliest such epoch's
+// mark. ok is false when central lacks nothing there.
+func (c *Client) lostBelow(marks []Position, next Position) (Position, bool) {
+	held, err := c.local.OwnEpochs()
+	if err != nil {
+		// The current epoch was checked by the answer's Acked; the older
+		// ones are checked again at the next probe.
+		c.log.Error("replication: read own epochs", "err", err)
+		return Position{}, false
+	}
+	return firstLost(marks, held, next)
+}
+
+// firstLost is lostBelow's decision: held is the last own position of each
+// epoch, marks central's. An epoch after next's is not pushed yet; next's
+// is owed up to next; an older one whole. An epoch central has no mark of
+// has mark 0.
+func firstLost(marks, held []Position, next Position) (Position, bool) {
+	mark := make(map[uint64]uint64, len(marks))
+	for _, m := range marks {
+		mark[m.Epoch] = max(mark[m.Epoch], m.Seq)
+	}
+	for _, h := range held { // in epoch order
+		if next.Less(Position{h.Epoch, 0}) {
+			break
+		}
+		owed := h.Seq
+		if h.Epoch == next.Epoch {
+			owed = min(owed, next.Seq)
+		}
+		if m := mark[h.Epoch]; m < owed {
+			return Position{h.Epoch, m}, true
+		}
+	}
+	return Position{}, false
+}
+
+// centralLost reports whether a pull answer's marks show central lacking
+// own events it acknowledged: below ack in ack's epoch, or below what the
+// journal holds in an older one (own, the pull loop's older epochs).
+// Marks from a node that lags the one the shop pushed to can say so
+// falsely; that costs one empty push, whose answer (from the leader)
+// decides.
+func centralLost(marks, own []Position, ack Position) bool {
+	if ack.Epoch == 0 {
+		return false
+	}
+	mark := make(map[uint64]uint64, len(marks))
+	for _, m := range marks {
+		mark[m.Epoch] = max(mark[m.Epoch], m.Seq)
+	}
+	if mark[ack.Epoch] < ack.Seq {
+		return true
+	}
+	for _, p := range own {
+		if p.Epoch < ack.Epoch && mark[p.Epoch] < p.Seq {
+			return true
+		}
+	}
+	return false
 }
 
 // gaugeWaiting sets the waiting-events and oldest-age gauges; evs are the
@@ -627,6 +732,9 @@ type cursorState struct {
 	// are still to be removed (0: none). It is cleared by the page that
 	// finishes the sweep, so a restart resumes it.
 	Sweep uint64 `msgpack:"w,omitempty"`
+	// Incarnation is central's incarnation Cursor and Snapshot belong
+	// to ("" unknown), stored with them in one transaction.
+	Incarnation string `msgpack:"n,omitempty"`
 }
 
 func (c *Client) loadCursor() (cursorState, []byte, error) {
@@ -709,7 +817,8 @@ func (c *Client) pullLoop(ctx context.Context) {
 			continue
 		}
 		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: c.local.Epoch(),
-			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot}
+			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
+			Incarnation: st.Incarnation}
 		var resp PullResponse
 		if err := c.post(ctx, "/v1/replication/pull", c.cfg.PollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
 			if ctx.Err() != nil {
@@ -741,9 +850,17 @@ func (c *Client) pullLoop(ctx context.Context) {
 		}
 		now := c.cfg.Now()
 		c.met.LastPull.Set(float64(now.UnixNano()) / 1e9)
-		if resp.Resync != nil && st.Snapshot == nil {
+		reborn := newIncarnation(st.Incarnation, resp.Incarnation)
+		if resp.Resync != nil && (st.Snapshot == nil || reborn) {
 			c.met.Resyncs.Inc()
-			c.log.Warn("replication: resync", "reason", resp.Resync.Reason, "snapshot", resp.Resync.ID, "cursor", st.Cursor)
+			c.log.Warn("replication: resync", "reason", resp.Resync.Reason, "snapshot", resp.Resync.ID, "cursor", st.Cursor,
+				"incarnation", resp.Incarnation, "was", st.Incarnation)
+		}
+		// Central restored from a backup may lack own events it
+		// acknowledged; with nothing new to push the shop would not learn
+		// it until its next sale.
+		if resp.Incarnation != "" && (reborn || centralLost(resp.Marks, own, c.Status().Acked)) {
+			c.askProbe()
 		}
 		if next == st && len(page.Changes)+len(page.Events)+len(page.Meta) == 0 {
 			c.pulled(now, st)
@@ -823,24 +940,47 @@ func (c *Client) pulled(now time.Time, st cursorState) {
 	})
 }
 
+// newIncarnation reports whether an answer's incarnation shows central's
+// history is not the one the stored cursor belongs to. Either unknown
+// ("": a shop that never saw one, a central older than version 3 or not
+// yet given one) tells nothing.
+func newIncarnation(stored, answer string) bool {
+	return stored != "" && answer != "" && answer != stored
+}
+
 // localPage converts a page and works out the cursor after it.
 func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, cursorState, error) {
 	if err := CheckVersion(resp.V); err != nil {
 		return LocalPage{}, st, err
 	}
 	var p LocalPage
-	next := cursorState{Cursor: resp.Cursor}
+	inc := st.Incarnation
+	if resp.Incarnation != "" {
+		inc = resp.Incarnation // an answer without one (an older central) tells nothing
+	}
+	reborn := newIncarnation(st.Incarnation, resp.Incarnation)
+	next := cursorState{Cursor: resp.Cursor, Incarnation: inc}
 	if rs := resp.Resync; rs != nil {
 		base := st.Base
-		if st.Snapshot == nil {
-			// The resync starts: whatever this node holds now is at or
-			// below base, whatever the snapshot sends is written above it.
+		cursor := st.Cursor
+		if st.Snapshot == nil || reborn {
+			// The resync starts (again, if central's history changed
+			// under it): whatever this node holds now is at or below
+			// base, whatever the snapshot sends is written above it.
 			base = c.local.MasterVersion()
 		}
-		next = cursorState{Cursor: st.Cursor, Snapshot: &SnapshotPos{ID: rs.ID, After: rs.Next}, Base: base}
-		if rs.Done {
-			next = cursorState{Cursor: rs.ID, Sweep: base}
+		if reborn {
+			// The cursor is a place in a history central no longer has:
+			// central answered as for cursor 0, and so must the rest of
+			// the resync's pages ask.
+			cursor = 0
 		}
+		next = cursorState{Cursor: cursor, Snapshot: &SnapshotPos{ID: rs.ID, After: rs.Next}, Base: base, Incarnation: inc}
+		if rs.Done {
+			next = cursorState{Cursor: rs.ID, Sweep: base, Incarnation: inc}
+		}
+	} else if reborn {
+		return p, st, fmt.Errorf("central's incarnation changed from %q to %q without a resync", st.Incarnation, resp.Incarnation)
 	} else if resp.Cursor < st.Cursor {
 		return p, st, fmt.Errorf("cursor %d before ours %d without a resync", resp.Cursor, st.Cursor)
 	}

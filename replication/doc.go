@@ -44,6 +44,12 @@
 //     MaxResponseBytes, a page over the node's commit batch) is halved and
 //     retried, down to one item; the size grows back after a run of
 //     successes.
+//  7. A pull cursor belongs to central's incarnation, stored with it: an
+//     answer of another incarnation (central restored from a backup) is
+//     applied only as a resync from scratch. A pull answer whose marks
+//     are below what central acknowledged, or of a new incarnation, makes
+//     the push loop ask for central's marks even with nothing new to send,
+//     and resend from them.
 //
 // The package imports the module root, crdt, msgpack and prometheus, and
 // declares the interfaces it needs (Backend, IngestStore, Local); it never

@@ -50,6 +50,10 @@ type PullQuery struct {
 	Own      []Position
 	Snapshot *SnapshotPos
 	MaxItems int
+	// Incarnation is the shop's: central's incarnation its cursor
+	// belongs to ("" unknown). A backend that knows its own answers a
+	// different one with a resync from scratch.
+	Incarnation string
 }
 
 // Page is one page of changes for a store.
@@ -60,6 +64,11 @@ type Page struct {
 	Events     []storeline.Event
 	Rejections []Rejection
 	Resync     *Resync
+	// Incarnation is the backend's ("" if it has none yet); Marks the
+	// store's marks in the state the page was read from, sent only with
+	// an incarnation (see PullResponse).
+	Incarnation string
+	Marks       []Position
 }
 
 func (p *Page) empty() bool {
@@ -374,7 +383,7 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, caller storeline.S
 		return nil, &storeline.Error{Op: op, Kind: storeline.Invalid, Field: "w", Err: errors.New("negative wait")}
 	}
 	q := PullQuery{Store: caller, Cursor: req.Cursor, Epoch: req.Epoch, Own: req.Own, Snapshot: req.Snapshot,
-		MaxItems: s.cfg.MaxPageItems}
+		MaxItems: s.cfg.MaxPageItems, Incarnation: req.Incarnation}
 	if req.MaxItems > 0 && req.MaxItems < q.MaxItems {
 		q.MaxItems = req.MaxItems
 	}
@@ -404,7 +413,12 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, caller storeline.S
 
 // PageToWire converts a page.
 func PageToWire(p Page) (*PullResponse, error) {
-	out := &PullResponse{V: ProtocolVersion, Cursor: p.Cursor, More: p.More, Resync: p.Resync}
+	out := &PullResponse{V: ProtocolVersion, Cursor: p.Cursor, More: p.More, Resync: p.Resync, Incarnation: p.Incarnation}
+	if p.Incarnation != "" {
+		// The latest epochs, within the wire's bound: an older epoch left
+		// out reads as mark 0 at the shop and costs it one probe.
+		out.Marks = p.Marks[max(0, len(p.Marks)-MaxWireMarks):]
+	}
 	for _, c := range p.Changes {
 		wr, err := ChangeToWire(c)
 		if err != nil {

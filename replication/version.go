@@ -21,7 +21,14 @@ import (
 //	               shop's own acknowledged events it lacks (PullRequest.Own);
 //	               push answers carry every epoch's mark. Fields were only
 //	               added, so a version-1 peer decodes version-2 messages.
-const ProtocolVersion uint16 = 2
+//	3  2026-11-29  central's incarnation (replaced when the cluster is
+//	               restored from a backup) in pull answers, and the one the
+//	               shop's cursor belongs to in pull requests: a mismatch is
+//	               answered with a resync. Pull answers carry the store's
+//	               marks, so an idle shop learns central lost its span.
+//	               Fields were only added; absent means unknown, and a
+//	               version-2 peer ignores them.
+const ProtocolVersion uint16 = 3
 
 // MinProtocolVersion is the oldest version accepted: N-1.
 const MinProtocolVersion = ProtocolVersion - 1

@@ -137,6 +137,9 @@ type PullRequest struct {
 	WaitMillis int64        `msgpack:"w"`
 	MaxItems   int          `msgpack:"mi"`
 	Snapshot   *SnapshotPos `msgpack:"sn,omitempty"`
+	// Incarnation is central's incarnation the shop's cursor belongs to
+	// ("" unknown: a shop that never saw one, or older than version 3).
+	Incarnation string `msgpack:"in,omitempty"`
 }
 
 // SnapshotPos is how far a resync has got: the snapshot's ID (the cursor
@@ -151,14 +154,23 @@ type SnapshotPos struct {
 // more pages are ready now. Resync, if set, makes this page part of a
 // snapshot: its records replace the shop's, and when Resync.Done the
 // cursor becomes Resync.ID.
+//
+// Incarnation names central's history: a cluster restored from a backup
+// gets a new one, and a cursor of another incarnation means nothing
+// there. Marks are the store's marks (every epoch's) in the state the page
+// was read from; they count only when Incarnation is set (a version-3
+// central that knows its incarnation), since a missing list is otherwise
+// ambiguous.
 type PullResponse struct {
-	V          uint16         `msgpack:"v"`
-	Cursor     uint64         `msgpack:"c"`
-	More       bool           `msgpack:"m,omitempty"`
-	Records    WireRecords    `msgpack:"rc,omitempty"`
-	Events     WireEvents     `msgpack:"ev,omitempty"`
-	Rejections WireRejections `msgpack:"rj,omitempty"`
-	Resync     *Resync        `msgpack:"rs,omitempty"`
+	V           uint16         `msgpack:"v"`
+	Cursor      uint64         `msgpack:"c"`
+	More        bool           `msgpack:"m,omitempty"`
+	Records     WireRecords    `msgpack:"rc,omitempty"`
+	Events      WireEvents     `msgpack:"ev,omitempty"`
+	Rejections  WireRejections `msgpack:"rj,omitempty"`
+	Resync      *Resync        `msgpack:"rs,omitempty"`
+	Incarnation string         `msgpack:"in,omitempty"`
+	Marks       WireMarks      `msgpack:"mk,omitempty"`
 }
 
 // Resync marks a snapshot page.

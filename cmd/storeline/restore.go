@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/crdt"
 	"github.com/storeline/storeline/ledger"
 )
@@ -17,12 +18,20 @@ import (
 // must be empty or absent. The restored ledger takes the HLC time of the
 // restore as its new epoch, so epochs only grow however often a backup is
 // restored (DESIGN.md, "The event model").
+//
+// With -central it restores a central node instead: the backup is a copy of
+// a stopped central node's data directory, and the restored directory is
+// marked so that the node, once in a working cluster, gives the cluster a
+// new incarnation and every shop resyncs (central/restore.go). -mark marks
+// a directory copied back by other means.
 func cmdRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storeline restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("data", getenv(envName("data")), "data directory to restore into: empty or absent (env "+envName("data")+")")
+	isCentral := fs.Bool("central", false, "restore a central node: BACKUP is a copy of a stopped central node's data directory")
+	markOnly := fs.Bool("mark", false, "with -central: only mark -data, already copied back from a backup, as restored (no BACKUP argument)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: storeline restore -data DIR BACKUP-FILE\n\nRestores a backup (from 'storeline ctl backup') into a stopped node's\nempty data directory.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: storeline restore -data DIR BACKUP-FILE\n       storeline restore -central -data DIR BACKUP-DIR\n       storeline restore -central -mark -data DIR\n\nRestores a backup (from 'storeline ctl backup') into a stopped node's\nempty data directory; with -central, a copy of a stopped central node's\ndata directory into another, marked so that the cluster takes a new\nincarnation and the shops resync. Restore every central node this way\nbefore starting any.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -31,9 +40,31 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return exitUsage
 	}
-	if *dir == "" || fs.NArg() != 1 {
+	wantArgs := 1
+	if *markOnly {
+		wantArgs = 0
+	}
+	if *dir == "" || fs.NArg() != wantArgs || (*markOnly && !*isCentral) {
 		fs.Usage()
 		return exitUsage
+	}
+	if *isCentral {
+		var err error
+		if *markOnly {
+			err = central.MarkRestored(*dir)
+		} else {
+			err = central.RestoreBackup(fs.Arg(0), *dir)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "storeline restore: %v\n", err)
+			return exitError
+		}
+		if *markOnly {
+			fmt.Fprintf(stdout, "marked %s restored: the cluster takes a new incarnation once it runs\n", *dir)
+		} else {
+			fmt.Fprintf(stdout, "restored central node %s into %s: start every restored node, the cluster then takes a new incarnation\n", fs.Arg(0), *dir)
+		}
+		return exitOK
 	}
 	if err := restore(*dir, fs.Arg(0), time.Now()); err != nil {
 		fmt.Fprintf(stderr, "storeline restore: %v\n", err)
