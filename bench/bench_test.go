@@ -103,7 +103,7 @@ func TestChecksCatchLoss(t *testing.T) {
 	ctx := context.Background()
 	w := newWorkload()
 	for _, c := range []Contender{newLedgerContender(t.TempDir(), w), newSQLiteContender(t.TempDir(), w),
-		newRaftContender(t.TempDir(), w, 1), newCentralContender(t.TempDir(), w, 1)} {
+		newRaftContender(t.TempDir(), w, 1, false), newCentralContender(t.TempDir(), w, 1, true)} {
 		t.Run(c.Name(), func(t *testing.T) {
 			if err := c.Open(ctx, 1); err != nil {
 				t.Fatal(err)

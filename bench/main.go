@@ -41,6 +41,12 @@ type config struct {
 	keep           bool
 	out            string
 	cpuProfile     string
+	// unregistered leaves the central contender's shops out of the
+	// master data.
+	unregistered bool
+	// raftPipeline turns pipelined replication on in the raw Raft
+	// harness (central runs without it).
+	raftPipeline bool
 }
 
 // allContenders is every contender key, in table order.
@@ -76,6 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.dir, "dir", "", "scratch directory (default: a new one under $TMPDIR, removed at exit)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory (logs, data)")
 	fs.StringVar(&c.out, "out", "", "also write the report to this file")
+	fs.BoolVar(&c.unregistered, "central-unregistered", false, "leave the central contender's shops out of its master data (central queues their sales for costing instead of costing them in the push's entry; the path before a shop is registered)")
+	fs.BoolVar(&c.raftPipeline, "raft-pipeline", false, "let the raw Raft harness replicate with hashicorp/raft's pipeline, which central turns off (central/transport.go)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the rounds (this process: not etcd or PostgreSQL) to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -206,9 +214,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 		case "etcd":
 			entries = append(entries, entry{newEtcdContender(cfg.etcd, w, cfg.batch), cfg.centralClients})
 		case "raft":
-			entries = append(entries, entry{newRaftContender(mkdir(dir, "raft"), w, cfg.batch), cfg.centralClients})
+			entries = append(entries, entry{newRaftContender(mkdir(dir, "raft"), w, cfg.batch, cfg.raftPipeline), cfg.centralClients})
 		case "central":
-			entries = append(entries, entry{newCentralContender(mkdir(dir, "central"), w, cfg.batch), cfg.centralClients})
+			entries = append(entries, entry{newCentralContender(mkdir(dir, "central"), w, cfg.batch, !cfg.unregistered), cfg.centralClients})
 		}
 	}
 	for _, e := range entries {

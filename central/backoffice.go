@@ -59,7 +59,12 @@ const (
 	boCost   = "bo/cost/"   // store \0 item → last purchase cost per unit (decimal string)
 	boRecipe = "bo/recipe/" // item → msgpack Recipe
 	boBatch  = "bo/batch/"  // store \0 item \0 expiry \0 batch → msgpack Batch
-	boRule   = "bo/rule/"   // id → msgpack RepriceRule
+	// boBatchItem marks a (store, item) that has batches, so selling an
+	// item without any reads one key instead of scanning; boBatchItemV
+	// says the markers are complete (absent in state written before).
+	boBatchItem  = "bo/batchi/"  // store \0 item → ""
+	boBatchItemV = "bo/batchi-v" // → "1"
+	boRule       = "bo/rule/"    // id → msgpack RepriceRule
 )
 
 func backOfficeOps() []Op {
@@ -118,6 +123,40 @@ type txBook struct {
 	stores map[storeline.StoreID]*storeline.Store
 	// moved caches MovedSince's sums by store and position.
 	moved map[string]map[string]decimal.Decimal
+	// reads, when not nil, caches the decimals read by key: for a user
+	// that writes nothing while it reads (a cost pass's plan, which reads
+	// each sold item's balances once per line sold).
+	reads map[string]decimal.Decimal
+	// whole, when not empty, is a key prefix all of whose keys reads
+	// holds (prefetch): a key under it that reads lacks does not exist.
+	whole string
+}
+
+// prefetch reads into b.reads every key under prefix (the state's and
+// the entry's pending writes, as any read sees them), unless there are
+// more than limit: then it keeps what it read and leaves b.whole alone.
+// One scan of a store's few hundred stock balances costs less than the
+// point reads of each sold item's balances in every department, most of
+// which miss.
+func (b *txBook) prefetch(prefix string, limit int) error {
+	n, full := 0, true
+	err := b.rt.ScanMeta(prefix, func(k string, v []byte) (bool, error) {
+		if n == limit {
+			full = false
+			return false, nil
+		}
+		n++
+		d, err := decimal.NewFromString(string(v))
+		if err != nil {
+			return false, fmt.Errorf("balance %q: %w", k, err)
+		}
+		b.reads[k] = d
+		return true, nil
+	})
+	if err == nil && full {
+		b.whole = prefix
+	}
+	return err
 }
 
 func (b *txBook) fail(err error) {
@@ -177,12 +216,26 @@ func (b *txBook) Recipe(id storeline.ItemID) (*storeline.Recipe, bool) {
 }
 
 func (b *txBook) decimal(key string) decimal.Decimal {
-	v, err := b.rt.Meta(key)
-	if b.fail(err); err != nil || v == nil {
+	if d, ok := b.reads[key]; ok {
+		return d
+	}
+	if b.whole != "" && strings.HasPrefix(key, b.whole) {
 		return decimal.Zero
 	}
-	d, err := decimal.NewFromString(string(v))
-	b.fail(err)
+	v, err := b.rt.Meta(key)
+	if b.fail(err); err != nil {
+		return decimal.Zero
+	}
+	d := decimal.Zero
+	if v != nil {
+		if d, err = decimal.NewFromString(string(v)); err != nil {
+			b.fail(err)
+			return decimal.Zero
+		}
+	}
+	if b.reads != nil {
+		b.reads[key] = d
+	}
 	return d
 }
 
@@ -670,6 +723,15 @@ func addBatch(tx *Tx, b storeline.Batch, delta decimal.Decimal) error {
 		if err := msgpack.Unmarshal(v, &cur); err != nil {
 			return fmt.Errorf("batch %q: %w", k, err)
 		}
+	} else {
+		// A new batch: its (store, item) has batches from now on (the
+		// markers of older state are built by batchMarkers first).
+		if err := batchMarkers(tx.ReplicaTxn); err != nil {
+			return err
+		}
+		if err := tx.SetMeta(batchItemKey(b.Store, b.Item), []byte{}); err != nil {
+			return err
+		}
 	}
 	cur.Qty = decimal.Max(cur.Qty.Add(delta), decimal.Zero)
 	enc, err := msgpack.Marshal(&cur)
@@ -837,7 +899,21 @@ func consumeBatches(tx *Tx, store storeline.StoreID, sold map[storeline.ItemID]d
 		items = append(items, it)
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i] < items[j] })
+	if len(items) > 0 {
+		if err := batchMarkers(tx.ReplicaTxn); err != nil {
+			return err
+		}
+	}
 	for _, it := range items {
+		// Most items have no batches: a point read says so, where a scan
+		// (a Badger iterator, which sorts the entry's pending writes)
+		// per item sold made costing a push quadratic.
+		if v, err := tx.Meta(batchItemKey(store, it)); err != nil || v == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		bs, err := batchesOf(tx.ReplicaTxn, store, it)
 		if err != nil {
 			return err
@@ -850,6 +926,36 @@ func consumeBatches(tx *Tx, store storeline.StoreID, sold map[storeline.ItemID]d
 		}
 	}
 	return nil
+}
+
+func batchItemKey(store storeline.StoreID, item storeline.ItemID) string {
+	return boBatchItem + string(store) + "\x00" + string(item)
+}
+
+// batchMarkers makes sure every (store, item) with a batch has its
+// boBatchItem marker: state written before markers existed gets them from
+// one scan of the batches, in the first entry that needs them.
+func batchMarkers(rt *ledger.ReplicaTxn) error {
+	if v, err := rt.Meta(boBatchItemV); err != nil || v != nil {
+		return err
+	}
+	var marks []string
+	err := rt.ScanMeta(boBatch, func(k string, _ []byte) (bool, error) {
+		rest := strings.SplitN(k[len(boBatch):], "\x00", 3)
+		if len(rest) == 3 {
+			marks = append(marks, batchItemKey(storeline.StoreID(rest[0]), storeline.ItemID(rest[1])))
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range marks {
+		if err := rt.SetMeta(k, []byte{}); err != nil {
+			return err
+		}
+	}
+	return rt.SetMeta(boBatchItemV, []byte("1"))
 }
 
 func batchesOf(rt *ledger.ReplicaTxn, store storeline.StoreID, item storeline.ItemID) ([]storeline.Batch, error) {

@@ -194,8 +194,12 @@ func (a *addBack) add(ps []storeline.Posting, sign int64) {
 
 func (a *addBack) write() error {
 	keys := make([]string, 0, len(a.delta))
-	for k := range a.delta {
-		keys = append(keys, k)
+	for k, d := range a.delta {
+		// A sale queued and costed in the same pass leaves its sums
+		// as they were: nothing to read or write.
+		if !d.IsZero() {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
@@ -256,11 +260,33 @@ func isSale(kind string) bool {
 	return kind == string(storeline.KindReceipt) || kind == string(storeline.KindReturn)
 }
 
+// pushedEntry is what applyPush has read and decoded of its entry by the
+// time its hook runs, so the hook does not read or decode it again.
+type pushedEntry struct {
+	// marks are every epoch's mark of the store after the batch.
+	marks []replication.Position
+	// events holds, by position, every event of the batch above the mark
+	// before it: the event with its postings if it was stored, nil if not
+	// (a duplicate or a rejection).
+	events map[replication.Position]*pushedEvent
+	// excise is the excise flag of the items the batch's checks read
+	// (false for an item that does not exist), as boIndex.excise has it.
+	excise map[storeline.ItemID]bool
+	// balances holds the balances the batch moved as the entry wrote
+	// them, by balKey.
+	balances map[string]decimal.Decimal
+}
+
+type pushedEvent struct {
+	w  *replication.WireEvent
+	ps []storeline.Posting
+}
+
 // planCosts computes one pass (invariants 1-2) costing at most limit
 // events, reading only. It queues every event applied since the queued
-// cursor (known holds those the caller has decoded already, by position)
-// and hands each to ix (when not nil) to index.
-func planCosts(tx *Tx, store storeline.StoreID, limit int, known map[replication.Position]*replication.WireEvent, ix *boIndex) (*costPlan, error) {
+// cursor (pushed, if not nil, holds the marks and the events the caller
+// has read already) and hands each to ix (when not nil) to index.
+func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, ix *boIndex) (*costPlan, error) {
 	from, _, err := readPosition(tx.ReplicaTxn, boCogs+string(store))
 	if err != nil {
 		return nil, err
@@ -272,8 +298,10 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, known map[replication
 	if !ok || queued.Less(from) {
 		queued = from
 	}
-	ms, err := marks(tx.ReplicaTxn, store)
-	if err != nil {
+	var ms []replication.Position
+	if pushed != nil {
+		ms = pushed.marks
+	} else if ms, err = marks(tx.ReplicaTxn, store); err != nil {
 		return nil, err
 	}
 	plan := &costPlan{store: store, from: from, queued: queued, queued0: queued,
@@ -311,28 +339,29 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, known map[replication
 			if isNew {
 				plan.queued = pos
 			}
-			w := known[pos]
-			if w != nil {
-				// The caller's copy is of the batch as pushed: use it
-				// only if the event was stored.
-				if raw, err := tx.Meta(eventKey(store, pos.Epoch, pos.Seq)); err != nil || raw == nil {
-					if err != nil {
-						return nil, err
-					}
-					w = nil
+			var w *replication.WireEvent
+			var ps []storeline.Posting
+			if pe, ok := pushed.event(pos); ok {
+				if pe == nil {
+					continue // not stored: it moved nothing
 				}
-			} else if w, err = wireEvent(tx.ReplicaTxn, store, pos); err != nil {
-				return nil, err
-			}
-			if w == nil {
-				continue // refused: it moved nothing
+				w, ps = pe.w, pe.ps
+			} else {
+				if w, err = wireEvent(tx.ReplicaTxn, store, pos); err != nil {
+					return nil, err
+				}
+				if w == nil {
+					continue // refused: it moved nothing
+				}
+				if !isSale(w.Kind) && (!isNew || ix == nil) {
+					continue
+				}
+				if ps, err = wirePostings(w); err != nil {
+					return nil, err
+				}
 			}
 			if !isSale(w.Kind) && (!isNew || ix == nil) {
 				continue
-			}
-			ps, err := wirePostings(w)
-			if err != nil {
-				return nil, err
 			}
 			if isNew && ix != nil {
 				if err := ix.event(store, w, ps); err != nil {
@@ -352,7 +381,29 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, known map[replication
 		}
 	}
 	plan.answer = catchUpAnswer{Done: done, Costed: len(sales), Epoch: last.Epoch, Seq: last.Seq}
-	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending, back: plan.back}
+	// Planning reads only, so the book may cache what it reads.
+	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending, back: plan.back, reads: map[string]decimal.Decimal{}}
+	if pushed != nil {
+		for k, v := range pushed.balances {
+			b.reads[k] = v
+		}
+	}
+	if len(sales) > 0 {
+		// Each sold item's stock in every department of the store:
+		// prefetched when the store holds few stock balances for what
+		// the pass sells (storeline.StockOf reads 2 per department).
+		items := map[storeline.ItemID]bool{}
+		for i := range sales {
+			for _, p := range sales[i].Postings {
+				if id, ok := strings.CutPrefix(string(p.Asset), "item:"); ok {
+					items[storeline.ItemID(id)] = true
+				}
+			}
+		}
+		if err := b.prefetch(rpBal+"stock/"+string(store)+"/", 16*len(items)+64); err != nil {
+			return nil, err
+		}
+	}
 	for i := range sales {
 		ps, err := storeline.CostOfSales(b, store, sales[i].Postings)
 		if b.err != nil {
@@ -377,6 +428,30 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, known map[replication
 	}
 	plan.cost = storeline.MergePostings(plan.cost)
 	return plan, nil
+}
+
+// recheckBook is the stock book of boIndex.flush, which reads the stock
+// of each touched position and writes no balance meanwhile: when they are
+// all of one store (a push's), it prefetches that store's stock balances
+// rather than reading every department's of each item, most of which
+// miss.
+func recheckBook(rt *ledger.ReplicaTxn, sis []storeItem) (*txBook, error) {
+	b := &txBook{rt: rt}
+	if len(sis) == 0 || sis[0].store != sis[len(sis)-1].store { // sorted by store
+		return b, nil
+	}
+	b.reads = map[string]decimal.Decimal{}
+	return b, b.prefetch(rpBal+"stock/"+string(sis[0].store)+"/", 16*len(sis)+64)
+}
+
+// event is pushed.events[pos]; ok is false if p is nil or does not know
+// pos.
+func (p *pushedEntry) event(pos replication.Position) (*pushedEvent, bool) {
+	if p == nil {
+		return nil, false
+	}
+	e, ok := p.events[pos]
+	return e, ok
 }
 
 // commit books the pass's costs as one central-authored event, takes the
@@ -418,7 +493,7 @@ func (p *costPlan) commit(tx *Tx) error {
 // its events are applied: it indexes the new events for the reports and
 // metrics (boIndex) and costs the store's sales (invariant 1). A store not
 // in the master data yet has its events queued and indexed, not costed.
-func backOfficeAfterPush(tx *Tx, store storeline.StoreID, evs replication.WireEvents) error {
+func backOfficeAfterPush(tx *Tx, store storeline.StoreID, pushed *pushedEntry) error {
 	if boHookOff.Load() {
 		return nil
 	}
@@ -426,11 +501,10 @@ func backOfficeAfterPush(tx *Tx, store storeline.StoreID, evs replication.WireEv
 	if err != nil {
 		return err
 	}
-	known := make(map[replication.Position]*replication.WireEvent, len(evs))
-	for i := range evs {
-		known[replication.Position{Epoch: evs[i].Epoch, Seq: evs[i].Seq}] = &evs[i]
+	for id, ex := range pushed.excise {
+		ix.items[id] = ex
 	}
-	ok, err := tx.GetMaster(storeline.KindStore, string(store), nil)
+	ok, err := tx.HasMaster(storeline.KindStore, string(store))
 	if err != nil {
 		return err
 	}
@@ -438,7 +512,7 @@ func backOfficeAfterPush(tx *Tx, store storeline.StoreID, evs replication.WireEv
 	if !ok {
 		limit = 0
 	}
-	plan, err := planCosts(tx, store, limit, known, ix)
+	plan, err := planCosts(tx, store, limit, pushed, ix)
 	if err != nil {
 		return err
 	}

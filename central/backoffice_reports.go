@@ -688,7 +688,10 @@ func (ix *boIndex) flush() error {
 		}
 		return sis[i].item < sis[j].item
 	})
-	b := &txBook{rt: rt}
+	b, err := recheckBook(rt, sis) // backoffice_cogs.go
+	if err != nil {
+		return err
+	}
 	for _, si := range sis {
 		st, ok := b.Store(si.store)
 		if b.err != nil {
