@@ -148,11 +148,15 @@ CHAOS_SHOP_KILLS     ?= 50
 CHAOS_LEADER_KILLS   ?= 20
 CHAOS_FOLLOWER_KILLS ?= 10
 CHAOS_SEED           ?= 0
+# TestChaosCutOffDay: receipts per shop while cut off (make test: 40), and
+# every cut point and flip of the corrupted bodies.
+CHAOS_DAY_RECEIPTS   ?= 50000
 .PHONY: chaos
 chaos:
 	$(GO) test -count=1 -tags invariants -timeout 60m -run 'TestChaos' -v ./internal/chaostest/ \
 		-args -chaos.shop-kills=$(CHAOS_SHOP_KILLS) -chaos.leader-kills=$(CHAOS_LEADER_KILLS) \
-		-chaos.follower-kills=$(CHAOS_FOLLOWER_KILLS) -chaos.seed=$(CHAOS_SEED)
+		-chaos.follower-kills=$(CHAOS_FOLLOWER_KILLS) -chaos.seed=$(CHAOS_SEED) \
+		-chaos.day-receipts=$(CHAOS_DAY_RECEIPTS) -chaos.corrupt-all
 
 # Planted bugs (build tags canary_<name>, files canary_*.go): each entry is
 # name:packages:tests ("," between packages, "+" between tests). Every

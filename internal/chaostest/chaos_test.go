@@ -24,6 +24,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/proctest"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/node"
 )
@@ -41,7 +42,7 @@ var (
 type member struct {
 	sp   spec
 	runs int
-	cur  *proc
+	cur  *proctest.Proc
 }
 
 func (m *member) restart(t *testing.T) {
@@ -67,6 +68,9 @@ type chaos struct {
 	nLate atomic.Int64
 	// refused counts 4xx answers other than 429: each is a test failure.
 	refused atomic.Int64
+
+	// What check read, for tests that check more of it.
+	shopStates, centralStates []replicaState
 }
 
 // TestChaos runs a 3-node central cluster and two shops as processes,
@@ -96,7 +100,7 @@ func TestChaos(t *testing.T) {
 		}
 		for _, m := range append(append([]*member{}, c.centrals...), c.shops...) {
 			if m.cur != nil {
-				t.Logf("log of %s (run %d):\n%s", m.sp.ID, m.runs, m.cur.logTail())
+				t.Logf("log of %s (run %d):\n%s", m.sp.ID, m.runs, m.cur.LogTail())
 			}
 		}
 	})
@@ -137,11 +141,11 @@ func TestChaos(t *testing.T) {
 		switch what {
 		case "shop":
 			s := c.shops[rng.IntN(len(c.shops))]
-			s.cur.kill()
+			s.cur.Kill()
 			s.restart(t)
 		case "leader":
 			l := c.leader()
-			l.cur.kill()
+			l.cur.Kill()
 			t0 := time.Now()
 			c.waitNewLeader(l)
 			failover = append(failover, time.Since(t0))
@@ -156,7 +160,7 @@ func TestChaos(t *testing.T) {
 				}
 			}
 			f := fs[rng.IntN(len(fs))]
-			f.cur.kill()
+			f.cur.Kill()
 			f.restart(t)
 			c.waitCentralsHealthy()
 		}
@@ -175,7 +179,7 @@ func TestChaos(t *testing.T) {
 	}
 	c.waitDrained()
 	for _, m := range append(append([]*member{}, c.shops...), c.centrals...) {
-		m.cur.stop(t)
+		m.cur.Stop(t)
 	}
 	lost, dups := c.check()
 	maxFail := time.Duration(0)
@@ -188,7 +192,7 @@ func TestChaos(t *testing.T) {
 
 func (c *chaos) startCentrals(root string) {
 	t := c.t
-	addrs := freeAddrs(t, 15)
+	addrs := proctest.FreeAddrs(t, 15)
 	for i := range 3 {
 		a := addrs[5*i : 5*i+5]
 		c.centrals = append(c.centrals, &member{sp: spec{
@@ -215,10 +219,10 @@ func (c *chaos) startCentrals(root string) {
 			}
 		}
 	}
-	waitFor(t, "3 healthy central nodes", time.Minute, func() error {
+	proctest.WaitFor(t, "3 healthy central nodes", time.Minute, func() error {
 		l := c.leaderOrNil()
 		if l == nil {
-			return errNotYet
+			return proctest.ErrNotYet
 		}
 		var cl struct {
 			Members []struct {
@@ -243,15 +247,23 @@ func (c *chaos) startCentrals(root string) {
 }
 
 func (c *chaos) startShops(root string) {
-	t := c.t
 	var repl []string
 	for _, m := range c.centrals {
 		repl = append(repl, "http://"+m.sp.Repl)
 	}
-	addrs := freeAddrs(t, 2*len(shopNames))
+	c.startShopsWith(root, func(sp *spec) { sp.Central = repl })
+}
+
+// startShopsWith starts the shops, each with its spec set by set (its
+// replication URLs at least), and waits until each has pulled the master
+// data.
+func (c *chaos) startShopsWith(root string, set func(*spec)) {
+	t := c.t
+	addrs := proctest.FreeAddrs(t, 2*len(shopNames))
 	for i, s := range shopNames {
 		m := &member{sp: spec{Role: "shop", ID: string(s), Dir: filepath.Join(root, string(s), "data"),
-			Till: addrs[2*i], ShopAdmin: addrs[2*i+1], Central: repl}}
+			Till: addrs[2*i], ShopAdmin: addrs[2*i+1]}}
+		set(&m.sp)
 		mkdir(t, filepath.Dir(m.sp.Dir))
 		m.cur = start(t, m.sp, 0)
 		c.shops = append(c.shops, m)
@@ -259,7 +271,7 @@ func (c *chaos) startShops(root string) {
 	}
 	// The master data reaches the tills through replication.
 	for _, m := range c.shops {
-		waitFor(t, m.sp.ID+" to pull the master data", time.Minute, func() error {
+		proctest.WaitFor(t, m.sp.ID+" to pull the master data", time.Minute, func() error {
 			var sellers struct {
 				Sellers []json.RawMessage `json:"sellers"`
 			}
@@ -313,7 +325,7 @@ type health struct {
 
 func (c *chaos) health(m *member) (health, error) {
 	var h health
-	if m.cur.exited() {
+	if m.cur.Exited() {
 		return h, fmt.Errorf("%s is down", m.sp.ID)
 	}
 	err := c.get("http://"+m.sp.Admin+"/healthz", "", &h)
@@ -332,9 +344,9 @@ func (c *chaos) leaderOrNil() *member {
 func (c *chaos) leader() *member {
 	c.t.Helper()
 	var l *member
-	waitFor(c.t, "a central leader", time.Minute, func() error {
+	proctest.WaitFor(c.t, "a central leader", time.Minute, func() error {
 		if l = c.leaderOrNil(); l == nil {
-			return errNotYet
+			return proctest.ErrNotYet
 		}
 		return nil
 	})
@@ -344,11 +356,11 @@ func (c *chaos) leader() *member {
 // waitNewLeader waits until a node other than old leads.
 func (c *chaos) waitNewLeader(old *member) {
 	c.t.Helper()
-	waitFor(c.t, "a new central leader", time.Minute, func() error {
+	proctest.WaitFor(c.t, "a new central leader", time.Minute, func() error {
 		if l := c.leaderOrNil(); l != nil && l != old {
 			return nil
 		}
-		return errNotYet
+		return proctest.ErrNotYet
 	})
 }
 
@@ -359,12 +371,12 @@ func (c *chaos) waitCentralsHealthy() {
 	c.t.Helper()
 	l := c.leader()
 	var target uint64
-	waitFor(c.t, "the leader's applied index", time.Minute, func() error {
+	proctest.WaitFor(c.t, "the leader's applied index", time.Minute, func() error {
 		h, err := c.health(l)
 		target = h.Applied
 		return err
 	})
-	waitFor(c.t, "every central node healthy and caught up", 2*time.Minute, func() error {
+	proctest.WaitFor(c.t, "every central node healthy and caught up", 2*time.Minute, func() error {
 		for _, m := range c.centrals {
 			h, err := c.health(m)
 			if err != nil {
@@ -380,7 +392,7 @@ func (c *chaos) waitCentralsHealthy() {
 
 func (c *chaos) waitAcks(target int64) {
 	c.t.Helper()
-	waitFor(c.t, fmt.Sprintf("%d acknowledged receipts", target), 2*time.Minute, func() error {
+	proctest.WaitFor(c.t, fmt.Sprintf("%d acknowledged receipts", target), 2*time.Minute, func() error {
 		if n := c.nAcked.Load(); n < target {
 			return fmt.Errorf("%d acknowledged", n)
 		}
@@ -436,37 +448,47 @@ func newReceiptOf(rng *rand.Rand, lines int) []byte {
 // till posts receipts to shop s until ctx ends, retrying each with the
 // same ID until it is acknowledged, as a real till does.
 func (c *chaos) till(ctx context.Context, s *member, rng *rand.Rand) {
+	for ctx.Err() == nil {
+		if !c.postAcked(ctx, s, newReceipt(rng)) {
+			return
+		}
+	}
+}
+
+// postAcked posts a receipt to shop s until it is answered 2xx, retrying
+// the same body (so the same ID) while the shop is down or restarting,
+// and records the acknowledgment. It returns false if ctx ended first or
+// the receipt was refused with a 4xx (a test failure).
+func (c *chaos) postAcked(ctx context.Context, s *member, body []byte) bool {
 	store := storeline.StoreID(s.sp.ID)
 	url := "http://" + s.sp.Till + "/v1/receipts" // a restart binds the same address
 	for ctx.Err() == nil {
-		body := newReceipt(rng)
-		for ctx.Err() == nil {
-			head, status, err := c.post(ctx, url, termToken(store), body)
-			if err == nil && status/100 == 2 {
-				c.mu.Lock()
-				prev, seen := c.acked[store][head.ID]
-				c.acked[store][head.ID] = ack{head.Epoch, head.Seq}
-				c.mu.Unlock()
-				if seen && prev != (ack{head.Epoch, head.Seq}) {
-					c.t.Errorf("%s: receipt %s acknowledged at %d/%d, then at %d/%d", store, head.ID, prev.epoch, prev.seq, head.Epoch, head.Seq)
-				}
-				c.nAcked.Add(1)
-				if status == http.StatusOK && !seen {
-					c.nLate.Add(1)
-				}
-				break
+		head, status, err := c.post(ctx, url, termToken(store), body)
+		if err == nil && status/100 == 2 {
+			c.mu.Lock()
+			prev, seen := c.acked[store][head.ID]
+			c.acked[store][head.ID] = ack{head.Epoch, head.Seq}
+			c.mu.Unlock()
+			if seen && prev != (ack{head.Epoch, head.Seq}) {
+				c.t.Errorf("%s: receipt %s acknowledged at %d/%d, then at %d/%d", store, head.ID, prev.epoch, prev.seq, head.Epoch, head.Seq)
 			}
-			if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
-				c.t.Errorf("%s: receipt refused: %d %s", store, status, body)
-				c.refused.Add(1)
-				return
+			c.nAcked.Add(1)
+			if status == http.StatusOK && !seen {
+				c.nLate.Add(1)
 			}
-			select { // the shop is down or restarting: retry the same receipt
-			case <-ctx.Done():
-			case <-time.After(2 * time.Millisecond):
-			}
+			return true
+		}
+		if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
+			c.t.Errorf("%s: receipt refused: %d %s", store, status, body)
+			c.refused.Add(1)
+			return false
+		}
+		select { // the shop is down or restarting: retry the same receipt
+		case <-ctx.Done():
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
+	return false
 }
 
 func (c *chaos) post(ctx context.Context, url, token string, body []byte) (eventHead, int, error) {
@@ -514,7 +536,7 @@ func (c *chaos) waitingAt(s *member) (float64, error) {
 func (c *chaos) waitDrained() {
 	c.t.Helper()
 	zero := 0
-	waitFor(c.t, "the shops' backlogs acknowledged", 3*time.Minute, func() error {
+	proctest.WaitFor(c.t, "the shops' backlogs acknowledged", 3*time.Minute, func() error {
 		for _, s := range c.shops {
 			w, err := c.waitingAt(s)
 			if err != nil {
@@ -527,12 +549,12 @@ func (c *chaos) waitDrained() {
 			}
 		}
 		if zero++; zero < 10 {
-			return errNotYet
+			return proctest.ErrNotYet
 		}
 		return nil
 	})
 	c.waitCentralsHealthy()
-	waitFor(c.t, "every central node at the same applied index", time.Minute, func() error {
+	proctest.WaitFor(c.t, "every central node at the same applied index", time.Minute, func() error {
 		var idx []uint64
 		for _, m := range c.centrals {
 			h, err := c.health(m)
@@ -636,6 +658,7 @@ func (c *chaos) check() (lost, dups int) {
 		centrals = append(centrals, st)
 	}
 
+	c.shopStates, c.centralStates = shops, centrals
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, s := range shopNames {

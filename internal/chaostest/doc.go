@@ -7,10 +7,18 @@
 // node exactly once, that the shops' balances equal central's, and that
 // the central nodes agree with each other.
 //
-// The processes are this test binary re-executed in a child role (as
-// internal/crashtest does), so the children run the same code as
-// `storeline central` and `storeline node` with the timers and replication
-// settings a test needs; the parent is the tills and the checker. The kill
+// TestChaosCutOffDay cuts two shops off from central (internal/faultproxy)
+// for a long day of receipts with their clocks hours ahead and behind
+// central's, one of them SIGKILLed and put right midway, and while they
+// are cut off sends corrupted and truncated bodies to a shop's tills' API
+// and to central's push; after healing it checks the same as TestChaos
+// and that HLC times and business dates survive the trip.
+//
+// The processes are this test binary re-executed in a child role
+// (internal/proctest, shared with internal/crashtest), so the children
+// run the same code as `storeline central` and `storeline node` with the
+// timers and replication settings a test needs; the parent is the tills
+// and the checker. The kill
 // schedule is seeded (-chaos.seed; the seed is printed); the timing of the
 // load is the machine's. `make test` runs a few kills, `make chaos` the
 // full size.

@@ -1,16 +1,11 @@
 package chaostest_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -22,6 +17,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/proctest"
 	"github.com/storeline/storeline/node"
 )
 
@@ -41,6 +37,11 @@ const (
 // shopNames are the two shops; each one's terminal and replication tokens
 // derive from its name.
 var shopNames = []storeline.StoreID{"s1", "s2"}
+
+// probeStore has a replication token at central but no node: the
+// corrupted-push test pushes in its name, so that the one valid push it
+// sends to show central still serves leaves the shops' journals alone.
+const probeStore = storeline.StoreID("probe")
 
 func termToken(s storeline.StoreID) string { return "chaostest-till-token-" + string(s) }
 func replToken(s storeline.StoreID) string { return "chaostest-replication-token-" + string(s) }
@@ -63,6 +64,9 @@ type spec struct {
 	// A shop.
 	Till, ShopAdmin string
 	Central         []string // replication base URLs
+	// ClockOffset skews the shop's wall clock (node.Config.Clock, which
+	// its HLC reads) from the machine's: a shop whose clock is hours off.
+	ClockOffset time.Duration
 }
 
 func TestMain(m *testing.M) {
@@ -121,7 +125,7 @@ func centralConfig(sp spec, log *slog.Logger) central.Config {
 	c.GossipInterval = 20 * time.Millisecond
 	c.ReconcileInterval = 50 * time.Millisecond
 	c.ReplicationTokens = map[string]storeline.StoreID{}
-	for _, s := range shopNames {
+	for _, s := range append([]storeline.StoreID{probeStore}, shopNames...) {
 		c.ReplicationTokens[replToken(s)] = s
 	}
 	c.ReplicationMaxWait = 500 * time.Millisecond
@@ -141,7 +145,7 @@ func runCentral(ctx context.Context, sp spec, log *slog.Logger) error {
 			return err
 		}
 	}
-	fmt.Println("ready")
+	proctest.Ready(os.Stdout)
 	<-ctx.Done()
 	return n.Close()
 }
@@ -206,6 +210,9 @@ func shopConfig(sp spec) node.Config {
 	c.WALSegmentBytes = 2 << 20
 	c.CheckpointBytes = 128 << 10
 	c.ShutdownTimeout = 5 * time.Second
+	if off := sp.ClockOffset; off != 0 {
+		c.Clock = func() time.Time { return time.Now().Add(off) }
+	}
 	c.Replication = node.ReplicationConfig{
 		Central: sp.Central, Token: replToken(c.StoreID),
 		MaxBatchEvents: 100, MaxBatchBytes: 256 << 10, PageItems: 500,
@@ -223,154 +230,19 @@ func runShop(ctx context.Context, sp spec, log *slog.Logger) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
-	fmt.Println("ready")
+	proctest.Ready(os.Stdout)
 	return n.Run(ctx)
 }
 
-// proc is one run of a child process.
-type proc struct {
-	sp      spec
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed when the process has exited
-}
-
-// startTimeout bounds a child's start, WAL and Raft replay included.
-const startTimeout = 2 * time.Minute
-
 // start runs sp in a child and waits until it says it is ready.
-func start(t *testing.T, sp spec, run int) *proc {
+func start(t *testing.T, sp spec, run int) *proctest.Proc {
 	t.Helper()
-	logPath := filepath.Join(filepath.Dir(sp.Dir), fmt.Sprintf("%s-%03d.log", sp.ID, run))
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
 	raw, err := json.Marshal(sp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), specEnv+"="+string(raw))
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{sp: sp, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	ready := make(chan struct{}, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == "ready" {
-				ready <- struct{}{}
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	select {
-	case <-ready:
-		return p
-	case <-p.done:
-		t.Fatalf("%s run %d exited before it was ready:\n%s", sp.ID, run, p.logTail())
-	case <-time.After(startTimeout):
-		t.Fatalf("%s run %d not ready after %v:\n%s", sp.ID, run, startTimeout, p.logTail())
-	}
-	return nil
-}
-
-// kill sends SIGKILL and waits until the process is gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(time.Minute):
-		t.Fatalf("%s did not stop on SIGTERM:\n%s", p.sp.ID, p.logTail())
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("%s exited %d after SIGTERM:\n%s", p.sp.ID, code, p.logTail())
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) logTail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
-// freeAddrs returns n loopback addresses whose TCP and UDP ports were
-// free a moment ago (memberlist binds both on one port).
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for len(out) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, ln)
-		addr := ln.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue // UDP side taken: draw another port
-		}
-		held = append(held, pc)
-		out = append(out, addr)
-	}
-	return out
-}
-
-// errNotYet marks a condition not met yet.
-var errNotYet = errors.New("not yet")
-
-// waitFor polls cond every 10 ms until it returns nil, or fails the test
-// after d with cond's last error.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", d, what, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
+	logPath := filepath.Join(filepath.Dir(sp.Dir), fmt.Sprintf("%s-%03d.log", sp.ID, run))
+	return proctest.Start(t, fmt.Sprintf("%s run %d", sp.ID, run), logPath, specEnv+"="+string(raw))
 }
 
 // accountOf returns the store an account belongs to (kind/store/...).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/proctest"
 	"github.com/storeline/storeline/node"
 )
 
@@ -65,7 +66,7 @@ func childMain(stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ready %s %s\n", n.TillURL(), n.AdminURL())
+	proctest.Ready(stdout, n.TillURL(), n.AdminURL())
 	if err := n.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -95,7 +95,7 @@ func TestCrash(t *testing.T) {
 		target := h.nAcked.Load() + 1 + rng.Int64N(int64(*flagMaxAcks))
 		h.waitAcks(target, c)
 		<-time.After(time.Duration(rng.IntN(1000)) * time.Microsecond)
-		c.kill()
+		c.Kill()
 		snapshot := h.snapshot()
 		run++
 		c = startChild(t, h.dir, run)
@@ -112,7 +112,7 @@ func TestCrash(t *testing.T) {
 	stopLoad()
 	wg.Wait()
 	h.check(c, h.snapshot())
-	c.stop(t)
+	c.Stop(t)
 	t.Logf("%d kills, %d receipts acknowledged, %d of them committed before a kill and acknowledged by a retry", *flagKills, h.nAcked.Load(), h.nLate.Load())
 }
 
@@ -142,11 +142,11 @@ func (h *harness) waitAcks(target int64, c *child) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for h.nAcked.Load() < target {
 		if time.Now().After(deadline) {
-			h.t.Fatalf("no progress: %d acks, want %d; child log:\n%s", h.nAcked.Load(), target, c.logTail())
+			h.t.Fatalf("no progress: %d acks, want %d; child log:\n%s", h.nAcked.Load(), target, c.LogTail())
 		}
 		select {
-		case <-c.done:
-			h.t.Fatalf("child exited by itself:\n%s", c.logTail())
+		case <-c.Done():
+			h.t.Fatalf("child exited by itself:\n%s", c.LogTail())
 		case <-time.After(time.Millisecond): // polling a counter with a deadline
 		}
 	}

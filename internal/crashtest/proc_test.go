@@ -1,107 +1,34 @@
 package crashtest_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/storeline/storeline/internal/proctest"
 )
 
-// child is one run of the node in a child process.
+// child is one run of the node in a child process, with the addresses
+// it bound.
 type child struct {
-	cmd         *exec.Cmd
+	*proctest.Proc
 	till, admin string
-	logPath     string
-	done        chan struct{} // closed when the process has exited
 }
-
-// startTimeout bounds a child's start, WAL replay included.
-const startTimeout = 2 * time.Minute
 
 // startChild runs the node on dir and waits until it is serving.
 func startChild(t *testing.T, dir string, run int) *child {
 	t.Helper()
 	logPath := filepath.Join(filepath.Dir(dir), fmt.Sprintf("child-%03d.log", run))
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
+	p := proctest.Start(t, fmt.Sprintf("child run %d", run), logPath, childEnv+"=1", dataEnv+"="+dir)
+	if len(p.ReadyArgs) != 2 {
+		t.Fatalf("child run %d: ready line %q, want the till and admin URLs", run, p.ReadyArgs)
 	}
-	defer logf.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", dataEnv+"="+dir)
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready ") {
-				ready <- sc.Text()
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	go func() {
-		cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() { c.kill() })
-	select {
-	case line := <-ready:
-		f := strings.Fields(line)
-		c.till, c.admin = f[1], f[2]
-		return c
-	case <-c.done:
-		t.Fatalf("child run %d exited before it was ready:\n%s", run, c.logTail())
-	case <-time.After(startTimeout):
-		t.Fatalf("child run %d not ready after %v:\n%s", run, startTimeout, c.logTail())
-	}
-	return nil
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (c *child) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (c *child) stop(t *testing.T) {
-	t.Helper()
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(time.Minute):
-		t.Fatalf("child did not stop on SIGTERM:\n%s", c.logTail())
-	}
-	if code := c.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("child exited %d after SIGTERM:\n%s", code, c.logTail())
-	}
-}
-
-func (c *child) logTail() string {
-	b, _ := os.ReadFile(c.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
+	return &child{Proc: p, till: p.ReadyArgs[0], admin: p.ReadyArgs[1]}
 }
 
 // adminDo calls the child's admin API and decodes a JSON answer into out

@@ -7,26 +7,37 @@
 // The till traffic goes through each shop's tills' HTTP API (posbridge on
 // loopback), as a till would send it: seller sessions, shifts opened and
 // closed (the Z report checked against what the till rang), receipts paid
-// cash or by card, some with a loyalty card, returns on the manager's
-// session, cash in and out, document drafts, customers registered, and
-// now and then the same request sent again (answered 200 with the stored
-// fact). The one exception is the sale of an item head office never knew,
-// appended to the shop's ledger directly (no till can ring it up through
-// the API), which central must reject. Head office changes prices, items
-// and customers during the run. Faults: shops cut off from central, slow,
-// severed and duplicated links (internal/faultproxy); acknowledged batches
+// cash or by card, some with a loyalty card (earning points), some paid
+// partly with points (up to what the card shows spendable, sometimes
+// beyond, which the node must refuse), a marked item sold with its serial,
+// returns on the manager's session, cash in and out, document drafts,
+// customers registered, and now and then the same request sent again
+// (answered 200 with the stored fact). The one exception is the sale of an
+// item head office never knew, appended to the shop's ledger directly (no
+// till can ring it up through the API), which central must reject. Head
+// office changes prices, items and customers, and pre-grants its loyalty
+// rights to shops, during the run. Faults: shops cut off from central,
+// slow, severed and duplicated links (internal/faultproxy); requests held
+// back and delivered after later ones (reorder.go: a push, a pull or a
+// loyalty call arriving at central after what the shop sent next); a
+// serial sold at two shops, one of them cut off; acknowledged batches
 // pushed to central again; shop nodes stopped and reopened (their clock
 // sometimes reset by minutes); central leaders and followers stopped and
 // reopened on the same directories and addresses.
 //
 // Every run then heals everything, waits for convergence, pushes every
 // shop's acknowledged journal once more (it must reach central's apply
-// path and apply nothing) and checks the same promises: every
-// acknowledged event exactly once at its shop and at every central node,
-// with the shop's HLC time, rising along the shop's journal; conservation
-// per asset at every replica; the shops' balances (stock, cash, sales)
-// equal at every central node; and every head-office price, item name and
-// customer shown by every shop's tills' API.
+// path and apply nothing) and checks the same promises: every acknowledged
+// event exactly once at its shop and at every central node, with the
+// shop's HLC time, rising along the shop's journal; conservation per asset
+// at every replica; the shops' balances (stock, cash, sales) equal at
+// every central node; every head-office price, item name and customer
+// shown by every shop's tills' API; loyalty never spent beyond rights (no
+// holder's rights below zero at any replica, each customer's balance what
+// the tills were told was earned less what they paid with points and
+// returns took back, every replica and every shop's tills' API agreeing on
+// it); and every serial sold more often than taken back listed by every
+// central node as a double sale, with each shop's counts, and no other.
 //
 // Raft, Badger and the replication loops run their own goroutines and
 // timers, so a seed fixes the schedule, not the interleaving: a failing

@@ -1,11 +1,9 @@
 package simtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/tillsim"
 )
 
 // The shops' staff, head office's master data: a cashier and a manager
@@ -45,18 +44,21 @@ type soldLine struct {
 	receipt storeline.EventID
 	sku     string
 	price   decimal.Decimal
+	serial  string // a marked item's
 }
 
 // Wire bodies of the tills' API (posbridge/openapi.yaml).
 type (
 	lineJSON struct {
-		SKU   string `json:"sku"`
-		Qty   string `json:"qty"`
-		Price string `json:"price"`
+		SKU    string `json:"sku"`
+		Qty    string `json:"qty"`
+		Price  string `json:"price"`
+		Serial string `json:"serial,omitempty"`
 	}
 	payJSON struct {
 		Method string `json:"method"`
-		Amount string `json:"amount"`
+		Amount string `json:"amount,omitempty"` // left out of a points payment: the node converts
+		Points int64  `json:"points,omitempty"`
 	}
 	receiptJSON struct {
 		ID         storeline.EventID `json:"id"`
@@ -132,6 +134,10 @@ type (
 		Kind string            `json:"kind"`
 		Seq  uint64            `json:"seq"`
 	}
+	receiptAnswer struct {
+		Customer     storeline.CustomerID `json:"customer"`
+		PointsEarned int64                `json:"points_earned"`
+	}
 	closeAnswer struct {
 		eventAnswer
 		Report struct {
@@ -151,28 +157,12 @@ type tillCall struct {
 
 // call sends c once and returns the status and body.
 func (s *sim) call(ctx context.Context, sh *shop, c tillCall) (int, []byte, error) {
-	var rd io.Reader
-	if c.body != nil {
-		rd = bytes.NewReader(c.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, c.method, sh.node.TillURL()+c.path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+termToken)
-	if c.body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	h := map[string]string{"Authorization": "Bearer " + termToken}
 	if c.session != "" {
-		req.Header.Set("X-Session", c.session)
+		h["X-Session"] = c.session
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	st, _, b, err := tillsim.Call(ctx, httpClient, c.method, sh.node.TillURL()+c.path, h, c.body)
+	return st, b, err
 }
 
 // login opens the cashier's and the manager's sessions at the shop's till
@@ -202,10 +192,20 @@ func (s *sim) login(ctx context.Context, sh *shop) error {
 // once answered 201. Now and then the till "missed" the answer and sends
 // the same bytes again: the node must answer 200 with the same event.
 func (s *sim) fact(ctx context.Context, i int, path string, manager bool, in any, out any) error {
+	st, b, err := s.tryFact(ctx, i, path, manager, in, out)
+	if err == nil && st != http.StatusCreated {
+		err = fmt.Errorf("simtest: %s: POST %s: %d %s", s.shops[i].id, path, st, b)
+	}
+	return err
+}
+
+// tryFact is fact for a request the node may refuse (a 4xx, returned
+// with its body; nothing recorded).
+func (s *sim) tryFact(ctx context.Context, i int, path string, manager bool, in any, out any) (int, []byte, error) {
 	sh := s.shops[i]
 	body, err := json.Marshal(in)
 	if err != nil {
-		return fmt.Errorf("simtest: encode %s: %w", path, err)
+		return 0, nil, fmt.Errorf("simtest: encode %s: %w", path, err)
 	}
 	sess := sh.till.cashier
 	if manager {
@@ -213,16 +213,19 @@ func (s *sim) fact(ctx context.Context, i int, path string, manager bool, in any
 	}
 	c := tillCall{method: http.MethodPost, path: path, session: sess, body: body}
 	st, b, err := s.call(ctx, sh, c)
+	if err == nil && st >= 400 && st < 500 {
+		return st, b, nil
+	}
 	if err != nil || st != http.StatusCreated {
-		return fmt.Errorf("simtest: %s: POST %s: %d %s %v", sh.id, path, st, b, err)
+		return st, b, fmt.Errorf("simtest: %s: POST %s: %d %s %v", sh.id, path, st, b, err)
 	}
 	var head eventAnswer
 	if err := json.Unmarshal(b, &head); err != nil || head.ID.IsZero() {
-		return fmt.Errorf("simtest: %s: POST %s: answer %s", sh.id, path, b)
+		return st, b, fmt.Errorf("simtest: %s: POST %s: answer %s", sh.id, path, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("simtest: %s: POST %s: answer %s: %w", sh.id, path, b, err)
+			return st, b, fmt.Errorf("simtest: %s: POST %s: answer %s: %w", sh.id, path, b, err)
 		}
 	}
 	if s.rng.IntN(5) == 0 {
@@ -236,7 +239,7 @@ func (s *sim) fact(ctx context.Context, i int, path string, manager bool, in any
 	s.acked[head.ID] = acked{shop: i, kind: storeline.EventKind(head.Kind)}
 	s.res.Acked++
 	s.res.Events[head.Kind]++
-	return nil
+	return st, b, nil
 }
 
 func money(d decimal.Decimal) string { return d.StringFixed(2) }
@@ -293,37 +296,38 @@ func (s *sim) ensureShift(ctx context.Context, i int) error {
 // discrepancy, as a real till's would), paid cash or by card, sometimes
 // with a loyalty card.
 func (s *sim) sell(ctx context.Context, i int) error {
+	card := ""
+	if s.rng.IntN(3) == 0 {
+		card = cardCode(s.rng.IntN(len(s.customers)))
+	}
+	return s.sellCard(ctx, i, card)
+}
+
+// sellCard is sell with the loyalty card card ("" none).
+func (s *sim) sellCard(ctx context.Context, i int, card string) error {
 	if err := s.ensureShift(ctx, i); err != nil {
 		return err
 	}
 	sh := s.shops[i]
 	t := &sh.till
-	r := receiptJSON{ID: storeline.NewEventID(), Terminal: tillID, Shift: t.shift, Seller: cashierID, OccurredAt: sh.now()}
-	total := decimal.Zero
+	r := receiptJSON{ID: storeline.NewEventID(), Terminal: tillID, Shift: t.shift, Seller: cashierID, OccurredAt: sh.now(), Card: card}
+	var total decimal.Decimal
 	var kept []soldLine
-	for range 1 + s.rng.IntN(3) {
-		id := s.sellable(sh, s.items[s.rng.IntN(len(s.items))])
-		qty := 1 + s.rng.IntN(3)
-		price := s.prices[id]
-		r.Lines = append(r.Lines, lineJSON{SKU: string(id), Qty: fmt.Sprint(qty), Price: money(price)})
-		total = total.Add(price.Mul(decimal.NewFromInt(int64(qty))))
-		for range qty {
-			kept = append(kept, soldLine{receipt: r.ID, sku: string(id), price: price})
-		}
-	}
+	r.Lines, total, kept = s.basket(sh, r.ID)
 	byCard := s.rng.IntN(3) == 0
 	method := "cash"
 	if byCard {
 		method = "card"
 	}
 	r.Payments = []payJSON{{Method: method, Amount: money(total)}}
-	if s.rng.IntN(3) == 0 {
-		r.Card = cardCode(s.rng.IntN(len(s.customers)))
+	if card != "" {
 		s.res.Events["loyalty-receipt"]++
 	}
-	if err := s.fact(ctx, i, "/v1/receipts", false, r, nil); err != nil {
+	var a receiptAnswer
+	if err := s.fact(ctx, i, "/v1/receipts", false, r, &a); err != nil {
 		return err
 	}
+	s.earn(a)
 	t.receipts++
 	if !byCard {
 		t.drawer = t.drawer.Add(total)
@@ -346,12 +350,15 @@ func (s *sim) giveBack(ctx context.Context, i int) error {
 	l := t.recent[k]
 	orig := l.receipt
 	r := returnJSON{ID: storeline.NewEventID(), Terminal: tillID, Shift: t.shift, Seller: cashierID, OccurredAt: sh.now(),
-		Original: &orig, Reason: "simulated", Lines: []lineJSON{{SKU: l.sku, Qty: "1", Price: money(l.price)}},
+		Original: &orig, Reason: "simulated", Lines: []lineJSON{{SKU: l.sku, Qty: "1", Price: money(l.price), Serial: l.serial}},
 		Refunds: []payJSON{{Method: "cash", Amount: money(l.price)}}}
 	if err := s.fact(ctx, i, "/v1/returns", true, r, nil); err != nil {
 		return err
 	}
 	t.recent = append(t.recent[:k], t.recent[k+1:]...)
+	if l.serial != "" {
+		s.serialCount(l.serial, sh.id).returned++
+	}
 	t.returns++
 	t.drawer = t.drawer.Sub(l.price)
 	return nil
