@@ -11,9 +11,10 @@ import (
 	"github.com/storeline/storeline/central"
 )
 
-// runCentral runs `storeline central` on dataDir until the returned stop
-// is called; it waits for the node to lead its one-node cluster.
-func runCentral(t *testing.T, dataDir string) (stop func()) {
+// runCentral runs `storeline central` on dataDir (a one-node cluster on
+// loopback, short Raft timers) until stop is called; it waits for the node
+// to lead and returns its API address and the admin key it printed.
+func runCentral(t *testing.T, dataDir string) (api, key string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errb := &syncBuffer{}, &syncBuffer{}
@@ -32,7 +33,6 @@ func runCentral(t *testing.T, dataDir string) (stop func()) {
 			t.Fatal("central did not stop")
 		}
 	}
-	var api, key string
 	waitFor(t, "central to print its addresses", 30*time.Second, func() bool {
 		select {
 		case code := <-done:
@@ -54,7 +54,7 @@ func runCentral(t *testing.T, dataDir string) (stop func()) {
 		code, stdout, _ := runCmd(t, e, "ctl", "--central", api, "cluster")
 		return code == 0 && strings.Contains(stdout, `"leader":"central-1"`)
 	})
-	return stop
+	return api, key, stop
 }
 
 // TestRestoreCentral restores a stopped central node's data directory with
@@ -64,7 +64,8 @@ func runCentral(t *testing.T, dataDir string) (stop func()) {
 func TestRestoreCentral(t *testing.T) {
 	dir := t.TempDir()
 	orig, restored := filepath.Join(dir, "c"), filepath.Join(dir, "restored")
-	runCentral(t, orig)()
+	_, _, stop := runCentral(t, orig)
+	stop()
 
 	marker := filepath.Join(restored, central.RestoredMarker)
 	if code, out, errOut := runCmd(t, env(nil), "restore", "-central", "-data", restored, orig); code != exitOK || !strings.Contains(out, "restored central node") {
@@ -90,7 +91,7 @@ func TestRestoreCentral(t *testing.T) {
 		t.Errorf("-mark of a non-central dir = %d %q", code, errOut)
 	}
 
-	stop := runCentral(t, restored)
+	_, _, stop = runCentral(t, restored)
 	waitFor(t, "the restored node to take a new incarnation and drop the mark", 20*time.Second, func() bool {
 		_, err := os.Stat(marker)
 		return os.IsNotExist(err)
