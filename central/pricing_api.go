@@ -361,47 +361,6 @@ type basketLineIn struct {
 	Price *decimal.Decimal `json:"price"`
 }
 
-type basketOut struct {
-	Store          storeline.StoreID     `json:"store"`
-	Currency       storeline.Currency    `json:"currency"`
-	CatalogVersion uint64                `json:"catalog_version"`
-	PricedAt       string                `json:"priced_at"`
-	Customer       storeline.CustomerID  `json:"customer,omitempty"`
-	CustomerGroup  storeline.CustGroupID `json:"customer_group,omitempty"`
-	StaffCard      bool                  `json:"staff_card,omitempty"`
-	Lines          []basketLineOut       `json:"lines"`
-	Subtotal       string                `json:"subtotal"`
-	Discount       string                `json:"discount"`
-	Total          string                `json:"total"`
-	Threshold      storeline.PromotionID `json:"threshold_promotion,omitempty"`
-}
-
-type basketLineOut struct {
-	Item       storeline.ItemID      `json:"item"`
-	Group      storeline.GroupID     `json:"group"`
-	Unit       storeline.Unit        `json:"unit"`
-	Qty        string                `json:"qty"`
-	Source     pricing.Source        `json:"source"`
-	PriceList  storeline.PriceListID `json:"price_list,omitempty"`
-	BasePrice  string                `json:"base_price"`
-	Policy     storeline.PolicyID    `json:"policy,omitempty"`
-	Staff      storeline.ProgrammeID `json:"staff,omitempty"`
-	Price      string                `json:"price"`
-	Gross      string                `json:"gross"`
-	Discount   string                `json:"discount"`
-	Total      string                `json:"total"`
-	VATRate    string                `json:"vat_rate"`
-	VAT        string                `json:"vat"`
-	Rule       string                `json:"rule"`
-	Promotions []basketAppliedOut    `json:"promotions"`
-}
-
-type basketAppliedOut struct {
-	Promotion storeline.PromotionID `json:"promotion"`
-	Kind      storeline.PromoKind   `json:"kind"`
-	Amount    string                `json:"amount"`
-}
-
 // decodeStrict decodes a JSON body into v, refusing unknown fields; errors
 // are 400s naming the field where the decoder says which.
 func decodeStrict(body []byte, v any) error {
@@ -452,7 +411,11 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 		}
 		at = t
 	}
-	out := basketOut{Store: st.ID, Currency: st.Currency, CatalogVersion: version, PricedAt: at.UTC().Format(time.RFC3339Nano), Lines: []basketLineOut{}}
+	var (
+		customer storeline.CustomerID
+		group    storeline.CustGroupID
+		staff    bool
+	)
 	switch {
 	case in.Card != "" && in.CustomerGroup != "":
 		return storeline.Invalidf("customer_group", "give a card or a customer group, not both")
@@ -460,7 +423,7 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 		if err := storeline.CheckCardCode("card", in.Card); err != nil {
 			return err
 		}
-		if out.Customer, out.CustomerGroup, out.StaffCard, err = n.cardBuyer(in.Card); err != nil {
+		if customer, group, staff, err = n.cardBuyer(in.Card); err != nil {
 			return err
 		}
 	case in.CustomerGroup != "":
@@ -470,12 +433,12 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 			}
 			return err
 		}
-		out.CustomerGroup = storeline.CustGroupID(in.CustomerGroup)
+		group = storeline.CustGroupID(in.CustomerGroup)
 	}
 	if len(in.Lines) > pricing.MaxLines {
 		return storeline.Invalidf("lines", "at most %d lines", pricing.MaxLines)
 	}
-	b := pricing.Basket{Store: &st, At: at, CustomerGroup: out.CustomerGroup, Staff: out.StaffCard, Lines: make([]pricing.BasketLine, len(in.Lines))}
+	b := pricing.Basket{Store: &st, At: at, CustomerGroup: group, Staff: staff, Lines: make([]pricing.BasketLine, len(in.Lines))}
 	for i, l := range in.Lines {
 		if l.Qty == nil {
 			return storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "a quantity is required")
@@ -489,28 +452,18 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c := st.Currency
-	money := func(d decimal.Decimal) string { return d.StringFixed(c.Scale()) }
-	for i, l := range res.Lines {
-		if !l.Priced() {
-			return storeline.Invalidf(fmt.Sprintf("lines[%d].price", i), "item %s has no price in this shop's price lists: give the price", l.Item)
-		}
+	out, err := pricing.NewAnswer(res, func(_ int, item storeline.ItemID) (storeline.Unit, decimal.Decimal, error) {
 		var it storeline.Item
-		if err := n.rep.GetMaster(storeline.KindItem, string(l.Item), &it); err != nil {
-			return err
+		if err := n.rep.GetMaster(storeline.KindItem, string(item), &it); err != nil {
+			return "", decimal.Decimal{}, err
 		}
-		o := basketLineOut{
-			Item: l.Item, Group: l.Group, Unit: it.Unit, Qty: l.Qty.String(), Source: l.Source, PriceList: l.PriceList,
-			BasePrice: l.BasePrice.String(), Policy: l.Policy, Staff: l.Staff, Price: money(l.Price), Gross: money(l.Gross),
-			Discount: money(l.Discount), Total: money(l.Total), VATRate: it.VATRate.String(),
-			VAT: money(storeline.VATIncluded(c, l.Total, it.VATRate)), Rule: l.Rule, Promotions: []basketAppliedOut{},
-		}
-		for _, a := range l.Promotions {
-			o.Promotions = append(o.Promotions, basketAppliedOut{Promotion: a.Promotion, Kind: a.Kind, Amount: money(a.Amount)})
-		}
-		out.Lines = append(out.Lines, o)
+		return it.Unit, it.VATRate, nil
+	})
+	if err != nil {
+		return err
 	}
-	out.Subtotal, out.Discount, out.Total, out.Threshold = money(res.Subtotal), money(res.Discount), money(res.Total), res.Threshold
+	out.Store, out.CatalogVersion, out.PricedAt = st.ID, version, at.UTC().Format(time.RFC3339Nano)
+	out.Customer, out.CustomerGroup, out.StaffCard = customer, group, staff
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

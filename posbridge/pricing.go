@@ -85,46 +85,6 @@ type priceLineIn struct {
 	Price   Dec    `json:"price"`
 }
 
-type pricedOut struct {
-	Currency       storeline.Currency    `json:"currency"`
-	CatalogVersion uint64                `json:"catalog_version"`
-	PricedAt       string                `json:"priced_at"`
-	Customer       storeline.CustomerID  `json:"customer,omitempty"`
-	CustomerGroup  storeline.CustGroupID `json:"customer_group,omitempty"`
-	StaffCard      bool                  `json:"staff_card,omitempty"`
-	Lines          []pricedLineOut       `json:"lines"`
-	Subtotal       string                `json:"subtotal"`
-	Discount       string                `json:"discount"`
-	Total          string                `json:"total"`
-	Threshold      storeline.PromotionID `json:"threshold_promotion,omitempty"`
-}
-
-type pricedLineOut struct {
-	Item       storeline.ItemID      `json:"item"`
-	Group      storeline.GroupID     `json:"group"`
-	Unit       storeline.Unit        `json:"unit"`
-	Qty        string                `json:"qty"`
-	Source     pricing.Source        `json:"source"`
-	PriceList  storeline.PriceListID `json:"price_list,omitempty"`
-	BasePrice  string                `json:"base_price"`
-	Policy     storeline.PolicyID    `json:"policy,omitempty"`
-	Staff      storeline.ProgrammeID `json:"staff,omitempty"`
-	Price      string                `json:"price"`
-	Gross      string                `json:"gross"`
-	Discount   string                `json:"discount"`
-	Total      string                `json:"total"`
-	VATRate    string                `json:"vat_rate"`
-	VAT        string                `json:"vat"`
-	Rule       string                `json:"rule"`
-	Promotions []appliedOut          `json:"promotions"`
-}
-
-type appliedOut struct {
-	Promotion storeline.PromotionID `json:"promotion"`
-	Kind      storeline.PromoKind   `json:"kind"`
-	Amount    string                `json:"amount"`
-}
-
 // priceBasket prices a basket without recording anything.
 func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	var in priceIn
@@ -144,16 +104,14 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 		}
 		at = t
 	}
-	out := pricedOut{Currency: st.Currency, CatalogVersion: version, PricedAt: at.UTC().Format(timeFormat), Lines: []pricedLineOut{}}
+	var by buyer
 	if in.Card != "" {
 		if err := storeline.CheckCardCode("card", in.Card); err != nil {
 			return err
 		}
-		by, err := s.cardBuyer(in.Card)
-		if err != nil {
+		if by, err = s.cardBuyer(in.Card); err != nil {
 			return err
 		}
-		out.Customer, out.CustomerGroup, out.StaffCard = by.customer, by.group, by.staff
 	}
 	raw := make([]lineIn, len(in.Lines))
 	for i, l := range in.Lines {
@@ -163,7 +121,7 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 	if err != nil {
 		return err
 	}
-	b := pricing.Basket{Store: st, At: at, CustomerGroup: out.CustomerGroup, Staff: out.StaffCard, Lines: make([]pricing.BasketLine, len(lines))}
+	b := pricing.Basket{Store: st, At: at, CustomerGroup: by.group, Staff: by.staff, Lines: make([]pricing.BasketLine, len(lines))}
 	for i, l := range lines {
 		b.Lines[i] = pricing.BasketLine{Item: l.Item, Qty: l.Qty, Manual: in.Lines[i].Price.Set, ManualPrice: l.Price}
 	}
@@ -171,23 +129,14 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 	if err != nil {
 		return err
 	}
-	c := st.Currency
-	for i, l := range res.Lines {
-		if !l.Priced() {
-			return storeline.Invalidf(fmt.Sprintf("lines[%d].price", i), "item %s has no price in this shop's price lists: give the price", l.Item)
-		}
-		o := pricedLineOut{
-			Item: l.Item, Group: l.Group, Unit: lines[i].Unit, Qty: qtyStr(l.Qty), Source: l.Source, PriceList: l.PriceList,
-			BasePrice: l.BasePrice.String(), Policy: l.Policy, Staff: l.Staff, Price: money(c, l.Price), Gross: money(c, l.Gross),
-			Discount: money(c, l.Discount), Total: money(c, l.Total), VATRate: lines[i].VATRate.String(),
-			VAT: money(c, storeline.VATIncluded(c, l.Total, lines[i].VATRate)), Rule: l.Rule, Promotions: []appliedOut{},
-		}
-		for _, a := range l.Promotions {
-			o.Promotions = append(o.Promotions, appliedOut{Promotion: a.Promotion, Kind: a.Kind, Amount: money(c, a.Amount)})
-		}
-		out.Lines = append(out.Lines, o)
+	out, err := pricing.NewAnswer(res, func(i int, _ storeline.ItemID) (storeline.Unit, decimal.Decimal, error) {
+		return lines[i].Unit, lines[i].VATRate, nil
+	})
+	if err != nil {
+		return err
 	}
-	out.Subtotal, out.Discount, out.Total, out.Threshold = money(c, res.Subtotal), money(c, res.Discount), money(c, res.Total), res.Threshold
+	out.CatalogVersion, out.PricedAt = version, at.UTC().Format(timeFormat)
+	out.Customer, out.CustomerGroup, out.StaffCard = by.customer, by.group, by.staff
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

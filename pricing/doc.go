@@ -19,6 +19,9 @@
 //     implementations: MemCatalog (records in memory) and MasterCatalog
 //     (over any store with GetMaster/ScanMaster/MasterVersion, such as
 //     *ledger.Ledger, caching the compiled rules per master version).
+//   - The priced basket's JSON answer (Answer, NewAnswer), which a store
+//     node's and head office's basket-pricing endpoints both give, so the
+//     two cannot drift apart field by field.
 //
 // # The rules, in order (see Engine.Price)
 //
