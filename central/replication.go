@@ -1558,6 +1558,13 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 		}
 	}
 	page := replication.Page{Cursor: q.Cursor, Resync: rs}
+	// A cursor past the snapshot (central went back in time) says
+	// nothing of what the shop holds: the feed is sent whole, which the
+	// shop applies idempotently by (origin, ID).
+	cursor := q.Cursor
+	if cursor > rs.ID {
+		cursor = 0
+	}
 	cv, err := rt.Meta(rpFeedCut + string(q.Store))
 	if err != nil {
 		return page, err
@@ -1576,7 +1583,7 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 		rs.Next = "e:" + hex.EncodeToString([]byte(next))
 		if next == "" {
 			// The feed after the pruned part.
-			rs.Next = "f:" + strconv.FormatUint(max(q.Cursor, cut), 10)
+			rs.Next = "f:" + strconv.FormatUint(max(cursor, cut), 10)
 		}
 		return page, nil
 	}
@@ -1585,12 +1592,12 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 		if err != nil {
 			return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
 		}
-		// A cursor past the snapshot (central went back in time) says
-		// nothing of what the shop holds: send the whole feed, which the
-		// shop applies idempotently by (origin, ID).
-		cursor := q.Cursor
-		if cursor > rs.ID {
-			cursor = 0
+		if max(from, cursor) < cut {
+			// Entries this phase was to send were pruned since the resync
+			// chose it (a feed prune applied between two pages): their
+			// events come from the event store, as if pruned before.
+			rs.Next = "e:"
+			return page, nil
 		}
 		es, done, err := feedAfter(rt, q.Store, max(from, cursor), rs.ID, q.MaxItems)
 		if err != nil {
@@ -1623,12 +1630,12 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 	switch {
 	case sp.Next != "":
 		rs.Next = "r:" + sp.Next
-	case q.Cursor < cut:
+	case cursor < cut:
 		// Feed entries the shop has not pulled are pruned: their events
 		// come from the event store.
 		rs.Next = "e:"
 	default:
-		rs.Next = "f:" + strconv.FormatUint(q.Cursor, 10)
+		rs.Next = "f:" + strconv.FormatUint(cursor, 10)
 	}
 	return page, nil
 }
