@@ -25,7 +25,9 @@ package central
 //     (the shop's answer was lost, the till retried) returns the first
 //     answer and moves nothing, for LoyaltyConfig.AnswerRetention. A
 //     refusal writes nothing, so a later ask with the same key is decided
-//     afresh.
+//     afresh, and so is an ask after its answer was pruned: a new
+//     transfer under a new event ID (a move between holders, never a
+//     spend).
 //  3. The transfer is an ordinary central event touching the shop's
 //     account, so it also reaches the shop through its feed: a granted
 //     reservation whose answer never arrived still lands at the shop.
@@ -107,7 +109,10 @@ type RightsAnswer struct {
 }
 
 // rightsEventID is the transfer's event ID: a function of (store, key), so
-// every replica derives the same one.
+// every replica derives the same one. A reservation's key carries the Raft
+// index it was applied at (applyRights), so a retry whose stored answer was
+// pruned moves the rights afresh under a new ID instead of colliding with
+// the first transfer's, which the shop holds and would drop as a copy.
 func rightsEventID(store storeline.StoreID, key string) storeline.EventID {
 	h := sha256.Sum256([]byte("loyalty-rights\x00" + string(store) + "\x00" + key))
 	var id storeline.EventID
@@ -157,7 +162,7 @@ func applyRights(tx *Tx, payload []byte) ([]byte, error) {
 	if have < p.Points {
 		return msgpack.Marshal(&RightsAnswer{Available: have}) // nothing written
 	}
-	seq, err := centralTransfer(tx, rightsEventID(p.Store, p.Key), p.Why, p.Key, from,
+	seq, err := centralTransfer(tx, rightsEventID(p.Store, fmt.Sprintf("%s\x00%d", p.Key, tx.Index)), p.Why, p.Key, from,
 		storeline.PointsAccount(p.Programme, p.Customer, p.Store), asset, p.Points)
 	if err != nil {
 		return nil, err

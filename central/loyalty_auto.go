@@ -457,6 +457,12 @@ func centralTransfer(tx *Tx, id storeline.EventID, why, ref, from, to string, as
 	if err != nil {
 		return 0, err
 	}
+	if body == nil {
+		// applyTransfer found the ID applied already: callers derive a
+		// new ID for every move, so this is a bug, refused as an error
+		// value (an FSM op's other errors stop the node on every replica).
+		return 0, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("points transfer %s was applied before", id)}
+	}
 	var p replication.Position
 	if err := msgpack.Unmarshal(body, &p); err != nil {
 		return 0, fmt.Errorf("rights transfer position: %w", err)

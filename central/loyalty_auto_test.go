@@ -310,6 +310,19 @@ func TestLoyaltyAnswersPruned(t *testing.T) {
 	if st := pointsAt(t, n, "p"); st.Rights["central"] != 20 || st.Rights["s1"] != 30 {
 		t.Fatalf("p's rights %v, want 20 at central, 30 at s1", st.Rights)
 	}
+	// The same key once its answer is pruned: decided afresh, a new move
+	// under a new event ID (the first transfer's ID, which the shop holds,
+	// would be taken for a copy), and central goes on applying.
+	ans, err := n.MoveRights(ctx, "s1", "club", "p", 10, "reserve/0", "test")
+	if err != nil || ans.Granted != 10 || ans.Available != 10 {
+		t.Fatalf("asking again after the prune: %+v %v, want 10 granted afresh, 10 left", ans, err)
+	}
+	if ans, err := n.MoveRights(ctx, "s1", "club", "p", 5, "reserve/3", "test"); err != nil || ans.Granted != 5 {
+		t.Fatalf("a new reservation after that: %+v %v", ans, err)
+	}
+	if st := pointsAt(t, n, "p"); st.Rights["central"] != 5 || st.Rights["s1"] != 45 {
+		t.Fatalf("p's rights %v, want 5 at central, 45 at s1", st.Rights)
+	}
 }
 
 // TestLoyaltyOfflineEarningsHandedBackOnReconnect: a shop cut off from
