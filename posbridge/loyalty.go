@@ -374,9 +374,14 @@ func (s *Server) handBackOnce(ctx context.Context, ev storeline.Event, rc *store
 // ("" : none). A broker that is also a HandbackMarks keeps it durably, so
 // a restart does not lose it; it is read once, at the first use.
 type sweepState struct {
-	mu     sync.Mutex
-	since  storeline.Date
-	loaded bool
+	mu sync.Mutex
+	// since and until bound the business dates of receipts whose
+	// hand-back is owed and not yet being swept ("" : none); inflight is
+	// the since of a sweep under way, which the durable mark keeps until
+	// that sweep ends, so a crash mid-sweep reads its dates again.
+	since, until storeline.Date
+	inflight     storeline.Date
+	loaded       bool
 }
 
 // HandbackMarks is what a PointsBroker may also keep, durably: the
@@ -389,18 +394,28 @@ type HandbackMarks interface {
 
 // owe notes that a receipt of date d earned while offline.
 func (s *Server) owe(ctx context.Context, d storeline.Date) {
+	if d == "" {
+		return
+	}
 	w := &s.points.sweep
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := s.loadOwed(); err != nil {
 		s.log.Warn("loyalty: owed hand-backs", "err", err)
 	}
+	if d > w.until {
+		w.until = d
+	}
 	if w.since != "" && w.since <= d {
 		return
 	}
 	w.since = d
+	durable := d
+	if w.inflight != "" && w.inflight < durable {
+		durable = w.inflight
+	}
 	if m, ok := s.cfg.Points.(HandbackMarks); ok {
-		if err := m.SetOwedHandbacks(ctx, d); err != nil {
+		if err := m.SetOwedHandbacks(ctx, durable); err != nil {
 			s.log.Warn("loyalty: owed hand-backs", "err", err)
 		}
 	}
@@ -439,19 +454,31 @@ func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
 	w := &s.points.sweep
 	w.mu.Lock()
 	err := s.loadOwed()
-	since := w.since
-	w.since = ""
+	since, until := w.since, w.until
+	w.since, w.until, w.inflight = "", "", since
 	w.mu.Unlock()
 	if err != nil || since == "" {
 		return 0, err
 	}
+	retry := func() {
+		w.mu.Lock()
+		w.inflight = ""
+		w.mu.Unlock()
+		s.owe(ctx, since) // read again next time; hand-backs are once per receipt
+		if until > since {
+			s.owe(ctx, until)
+		}
+	}
 	_, loc, err := s.store()
 	if err != nil {
-		s.owe(ctx, since)
+		retry()
 		return 0, err
 	}
+	// Up to the latest date owed too: a till whose clock runs ahead dates
+	// receipts after today here.
+	to := max(storeline.DateOf(s.cfg.Now(), loc), until)
 	var total int64
-	err = s.led.EventsByDate(since, storeline.DateOf(s.cfg.Now(), loc), func(ev storeline.Event) error {
+	err = s.led.EventsByDate(since, to, func(ev storeline.Event) error {
 		rc, ok := ev.Body.(*storeline.Receipt)
 		if !ok || ev.Origin != s.cfg.Store || rc.Programme == "" || rc.Earned == 0 {
 			return nil
@@ -464,7 +491,7 @@ func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
 		return err
 	})
 	if err != nil {
-		s.owe(ctx, since) // read again next time; hand-backs are once per receipt
+		retry()
 		if errors.Is(err, errSweepOffline) {
 			return total, nil
 		}
@@ -473,6 +500,7 @@ func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
 	// Done: the durable mark becomes what was owed meanwhile, if anything.
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.inflight = ""
 	if m, ok := b.(HandbackMarks); ok {
 		if err := m.SetOwedHandbacks(ctx, w.since); err != nil {
 			return total, err
