@@ -257,10 +257,7 @@ func (x fx) divRound(y fx, precision int32) (fx, bool) {
 }
 
 // appendMsgpackDecimal appends d as msgpack encodes a decimal.Decimal by
-// reflection: bin of d.MarshalBinary(), that is the exponent as a
-// big-endian int32 then big.Int.GobEncode of the coefficient (a version
-// byte with the sign in its low bit, then the magnitude big-endian with no
-// leading zeros; zero has no magnitude bytes).
+// reflection: bin of d.MarshalBinary() (see appendFxBinary).
 func appendMsgpackDecimal(b []byte, d decimal.Decimal) []byte {
 	x, ok := toFx(d)
 	if !ok {
@@ -270,6 +267,24 @@ func appendMsgpackDecimal(b []byte, d decimal.Decimal) []byte {
 		}
 		return appendMsgpackBin(b, bin)
 	}
+	b = append(b, mpBin8, byte(fxBinaryLen(x)))
+	return appendFxBinary(b, x)
+}
+
+// fxBinaryLen is the length of x.dec().MarshalBinary(): at most 13.
+func fxBinaryLen(x fx) int {
+	u := uint64(x.c)
+	if x.c < 0 {
+		u = uint64(-x.c)
+	}
+	return 5 + (bits.Len64(u)+7)/8
+}
+
+// appendFxBinary appends x.dec().MarshalBinary(): the exponent as a
+// big-endian int32, then big.Int.GobEncode of the coefficient (a version
+// byte with the sign in its low bit, then the magnitude big-endian with
+// no leading zeros; zero has no magnitude bytes).
+func appendFxBinary(b []byte, x fx) []byte {
 	u := uint64(x.c)
 	v := byte(gobIntVersion << 1)
 	if x.c < 0 {
@@ -277,13 +292,45 @@ func appendMsgpackDecimal(b []byte, d decimal.Decimal) []byte {
 		u = uint64(-x.c)
 	}
 	n := (bits.Len64(u) + 7) / 8
-	b = append(b, mpBin8, byte(5+n))
 	b = binary.BigEndian.AppendUint32(b, uint32(x.e))
 	b = append(b, v)
 	for ; n > 0; n-- {
 		b = append(b, byte(u>>(8*(n-1))))
 	}
 	return b
+}
+
+// AppendMsgpackDecimal appends d as msgpack encodes a decimal.Decimal by
+// reflection (bin of d.MarshalBinary()), without allocating while d's
+// coefficient fits an int64: the ledger encodes every posting's amount
+// this way.
+func AppendMsgpackDecimal(b []byte, d decimal.Decimal) []byte { return appendMsgpackDecimal(b, d) }
+
+// DecimalSum is a running sum of decimals equal, exponent included, to
+// adding them one by one with decimal.Add, kept on int64s while it fits:
+// every decimal.Add allocates, and the ledger adds each posting to a
+// balance. The zero DecimalSum is empty; copies are independent.
+type DecimalSum struct{ s amountSum }
+
+// SumOf returns the sum holding d alone.
+func SumOf(d decimal.Decimal) DecimalSum { return DecimalSum{newAmountSum(d)} }
+
+// Add adds d.
+func (s *DecimalSum) Add(d decimal.Decimal) { s.s.add(d) }
+
+// Decimal returns the sum (decimal.Zero's zero value when empty).
+func (s *DecimalSum) Decimal() decimal.Decimal { return s.s.sum() }
+
+// AppendBinary appends s.Decimal().MarshalBinary().
+func (s *DecimalSum) AppendBinary(b []byte) []byte {
+	if s.s.fast {
+		return appendFxBinary(b, s.s.x)
+	}
+	bin, err := s.s.d.MarshalBinary()
+	if err != nil { // big.Int.GobEncode fails only on a nil Int, which decimal never passes
+		panic(err)
+	}
+	return append(b, bin...)
 }
 
 // gobIntVersion is math/big's gob encoding version of an Int.

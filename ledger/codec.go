@@ -106,7 +106,11 @@ func returnKey(orig storeline.EventID, origin storeline.StoreID, id storeline.Ev
 }
 
 func balanceKey(account string, asset storeline.Asset) []byte {
-	k := make([]byte, 0, 2+len(account)+len(asset))
+	return appendBalanceKey(make([]byte, 0, 2+len(account)+len(asset)), account, asset)
+}
+
+// appendBalanceKey appends balanceKey(account, asset) to k.
+func appendBalanceKey(k []byte, account string, asset storeline.Asset) []byte {
 	k = append(k, tBalance)
 	k = append(k, account...)
 	k = append(k, 0)
@@ -164,6 +168,19 @@ func (se *storedEvent) pos() Position { return Position{se.Epoch, se.Seq} }
 func encodeBody(b storeline.Body) ([]byte, error) {
 	if b == nil {
 		return nil, storeline.Invalidf("body", "an event needs a body")
+	}
+	// The receipt-shaped bodies encode themselves (storeline's bodyenc.go);
+	// msgpack.Marshal of them writes what MarshalMsgpack returns, behind
+	// an encoder and a copy this saves on every Append.
+	switch v := b.(type) {
+	case *storeline.Receipt:
+		if v != nil {
+			return v.MarshalMsgpack()
+		}
+	case *storeline.Return:
+		if v != nil {
+			return v.MarshalMsgpack()
+		}
 	}
 	return msgpack.Marshal(b)
 }

@@ -381,12 +381,24 @@ func (l *Ledger) commit(batch []*request) {
 		// Its resolve writes balances and shift totals past the views.
 		l.hot.reset()
 	}
-	bv := &batchView{txn: txn, ov: &l.ov, on: pipe, hot: &l.hot}
+	// The batch's writes and balance sums reuse the previous batch's maps
+	// and slice: the overlay and promote copied what they needed out of
+	// them. A map grown past maxHotKeys is dropped, not cleared batch
+	// after batch.
+	if len(l.balIdx) > maxHotKeys || len(l.bvWrites) > maxHotKeys {
+		l.balIdx, l.bvWrites = nil, nil
+	}
+	clear(l.balIdx)
+	clear(l.bvWrites)
+	bv := &batchView{txn: txn, ov: &l.ov, on: pipe, hot: &l.hot, writes: l.bvWrites, bal: l.balIdx, bals: l.balBuf[:0]}
 	defer func() {
 		if txn != nil {
 			txn.Discard()
 		}
-		bv.writes = nil
+		l.bvWrites, bv.writes = bv.writes, nil
+		l.balIdx = bv.bal
+		clear(bv.bals) // drop the decimals they hold
+		l.balBuf = bv.bals[:0]
 	}()
 	saved := l.st
 	res := make([]result, len(batch))
@@ -836,7 +848,9 @@ func (l *Ledger) applyEvent(txn kvRW, enc []byte, se *storedEvent) error {
 		}
 	}
 	for _, p := range se.Postings {
-		if err := txn.addBalance(balanceKey(p.Account, storeline.Asset(p.Asset)), p.Amount); err != nil {
+		// One key buffer for all: addBalance keeps no reference to k.
+		l.balKey = appendBalanceKey(l.balKey[:0], p.Account, storeline.Asset(p.Asset))
+		if err := txn.addBalance(l.balKey, p.Amount); err != nil {
 			return err
 		}
 	}
@@ -853,7 +867,7 @@ func addBalanceTxn(txn kvRW, k []byte, amt decimal.Decimal) error {
 	if err != nil {
 		return err
 	}
-	return txn.set(k, b)
+	return txn.set(bytes.Clone(k), b) // the caller reuses k; Badger keeps it
 }
 
 // kvRW reads and writes Badger keys for the event apply path: a plain
@@ -863,7 +877,8 @@ type kvRW interface {
 	// nil if there is none.
 	get(k []byte) ([]byte, error)
 	set(k, v []byte) error
-	// addBalance adds amt to the balance at k (a balanceKey).
+	// addBalance adds amt to the balance at k (a balanceKey). It keeps
+	// no reference to k, which the caller reuses.
 	addBalance(k []byte, amt decimal.Decimal) error
 	// shiftTotals returns the totals of a shift for reading or folding;
 	// putShiftTotals stores what was folded into them.
@@ -889,10 +904,14 @@ type batchView struct {
 	ov     *overlay
 	on     bool
 	writes map[string][]byte
-	// bal holds the balances the batch changed, decoded, until flush
+	// bals holds the balances the batch changed, decoded, until flush
 	// writes each once: the shop's cash, sales and VAT accounts change in
-	// nearly every event of a batch.
-	bal map[string]decimal.Decimal
+	// nearly every event of a batch. bal indexes it by key, so a posting
+	// costs one map lookup; a DecimalSum adds on int64s, where
+	// decimal.Add would allocate for every posting, to the same value and
+	// exponent.
+	bal  map[string]int
+	bals []balSum
 	// shifts holds the shift totals the batch read or folded, decoded,
 	// until flush encodes and writes each changed one once: every receipt
 	// of a till's batch folds into the same shift.
@@ -907,7 +926,7 @@ type batchView struct {
 // one-event batches would otherwise read and decode them from Badger
 // every time. Committer-owned (invariant 13).
 type hotKeys struct {
-	bal   map[string]decimal.Decimal
+	bal   map[string]storeline.DecimalSum   // copied out, never added to in place
 	shift map[string]*storeline.ShiftTotals // never folded in place
 }
 
@@ -922,15 +941,15 @@ func (h *hotKeys) reset() {
 // promote records what the synced batch b wrote to balances and shift
 // totals.
 func (h *hotKeys) promote(b *batchView) {
-	if len(h.bal)+len(b.bal) > maxHotKeys || len(h.shift)+len(b.shifts) > maxHotKeys {
+	if len(h.bal)+len(b.bals) > maxHotKeys || len(h.shift)+len(b.shifts) > maxHotKeys {
 		h.reset()
 	}
 	if h.bal == nil {
-		h.bal = make(map[string]decimal.Decimal, 64)
+		h.bal = make(map[string]storeline.DecimalSum, 64)
 		h.shift = make(map[string]*storeline.ShiftTotals, 16)
 	}
-	for k, d := range b.bal {
-		h.bal[k] = d
+	for _, e := range b.bals {
+		h.bal[e.key] = e.sum
 	}
 	for k, s := range b.shifts {
 		h.shift[k] = s.t // the batch is done with it
@@ -951,6 +970,11 @@ func cloneShift(t *storeline.ShiftTotals) *storeline.ShiftTotals {
 	}
 	c.Tenders = append([]storeline.TenderTotal(nil), t.Tenders...)
 	return &c
+}
+
+type balSum struct {
+	key string
+	sum storeline.DecimalSum
 }
 
 type batchShift struct {
@@ -1001,30 +1025,33 @@ func (b *batchView) addBalance(k []byte, amt decimal.Decimal) error {
 	if !b.on {
 		return addBalanceTxn(b, k, amt)
 	}
-	cur, ok := b.bal[string(k)]
-	if !ok {
-		if cur, ok = b.hot.bal[string(k)]; !ok {
-			var err error
-			if cur, err = getDecimal(b, k); err != nil {
-				return err
-			}
-		}
-		if b.bal == nil {
-			b.bal = make(map[string]decimal.Decimal, 64)
-		}
+	if i, ok := b.bal[string(k)]; ok {
+		b.bals[i].sum.Add(amt)
+		return nil
 	}
-	b.bal[string(k)] = cur.Add(amt)
+	cur, ok := b.hot.bal[string(k)] // a copy
+	if !ok {
+		d, err := getDecimal(b, k)
+		if err != nil {
+			return err
+		}
+		cur = storeline.SumOf(d)
+	}
+	cur.Add(amt)
+	if b.bal == nil {
+		b.bal = make(map[string]int, 64)
+	}
+	key := string(k)
+	b.bal[key] = len(b.bals)
+	b.bals = append(b.bals, balSum{key, cur})
 	return nil
 }
 
 // flush writes the balances the batch changed.
 func (b *batchView) flush() error {
-	for k, d := range b.bal {
-		v, err := d.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		if err := b.set([]byte(k), v); err != nil {
+	for i := range b.bals {
+		e := &b.bals[i]
+		if err := b.set([]byte(e.key), e.sum.AppendBinary(make([]byte, 0, 16))); err != nil {
 			return err
 		}
 	}

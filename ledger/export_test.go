@@ -38,3 +38,6 @@ func (l *Ledger) ReadersWaiting() bool {
 	defer l.appliedMu.Unlock()
 	return l.appliedWake != nil
 }
+
+// EncodeBody is encodeBody: the bytes a body is stored as.
+var EncodeBody = encodeBody

@@ -197,9 +197,13 @@ type Ledger struct {
 	hot         hotKeys  // decoded balances and shift totals (invariant 13)
 	inCaller    bool     // the holder commits its own request
 	codec       frameCodec
-	ov          overlay     // keys of synced batches maybe not yet in Badger
-	next        *badger.Txn // the next pipelined batch's transaction
-	nextApplied uint64      // applied LSN when next was opened
+	ov          overlay           // keys of synced batches maybe not yet in Badger
+	next        *badger.Txn       // the next pipelined batch's transaction
+	nextApplied uint64            // applied LSN when next was opened
+	balKey      []byte            // applyEvent's balance key buffer
+	balIdx      map[string]int    // batchView.bal, reused batch after batch
+	balBuf      []balSum          // batchView.bals, reused batch after batch
+	bvWrites    map[string][]byte // batchView.writes, reused batch after batch
 
 	applyCh     chan applyJob // committer → applier
 	inApplier   atomic.Int64  // jobs handed to the applier and not yet done

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
 )
 
 // WAL layout. The WAL is a directory of segments named wal-<index>.seg
@@ -156,11 +158,7 @@ func appendStoredEvent(b []byte, se *storedEvent) ([]byte, error) {
 		b = appendMPStr(b, "s")
 		b = appendMPStr(b, p.Asset)
 		b = appendMPStr(b, "m")
-		m, err := p.Amount.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		b = appendMPBin(b, m)
+		b = storeline.AppendMsgpackDecimal(b, p.Amount) // bin of MarshalBinary, as appendMPBin writes it
 	}
 	return b, nil
 }
