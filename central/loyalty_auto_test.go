@@ -3,6 +3,7 @@ package central_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"github.com/storeline/storeline/internal/faultproxy"
 	"github.com/storeline/storeline/node"
 )
+
+var loyaltySeed = flag.Uint64("loyalty.seed", 0, "seed of TestLoyaltyGrantsNeverExceedBalance (0: from the clock; a failure prints its seed)")
 
 // loyaltyShops starts the test shops against the cluster, and waits until
 // each has the loyalty master data and has synced.
@@ -222,7 +225,10 @@ func TestLoyaltyGrantsNeverExceedBalance(t *testing.T) {
 		}
 	}
 	acct := func(h storeline.StoreID) string { return storeline.PointsAccount("club", "r", h) }
-	seed := uint64(time.Now().UnixNano())
+	seed := *loyaltySeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 	r := rand.New(rand.NewPCG(seed, 6))
 	today := time.Now().UTC()
 	for step := range 120 {
