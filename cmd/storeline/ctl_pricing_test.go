@@ -14,37 +14,9 @@ import (
 // with them; a bad rule exits 1 naming the field.
 func TestCtlPricing(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errb := &syncBuffer{}, &syncBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"central", "-data", filepath.Join(dir, "c"), "-heartbeat", "100ms", "-election", "100ms", "-lease", "50ms"}, env(nil), out, errb)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("central did not stop")
-		}
-	}()
-	var api, key string
-	waitFor(t, "central to print its addresses", 30*time.Second, func() bool {
-		for _, line := range strings.Split(out.String(), "\n") {
-			if v, ok := strings.CutPrefix(line, "api "); ok {
-				api = v
-			}
-			if v, ok := strings.CutPrefix(line, "admin-key "); ok {
-				key = v
-			}
-		}
-		return api != "" && key != ""
-	})
+	api, key, stop := runCentral(t, filepath.Join(dir, "c"))
+	defer stop()
 	e := env(map[string]string{"STORELINE_CENTRAL_KEY": key})
-	waitFor(t, "a leader", 10*time.Second, func() bool {
-		code, stdout, _ := runCmd(t, e, "ctl", "--central", api, "cluster")
-		return code == 0 && strings.Contains(stdout, `"leader":"central-1"`)
-	})
 	c := &adminClient{base: api, token: key, timeout: 10 * time.Second}
 	for _, args := range [][]string{
 		{"PUT", "/v1/price_lists/retail", `{"currency":"EUR"}`},

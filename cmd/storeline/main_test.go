@@ -245,3 +245,49 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("restored node exit = %d", code)
 	}
 }
+
+// runCentral runs `storeline central` on dataDir (a one-node cluster on
+// loopback, short Raft timers) until stop is called; it waits for the node
+// to lead and returns its API address and the admin key it printed.
+func runCentral(t *testing.T, dataDir string) (api, key string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"central", "-data", dataDir, "-heartbeat", "100ms", "-election", "100ms", "-lease", "50ms"}, env(nil), out, errb)
+	}()
+	stop = func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("central exited %d:\n%s", code, errb.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("central did not stop")
+		}
+	}
+	waitFor(t, "central to print its addresses", 30*time.Second, func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("central exited %d:\n%s", code, errb.String())
+		default:
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "api "); ok {
+				api = v
+			}
+			if v, ok := strings.CutPrefix(line, "admin-key "); ok {
+				key = v
+			}
+		}
+		return api != "" && key != ""
+	})
+	e := env(map[string]string{"STORELINE_CENTRAL_KEY": key})
+	waitFor(t, "a leader", 10*time.Second, func() bool {
+		code, stdout, _ := runCmd(t, e, "ctl", "--central", api, "cluster")
+		return code == 0 && strings.Contains(stdout, `"leader":"central-1"`)
+	})
+	return api, key, stop
+}
