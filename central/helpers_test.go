@@ -19,6 +19,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/faultproxy"
 )
 
 const (
@@ -316,3 +317,22 @@ func item(i int) map[string]any {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// proxyEach puts a fault-injecting proxy in front of every central node's
+// replication listener, closed when the test ends; it returns them and
+// their URLs, in the nodes' order.
+func proxyEach(t testing.TB, c *cluster) ([]*faultproxy.Proxy, []string) {
+	t.Helper()
+	var pxs []*faultproxy.Proxy
+	var urls []string
+	for _, n := range c.nodes {
+		px, err := faultproxy.New(n.ReplicationAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { px.Close() })
+		pxs = append(pxs, px)
+		urls = append(urls, px.URL())
+	}
+	return pxs, urls
+}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
-	"github.com/storeline/storeline/internal/faultproxy"
 	"github.com/storeline/storeline/node"
 )
 
@@ -339,17 +338,7 @@ func TestLoyaltyOfflineEarningsHandedBackOnReconnect(t *testing.T) {
 	c := loyaltyCluster(t, 0)
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("h")...)
-	var pxs []*faultproxy.Proxy
-	var urls []string
-	for _, n := range c.nodes {
-		px, err := faultproxy.New(n.ReplicationAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { px.Close() })
-		pxs = append(pxs, px)
-		urls = append(urls, px.URL())
-	}
+	pxs, urls := proxyEach(t, c)
 	s := testShops[0]
 	cfg := node.DefaultConfig()
 	cfg.StoreID, cfg.DataDir, cfg.TillAddr, cfg.AdminAddr = s.store, t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"

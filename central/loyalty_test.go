@@ -16,7 +16,6 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
-	"github.com/storeline/storeline/internal/faultproxy"
 	"github.com/storeline/storeline/node"
 	"github.com/storeline/storeline/replication"
 )
@@ -147,17 +146,7 @@ func TestLoyaltyPointsNeverSpentTwice(t *testing.T) {
 	c := loyaltyCluster(t, 0) // the pre-grants are head office's alone here
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("a", "b")...)
-	var pxs []*faultproxy.Proxy
-	var urls []string
-	for _, n := range c.nodes {
-		px, err := faultproxy.New(n.ReplicationAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { px.Close() })
-		pxs = append(pxs, px)
-		urls = append(urls, px.URL())
-	}
+	pxs, urls := proxyEach(t, c)
 	shops := make([]*node.Node, 2)
 	for i, s := range testShops {
 		rc := shopReplication(urls, s.token)

@@ -405,24 +405,14 @@ func TestShopsConvergeWithCentral(t *testing.T) {
 	ctx := context.Background()
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	var direct []string
-	var pxs []*faultproxy.Proxy
 	for _, n := range c.nodes {
 		direct = append(direct, "http://"+n.ReplicationAddr())
-		px, err := faultproxy.New(n.ReplicationAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { px.Close() })
-		pxs = append(pxs, px)
 	}
+	pxs, proxied := proxyEach(t, c)
 	each := func(fn func(*faultproxy.Proxy)) {
 		for _, px := range pxs {
 			fn(px)
 		}
-	}
-	var proxied []string
-	for _, px := range pxs {
-		proxied = append(proxied, px.URL())
 	}
 	dir1 := t.TempDir()
 	rc1 := shopReplication(proxied, testShops[0].token)

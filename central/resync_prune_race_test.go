@@ -23,23 +23,9 @@ func TestFeedPrunedDuringResync(t *testing.T) {
 	n := openSingle(t)
 	ctx := context.Background()
 	b := backend{n}
-	if _, err := n.PutRecords(ctx, "", &storeline.Group{ID: "g", Name: "G"},
-		&storeline.Item{ID: "i1", SKU: "i1", Name: "i1", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)},
-		&storeline.Store{ID: "s1", Name: "s1", TimeZone: "UTC", Currency: "EUR", Departments: []storeline.Department{{ID: "food", Name: "Food"}}}); err != nil {
-		t.Fatal(err)
-	}
+	putShop(t, n)
 	cursor, _, _ := drain(t, b, "s1", 0)
-	want := map[storeline.EventID]bool{}
-	for i := 0; i < 3; i++ {
-		id := storeline.NewEventID()
-		if _, err := n.Transfer(ctx, id, "delivery", "", []storeline.Posting{
-			{Account: storeline.StockAccount("s1", "food", "i1"), Asset: storeline.ItemAsset("i1"), Amount: decimal.NewFromInt(5)},
-			{Account: "warehouse/i1", Asset: storeline.ItemAsset("i1"), Amount: decimal.NewFromInt(-5)},
-		}); err != nil {
-			t.Fatal(err)
-		}
-		want[id] = true
-	}
+	want := deliver(t, n, 3)
 	// The history prune alone: the shop's cursor is now below the floor.
 	pp, _ := msgpack.Marshal(&prunePayload{Before: time.Now().Add(2 * time.Hour)})
 	if res, err := n.Submit(ctx, OpMasterPrune, "", pp); err != nil || res.Err() != nil {
@@ -99,22 +85,8 @@ func TestWentBackResyncSendsWholeFeed(t *testing.T) {
 	n := openSingle(t)
 	ctx := context.Background()
 	b := backend{n}
-	if _, err := n.PutRecords(ctx, "", &storeline.Group{ID: "g", Name: "G"},
-		&storeline.Item{ID: "i1", SKU: "i1", Name: "i1", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)},
-		&storeline.Store{ID: "s1", Name: "s1", TimeZone: "UTC", Currency: "EUR", Departments: []storeline.Department{{ID: "food", Name: "Food"}}}); err != nil {
-		t.Fatal(err)
-	}
-	want := map[storeline.EventID]bool{}
-	for i := 0; i < 3; i++ {
-		id := storeline.NewEventID()
-		if _, err := n.Transfer(ctx, id, "delivery", "", []storeline.Posting{
-			{Account: storeline.StockAccount("s1", "food", "i1"), Asset: storeline.ItemAsset("i1"), Amount: decimal.NewFromInt(5)},
-			{Account: "warehouse/i1", Asset: storeline.ItemAsset("i1"), Amount: decimal.NewFromInt(-5)},
-		}); err != nil {
-			t.Fatal(err)
-		}
-		want[id] = true
-	}
+	putShop(t, n)
+	want := deliver(t, n, 3)
 	cursor := n.topVersion() + 50 // the shop pulled from the history central lost
 	got := map[storeline.EventID]int{}
 	var snap *replication.SnapshotPos
@@ -142,4 +114,32 @@ func TestWentBackResyncSendsWholeFeed(t *testing.T) {
 			t.Errorf("transfer %s not sent by the resync of a cursor past central's history", id)
 		}
 	}
+}
+
+// putShop writes store s1 with one item, i1, in department food.
+func putShop(t *testing.T, n *Node) {
+	t.Helper()
+	if _, err := n.PutRecords(context.Background(), "", &storeline.Group{ID: "g", Name: "G"},
+		&storeline.Item{ID: "i1", SKU: "i1", Name: "i1", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)},
+		&storeline.Store{ID: "s1", Name: "s1", TimeZone: "UTC", Currency: "EUR", Departments: []storeline.Department{{ID: "food", Name: "Food"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deliver transfers 5 of i1 from the warehouse to s1, k times, and returns
+// the transfers' event IDs: central-authored events s1's feed carries.
+func deliver(t *testing.T, n *Node, k int) map[storeline.EventID]bool {
+	t.Helper()
+	ids := map[storeline.EventID]bool{}
+	for range k {
+		id := storeline.NewEventID()
+		if _, err := n.Transfer(context.Background(), id, "delivery", "", []storeline.Posting{
+			{Account: storeline.StockAccount("s1", "food", "i1"), Asset: storeline.ItemAsset("i1"), Amount: decimal.NewFromInt(5)},
+			{Account: "warehouse/i1", Asset: storeline.ItemAsset("i1"), Amount: decimal.NewFromInt(-5)},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = true
+	}
+	return ids
 }
