@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/internal/sample"
@@ -336,4 +339,42 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Errorf("Stop after a failed Start = %v", err)
 	}
 	startNode(t, dir, nil) // the ledger was closed: the directory opens again
+}
+
+// TestTillAPIReadsConfiguredClock: the tills' API prices at the node's
+// configured clock, not the host's. A price effective from 2031 is the
+// item's price on a node whose clock reads mid-2031, and not yet on one
+// whose clock reads the host's time.
+func TestTillAPIReadsConfiguredClock(t *testing.T) {
+	future := time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC)
+	imp := sampleImport(t)
+	later, err := json.Marshal(&storeline.Price{List: "base", Item: sample.MilkItem,
+		From: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC), Price: decimal.RequireFromString("9.99")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Records = append(imp.Records, node.MasterEntry{Kind: storeline.KindPrice, Record: later})
+	priceAt := func(clock func() time.Time) string {
+		n := startNode(t, t.TempDir(), func(c *node.Config) { c.Clock = clock })
+		if code, body := call(t, "POST", n.AdminURL()+"/admin/v1/master", adminToken, imp); code != 200 {
+			t.Fatalf("import = %d %s", code, body)
+		}
+		_, body := call(t, "POST", n.AdminURL()+"/admin/v1/terminals", adminToken, node.TerminalRequest{ID: "till-1"})
+		var term node.TerminalResponse
+		if err := json.Unmarshal(body, &term); err != nil {
+			t.Fatalf("terminal = %s", body)
+		}
+		code, body := call(t, "GET", n.TillURL()+"/v1/items/SKU00001", term.Token, nil)
+		var it struct{ Price *string }
+		if code != 200 || json.Unmarshal(body, &it) != nil || it.Price == nil {
+			t.Fatalf("GET item = %d %s", code, body)
+		}
+		return *it.Price
+	}
+	if got := priceAt(func() time.Time { return future }); got != "9.99" {
+		t.Errorf("price on a node whose clock reads %s = %s, want 9.99 (effective from 2031-01-01)", future, got)
+	}
+	if got := priceAt(nil); got == "9.99" {
+		t.Errorf("price on a node at the host's time = %s, the 2031 price", got)
+	}
 }

@@ -39,7 +39,9 @@ func (c Config) bridgeConfig(led *ledger.Ledger) posbridge.Config {
 		}
 		return out, nil
 	}
-	b.Now = time.Now
+	// The tills' API reads the same wall clock as the HLC: prices, sessions,
+	// shift-close windows and loyalty dates follow a configured clock.
+	b.Now = wallClock(c.Clock)
 	b.NewID = storeline.NewEventID
 	b.WeighedLayout = c.WeighedLayout
 	b.MaxBodyBytes = c.MaxBodyBytes
