@@ -1,8 +1,10 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -34,14 +36,16 @@ func TestReadsSeeAnsweredWrites(t *testing.T) {
 
 	n, cash := 0, decimal.Zero
 	type check func(ev storeline.Event) error
+	// event is what a read's case appends (a receipt unless it says).
 	reads := []struct {
-		name string
-		read check
+		name  string
+		read  check
+		event func(i int) storeline.Event
 	}{
 		{"Event", func(ev storeline.Event) error {
 			_, err := l.Event(store, ev.ID)
 			return err
-		}},
+		}, nil},
 		{"Journal", func(ev storeline.Event) error {
 			j, err := l.Journal(store, ledger.Position{Epoch: ev.Epoch, Seq: ev.Seq}, 1)
 			if err != nil {
@@ -51,14 +55,14 @@ func TestReadsSeeAnsweredWrites(t *testing.T) {
 				return fmt.Errorf("journal at %d/%d holds %d events, not %s", ev.Epoch, ev.Seq, len(j), ev.ID)
 			}
 			return nil
-		}},
+		}, nil},
 		{"Balance", func(storeline.Event) error {
 			b, err := l.Balance("cash/s1/t1", "cur:EUR")
 			if err == nil && !b.Equal(cash) {
 				err = fmt.Errorf("cash balance %s, want %s", b, cash)
 			}
 			return err
-		}},
+		}, nil},
 		{"Balances", func(storeline.Event) error {
 			bs, err := l.Balances("cash/")
 			if err != nil {
@@ -68,14 +72,14 @@ func TestReadsSeeAnsweredWrites(t *testing.T) {
 				return fmt.Errorf("cash balances %v lack %s", bs, cash)
 			}
 			return nil
-		}},
+		}, nil},
 		{"ShiftTotals", func(storeline.Event) error {
 			tot, err := l.ShiftTotals("t1", "sh1")
 			if err == nil && tot.Receipts != n {
 				err = fmt.Errorf("shift totals count %d receipts, want %d", tot.Receipts, n)
 			}
 			return err
-		}},
+		}, nil},
 		{"EventsByDate", func(ev storeline.Event) error {
 			found := false
 			err := l.EventsByDate(ev.BusinessDate, ev.BusinessDate, func(e storeline.Event) error {
@@ -86,25 +90,61 @@ func TestReadsSeeAnsweredWrites(t *testing.T) {
 				err = fmt.Errorf("event %s not listed under %s", ev.ID, ev.BusinessDate)
 			}
 			return err
-		}},
+		}, nil},
 		{"Position", func(ev storeline.Event) error {
 			if p := l.Position(); p.Seq < ev.Seq {
 				return fmt.Errorf("position %s behind the answered %d/%d", p, ev.Epoch, ev.Seq)
 			}
 			return nil
+		}, nil},
+		// Last, as they append a return and read no cash or counts.
+		{"ReturnsOf", func(ev storeline.Event) error {
+			rs, err := l.ReturnsOf(eid(1))
+			if err == nil && !slices.ContainsFunc(rs, func(r storeline.Event) bool { return r.ID == ev.ID }) {
+				err = fmt.Errorf("returns of %s (%d) lack the answered return %s", eid(1), len(rs), ev.ID)
+			}
+			return err
+		}, func(i int) storeline.Event {
+			sale := receipt(3, 0) // eid(1), the first case's receipt
+			orig := eid(1)
+			return storeline.Event{ID: eid(uint64(i + 1)), Kind: storeline.KindReturn, BusinessDate: "2026-11-28",
+				Body: &storeline.Return{Terminal: "t1", Shift: "sh1", Seller: "alice", Manager: "bob", Currency: "EUR",
+					Original: &orig, Reason: "broken", Lines: sale.Lines[:1],
+					Refunds: []storeline.Payment{{Method: storeline.Cash, Amount: sale.Lines[0].Price}}}}
 		}},
+		{"Backup", func(ev storeline.Event) error {
+			var buf bytes.Buffer
+			if err := l.Backup(&buf); err != nil {
+				return err
+			}
+			dir := filepath.Join(t.TempDir(), "restored")
+			if err := ledger.Restore(dir, &buf, ev.Epoch+1); err != nil {
+				return err
+			}
+			r, err := ledger.Open(testOptions(dir))
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = r.Event(store, ev.ID)
+			return err
+		}, nil},
 	}
 	for i, rd := range reads {
 		ch := make(chan struct{})
 		block.Store(&ch)
 		ev := receiptEvent(eid(uint64(i+1)), 3, i)
+		if rd.event != nil {
+			ev = rd.event(i)
+		} else {
+			n++
+			for _, p := range receipt(3, i).Payments {
+				cash = cash.Add(p.Amount)
+			}
+		}
 		stored, created, err := l.Append(ctx, ev)
 		if err != nil || !created {
 			t.Fatalf("%s: Append = created %v, %v", rd.name, created, err)
-		}
-		n++
-		for _, p := range receipt(3, i).Payments {
-			cash = cash.Add(p.Amount)
 		}
 		got := make(chan error, 1)
 		go func() { got <- rd.read(stored) }()
