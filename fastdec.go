@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"sync/atomic"
 
 	"github.com/shopspring/decimal"
 )
@@ -45,8 +46,30 @@ func (x fx) dec() decimal.Decimal {
 	if x.c == 0 && x.e >= -zeroExpMax && x.e <= zeroExpMax {
 		return zeroDecs[x.e+zeroExpMax]
 	}
+	if x.c >= -smallMax && x.c <= smallMax && x.e >= -smallExpMax && x.e <= 0 {
+		slot := &smallDecs[-x.e][x.c+smallMax]
+		if d := slot.Load(); d != nil {
+			return *d
+		}
+		d := decimal.New(x.c, x.e)
+		slot.Store(&d)
+		return d
+	}
 	return decimal.New(x.c, x.e)
 }
+
+// smallDecs holds, filled as they are first made, the decimals with a
+// coefficient within ±smallMax at exponents 0 … −smallExpMax: the
+// quantities, rates and most amounts of a till's receipt (1, 1.000, 4.69,
+// 10), of which a 5-line receipt makes about fifty. decimal.New allocates
+// a big.Int each time; sharing one is safe for the reason zeroDecs is. Two
+// goroutines filling a slot at once store equal values: either will do.
+const (
+	smallMax    = 1 << 12
+	smallExpMax = 4
+)
+
+var smallDecs [smallExpMax + 1][2*smallMax + 1]atomic.Pointer[decimal.Decimal]
 
 // zeroDecs are zeros at exponents −zeroExpMax … zeroExpMax: a receipt has
 // many (no discount, 0.00; no change), and decimal.New allocates. Sharing

@@ -275,3 +275,30 @@ func TestMergeAndCheckPostingsMatchDecimal(t *testing.T) {
 		t.Fatalf("only %d balanced cases", nBalanced)
 	}
 }
+
+// TestSharedDecimalsStayPut: the decimals fx.dec shares (zeroDecs,
+// smallDecs) keep their value whatever is done with copies of them: every
+// decimal operation and every accessor that hands out a big.Int leaves the
+// shared coefficient alone. A decimal version that changed a coefficient
+// in place would fail here, not in a till's totals.
+func TestSharedDecimalsStayPut(t *testing.T) {
+	for _, x := range []fx{{105, -2}, {105, 0}, {-1, 0}, {-1, -3}, {1000, -3}, {1000, -1}, {0, -2}, {smallMax, -smallExpMax}, {-smallMax, 0}} {
+		want := decimal.New(x.c, x.e).String()
+		d := x.dec()
+		if e := x.dec(); e.String() != want || d.Exponent() != x.e {
+			t.Fatalf("fx%v.dec() = %s (exp %d), want %s", x, e, d.Exponent(), want)
+		}
+		d.BigInt().SetInt64(999)
+		d.Coefficient().SetInt64(999)
+		_ = d.Add(d).Sub(d).Mul(d).Neg().Abs().Round(1).Truncate(0).Shift(3)
+		_ = d.Div(decimal.NewFromInt(7)).Mod(decimal.NewFromInt(3)).Pow(decimal.NewFromInt(2))
+		_, _ = d.QuoRem(decimal.NewFromInt(3), 2)
+		var out decimal.Decimal
+		if b, err := d.MarshalBinary(); err != nil || out.UnmarshalBinary(b) != nil {
+			t.Fatal(err)
+		}
+		if got := x.dec(); got.String() != want || got.Exponent() != x.e {
+			t.Errorf("after operations on a copy, the shared fx%v is %s (exp %d), want %s", x, got, got.Exponent(), want)
+		}
+	}
+}
