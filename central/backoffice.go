@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/shopspring/decimal"
 	"github.com/vmihailenco/msgpack/v5"
@@ -130,6 +131,23 @@ type txBook struct {
 	// whole, when not empty, is a key prefix all of whose keys reads
 	// holds (prefetch): a key under it that reads lacks does not exist.
 	whole string
+	// memo, when not nil, holds what Balance answered, for a user that
+	// calls forget for every balance whose pending change or add-back
+	// sum it changes (a cost pass, which reads an item's balances in
+	// every department for each line that sells it).
+	memo map[balRef]decimal.Decimal
+}
+
+type balRef struct {
+	acct  string
+	asset storeline.Asset
+}
+
+// forget drops what memo holds of the balances ps move.
+func (b *txBook) forget(ps []storeline.Posting) {
+	for i := range ps {
+		delete(b.memo, balRef{ps[i].Account, ps[i].Asset})
+	}
 }
 
 // prefetch reads into b.reads every key under prefix (the state's and
@@ -242,14 +260,53 @@ func (b *txBook) decimal(key string) decimal.Decimal {
 // Balance reads the balances replication keeps (replication.go's balKey),
 // which shops' sales and central's transfers both move.
 func (b *txBook) Balance(acct string, a storeline.Asset) decimal.Decimal {
+	if v, ok := b.memo[balRef{acct, a}]; ok {
+		return v
+	}
 	k := balKey(acct, a)
-	v := b.decimal(k).Add(b.pending[k])
+	v := addExact(b.decimal(k), b.pending[k])
 	if b.back != nil {
 		o, err := b.back.outstanding(k)
 		b.fail(err)
-		v = v.Sub(o)
+		v = subExact(v, o)
+	}
+	if b.memo != nil && b.err == nil {
+		b.memo[balRef{acct, a}] = v
 	}
 	return v
+}
+
+// slowBooks turns addExact's and subExact's shortcut off, so a test can
+// compare the state a log leaves with and without it. Only tests set it.
+var slowBooks atomic.Bool
+
+// addExact is d.Add(e), and subExact d.Sub(e), without the arithmetic
+// (and its allocations) when e is zero and its exponent is not below d's:
+// the sum then is d itself, value and exponent. The exponent matters, not
+// only the value: amounts reach the state in binary form
+// (Decimal.MarshalBinary keeps it), so a shortcut that changed it would
+// make this code's state differ from the general path's. A cost pass adds
+// a pending change and an add-back sum to each balance it reads, most of
+// them absent (the zero Decimal) for the departments an item is not in.
+func addExact(d, e decimal.Decimal) decimal.Decimal {
+	if sumIsFirst(d, e) {
+		return d
+	}
+	return d.Add(e)
+}
+
+func subExact(d, e decimal.Decimal) decimal.Decimal {
+	if sumIsFirst(d, e) {
+		return d
+	}
+	return d.Sub(e)
+}
+
+// sumIsFirst says whether d±e is d, exponent included. A zero d of
+// exponent 0 takes the general path: it may be the zero Decimal, whose
+// sum is an initialised zero (MarshalBinary tells them apart).
+func sumIsFirst(d, e decimal.Decimal) bool {
+	return e.Sign() == 0 && e.Exponent() >= d.Exponent() && (d.Sign() != 0 || d.Exponent() != 0) && !slowBooks.Load()
 }
 
 func (b *txBook) LastCost(s storeline.StoreID, i storeline.ItemID) decimal.Decimal {

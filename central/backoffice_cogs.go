@@ -132,6 +132,9 @@ type costPlan struct {
 	sold            map[storeline.ItemID]decimal.Decimal
 	// costs are each sale's cost, for its margin.
 	costs []saleCost
+	// book is the plan's stock book when it read every stock balance of
+	// the store (prefetch), for stockAfter; nil if it did not.
+	book *txBook
 }
 
 type saleCost struct {
@@ -175,8 +178,16 @@ func (a *addBack) stored0(k string) (decimal.Decimal, error) {
 // outstanding is the units of uncosted sales on balance k.
 func (a *addBack) outstanding(k string) (decimal.Decimal, error) {
 	v, err := a.stored0(k)
-	return v.Add(a.delta[k]), err
+	d, ok := a.delta[k]
+	if !ok && v.Sign() == 0 && v.Exponent() >= 0 && !slowBooks.Load() {
+		// What v.Add of the zero Decimal gives (exponent 0), without
+		// the arithmetic: most balances a pass reads have no sum.
+		return zeroE0, err
+	}
+	return v.Add(d), err
 }
+
+var zeroE0 = decimal.New(0, 0)
 
 // add counts (sign 1) or uncounts (-1) the units of a sale's postings.
 func (a *addBack) add(ps []storeline.Posting, sign int64) {
@@ -275,6 +286,39 @@ type pushedEntry struct {
 	// balances holds the balances the batch moved as the entry wrote
 	// them, by balKey.
 	balances map[string]decimal.Decimal
+	// stock, when not nil, holds every stock balance of the store as the
+	// entry stood before the batch (pushStockBook); balances has those
+	// the batch moved.
+	stock *txBook
+}
+
+// pushStockBook reads every stock balance of store into a book, before a
+// push's batch writes anything, if the batch moves the store's stock and
+// they are not too many (nil otherwise). The applier's flush, the cost
+// pass and the negative-stock recheck all read those balances: one scan
+// serves the three, and a scan early in the entry sorts few pending
+// writes (a Badger iterator sorts them all).
+func pushStockBook(tx *Tx, store storeline.StoreID, evs replication.WireEvents) (*txBook, error) {
+	if boHookOff.Load() || slowBooks.Load() {
+		return nil, nil
+	}
+	prefix := "stock/" + string(store) + "/"
+	items := map[string]bool{}
+	for i := range evs {
+		for _, p := range evs[i].Postings {
+			if strings.HasPrefix(p.Account, prefix) && strings.HasPrefix(p.Asset, "item:") {
+				items[p.Asset] = true
+			}
+		}
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	b := &txBook{rt: tx.ReplicaTxn, reads: map[string]decimal.Decimal{}}
+	if err := b.prefetch(rpBal+prefix, 16*len(items)+64); err != nil || b.whole == "" {
+		return nil, err
+	}
+	return b, nil
 }
 
 type pushedEvent struct {
@@ -383,12 +427,18 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 	plan.answer = catchUpAnswer{Done: done, Costed: len(sales), Epoch: last.Epoch, Seq: last.Seq}
 	// Planning reads only, so the book may cache what it reads.
 	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending, back: plan.back, reads: map[string]decimal.Decimal{}}
+	prefix := rpBal + "stock/" + string(store) + "/"
+	if pushed != nil && pushed.stock != nil && pushed.stock.whole == prefix {
+		// The store's stock, read before the batch; the batch's
+		// balances go on top, next.
+		b.reads, b.whole = pushed.stock.reads, pushed.stock.whole
+	}
 	if pushed != nil {
 		for k, v := range pushed.balances {
 			b.reads[k] = v
 		}
 	}
-	if len(sales) > 0 {
+	if len(sales) > 0 && b.whole == "" {
 		// Each sold item's stock in every department of the store:
 		// prefetched when the store holds few stock balances for what
 		// the pass sells (storeline.StockOf reads 2 per department).
@@ -400,9 +450,15 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 				}
 			}
 		}
-		if err := b.prefetch(rpBal+"stock/"+string(store)+"/", 16*len(items)+64); err != nil {
+		if err := b.prefetch(prefix, 16*len(items)+64); err != nil {
 			return nil, err
 		}
+	}
+	if b.whole == prefix {
+		plan.book = b
+	}
+	if !slowBooks.Load() {
+		b.memo = map[balRef]decimal.Decimal{}
 	}
 	for i := range sales {
 		ps, err := storeline.CostOfSales(b, store, sales[i].Postings)
@@ -412,8 +468,12 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 		if err != nil {
 			return nil, err // its store exists (checked by the caller): storage
 		}
-		// Costed: its units are no longer added back (invariant 2).
+		// Costed: its units are no longer added back (invariant 2), and
+		// its costs are pending: what the book read of those balances
+		// is stale.
 		plan.back.add(sales[i].Postings, -1)
+		b.forget(sales[i].Postings)
+		b.forget(ps)
 		soldUnits(&sales[i], plan.sold)
 		var c decimal.Decimal
 		for _, p := range ps {
@@ -435,13 +495,33 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 // all of one store (a push's), it prefetches that store's stock balances
 // rather than reading every department's of each item, most of which
 // miss.
-func recheckBook(rt *ledger.ReplicaTxn, sis []storeItem) (*txBook, error) {
+//
+// after, when not nil, is such a book already (costPlan.stockAfter, the
+// push's cost pass): used if it holds the store of sis, so an entry scans
+// the store's stock balances once, not twice.
+func recheckBook(rt *ledger.ReplicaTxn, sis []storeItem, after *txBook) (*txBook, error) {
 	b := &txBook{rt: rt}
 	if len(sis) == 0 || sis[0].store != sis[len(sis)-1].store { // sorted by store
 		return b, nil
 	}
+	if after != nil && after.whole == rpBal+"stock/"+string(sis[0].store)+"/" && !slowBooks.Load() {
+		return after, nil
+	}
 	b.reads = map[string]decimal.Decimal{}
 	return b, b.prefetch(rpBal+"stock/"+string(sis[0].store)+"/", 16*len(sis)+64)
+}
+
+// stockAfter is a stock book of the plan's store as the entry stands once
+// the plan is committed, for the negative-stock recheck (boIndex.flush)
+// that follows it in the same entry: the plan's prefetch of the store's
+// stock balances, taken after the batch's balances were written, with the
+// pass's cost postings on top (commit books exactly those; it writes no
+// other balance). nil if the plan did not read the whole store.
+func (p *costPlan) stockAfter() *txBook {
+	if p.book == nil {
+		return nil
+	}
+	return &txBook{rt: p.book.rt, pending: p.pending, reads: p.book.reads, whole: p.book.whole, stores: p.book.stores}
 }
 
 // event is pushed.events[pos]; ok is false if p is nil or does not know
@@ -519,6 +599,7 @@ func backOfficeAfterPush(tx *Tx, store storeline.StoreID, pushed *pushedEntry) e
 	if err := plan.commit(tx); err != nil {
 		return err
 	}
+	ix.stock = plan.stockAfter()
 	return ix.flush()
 }
 

@@ -427,6 +427,9 @@ type boIndex struct {
 	items   map[storeline.ItemID]bool // excise flag by item
 	touched map[storeItem]bool        // stock positions to recheck
 	counts  map[string]int64          // counter key → delta
+	// stock, when not nil, is a book of one store's stock balances as
+	// the entry stands at flush (recheckBook).
+	stock *txBook
 }
 
 // openIndex returns the entry's index updater, building the indexes
@@ -688,7 +691,8 @@ func (ix *boIndex) flush() error {
 		}
 		return sis[i].item < sis[j].item
 	})
-	b, err := recheckBook(rt, sis) // backoffice_cogs.go
+	b, err := recheckBook(rt, sis, ix.stock) // backoffice_cogs.go
+	ix.stock = nil
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,14 @@ type Tx struct {
 	At    time.Time
 	pos   uint16
 	last  Version
+	// items is the FSM's item cache (FSM.items) in a push entry, nil in
+	// any other.
+	items map[storeline.ItemID]itemFlags
 }
+
+// noItemCache turns the FSM's item cache off, so a test can compare the
+// state a log leaves with and without it. Only tests set it.
+var noItemCache atomic.Bool
 
 // NextVersion returns the version of the next change in this entry.
 func (t *Tx) NextVersion() (Version, error) {
@@ -128,12 +135,23 @@ type FSM struct {
 	// onApply, if set, runs after each applied transaction (it wakes the
 	// replication long polls).
 	onApply func()
+	// items caches, across push entries, whether each item a push
+	// checked exists and its excise flag, as the state has them (a push
+	// reads a few hundred items per entry, the same ones every time).
+	// Only push entries use it, and they write no master record; any
+	// other entry (which might), a failed or skipped transaction (whose
+	// reads may have seen writes then undone) and a restore empty it, so
+	// it always answers what a read of the state would. Only the FSM's
+	// goroutine touches it.
+	items map[storeline.ItemID]itemFlags
 }
+
+type itemFlags struct{ exists, excise bool }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
 
 func newFSM(rep *ledger.Replica, log *slog.Logger, ops []Op) (*FSM, error) {
-	f := &FSM{rep: rep, ops: map[string]OpFunc{}, log: log}
+	f := &FSM{rep: rep, ops: map[string]OpFunc{}, log: log, items: map[storeline.ItemID]itemFlags{}}
 	for _, o := range append(masterOps(), ops...) {
 		if _, dup := f.ops[o.Name]; dup || o.Name == "" || o.Apply == nil {
 			return nil, fmt.Errorf("central: op %q registered twice or empty", o.Name)
@@ -192,6 +210,9 @@ func (f *FSM) applyRange(logs []*raft.Log, cmds []int, out []interface{}) error 
 		}
 		return nil
 	})
+	if err != nil || !done {
+		clear(f.items)
+	}
 	if err != nil {
 		return err
 	}
@@ -235,6 +256,11 @@ func (f *FSM) applyOne(rt *ledger.ReplicaTxn, l *raft.Log) (*Result, error) {
 		}
 	}
 	tx := &Tx{ReplicaTxn: rt, Index: l.Index, At: time.UnixMilli(c.AtMs).UTC()}
+	if c.Op == OpReplicationPush && !noItemCache.Load() {
+		tx.items = f.items
+	} else {
+		clear(f.items)
+	}
 	res := &Result{Index: l.Index}
 	fn, ok := f.ops[c.Op]
 	if !ok {
@@ -329,6 +355,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the state with a snapshot's.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	clear(f.items)
 	if err := f.rep.Restore(rc); err != nil {
 		return fmt.Errorf("central: restore: %w", err)
 	}

@@ -91,16 +91,14 @@ const (
 
 // Keys of the replication state, all metadata of the replica.
 const (
-	rpMark   = "repl/mark/"  // store \0 epoch8 → seq8
-	rpSeen   = "repl/seen/"  // origin \0 id16 → at8 (Unix ms)
-	rpSeenX  = "repl/seenx/" // at8 origin \0 id16 → "" (expiry order)
-	rpEvent  = "repl/ev/"    // origin \0 epoch8 seq8 → msgpack WireEvent
-	rpBal    = "repl/bal/"   // account \0 asset → decimal string
-	rpFeed   = "repl/f/"     // store \0 n8 → msgpack feedEntry
-	rpFeedN  = "repl/fn/"    // store → n8, the store's feed length
-	rpStat   = "repl/stat/"  // store → msgpack ShopStats
-	rpAssign = "repl/asg/"   // store → version8 of its last price-list change
-	rpHQSeq  = "repl/hqseq"  // → seq8 of the last central-authored event
+	rpMark   = "repl/mark/" // store \0 epoch8 → seq8
+	rpEvent  = "repl/ev/"   // origin \0 epoch8 seq8 → msgpack WireEvent
+	rpBal    = "repl/bal/"  // account \0 asset → decimal string
+	rpFeed   = "repl/f/"    // store \0 n8 → msgpack feedEntry
+	rpFeedN  = "repl/fn/"   // store → n8, the store's feed length
+	rpStat   = "repl/stat/" // store → msgpack ShopStats
+	rpAssign = "repl/asg/"  // store → version8 of its last price-list change
+	rpHQSeq  = "repl/hqseq" // → seq8 of the last central-authored event
 	// rpEpochs lists the epochs a store has marks of, so a push reads
 	// them by point lookups rather than a scan (a scan inside the FSM's
 	// write transaction sorts all its pending writes). Absent in state
@@ -110,6 +108,16 @@ const (
 	// entries (all ones: there are none), so a push scans for expired
 	// entries only when some may be due. Absent: unknown, scan.
 	rpSeenLow = "repl/seenlow" // → at8
+	// rpSeen is the seen set: origin \0 id16 → at8 (Unix ms) idx8, idx
+	// the Raft index of the entry whose expiry record lists the ID (state
+	// written before the records existed: at8 alone).
+	rpSeen = "repl/seen/"
+	// rpSeenX is the expiry order of the seen set, one record per entry
+	// that stamped IDs: at8 \0 idx8 → (origin \0 id16)..., pruned as a
+	// unit. State written before the records existed has a key per ID
+	// instead, at8 origin \0 id16 → "" (an origin is a non-empty ID, so
+	// the byte after at8 tells the two forms apart); both are pruned.
+	rpSeenX = "repl/seenx/"
 )
 
 func markKey(store storeline.StoreID, epoch uint64) string {
@@ -191,17 +199,22 @@ type pushOutcome struct {
 
 // txIngest is replication.IngestStore over an entry's transaction. It
 // remembers what SeenAt read, so SetSeen of the same ID does not read it
-// again, and the earliest time it stamped, for rpSeenLow.
+// again, the IDs it stamped, for the entry's expiry record (written by
+// writeExpiry), and the earliest time it stamped, for rpSeenLow.
 type txIngest struct {
 	tx    *Tx
 	seen  map[string][]byte
 	minAt int64
 	wrote bool
+	// stamped lists, by time stamped, the origin \0 id16 of each ID.
+	stamped map[int64][]byte
 	// mark0 is the last mark Mark read: for a push, the mark before it.
 	mark0 uint64
 }
 
-func newTxIngest(tx *Tx) *txIngest { return &txIngest{tx: tx, seen: map[string][]byte{}} }
+func newTxIngest(tx *Tx) *txIngest {
+	return &txIngest{tx: tx, seen: map[string][]byte{}, stamped: map[int64][]byte{}}
+}
 
 func (s *txIngest) Mark(store storeline.StoreID, epoch uint64) (uint64, error) {
 	v, err := s.tx.Meta(markKey(store, epoch))
@@ -233,7 +246,8 @@ func (s *txIngest) SeenAt(origin storeline.StoreID, id storeline.EventID) (int64
 	if v == nil {
 		return 0, false, nil
 	}
-	return int64(ledger.U64(v)), true, nil
+	// at8, then (since the expiry records) the entry's index.
+	return int64(ledger.U64(v[:min(len(v), 8)])), true, nil
 }
 
 func (s *txIngest) SetSeen(origin storeline.StoreID, id storeline.EventID, at int64) error {
@@ -246,19 +260,90 @@ func (s *txIngest) SetSeen(origin storeline.StoreID, id storeline.EventID, at in
 		}
 	}
 	if old != nil {
-		// A duplicate beyond retention: forget the old expiry entry.
-		if err := s.tx.SetMeta(rpSeenX+string(old)+string(origin)+"\x00"+string(id[:]), nil); err != nil {
+		// A duplicate beyond retention: forget the old expiry entry, or
+		// the old record would forget the ID when it expires.
+		if err := forgetExpiry(s.tx, old, k[len(rpSeen):]); err != nil {
 			return err
 		}
 	}
-	at8 := ledger.PutU64(uint64(at))
-	if err := s.tx.SetMeta(k, at8); err != nil {
+	if err := s.tx.SetMeta(k, append(ledger.PutU64(uint64(at)), ledger.PutU64(s.tx.Index)...)); err != nil {
 		return err
 	}
 	if !s.wrote || at < s.minAt {
 		s.minAt, s.wrote = at, true
 	}
-	return s.tx.SetMeta(rpSeenX+string(at8)+string(origin)+"\x00"+string(id[:]), []byte{})
+	s.stamped[at] = append(s.stamped[at], k[len(rpSeen):]...)
+	return nil
+}
+
+// expiryKey is the key of the expiry record of the IDs entry idx stamped
+// at at.
+func expiryKey(at, idx uint64) string {
+	return rpSeenX + string(ledger.PutU64(at)) + "\x00" + string(ledger.PutU64(idx))
+}
+
+// writeExpiry writes the expiry record of the IDs SetSeen stamped: one
+// key per entry (and time), not one per ID. Another txIngest of the same
+// entry (a push's cost transfer) may have written the record already: it
+// is extended, not replaced.
+func (s *txIngest) writeExpiry() error {
+	ats := make([]int64, 0, len(s.stamped))
+	for at := range s.stamped {
+		ats = append(ats, at)
+	}
+	sort.Slice(ats, func(i, j int) bool { return ats[i] < ats[j] })
+	for _, at := range ats {
+		k := expiryKey(uint64(at), s.tx.Index)
+		v, err := s.tx.Meta(k)
+		if err != nil {
+			return err
+		}
+		if err := s.tx.SetMeta(k, append(append([]byte(nil), v...), s.stamped[at]...)); err != nil {
+			return err
+		}
+	}
+	clear(s.stamped)
+	return nil
+}
+
+// forgetExpiry takes the ID oid (origin \0 id16), whose seen entry holds
+// old, out of the seen set's expiry order: its own key (old form) or its
+// entry's record.
+func forgetExpiry(tx *Tx, old []byte, oid string) error {
+	if len(old) != 16 {
+		return tx.SetMeta(rpSeenX+string(old)+oid, nil)
+	}
+	k := expiryKey(ledger.U64(old[:8]), ledger.U64(old[8:]))
+	v, err := tx.Meta(k)
+	if err != nil || v == nil {
+		return err
+	}
+	out := make([]byte, 0, len(v))
+	for _, x := range expiryIDs(v) {
+		if x != oid {
+			out = append(out, x...)
+		}
+	}
+	if len(out) == 0 {
+		return tx.SetMeta(k, nil)
+	}
+	return tx.SetMeta(k, out)
+}
+
+// expiryIDs splits an expiry record into its origin \0 id16 items. It
+// stops at a malformed tail (none is ever written), which is dropped
+// with the record rather than stopping every replica's apply.
+func expiryIDs(v []byte) []string {
+	var out []string
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, 0)
+		if i < 1 || len(v) < i+1+16 {
+			break
+		}
+		out = append(out, string(v[:i+1+16]))
+		v = v[i+1+16:]
+	}
+	return out
 }
 
 // addEpoch records that store has a mark of epoch in rpEpochs.
@@ -358,31 +443,50 @@ func pruneSeen(tx *Tx, st *txIngest, limit int) error {
 		}
 		return nil
 	}
-	var victims []string
+	// victims are the expiry keys due, each with the IDs it forgets; at
+	// most limit IDs, but always the first key, whatever its size (a
+	// record lists at most one entry's IDs), so pruning moves on.
+	type victim struct {
+		key string
+		ids []string
+	}
+	var victims []victim
+	n := 0
 	low := uint64(1<<64 - 1) // no expiry entry left
-	err = tx.ScanMeta(rpSeenX, func(k string, _ []byte) (bool, error) {
+	err = tx.ScanMeta(rpSeenX, func(k string, v []byte) (bool, error) {
 		rest := k[len(rpSeenX):]
 		if len(rest) < 8 {
 			low = 0 // malformed: keep scanning every entry, as before
 			return false, nil
 		}
-		if at := ledger.U64([]byte(rest[:8])); at >= horizon || len(victims) == limit {
+		at := ledger.U64([]byte(rest[:8]))
+		if at >= horizon {
 			low = at
 			return false, nil
 		}
-		victims = append(victims, k)
+		ids := []string{rest[8:]} // a key per ID (state from before records)
+		if len(rest) > 8 && rest[8] == 0 {
+			ids = expiryIDs(v)
+		}
+		if len(victims) > 0 && n+len(ids) > limit {
+			low = at
+			return false, nil
+		}
+		victims = append(victims, victim{k, ids})
+		n += len(ids)
 		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range victims {
-		rest := k[len(rpSeenX)+8:]
-		if err := tx.SetMeta(k, nil); err != nil {
+	for _, vc := range victims {
+		if err := tx.SetMeta(vc.key, nil); err != nil {
 			return err
 		}
-		if err := tx.SetMeta(rpSeen+rest, nil); err != nil {
-			return err
+		for _, id := range vc.ids {
+			if err := tx.SetMeta(rpSeen+id, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.SetMeta(rpSeenLow, ledger.PutU64(low))
@@ -419,6 +523,10 @@ type applier struct {
 	// balances holds what flush wrote, by balKey (zero for a deleted
 	// balance).
 	balances map[string]decimal.Decimal
+	// stock, when not nil, holds every stock balance of the pushing store
+	// as the entry stood before flush (pushStockBook): flush takes the
+	// old values of those from it rather than reading each.
+	stock *txBook
 }
 
 func newApplier(tx *Tx) *applier {
@@ -430,15 +538,28 @@ func (a *applier) itemExists(id storeline.ItemID) (bool, error) {
 	if ok, seen := a.items[id]; seen {
 		return ok, nil
 	}
-	var p itemPeek
-	ok, err := a.tx.GetMaster(storeline.KindItem, string(id), &p)
-	if err != nil {
-		return false, err
+	f, cached := a.tx.items[id]
+	if !cached {
+		var p itemPeek
+		ok, err := a.tx.GetMaster(storeline.KindItem, string(id), &p)
+		if err != nil {
+			return false, err
+		}
+		f = itemFlags{exists: ok, excise: ok && p.excise}
+		if a.tx.items != nil {
+			if len(a.tx.items) >= maxCachedItems {
+				clear(a.tx.items) // bounded memory, whatever the catalogue
+			}
+			a.tx.items[id] = f
+		}
 	}
-	a.items[id] = ok
-	a.excise[id] = ok && p.excise
-	return ok, nil
+	a.items[id] = f.exists
+	a.excise[id] = f.excise
+	return f.exists, nil
 }
+
+// maxCachedItems bounds the FSM's item cache (FSM.items).
+const maxCachedItems = 1 << 16
 
 // itemPeek decodes of a stored storeline.Item only its Excise flag: the
 // applier reads an item once for its existence and the back office's
@@ -621,20 +742,30 @@ func (a *applier) accept(ev storeline.Event) error {
 // flush writes the queued balances.
 func (a *applier) flush() error {
 	for _, k := range a.order {
-		old, err := a.tx.Meta(k)
-		if err != nil {
-			return err
-		}
-		cur := decimal.Zero
-		if old != nil {
-			if cur, err = decimal.NewFromString(string(old)); err != nil {
-				return fmt.Errorf("balance %q: %w", k, err)
+		var cur decimal.Decimal
+		if a.stock != nil && strings.HasPrefix(k, a.stock.whole) {
+			// What the read below gives: the stored string parsed, or
+			// decimal.Zero if there is none.
+			if cur = a.stock.decimal(k); a.stock.err != nil {
+				return a.stock.err
+			}
+		} else {
+			old, err := a.tx.Meta(k)
+			if err != nil {
+				return err
+			}
+			cur = decimal.Zero
+			if old != nil {
+				if cur, err = decimal.NewFromString(string(old)); err != nil {
+					return fmt.Errorf("balance %q: %w", k, err)
+				}
 			}
 		}
 		cur = cur.Add(a.deltas[k])
 		if a.balances != nil {
 			a.balances[k] = cur
 		}
+		var err error
 		if cur.IsZero() {
 			err = a.tx.SetMeta(k, nil)
 		} else {
@@ -800,6 +931,9 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	a := newApplier(tx)
 	a.raw = raw
 	a.balances = map[string]decimal.Decimal{}
+	if a.stock, err = pushStockBook(tx, b.Store, evs); err != nil { // backoffice_cogs.go
+		return nil, err
+	}
 	if a.lines, err = receiptLines(evs); err != nil {
 		return nil, err
 	}
@@ -824,6 +958,9 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	st := newTxIngest(tx)
 	res, err := replication.Ingest(st, b, tx.At.UnixMilli(), seenRetention, apply)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.writeExpiry(); err != nil {
 		return nil, err
 	}
 	out := pushOutcome{Acked: res.Acked, Gap: res.Gap, Applied: res.Applied, Duplicates: res.Duplicates, Below: res.Below}
@@ -869,7 +1006,7 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 // mark before it) with whether the applier stored it, its wire form and
 // its postings.
 func pushedOf(a *applier, mark0 uint64, res *replication.IngestResult, evs replication.WireEvents, marks []replication.Position) *pushedEntry {
-	p := &pushedEntry{marks: marks, excise: a.excise, balances: a.balances}
+	p := &pushedEntry{marks: marks, excise: a.excise, balances: a.balances, stock: a.stock}
 	if res.Gap != nil {
 		return p // nothing applied: the hook reads what it needs
 	}
@@ -980,7 +1117,11 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 	if err := ix.flush(); err != nil {
 		return nil, err
 	}
-	if err := newTxIngest(tx).SetSeen(ev.Origin, ev.ID, tx.At.UnixMilli()); err != nil {
+	st := newTxIngest(tx)
+	if err := st.SetSeen(ev.Origin, ev.ID, tx.At.UnixMilli()); err != nil {
+		return nil, err
+	}
+	if err := st.writeExpiry(); err != nil {
 		return nil, err
 	}
 	if err := lowerSeenLow(tx, tx.At.UnixMilli()); err != nil {

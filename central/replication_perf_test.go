@@ -195,13 +195,22 @@ func applyOK(t *testing.T, f *FSM, l *raft.Log) pushOutcome {
 	return o
 }
 
+// seenIDs counts the seen set's IDs and the IDs its expiry order lists
+// (a record lists an entry's; a key of the old form, one).
 func seenIDs(t *testing.T, rep *ledger.Replica) (seen, expiry int) {
 	t.Helper()
 	err := rep.View(func(rt *ledger.ReplicaTxn) error {
 		if err := rt.ScanMeta(rpSeen, func(string, []byte) (bool, error) { seen++; return true, nil }); err != nil {
 			return err
 		}
-		return rt.ScanMeta(rpSeenX, func(string, []byte) (bool, error) { expiry++; return true, nil })
+		return rt.ScanMeta(rpSeenX, func(k string, v []byte) (bool, error) {
+			if k[len(rpSeenX)+8] != 0 {
+				expiry++
+				return true, nil
+			}
+			expiry += len(expiryIDs(v))
+			return true, nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
