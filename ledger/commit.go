@@ -4,10 +4,10 @@ package ledger
 // goroutine of its own, or a caller that found nobody committing) in
 // front of a preallocated, group-committed WAL, in front of Badger
 // (SyncWrites off), and one applier goroutine behind it. The committer
-// drains what is queued (no linger timer), resolves each request against
-// Badger in one transaction (which sees its own writes, so later requests
-// of a batch see earlier ones), writes the batch as one WAL frame and
-// fdatasyncs it. Batches of events
+// drains what is queued (under load, waiting briefly for more: invariant
+// 14), resolves each request against Badger in one transaction (which
+// sees its own writes, so later requests of a batch see earlier ones),
+// writes the batch as one WAL frame and fdatasyncs it. Batches of events
 // only (Append, ApplyRemote: the hot path) are answered right there, once
 // the frame is durable; the Badger commit and the publish of their
 // positions follow, out of the callers' latency, and every read waits
@@ -105,6 +105,16 @@ package ledger
 //     write of a balance or shift total is made by the committer, so
 //     what it holds is what Badger holds or will hold once the batches
 //     handed to the applier are applied.
+// 14. Group-commit wait: a batch of events smaller than the last one
+//     waits for the queue to fill it up to that size, for no longer than
+//     the last WAL sync took and at most Options.GroupCommitWait, then
+//     goes as it is. One writer never waits (its batches are all of one),
+//     a batch of anything but events never waits, and the wait only adds
+//     requests to the batch, so every other invariant holds as before. It
+//     trades at most one sync's time of latency for fewer syncs: writers
+//     answered at one sync are still building their next request when
+//     the committer is free again, and syncing them together keeps the
+//     cores busy rather than idle during a sync of a few.
 
 import (
 	"bytes"
@@ -288,8 +298,42 @@ func (l *Ledger) commitWith(first *request, inCaller bool) {
 				break fill
 			}
 		}
+		if l.carry == nil && len(batch) < min(l.lastBatch, l.o.MaxBatchEvents) && pipelined(batch) {
+			l.waitForBatch(&batch, add)
+		}
+		if pipelined(batch) {
+			l.lastBatch = len(batch)
+		}
 		l.inCaller = inCaller
 		l.commit(batch)
+	}
+}
+
+// waitForBatch adds what the queue brings to *batch until it is as large
+// as the last batch of events, or for as long as the last WAL sync took,
+// at most GroupCommitWait (invariant 14).
+func (l *Ledger) waitForBatch(batch *[]*request, add func(*request) bool) {
+	wait := min(l.lastSync, l.o.GroupCommitWait)
+	if wait <= 0 {
+		return
+	}
+	if l.linger == nil {
+		l.linger = time.NewTimer(wait)
+	} else {
+		l.linger.Reset(wait)
+	}
+	defer l.linger.Stop()
+	l.waits.Add(1)
+	l.met.waited()
+	for l.carry == nil && len(*batch) < l.lastBatch {
+		select {
+		case r := <-l.reqs:
+			if !add(r) {
+				l.carry = r
+			}
+		case <-l.linger.C:
+			return
+		}
 	}
 }
 
@@ -455,7 +499,8 @@ func (l *Ledger) commit(batch []*request) {
 	if !canaryAckBeforeSync {
 		err = l.seams.Sync(f)
 	}
-	l.met.syncDone(time.Since(syncStart))
+	l.lastSync = time.Since(syncStart)
+	l.met.syncDone(l.lastSync)
 	if err != nil {
 		l.poisonWith(batch, "wal sync", err)
 		return

@@ -4,7 +4,9 @@
 // and online backup.
 //
 // Writes go through one committer goroutine (commit.go, whose invariants
-// are listed at its top): it drains the queued requests, writes them as one
+// are listed at its top): it drains the queued requests (under load it
+// waits, no longer than the last sync took, for a batch to fill up to the
+// size of the one before), writes them as one
 // frame to a preallocated, zero-filled write-ahead log and fdatasyncs it
 // once. Appends and remote events are answered right after that sync; the
 // batch is then applied to Badger (opened with SyncWrites off) in one

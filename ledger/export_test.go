@@ -1,6 +1,10 @@
 package ledger
 
-import "github.com/dgraph-io/badger/v4"
+import (
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
 
 // Bridges for the external tests.
 
@@ -41,3 +45,18 @@ func (l *Ledger) ReadersWaiting() bool {
 
 // EncodeBody is encodeBody: the bytes a body is stored as.
 var EncodeBody = encodeBody
+
+// GroupCommitWaits returns how many batches' committers waited for more
+// requests (invariant 14).
+func (l *Ledger) GroupCommitWaits() uint64 { return l.waits.Load() }
+
+// QueueLen returns how many requests wait for the committer.
+func (l *Ledger) QueueLen() int { return len(l.reqs) }
+
+// SetLastSync sets, as the holder of the commit token, how long the last
+// WAL sync took: the bound of the next group-commit wait.
+func (l *Ledger) SetLastSync(d time.Duration) {
+	<-l.tok
+	l.lastSync = d
+	l.tok <- struct{}{}
+}

@@ -28,6 +28,7 @@ const (
 	minBatchBytes      = 4 << 10
 	maxBatchBytesCap   = 64 << 20
 	maxQueueDepthCap   = 1 << 20
+	maxGroupCommitWait = 10 * time.Second
 	minCheckpointBytes = 64 << 10
 	// MaxEventBytes bounds one event's encoded size; a bigger one is
 	// refused as TooLarge.
@@ -55,6 +56,13 @@ type Options struct {
 	// QueueDepth bounds the requests waiting for the committer; callers
 	// beyond it wait (or give up with their context).
 	QueueDepth int
+	// GroupCommitWait is the longest the committer waits for the queue to
+	// bring a batch of events up to the size of the previous one, and it
+	// never waits longer than the previous WAL sync took (commit.go,
+	// invariant 14). Under load, writers answered at one sync are still
+	// building their next request when the committer is free again: a
+	// short wait syncs them together. 0 never waits.
+	GroupCommitWait time.Duration
 	// CheckpointBytes is how much WAL is written between checkpoints
 	// (Badger sync, then old segments dropped). It bounds replay at Open.
 	CheckpointBytes int64
@@ -82,6 +90,7 @@ func DefaultOptions(dir string, origin storeline.StoreID) Options {
 		MaxBatchEvents:  1024,
 		MaxBatchBytes:   4 << 20,
 		QueueDepth:      4096,
+		GroupCommitWait: time.Millisecond,
 		CheckpointBytes: 128 << 20,
 		MemTableBytes:   64 << 20,
 	}
@@ -116,6 +125,9 @@ func (o Options) Validate() error {
 	}
 	if o.QueueDepth < 1 || o.QueueDepth > maxQueueDepthCap {
 		bad("QueueDepth", "%d out of [1, %d]", o.QueueDepth, maxQueueDepthCap)
+	}
+	if o.GroupCommitWait < 0 || o.GroupCommitWait > maxGroupCommitWait {
+		bad("GroupCommitWait", "%v out of [0, %v]", o.GroupCommitWait, maxGroupCommitWait)
 	}
 	if o.CheckpointBytes < minCheckpointBytes {
 		bad("CheckpointBytes", "%d below %d", o.CheckpointBytes, minCheckpointBytes)
@@ -193,9 +205,13 @@ type Ledger struct {
 	// Committer-owned state (only the holder of tok and Open touch it);
 	// see commit.go.
 	st          commitState
-	carry       *request // taken from the queue, for the next batch
-	hot         hotKeys  // decoded balances and shift totals (invariant 13)
-	inCaller    bool     // the holder commits its own request
+	carry       *request      // taken from the queue, for the next batch
+	lastBatch   int           // requests in the last batch of events
+	lastSync    time.Duration // how long the last WAL sync took
+	linger      *time.Timer   // the group-commit wait's (invariant 14)
+	waits       atomic.Uint64 // batches whose committer waited for more
+	hot         hotKeys       // decoded balances and shift totals (invariant 13)
+	inCaller    bool          // the holder commits its own request
 	codec       frameCodec
 	ov          overlay           // keys of synced batches maybe not yet in Badger
 	next        *badger.Txn       // the next pipelined batch's transaction

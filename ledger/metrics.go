@@ -17,6 +17,7 @@ type metrics struct {
 	appended  prometheus.Counter
 	fsyncs    prometheus.Counter
 	walBytes  prometheus.Counter
+	waits     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "storeline_ledger_wal_bytes_total",
 			Help: "Bytes written to the WAL, framing included.",
 		}),
+		waits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_ledger_group_commit_waits_total",
+			Help: "Batches whose committer waited (at most GroupCommitWait, never longer than the previous sync) for the queue to bring them up to the previous batch's size.",
+		}),
 	}
 	for _, c := range m.collectors() {
 		reg.MustRegister(c)
@@ -65,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.commitDur, m.fsyncDur, m.poisoned, m.batch, m.appended, m.fsyncs, m.walBytes}
+	return []prometheus.Collector{m.commitDur, m.fsyncDur, m.poisoned, m.batch, m.appended, m.fsyncs, m.walBytes, m.waits}
 }
 
 func (m *metrics) fsync(bytes, events int) {
@@ -109,4 +114,12 @@ func (m *metrics) unregister() {
 	for _, c := range m.collectors() {
 		m.reg.Unregister(c)
 	}
+}
+
+// waited counts a batch whose committer waited for more requests.
+func (m *metrics) waited() {
+	if m == nil {
+		return
+	}
+	m.waits.Inc()
 }

@@ -91,13 +91,16 @@ type Config struct {
 
 	// Ledger limits, passed to ledger.Options (see there): the size of a
 	// preallocated WAL segment, the events and bytes committed by one
-	// fsync, the requests waiting for the committer, and the WAL written
-	// between checkpoints (which bounds replay at start).
+	// fsync, the requests waiting for the committer, the WAL written
+	// between checkpoints (which bounds replay at start), and the longest
+	// the committer waits for a batch to fill (never longer than the last
+	// WAL sync took; 0 never waits).
 	WALSegmentBytes int64
 	MaxBatchEvents  int
 	MaxBatchBytes   int
 	QueueDepth      int
 	CheckpointBytes int64
+	GroupCommitWait time.Duration
 	// MemTableBytes is Badger's memtable size (0: the ledger's default).
 	// The simulation runs many nodes at once with small ones.
 	MemTableBytes int64
@@ -146,6 +149,7 @@ func DefaultConfig() Config {
 		MaxBatchBytes:     lo.MaxBatchBytes,
 		QueueDepth:        lo.QueueDepth,
 		CheckpointBytes:   lo.CheckpointBytes,
+		GroupCommitWait:   lo.GroupCommitWait,
 		TillAddr:          ":8080",
 		AdminAddr:         "127.0.0.1:9090",
 		MaxBodyBytes:      1 << 20,
@@ -282,6 +286,7 @@ func (c Config) ledgerOptions(clock *crdt.Clock) ledger.Options {
 	o.MaxBatchBytes = c.MaxBatchBytes
 	o.QueueDepth = c.QueueDepth
 	o.CheckpointBytes = c.CheckpointBytes
+	o.GroupCommitWait = c.GroupCommitWait
 	if c.MemTableBytes > 0 {
 		o.MemTableBytes = c.MemTableBytes
 	}
@@ -336,6 +341,7 @@ func (c Config) String() string {
 	kv("MaxBatchBytes", c.MaxBatchBytes)
 	kv("QueueDepth", c.QueueDepth)
 	kv("CheckpointBytes", c.CheckpointBytes)
+	kv("GroupCommitWait", c.GroupCommitWait)
 	if c.Replication.Enabled() {
 		kv("Replication", "{"+c.clientConfig(nil).String()+"}")
 	} else {

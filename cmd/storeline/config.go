@@ -59,6 +59,7 @@ func nodeFlags(fs *flag.FlagSet, c *node.Config, logLevel *slog.Level) {
 	fs.IntVar(&c.MaxBatchBytes, "max-batch-bytes", c.MaxBatchBytes, "bytes committed by one fsync, at most")
 	fs.IntVar(&c.QueueDepth, "queue-depth", c.QueueDepth, "appends waiting for the committer, at most")
 	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", c.CheckpointBytes, "WAL bytes between checkpoints")
+	fs.DurationVar(&c.GroupCommitWait, "group-commit-wait", c.GroupCommitWait, "longest wait for a batch to fill, never longer than the last WAL sync (0: never wait)")
 	fs.TextVar(logLevel, "log-level", *logLevel, "log level: debug, info, warn, error")
 }
 
