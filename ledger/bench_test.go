@@ -20,6 +20,7 @@ var (
 	benchOn     = flag.Bool("ledger.bench", false, "run the interleaved durable-append benchmark (TestBenchInterleaved)")
 	benchSlice  = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
 	benchRounds = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
+	benchWait   = flag.Duration("ledger.bench.wait", ledger.DefaultOptions("", "").GroupCommitWait, "Options.GroupCommitWait of the interleaved benchmark's ledger")
 )
 
 // TestBenchInterleaved measures durable 5-line receipts/s at 1, 8 and 64
@@ -35,6 +36,7 @@ func TestBenchInterleaved(t *testing.T) {
 	}
 	dir := t.TempDir()
 	o := ledger.DefaultOptions(filepath.Join(dir, "ledger"), store)
+	o.GroupCommitWait = *benchWait
 	var batches atomic.Int64
 	// One WAL sync per batch, counted when it happens: appends are
 	// answered at the sync, and a batch's apply may fall in the next slice.
