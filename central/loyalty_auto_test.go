@@ -181,8 +181,14 @@ func TestLoyaltyDebtNettedByLaterEarnings(t *testing.T) {
 		return err == nil && d.IsZero()
 	})
 	waitFor(t, "s1 to catch up", 20*time.Second, func() bool { return caughtUpAt(shop) })
+	// 150 earned pay the 100 owed: 50 left, half of it pre-granted to s1
+	// by the automatic sweep, which runs on its own timer after the
+	// netting: wait for it at the leader, then every replica must agree.
+	waitFor(t, "the sweep's pre-grant to s1", 30*time.Second, func() bool {
+		st := pointsAt(t, c.waitLeader(), "e")
+		return st.Rights["s1"] == 25
+	})
 	c.waitSettled()
-	// 150 earned pay the 100 owed: 50 left, half of it pre-granted to s1.
 	for _, n := range c.nodes {
 		st := pointsAt(t, n, "e")
 		if st.Balance != 50 || st.Debt != 0 || st.Rights["s1"] != 25 || st.Rights["central"] != 25 {
