@@ -42,9 +42,11 @@ package ledger
 //     replay applies it after a crash (invariants 3, 4). Before answering,
 //     the committer raises ackedLSN to the batch's LSN, and every read of
 //     the ledger (events, journal, balances, shift totals, dates, returns,
-//     master data, meta, epochs, Position, Backup) first waits in caughtUp
-//     until the applied and published LSN reaches ackedLSN, so a read
-//     never misses a write answered before it began. Other batches
+//     meta, epochs, Position, Backup) first waits in caughtUp until the
+//     applied and published LSN reaches ackedLSN, so a read never misses
+//     a write answered before it began. Reads of master data do not wait:
+//     the batches answered before their apply hold events only, which
+//     write no master data (viewMaster). Other batches
 //     (master data, meta, pulled pages) are answered after their apply.
 //     Answers that need no write (a duplicate, an error) rest only on
 //     synced frames, which were answered (so reads wait for them) or

@@ -249,7 +249,7 @@ func putMaster(txn *badger.Txn, kind storeline.MasterKind, id string, mv *master
 // none or it is deleted.
 func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error {
 	const op = "ledger.GetMaster"
-	err := l.view(func(txn *badger.Txn) error {
+	err := l.viewMaster(func(txn *badger.Txn) error {
 		mv, err := getMaster(txn, kind, id)
 		if err != nil {
 			return err
@@ -267,7 +267,7 @@ func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.
 func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storeline.Record) error {
 	const op = "ledger.LookupMaster"
 	var id string
-	err := l.view(func(txn *badger.Txn) error {
+	err := l.viewMaster(func(txn *badger.Txn) error {
 		v, err := getValue(txn, uniqueKey(kind, key))
 		if err != nil {
 			return err
@@ -289,7 +289,7 @@ func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storel
 func (l *Ledger) ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(storeline.Record) error) error {
 	const op = "ledger.ScanMaster"
 	var fnErr error
-	err := l.view(func(txn *badger.Txn) error {
+	err := l.viewMaster(func(txn *badger.Txn) error {
 		p := masterKey(kind, idPrefix)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -326,7 +326,7 @@ func (l *Ledger) ScanMaster(kind storeline.MasterKind, idPrefix string, fn func(
 func (l *Ledger) MasterChanges(after uint64, limit int) ([]MasterChange, error) {
 	const op = "ledger.MasterChanges"
 	var out []MasterChange
-	err := l.view(func(txn *badger.Txn) error {
+	err := l.viewMaster(func(txn *badger.Txn) error {
 		var err error
 		out, err = masterChanges(txn, after, limit)
 		return err
@@ -453,4 +453,14 @@ func masterChanges(txn *badger.Txn, after uint64, limit int) ([]MasterChange, er
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// viewMaster runs fn in a read transaction without waiting for the
+// applier (invariant 2 of commit.go): the batches answered before their
+// apply hold events only, which write no master data, and a batch that
+// writes master data is answered after its apply. A till's request reads
+// the store, its items and their prices this way, so it does not queue
+// behind every sale answered a moment before.
+func (l *Ledger) viewMaster(fn func(txn *badger.Txn) error) error {
+	return l.db.View(fn)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,4 +173,68 @@ func TestReadsSeeAnsweredWrites(t *testing.T) {
 		}
 	}
 	checkConservation(t, l)
+}
+
+// TestMasterReadsDoNotWaitForSales: while an answered append's apply is
+// held, master data put before it is read at once (a till pricing its
+// next sale does not queue behind the last one), and master data put
+// after it is read once its put is answered (the put waits for the
+// applier to drain, so it is answered only after its own apply).
+func TestMasterReadsDoNotWaitForSales(t *testing.T) {
+	var held atomic.Bool
+	release := make(chan struct{})
+	o := testOptions(t.TempDir())
+	o.Seams = &ledger.Seams{Apply: func(uint64) error {
+		if held.Load() {
+			<-release
+		}
+		return nil
+	}}
+	l := open(t, o)
+	var once sync.Once
+	unhold := func() { once.Do(func() { held.Store(false); close(release) }) }
+	t.Cleanup(unhold) // before Close, which a held apply would block
+	ctx := context.Background()
+	milk := &storeline.Item{ID: "milk", SKU: "MILK", Name: "Milk", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: dec("10")}
+	if _, err := l.PutMaster(ctx, []storeline.Record{milk}); err != nil {
+		t.Fatal(err)
+	}
+	held.Store(true)
+	if _, _, err := l.Append(ctx, receiptEvent(eid(1), 2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		var it storeline.Item
+		err := l.GetMaster(storeline.KindItem, "milk", &it)
+		if err == nil && it.Name != "Milk" {
+			err = fmt.Errorf("item %+v", it)
+		}
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatalf("GetMaster while a sale's apply is held: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GetMaster waited for a held sale's apply")
+	}
+	bread := &storeline.Item{ID: "bread", SKU: "BREAD", Name: "Bread", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: dec("10")}
+	put := make(chan error, 1)
+	go func() {
+		_, err := l.PutMaster(ctx, []storeline.Record{bread})
+		put <- err
+	}()
+	unhold()
+	if err := <-put; err != nil {
+		t.Fatal(err)
+	}
+	var it storeline.Item
+	if err := l.GetMaster(storeline.KindItem, "bread", &it); err != nil || it.Name != "Bread" {
+		t.Fatalf("GetMaster after an answered put = %+v, %v", it, err)
+	}
+	if p := l.Position(); p.Seq != 1 {
+		t.Fatalf("position %v, want the sale's", p)
+	}
 }
