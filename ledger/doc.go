@@ -12,7 +12,8 @@
 // batch is then applied to Badger (opened with SyncWrites off) in one
 // transaction that also records the batch's LSN, and every read waits
 // until the applied LSN covers what was answered, so no read misses an
-// answered write. Master data and other writes are answered after their
+// answered write (reads of master data need not: those batches hold no
+// master data). Master data and other writes are answered after their
 // apply. Open replays the WAL frames Badger lacks. Every CheckpointBytes
 // of WAL, Badger is synced and the segments an earlier sync covers are
 // removed.
