@@ -3,6 +3,7 @@ package storeline
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -132,12 +133,21 @@ func (s *Store) UniqueKeys() []string { return nil }
 
 // Location loads the store's time zone.
 func (s *Store) Location() (*time.Location, error) {
+	if loc, ok := locations.Load(s.TimeZone); ok {
+		return loc.(*time.Location), nil
+	}
 	loc, err := time.LoadLocation(s.TimeZone)
 	if err != nil {
 		return nil, Invalidf("time_zone", "unknown time zone %q", s.TimeZone)
 	}
+	locations.Store(s.TimeZone, loc)
 	return loc, nil
 }
+
+// locations caches time.LoadLocation, which reads the zone's file every
+// time (a till's every request asks for its store's zone); a Location is
+// safe to share. Zones a process meets are few.
+var locations sync.Map // name → *time.Location
 
 // HasDept reports whether the store has the department.
 func (s *Store) HasDept(d DeptID) bool {

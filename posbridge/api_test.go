@@ -1,6 +1,7 @@
 package posbridge_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -393,4 +394,36 @@ func TestDocumentsCustomersBaskets(t *testing.T) {
 	}
 	e.problem(e.do(req{method: "GET", path: "/v1/baskets/" + newID(), token: tokenT1}), 404, "")
 	_ = storeline.KindBasket
+}
+
+// TestStoreChangeReachesPricing: the tills' API keeps the store's record
+// between requests (store, catalog.go); a change of it, here the store's
+// price lists, prices the next request.
+func TestStoreChangeReachesPricing(t *testing.T) {
+	e := newEnv(t)
+	get := func() map[string]any {
+		return e.must(e.do(req{method: "GET", path: "/v1/items/MILK", token: tokenT1}), 200)
+	}
+	if m := get(); m["price"] != "1.19" || m["price_list"] != "base" {
+		t.Fatalf("milk = %v, want 1.19 from base", m)
+	}
+	vip := []storeline.Record{&storeline.PriceList{ID: "vip", Currency: "EUR"},
+		&storeline.Price{List: "vip", Item: "milk", From: t0.Add(-time.Hour), Price: dec("0.99")}}
+	if _, err := e.led.PutMaster(context.Background(), vip); err != nil {
+		t.Fatal(err)
+	}
+	if m := get(); m["price"] != "1.19" {
+		t.Fatalf("milk = %v, want 1.19: vip is not among s1's lists yet", m)
+	}
+	var st storeline.Store
+	if err := e.led.GetMaster(storeline.KindStore, "s1", &st); err != nil {
+		t.Fatal(err)
+	}
+	st.PriceLists = append([]storeline.PriceListID{"vip"}, st.PriceLists...)
+	if _, err := e.led.PutMaster(context.Background(), []storeline.Record{&st}); err != nil {
+		t.Fatal(err)
+	}
+	if m := get(); m["price"] != "0.99" || m["price_list"] != "vip" {
+		t.Fatalf("milk = %v, want 0.99 from vip after s1 took the list", m)
+	}
 }

@@ -17,6 +17,11 @@ import (
 
 // store loads this shop's record and time zone.
 func (s *Server) store() (*storeline.Store, *time.Location, error) {
+	version := s.led.MasterVersion() // read first: what is read is at least this fresh
+	if c := s.storeAt.Load(); c != nil && c.version == version {
+		st := *c.st // a copy: callers may change their own
+		return &st, c.loc, nil
+	}
 	var st storeline.Store
 	if err := s.led.GetMaster(storeline.KindStore, string(s.cfg.Store), &st); err != nil {
 		if errors.Is(err, storeline.NotFound) {
@@ -28,7 +33,19 @@ func (s *Server) store() (*storeline.Store, *time.Location, error) {
 	if err != nil {
 		return nil, nil, storeline.E("posbridge.store", storeline.Internal, err)
 	}
+	kept := st
+	s.storeAt.Store(&storeRecord{version: version, st: &kept, loc: loc})
 	return &st, loc, nil
+}
+
+// storeRecord is the store's record as decoded at a master version (a
+// till's every request reads it; master data changes seldom). A record
+// read after a later change is kept under the earlier version, which
+// only makes the cache answer fresher than it must.
+type storeRecord struct {
+	version uint64
+	st      *storeline.Store
+	loc     *time.Location
 }
 
 // itemBySKU looks an item up by SKU; field names the input in errors.

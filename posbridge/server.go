@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -232,6 +233,8 @@ type Server struct {
 	engine *pricing.Engine
 	points pointsLocks    // loyalty.go
 	lm     loyaltyMetrics // loyalty.go
+	// storeAt caches the store's record (catalog.go, store).
+	storeAt atomic.Pointer[storeRecord]
 }
 
 type metrics struct {
