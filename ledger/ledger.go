@@ -192,6 +192,7 @@ type Ledger struct {
 	// the committer after a batch is applied.
 	pos           atomic.Pointer[Position]
 	masterVersion atomic.Uint64
+	records       atomic.Pointer[recordCache] // master.go
 	appliedLSN    atomic.Uint64
 	// ackedLSN is the last LSN whose waiters were answered before its
 	// apply (invariant 2): reads wait until appliedLSN reaches it.

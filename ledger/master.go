@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/vmihailenco/msgpack/v5"
@@ -249,6 +251,12 @@ func putMaster(txn *badger.Txn, kind storeline.MasterKind, id string, mv *master
 // none or it is deleted.
 func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error {
 	const op = "ledger.GetMaster"
+	c := l.masterCache()
+	k := string(masterKey(kind, id))
+	if data, ok := c.records.Load(k); ok {
+		return l.readErr(op, msgpack.Unmarshal(data.([]byte), into))
+	}
+	var data []byte
 	err := l.viewMaster(func(txn *badger.Txn) error {
 		mv, err := getMaster(txn, kind, id)
 		if err != nil {
@@ -257,15 +265,60 @@ func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.
 		if mv == nil || mv.Deleted {
 			return storeline.Errorf(storeline.NotFound, op, "no %s %q", kind, id)
 		}
-		return msgpack.Unmarshal(mv.Data, into)
+		data = mv.Data
+		return nil
 	})
-	return l.readErr(op, err)
+	if err != nil {
+		return l.readErr(op, err)
+	}
+	c.add(&c.records, k, data)
+	return l.readErr(op, msgpack.Unmarshal(data, into))
+}
+
+// recordCache holds master records as read at one master version: the
+// live records' encoded data by master key, and the IDs unique keys
+// name. The tills' API reads the same few records (the store, the items
+// on sale, their prices, the terminal) for every request, and master data
+// changes seldom; any change (a new MasterVersion) starts an empty cache.
+// A record read after a later change is kept under the earlier version,
+// which only makes the cache answer fresher than it must.
+type recordCache struct {
+	version uint64
+	records sync.Map // master key → []byte (msgpack of the record)
+	ids     sync.Map // unique-key key → string (the holder's ID)
+	n       atomic.Int64
+}
+
+// maxCachedRecords bounds a recordCache; past it, reads go to Badger.
+const maxCachedRecords = 1 << 17
+
+func (c *recordCache) add(m *sync.Map, k string, v any) {
+	if c.n.Add(1) > maxCachedRecords {
+		return
+	}
+	m.Store(k, v)
+}
+
+// masterCache returns the record cache of the current master version.
+func (l *Ledger) masterCache() *recordCache {
+	v := l.masterVersion.Load() // read first: what is read is at least this fresh
+	if c := l.records.Load(); c != nil && c.version == v {
+		return c
+	}
+	c := &recordCache{version: v}
+	l.records.Store(c)
+	return c
 }
 
 // LookupMaster decodes the record of kind holding uniqueKey into into;
 // NotFound if none does.
 func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storeline.Record) error {
 	const op = "ledger.LookupMaster"
+	c := l.masterCache()
+	uk := string(uniqueKey(kind, key))
+	if id, ok := c.ids.Load(uk); ok {
+		return l.GetMaster(kind, id.(string), into)
+	}
 	var id string
 	err := l.viewMaster(func(txn *badger.Txn) error {
 		v, err := getValue(txn, uniqueKey(kind, key))
@@ -281,6 +334,7 @@ func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storel
 	if err != nil {
 		return l.readErr(op, err)
 	}
+	c.add(&c.ids, uk, id)
 	return l.GetMaster(kind, id, into)
 }
 
