@@ -193,6 +193,7 @@ type Ledger struct {
 	pos           atomic.Pointer[Position]
 	masterVersion atomic.Uint64
 	records       atomic.Pointer[recordCache] // master.go
+	replica       bool                        // a Replica's reader: no record cache
 	appliedLSN    atomic.Uint64
 	// ackedLSN is the last LSN whose waiters were answered before its
 	// apply (invariant 2): reads wait until appliedLSN reaches it.

@@ -253,8 +253,10 @@ func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.
 	const op = "ledger.GetMaster"
 	c := l.masterCache()
 	k := string(masterKey(kind, id))
-	if data, ok := c.records.Load(k); ok {
-		return l.readErr(op, msgpack.Unmarshal(data.([]byte), into))
+	if c != nil {
+		if data, ok := c.records.Load(k); ok {
+			return l.readErr(op, msgpack.Unmarshal(data.([]byte), into))
+		}
 	}
 	var data []byte
 	err := l.viewMaster(func(txn *badger.Txn) error {
@@ -271,7 +273,9 @@ func (l *Ledger) GetMaster(kind storeline.MasterKind, id string, into storeline.
 	if err != nil {
 		return l.readErr(op, err)
 	}
-	c.add(&c.records, k, data)
+	if c != nil {
+		c.add(&c.records, k, data)
+	}
 	return l.readErr(op, msgpack.Unmarshal(data, into))
 }
 
@@ -299,8 +303,13 @@ func (c *recordCache) add(m *sync.Map, k string, v any) {
 	m.Store(k, v)
 }
 
-// masterCache returns the record cache of the current master version.
+// masterCache returns the record cache of the current master version, or
+// nil for a replica's ledger, whose master data changes in the replica's
+// own transactions, not at a master version this ledger publishes.
 func (l *Ledger) masterCache() *recordCache {
+	if l.replica {
+		return nil
+	}
 	v := l.masterVersion.Load() // read first: what is read is at least this fresh
 	if c := l.records.Load(); c != nil && c.version == v {
 		return c
@@ -316,8 +325,10 @@ func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storel
 	const op = "ledger.LookupMaster"
 	c := l.masterCache()
 	uk := string(uniqueKey(kind, key))
-	if id, ok := c.ids.Load(uk); ok {
-		return l.GetMaster(kind, id.(string), into)
+	if c != nil {
+		if id, ok := c.ids.Load(uk); ok {
+			return l.GetMaster(kind, id.(string), into)
+		}
 	}
 	var id string
 	err := l.viewMaster(func(txn *badger.Txn) error {
@@ -334,7 +345,9 @@ func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storel
 	if err != nil {
 		return l.readErr(op, err)
 	}
-	c.add(&c.ids, uk, id)
+	if c != nil {
+		c.add(&c.ids, uk, id)
+	}
 	return l.GetMaster(kind, id, into)
 }
 

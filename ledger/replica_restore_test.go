@@ -78,3 +78,31 @@ func TestReplicaReadsRefusedWhileRestoring(t *testing.T) {
 		t.Fatalf("applied index %d, want 200", got)
 	}
 }
+
+// TestReplicaReadsSeeMasterChanges: a replica's master data changes in
+// its own transactions, not at a master version its reader publishes, so
+// the record cache of a store node's ledger must not answer its reads: a
+// record read, changed and read again is read changed.
+func TestReplicaReadsSeeMasterChanges(t *testing.T) {
+	r, err := ledger.OpenReplica(filepath.Join(t.TempDir(), "r"), ledger.ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	for i, name := range []string{"Milk", "Whole milk"} {
+		it := item("milk", "MILK")
+		it.Name = name
+		if _, err := r.Apply(uint64(i+1), func(tx *ledger.ReplicaTxn) error {
+			return tx.PutMasters([]ledger.MasterWrite{{Version: uint64(i+1) << 16, Record: it}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var got storeline.Item
+		if err := r.GetMaster(storeline.KindItem, "milk", &got); err != nil || got.Name != name {
+			t.Fatalf("GetMaster after write %d = %q, %v; want %q", i+1, got.Name, err, name)
+		}
+		if err := r.LookupMaster(storeline.KindItem, storeline.SKUKey("MILK"), &got); err != nil || got.Name != name {
+			t.Fatalf("LookupMaster after write %d = %q, %v; want %q", i+1, got.Name, err, name)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func OpenReplica(dir string, o ReplicaOptions) (*Replica, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Replica{db: db, l: &Ledger{db: db, log: lg}}
+	r := &Replica{db: db, l: &Ledger{db: db, log: lg, replica: true}}
 	if err := r.load(); err != nil {
 		_ = db.Close()
 		return nil, storeline.E(op, storeline.Internal, err)
