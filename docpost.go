@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -473,6 +474,25 @@ type StockBook interface {
 	Document(id string) (*PostedDocument, bool)
 }
 
+// ItemStockBook is a StockBook that can answer an item's stock in a store,
+// over all of the store's departments, in one call. StockOf asks it first:
+// the per-department reads build and look up two keys per department, most
+// of them absent (an item is stocked in one or two departments), through
+// every layer of book, for each line a cost pass or a document costs.
+type ItemStockBook interface {
+	StockBook
+	// ItemStock returns what StockOf's per-department reads give, exponent
+	// included (amounts are stored in binary form, which keeps it): qty and
+	// value are the sums, by decimal.Add from the zero Decimal, of Balance
+	// of the item's units and of the store's currency on
+	// StockAccount(st.ID, d.ID, item) over st.Departments. decimal.Add keeps
+	// the exact sum at the smaller exponent, so any order gives the same,
+	// and a balance the book holds nothing for (the zero Decimal, exponent
+	// 0) changes nothing: the book may sum only those it holds. ok false:
+	// the book cannot say; StockOf then reads each department.
+	ItemStock(st *Store, item ItemID) (qty, value decimal.Decimal, ok bool)
+}
+
 // CountBook is a StockBook that knows what moved after a stocktake's
 // journal position: the shop's own events after (Epoch, Seq), and the
 // events of other origins the shop pulled after PullCursor. A stocktake
@@ -537,10 +557,46 @@ type overlay struct {
 	StockBook
 	delta map[string]decimal.Decimal
 	out   []Posting
+	// stock lists, by item, the keys of delta on stock accounts (units or
+	// money), for ItemStock.
+	stock map[ItemID][]overlayStock
+}
+
+// overlayStock is a key of overlay.delta on a stock account.
+type overlayStock struct {
+	store StoreID
+	dept  DeptID
+	asset Asset
+	key   string
 }
 
 func (o *overlay) Balance(acct string, a Asset) decimal.Decimal {
 	return o.StockBook.Balance(acct, a).Add(o.delta[acct+"\x00"+string(a)])
+}
+
+// ItemStock is the book's ItemStock with the overlay's postings on the
+// item's stock accounts added (Balance adds them per department; the sum
+// is the same, exponent included: see ItemStockBook).
+func (o *overlay) ItemStock(st *Store, item ItemID) (qty, value decimal.Decimal, ok bool) {
+	b, ok := o.StockBook.(ItemStockBook)
+	if !ok {
+		return qty, value, false
+	}
+	if qty, value, ok = b.ItemStock(st, item); !ok {
+		return qty, value, false
+	}
+	for _, s := range o.stock[item] {
+		if s.store != st.ID || !st.HasDept(s.dept) {
+			continue
+		}
+		switch s.asset {
+		case ItemAsset(item):
+			qty = qty.Add(o.delta[s.key])
+		case MoneyAsset(st.Currency):
+			value = value.Add(o.delta[s.key])
+		}
+	}
+	return qty, value, true
 }
 
 func (o *overlay) post(acct string, a Asset, amt decimal.Decimal) {
@@ -548,8 +604,25 @@ func (o *overlay) post(acct string, a Asset, amt decimal.Decimal) {
 		return
 	}
 	k := acct + "\x00" + string(a)
-	o.delta[k] = o.delta[k].Add(amt)
+	d, had := o.delta[k]
+	o.delta[k] = d.Add(amt)
 	o.out = append(o.out, Posting{Account: acct, Asset: a, Amount: amt})
+	if had {
+		return
+	}
+	// stock/<store>/<dept>/<item>: IDs hold no "/", so the parts are
+	// unambiguous; an account of another shape is not a stock account
+	// StockOf reads.
+	if rest, ok := strings.CutPrefix(acct, "stock/"); ok {
+		if store, rest, ok := strings.Cut(rest, "/"); ok {
+			if dept, item, ok := strings.Cut(rest, "/"); ok {
+				if o.stock == nil {
+					o.stock = map[ItemID][]overlayStock{}
+				}
+				o.stock[ItemID(item)] = append(o.stock[ItemID(item)], overlayStock{StoreID(store), DeptID(dept), a, k})
+			}
+		}
+	}
 }
 
 // move posts qty units and value of item from one account to another.
@@ -561,8 +634,22 @@ func (o *overlay) move(from, to string, item ItemID, cur Currency, qty, value de
 }
 
 // StockOf returns the units and value of item in store over all of its
-// departments.
+// departments: in one call if b is an ItemStockBook that can say.
 func StockOf(b StockBook, st *Store, item ItemID) (qty, value decimal.Decimal) {
+	if ib, ok := b.(ItemStockBook); ok && !slowStock.Load() {
+		if qty, value, ok := ib.ItemStock(st, item); ok {
+			return qty, value
+		}
+	}
+	return stockByDept(b, st, item)
+}
+
+// slowStock turns StockOf's one-call path off, so a test can compare both
+// paths on the same books. Only tests set it.
+var slowStock atomic.Bool
+
+// stockByDept is StockOf by a read of each department's balances.
+func stockByDept(b StockBook, st *Store, item ItemID) (qty, value decimal.Decimal) {
 	for _, d := range st.Departments {
 		acct := StockAccount(st.ID, d.ID, item)
 		qty = qty.Add(b.Balance(acct, ItemAsset(item)))
@@ -575,9 +662,31 @@ func StockOf(b StockBook, st *Store, item ItemID) (qty, value decimal.Decimal) {
 func CostOf(b StockBook, st *Store, item ItemID, q decimal.Decimal) decimal.Decimal {
 	qty, value := StockOf(b, st, item)
 	if qty.IsPositive() {
-		return st.Currency.Round(value.Mul(q).DivRound(qty, st.Currency.Scale()+8))
+		return costAt(value, q, qty, st.Currency)
 	}
 	return st.Currency.Round(q.Mul(b.LastCost(st.ID, item)))
+}
+
+// costAt is cur.Round(value.Mul(q).DivRound(qty, cur.Scale()+8)), on
+// int64s while the figures fit one (fx mirrors each step, exponent
+// included): a cost pass computes it for every line it costs, and each
+// decimal step allocates.
+func costAt(value, q, qty decimal.Decimal, cur Currency) decimal.Decimal {
+	scale := cur.Scale()
+	if v, ok := toFx(value); ok {
+		if n, ok := toFx(q); ok {
+			if d, ok := toFx(qty); ok {
+				if m, ok := v.mul(n); ok {
+					if c, ok := m.divRound(d, scale+8); ok {
+						if r, ok := c.round(scale); ok {
+							return r.dec()
+						}
+					}
+				}
+			}
+		}
+	}
+	return cur.Round(value.Mul(q).DivRound(qty, scale+8))
 }
 
 // PostDocument derives the postings (and the other effects) of posting d

@@ -136,6 +136,13 @@ type txBook struct {
 	// sum it changes (a cost pass, which reads an item's balances in
 	// every department for each line that sells it).
 	memo map[balRef]decimal.Decimal
+	// stock, when not nil, lists by item the keys of the store's stock
+	// balances reads, pending and the add-back sums may hold, for
+	// ItemStock: a superset will do (a key none holds adds nothing).
+	stock *stockIndex
+	// cache, when not nil, is the FSM's read cache (a push entry's cost
+	// pass): LastCost answers from it.
+	cache *pushCache
 }
 
 type balRef struct {
@@ -156,8 +163,12 @@ func (b *txBook) forget(ps []storeline.Posting) {
 // One scan of a store's few hundred stock balances costs less than the
 // point reads of each sold item's balances in every department, most of
 // which miss.
+//
+// A store's stock prefix (rpBal + "stock/<store>/") also lists the keys in
+// b.stock, for ItemStock.
 func (b *txBook) prefetch(prefix string, limit int) error {
 	n, full := 0, true
+	b.stock = newStockIndex(prefix)
 	err := b.rt.ScanMeta(prefix, func(k string, v []byte) (bool, error) {
 		if n == limit {
 			full = false
@@ -169,6 +180,7 @@ func (b *txBook) prefetch(prefix string, limit int) error {
 			return false, fmt.Errorf("balance %q: %w", k, err)
 		}
 		b.reads[k] = d
+		b.stock.note(k)
 		return true, nil
 	})
 	if err == nil && full {
@@ -310,7 +322,24 @@ func sumIsFirst(d, e decimal.Decimal) bool {
 }
 
 func (b *txBook) LastCost(s storeline.StoreID, i storeline.ItemID) decimal.Decimal {
-	return b.decimal(boCost + string(s) + "\x00" + string(i))
+	k := boCost + string(s) + "\x00" + string(i)
+	if b.cache == nil {
+		return b.decimal(k)
+	}
+	if v, ok := b.cache.costs[k]; ok {
+		if checkPushCache.Load() {
+			b.fail(b.cache.check(b.rt, k, v))
+		}
+		return v
+	}
+	v := b.decimal(k)
+	if b.err == nil {
+		if len(b.cache.costs) >= maxCachedKeys {
+			clear(b.cache.costs)
+		}
+		b.cache.costs[k] = v
+	}
+	return v
 }
 
 func (b *txBook) Document(id string) (*storeline.PostedDocument, bool) {

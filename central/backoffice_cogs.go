@@ -34,6 +34,7 @@ package central
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -152,6 +153,9 @@ type addBack struct {
 	stored bool
 	base   map[string]decimal.Decimal
 	delta  map[string]decimal.Decimal
+	// stock, when not nil, is the index of the book that reads the sums
+	// (txBook.ItemStock): add notes the keys it adds.
+	stock *stockIndex
 }
 
 func (a *addBack) key(k string) string { return boAddBack + string(a.store) + "\x00" + k }
@@ -194,6 +198,7 @@ func (a *addBack) add(ps []storeline.Posting, sign int64) {
 	for _, p := range ps {
 		if !p.Asset.IsMoney() {
 			k := balKey(p.Account, p.Asset)
+			a.stock.note(k)
 			if sign > 0 {
 				a.delta[k] = a.delta[k].Add(p.Amount)
 			} else {
@@ -297,7 +302,10 @@ type pushedEntry struct {
 // they are not too many (nil otherwise). The applier's flush, the cost
 // pass and the negative-stock recheck all read those balances: one scan
 // serves the three, and a scan early in the entry sorts few pending
-// writes (a Badger iterator sorts them all).
+// writes (a Badger iterator sorts them all: those of the entries before
+// it in the batch too). The FSM's read cache keeps what a scan read for
+// the next push of the store (pushCache), so a store scans once, not
+// once per push.
 func pushStockBook(tx *Tx, store storeline.StoreID, evs replication.WireEvents) (*txBook, error) {
 	if boHookOff.Load() || slowBooks.Load() {
 		return nil, nil
@@ -314,11 +322,344 @@ func pushStockBook(tx *Tx, store storeline.StoreID, evs replication.WireEvents) 
 	if len(items) == 0 {
 		return nil, nil
 	}
+	limit := 16*len(items) + 64
+	if c := tx.cache.stockOf(store); c != nil {
+		// What the scan below would read: more than limit keys, and it
+		// gives up.
+		if len(c.vals) > limit {
+			return nil, nil
+		}
+		b := &txBook{rt: tx.ReplicaTxn, reads: maps.Clone(c.vals), whole: rpBal + prefix, stock: c.ix}
+		if checkPushCache.Load() {
+			if err := sameAsScan(b, limit); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	}
 	b := &txBook{rt: tx.ReplicaTxn, reads: map[string]decimal.Decimal{}}
-	if err := b.prefetch(rpBal+prefix, 16*len(items)+64); err != nil || b.whole == "" {
+	if err := b.prefetch(rpBal+prefix, limit); err != nil || b.whole == "" {
 		return nil, err
 	}
+	if c := tx.cache; c != nil {
+		if len(c.stock) >= maxCachedStores {
+			clear(c.stock) // bounded memory, whatever the chain
+		}
+		c.stock[store] = &stockCache{vals: maps.Clone(b.reads), ix: b.stock}
+	}
 	return b, nil
+}
+
+// Bounds of the FSM's read cache (pushCache).
+const (
+	maxCachedStores = 64
+	maxCachedKeys   = 1 << 16
+)
+
+// pushCache is what push entries read of the state and keep across push
+// entries (FSM.cache): it answers what a read of the state would, because
+// every write of those keys in a push entry is written through to it
+// (wroteBalance, wroteNeg) and any other entry empties it. Only the
+// FSM's goroutine touches it.
+type pushCache struct {
+	// stock is every stock balance of each store that pushed.
+	stock map[storeline.StoreID]*stockCache
+	// bals holds balances applier.flush read or wrote, by balKey, as
+	// it reads them (the stored string parsed; decimal.Zero if none).
+	bals map[string]decimal.Decimal
+	// neg holds, by boNeg key, whether the key exists.
+	neg map[string]bool
+	// costs holds last purchase costs (boCost keys) as txBook.decimal
+	// reads them; only a document's posting, never a push, writes them.
+	costs map[string]decimal.Decimal
+}
+
+func newPushCache() *pushCache {
+	return &pushCache{stock: map[storeline.StoreID]*stockCache{}, bals: map[string]decimal.Decimal{}, neg: map[string]bool{},
+		costs: map[string]decimal.Decimal{}}
+}
+
+func (c *pushCache) reset() {
+	clear(c.stock)
+	clear(c.bals)
+	clear(c.neg)
+	clear(c.costs)
+}
+
+func (c *pushCache) stockOf(store storeline.StoreID) *stockCache {
+	if c == nil {
+		return nil
+	}
+	return c.stock[store]
+}
+
+// balance is what applier.flush reads of balance k: the cache's answer,
+// else the state's (then cached).
+func (c *pushCache) balance(rt *ledger.ReplicaTxn, k string) (decimal.Decimal, error) {
+	if c != nil {
+		if v, ok := c.bals[k]; ok {
+			if checkPushCache.Load() {
+				if err := c.check(rt, k, v); err != nil {
+					return v, err
+				}
+			}
+			return v, nil
+		}
+	}
+	old, err := rt.Meta(k)
+	if err != nil {
+		return decimal.Zero, err
+	}
+	cur := decimal.Zero
+	if old != nil {
+		if cur, err = decimal.NewFromString(string(old)); err != nil {
+			return cur, fmt.Errorf("balance %q: %w", k, err)
+		}
+	}
+	if c != nil {
+		if len(c.bals) >= maxCachedKeys {
+			clear(c.bals)
+		}
+		c.bals[k] = cur
+	}
+	return cur, nil
+}
+
+// check compares the cache's v for balance k with the state's.
+func (c *pushCache) check(rt *ledger.ReplicaTxn, k string, v decimal.Decimal) error {
+	old, err := rt.Meta(k)
+	if err != nil {
+		return err
+	}
+	want := "0 0"
+	if old != nil {
+		d, err := decimal.NewFromString(string(old))
+		if err != nil {
+			return err
+		}
+		want = d.String() + " " + fmt.Sprint(d.Exponent())
+	}
+	if got := v.String() + " " + fmt.Sprint(v.Exponent()); got != want {
+		return fmt.Errorf("central: read cache has %s = %s, the state %s", k, got, want)
+	}
+	return nil
+}
+
+// negMark is whether boNeg key k exists: the cache's answer, else the
+// state's (then cached).
+func (c *pushCache) negMark(rt *ledger.ReplicaTxn, k string) (bool, error) {
+	if c != nil {
+		if v, ok := c.neg[k]; ok {
+			if checkPushCache.Load() {
+				if s, err := rt.Meta(k); err != nil || (s != nil) != v {
+					return v, fmt.Errorf("central: read cache has %s %v, the state %v (%v)", k, v, s != nil, err)
+				}
+			}
+			return v, nil
+		}
+	}
+	v, err := rt.Meta(k)
+	if err != nil {
+		return false, err
+	}
+	if c != nil {
+		if len(c.neg) >= maxCachedKeys {
+			clear(c.neg)
+		}
+		c.neg[k] = v != nil
+	}
+	return v != nil, nil
+}
+
+// wroteNeg writes through a boNeg key boIndex.flush wrote.
+func (c *pushCache) wroteNeg(k string, exists bool) {
+	if c != nil {
+		c.neg[k] = exists
+	}
+}
+
+// stockCache is every stock balance of a store as the state has them (the
+// stored string parsed, as a scan reads it), by balKey, and an index that
+// lists at least those keys (ItemStock sums the keys it lists that a book
+// holds: listing more is harmless).
+type stockCache struct {
+	vals map[string]decimal.Decimal
+	ix   *stockIndex
+}
+
+// wroteBalance writes through to the FSM's read cache (FSM.cache) a
+// balance applier.flush wrote: stored is what it stored (nil: deleted).
+func (c *pushCache) wroteBalance(k string, stored []byte) error {
+	if c == nil {
+		return nil
+	}
+	d := decimal.Zero
+	if stored != nil {
+		var err error
+		if d, err = decimal.NewFromString(string(stored)); err != nil {
+			return fmt.Errorf("balance %q: %w", k, err)
+		}
+	}
+	if len(c.bals) >= maxCachedKeys {
+		clear(c.bals)
+	}
+	c.bals[k] = d
+	rest, ok := strings.CutPrefix(k, rpBal+"stock/")
+	if !ok {
+		return nil
+	}
+	store, _, _ := strings.Cut(rest, "/")
+	s := c.stock[storeline.StoreID(store)]
+	if s == nil {
+		return nil
+	}
+	if stored == nil {
+		delete(s.vals, k)
+		return nil
+	}
+	s.vals[k] = d
+	s.ix.note(k)
+	return nil
+}
+
+// sameAsScan checks a book made from the stock cache against a scan of
+// the state (checkPushCache; tests set it).
+func sameAsScan(b *txBook, limit int) error {
+	s := &txBook{rt: b.rt, reads: map[string]decimal.Decimal{}}
+	if err := s.prefetch(b.whole, limit); err != nil {
+		return err
+	}
+	if s.whole != b.whole || len(s.reads) != len(b.reads) {
+		return fmt.Errorf("central: stock cache of %q holds %d balances, the state %d (whole %q)", b.whole, len(b.reads), len(s.reads), s.whole)
+	}
+	for k, v := range s.reads {
+		w, ok := b.reads[k]
+		if x, y := v.String()+fmt.Sprint(v.Exponent()), w.String()+fmt.Sprint(w.Exponent()); !ok || x != y {
+			return fmt.Errorf("central: stock cache has %s = %s (held %v), the state %s", k, y, ok, x)
+		}
+		if !b.stock.known[k] {
+			return fmt.Errorf("central: stock cache's index lacks %s", k)
+		}
+	}
+	return nil
+}
+
+// stockIndex lists, by item, the keys of one store's stock balances
+// (balKey of stock/<store>/<dept>/<item>, the item's units or a currency)
+// that a book's maps hold, so ItemStock sums an item's few balances
+// instead of building and looking up two keys per department of the
+// store, most of which hold nothing. The book's users note every key they
+// add to those maps (prefetch, planCosts, addBack.add); listing a key none
+// holds is harmless.
+type stockIndex struct {
+	prefix string // rpBal + "stock/" + store + "/"
+	store  storeline.StoreID
+	items  map[storeline.ItemID][]stockKey
+	known  map[string]bool
+}
+
+// stockKey is a key of a stock balance: its department, and its asset,
+// the item's units or a currency.
+type stockKey struct {
+	dept  storeline.DeptID
+	units bool
+	cur   storeline.Currency // when !units
+	key   string
+}
+
+// newStockIndex returns an empty index of the store whose stock balances
+// are under prefix, or nil if prefix is not such a prefix.
+func newStockIndex(prefix string) *stockIndex {
+	rest, ok := strings.CutPrefix(prefix, rpBal+"stock/")
+	store, ok2 := strings.CutSuffix(rest, "/")
+	if !ok || !ok2 || store == "" || strings.Contains(store, "/") {
+		return nil
+	}
+	return &stockIndex{prefix: prefix, store: storeline.StoreID(store),
+		items: map[storeline.ItemID][]stockKey{}, known: map[string]bool{}}
+}
+
+// note lists k if it is a balance of the store's stock.
+func (x *stockIndex) note(k string) {
+	if x == nil || x.known[k] {
+		return
+	}
+	rest, ok := strings.CutPrefix(k, x.prefix)
+	if !ok {
+		return
+	}
+	// <dept>/<item>\x00<asset>: IDs hold neither "/" nor "\x00".
+	dept, rest, ok := strings.Cut(rest, "/")
+	if !ok {
+		return
+	}
+	item, asset, ok := strings.Cut(rest, "\x00")
+	if !ok {
+		return
+	}
+	sk := stockKey{dept: storeline.DeptID(dept), key: k}
+	if id, ok := strings.CutPrefix(asset, "item:"); ok && id == item {
+		sk.units = true
+	} else if cur, ok := strings.CutPrefix(asset, "cur:"); ok {
+		sk.cur = storeline.Currency(cur)
+	} else {
+		return // not an asset StockOf reads on this account
+	}
+	x.known[k] = true
+	x.items[storeline.ItemID(item)] = append(x.items[storeline.ItemID(item)], sk)
+}
+
+var _ storeline.ItemStockBook = (*txBook)(nil)
+
+// ItemStock is what storeline.StockOf reads department by department
+// through Balance, from the one scan of the store's stock the book holds
+// (b.whole; every key under it that exists is in b.reads): the sum of the
+// item's balances read, pending and added back. Balance adds the same
+// terms per department (absent ones are zeros of exponent 0, which change
+// no sum: decimal.Add keeps the smaller exponent), so the sums are equal,
+// exponent included. ok is false when the book does not hold the store's
+// whole stock, or reads stored add-back sums by key (b.back.stored).
+func (b *txBook) ItemStock(st *storeline.Store, item storeline.ItemID) (qty, value decimal.Decimal, ok bool) {
+	x := b.stock
+	if x == nil || b.whole == "" || b.whole != x.prefix || st.ID != x.store || (b.back != nil && b.back.stored) ||
+		strings.IndexByte(string(item), 0) >= 0 || slowBooks.Load() {
+		return qty, value, false
+	}
+	q, v := storeline.SumOf(zeroE0), storeline.SumOf(zeroE0)
+	var qb, vb storeline.DecimalSum // added back: subtracted
+	for _, k := range x.items[item] {
+		if !st.HasDept(k.dept) {
+			continue
+		}
+		sum, back := &q, &qb
+		if !k.units {
+			if k.cur != st.Currency {
+				continue
+			}
+			sum, back = &v, &vb
+		}
+		if d, ok := b.reads[k.key]; ok {
+			sum.Add(d)
+		}
+		if d, ok := b.pending[k.key]; ok {
+			sum.Add(d)
+		}
+		if b.back != nil {
+			if d, ok := b.back.delta[k.key]; ok {
+				back.Add(d)
+			}
+		}
+	}
+	return lessBack(&q, &qb), lessBack(&v, &vb), true
+}
+
+// lessBack is s less back (nothing if back is empty).
+func lessBack(s, back *storeline.DecimalSum) decimal.Decimal {
+	d := back.Decimal()
+	if d.Sign() == 0 && d.Exponent() == 0 {
+		return s.Decimal() // exponent ≤ 0 (from zeroE0): d changes nothing
+	}
+	return s.Decimal().Sub(d)
 }
 
 type pushedEvent struct {
@@ -426,12 +767,12 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 	}
 	plan.answer = catchUpAnswer{Done: done, Costed: len(sales), Epoch: last.Epoch, Seq: last.Seq}
 	// Planning reads only, so the book may cache what it reads.
-	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending, back: plan.back, reads: map[string]decimal.Decimal{}}
+	b := &txBook{rt: tx.ReplicaTxn, pending: plan.pending, back: plan.back, reads: map[string]decimal.Decimal{}, cache: tx.cache}
 	prefix := rpBal + "stock/" + string(store) + "/"
 	if pushed != nil && pushed.stock != nil && pushed.stock.whole == prefix {
 		// The store's stock, read before the batch; the batch's
 		// balances go on top, next.
-		b.reads, b.whole = pushed.stock.reads, pushed.stock.whole
+		b.reads, b.whole, b.stock = pushed.stock.reads, pushed.stock.whole, pushed.stock.stock
 	}
 	if pushed != nil {
 		for k, v := range pushed.balances {
@@ -457,6 +798,19 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 	if b.whole == prefix {
 		plan.book = b
 	}
+	// What the book holds beyond its scan: the batch's balances (a zero
+	// one is deleted from the state, not in the scan, but in b.reads)
+	// and the add-back sums so far. The pass's own changes are noted as
+	// it makes them (addBack.add, pending below).
+	if pushed != nil {
+		for k := range pushed.balances {
+			b.stock.note(k)
+		}
+	}
+	plan.back.stock = b.stock
+	for k := range plan.back.delta {
+		b.stock.note(k)
+	}
 	if !slowBooks.Load() {
 		b.memo = map[balRef]decimal.Decimal{}
 	}
@@ -479,6 +833,7 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 		for _, p := range ps {
 			k := balKey(p.Account, p.Asset)
 			plan.pending[k] = plan.pending[k].Add(p.Amount)
+			b.stock.note(k)
 			if strings.HasPrefix(p.Account, "cogs/") {
 				c = c.Add(p.Amount)
 			}
@@ -521,7 +876,7 @@ func (p *costPlan) stockAfter() *txBook {
 	if p.book == nil {
 		return nil
 	}
-	return &txBook{rt: p.book.rt, pending: p.pending, reads: p.book.reads, whole: p.book.whole, stores: p.book.stores}
+	return &txBook{rt: p.book.rt, pending: p.pending, reads: p.book.reads, whole: p.book.whole, stores: p.book.stores, stock: p.book.stock}
 }
 
 // event is pushed.events[pos]; ok is false if p is nil or does not know

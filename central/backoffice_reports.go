@@ -710,20 +710,23 @@ func (ix *boIndex) flush() error {
 			negative = qty.IsNegative()
 		}
 		k := boNeg + string(si.store) + "\x00" + string(si.item)
-		v, err := rt.Meta(k)
+		marked, err := ix.tx.cache.negMark(rt, k) // backoffice_cogs.go
 		if err != nil {
 			return err
 		}
 		switch {
-		case negative && v == nil:
+		case negative && !marked:
 			err = rt.SetMeta(k, []byte{})
 			ix.count(boNegN+string(si.store), 1)
-		case !negative && v != nil:
+		case !negative && marked:
 			err = rt.SetMeta(k, nil)
 			ix.count(boNegN+string(si.store), -1)
 		}
 		if err != nil {
 			return err
+		}
+		if negative != marked {
+			ix.tx.cache.wroteNeg(k, negative)
 		}
 	}
 	ix.touched = map[storeItem]bool{}

@@ -110,11 +110,19 @@ type Tx struct {
 	// items is the FSM's item cache (FSM.items) in a push entry, nil in
 	// any other.
 	items map[storeline.ItemID]itemFlags
+	// cache is the FSM's read cache (FSM.cache) in a push entry, nil in
+	// any other.
+	cache *pushCache
 }
 
 // noItemCache turns the FSM's item cache off, so a test can compare the
 // state a log leaves with and without it. Only tests set it.
 var noItemCache atomic.Bool
+
+// noPushCache turns the FSM's read cache (pushCache) off, and
+// checkPushCache has every push that uses it compare what it answers
+// with the state. Only tests set them.
+var noPushCache, checkPushCache atomic.Bool
 
 // NextVersion returns the version of the next change in this entry.
 func (t *Tx) NextVersion() (Version, error) {
@@ -144,6 +152,17 @@ type FSM struct {
 	// it always answers what a read of the state would. Only the FSM's
 	// goroutine touches it.
 	items map[storeline.ItemID]itemFlags
+	// cache holds, across push entries, what they read of the state
+	// again and again: every stock balance of the stores that pushed
+	// (read by a scan, which sorts the transaction's pending writes
+	// first: the entries before it in the batch), the other balances a
+	// push moved, the negative-stock marks it checked and the last
+	// purchase costs its cost pass read (backoffice_cogs.go). Only push
+	// entries use it, and the functions that write those keys in a push
+	// entry write them through to it (no push writes a last cost); any
+	// other entry, a failed or skipped transaction and a restore empty
+	// it, as they do items.
+	cache *pushCache
 }
 
 type itemFlags struct{ exists, excise bool }
@@ -151,7 +170,8 @@ type itemFlags struct{ exists, excise bool }
 var _ raft.BatchingFSM = (*FSM)(nil)
 
 func newFSM(rep *ledger.Replica, log *slog.Logger, ops []Op) (*FSM, error) {
-	f := &FSM{rep: rep, ops: map[string]OpFunc{}, log: log, items: map[storeline.ItemID]itemFlags{}}
+	f := &FSM{rep: rep, ops: map[string]OpFunc{}, log: log, items: map[storeline.ItemID]itemFlags{},
+		cache: newPushCache()}
 	for _, o := range append(masterOps(), ops...) {
 		if _, dup := f.ops[o.Name]; dup || o.Name == "" || o.Apply == nil {
 			return nil, fmt.Errorf("central: op %q registered twice or empty", o.Name)
@@ -212,6 +232,7 @@ func (f *FSM) applyRange(logs []*raft.Log, cmds []int, out []interface{}) error 
 	})
 	if err != nil || !done {
 		clear(f.items)
+		f.cache.reset()
 	}
 	if err != nil {
 		return err
@@ -260,6 +281,11 @@ func (f *FSM) applyOne(rt *ledger.ReplicaTxn, l *raft.Log) (*Result, error) {
 		tx.items = f.items
 	} else {
 		clear(f.items)
+	}
+	if c.Op == OpReplicationPush && !noPushCache.Load() {
+		tx.cache = f.cache
+	} else {
+		f.cache.reset()
 	}
 	res := &Result{Index: l.Index}
 	fn, ok := f.ops[c.Op]
@@ -356,6 +382,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	clear(f.items)
+	f.cache.reset()
 	if err := f.rep.Restore(rc); err != nil {
 		return fmt.Errorf("central: restore: %w", err)
 	}

@@ -111,27 +111,43 @@ func costLog(t *testing.T) ([]ledger.MasterWrite, []*raft.Log) {
 		ws = append(ws, ledger.MasterWrite{Version: Version{1, uint16(3 + i)}.Pack(), Record: &storeline.Item{ID: storeline.ItemID(fmt.Sprintf("i%d", i)),
 			SKU: fmt.Sprintf("sku%d", i), Name: "Item", Group: "g", Dept: dept(i), Unit: storeline.Piece, VATRate: d("10")}})
 	}
+	ws = append(ws, ledger.MasterWrite{Version: Version{1, 9}.Pack(), Record: &storeline.Supplier{ID: "p1", Name: "P"}})
 	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	logs := []*raft.Log{{Index: 1, Type: raft.LogCommand, Data: seedEntry(t)}}
 	next := func() uint64 { return logs[len(logs)-1].Index + 1 }
-	// Deliveries: items 0-3 only (4 and 5 go negative), 7 units worth
-	// 10.00 + i/3, in their departments.
-	for i := range 4 {
+	// delivery books units of item i worth 10.00 + i/3 into its
+	// department (item 1 with a sliver of value, 0.0001, in the other, so
+	// the stock sums' exponents vary).
+	delivery := func(i int, units decimal.Decimal) {
 		item := storeline.ItemID(fmt.Sprintf("i%d", i))
 		stock := storeline.StockAccount("s1", dept(i), item)
 		val := d("10").Add(decimal.NewFromInt(int64(i)).DivRound(d("3"), 2))
 		var p transferPayload
-		p.ID, p.Reason = storeline.EventID{byte(i + 1), 0x70, 0, 0, 0, 0, 0x40, 0, 0x80}, "delivery"
-		for _, ps := range []storeline.Posting{
-			{Account: stock, Asset: storeline.ItemAsset(item), Amount: d("7")},
-			{Account: "warehouse/x", Asset: storeline.ItemAsset(item), Amount: d("-7")},
+		p.ID, p.Reason = storeline.EventID{byte(len(logs)), 0x70, 0, 0, 0, 0, 0x40, 0, 0x80}, "delivery"
+		ps := []storeline.Posting{
+			{Account: stock, Asset: storeline.ItemAsset(item), Amount: units},
+			{Account: "warehouse/x", Asset: storeline.ItemAsset(item), Amount: units.Neg()},
 			{Account: stock, Asset: "cur:EUR", Amount: val},
 			{Account: "warehouse/x", Asset: "cur:EUR", Amount: val.Neg()},
-		} {
+		}
+		if i == 1 {
+			ps = append(ps, storeline.Posting{Account: storeline.StockAccount("s1", dept(i+1), item), Asset: "cur:EUR", Amount: d("0.0001")},
+				storeline.Posting{Account: "warehouse/y", Asset: "cur:EUR", Amount: d("-0.0001")})
+		}
+		for _, ps := range ps {
 			amt, _ := ps.Amount.MarshalBinary()
 			p.Postings = append(p.Postings, replication.WirePosting{Account: ps.Account, Asset: string(ps.Asset), Amount: amt})
 		}
 		logs = append(logs, entryLog(t, next(), at, OpReplicationTransfer, &p))
+	}
+	// Deliveries: items 0-3 only (4 and 5 go negative), 7 units each,
+	// item 3's written 7.000.
+	for i := range 4 {
+		units := d("7")
+		if i == 3 {
+			units = d("7.000")
+		}
+		delivery(i, units)
 	}
 	seq := uint64(0)
 	event := func(kind storeline.EventKind, body storeline.Body, ps []storeline.Posting) []byte {
@@ -177,6 +193,19 @@ func costLog(t *testing.T) ([]ledger.MasterWrite, []*raft.Log) {
 			evs = append(evs, receipt(e*7+k))
 		}
 		logs = append(logs, pushLog(t, next(), at, "s1", 1, evs))
+		if e == 1 {
+			// A delivery between pushes: the stock balances a push
+			// finds are not those the one before it left.
+			delivery(2, d("3"))
+		}
+		if e == 2 {
+			// An invoice of one unit of i4, whose stock stays below
+			// zero: the pushes after cost its sales at this last cost,
+			// not at the zero the ones before read.
+			logs = append(logs, entryLog(t, next(), at, OpDocCreate, &storeline.Document{ID: "inv1", Type: storeline.DocIncomingInvoice,
+				Store: "s1", Supplier: "p1", Lines: []storeline.DocumentLine{{Item: "i4", Qty: d("1"), PurchasePrice: d("2.50")}}}))
+			logs = append(logs, entryLog(t, next(), at, OpDocPost, &docIDPayload{ID: "inv1"}))
+		}
 		if e == 3 {
 			logs = append(logs, entryLog(t, next(), at, OpCostCatchUp, &catchUpPayload{Store: "s1"}))
 		}
@@ -201,16 +230,21 @@ func applyAll(t *testing.T, f *FSM, logs []*raft.Log) {
 // same state on two fresh replicas, and the same as the general path
 // (slowBooks: no scan before the batch, every balance the applier moves
 // read by key, every decimal sum computed, no memo, the recheck's own
-// scan) leaves: the shortcuts change no value, exponent or key.
+// scan, StockOf by each department's balances rather than
+// txBook.ItemStock) leaves, and the same as a replica without the FSM's
+// stock cache (a scan in every push) leaves: the shortcuts change no
+// value, exponent or key.
 func TestCostShortcutsSameState(t *testing.T) {
 	SetCostPassLimit(t, 4)
 	ws, logs := costLog(t)
 	var states []map[string]string
-	for _, slow := range []bool{false, false, true} {
+	for i, slow := range []bool{false, false, true} {
 		slowBooks.Store(slow)
+		noPushCache.Store(i == 1) // the second replica scans every push
 		f, rep := fullFSM(t, ws)
 		applyAll(t, f, logs)
 		slowBooks.Store(false)
+		noPushCache.Store(false)
 		// Pushes whose pass books costs stamp two things in one entry
 		// (the push's IDs, the cost event's): the record lists both.
 		if s, x := seenIDs(t, rep); s != x || s == 0 {
@@ -235,7 +269,7 @@ func TestCostShortcutsSameState(t *testing.T) {
 	if costs == 0 || neg == 0 {
 		t.Fatalf("%d non-zero sale costs, %d negative positions: want some of each", costs, neg)
 	}
-	sameState(t, "second replica", states[0], states[1])
+	sameState(t, "second replica, no stock cache", states[0], states[1])
 	sameState(t, "general path", states[0], states[2])
 }
 

@@ -750,28 +750,23 @@ func (a *applier) flush() error {
 				return a.stock.err
 			}
 		} else {
-			old, err := a.tx.Meta(k)
-			if err != nil {
+			var err error
+			if cur, err = a.tx.cache.balance(a.tx.ReplicaTxn, k); err != nil { // backoffice_cogs.go
 				return err
-			}
-			cur = decimal.Zero
-			if old != nil {
-				if cur, err = decimal.NewFromString(string(old)); err != nil {
-					return fmt.Errorf("balance %q: %w", k, err)
-				}
 			}
 		}
 		cur = cur.Add(a.deltas[k])
 		if a.balances != nil {
 			a.balances[k] = cur
 		}
-		var err error
-		if cur.IsZero() {
-			err = a.tx.SetMeta(k, nil)
-		} else {
-			err = a.tx.SetMeta(k, []byte(cur.String()))
+		var v []byte
+		if !cur.IsZero() {
+			v = []byte(cur.String())
 		}
-		if err != nil {
+		if err := a.tx.SetMeta(k, v); err != nil {
+			return err
+		}
+		if err := a.tx.cache.wroteBalance(k, v); err != nil {
 			return err
 		}
 	}
