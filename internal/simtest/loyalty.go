@@ -302,8 +302,15 @@ func (s *sim) net(serial string) int64 {
 
 // grant has head office pre-grant some of central's rights for a
 // customer to a shop (refused, moving nothing, while central holds too
-// few).
+// few), or, every other time, run central's automatic loyalty sweep now:
+// pre-grants to each customer's usual shops and debts netted against
+// later earnings, under whatever faults are on. (Its timer is off in the
+// simulation, so that no sweep lands between convergence and the closing
+// checks; see openCentral.)
 func (s *sim) grant(ctx context.Context, step int) error {
+	if s.rng.IntN(2) == 0 {
+		return s.sweep(ctx)
+	}
 	c := customerID(s.rng.IntN(len(s.customers)))
 	shop := s.shops[s.rng.IntN(len(s.shops))].id
 	points := 1 + s.rng.Int64N(100)
@@ -577,5 +584,35 @@ func serialConflicts(base string) (map[string]serialConflict, error) {
 			return out, nil
 		}
 		after = page.Next
+	}
+}
+
+// sweep runs central's loyalty sweep on the leader, retrying while
+// central has none.
+func (s *sim) sweep(ctx context.Context) error {
+	deadline := time.Now().Add(s.cfg.Converge)
+	for {
+		l := s.leader()
+		var err error
+		var ans central.SweepAnswer
+		if l == nil {
+			err = storeline.Errorf(storeline.Unavailable, "simtest.sweep", "no leader")
+		} else {
+			ans, err = l.SweepLoyalty(ctx)
+		}
+		if err == nil {
+			s.res.Faults[FaultLoyaltySweep]++
+			s.res.PointsGranted += ans.Granted
+			s.res.PointsNetted += ans.Netted
+			return nil
+		}
+		if storeline.KindOf(err) != storeline.Unavailable || time.Now().After(deadline) {
+			return fmt.Errorf("simtest: loyalty sweep: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

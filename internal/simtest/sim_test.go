@@ -150,6 +150,7 @@ func TestSimMany(t *testing.T) {
 		total.PointsSpent += res.PointsSpent
 		total.PointsSpentCut += res.PointsSpentCut
 		total.PointsGranted += res.PointsGranted
+		total.PointsNetted += res.PointsNetted
 		total.PointsRefused += res.PointsRefused
 		total.DoubleSales += res.DoubleSales
 		total.Setup += res.Setup
@@ -174,8 +175,8 @@ func TestSimMany(t *testing.T) {
 		seeds, time.Since(start).Round(time.Second), max(1, *simParallel), *simSteps, len(conv), len(failed), failed)
 	t.Logf("TOTAL: events acknowledged %d, checked %d (replica copies); losses %d, duplicates %d; Z reports checked %d",
 		total.Acked, total.Checked, total.Losses, total.Dups, total.ShiftsClosed)
-	t.Logf("TOTAL: loyalty points earned %d, paid with %d (%d while cut off), %d payments refused, %d pre-granted; double-sold serials recorded %d",
-		total.PointsEarned, total.PointsSpent, total.PointsSpentCut, total.PointsRefused, total.PointsGranted, total.DoubleSales)
+	t.Logf("TOTAL: loyalty points earned %d, paid with %d (%d while cut off), %d payments refused, %d pre-granted, %d of debts netted by sweeps; double-sold serials recorded %d",
+		total.PointsEarned, total.PointsSpent, total.PointsSpentCut, total.PointsRefused, total.PointsGranted, total.PointsNetted, total.DoubleSales)
 	t.Logf("TOTAL: convergence after healing p50 %s p99 %s max %s", p50.Round(time.Millisecond), p99.Round(time.Millisecond), pmax.Round(time.Millisecond))
 	t.Logf("TOTAL: events %s", counts(total.Events))
 	t.Logf("TOTAL: faults %s", counts(total.Faults))
