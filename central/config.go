@@ -128,6 +128,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+
+	// fsmLevel, when set, is the FSM level the node tells the others
+	// instead of its binary's (levels.go; negative: none): tests play an
+	// old or a newer version with it.
+	fsmLevel int
 }
 
 // DefaultConfig returns a single-node configuration bootstrapping on

@@ -3,6 +3,9 @@ package central
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
@@ -30,4 +33,43 @@ func (n *Node) SubmitUnchecked(ctx context.Context, recs ...storeline.Record) er
 	}
 	_, _, err := n.submitRecords(ctx, "unchecked-"+storeline.NewEventID().String(), recs, fields)
 	return err
+}
+
+// WithFSMLevel returns cfg with the node telling the others FSM level
+// level instead of its binary's (levels.go).
+func WithFSMLevel(cfg Config, level int) Config {
+	cfg.fsmLevel = level
+	return cfg
+}
+
+// OpLevelTwo is a test op of FSM level 2: it stores its payload at meta
+// key "test/level2".
+const OpLevelTwo = "test.level2"
+
+func init() { opLevels[OpLevelTwo] = 2 }
+
+// LevelTwoOp is OpLevelTwo for Open.
+func LevelTwoOp() Op {
+	return Op{OpLevelTwo, func(tx *Tx, p []byte) ([]byte, error) { return nil, tx.SetMeta("test/level2", p) }}
+}
+
+// SubmitPastLevel puts a command in the log without the level check, as
+// a leader that checked just before the cluster's configuration changed
+// would.
+func (n *Node) SubmitPastLevel(op string, payload []byte) (*Result, error) {
+	data, err := msgpack.Marshal(&command{Op: op, AtMs: time.Now().UnixMilli(), Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Response().(*Result), nil
+}
+
+// GossipAlive reports whether this node's gossip holds id as alive.
+func (n *Node) GossipAlive(id string) bool {
+	_, ok := n.gos.meta(id)
+	return ok
 }

@@ -289,6 +289,15 @@ func (f *FSM) applyOne(rt *ledger.ReplicaTxn, l *raft.Log) (*Result, error) {
 	}
 	res := &Result{Index: l.Index}
 	fn, ok := f.ops[c.Op]
+	if need := opLevel(c.Op); ok && need > 1 {
+		// Above the cluster's level, an op is answered as a node that
+		// does not know it answers (levels.go, invariant 3).
+		cur, err := readClusterLevel(rt)
+		if err != nil {
+			return nil, err
+		}
+		ok = need <= cur
+	}
 	if !ok {
 		res.ErrKind, res.ErrMsg = storeline.Invalid.String(), fmt.Sprintf("unknown op %q (a newer node wrote it?)", c.Op)
 	} else {

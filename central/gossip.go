@@ -1,6 +1,7 @@
 package central
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,10 +16,12 @@ import (
 )
 
 // nodeMeta is what a node tells the others through gossip: where its Raft
-// transport and head-office API listen.
+// transport and head-office API listen, and the FSM level its binary
+// applies (levels.go; absent from a node of a version before levels).
 type nodeMeta struct {
-	Raft string `json:"r"`
-	API  string `json:"a"`
+	Raft  string `json:"r"`
+	API   string `json:"a"`
+	Level int    `json:"l,omitempty"`
 }
 
 // gossip tracks the members memberlist reports and wakes the leader's
@@ -97,7 +100,7 @@ func (n *Node) startGossip() error {
 		return err
 	}
 	n.gos = &gossip{
-		self:  nodeMeta{Raft: string(n.tr.LocalAddr()), API: n.apiAddr},
+		self:  nodeMeta{Raft: string(n.tr.LocalAddr()), API: n.apiAddr, Level: n.level()},
 		wake:  make(chan struct{}, 1),
 		alive: map[string]nodeMeta{},
 		dead:  map[string]time.Time{},
@@ -180,8 +183,18 @@ func (n *Node) reconcile() error {
 	}
 	alive, dead := n.gos.snapshot()
 	timeout := n.cfg.ApplyTimeout
+	level, err := n.ClusterLevel()
+	if err != nil {
+		return err
+	}
 	for id, m := range alive {
 		if m.Raft == "" {
+			continue
+		}
+		if _, ok := known[id]; !ok && level > 1 && m.Level < level {
+			// It would answer ops of the cluster's level as unknown ones
+			// (levels.go): it joins once it is upgraded.
+			n.log.Warn("central: member below the cluster's FSM level not added", "id", id, "level", m.Level, "cluster", level)
 			continue
 		}
 		s, ok := known[id]
@@ -204,6 +217,24 @@ func (n *Node) reconcile() error {
 				return fmt.Errorf("promote %s: %w", id, err)
 			}
 		}
+	}
+	// The configuration as it is now, with the members just added.
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		servers = f.Configuration().Servers
+	}
+	var ids []string
+	levels := map[string]int{}
+	for _, s := range servers {
+		ids = append(ids, string(s.ID))
+	}
+	for id, m := range alive {
+		levels[id] = m.Level
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	err = n.raiseLevel(ctx, ids, levels)
+	cancel()
+	if err != nil {
+		n.log.Warn("central: raise FSM level", "err", err)
 	}
 	if n.cfg.DeadNodeRemoveAfter > 0 {
 		for id, since := range dead {

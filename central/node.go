@@ -93,7 +93,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { n.rep.Close() })
-	if n.fsm, err = newFSM(n.rep, n.log, append(append(append(replicationOps(), loyaltyOps()...), incarnationOps()...), ops...)); err != nil {
+	if n.fsm, err = newFSM(n.rep, n.log, append(append(append(append(replicationOps(), loyaltyOps()...), incarnationOps()...), levelOps()...), ops...)); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
 	n.fsm.onApply = n.applied.bump
@@ -301,6 +301,9 @@ func (n *Node) Submit(ctx context.Context, op, key string, payload []byte) (*Res
 
 func (n *Node) submit(ctx context.Context, c *command, mayForward bool) (*Result, error) {
 	const op = "central.Submit"
+	if err := n.checkLevel(c.Op); err != nil {
+		return nil, err
+	}
 	if n.raft.State() != raft.Leader {
 		if !mayForward {
 			return nil, storeline.Errorf(storeline.Unavailable, op, "not the leader; nothing was applied, retry")

@@ -1,0 +1,160 @@
+package central
+
+// FSM levels: what lets central's nodes be upgraded one at a time when a
+// new version adds Raft operations. A node of the old version answers an
+// op it does not know with an error and moves on, while a new node
+// applies it, so an entry with a new op in a mixed cluster would leave
+// the replicas different. Therefore:
+//
+//  1. Every op belongs to the FSM level that introduced it (opLevels; an
+//     op not listed is of level 1, the ops every node had before levels
+//     existed). A binary applies the ops up to its own level, FSMLevel,
+//     and tells the others through gossip.
+//  2. The cluster's level is state (clusterLevelKey, absent: 1), changed
+//     only by OpClusterLevel, which raises it and never lowers it. The
+//     leader proposes it when every server of the Raft configuration,
+//     itself included, tells a higher level: a node that tells none (one
+//     of a version before levels) holds the cluster where it is.
+//  3. An op above the cluster's level is refused before it reaches the
+//     log (Unavailable naming the levels: finish the upgrade), and if an
+//     entry holding one is applied all the same (a leader that proposed it
+//     just before losing the race with a configuration change), every
+//     replica answers it exactly as a node that does not know the op
+//     does, so old and new replicas stay equal.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+)
+
+// FSMLevel is the highest FSM level this binary applies. A version that
+// adds Raft ops raises it and lists the new ops in opLevels.
+const FSMLevel = 1
+
+// opLevels gives the level of the ops introduced after level 1. Tests
+// add theirs before they start nodes.
+var opLevels = map[string]int{}
+
+// opLevel returns the FSM level that introduced op.
+func opLevel(op string) int {
+	if l, ok := opLevels[op]; ok {
+		return l
+	}
+	return 1
+}
+
+// OpClusterLevel raises the cluster's FSM level (invariant 2).
+const OpClusterLevel = "cluster.level"
+
+const clusterLevelKey = "cluster/level" // → level8
+
+type clusterLevelPayload struct {
+	Level int `msgpack:"l"`
+}
+
+func levelOps() []Op { return []Op{{OpClusterLevel, applyClusterLevel}} }
+
+func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {
+	var p clusterLevelPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable level change: %v", err)
+	}
+	cur, err := readClusterLevel(tx.ReplicaTxn)
+	if err != nil {
+		return nil, err
+	}
+	if p.Level <= cur {
+		return nil, nil // raised already: levels never go down
+	}
+	return nil, tx.SetMeta(clusterLevelKey, ledger.PutU64(uint64(p.Level)))
+}
+
+// readClusterLevel returns the cluster's FSM level as rt has it.
+func readClusterLevel(rt *ledger.ReplicaTxn) (int, error) {
+	v, err := rt.Meta(clusterLevelKey)
+	if err != nil || v == nil {
+		return 1, err
+	}
+	return int(ledger.U64(v)), nil
+}
+
+// ClusterLevel returns the cluster's FSM level as this node has applied it.
+func (n *Node) ClusterLevel() (int, error) {
+	v, err := n.rep.Meta(clusterLevelKey)
+	if err != nil || v == nil {
+		return 1, err
+	}
+	return int(ledger.U64(v)), nil
+}
+
+// level is the FSM level this node tells the others: its binary's,
+// unless a test set another (negative: none, as a node of a version
+// before levels).
+func (n *Node) level() int {
+	switch {
+	case n.cfg.fsmLevel < 0:
+		return 0
+	case n.cfg.fsmLevel > 0:
+		return n.cfg.fsmLevel
+	}
+	return FSMLevel
+}
+
+// checkLevel refuses an op the cluster's level does not allow yet
+// (invariant 3).
+func (n *Node) checkLevel(op string) error {
+	need := opLevel(op)
+	if need <= 1 {
+		return nil
+	}
+	cur, err := n.ClusterLevel()
+	if err != nil {
+		return storeline.E("central.Submit", storeline.Unavailable, err)
+	}
+	if need > cur {
+		return storeline.Errorf(storeline.Unavailable, "central.Submit",
+			"op %s needs FSM level %d and the cluster runs level %d: upgrade every central node first", op, need, cur)
+	}
+	return nil
+}
+
+// raiseLevel proposes OpClusterLevel when every server of the Raft
+// configuration tells a level above the cluster's (invariant 2). levels
+// holds what gossip told of the other servers; a server it lacks holds
+// the cluster where it is.
+func (n *Node) raiseLevel(ctx context.Context, servers []string, levels map[string]int) error {
+	low := n.level()
+	for _, id := range servers {
+		if id == n.cfg.NodeID {
+			continue
+		}
+		l, ok := levels[id]
+		if !ok || l < 1 {
+			return nil
+		}
+		low = min(low, l)
+	}
+	cur, err := n.ClusterLevel()
+	if err != nil || low <= cur {
+		return err
+	}
+	b, err := msgpack.Marshal(&clusterLevelPayload{Level: low})
+	if err != nil {
+		return err
+	}
+	res, err := n.submit(ctx, &command{Op: OpClusterLevel, Key: fmt.Sprintf("level/%d", low), AtMs: time.Now().UnixMilli(), Payload: b}, false)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	n.log.Info("central: cluster FSM level raised", "from", cur, "to", low)
+	return nil
+}
