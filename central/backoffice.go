@@ -321,6 +321,21 @@ func sumIsFirst(d, e decimal.Decimal) bool {
 	return e.Sign() == 0 && e.Exponent() >= d.Exponent() && (d.Sign() != 0 || d.Exponent() != 0) && !slowBooks.Load()
 }
 
+// zeroPlus is decimal.Decimal{}.Add(e), a sum absent from a map plus e,
+// without the arithmetic when that is e itself, value and exponent: Add
+// takes the smaller exponent, 0's when e's is not below it, and a zero e
+// may be the zero Decimal, whose sum is an initialised zero (see
+// sumIsFirst), so e must not be zero. Decimals are never changed in
+// place, so the sum may share e's value. An applier and a cost pass add
+// each posting of a batch to a sum keyed by its balance, most of them
+// the first of their key.
+func zeroPlus(e decimal.Decimal) decimal.Decimal {
+	if e.Sign() != 0 && e.Exponent() <= 0 && !slowBooks.Load() {
+		return e
+	}
+	return decimal.Decimal{}.Add(e)
+}
+
 func (b *txBook) LastCost(s storeline.StoreID, i storeline.ItemID) decimal.Decimal {
 	k := boCost + string(s) + "\x00" + string(i)
 	if b.cache == nil {

@@ -194,13 +194,26 @@ func (a *addBack) outstanding(k string) (decimal.Decimal, error) {
 var zeroE0 = decimal.New(0, 0)
 
 // add counts (sign 1) or uncounts (-1) the units of a sale's postings.
-func (a *addBack) add(ps []storeline.Posting, sign int64) {
-	for _, p := range ps {
+// keys, when not nil, holds each posting's balKey, as the applier built
+// them (pushedEvent.keys): a sale is counted and uncounted in the same
+// pass, and building its keys twice more was a third of this work.
+func (a *addBack) add(ps []storeline.Posting, keys []string, sign int64) {
+	if slowBooks.Load() {
+		keys = nil // the general path, which tests compare with
+	}
+	for i, p := range ps {
 		if !p.Asset.IsMoney() {
-			k := balKey(p.Account, p.Asset)
+			var k string
+			if keys != nil {
+				k = keys[i]
+			} else {
+				k = balKey(p.Account, p.Asset)
+			}
 			a.stock.note(k)
-			if sign > 0 {
-				a.delta[k] = a.delta[k].Add(p.Amount)
+			if d, ok := a.delta[k]; !ok && sign > 0 {
+				a.delta[k] = zeroPlus(p.Amount)
+			} else if sign > 0 {
+				a.delta[k] = d.Add(p.Amount)
 			} else {
 				a.delta[k] = a.delta[k].Sub(p.Amount)
 			}
@@ -665,6 +678,8 @@ func lessBack(s, back *storeline.DecimalSum) decimal.Decimal {
 type pushedEvent struct {
 	w  *replication.WireEvent
 	ps []storeline.Posting
+	// keys holds each posting's balKey (applier.accept built them).
+	keys []string
 }
 
 // planCosts computes one pass (invariants 1-2) costing at most limit
@@ -693,6 +708,7 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 		back:    &addBack{rt: tx.ReplicaTxn, store: store, stored: queued != from, base: map[string]decimal.Decimal{}, delta: map[string]decimal.Decimal{}},
 		pending: map[string]decimal.Decimal{}, sold: map[storeline.ItemID]decimal.Decimal{}}
 	var sales []storeline.Event
+	var saleKeys [][]string // each sale's postings' balKeys, or nil
 	var at []replication.Position
 	last, read, done := from, 0, true
 	for _, m := range ms {
@@ -726,11 +742,12 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 			}
 			var w *replication.WireEvent
 			var ps []storeline.Posting
+			var keys []string
 			if pe, ok := pushed.event(pos); ok {
 				if pe == nil {
 					continue // not stored: it moved nothing
 				}
-				w, ps = pe.w, pe.ps
+				w, ps, keys = pe.w, pe.ps, pe.keys
 			} else {
 				if w, err = wireEvent(tx.ReplicaTxn, store, pos); err != nil {
 					return nil, err
@@ -757,10 +774,11 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 				continue
 			}
 			if isNew {
-				plan.back.add(ps, 1)
+				plan.back.add(ps, keys, 1)
 			}
 			if inPass {
 				sales = append(sales, storeline.Event{Origin: store, Postings: ps})
+				saleKeys = append(saleKeys, keys)
 				at = append(at, pos)
 			}
 		}
@@ -825,7 +843,7 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 		// Costed: its units are no longer added back (invariant 2), and
 		// its costs are pending: what the book read of those balances
 		// is stale.
-		plan.back.add(sales[i].Postings, -1)
+		plan.back.add(sales[i].Postings, saleKeys[i], -1)
 		b.forget(sales[i].Postings)
 		b.forget(ps)
 		soldUnits(&sales[i], plan.sold)

@@ -221,7 +221,10 @@ func (l *WireEvents) DecodeMsgpack(d *msgpack.Decoder) error {
 		if sr != nil {
 			start = sr.i
 		}
-		if err := d.Decode(&(*l)[i]); err != nil {
+		// Called directly, not through d.Decode: the same decoding (a nil
+		// element falls back to msgpack's, which zeroes it) without
+		// msgpack's reflection to find it, per event.
+		if err := (*l)[i].DecodeMsgpack(d); err != nil {
 			return fmt.Errorf("events[%d]: %w", i, err)
 		}
 		if sr != nil {
@@ -261,9 +264,15 @@ func (w *WireEvent) DecodeMsgpack(d *msgpack.Decoder) error {
 		}
 		switch string(k) {
 		case "i":
+			if sr != nil && sr.i+2+len(w.ID) <= len(sr.b) && sr.b[sr.i] == msgpcode.Bin8 && int(sr.b[sr.i+1]) == len(w.ID) {
+				// The form an ID is encoded in: taken without reflection.
+				copy(w.ID[:], sr.b[sr.i+2:])
+				sr.i += 2 + len(w.ID)
+				break
+			}
 			err = d.Decode(&w.ID)
 		case "o":
-			w.Origin, err = d.DecodeString()
+			w.Origin, err = decodeStr(d, sr)
 		case "e":
 			w.Epoch, err = d.DecodeUint64()
 		case "s":
@@ -275,22 +284,23 @@ func (w *WireEvent) DecodeMsgpack(d *msgpack.Decoder) error {
 		case "t":
 			w.Occurred, err = d.DecodeInt64()
 		case "d":
-			w.Date, err = d.DecodeString()
+			w.Date, err = decodeStr(d, sr)
 		case "k":
-			w.Kind, err = d.DecodeString()
+			w.Kind, err = decodeStr(d, sr)
 		case "b":
 			if sr == nil {
 				w.Body, err = d.DecodeRaw()
 				break
 			}
-			start := sr.i
-			if err = d.Skip(); err == nil {
-				w.Body = sr.b[start:sr.i:sr.i]
+			var end int
+			if end, err = skipValue(sr.b, sr.i); err == nil {
+				w.Body = sr.b[sr.i:end:end]
+				sr.i = end
 			}
 		case "p":
 			err = w.Postings.DecodeMsgpack(d)
 		default:
-			err = d.Skip()
+			err = skip(d, sr)
 		}
 		if err != nil {
 			return fmt.Errorf("field %q: %w", k, err)
@@ -313,6 +323,40 @@ func decodeKey(d *msgpack.Decoder, sr *sliceReader) ([]byte, error) {
 	k, err := d.DecodeString()
 	return []byte(k), err
 }
+
+// decodeStr decodes a string. From Decode, a short one already met in
+// the message is the same string, not a new copy: a push's events name
+// the same origin, kind and date, and mostly the same accounts and
+// assets, again and again.
+func decodeStr(d *msgpack.Decoder, sr *sliceReader) (string, error) {
+	if sr != nil && sr.i < len(sr.b) {
+		n, at := -1, sr.i+1
+		if c := sr.b[sr.i]; msgpcode.IsFixedString(c) {
+			n = int(c & msgpcode.FixedStrMask)
+		} else if c == msgpcode.Str8 && sr.i+1 < len(sr.b) {
+			n, at = int(sr.b[sr.i+1]), sr.i+2
+		}
+		if n >= 0 && n <= len(sr.b)-at {
+			b := sr.b[at : at+n]
+			s, ok := sr.strs[string(b)]
+			if !ok {
+				s = string(b)
+				if sr.strs == nil {
+					sr.strs = map[string]string{}
+				}
+				if len(sr.strs) < maxSharedStrings {
+					sr.strs[s] = s
+				}
+			}
+			sr.i = at + n
+			return s, nil
+		}
+	}
+	return d.DecodeString()
+}
+
+// maxSharedStrings bounds the strings one Decode shares (sliceReader.strs).
+const maxSharedStrings = 4096
 
 type wirePostingFields WirePosting
 
@@ -339,9 +383,9 @@ func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
 		}
 		switch string(k) {
 		case "a":
-			p.Account, err = d.DecodeString()
+			p.Account, err = decodeStr(d, sr)
 		case "s":
-			p.Asset, err = d.DecodeString()
+			p.Asset, err = decodeStr(d, sr)
 		case "m":
 			if sr != nil && sr.i+1 < len(sr.b) && sr.b[sr.i] == msgpcode.Bin8 && sr.i+2+int(sr.b[sr.i+1]) <= len(sr.b) {
 				// The usual form of a decimal's few bytes: take them in place.
@@ -352,13 +396,26 @@ func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
 			}
 			p.Amount, err = d.DecodeBytes()
 		default:
-			err = d.Skip()
+			err = skip(d, sr)
 		}
 		if err != nil {
 			return fmt.Errorf("field %q: %w", k, err)
 		}
 	}
 	return nil
+}
+
+// skip steps over the next value: in place from Decode (skipValue),
+// else by msgpack's Skip.
+func skip(d *msgpack.Decoder, sr *sliceReader) error {
+	if sr == nil {
+		return d.Skip()
+	}
+	end, err := skipValue(sr.b, sr.i)
+	if err == nil {
+		sr.i = end
+	}
+	return err
 }
 
 func (l *WirePostings) DecodeMsgpack(d *msgpack.Decoder) error {
@@ -369,7 +426,7 @@ func (l *WirePostings) DecodeMsgpack(d *msgpack.Decoder) error {
 	}
 	*l = make(WirePostings, n)
 	for i := range *l {
-		if err := d.Decode(&(*l)[i]); err != nil {
+		if err := (*l)[i].DecodeMsgpack(d); err != nil { // as WireEvents
 			return fmt.Errorf("postings[%d]: %w", i, err)
 		}
 	}
@@ -444,6 +501,8 @@ func Decode(b []byte, v any) error {
 type sliceReader struct {
 	b []byte
 	i int
+	// strs holds the strings decodeStr made, by value.
+	strs map[string]string
 }
 
 func (r *sliceReader) Read(p []byte) (int, error) {

@@ -143,3 +143,73 @@ func TestListHeaderBeyondBody(t *testing.T) {
 		t.Errorf("%v allocations to refuse it", allocs)
 	}
 }
+
+// TestWireListsDecoder: the event and posting lists, which call their
+// elements' decoders directly, decode a nil element and an array-encoded
+// one as msgpack's reflection does.
+func TestWireListsDecoder(t *testing.T) {
+	ev := testWireEvent(t, 1)
+	var w wireEventFields
+	if err := msgpack.Unmarshal(ev, &w); err != nil {
+		t.Fatal(err)
+	}
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	var buf bytes.Buffer
+	enc.Reset(&buf)
+	enc.UseArrayEncodedStructs(true)
+	if err := enc.Encode(&w); err != nil {
+		t.Fatal(err)
+	}
+	asArray := buf.Bytes()
+	// An event whose postings hold a nil and an array-encoded posting.
+	p := []any{nil, []any{"cash/s1", "EUR", []byte{1, 2}}, map[string]any{"a": "x", "s": "EUR", "m": []byte{3}}}
+	odd, err := msgpack.Marshal(map[string]any{"i": w.ID[:], "o": "s1", "e": 1, "s": 4, "p": p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := msgpack.Marshal(map[string]any{"v": 2, "st": "s1", "e": 1,
+		"ev": []msgpack.RawMessage{ev, {0xc0}, asArray, odd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got PushRequest
+	if err := Decode(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	// The reference: msgpack's reflection all the way down (postings
+	// included, so no decoder of this package is involved).
+	type refEvent struct {
+		ID       [16]byte            `msgpack:"i"`
+		Origin   string              `msgpack:"o"`
+		Epoch    uint64              `msgpack:"e"`
+		Seq      uint64              `msgpack:"s"`
+		Schema   uint16              `msgpack:"v"`
+		HLC      uint64              `msgpack:"h"`
+		Occurred int64               `msgpack:"t"`
+		Date     string              `msgpack:"d"`
+		Kind     string              `msgpack:"k"`
+		Body     msgpack.RawMessage  `msgpack:"b"`
+		Postings []wirePostingFields `msgpack:"p"`
+	}
+	var want struct {
+		Events []refEvent `msgpack:"ev"`
+	}
+	if err := msgpack.Unmarshal(body, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Events) != len(want.Events) {
+		t.Fatalf("%d events, want %d", len(got.Events), len(want.Events))
+	}
+	for i := range got.Events {
+		r := want.Events[i]
+		wi := WireEvent{ID: r.ID, Origin: r.Origin, Epoch: r.Epoch, Seq: r.Seq, Schema: r.Schema, HLC: r.HLC,
+			Occurred: r.Occurred, Date: r.Date, Kind: r.Kind, Body: r.Body}
+		for _, p := range r.Postings {
+			wi.Postings = append(wi.Postings, WirePosting(p))
+		}
+		if err := sameWireEvent(&got.Events[i], &wi); err != nil {
+			t.Errorf("event %d: %v", i, err)
+		}
+	}
+}
