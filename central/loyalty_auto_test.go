@@ -15,6 +15,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/faultproxy"
 	"github.com/storeline/storeline/node"
 )
 
@@ -344,36 +345,14 @@ func TestLoyaltyOfflineEarningsHandedBackOnReconnect(t *testing.T) {
 	c := loyaltyCluster(t, 0)
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("h")...)
-	pxs, urls := proxyEach(t, c)
-	s := testShops[0]
-	cfg := node.DefaultConfig()
-	cfg.StoreID, cfg.DataDir, cfg.TillAddr, cfg.AdminAddr = s.store, t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AdminToken = shopAdminToken
-	cfg.Terminals = []node.TerminalToken{{ID: "till-1", Token: s.terminal}}
-	cfg.Replication = shopReplication(urls, s.token)
-	cfg.PointsSweepInterval = 50 * time.Millisecond
-	start := func() *node.Node {
-		shop, err := node.New(cfg, testLogger(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := shop.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { shop.Stop() })
-		return shop
-	}
+	pxs, s, start := proxiedShop(t, c)
 	shop := start()
 	waitFor(t, "the gifts at s1", 30*time.Second, func() bool {
 		_, ok := tillItem(t, shop, s.terminal, "gift")
 		return ok
 	})
 	waitOnline(t, shop, "s1")
-
-	for _, px := range pxs {
-		px.Cut()
-	}
-	waitFor(t, "s1 to see central unreachable", 10*time.Second, func() bool { return !shop.Replication().Status().Reachable })
+	cutOff(t, shop, pxs)
 	earn(t, shop, s.terminal, cardOf("h"), 60)
 	if r := rightsAt(t, shop, "s1", "h"); r != 600 {
 		t.Fatalf("offline, s1 holds %d of h's rights, want all 600", r)
@@ -403,4 +382,42 @@ func TestLoyaltyOfflineEarningsHandedBackOnReconnect(t *testing.T) {
 	if r := rightsAt(t, shop, "s1", "h"); r != 100 {
 		t.Errorf("s1 holds %d of h's rights, want its float 100", r)
 	}
+}
+
+// proxiedShop prepares testShops[0] with every link to c's nodes through
+// a fault proxy and its hand-back sweep on a 50 ms timer: start starts
+// the node on the same data directory each time (and stops it at the
+// test's end).
+func proxiedShop(t *testing.T, c *cluster) (pxs []*faultproxy.Proxy, s shopSpec, start func() *node.Node) {
+	t.Helper()
+	pxs, urls := proxyEach(t, c)
+	s = testShops[0]
+	cfg := node.DefaultConfig()
+	cfg.StoreID, cfg.DataDir, cfg.TillAddr, cfg.AdminAddr = s.store, t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AdminToken = shopAdminToken
+	cfg.Terminals = []node.TerminalToken{{ID: "till-1", Token: s.terminal}}
+	cfg.Replication = shopReplication(urls, s.token)
+	cfg.PointsSweepInterval = 50 * time.Millisecond
+	start = func() *node.Node {
+		shop, err := node.New(cfg, testLogger(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := shop.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { shop.Stop() })
+		return shop
+	}
+	return pxs, s, start
+}
+
+// cutOff cuts every link of shop through pxs and waits until it sees
+// central unreachable.
+func cutOff(t *testing.T, shop *node.Node, pxs []*faultproxy.Proxy) {
+	t.Helper()
+	for _, px := range pxs {
+		px.Cut()
+	}
+	waitFor(t, "the shop to see central unreachable", 10*time.Second, func() bool { return !shop.Replication().Status().Reachable })
 }

@@ -26,25 +26,7 @@ func TestLoyaltyHandbackSweepRerunAfterCrash(t *testing.T) {
 	c := loyaltyCluster(t, 0)
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("h")...)
-	pxs, urls := proxyEach(t, c)
-	s := testShops[0]
-	cfg := node.DefaultConfig()
-	cfg.StoreID, cfg.DataDir, cfg.TillAddr, cfg.AdminAddr = s.store, t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AdminToken = shopAdminToken
-	cfg.Terminals = []node.TerminalToken{{ID: "till-1", Token: s.terminal}}
-	cfg.Replication = shopReplication(urls, s.token)
-	cfg.PointsSweepInterval = 50 * time.Millisecond
-	start := func() *node.Node {
-		shop, err := node.New(cfg, testLogger(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := shop.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { shop.Stop() })
-		return shop
-	}
+	pxs, s, start := proxiedShop(t, c)
 	owed := func(shop *node.Node) string {
 		v, _, err := shop.Ledger().Meta(owedHandbacks)
 		if err != nil {
@@ -67,11 +49,7 @@ func TestLoyaltyHandbackSweepRerunAfterCrash(t *testing.T) {
 		return ok
 	})
 	waitOnline(t, shop, "s1")
-
-	for _, px := range pxs {
-		px.Cut()
-	}
-	waitFor(t, "s1 to see central unreachable", 10*time.Second, func() bool { return !shop.Replication().Status().Reachable })
+	cutOff(t, shop, pxs)
 	for range 3 {
 		earn(t, shop, s.terminal, cardOf("h"), 20) // 200 points each
 	}

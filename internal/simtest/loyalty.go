@@ -306,7 +306,7 @@ func (s *sim) net(serial string) int64 {
 // pre-grants to each customer's usual shops and debts netted against
 // later earnings, under whatever faults are on. (Its timer is off in the
 // simulation, so that no sweep lands between convergence and the closing
-// checks; see openCentral.)
+// checks; see centralConfig.)
 func (s *sim) grant(ctx context.Context, step int) error {
 	if s.rng.IntN(2) == 0 {
 		return s.sweep(ctx)
@@ -314,30 +314,14 @@ func (s *sim) grant(ctx context.Context, step int) error {
 	c := customerID(s.rng.IntN(len(s.customers)))
 	shop := s.shops[s.rng.IntN(len(s.shops))].id
 	points := 1 + s.rng.Int64N(100)
-	deadline := time.Now().Add(s.cfg.Converge)
-	for {
-		l := s.leader()
-		var err error
-		var ans central.RightsAnswer
-		if l == nil {
-			err = storeline.Errorf(storeline.Unavailable, "simtest.grant", "no leader")
-		} else {
-			ans, err = l.MoveRights(ctx, shop, programme, c, points, fmt.Sprintf("grant/simtest-%d", step), "simulated pre-grant")
-		}
+	return s.onLeader(ctx, "pre-grant", func(l *central.Node) error {
+		ans, err := l.MoveRights(ctx, shop, programme, c, points, fmt.Sprintf("grant/simtest-%d", step), "simulated pre-grant")
 		if err == nil {
 			s.res.Faults[FaultPreGrant]++
 			s.res.PointsGranted += ans.Granted
-			return nil
 		}
-		if storeline.KindOf(err) != storeline.Unavailable || time.Now().After(deadline) {
-			return fmt.Errorf("simtest: pre-grant: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 // adoptHandbacks counts the rights hand-backs each shop's node authored
@@ -587,27 +571,33 @@ func serialConflicts(base string) (map[string]serialConflict, error) {
 	}
 }
 
-// sweep runs central's loyalty sweep on the leader, retrying while
-// central has none.
+// sweep runs central's loyalty sweep on the leader.
 func (s *sim) sweep(ctx context.Context) error {
-	deadline := time.Now().Add(s.cfg.Converge)
-	for {
-		l := s.leader()
-		var err error
-		var ans central.SweepAnswer
-		if l == nil {
-			err = storeline.Errorf(storeline.Unavailable, "simtest.sweep", "no leader")
-		} else {
-			ans, err = l.SweepLoyalty(ctx)
-		}
+	return s.onLeader(ctx, "loyalty sweep", func(l *central.Node) error {
+		ans, err := l.SweepLoyalty(ctx)
 		if err == nil {
 			s.res.Faults[FaultLoyaltySweep]++
 			s.res.PointsGranted += ans.Granted
 			s.res.PointsNetted += ans.Netted
+		}
+		return err
+	})
+}
+
+// onLeader runs fn on central's leader, again while there is none or fn
+// answers Unavailable (an election), for at most the convergence bound.
+func (s *sim) onLeader(ctx context.Context, what string, fn func(*central.Node) error) error {
+	deadline := time.Now().Add(s.cfg.Converge)
+	for {
+		err := storeline.Errorf(storeline.Unavailable, "simtest", "no leader")
+		if l := s.leader(); l != nil {
+			err = fn(l)
+		}
+		if err == nil {
 			return nil
 		}
 		if storeline.KindOf(err) != storeline.Unavailable || time.Now().After(deadline) {
-			return fmt.Errorf("simtest: loyalty sweep: %w", err)
+			return fmt.Errorf("simtest: %s: %w", what, err)
 		}
 		select {
 		case <-ctx.Done():
