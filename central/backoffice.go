@@ -31,6 +31,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -827,12 +828,13 @@ func addBatch(tx *Tx, b storeline.Batch, delta decimal.Decimal) error {
 	} else {
 		// A new batch: its (store, item) has batches from now on (the
 		// markers of older state are built by batchMarkers first).
-		if err := batchMarkers(tx.ReplicaTxn); err != nil {
+		if err := batchMarkers(tx.ReplicaTxn, tx.cache); err != nil {
 			return err
 		}
 		if err := tx.SetMeta(batchItemKey(b.Store, b.Item), []byte{}); err != nil {
 			return err
 		}
+		tx.cache.wroteBatchMark(batchItemKey(b.Store, b.Item))
 	}
 	cur.Qty = decimal.Max(cur.Qty.Add(delta), decimal.Zero)
 	enc, err := msgpack.Marshal(&cur)
@@ -999,17 +1001,18 @@ func consumeBatches(tx *Tx, store storeline.StoreID, sold map[storeline.ItemID]d
 	for it := range sold {
 		items = append(items, it)
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i] < items[j] })
+	slices.Sort(items)
 	if len(items) > 0 {
-		if err := batchMarkers(tx.ReplicaTxn); err != nil {
+		if err := batchMarkers(tx.ReplicaTxn, tx.cache); err != nil {
 			return err
 		}
 	}
 	for _, it := range items {
-		// Most items have no batches: a point read says so, where a scan
-		// (a Badger iterator, which sorts the entry's pending writes)
-		// per item sold made costing a push quadratic.
-		if v, err := tx.Meta(batchItemKey(store, it)); err != nil || v == nil {
+		// Most items have no batches: a point read says so (or the
+		// push entries' read cache), where a scan (a Badger iterator,
+		// which sorts the entry's pending writes) per item sold made
+		// costing a push quadratic.
+		if has, err := tx.cache.batchMark(tx.ReplicaTxn, batchItemKey(store, it)); err != nil || !has {
 			if err != nil {
 				return err
 			}
@@ -1035,8 +1038,10 @@ func batchItemKey(store storeline.StoreID, item storeline.ItemID) string {
 
 // batchMarkers makes sure every (store, item) with a batch has its
 // boBatchItem marker: state written before markers existed gets them from
-// one scan of the batches, in the first entry that needs them.
-func batchMarkers(rt *ledger.ReplicaTxn) error {
+// one scan of the batches, in the first entry that needs them. c, when not
+// nil, is the push entries' read cache, which the markers are written
+// through to.
+func batchMarkers(rt *ledger.ReplicaTxn, c *pushCache) error {
 	if v, err := rt.Meta(boBatchItemV); err != nil || v != nil {
 		return err
 	}
@@ -1055,6 +1060,7 @@ func batchMarkers(rt *ledger.ReplicaTxn) error {
 		if err := rt.SetMeta(k, []byte{}); err != nil {
 			return err
 		}
+		c.wroteBatchMark(k)
 	}
 	return rt.SetMeta(boBatchItemV, []byte("1"))
 }

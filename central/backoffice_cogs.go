@@ -385,11 +385,15 @@ type pushCache struct {
 	// costs holds last purchase costs (boCost keys) as txBook.decimal
 	// reads them; only a document's posting, never a push, writes them.
 	costs map[string]decimal.Decimal
+	// batched holds, by boBatchItem key, whether the marker exists (what
+	// consumeBatches reads per item sold); only addBatch and
+	// batchMarkers write markers, and they write through.
+	batched map[string]bool
 }
 
 func newPushCache() *pushCache {
 	return &pushCache{stock: map[storeline.StoreID]*stockCache{}, bals: map[string]decimal.Decimal{}, neg: map[string]bool{},
-		costs: map[string]decimal.Decimal{}}
+		costs: map[string]decimal.Decimal{}, batched: map[string]bool{}}
 }
 
 func (c *pushCache) reset() {
@@ -397,6 +401,41 @@ func (c *pushCache) reset() {
 	clear(c.bals)
 	clear(c.neg)
 	clear(c.costs)
+	clear(c.batched)
+}
+
+// batchMark is whether boBatchItem key k exists: the cache's answer, else
+// the state's (then cached).
+func (c *pushCache) batchMark(rt *ledger.ReplicaTxn, k string) (bool, error) {
+	if c != nil && !slowBooks.Load() { // slowBooks: the general path tests compare with
+		if v, ok := c.batched[k]; ok {
+			if checkPushCache.Load() {
+				if s, err := rt.Meta(k); err != nil || (s != nil) != v {
+					return v, fmt.Errorf("central: read cache has batch marker %q %v, the state %v (%v)", k, v, s != nil, err)
+				}
+			}
+			return v, nil
+		}
+	}
+	v, err := rt.Meta(k)
+	if err != nil {
+		return false, err
+	}
+	if c != nil {
+		if len(c.batched) >= maxCachedKeys {
+			clear(c.batched)
+		}
+		c.batched[k] = v != nil
+	}
+	return v != nil, nil
+}
+
+// wroteBatchMark writes through a boBatchItem marker addBatch or
+// batchMarkers wrote.
+func (c *pushCache) wroteBatchMark(k string) {
+	if c != nil {
+		c.batched[k] = true
+	}
 }
 
 func (c *pushCache) stockOf(store storeline.StoreID) *stockCache {
@@ -501,17 +540,11 @@ type stockCache struct {
 }
 
 // wroteBalance writes through to the FSM's read cache (FSM.cache) a
-// balance applier.flush wrote: stored is what it stored (nil: deleted).
-func (c *pushCache) wroteBalance(k string, stored []byte) error {
+// balance applier.flush wrote: stored is what it stored (nil: deleted),
+// d what a read of it parses (balanceSum).
+func (c *pushCache) wroteBalance(k string, stored []byte, d decimal.Decimal) {
 	if c == nil {
-		return nil
-	}
-	d := decimal.Zero
-	if stored != nil {
-		var err error
-		if d, err = decimal.NewFromString(string(stored)); err != nil {
-			return fmt.Errorf("balance %q: %w", k, err)
-		}
+		return
 	}
 	if len(c.bals) >= maxCachedKeys {
 		clear(c.bals)
@@ -519,20 +552,19 @@ func (c *pushCache) wroteBalance(k string, stored []byte) error {
 	c.bals[k] = d
 	rest, ok := strings.CutPrefix(k, rpBal+"stock/")
 	if !ok {
-		return nil
+		return
 	}
 	store, _, _ := strings.Cut(rest, "/")
 	s := c.stock[storeline.StoreID(store)]
 	if s == nil {
-		return nil
+		return
 	}
 	if stored == nil {
 		delete(s.vals, k)
-		return nil
+		return
 	}
 	s.vals[k] = d
 	s.ix.note(k)
-	return nil
 }
 
 // sameAsScan checks a book made from the stock cache against a scan of

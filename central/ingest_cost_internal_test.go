@@ -203,7 +203,11 @@ func costLog(t *testing.T) ([]ledger.MasterWrite, []*raft.Log) {
 			// zero: the pushes after cost its sales at this last cost,
 			// not at the zero the ones before read.
 			logs = append(logs, entryLog(t, next(), at, OpDocCreate, &storeline.Document{ID: "inv1", Type: storeline.DocIncomingInvoice,
-				Store: "s1", Supplier: "p1", Lines: []storeline.DocumentLine{{Item: "i4", Qty: d("1"), PurchasePrice: d("2.50")}}}))
+				Store: "s1", Supplier: "p1", Lines: []storeline.DocumentLine{{Item: "i4", Qty: d("1"), PurchasePrice: d("2.50")},
+					// A batch of i0, which the pushes before read as
+					// having none (the read cache): the pushes after
+					// sell from it.
+					{Item: "i0", Qty: d("50"), PurchasePrice: d("2.00"), Batch: "b1", Expiry: "2026-12-31"}}}))
 			logs = append(logs, entryLog(t, next(), at, OpDocPost, &docIDPayload{ID: "inv1"}))
 		}
 		if e == 3 {
@@ -231,7 +235,9 @@ func applyAll(t *testing.T, f *FSM, logs []*raft.Log) {
 // (slowBooks: no scan before the batch, every balance the applier moves
 // read by key, every decimal sum computed, no memo, the recheck's own
 // scan, StockOf by each department's balances rather than
-// txBook.ItemStock) leaves, and the same as a replica without the FSM's
+// txBook.ItemStock, every balance the applier writes summed, printed and
+// parsed with decimal rather than on int64s, every batch marker read by
+// key) leaves, and the same as a replica without the FSM's
 // stock cache (a scan in every push) leaves: the shortcuts change no
 // value, exponent or key.
 func TestCostShortcutsSameState(t *testing.T) {
@@ -268,6 +274,16 @@ func TestCostShortcutsSameState(t *testing.T) {
 	}
 	if costs == 0 || neg == 0 {
 		t.Fatalf("%d non-zero sale costs, %d negative positions: want some of each", costs, neg)
+	}
+	// The pushes after the invoice sold from its batch.
+	var b storeline.Batch
+	if err := msgpack.Unmarshal([]byte(states[0][batchKey(storeline.Batch{Store: "s1", Item: "i0", Batch: "b1", Expiry: "2026-12-31"})]), &b); err != nil {
+		t.Fatalf("batch b1: %v", err)
+	}
+	if !b.Qty.LessThan(decimal.NewFromInt(50)) {
+		t.Fatalf("batch b1 holds %s of the 50 received: no sale consumed it", b.Qty)
+	} else if b.Qty.IsZero() {
+		t.Fatal("batch b1 ran out: the comparison cannot see a sale that skipped it")
 	}
 	sameState(t, "second replica, no stock cache", states[0], states[1])
 	sameState(t, "general path", states[0], states[2])

@@ -775,20 +775,17 @@ func (a *applier) flush() error {
 				return err
 			}
 		}
-		cur = cur.Add(a.deltas[k])
+		cur, v, read, err := balanceSum(cur, a.deltas[k]) // balsum.go
+		if err != nil {
+			return fmt.Errorf("balance %q: %w", k, err)
+		}
 		if a.balances != nil {
 			a.balances[k] = cur
-		}
-		var v []byte
-		if !cur.IsZero() {
-			v = []byte(cur.String())
 		}
 		if err := a.tx.SetMeta(k, v); err != nil {
 			return err
 		}
-		if err := a.tx.cache.wroteBalance(k, v); err != nil {
-			return err
-		}
+		a.tx.cache.wroteBalance(k, v, read)
 	}
 	return nil
 }
