@@ -32,6 +32,22 @@ type gossip struct {
 	mu    sync.Mutex
 	alive map[string]nodeMeta
 	dead  map[string]time.Time // when a member was seen failed or gone
+	held  map[string]int       // members not added for their FSM level, by the level they told
+}
+
+// heldBack records that member id, telling level, was not added to Raft
+// for its level, and reports whether that is news.
+func (g *gossip) heldBack(id string, level int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if l, ok := g.held[id]; ok && l == level {
+		return false
+	}
+	if g.held == nil {
+		g.held = map[string]int{}
+	}
+	g.held[id] = level
+	return true
 }
 
 func (g *gossip) NodeMeta(limit int) []byte {
@@ -193,8 +209,11 @@ func (n *Node) reconcile() error {
 		}
 		if _, ok := known[id]; !ok && level > 1 && m.Level < level {
 			// It would answer ops of the cluster's level as unknown ones
-			// (levels.go): it joins once it is upgraded.
-			n.log.Warn("central: member below the cluster's FSM level not added", "id", id, "level", m.Level, "cluster", level)
+			// (levels.go): it joins once it is upgraded. Said once per
+			// member and level, not on every tick.
+			if n.gos.heldBack(id, m.Level) {
+				n.log.Warn("central: member below the cluster's FSM level not added", "id", id, "level", m.Level, "cluster", level)
+			}
 			continue
 		}
 		s, ok := known[id]
