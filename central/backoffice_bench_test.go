@@ -17,6 +17,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/replication"
 )
@@ -32,12 +33,7 @@ func benchShop(b *testing.B) *Node {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { n.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !n.IsLeader(); {
-		if time.Now().After(deadline) {
-			b.Fatal("no leader")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
+	testwait.For(b, "a leader", 10*time.Second, n.IsLeader)
 	ctx := context.Background()
 	d := decimal.RequireFromString
 	if _, err := n.PutRecords(ctx, "", &storeline.Group{ID: "g", Name: "G"}, &storeline.Supplier{ID: "p1", Name: "P"},

@@ -20,6 +20,7 @@ import (
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/internal/testwait"
 )
 
 const (
@@ -57,13 +58,7 @@ func testConfig(t testing.TB, id, dir string) central.Config {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func openNode(t testing.TB, cfg central.Config) *central.Node {

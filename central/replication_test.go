@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/replication"
 )
 
@@ -23,12 +24,7 @@ func openSingle(t *testing.T) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !n.IsLeader(); {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
+	testwait.For(t, "a leader", 10*time.Second, n.IsLeader)
 	return n
 }
 

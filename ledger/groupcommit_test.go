@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 )
 
@@ -68,11 +69,7 @@ func TestGroupCommitWait(t *testing.T) {
 			}
 			waitUntil := func(what string, cond func() bool) {
 				t.Helper()
-				for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatalf("timed out waiting for %s", what)
-					}
-				}
+				testwait.For(t, what, 10*time.Second, cond)
 			}
 			published := func() []int {
 				mu.Lock()

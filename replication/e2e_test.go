@@ -14,6 +14,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/node"
 	"github.com/storeline/storeline/replication"
@@ -81,13 +82,7 @@ func sell(t testing.TB, l *ledger.Ledger, n int) []storeline.Event {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func fastReplication(url string) node.ReplicationConfig {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/storeline/storeline/internal/sample"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/node"
 )
 
@@ -38,13 +39,7 @@ func (s *syncBuffer) String() string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func env(m map[string]string) func(string) string {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/storeline/storeline/internal/chain"
+	"github.com/storeline/storeline/internal/testwait"
 )
 
 // TestChain is the one chain run of the test suite: a small chain (3
@@ -185,13 +186,7 @@ func (s *syncBuffer) String() string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
+	testwait.For(t, what, d, cond)
 }
 
 func firstOf(ts []chain.Target, job string) chain.Target {
