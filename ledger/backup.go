@@ -66,7 +66,7 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 			_ = os.RemoveAll(filepath.Join(dir, "badger"))
 		}
 	}()
-	db, err := openBadger(filepath.Join(dir, "badger"), 64<<20)
+	db, err := openBadger(filepath.Join(dir, "badger"), 64<<20, defaultValueThreshold)
 	if err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}
@@ -97,7 +97,7 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 		}
 		return storeline.E(op, ioKind(err), err)
 	}
-	if err := db.Sync(); err != nil {
+	if err := syncBadger(db, filepath.Join(dir, "badger")); err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}
 	return nil

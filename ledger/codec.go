@@ -49,6 +49,11 @@ var (
 	kEpoch         = []byte("xepoch")
 	kSeq           = []byte("xseq")
 	kMasterVersion = []byte("xmver")
+	// kSynced is the LSN through which Badger's values were made durable
+	// (by a checkpoint or Close), kBoot the boot that last opened the
+	// ledger (vlog.go).
+	kSynced = []byte("xsynced")
+	kBoot   = []byte("xboot")
 )
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

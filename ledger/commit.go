@@ -1231,9 +1231,12 @@ func (l *Ledger) checkpointLoop() {
 // checkpoint's sync (prev) and returns the LSN this sync covers.
 func (l *Ledger) checkpoint(prev uint64) uint64 {
 	lsn := l.appliedLSN.Load()
-	if err := l.db.Sync(); err != nil {
+	if err := l.syncBadger(); err != nil {
 		l.log.Error("ledger: checkpoint sync failed", "err", err)
 		return prev
+	}
+	if err := l.markSynced(lsn); err != nil {
+		l.log.Error("ledger: recording the checkpoint failed", "err", err)
 	}
 	n, err := l.wal.dropThrough(prev)
 	if err != nil {

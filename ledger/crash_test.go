@@ -25,7 +25,8 @@ var long = flag.Bool("ledger.long", false, "run the long variants of the ledger'
 // in a crash at a random point: a torn or failed WAL write, a halt before
 // the Badger apply, then power loss (unsynced WAL bytes dropped) and,
 // half the time, Badger rolled back to its state at the start of the
-// round. It returns an error if an acknowledged event is missing or
+// round, and a third of the time, a random tail of Badger's value log
+// lost. It returns an error if an acknowledged event is missing or
 // doubled, the journal has a gap, or conservation fails.
 func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 	t.Helper()
@@ -44,6 +45,7 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 		o := testOptions(dir)
 		o.WALSegmentBytes = 2<<20 + 64<<10 // small, so rounds roll segments
 		o.MaxBatchBytes = 64 << 10
+		o.ValueThreshold = 128 // every event and opened shift in the value log
 		var haltAt, tearAt atomic.Uint64
 		o.Seams = &ledger.Seams{
 			FS: cfs,
@@ -68,6 +70,8 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 				}
 				return nil
 			},
+			// Every round starts after a power loss: a new boot.
+			BootID: func() string { return fmt.Sprintf("boot %d", round) },
 		}
 		l, err := ledger.Open(o)
 		if err != nil {
@@ -115,7 +119,12 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 			}()
 		}
 		wg.Wait()
-		l.Close()
+		loseValues := !skipSync && rng.IntN(3) == 0
+		if loseValues {
+			l.CloseAsCrash()
+		} else {
+			l.Close()
+		}
 		if skipSync || rng.IntN(2) == 0 {
 			// Badger loses what it had not synced: back to the round's start.
 			if _, err := os.Stat(snap); err == nil {
@@ -126,6 +135,11 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 					return err
 				}
 			}
+		}
+		if loseValues {
+			// The value log loses a tail Badger's tables still point
+			// into (vlog.go): the WAL has every frame since the start.
+			damageValueLog(t, dir, rng)
 		}
 		cfs.Crash()
 	}

@@ -16,7 +16,10 @@
 // master data). Master data and other writes are answered after their
 // apply. Open replays the WAL frames Badger lacks. Every CheckpointBytes
 // of WAL, Badger is synced and the segments an earlier sync covers are
-// removed.
+// removed. Events and other values of Options.ValueThreshold bytes or more
+// are written once, to Badger's value log (vlog.go lists the invariants
+// that keep them across a power loss: Open reads back what the frames
+// still in the WAL stored and rewrites what was lost).
 //
 // Views over the events are written in the same transaction as the event
 // that changes them, so replay rebuilds them with it: balances, the

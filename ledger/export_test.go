@@ -60,3 +60,19 @@ func (l *Ledger) SetLastSync(d time.Duration) {
 	l.lastSync = d
 	l.tok <- struct{}{}
 }
+
+// RebuildBalances drops every balance and sums them again from the events.
+func (l *Ledger) RebuildBalances() (int, error) { return l.rebuildBalances() }
+
+// CloseAsCrash closes without the sync and the record of it that Close
+// makes, so what Badger holds is only as durable as a crash leaves it.
+func (l *Ledger) CloseAsCrash() error {
+	l.crashOnClose = true
+	return l.Close()
+}
+
+// LastReadBack reports how many values the last Open read back from the
+// value log and how many it rewrote.
+func (l *Ledger) LastReadBack() (checked, rewritten int) {
+	return l.readBack.checked, l.readBack.rewritten
+}

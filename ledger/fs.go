@@ -56,6 +56,12 @@ type Seams struct {
 	// answered at its sync already; those of other batches are answered
 	// after Publish returns.
 	Publish func(lsn uint64, requests int)
+	// BootID names the running boot of the machine: the page cache of one
+	// boot survives a crash of the process, so Open need not read back
+	// Badger's value log after a restart within the boot that wrote it
+	// (vlog.go, invariant 2). A test returns a new one to simulate a power
+	// loss. It returns "" where unknown: Open always reads back.
+	BootID func() string
 }
 
 func (s *Seams) withDefaults() Seams {
@@ -80,6 +86,9 @@ func (s *Seams) withDefaults() Seams {
 	}
 	if out.Publish == nil {
 		out.Publish = func(uint64, int) {}
+	}
+	if out.BootID == nil {
+		out.BootID = bootID
 	}
 	return out
 }

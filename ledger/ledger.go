@@ -70,6 +70,10 @@ type Options struct {
 	// Badger transaction (about 15% of it), so it must be at least
 	// 8 × MaxBatchBytes.
 	MemTableBytes int64
+	// ValueThreshold is the size from which a value is stored once in
+	// Badger's value log and its LSM tree keeps a pointer (vlog.go): events
+	// of about four lines and more, master records.
+	ValueThreshold int64
 	// Registerer receives the ledger's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Seams replace the I/O of the commit pipeline in tests; nil is the
@@ -93,6 +97,7 @@ func DefaultOptions(dir string, origin storeline.StoreID) Options {
 		GroupCommitWait: time.Millisecond,
 		CheckpointBytes: 128 << 20,
 		MemTableBytes:   64 << 20,
+		ValueThreshold:  defaultValueThreshold,
 	}
 }
 
@@ -134,6 +139,9 @@ func (o Options) Validate() error {
 	}
 	if o.MemTableBytes < 8*int64(o.MaxBatchBytes) || o.MemTableBytes > 1<<30 {
 		bad("MemTableBytes", "%d out of [8 × MaxBatchBytes, 1 GiB]", o.MemTableBytes)
+	}
+	if o.ValueThreshold < minValueThreshold || o.ValueThreshold > maxValueThreshold {
+		bad("ValueThreshold", "%d out of [%d, %d]", o.ValueThreshold, minValueThreshold, maxValueThreshold)
 	}
 	if len(errs) > 0 {
 		return storeline.E("ledger.Options.Validate", storeline.Invalid, errors.Join(errs...))
@@ -194,6 +202,8 @@ type Ledger struct {
 	masterVersion atomic.Uint64
 	records       atomic.Pointer[recordCache] // master.go
 	replica       bool                        // a Replica's reader: no record cache
+	readBack      readBackStats               // what Open read back (vlog.go)
+	crashOnClose  bool                        // tests: Close leaves Badger as a crash would (no sync, no record of one)
 	appliedLSN    atomic.Uint64
 	// ackedLSN is the last LSN whose waiters were answered before its
 	// apply (invariant 2): reads wait until appliedLSN reaches it.
@@ -256,7 +266,7 @@ func Open(o Options) (*Ledger, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, storeline.E(op, ioKind(err), err)
 	}
-	db, err := openBadger(filepath.Join(o.Dir, "badger"), o.MemTableBytes)
+	db, err := openBadger(filepath.Join(o.Dir, "badger"), o.MemTableBytes, o.ValueThreshold)
 	if err != nil {
 		return nil, storeline.E(op, ioKind(err), fmt.Errorf("badger: %w", err))
 	}
@@ -285,8 +295,16 @@ func (l *Ledger) Close() error {
 		<-l.done
 		<-l.ckDone
 		var errs []error
-		if l.poison.Load() == nil {
-			if err := l.db.Sync(); err != nil {
+		if l.poison.Load() == nil && !l.crashOnClose {
+			// Values first, then the record that they are durable.
+			err := l.syncBadger()
+			if err == nil {
+				err = l.markSynced(l.appliedLSN.Load())
+			}
+			if err == nil {
+				err = l.db.Sync()
+			}
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}

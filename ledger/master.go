@@ -228,23 +228,33 @@ func putMaster(txn *badger.Txn, kind storeline.MasterKind, id string, mv *master
 			return err
 		}
 	}
-	stored := *mv
-	if stored.Deleted {
-		stored.Keys, stored.Data = nil, nil
-	}
-	enc, err := msgpack.Marshal(&stored)
+	enc, err := encodeMaster(mv)
 	if err != nil {
 		return err
 	}
 	if err := txn.Set(masterKey(kind, id), enc); err != nil {
 		return err
 	}
-	for _, k := range stored.Keys {
+	keys := mv.Keys
+	if mv.Deleted {
+		keys = nil
+	}
+	for _, k := range keys {
 		if err := txn.Set(uniqueKey(kind, k), []byte(id)); err != nil {
 			return err
 		}
 	}
 	return txn.Set(versionKey(mv.Version), append(append([]byte(kind), 0), id...))
+}
+
+// encodeMaster returns the stored form of mv: a tombstone keeps no data or
+// keys.
+func encodeMaster(mv *masterVal) ([]byte, error) {
+	stored := *mv
+	if stored.Deleted {
+		stored.Keys, stored.Data = nil, nil
+	}
+	return msgpack.Marshal(&stored)
 }
 
 // GetMaster decodes the record (kind, id) into into; NotFound if there is

@@ -15,7 +15,7 @@ import (
 // (the HLC time of the restore).
 const firstEpoch = 1
 
-func openBadger(dir string, memTableBytes int64) (*badger.DB, error) {
+func openBadger(dir string, memTableBytes, valueThreshold int64) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(false). // the WAL is the durability boundary
 		WithDetectConflicts(false).
@@ -26,6 +26,8 @@ func openBadger(dir string, memTableBytes int64) (*badger.DB, error) {
 		// is not the bound. Tables written compressed keep their own
 		// compression in the manifest and stay readable.
 		WithCompression(options.None).
+		WithValueThreshold(valueThreshold). // vlog.go
+		WithVerifyValueChecksum(true).      // a damaged value never reads as another (vlog.go)
 		WithLogger(nil)
 	return badger.Open(opts)
 }
@@ -61,10 +63,20 @@ func (l *Ledger) recover() error {
 	applied := l.st.lsn
 	replayed := 0
 	var lastSeen uint64
+	repair, boot, err := l.valueRepair()
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
 	w, err := openWAL(l.seams.FS, filepath.Join(l.o.Dir, "wal"), l.o.WALSegmentBytes, func(fr walFrame) error {
 		lastSeen = fr.lsn
 		if fr.lsn <= l.st.lsn {
+			if err := repair.add(fr); err != nil {
+				return fmt.Errorf("wal: read back LSN %d: %w", fr.lsn, err)
+			}
 			return nil
+		}
+		if err := repair.finish(); err != nil {
+			return fmt.Errorf("wal: read back before LSN %d: %w", fr.lsn, err)
 		}
 		if fr.lsn != l.st.lsn+1 {
 			return fmt.Errorf("wal: frame LSN %d after applied LSN %d: frames are missing", fr.lsn, l.st.lsn)
@@ -79,6 +91,10 @@ func (l *Ledger) recover() error {
 		return storeline.E(op, storeline.Internal, err)
 	}
 	l.wal = w
+	if err := repair.finish(); err != nil {
+		return storeline.E(op, ioKind(err), fmt.Errorf("wal: read back: %w", err))
+	}
+	l.readBack = repair.stats
 	if lastSeen > l.st.lsn {
 		panic(fmt.Sprintf("ledger: WAL LSN %d beyond applied %d after replay", lastSeen, l.st.lsn))
 	}
@@ -86,13 +102,18 @@ func (l *Ledger) recover() error {
 		// What was replayed may exist only in the page cache (a failed
 		// fsync before a restart of the process): make it durable in
 		// Badger before anything is answered from it.
-		if err := l.db.Sync(); err != nil {
+		if err := l.syncBadger(); err != nil {
 			return storeline.E(op, ioKind(err), fmt.Errorf("sync after replay: %w", err))
 		}
 		l.log.Info("ledger: replayed WAL", "from_lsn", applied+1, "to_lsn", l.st.lsn, "batches", replayed)
 	}
 	if err := l.upgradeViews(); err != nil {
 		return storeline.E(op, ioKind(err), fmt.Errorf("views: %w", err))
+	}
+	if boot != "" {
+		if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kBoot, []byte(boot)) }); err != nil {
+			return storeline.E(op, ioKind(err), err)
+		}
 	}
 	observeClock(l.o.Clock, l.st.hlc)
 	l.publish()

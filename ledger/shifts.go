@@ -266,13 +266,13 @@ func (l *Ledger) upgradeViews() error {
 	if err != nil {
 		return fmt.Errorf("rebuild shift totals: %w", err)
 	}
-	if err := l.db.Sync(); err != nil {
+	if err := l.syncBadger(); err != nil {
 		return err
 	}
 	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kViews, u64(viewsVersion)) }); err != nil {
 		return err
 	}
-	if err := l.db.Sync(); err != nil {
+	if err := l.syncBadger(); err != nil {
 		return err
 	}
 	if n > 0 {

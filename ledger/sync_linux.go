@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -13,4 +14,14 @@ func fdatasync(f *os.File) error {
 			return err
 		}
 	}
+}
+
+// bootID returns the kernel's random identifier of this boot, "" if
+// unreadable.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
