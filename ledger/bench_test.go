@@ -17,17 +17,20 @@ import (
 )
 
 var (
-	benchOn     = flag.Bool("ledger.bench", false, "run the interleaved durable-append benchmark (TestBenchInterleaved)")
-	benchSlice  = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
-	benchRounds = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
-	benchWait   = flag.Duration("ledger.bench.wait", ledger.DefaultOptions("", "").GroupCommitWait, "Options.GroupCommitWait of the interleaved benchmark's ledger")
+	benchOn      = flag.Bool("ledger.bench", false, "run the interleaved durable-append benchmark (TestBenchInterleaved)")
+	benchSlice   = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
+	benchRounds  = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
+	benchHistory = flag.Int("ledger.bench.history", 0, "receipts appended (64 writers) before the interleaved benchmark's rounds: a shop's ledger with history, whose Badger compacts")
+	benchWait    = flag.Duration("ledger.bench.wait", ledger.DefaultOptions("", "").GroupCommitWait, "Options.GroupCommitWait of the interleaved benchmark's ledger")
 )
 
 // TestBenchInterleaved measures durable 5-line receipts/s at 1, 8 and 64
 // concurrent writers against a 4 KiB append+fdatasync probe, interleaved
 // in short slices, round robin (performance-anchors §4.4), and prints the
 // median rate, the median of per-round ratios to the probe, p50/p99 ack
-// latency and receipts per fsync.
+// latency and receipts per fsync. -ledger.bench.history N first appends N
+// receipts, so the rounds run on a ledger with a shop's history behind it
+// (a fresh one has nothing for Badger to compact).
 //
 //	go test -run TestBenchInterleaved -ledger.bench -v ./ledger/
 func TestBenchInterleaved(t *testing.T) {
@@ -49,6 +52,29 @@ func TestBenchInterleaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	var next atomic.Uint64
+	if *benchHistory > 0 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					id := next.Add(1)
+					if id > uint64(*benchHistory) {
+						return
+					}
+					if _, _, err := l.Append(context.Background(), receiptEvent(eid(id), 5, int(id))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		fmt.Printf("history: %d receipts in %v\n", *benchHistory, time.Since(start).Round(time.Millisecond))
+	}
 	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +92,6 @@ func TestBenchInterleaved(t *testing.T) {
 		cpu   time.Duration // process CPU (user+sys) during the mode's slices
 	}
 	modes := []*mode{{name: "probe 4 KiB append+fdatasync", c: 1}, {name: "ledger c=1", c: 1}, {name: "ledger c=8", c: 8}, {name: "ledger c=64", c: 64}}
-	var next atomic.Uint64
 	run := func(m *mode) {
 		deadline := time.Now().Add(*benchSlice)
 		var n atomic.Int64
