@@ -66,7 +66,7 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 			_ = os.RemoveAll(filepath.Join(dir, "badger"))
 		}
 	}()
-	db, err := openBadger(filepath.Join(dir, "badger"), 64<<20, defaultValueThreshold)
+	db, err := openBadger(filepath.Join(dir, "badger"), 64<<20, defaultValueThreshold, 0)
 	if err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}

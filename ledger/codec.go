@@ -54,6 +54,9 @@ var (
 	// ledger (vlog.go).
 	kSynced = []byte("xsynced")
 	kBoot   = []byte("xboot")
+	// kRebuild names the views a rebuild at Open left unfinished (vlog.go,
+	// invariant 4).
+	kRebuild = []byte("xrebuild")
 )
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

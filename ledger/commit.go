@@ -1230,9 +1230,18 @@ func (l *Ledger) checkpointLoop() {
 // checkpoint syncs Badger, drops the segments covered by the previous
 // checkpoint's sync (prev) and returns the LSN this sync covers.
 func (l *Ledger) checkpoint(prev uint64) uint64 {
+	if l.poison.Load() != nil {
+		return prev // a sync after a failed one proves nothing (vlog.go, invariant 2)
+	}
 	lsn := l.appliedLSN.Load()
 	if err := l.syncBadger(); err != nil {
-		l.log.Error("ledger: checkpoint sync failed", "err", err)
+		// The kernel may have dropped the pages it failed to write and
+		// reports that once: no later sync can be trusted (vlog.go,
+		// invariant 2).
+		if merr := l.distrustBadger(); merr != nil {
+			err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
+		}
+		l.poisonWith(nil, "checkpoint: sync Badger", err)
 		return prev
 	}
 	if err := l.markSynced(lsn); err != nil {

@@ -48,7 +48,7 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 		o := testOptions(dir)
 		o.WALSegmentBytes = 2<<20 + 64<<10 // small, so rounds roll segments
 		o.MaxBatchBytes = 64 << 10
-		o.ValueThreshold = 128 // every event and opened shift in the value log
+		o.ValueThreshold = 256 // every event in the value log
 		var haltAt, tearAt atomic.Uint64
 		o.Seams = &ledger.Seams{
 			FS: cfs,
@@ -74,7 +74,8 @@ func powerLossRun(t *testing.T, seed uint64, rounds int, skipSync bool) error {
 				return nil
 			},
 			// Every round starts after a power loss: a new boot.
-			BootID: func() string { return fmt.Sprintf("boot %d", round) },
+			BootID:            func() string { return fmt.Sprintf("boot %d", round) },
+			ValueLogFileBytes: 1 << 20,
 		}
 		l, err := ledger.Open(o)
 		if err != nil {

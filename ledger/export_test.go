@@ -76,3 +76,20 @@ func (l *Ledger) CloseAsCrash() error {
 func (l *Ledger) LastReadBack() (checked, rewritten int) {
 	return l.readBack.checked, l.readBack.rewritten
 }
+
+// CrashMidRebuild leaves the ledger as a crash in Open's rebuild of the
+// running sums would (vlog.go, invariant 4): the rebuild recorded, shift
+// totals and balances dropped, nothing rebuilt yet.
+func (l *Ledger) CrashMidRebuild() error {
+	if err := l.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(kRebuild, []byte{rebuildShifts | rebuildBalances})
+	}); err != nil {
+		return err
+	}
+	for _, p := range []byte{tShift, tBalance} {
+		if err := l.db.DropPrefix([]byte{p}); err != nil {
+			return err
+		}
+	}
+	return l.CloseAsCrash()
+}

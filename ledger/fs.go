@@ -62,6 +62,12 @@ type Seams struct {
 	// (vlog.go, invariant 2). A test returns a new one to simulate a power
 	// loss. It returns "" where unknown: Open always reads back.
 	BootID func() string
+	// BadgerSync runs before each sync of Badger (checkpoints, Close, Open's
+	// repairs); an error fails that sync, as a failed writeback would.
+	BadgerSync func() error
+	// ValueLogFileBytes sizes Badger's value-log files (0: Badger's 1 GiB),
+	// so a test's few thousand events rotate them.
+	ValueLogFileBytes int64
 }
 
 func (s *Seams) withDefaults() Seams {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +202,7 @@ type Ledger struct {
 	records       atomic.Pointer[recordCache] // master.go
 	replica       bool                        // a Replica's reader: no record cache
 	readBack      readBackStats               // what Open read back (vlog.go)
+	readBackAsked bool                        // Open found the read-back marker (vlog.go)
 	crashOnClose  bool                        // tests: Close leaves Badger as a crash would (no sync, no record of one)
 	appliedLSN    atomic.Uint64
 	// ackedLSN is the last LSN whose waiters were answered before its
@@ -266,7 +266,18 @@ func Open(o Options) (*Ledger, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, storeline.E(op, ioKind(err), err)
 	}
-	db, err := openBadger(filepath.Join(o.Dir, "badger"), o.MemTableBytes, o.ValueThreshold)
+	// A failed sync of Badger left a marker: read the value log back from
+	// the disk, not from pages a failed writeback left cached (vlog.go).
+	var err error
+	if l.readBackAsked, err = l.readBackMarked(); err != nil {
+		return nil, storeline.E(op, ioKind(err), err)
+	}
+	if l.readBackAsked {
+		if err := dropBadgerCache(l.badgerDir()); err != nil {
+			return nil, storeline.E(op, ioKind(err), err)
+		}
+	}
+	db, err := openBadger(l.badgerDir(), o.MemTableBytes, o.ValueThreshold, l.seams.ValueLogFileBytes)
 	if err != nil {
 		return nil, storeline.E(op, ioKind(err), fmt.Errorf("badger: %w", err))
 	}
@@ -305,6 +316,9 @@ func (l *Ledger) Close() error {
 				err = l.db.Sync()
 			}
 			if err != nil {
+				if merr := l.distrustBadger(); merr != nil {
+					err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
+				}
 				errs = append(errs, err)
 			}
 		}

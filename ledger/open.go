@@ -15,7 +15,7 @@ import (
 // (the HLC time of the restore).
 const firstEpoch = 1
 
-func openBadger(dir string, memTableBytes, valueThreshold int64) (*badger.DB, error) {
+func openBadger(dir string, memTableBytes, valueThreshold, valueLogFileBytes int64) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(false). // the WAL is the durability boundary
 		WithDetectConflicts(false).
@@ -29,6 +29,9 @@ func openBadger(dir string, memTableBytes, valueThreshold int64) (*badger.DB, er
 		WithValueThreshold(valueThreshold). // vlog.go
 		WithVerifyValueChecksum(true).      // a damaged value never reads as another (vlog.go)
 		WithLogger(nil)
+	if valueLogFileBytes > 0 {
+		opts = opts.WithValueLogFileSize(valueLogFileBytes)
+	}
 	return badger.Open(opts)
 }
 
@@ -63,7 +66,7 @@ func (l *Ledger) recover() error {
 	applied := l.st.lsn
 	replayed := 0
 	var lastSeen uint64
-	repair, boot, err := l.valueRepair()
+	repair, boot, err := l.valueRepair(l.readBackAsked)
 	if err != nil {
 		return storeline.E(op, storeline.Internal, err)
 	}
@@ -113,6 +116,14 @@ func (l *Ledger) recover() error {
 	if boot != "" {
 		if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kBoot, []byte(boot)) }); err != nil {
 			return storeline.E(op, ioKind(err), err)
+		}
+	}
+	if l.readBackAsked {
+		if err := l.syncBadger(); err != nil {
+			return storeline.E(op, ioKind(err), fmt.Errorf("sync after the read-back: %w", err))
+		}
+		if err := l.readBackDone(); err != nil {
+			return storeline.E(op, ioKind(err), fmt.Errorf("read-back marker: %w", err))
 		}
 	}
 	observeClock(l.o.Clock, l.st.hlc)

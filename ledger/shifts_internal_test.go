@@ -17,7 +17,7 @@ import (
 //
 //	go test -run '^$' -bench FoldShift ./ledger/
 func BenchmarkFoldShift(b *testing.B) {
-	db, err := openBadger(b.TempDir(), 8<<20, defaultValueThreshold)
+	db, err := openBadger(b.TempDir(), 8<<20, defaultValueThreshold, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,34 +18,50 @@ package ledger
 // from an empty value by the size the pointer records.
 // Invariants:
 //
-//  1. A checkpoint makes every value-log file durable (syncBadger), not only
-//     Badger's current one (DB.Sync syncs that one alone), before it drops
-//     WAL segments: every value written for a frame older than the WAL's
-//     first frame is durable.
-//  2. Open reads, for every frame still in the WAL that Badger has applied,
-//     the values those frames stored that can live in the value log: events
-//     (written only by the frame that first stored them), master records
-//     and metadata (the last frame that wrote each). A value that does not
-//     read back is written again from its frame: frames are resolved, so
-//     these values are functions of the frame alone.
-//  3. Shift totals and balances are running sums, not functions of one
-//     frame: Open reads every one, and if any does not read back it
-//     rebuilds all of them from the journal (after invariant 2 has made
-//     every event readable). Balances are decimals far below the smallest
-//     threshold allowed; the check costs a scan of small values.
-//  4. Keys whose values are shorter than minValueThreshold by construction
-//     (journal, date and returns indexes, unique keys, version entries, the
-//     ledger's own state) always stay in the LSM tree.
-//  5. No value-log garbage collection: Badger deletes a rewritten file
+//  1. syncBadger makes all of Badger durable: DB.Sync (the active memtable's
+//     log and the current value-log file), then every value-log and
+//     memtable-log file (a rotated one is synced by nobody else) and the
+//     directory (Badger creates files without syncing it).
+//  2. A checkpoint runs syncBadger, then records the LSN it covers
+//     (kSynced), then drops WAL segments; Close the same. Every value of a
+//     frame at or below kSynced is durable; every frame above it is still
+//     in the WAL. A failed syncBadger at a checkpoint poisons the ledger
+//     (after a writeback error the kernel may drop the dirty pages and
+//     report the error once: a later sync would succeed over lost values)
+//     and leaves a synced marker file in the WAL's directory, so the next
+//     Open reads back whatever the boot, with the value log's pages
+//     dropped from the page cache first.
+//  3. Open reads back, when the machine restarted since the last Open (a
+//     new boot ID: within one boot the page cache kept everything a crashed
+//     process wrote) or the marker of invariant 2 is there, the values the
+//     WAL frames above kSynced that Badger applied stored: events (written
+//     only by the frame that first stored them), master records and
+//     metadata (the last frame that wrote each). Frames are resolved, so
+//     these values are functions of the frame alone; a value missing,
+//     unreadable or different from the frame's is written again.
+//  4. Shift totals and balances are running sums, not functions of one
+//     frame: after such a read-back Open reads every one, and if any does
+//     not read back it rebuilds them from the journal (after invariant 3
+//     has made every event readable). A rebuild first records, synced,
+//     which views it rebuilds (kRebuild), and clears it once the rebuilt
+//     views are synced: a crash in between makes the next Open rebuild
+//     again, whatever the boot.
+//  5. Keys whose values are shorter than minValueThreshold by construction
+//     (journal, date and returns indexes, unique keys, version entries of
+//     at most 152 bytes, the ledger's own state) always stay in the LSM
+//     tree.
+//  6. No value-log garbage collection: Badger deletes a rewritten file
 //     without syncing the values it moved. Events never become garbage;
-//     replaced master records and shift totals do, a few bytes per change.
+//     replaced master records do, a few hundred bytes per change.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -59,57 +75,143 @@ const (
 	// defaultValueThreshold sends a receipt of about four lines or more
 	// to the value log and keeps shift totals (75-300 bytes) in the tree.
 	defaultValueThreshold = 512
-	// minValueThreshold is above every value invariant 4 names: an ID is at
-	// most 64 bytes, a version entry a kind and an ID.
-	minValueThreshold = 128
+	// minValueThreshold is above every value invariant 5 names: an ID is at
+	// most 64 bytes, a price's record ID 146, a version entry a kind and an
+	// ID.
+	minValueThreshold = 256
 	maxValueThreshold = 1 << 20
+
+	// readBackMarker, in the WAL's directory, makes the next Open read the
+	// value log back (invariant 2).
+	readBackMarker = "READBACK"
 )
 
-// syncBadger makes Badger durable: its memtable WAL and every value-log
-// file (invariant 1).
+// Views a rebuild covers (kRebuild's bits).
+const (
+	rebuildShifts   = 1
+	rebuildBalances = 2
+)
+
+// syncBadger makes all of Badger durable (invariant 1).
 func syncBadger(db *badger.DB, dir string) error {
 	if err := db.Sync(); err != nil {
 		return err
 	}
-	names, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, pattern := range []string{"*.vlog", "*.mem"} {
+		names, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if err := syncFile(name); err != nil {
+				return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+			}
+		}
+	}
+	return osFS{}.SyncDir(dir)
+}
+
+func syncFile(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // removed since the listing (a flushed memtable's log)
+	}
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		f, err := os.OpenFile(name, os.O_RDWR, 0)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // removed since the listing
-			}
+	err = fdatasync(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *Ledger) badgerDir() string { return filepath.Join(l.o.Dir, "badger") }
+
+// syncBadger syncs the ledger's Badger (invariant 1).
+func (l *Ledger) syncBadger() error {
+	if l.seams.BadgerSync != nil {
+		if err := l.seams.BadgerSync(); err != nil {
 			return err
 		}
-		err = fdatasync(f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+	}
+	return syncBadger(l.db, l.badgerDir())
+}
+
+// markSynced records that the values of every frame through lsn are
+// durable (syncBadger has returned since they were applied).
+func (l *Ledger) markSynced(lsn uint64) error {
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(kSynced, u64(lsn)) })
+}
+
+// distrustBadger leaves the synced marker that makes the next Open read
+// the value log back (invariant 2).
+func (l *Ledger) distrustBadger() error {
+	dir := filepath.Join(l.o.Dir, "wal")
+	f, err := l.seams.FS.OpenFile(filepath.Join(dir, readBackMarker), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return l.seams.FS.SyncDir(dir)
+}
+
+// readBackMarked reports whether the marker of invariant 2 is there.
+func (l *Ledger) readBackMarked() (bool, error) {
+	names, err := l.seams.FS.ReadDir(filepath.Join(l.o.Dir, "wal"))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return slices.Contains(names, readBackMarker), err
+}
+
+// readBackDone removes the marker once Open has read back and synced.
+func (l *Ledger) readBackDone() error {
+	dir := filepath.Join(l.o.Dir, "wal")
+	if err := l.seams.FS.Remove(filepath.Join(dir, readBackMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return l.seams.FS.SyncDir(dir)
+}
+
+// dropBadgerCache drops the page cache of Badger's value-log and
+// memtable-log files before Badger maps them, so a read-back reads the
+// disk, not pages a failed writeback left cached.
+func dropBadgerCache(dir string) error {
+	for _, pattern := range []string{"*.vlog", "*.mem"} {
+		names, err := filepath.Glob(filepath.Join(dir, pattern))
 		if err != nil {
-			return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+			return err
+		}
+		for _, name := range names {
+			if err := dropFileCache(name); err != nil {
+				return fmt.Errorf("drop the page cache of %s: %w", filepath.Base(name), err)
+			}
 		}
 	}
 	return nil
 }
 
-// syncBadger syncs the ledger's Badger (invariant 1).
-func (l *Ledger) syncBadger() error { return syncBadger(l.db, filepath.Join(l.o.Dir, "badger")) }
-
 // valueRepair collects, over the WAL frames Badger has applied, the values
-// Open must read back (invariants 2 and 3).
+// Open must read back (invariants 3 and 4).
 type valueRepair struct {
 	l *Ledger
 	// from is the LSN through which values are known durable: frames at
 	// or below it are not read back.
-	from   uint64
-	events [][2][]byte       // (key, stored bytes) of events the frames stored first
-	last   map[string][]byte // key → the last value a frame wrote (master, meta)
-	order  []string          // keys of last, in first-write order
-	frames int               // frames read back
-	done   bool
-	stats  readBackStats
+	from    uint64
+	rebuild byte              // views a rebuild left unfinished (kRebuild)
+	events  [][2][]byte       // (key, stored bytes) of events the frames stored first
+	last    map[string][]byte // key → the last value a frame wrote (master, meta)
+	order   []string          // keys of last, in first-write order
+	frames  int               // frames read back
+	done    bool
+	stats   readBackStats
 }
 
 // readBackStats counts what Open read back from the value log and what it
@@ -118,9 +220,10 @@ type readBackStats struct{ checked, rewritten int }
 
 // valueRepair returns the read-back Open runs over the WAL frames Badger
 // has applied, and the running boot's ID. Within the boot that last opened
-// the ledger, the page cache kept whatever Badger wrote, so nothing is read
-// back; otherwise frames after the last recorded sync are.
-func (l *Ledger) valueRepair() (*valueRepair, string, error) {
+// the ledger the page cache kept whatever Badger wrote, so nothing is read
+// back unless asked (invariant 2); otherwise frames after the last
+// recorded sync are.
+func (l *Ledger) valueRepair(asked bool) (*valueRepair, string, error) {
 	r := &valueRepair{l: l, last: map[string][]byte{}}
 	boot := l.seams.BootID()
 	err := l.db.View(func(txn *badger.Txn) error {
@@ -131,19 +234,19 @@ func (l *Ledger) valueRepair() (*valueRepair, string, error) {
 		if v != nil {
 			r.from = getU64(v)
 		}
+		if v, err = getValue(txn, kRebuild); err != nil {
+			return err
+		}
+		if len(v) == 1 {
+			r.rebuild = v[0]
+		}
 		prev, err := getValue(txn, kBoot)
-		if boot != "" && string(prev) == boot {
+		if !asked && boot != "" && string(prev) == boot {
 			r.from = math.MaxUint64
 		}
 		return err
 	})
 	return r, boot, err
-}
-
-// markSynced records that the values of every frame through lsn are
-// durable (syncBadger has returned since they were applied).
-func (l *Ledger) markSynced(lsn uint64) error {
-	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(kSynced, u64(lsn)) })
 }
 
 // add notes the values frame fr wrote.
@@ -195,36 +298,38 @@ func (r *valueRepair) note(k, v []byte) {
 func (r *valueRepair) flushEvents() error {
 	kvs := r.events
 	r.events = r.events[:0]
-	return r.rewriteUnreadable(kvs)
+	return r.rewriteLost(kvs)
 }
 
-// rewriteUnreadable writes each (key, value) whose stored value exists but
-// does not read back. A missing key is left alone: the frames Badger
-// applied stored every one of them, so none can be missing.
-func (r *valueRepair) rewriteUnreadable(kvs [][2][]byte) error {
-	var bad [][2][]byte
+// rewriteLost writes each (key, value) whose stored value is missing, does
+// not read back, or differs: a frame Badger applied wrote exactly that
+// value, and nothing wrote the key after it.
+func (r *valueRepair) rewriteLost(kvs [][2][]byte) error {
+	var lost [][2][]byte
 	err := r.l.db.View(func(txn *badger.Txn) error {
 		for _, kv := range kvs {
 			r.stats.checked++
 			item, err := txn.Get(kv[0])
 			if errors.Is(err, badger.ErrKeyNotFound) {
+				lost = append(lost, kv)
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			if !readsBack(item) {
-				bad = append(bad, kv)
+			same := false
+			if err := item.Value(func(v []byte) error { same = bytes.Equal(v, kv[1]); return nil }); err != nil || !same {
+				lost = append(lost, kv)
 			}
 		}
 		return nil
 	})
-	if err != nil || len(bad) == 0 {
+	if err != nil || len(lost) == 0 {
 		return err
 	}
 	wb := r.l.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, kv := range bad {
+	for _, kv := range lost {
 		if err := wb.Set(kv[0], kv[1]); err != nil {
 			return err
 		}
@@ -232,19 +337,19 @@ func (r *valueRepair) rewriteUnreadable(kvs [][2][]byte) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	r.stats.rewritten += len(bad)
+	r.stats.rewritten += len(lost)
 	return nil
 }
 
-// finish rewrites what does not read back, rebuilds the running sums if
-// any of them does not, and makes the result durable. It runs once, before
-// the first frame is replayed.
+// finish rewrites what was lost, rebuilds the running sums if any of them
+// was lost or a rebuild was left unfinished, and makes the result durable.
+// It runs once, before the first frame is replayed.
 func (r *valueRepair) finish() error {
 	if r.done {
 		return nil
 	}
 	r.done = true
-	if r.frames == 0 {
+	if r.frames == 0 && r.rebuild == 0 {
 		return nil
 	}
 	if err := r.flushEvents(); err != nil {
@@ -254,46 +359,61 @@ func (r *valueRepair) finish() error {
 	for _, k := range r.order {
 		kvs = append(kvs, [2][]byte{[]byte(k), r.last[k]})
 	}
-	if err := r.rewriteUnreadable(kvs); err != nil {
+	if err := r.rewriteLost(kvs); err != nil {
 		return fmt.Errorf("master data and metadata: %w", err)
 	}
-	rebuilt := ""
-	for _, p := range []struct {
+	views := []struct {
+		bit     byte
 		table   byte
 		name    string
 		rebuild func() (int, error)
-	}{{tShift, "shift totals", r.l.rebuildShifts}, {tBalance, "balances", r.l.rebuildBalances}} {
-		ok, err := r.l.prefixReadable([]byte{p.table})
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.name, err)
+	}{{rebuildShifts, tShift, "shift totals", r.l.rebuildShifts}, {rebuildBalances, tBalance, "balances", r.l.rebuildBalances}}
+	rebuild := r.rebuild
+	if r.frames > 0 {
+		for _, v := range views {
+			ok, err := r.l.prefixReadable([]byte{v.table})
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			if !ok {
+				rebuild |= v.bit
+			}
 		}
-		if ok {
-			continue
+	}
+	if r.stats.rewritten > 0 || rebuild != 0 {
+		if err := r.l.syncBadger(); err != nil {
+			return err
 		}
-		if _, err := p.rebuild(); err != nil {
-			return fmt.Errorf("rebuild %s: %w", p.name, err)
+	}
+	var rebuilt []string
+	if rebuild != 0 {
+		if err := r.l.db.Update(func(txn *badger.Txn) error { return txn.Set(kRebuild, []byte{rebuild}) }); err != nil {
+			return err
 		}
-		rebuilt = strings.TrimPrefix(rebuilt+", "+p.name, ", ")
+		if err := r.l.syncBadger(); err != nil {
+			return err
+		}
+		for _, v := range views {
+			if rebuild&v.bit == 0 {
+				continue
+			}
+			if _, err := v.rebuild(); err != nil {
+				return fmt.Errorf("rebuild %s: %w", v.name, err)
+			}
+			rebuilt = append(rebuilt, v.name)
+		}
+		if err := r.l.syncBadger(); err != nil {
+			return err
+		}
+		if err := r.l.db.Update(func(txn *badger.Txn) error { return txn.Delete(kRebuild) }); err != nil {
+			return err
+		}
 	}
-	if r.stats.rewritten == 0 && rebuilt == "" {
-		return nil
+	if r.stats.rewritten > 0 || len(rebuilt) > 0 {
+		r.l.log.Warn("ledger: values Badger lost from its value log restored from the WAL",
+			"values_checked", r.stats.checked, "values_rewritten", r.stats.rewritten, "rebuilt", strings.Join(rebuilt, ", "))
 	}
-	if err := r.l.syncBadger(); err != nil {
-		return err
-	}
-	r.l.log.Warn("ledger: values Badger lost from its value log restored from the WAL",
-		"values_checked", r.stats.checked, "values_rewritten", r.stats.rewritten, "rebuilt", rebuilt)
 	return nil
-}
-
-// readsBack reports whether item's value reads back. Badger answers a
-// value it cannot read (a pointer past the end of a truncated value-log
-// file, a checksum mismatch) with no error and no bytes; only the size its
-// pointer records tells it from an empty value.
-func readsBack(item *badger.Item) bool {
-	n := -1
-	err := item.Value(func(v []byte) error { n = len(v); return nil })
-	return err == nil && (n > 0 || item.ValueSize() <= 0)
 }
 
 // prefixReadable reports whether every value under prefix reads back.
@@ -311,6 +431,16 @@ func (l *Ledger) prefixReadable(prefix []byte) (bool, error) {
 		return nil
 	})
 	return ok, err
+}
+
+// readsBack reports whether item's value reads back. Badger answers a
+// value it cannot read (a pointer past the end of a truncated value-log
+// file, a checksum mismatch) with no error and no bytes; only the size its
+// pointer records tells it from an empty value.
+func readsBack(item *badger.Item) bool {
+	n := -1
+	err := item.Value(func(v []byte) error { n = len(v); return nil })
+	return err == nil && (n > 0 || item.ValueSize() <= 0)
 }
 
 // rebuildBalances drops every balance and sums the postings of every

@@ -3,12 +3,15 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/storeline/storeline"
@@ -32,11 +35,12 @@ func valueLogFiles(t testing.TB, dir string) map[string]bool {
 	return files
 }
 
-// damageValueLog zeroes the value-log files of the ledger in dir that are
-// not in synced (files Badger created since its last recorded sync) from a
-// point on, as a power loss drops what Badger wrote but had not synced:
-// from the first value when rng is nil, else from a random offset. It
-// returns how many bytes of values it zeroed.
+// damageValueLog damages the value-log files of the ledger in dir that
+// are not in synced (files Badger created since its last recorded sync), as
+// a power loss does to what Badger wrote but had not synced: with rng nil,
+// every value zeroed; else each file's values from a random offset zeroed,
+// or a random range of them overwritten with random bytes (pages written
+// back out of order). It returns how many bytes it damaged.
 func damageValueLog(t testing.TB, dir string, synced map[string]bool, rng *rand.Rand) int64 {
 	t.Helper()
 	var zeroed int64
@@ -52,20 +56,28 @@ func damageValueLog(t testing.TB, dir string, synced map[string]bool, rng *rand.
 		if fi.Size() <= from {
 			continue
 		}
+		junk := make([]byte, fi.Size()-from)
 		if rng != nil {
 			from += rng.Int64N(fi.Size() - from)
+			junk = junk[:fi.Size()-from]
+			if rng.IntN(2) == 0 {
+				junk = junk[:rng.IntN(len(junk))+1]
+				for i := range junk {
+					junk[i] = byte(rng.Uint32())
+				}
+			}
 		}
 		f, err := os.OpenFile(name, os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.WriteAt(make([]byte, fi.Size()-from), from); err != nil {
+		if _, err := f.WriteAt(junk, from); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		zeroed += fi.Size() - from
+		zeroed += int64(len(junk))
 	}
 	return zeroed
 }
@@ -85,11 +97,6 @@ func readState(t *testing.T, l *ledger.Ledger, items []string) ledgerState {
 	var err error
 	if s.Journal, err = l.Journal(store, ledger.Position{}, ledger.MaxJournalLimit); err != nil {
 		t.Fatalf("Journal: %v", err)
-	}
-	for _, ev := range s.Journal {
-		if _, err := l.Event(ev.Origin, ev.ID); err != nil {
-			t.Fatalf("Event(%s): %v", ev.ID, err)
-		}
 	}
 	if s.Balances, err = l.Balances(""); err != nil {
 		t.Fatalf("Balances: %v", err)
@@ -122,27 +129,44 @@ func TestValueLogLossRestoredFromWAL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	o := testOptions(dir)
-	o.ValueThreshold = 128 // shift totals with an opening mark go to the value log too
+	o.ValueThreshold = 256
 	boots := 0
-	o.Seams = &ledger.Seams{BootID: func() string { boots++; return fmt.Sprint("boot ", boots) }}
+	o.Seams = &ledger.Seams{
+		BootID:            func() string { boots++; return fmt.Sprint("boot ", boots) },
+		ValueLogFileBytes: 1 << 20, // a few files, each damaged
+	}
 	l, err := ledger.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustAppend(t, l, shiftEvent(eid(1<<40), &storeline.ShiftOpen{Terminal: "t1", Shift: "sh1", Seller: "alice", Currency: "EUR", Float: dec("100")}))
+	// A long seller ID puts the shift's totals past the threshold too.
+	seller := storeline.SellerID(strings.Repeat("s", 64))
+	mustAppend(t, l, shiftEvent(eid(1<<40), &storeline.ShiftOpen{Terminal: "t1", Shift: "sh1", Seller: seller, Currency: "EUR", Float: dec("100")}))
 	var items []string
-	for n := uint64(1); n <= 300; n++ {
-		mustAppend(t, l, receiptEvent(eid(n), 1+int(n%8), int(n)))
-		if n%30 == 0 {
-			id := fmt.Sprintf("item%d", n)
-			it := item(id, "SKU"+id)
-			it.Name = strings.Repeat("long name ", 20) // past the threshold
-			if _, err := l.PutMaster(ctx, []storeline.Record{it}); err != nil {
-				t.Fatal(err)
+	var wg sync.WaitGroup
+	for w := range uint64(16) { // group-committed: the test stays quick
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 1 + w; n <= 3000; n += 16 {
+				if _, _, err := l.Append(ctx, receiptEvent(eid(n), 1+int(n%8), int(n))); err != nil {
+					t.Error(err)
+					return
+				}
 			}
-			items = append(items, id)
-		}
+		}()
 	}
+	for n := range 10 {
+		id := fmt.Sprintf("item%d", n)
+		it := item(id, "SKU"+id)
+		it.Name = strings.Repeat("long name ", 20) // past the threshold
+		if _, err := l.PutMaster(ctx, []storeline.Record{it}); err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, id)
+	}
+	wg.Wait()
+	mustAppend(t, l, shiftEvent(eid(1<<40+1), &storeline.ShiftClose{Terminal: "t1", Shift: "sh1", Seller: seller, Report: storeline.ZReport{Currency: "EUR"}}))
 	if err := l.SetMeta(ctx, "cursor", bytes.Repeat([]byte("c"), 300)); err != nil {
 		t.Fatal(err)
 	}
@@ -150,12 +174,15 @@ func TestValueLogLossRestoredFromWAL(t *testing.T) {
 	if err := l.CloseAsCrash(); err != nil {
 		t.Fatal(err)
 	}
-	if n := damageValueLog(t, dir, nil, nil); n < 100_000 {
+	if files := len(valueLogFiles(t, dir)); files < 3 {
+		t.Fatalf("%d value-log files, want several", files)
+	}
+	if n := damageValueLog(t, dir, nil, nil); n < 1_000_000 {
 		t.Fatalf("zeroed %d bytes of the value log: events are not stored there", n)
 	}
 
 	l = open(t, o)
-	if checked, rewritten := l.LastReadBack(); rewritten < 300 || checked < rewritten {
+	if checked, rewritten := l.LastReadBack(); rewritten < 3000 || checked < rewritten {
 		t.Fatalf("Open read back %d values and rewrote %d, want every event rewritten", checked, rewritten)
 	}
 	if got := readState(t, l, items); !reflect.DeepEqual(got, want) {
@@ -164,8 +191,8 @@ func TestValueLogLossRestoredFromWAL(t *testing.T) {
 	if err := l.CheckConservation(); err != nil {
 		t.Fatal(err)
 	}
-	mustAppend(t, l, receiptEvent(eid(1000), 3, 1))
-	if err := verify(l, map[storeline.EventID]bool{eid(1): true, eid(1000): true}); err != nil {
+	mustAppend(t, l, receiptEvent(eid(100_000), 3, 1))
+	if err := verify(l, map[storeline.EventID]bool{eid(1): true, eid(100_000): true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -264,5 +291,93 @@ func TestReadBackOnlyAfterPowerLoss(t *testing.T) {
 	boot = "boot 3"
 	if got := readBack(); got != 0 {
 		t.Fatalf("after a clean Close and a restart, Open read back %d values, want 0", got)
+	}
+}
+
+// TestCheckpointSyncFailurePoisons: a checkpoint whose sync of Badger
+// fails poisons the ledger (a later sync could succeed over pages the
+// kernel dropped) and leaves the marker that makes the next Open read the
+// value log back even within the same boot (vlog.go, invariant 2).
+func TestCheckpointSyncFailurePoisons(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	var fail atomic.Bool
+	o.Seams = &ledger.Seams{
+		BootID: func() string { return "one boot" },
+		BadgerSync: func() error {
+			if fail.Load() {
+				return errors.New("writeback failed")
+			}
+			return nil
+		},
+	}
+	l, err := ledger.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := uint64(1); n <= 50; n++ {
+		mustAppend(t, l, receiptEvent(eid(n), 6, int(n)))
+	}
+	fail.Store(true)
+	l.CheckpointNow()
+	if _, _, err := l.Append(context.Background(), receiptEvent(eid(51), 6, 51)); !errors.Is(err, storeline.Unavailable) {
+		t.Fatalf("Append after a failed checkpoint sync = %v, want Unavailable", err)
+	}
+	l.Close()
+	marker := filepath.Join(dir, "wal", "READBACK")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no read-back marker after the failed sync: %v", err)
+	}
+
+	fail.Store(false)
+	l = open(t, o)
+	if checked, _ := l.LastReadBack(); checked < 50 {
+		t.Fatalf("Open read back %d values after a failed sync, want the 50 events at least", checked)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("read-back marker still there after Open: %v", err)
+	}
+	if err := verify(l, map[storeline.EventID]bool{eid(1): true, eid(50): true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRebuildResumedAfterCrash: a crash after Open's rebuild dropped the
+// shift totals and balances and before it wrote them again leaves them
+// empty; the next Open, even within the same boot, rebuilds them (vlog.go,
+// invariant 4).
+func TestRebuildResumedAfterCrash(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.Seams = &ledger.Seams{BootID: func() string { return "one boot" }}
+	l, err := ledger.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, shiftEvent(eid(1<<40), &storeline.ShiftOpen{Terminal: "t1", Shift: "sh1", Seller: "alice", Currency: "EUR", Float: dec("100")}))
+	for n := uint64(1); n <= 40; n++ {
+		mustAppend(t, l, receiptEvent(eid(n), 1+int(n%5), int(n)))
+	}
+	wantShift, err := l.ShiftTotals("t1", "sh1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBal, err := l.Balances("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CrashMidRebuild(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, o)
+	gotShift, err := l.ShiftTotals("t1", "sh1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotBal, err := l.Balances("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotShift, wantShift) || !reflect.DeepEqual(gotBal, wantBal) {
+		t.Fatalf("after a crash in the rebuild:\n shift %+v\n want %+v\n %d balances, want %d", gotShift, wantShift, len(gotBal), len(wantBal))
 	}
 }
