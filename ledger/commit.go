@@ -587,6 +587,12 @@ func (l *Ledger) applyJob(job applyJob) {
 		return
 	}
 	fail := func(err error) {
+		// Badger may have written part of the batch, and a write error
+		// may have cost pages the kernel reports only once: the next Open
+		// reads back (vlog.go, invariant 2).
+		if merr := l.distrustBadger(); merr != nil {
+			err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
+		}
 		if job.answered {
 			// Durable and answered: a reopen replays it from the WAL.
 			l.poisonWith(nil, "apply", err)
@@ -1237,10 +1243,7 @@ func (l *Ledger) checkpoint(prev uint64) uint64 {
 	if err := l.syncBadger(); err != nil {
 		// The kernel may have dropped the pages it failed to write and
 		// reports that once: no later sync can be trusted (vlog.go,
-		// invariant 2).
-		if merr := l.distrustBadger(); merr != nil {
-			err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
-		}
+		// invariant 2; syncBadger left the read-back marker).
 		l.poisonWith(nil, "checkpoint: sync Badger", err)
 		return prev
 	}

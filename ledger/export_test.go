@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/storeline/storeline"
 )
 
 // Bridges for the external tests.
@@ -81,6 +84,7 @@ func (l *Ledger) LastReadBack() (checked, rewritten int) {
 // running sums would (vlog.go, invariant 4): the rebuild recorded, shift
 // totals and balances dropped, nothing rebuilt yet.
 func (l *Ledger) CrashMidRebuild() error {
+	_ = l.Position() // everything applied
 	if err := l.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(kRebuild, []byte{rebuildShifts | rebuildBalances})
 	}); err != nil {
@@ -92,4 +96,18 @@ func (l *Ledger) CrashMidRebuild() error {
 		}
 	}
 	return l.CloseAsCrash()
+}
+
+// OverwriteEvent stores other's stored bytes as event id's, as a value
+// log that lost id's bytes and later held another value at that place
+// would read.
+func (l *Ledger) OverwriteEvent(origin storeline.StoreID, id, other storeline.EventID) error {
+	_ = l.Position() // both applied
+	return l.db.Update(func(txn *badger.Txn) error {
+		v, err := getValue(txn, eventKey(origin, other))
+		if err != nil || v == nil {
+			return fmt.Errorf("event %s: %v", other, err)
+		}
+		return txn.Set(eventKey(origin, id), v)
+	})
 }

@@ -316,10 +316,7 @@ func (l *Ledger) Close() error {
 				err = l.db.Sync()
 			}
 			if err != nil {
-				if merr := l.distrustBadger(); merr != nil {
-					err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
-				}
-				errs = append(errs, err)
+				errs = append(errs, err) // syncBadger left the read-back marker
 			}
 		}
 		if err := l.db.Close(); err != nil {

@@ -25,12 +25,14 @@ package ledger
 //  2. A checkpoint runs syncBadger, then records the LSN it covers
 //     (kSynced), then drops WAL segments; Close the same. Every value of a
 //     frame at or below kSynced is durable; every frame above it is still
-//     in the WAL. A failed syncBadger at a checkpoint poisons the ledger
-//     (after a writeback error the kernel may drop the dirty pages and
-//     report the error once: a later sync would succeed over lost values)
-//     and leaves a synced marker file in the WAL's directory, so the next
-//     Open reads back whatever the boot, with the value log's pages
-//     dropped from the page cache first.
+//     in the WAL. A failed syncBadger, wherever it runs, and a failed apply
+//     of a batch to Badger leave a synced marker file in the WAL's
+//     directory (after a writeback error the kernel may drop the dirty
+//     pages and report the error once: a later sync would succeed over lost
+//     values), so the next Open reads back whatever the boot, with the
+//     value log's pages dropped from the page cache first (a hint the
+//     kernel honours for clean, unmapped pages); at a checkpoint it also
+//     poisons the ledger.
 //  3. Open reads back, when the machine restarted since the last Open (a
 //     new boot ID: within one boot the page cache kept everything a crashed
 //     process wrote) or the marker of invariant 2 is there, the values the
@@ -128,14 +130,22 @@ func syncFile(name string) error {
 
 func (l *Ledger) badgerDir() string { return filepath.Join(l.o.Dir, "badger") }
 
-// syncBadger syncs the ledger's Badger (invariant 1).
+// syncBadger syncs the ledger's Badger (invariant 1). If that fails it
+// leaves the read-back marker (invariant 2), wherever it was called from.
 func (l *Ledger) syncBadger() error {
+	var err error
 	if l.seams.BadgerSync != nil {
-		if err := l.seams.BadgerSync(); err != nil {
-			return err
+		err = l.seams.BadgerSync()
+	}
+	if err == nil {
+		err = syncBadger(l.db, l.badgerDir())
+	}
+	if err != nil {
+		if merr := l.distrustBadger(); merr != nil {
+			err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
 		}
 	}
-	return syncBadger(l.db, l.badgerDir())
+	return err
 }
 
 // markSynced records that the values of every frame through lsn are
@@ -148,6 +158,9 @@ func (l *Ledger) markSynced(lsn uint64) error {
 // the value log back (invariant 2).
 func (l *Ledger) distrustBadger() error {
 	dir := filepath.Join(l.o.Dir, "wal")
+	if err := l.seams.FS.MkdirAll(dir); err != nil {
+		return err
+	}
 	f, err := l.seams.FS.OpenFile(filepath.Join(dir, readBackMarker), os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -396,6 +409,14 @@ func (r *valueRepair) finish() error {
 		for _, v := range views {
 			if rebuild&v.bit == 0 {
 				continue
+			}
+			if err := r.l.db.DropPrefix([]byte{v.table}); err != nil {
+				return fmt.Errorf("drop %s: %w", v.name, err)
+			}
+			if r.l.seams.Rebuild != nil {
+				if err := r.l.seams.Rebuild(v.name); err != nil {
+					return fmt.Errorf("rebuild %s: %w", v.name, err)
+				}
 			}
 			if _, err := v.rebuild(); err != nil {
 				return fmt.Errorf("rebuild %s: %w", v.name, err)

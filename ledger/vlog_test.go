@@ -381,3 +381,102 @@ func TestRebuildResumedAfterCrash(t *testing.T) {
 		t.Fatalf("after a crash in the rebuild:\n shift %+v\n want %+v\n %d balances, want %d", gotShift, wantShift, len(gotBal), len(wantBal))
 	}
 }
+
+// TestRebuildFailureResumed: Open's repair drops the shift totals to
+// rebuild them and fails before writing them again (a crash there); the
+// next Open, in the same boot, still rebuilds them (vlog.go, invariant 4).
+func TestRebuildFailureResumed(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	o.ValueThreshold = 256
+	boot := "boot 1"
+	failRebuild := false
+	o.Seams = &ledger.Seams{
+		BootID: func() string { return boot },
+		Rebuild: func(view string) error {
+			if failRebuild {
+				return fmt.Errorf("crash while rebuilding %s", view)
+			}
+			return nil
+		},
+	}
+	l, err := ledger.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A long seller ID puts the shift's totals in the value log.
+	seller := storeline.SellerID(strings.Repeat("s", 64))
+	mustAppend(t, l, shiftEvent(eid(1<<40), &storeline.ShiftOpen{Terminal: "t1", Shift: "sh1", Seller: seller, Currency: "EUR", Float: dec("100")}))
+	for n := uint64(1); n <= 20; n++ {
+		mustAppend(t, l, receiptEvent(eid(n), 6, int(n)))
+	}
+	mustAppend(t, l, shiftEvent(eid(1<<40+1), &storeline.ShiftClose{Terminal: "t1", Shift: "sh1", Seller: seller, Report: storeline.ZReport{Currency: "EUR"}}))
+	want, err := l.ShiftTotals("t1", "sh1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CloseAsCrash(); err != nil {
+		t.Fatal(err)
+	}
+	damageValueLog(t, dir, nil, nil)
+
+	boot, failRebuild = "boot 2", true
+	if l, err := ledger.Open(o); err == nil {
+		l.Close()
+		t.Fatal("Open succeeded with its rebuild failing")
+	}
+	failRebuild = false
+	l = open(t, o)
+	got, err := l.ShiftTotals("t1", "sh1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("shift totals after a failed rebuild and a reopen:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestReadBackRewritesWrongValues: an event whose stored value reads back
+// as another's (a value-log file number used again after a power loss
+// lost the file) is written again from its frame (vlog.go, invariant 3).
+func TestReadBackRewritesWrongValues(t *testing.T) {
+	o := testOptions(t.TempDir())
+	boot := "boot 1"
+	o.Seams = &ledger.Seams{BootID: func() string { return boot }}
+	l, err := ledger.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mustAppend(t, l, receiptEvent(eid(1), 6, 1))
+	mustAppend(t, l, receiptEvent(eid(2), 6, 2))
+	if err := l.OverwriteEvent(store, eid(1), eid(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CloseAsCrash(); err != nil {
+		t.Fatal(err)
+	}
+	boot = "boot 2"
+	l = open(t, o)
+	got, err := l.Event(store, eid(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.Seq != want.Seq {
+		t.Fatalf("Event(1) after the read-back = %s at %d, want %s at %d", got.ID, got.Seq, want.ID, want.Seq)
+	}
+}
+
+func TestValueThresholdValidated(t *testing.T) {
+	for _, v := range []int64{0, 255, 1<<20 + 1} {
+		o := testOptions(t.TempDir())
+		o.ValueThreshold = v
+		if err := o.Validate(); !errors.Is(err, storeline.Invalid) || !strings.Contains(err.Error(), "ValueThreshold") {
+			t.Errorf("Validate with ValueThreshold %d = %v, want Invalid naming ValueThreshold", v, err)
+		}
+	}
+	o := testOptions(t.TempDir())
+	o.ValueThreshold = 256
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate with ValueThreshold 256 = %v", err)
+	}
+}
