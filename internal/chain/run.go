@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/tillsim"
 )
 
@@ -212,6 +213,8 @@ func (c *Chain) Run(ctx context.Context) (Report, error) {
 	if linked {
 		if err := c.drain(); err != nil {
 			c.say("replication: %v", err)
+		} else if err := c.settle(); err != nil {
+			c.say("replication: %v", err)
 		}
 	}
 	close(statusDone)
@@ -293,6 +296,40 @@ func (c *Chain) backlog(s *Shop) int64 {
 		return int64(pos.Seq) // a new epoch: everything of it waits
 	}
 	return int64(pos.Seq) - int64(acked.Seq)
+}
+
+// settle waits until every shop has pulled all central holds: after the
+// tills stop, central may still write for a shop (its loyalty sweep runs on
+// a timer), and the closing check compares each shop with central. It
+// takes the leader's applied index again until the shops' pull cursors
+// reached it and it did not move meanwhile.
+func (c *Chain) settle() error {
+	t0 := time.Now()
+	deadline := time.Now().Add(c.cfg.DrainTimeout)
+	for {
+		l := c.leaderNode()
+		if l == nil {
+			return errors.New("no central leader to settle with")
+		}
+		target := l.AppliedIndex()
+		top := central.Version{Index: target, Pos: central.MaxChangesPerEntry}.Pack()
+		err := waitUntil(context.Background(), time.Until(deadline), func() bool {
+			for _, s := range c.shops {
+				r := s.Node.Replication()
+				if r == nil || r.Status().Cursor < top {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("shops had not pulled central's entries through index %d after %s", target, c.cfg.DrainTimeout)
+		}
+		if l.AppliedIndex() == target {
+			c.say("replication: every shop pulled what central holds (%s)", time.Since(t0).Round(time.Millisecond))
+			return nil
+		}
+	}
 }
 
 // drain waits until central acknowledged every shop's journal.
