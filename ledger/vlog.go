@@ -99,18 +99,33 @@ func syncBadger(db *badger.DB, dir string) error {
 	if err := db.Sync(); err != nil {
 		return err
 	}
+	err := eachBadgerLog(dir, func(name string) error {
+		if err := syncFile(name); err != nil {
+			return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return osFS{}.SyncDir(dir)
+}
+
+// eachBadgerLog calls fn with each value-log and memtable-log file of the
+// Badger in dir: the files Badger writes through mmap without syncing.
+func eachBadgerLog(dir string, fn func(name string) error) error {
 	for _, pattern := range []string{"*.vlog", "*.mem"} {
 		names, err := filepath.Glob(filepath.Join(dir, pattern))
 		if err != nil {
 			return err
 		}
 		for _, name := range names {
-			if err := syncFile(name); err != nil {
-				return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+			if err := fn(name); err != nil {
+				return err
 			}
 		}
 	}
-	return osFS{}.SyncDir(dir)
+	return nil
 }
 
 func syncFile(name string) error {
@@ -197,18 +212,12 @@ func (l *Ledger) readBackDone() error {
 // memtable-log files before Badger maps them, so a read-back reads the
 // disk, not pages a failed writeback left cached.
 func dropBadgerCache(dir string) error {
-	for _, pattern := range []string{"*.vlog", "*.mem"} {
-		names, err := filepath.Glob(filepath.Join(dir, pattern))
-		if err != nil {
-			return err
+	return eachBadgerLog(dir, func(name string) error {
+		if err := dropFileCache(name); err != nil {
+			return fmt.Errorf("drop the page cache of %s: %w", filepath.Base(name), err)
 		}
-		for _, name := range names {
-			if err := dropFileCache(name); err != nil {
-				return fmt.Errorf("drop the page cache of %s: %w", filepath.Base(name), err)
-			}
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // valueRepair collects, over the WAL frames Badger has applied, the values

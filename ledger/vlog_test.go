@@ -357,26 +357,12 @@ func TestRebuildResumedAfterCrash(t *testing.T) {
 	for n := uint64(1); n <= 40; n++ {
 		mustAppend(t, l, receiptEvent(eid(n), 1+int(n%5), int(n)))
 	}
-	wantShift, err := l.ShiftTotals("t1", "sh1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantBal, err := l.Balances("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantShift, wantBal := runningSums(t, l)
 	if err := l.CrashMidRebuild(); err != nil {
 		t.Fatal(err)
 	}
 	l = open(t, o)
-	gotShift, err := l.ShiftTotals("t1", "sh1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotBal, err := l.Balances("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gotShift, gotBal := runningSums(t, l)
 	if !reflect.DeepEqual(gotShift, wantShift) || !reflect.DeepEqual(gotBal, wantBal) {
 		t.Fatalf("after a crash in the rebuild:\n shift %+v\n want %+v\n %d balances, want %d", gotShift, wantShift, len(gotBal), len(wantBal))
 	}
@@ -479,4 +465,18 @@ func TestValueThresholdValidated(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Errorf("Validate with ValueThreshold 256 = %v", err)
 	}
+}
+
+// runningSums returns the totals of shift t1/sh1 and every balance.
+func runningSums(t *testing.T, l *ledger.Ledger) (storeline.ShiftTotals, []ledger.Balance) {
+	t.Helper()
+	sh, err := l.ShiftTotals("t1", "sh1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := l.Balances("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sh, bs
 }
