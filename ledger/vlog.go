@@ -1,7 +1,7 @@
 package ledger
 
 // Badger's value log holds every value of ValueThreshold bytes or more
-// (events, master records; shift totals at a low threshold); its LSM tree
+// (events, master records; shift totals of long seller IDs); its LSM tree
 // holds the rest and a pointer to each of those. An event is written once
 // to the value log and never again: compactions move only its key and
 // pointer. With every value in the LSM tree (Badger's default), compactions
@@ -13,9 +13,11 @@ package ledger
 // loss the tree may point into what the value log lost. Badger truncates
 // its last value-log file at the first damaged entry and never writes to
 // that file again, and it verifies each value's checksum when read (opened
-// so), so such a pointer never reads as another value; it reads as no
-// bytes and no error (Badger logs and swallows it), which readsBack tells
-// from an empty value by the size the pointer records.
+// so), so such a pointer reads as no bytes and no error (Badger logs and
+// swallows the error), which readsBack tells from an empty value by the
+// size the pointer records. Only if a lost file's number were used again
+// could it read as another value of the same length: the read-back
+// compares each value with its frame.
 // Invariants:
 //
 //  1. syncBadger makes all of Badger durable: DB.Sync (the active memtable's
