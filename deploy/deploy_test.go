@@ -334,13 +334,16 @@ func scrapeChain(t *testing.T) (centralText, nodeText string) {
 	n := startNode(t, repl)
 	centralURL := "http://" + cn.AdminAddr()
 	pushed := regexp.MustCompile(`(?m)^storeline_central_replication_last_push_timestamp_seconds\{[^}]*store="shop-1"[^}]*\} [1-9]`)
+	// The request counter moves when the push's handler returns, after
+	// the FSM applied it (and the gauge above moved): wait for both.
+	served := regexp.MustCompile(`(?m)^storeline_replication_server_requests_total\{[^}]*\} [1-9]`)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		centralText = scrape(t, centralURL)
-		if pushed.MatchString(centralText) {
+		if pushed.MatchString(centralText) && served.MatchString(centralText) {
 			break
 		}
 		select {
