@@ -65,9 +65,9 @@ type Seams struct {
 	// BadgerSync runs before each sync of Badger (checkpoints, Close, Open's
 	// repairs); an error fails that sync, as a failed writeback would.
 	BadgerSync func() error
-	// Rebuild is called when Open's repair has dropped a view (shift
-	// totals, balances) and before it writes it again; an error fails
-	// Open there, as a crash would.
+	// Rebuild is called when a rebuild has dropped a view (shift totals,
+	// balances) and before it writes it again; an error fails Open there,
+	// as a crash would.
 	Rebuild func(view string) error
 	// ValueLogFileBytes sizes Badger's value-log files (0: Badger's 1 GiB),
 	// so a test's few thousand events rotate them.

@@ -283,6 +283,11 @@ func Open(o Options) (*Ledger, error) {
 	}
 	l.db = db
 	if err := l.recover(); err != nil {
+		// Open's own writes to Badger (replay, repairs, rebuilds) may have
+		// failed halfway: the next Open reads back whatever the boot.
+		if merr := l.distrustBadger(); merr != nil {
+			err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
+		}
 		_ = db.Close()
 		if l.wal != nil {
 			l.wal.close()
@@ -316,7 +321,7 @@ func (l *Ledger) Close() error {
 				err = l.db.Sync()
 			}
 			if err != nil {
-				errs = append(errs, err) // syncBadger left the read-back marker
+				errs = append(errs, err) // a failed syncBadger left the read-back marker; kSynced did not move
 			}
 		}
 		if err := l.db.Close(); err != nil {

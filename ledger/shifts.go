@@ -288,6 +288,9 @@ func (l *Ledger) rebuildShifts() (int, error) {
 	if err := l.db.DropPrefix([]byte{tShift}); err != nil {
 		return 0, err
 	}
+	if err := l.rebuildSeam("shift totals"); err != nil {
+		return 0, err
+	}
 	totals := map[string]*storeline.ShiftTotals{}
 	n := 0
 	err := l.db.View(func(txn *badger.Txn) error {

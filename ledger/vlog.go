@@ -27,14 +27,14 @@ package ledger
 //  2. A checkpoint runs syncBadger, then records the LSN it covers
 //     (kSynced), then drops WAL segments; Close the same. Every value of a
 //     frame at or below kSynced is durable; every frame above it is still
-//     in the WAL. A failed syncBadger, wherever it runs, and a failed apply
-//     of a batch to Badger leave a synced marker file in the WAL's
-//     directory (after a writeback error the kernel may drop the dirty
-//     pages and report the error once: a later sync would succeed over lost
-//     values), so the next Open reads back whatever the boot, with the
-//     value log's pages dropped from the page cache first (a hint the
-//     kernel honours for clean, unmapped pages); at a checkpoint it also
-//     poisons the ledger.
+//     in the WAL. A failed syncBadger, wherever it runs, a failed apply of
+//     a batch to Badger and a failed Open leave a synced marker file in
+//     the WAL's directory (after a writeback error the kernel may drop the
+//     dirty pages and report the error once: a later sync would succeed
+//     over lost values), so the next Open reads back whatever the boot,
+//     with the value log's pages dropped from the page cache first (a hint
+//     the kernel honours for clean, unmapped pages); at a checkpoint it
+//     also poisons the ledger.
 //  3. Open reads back, when the machine restarted since the last Open (a
 //     new boot ID: within one boot the page cache kept everything a crashed
 //     process wrote) or the marker of invariant 2 is there, the values the
@@ -421,14 +421,6 @@ func (r *valueRepair) finish() error {
 			if rebuild&v.bit == 0 {
 				continue
 			}
-			if err := r.l.db.DropPrefix([]byte{v.table}); err != nil {
-				return fmt.Errorf("drop %s: %w", v.name, err)
-			}
-			if r.l.seams.Rebuild != nil {
-				if err := r.l.seams.Rebuild(v.name); err != nil {
-					return fmt.Errorf("rebuild %s: %w", v.name, err)
-				}
-			}
 			if _, err := v.rebuild(); err != nil {
 				return fmt.Errorf("rebuild %s: %w", v.name, err)
 			}
@@ -475,11 +467,22 @@ func readsBack(item *badger.Item) bool {
 	return err == nil && (n > 0 || item.ValueSize() <= 0)
 }
 
+// rebuildSeam runs Seams.Rebuild, if set, after a rebuild dropped view.
+func (l *Ledger) rebuildSeam(view string) error {
+	if l.seams.Rebuild == nil {
+		return nil
+	}
+	return l.seams.Rebuild(view)
+}
+
 // rebuildBalances drops every balance and sums the postings of every
 // stored event again (each is stored once, whatever its copies). It
 // returns the number of events summed.
 func (l *Ledger) rebuildBalances() (int, error) {
 	if err := l.db.DropPrefix([]byte{tBalance}); err != nil {
+		return 0, err
+	}
+	if err := l.rebuildSeam("balances"); err != nil {
 		return 0, err
 	}
 	sums := map[string]decimal.Decimal{}
@@ -541,13 +544,18 @@ func storedEventKey(enc []byte) ([]byte, error) {
 }
 
 func storedEventKeyQuick(b []byte) ([]byte, bool) {
-	// A map, then "i" and 16 bytes of bin, then "o" and a string.
-	if len(b) < 23 || b[0]&0xf0 != 0x80 && b[0] != 0xde {
-		return nil, false
-	}
+	// A map of two fields or more, then "i" and 16 bytes of bin, then "o"
+	// and a string. Duplicate keys and a truncated tail are not looked
+	// for: the bytes come from the ledger's own frames, CRC-checked.
 	p := 1
-	if b[0] == 0xde {
+	switch {
+	case len(b) < 23:
+		return nil, false
+	case b[0] >= 0x82 && b[0] <= 0x8f:
+	case b[0] == 0xde && int(b[1])<<8|int(b[2]) >= 2:
 		p = 3
+	default:
+		return nil, false
 	}
 	if len(b) < p+22 || b[p] != 0xa1 || b[p+1] != 'i' || b[p+2] != 0xc4 || b[p+3] != 16 {
 		return nil, false

@@ -39,6 +39,11 @@ func TestStoredEventKey(t *testing.T) {
 	if _, ok := storedEventKeyQuick([]byte{0x81, 0xa1, 'o', 0xa1, 'x'}); ok {
 		t.Fatal("a map without the ID first read as a stored event")
 	}
+	// A map of one field whose next bytes happen to look like an origin.
+	oneField := append(append([]byte{0x81, 0xa1, 'i', 0xc4, 16}, make([]byte, 16)...), 0xa1, 'o', 0xa1, 'x')
+	if _, ok := storedEventKeyQuick(oneField); ok {
+		t.Fatal("a one-field map read as a stored event with an origin past its end")
+	}
 	if _, err := storedEventKey([]byte{0xc1}); err == nil {
 		t.Fatal("storedEventKey of garbage: no error")
 	}

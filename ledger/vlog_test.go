@@ -13,8 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 )
 
@@ -479,4 +481,48 @@ func runningSums(t *testing.T, l *ledger.Ledger) (storeline.ShiftTotals, []ledge
 		t.Fatal(err)
 	}
 	return sh, bs
+}
+
+// TestApplyFailureLeavesMarker: a batch whose write to Badger fails after
+// its answer poisons the ledger and leaves the read-back marker, so the
+// next Open, in the same boot, reads back; a successful Open removes it
+// (vlog.go, invariant 2).
+func TestApplyFailureLeavesMarker(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	var fail atomic.Bool
+	o.Seams = &ledger.Seams{
+		BootID: func() string { return "one boot" },
+		Apply: func(uint64) error {
+			if fail.Load() {
+				return errors.New("badger write failed")
+			}
+			return nil
+		},
+	}
+	l, err := ledger.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := uint64(1); n <= 20; n++ {
+		mustAppend(t, l, receiptEvent(eid(n), 6, int(n)))
+	}
+	_ = l.Position() // the 20 applied
+	fail.Store(true)
+	_, _, _ = l.Append(context.Background(), receiptEvent(eid(21), 6, 21)) // answered at its sync or refused: either way the apply fails
+	testwait.For(t, "the failed apply to poison the ledger", 5*time.Second, func() bool { return l.Poisoned() != nil })
+	l.Close()
+	marker := filepath.Join(dir, "wal", "READBACK")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no read-back marker after the failed apply: %v", err)
+	}
+
+	fail.Store(false)
+	l = open(t, o)
+	if checked, _ := l.LastReadBack(); checked < 20 {
+		t.Fatalf("Open read back %d values after a failed apply, want the 20 events at least", checked)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("read-back marker still there after Open: %v", err)
+	}
 }
