@@ -320,25 +320,15 @@ func TestCheckpointSyncFailurePoisons(t *testing.T) {
 	for n := uint64(1); n <= 50; n++ {
 		mustAppend(t, l, receiptEvent(eid(n), 6, int(n)))
 	}
+	_ = l.Position() // the 50 applied
 	fail.Store(true)
 	l.CheckpointNow()
 	if _, _, err := l.Append(context.Background(), receiptEvent(eid(51), 6, 51)); !errors.Is(err, storeline.Unavailable) {
 		t.Fatalf("Append after a failed checkpoint sync = %v, want Unavailable", err)
 	}
 	l.Close()
-	marker := filepath.Join(dir, "wal", "READBACK")
-	if _, err := os.Stat(marker); err != nil {
-		t.Fatalf("no read-back marker after the failed sync: %v", err)
-	}
-
 	fail.Store(false)
-	l = open(t, o)
-	if checked, _ := l.LastReadBack(); checked < 50 {
-		t.Fatalf("Open read back %d values after a failed sync, want the 50 events at least", checked)
-	}
-	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("read-back marker still there after Open: %v", err)
-	}
+	l = reopenAfterMarker(t, o, "a failed sync", 50)
 	if err := verify(l, map[storeline.EventID]bool{eid(1): true, eid(50): true}); err != nil {
 		t.Fatal(err)
 	}
@@ -512,17 +502,25 @@ func TestApplyFailureLeavesMarker(t *testing.T) {
 	_, _, _ = l.Append(context.Background(), receiptEvent(eid(21), 6, 21)) // answered at its sync or refused: either way the apply fails
 	testwait.For(t, "the failed apply to poison the ledger", 5*time.Second, func() bool { return l.Poisoned() != nil })
 	l.Close()
-	marker := filepath.Join(dir, "wal", "READBACK")
-	if _, err := os.Stat(marker); err != nil {
-		t.Fatalf("no read-back marker after the failed apply: %v", err)
-	}
-
 	fail.Store(false)
-	l = open(t, o)
-	if checked, _ := l.LastReadBack(); checked < 20 {
-		t.Fatalf("Open read back %d values after a failed apply, want the 20 events at least", checked)
+	reopenAfterMarker(t, o, "a failed apply", 20)
+}
+
+// reopenAfterMarker checks that the closed ledger of o left the read-back
+// marker after what happened, and that opening it (in the same boot) reads
+// back at least events values and removes the marker.
+func reopenAfterMarker(t *testing.T, o ledger.Options, what string, events int) *ledger.Ledger {
+	t.Helper()
+	marker := filepath.Join(o.Dir, "wal", "READBACK")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no read-back marker after %s: %v", what, err)
+	}
+	l := open(t, o)
+	if checked, _ := l.LastReadBack(); checked < events {
+		t.Fatalf("Open read back %d values after %s, want the %d events at least", checked, what, events)
 	}
 	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("read-back marker still there after Open: %v", err)
 	}
+	return l
 }
