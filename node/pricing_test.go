@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -113,5 +114,119 @@ func TestImportRuleKinds(t *testing.T) {
 		Record: json.RawMessage(`{"ID":"p","Name":"P","Kind":"percent","From":"2026-01-01T00:00:00Z","Items":["milk"],"Percent":"0"}`)}}}
 	if _, err := node.DecodeMaster(bad); storeline.FieldOf(err) != "records[0].record.percent" {
 		t.Errorf("a 0%% promotion: %v, want an error naming records[0].record.percent", err)
+	}
+}
+
+// countingMasters is the real ledger with its master reads counted.
+type countingMasters struct {
+	*ledger.Ledger
+	gets, scans, lookups int
+}
+
+func (c *countingMasters) LookupMaster(kind storeline.MasterKind, key string, into storeline.Record) error {
+	c.lookups++
+	return c.Ledger.LookupMaster(kind, key, into)
+}
+
+func (c *countingMasters) GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error {
+	c.gets++
+	return c.Ledger.GetMaster(kind, id, into)
+}
+
+func (c *countingMasters) ScanMaster(kind storeline.MasterKind, prefix string, fn func(storeline.Record) error) error {
+	c.scans++
+	return c.Ledger.ScanMaster(kind, prefix, fn)
+}
+
+// TestLedgerCatalogCacheFollowsVersion: MasterCatalog answers a second
+// read of an item, a missing item or a price from what it read at the
+// same master version, and reads again once the version moves, so a new
+// price, a renamed item and an item created later are seen at once.
+func TestLedgerCatalogCacheFollowsVersion(t *testing.T) {
+	led, err := ledger.Open(ledger.DefaultOptions(t.TempDir(), "shop-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	ctx := context.Background()
+	chain := sample.New("shop-1")
+	if _, err := led.PutMaster(ctx, chain.Records(nil)); err != nil {
+		t.Fatal(err)
+	}
+	cm := &countingMasters{Ledger: led}
+	cat := pricing.NewMasterCatalog(cm)
+	it := chain.Items[0]
+	at := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	price := func() decimal.Decimal {
+		t.Helper()
+		p, ok, err := cat.Price(chain.List.ID, it.ID, at)
+		if err != nil || !ok {
+			t.Fatalf("price of %s: %v, found %v", it.ID, err, ok)
+		}
+		return p
+	}
+	name := func(id storeline.ItemID) (string, error) {
+		got, err := cat.Item(id)
+		if err != nil {
+			return "", err
+		}
+		return got.Name, nil
+	}
+
+	p1 := price()
+	if p := price(); !p.Equal(p1) || cm.scans != 1 {
+		t.Fatalf("second price %s (first %s) after %d scans of the store, want the same after 1", p, p1, cm.scans)
+	}
+	if n, err := name(it.ID); err != nil || n != it.Name {
+		t.Fatalf("item %s: %q, %v", it.ID, n, err)
+	}
+	for range 2 {
+		if _, err := name("no-such-item"); !errors.Is(err, storeline.NotFound) {
+			t.Fatalf("a missing item: %v, want NotFound", err)
+		}
+	}
+	if _, err := name(it.ID); err != nil || cm.gets != 2 {
+		t.Fatalf("reads of the store after two items read twice: %d (err %v), want 2", cm.gets, err)
+	}
+	bySKU := func(sku string) (string, error) {
+		got, err := cat.ItemByKey(storeline.SKUKey(sku))
+		if err != nil {
+			return "", err
+		}
+		return got.Name, nil
+	}
+	for range 2 {
+		if n, err := bySKU(it.SKU); err != nil || n != it.Name {
+			t.Fatalf("item by SKU %s: %q, %v", it.SKU, n, err)
+		}
+		if _, err := bySKU("NO-SUCH"); !errors.Is(err, storeline.NotFound) {
+			t.Fatalf("a missing SKU: %v, want NotFound", err)
+		}
+	}
+	if cm.lookups != 2 {
+		t.Fatalf("lookups of the store after two SKUs read twice: %d, want 2", cm.lookups)
+	}
+
+	newer := &storeline.Price{List: chain.List.ID, Item: it.ID, From: at.Add(-time.Minute), Price: p1.Add(decimal.NewFromInt(1))}
+	renamed := *it
+	renamed.Name = it.Name + " (new recipe)"
+	added := &storeline.Item{ID: "no-such-item", SKU: "NO-SUCH", Name: "Added later", Group: it.Group, Dept: it.Dept, Unit: storeline.Piece, VATRate: it.VATRate}
+	if _, err := led.PutMaster(ctx, []storeline.Record{newer, &renamed, added}); err != nil {
+		t.Fatal(err)
+	}
+	if p := price(); !p.Equal(newer.Price) {
+		t.Errorf("price after a new one from %v: %s, want %s", newer.From, p, newer.Price)
+	}
+	if n, err := name(it.ID); err != nil || n != renamed.Name {
+		t.Errorf("item after its rename: %q, %v; want %q", n, err, renamed.Name)
+	}
+	if n, err := name("no-such-item"); err != nil || n != added.Name {
+		t.Errorf("an item created after it was missing: %q, %v", n, err)
+	}
+	if n, err := bySKU(it.SKU); err != nil || n != renamed.Name {
+		t.Errorf("item by SKU after its rename: %q, %v; want %q", n, err, renamed.Name)
+	}
+	if n, err := bySKU("NO-SUCH"); err != nil || n != added.Name {
+		t.Errorf("a SKU created after it was missing: %q, %v", n, err)
 	}
 }

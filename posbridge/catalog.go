@@ -48,19 +48,20 @@ type storeRecord struct {
 	loc     *time.Location
 }
 
-// itemBySKU looks an item up by SKU; field names the input in errors.
+// itemBySKU looks an item up by SKU; field names the input in errors. The
+// item is the catalog's, shared: read it, never change it.
 func (s *Server) itemBySKU(field, sku string) (*storeline.Item, error) {
 	if sku == "" || len(sku) > 64 {
 		return nil, storeline.Invalidf(field, "a SKU is 1-64 characters")
 	}
-	var it storeline.Item
-	if err := s.led.LookupMaster(storeline.KindItem, storeline.SKUKey(sku), &it); err != nil {
+	it, err := s.cat.ItemByKey(storeline.SKUKey(sku))
+	if err != nil {
 		if errors.Is(err, storeline.NotFound) {
 			return nil, &storeline.Error{Kind: storeline.NotFound, Field: field, Err: fmt.Errorf("no item with SKU %q", sku)}
 		}
 		return nil, err
 	}
-	return &it, nil
+	return it, nil
 }
 
 // scanned is an item resolved from a barcode.
@@ -82,8 +83,8 @@ func (s *Server) itemByBarcode(field, code string) (*scanned, error) {
 		}
 		return nil, storeline.Invalidf(field, "%v", err)
 	}
-	var it storeline.Item
-	if err := s.led.LookupMaster(storeline.KindItem, storeline.BarcodeKey(sc.GTIN), &it); err != nil {
+	it, err := s.cat.ItemByKey(storeline.BarcodeKey(sc.GTIN))
+	if err != nil {
 		if errors.Is(err, storeline.NotFound) {
 			return nil, &storeline.Error{Kind: storeline.NotFound, Field: field, Err: fmt.Errorf("no item with barcode %s", sc.GTIN)}
 		}
@@ -93,7 +94,7 @@ func (s *Server) itemByBarcode(field, code string) (*scanned, error) {
 	if b, ok := it.Barcode(sc.GTIN); ok && sc.Kind == storeline.ScanGTIN && b.Factor.IsPositive() {
 		f = b.Factor
 	}
-	return &scanned{item: &it, scan: sc, factor: f}, nil
+	return &scanned{item: it, scan: sc, factor: f}, nil
 }
 
 type barcodeOut struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -224,38 +225,177 @@ var ruleKinds = []storeline.MasterKind{
 	storeline.KindPromotion, storeline.KindLoyaltyProgramme,
 }
 
-// MasterCatalog is a Catalog over a master-data store. Items and prices
-// are read from the store on each call; the rules are compiled once per
-// master version and shared until the version moves.
+// MasterCatalog is a Catalog over a master-data store. Items and the
+// price records of each (list, item) are cached as read at one master
+// version, and the rules compiled once per version; all of it is shared
+// until the version moves. A till's receipts price the same items again
+// and again, and master data changes seldom (central's replicas, whose
+// version is the applied Raft index, start over at every entry).
 type MasterCatalog struct {
 	m Masters
 
 	mu    sync.Mutex // guards rules and ver
 	rules *Rules
 	ver   uint64
+
+	cache atomic.Pointer[recordsAt]
 }
 
 // NewMasterCatalog returns a catalog over m.
 func NewMasterCatalog(m Masters) *MasterCatalog { return &MasterCatalog{m: m} }
 
+// recordsAt holds what MasterCatalog read at one master version: items
+// (nil for an ID with no item) and each (list, item)'s price records in
+// the order the store scanned them. A record read after a later change
+// lands is kept under the earlier version: the cache answers fresher than
+// it must, never staler, because the version is read before the records.
+type recordsAt struct {
+	ver    uint64
+	mu     sync.RWMutex
+	items  map[storeline.ItemID]*storeline.Item
+	byKey  map[string]*storeline.Item // by unique key (ItemByKey)
+	prices map[priceKey][]*storeline.Price
+}
+
+// maxCachedRecords bounds one version's cache; past it, reads go to the
+// store.
+const maxCachedRecords = 1 << 16
+
+// at returns the cache of the current master version, or nil when a newer
+// one is already in use (this reader saw an older version: it reads the
+// store).
+func (c *MasterCatalog) at() *recordsAt {
+	v := c.m.MasterVersion()
+	for {
+		cur := c.cache.Load()
+		if cur != nil && cur.ver == v {
+			return cur
+		}
+		if cur != nil && cur.ver > v {
+			return nil
+		}
+		r := &recordsAt{ver: v, items: map[storeline.ItemID]*storeline.Item{}, byKey: map[string]*storeline.Item{}, prices: map[priceKey][]*storeline.Price{}}
+		if c.cache.CompareAndSwap(cur, r) {
+			return r
+		}
+	}
+}
+
+func (r *recordsAt) full() bool {
+	return len(r.items)+len(r.byKey)+len(r.prices) >= maxCachedRecords
+}
+
+// Item returns the item, shared with other callers: read it, never
+// change it.
 func (c *MasterCatalog) Item(id storeline.ItemID) (*storeline.Item, error) {
-	var it storeline.Item
-	if err := c.m.GetMaster(storeline.KindItem, string(id), &it); err != nil {
+	r := c.at()
+	if r != nil {
+		r.mu.RLock()
+		it, ok := r.items[id]
+		r.mu.RUnlock()
+		if ok && it != nil {
+			return it, nil
+		}
+		if ok {
+			return nil, storeline.Errorf(storeline.NotFound, "pricing.MasterCatalog.Item", "no item %q", id)
+		}
+	}
+	it := new(storeline.Item)
+	err := c.m.GetMaster(storeline.KindItem, string(id), it)
+	if err != nil && !errors.Is(err, storeline.NotFound) {
 		return nil, err
 	}
-	return &it, nil
+	if err != nil {
+		it = nil
+	}
+	if r != nil {
+		r.mu.Lock()
+		if !r.full() {
+			r.items[id] = it
+		}
+		r.mu.Unlock()
+	}
+	return it, err
+}
+
+// Lookup is a master-data store that finds a record by a unique key;
+// *ledger.Ledger is one.
+type Lookup interface {
+	LookupMaster(kind storeline.MasterKind, uniqueKey string, into storeline.Record) error
+}
+
+// ItemByKey returns the item holding uniqueKey (storeline.SKUKey,
+// storeline.BarcodeKey), shared as Item's answers are; an error of kind
+// storeline.NotFound if none does. The store must implement Lookup.
+func (c *MasterCatalog) ItemByKey(uniqueKey string) (*storeline.Item, error) {
+	const op = "pricing.MasterCatalog.ItemByKey"
+	lk, ok := c.m.(Lookup)
+	if !ok {
+		return nil, storeline.Errorf(storeline.Internal, op, "the master-data store %T finds no record by unique key", c.m)
+	}
+	r := c.at()
+	if r != nil {
+		r.mu.RLock()
+		it, ok := r.byKey[uniqueKey]
+		r.mu.RUnlock()
+		if ok && it != nil {
+			return it, nil
+		}
+		if ok {
+			return nil, storeline.Errorf(storeline.NotFound, op, "no item holds %q", uniqueKey)
+		}
+	}
+	it := new(storeline.Item)
+	err := lk.LookupMaster(storeline.KindItem, uniqueKey, it)
+	if err != nil && !errors.Is(err, storeline.NotFound) {
+		return nil, err
+	}
+	if err != nil {
+		it = nil
+	}
+	if r != nil {
+		r.mu.Lock()
+		if !r.full() {
+			r.byKey[uniqueKey] = it
+		}
+		r.mu.Unlock()
+	}
+	return it, err
 }
 
 func (c *MasterCatalog) Price(list storeline.PriceListID, item storeline.ItemID, wall time.Time) (decimal.Decimal, bool, error) {
+	k := priceKey{list, item}
+	r := c.at()
+	var ps []*storeline.Price
+	ok := false
+	if r != nil {
+		r.mu.RLock()
+		ps, ok = r.prices[k]
+		r.mu.RUnlock()
+	}
+	if !ok {
+		err := c.m.ScanMaster(storeline.KindPrice, storeline.PricePrefix(list, item), func(rec storeline.Record) error {
+			if p, ok := rec.(*storeline.Price); ok {
+				ps = append(ps, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return decimal.Decimal{}, false, fmt.Errorf("pricing: price of %s in %s: %w", item, list, err)
+		}
+		if r != nil {
+			r.mu.Lock()
+			if !r.full() {
+				r.prices[k] = ps
+			}
+			r.mu.Unlock()
+		}
+	}
 	var best *storeline.Price
-	err := c.m.ScanMaster(storeline.KindPrice, storeline.PricePrefix(list, item), func(r storeline.Record) error {
-		if p, ok := r.(*storeline.Price); ok && !p.From.After(wall) && (best == nil || !p.From.Before(best.From)) {
+	for _, p := range ps {
+		if !p.From.After(wall) && (best == nil || !p.From.Before(best.From)) {
 			best = p
 		}
-		return nil
-	})
-	if err != nil {
-		return decimal.Decimal{}, false, fmt.Errorf("pricing: price of %s in %s: %w", item, list, err)
 	}
 	if best == nil {
 		return decimal.Decimal{}, false, nil
