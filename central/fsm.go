@@ -8,10 +8,13 @@ package central
 //  1. Every entry is one command envelope {op, idempotency key, time,
 //     payload}; ops are looked up in a registry built at Open, so later
 //     packages add ops without touching the dispatcher.
-//  2. A batch of entries (BatchApplyCh) is applied in one Badger
-//     transaction together with the index of its last entry; entries at or
-//     below the stored index are skipped, so a restart's replay applies
-//     nothing twice (the apply counter proves it in tests).
+//  2. A batch of entries (BatchApplyCh) is applied in consecutive runs of
+//     entries, each in one Badger transaction together with the index of
+//     its last entry (a run holds about a third of what one transaction
+//     may write; a run Badger still refuses is applied entry by entry);
+//     entries at or below the stored index are skipped, so a restart's
+//     replay applies nothing twice (the apply counter proves it in tests).
+//     How entries are grouped changes nothing of the state they leave.
 //  3. An op either returns a business error (a *storeline.Error of a kind
 //     other than Internal) having written nothing, or succeeds. Any other
 //     error is a storage failure: the node cannot go on with a state that
@@ -140,6 +143,7 @@ type FSM struct {
 	ops     map[string]OpFunc
 	log     *slog.Logger
 	applies atomic.Uint64 // commands applied, not skipped
+	split   atomic.Uint64 // transactions refused whole and applied entry by entry
 	// onApply, if set, runs after each applied transaction (it wakes the
 	// replication long polls).
 	onApply func()
@@ -201,18 +205,34 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if len(cmds) == 0 {
 		return out
 	}
-	err := f.applyRange(logs, cmds, out)
-	if err != nil && len(cmds) > 1 {
-		// The batch may be too big for one transaction: apply it entry
-		// by entry.
-		for _, i := range cmds {
-			if err = f.applyRange(logs, []int{i}, out); err != nil {
-				break
+	// Raft hands over what committed since the last call: under many
+	// shops, dozens of pushes. Their writes go in transactions of about a
+	// third of what Badger takes in one (each entry writes about as much
+	// as it carries): a transaction Badger refuses costs the whole batch
+	// twice (applied, discarded, applied again entry by entry) and empties
+	// the read caches.
+	budget := f.rep.MaxApplyBytes() / 3
+	for start := 0; start < len(cmds); {
+		end, size := start+1, int64(len(logs[cmds[start]].Data))
+		for end < len(cmds) && size+int64(len(logs[cmds[end]].Data)) <= budget {
+			size += int64(len(logs[cmds[end]].Data))
+			end++
+		}
+		chunk := cmds[start:end]
+		err := f.applyRange(logs, chunk, out)
+		if err != nil && len(chunk) > 1 {
+			// Still too big for one transaction: apply it entry by entry.
+			f.split.Add(1)
+			for _, i := range chunk {
+				if err = f.applyRange(logs, []int{i}, out); err != nil {
+					break
+				}
 			}
 		}
-	}
-	if err != nil {
-		panic(fmt.Sprintf("central: apply up to index %d: %v", logs[cmds[len(cmds)-1]].Index, err))
+		if err != nil {
+			panic(fmt.Sprintf("central: apply up to index %d: %v", logs[chunk[len(chunk)-1]].Index, err))
+		}
+		start = end
 	}
 	return out
 }

@@ -66,6 +66,8 @@ type Replica struct {
 	// index, and a read answered from it could move a shop's cursor past
 	// changes it never got. Reads refuse (Unavailable) instead.
 	restores atomic.Uint64
+	// maxTxnBytes is MaxApplyBytes.
+	maxTxnBytes int64
 }
 
 // errRestoring is what a read gets while a snapshot is being restored.
@@ -113,7 +115,7 @@ func OpenReplica(dir string, o ReplicaOptions) (*Replica, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Replica{db: db, l: &Ledger{db: db, log: lg, replica: true}}
+	r := &Replica{db: db, l: &Ledger{db: db, log: lg, replica: true}, maxTxnBytes: o.MemTableBytes * 15 / 100}
 	if err := r.load(); err != nil {
 		_ = db.Close()
 		return nil, storeline.E(op, storeline.Internal, err)
@@ -151,6 +153,11 @@ func (r *Replica) Close() error {
 	}
 	return nil
 }
+
+// MaxApplyBytes is about the most one Apply's transaction may write:
+// Badger refuses a transaction past 15% of its memtable (ErrTxnTooBig),
+// keys, values and per-entry overhead counted.
+func (r *Replica) MaxApplyBytes() int64 { return r.maxTxnBytes }
 
 // AppliedIndex returns the index of the last applied log entry.
 func (r *Replica) AppliedIndex() uint64 { return r.applied.Load() }
