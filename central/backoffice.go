@@ -350,8 +350,8 @@ func (b *txBook) LastCost(s storeline.StoreID, i storeline.ItemID) decimal.Decim
 	}
 	v := b.decimal(k)
 	if b.err == nil {
-		if len(b.cache.costs) >= maxCachedKeys {
-			clear(b.cache.costs)
+		if full(len(b.cache.costs)) {
+			evictSome(b.cache.costs)
 		}
 		b.cache.costs[k] = v
 	}

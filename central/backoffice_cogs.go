@@ -355,19 +355,55 @@ func pushStockBook(tx *Tx, store storeline.StoreID, evs replication.WireEvents) 
 		return nil, err
 	}
 	if c := tx.cache; c != nil {
-		if len(c.stock) >= maxCachedStores {
-			clear(c.stock) // bounded memory, whatever the chain
-		}
+		c.evictStores(len(b.reads))
 		c.stock[store] = &stockCache{vals: maps.Clone(b.reads), ix: b.stock}
+		c.stockKeys += len(b.reads)
 	}
 	return b, nil
 }
 
-// Bounds of the FSM's read cache (pushCache).
-const (
-	maxCachedStores = 64
-	maxCachedKeys   = 1 << 16
+// Bounds of the FSM's read cache (pushCache): stores whose stock it holds
+// and their balances in all (about 130 bytes each), and the entries of
+// each of its other maps. Past a bound it forgets a few entries, not all:
+// a chain of more shops than fit keeps most of its hits. Tests lower them.
+var (
+	maxCachedStores    atomic.Int64
+	maxCachedStockKeys atomic.Int64
+	maxCachedKeys      atomic.Int64
 )
+
+func init() {
+	maxCachedStores.Store(1024)
+	maxCachedStockKeys.Store(1 << 19)
+	maxCachedKeys.Store(1 << 16)
+}
+
+// evictStores forgets stores' stock, in the map's own order, until one
+// more store with need balances fits.
+func (c *pushCache) evictStores(need int) {
+	for s, sc := range c.stock {
+		if int64(len(c.stock)) < maxCachedStores.Load() && int64(c.stockKeys+need) <= maxCachedStockKeys.Load() {
+			return
+		}
+		c.stockKeys -= len(sc.vals)
+		delete(c.stock, s)
+	}
+}
+
+// full reports whether a cache map of n entries is at its bound.
+func full(n int) bool { return int64(n) >= maxCachedKeys.Load() }
+
+// evictSome forgets about an eighth of m's entries (one at least), in the
+// map's own order.
+func evictSome[K comparable, V any](m map[K]V) {
+	n := len(m)/8 + 1
+	for k := range m {
+		delete(m, k)
+		if n--; n == 0 {
+			return
+		}
+	}
+}
 
 // pushCache is what push entries read of the state and keep across push
 // entries (FSM.cache): it answers what a read of the state would, because
@@ -375,8 +411,10 @@ const (
 // (wroteBalance, wroteNeg) and any other entry empties it. Only the
 // FSM's goroutine touches it.
 type pushCache struct {
-	// stock is every stock balance of each store that pushed.
-	stock map[storeline.StoreID]*stockCache
+	// stock is every stock balance of each store that pushed; stockKeys
+	// counts them.
+	stock     map[storeline.StoreID]*stockCache
+	stockKeys int
 	// bals holds balances applier.flush read or wrote, by balKey, as
 	// it reads them (the stored string parsed; decimal.Zero if none).
 	bals map[string]decimal.Decimal
@@ -398,6 +436,7 @@ func newPushCache() *pushCache {
 
 func (c *pushCache) reset() {
 	clear(c.stock)
+	c.stockKeys = 0
 	clear(c.bals)
 	clear(c.neg)
 	clear(c.costs)
@@ -422,8 +461,8 @@ func (c *pushCache) batchMark(rt *ledger.ReplicaTxn, k string) (bool, error) {
 		return false, err
 	}
 	if c != nil {
-		if len(c.batched) >= maxCachedKeys {
-			clear(c.batched)
+		if full(len(c.batched)) {
+			evictSome(c.batched)
 		}
 		c.batched[k] = v != nil
 	}
@@ -469,8 +508,8 @@ func (c *pushCache) balance(rt *ledger.ReplicaTxn, k string) (decimal.Decimal, e
 		}
 	}
 	if c != nil {
-		if len(c.bals) >= maxCachedKeys {
-			clear(c.bals)
+		if full(len(c.bals)) {
+			evictSome(c.bals)
 		}
 		c.bals[k] = cur
 	}
@@ -515,8 +554,8 @@ func (c *pushCache) negMark(rt *ledger.ReplicaTxn, k string) (bool, error) {
 		return false, err
 	}
 	if c != nil {
-		if len(c.neg) >= maxCachedKeys {
-			clear(c.neg)
+		if full(len(c.neg)) {
+			evictSome(c.neg)
 		}
 		c.neg[k] = v != nil
 	}
@@ -546,8 +585,8 @@ func (c *pushCache) wroteBalance(k string, stored []byte, d decimal.Decimal) {
 	if c == nil {
 		return
 	}
-	if len(c.bals) >= maxCachedKeys {
-		clear(c.bals)
+	if full(len(c.bals)) {
+		evictSome(c.bals)
 	}
 	c.bals[k] = d
 	rest, ok := strings.CutPrefix(k, rpBal+"stock/")
@@ -559,9 +598,16 @@ func (c *pushCache) wroteBalance(k string, stored []byte, d decimal.Decimal) {
 	if s == nil {
 		return
 	}
+	_, had := s.vals[k]
 	if stored == nil {
-		delete(s.vals, k)
+		if had {
+			delete(s.vals, k)
+			c.stockKeys--
+		}
 		return
+	}
+	if !had {
+		c.stockKeys++
 	}
 	s.vals[k] = d
 	s.ix.note(k)
