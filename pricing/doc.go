@@ -18,7 +18,8 @@
 //   - The Catalog interface the engine reads master data through, with two
 //     implementations: MemCatalog (records in memory) and MasterCatalog
 //     (over any store with GetMaster/ScanMaster/MasterVersion, such as
-//     *ledger.Ledger, caching the compiled rules per master version).
+//     *ledger.Ledger, caching the items, the items by SKU or barcode,
+//     the price records and the compiled rules per master version).
 //   - The priced basket's JSON answer (Answer, NewAnswer), which a store
 //     node's and head office's basket-pricing endpoints both give, so the
 //     two cannot drift apart field by field.
