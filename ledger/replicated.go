@@ -156,7 +156,9 @@ func (r *Replica) Close() error {
 
 // MaxApplyBytes is about the most one Apply's transaction may write:
 // Badger refuses a transaction past 15% of its memtable (ErrTxnTooBig),
-// keys, values and per-entry overhead counted.
+// keys, values and per-entry overhead counted, or past that many bytes
+// over its largest skiplist node in writes (about 52,000 at the default
+// memtable), which binds first for writes under about 84 bytes.
 func (r *Replica) MaxApplyBytes() int64 { return r.maxTxnBytes }
 
 // AppliedIndex returns the index of the last applied log entry.

@@ -133,9 +133,10 @@ func itemJSON(it *storeline.Item) itemOut {
 	return o
 }
 
-// pricedItem renders an item with this shop's current price.
-func (s *Server) pricedItem(it *storeline.Item) (itemOut, error) {
-	version := s.led.MasterVersion() // read first: the answer is at least this fresh
+// pricedItem renders an item with this shop's current price. version is
+// the master version read before the item was: the answer is at least
+// that fresh, so a till caching by catalog_version misses no change.
+func (s *Server) pricedItem(version uint64, it *storeline.Item) (itemOut, error) {
 	st, loc, err := s.store()
 	if err != nil {
 		return itemOut{}, err
@@ -157,11 +158,12 @@ func (s *Server) pricedItem(it *storeline.Item) (itemOut, error) {
 }
 
 func (s *Server) getItem(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	version := s.led.MasterVersion()
 	it, err := s.itemBySKU("sku", r.PathValue("sku"))
 	if err != nil {
 		return err
 	}
-	o, err := s.pricedItem(it)
+	o, err := s.pricedItem(version, it)
 	if err != nil {
 		return err
 	}
@@ -187,11 +189,12 @@ func (s *Server) getBarcode(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if err != nil {
 		return storeline.Invalidf("code", "bad escaping: %v", err)
 	}
+	version := s.led.MasterVersion()
 	sc, err := s.itemByBarcode("code", code)
 	if err != nil {
 		return err
 	}
-	o, err := s.pricedItem(sc.item)
+	o, err := s.pricedItem(version, sc.item)
 	if err != nil {
 		return err
 	}

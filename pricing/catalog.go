@@ -257,9 +257,11 @@ type recordsAt struct {
 	prices map[priceKey][]*storeline.Price
 }
 
-// maxCachedRecords bounds one version's cache; past it, reads go to the
-// store.
-const maxCachedRecords = 1 << 16
+// maxCachedEntries bounds one version's cache (items, keys, (list, item)
+// pairs, misses among them); past it the cache starts over at the same
+// version, so a flood of unknown codes cannot turn it off until the
+// version moves.
+var maxCachedEntries = 1 << 16 // a variable for tests
 
 // at returns the cache of the current master version, or nil when a newer
 // one is already in use (this reader saw an older version: it reads the
@@ -281,8 +283,13 @@ func (c *MasterCatalog) at() *recordsAt {
 	}
 }
 
-func (r *recordsAt) full() bool {
-	return len(r.items)+len(r.byKey)+len(r.prices) >= maxCachedRecords
+// roomFor empties r if it is full; r.mu is held for writing.
+func (r *recordsAt) roomFor() {
+	if len(r.items)+len(r.byKey)+len(r.prices) >= maxCachedEntries {
+		clear(r.items)
+		clear(r.byKey)
+		clear(r.prices)
+	}
 }
 
 // Item returns the item, shared with other callers: read it, never
@@ -310,9 +317,8 @@ func (c *MasterCatalog) Item(id storeline.ItemID) (*storeline.Item, error) {
 	}
 	if r != nil {
 		r.mu.Lock()
-		if !r.full() {
-			r.items[id] = it
-		}
+		r.roomFor()
+		r.items[id] = it
 		r.mu.Unlock()
 	}
 	return it, err
@@ -355,9 +361,8 @@ func (c *MasterCatalog) ItemByKey(uniqueKey string) (*storeline.Item, error) {
 	}
 	if r != nil {
 		r.mu.Lock()
-		if !r.full() {
-			r.byKey[uniqueKey] = it
-		}
+		r.roomFor()
+		r.byKey[uniqueKey] = it
 		r.mu.Unlock()
 	}
 	return it, err
@@ -385,9 +390,8 @@ func (c *MasterCatalog) Price(list storeline.PriceListID, item storeline.ItemID,
 		}
 		if r != nil {
 			r.mu.Lock()
-			if !r.full() {
-				r.prices[k] = ps
-			}
+			r.roomFor()
+			r.prices[k] = ps
 			r.mu.Unlock()
 		}
 	}
