@@ -1,13 +1,9 @@
 package central
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/storeline/storeline/ledger"
 )
 
 // TestApplyBatchInRuns: a batch of push entries bigger than one Badger
@@ -19,21 +15,7 @@ func TestApplyBatchInRuns(t *testing.T) {
 	const per, entries = 400, 10
 	logs := pushEntries(t, 1, entries, per)
 	ws := masterWritesOf(t)
-	open := func() (*FSM, *ledger.Replica) {
-		t.Helper()
-		rep, err := ledger.OpenReplica(t.TempDir(), ledger.ReplicaOptions{MemTableBytes: 8 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { rep.Close() })
-		f, err := newFSM(rep, slog.New(slog.NewTextHandler(io.Discard, nil)), append(replicationOps(), seedOp(ws)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f, rep
-	}
-
-	f, rep := open()
+	f, rep := fsmWith(t, ws, 8<<20)
 	size := 0
 	for _, l := range logs[1:] {
 		size += len(l.Data)
@@ -54,7 +36,7 @@ func TestApplyBatchInRuns(t *testing.T) {
 		t.Errorf("%d commands applied, want %d", got, want)
 	}
 
-	g, one := open()
+	g, one := fsmWith(t, ws, 8<<20)
 	for _, l := range logs {
 		applyAll(t, g, []*raft.Log{l})
 	}

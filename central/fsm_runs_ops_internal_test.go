@@ -3,8 +3,6 @@ package central
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -153,17 +151,7 @@ func TestRunsSameStateEveryOp(t *testing.T) {
 	ws, logs := reviewLog(t)
 	open := func(mem int64) (*FSM, *ledger.Replica) {
 		t.Helper()
-		rep, err := ledger.OpenReplica(t.TempDir(), ledger.ReplicaOptions{MemTableBytes: mem})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { rep.Close() })
-		f, err := newFSM(rep, slog.New(slog.NewTextHandler(io.Discard, nil)),
-			append(replicationOps(), seedOp(ws), reviewFill(), reviewPad()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f, rep
+		return fsmWith(t, ws, mem, reviewFill(), reviewPad())
 	}
 
 	// The reference: one entry per batch, on a replica big enough for

@@ -40,12 +40,19 @@ func entryLog(tb testing.TB, index uint64, at time.Time, op string, payload any)
 // seedOp seeding ws.
 func fullFSM(t *testing.T, ws []ledger.MasterWrite) (*FSM, *ledger.Replica) {
 	t.Helper()
-	rep, err := ledger.OpenReplica(t.TempDir(), ledger.ReplicaOptions{})
+	return fsmWith(t, ws, 0)
+}
+
+// fsmWith is fullFSM over a replica of memtable bytes mem (0: the
+// default), with extra ops.
+func fsmWith(t *testing.T, ws []ledger.MasterWrite, mem int64, extra ...Op) (*FSM, *ledger.Replica) {
+	t.Helper()
+	rep, err := ledger.OpenReplica(t.TempDir(), ledger.ReplicaOptions{MemTableBytes: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rep.Close() })
-	f, err := newFSM(rep, slog.New(slog.NewTextHandler(io.Discard, nil)), append(replicationOps(), seedOp(ws)))
+	f, err := newFSM(rep, slog.New(slog.NewTextHandler(io.Discard, nil)), append(append(replicationOps(), seedOp(ws)), extra...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
-	"github.com/storeline/storeline/internal/sample"
-	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/pricing"
 )
 
@@ -25,16 +23,8 @@ import (
 // catalog over a master version that moved only every eighth change
 // failed it.
 func TestLedgerCatalogNeverStaler(t *testing.T) {
-	led, err := ledger.Open(ledger.DefaultOptions(t.TempDir(), "shop-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer led.Close()
+	led, chain := sampleLedger(t)
 	ctx := context.Background()
-	chain := sample.New("shop-1")
-	if _, err := led.PutMaster(ctx, chain.Records(nil)); err != nil {
-		t.Fatal(err)
-	}
 	cat := pricing.NewMasterCatalog(led)
 	it := *chain.Items[0]
 	t0 := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)

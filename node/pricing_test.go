@@ -117,6 +117,22 @@ func TestImportRuleKinds(t *testing.T) {
 	}
 }
 
+// sampleLedger is a real ledger of shop-1 holding the sample chain's
+// master records, closed when t ends.
+func sampleLedger(t *testing.T) (*ledger.Ledger, *sample.Chain) {
+	t.Helper()
+	led, err := ledger.Open(ledger.DefaultOptions(t.TempDir(), "shop-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	chain := sample.New("shop-1")
+	if _, err := led.PutMaster(context.Background(), chain.Records(nil)); err != nil {
+		t.Fatal(err)
+	}
+	return led, chain
+}
+
 // countingMasters is the real ledger with its master reads counted.
 type countingMasters struct {
 	*ledger.Ledger
@@ -143,16 +159,8 @@ func (c *countingMasters) ScanMaster(kind storeline.MasterKind, prefix string, f
 // same master version, and reads again once the version moves, so a new
 // price, a renamed item and an item created later are seen at once.
 func TestLedgerCatalogCacheFollowsVersion(t *testing.T) {
-	led, err := ledger.Open(ledger.DefaultOptions(t.TempDir(), "shop-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer led.Close()
+	led, chain := sampleLedger(t)
 	ctx := context.Background()
-	chain := sample.New("shop-1")
-	if _, err := led.PutMaster(ctx, chain.Records(nil)); err != nil {
-		t.Fatal(err)
-	}
 	cm := &countingMasters{Ledger: led}
 	cat := pricing.NewMasterCatalog(cm)
 	it := chain.Items[0]

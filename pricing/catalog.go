@@ -295,33 +295,11 @@ func (r *recordsAt) roomFor() {
 // Item returns the item, shared with other callers: read it, never
 // change it.
 func (c *MasterCatalog) Item(id storeline.ItemID) (*storeline.Item, error) {
-	r := c.at()
-	if r != nil {
-		r.mu.RLock()
-		it, ok := r.items[id]
-		r.mu.RUnlock()
-		if ok && it != nil {
-			return it, nil
-		}
-		if ok {
-			return nil, storeline.Errorf(storeline.NotFound, "pricing.MasterCatalog.Item", "no item %q", id)
-		}
-	}
-	it := new(storeline.Item)
-	err := c.m.GetMaster(storeline.KindItem, string(id), it)
-	if err != nil && !errors.Is(err, storeline.NotFound) {
-		return nil, err
-	}
-	if err != nil {
-		it = nil
-	}
-	if r != nil {
-		r.mu.Lock()
-		r.roomFor()
-		r.items[id] = it
-		r.mu.Unlock()
-	}
-	return it, err
+	return cachedItem(c.at(), func(r *recordsAt) map[storeline.ItemID]*storeline.Item { return r.items }, id,
+		func(it *storeline.Item) error { return c.m.GetMaster(storeline.KindItem, string(id), it) },
+		func() error {
+			return storeline.Errorf(storeline.NotFound, "pricing.MasterCatalog.Item", "no item %q", id)
+		})
 }
 
 // Lookup is a master-data store that finds a record by a unique key;
@@ -339,20 +317,29 @@ func (c *MasterCatalog) ItemByKey(uniqueKey string) (*storeline.Item, error) {
 	if !ok {
 		return nil, storeline.Errorf(storeline.Internal, op, "the master-data store %T finds no record by unique key", c.m)
 	}
-	r := c.at()
+	return cachedItem(c.at(), func(r *recordsAt) map[string]*storeline.Item { return r.byKey }, uniqueKey,
+		func(it *storeline.Item) error { return lk.LookupMaster(storeline.KindItem, uniqueKey, it) },
+		func() error { return storeline.Errorf(storeline.NotFound, op, "no item holds %q", uniqueKey) })
+}
+
+// cachedItem answers k from r's map m (nil there: a miss remembered, the
+// error notFound gives), else reads it and remembers the item or the
+// miss; r nil reads without the cache. Only NotFound is remembered.
+func cachedItem[K comparable](r *recordsAt, m func(*recordsAt) map[K]*storeline.Item, k K,
+	read func(*storeline.Item) error, notFound func() error) (*storeline.Item, error) {
 	if r != nil {
 		r.mu.RLock()
-		it, ok := r.byKey[uniqueKey]
+		it, ok := m(r)[k]
 		r.mu.RUnlock()
 		if ok && it != nil {
 			return it, nil
 		}
 		if ok {
-			return nil, storeline.Errorf(storeline.NotFound, op, "no item holds %q", uniqueKey)
+			return nil, notFound()
 		}
 	}
 	it := new(storeline.Item)
-	err := lk.LookupMaster(storeline.KindItem, uniqueKey, it)
+	err := read(it)
 	if err != nil && !errors.Is(err, storeline.NotFound) {
 		return nil, err
 	}
@@ -362,7 +349,7 @@ func (c *MasterCatalog) ItemByKey(uniqueKey string) (*storeline.Item, error) {
 	if r != nil {
 		r.mu.Lock()
 		r.roomFor()
-		r.byKey[uniqueKey] = it
+		m(r)[k] = it
 		r.mu.Unlock()
 	}
 	return it, err
