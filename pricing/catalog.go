@@ -225,12 +225,13 @@ var ruleKinds = []storeline.MasterKind{
 	storeline.KindPromotion, storeline.KindLoyaltyProgramme,
 }
 
-// MasterCatalog is a Catalog over a master-data store. Items and the
-// price records of each (list, item) are cached as read at one master
-// version, and the rules compiled once per version; all of it is shared
-// until the version moves. A till's receipts price the same items again
-// and again, and master data changes seldom (central's replicas, whose
-// version is the applied Raft index, start over at every entry).
+// MasterCatalog is a Catalog over a master-data store. Items (by ID and
+// by SKU or barcode) and the price records of each (list, item) are cached
+// as read at one master version, and the rules compiled once per version;
+// all of it is shared until the version moves. A till's receipts price
+// the same items again and again, and master data changes seldom
+// (central's replicas, whose version is the applied Raft index, start over
+// at every entry).
 type MasterCatalog struct {
 	m Masters
 
