@@ -362,6 +362,7 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 	for _, want := range []string{
 		`storeline_central_raft_state{node="m1",state="Leader"} 1`,
 		`storeline_central_fsm_applied_commands_total{node="m1"} 5`, // the seed's 4 and the first incarnation (restore.go)
+		`storeline_central_fsm_split_transactions_total{node="m1"} 0`,
 		`storeline_central_raft_voters{node="m1"} 1`,
 		`storeline_central_gossip_members{node="m1"} 1`,
 	} {

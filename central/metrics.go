@@ -21,7 +21,7 @@ type metrics struct {
 	heartbeatFailures atomic.Uint64
 
 	state, term, lastLog, commit, applied, fsmPending, lastContact,
-	fsmApplies, leaderCh, hbFail, members, voters, snapIndex *prometheus.Desc
+	fsmApplies, fsmSplit, leaderCh, hbFail, members, voters, snapIndex *prometheus.Desc
 
 	// The back office's, from FSM state (backoffice_reports.go).
 	boDocs, boRepricing, boBacklog, boExpiring, boExcise, boConflicts, boNegative *prometheus.Desc
@@ -45,6 +45,7 @@ func newMetrics(n *Node) *metrics {
 		lastContact: d("raft_last_contact_seconds", "Time since the leader was last heard from (0 on the leader)."),
 		snapIndex:   d("raft_last_snapshot_index", "Index of the node's last snapshot."),
 		fsmApplies:  d("fsm_applied_commands_total", "Commands the FSM applied (replays skipped excluded) since start."),
+		fsmSplit:    d("fsm_split_transactions_total", "Runs of entries Badger refused as one transaction (too big), applied again entry by entry, since start."),
 		leaderCh:    d("leader_changes_total", "Leader changes this node observed since start."),
 		hbFail:      d("heartbeat_failures_total", "Failed heartbeats to followers this node observed as leader."),
 		members:     d("gossip_members", "Members alive in this node's gossip view."),
@@ -89,7 +90,7 @@ func (m *metrics) observe(r *raft.Raft) {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.fsmApplies, m.leaderCh, m.hbFail, m.members, m.voters,
+	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.fsmApplies, m.fsmSplit, m.leaderCh, m.hbFail, m.members, m.voters,
 		m.boDocs, m.boRepricing, m.boBacklog, m.boExpiring, m.boExcise, m.boConflicts, m.boNegative} {
 		ch <- d
 	}
@@ -132,6 +133,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(m.lastContact, contact)
 	c(m.fsmApplies, float64(m.n.fsm.Applies()))
+	c(m.fsmSplit, float64(m.n.fsm.split.Load()))
 	c(m.leaderCh, float64(m.leaderChanges.Load()))
 	c(m.hbFail, float64(m.heartbeatFailures.Load()))
 	members := 0.0
