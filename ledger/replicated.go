@@ -116,24 +116,24 @@ func OpenReplica(dir string, o ReplicaOptions) (*Replica, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	r := &Replica{db: db, l: &Ledger{db: db, log: lg, replica: true}, maxTxnBytes: o.MemTableBytes * 15 / 100}
-	if err := r.load(); err != nil {
+	applied, err := r.load()
+	if err != nil {
 		_ = db.Close()
 		return nil, storeline.E(op, storeline.Internal, err)
 	}
+	r.applied.Store(applied)
 	return r, nil
 }
 
-func (r *Replica) load() error {
-	return r.db.View(func(txn *badger.Txn) error {
+func (r *Replica) load() (applied uint64, err error) {
+	err = r.db.View(func(txn *badger.Txn) error {
 		v, err := getValue(txn, kRaftApplied)
 		if err != nil {
 			return err
 		}
-		var idx uint64
 		if v != nil {
-			idx = getU64(v)
+			applied = getU64(v)
 		}
-		r.applied.Store(idx)
 		r.last = 0
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}, Reverse: true})
 		defer it.Close()
@@ -143,6 +143,7 @@ func (r *Replica) load() error {
 		}
 		return nil
 	})
+	return applied, err
 }
 
 // Close closes Badger after syncing it.
@@ -546,7 +547,12 @@ func (r *Replica) Restore(rd io.Reader) error {
 		return storeline.Errorf(storeline.Invalid, op, "not a replica snapshot (header %q)", head)
 	}
 	r.restores.Add(1)
-	defer r.restores.Add(1)
+	restoring := true
+	defer func() {
+		if restoring {
+			r.restores.Add(1)
+		}
+	}()
 	if err := r.db.DropAll(); err != nil {
 		return storeline.E(op, storeline.Internal, fmt.Errorf("drop: %w", err))
 	}
@@ -556,9 +562,15 @@ func (r *Replica) Restore(rd io.Reader) error {
 	if err := r.db.Sync(); err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}
-	if err := r.load(); err != nil {
+	applied, err := r.load()
+	if err != nil {
 		return storeline.E(op, storeline.Internal, err)
 	}
+	// The restore ends before its applied index shows: whoever sees the
+	// index may read the state it stands for at once.
+	r.restores.Add(1)
+	restoring = false
+	r.applied.Store(applied)
 	return nil
 }
 
