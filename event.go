@@ -163,7 +163,8 @@ func MergePostings(ps []Posting) []Posting {
 	// Sums run on int64s while they fit (fastdec.go), in decimals after;
 	// a lone posting keeps its own decimal. Either way a sum is what
 	// decimal.Add in posting order gives, exponent included.
-	accs := make([]amountSum, 0, len(ps))
+	var accBuf [linearMax]amountSum
+	accs := accBuf[:0]
 	out := make([]Posting, 0, len(ps))
 	var index map[postingKey]int
 	if len(ps) > linearMax {
@@ -222,22 +223,28 @@ type postingKey struct {
 // amountSum is a running decimal sum that stays on int64s while it can.
 // The zero amountSum is an empty sum.
 type amountSum struct {
-	d    decimal.Decimal // the sum when !fast; the lone addend when fast, n == 1 and hasD
+	d    decimal.Decimal // the sum when !fast; the lone addend when n == 1 and hasD
 	x    fx              // the sum while fast
 	fast bool
 	hasD bool
 	n    int
 }
 
+// newAmountSum holds d alone, as it is: most sums of a merge or a
+// balance have one addend, and its int64 form (toFx, whose digit count
+// is a tenth of a posting's derivation) is made only when a second one
+// comes.
 func newAmountSum(d decimal.Decimal) amountSum {
-	x, ok := toFx(d)
-	return amountSum{d: d, x: x, fast: ok, hasD: true, n: 1}
+	return amountSum{d: d, hasD: true, n: 1}
 }
 
 func (s *amountSum) add(d decimal.Decimal) {
 	if s.n == 0 {
 		*s = newAmountSum(d)
 		return
+	}
+	if s.n == 1 && s.hasD && !s.fast {
+		s.x, s.fast = toFx(s.d)
 	}
 	s.n++
 	if s.fast {

@@ -349,6 +349,9 @@ func (s *DecimalSum) AppendBinary(b []byte) []byte {
 	if s.s.fast {
 		return appendFxBinary(b, s.s.x)
 	}
+	if x, ok := toFx(s.s.d); ok { // a lone addend, held as it came
+		return appendFxBinary(b, x)
+	}
 	bin, err := s.s.d.MarshalBinary()
 	if err != nil { // big.Int.GobEncode fails only on a nil Int, which decimal never passes
 		panic(err)
