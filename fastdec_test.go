@@ -302,3 +302,23 @@ func TestSharedDecimalsStayPut(t *testing.T) {
 		}
 	}
 }
+
+// TestSaleNamesMatchConstructors: the names a sale's postings cut from one
+// string are the ones ItemAsset, StockAccount and SoldAccount build.
+func TestSaleNamesMatchConstructors(t *testing.T) {
+	lines := []Line{{Item: "milk", Dept: "dairy"}, {Item: "i", Dept: "d"}, {Item: "bread-2", Dept: "bakery"}, {Item: "milk", Dept: "dairy"}}
+	for _, store := range []StoreID{"s1", "shop-042"} {
+		names := lineNames(store, lines)
+		for i := range lines {
+			l := &lines[i]
+			units, stock, sold := names.next(store, l)
+			if units != ItemAsset(l.Item) || stock != StockAccount(store, l.Dept, l.Item) || sold != SoldAccount(store, l.Item) {
+				t.Fatalf("store %s line %d: %q %q %q, want %q %q %q", store, i, units, stock, sold,
+					ItemAsset(l.Item), StockAccount(store, l.Dept, l.Item), SoldAccount(store, l.Item))
+			}
+		}
+		if names.off != len(names.all) {
+			t.Fatalf("store %s: %d of %d bytes of names used", store, names.off, len(names.all))
+		}
+	}
+}
