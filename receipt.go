@@ -591,44 +591,46 @@ type saleNames struct {
 	off int
 }
 
+// lineNameParts are the pieces of a line's three names, in order: the
+// asset's two, the stock account's six, the sold account's four.
+func lineNameParts(store StoreID, l *Line) [12]string {
+	return [12]string{
+		"item:", string(l.Item),
+		"stock/", string(store), "/", string(l.Dept), "/", string(l.Item),
+		"sold/", string(store), "/", string(l.Item),
+	}
+}
+
 func lineNames(store StoreID, lines []Line) saleNames {
 	n := 0
 	for i := range lines {
-		l := &lines[i]
-		n += len("item:") + len(l.Item) + len("stock/") + len(store) + 1 + len(l.Dept) + 1 + len(l.Item) +
-			len("sold/") + len(store) + 1 + len(l.Item)
+		for _, p := range lineNameParts(store, &lines[i]) {
+			n += len(p)
+		}
 	}
 	var b strings.Builder
 	b.Grow(n)
 	for i := range lines {
-		l := &lines[i]
-		b.WriteString("item:")
-		b.WriteString(string(l.Item))
-		b.WriteString("stock/")
-		b.WriteString(string(store))
-		b.WriteByte('/')
-		b.WriteString(string(l.Dept))
-		b.WriteByte('/')
-		b.WriteString(string(l.Item))
-		b.WriteString("sold/")
-		b.WriteString(string(store))
-		b.WriteByte('/')
-		b.WriteString(string(l.Item))
+		for _, p := range lineNameParts(store, &lines[i]) {
+			b.WriteString(p)
+		}
 	}
 	return saleNames{all: b.String()}
 }
 
 // next returns the names of line l, the next line of the sale.
 func (n *saleNames) next(store StoreID, l *Line) (units Asset, stock, sold string) {
-	cut := func(k int) string {
+	parts := lineNameParts(store, l)
+	cut := func(ps []string) string {
+		k := 0
+		for _, p := range ps {
+			k += len(p)
+		}
 		s := n.all[n.off : n.off+k]
 		n.off += k
 		return s
 	}
-	units = Asset(cut(len("item:") + len(l.Item)))
-	stock = cut(len("stock/") + len(store) + 1 + len(l.Dept) + 1 + len(l.Item))
-	sold = cut(len("sold/") + len(store) + 1 + len(l.Item))
-	return units, stock, sold
+	return Asset(cut(parts[:2])), cut(parts[2:8]), cut(parts[8:])
 }
 
 // revenueFx is revenueAmount on int64s.
