@@ -33,7 +33,7 @@ func (l *Ledger) Backup(w io.Writer) error {
 	if _, err := io.WriteString(w, backupMagic); err != nil {
 		return storeline.E(op, storeline.Unavailable, err)
 	}
-	if _, err := l.db.Backup(w, 0); err != nil {
+	if err := l.ver.backup(w); err != nil {
 		return storeline.E(op, storeline.Internal, fmt.Errorf("badger backup: %w", err))
 	}
 	return nil
@@ -78,7 +78,8 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 	if err := db.Load(br, 256); err != nil {
 		return storeline.E(op, storeline.Invalid, fmt.Errorf("load backup: %w", err))
 	}
-	err = db.Update(func(txn *badger.Txn) error {
+	// Load wrote the backup's entries at their own versions.
+	err = newVersions(db, true).update(func(txn *badger.Txn) error {
 		old, err := getValue(txn, kEpoch)
 		if err != nil {
 			return err

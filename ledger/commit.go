@@ -14,7 +14,12 @@ package ledger
 // until they have caught up with what was answered (invariant 2). They
 // are pipelined: while the applier commits batch N to Badger, the
 // committer resolves batch N+1 and syncs its frame, reading the keys of
-// batches not yet applied from an overlay (invariant 11). When the
+// batches not yet applied from an overlay (invariant 11). Neither waits
+// for the other: the committer opens the next batch's transaction
+// without waiting for the commit in flight (versions.go) and queues the
+// batch for the applier without waiting for it to take it (up to
+// applierQueue batches), which at one writer keeps the applier's late
+// wakeups out of the next receipt's path. When the
 // committer goroutine finds the applier idle and nothing queued, it
 // applies the batch itself, after answering: there is nothing to
 // overlap, and the handoff would only cost a wakeup.
@@ -93,11 +98,12 @@ package ledger
 //     balances a batch changes are summed in the view and written once
 //     per key at the end of the batch (replay adds the same postings one
 //     by one, to the same sums).
-// 12. The applier commits batches in LSN order (one channel, one
-//     goroutine), so published positions and the applied LSN only grow,
-//     and caughtUp's wait for one LSN covers every earlier batch. Batches
-//     answered after their apply (not pipelined) are applied only once the
-//     applier has drained, so their answers follow every earlier apply.
+// 12. The applier commits batches in LSN order (one FIFO channel of
+//     applierQueue jobs, one goroutine), so published positions and the
+//     applied LSN only grow, and caughtUp's wait for one LSN covers every
+//     earlier batch. Batches answered after their apply (not pipelined)
+//     are applied only once the applier has drained, so their answers
+//     follow every earlier apply.
 // 13. The committer keeps the decoded balances and shift totals that
 //     pipelined batches wrote (hotKeys), and a pipelined batch reads those
 //     keys there first: a batch's values enter it only once its frame is
@@ -227,7 +233,7 @@ func (l *Ledger) submit(ctx context.Context, op string, r *request) result {
 func (l *Ledger) commitLoop() {
 	defer func() {
 		if l.next != nil {
-			l.next.Discard()
+			l.ver.end(l.next)
 			l.next = nil
 		}
 		close(l.applyCh)
@@ -414,13 +420,13 @@ func (l *Ledger) commit(batch []*request) {
 		l.ov.prune(l.nextApplied)
 	} else {
 		if l.next != nil {
-			l.next.Discard()
+			l.ver.end(l.next)
 		}
 		if l.inApplier.Load() > 0 {
 			l.drainApplier()
 		}
 		l.ov.reset()
-		txn = l.db.NewTransaction(true)
+		txn = l.ver.begin(true)
 	}
 	l.next = nil
 	if !pipe {
@@ -439,7 +445,7 @@ func (l *Ledger) commit(batch []*request) {
 	bv := &batchView{txn: txn, ov: &l.ov, on: pipe, hot: &l.hot, writes: l.bvWrites, bal: l.balIdx, bals: l.balBuf[:0]}
 	defer func() {
 		if txn != nil {
-			txn.Discard()
+			l.ver.end(txn)
 		}
 		l.bvWrites, bv.writes = bv.writes, nil
 		l.balIdx = bv.bal
@@ -543,7 +549,7 @@ func (l *Ledger) commit(batch []*request) {
 	// on, so its snapshot may lack this batch, which the overlay holds.
 	l.ov.merge(bv.writes, lsn)
 	l.nextApplied = l.appliedLSN.Load()
-	l.next = l.db.NewTransaction(true)
+	l.next = l.ver.begin(true)
 	l.inApplier.Add(1)
 	l.applyCh <- job
 }
@@ -579,7 +585,7 @@ func (l *Ledger) applyJob(job applyJob) {
 		answer(job.batch, job.res)
 		return
 	}
-	defer job.txn.Discard()
+	defer l.ver.end(job.txn)
 	if err := l.poisoned(); err != nil {
 		if !job.answered {
 			answerAll(job.batch, err)
@@ -604,7 +610,7 @@ func (l *Ledger) applyJob(job applyJob) {
 		fail(err)
 		return
 	}
-	if err := job.txn.Commit(); err != nil {
+	if err := l.ver.commit(job.txn); err != nil {
 		fail(err)
 		return
 	}
@@ -690,7 +696,7 @@ func (l *Ledger) view(fn func(txn *badger.Txn) error) error {
 	if err := l.caughtUp(); err != nil {
 		return err
 	}
-	return l.db.View(fn)
+	return l.ver.view(fn)
 }
 
 // resolve decides one request against the state in txn, appends its
@@ -985,6 +991,13 @@ type hotKeys struct {
 
 // maxHotKeys bounds hotKeys; past it, it starts again empty.
 const maxHotKeys = 4096
+
+// applierQueue is how many batches the committer may hand on before it
+// waits for the applier. One writer's next receipt no longer waits for a
+// wakeup of the applier on the other core (BENCHMARKS.md, "Badger in
+// managed mode"); the queue's batches are what reads may wait for in
+// caughtUp, at most MaxBatchBytes each.
+const applierQueue = 4
 
 func (h *hotKeys) reset() {
 	clear(h.bal)

@@ -9,10 +9,11 @@
 // size of the one before), writes them as one
 // frame to a preallocated, zero-filled write-ahead log and fdatasyncs it
 // once. Appends and remote events are answered right after that sync; the
-// batch is then applied to Badger (opened with SyncWrites off) in one
-// transaction that also records the batch's LSN, and every read waits
-// until the applied LSN covers what was answered, so no read misses an
-// answered write (reads of master data need not: those batches hold no
+// batch is then applied to Badger (opened with SyncWrites off, in managed
+// mode: versions.go numbers the commits and picks the reads' snapshots)
+// in one transaction that also records the batch's LSN, and every read
+// waits until the applied LSN covers what was answered, so no read misses
+// an answered write (reads of master data need not: those batches hold no
 // master data). Master data and other writes are answered after their
 // apply. Open replays the WAL frames Badger lacks. Every CheckpointBytes
 // of WAL, Badger is synced and the segments an earlier sync covers are

@@ -35,7 +35,7 @@ func (l *Ledger) DropViews() error {
 	if err := l.db.DropPrefix([]byte{tShift}); err != nil {
 		return err
 	}
-	return l.db.Update(func(txn *badger.Txn) error { return txn.Delete(kViews) })
+	return l.ver.update(func(txn *badger.Txn) error { return txn.Delete(kViews) })
 }
 
 // ReadersWaiting reports whether a read is waiting for the applier to
@@ -85,7 +85,7 @@ func (l *Ledger) LastReadBack() (checked, rewritten int) {
 // totals and balances dropped, nothing rebuilt yet.
 func (l *Ledger) CrashMidRebuild() error {
 	_ = l.Position() // everything applied
-	if err := l.db.Update(func(txn *badger.Txn) error {
+	if err := l.ver.update(func(txn *badger.Txn) error {
 		return txn.Set(kRebuild, []byte{rebuildShifts | rebuildBalances})
 	}); err != nil {
 		return err
@@ -103,7 +103,7 @@ func (l *Ledger) CrashMidRebuild() error {
 // would read.
 func (l *Ledger) OverwriteEvent(origin storeline.StoreID, id, other storeline.EventID) error {
 	_ = l.Position() // both applied
-	return l.db.Update(func(txn *badger.Txn) error {
+	return l.ver.update(func(txn *badger.Txn) error {
 		v, err := getValue(txn, eventKey(origin, other))
 		if err != nil || v == nil {
 			return fmt.Errorf("event %s: %v", other, err)

@@ -177,6 +177,7 @@ type Ledger struct {
 	log    *slog.Logger
 	seams  Seams
 	db     *badger.DB
+	ver    *versions // numbers db's commits, picks reads' snapshots
 	wal    *wal
 	met    *metrics
 	reqs   chan *request
@@ -233,7 +234,7 @@ type Ledger struct {
 	balBuf      []balSum          // batchView.bals, reused batch after batch
 	bvWrites    map[string][]byte // batchView.writes, reused batch after batch
 
-	applyCh     chan applyJob // committer → applier
+	applyCh     chan applyJob // committer → applier (invariant 12 of commit.go)
 	inApplier   atomic.Int64  // jobs handed to the applier and not yet done
 	applierDone chan struct{}
 }
@@ -256,7 +257,7 @@ func Open(o Options) (*Ledger, error) {
 		ckDone: make(chan struct{}),
 
 		tok:         make(chan struct{}, 1),
-		applyCh:     make(chan applyJob),
+		applyCh:     make(chan applyJob, applierQueue),
 		applierDone: make(chan struct{}),
 	}
 	if l.log == nil {
@@ -282,6 +283,7 @@ func Open(o Options) (*Ledger, error) {
 		return nil, storeline.E(op, ioKind(err), fmt.Errorf("badger: %w", err))
 	}
 	l.db = db
+	l.ver = newVersions(db, true)
 	if err := l.recover(); err != nil {
 		// Open's own writes to Badger (replay, repairs, rebuilds) may have
 		// failed halfway: the next Open reads back whatever the boot.

@@ -539,5 +539,5 @@ func masterChanges(txn *badger.Txn, after uint64, limit int) ([]MasterChange, er
 // the store, its items and their prices this way, so it does not queue
 // behind every sale answered a moment before.
 func (l *Ledger) viewMaster(fn func(txn *badger.Txn) error) error {
-	return l.db.View(fn)
+	return l.ver.view(fn)
 }

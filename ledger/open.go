@@ -32,14 +32,14 @@ func openBadger(dir string, memTableBytes, valueThreshold, valueLogFileBytes int
 	if valueLogFileBytes > 0 {
 		opts = opts.WithValueLogFileSize(valueLogFileBytes)
 	}
-	return badger.Open(opts)
+	return badger.OpenManaged(opts) // versions.go numbers the commits
 }
 
 // recover loads the persisted state, replays the WAL frames Badger lacks
 // and prepares the WAL for writing.
 func (l *Ledger) recover() error {
 	const op = "ledger.Open"
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.ver.view(func(txn *badger.Txn) error {
 		for _, kv := range []struct {
 			k []byte
 			v *uint64
@@ -59,7 +59,7 @@ func (l *Ledger) recover() error {
 	}
 	if l.st.epoch == 0 {
 		l.st.epoch = firstEpoch
-		if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kEpoch, u64(firstEpoch)) }); err != nil {
+		if err := l.ver.update(func(txn *badger.Txn) error { return txn.Set(kEpoch, u64(firstEpoch)) }); err != nil {
 			return storeline.E(op, ioKind(err), err)
 		}
 	}
@@ -114,7 +114,7 @@ func (l *Ledger) recover() error {
 		return storeline.E(op, ioKind(err), fmt.Errorf("views: %w", err))
 	}
 	if boot != "" {
-		if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kBoot, []byte(boot)) }); err != nil {
+		if err := l.ver.update(func(txn *badger.Txn) error { return txn.Set(kBoot, []byte(boot)) }); err != nil {
 			return storeline.E(op, ioKind(err), err)
 		}
 	}
@@ -137,8 +137,8 @@ func (l *Ledger) replay(fr walFrame) error {
 	if err := msgpack.Unmarshal(fr.body, &wb); err != nil {
 		return err
 	}
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
+	txn := l.ver.begin(true)
+	defer l.ver.end(txn)
 	for i := range wb.Recs {
 		if err := l.apply(txn, &wb.Recs[i], nil); err != nil {
 			return err
@@ -149,8 +149,5 @@ func (l *Ledger) replay(fr walFrame) error {
 	if err := l.putState(txn); err != nil {
 		return err
 	}
-	if err := txn.Commit(); err != nil {
-		return err
-	}
-	return nil
+	return l.ver.commit(txn)
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -87,6 +88,75 @@ func TestPipelinedBatchesSeeEachOther(t *testing.T) {
 	}
 	if len(evs) != n {
 		t.Fatalf("journal holds %d events, want %d", len(evs), n)
+	}
+	checkConservation(t, l)
+}
+
+// TestAppendsDoNotWaitForTheApplier holds the applier in its first batch
+// (the Apply seam blocks) and appends more from one writer: each is
+// answered at its WAL sync while the batches queue behind the held one, so one writer's receipts do not wait for the applier to wake
+// and take them (commit.go, invariant 12). Reads wait for all of them.
+func TestAppendsDoNotWaitForTheApplier(t *testing.T) {
+	entered := make(chan uint64, 1)
+	release := make(chan struct{})
+	o := testOptions(t.TempDir())
+	o.Seams = &ledger.Seams{Apply: func(lsn uint64) error {
+		select {
+		case entered <- lsn:
+		default:
+		}
+		<-release
+		return nil
+	}}
+	l := open(t, o)
+	released := false
+	releaseOnce := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer releaseOnce() // Close waits for the applier
+	guard := func(what string, done <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			releaseOnce()
+			t.Fatalf("%s: still waiting after 10 s", what)
+		}
+	}
+	mustAppend(t, l, receiptEvent(eid(1), 2, 1))
+	held := make(chan struct{})
+	go func() { <-entered; close(held) }()
+	guard("the applier to take the first batch", held)
+
+	n := 3 // batches queued behind the held one (applierQueue holds 4)
+	done := make(chan struct{})
+	errs := make(chan error, n)
+	go func() {
+		defer close(done)
+		for i := 2; i <= n+1; i++ {
+			if _, _, err := l.Append(context.Background(), receiptEvent(eid(uint64(i)), 2, i)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	guard("appends answered while the applier is held", done)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	releaseOnce()
+	if p := l.Position(); p.Seq != uint64(n+1) { // waits for every answered batch
+		t.Fatalf("position %s after %d appends", p, n+1)
+	}
+	for i := 1; i <= n+1; i++ {
+		if _, err := l.Event(store, eid(uint64(i))); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
 	}
 	checkConservation(t, l)
 }

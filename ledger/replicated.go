@@ -115,7 +115,7 @@ func OpenReplica(dir string, o ReplicaOptions) (*Replica, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Replica{db: db, l: &Ledger{db: db, log: lg, replica: true}, maxTxnBytes: o.MemTableBytes * 15 / 100}
+	r := &Replica{db: db, l: &Ledger{db: db, ver: newVersions(db, false), log: lg, replica: true}, maxTxnBytes: o.MemTableBytes * 15 / 100}
 	applied, err := r.load()
 	if err != nil {
 		_ = db.Close()

@@ -252,7 +252,7 @@ func (l *Ledger) ShiftTotals(term storeline.TerminalID, shift storeline.ShiftID)
 // committer starts.
 func (l *Ledger) upgradeViews() error {
 	var have uint64
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.ver.view(func(txn *badger.Txn) error {
 		v, err := getValue(txn, kViews)
 		if v != nil {
 			have = getU64(v)
@@ -269,7 +269,7 @@ func (l *Ledger) upgradeViews() error {
 	if err := l.syncBadger(); err != nil {
 		return err
 	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(kViews, u64(viewsVersion)) }); err != nil {
+	if err := l.ver.update(func(txn *badger.Txn) error { return txn.Set(kViews, u64(viewsVersion)) }); err != nil {
 		return err
 	}
 	if err := l.syncBadger(); err != nil {
@@ -293,7 +293,7 @@ func (l *Ledger) rebuildShifts() (int, error) {
 	}
 	totals := map[string]*storeline.ShiftTotals{}
 	n := 0
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.ver.view(func(txn *badger.Txn) error {
 		prefix := journalPrefix(l.o.Origin)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -337,16 +337,16 @@ func (l *Ledger) rebuildShifts() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	wb := l.db.NewWriteBatch()
-	defer wb.Cancel()
-	for k, t := range totals {
-		b, err := msgpack.Marshal(toStoredShift(t))
-		if err != nil {
-			return 0, err
+	return n, l.ver.writeBatch(func(wb *badger.WriteBatch) error {
+		for k, t := range totals {
+			b, err := msgpack.Marshal(toStoredShift(t))
+			if err != nil {
+				return err
+			}
+			if err := wb.Set([]byte(k), b); err != nil {
+				return err
+			}
 		}
-		if err := wb.Set([]byte(k), b); err != nil {
-			return 0, err
-		}
-	}
-	return n, wb.Flush()
+		return nil
+	})
 }

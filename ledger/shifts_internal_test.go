@@ -22,6 +22,7 @@ func BenchmarkFoldShift(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
+	v := newVersions(db, true)
 	r := &storeline.Receipt{Terminal: "t1", Shift: "sh1", Seller: "alice", Currency: "EUR"}
 	for i := range 5 {
 		r.Lines = append(r.Lines, storeline.Line{Item: storeline.ItemID(fmt.Sprintf("i%d", i)), Dept: "food", Unit: storeline.Piece,
@@ -42,8 +43,8 @@ func BenchmarkFoldShift(b *testing.B) {
 			if mode == "replay" {
 				se.body = nil
 			}
-			txn := db.NewTransaction(true)
-			defer func() { txn.Discard() }()
+			txn := v.begin(true)
+			defer func() { v.end(txn) }()
 			n := 0
 			for b.Loop() {
 				se.Seq = uint64(n)
@@ -52,10 +53,11 @@ func BenchmarkFoldShift(b *testing.B) {
 				}
 				n++
 				if n%1000 == 0 { // keep the transaction small, as a batch is
-					if err := txn.Commit(); err != nil {
+					if err := v.commit(txn); err != nil {
 						b.Fatal(err)
 					}
-					txn = db.NewTransaction(true)
+					v.end(txn)
+					txn = v.begin(true)
 				}
 			}
 		})

@@ -168,7 +168,7 @@ func (l *Ledger) syncBadger() error {
 // markSynced records that the values of every frame through lsn are
 // durable (syncBadger has returned since they were applied).
 func (l *Ledger) markSynced(lsn uint64) error {
-	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(kSynced, u64(lsn)) })
+	return l.ver.update(func(txn *badger.Txn) error { return txn.Set(kSynced, u64(lsn)) })
 }
 
 // distrustBadger leaves the synced marker that makes the next Open read
@@ -250,7 +250,7 @@ type readBackStats struct{ checked, rewritten int }
 func (l *Ledger) valueRepair(asked bool) (*valueRepair, string, error) {
 	r := &valueRepair{l: l, last: map[string][]byte{}}
 	boot := l.seams.BootID()
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.ver.view(func(txn *badger.Txn) error {
 		v, err := getValue(txn, kSynced)
 		if err != nil {
 			return err
@@ -330,7 +330,7 @@ func (r *valueRepair) flushEvents() error {
 // value, and nothing wrote the key after it.
 func (r *valueRepair) rewriteLost(kvs [][2][]byte) error {
 	var lost [][2][]byte
-	err := r.l.db.View(func(txn *badger.Txn) error {
+	err := r.l.ver.view(func(txn *badger.Txn) error {
 		for _, kv := range kvs {
 			r.stats.checked++
 			item, err := txn.Get(kv[0])
@@ -351,14 +351,15 @@ func (r *valueRepair) rewriteLost(kvs [][2][]byte) error {
 	if err != nil || len(lost) == 0 {
 		return err
 	}
-	wb := r.l.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, kv := range lost {
-		if err := wb.Set(kv[0], kv[1]); err != nil {
-			return err
+	err = r.l.ver.writeBatch(func(wb *badger.WriteBatch) error {
+		for _, kv := range lost {
+			if err := wb.Set(kv[0], kv[1]); err != nil {
+				return err
+			}
 		}
-	}
-	if err := wb.Flush(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	r.stats.rewritten += len(lost)
@@ -411,7 +412,7 @@ func (r *valueRepair) finish() error {
 	}
 	var rebuilt []string
 	if rebuild != 0 {
-		if err := r.l.db.Update(func(txn *badger.Txn) error { return txn.Set(kRebuild, []byte{rebuild}) }); err != nil {
+		if err := r.l.ver.update(func(txn *badger.Txn) error { return txn.Set(kRebuild, []byte{rebuild}) }); err != nil {
 			return err
 		}
 		if err := r.l.syncBadger(); err != nil {
@@ -429,7 +430,7 @@ func (r *valueRepair) finish() error {
 		if err := r.l.syncBadger(); err != nil {
 			return err
 		}
-		if err := r.l.db.Update(func(txn *badger.Txn) error { return txn.Delete(kRebuild) }); err != nil {
+		if err := r.l.ver.update(func(txn *badger.Txn) error { return txn.Delete(kRebuild) }); err != nil {
 			return err
 		}
 	}
@@ -443,7 +444,7 @@ func (r *valueRepair) finish() error {
 // prefixReadable reports whether every value under prefix reads back.
 func (l *Ledger) prefixReadable(prefix []byte) (bool, error) {
 	ok := true
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.ver.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
 		for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
@@ -487,7 +488,7 @@ func (l *Ledger) rebuildBalances() (int, error) {
 	}
 	sums := map[string]decimal.Decimal{}
 	n := 0
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.ver.view(func(txn *badger.Txn) error {
 		prefix := []byte{tEvent}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
@@ -514,18 +515,18 @@ func (l *Ledger) rebuildBalances() (int, error) {
 	if err != nil {
 		return n, err
 	}
-	wb := l.db.NewWriteBatch()
-	defer wb.Cancel()
-	for k, v := range sums {
-		b, err := v.MarshalBinary()
-		if err != nil {
-			return n, err
+	return n, l.ver.writeBatch(func(wb *badger.WriteBatch) error {
+		for k, v := range sums {
+			b, err := v.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			if err := wb.Set([]byte(k), b); err != nil {
+				return err
+			}
 		}
-		if err := wb.Set([]byte(k), b); err != nil {
-			return n, err
-		}
-	}
-	return n, wb.Flush()
+		return nil
+	})
 }
 
 // storedEventKey returns the key of the stored event enc. Its first two
