@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/storeline/storeline"
@@ -76,4 +77,44 @@ func TestAppendIdempotentAndConflict(t *testing.T) {
 		t.Fatalf("Event(missing) = %v, want NotFound", err)
 	}
 	checkConservation(t, l2)
+}
+
+// TestReadsAfterCloseAreUnavailable: a read that comes after Close (a
+// request the node's drain gave up on) is Unavailable, neither a panic of
+// an iterator over a closed Badger nor an Internal error.
+func TestReadsAfterCloseAreUnavailable(t *testing.T) {
+	l, err := ledger.Open(testOptions(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := mustAppend(t, l, receiptEvent(eid(1), 2, 1))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var item storeline.Item
+	reads := map[string]func() error{
+		"Event":    func() error { _, err := l.Event(store, ev.ID); return err },
+		"Journal":  func() error { _, err := l.Journal(store, ledger.Position{Epoch: ev.Epoch, Seq: 1}, 10); return err },
+		"Balance":  func() error { _, err := l.Balance("cash/s1/t1", "cur:EUR"); return err },
+		"Balances": func() error { _, err := l.Balances("stock/"); return err },
+		"EventsByDate": func() error {
+			return l.EventsByDate(ev.BusinessDate, ev.BusinessDate, func(storeline.Event) error { return nil })
+		},
+		"ReturnsOf":   func() error { _, err := l.ReturnsOf(ev.ID); return err },
+		"ShiftTotals": func() error { _, err := l.ShiftTotals("t1", "sh1"); return err },
+		"Meta":        func() error { _, _, err := l.Meta("cursor"); return err },
+		"GetMaster":   func() error { return l.GetMaster(storeline.KindItem, "i0", &item) },
+		"ScanMaster": func() error {
+			return l.ScanMaster(storeline.KindItem, "", func(storeline.Record) error { return nil })
+		},
+		"MasterChanges": func() error { _, err := l.MasterChanges(0, 10); return err },
+		"Backup":        func() error { return l.Backup(io.Discard) },
+	}
+	for name, read := range reads {
+		t.Run(name, func(t *testing.T) {
+			if err := read(); storeline.KindOf(err) != storeline.Unavailable {
+				t.Fatalf("after Close: %v (kind %v), want Unavailable", err, storeline.KindOf(err))
+			}
+		})
+	}
 }

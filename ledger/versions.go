@@ -119,8 +119,13 @@ func (v *versions) commit(txn *badger.Txn) error {
 	return nil
 }
 
-// view runs fn in a read-only transaction.
+// view runs fn in a read-only transaction. On a closed Badger it returns
+// badger.ErrDBClosed, as Badger's own View does (readers answer
+// Unavailable), not a transaction whose iterators panic.
 func (v *versions) view(fn func(txn *badger.Txn) error) error {
+	if v.db.IsClosed() {
+		return badger.ErrDBClosed
+	}
 	txn := v.begin(false)
 	defer v.end(txn)
 	return fn(txn)
@@ -128,6 +133,9 @@ func (v *versions) view(fn func(txn *badger.Txn) error) error {
 
 // update runs fn in a transaction and commits it if fn returns nil.
 func (v *versions) update(fn func(txn *badger.Txn) error) error {
+	if v.db.IsClosed() {
+		return badger.ErrDBClosed
+	}
 	txn := v.begin(true)
 	defer v.end(txn)
 	if err := fn(txn); err != nil {
@@ -169,6 +177,9 @@ func (v *versions) backup(w io.Writer) error {
 	if !v.managed {
 		_, err := v.db.Backup(w, 0)
 		return err
+	}
+	if v.db.IsClosed() {
+		return badger.ErrDBClosed
 	}
 	txn := v.begin(false) // pins the stream's snapshot (invariant 2)
 	defer v.end(txn)
