@@ -326,6 +326,7 @@ func (l *Ledger) Close() error {
 				errs = append(errs, err) // a failed syncBadger left the read-back marker; kSynced did not move
 			}
 		}
+		l.ver.shut() // reads still in progress finish first (versions.go, invariant 4)
 		if err := l.db.Close(); err != nil {
 			errs = append(errs, err)
 		}

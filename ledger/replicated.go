@@ -148,6 +148,7 @@ func (r *Replica) load() (applied uint64, err error) {
 
 // Close closes Badger after syncing it.
 func (r *Replica) Close() error {
+	r.l.ver.shut() // reads through r.l finish first (versions.go, invariant 4)
 	err := errors.Join(r.db.Sync(), r.db.Close())
 	if err != nil {
 		return storeline.E("ledger.Replica.Close", storeline.Internal, err)

@@ -34,6 +34,13 @@ import (
 //  3. Every transaction from begin ends in end, once (Badger's Discard is
 //     idempotent, and so is end), so pins do not leak and the discard
 //     version keeps moving.
+//  4. Badger is closed only after shut, which waits for every view,
+//     update and backup in progress; one that starts after shut returns
+//     badger.ErrDBClosed. A read racing the ledger's Close (a request the
+//     node's drain gave up on) ends in an error, never in an iterator's
+//     panic over a closed Badger. A reader counts itself before it
+//     looks at closed, and shut sets closed before it looks at the count,
+//     so one of the two sees the other; nested reads never wait.
 //
 // A Replica's Badger is not managed (managed is false): begin, end and
 // commit then fall through to Badger's own transactions.
@@ -48,11 +55,19 @@ type versions struct {
 	pinMu sync.Mutex
 	pins  map[*badger.Txn]uint64 // open transactions' snapshots
 	at    map[uint64]int         // how many open transactions read at a version
+
+	// Invariant 4.
+	closed   atomic.Bool
+	inUse    atomic.Int64
+	idleMu   sync.Mutex
+	idle     *sync.Cond // signalled when inUse drops to zero once closed
+	shutWait func()     // tests: called when shut starts waiting
 }
 
 // newVersions starts numbering after the newest version in db.
 func newVersions(db *badger.DB, managed bool) *versions {
 	v := &versions{db: db, managed: managed, pins: map[*badger.Txn]uint64{}, at: map[uint64]int{}}
+	v.idle = sync.NewCond(&v.idleMu)
 	if managed {
 		v.reset()
 	}
@@ -119,13 +134,47 @@ func (v *versions) commit(txn *badger.Txn) error {
 	return nil
 }
 
-// view runs fn in a read-only transaction. On a closed Badger it returns
-// badger.ErrDBClosed, as Badger's own View does (readers answer
-// Unavailable), not a transaction whose iterators panic.
-func (v *versions) view(fn func(txn *badger.Txn) error) error {
-	if v.db.IsClosed() {
+// enter counts a view, update or backup in, unless shut has run
+// (invariant 4); leave counts it out.
+func (v *versions) enter() error {
+	v.inUse.Add(1)
+	if v.closed.Load() || v.db.IsClosed() {
+		v.leave()
 		return badger.ErrDBClosed
 	}
+	return nil
+}
+
+func (v *versions) leave() {
+	if v.inUse.Add(-1) == 0 && v.closed.Load() {
+		v.idleMu.Lock()
+		v.idle.Broadcast()
+		v.idleMu.Unlock()
+	}
+}
+
+// shut refuses new views, updates and backups and waits for those in
+// progress, so Badger can be closed under none (invariant 4).
+func (v *versions) shut() {
+	v.closed.Store(true)
+	if v.shutWait != nil && v.inUse.Load() > 0 {
+		v.shutWait()
+	}
+	v.idleMu.Lock()
+	defer v.idleMu.Unlock()
+	for v.inUse.Load() > 0 {
+		v.idle.Wait()
+	}
+}
+
+// view runs fn in a read-only transaction. After shut it returns
+// badger.ErrDBClosed, as Badger's own View does on a closed DB (readers
+// answer Unavailable).
+func (v *versions) view(fn func(txn *badger.Txn) error) error {
+	if err := v.enter(); err != nil {
+		return err
+	}
+	defer v.leave()
 	txn := v.begin(false)
 	defer v.end(txn)
 	return fn(txn)
@@ -133,9 +182,10 @@ func (v *versions) view(fn func(txn *badger.Txn) error) error {
 
 // update runs fn in a transaction and commits it if fn returns nil.
 func (v *versions) update(fn func(txn *badger.Txn) error) error {
-	if v.db.IsClosed() {
-		return badger.ErrDBClosed
+	if err := v.enter(); err != nil {
+		return err
 	}
+	defer v.leave()
 	txn := v.begin(true)
 	defer v.end(txn)
 	if err := fn(txn); err != nil {
@@ -174,12 +224,13 @@ func (v *versions) writeBatch(fn func(wb *badger.WriteBatch) error) error {
 
 // backup writes Badger's Backup stream of one snapshot to w.
 func (v *versions) backup(w io.Writer) error {
+	if err := v.enter(); err != nil {
+		return err
+	}
+	defer v.leave()
 	if !v.managed {
 		_, err := v.db.Backup(w, 0)
 		return err
-	}
-	if v.db.IsClosed() {
-		return badger.ErrDBClosed
 	}
 	txn := v.begin(false) // pins the stream's snapshot (invariant 2)
 	defer v.end(txn)

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/storeline/storeline"
 )
 
 func openVersions(t *testing.T) *versions {
@@ -184,5 +186,61 @@ func TestVersionsOpenUnmanagedData(t *testing.T) {
 	}
 	if got := get(); got != "ledger-2" {
 		t.Fatalf("after the ledger's write: %q (its version is not above the old ones)", got)
+	}
+}
+
+// A read in progress when the ledger closes finishes over an open Badger
+// (its iterator would panic over a closed one), Close returns only after
+// it, and a read after Close is Unavailable (invariant 4).
+func TestCloseWaitsForReads(t *testing.T) {
+	l, err := Open(DefaultOptions(t.TempDir(), "s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetMeta(context.Background(), "cursor", []byte("c1")); err != nil {
+		t.Fatal(err)
+	}
+	inRead, release := make(chan struct{}), make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- l.view(func(txn *badger.Txn) error {
+			close(inRead)
+			<-release
+			it := txn.NewIterator(badger.DefaultIteratorOptions)
+			defer it.Close()
+			n := 0
+			for it.Rewind(); it.Valid(); it.Next() {
+				n++
+			}
+			if n == 0 {
+				return errors.New("the read found nothing")
+			}
+			return nil
+		})
+	}()
+	<-inRead
+	waiting := make(chan struct{})
+	l.ver.shutWait = func() { close(waiting) }
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case <-waiting:
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a read was in progress", err)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a read was in progress", err)
+	default:
+	}
+	close(release)
+	if err := <-readErr; err != nil {
+		t.Fatalf("the read in progress: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, _, err := l.Meta("cursor"); storeline.KindOf(err) != storeline.Unavailable {
+		t.Fatalf("Meta after Close: %v, want Unavailable", err)
 	}
 }
