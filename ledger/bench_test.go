@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +23,7 @@ var (
 	benchSlice   = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
 	benchRounds  = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
 	benchHistory = flag.Int("ledger.bench.history", 0, "receipts appended (64 writers) before the interleaved benchmark's rounds: a shop's ledger with history, whose Badger compacts")
+	benchWriters = flag.String("ledger.bench.writers", "1,8,64", "comma-separated writer counts of the interleaved benchmark (the floor's are 1, 8 and 64)")
 	benchWait    = flag.Duration("ledger.bench.wait", ledger.DefaultOptions("", "").GroupCommitWait, "Options.GroupCommitWait of the interleaved benchmark's ledger")
 )
 
@@ -91,7 +94,14 @@ func TestBenchInterleaved(t *testing.T) {
 		syncs int64
 		cpu   time.Duration // process CPU (user+sys) during the mode's slices
 	}
-	modes := []*mode{{name: "probe 4 KiB append+fdatasync", c: 1}, {name: "ledger c=1", c: 1}, {name: "ledger c=8", c: 8}, {name: "ledger c=64", c: 64}}
+	modes := []*mode{{name: "probe 4 KiB append+fdatasync", c: 1}}
+	for _, w := range strings.Split(*benchWriters, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || c < 1 {
+			t.Fatalf("-ledger.bench.writers: %q is not a writer count", w)
+		}
+		modes = append(modes, &mode{name: fmt.Sprintf("ledger c=%d", c), c: c})
+	}
 	run := func(m *mode) {
 		deadline := time.Now().Add(*benchSlice)
 		var n atomic.Int64
