@@ -111,3 +111,11 @@ func (l *Ledger) OverwriteEvent(origin storeline.StoreID, id, other storeline.Ev
 		return txn.Set(eventKey(origin, id), v)
 	})
 }
+
+// SetLastBatch sets the size the next batch of events waits to fill up
+// to (invariant 14).
+func (l *Ledger) SetLastBatch(n int) {
+	<-l.tok
+	l.lastBatch = n
+	l.tok <- struct{}{}
+}

@@ -13,9 +13,9 @@ import (
 
 // TestGroupCommitWait (commit.go, invariant 14): after a batch of seven
 // events, a lone append waits for the queue, and appends that arrive
-// while it waits share its sync (seven are sent: the committer goroutine
-// may take one off the queue and wait for the token, so six join and the
-// seventh follows); with GroupCommitWait 0 it goes alone. A wait bounded
+// while it waits share its sync (seven are sent: six fill the batch up to
+// the last one's size and the seventh follows); with GroupCommitWait 0 it
+// goes alone. A wait bounded
 // by a short last sync ends on its own: the lone append is answered
 // alone.
 func TestGroupCommitWait(t *testing.T) {
@@ -135,4 +135,59 @@ func TestGroupCommitWait(t *testing.T) {
 			checkConservation(t, l)
 		})
 	}
+}
+
+// TestWaitingBatchGetsTheNextRequest (commit.go, invariant 14): a lone
+// append waiting for its batch to fill gets the next request, although the
+// committer goroutine, parked on the queue since Open, receives it first:
+// two tills' receipts share one sync instead of one of them waiting out
+// the wait alone while the other sits with a goroutine that wants the
+// token.
+func TestWaitingBatchGetsTheNextRequest(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	o := testOptions(t.TempDir())
+	o.GroupCommitWait = 10 * time.Second
+	o.Seams = &ledger.Seams{Publish: func(_ uint64, n int) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}}
+	l := open(t, o)
+	for round := range 3 {
+		l.SetLastSync(time.Minute) // the wait ends when the batch is full
+		l.SetLastBatch(2)
+		waits := l.GroupCommitWaits()
+		var wg sync.WaitGroup
+		for i := range 2 {
+			id := uint64(2*round + i + 1)
+			wg.Go(func() {
+				if _, _, err := l.Append(context.Background(), receiptEvent(eid(id), 2, int(id))); err != nil {
+					t.Errorf("Append %d: %v", id, err)
+				}
+			})
+			if i == 0 {
+				testwait.For(t, "the first append to wait", 10*time.Second, func() bool { return l.GroupCommitWaits() > waits })
+			}
+		}
+		answered := make(chan struct{})
+		go func() { wg.Wait(); close(answered) }()
+		select {
+		case <-answered:
+		case <-time.After(5 * time.Second): // half the wait: it did not end by the batch filling
+			t.Fatalf("round %d: the waiting batch never got the second append", round)
+		}
+		testwait.For(t, "the batch applied", 10*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(sizes) == round+1
+		})
+		mu.Lock()
+		got := sizes[round]
+		mu.Unlock()
+		if got != 2 {
+			t.Fatalf("round %d: batch of %d, want both appends in one", round, got)
+		}
+	}
+	checkConservation(t, l)
 }

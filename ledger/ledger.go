@@ -173,18 +173,22 @@ type Balance struct {
 // the WAL's segment list lock (wal.mu); appliedMu is taken with no other
 // lock held and guards only the wake-up channel of waiting reads.
 type Ledger struct {
-	o      Options
-	log    *slog.Logger
-	seams  Seams
-	db     *badger.DB
-	ver    *versions // numbers db's commits, picks reads' snapshots
-	wal    *wal
-	met    *metrics
-	reqs   chan *request
-	quit   chan struct{}
-	done   chan struct{}
-	ckpt   chan struct{}
-	ckDone chan struct{}
+	o     Options
+	log   *slog.Logger
+	seams Seams
+	db    *badger.DB
+	ver   *versions // numbers db's commits, picks reads' snapshots
+	wal   *wal
+	met   *metrics
+	reqs  chan *request
+	// handoff carries a request the committer goroutine took off reqs
+	// while another goroutine held the token, to that holder (commit.go,
+	// invariant 14).
+	handoff chan *request
+	quit    chan struct{}
+	done    chan struct{}
+	ckpt    chan struct{}
+	ckDone  chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -248,13 +252,14 @@ func Open(o Options) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{
-		o:      o,
-		log:    o.Logger,
-		reqs:   make(chan *request, o.QueueDepth),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
-		ckpt:   make(chan struct{}, 1),
-		ckDone: make(chan struct{}),
+		o:       o,
+		log:     o.Logger,
+		reqs:    make(chan *request, o.QueueDepth),
+		handoff: make(chan *request),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		ckpt:    make(chan struct{}, 1),
+		ckDone:  make(chan struct{}),
 
 		tok:         make(chan struct{}, 1),
 		applyCh:     make(chan applyJob, applierQueue),
