@@ -56,6 +56,14 @@ load:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
 
+# The store node's durable receipts against the 4 KiB append+fdatasync
+# probe, interleaved in 300 ms slices (issue 3's floor: 1x / 3x / 10x at 1,
+# 8 and 64 writers); LEDGER_WRITERS picks other writer counts.
+LEDGER_WRITERS ?= 1,8,64
+.PHONY: bench-ledger
+bench-ledger:
+	$(GO) test -count=1 -run TestBenchInterleaved -v ./ledger/ -args -ledger.bench -ledger.bench.writers=$(LEDGER_WRITERS)
+
 # Central's tests at full size (a 100,000-item import through the API).
 .PHONY: central-long
 central-long:
