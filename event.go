@@ -160,65 +160,68 @@ func SafeAccount(s StoreID) string { return "safe/" + string(s) }
 // MergePostings adds up postings to the same (account, asset), drops zero
 // sums and sorts the result, so equal effects have equal postings.
 func MergePostings(ps []Posting) []Posting {
+	// Sorted first, equal keys are neighbours: one pass sums them, where
+	// looking each posting up among the earlier ones compared every pair.
 	// Sums run on int64s while they fit (fastdec.go), in decimals after;
-	// a lone posting keeps its own decimal. Either way a sum is what
-	// decimal.Add in posting order gives, exponent included.
-	var accBuf [linearMax]amountSum
-	accs := accBuf[:0]
-	out := make([]Posting, 0, len(ps))
-	var index map[postingKey]int
-	if len(ps) > linearMax {
-		index = make(map[postingKey]int, len(ps))
-	}
-	for _, p := range ps {
-		j := -1
-		if index != nil {
-			if i, ok := index[postingKey{p.Account, p.Asset}]; ok {
-				j = i
-			}
-		} else {
-			for i := range out {
-				if out[i].Account == p.Account && out[i].Asset == p.Asset {
-					j = i
-					break
-				}
-			}
-		}
-		if j >= 0 {
-			accs[j].add(p.Amount)
-			continue
-		}
-		if index != nil {
-			index[postingKey{p.Account, p.Asset}] = len(out)
-		}
-		out = append(out, p)
-		accs = append(accs, newAmountSum(p.Amount))
-	}
+	// a lone posting keeps its own decimal. A decimal sum is exact, so
+	// its value and exponent do not depend on the order of its addends.
+	out := slices.Clone(ps)
+	sortPostings(out)
 	n := 0
-	for i := range out {
-		if accs[i].isZero() {
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].Account == out[i].Account && out[j].Asset == out[i].Asset {
+			j++
+		}
+		p := out[i]
+		if j > i+1 {
+			sum := newAmountSum(p.Amount)
+			for _, q := range out[i+1 : j] {
+				sum.add(q.Amount)
+			}
+			if sum.isZero() {
+				i = j
+				continue
+			}
+			p.Amount = sum.sum()
+		} else if p.Amount.IsZero() {
+			i = j
 			continue
 		}
-		out[n] = Posting{Account: out[i].Account, Asset: out[i].Asset, Amount: accs[i].sum()}
+		out[n] = p
 		n++
+		i = j
 	}
-	out = out[:n]
-	slices.SortFunc(out, func(a, b Posting) int {
-		if c := strings.Compare(string(a.Asset), string(b.Asset)); c != 0 {
-			return c
+	clear(out[n:]) // drop the strings and decimals past the end
+	return out[:n]
+}
+
+// sortPostings sorts ps with comparePostings: by insertion when short,
+// which costs one comparison per posting already in place (a sale's
+// postings come nearly sorted, salePostings).
+func sortPostings(ps []Posting) {
+	if len(ps) > linearMax {
+		slices.SortFunc(ps, comparePostings)
+		return
+	}
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && comparePostings(ps[j-1], ps[j]) > 0; j-- {
+			ps[j-1], ps[j] = ps[j], ps[j-1]
 		}
-		return strings.Compare(a.Account, b.Account)
-	})
-	return out
+	}
 }
 
-// linearMax is the length up to which a linear search beats a map.
+// comparePostings orders postings by asset, then account.
+func comparePostings(a, b Posting) int {
+	if c := strings.Compare(string(a.Asset), string(b.Asset)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Account, b.Account)
+}
+
+// linearMax is the length up to which a linear search beats a map, and
+// an insertion sort a general one.
 const linearMax = 32
-
-type postingKey struct {
-	acct  string
-	asset Asset
-}
 
 // amountSum is a running decimal sum that stays on int64s while it can.
 // The zero amountSum is an empty sum.
@@ -315,7 +318,9 @@ func CheckPostings(ps []Posting) error {
 				j = i
 			}
 		} else {
-			for i := range sums {
+			// From the last: merged postings come sorted by asset, so
+			// the first comparison finds it.
+			for i := len(sums) - 1; i >= 0; i-- {
 				if sums[i].asset == p.Asset {
 					j = i
 					break

@@ -2,6 +2,7 @@ package storeline
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -530,8 +531,8 @@ func salePostings(store StoreID, term TerminalID, cur Currency, lines []Line, pa
 		l := &lines[i]
 		units, stock, sold := names.next(store, l)
 		ps = append(ps,
-			Posting{stock, units, signed(l.Qty, true)},
 			Posting{sold, units, signed(l.Qty, false)},
+			Posting{stock, units, signed(l.Qty, true)},
 		)
 		if r, ok := revenueFx(l, reverse); ok {
 			revenue.addFx(r)
@@ -560,12 +561,7 @@ func salePostings(store StoreID, term TerminalID, cur Currency, lines []Line, pa
 			vats[j].sum.add(signed(l.VAT, true))
 		}
 	}
-	if len(lines) > 0 {
-		ps = append(ps, Posting{RevenueAccount(store), money, revenue.sum()})
-	}
-	for _, v := range vats {
-		ps = append(ps, Posting{VATAccount(store, v.rate), money, v.sum.sum()})
-	}
+	items := len(ps)
 	cash := CashAccount(store, term)
 	for _, p := range pays {
 		acct := cash
@@ -580,6 +576,18 @@ func salePostings(store StoreID, term TerminalID, cur Currency, lines []Line, pa
 	if !change.IsZero() {
 		ps = append(ps, Posting{cash, money, signed(change, true)})
 	}
+	if len(lines) > 0 {
+		ps = append(ps, Posting{RevenueAccount(store), money, revenue.sum()})
+	}
+	for _, v := range vats {
+		ps = append(ps, Posting{VATAccount(store, v.rate), money, v.sum.sum()})
+	}
+	// Money first, then the lines' items: the order MergePostings sorts
+	// into (by asset, then account), but for the tenders' order and the
+	// items', so its sort has little to move.
+	slices.Reverse(ps[:items])
+	slices.Reverse(ps[items:])
+	slices.Reverse(ps)
 	return ps
 }
 
@@ -591,46 +599,45 @@ type saleNames struct {
 	off int
 }
 
-// lineNameParts are the pieces of a line's three names, in order: the
-// asset's two, the stock account's six, the sold account's four.
-func lineNameParts(store StoreID, l *Line) [12]string {
-	return [12]string{
-		"item:", string(l.Item),
-		"stock/", string(store), "/", string(l.Dept), "/", string(l.Item),
-		"sold/", string(store), "/", string(l.Item),
-	}
+// lineNameLens are the lengths of a line's three names: the asset
+// ("item:" item), the stock account ("stock/" store "/" dept "/" item)
+// and the sold account ("sold/" store "/" item).
+func lineNameLens(store StoreID, l *Line) (asset, stock, sold int) {
+	return 5 + len(l.Item), 8 + len(store) + len(l.Dept) + len(l.Item), 6 + len(store) + len(l.Item)
 }
 
 func lineNames(store StoreID, lines []Line) saleNames {
 	n := 0
 	for i := range lines {
-		for _, p := range lineNameParts(store, &lines[i]) {
-			n += len(p)
-		}
+		a, st, so := lineNameLens(store, &lines[i])
+		n += a + st + so
 	}
 	var b strings.Builder
 	b.Grow(n)
 	for i := range lines {
-		for _, p := range lineNameParts(store, &lines[i]) {
-			b.WriteString(p)
-		}
+		l := &lines[i]
+		b.WriteString("item:")
+		b.WriteString(string(l.Item))
+		b.WriteString("stock/")
+		b.WriteString(string(store))
+		b.WriteByte('/')
+		b.WriteString(string(l.Dept))
+		b.WriteByte('/')
+		b.WriteString(string(l.Item))
+		b.WriteString("sold/")
+		b.WriteString(string(store))
+		b.WriteByte('/')
+		b.WriteString(string(l.Item))
 	}
 	return saleNames{all: b.String()}
 }
 
 // next returns the names of line l, the next line of the sale.
 func (n *saleNames) next(store StoreID, l *Line) (units Asset, stock, sold string) {
-	parts := lineNameParts(store, l)
-	cut := func(ps []string) string {
-		k := 0
-		for _, p := range ps {
-			k += len(p)
-		}
-		s := n.all[n.off : n.off+k]
-		n.off += k
-		return s
-	}
-	return Asset(cut(parts[:2])), cut(parts[2:8]), cut(parts[8:])
+	a, st, so := lineNameLens(store, l)
+	s := n.all[n.off : n.off+a+st+so]
+	n.off += a + st + so
+	return Asset(s[:a]), s[a : a+st], s[a+st:]
 }
 
 // revenueFx is revenueAmount on int64s.
