@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/storeline/storeline"
@@ -135,4 +139,167 @@ func TestEventsByDateAndReturnsOf(t *testing.T) {
 		t.Fatalf("EventsByDate(29th) = %v", days)
 	}
 	checkConservation(t, l)
+}
+
+// bigBackup returns a backup of a ledger at epoch 5,000,000 holding 400
+// events and 50 master records.
+func bigBackup(t *testing.T) []byte {
+	t.Helper()
+	ctx := context.Background()
+	var empty bytes.Buffer
+	if err := open(t, testOptions(t.TempDir())).Backup(&empty); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "src")
+	if err := ledger.Restore(dir, &empty, 5_000_000); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	l := open(t, testOptions(dir))
+	var wg sync.WaitGroup
+	for w := uint64(0); w < 8; w++ { // 8 writers: fewer syncs
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 400; i += 8 {
+				if _, _, err := l.Append(ctx, receiptEvent(eid(i+1), 3, int(i))); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var recs []storeline.Record
+	for i := 0; i < 50; i++ {
+		recs = append(recs, item(fmt.Sprintf("it%02d", i), fmt.Sprintf("SKU%02d", i)))
+	}
+	if _, err := l.PutMaster(ctx, recs); err != nil {
+		t.Fatalf("PutMaster: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := l.Backup(&buf); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// TestRestoreRefusesDamagedBackup: a backup cut short anywhere (Badger's
+// own stream ends cleanly at any of its blocks), with a flipped byte, or
+// without the ledger's state is refused as Invalid and leaves the target
+// as it was; the whole backup then restores into the same directory.
+func TestRestoreRefusesDamagedBackup(t *testing.T) {
+	good := bigBackup(t)
+	chunks, end, err := ledger.BackupLayout(good)
+	if err != nil || len(chunks) < 3 {
+		t.Fatalf("BackupLayout = %d chunks, %v: want at least 3", len(chunks), err)
+	}
+	data, err := ledger.BackupData(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := chunks[len(chunks)-1]
+	flip := func(at int) []byte {
+		b := bytes.Clone(good)
+		b[at] ^= 0x10
+		return b
+	}
+	hdr := len(ledger.BackupMagicV1)
+	bad := []struct {
+		name   string
+		stream []byte
+		damage bool // ErrBadBackup, not a refused header
+	}{
+		{"empty", nil, false},
+		{"header only", good[:hdr], true},
+		{"a chunk's length only", good[:hdr+4], true},
+		{"mid chunk", good[:chunks[1]+100], true},
+		{"half", good[:len(good)/2], true},
+		{"all but the last chunk", good[:last], true},
+		{"no end, no trailer", good[:end], true},
+		{"no trailer", good[:end+4], true},
+		{"trailer cut", good[:len(good)-1], true},
+		{"data after the trailer", append(bytes.Clone(good), 0), true},
+		{"flipped byte in the header", flip(3), false},
+		{"flipped byte in a chunk's data", flip(chunks[1] + 8 + 1000), true},
+		{"flipped byte in a chunk's checksum", flip(chunks[1] + 6), true},
+		{"flipped byte in a chunk's length", flip(chunks[1] + 2), true},
+		{"flipped byte in the trailer", flip(len(good) - 3), true},
+		{"last chunk dropped, end kept", append(bytes.Clone(good[:last]), good[end:]...), true},
+		{"no Badger data, trailer valid", ledger.FrameBackup(nil), true},
+		{"format v1", append([]byte(ledger.BackupMagicV1), data...), false},
+	}
+	root := t.TempDir()
+	for i, c := range bad {
+		dir := filepath.Join(root, fmt.Sprint(i))
+		if i%2 == 0 { // an empty directory, or none
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := ledger.Restore(dir, bytes.NewReader(c.stream), 5_000_001)
+		if !errors.Is(err, storeline.Invalid) || errors.Is(err, ledger.ErrBadBackup) != c.damage {
+			t.Errorf("%s: Restore = %v, want Invalid (ErrBadBackup %v)", c.name, err, c.damage)
+		}
+		if es, err := os.ReadDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) || len(es) > 0 {
+			t.Errorf("%s: refused restore left %d entries in %s (%v)", c.name, len(es), dir, err)
+		}
+	}
+	// The repro: the epoch never goes back, and a refusal leaves the
+	// directory empty for the retry.
+	dir := filepath.Join(root, "0")
+	if err := ledger.Restore(dir, bytes.NewReader(good), 2); !errors.Is(err, storeline.Invalid) {
+		t.Fatalf("Restore at epoch 2 = %v, want Invalid", err)
+	}
+	if err := ledger.Restore(dir, bytes.NewReader(good), 5_000_001); err != nil {
+		t.Fatalf("Restore after refusals: %v", err)
+	}
+	r := open(t, testOptions(dir))
+	if p := r.Position(); p != (ledger.Position{Epoch: 5_000_001}) {
+		t.Fatalf("Position = %v, want 5000001/0", p)
+	}
+	epochs, err := r.OwnEpochs()
+	if err != nil || len(epochs) != 1 || epochs[0] != (ledger.Position{Epoch: 5_000_000, Seq: 400}) {
+		t.Fatalf("OwnEpochs = %v, %v, want [5000000/400]", epochs, err)
+	}
+	if cs, err := r.MasterChanges(0, 0); err != nil || len(cs) != 50 || r.MasterVersion() != 50 {
+		t.Fatalf("MasterChanges = %d, %v, version %d, want 50", len(cs), err, r.MasterVersion())
+	}
+	checkConservation(t, r)
+}
+
+// failAfter fails every write once n bytes went through.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		k := f.n
+		f.n = 0
+		return k, errors.New("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestBackupCutShort: a Backup whose writer fails reports it, and what it
+// wrote is refused by Restore.
+func TestBackupCutShort(t *testing.T) {
+	l := open(t, testOptions(t.TempDir()))
+	for i := uint64(1); i <= 50; i++ {
+		mustAppend(t, l, receiptEvent(eid(i), 3, int(i)))
+	}
+	var whole bytes.Buffer
+	if err := l.Backup(&whole); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{100, whole.Len() / 2, whole.Len() - 20} {
+		var got bytes.Buffer
+		err := l.Backup(io.MultiWriter(&got, &failAfter{n}))
+		if !errors.Is(err, storeline.Unavailable) {
+			t.Errorf("Backup failing after %d bytes = %v, want Unavailable", n, err)
+		}
+		size := got.Len()
+		if err := ledger.Restore(filepath.Join(t.TempDir(), "r"), &got, 1000); !errors.Is(err, ledger.ErrBadBackup) {
+			t.Errorf("Restore of %d of %d bytes of a backup = %v, want ErrBadBackup", size, whole.Len(), err)
+		}
+	}
 }

@@ -27,7 +27,7 @@ import (
 //	U kind 0 uniqueKey              → id                     (unique keys of live records)
 //	V version8                      → kind 0 id              (latest change of each record)
 //	m key                           → value                  (SetMeta)
-//	x name                          → uint64                 (the ledger's own state)
+//	x name                          → uint64                 (the ledger's own state; xorigin, xboot: strings)
 const (
 	tEvent   = 'e'
 	tJournal = 'j'
@@ -49,6 +49,9 @@ var (
 	kEpoch         = []byte("xepoch")
 	kSeq           = []byte("xseq")
 	kMasterVersion = []byte("xmver")
+	// kOrigin is the store whose ledger the data directory holds: Open
+	// refuses another (ErrOriginMismatch).
+	kOrigin = []byte("xorigin")
 	// kSynced is the LSN through which Badger's values were made durable
 	// (by a checkpoint or Close), kBoot the boot that last opened the
 	// ledger (vlog.go).

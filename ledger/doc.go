@@ -43,6 +43,12 @@
 //     HLC high-water mark is persisted, so time never goes backwards across
 //     restarts.
 //   - Master versions are node-local and only grow.
+//   - A data directory holds one origin's ledger: Open refuses it under
+//     another Options.Origin (ErrOriginMismatch), and a restore keeps the
+//     backup's origin.
+//   - A backup is restored whole or not at all: Restore refuses a stream
+//     that is truncated or damaged (ErrBadBackup) or of an earlier format,
+//     and leaves the directory as it found it.
 //
 // Package ledger may import the module root (storeline), crdt, Badger,
 // msgpack and prometheus only (DESIGN.md's import table); never posbridge,

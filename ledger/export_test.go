@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -118,4 +120,67 @@ func (l *Ledger) SetLastBatch(n int) {
 	<-l.tok
 	l.lastBatch = n
 	l.tok <- struct{}{}
+}
+
+// BackupMagicV1 starts the backup streams of earlier versions.
+const BackupMagicV1 = backupMagicV1
+
+// BackupLayout returns where the chunks of a backup stream start and
+// where its end (the zero length before the trailer) is.
+func BackupLayout(b []byte) (chunks []int, end int, err error) {
+	off := len(backupMagic)
+	for off+4 <= len(b) {
+		n := int(binary.BigEndian.Uint32(b[off:]))
+		if n == 0 {
+			return chunks, off, nil
+		}
+		chunks = append(chunks, off)
+		off += 8 + n
+	}
+	return nil, 0, fmt.Errorf("no end in %d bytes", len(b))
+}
+
+// BackupData returns the data of a backup stream's chunks: Badger's
+// backup stream.
+func BackupData(b []byte) ([]byte, error) {
+	chunks, _, err := BackupLayout(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, off := range chunks {
+		n := int(binary.BigEndian.Uint32(b[off:]))
+		out = append(out, b[off+8:off+8+n]...)
+	}
+	return out, nil
+}
+
+// FrameBackup frames data as Backup frames Badger's stream, checksums and
+// trailer matching.
+func FrameBackup(data []byte) []byte {
+	var buf bytes.Buffer
+	buf.WriteString(backupMagic)
+	w := newBackupWriter(&buf)
+	_, _ = w.Write(data)
+	_ = w.finish()
+	return buf.Bytes()
+}
+
+// ForgetOrigin deletes the persisted origin and, with state, the state
+// keys only a batch wrote before, as a data directory written before
+// they were persisted at Open lacks them (state: one never written to).
+func (l *Ledger) ForgetOrigin(state bool) error {
+	_ = l.Position() // everything applied
+	keys := [][]byte{kOrigin}
+	if state {
+		keys = append(keys, kAppliedLSN, kHLC, kSeq, kMasterVersion)
+	}
+	return l.ver.update(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

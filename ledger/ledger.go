@@ -40,6 +40,8 @@ type Options struct {
 	// Dir holds the ledger: Dir/wal (the write-ahead log) and Dir/badger.
 	Dir string
 	// Origin is this node's store id: Append authors events of this origin.
+	// A data directory keeps the origin it was created with (or restored
+	// from a backup of): Open refuses another (ErrOriginMismatch).
 	Origin storeline.StoreID
 	// Clock stamps appended events. Open raises it to the persisted
 	// high-water mark so time never goes backwards across restarts.
@@ -245,7 +247,9 @@ type Ledger struct {
 
 // Open opens (or creates) the ledger in o.Dir, replays the WAL records
 // Badger lacks, raises the clock to the persisted high-water mark and
-// starts the committer.
+// starts the committer. It refuses a directory holding another origin's
+// ledger (ErrOriginMismatch); one written before the origin was persisted
+// takes o.Origin.
 func Open(o Options) (*Ledger, error) {
 	const op = "ledger.Open"
 	if err := o.Validate(); err != nil {
@@ -291,9 +295,12 @@ func Open(o Options) (*Ledger, error) {
 	l.ver = newVersions(db, true)
 	if err := l.recover(); err != nil {
 		// Open's own writes to Badger (replay, repairs, rebuilds) may have
-		// failed halfway: the next Open reads back whatever the boot.
-		if merr := l.distrustBadger(); merr != nil {
-			err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
+		// failed halfway: the next Open reads back whatever the boot. A
+		// directory of another origin is refused before any.
+		if !errors.Is(err, ErrOriginMismatch) {
+			if merr := l.distrustBadger(); merr != nil {
+				err = errors.Join(err, fmt.Errorf("read-back marker: %w", merr))
+			}
 		}
 		_ = db.Close()
 		if l.wal != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -498,6 +499,11 @@ func masterChanges(txn *badger.Txn, after uint64, limit int) ([]MasterChange, er
 		limit = DefaultJournalLimit
 	}
 	limit = min(limit, MaxJournalLimit)
+	if after == math.MaxUint64 {
+		// No version is above it, and after+1 would wrap to 0, which is
+		// every change (a till can ask with since=2^64-1).
+		return nil, nil
+	}
 	var out []MasterChange
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}})
 	defer it.Close()

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/storeline/storeline"
@@ -125,4 +126,21 @@ func itoa(v uint64) string {
 		b = append([]byte{byte('0' + v%10)}, b...)
 	}
 	return string(b)
+}
+
+// TestMasterChangesAtMaxVersion: nothing is above the largest version
+// (after+1 must not wrap to everything).
+func TestMasterChangesAtMaxVersion(t *testing.T) {
+	l := open(t, testOptions(t.TempDir()))
+	if _, err := l.PutMaster(context.Background(), []storeline.Record{item("a", "A1"), item("b", "B1")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []uint64{math.MaxUint64, math.MaxUint64 - 1, 2} {
+		if cs, err := l.MasterChanges(after, 0); err != nil || len(cs) != 0 {
+			t.Errorf("MasterChanges(%d) = %d changes, %v, want none", after, len(cs), err)
+		}
+	}
+	if cs, err := l.MasterChanges(1, 0); err != nil || len(cs) != 1 || cs[0].Version != 2 {
+		t.Errorf("MasterChanges(1) = %v, %v, want version 2", cs, err)
+	}
 }

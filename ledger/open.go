@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -35,10 +36,17 @@ func openBadger(dir string, memTableBytes, valueThreshold, valueLogFileBytes int
 	return badger.OpenManaged(opts) // versions.go numbers the commits
 }
 
+// ErrOriginMismatch is the cause of the Invalid error Open returns for a
+// data directory that holds another store's ledger (Options.Origin is not
+// the origin it was created with, or restored from a backup of): the new
+// origin's events would land on top of the other store's balances.
+var ErrOriginMismatch = errors.New("data directory holds another store's ledger")
+
 // recover loads the persisted state, replays the WAL frames Badger lacks
 // and prepares the WAL for writing.
 func (l *Ledger) recover() error {
 	const op = "ledger.Open"
+	var origin []byte
 	err := l.ver.view(func(txn *badger.Txn) error {
 		for _, kv := range []struct {
 			k []byte
@@ -52,14 +60,38 @@ func (l *Ledger) recover() error {
 				*kv.v = getU64(v)
 			}
 		}
-		return nil
+		var err error
+		origin, err = getValue(txn, kOrigin)
+		return err
 	})
 	if err != nil {
 		return storeline.E(op, storeline.Internal, err)
 	}
-	if l.st.epoch == 0 {
-		l.st.epoch = firstEpoch
-		if err := l.ver.update(func(txn *badger.Txn) error { return txn.Set(kEpoch, u64(firstEpoch)) }); err != nil {
+	// Checked before Open writes anything (Open's error path leaves no
+	// read-back marker for this refusal).
+	if origin != nil && string(origin) != string(l.o.Origin) {
+		return storeline.E(op, storeline.Invalid, fmt.Errorf("%w: %s holds the ledger of origin %q, configured origin is %q",
+			ErrOriginMismatch, l.o.Dir, origin, l.o.Origin))
+	}
+	if l.st.epoch == 0 || origin == nil {
+		// A new ledger, or one written before the origin was persisted,
+		// which takes the configured one. Every state key is written,
+		// not only the ones a batch has set yet, so a Backup of this
+		// ledger always carries them all (Restore requires them). The
+		// values are the ones just read (or their zero defaults): the
+		// state does not change.
+		if l.st.epoch == 0 {
+			l.st.epoch = firstEpoch
+		} else if origin == nil {
+			l.log.Info("ledger: data directory has no origin, adopting the configured one", "origin", l.o.Origin)
+		}
+		err := l.ver.update(func(txn *badger.Txn) error {
+			if err := txn.Set(kOrigin, []byte(l.o.Origin)); err != nil {
+				return err
+			}
+			return l.putState(txn)
+		})
+		if err != nil {
 			return storeline.E(op, ioKind(err), err)
 		}
 	}

@@ -264,6 +264,9 @@ func (l *Ledger) sweepMaster(txn *badger.Txn, sw *PulledSweep, out *PulledResult
 	}
 	var vs []victim
 	out.SweptTo = sw.Below
+	if sw.After == math.MaxUint64 {
+		return nil // (After, Below] is empty; After+1 would wrap to 0, sweeping from the first version
+	}
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tVersion}})
 	looked := 0
 	for it.Seek(versionKey(sw.After + 1)); it.Valid(); it.Next() {

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/storeline/storeline"
@@ -79,4 +80,23 @@ func TestApplyPulledSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(open(t, testOptions(dir)))
+}
+
+// TestApplyPulledSweepAtMaxVersion: the empty range (2^64-1, 2^64-1]
+// sweeps nothing (After+1 must not wrap to every version).
+func TestApplyPulledSweepAtMaxVersion(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, testOptions(t.TempDir()))
+	if _, err := l.PutMaster(ctx, []storeline.Record{pulledItem("a", "A1"), pulledItem("b", "B1")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.ApplyPulled(ctx, ledger.PulledPage{CursorKey: "cur", To: []byte("sweep"),
+		Sweep: &ledger.PulledSweep{After: math.MaxUint64, Below: math.MaxUint64, Kinds: []storeline.MasterKind{storeline.KindItem}, Limit: 4}})
+	if err != nil || res.Swept != 0 {
+		t.Fatalf("ApplyPulled(sweep at max) = %+v, %v, want nothing swept", res, err)
+	}
+	var it storeline.Item
+	if err := l.GetMaster(storeline.KindItem, "a", &it); err != nil {
+		t.Fatalf("GetMaster(a) after the sweep: %v", err)
+	}
 }
