@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,9 +21,10 @@ import (
 
 // The admin API. /metrics and /healthz are open (they sit on a loopback
 // listener by default); everything under /admin/v1/ needs
-// "Authorization: Bearer <AdminToken>".
+// "Authorization: Bearer <AdminToken>". Errors are RFC 9457
+// application/problem+json answers naming the field at fault (writeError).
 //
-//	POST /admin/v1/master       {"records":[{"kind":"item","record":{...}}]} -> {"version":N,"count":N}
+//	POST /admin/v1/master       {"records":[{"kind":"item","record":{...}}]} -> {"version":N,"count":N} (at most MaxImportRecords records)
 //	POST /admin/v1/terminals    {"id":"T1","name":"Till 1"}                  -> {"id":"T1","token":"..."} (the token is shown once)
 //	POST /admin/v1/sellers      {"id":"S1","name":"Ann","role":"cashier","pin":"1234"} -> {"id":"S1","version":N}
 //	GET  /admin/v1/backup       an online backup stream (ledger.Backup)
@@ -47,7 +49,8 @@ func (n *Node) auth(h http.HandlerFunc) http.Handler {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="storeline-admin"`)
-			writeError(w, storeline.Errorf(storeline.Unauthorized, "admin", "missing or wrong admin token"), n)
+			writeError(w, &storeline.Error{Op: "admin", Kind: storeline.Unauthorized, Field: "Authorization",
+				Err: errors.New("missing or wrong admin token")}, n)
 			return
 		}
 		h(w, r)
@@ -75,15 +78,20 @@ type MasterEntry struct {
 	Record json.RawMessage      `json:"record"`
 }
 
-// MaxImportRecords bounds the records of one import request; bigger
-// imports are split by the client.
-const MaxImportRecords = 100_000
+// MaxImportRecords bounds the records of one import request: the ledger
+// stores an import in one PutMaster call (all or none), which takes at
+// most ledger.MaxMasterRecords. Bigger imports are split by the client
+// (storeline ctl import sends batches of this size).
+const MaxImportRecords = ledger.MaxMasterRecords
 
 // DecodeMaster turns an import into storeline records, validated, naming
-// the offending record in errors ("records[3].barcodes[0].code").
+// the offending record in errors ("records[3].barcodes[0].code"). An
+// import of more than MaxImportRecords records is TooLarge, naming
+// "records", before any record is looked at.
 func DecodeMaster(imp MasterImport) ([]storeline.Record, error) {
 	if len(imp.Records) > MaxImportRecords {
-		return nil, storeline.Errorf(storeline.TooLarge, "admin.master", "%d records, at most %d per request", len(imp.Records), MaxImportRecords)
+		return nil, &storeline.Error{Op: "admin.master", Kind: storeline.TooLarge, Field: "records",
+			Err: fmt.Errorf("%d records, at most %d per request: split the import (storeline ctl import does)", len(imp.Records), MaxImportRecords)}
 	}
 	recs := make([]storeline.Record, 0, len(imp.Records))
 	for i, e := range imp.Records {
@@ -226,17 +234,47 @@ func (n *Node) setSeller(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": req.ID, "version": v})
 }
 
-// backup streams an online backup. Once the first byte is out the status
-// cannot change, so a failure midway aborts the connection: the client
-// sees a truncated body and an error, never a short file that looks whole.
+// backup streams an online backup. A failure before the first byte (the
+// ledger closed or poisoned) is answered as an error, 503 for an
+// unavailable ledger. Once the first byte is out the status cannot
+// change, so a failure midway aborts the connection: the client sees a
+// truncated body and an error, never a short file that looks whole.
 func (n *Node) backup(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="storeline-%s.backup"`, n.cfg.StoreID))
-	if err := n.ledger.Backup(w); err != nil {
-		n.log.Error("backup failed", "err", err)
+	// ledger.Backup checks that the ledger is available (not closed, not
+	// poisoned) before it writes anything: that error gets an answer.
+	sw := &streamWriter{w: w, start: func(h http.Header) {
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="storeline-%s.backup"`, n.cfg.StoreID))
+	}}
+	if err := n.ledger.Backup(sw); err != nil {
+		n.log.Error("backup failed", "err", err, "bytes_sent", sw.sent)
+		if !sw.started {
+			writeError(w, err, n)
+			return
+		}
 		panic(http.ErrAbortHandler)
 	}
-	n.log.Info("backup streamed")
+	n.log.Info("backup streamed", "bytes", sw.sent)
+}
+
+// streamWriter sets a stream's headers at its first Write, so an error
+// found before any byte can still be answered with a status and a
+// problem body.
+type streamWriter struct {
+	w       http.ResponseWriter
+	start   func(http.Header)
+	started bool
+	sent    int64
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	if !s.started {
+		s.started = true
+		s.start(s.w.Header())
+	}
+	n, err := s.w.Write(p)
+	s.sent += int64(n)
+	return n, err
 }
 
 func (n *Node) conservation(w http.ResponseWriter, r *http.Request) {
@@ -268,27 +306,47 @@ type JournalPage struct {
 }
 
 // journal serves a page of an origin's journal (the node's own by
-// default), from position (epoch, seq) on.
+// default), from position (epoch, seq) on. origin must be a valid ID;
+// epoch and seq are decimal uint64s; limit is a decimal in [1,
+// ledger.MaxJournalLimit]. An absent or empty parameter takes its
+// default (the node's store, 0, 0, ledger.DefaultJournalLimit).
 func (n *Node) journal(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	origin := storeline.StoreID(q.Get("origin"))
 	if origin == "" {
 		origin = n.cfg.StoreID
 	}
-	var from ledger.Position
-	var limit int
-	for _, p := range []struct {
-		name string
-		dst  any
-	}{{"epoch", &from.Epoch}, {"seq", &from.Seq}, {"limit", &limit}} {
-		if v := q.Get(p.name); v != "" {
-			if _, err := fmt.Sscan(v, p.dst); err != nil {
-				writeError(w, storeline.Invalidf(p.name, "%q is not a number", v), n)
-				return
-			}
-		}
+	if err := storeline.CheckID("origin", string(origin)); err != nil {
+		writeError(w, err, n)
+		return
 	}
-	evs, err := n.ledger.Journal(origin, from, limit)
+	var from ledger.Position
+	limit := uint64(ledger.DefaultJournalLimit)
+	for _, p := range []struct {
+		name     string
+		dst      *uint64
+		min, max uint64
+	}{
+		{"epoch", &from.Epoch, 0, 1<<64 - 1},
+		{"seq", &from.Seq, 0, 1<<64 - 1},
+		{"limit", &limit, 1, ledger.MaxJournalLimit},
+	} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue // absent: the default
+		}
+		x, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, storeline.Invalidf(p.name, "%q is not a decimal number in [%d, %d]", v, p.min, p.max), n)
+			return
+		}
+		if x < p.min || x > p.max {
+			writeError(w, storeline.Invalidf(p.name, "%d out of range [%d, %d]", x, p.min, p.max), n)
+			return
+		}
+		*p.dst = x
+	}
+	evs, err := n.ledger.Journal(origin, from, int(limit))
 	if err != nil {
 		writeError(w, err, n)
 		return
@@ -337,24 +395,41 @@ var statusOf = map[storeline.Kind]int{
 	storeline.Unavailable:         http.StatusServiceUnavailable,
 }
 
-// AdminError is the body of an admin error answer.
-type AdminError struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-	// Message is the cause, except for internal errors, whose detail is
+// Problem is the body of an admin error answer: an RFC 9457 problem, as
+// the tills' API (posbridge) answers. Type ends in the error kind's wire
+// name ("invalid", "too_large", ...); Field names the input at fault
+// ("records[3].record.barcodes[0].code", "origin", "limit").
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	// Detail is the cause, except for internal errors, whose detail is
 	// logged and not sent.
-	Message string `json:"message,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	Field  string `json:"field,omitempty"`
 }
 
+// writeError answers err as application/problem+json.
 func writeError(w http.ResponseWriter, err error, n *Node) {
 	k := storeline.KindOf(err)
-	body := AdminError{Error: k.String(), Field: storeline.FieldOf(err)}
+	status, ok := statusOf[k]
+	if !ok {
+		k, status = storeline.Internal, http.StatusInternalServerError
+	}
+	p := Problem{
+		Type:   "https://storeline.dev/problems/" + k.String(),
+		Title:  http.StatusText(status),
+		Status: status,
+	}
 	if k == storeline.Internal {
 		n.log.Error("admin request failed", "err", err)
 	} else {
-		body.Message = err.Error()
+		p.Detail, p.Field = err.Error(), storeline.FieldOf(err)
 	}
-	writeJSON(w, statusOf[k], body)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

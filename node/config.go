@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,9 @@ type Config struct {
 
 	// TillAddr is where the tills' API listens (the shop LAN). AdminAddr is
 	// the admin listener (/metrics, /healthz, /admin/v1/...), loopback by
-	// default. Port 0 picks a free port; TillURL and AdminURL report it.
+	// default. Both are host:port with a numeric port in [0, 65535] and an
+	// empty host, an IP or a host name. Port 0 picks a free port; TillURL
+	// and AdminURL report it.
 	TillAddr  string
 	AdminAddr string
 	// AdminToken guards the admin API (Authorization: Bearer). /metrics and
@@ -101,8 +104,10 @@ type Config struct {
 	QueueDepth      int
 	CheckpointBytes int64
 	GroupCommitWait time.Duration
-	// MemTableBytes is Badger's memtable size (0: the ledger's default).
-	// The simulation runs many nodes at once with small ones.
+	// MemTableBytes is Badger's memtable size (0: the ledger's default,
+	// 64 MiB). The ledger requires at least 8 × MaxBatchBytes, so bigger
+	// batches need a bigger memtable. The simulation runs many nodes at
+	// once with small ones.
 	MemTableBytes int64
 
 	// Replication is the link to central; empty Central is standalone.
@@ -129,7 +134,9 @@ const (
 	MaxImportLimit    = 1 << 30
 	MaxTimer          = 24 * time.Hour
 	MaxPINAttempts    = 100
-	maxTerminals      = 1000
+	// MinPointsSweep is the shortest positive PointsSweepInterval.
+	MinPointsSweep = 10 * time.Millisecond
+	maxTerminals   = 1000
 )
 
 // DefaultConfig returns the defaults. StoreID, DataDir and AdminToken have
@@ -185,8 +192,8 @@ func (c Config) Validate() error {
 	for _, a := range []struct {
 		field, addr string
 	}{{"TillAddr", c.TillAddr}, {"AdminAddr", c.AdminAddr}} {
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			bad(a.field, "%q is not host:port (%v)", a.addr, err)
+		if err := checkListenAddr(a.addr); err != nil {
+			bad(a.field, "%q is not host:port: %v", a.addr, err)
 		}
 	}
 	if len(c.AdminToken) < MinTokenLen {
@@ -232,6 +239,13 @@ func (c Config) Validate() error {
 			bad(d.field, "%v out of range (0, %v]", d.v, MaxTimer)
 		}
 	}
+	if c.PointsSweepInterval > MaxTimer || (c.PointsSweepInterval > 0 && c.PointsSweepInterval < MinPointsSweep) {
+		bad("PointsSweepInterval", "%v out of range [%v, %v] (0: %v; negative: only at the next earning receipt online)",
+			c.PointsSweepInterval, MinPointsSweep, MaxTimer, DefaultPointsSweep)
+	}
+	if c.MemTableBytes < 0 {
+		bad("MemTableBytes", "%d is negative (0: the ledger's default)", c.MemTableBytes)
+	}
 	if c.PINAttempts < 1 || c.PINAttempts > MaxPINAttempts {
 		bad("PINAttempts", "%d out of range [1, %d]", c.PINAttempts, MaxPINAttempts)
 	}
@@ -261,6 +275,42 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// checkListenAddr checks a listen address: host:port, the port decimal in
+// [0, 65535], the host empty (every interface), an IP or a host name.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number in [0, 65535]", port)
+	}
+	if host == "" || net.ParseIP(host) != nil || validHostName(host) {
+		return nil
+	}
+	return fmt.Errorf("host %q is not an IP address or a host name", host)
+}
+
+// validHostName reports whether h is a DNS host name: dot-separated labels
+// of letters, digits and hyphens, 1-63 characters each, 253 in all.
+func validHostName(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // fieldName turns the layout's API spelling ("weight_decimals") into the
@@ -334,6 +384,8 @@ func (c Config) String() string {
 	kv("MaxShiftDays", c.MaxShiftDays)
 	kv("MaxStatsDays", c.MaxStatsDays)
 	kv("MaxPageSize", c.MaxPageSize)
+	kv("PointsFloat", c.PointsFloat)
+	kv("PointsSweepInterval", c.PointsSweepInterval)
 	kv("WeighedLayout", fmt.Sprintf("%s/%s/%d", strings.Join(c.WeighedLayout.Prefixes, ","), c.WeighedLayout.Pattern, c.WeighedLayout.WeightDecimals))
 	kv("MaxClockSkew", c.MaxClockSkew)
 	kv("WALSegmentBytes", c.WALSegmentBytes)
@@ -342,8 +394,9 @@ func (c Config) String() string {
 	kv("QueueDepth", c.QueueDepth)
 	kv("CheckpointBytes", c.CheckpointBytes)
 	kv("GroupCommitWait", c.GroupCommitWait)
+	kv("MemTableBytes", c.MemTableBytes)
 	if c.Replication.Enabled() {
-		kv("Replication", "{"+c.clientConfig(nil).String()+"}")
+		kv("Replication", "{"+c.replicationString()+"}")
 	} else {
 		kv("Replication", "standalone")
 	}

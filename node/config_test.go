@@ -80,3 +80,83 @@ func TestStringRedactsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateAddresses: a listen address is host:port with a numeric
+// port in [0, 65535]; anything else is refused naming the field, before
+// Start opens anything.
+func TestValidateAddresses(t *testing.T) {
+	for _, tc := range []struct{ till, admin, bad string }{
+		{":99999", "127.0.0.1:9090", "TillAddr"},
+		{":8080", "127.0.0.1:notaport", "AdminAddr"},
+		{":-1", "127.0.0.1:9090", "TillAddr"},
+		{":8080", "127.0.0.1:", "AdminAddr"},
+		{":http", "127.0.0.1:9090", "TillAddr"},
+		{"bad host:80", "127.0.0.1:9090", "TillAddr"},
+		{":8080", "127.0.0.1:65536", "AdminAddr"},
+	} {
+		c := validConfig()
+		c.TillAddr, c.AdminAddr = tc.till, tc.admin
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.bad) {
+			t.Errorf("TillAddr %q AdminAddr %q: Validate = %v, want it to name %s", tc.till, tc.admin, err, tc.bad)
+		}
+	}
+	for _, ok := range []string{":0", ":65535", "0.0.0.0:8080", "[::1]:9090", "localhost:9090", "till-lan.shop-1.example:80"} {
+		c := validConfig()
+		c.TillAddr, c.AdminAddr = ok, ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: Validate = %v, want nil", ok, err)
+		}
+	}
+}
+
+// TestValidateReplicationAndLedgerExtras: the replication section, the
+// loyalty settings and the memtable size are checked, naming the field.
+func TestValidateReplicationAndLedgerExtras(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*node.Config)
+		want string // "" means valid
+	}{
+		{"token", func(c *node.Config) {
+			c.Replication.Central, c.Replication.Token = []string{"https://central-1.example:8444"}, "shop-1-replication-token"
+		}, ""},
+		{"mutual TLS", func(c *node.Config) {
+			c.Replication.Central = []string{"https://c1:8444", "https://c2:8444"}
+			c.Replication.CAFile, c.Replication.CertFile, c.Replication.KeyFile = "/pki/ca.pem", "/pki/shop-1.pem", "/pki/shop-1.key"
+		}, ""},
+		{"token without central", func(c *node.Config) { c.Replication.Token = "orphan-token-0123456789" }, "Replication.Central"},
+		{"TLS without central", func(c *node.Config) { c.Replication.CAFile = "/pki/ca.pem" }, "Replication.Central"},
+		{"no credentials", func(c *node.Config) { c.Replication.Central = []string{"https://c1:8444"} }, "Token"},
+		{"not a URL", func(c *node.Config) {
+			c.Replication.Central, c.Replication.Token = []string{"ftp://c1"}, "tok-0123456789abcdef"
+		}, "Central[0]"},
+		{"half TLS", func(c *node.Config) {
+			c.Replication.Central, c.Replication.CAFile = []string{"https://c1:8444"}, "/pki/ca.pem"
+		}, "Replication.CAFile"},
+		{"bad poll wait", func(c *node.Config) {
+			c.Replication.Central, c.Replication.Token, c.Replication.PollWait = []string{"https://c1"}, "tok-0123456789abcdef", 0
+		}, "PollWait"},
+		{"negative memtable", func(c *node.Config) { c.MemTableBytes = -1 }, "MemTableBytes"},
+		{"big batches need a big memtable", func(c *node.Config) {
+			c.MaxBatchBytes, c.WALSegmentBytes = 16<<20, 64<<20
+		}, "MemTableBytes"},
+		{"big batches with a big memtable", func(c *node.Config) {
+			c.MaxBatchBytes, c.WALSegmentBytes, c.MemTableBytes = 16<<20, 64<<20, 128<<20
+		}, ""},
+		{"negative points float", func(c *node.Config) { c.PointsFloat = -1 }, "PointsFloat"},
+		{"sweep too slow", func(c *node.Config) { c.PointsSweepInterval = 48 * time.Hour }, "PointsSweepInterval"},
+		{"sweep too fast", func(c *node.Config) { c.PointsSweepInterval = time.Microsecond }, "PointsSweepInterval"},
+		{"sweep off", func(c *node.Config) { c.PointsSweepInterval = -1 }, ""},
+	} {
+		c := validConfig()
+		tc.mod(&c)
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: Validate = %v, want nil", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: Validate = %v, want it to name %s", tc.name, err, tc.want)
+		}
+	}
+}

@@ -96,10 +96,19 @@ func (n *Node) Start() (err error) {
 	o.Registerer = n.reg
 	o.Logger = n.log
 	if err := o.Validate(); err != nil {
+		n.stopped = true // nothing opened, nothing for Stop to do
 		return fmt.Errorf("node: ledger options: %w", err)
+	}
+	// The replication certificate and CA are read before the ledger opens,
+	// so a missing or bad file fails the start having opened nothing.
+	tlsConf, err := n.cfg.Replication.loadClientTLS()
+	if err != nil {
+		n.stopped = true
+		return err
 	}
 	l, err := ledger.Open(o)
 	if err != nil {
+		n.stopped = true
 		return fmt.Errorf("node: open ledger in %s: %w", n.cfg.DataDir, err)
 	}
 	n.ledger = l
@@ -113,10 +122,6 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if n.cfg.Replication.Enabled() {
-		tlsConf, err := n.cfg.Replication.loadClientTLS()
-		if err != nil {
-			return err
-		}
 		cc := n.cfg.clientConfig(tlsConf)
 		cc.Logger = n.log.With("component", "replication")
 		met, err := replication.NewMetrics(n.reg)

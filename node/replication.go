@@ -67,10 +67,29 @@ func (c Config) clientConfig(tlsConf *tls.Config) replication.ClientConfig {
 	return cc
 }
 
+// replicationString renders the Replication section for the start-up
+// log, the token redacted.
+func (c Config) replicationString() string {
+	r := c.Replication
+	cc := c.clientConfig(nil)
+	if r.CAFile != "" || r.CertFile != "" || r.KeyFile != "" {
+		cc.TLS = &tls.Config{} // stands in for the files, loaded at Start
+	}
+	s := cc.String()
+	if cc.TLS != nil {
+		s += fmt.Sprintf(" CAFile=%q CertFile=%q KeyFile=%q", r.CAFile, r.CertFile, r.KeyFile)
+	}
+	return s + fmt.Sprintf(" LoyaltyTimeout=%v", r.LoyaltyTimeout)
+}
+
 // validateReplication names every bad field of the Replication section.
 func (c Config) validateReplication() error {
 	r := c.Replication
 	if !r.Enabled() {
+		// Credentials without a central are a mistake, not standalone.
+		if r.Token != "" || r.CAFile != "" || r.CertFile != "" || r.KeyFile != "" {
+			return errors.New("Replication.Central: required when Token, CAFile, CertFile or KeyFile is set (empty Central runs standalone)")
+		}
 		return nil
 	}
 	var errs []error

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -20,7 +21,8 @@ import (
 // config file uses them as keys ({"till-addr": ":8080", "shutdown-timeout":
 // "10s"}), and the environment as STORELINE_<NAME> with dashes as
 // underscores (STORELINE_ADMIN_TOKEN). Precedence, lowest first: defaults,
-// the file, the environment, flags.
+// the file, the environment, flags. The file itself is named by -config or
+// STORELINE_CONFIG (the flag wins).
 
 // envName returns the environment variable of a flag.
 func envName(flagName string) string {
@@ -50,6 +52,8 @@ func nodeFlags(fs *flag.FlagSet, c *node.Config, logLevel *slog.Level) {
 	fs.IntVar(&c.MaxShiftDays, "max-shift-days", c.MaxShiftDays, "business days a shift close looks back for the opening")
 	fs.IntVar(&c.MaxStatsDays, "max-stats-days", c.MaxStatsDays, "date range of the tills' sales statistics, at most")
 	fs.IntVar(&c.MaxPageSize, "max-page-size", c.MaxPageSize, "catalogue changes per page, at most")
+	fs.Int64Var(&c.PointsFloat, "points-float", c.PointsFloat, "loyalty rights per customer the shop keeps when it hands the rest back to central")
+	fs.DurationVar(&c.PointsSweepInterval, "points-sweep-interval", c.PointsSweepInterval, "how often rights earned offline are handed back to central once it is reachable (0: "+node.DefaultPointsSweep.String()+"; negative: only at the next earning receipt)")
 	fs.Var(&listValue{&c.WeighedLayout.Prefixes}, "weighed-prefixes", "weighed barcode prefixes, comma-separated")
 	fs.StringVar(&c.WeighedLayout.Pattern, "weighed-pattern", c.WeighedLayout.Pattern, "weighed barcode layout (P prefix, I item, W weight, C check)")
 	fs.Var((*int32Value)(&c.WeighedLayout.WeightDecimals), "weighed-decimals", "weight decimals in weighed barcodes")
@@ -60,7 +64,29 @@ func nodeFlags(fs *flag.FlagSet, c *node.Config, logLevel *slog.Level) {
 	fs.IntVar(&c.QueueDepth, "queue-depth", c.QueueDepth, "appends waiting for the committer, at most")
 	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", c.CheckpointBytes, "WAL bytes between checkpoints")
 	fs.DurationVar(&c.GroupCommitWait, "group-commit-wait", c.GroupCommitWait, "longest wait for a batch to fill, never longer than the last WAL sync (0: never wait)")
+	fs.Int64Var(&c.MemTableBytes, "mem-table-bytes", c.MemTableBytes, "Badger memtable size, at least 8 × max-batch-bytes (0: the ledger's default, 64 MiB)")
+	replicationFlags(fs, &c.Replication)
 	fs.TextVar(logLevel, "log-level", *logLevel, "log level: debug, info, warn, error")
+}
+
+// replicationFlags binds the node's link to central (node.Config's
+// Replication section). Without replication-central the node is
+// standalone.
+func replicationFlags(fs *flag.FlagSet, r *node.ReplicationConfig) {
+	fs.Var(&listValue{&r.Central}, "replication-central", "base URLs of central's replication listeners, comma-separated (none: standalone)")
+	fs.StringVar(&r.Token, "replication-token", r.Token, "the shop's bearer token at central (prefer the environment: "+envName("replication-token")+"), or mutual TLS: replication-ca, -cert, -key")
+	fs.StringVar(&r.CAFile, "replication-ca", r.CAFile, "chain CA that signed central's certificate (PEM; with replication-cert and -key)")
+	fs.StringVar(&r.CertFile, "replication-cert", r.CertFile, "the shop's client certificate (PEM, storeline certs issue -store)")
+	fs.StringVar(&r.KeyFile, "replication-key", r.KeyFile, "the shop's client key (PEM)")
+	fs.IntVar(&r.MaxBatchEvents, "replication-max-batch-events", r.MaxBatchEvents, "events per push, at most")
+	fs.IntVar(&r.MaxBatchBytes, "replication-max-batch-bytes", r.MaxBatchBytes, "bytes per push, at most")
+	fs.IntVar(&r.PageItems, "replication-page-items", r.PageItems, "items per pulled page, at most")
+	fs.DurationVar(&r.PushInterval, "replication-push-interval", r.PushInterval, "how often new events are pushed")
+	fs.DurationVar(&r.PollWait, "replication-poll-wait", r.PollWait, "long-poll wait of a pull")
+	fs.DurationVar(&r.RequestTimeout, "replication-request-timeout", r.RequestTimeout, "timeout of one replication request")
+	fs.DurationVar(&r.BackoffMin, "replication-backoff-min", r.BackoffMin, "first retry delay after a failure")
+	fs.DurationVar(&r.BackoffMax, "replication-backoff-max", r.BackoffMax, "longest retry delay")
+	fs.DurationVar(&r.LoyaltyTimeout, "replication-loyalty-timeout", r.LoyaltyTimeout, "longest a till waits for a loyalty call to central before the shop treats it as offline")
 }
 
 // loadNodeConfig parses args and applies the config file and environment
@@ -69,7 +95,7 @@ func loadNodeConfig(fs *flag.FlagSet, args []string, getenv func(string) string)
 	cfg := node.DefaultConfig()
 	level := slog.LevelInfo
 	nodeFlags(fs, &cfg, &level)
-	file := fs.String("config", "", "JSON config file; keys are the flag names")
+	file := fs.String("config", "", "JSON config file; keys are the flag names (env "+envName("config")+")")
 	if err := fs.Parse(args); err != nil {
 		return cfg, level, err
 	}
@@ -78,8 +104,12 @@ func loadNodeConfig(fs *flag.FlagSet, args []string, getenv func(string) string)
 	}
 	explicit := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = f.Value.String() })
-	if *file != "" {
-		if err := applyFile(fs, *file); err != nil {
+	path := *file
+	if _, set := explicit["config"]; !set {
+		path = getenv(envName("config"))
+	}
+	if path != "" {
+		if err := applyFile(fs, path); err != nil {
 			return cfg, level, err
 		}
 	}
@@ -95,6 +125,7 @@ func loadNodeConfig(fs *flag.FlagSet, args []string, getenv func(string) string)
 		}
 	})
 	// Flags win: set them again over the file and the environment.
+	delete(explicit, "config")
 	for name, v := range explicit {
 		if err := fs.Set(name, v); err != nil {
 			errs = append(errs, fmt.Errorf("-%s: %w", name, err))
@@ -105,7 +136,7 @@ func loadNodeConfig(fs *flag.FlagSet, args []string, getenv func(string) string)
 
 // applyFile sets flags from a JSON object whose keys are flag names.
 // Values may be strings, numbers, booleans or arrays of strings (joined
-// with commas).
+// with commas). Nothing but white space may follow the object.
 func applyFile(fs *flag.FlagSet, path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -115,6 +146,10 @@ func applyFile(fs *flag.FlagSet, path string) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&m); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%s: data after the JSON object (which ends at byte %d): want one object, then only white space", path, end)
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -19,6 +19,9 @@ func FuzzNodeConfigFile(f *testing.F) {
 		`{"store":"shop-1","central":["https://c1:7000","https://c2:7000"],"pin-attempts":5}`,
 		`{"store":1}`, `{"store":null}`, `{"central":[1,2]}`, `{"unknown":"x"}`,
 		`{"pin-attempts":"99999999999999999999"}`, `{"log-level":"loud"}`,
+		`{"store":"shop-1","replication-central":["https://c1:8444"],"replication-token":"tok","mem-table-bytes":134217728}`,
+		`{"replication-central":"https://c1:8444,https://c2:8444","points-sweep-interval":"-1s","points-float":0}`,
+		`{"store":"a"} {"store":"b"} garbage`, `{"store":"a"}` + "\n\t ",
 		`[]`, `null`, ``, `{`, `{"a":{"b":{"c":{}}}}`,
 	} {
 		f.Add([]byte(seed))

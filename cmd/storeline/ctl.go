@@ -11,20 +11,25 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/node"
 )
 
 const ctlUsage = `usage: storeline ctl --node URL [--token TOKEN] <command> [args]
 
-The admin token is read from --token or STORELINE_ADMIN_TOKEN.
+The admin token is read from --token or STORELINE_ADMIN_TOKEN. An error
+answer is shown as its status, its detail and the field at fault.
 
 commands:
   health                       GET /healthz
-  import FILE.json             import master data: {"records":[{"kind":"item","record":{...}}]}
+  import FILE.json             import master data: {"records":[{"kind":"item","record":{...}}]},
+                               sent in batches of at most 4096 records (the ledger's limit)
   terminal ID [NAME]           issue a terminal token (printed once)
   seller ID NAME ROLE PIN      set a seller (role: cashier or manager)
   backup FILE                  write an online backup to FILE
@@ -83,10 +88,7 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "conservation":
 		err = c.do(ctx, "GET", "/admin/v1/conservation", nil, stdout)
 	case "import":
-		var b []byte
-		if b, err = os.ReadFile(a[0]); err == nil {
-			err = c.do(ctx, "POST", "/admin/v1/master", b, stdout)
-		}
+		err = ctlImport(ctx, c, a[0], stdout, stderr)
 	case "terminal":
 		req := node.TerminalRequest{ID: storeline.TerminalID(a[0])}
 		if len(a) > 1 {
@@ -137,21 +139,184 @@ func (c *adminClient) request(ctx context.Context, method, path string, body []b
 // do sends a request and copies a 2xx answer to out, or returns the
 // error answer.
 func (c *adminClient) do(ctx context.Context, method, path string, body []byte, out io.Writer) error {
+	b, err := c.call(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+// call sends a request and returns a 2xx answer's body, or the error
+// answer as an *httpError.
+func (c *adminClient) call(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	resp, err := c.request(ctx, method, path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return nil, responseError(resp, b)
 	}
-	_, err = out.Write(b)
+	return b, nil
+}
+
+// httpError is an error answer. A problem+json body (the nodes' admin
+// API, the tills' API, central) is shown as its detail and field; any
+// other body as it came.
+type httpError struct {
+	Status string // "400 Bad Request"
+	Code   int
+	// Title, Detail and Field are the problem's; Body is the raw body of
+	// an answer that is not a problem.
+	Title, Detail, Field string
+	Body                 string
+}
+
+func responseError(resp *http.Response, body []byte) *httpError {
+	e := &httpError{Status: resp.Status, Code: resp.StatusCode}
+	var p struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+		Field  string `json:"field"`
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") && json.Unmarshal(body, &p) == nil {
+		e.Title, e.Detail, e.Field = p.Title, p.Detail, p.Field
+	} else {
+		e.Body = strings.TrimSpace(string(body))
+	}
+	return e
+}
+
+func (e *httpError) Error() string {
+	if e.Body != "" || (e.Detail == "" && e.Field == "" && e.Title == "") {
+		return strings.TrimSpace(e.Status + ": " + e.Body)
+	}
+	msg := e.Detail
+	if msg == "" {
+		msg = e.Title
+	}
+	if e.Field != "" {
+		msg += " (field: " + e.Field + ")"
+	}
+	return e.Status + ": " + msg
+}
+
+// recordIndex matches the record an import error names ("records[3]").
+var recordIndex = regexp.MustCompile(`records\[(\d+)\]`)
+
+// shiftRecords renumbers the record an import batch's error names by the
+// batch's offset in the file, so the error names the file's record.
+func (e *httpError) shiftRecords(off int) {
+	if off == 0 {
+		return
+	}
+	shift := func(s string) string {
+		return recordIndex.ReplaceAllStringFunc(s, func(m string) string {
+			i, err := strconv.Atoi(recordIndex.FindStringSubmatch(m)[1])
+			if err != nil {
+				return m
+			}
+			return fmt.Sprintf("records[%d]", i+off)
+		})
+	}
+	e.Field, e.Detail = shift(e.Field), shift(e.Detail)
+}
+
+// ctlImportBatch is the most records ctl import sends in one request: the
+// ledger stores one request in one PutMaster call, which takes at most
+// this many (the node refuses more, 413).
+const ctlImportBatch = ledger.MaxMasterRecords
+
+// ctlImport sends a master-data import file in batches of at most
+// ctlImportBatch records, in the file's order, drawing progress on stderr
+// and printing the totals on stdout: {"version":V,"count":N,"batches":B}.
+// A batch the node finds too large in bytes (413) is split in two and
+// sent again (the node stored none of it). Each batch is stored whole or
+// not at all; when one fails, the batches before it are stored, and
+// running the import again is harmless (it writes the same records).
+func ctlImport(ctx context.Context, c *adminClient, path string, stdout, stderr io.Writer) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var imp node.MasterImport
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&imp); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%s: data after the JSON object", path)
+	}
+	total := len(imp.Records)
+	var res struct {
+		Version uint64 `json:"version"`
+		Count   int    `json:"count"`
+		Batches int    `json:"batches"`
+	}
+	start := time.Now()
+	var send func(off, end int) error
+	send = func(off, end int) error {
+		body, err := json.Marshal(node.MasterImport{Records: imp.Records[off:end]})
+		if err != nil {
+			return err
+		}
+		b, err := c.call(ctx, "POST", "/admin/v1/master", body)
+		var he *httpError
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge && end-off > 1 {
+			mid := off + (end-off)/2
+			if err := send(off, mid); err != nil {
+				return err
+			}
+			return send(mid, end)
+		}
+		if err != nil {
+			if he != nil {
+				he.shiftRecords(off)
+			}
+			if total > 0 {
+				fmt.Fprintln(stderr)
+			}
+			if off == 0 {
+				return err
+			}
+			return fmt.Errorf("records %d-%d of %d (the %d before are imported; importing the file again is harmless): %w", off+1, end, total, off, err)
+		}
+		var got struct {
+			Version uint64 `json:"version"`
+			Count   int    `json:"count"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			return fmt.Errorf("records %d-%d: answer %q: %w", off+1, end, b, err)
+		}
+		res.Version, res.Count, res.Batches = got.Version, res.Count+got.Count, res.Batches+1
+		if total > 0 {
+			fmt.Fprintf(stderr, "\r%s %6.1f%%  %d/%d records  %s", bar(end, total), 100*float64(end)/float64(total), end, total, time.Since(start).Round(time.Millisecond))
+		}
+		return nil
+	}
+	if total == 0 {
+		if err := send(0, 0); err != nil {
+			return err
+		}
+	}
+	for off := 0; off < total; off += ctlImportBatch {
+		if err := send(off, min(off+ctlImportBatch, total)); err != nil {
+			return err
+		}
+	}
+	if total > 0 {
+		fmt.Fprintln(stderr)
+	}
+	out, _ := json.Marshal(res)
+	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err
 }
 
@@ -166,7 +331,7 @@ func (c *adminClient) backup(ctx context.Context, path string) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return responseError(resp, b)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".backup-*")
 	if err != nil {

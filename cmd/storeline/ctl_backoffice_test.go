@@ -40,9 +40,9 @@ func TestCtlBackOffice(t *testing.T) {
 		want string
 	}{
 		{[]string{"document", "inv1", path}, 0, `"status":"draft"`},
-		{[]string{"cancel", "inv1"}, 1, `"field":"status"`},
+		{[]string{"cancel", "inv1"}, 1, `(field: status)`},
 		{[]string{"post", "inv1"}, 0, `"status":"posted"`},
-		{[]string{"post", "inv1"}, 1, `"field":"status"`},
+		{[]string{"post", "inv1"}, 1, `(field: status)`},
 		{[]string{"stock", "s1", "milk"}, 0, `"qty":"10","value":"10"`},
 		{[]string{"expiring", "s1", "7"}, 0, `"batch":"B1"`},
 		{[]string{"drafts", "s1"}, 0, `"drafts":[]`},
@@ -50,7 +50,7 @@ func TestCtlBackOffice(t *testing.T) {
 		{[]string{"cancel", "inv1"}, 0, `"status":"cancelled"`},
 		{[]string{"show", "inv1"}, 0, `"status":"cancelled"`},
 		{[]string{"stock", "s1"}, 0, `"stock":[]`},
-		{[]string{"document-from-draft", "x1", "s1", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}, 1, `"field":"draft.event"`},
+		{[]string{"document-from-draft", "x1", "s1", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}, 1, `(field: draft.event)`},
 		{[]string{"stock"}, 2, `bad command`},
 	}
 	for _, s := range steps {

@@ -195,10 +195,10 @@ func (c *adminClient) post(ctx context.Context, path string, body []byte, key st
 		case resp.StatusCode/100 == 2:
 			return nil
 		case resp.StatusCode == http.StatusServiceUnavailable:
-			last = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+			last = responseError(resp, b)
 			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 		default:
-			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+			return responseError(resp, b)
 		}
 	}
 	return errors.Join(errors.New("gave up after 5 attempts"), last)

@@ -48,9 +48,9 @@ func TestCtlPricing(t *testing.T) {
 		want string
 	}{
 		{[]string{"promotion", "milk-25", promo}, 0, `"version"`},
-		{[]string{"promotion", "milk-10c", clash}, 1, `"field":"items[0]"`},
+		{[]string{"promotion", "milk-10c", clash}, 1, `(field: items[0])`},
 		{[]string{"price-policy", "vip-10", policy}, 0, `"customer_group":"vip"`},
-		{[]string{"loyalty-programme", "points", badProg}, 1, `"field":"max_share"`},
+		{[]string{"loyalty-programme", "points", badProg}, 1, `(field: max_share)`},
 		{[]string{"rules"}, 0, `"id":"milk-25"`},
 		// 2.00 − 10% = 1.80 a unit; 25% off 3.60.
 		{[]string{"price-basket", "s1", basket}, 0, `"total":"2.70"`},

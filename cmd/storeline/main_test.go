@@ -246,11 +246,19 @@ func TestEndToEnd(t *testing.T) {
 // to lead and returns its API address and the admin key it printed.
 func runCentral(t *testing.T, dataDir string) (api, key string, stop func()) {
 	t.Helper()
+	api, key, _, stop = runCentralEnv(t, dataDir, env(nil))
+	return api, key, stop
+}
+
+// runCentralEnv is runCentral with an environment (STORELINE_SHOP_TOKENS),
+// also returning the URL of central's replication listener.
+func runCentralEnv(t *testing.T, dataDir string, getenv func(string) string) (api, key, repl string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errb := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"central", "-data", dataDir, "-heartbeat", "100ms", "-election", "100ms", "-lease", "50ms"}, env(nil), out, errb)
+		done <- run(ctx, []string{"central", "-data", dataDir, "-heartbeat", "100ms", "-election", "100ms", "-lease", "50ms"}, getenv, out, errb)
 	}()
 	stop = func() {
 		cancel()
@@ -276,13 +284,16 @@ func runCentral(t *testing.T, dataDir string) (api, key string, stop func()) {
 			if v, ok := strings.CutPrefix(line, "admin-key "); ok {
 				key = v
 			}
+			if v, ok := strings.CutPrefix(line, "replication "); ok {
+				repl = v
+			}
 		}
-		return api != "" && key != ""
+		return api != "" && key != "" && repl != ""
 	})
 	e := env(map[string]string{"STORELINE_CENTRAL_KEY": key})
 	waitFor(t, "a leader", 10*time.Second, func() bool {
 		code, stdout, _ := runCmd(t, e, "ctl", "--central", api, "cluster")
 		return code == 0 && strings.Contains(stdout, `"leader":"central-1"`)
 	})
-	return api, key, stop
+	return api, key, repl, stop
 }

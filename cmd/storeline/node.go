@@ -11,11 +11,26 @@ import (
 	"github.com/storeline/storeline/node"
 )
 
+const nodeUsage = `usage: storeline node [flags]
+
+Every flag may also be set as a key of the -config JSON file or as the
+environment variable STORELINE_<FLAG> (dashes as underscores); the file
+itself may be named by STORELINE_CONFIG. Precedence: defaults < file <
+environment < flags.
+
+To replicate with head office, give -replication-central (central's
+replication URLs) and either -replication-token (better in the
+environment: STORELINE_REPLICATION_TOKEN) or -replication-ca,
+-replication-cert and -replication-key (mutual TLS). Without
+-replication-central the node runs standalone.
+
+flags:`
+
 func cmdNode(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storeline node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: storeline node [flags]\n\nEvery flag may also be set as a key of the -config JSON file or as the\nenvironment variable STORELINE_<FLAG> (dashes as underscores).\nPrecedence: defaults < file < environment < flags.\n\nflags:")
+		fmt.Fprintln(stderr, nodeUsage)
 		fs.PrintDefaults()
 	}
 	cfg, level, err := loadNodeConfig(fs, args, getenv)
