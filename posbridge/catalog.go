@@ -185,10 +185,7 @@ var scanKinds = map[storeline.ScanKind]string{
 }
 
 func (s *Server) getBarcode(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	code, err := url.PathUnescape(r.PathValue("code"))
-	if err != nil {
-		return storeline.Invalidf("code", "bad escaping: %v", err)
-	}
+	code := r.PathValue("code") // unescaped once by the mux: a '%' left in it is the code's own
 	version := s.led.MasterVersion()
 	sc, err := s.itemByBarcode("code", code)
 	if err != nil {

@@ -23,20 +23,27 @@
 //   - Every request but /v1/health and /v1/openapi.yaml carries a terminal
 //     token (Authorization: Bearer) whose terminal belongs to this store.
 //     Seller sessions (X-Session) are opened with a PIN, live in memory
-//     for SessionTTL, are bound to the terminal that opened them, and
-//     carry the seller's role. Failed PINs are limited per terminal and
-//     seller (PINAttempts per PINWindow, then 429 with Retry-After).
+//     for SessionTTL and are bound to the terminal that opened them.
+//     Failed PINs are limited per terminal and seller (at most
+//     PINAttempts PINs checked per PINWindow, then 429 with Retry-After);
+//     while the attempt records, bounded by MaxSessions, are full of live
+//     ones, a seller without one is refused 429 as well.
 //   - A receipt needs only the terminal token: it records a sale that has
 //     already happened, and its retry must land even after the seller's
-//     session has expired. Returns and cash taken out need a manager's
-//     session; other facts a seller's session.
+//     session has expired (an unknown or expired X-Session on it is
+//     ignored). Returns and cash taken out need a manager's session;
+//     other facts a seller's session. Manager rights are read from the
+//     seller's current record whenever they are used, not from login.
 //   - A fact is appended under the till's ID: the same ID and body again
-//     answers 200 with the stored event, another body 409. A receipt's
-//     price or line discount that differs from the node's (package pricing over the
-//     ledger's master data, at occurred_at, for the card's customer group:
-//     the same engine as POST /v1/baskets/price, which prices a basket
-//     and records nothing) is recorded as a discrepancy, never refused; a
-//     retry keeps the discrepancies of the first attempt.
+//     answers 200 with the stored event, another body 409 naming id. A
+//     receipt's retry is compared by what the till sent, so master data
+//     changed since (a card's customer, an item's VAT rate) does not make
+//     it a conflict. A receipt's price or line discount that differs
+//     from the node's (package pricing over the ledger's master data, at
+//     occurred_at, for the card's customer group: the same engine as
+//     POST /v1/baskets/price, which prices a basket and records nothing)
+//     is recorded as a discrepancy, never refused; a retry answers the
+//     receipt as stored, with the discrepancies of the first attempt.
 //   - Loyalty (loyalty.go): a receipt with a known customer's card earns
 //     points and may pay points; a points payment is checked against the
 //     shop's rights (its account in the customer's points) under a

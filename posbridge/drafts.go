@@ -79,11 +79,17 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
-	if len(in.Number) > 64 || len(in.Reason) > 500 || len(in.Note) > 2000 {
-		return storeline.Invalidf("note", "number is at most 64 characters, reason 500, note 2000")
+	for _, f := range []struct {
+		name  string
+		v     string
+		limit int
+	}{{"number", in.Number, 64}, {"reason", in.Reason, 500}, {"note", in.Note, 2000}} {
+		if err := maxLen(f.name, f.v, f.limit); err != nil {
+			return err
+		}
 	}
 	if len(in.Lines) > maxLines {
 		return storeline.Invalidf("lines", "at most %d lines", maxLines)
@@ -114,8 +120,11 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 		if err != nil {
 			return bodyRef(err)
 		}
-		if len(l.Batch) > 64 || len(l.Certificate) > 128 {
-			return storeline.Invalidf(f+".batch", "batch is at most 64 characters, certificate 128")
+		if err := maxLen(f+".batch", l.Batch, 64); err != nil {
+			return err
+		}
+		if err := maxLen(f+".certificate", l.Certificate, 128); err != nil {
+			return err
 		}
 		d.Lines = append(d.Lines, storeline.DocLine{
 			Item: it.ID, Unit: it.Unit, Qty: l.Qty.Decimal, Packs: l.Packs.Decimal, PackFactor: l.PackFactor.Decimal,
@@ -180,15 +189,23 @@ func (s *Server) postCustomer(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
 	cr := &storeline.CustomerRegistered{
 		Terminal: in.Terminal, Seller: in.Seller, CardCode: in.CardCode,
 		Customer: storeline.Customer{ID: in.Customer.ID, Name: in.Customer.Name, Phone: in.Customer.Phone, Email: in.Customer.Email, Group: in.Customer.Group},
 	}
-	if len(cr.Customer.Phone) > 32 || len(cr.Customer.Email) > 254 {
-		return storeline.Invalidf("customer", "phone is at most 32 characters, email 254")
+	if err := maxLen("customer.phone", cr.Customer.Phone, 32); err != nil {
+		return err
+	}
+	if err := maxLen("customer.email", cr.Customer.Email, 254); err != nil {
+		return err
+	}
+	// Checked here too, under the API's name for it: the registration's
+	// own check calls it "card".
+	if err := storeline.CheckCardCode("card_code", in.CardCode); err != nil {
+		return err
 	}
 	if err := cr.Validate(); err != nil {
 		return err
@@ -270,7 +287,7 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
 	if len(in.Note) > 500 {

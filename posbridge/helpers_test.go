@@ -133,6 +133,13 @@ func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
 // (nil: none), e.g. to count the calls a handler makes.
 func newEnvWith(t testing.TB, wrap func(posbridge.Ledger) posbridge.Ledger) *env {
 	t.Helper()
+	return newEnvConfig(t, wrap, nil)
+}
+
+// newEnvConfig is newEnvWith with the server's config changed by set (nil:
+// none) after the fixture's defaults are in.
+func newEnvConfig(t testing.TB, wrap func(posbridge.Ledger) posbridge.Ledger, set func(*posbridge.Config)) *env {
+	t.Helper()
 	led, err := ledger.Open(ledger.DefaultOptions(t.TempDir(), "s1"))
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
@@ -170,6 +177,9 @@ func newEnvWith(t testing.TB, wrap func(posbridge.Ledger) posbridge.Ledger) *env
 	cfg.PINAttempts = 3
 	cfg.PINWindow = time.Minute
 	cfg.Version = "test"
+	if set != nil {
+		set(&cfg)
+	}
 	e.srv, err = posbridge.New(cfg)
 	if err != nil {
 		t.Fatalf("posbridge.New: %v", err)

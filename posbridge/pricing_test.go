@@ -158,7 +158,7 @@ func TestPriceBasketBadInput(t *testing.T) {
 		{body: map[string]any{"lines": []map[string]any{line("sku", "MILK", "qty", "1"), line("sku", "ROLL", "qty", "1")}}, status: 422, field: "lines[1].price"},
 		{body: map[string]any{"card": "x", "lines": []map[string]any{line("sku", "MILK", "qty", "1")}}, status: 422, field: "card"},
 		{raw: `{"lines":[{"sku":"MILK","qty":"1"}],"occurred_at":"yesterday"}`, invalid: true, status: 422, field: "occurred_at"},
-		{raw: `{"lines":[{"sku":"MILK","qty":"1","discount":"1"}]}`, invalid: true, status: 400, field: "discount"},
+		{raw: `{"lines":[{"sku":"MILK","qty":"1","discount":"1"}]}`, invalid: true, status: 400, field: "lines[0].discount"},
 	} {
 		r := e.do(req{method: "POST", path: "/v1/baskets/price", token: tokenT1, body: tc.body, raw: tc.raw, invalid: tc.invalid})
 		e.problem(r, tc.status, tc.field)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +140,7 @@ func decodeJSON(body []byte, maxDepth int, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, body, reflect.TypeOf(v))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errMalformed("", "unexpected data after the JSON object")
@@ -147,24 +148,49 @@ func decodeJSON(body []byte, maxDepth int, v any) error {
 	return nil
 }
 
-// jsonError turns an encoding/json error into a 400 naming the field.
-func jsonError(err error) error {
+// jsonError turns an encoding/json error from decoding body into a value
+// of type t into a 400 naming the field by its JSON path (pathOf).
+func jsonError(err error, body []byte, t reflect.Type) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	var fe *storeline.Error
 	switch {
-	case errors.As(err, &fe):
-		return fe // our own UnmarshalJSON, which names its field
 	case errors.As(err, &se):
 		return errMalformed("", "malformed JSON at byte %d: %v", se.Offset, se)
 	case errors.As(err, &te):
-		return errMalformed(te.Field, "%s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		f := te.Field
+		if p := pathOf(body, t, jsonMiss{typ: te}); p != "" {
+			f = p
+		}
+		return errMalformed(f, "%s: want %s, got JSON %s", f, te.Type, te.Value)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return errMalformed("", "the body is empty or cut short")
 	}
 	msg := err.Error()
-	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return errMalformed(strings.Trim(f, `"`), "unknown field %s", f)
+	if q, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		key, uerr := strconv.Unquote(q)
+		if uerr != nil {
+			key = strings.Trim(q, `"`)
+		}
+		f := key
+		if p := pathOf(body, t, jsonMiss{unknown: key}); p != "" {
+			f = p
+		}
+		return errMalformed(f, "unknown field %q", key)
+	}
+	// Anything else is an UnmarshalJSON or UnmarshalText method refusing
+	// a value (ours name no field: they do not know where they are).
+	f := pathOf(body, t, jsonMiss{method: err})
+	if errors.As(err, &fe) {
+		if fe.Field != "" || f == "" {
+			return fe
+		}
+		c := *fe
+		c.Field = f
+		return &c
+	}
+	if f != "" {
+		return errMalformed(f, "%s: %s", f, strings.TrimPrefix(msg, "json: "))
 	}
 	return errMalformed("", "malformed JSON: %s", strings.TrimPrefix(msg, "json: "))
 }

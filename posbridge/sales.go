@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -13,16 +15,23 @@ import (
 )
 
 // tillRefs checks what every till-authored fact starts with: a non-nil ID,
-// the calling terminal, and (when a session is open) its seller.
-func tillRefs(c *caller, id storeline.EventID, term storeline.TerminalID, seller storeline.SellerID, at *time.Time) error {
+// the calling terminal, and (when a session is open) its seller, or any
+// seller for a manager's session.
+func (s *Server) tillRefs(c *caller, id storeline.EventID, term storeline.TerminalID, seller storeline.SellerID, at *time.Time) error {
 	if id.IsZero() {
 		return storeline.Invalidf("id", "an event id (UUID) is required")
 	}
 	if term != c.terminal.ID {
 		return &storeline.Error{Kind: storeline.Forbidden, Field: "terminal", Err: fmt.Errorf("terminal %q is not the calling terminal %q", term, c.terminal.ID)}
 	}
-	if c.session != nil && seller != c.session.seller && c.session.role != storeline.Manager {
-		return &storeline.Error{Kind: storeline.Forbidden, Field: "seller", Err: fmt.Errorf("seller %q is not the session's seller", seller)}
+	if c.session != nil && seller != c.session.seller {
+		ok, err := s.manages(c.session)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &storeline.Error{Kind: storeline.Forbidden, Field: "seller", Err: fmt.Errorf("seller %q is not the session's seller", seller)}
+		}
 	}
 	if at == nil || at.IsZero() {
 		return storeline.Invalidf("occurred_at", "occurred_at (RFC 3339) is required")
@@ -31,11 +40,17 @@ func tillRefs(c *caller, id storeline.EventID, term storeline.TerminalID, seller
 }
 
 // appendEvent appends a body authored at this store and answers it: 201
-// when new, 200 for a retry of the same fact.
+// when new, 200 for a retry of the same fact. The ledger's refusal of the
+// same ID with another body names the id, the field the till has to
+// change.
 func (s *Server) appendEvent(ctx context.Context, id storeline.EventID, at time.Time, date storeline.Date, b storeline.Body) (storeline.Event, bool, error) {
-	return s.led.Append(ctx, storeline.Event{
+	ev, ok, err := s.led.Append(ctx, storeline.Event{
 		ID: id, Kind: b.EventKind(), Body: b, OccurredAt: at.UTC(), BusinessDate: date,
 	})
+	if errors.Is(err, storeline.Conflict) && storeline.FieldOf(err) == "" {
+		err = &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: err}
+	}
+	return ev, ok, err
 }
 
 func created(ok bool) int {
@@ -74,78 +89,96 @@ func (s *Server) resolveLines(st *storeline.Store, in []lineIn, sale bool) ([]st
 	out := make([]storeline.Line, len(in))
 	for i, l := range in {
 		f := fmt.Sprintf("lines[%d]", i)
-		var it *storeline.Item
-		var qty decimal.Decimal
-		serial := l.Serial
-		keyField := f + ".sku"
-		switch {
-		case l.SKU != "" && l.Barcode != "":
-			return nil, storeline.Invalidf(f, "give a sku or a barcode, not both")
-		case l.SKU != "":
-			var err error
-			if it, err = s.itemBySKU(keyField, l.SKU); err != nil {
-				return nil, bodyRef(err)
-			}
-			if qty, err = needQty(f+".qty", l.Qty, it.Unit); err != nil {
-				return nil, err
-			}
-		case l.Barcode != "":
-			keyField = f + ".barcode"
-			sc, err := s.itemByBarcode(keyField, l.Barcode)
-			if err != nil {
-				return nil, bodyRef(err)
-			}
-			it = sc.item
-			switch sc.scan.Kind {
-			case storeline.ScanWeighed:
-				qty = sc.scan.Weight
-				if l.Qty.Set {
-					if qty, err = needQty(f+".qty", l.Qty, it.Unit); err != nil {
-						return nil, err
-					}
-				}
-			case storeline.ScanMarked:
-				qty = decimal.NewFromInt(1)
-				if l.Qty.Set {
-					if qty, err = needQty(f+".qty", l.Qty, it.Unit); err != nil {
-						return nil, err
-					}
-				}
-				if serial != "" && serial != sc.scan.Serial {
-					return nil, storeline.Invalidf(f+".serial", "serial %q differs from the barcode's %q", serial, sc.scan.Serial)
-				}
-				serial = sc.scan.Serial
-			default:
-				packs, err := needQty(f+".qty", l.Qty, it.Unit)
-				if err != nil {
-					return nil, err
-				}
-				qty = packs.Mul(sc.factor)
-			}
-		default:
-			return nil, storeline.Invalidf(keyField, "a line needs a sku or a barcode")
+		r, err := s.resolveItem(f, l)
+		if err != nil {
+			return nil, err
 		}
-		if it == nil {
-			return nil, storeline.Invalidf(keyField, "no item")
-		}
+		it := r.item
 		if !st.HasDept(it.Dept) {
-			return nil, storeline.Invalidf(keyField, "item %s is sold from department %q, which this store does not have", it.ID, it.Dept)
+			return nil, storeline.Invalidf(r.keyField, "item %s is sold from department %q, which this store does not have", it.ID, it.Dept)
 		}
-		if sale && it.Marked && serial == "" {
+		if sale && it.Marked && r.serial == "" {
 			return nil, storeline.Invalidf(f+".serial", "item %s is marked: scan its DataMatrix code or give its serial", it.ID)
 		}
-		if len(serial) > 20 {
+		if len(r.serial) > 20 {
 			return nil, storeline.Invalidf(f+".serial", "a serial is at most 20 characters")
 		}
 		if sale && !l.Price.Set {
 			return nil, storeline.Invalidf(f+".price", "the price charged is required")
 		}
 		out[i] = storeline.Line{
-			Item: it.ID, Dept: it.Dept, Unit: it.Unit, Barcode: l.Barcode, Qty: qty,
-			Price: l.Price.Decimal, Discount: l.Discount.Decimal, Serial: serial, VATRate: it.VATRate,
+			Item: it.ID, Dept: it.Dept, Unit: it.Unit, Barcode: l.Barcode, Qty: r.qty,
+			Price: l.Price.Decimal, Discount: l.Discount.Decimal, Serial: r.serial, VATRate: it.VATRate,
 		}
 	}
 	return out, nil
+}
+
+// resolvedItem is what a till's line names: the item, the quantity in
+// base units and the serial; keyField is the line's sku or barcode.
+type resolvedItem struct {
+	item     *storeline.Item
+	qty      decimal.Decimal
+	serial   string
+	keyField string
+}
+
+// resolveItem resolves line f's item by SKU or barcode and its quantity:
+// in packs for a pack barcode, the weight inside a weighed barcode unless
+// the till sent one, 1 for a marking code unless the till sent one.
+func (s *Server) resolveItem(f string, l lineIn) (resolvedItem, error) {
+	r := resolvedItem{serial: l.Serial, keyField: f + ".sku"}
+	switch {
+	case l.SKU != "" && l.Barcode != "":
+		return r, storeline.Invalidf(f, "give a sku or a barcode, not both")
+	case l.SKU != "":
+		var err error
+		if r.item, err = s.itemBySKU(r.keyField, l.SKU); err != nil {
+			return r, bodyRef(err)
+		}
+		if r.qty, err = needQty(f+".qty", l.Qty, r.item.Unit); err != nil {
+			return r, err
+		}
+	case l.Barcode != "":
+		r.keyField = f + ".barcode"
+		sc, err := s.itemByBarcode(r.keyField, l.Barcode)
+		if err != nil {
+			return r, bodyRef(err)
+		}
+		r.item = sc.item
+		switch sc.scan.Kind {
+		case storeline.ScanWeighed:
+			r.qty = sc.scan.Weight
+			if l.Qty.Set {
+				if r.qty, err = needQty(f+".qty", l.Qty, r.item.Unit); err != nil {
+					return r, err
+				}
+			}
+		case storeline.ScanMarked:
+			r.qty = decimal.NewFromInt(1)
+			if l.Qty.Set {
+				if r.qty, err = needQty(f+".qty", l.Qty, r.item.Unit); err != nil {
+					return r, err
+				}
+			}
+			if r.serial != "" && r.serial != sc.scan.Serial {
+				return r, storeline.Invalidf(f+".serial", "serial %q differs from the barcode's %q", r.serial, sc.scan.Serial)
+			}
+			r.serial = sc.scan.Serial
+		default:
+			packs, err := needQty(f+".qty", l.Qty, r.item.Unit)
+			if err != nil {
+				return r, err
+			}
+			r.qty = packs.Mul(sc.factor)
+		}
+	default:
+		return r, storeline.Invalidf(r.keyField, "a line needs a sku or a barcode")
+	}
+	if r.item == nil {
+		return r, storeline.Invalidf(r.keyField, "no item")
+	}
+	return r, nil
 }
 
 // bodyRef turns a NotFound about something a body refers to into Invalid:
@@ -174,14 +207,20 @@ func needQty(field string, q Dec, u storeline.Unit) (decimal.Decimal, error) {
 	return storeline.NormQty(field, q.Decimal, u)
 }
 
-func payments(in []paymentIn) ([]storeline.Payment, error) {
+// payments checks the tenders of a receipt, or a return's refunds: field
+// is "payments" or "refunds".
+func payments(field string, in []paymentIn) ([]storeline.Payment, error) {
 	if len(in) > maxPayments {
-		return nil, storeline.Invalidf("payments", "at most %d payments", maxPayments)
+		return nil, storeline.Invalidf(field, "at most %d %s", maxPayments, field)
 	}
 	out := make([]storeline.Payment, len(in))
 	for i, p := range in {
-		if len(p.Reference) > 128 || len(p.AuthCode) > 64 {
-			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d]", i), "reference is at most 128 characters, auth_code 64")
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if err := maxLen(f+".reference", p.Reference, 128); err != nil {
+			return nil, err
+		}
+		if err := maxLen(f+".auth_code", p.AuthCode, 64); err != nil {
+			return nil, err
 		}
 		if p.Method == storeline.Points {
 			// The node converts points to money by the programme's ratio
@@ -190,14 +229,22 @@ func payments(in []paymentIn) ([]storeline.Payment, error) {
 			continue
 		}
 		if p.Points != 0 {
-			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d].points", i), "points go with method points only")
+			return nil, storeline.Invalidf(f+".points", "points go with method points only")
 		}
 		if !p.Amount.Set {
-			return nil, storeline.Invalidf(fmt.Sprintf("payments[%d].amount", i), "an amount is required")
+			return nil, storeline.Invalidf(f+".amount", "an amount is required")
 		}
 		out[i] = storeline.Payment{Method: p.Method, Amount: p.Amount.Decimal, Reference: p.Reference, AuthCode: p.AuthCode}
 	}
 	return out, nil
+}
+
+// maxLen refuses a string field longer than limit bytes.
+func maxLen(field, v string, limit int) error {
+	if len(v) > limit {
+		return storeline.Invalidf(field, "%s is at most %d characters, got %d", field, limit, len(v))
+	}
+	return nil
 }
 
 func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -216,11 +263,41 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c *caller) 
 	return nil
 }
 
-// receipt checks, resolves and appends a sale.
+// receipt checks, resolves and appends a sale. A retry (this store holds
+// an event with its ID) is answered from the stored receipt when the till
+// sent the same as the first time, and nothing is derived again: the
+// card's customer, the items' VAT rates and departments, points and
+// discrepancies stay those of the first attempt, so a master-data change
+// since does not make the same receipt a conflict, and its points are not
+// checked again against rights it has already spent.
 func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeline.Event, bool, error) {
 	var none storeline.Event
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return none, false, err
+	}
+	pays, err := payments("payments", in.Payments)
+	if err != nil {
+		return none, false, err
+	}
+	if in.Fiscal != nil {
+		if err := maxLen("fiscal.document_number", in.Fiscal.DocumentNumber, 64); err != nil {
+			return none, false, err
+		}
+		if err := maxLen("fiscal.sign", in.Fiscal.Sign, 256); err != nil {
+			return none, false, err
+		}
+	}
+	if in.Card != "" {
+		if err := storeline.CheckCardCode("card", in.Card); err != nil {
+			return none, false, err
+		}
+	}
+	prior, err := s.prior(in.ID, storeline.KindReceipt)
+	if err != nil {
+		return none, false, err
+	}
+	if prior != nil {
+		return s.receiptRetry(in, pays, prior)
 	}
 	st, loc, err := s.store()
 	if err != nil {
@@ -230,24 +307,14 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	if err != nil {
 		return none, false, err
 	}
-	pays, err := payments(in.Payments)
-	if err != nil {
-		return none, false, err
-	}
 	rc := &storeline.Receipt{
 		Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Currency: st.Currency,
 		CatalogVersion: in.CatalogVersion, Lines: lines, Payments: pays,
 	}
 	if in.Fiscal != nil {
-		if len(in.Fiscal.DocumentNumber) > 64 || len(in.Fiscal.Sign) > 256 {
-			return none, false, storeline.Invalidf("fiscal", "document_number is at most 64 characters, sign 256")
-		}
 		rc.Fiscal = &storeline.Fiscal{DocumentNumber: in.Fiscal.DocumentNumber, Sign: in.Fiscal.Sign}
 	}
 	if in.Card != "" {
-		if err := storeline.CheckCardCode("card", in.Card); err != nil {
-			return none, false, err
-		}
 		rc.Card = in.Card
 		// An unknown card is recorded as scanned: the sale has happened,
 		// and the card may have been registered at another till offline.
@@ -258,47 +325,33 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 			return none, false, err
 		}
 	}
-	prior, err := s.prior(in.ID, storeline.KindReceipt)
+	prog, err := s.convertPoints(rc)
 	if err != nil {
 		return none, false, err
 	}
-	if prior != nil {
-		// A retry: keep what the node derived the first time (points and
-		// discrepancies), so a master-data change since then does not make
-		// the same receipt a conflict, and its points are not checked again
-		// against rights it has already spent.
-		p := prior.Body.(*storeline.Receipt)
-		rc.Programme, rc.Earned, rc.Discrepancies = p.Programme, p.Earned, p.Discrepancies
-		for i := range rc.Payments {
-			if i < len(p.Payments) && rc.Payments[i].Method == storeline.Points && !rc.Payments[i].Amount.IsPositive() {
-				rc.Payments[i].Amount = p.Payments[i].Amount
-			}
-		}
-		if err := rc.Compute(); err != nil {
-			return none, false, err
-		}
-	} else {
-		var prog *storeline.LoyaltyProgramme
-		if prog, err = s.convertPoints(rc); err != nil {
-			return none, false, err
-		}
-		if err := rc.Compute(); err != nil {
-			return none, false, err
-		}
-		unlock, err := s.reservePoints(ctx, in.ID, storeline.DateOf(*in.OccurredAt, loc), rc, prog)
-		if err != nil {
-			return none, false, err
-		}
-		defer unlock()
-		// The till priced at occurred_at, so the node prices at the same
-		// moment, with the same engine as POST /v1/baskets/price: an
-		// offline till's receipt arriving after a repricing is not a
-		// discrepancy.
-		if rc.Discrepancies, err = s.discrepancies(st, rc, *in.OccurredAt); err != nil {
-			return none, false, err
-		}
+	if err := rc.Compute(); err != nil {
+		return none, false, err
+	}
+	unlock, err := s.reservePoints(ctx, in.ID, storeline.DateOf(*in.OccurredAt, loc), rc, prog)
+	if err != nil {
+		return none, false, err
+	}
+	defer unlock()
+	// The till priced at occurred_at, so the node prices at the same
+	// moment, with the same engine as POST /v1/baskets/price: an offline
+	// till's receipt arriving after a repricing is not a discrepancy.
+	if rc.Discrepancies, err = s.discrepancies(st, rc, *in.OccurredAt); err != nil {
+		return none, false, err
 	}
 	ev, ok, err := s.appendEvent(ctx, in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), rc)
+	if errors.Is(err, storeline.Conflict) {
+		// The first try of this receipt may have landed since the retry
+		// check above (a retry racing it), with figures derived from other
+		// master data: what the till sent decides, as for any retry.
+		if prior, perr := s.prior(in.ID, storeline.KindReceipt); perr == nil && prior != nil {
+			return s.receiptRetry(in, pays, prior)
+		}
+	}
 	if err != nil {
 		return none, false, err
 	}
@@ -307,6 +360,96 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 		s.m.discrepancies.Add(float64(len(rc.Discrepancies)))
 	}
 	return ev, ok, nil
+}
+
+// receiptRetry answers a receipt whose ID is stored as prior: the stored
+// receipt if the till sent the same, else a conflict.
+func (s *Server) receiptRetry(in *receiptIn, pays []storeline.Payment, prior *storeline.Event) (storeline.Event, bool, error) {
+	f, err := s.receiptDiff(in, pays, prior)
+	if err != nil {
+		return storeline.Event{}, false, err
+	}
+	if f != "" {
+		return storeline.Event{}, false, &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("receipt %s is stored with another %s", in.ID, f)}
+	}
+	return *prior, false, nil
+}
+
+// receiptDiff names the first field the till sent in which in (with its
+// checked payments pays) differs from the receipt stored as ev, or "".
+// Only what the till sends is compared. A line is compared by the item it
+// names and its quantity in base units, which need the catalogue; that
+// much does not change under a receipt: a SKU names one item, and GS1
+// gives a pack of other contents a new GTIN.
+func (s *Server) receiptDiff(in *receiptIn, pays []storeline.Payment, ev *storeline.Event) (string, error) {
+	p := ev.Body.(*storeline.Receipt)
+	switch {
+	case in.Terminal != p.Terminal:
+		return "terminal", nil
+	case in.Shift != p.Shift:
+		return "shift", nil
+	case in.Seller != p.Seller:
+		return "seller", nil
+	case !in.OccurredAt.Equal(ev.OccurredAt):
+		return "occurred_at", nil
+	case in.CatalogVersion != p.CatalogVersion:
+		return "catalog_version", nil
+	case in.Card != p.Card:
+		return "card", nil
+	case (in.Fiscal == nil) != (p.Fiscal == nil):
+		return "fiscal", nil
+	case in.Fiscal != nil && in.Fiscal.DocumentNumber != p.Fiscal.DocumentNumber:
+		return "fiscal.document_number", nil
+	case in.Fiscal != nil && in.Fiscal.Sign != p.Fiscal.Sign:
+		return "fiscal.sign", nil
+	case len(in.Lines) != len(p.Lines):
+		return "lines", nil
+	case len(pays) != len(p.Payments):
+		return "payments", nil
+	}
+	for i, l := range in.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		was := p.Lines[i]
+		if l.Barcode != was.Barcode {
+			return f + ".barcode", nil
+		}
+		r, err := s.resolveItem(f, l)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case r.item.ID != was.Item:
+			return r.keyField, nil
+		case !r.qty.Equal(was.Qty):
+			return f + ".qty", nil
+		case r.serial != was.Serial:
+			return f + ".serial", nil
+		case !l.Price.Decimal.Equal(was.Price):
+			return f + ".price", nil
+		case !l.Discount.Decimal.Equal(was.Discount):
+			return f + ".discount", nil
+		}
+	}
+	for i, pay := range pays {
+		f := fmt.Sprintf("payments[%d]", i)
+		was := p.Payments[i]
+		switch {
+		case pay.Method != was.Method:
+			return f + ".method", nil
+		case pay.Points != was.Points:
+			return f + ".points", nil
+		// A points payment's amount is the node's conversion of its
+		// points; the till may leave it out.
+		case !pay.Amount.Equal(was.Amount) && !(pay.Method == storeline.Points && pay.Amount.IsZero()):
+			return f + ".amount", nil
+		case pay.Reference != was.Reference:
+			return f + ".reference", nil
+		case pay.AuthCode != was.AuthCode:
+			return f + ".auth_code", nil
+		}
+	}
+	return "", nil
 }
 
 func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -360,7 +503,7 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
 	if len(in.Reason) > 500 {
@@ -374,9 +517,9 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	refunds, err := payments(in.Refunds)
+	refunds, err := payments("refunds", in.Refunds)
 	if err != nil {
-		return storeline.Invalidf("refunds", "%v", err)
+		return err
 	}
 	ret := &storeline.Return{
 		Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Manager: c.session.seller,
@@ -386,6 +529,11 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	if in.Original != nil {
+		// Held until the append: what is left to return of the receipt is
+		// read and taken in one step, so two returns of its last unit at
+		// once do not both pass the check.
+		unlockReturns := s.returns.lock(*in.Original)
+		defer unlockReturns()
 		if err := s.checkReturnable(in.ID, *in.Original, ret.Lines); err != nil {
 			return err
 		}
@@ -407,6 +555,19 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	writeJSON(w, created(ok), returnOf(ev, ev.Body.(*storeline.Return)))
 	return nil
+}
+
+// returnLocks serialise the check and append of returns per original
+// receipt (striped: a bounded set of locks; receipts sharing a stripe
+// only wait for each other).
+type returnLocks struct{ m [64]sync.Mutex }
+
+func (l *returnLocks) lock(orig storeline.EventID) func() {
+	h := fnv.New32a()
+	h.Write(orig[:])
+	m := &l.m[h.Sum32()%uint32(len(l.m))]
+	m.Lock()
+	return m.Unlock
 }
 
 // checkReturnable refuses a return of more of an item than the original
@@ -492,11 +653,17 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
-	if in.Direction == storeline.CashOut && c.session.role != storeline.Manager {
-		return &storeline.Error{Kind: storeline.Forbidden, Field: "direction", Err: errors.New("taking cash out needs a manager's session")}
+	if in.Direction == storeline.CashOut {
+		ok, err := s.manages(c.session)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &storeline.Error{Kind: storeline.Forbidden, Field: "direction", Err: errors.New("taking cash out needs a manager's session")}
+		}
 	}
 	if len(in.Reason) > 500 {
 		return storeline.Invalidf("reason", "a reason is at most 500 characters")

@@ -229,10 +229,11 @@ type Server struct {
 	sessions *sessions
 	m        metrics
 	// cat and engine price from the ledger's master data (pricing.go).
-	cat    *pricing.MasterCatalog
-	engine *pricing.Engine
-	points pointsLocks    // loyalty.go
-	lm     loyaltyMetrics // loyalty.go
+	cat     *pricing.MasterCatalog
+	engine  *pricing.Engine
+	points  pointsLocks    // loyalty.go
+	returns returnLocks    // sales.go
+	lm      loyaltyMetrics // loyalty.go
 	// storeAt caches the store's record (catalog.go, store).
 	storeAt atomic.Pointer[storeRecord]
 }

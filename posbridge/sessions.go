@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,19 +17,20 @@ import (
 // that need one, a seller's session opened at that terminal.
 type caller struct {
 	terminal storeline.Terminal
-	session  *session // nil unless the route needs one or one was sent
+	session  *session // nil unless the route needs one or a live one was sent
 }
 
+// session is a seller's login at a terminal. It keeps no role: manager
+// rights are read from the seller's record when they are used (manages).
 type session struct {
 	token    string
 	seller   storeline.SellerID
 	name     string
-	role     storeline.Role
 	terminal storeline.TerminalID
 	expires  time.Time
 }
 
-// sessions holds seller sessions and failed PIN attempts in memory. A node
+// sessions holds seller sessions and PIN attempts in memory. A node
 // restart logs every seller out, which is what a till expects after a
 // power cut. mu guards both maps; no other lock is taken under it.
 type sessions struct {
@@ -39,7 +41,7 @@ type sessions struct {
 
 	mu       sync.Mutex
 	byToken  map[string]*session
-	failures map[string][]time.Time // terminal + "\x00" + seller → failure times, oldest first
+	failures map[string][]time.Time // terminal + "\x00" + seller → attempt times, oldest first
 }
 
 func newSessions(attempts int, window, ttl time.Duration, max int) *sessions {
@@ -50,18 +52,62 @@ func newSessions(attempts int, window, ttl time.Duration, max int) *sessions {
 	}
 }
 
-// locked returns how long the seller is locked out at the terminal, or 0.
-func (ss *sessions) locked(key string, now time.Time) time.Duration {
+// reserve takes one of the seller's PIN attempts at the terminal before
+// the PIN is checked, in the same critical section as the lock-out check,
+// so concurrent tries check at most the allowed number of PINs. A wrong
+// PIN keeps the attempt as a failure; release gives it back after a right
+// one. A nil release means locked out for wait.
+//
+// The records are bounded by max. When they are full of live attempts a
+// seller with none is refused until the oldest leave the window rather
+// than not counted: otherwise made-up sellers, cheap to send, would fill
+// the records and switch the lock-out off for the real ones.
+func (ss *sessions) reserve(key string, now time.Time) (release func(), wait time.Duration) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	f := ss.recent(key, now)
-	if len(f) < ss.attempts {
-		return 0
+	if len(f) >= ss.attempts {
+		return nil, f[len(f)-ss.attempts].Add(ss.window).Sub(now)
 	}
-	return f[len(f)-ss.attempts].Add(ss.window).Sub(now)
+	if len(f) == 0 && len(ss.failures) >= ss.max {
+		var oldest time.Time
+		for k := range ss.failures {
+			if g := ss.recent(k, now); len(g) > 0 && (oldest.IsZero() || g[0].Before(oldest)) {
+				oldest = g[0]
+			}
+		}
+		if len(ss.failures) >= ss.max {
+			return nil, oldest.Add(ss.window).Sub(now)
+		}
+	}
+	// Kept in time order (a request that read the clock earlier may get
+	// here later), so recent can drop from the front.
+	i := len(f)
+	for i > 0 && f[i-1].After(now) {
+		i--
+	}
+	ss.failures[key] = slices.Insert(f, i, now)
+	return func() { ss.release(key, now) }, 0
 }
 
-// recent drops failures older than the window and returns the rest.
+// release gives back an attempt reserved at t.
+func (ss *sessions) release(key string, t time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	f := ss.failures[key]
+	i := slices.IndexFunc(f, t.Equal)
+	if i < 0 {
+		return // it has left the window already
+	}
+	f = slices.Delete(f, i, i+1)
+	if len(f) == 0 {
+		delete(ss.failures, key)
+	} else {
+		ss.failures[key] = f
+	}
+}
+
+// recent drops attempts older than the window and returns the rest.
 func (ss *sessions) recent(key string, now time.Time) []time.Time {
 	f := ss.failures[key]
 	i := 0
@@ -75,24 +121,6 @@ func (ss *sessions) recent(key string, now time.Time) []time.Time {
 		ss.failures[key] = f
 	}
 	return f
-}
-
-func (ss *sessions) fail(key string, now time.Time) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if len(ss.failures) >= ss.max {
-		for k := range ss.failures {
-			ss.recent(k, now)
-		}
-	}
-	if len(ss.failures) >= ss.max {
-		return // bounded: a flood of distinct keys is not remembered
-	}
-	f := ss.recent(key, now)
-	if len(f) >= ss.attempts {
-		f = f[1:]
-	}
-	ss.failures[key] = append(f, now)
 }
 
 func (ss *sessions) open(s *session, now time.Time) error {
@@ -165,12 +193,40 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 	}
 	c.session = s.sessions.get(st, s.cfg.Now())
 	if c.session == nil || c.session.terminal != t.ID {
+		if a < withSession {
+			// A route that needs no session (a receipt) works without
+			// one: its retry must land after the seller's session has
+			// expired (doc.go).
+			c.session = nil
+			return c, nil
+		}
 		return nil, storeline.Errorf(storeline.Unauthorized, op, "unknown or expired session")
 	}
-	if a == manager && c.session.role != storeline.Manager {
-		return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
+	if a == manager {
+		ok, err := s.manages(c.session)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
+		}
 	}
 	return c, nil
+}
+
+// manages reports whether the session's seller is a manager of this store
+// now. The seller's record is read again rather than trusting the role at
+// login, so a demotion (or a seller removed or moved to another store)
+// takes manager rights away at once, not when the session expires.
+func (s *Server) manages(ses *session) (bool, error) {
+	var sel storeline.Seller
+	if err := s.led.GetMaster(storeline.KindSeller, string(ses.seller), &sel); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store), nil
 }
 
 type loginJSON struct {
@@ -200,25 +256,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *caller) error 
 	}
 	now := s.cfg.Now()
 	key := string(c.terminal.ID) + "\x00" + string(in.Seller)
-	if d := s.sessions.locked(key, now); d > 0 {
+	release, d := s.sessions.reserve(key, now)
+	if release == nil {
 		return retryAfter{storeline.Errorf(storeline.RateLimited, op, "too many failed attempts; retry in %s", d.Round(time.Second)), d}
 	}
 	var sel storeline.Seller
 	err := s.led.GetMaster(storeline.KindSeller, string(in.Seller), &sel)
 	if err != nil && !errors.Is(err, storeline.NotFound) {
+		release() // not the till's fault
 		return err
 	}
 	// An unknown seller, one of another shop and a wrong PIN answer alike,
-	// and all count as failures, so a till cannot enumerate the staff.
+	// and all keep their attempt as a failure, so a till cannot enumerate
+	// the staff.
 	if err != nil || !sel.WorksAt(s.cfg.Store) || !storeline.CheckPIN(sel.PINHash, in.PIN) {
-		s.sessions.fail(key, now)
 		return storeline.Errorf(storeline.Unauthorized, op, "wrong seller or PIN")
 	}
-	ses := &session{seller: sel.ID, name: sel.Name, role: sel.Role, terminal: c.terminal.ID}
+	release()
+	ses := &session{seller: sel.ID, name: sel.Name, terminal: c.terminal.ID}
 	if err := s.sessions.open(ses, now); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, sessionJSON{Token: ses.token, Seller: ses.seller, Name: ses.name, Role: ses.role, ExpiresAt: ses.expires.UTC()})
+	writeJSON(w, http.StatusCreated, sessionJSON{Token: ses.token, Seller: ses.seller, Name: ses.name, Role: sel.Role, ExpiresAt: ses.expires.UTC()})
 	return nil
 }
 

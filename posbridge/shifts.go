@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/storeline/storeline"
 )
 
@@ -32,12 +34,15 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
 	st, loc, err := s.store()
 	if err != nil {
 		return err
+	}
+	if !in.Float.Set {
+		return storeline.Invalidf("float", "the float (cash in the drawer at opening) is required")
 	}
 	so := &storeline.ShiftOpen{Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Currency: st.Currency, Float: in.Float.Decimal}
 	if err := so.Validate(); err != nil {
@@ -107,6 +112,22 @@ func shiftCloseOf(ev storeline.Event, b *storeline.ShiftClose) shiftCloseOut {
 	return shiftCloseOut{eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller, Report: out}
 }
 
+// sameClose refuses a retry under id of the stored close b that asks for
+// another close: of another shift or terminal, or with another count.
+func sameClose(id storeline.EventID, b *storeline.ShiftClose, term storeline.TerminalID, shift storeline.ShiftID, counted *decimal.Decimal) error {
+	if b.Shift != shift || b.Terminal != term {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("id %s closed shift %s at %s", id, b.Shift, b.Terminal)}
+	}
+	if (counted == nil) != (b.CountedCash == nil) || counted != nil && !counted.Equal(*b.CountedCash) {
+		was := "none"
+		if b.CountedCash != nil {
+			was = b.CountedCash.String()
+		}
+		return &storeline.Error{Kind: storeline.Conflict, Field: "counted_cash", Err: fmt.Errorf("close %s counted %s", id, was)}
+	}
+	return nil
+}
+
 // closeShift reads the shift's Z report from the ledger's running totals
 // of this terminal and shift (kept with each event, so the cost does not
 // grow with the journal) and appends it as a shift close.
@@ -118,6 +139,24 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	var in shiftCloseIn
 	if err := s.decode(w, r, &in); err != nil {
 		return err
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	cur := st.Currency
+	// Checked before a retry is answered: a retry is the same close only
+	// with the same count, and a malformed one is refused as such.
+	var counted *decimal.Decimal
+	if in.CountedCash.Set {
+		v, err := cur.Amount("counted_cash", in.CountedCash.Decimal)
+		if err != nil {
+			return err
+		}
+		if v.IsNegative() {
+			return storeline.Invalidf("counted_cash", "counted cash %s is negative", v)
+		}
+		counted = &v
 	}
 	id := s.cfg.NewID()
 	if in.ID != nil {
@@ -133,16 +172,12 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		if prior != nil {
 			b := prior.Body.(*storeline.ShiftClose)
-			if b.Shift != shift || b.Terminal != c.terminal.ID {
-				return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("id %s closed shift %s at %s", id, b.Shift, b.Terminal)}
+			if err := sameClose(id, b, c.terminal.ID, shift, counted); err != nil {
+				return err
 			}
 			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
 			return nil
 		}
-	}
-	st, loc, err := s.store()
-	if err != nil {
-		return err
 	}
 	now := s.cfg.Now()
 	oldest := storeline.Date(now.In(loc).AddDate(0, 0, -s.cfg.MaxShiftDays).Format(time.DateOnly))
@@ -157,7 +192,11 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 			if err != nil {
 				return err
 			}
-			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, prior.Body.(*storeline.ShiftClose)))
+			b := prior.Body.(*storeline.ShiftClose)
+			if err := sameClose(id, b, c.terminal.ID, shift, counted); err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
 			return nil
 		}
 	}
@@ -167,22 +206,14 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	if tot.Opening == nil || tot.Opening.BusinessDate < oldest {
 		return &storeline.Error{Kind: storeline.NotFound, Field: "shift", Err: fmt.Errorf("no opening of shift %s at terminal %s in the last %d days", shift, c.terminal.ID, s.cfg.MaxShiftDays)}
 	}
-	cur := st.Currency
 	z := tot.Report(cur)
 	seller := tot.Opening.Seller
 	if c.session != nil {
 		seller = c.session.seller
 	}
 	sc := &storeline.ShiftClose{Terminal: c.terminal.ID, Shift: shift, Seller: seller, Report: z}
-	if in.CountedCash.Set {
-		counted, err := cur.Amount("counted_cash", in.CountedCash.Decimal)
-		if err != nil {
-			return err
-		}
-		if counted.IsNegative() {
-			return storeline.Invalidf("counted_cash", "counted cash %s is negative", counted)
-		}
-		sc.CountedCash = &counted
+	if counted != nil {
+		sc.CountedCash = counted
 		sc.Report.Difference = counted.Sub(z.ExpectedCash)
 	}
 	// A shift belongs to the business day it opened (DESIGN.md).
@@ -196,16 +227,15 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 		if in.ID != nil {
 			prior, perr := s.prior(id, storeline.KindShiftClose)
 			if perr == nil && prior != nil {
-				if b := prior.Body.(*storeline.ShiftClose); b.Shift == shift && b.Terminal == c.terminal.ID {
-					writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
-					return nil
+				b := prior.Body.(*storeline.ShiftClose)
+				if err := sameClose(id, b, c.terminal.ID, shift, counted); err != nil {
+					return err
 				}
+				writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
+				return nil
 			}
 		}
-		if e := (*storeline.Error)(nil); errors.As(err, &e) && e.Field == "shift" {
-			return err
-		}
-		return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: err}
+		return err // naming the shift (closed by another event) or the id (appendEvent)
 	}
 	if err != nil {
 		return err
