@@ -424,3 +424,29 @@ func TestConflictNamesID(t *testing.T) {
 	bk["note"] = "for later"
 	e.problem(e.do(req{method: "POST", path: "/v1/baskets", token: tokenT1, session: alice, body: bk}), 409, "id")
 }
+
+// TestMarkedLineOneUnitPerCode: a marking code names one unit, so a
+// marked line carries a quantity of one and no code comes twice in a
+// receipt; either refusal names the field and records nothing.
+func TestMarkedLineOneUnitPerCode(t *testing.T) {
+	e := newEnv(t)
+	pos := e.led.Position()
+	post := func(lines []map[string]any, amount string) resp {
+		return e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, invalid: true,
+			body: sale(newID(), lines, []map[string]any{{"method": "cash", "amount": amount}})})
+	}
+	code := func(serial string) string { return "01" + shoeGTIN + "21" + serial }
+	e.problem(post([]map[string]any{line("barcode", code("SER101"), "qty", "3", "price", "59.00")}, "177.00"), 422, "lines[0].qty")
+	e.problem(post([]map[string]any{line("sku", "SHOE", "serial", "SER102", "qty", "2", "price", "59.00")}, "118.00"), 422, "lines[0].qty")
+	e.problem(post([]map[string]any{
+		line("barcode", code("SER103"), "price", "59.00"),
+		line("barcode", code("SER103"), "price", "59.00"),
+	}, "118.00"), 422, "lines[1].serial")
+	if got := e.led.Position(); got != pos {
+		t.Fatalf("refused receipts moved the journal: %v → %v", pos, got)
+	}
+	e.must(post([]map[string]any{
+		line("barcode", code("SER104"), "price", "59.00"),
+		line("barcode", code("SER105"), "price", "59.00"),
+	}, "118.00"), 201)
+}

@@ -87,6 +87,7 @@ func (s *Server) resolveLines(st *storeline.Store, in []lineIn, sale bool) ([]st
 		return nil, storeline.Invalidf("lines", "at most %d lines", maxLines)
 	}
 	out := make([]storeline.Line, len(in))
+	var serials map[string]int // item and serial of a marked line → its index
 	for i, l := range in {
 		f := fmt.Sprintf("lines[%d]", i)
 		r, err := s.resolveItem(f, l)
@@ -102,6 +103,22 @@ func (s *Server) resolveLines(st *storeline.Store, in []lineIn, sale bool) ([]st
 		}
 		if len(r.serial) > 20 {
 			return nil, storeline.Invalidf(f+".serial", "a serial is at most 20 characters")
+		}
+		if it.Marked && r.serial != "" {
+			// A marking code names one unit: three bottles are three
+			// lines with three codes, and one code twice is one bottle
+			// counted twice.
+			if !r.qty.Equal(decimal.NewFromInt(1)) {
+				return nil, storeline.Invalidf(f+".qty", "item %s is marked: one unit per line, each with its own code (qty %s)", it.ID, r.qty)
+			}
+			key := string(it.ID) + "\x00" + r.serial
+			if j, dup := serials[key]; dup {
+				return nil, storeline.Invalidf(f+".serial", "serial %q of item %s is on line %d already", r.serial, it.ID, j)
+			}
+			if serials == nil {
+				serials = make(map[string]int)
+			}
+			serials[key] = i
 		}
 		if sale && !l.Price.Set {
 			return nil, storeline.Invalidf(f+".price", "the price charged is required")
