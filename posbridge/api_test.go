@@ -359,6 +359,9 @@ func TestReturnsCashShiftZReport(t *testing.T) {
 		t.Fatalf("by group = %s", g)
 	}
 	e.problem(e.do(req{method: "GET", path: "/v1/stats/sales?from=2026-03-10&to=2026-03-01", token: tokenT1, session: alice}), 422, "to")
+	// Both dates count: 366 days is the default most, 367 one too many.
+	e.must(e.do(req{method: "GET", path: "/v1/stats/sales?from=2026-01-01&to=2027-01-01", token: tokenT1, session: alice}), 200)
+	e.problem(e.do(req{method: "GET", path: "/v1/stats/sales?from=2026-01-01&to=2027-01-02", token: tokenT1, session: alice}), 422, "to")
 }
 
 func TestDocumentsCustomersBaskets(t *testing.T) {

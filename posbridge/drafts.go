@@ -400,7 +400,7 @@ func (s *Server) salesStats(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if tt.Before(ft) {
 		return storeline.Invalidf("to", "to %s is before from %s", to, from)
 	}
-	if tt.Sub(ft) > time.Duration(s.cfg.MaxStatsDays)*24*time.Hour {
+	if days := int(tt.Sub(ft)/(24*time.Hour)) + 1; days > s.cfg.MaxStatsDays { // from and to both count
 		return storeline.Invalidf("to", "at most %d days at once", s.cfg.MaxStatsDays)
 	}
 	st, _, err := s.store()
