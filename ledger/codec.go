@@ -2,8 +2,11 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,7 +150,7 @@ func metaKey(key string) []byte { return append([]byte{tMeta}, key...) }
 
 // storedEvent is the storage (and WAL) form of an event. It is converted
 // from and to storeline.Event by named functions; Body holds the body's
-// msgpack bytes as authored, the bytes idempotency compares.
+// msgpack bytes as authored, which idempotency compares by value (sameBody).
 type storedEvent struct {
 	ID       [16]byte           `msgpack:"i"`
 	Origin   string             `msgpack:"o"`
@@ -244,17 +247,115 @@ func decodeStored(b []byte) (*storedEvent, error) {
 	return se, nil
 }
 
-// samePostings reports whether two postings lists are equal by value.
+// samePostings reports whether two postings lists are equal by value, in
+// any order: the same postings (account, asset, amount by value), each as
+// many times.
 func samePostings(a, b []storedPosting) bool {
 	if len(a) != len(b) {
 		return false
 	}
+	inOrder := true
 	for i := range a {
 		if a[i].Account != b[i].Account || a[i].Asset != b[i].Asset || !a[i].Amount.Equal(b[i].Amount) {
+			inOrder = false
+			break
+		}
+	}
+	if inOrder {
+		return true
+	}
+	sorted := func(ps []storedPosting) []storedPosting {
+		return slices.SortedFunc(slices.Values(ps), func(x, y storedPosting) int {
+			return cmp.Or(strings.Compare(x.Account, y.Account), strings.Compare(x.Asset, y.Asset), x.Amount.Cmp(y.Amount))
+		})
+	}
+	sa, sb := sorted(a), sorted(b)
+	for i := range sa {
+		if sa[i].Account != sb[i].Account || sa[i].Asset != sb[i].Asset || !sa[i].Amount.Equal(sb[i].Amount) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameBody reports whether two stored bodies of kind are the same body:
+// equal bytes, or equal after decoding, decimals compared by value (1.0
+// and 1.00 encode differently) and times by instant. Bodies that do not
+// decode are the same only if their bytes are.
+func sameBody(kind string, a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	da, err := storeline.NewBody(storeline.EventKind(kind))
+	if err != nil {
+		return false
+	}
+	db, _ := storeline.NewBody(storeline.EventKind(kind))
+	if msgpack.Unmarshal(a, da) != nil || msgpack.Unmarshal(b, db) != nil {
+		return false
+	}
+	return equalByValue(reflect.ValueOf(da), reflect.ValueOf(db))
+}
+
+var (
+	decimalType = reflect.TypeFor[decimal.Decimal]()
+	timeType    = reflect.TypeFor[time.Time]()
+)
+
+// equalByValue is reflect.DeepEqual over what msgpack encodes (exported
+// fields), with decimals equal by value, times by instant, and a nil and
+// an empty slice or map equal (msgpack decodes them alike).
+func equalByValue(a, b reflect.Value) bool {
+	if a.Type() != b.Type() {
+		return false
+	}
+	switch a.Type() {
+	case decimalType:
+		return a.Interface().(decimal.Decimal).Equal(b.Interface().(decimal.Decimal))
+	case timeType:
+		return a.Interface().(time.Time).Equal(b.Interface().(time.Time))
+	}
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		return equalByValue(a.Elem(), b.Elem())
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !a.Type().Field(i).IsExported() {
+				continue
+			}
+			if !equalByValue(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Slice, reflect.Array:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := range a.Len() {
+			if !equalByValue(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for _, k := range a.MapKeys() {
+			bv := b.MapIndex(k)
+			if !bv.IsValid() || !equalByValue(a.MapIndex(k), bv) {
+				return false
+			}
+		}
+		return true
+	case reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		return a.IsNil() && b.IsNil()
+	}
+	return a.Equal(b)
 }
 
 // checkKeyPart refuses a string that would break the key layout.

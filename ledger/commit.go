@@ -760,7 +760,7 @@ func (l *Ledger) resolveAppend(txn kvRW, r *request, wb *walBatch) (result, erro
 		return result{}, err
 	}
 	if old != nil && !canarySkipDedup {
-		if old.Kind != se.Kind || !bytes.Equal(old.Body, se.Body) {
+		if old.Kind != se.Kind || !sameBody(se.Kind, old.Body, se.Body) {
 			return result{err: storeline.Errorf(storeline.Conflict, op,
 				"event %s exists with another body", storeline.EventID(se.ID))}, nil
 		}
@@ -807,11 +807,15 @@ func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, er
 	const op = "ledger.ApplyRemote"
 	se := r.se
 	origin := storeline.StoreID(se.Origin)
-	if origin == l.o.Origin && se.Epoch >= l.st.epoch {
+	// Deduplication comes first: the node's own event coming back at its
+	// own position is known. Any other own event of the current epoch (or
+	// a later one) would take a position only Append assigns.
+	ownNow := func() result {
 		return result{err: storeline.Errorf(storeline.Invalid, op,
 			"own event %s at epoch %d: only older epochs than the current %d arrive from elsewhere",
-			storeline.EventID(se.ID), se.Epoch, l.st.epoch)}, nil
+			storeline.EventID(se.ID), se.Epoch, l.st.epoch)}
 	}
+	own := origin == l.o.Origin && se.Epoch >= l.st.epoch
 	holder, err := txn.get(journalKey(origin, se.pos()))
 	if err != nil {
 		return result{}, err
@@ -821,7 +825,7 @@ func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, er
 		return result{}, err
 	}
 	if old != nil {
-		if old.Kind != se.Kind || !bytes.Equal(old.Body, se.Body) || !samePostings(old.Postings, se.Postings) {
+		if old.Kind != se.Kind || !sameBody(se.Kind, old.Body, se.Body) || !samePostings(old.Postings, se.Postings) {
 			return result{err: storeline.Errorf(storeline.Conflict, op,
 				"event %s of %s exists with another body or postings", storeline.EventID(se.ID), origin)}, nil
 		}
@@ -832,6 +836,9 @@ func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, er
 			}
 			return result{}, nil // this very copy is known
 		}
+		if own {
+			return ownNow(), nil
+		}
 		// A second copy at a new position: it keeps its place in the
 		// stream and has no effect.
 		rec := walRec{T: recCopy, Origin: se.Origin, ID: se.ID, Epoch: se.Epoch, Seq: se.Seq}
@@ -840,6 +847,9 @@ func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, er
 		}
 		wb.Recs = append(wb.Recs, rec)
 		return result{}, nil
+	}
+	if own {
+		return ownNow(), nil
 	}
 	if holder != nil {
 		return result{err: storeline.Errorf(storeline.Conflict, op,

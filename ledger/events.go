@@ -22,7 +22,8 @@ type computer interface{ Compute() error }
 type validator interface{ Validate() error }
 
 // normalise runs the body's own Compute or Validate, which normalise its
-// decimals, so that equal bodies encode to equal bytes.
+// decimals where they have one (a ShiftClose has neither, so idempotency
+// compares bodies by value, not by bytes: sameBody).
 func normalise(b storeline.Body) error {
 	switch v := b.(type) {
 	case computer:
@@ -38,9 +39,9 @@ func normalise(b storeline.Body) error {
 // HLC, SchemaVersion and Postings (derived once from the body). Body is
 // normalised in place by its Compute or Validate method.
 //
-// Append is idempotent by ID: the same ID with the same body (equal
-// canonical msgpack bytes) returns the stored event with created false; the
-// same ID with another body is a Conflict. It returns only after the event
+// Append is idempotent by ID: the same ID with the same body (equal after
+// decoding, decimals by value: sameBody) returns the stored event with
+// created false; the same ID with another body is a Conflict. It returns only after the event
 // is durable (fdatasync of its WAL batch). If ctx ends first, the outcome
 // is unknown (Unavailable wrapping ctx.Err()); retrying with the same ID is
 // safe.
@@ -88,10 +89,12 @@ func (l *Ledger) Append(ctx context.Context, ev storeline.Event) (stored storeli
 // which are checked to sum to zero per asset and never re-derived.
 //
 // It is idempotent by (origin, ID), across epochs: a known event returns
-// applied false. A second copy of a known event at a new (epoch, seq) is
+// applied false (this node's own event too, back at its own position; an
+// own event at any other position of the current epoch is Invalid). A second copy of a known event at a new (epoch, seq) is
 // recorded at that position of its origin's journal and has no effect. The
-// same (origin, ID) with another body or postings, or a position held by
-// another event, is a Conflict. It returns after the event is durable.
+// same (origin, ID) with another body or postings (compared by value,
+// postings in any order), or a position held by another event, is a
+// Conflict. It returns after the event is durable.
 func (l *Ledger) ApplyRemote(ctx context.Context, ev storeline.Event) (applied bool, err error) {
 	const op = "ledger.ApplyRemote"
 	if err := checkRemote(&ev); err != nil {
