@@ -59,6 +59,9 @@ func (l *Ledger) Append(ctx context.Context, ev storeline.Event) (stored storeli
 	if ev.Kind != ev.Body.EventKind() {
 		return ev, false, storeline.E(op, storeline.Invalid, storeline.Invalidf("kind", "kind %q with a %q body", ev.Kind, ev.Body.EventKind()))
 	}
+	if err := checkDate(ev.BusinessDate); err != nil {
+		return ev, false, storeline.E(op, storeline.Invalid, err)
+	}
 	if err := normalise(ev.Body); err != nil {
 		return ev, false, fmt.Errorf("ledger: append %s: %w", ev.ID, err)
 	}
@@ -113,6 +116,16 @@ func (l *Ledger) ApplyRemote(ctx context.Context, ev storeline.Event) (applied b
 	return res.created, res.err
 }
 
+// checkDate refuses a business date that is neither empty nor
+// YYYY-MM-DD: the date index orders events by it.
+func checkDate(d storeline.Date) error {
+	if d == "" {
+		return nil
+	}
+	_, err := storeline.ParseDate("business_date", string(d))
+	return err
+}
+
 func checkRemote(ev *storeline.Event) error {
 	if ev.ID.IsZero() {
 		return storeline.Invalidf("id", "an event needs an ID")
@@ -125,6 +138,9 @@ func checkRemote(ev *storeline.Event) error {
 	}
 	if ev.Body == nil || ev.Kind != ev.Body.EventKind() {
 		return storeline.Invalidf("kind", "kind %q does not match its body", ev.Kind)
+	}
+	if err := checkDate(ev.BusinessDate); err != nil {
+		return err
 	}
 	for i, p := range ev.Postings {
 		if err := checkKeyPart(fmt.Sprintf("postings[%d].account", i), p.Account); err != nil {

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -200,4 +201,27 @@ func TestReviewApplyRemoteOwnEchoIsKnown(t *testing.T) {
 	}
 	mustAppend(t, l, receiptEvent(eid(2), 1, 0))
 	checkConservation(t, l)
+}
+
+// TestReviewBusinessDateChecked: a business date that is not YYYY-MM-DD
+// is refused by Append and ApplyRemote and writes nothing (the date index
+// orders events by it).
+func TestReviewBusinessDateChecked(t *testing.T) {
+	l := open(t, testOptions(t.TempDir()))
+	pos := l.Position()
+	ev := receiptEvent(eid(1), 2, 1)
+	ev.BusinessDate = "28.11.2026"
+	if _, _, err := l.Append(context.Background(), ev); !errors.Is(err, storeline.Invalid) {
+		t.Fatalf("Append with business date %q = %v, want Invalid", ev.BusinessDate, err)
+	}
+	o := testOptions(t.TempDir())
+	o.Origin = "s2"
+	remote := mustAppend(t, open(t, o), receiptEvent(eid(2), 2, 1))
+	remote.BusinessDate = "2026-13-01"
+	if _, err := l.ApplyRemote(context.Background(), remote); !errors.Is(err, storeline.Invalid) {
+		t.Fatalf("ApplyRemote with business date %q = %v, want Invalid", remote.BusinessDate, err)
+	}
+	if got := l.Position(); got != pos {
+		t.Fatalf("refused events moved the position: %v → %v", pos, got)
+	}
 }
