@@ -149,9 +149,22 @@ func checkDigit(body string) byte {
 	return byte('0' + (10-sum%10)%10)
 }
 
+// gs1SymbologyIDs are the AIM symbology identifiers a scanner may send
+// before a GS1 element string: GS1 DataMatrix, GS1-128, GS1 QR Code and
+// GS1 DataBar. The data after them is the same element string.
+var gs1SymbologyIDs = [...]string{"]d2", "]C1", "]Q3", "]e0"}
+
+// isMarking reports whether code is a GS1 element string rather than a
+// plain GTIN: it carries a GS1 symbology identifier or a leading group
+// separator, or it is too long for a GTIN (the shortest marking code, AI
+// 01 with its GTIN and AI 21 with one character, has 19).
 func isMarking(code string) bool {
-	return strings.HasPrefix(code, "]d2") || strings.HasPrefix(code, gs) ||
-		(len(code) > 16 && strings.HasPrefix(code, "01") && strings.Contains(code[16:], "21") && !isDigits(code))
+	for _, p := range gs1SymbologyIDs {
+		if strings.HasPrefix(code, p) {
+			return true
+		}
+	}
+	return strings.HasPrefix(code, gs) || strings.HasPrefix(code, "<GS>") || len(code) > 16
 }
 
 func isDigits(s string) bool {
@@ -163,26 +176,105 @@ func isDigits(s string) bool {
 	return true
 }
 
-// parseMarking parses a GS1 DataMatrix element string: AI 01 (GTIN-14),
-// then AI 21 (serial, up to 20 characters, ended by a group separator or
-// the end). Later elements (the crypto tail) are not ours to check.
-func parseMarking(code string) (Scan, error) {
-	s := strings.TrimPrefix(code, "]d2")
-	s = strings.ReplaceAll(s, "<GS>", gs)
-	s = strings.TrimPrefix(s, gs)
-	if !strings.HasPrefix(s, "01") || len(s) < 16 {
-		return Scan{}, Invalidf("code", "marking code must start with AI 01 and a GTIN-14")
+// gs1AI returns the length of the application identifier s starts with
+// and, for the AIs whose data length the GS1 General Specifications
+// predefine (no separator follows them), that length; 0 for data of
+// variable length, ended by a group separator or the end of the string.
+func gs1AI(s string) (aiLen, dataLen int, ok bool) {
+	if len(s) < 2 || !isDigits(s[:2]) {
+		return 0, 0, false
 	}
-	gtin, err := NormalizeGTIN(s[2:16])
+	p := s[:2]
+	switch {
+	case p == "00":
+		aiLen, dataLen = 2, 18
+	case p == "01" || p == "02" || p == "03":
+		aiLen, dataLen = 2, 14
+	case p == "04":
+		aiLen, dataLen = 2, 16
+	case p >= "11" && p <= "19":
+		aiLen, dataLen = 2, 6
+	case p == "20":
+		aiLen, dataLen = 2, 2
+	case p == "10" || p == "21" || p == "22" || p == "30" || p == "37" || p >= "90":
+		aiLen = 2
+	case p == "41":
+		aiLen, dataLen = 3, 13
+	case p == "23" || p == "24" || p == "25" || p == "40" || p == "42" || p == "71":
+		aiLen = 3
+	case p >= "31" && p <= "36":
+		aiLen, dataLen = 4, 6
+	case p == "39" || p == "43" || p == "70" || p == "72" || p == "80" || p == "81" || p == "82":
+		aiLen = 4
+	default:
+		return 0, 0, false
+	}
+	if len(s) < aiLen || !isDigits(s[:aiLen]) {
+		return 0, 0, false
+	}
+	return aiLen, dataLen, true
+}
+
+// parseMarking parses a GS1 element string (DataMatrix, or another GS1
+// symbology) for AI 01 (GTIN-14) and AI 21 (serial, up to 20 characters),
+// in whatever order they come and whatever elements come between them
+// (expiry 17, batch 10, ...). A variable-length element ends at a group
+// separator (the byte 0x1D or the text <GS>) or at the end. Elements after
+// both are found (the crypto tail) are not ours to check.
+func parseMarking(code string) (Scan, error) {
+	s := code
+	for _, p := range gs1SymbologyIDs {
+		if t, ok := strings.CutPrefix(s, p); ok {
+			s = t
+			break
+		}
+	}
+	s = strings.ReplaceAll(s, "<GS>", gs)
+	var gtin, serial string
+	haveGTIN, haveSerial := false, false
+	for len(s) > 0 && !(haveGTIN && haveSerial) {
+		if s[0] == gs[0] {
+			s = s[1:]
+			continue
+		}
+		aiLen, dataLen, ok := gs1AI(s)
+		if !ok {
+			return Scan{}, Invalidf("code", "marking code: no GS1 application identifier at %q", truncate(s, 8))
+		}
+		ai := s[:aiLen]
+		s = s[aiLen:]
+		var v string
+		if dataLen > 0 {
+			if len(s) < dataLen || !isDigits(s[:dataLen]) {
+				return Scan{}, Invalidf("code", "marking code: AI %s wants %d digits", ai, dataLen)
+			}
+			v, s = s[:dataLen], s[dataLen:]
+		} else {
+			v, s, _ = strings.Cut(s, gs)
+		}
+		switch ai {
+		case "01":
+			if haveGTIN {
+				return Scan{}, Invalidf("code", "marking code carries AI 01 twice")
+			}
+			gtin, haveGTIN = v, true
+		case "21":
+			if haveSerial {
+				return Scan{}, Invalidf("code", "marking code carries AI 21 twice")
+			}
+			serial, haveSerial = v, true
+		}
+	}
+	if !haveGTIN {
+		return Scan{}, Invalidf("code", "marking code must carry AI 01 and a GTIN-14")
+	}
+	gtin, err := NormalizeGTIN(gtin)
 	if err != nil {
 		return Scan{}, err
 	}
-	s = s[16:]
-	if !strings.HasPrefix(s, "21") {
-		return Scan{}, Invalidf("code", "marking code must carry AI 21 (serial) after the GTIN")
+	if !haveSerial {
+		return Scan{}, Invalidf("code", "marking code must carry AI 21 (serial)")
 	}
-	s = s[2:]
-	serial, _, _ := strings.Cut(s, gs)
 	if len(serial) == 0 || len(serial) > 20 {
 		return Scan{}, Invalidf("code", "serial must be 1-20 characters, got %d", len(serial))
 	}
@@ -192,4 +284,11 @@ func parseMarking(code string) (Scan, error) {
 		}
 	}
 	return Scan{Kind: ScanMarked, GTIN: gtin, Serial: serial}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -90,6 +90,11 @@ func FuzzParseScan(f *testing.F) {
 		withCheck("201234500347"), withCheck("201234500000"),
 		"01" + shoe + "21ABC\x1d93x", "]d201" + shoe + "21A<GS>91", "\x1d01" + shoe + "21Z",
 		"0100000000000000210", "", "<GS>", "]d2",
+		// GS1 element strings in other orders and symbologies.
+		"01" + shoe + "211234567890123", "21ABC\x1d01" + shoe, "]d221ABC<GS>01" + shoe + "\x1d93x",
+		"01" + shoe + "17270131" + "10LOT\x1d21S\x1d93x", "]Q301" + shoe + "21A\x1d93x", "]C101" + shoe + "21A",
+		"]e001" + shoe + "21A", "<GS>01" + shoe + "21A", "21A\x1d21B\x1d01" + shoe, "01" + shoe + "1727013",
+		"]d2xx01" + shoe + "21A", "8005123456" + "01" + shoe + "21A",
 	} {
 		f.Add(s)
 	}

@@ -195,8 +195,10 @@ func (u Unit) Valid() bool {
 	return false
 }
 
-// Fractional reports whether a quantity in u may have decimal places.
-func (u Unit) Fractional() bool { return u != Piece && u != "" }
+// Fractional reports whether a quantity in u may have decimal places:
+// only in the measured units; a piece, or a unit this build does not know,
+// is counted whole.
+func (u Unit) Fractional() bool { return u == Kg || u == Litre || u == Metre }
 
 func (u Unit) String() string { return string(u) }
 

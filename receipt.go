@@ -206,6 +206,11 @@ func (l *Line) compute(cur Currency) error {
 	if l.Qty, err = NormQty("qty", l.Qty, l.Unit); err != nil {
 		return err
 	}
+	// A serial names one marked unit, counted once per line (sold +1,
+	// returned −1), as a document line with a serial moves one unit.
+	if l.Serial != "" && !l.Qty.Equal(decimal.NewFromInt(1)) {
+		return Invalidf("qty", "a line with a serial sells one unit, not %s", l.Qty)
+	}
 	if l.Price.IsNegative() {
 		return Invalidf("price", "price %s is negative", l.Price)
 	}
@@ -359,6 +364,19 @@ func (r *Receipt) checkLoyalty() error {
 	spends := false
 	for _, p := range r.Payments {
 		spends = spends || p.Method == Points
+	}
+	// The customer and the programme are parts of account names
+	// (PointsAccount): an ID with a slash would post to another
+	// customer's account.
+	if r.Customer != "" {
+		if err := CheckID("customer", string(r.Customer)); err != nil {
+			return err
+		}
+	}
+	if r.Programme != "" {
+		if err := CheckID("programme", string(r.Programme)); err != nil {
+			return err
+		}
 	}
 	if r.Earned < 0 || r.Earned > MaxPoints {
 		return Invalidf("earned", "earned points %d out of [0, %d]", r.Earned, MaxPoints)
