@@ -249,7 +249,57 @@ func (n *Node) precheckLocal(recs []storeline.Record, fields []string) error {
 	if err != nil {
 		return err
 	}
+	if err := n.checkUniqueKeys(recs, fields); err != nil {
+		return err
+	}
 	return checkRuleOverlaps(replicaRuleScan(n.rep), recs, fields) // pricing_api.go
+}
+
+// checkUniqueKeys refuses records whose unique keys (SKU, barcode, card
+// code) would be held by another record once the records before them are
+// written, as the ledger decides it entry by entry: a bulk request split
+// into several entries must not have a later entry refused after the
+// earlier ones were applied.
+func (n *Node) checkUniqueKeys(recs []storeline.Record, fields []string) error {
+	owners := map[string]string{} // kind \0 key → holder after the records so far ("" free)
+	held := map[string][]string{} // kind \0 id → keys it holds after the records so far
+	for i, rec := range recs {
+		kind, id := rec.MasterKind(), rec.MasterID()
+		mk := string(kind) + "\x00" + id
+		old, ok := held[mk]
+		if !ok {
+			cur, _ := storeline.NewRecord(kind)
+			switch err := n.rep.GetMaster(kind, id, cur); {
+			case err == nil:
+				old = cur.UniqueKeys()
+			case storeline.KindOf(err) != storeline.NotFound:
+				return err
+			}
+		}
+		for _, k := range old {
+			owners[string(kind)+"\x00"+k] = ""
+		}
+		for _, k := range rec.UniqueKeys() {
+			uk := string(kind) + "\x00" + k
+			owner, ok := owners[uk]
+			if !ok {
+				cur, _ := storeline.NewRecord(kind)
+				switch err := n.rep.LookupMaster(kind, k, cur); {
+				case err == nil:
+					owner = cur.MasterID()
+				case storeline.KindOf(err) != storeline.NotFound:
+					return err
+				}
+			}
+			if owner != "" && owner != id {
+				return &storeline.Error{Kind: storeline.Conflict, Field: fields[i],
+					Err: fmt.Errorf("%s %q: unique key %q is held by %q", kind, id, k, owner)}
+			}
+			owners[uk] = id
+		}
+		held[mk] = rec.UniqueKeys()
+	}
+	return nil
 }
 
 func setID(rec storeline.Record, id string) error {

@@ -242,7 +242,7 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 	}
 	ft, _ := time.Parse("2006-01-02", string(from))
 	tt, _ := time.Parse("2006-01-02", string(to))
-	if tt.Sub(ft) > maxExciseDays*24*time.Hour {
+	if tt.Sub(ft) >= maxExciseDays*24*time.Hour { // from and to both count
 		return errMalformed("to", "%s..%s spans more than %d days", from, to, maxExciseDays)
 	}
 	limit, err := queryLimit(r)
@@ -257,7 +257,9 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 		if ok {
 			afterDate, err = storeline.ParseDate("after", d)
 			if err == nil {
-				afterN, err = strconv.ParseInt(ns, 10, 64)
+				var u uint64
+				u, err = strconv.ParseUint(ns, 10, 63)
+				afterN = int64(u)
 			}
 		}
 		if !ok || err != nil || afterDate < from {

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -215,7 +216,12 @@ func prefixed(field string, err error) error {
 		return err
 	}
 	f := storeline.FieldOf(err)
-	return &storeline.Error{Kind: storeline.KindOf(err), Field: prefix(field, f), Err: fmt.Errorf("%s", errMessage(err))}
+	var inner error = fmt.Errorf("%s", errMessage(err))
+	var mf malformed
+	if errors.As(err, &mf) {
+		inner = malformed{inner} // still a 400
+	}
+	return &storeline.Error{Kind: storeline.KindOf(err), Field: prefix(field, f), Err: inner}
 }
 
 // exists reports whether (kind, id) is live in the state or among the

@@ -1,9 +1,7 @@
 package central
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -361,24 +359,6 @@ type basketLineIn struct {
 	Price *decimal.Decimal `json:"price"`
 }
 
-// decodeStrict decodes a JSON body into v, refusing unknown fields; errors
-// are 400s naming the field where the decoder says which.
-func decodeStrict(body []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return errMalformed(te.Field, "want a %s", te.Type)
-		}
-		return errMalformed("", "%v", err)
-	}
-	if d.More() {
-		return errMalformed("", "one JSON object expected")
-	}
-	return nil
-}
-
 // postBasketPrice prices a basket for a shop with central's copy of the
 // shop's master data, recording nothing: the answer a shop's POST
 // /v1/baskets/price gives once the feed has brought it the same records.
@@ -392,7 +372,7 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in basketIn
-	if err := decodeStrict(body, &in); err != nil {
+	if err := decodeWire(body, &in); err != nil { // names lines[i].qty
 		return err
 	}
 	if err := n.readConsistency(r); err != nil {

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/shopspring/decimal"
 )
 
 // The head-office API speaks the root's master-data types in JSON with
@@ -102,7 +105,34 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
+// plainDecimal is the one spelling of a decimal on the wire (openapi.yaml):
+// a JSON string of digits, perhaps signed and with a fraction; no exponent,
+// no JSON number, no other sign or spacing.
+var plainDecimal = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+var decimalType = reflect.TypeFor[decimal.Decimal]()
+
 func fromWire(raw json.RawMessage, v reflect.Value, path string) error {
+	switch {
+	case v.Type() == decimalType:
+		if string(raw) == "null" {
+			v.SetZero() // absent, as before
+			return nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil || !plainDecimal.MatchString(s) {
+			return errMalformed(path, "%.40s: want a decimal in a string, as \"12.50\"", raw)
+		}
+		v.Set(reflect.ValueOf(decimal.RequireFromString(s)))
+		return nil
+	case v.Kind() == reflect.Pointer && v.Type().Elem() == decimalType:
+		if string(raw) == "null" {
+			v.SetZero()
+			return nil
+		}
+		v.Set(reflect.New(decimalType))
+		return fromWire(raw, v.Elem(), path)
+	}
 	if reflect.PointerTo(v.Type()).Implements(jsonUnmarshaler) {
 		if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 			return errMalformed(path, "%v", err)
