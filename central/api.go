@@ -714,18 +714,40 @@ func (n *Node) getPrices(w http.ResponseWriter, r *http.Request) error {
 	if item != "" {
 		prefix = storeline.PricePrefix(storeline.PriceListID(list), storeline.ItemID(item))
 	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	// Pages in ID order: a list of a chain's goods runs to six figures,
+	// and a page that stopped at a bound without saying so read as the
+	// whole list.
+	after := q.Get("after")
+	if after != "" && !strings.HasPrefix(after, prefix) {
+		return errMalformed("after", "%q is not a price of the list (and item) asked for", after)
+	}
+	start := after
+	if start == "" {
+		start = prefix // no price ID is the prefix itself: they go on past its "/"
+	}
 	out := []any{}
-	err := n.rep.ScanMaster(storeline.KindPrice, prefix, func(rec storeline.Record) error {
-		if len(out) == MaxFeedLimit {
-			return nil
+	next, last := "", ""
+	err = n.rep.ScanMasterAfter(storeline.KindPrice, start, func(rec storeline.Record) (bool, error) {
+		id := rec.MasterID()
+		if !strings.HasPrefix(id, prefix) {
+			return false, nil
+		}
+		if len(out) == limit {
+			next = last // there is more
+			return false, nil
 		}
 		out = append(out, encodeWire(rec))
-		return nil
+		last = id
+		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"prices": out})
+	writeJSON(w, http.StatusOK, map[string]any{"prices": out, "next": next})
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package central_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
@@ -126,4 +129,58 @@ func TestReviewImportMalformedIs400(t *testing.T) {
 	problemOf(t, apiDo(t, "POST", a, "/v1/prices", adminKey, map[string]any{"prices": []any{map[string]any{"list": "retail", "item": "milk", "price": 1}}}, nil), http.StatusBadRequest, "prices[0].price")
 	problemOf(t, apiDo(t, "PUT", a, "/v1/documents/p1", adminKey, map[string]any{"type": "stocktake", "store": "s1", "position": map[string]any{"colour": 1},
 		"lines": lines(map[string]any{"item": "milk", "qty": "1"})}, nil), http.StatusBadRequest, "position.colour")
+}
+
+// TestPricesPaged: a price list is read in pages of limit, in ID order,
+// each page's next the after of the following one and empty on the last,
+// so nothing is cut off unsaid; an after outside the list is a 400.
+func TestPricesPaged(t *testing.T) {
+	c := startClusterWith(t, 1, nil)
+	a := c.nodes[0].APIAddr()
+	seed(t, a, 7)
+	mustOK(t, apiDo(t, "PUT", a, "/v1/price_lists/promo", adminKey, map[string]any{"name": "Promo", "currency": "EUR"}, nil))
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var prices []any
+	for i := range 7 {
+		prices = append(prices, map[string]any{"list": "retail", "item": fmt.Sprintf("i%d", i), "from": from, "price": fmt.Sprintf("%d.50", i+1)})
+	}
+	prices = append(prices, map[string]any{"list": "promo", "item": "i0", "from": from, "price": "0.99"})
+	mustOK(t, apiDo(t, "POST", a, "/v1/prices", adminKey, map[string]any{"prices": prices}, nil))
+
+	seen := map[string]bool{}
+	after, pages := "", 0
+	for {
+		path := "/v1/prices?list=retail&limit=3"
+		if after != "" {
+			path += "&after=" + url.QueryEscape(after)
+		}
+		page := mustOK(t, apiDo(t, "GET", a, path, viewerKey, nil, nil)).json(t)
+		pages++
+		ps := page["prices"].([]any)
+		if len(ps) > 3 {
+			t.Fatalf("page %d holds %d prices, limit 3", pages, len(ps))
+		}
+		for _, p := range ps {
+			m := p.(map[string]any)
+			if m["list"] != "retail" {
+				t.Fatalf("page %d holds a price of list %v", pages, m["list"])
+			}
+			if seen[m["item"].(string)] {
+				t.Fatalf("price of %v on two pages", m["item"])
+			}
+			seen[m["item"].(string)] = true
+		}
+		after = page["next"].(string)
+		if after == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(seen) != 7 || pages != 3 {
+		t.Fatalf("%d prices in %d pages, want 7 in 3", len(seen), pages)
+	}
+	problemOf(t, apiDo(t, "GET", a, "/v1/prices?list=retail&after=promo/i0", viewerKey, nil, nil), http.StatusBadRequest, "after")
+	problemOf(t, apiDo(t, "GET", a, "/v1/prices?list=retail&limit=0", viewerKey, nil, nil), http.StatusBadRequest, "limit")
 }
