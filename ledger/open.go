@@ -3,7 +3,9 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -33,7 +35,53 @@ func openBadger(dir string, memTableBytes, valueThreshold, valueLogFileBytes int
 	if valueLogFileBytes > 0 {
 		opts = opts.WithValueLogFileSize(valueLogFileBytes)
 	}
-	return badger.OpenManaged(opts) // versions.go numbers the commits
+	return openAfterCrash(opts, badger.OpenManaged) // versions.go numbers the commits
+}
+
+// openAfterCrash opens Badger with opts by open (badger.Open or
+// badger.OpenManaged). A crash between Badger's creating a memtable or
+// value-log file and its first write leaves the file empty, and Badger's
+// next Open fails on it: it sizes the file, then takes the "new file"
+// answer for an error (upstream issue 2207). The Open after that finds
+// the file sized, with nothing in it, and goes on: a node must start
+// after any crash without someone restarting it twice.
+func openAfterCrash(opts badger.Options, open func(badger.Options) (*badger.DB, error)) (*badger.DB, error) {
+	empty, err := emptyBadgerFiles(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ValueDir != opts.Dir {
+		more, err := emptyBadgerFiles(opts.ValueDir)
+		if err != nil {
+			return nil, err
+		}
+		empty = append(empty, more...)
+	}
+	db, err := open(opts)
+	if err != nil && len(empty) > 0 {
+		db, err = open(opts)
+	}
+	return db, err
+}
+
+// emptyBadgerFiles lists the empty memtable and value-log files in dir.
+func emptyBadgerFiles(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range es {
+		if n := e.Name(); strings.HasSuffix(n, ".mem") || strings.HasSuffix(n, ".vlog") {
+			if fi, err := e.Info(); err == nil && fi.Size() == 0 {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
 }
 
 // ErrOriginMismatch is the cause of the Invalid error Open returns for a

@@ -89,7 +89,7 @@ func OpenLogStore(dir string, o LogStoreOptions) (*LogStore, error) {
 		WithBlockCacheSize(8 << 20).
 		WithNumVersionsToKeep(1).
 		WithLogger(nil)
-	db, err := badger.Open(opts)
+	db, err := openAfterCrash(opts, badger.Open)
 	if err != nil {
 		return nil, storeline.E(op, ioKind(err), fmt.Errorf("badger %s: %w", dir, err))
 	}

@@ -107,7 +107,7 @@ func OpenReplica(dir string, o ReplicaOptions) (*Replica, error) {
 		WithBlockCacheSize(16 << 20).
 		WithNumVersionsToKeep(1).
 		WithLogger(nil)
-	db, err := badger.Open(opts)
+	db, err := openAfterCrash(opts, badger.Open)
 	if err != nil {
 		return nil, storeline.E(op, ioKind(err), fmt.Errorf("badger %s: %w", dir, err))
 	}
