@@ -136,6 +136,12 @@ func (s *Store) Location() (*time.Location, error) {
 	if loc, ok := locations.Load(s.TimeZone); ok {
 		return loc.(*time.Location), nil
 	}
+	if s.TimeZone == "Local" {
+		// time.LoadLocation takes it for the machine's own zone: a node and
+		// head office on machines set apart would date and price the same
+		// receipt differently.
+		return nil, Invalidf("time_zone", "%q is the machine's zone, not the shop's: give an IANA zone such as Europe/Riga", s.TimeZone)
+	}
 	loc, err := time.LoadLocation(s.TimeZone)
 	if err != nil {
 		return nil, Invalidf("time_zone", "unknown time zone %q", s.TimeZone)

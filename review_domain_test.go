@@ -113,3 +113,17 @@ func TestSerialLineIsOneUnit(t *testing.T) {
 		t.Fatalf("return Compute = %v, want Invalid naming lines[0].qty", err)
 	}
 }
+
+// TestStoreRefusesLocalZone: "Local" is the machine's zone to
+// time.LoadLocation, so a store set to it would date and price a receipt
+// by whichever machine reads it; it is refused, naming time_zone.
+func TestStoreRefusesLocalZone(t *testing.T) {
+	s := &storeline.Store{ID: "s1", Name: "Shop", TimeZone: "Local", Currency: "EUR", Departments: []storeline.Department{{ID: "main"}}}
+	if err := s.Validate(); storeline.FieldOf(err) != "time_zone" {
+		t.Fatalf("Validate(time zone Local) = %v, want an error naming time_zone", err)
+	}
+	s.TimeZone = "Europe/Riga"
+	if err := s.Validate(); err != nil {
+		t.Fatalf("Validate(Europe/Riga) = %v", err)
+	}
+}

@@ -108,6 +108,11 @@ func (e *Engine) location(st *storeline.Store) (*time.Location, error) {
 	if loc, ok := e.locs[st.TimeZone]; ok {
 		return loc, nil
 	}
+	// "Local" is the process's own zone (time.Local), not the shop's: a
+	// node and head office would price the same basket differently.
+	if st.TimeZone == "Local" {
+		return nil, storeline.Invalidf("store.time_zone", "%q is not an IANA time zone", st.TimeZone)
+	}
 	loc, err := st.Location()
 	if err != nil {
 		return nil, err
