@@ -150,10 +150,18 @@ func (c ClientConfig) Validate() error {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			bad(fmt.Sprintf("Central[%d]", i), "%q is not an http(s) URL", u)
+		} else if c.TLS != nil && p.Scheme != "https" {
+			// The client certificate would never be presented.
+			bad(fmt.Sprintf("Central[%d]", i), "%q: a TLS client certificate is set, so central's URL must be https", u)
 		}
 	}
 	if c.Token == "" && c.TLS == nil {
 		bad("Token", "a token or a TLS client certificate is required")
+	}
+	if c.Token != "" && (strings.TrimSpace(c.Token) != c.Token || strings.ContainsFunc(c.Token, func(r rune) bool { return r < 0x20 || r == 0x7f })) {
+		// A header cannot carry it (each request would fail as if central
+		// were down) or central would never see it as sent.
+		bad("Token", "leading or trailing white space or a control character (a newline read from a file?)")
 	}
 	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > MaxWireEvents {
 		bad("MaxBatchEvents", "%d out of [1, %d]", c.MaxBatchEvents, MaxWireEvents)
@@ -201,8 +209,9 @@ func (c ClientConfig) String() string {
 
 // Status is the client's view of replication, for /v1/health.
 type Status struct {
-	// State is "online" (the last exchange succeeded), "offline" or
-	// "resync" (a snapshot is being pulled).
+	// State is "online" (the last push and the last pull both
+	// succeeded), "offline" (either failed, or none succeeded yet) or
+	// "resync" (a snapshot is being pulled, pushes going through).
 	State string
 	// Reachable reports whether the last request reached central.
 	Reachable bool
@@ -229,6 +238,10 @@ type Client struct {
 
 	mu     sync.Mutex
 	status Status
+	// pushDown and pullDown: the loop's last exchange failed; synced: an
+	// exchange succeeded; resyncing: the stored cursor is mid-snapshot.
+	// State is derived from them (setState).
+	pushDown, pullDown, synced, resyncing bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -304,6 +317,33 @@ func (c *Client) setStatus(fn func(*Status)) {
 	c.mu.Unlock()
 }
 
+// exchanged records how a push (push true) or pull exchange ended and
+// derives State: one loop failing is enough for "offline", since a shop
+// whose pulls go through while its pushes fail is not replicating.
+func (c *Client) exchanged(push, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if push {
+		c.pushDown = !ok
+	} else {
+		c.pullDown = !ok
+	}
+	c.synced = c.synced || ok
+	c.setState()
+}
+
+// setState derives State; c.mu is held.
+func (c *Client) setState() {
+	switch {
+	case !c.synced || c.pushDown || c.pullDown:
+		c.status.State = "offline"
+	case c.resyncing:
+		c.status.State = "resync"
+	default:
+		c.status.State = "online"
+	}
+}
+
 // backoff is exponential with jitter and a ceiling.
 type backoff struct {
 	min, max time.Duration
@@ -311,11 +351,16 @@ type backoff struct {
 }
 
 func (b *backoff) next() time.Duration {
-	d := b.max
-	if b.n < 32 {
-		d = min(b.max, b.min<<b.n)
+	// Doubled step by step, stopping at the ceiling: min<<n overflows
+	// (and goes negative) long before n reaches 32 for a min of seconds.
+	d := max(b.min, 1)
+	for i := 0; i < b.n && d < b.max; i++ {
+		d *= 2
 	}
-	b.n++
+	d = min(d, b.max)
+	if d < b.max {
+		b.n++
+	}
 	// Half fixed, half random: spread retries of many shops after an
 	// outage without ever waiting less than half the step.
 	return d/2 + rand.N(d/2+1)
@@ -410,7 +455,7 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.failover(i)
-		c.setStatus(func(s *Status) { s.Reachable, s.State = false, "offline" })
+		c.setStatus(func(s *Status) { s.Reachable = false })
 		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: %w", base, err))
 	}
 	defer resp.Body.Close()
@@ -418,7 +463,7 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
 	if err != nil {
 		c.failover(i)
-		c.setStatus(func(s *Status) { s.Reachable, s.State = false, "offline" })
+		c.setStatus(func(s *Status) { s.Reachable = false })
 		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: read answer: %w", base, err))
 	}
 	c.met.BytesDown.Add(float64(len(rb)))
@@ -534,6 +579,9 @@ func (c *Client) pushLoop(ctx context.Context) {
 				return
 			}
 			c.met.PushErrors.Inc()
+			if storeline.KindOf(err) != storeline.TooLarge || len(req.Events) <= 1 {
+				c.exchanged(true, false) // a batch about to be halved is not an outage
+			}
 			from := Position{Epoch: req.Epoch}
 			if len(req.Events) > 0 {
 				from.Seq = req.Events[0].Seq
@@ -551,8 +599,8 @@ func (c *Client) pushLoop(ctx context.Context) {
 			}
 			continue
 		}
-		bo.reset()
 		size.success()
+		c.exchanged(true, true)
 		now := c.cfg.Now()
 		c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
 		c.met.Rejections.Add(float64(len(resp.Rejections)))
@@ -570,6 +618,7 @@ func (c *Client) pushLoop(ctx context.Context) {
 				c.met.WentBack.Inc()
 				c.log.Error("replication: central needs a position it acknowledged: it went back in time; resending from there", "gap", gap, "acked", ack)
 			}
+			bo.reset()
 			next = Position{gap.Epoch, gap.Seq - 1}
 			continue
 		}
@@ -594,6 +643,9 @@ func (c *Client) pushLoop(ctx context.Context) {
 			}
 			ack = acked
 		}
+		// Reset only now: an answer the node could not persist is a
+		// failure like any other, and backs off.
+		bo.reset()
 		next = acked
 		if probing {
 			probing = false
@@ -606,9 +658,6 @@ func (c *Client) pushLoop(ctx context.Context) {
 		}
 		c.setStatus(func(s *Status) {
 			s.Acked, s.LastPush, s.LastSync, s.Reachable = ack, now, now, true
-			if s.State == "offline" {
-				s.State = "online"
-			}
 		})
 		c.gaugeWaiting(ack, nil)
 	}
@@ -825,6 +874,9 @@ func (c *Client) pullLoop(ctx context.Context) {
 				return
 			}
 			c.met.PullErrors.Inc()
+			if storeline.KindOf(err) != storeline.TooLarge || size.cur <= 1 {
+				c.exchanged(false, false)
+			}
 			c.log.Warn("replication: pull failed", "cursor", st.Cursor, "items", size.cur, "err", err)
 			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(size.cur) {
 				c.met.Shrunk.Inc()
@@ -838,10 +890,10 @@ func (c *Client) pullLoop(ctx context.Context) {
 			}
 			continue
 		}
-		bo.reset()
 		page, next, err := c.localPage(st, &resp)
 		if err != nil {
 			c.met.PullErrors.Inc()
+			c.exchanged(false, false)
 			c.log.Error("replication: bad page from central", "cursor", st.Cursor, "err", err)
 			if !sleep(ctx, c.cfg.BackoffMax) {
 				return
@@ -863,6 +915,7 @@ func (c *Client) pullLoop(ctx context.Context) {
 			c.askProbe()
 		}
 		if next == st && len(page.Changes)+len(page.Events)+len(page.Meta) == 0 {
+			bo.reset()
 			c.pulled(now, st)
 			continue // the long poll ended with nothing new
 		}
@@ -890,6 +943,7 @@ func (c *Client) pullLoop(ctx context.Context) {
 			continue
 		}
 		st, stb = next, nb
+		bo.reset() // only once the page is stored: a node that cannot store it backs off
 		size.success()
 		for _, ev := range page.Events {
 			if ev.Origin == c.cfg.Store {
@@ -931,13 +985,11 @@ func (c *Client) sweep(ctx context.Context, st *cursorState, stb *[]byte, sweptT
 }
 
 func (c *Client) pulled(now time.Time, st cursorState) {
-	c.setStatus(func(s *Status) {
-		s.LastPull, s.LastSync, s.Reachable, s.Cursor = now, now, true, st.Cursor
-		s.State = "online"
-		if st.Snapshot != nil {
-			s.State = "resync"
-		}
-	})
+	c.mu.Lock()
+	c.status.LastPull, c.status.LastSync, c.status.Reachable, c.status.Cursor = now, now, true, st.Cursor
+	c.resyncing = st.Snapshot != nil
+	c.mu.Unlock()
+	c.exchanged(false, true)
 }
 
 // newIncarnation reports whether an answer's incarnation shows central's
