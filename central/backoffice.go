@@ -484,7 +484,9 @@ func checkPosition(rt *ledger.ReplicaTxn, d *storeline.Document) error {
 	if err != nil {
 		return err
 	}
-	if have := ledger.U64(v); v == nil || have < d.Position.Seq {
+	// Seq 0: counting started before the epoch's first event, which
+	// head office has trivially applied (there may be no mark yet).
+	if have := ledger.U64(v); have < d.Position.Seq {
 		return &storeline.Error{Kind: storeline.Conflict, Field: "position",
 			Err: fmt.Errorf("head office has applied %s's journal up to %d of epoch %d; the count started at %d: post it once the shop has caught up",
 				d.Store, have, d.Position.Epoch, d.Position.Seq)}
