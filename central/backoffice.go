@@ -89,11 +89,17 @@ type docRecord struct {
 	CancelledMs int64               `msgpack:"xms,omitempty"`
 	PostEvent   storeline.EventID   `msgpack:"pev,omitempty"`
 	CancelEvent storeline.EventID   `msgpack:"xev,omitempty"`
-	Prices      []storeline.Price   `msgpack:"prices,omitempty"` // a repricing's, to withdraw on cancel
-	Batches     []storeline.BatchIn `msgpack:"batches,omitempty"`
+	Prices      []storeline.Price   `msgpack:"prices,omitempty"`  // a repricing's, to withdraw on cancel
+	Batches     []storeline.BatchIn `msgpack:"batches,omitempty"` // brought in: an invoice's, a transfer receipt's (backoffice_batches.go)
 	// CancelPostings are what cancelling booked: the postings negated,
 	// and any variance sweep (storeline.CancelDocument).
 	CancelPostings []storeline.Posting `msgpack:"xps,omitempty"`
+	// Taken is what the post took from the store's batches
+	// (backoffice_batches.go), which cancelling puts back. A document
+	// posted before posts recorded it has none (the field is new and
+	// optional, so it decodes as before): its cancel puts nothing back,
+	// as then.
+	Taken []batchTake `msgpack:"taken,omitempty"`
 }
 
 type docIDPayload struct {
@@ -781,7 +787,17 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, bi := range der.Batches {
+	// Batches: what the document takes out of the store's stock comes
+	// out of its batches; what it brings in with a batch goes in.
+	taken, err := takeBatches(tx, &d, der.Postings)
+	if err != nil {
+		return nil, err
+	}
+	batches := der.Batches
+	if ship != nil {
+		batches = append(batches, carriedBatches(&d, der.Postings, ship)...)
+	}
+	for _, bi := range batches {
 		if err := addBatch(tx, storeline.Batch(bi), bi.Qty); err != nil {
 			return nil, err
 		}
@@ -793,7 +809,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 		}
 	}
 	rec.Status, rec.Postings, rec.PostedMs = storeline.DocPosted, der.Postings, tx.At.UnixMilli()
-	rec.Prices, rec.Batches = der.Prices, der.Batches
+	rec.Prices, rec.Batches, rec.Taken = der.Prices, batches, taken
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
 	}
@@ -928,6 +944,9 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if err := restoreBatches(tx, rec.Taken); err != nil {
+		return nil, err
+	}
 	if ship != nil {
 		ship.ReceivedBy = ""
 		if err := putDoc(tx.ReplicaTxn, ship); err != nil {
@@ -998,6 +1017,7 @@ func soldUnits(ev *storeline.Event, sold map[storeline.ItemID]decimal.Decimal) {
 
 // consumeBatches takes the sold units from each item's batches at store,
 // first-expiring first; units no batch covers are not tracked by batch.
+// Documents take theirs by the same rule (takeBatches).
 func consumeBatches(tx *Tx, store storeline.StoreID, sold map[storeline.ItemID]decimal.Decimal) error {
 	items := make([]storeline.ItemID, 0, len(sold))
 	for it := range sold {

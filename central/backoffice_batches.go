@@ -1,0 +1,215 @@
+package central
+
+// Batches and documents: every document that takes units out of a shop's
+// stock takes them from the item's batches there, by the rule sales
+// follow (consumeBatches: first-expiring first, storeline.ConsumeFEFO),
+// after the batch a line names (its batch and expiry, where given). What a
+// post took is stored with the document (docRecord.Taken), so its cancel
+// puts back exactly that; a transfer between shops carries what it took
+// to the receiving shop when it is received (the receipt's
+// docRecord.Batches, which its cancel takes back as an invoice's cancel
+// does). All of it runs in the entry that posts or cancels, in line and
+// item order, so every replica writes the same.
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// batchTake is units a document's post took from one batch of an item at
+// a store.
+type batchTake struct {
+	Store       storeline.StoreID `msgpack:"s"`
+	Item        storeline.ItemID  `msgpack:"i"`
+	Batch       string            `msgpack:"b,omitempty"`
+	Expiry      storeline.Date    `msgpack:"e,omitempty"`
+	Certificate string            `msgpack:"c,omitempty"`
+	Qty         decimal.Decimal   `msgpack:"q"`
+}
+
+func (t *batchTake) batch() storeline.Batch {
+	return storeline.Batch{Store: t.Store, Item: t.Item, Batch: t.Batch, Expiry: t.Expiry, Certificate: t.Certificate}
+}
+
+// netUnits sums, per item, the units ps move on store's stock accounts
+// over all of its departments (a move between departments nets to
+// nothing), and returns the items whose sum has sign (-1: out, 1: in), in
+// item order, with the sums' absolute values.
+func netUnits(ps []storeline.Posting, store storeline.StoreID, sign int) ([]storeline.ItemID, map[storeline.ItemID]decimal.Decimal) {
+	prefix := "stock/" + string(store) + "/"
+	sums := map[storeline.ItemID]decimal.Decimal{}
+	var items []storeline.ItemID
+	for _, p := range ps {
+		rest, ok := strings.CutPrefix(p.Account, prefix)
+		if !ok {
+			continue
+		}
+		item := storeline.ItemID(rest[strings.LastIndexByte(rest, '/')+1:])
+		if p.Asset != storeline.ItemAsset(item) {
+			continue
+		}
+		if _, seen := sums[item]; !seen {
+			items = append(items, item)
+		}
+		sums[item] = sums[item].Add(p.Amount)
+	}
+	out := map[storeline.ItemID]decimal.Decimal{}
+	var keep []storeline.ItemID
+	for _, it := range items {
+		if sums[it].Sign() == sign {
+			keep = append(keep, it)
+			out[it] = sums[it].Abs()
+		}
+	}
+	slices.Sort(keep)
+	return keep, out
+}
+
+// takeFEFO takes up to q units from the batches of bs that match accepts
+// (all when nil), first-expiring first as ConsumeFEFO orders them,
+// lowering their quantities in bs; it returns the takes and what of q
+// they did not cover.
+func takeFEFO(bs []storeline.Batch, match func(*storeline.Batch) bool, q decimal.Decimal) ([]storeline.Batch, decimal.Decimal) {
+	var sub []storeline.Batch
+	var idx []int
+	for i := range bs {
+		if match == nil || match(&bs[i]) {
+			sub = append(sub, bs[i])
+			idx = append(idx, i)
+		}
+	}
+	ts, short := storeline.ConsumeFEFO(sub, q)
+	var out []storeline.Batch
+	for _, t := range ts {
+		for _, i := range idx {
+			if bs[i].Batch == t.Batch && bs[i].Expiry == t.Expiry {
+				bs[i].Qty = bs[i].Qty.Sub(t.Qty)
+				tk := bs[i]
+				tk.Qty = t.Qty
+				out = append(out, tk)
+				break
+			}
+		}
+	}
+	return out, short
+}
+
+// allocate takes, for each item of items, q[item] units from avail[item]:
+// first, line by line, from the batches a line of d on the item names (up
+// to the line's quantity), then first-expiring first. It returns the
+// takes merged by batch, in the order first taken.
+func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.ItemID]decimal.Decimal, avail map[storeline.ItemID][]storeline.Batch) []storeline.Batch {
+	var out []storeline.Batch
+	at := map[string]int{}
+	add := func(ts []storeline.Batch) {
+		for _, t := range ts {
+			k := string(t.Item) + "\x00" + string(t.Expiry) + "\x00" + t.Batch
+			if i, ok := at[k]; ok {
+				out[i].Qty = out[i].Qty.Add(t.Qty)
+				continue
+			}
+			at[k] = len(out)
+			out = append(out, t)
+		}
+	}
+	for _, it := range items {
+		bs, left := avail[it], q[it]
+		if len(bs) == 0 {
+			continue
+		}
+		// A production's lines name its products, not its components.
+		if d.Type != storeline.DocProduction {
+			for _, l := range d.Lines {
+				if l.Item != it || (l.Batch == "" && l.Expiry == "") || !left.IsPositive() {
+					continue
+				}
+				named := func(b *storeline.Batch) bool {
+					return (l.Batch == "" || b.Batch == l.Batch) && (l.Expiry == "" || b.Expiry == l.Expiry)
+				}
+				want := decimal.Min(l.Qty, left)
+				ts, short := takeFEFO(bs, named, want)
+				add(ts)
+				left = left.Sub(want.Sub(short))
+			}
+		}
+		ts, _ := takeFEFO(bs, nil, left)
+		add(ts)
+	}
+	return out
+}
+
+// takeBatches takes from d.Store's batches the units of each item its
+// postings ps take out of the store's stock (allocate), writes the
+// batches' new quantities and returns what it took, for docRecord.Taken.
+// Units no batch covers are not tracked by batch (the stock may go below
+// zero; a batch never does).
+func takeBatches(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]batchTake, error) {
+	items, out := netUnits(ps, d.Store, -1)
+	if len(items) == 0 {
+		return nil, nil
+	}
+	if err := batchMarkers(tx.ReplicaTxn, tx.cache); err != nil {
+		return nil, err
+	}
+	avail := map[storeline.ItemID][]storeline.Batch{}
+	for _, it := range items {
+		if has, err := tx.cache.batchMark(tx.ReplicaTxn, batchItemKey(d.Store, it)); err != nil || !has {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		bs, err := batchesOf(tx.ReplicaTxn, d.Store, it)
+		if err != nil {
+			return nil, err
+		}
+		avail[it] = bs
+	}
+	var taken []batchTake
+	for _, b := range allocate(d, items, out, avail) {
+		if err := addBatch(tx, b, b.Qty.Neg()); err != nil {
+			return nil, err
+		}
+		taken = append(taken, batchTake{Store: b.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
+	}
+	return taken, nil
+}
+
+// restoreBatches puts back what a post took (docRecord.Taken).
+func restoreBatches(tx *Tx, taken []batchTake) error {
+	for i := range taken {
+		if err := addBatch(tx, taken[i].batch(), taken[i].Qty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// carriedBatches are the batches a transfer receipt d (with postings ps)
+// brings to its shop from what the transfer ship took at the sender: per
+// item, as many units as the receipt puts into stock, a batch the
+// receipt's line names first, then first-expiring first. Units the
+// transfer took from no batch (or a surplus) arrive unbatched; a transfer
+// posted before its post recorded what it took carries nothing.
+func carriedBatches(d *storeline.Document, ps []storeline.Posting, ship *docRecord) []storeline.BatchIn {
+	if len(ship.Taken) == 0 {
+		return nil
+	}
+	items, in := netUnits(ps, d.Store, 1)
+	avail := map[storeline.ItemID][]storeline.Batch{}
+	for i := range ship.Taken {
+		t := &ship.Taken[i]
+		b := t.batch()
+		b.Qty = t.Qty
+		avail[t.Item] = append(avail[t.Item], b)
+	}
+	var out []storeline.BatchIn
+	for _, b := range allocate(d, items, in, avail) {
+		out = append(out, storeline.BatchIn{Store: d.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
+	}
+	return out
+}
