@@ -2,6 +2,7 @@ package central
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -73,3 +74,9 @@ func (n *Node) GossipAlive(id string) bool {
 	_, ok := n.gos.meta(id)
 	return ok
 }
+
+// BackupFSM writes the node's FSM state as a Raft snapshot would.
+func (n *Node) BackupFSM(w io.Writer) error { return n.rep.Backup(w) }
+
+// RestoreFSM restores the node's FSM from r as Raft would (FSM.Restore).
+func (n *Node) RestoreFSM(r io.Reader) error { return n.fsm.Restore(io.NopCloser(r)) }

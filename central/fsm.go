@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -167,6 +168,8 @@ type FSM struct {
 	// other entry, a failed or skipped transaction and a restore empty
 	// it, as they do items.
 	cache *pushCache
+	// spoolDir holds a snapshot being restored ("" is os.TempDir).
+	spoolDir string
 }
 
 type itemFlags struct{ exists, excise bool }
@@ -410,12 +413,29 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return fsmSnapshot{f.rep}, nil
 }
 
-// Restore replaces the state with a snapshot's.
+// Restore replaces the state with a snapshot's. The snapshot is read
+// whole into a spool file first: the replica drops its state before it
+// loads the new one, so a stream that broke midway would leave it half
+// restored under its old applied index.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	clear(f.items)
 	f.cache.reset()
-	if err := f.rep.Restore(rc); err != nil {
+	sp, err := os.CreateTemp(f.spoolDir, "restore-*.tmp")
+	if err != nil {
+		return fmt.Errorf("central: restore: spool: %w", err)
+	}
+	defer func() {
+		sp.Close()
+		os.Remove(sp.Name())
+	}()
+	if _, err := io.Copy(sp, rc); err != nil {
+		return fmt.Errorf("central: restore: reading the snapshot: %w", err)
+	}
+	if _, err := sp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("central: restore: spool: %w", err)
+	}
+	if err := f.rep.Restore(sp); err != nil {
 		return fmt.Errorf("central: restore: %w", err)
 	}
 	return nil

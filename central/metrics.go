@@ -78,7 +78,12 @@ func (m *metrics) observe(r *raft.Raft) {
 			case o := <-ch:
 				switch o.Data.(type) {
 				case raft.LeaderObservation:
-					m.leaderChanges.Add(1)
+					// Raft also tells when the leader becomes unknown (a
+					// heartbeat timeout, an election starting): that is
+					// no change of its own, or one transfer counts twice.
+					if o.Data.(raft.LeaderObservation).LeaderID != "" {
+						m.leaderChanges.Add(1)
+					}
 				case raft.FailedHeartbeatObservation:
 					m.heartbeatFailures.Add(1)
 				}
@@ -124,7 +129,17 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.applied, stat(s, "applied_index"))
 	g(m.fsmPending, stat(s, "fsm_pending"))
 	g(m.snapIndex, stat(s, "last_snapshot_index"))
-	g(m.voters, stat(s, "num_peers")+1)
+	// Not num_peers+1: Stats reports 0 peers on a node that is not a
+	// voter itself (a non-voter would show 1 voter).
+	voters := 0
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			if srv.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+	}
+	g(m.voters, float64(voters))
 	contact := 0.0
 	if cur != raft.Leader {
 		if t := r.LastContact(); !t.IsZero() {

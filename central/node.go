@@ -97,6 +97,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
 	n.fsm.onApply = n.applied.bump
+	n.fsm.spoolDir = cfg.DataDir
 	// Raft's own logs go to the node's logger at debug level, through
 	// raft's io.Writer constructors (hclog is not a dependency of ours).
 	hl := logWriter{n.log}

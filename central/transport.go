@@ -96,7 +96,14 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-func (s *streamLayer) Close() error   { return s.ln.Close() }
+// Close stops accepting and closes every open connection, dialed or
+// accepted: raft's NetworkTransport.Close closes neither its pooled
+// connections nor those it serves, whose goroutines would otherwise
+// block in a read for as long as the peer keeps its end open.
+func (s *streamLayer) Close() error {
+	s.setCut(true)
+	return s.ln.Close()
+}
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 // setCut cuts the node off (true) or reconnects it (false).
