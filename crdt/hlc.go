@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -164,10 +165,20 @@ func (c *Clock) Update(remote Timestamp) (Timestamp, error) {
 	if ahead := remote.Millis() - wall; ahead > c.maxSkew.Milliseconds() {
 		c.stats.Clamped++
 		ts := c.advance(c.last, wall)
-		return ts, fmt.Errorf("crdt: HLC update: remote %s is %v ahead of local wall time %s, max skew %v: %w",
-			remote, time.Duration(ahead)*time.Millisecond, MakeTimestamp(wall, 0).Time().Format(time.RFC3339Nano), c.maxSkew, ErrClockSkew)
+		return ts, fmt.Errorf("crdt: HLC update: remote %s is %s ahead of local wall time %s, max skew %v: %w",
+			remote, aheadString(ahead), MakeTimestamp(wall, 0).Time().Format(time.RFC3339Nano), c.maxSkew, ErrClockSkew)
 	}
 	return c.advance(max(c.last, remote), wall), nil
+}
+
+// aheadString formats ms milliseconds as a Duration, or as a count of
+// milliseconds if it is too large for one (about 292 years), as a wild remote
+// clock can be.
+func aheadString(ms int64) string {
+	if ms > int64(math.MaxInt64/time.Millisecond) {
+		return fmt.Sprintf("%dms", ms)
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
 }
 
 // Observe raises the clock to at least t without a skew check. It is for
