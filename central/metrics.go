@@ -46,7 +46,7 @@ func newMetrics(n *Node) *metrics {
 		snapIndex:   d("raft_last_snapshot_index", "Index of the node's last snapshot."),
 		fsmApplies:  d("fsm_applied_commands_total", "Commands the FSM applied (replays skipped excluded) since start."),
 		fsmSplit:    d("fsm_split_transactions_total", "Runs of entries Badger refused as one transaction (too big), applied again entry by entry, since start."),
-		leaderCh:    d("leader_changes_total", "Leader changes this node observed since start."),
+		leaderCh:    d("leader_changes_total", "Times this node saw another server become leader since start (an unknown leader in between is no change)."),
 		hbFail:      d("heartbeat_failures_total", "Failed heartbeats to followers this node observed as leader."),
 		members:     d("gossip_members", "Members alive in this node's gossip view."),
 		voters:      d("raft_voters", "Voters in the Raft configuration."),
@@ -73,15 +73,18 @@ func (m *metrics) observe(r *raft.Raft) {
 		return false
 	}))
 	go func() {
+		var last raft.ServerID // the last leader known, "" before the first
 		for {
 			select {
 			case o := <-ch:
 				switch o.Data.(type) {
 				case raft.LeaderObservation:
 					// Raft also tells when the leader becomes unknown (a
-					// heartbeat timeout, an election starting): that is
-					// no change of its own, or one transfer counts twice.
-					if o.Data.(raft.LeaderObservation).LeaderID != "" {
+					// heartbeat timeout, an election starting) and when
+					// it is known again: a change is another leader, or
+					// one transfer counts twice.
+					if id := o.Data.(raft.LeaderObservation).LeaderID; id != "" && id != last {
+						last = id
 						m.leaderChanges.Add(1)
 					}
 				case raft.FailedHeartbeatObservation:

@@ -90,9 +90,23 @@ func TestReviewLeaderChangesCountedOnce(t *testing.T) {
 		}
 	}
 	waitFor(t, "every node knows the leader", 10*time.Second, allFollow(old.ID()))
+	// The count is kept by a goroutine behind Raft's observations: wait
+	// until each node has counted the first leader before the baseline.
+	changes := func(n *central.Node) float64 {
+		v, _ := metricValue(t, regs[n.ID()], "storeline_central_leader_changes_total")
+		return v
+	}
+	waitFor(t, "every node to count the first leader", 10*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if changes(n) < 1 {
+				return false
+			}
+		}
+		return true
+	})
 	before := map[string]float64{}
 	for _, n := range c.nodes {
-		before[n.ID()], _ = metricValue(t, regs[n.ID()], "storeline_central_leader_changes_total")
+		before[n.ID()] = changes(n)
 	}
 	if err := old.TransferLeadership(); err != nil {
 		t.Fatal(err)
@@ -102,9 +116,16 @@ func TestReviewLeaderChangesCountedOnce(t *testing.T) {
 		nl = c.leader()
 		return nl != nil && nl != old && allFollow(nl.ID())()
 	})
+	waitFor(t, "every node to count the new leader", 10*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if changes(n) < before[n.ID()]+1 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, n := range c.nodes {
-		after, _ := metricValue(t, regs[n.ID()], "storeline_central_leader_changes_total")
-		if d := after - before[n.ID()]; d != 1 {
+		if d := changes(n) - before[n.ID()]; d != 1 {
 			t.Errorf("node %s counted %v leader changes for one transfer (%s to %s)", n.ID(), d, old.ID(), nl.ID())
 		}
 	}
