@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,8 +56,11 @@ type Config struct {
 	// with seeds joins through them.
 	Seeds []string
 	// Bootstrap forms a new cluster with this node as its only voter. Only
-	// the first node of a cluster, started once, sets it; a node whose
-	// Raft log already exists ignores it.
+	// the first node of a cluster, started once, sets it. It takes effect
+	// only on a node with no Raft state and no Seeds: a node whose Raft
+	// log exists, or that has seeds, ignores it (a node with seeds joins
+	// through them, so a first node whose data was lost rejoins its
+	// cluster instead of forming a second one).
 	Bootstrap bool
 	// MaxVoters is the odd number of voters the leader keeps (3 or 5);
 	// nodes beyond it join as non-voters.
@@ -192,6 +196,11 @@ func (c Config) Validate() error {
 			bad(a.f, "%q is not host:port", a.v)
 		}
 	}
+	if c.APIAdvertise != "" {
+		if err := checkAdvertise(c.APIAdvertise); err != nil {
+			bad("APIAdvertise", "%q: %v", c.APIAdvertise, err)
+		}
+	}
 	for i, s := range c.Seeds {
 		if _, _, err := net.SplitHostPort(s); err != nil {
 			bad(fmt.Sprintf("Seeds[%d]", i), "%q is not host:port", s)
@@ -235,33 +244,34 @@ func (c Config) Validate() error {
 	if c.SnapshotThreshold < 1 {
 		bad("SnapshotThreshold", "must be positive")
 	}
-	if c.ApplyTimeout <= 0 {
-		bad("ApplyTimeout", "must be positive")
+	if c.TrailingLogs < 4 || c.TrailingLogs > 1<<24 {
+		bad("TrailingLogs", "%d out of [4, %d]", c.TrailingLogs, 1<<24)
 	}
-	if c.ForwardTimeout <= 0 {
-		bad("ForwardTimeout", "must be positive")
+	// Lower bounds keep the leader's loops and gossip from spinning (1ns
+	// used to pass); they are at or below the small values tests use.
+	within := func(field string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			bad(field, "%s out of [%s, %s]", v, lo, hi)
+		}
 	}
-	if c.ProbeInterval <= 0 || c.ProbeTimeout <= 0 || c.ProbeTimeout > c.ProbeInterval {
-		bad("ProbeTimeout", "want 0 < ProbeTimeout <= ProbeInterval")
+	within("ApplyTimeout", c.ApplyTimeout, 100*time.Millisecond, 10*time.Minute)
+	within("ForwardTimeout", c.ForwardTimeout, 100*time.Millisecond, 10*time.Minute)
+	within("ProbeInterval", c.ProbeInterval, 10*time.Millisecond, time.Minute)
+	if c.ProbeTimeout < 5*time.Millisecond || c.ProbeTimeout > c.ProbeInterval {
+		bad("ProbeTimeout", "%s out of [5ms, ProbeInterval]", c.ProbeTimeout)
 	}
-	if c.GossipInterval <= 0 {
-		bad("GossipInterval", "must be positive")
-	}
+	within("GossipInterval", c.GossipInterval, 5*time.Millisecond, time.Minute)
 	if c.SuspicionMult < 1 || c.SuspicionMult > 16 {
 		bad("SuspicionMult", "%d out of [1, 16]", c.SuspicionMult)
 	}
-	if c.ReconcileInterval <= 0 {
-		bad("ReconcileInterval", "must be positive")
-	}
-	if c.DeadNodeRemoveAfter < 0 {
-		bad("DeadNodeRemoveAfter", "must not be negative")
+	within("ReconcileInterval", c.ReconcileInterval, 10*time.Millisecond, 10*time.Minute)
+	if c.DeadNodeRemoveAfter != 0 && (c.DeadNodeRemoveAfter < 100*time.Millisecond || c.DeadNodeRemoveAfter > 365*24*time.Hour) {
+		bad("DeadNodeRemoveAfter", "%s out of [100ms, 1 year] (0: never)", c.DeadNodeRemoveAfter)
 	}
 	if c.ChangeRetention < time.Second {
 		bad("ChangeRetention", "%s below 1s", c.ChangeRetention)
 	}
-	if c.PruneInterval <= 0 {
-		bad("PruneInterval", "must be positive")
-	}
+	within("PruneInterval", c.PruneInterval, time.Second, 24*time.Hour)
 	c.Loyalty.validate(bad)
 	if c.ImportChunk < 1 || c.ImportChunk > 4096 {
 		bad("ImportChunk", "%d out of [1, 4096]", c.ImportChunk)
@@ -282,14 +292,28 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if c.ReplicationMaxWait <= 0 || c.ReplicationMaxWait > 10*time.Minute {
-		bad("ReplicationMaxWait", "%s out of (0, 10m]", c.ReplicationMaxWait)
-	}
+	within("ReplicationMaxWait", c.ReplicationMaxWait, 100*time.Millisecond, 10*time.Minute)
 	if c.ReplicationPageItems < 1 || c.ReplicationPageItems > MaxFeedLimit {
 		bad("ReplicationPageItems", "%d out of [1, %d]", c.ReplicationPageItems, MaxFeedLimit)
 	}
 	if len(errs) > 0 {
 		return storeline.E("central.Config.Validate", storeline.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkAdvertise checks an address other nodes dial: host:port with a
+// host (not a wildcard) and a port (not 0).
+func checkAdvertise(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("want a port from 1 to 65535")
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return errors.New("want a host other nodes can dial, not a wildcard")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package central
 import (
 	"context"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -80,3 +81,13 @@ func (n *Node) BackupFSM(w io.Writer) error { return n.rep.Backup(w) }
 
 // RestoreFSM restores the node's FSM from r as Raft would (FSM.Restore).
 func (n *Node) RestoreFSM(r io.Reader) error { return n.fsm.Restore(io.NopCloser(r)) }
+
+// LoopContext is the context a round of the node's background loops
+// (prune, loyalty sweep) runs under, bounded by d.
+func (n *Node) LoopContext(d time.Duration) (context.Context, context.CancelFunc) {
+	return n.loopContext(d)
+}
+
+// APIHandler is the head-office API's handler, to serve a request as one
+// already accepted (in flight) when the node closes.
+func (n *Node) APIHandler() http.Handler { return n.api.Handler }

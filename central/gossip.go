@@ -1,7 +1,6 @@
 package central
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -249,7 +248,7 @@ func (n *Node) reconcile() error {
 	for id, m := range alive {
 		levels[id] = m.Level
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := n.loopContext(timeout)
 	err = n.raiseLevel(ctx, ids, levels)
 	cancel()
 	if err != nil {

@@ -114,8 +114,8 @@ func DefaultLoyaltyConfig() LoyaltyConfig {
 }
 
 func (c LoyaltyConfig) validate(bad func(field, format string, args ...any)) {
-	if c.SweepInterval < 0 {
-		bad("Loyalty.SweepInterval", "%s is negative", c.SweepInterval)
+	if c.SweepInterval != 0 && (c.SweepInterval < 10*time.Millisecond || c.SweepInterval > 24*time.Hour) {
+		bad("Loyalty.SweepInterval", "%s out of [10ms, 24h] (0: off)", c.SweepInterval)
 	}
 	if c.UsualShops < 1 || c.UsualShops > maxUsualKept {
 		bad("Loyalty.UsualShops", "%d out of [1, %d]", c.UsualShops, maxUsualKept)
@@ -527,7 +527,7 @@ func (n *Node) loyaltyLoop() {
 		if !n.IsLeader() {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.ApplyTimeout)
+		ctx, cancel := n.loopContext(10 * n.cfg.ApplyTimeout)
 		if _, err := n.SweepLoyalty(ctx); err != nil {
 			n.log.Warn("central: loyalty sweep", "err", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -51,7 +52,16 @@ type Node struct {
 	shops   *shopCollector
 	loy     *loyaltyMetrics // loyalty.go
 
-	quit      chan struct{}
+	quit chan struct{}
+	// ctx is cancelled by Close: the background loops' rounds and the
+	// requests being served run under it.
+	ctx  context.Context
+	stop context.CancelFunc
+	// serving is read-held by every request being served; Close sets
+	// closing, then write-locks it, so no request reads the replica
+	// after it is closed (serve).
+	serving   sync.RWMutex
+	closing   atomic.Bool
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -67,6 +77,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	// n is not the named result: an early `return nil, err` must leave it
 	// set for the deferred closers, which use it.
 	n := &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}, applied: newAppliedSignal()}
+	n.ctx, n.stop = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -74,7 +85,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		n.keys[k.Hash] = k
 	}
 	n.client = &http.Client{Timeout: cfg.ForwardTimeout}
-	var closers []func()
+	closers := []func(){n.stop}
 	defer func() {
 		if err != nil {
 			for i := len(closers) - 1; i >= 0; i-- {
@@ -152,7 +163,14 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	}
 	closers = append(closers, func() { n.raft.Shutdown().Error() })
 	n.met.observe(n.raft)
-	if cfg.Bootstrap && !existing {
+	// Bootstrap takes effect only on a node with no Raft state and no
+	// seeds: a node given seeds joins through them, so a first node whose
+	// data was lost rejoins its cluster instead of forming a second one
+	// (whose acknowledged writes that cluster's leader would overwrite).
+	switch {
+	case cfg.Bootstrap && !existing && len(cfg.Seeds) > 0:
+		n.log.Warn("central: bootstrap ignored: a node with seeds joins through them", "seeds", cfg.Seeds)
+	case cfg.Bootstrap && !existing:
 		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.tr.LocalAddr(),
 		}}})
@@ -174,8 +192,8 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("admin listener: %w", err))
 	}
 	closers = append(closers, func() { n.adminLn.Close() })
-	n.api = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
-	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.api = &http.Server{Handler: n.serve(n.apiHandler()), ReadHeaderTimeout: 10 * time.Second}
+	n.admin = &http.Server{Handler: n.serve(n.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go n.api.Serve(n.apiLn)
 	go n.admin.Serve(n.adminLn)
 	closers = append(closers, func() { n.api.Close(); n.admin.Close() })
@@ -222,6 +240,8 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 // stores. Other nodes see it as failed (it does not leave Raft).
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		n.stop() // ends the loops' rounds and the requests being served
 		close(n.quit)
 		n.wg.Wait()
 		if n.cfg.Registerer != nil {
@@ -236,6 +256,10 @@ func (n *Node) Close() error {
 		}
 		n.api.Close()
 		n.admin.Close()
+		// Requests already being served end (their context is cancelled)
+		// before the stores close; later ones are answered Unavailable.
+		n.serving.Lock()
+		defer n.serving.Unlock()
 		_ = n.ml.Leave(n.cfg.ProbeTimeout)
 		errs = append(errs, n.ml.Shutdown())
 		errs = append(errs, n.raft.Shutdown().Error())
@@ -416,18 +440,56 @@ func (n *Node) pruneLoop() {
 			continue
 		}
 		p, _ := msgpack.Marshal(&prunePayload{Before: time.Now().Add(-n.cfg.ChangeRetention)})
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		ctx, cancel := n.loopContext(n.cfg.ApplyTimeout)
 		if _, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: time.Now().UnixMilli(), Payload: p}, false); err != nil {
 			n.log.Warn("central: prune", "err", err)
 		}
 		cancel()
 		// Then the shops' feeds below the new floor (feed.go).
-		ctx, cancel = context.WithTimeout(context.Background(), 10*n.cfg.ApplyTimeout)
+		ctx, cancel = n.loopContext(10 * n.cfg.ApplyTimeout)
 		if _, err := n.PruneFeeds(ctx); err != nil {
 			n.log.Warn("central: prune feeds", "err", err)
 		}
 		cancel()
 	}
+}
+
+// loopContext is the context of one round of a background loop, bounded
+// by d and cancelled by Close.
+func (n *Node) loopContext(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(n.ctx, d)
+}
+
+// serve wraps a listener's handler: a request runs under a context Close
+// cancels, and Close waits for it before closing the stores; a request
+// that comes once Close began is answered Unavailable without reading
+// them.
+func (n *Node) serve(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !n.enterServing() {
+			writeProblem(w, r, storeline.Errorf(storeline.Unavailable, "central.serve", "the node is shutting down; retry on another node"))
+			return
+		}
+		defer n.serving.RUnlock()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(n.ctx, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// enterServing read-locks serving unless Close began; a request that
+// waited for the lock while Close held it sees closing afterwards.
+func (n *Node) enterServing() bool {
+	if n.closing.Load() {
+		return false
+	}
+	n.serving.RLock()
+	if n.closing.Load() {
+		n.serving.RUnlock()
+		return false
+	}
+	return true
 }
 
 // CutRaft cuts the node's Raft transport off (true) or reconnects it.

@@ -2000,7 +2000,7 @@ func (n *Node) startReplication() error {
 		ln = tls.NewListener(ln, tc)
 	}
 	n.replLn = ln
-	n.repl = &http.Server{Handler: n.loyaltyHandler(srv), ReadHeaderTimeout: 10 * time.Second,
+	n.repl = &http.Server{Handler: n.serve(n.loyaltyHandler(srv)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	go n.repl.Serve(ln)
 	return nil

@@ -35,7 +35,6 @@ package central
 //     once, needlessly but safely (a resync is applied idempotently).
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -274,7 +273,7 @@ func (n *Node) setIncarnation(from, to string, mayForward bool) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	ctx, cancel := n.loopContext(n.cfg.ApplyTimeout)
 	defer cancel()
 	res, err := n.submit(ctx, &command{Op: OpIncarnation, Key: "incarnation:" + to, AtMs: time.Now().UnixMilli(), Payload: p}, mayForward)
 	if err != nil {

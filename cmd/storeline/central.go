@@ -63,7 +63,7 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	fs.StringVar(&cfg.AdminAddr, "admin", env("admin", cfg.AdminAddr), "admin listener (/metrics, /healthz), loopback by default")
 	fs.StringVar(&cfg.GossipAddr, "gossip", env("gossip", cfg.GossipAddr), "gossip (memberlist) bind address")
 	seeds := fs.String("seeds", env("seeds", ""), "comma-separated gossip addresses of running nodes to join")
-	bootstrap := fs.String("bootstrap", env("bootstrap", ""), "true to form a new cluster (default: true when no seeds are given)")
+	bootstrap := fs.String("bootstrap", env("bootstrap", ""), "true to form a new cluster (default: true when no seeds are given); ignored with -seeds or an existing Raft log")
 	fs.IntVar(&cfg.MaxVoters, "max-voters", cfg.MaxVoters, "odd number of voters; later nodes join as non-voters")
 	adminHashes := fs.String("admin-key-hashes", env("admin-key-hashes", ""), "comma-separated SHA-256 (hex) of admin API keys")
 	viewerHashes := fs.String("viewer-key-hashes", env("viewer-key-hashes", ""), "comma-separated SHA-256 (hex) of viewer API keys")
