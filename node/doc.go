@@ -7,7 +7,7 @@
 // DefaultConfig, Validate (naming every bad field) and String (secrets
 // redacted). It reads no flags and no environment: cmd/storeline does that.
 // Metrics are registered on a registry the caller passes in, never the
-// global one.
+// global one, and taken off it again when the node stops.
 //
 // Lifecycle: New opens nothing; Start opens the ledger, provisions the
 // configured terminals and binds both listeners; Run serves until its

@@ -25,6 +25,7 @@ type Node struct {
 	cfg    Config
 	log    *slog.Logger
 	reg    *prometheus.Registry
+	met    *trackedRegisterer // reg, remembering what the node registered (metrics.go)
 	clock  *crdt.Clock
 	ledger *ledger.Ledger
 	repl   *replication.Client // nil when standalone
@@ -61,13 +62,15 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, erro
 		ConstLabels: prometheus.Labels{"store": string(cfg.StoreID), "version": cfg.Version},
 	})
 	info.Set(1)
-	if err := reg.Register(info); err != nil {
+	met := &trackedRegisterer{reg: reg}
+	if err := met.Register(info); err != nil {
 		return nil, fmt.Errorf("node: register metrics: %w", err)
 	}
 	return &Node{
 		cfg:     cfg,
 		log:     logger.With("store", string(cfg.StoreID)),
 		reg:     reg,
+		met:     met,
 		clock:   crdt.NewClock(wallClock(cfg.Clock), cfg.MaxClockSkew),
 		serveCh: make(chan error, 2),
 	}, nil
@@ -89,14 +92,20 @@ func (n *Node) Start() (err error) {
 	if n.started {
 		return errors.New("node: already started")
 	}
+	if n.stopped {
+		// Stop before Start: a node is started at most once, and Stop
+		// would not close what this Start opened.
+		return errors.New("node: stopped")
+	}
 	n.started = true
 	n.log.Info("starting", "config", n.cfg.String())
 
 	o := n.cfg.ledgerOptions(n.clock)
-	o.Registerer = n.reg
+	o.Registerer = n.met
 	o.Logger = n.log
 	if err := o.Validate(); err != nil {
 		n.stopped = true // nothing opened, nothing for Stop to do
+		n.met.unregisterAll()
 		return fmt.Errorf("node: ledger options: %w", err)
 	}
 	// The replication certificate and CA are read before the ledger opens,
@@ -104,11 +113,13 @@ func (n *Node) Start() (err error) {
 	tlsConf, err := n.cfg.Replication.loadClientTLS()
 	if err != nil {
 		n.stopped = true
+		n.met.unregisterAll()
 		return err
 	}
 	l, err := ledger.Open(o)
 	if err != nil {
 		n.stopped = true
+		n.met.unregisterAll()
 		return fmt.Errorf("node: open ledger in %s: %w", n.cfg.DataDir, err)
 	}
 	n.ledger = l
@@ -124,7 +135,7 @@ func (n *Node) Start() (err error) {
 	if n.cfg.Replication.Enabled() {
 		cc := n.cfg.clientConfig(tlsConf)
 		cc.Logger = n.log.With("component", "replication")
-		met, err := replication.NewMetrics(n.reg)
+		met, err := replication.NewMetrics(n.met)
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
@@ -221,12 +232,15 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // Stop drains both listeners (bounded by ShutdownTimeout), then closes the
-// ledger. It is safe to call more than once.
+// ledger and takes the node's metrics off the registry, so a node started
+// again on it registers them anew. It is safe to call more than once; a
+// node stopped before Start does not start.
 func (n *Node) Stop() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped || !n.started {
 		n.stopped = true
+		n.met.unregisterAll()
 		return nil
 	}
 	n.stopped = true
@@ -258,6 +272,7 @@ func (n *Node) Stop() error {
 	if err := n.ledger.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("node: close ledger: %w", err))
 	}
+	n.met.unregisterAll()
 	n.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -273,6 +288,7 @@ func (n *Node) closeAll() {
 	if n.ledger != nil {
 		n.ledger.Close()
 	}
+	n.met.unregisterAll()
 }
 
 // Ledger returns the node's ledger, for tests and embedders. It is nil

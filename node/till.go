@@ -64,7 +64,7 @@ func (c Config) bridgeConfig(led *ledger.Ledger) posbridge.Config {
 // the node's registry.
 func (n *Node) tillHandler() (http.Handler, error) {
 	b := n.cfg.bridgeConfig(n.ledger)
-	b.Registerer = n.reg
+	b.Registerer = n.met
 	b.Logger = n.log.With("api", "till")
 	b.Replication = n.replicationState
 	if n.repl != nil {
