@@ -2,6 +2,8 @@ package tillsim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -324,7 +326,7 @@ func (t *till) now() time.Time { return t.sim.now().UTC().Truncate(time.Millisec
 
 func (t *till) openShift(ctx context.Context) error {
 	t.shiftN++
-	shift := fmt.Sprintf("%s-%s-%d", t.term.ID, t.sim.tag, t.shiftN)
+	shift := shiftID(t.term.ID, t.sim.tag, t.shiftN)
 	float := t.sim.cfg.Float.Round(t.shop.scale())
 	body := shiftOpenJSON{ID: storeline.NewEventID(), Terminal: t.term.ID, Shift: shift, Seller: t.cashier.ID,
 		OccurredAt: t.now(), Float: float.StringFixed(t.shop.scale())}
@@ -337,6 +339,24 @@ func (t *till) openShift(ctx context.Context) error {
 	t.sim.observe(Fact{Shop: t.shop.index, Kind: FactShiftOpen, ID: body.ID, Status: status, Terminal: t.term.ID, Shift: shift, Seller: t.cashier.ID, Amount: float, Drawer: float})
 	return nil
 }
+
+// shiftID names a till's n-th shift of the run: TERMINAL-TAG-N, an ID of
+// at most 64 characters as the spec's ID pattern allows. A terminal ID
+// too long for that is cut, and a hash of it keeps terminals whose IDs
+// differ only in the part cut off apart.
+func shiftID(terminal, tag string, n int) string {
+	suffix := fmt.Sprintf("-%s-%d", tag, n)
+	if id := terminal + suffix; storeline.ValidID(id) {
+		return id
+	}
+	h := sha256.Sum256([]byte(terminal))
+	mark := "-" + hex.EncodeToString(h[:4])
+	keep := max(1, min(len(terminal), maxIDLen-len(mark)-len(suffix)))
+	return terminal[:keep] + mark + suffix
+}
+
+// maxIDLen is the longest ID the tills' API takes (its ID pattern).
+const maxIDLen = 64
 
 // closeShift closes the shift, declaring the till's own drawer count, and
 // checks the node's expected cash against it. Whatever the answer, the

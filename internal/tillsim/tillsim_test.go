@@ -418,6 +418,34 @@ func TestStopsOnDuration(t *testing.T) {
 	}
 }
 
+// TestLongTerminalIDs: terminals whose IDs are as long as an ID may be
+// (64 characters, or a TerminalPrefix as long as Validate allows) still
+// open shifts: the shift IDs the tills make fit the spec's ID pattern.
+func TestLongTerminalIDs(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "shop-1")
+	long := strings.Repeat("t", 64)
+	tok := issueTerminal(t, n, long)
+	for name, shop := range map[string]tillsim.Shop{
+		"terminals given":       {URL: n.TillURL(), Terminals: []tillsim.Terminal{{ID: long, Token: tok}}},
+		"terminals provisioned": {URL: n.TillURL(), AdminURL: n.AdminURL(), AdminToken: adminToken},
+	} {
+		cfg := tillsim.DefaultConfig()
+		cfg.Shops = []tillsim.Shop{shop}
+		cfg.TillsPerShop = 2
+		cfg.TerminalPrefix = strings.Repeat("p", 59) // "-1000" makes 64
+		cfg.Receipts = 6
+		cfg.ReceiptsPerShift = 2
+		sum, err := tillsim.Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if sum.ShiftsOpened < 2 || sum.ShiftsClosed != sum.ShiftsOpened || sum.Failed != 0 || sum.Receipts != 6 {
+			t.Errorf("%s: summary = %+v", name, sum)
+		}
+	}
+}
+
 // TestSetupErrors: a wrong PIN or an unknown seller ends the run with an
 // error naming it.
 func TestSetupErrors(t *testing.T) {
