@@ -176,3 +176,75 @@ func TestReplicaRestoredIndexReadable(t *testing.T) {
 	}
 	<-finished
 }
+
+// TestReplicaFailedRestoreWaitsForAnother: a restore that fails after it
+// dropped the old state (here a snapshot cut mid-record) leaves the
+// replica refusing reads rather than answering from half a state, and a
+// reopen (as after a crash in the middle) reports applied index 0, so the
+// node restores the latest snapshot at start, still refusing reads until
+// a restore succeeds.
+func TestReplicaFailedRestoreWaitsForAnother(t *testing.T) {
+	src, err := ledger.OpenReplica(filepath.Join(t.TempDir(), "src"), ledger.ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := range 50 {
+		if _, err := src.Apply(uint64(i+1), func(tx *ledger.ReplicaTxn) error {
+			return tx.SetMeta(fmt.Sprintf("k%03d", i), []byte("v"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var snap bytes.Buffer
+	if err := src.Backup(&snap); err != nil {
+		t.Fatal(err)
+	}
+	head := len("storeline-replica-snapshot v1\n")
+
+	dir := filepath.Join(t.TempDir(), "dst")
+	dst, err := ledger.OpenReplica(dir, ledger.ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Apply(7, func(tx *ledger.ReplicaTxn) error { return tx.SetMeta("old", []byte("x")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Restore(bytes.NewReader(snap.Bytes()[:head+5])); err == nil {
+		t.Fatal("a snapshot cut inside its first record restored")
+	}
+	if _, err := dst.Meta("old"); storeline.KindOf(err) != storeline.Unavailable {
+		t.Fatalf("Meta after a failed restore: %v; want Unavailable", err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dst, err = ledger.OpenReplica(dir, ledger.ReplicaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dst.Close() }()
+	if got := dst.AppliedIndex(); got != 0 {
+		t.Fatalf("applied index after reopening a cut restore = %d, want 0", got)
+	}
+	if _, err := dst.Meta("old"); storeline.KindOf(err) != storeline.Unavailable {
+		t.Fatalf("Meta after reopening a cut restore: %v; want Unavailable", err)
+	}
+	if err := dst.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := dst.Meta("k049"); err != nil || string(v) != "v" {
+		t.Fatalf("after a whole restore: %q, %v", v, err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dst, err = ledger.OpenReplica(dir, ledger.ReplicaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dst.AppliedIndex(); got != 50 {
+		t.Fatalf("applied index after reopening a whole restore = %d, want 50", got)
+	}
+	if v, err := dst.Meta("k000"); err != nil || string(v) != "v" {
+		t.Fatalf("read after reopening a whole restore: %q, %v", v, err)
+	}
+}

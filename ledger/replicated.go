@@ -33,6 +33,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -57,6 +58,7 @@ type ReplicaOptions struct {
 
 // Replica is safe for concurrent reads with one applier.
 type Replica struct {
+	dir     string
 	db      *badger.DB
 	l       *Ledger // read methods over db
 	applied atomic.Uint64
@@ -64,7 +66,10 @@ type Replica struct {
 	// restores counts Restore's starts and ends, so it is odd while one
 	// runs: the store is then empty or half loaded under the old applied
 	// index, and a read answered from it could move a shop's cursor past
-	// changes it never got. Reads refuse (Unavailable) instead.
+	// changes it never got. Reads refuse (Unavailable) instead. A restore
+	// that failed once it began, or one a crash cut short (its marker
+	// file, restoreMarker, is found at open), never ends: reads refuse
+	// until a later restore succeeds.
 	restores atomic.Uint64
 	// maxTxnBytes is MaxApplyBytes.
 	maxTxnBytes int64
@@ -115,14 +120,48 @@ func OpenReplica(dir string, o ReplicaOptions) (*Replica, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	r := &Replica{db: db, l: &Ledger{db: db, ver: newVersions(db, false), log: lg, replica: true}, maxTxnBytes: o.MemTableBytes * 15 / 100}
+	r := &Replica{dir: dir, db: db, l: &Ledger{db: db, ver: newVersions(db, false), log: lg, replica: true}, maxTxnBytes: o.MemTableBytes * 15 / 100}
 	applied, err := r.load()
 	if err != nil {
 		_ = db.Close()
 		return nil, storeline.E(op, storeline.Internal, err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, restoreMarker)); err == nil {
+		// A restore was cut short: the store holds part of a snapshot
+		// under whatever applied index it loaded. Applied 0 makes the
+		// node restore the latest snapshot at start; reads refuse until
+		// a restore succeeds.
+		lg.Warn("ledger: replica: a snapshot restore was cut short; the state waits for a restore", "dir", dir)
+		r.restores.Store(1)
+		applied = 0
+	} else if !errors.Is(err, os.ErrNotExist) {
+		_ = db.Close()
+		return nil, storeline.E(op, ioKind(err), err)
+	}
 	r.applied.Store(applied)
 	return r, nil
+}
+
+// restoreMarker is the file a Replica's Restore keeps in its directory
+// from before it drops the old state until the new one is loaded and
+// synced.
+const restoreMarker = "RESTORING"
+
+// setRestoreMarker creates (on) or removes the restore marker, durably.
+func (r *Replica) setRestoreMarker(on bool) error {
+	p := filepath.Join(r.dir, restoreMarker)
+	if on {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := errors.Join(f.Sync(), f.Close()); err != nil {
+			return err
+		}
+	} else if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return osFS{}.SyncDir(r.dir)
 }
 
 func (r *Replica) load() (applied uint64, err error) {
@@ -547,13 +586,15 @@ func (r *Replica) Restore(rd io.Reader) error {
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != replicaMagic {
 		return storeline.Errorf(storeline.Invalid, op, "not a replica snapshot (header %q)", head)
 	}
-	r.restores.Add(1)
-	restoring := true
-	defer func() {
-		if restoring {
-			r.restores.Add(1)
-		}
-	}()
+	// From here a failure leaves the restore begun (reads refuse) and,
+	// once the marker is down, a reopen waiting for another restore:
+	// the old state may be gone and the new one is not whole.
+	if r.restores.Load()%2 == 0 {
+		r.restores.Add(1)
+	}
+	if err := r.setRestoreMarker(true); err != nil {
+		return storeline.E(op, ioKind(err), fmt.Errorf("restore marker: %w", err))
+	}
 	if err := r.db.DropAll(); err != nil {
 		return storeline.E(op, storeline.Internal, fmt.Errorf("drop: %w", err))
 	}
@@ -567,10 +608,12 @@ func (r *Replica) Restore(rd io.Reader) error {
 	if err != nil {
 		return storeline.E(op, storeline.Internal, err)
 	}
+	if err := r.setRestoreMarker(false); err != nil {
+		return storeline.E(op, ioKind(err), fmt.Errorf("restore marker: %w", err))
+	}
 	// The restore ends before its applied index shows: whoever sees the
 	// index may read the state it stands for at once.
 	r.restores.Add(1)
-	restoring = false
 	r.applied.Store(applied)
 	return nil
 }
