@@ -31,7 +31,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 	isCentral := fs.Bool("central", false, "restore a central node: BACKUP is a copy of a stopped central node's data directory")
 	markOnly := fs.Bool("mark", false, "with -central: only mark -data, already copied back from a backup, as restored (no BACKUP argument)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: storeline restore -data DIR BACKUP-FILE\n       storeline restore -central -data DIR BACKUP-DIR\n       storeline restore -central -mark -data DIR\n\nRestores a backup (from 'storeline ctl backup') into a stopped node's\nempty data directory; with -central, a copy of a stopped central node's\ndata directory into another, marked so that the cluster takes a new\nincarnation and the shops resync. Restore every central node this way\nbefore starting any.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: storeline restore -data DIR BACKUP-FILE\n       storeline restore -central -data DIR BACKUP-DIR\n       storeline restore -central -mark -data DIR\n\nRestores a backup (from 'storeline ctl backup') into a stopped node's\nempty data directory; a truncated or damaged backup, or one taken before\nthis version's format, is refused and the directory left empty. With\n-central, restores a copy of a stopped central node's data directory into\nanother, marked so that the cluster takes a new incarnation and the shops\nresync. Restore every central node this way before starting any.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
