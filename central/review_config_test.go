@@ -135,14 +135,12 @@ func TestReviewBootstrapWithSeedsRejoins(t *testing.T) {
 	cfg.Seeds = []string{c.nodes[1].GossipAddr(), c.nodes[2].GossipAddr()}
 	n := openNode(t, cfg)
 	c.nodes[0] = n
-	// A bootstrapped lone voter elects itself within an election timeout
-	// or two (Open waits for it to write its first entry); watch several.
-	deadline := time.Now().Add(5 * cfg.ElectionTimeout)
-	for time.Now().Before(deadline) {
-		if n.IsLeader() {
-			t.Fatal("the wiped node with seeds bootstrapped a cluster of its own and leads it")
-		}
-		time.Sleep(time.Millisecond)
+	// A node that bootstraps waits in Open (firstIncarnation, up to
+	// ApplyTimeout) until it has elected itself and written its first
+	// entry: leading as Open returns is a cluster of its own. A node that
+	// joins has no configuration yet and cannot lead then.
+	if n.IsLeader() {
+		t.Fatal("the wiped node with seeds bootstrapped a cluster of its own and leads it")
 	}
 	waitFor(t, "the wiped node to follow the cluster's leader", 15*time.Second, func() bool {
 		l := n.Leader()
