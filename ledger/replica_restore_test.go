@@ -11,6 +11,29 @@ import (
 	"github.com/storeline/storeline/ledger"
 )
 
+// metaSnapshot returns a Backup of a replica that applied n entries, the
+// i-th setting meta key k%03d (from 0) to "v".
+func metaSnapshot(t *testing.T, n int) *bytes.Buffer {
+	t.Helper()
+	src, err := ledger.OpenReplica(filepath.Join(t.TempDir(), "src"), ledger.ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := range n {
+		if _, err := src.Apply(uint64(i+1), func(tx *ledger.ReplicaTxn) error {
+			return tx.SetMeta(fmt.Sprintf("k%03d", i), []byte("v"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var snap bytes.Buffer
+	if err := src.Backup(&snap); err != nil {
+		t.Fatal(err)
+	}
+	return &snap
+}
+
 // TestReplicaReadsRefusedWhileRestoring: Restore empties the store before
 // it loads the snapshot and moves the applied index last, so a read in
 // between would see no or half the state under the old index. Reads made
@@ -24,18 +47,7 @@ func TestReplicaReadsRefusedWhileRestoring(t *testing.T) {
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	src := open("src")
-	for i := range 200 {
-		if _, err := src.Apply(uint64(i+1), func(tx *ledger.ReplicaTxn) error {
-			return tx.SetMeta(fmt.Sprintf("k%03d", i), []byte("v"))
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var snap bytes.Buffer
-	if err := src.Backup(&snap); err != nil {
-		t.Fatal(err)
-	}
+	snap := metaSnapshot(t, 200)
 
 	dst := open("dst")
 	if _, err := dst.Apply(1, func(tx *ledger.ReplicaTxn) error { return tx.SetMeta("old", []byte("x")) }); err != nil {
@@ -184,22 +196,7 @@ func TestReplicaRestoredIndexReadable(t *testing.T) {
 // node restores the latest snapshot at start, still refusing reads until
 // a restore succeeds.
 func TestReplicaFailedRestoreWaitsForAnother(t *testing.T) {
-	src, err := ledger.OpenReplica(filepath.Join(t.TempDir(), "src"), ledger.ReplicaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	for i := range 50 {
-		if _, err := src.Apply(uint64(i+1), func(tx *ledger.ReplicaTxn) error {
-			return tx.SetMeta(fmt.Sprintf("k%03d", i), []byte("v"))
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var snap bytes.Buffer
-	if err := src.Backup(&snap); err != nil {
-		t.Fatal(err)
-	}
+	snap := metaSnapshot(t, 50)
 	head := len("storeline-replica-snapshot v1\n")
 
 	dir := filepath.Join(t.TempDir(), "dst")
