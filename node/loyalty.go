@@ -417,6 +417,16 @@ func (n *Node) startPointsSweep(s *posbridge.Server) {
 	}()
 }
 
+// closePoints closes the loyalty broker's idle connections to central,
+// once no request can use them: they would otherwise stay open until
+// the transport's idle timeout, past the node's Stop.
+func (n *Node) closePoints() {
+	if n.points != nil {
+		n.points.hc.CloseIdleConnections()
+		n.points = nil
+	}
+}
+
 // stopPointsSweep stops the sweep and waits for a run in progress, before
 // the ledger closes.
 func (n *Node) stopPointsSweep() {

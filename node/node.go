@@ -39,7 +39,8 @@ type Node struct {
 	serveWG sync.WaitGroup
 	serveCh chan error // the first fatal serve error
 
-	loySweep *pointsSweep // loyalty.go
+	loySweep *pointsSweep  // loyalty.go
+	points   *pointsBroker // loyalty.go; nil when standalone
 }
 
 // New checks cfg and returns a node that has opened nothing yet. reg is the
@@ -264,6 +265,7 @@ func (n *Node) Stop() error {
 	wg.Wait()
 	n.serveWG.Wait()
 	n.stopPointsSweep() // loyalty.go
+	n.closePoints()     // loyalty.go
 	if n.repl != nil {
 		// Whatever is in flight is cut short: a push is resent from the
 		// acknowledged position, a page not applied is pulled again.
@@ -285,6 +287,7 @@ func (n *Node) closeAll() {
 		}
 	}
 	n.stopPointsSweep() // loyalty.go
+	n.closePoints()     // loyalty.go
 	if n.ledger != nil {
 		n.ledger.Close()
 	}

@@ -73,6 +73,7 @@ func (n *Node) tillHandler() (http.Handler, error) {
 			return nil, err
 		}
 		b.Points = pb
+		n.points = pb
 		b.ReplicationSync = func() (bool, time.Time) {
 			st := n.repl.Status()
 			return st.Reachable, st.LastSync
