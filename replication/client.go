@@ -932,7 +932,14 @@ func (c *Client) pullLoop(ctx context.Context) {
 			// A Conflict means the stored cursor is not ours: reload.
 			c.log.Error("replication: apply page", "cursor", st.Cursor, "items", size.cur, "err", err)
 			fresh = true
-			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(len(page.Changes)+len(page.Events)+len(page.Meta)) {
+			n := len(page.Changes) + len(page.Events) + len(page.Meta)
+			if k := storeline.KindOf(err); k != storeline.Conflict && (k != storeline.TooLarge || n <= 1) {
+				// A page the node cannot store is a pull that failed,
+				// however well central answered.
+				c.met.PullErrors.Inc()
+				c.exchanged(false, false)
+			}
+			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(n) {
 				// Over the node's commit batch: ask for fewer items.
 				c.met.Shrunk.Inc()
 				continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -367,6 +368,10 @@ func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
 	if err != nil {
 		return err
 	}
+	sr, _ := d.Buffered().(*sliceReader)
+	if msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32 {
+		return p.decodeArray(d, sr)
+	}
 	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
 		return d.Decode((*wirePostingFields)(p))
 	}
@@ -375,7 +380,6 @@ func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
 		return err
 	}
 	*p = WirePosting{}
-	sr, _ := d.Buffered().(*sliceReader)
 	for range n {
 		k, err := decodeKey(d, sr)
 		if err != nil {
@@ -394,7 +398,7 @@ func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
 				sr.i += 2 + m
 				break
 			}
-			p.Amount, err = d.DecodeBytes()
+			p.Amount, err = decodeBin(d, sr)
 		default:
 			err = skip(d, sr)
 		}
@@ -403,6 +407,67 @@ func (p *WirePosting) DecodeMsgpack(d *msgpack.Decoder) error {
 		}
 	}
 	return nil
+}
+
+// decodeArray decodes the array form of a posting as msgpack's struct
+// decoding does (an empty array is the zero posting, any other length but
+// the number of fields an error), with the amount read by decodeBin.
+func (p *WirePosting) decodeArray(d *msgpack.Decoder, sr *sliceReader) error {
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	*p = WirePosting{}
+	switch {
+	case n <= 0:
+		return nil
+	case n != 3:
+		return fmt.Errorf("posting: array of %d elements, want 3", n)
+	}
+	if p.Account, err = decodeStr(d, sr); err != nil {
+		return fmt.Errorf("field %q: %w", "a", err)
+	}
+	if p.Asset, err = decodeStr(d, sr); err != nil {
+		return fmt.Errorf("field %q: %w", "s", err)
+	}
+	if p.Amount, err = decodeBin(d, sr); err != nil {
+		return fmt.Errorf("field %q: %w", "m", err)
+	}
+	return nil
+}
+
+// binChunk is how much decodeBin reserves at a time when it cannot see
+// how many bytes are left.
+const binChunk = 64 << 10
+
+// decodeBin reads a msgpack bin (or str) as bytes, nil for nil. From
+// Decode it is a slice of the message, refused if its header claims more
+// bytes than are left; otherwise it is read as the bytes arrive, at most
+// binChunk ahead of them. msgpack's DecodeBytes (and its reflection for a
+// []byte field) reserves the declared length up front, so a header of
+// five bytes could make a peer allocate 4 GiB.
+func decodeBin(d *msgpack.Decoder, sr *sliceReader) ([]byte, error) {
+	n, err := d.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if sr != nil {
+		if n > len(sr.b)-sr.i {
+			return nil, fmt.Errorf("%d bytes declared, %d left: %w", n, len(sr.b)-sr.i, io.ErrUnexpectedEOF)
+		}
+		b := sr.b[sr.i : sr.i+n : sr.i+n]
+		sr.i += n
+		return b, nil
+	}
+	b := make([]byte, 0, min(n, binChunk))
+	for len(b) < n {
+		k := min(n-len(b), binChunk)
+		b = slices.Grow(b, k)[:len(b)+k]
+		if err := d.ReadFull(b[len(b)-k:]); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // skip steps over the next value: in place from Decode (skipValue),
@@ -584,6 +649,9 @@ func eventFromWire(w WireEvent, decodeBody bool) (storeline.Event, error) {
 		return ev, storeline.Invalidf("kind", "%v", err)
 	}
 	if decodeBody {
+		if err := checkValue(w.Body); err != nil {
+			return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
+		}
 		if err := msgpack.Unmarshal(w.Body, body); err != nil {
 			return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
 		}
@@ -602,6 +670,17 @@ func eventFromWire(w WireEvent, decodeBody bool) (storeline.Event, error) {
 		return ev, &storeline.Error{Kind: storeline.Invalid, Field: "postings", Err: err}
 	}
 	return ev, nil
+}
+
+// checkValue reports whether b starts with a whole msgpack value whose
+// every length header fits in the bytes that follow it. msgpack's
+// reflection (v5.4.1) reserves a slice of structs to its declared length,
+// whatever the input holds, so a body or record is checked before it is
+// decoded: then no list it decodes can claim more elements than b has
+// bytes. (What follows the value is left as msgpack.Unmarshal leaves it.)
+func checkValue(b []byte) error {
+	_, err := skipValue(b, 0)
+	return err
 }
 
 // Change is a master-data change at central's version: a record, or a
@@ -638,6 +717,9 @@ func ChangeFromWire(w WireRecord) (Change, error) {
 	}
 	if w.Deleted {
 		return c, nil
+	}
+	if err := checkValue(w.Data); err != nil {
+		return c, storeline.Invalidf("data", "%s %s: %v", c.Kind, c.ID, err)
 	}
 	if err := msgpack.Unmarshal(w.Data, rec); err != nil {
 		return c, storeline.Invalidf("data", "%s %s: %v", c.Kind, c.ID, err)
