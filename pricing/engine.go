@@ -114,8 +114,12 @@ func (e *Engine) location(st *storeline.Store) (*time.Location, error) {
 		return nil, storeline.Invalidf("store.time_zone", "%q is not an IANA time zone", st.TimeZone)
 	}
 	loc, err := st.Location()
+	if storeline.KindOf(err) == storeline.Invalid {
+		// The basket's field is the store's, as for "Local" above.
+		return nil, storeline.Invalidf("store.time_zone", "unknown time zone %q", st.TimeZone)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pricing: time zone of store %s: %w", st.ID, err)
 	}
 	e.locs[st.TimeZone] = loc
 	return loc, nil

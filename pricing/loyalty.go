@@ -29,7 +29,8 @@ func AccrualLines(res *Result) []AccrualLine {
 // sum: floor(total × rate), rate being that of the nearest group of the
 // item's chain listed in p.Rates, else p.DefaultRate; excluded items and
 // groups (with subgroups) earn nothing. A receipt in another currency
-// than the programme's earns nothing.
+// than the programme's earns nothing. Each line and the sum are capped
+// at storeline.MaxPoints.
 func Accrue(rules *Rules, p *storeline.LoyaltyProgramme, cur storeline.Currency, lines []AccrualLine) ([]int64, int64) {
 	out := make([]int64, len(lines))
 	if cur != p.Currency {
@@ -58,11 +59,19 @@ func Accrue(rules *Rules, p *storeline.LoyaltyProgramme, cur storeline.Currency,
 		if !pts.IsPositive() {
 			continue
 		}
-		out[i] = pts.IntPart()
-		sum += out[i]
+		// A receipt earns at most MaxPoints (a receipt claiming more is
+		// refused): saturate rather than wrap past int64.
+		if pts.GreaterThan(maxPointsDec) {
+			out[i] = storeline.MaxPoints
+		} else {
+			out[i] = pts.IntPart()
+		}
+		sum = min(sum+out[i], storeline.MaxPoints)
 	}
 	return out, sum
 }
+
+var maxPointsDec = decimal.NewFromInt(storeline.MaxPoints)
 
 func excluded(p *storeline.LoyaltyProgramme, it storeline.ItemID) bool {
 	for _, x := range p.ExcludeItems {
@@ -106,15 +115,34 @@ func portion(earned int64, part, whole decimal.Decimal) int64 {
 
 // Spendable returns the points a receipt of total may take now: the least
 // of the balance, the points worth p.MaxShare percent of total (rounded
-// down), and, when capLeft is not negative, capLeft (the customer's daily
-// offline cap still unused; pass -1 online). Never negative.
+// down; worth both exactly and as PointsMoney rounds it in the
+// programme's currency), and, when capLeft is not negative, capLeft (the
+// customer's daily offline cap still unused; pass -1 online). Never
+// negative.
 func Spendable(p *storeline.LoyaltyProgramme, balance int64, total decimal.Decimal, capLeft int64) int64 {
 	if balance <= 0 || !total.IsPositive() || !p.PointValue.IsPositive() {
 		return 0
 	}
-	share := new(big.Rat).Mul(total.Rat(), p.MaxShare.Rat())
-	share.Quo(share, new(big.Rat).Mul(big.NewRat(100, 1), p.PointValue.Rat()))
+	limit := new(big.Rat).Mul(total.Rat(), p.MaxShare.Rat())
+	limit.Quo(limit, big.NewRat(100, 1))
+	pv := p.PointValue.Rat()
+	share := new(big.Rat).Quo(limit, pv)
 	byShare := new(big.Int).Quo(share.Num(), share.Denom())
+	// PointsMoney rounds n × PointValue half away from zero to the
+	// currency's minor unit u: it stays within the limit L while
+	// n × PointValue < (floor(L/u) + 1/2) × u, i.e. n < (2·floor(L/u) + 1)
+	// / (2 × PointValue / u).
+	u := new(big.Rat).SetFrac(big.NewInt(1), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(p.Currency.Scale())), nil))
+	inUnits := new(big.Rat).Quo(limit, u)
+	a := new(big.Int).Quo(inUnits.Num(), inUnits.Denom())
+	bound := new(big.Rat).SetInt(a.Lsh(a, 1).Add(a, big.NewInt(1)))
+	bound.Quo(bound, new(big.Rat).Mul(big.NewRat(2, 1), new(big.Rat).Quo(pv, u)))
+	// The largest integer below bound: ceil(bound) − 1.
+	byMoney := new(big.Int).Add(bound.Num(), new(big.Int).Sub(bound.Denom(), big.NewInt(1)))
+	byMoney.Quo(byMoney, bound.Denom()).Sub(byMoney, big.NewInt(1))
+	if byMoney.Cmp(byShare) < 0 {
+		byShare = byMoney
+	}
 	n := balance
 	if byShare.IsInt64() && byShare.Int64() < n {
 		n = byShare.Int64()
