@@ -603,10 +603,16 @@ func (o *overlay) post(acct string, a Asset, amt decimal.Decimal) {
 	if amt.IsZero() {
 		return
 	}
+	o.out = append(o.out, Posting{Account: acct, Asset: a, Amount: amt})
+	o.shift(acct, a, amt)
+}
+
+// shift changes the balance the overlay reads of (acct, a) by amt without
+// posting it: for what the caller's own postings have moved already.
+func (o *overlay) shift(acct string, a Asset, amt decimal.Decimal) {
 	k := acct + "\x00" + string(a)
 	d, had := o.delta[k]
 	o.delta[k] = d.Add(amt)
-	o.out = append(o.out, Posting{Account: acct, Asset: a, Amount: amt})
 	if had {
 		return
 	}
@@ -1065,9 +1071,12 @@ func CostOfSales(b StockBook, store StoreID, sale []Posting) ([]Posting, error) 
 		if p.Amount.IsNegative() {
 			value = value.Neg()
 		}
-		// Only value moves: the shop's own postings moved the units.
+		// Only value moves: the shop's own postings moved the units. The
+		// next line of the item (another department's) costs at what this
+		// one left, units included.
 		o.post(StockAccount(store, DeptID(dp), id), MoneyAsset(st.Currency), value)
 		o.post(COGSAccount(store, id), MoneyAsset(st.Currency), value.Neg())
+		o.shift(p.Account, p.Asset, p.Amount)
 	}
 	out := MergePostings(o.out)
 	if err := CheckPostings(out); err != nil {

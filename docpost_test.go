@@ -656,3 +656,47 @@ func BenchmarkPostDocument(b *testing.B) {
 		})
 	}
 }
+
+// TestCostOfSalesAcrossDepartments: a sale taking one item from two
+// departments costs every unit at the moving average, the second line at
+// what the first left (units and value): all 10 units sold, 5 from each
+// department, cost what the stock was worth and leave no value behind.
+// Costing the second line against units the first had already taken
+// costed it at half the average and left a quarter of the value on no
+// units.
+func TestCostOfSalesAcrossDepartments(t *testing.T) {
+	b := newMemBook()
+	for _, dp := range []storeline.DeptID{"main", "bar"} {
+		l := line("milk", "5")
+		l.Dept, l.PurchasePrice = dp, dec("1.00")
+		if _, err := b.post(&storeline.Document{ID: "inv-" + string(dp), Type: storeline.DocIncomingInvoice, Store: "s1", Supplier: "sup1",
+			Lines: []storeline.DocumentLine{l}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worth := b.bal[storeline.StockAccount("s1", "main", "milk")+" cur:EUR"].Add(b.bal[storeline.StockAccount("s1", "bar", "milk")+" cur:EUR"])
+	if !worth.IsPositive() {
+		t.Fatalf("the stock is worth %s", worth)
+	}
+	shop := storeline.MergePostings([]storeline.Posting{
+		{Account: storeline.StockAccount("s1", "main", "milk"), Asset: storeline.ItemAsset("milk"), Amount: dec("-5")},
+		{Account: storeline.StockAccount("s1", "bar", "milk"), Asset: storeline.ItemAsset("milk"), Amount: dec("-5")},
+		{Account: storeline.SoldAccount("s1", "milk"), Asset: storeline.ItemAsset("milk"), Amount: dec("10")},
+		{Account: storeline.RevenueAccount("s1"), Asset: "cur:EUR", Amount: dec("-15.00")},
+		{Account: storeline.CashAccount("s1", "t1"), Asset: "cur:EUR", Amount: dec("15.00")},
+	})
+	cost, err := storeline.CostOfSales(b, "s1", shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.apply(shop)
+	b.apply(cost)
+	if got := b.bal[storeline.COGSAccount("s1", "milk")+" cur:EUR"]; !got.Equal(worth) {
+		t.Errorf("cost of sales = %s, want the stock's worth %s:\n%s", got, worth, formatPostings(cost))
+	}
+	for _, dp := range []storeline.DeptID{"main", "bar"} {
+		if v := b.bal[storeline.StockAccount("s1", dp, "milk")+" cur:EUR"]; !v.IsZero() {
+			t.Errorf("%s keeps %s of value on no units", dp, v)
+		}
+	}
+}
