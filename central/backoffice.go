@@ -35,6 +35,8 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 	"github.com/vmihailenco/msgpack/v5"
@@ -100,6 +102,20 @@ type docRecord struct {
 	// optional, so it decodes as before): its cancel puts nothing back,
 	// as then.
 	Taken []batchTake `msgpack:"taken,omitempty"`
+	// Costs are the last purchase costs an invoice's post set, with what
+	// they were before, which cancelling puts back where the cost still
+	// stands as the post set it. A document posted before posts recorded
+	// them has none: its cancel leaves the costs, as then.
+	Costs []costSet `msgpack:"costs,omitempty"`
+}
+
+// costSet is a last purchase cost (boCost key) a post set, and what the
+// key held before (Had false: nothing).
+type costSet struct {
+	Key string `msgpack:"k"`
+	Set string `msgpack:"s"`
+	Was string `msgpack:"w,omitempty"`
+	Had bool   `msgpack:"h,omitempty"`
 }
 
 type docIDPayload struct {
@@ -564,6 +580,30 @@ func docRefs(b *txBook, d *storeline.Document) error {
 		if l.Dept != "" && !st.HasDept(l.Dept) {
 			return storeline.Invalidf(fmt.Sprintf("lines[%d].dept", i), "store %q has no department %q", st.ID, l.Dept)
 		}
+		for _, f := range [...]struct{ name, v string }{{"batch", l.Batch}, {"certificate", l.Certificate}} {
+			if err := checkLabel(f.v); err != nil {
+				return storeline.Invalidf(fmt.Sprintf("lines[%d].%s", i, f.name), "%v", err)
+			}
+		}
+	}
+	return nil
+}
+
+// maxLabel bounds a line's batch and certificate, as a serial is bounded.
+const maxLabel = 128
+
+// checkLabel refuses a batch or certificate name that is too long or
+// holds a control character: the batch is part of its key (batchKey,
+// whose separator is NUL) and of GET /v1/batches' cursor.
+func checkLabel(s string) error {
+	if len(s) > maxLabel {
+		return fmt.Errorf("at most %d bytes", maxLabel)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%q is not UTF-8", s)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%q holds a control character", s)
 	}
 	return nil
 }
@@ -782,8 +822,20 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	var costs []costSet
 	for _, c := range der.Costs {
-		if err := tx.SetMeta(boCost+string(c.Store)+"\x00"+string(c.Item), []byte(c.UnitCost.String())); err != nil {
+		k := boCost + string(c.Store) + "\x00" + string(c.Item)
+		i := slices.IndexFunc(costs, func(cs costSet) bool { return cs.Key == k })
+		if i < 0 {
+			was, err := tx.Meta(k)
+			if err != nil {
+				return nil, err
+			}
+			i = len(costs)
+			costs = append(costs, costSet{Key: k, Was: string(was), Had: was != nil})
+		}
+		costs[i].Set = c.UnitCost.String()
+		if err := tx.SetMeta(k, []byte(costs[i].Set)); err != nil {
 			return nil, err
 		}
 	}
@@ -809,7 +861,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 		}
 	}
 	rec.Status, rec.Postings, rec.PostedMs = storeline.DocPosted, der.Postings, tx.At.UnixMilli()
-	rec.Prices, rec.Batches, rec.Taken = der.Prices, batches, taken
+	rec.Prices, rec.Batches, rec.Taken, rec.Costs = der.Prices, batches, taken, costs
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
 	}
@@ -946,6 +998,24 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	if err := restoreBatches(tx, rec.Taken); err != nil {
 		return nil, err
+	}
+	// Withdraw the last purchase costs the post set that still stand as
+	// it set them (a later invoice's replaced them otherwise).
+	for _, c := range rec.Costs {
+		cur, err := tx.Meta(c.Key)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil || string(cur) != c.Set {
+			continue
+		}
+		var was []byte
+		if c.Had {
+			was = []byte(c.Was)
+		}
+		if err := tx.SetMeta(c.Key, was); err != nil {
+			return nil, err
+		}
 	}
 	if ship != nil {
 		ship.ReceivedBy = ""

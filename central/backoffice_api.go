@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -312,6 +313,14 @@ func (n *Node) listDocuments(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	store, typ, status, after := q.Get("store"), q.Get("type"), q.Get("status"), q.Get("after")
+	if typ != "" && !slices.Contains(boDocTypes, storeline.DocType(typ)) {
+		return errMalformed("type", "%q is not a document type", typ)
+	}
+	switch storeline.DocStatus(status) {
+	case "", storeline.DocDraft, storeline.DocPosted, storeline.DocCancelled:
+	default:
+		return errMalformed("status", "%q: want draft, posted or cancelled", status)
+	}
 	out := []any{}
 	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {

@@ -78,6 +78,9 @@ func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replicatio
 		}
 		seq := uint64(1)
 		if m.Epoch == after.Epoch {
+			if after.Seq >= m.Seq {
+				continue // nothing after it (and after.Seq+1 may wrap to 0)
+			}
 			seq = after.Seq + 1
 		}
 		for ; seq <= m.Seq; seq++ {
