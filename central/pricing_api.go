@@ -403,9 +403,11 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 		if err := storeline.CheckCardCode("card", in.Card); err != nil {
 			return err
 		}
-		if customer, group, staff, err = n.cardBuyer(in.Card); err != nil {
+		by, err := pricing.CardBuyer(n.rep, in.Card)
+		if err != nil {
 			return err
 		}
+		customer, group, staff = by.Customer, by.Group, by.Staff
 	case in.CustomerGroup != "":
 		if err := n.rep.GetMaster(storeline.KindCustomerGroup, in.CustomerGroup, &storeline.CustomerGroup{}); err != nil {
 			if errors.Is(err, storeline.NotFound) {
@@ -446,33 +448,4 @@ func (n *Node) postBasketPrice(w http.ResponseWriter, r *http.Request) error {
 	out.Customer, out.CustomerGroup, out.StaffCard = customer, group, staff
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// cardBuyer returns who a card names for pricing, as a shop decides it: a
-// loyalty card's customer and group, a staff card; an unknown or blocked
-// card, or a customer in no group, prices as an anonymous buyer.
-func (n *Node) cardBuyer(code string) (storeline.CustomerID, storeline.CustGroupID, bool, error) {
-	var card storeline.CardRecord
-	if err := n.rep.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
-		if errors.Is(err, storeline.NotFound) {
-			return "", "", false, nil
-		}
-		return "", "", false, err
-	}
-	switch {
-	case card.Blocked:
-		return card.Customer, "", false, nil
-	case card.Kind == storeline.StaffCard:
-		return "", "", true, nil
-	case card.Kind != storeline.LoyaltyCard:
-		return card.Customer, "", false, nil
-	}
-	var cu storeline.Customer
-	if err := n.rep.GetMaster(storeline.KindCustomer, string(card.Customer), &cu); err != nil {
-		if errors.Is(err, storeline.NotFound) {
-			return card.Customer, "", false, nil
-		}
-		return "", "", false, err
-	}
-	return cu.ID, cu.Group, false, nil
 }

@@ -31,44 +31,6 @@ func (s *Server) price(st *storeline.Store, loc *time.Location, item storeline.I
 	return decimal.Decimal{}, "", false, nil
 }
 
-// buyer is who a card names for pricing.
-type buyer struct {
-	customer storeline.CustomerID
-	group    storeline.CustGroupID
-	staff    bool // a staff card: the programme's staff discount applies
-}
-
-// cardBuyer returns the buyer a card names: a loyalty card's customer and
-// group, or a staff card. An unknown or blocked card, or a customer in no
-// group, prices as an anonymous buyer (the card may have been registered
-// at another till while offline).
-func (s *Server) cardBuyer(code string) (buyer, error) {
-	var card storeline.CardRecord
-	if err := s.led.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
-		if errors.Is(err, storeline.NotFound) {
-			return buyer{}, nil
-		}
-		return buyer{}, err
-	}
-	if card.Blocked {
-		return buyer{customer: card.Customer}, nil
-	}
-	if card.Kind == storeline.StaffCard {
-		return buyer{staff: true}, nil
-	}
-	if card.Kind != storeline.LoyaltyCard {
-		return buyer{customer: card.Customer}, nil
-	}
-	var c storeline.Customer
-	if err := s.led.GetMaster(storeline.KindCustomer, string(card.Customer), &c); err != nil {
-		if errors.Is(err, storeline.NotFound) {
-			return buyer{customer: card.Customer}, nil
-		}
-		return buyer{}, err
-	}
-	return buyer{customer: c.ID, group: c.Group}, nil
-}
-
 // priceIn is POST /v1/baskets/price: lines as a receipt's (a price on a
 // line is the seller's manual price), the moment to price at (now when
 // absent) and the customer's card.
@@ -104,12 +66,12 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 		}
 		at = t
 	}
-	var by buyer
+	var by pricing.Buyer
 	if in.Card != "" {
 		if err := storeline.CheckCardCode("card", in.Card); err != nil {
 			return err
 		}
-		if by, err = s.cardBuyer(in.Card); err != nil {
+		if by, err = pricing.CardBuyer(s.led, in.Card); err != nil {
 			return err
 		}
 	}
@@ -121,7 +83,7 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 	if err != nil {
 		return err
 	}
-	b := pricing.Basket{Store: st, At: at, CustomerGroup: by.group, Staff: by.staff, Lines: make([]pricing.BasketLine, len(lines))}
+	b := pricing.Basket{Store: st, At: at, CustomerGroup: by.Group, Staff: by.Staff, Lines: make([]pricing.BasketLine, len(lines))}
 	for i, l := range lines {
 		b.Lines[i] = pricing.BasketLine{Item: l.Item, Qty: l.Qty, Manual: in.Lines[i].Price.Set, ManualPrice: l.Price}
 	}
@@ -136,7 +98,7 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return err
 	}
 	out.CatalogVersion, out.PricedAt = version, at.UTC().Format(timeFormat)
-	out.Customer, out.CustomerGroup, out.StaffCard = by.customer, by.group, by.staff
+	out.Customer, out.CustomerGroup, out.StaffCard = by.Customer, by.Group, by.Staff
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -146,14 +108,14 @@ func (s *Server) priceBasket(w http.ResponseWriter, r *http.Request, _ *caller) 
 // whose unit price or discount differs from the node's (lines the node has
 // no price for are not compared).
 func (s *Server) discrepancies(st *storeline.Store, rc *storeline.Receipt, at time.Time) ([]storeline.Discrepancy, error) {
-	var by buyer
+	var by pricing.Buyer
 	if rc.Card != "" {
 		var err error
-		if by, err = s.cardBuyer(rc.Card); err != nil {
+		if by, err = pricing.CardBuyer(s.led, rc.Card); err != nil {
 			return nil, err
 		}
 	}
-	b := pricing.Basket{Store: st, At: at, CustomerGroup: by.group, Staff: by.staff, Lines: make([]pricing.BasketLine, len(rc.Lines))}
+	b := pricing.Basket{Store: st, At: at, CustomerGroup: by.Group, Staff: by.Staff, Lines: make([]pricing.BasketLine, len(rc.Lines))}
 	for i, l := range rc.Lines {
 		b.Lines[i] = pricing.BasketLine{Item: l.Item, Qty: l.Qty}
 	}

@@ -432,3 +432,45 @@ func (r *Rules) ProgrammeFor(cur storeline.Currency) (*storeline.LoyaltyProgramm
 	}
 	return best, best != nil
 }
+
+// Buyer is who a card names for pricing.
+type Buyer struct {
+	Customer storeline.CustomerID
+	Group    storeline.CustGroupID
+	Staff    bool // a staff card: the programme's staff discount applies
+}
+
+// CardBuyer returns the buyer the card with code names, as a shop and
+// head office both decide it: a loyalty card's customer and their group,
+// or a staff card. An unknown or blocked card, a card of another kind, or
+// a customer in no group (or not known here yet) prices as an anonymous
+// buyer: the card may have been registered at another till while
+// offline. Only a failure to read is an error.
+func CardBuyer[M interface {
+	Lookup
+	GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error
+}](m M, code string) (Buyer, error) {
+	var card storeline.CardRecord
+	if err := m.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return Buyer{}, nil
+		}
+		return Buyer{}, err
+	}
+	switch {
+	case card.Blocked:
+		return Buyer{Customer: card.Customer}, nil
+	case card.Kind == storeline.StaffCard:
+		return Buyer{Staff: true}, nil
+	case card.Kind != storeline.LoyaltyCard:
+		return Buyer{Customer: card.Customer}, nil
+	}
+	var c storeline.Customer
+	if err := m.GetMaster(storeline.KindCustomer, string(card.Customer), &c); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return Buyer{Customer: card.Customer}, nil
+		}
+		return Buyer{}, err
+	}
+	return Buyer{Customer: c.ID, Group: c.Group}, nil
+}
