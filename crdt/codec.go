@@ -168,9 +168,30 @@ func readN(d *msgpack.Decoder, n int) ([]byte, error) {
 	return b, nil
 }
 
-// encodeDecimal writes d in its canonical form.
-func encodeDecimal(e *msgpack.Encoder, d decimal.Decimal) error {
+// encodeDecimal writes d in its canonical form, if decodeDecimal would
+// read it back.
+func encodeDecimal(e *msgpack.Encoder, what string, d decimal.Decimal) error {
+	if err := checkDecimal(what, d); err != nil {
+		return err
+	}
 	return e.EncodeString(d.String())
+}
+
+// checkDecimal returns an error wrapping ErrInvalidAmount, naming what, if
+// decodeDecimal would refuse d: negative, or a canonical text longer than
+// maxDecimalLen. A large exponent is refused before d.String() spells out
+// its digits.
+func checkDecimal(what string, d decimal.Decimal) error {
+	if d.IsNegative() {
+		return fmt.Errorf("%s: negative %.20s: %w", what, d.String(), ErrInvalidAmount)
+	}
+	if d.Exponent() >= maxDecimalLen && !d.IsZero() {
+		return fmt.Errorf("%s: %s×10^%d has over %d digits: %w", what, d.Coefficient(), d.Exponent(), maxDecimalLen, ErrInvalidAmount)
+	}
+	if s := d.String(); len(s) > maxDecimalLen {
+		return fmt.Errorf("%s: %.20s... is %d characters, over %d: %w", what, s, len(s), maxDecimalLen, ErrInvalidAmount)
+	}
+	return nil
 }
 
 // maxDecimalLen bounds the text of a decoded decimal. Quantities and money
@@ -208,12 +229,40 @@ func (t Timestamp) EncodeMsgpack(e *msgpack.Encoder) error {
 
 // DecodeMsgpack reads what EncodeMsgpack writes.
 func (t *Timestamp) DecodeMsgpack(d *msgpack.Decoder) error {
+	v, err := decodeTime(d, "Timestamp")
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// decodeTime reads a Timestamp, a non-negative integer. msgpack's
+// DecodeUint64 takes a negative integer for a huge one (-1 for the largest
+// Timestamp, which no later write could beat), so a signed integer is read
+// as such and refused below zero.
+func decodeTime(d *msgpack.Decoder, what string) (Timestamp, error) {
+	c, err := d.PeekCode()
+	if err != nil {
+		return 0, fmt.Errorf("crdt: decode %s: %w", what, err)
+	}
+	// msgpack's negative fixint (0xe0-0xff) and int 8, 16, 32, 64
+	// (0xd0-0xd3); its msgpcode package is not among crdt's imports.
+	if c >= 0xe0 || (c >= 0xd0 && c <= 0xd3) {
+		v, err := d.DecodeInt64()
+		if err != nil {
+			return 0, fmt.Errorf("crdt: decode %s: %w", what, err)
+		}
+		if v < 0 {
+			return 0, malformed("%s: negative time %d", what, v)
+		}
+		return Timestamp(v), nil
+	}
 	v, err := d.DecodeUint64()
 	if err != nil {
-		return fmt.Errorf("crdt: decode Timestamp: %w", err)
+		return 0, fmt.Errorf("crdt: decode %s: %w", what, err)
 	}
-	*t = Timestamp(v)
-	return nil
+	return Timestamp(v), nil
 }
 
 // EncodeMsgpack writes [time, origin]. A Stamp is small and embedded in other
@@ -233,14 +282,14 @@ func (s *Stamp) DecodeMsgpack(d *msgpack.Decoder) error {
 	if err := decodeArrayLen(d, "Stamp", 2); err != nil {
 		return err
 	}
-	t, err := d.DecodeUint64()
+	t, err := decodeTime(d, "Stamp time")
 	if err != nil {
-		return fmt.Errorf("crdt: decode Stamp time: %w", err)
+		return err
 	}
 	o, err := readString(d, "Stamp origin")
 	if err != nil {
 		return err
 	}
-	*s = Stamp{Time: Timestamp(t), Origin: o}
+	*s = Stamp{Time: t, Origin: o}
 	return nil
 }

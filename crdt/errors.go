@@ -13,7 +13,9 @@ var (
 	// is a *RightsError, which says how many rights the origin has.
 	ErrInsufficientRights = errors.New("crdt: insufficient rights")
 	// ErrInvalidAmount is returned for an amount that is not positive or is
-	// above MaxAmount.
+	// above MaxAmount; for a PNCounter, for a decimal (an amount, or the
+	// row total it would make) whose canonical text is longer than the
+	// decoders read (100 characters), or a negative row total.
 	ErrInvalidAmount = errors.New("crdt: invalid amount")
 	// ErrOverflow is returned when an operation would take a cumulative
 	// cell past MaxAmount.

@@ -132,7 +132,7 @@ func (r *LWWRegister) DecodeMsgpack(d *msgpack.Decoder) error {
 
 func decodeRegisterFields(d *msgpack.Decoder) (LWWRegister, error) {
 	var r LWWRegister
-	t, err := d.DecodeUint64()
+	t, err := decodeTime(d, "LWWRegister time")
 	if err != nil {
 		return r, err
 	}
@@ -154,7 +154,7 @@ func decodeRegisterFields(d *msgpack.Decoder) (LWWRegister, error) {
 	if (st == uint64(regLive)) != (v != nil) {
 		return r, malformed("LWWRegister: state %d with value %q", st, v)
 	}
-	r = LWWRegister{stamp: Stamp{Time: Timestamp(t), Origin: o}, value: v, state: uint8(st)}
+	r = LWWRegister{stamp: Stamp{Time: t, Origin: o}, value: v, state: uint8(st)}
 	return r, nil
 }
 
@@ -365,11 +365,11 @@ func (m *LWWMap) DecodeMsgpack(d *msgpack.Decoder) error {
 	if err := decodeHeader(d, "LWWMap", 3); err != nil {
 		return err
 	}
-	h, err := d.DecodeUint64()
+	h, err := decodeTime(d, "LWWMap horizon")
 	if err != nil {
 		return err
 	}
-	n := &LWWMap{horizon: Timestamp(h)}
+	n := &LWWMap{horizon: h}
 	err = decodeSortedMap(d, "LWWMap entries", func(k string) error {
 		if err := decodeArrayLen(d, "LWWMap entry", 4); err != nil {
 			return err

@@ -1,6 +1,8 @@
 package crdt
 
 import (
+	"fmt"
+
 	"github.com/shopspring/decimal"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -32,28 +34,58 @@ type PNDelta struct {
 // row, to ship to other replicas. Only origin itself may call Add for
 // origin: a row written at two places would lose updates in the merge. A
 // zero amount changes nothing and returns the current row.
-func (c *PNCounter) Add(origin string, amount decimal.Decimal) PNDelta {
+//
+// An amount, or a row total it would make, that the encoding cannot hold
+// (a canonical text over 100 characters) is refused with an error wrapping
+// ErrInvalidAmount, and the row is left as it was.
+func (c *PNCounter) Add(origin string, amount decimal.Decimal) (PNDelta, error) {
 	r := c.rows[origin]
 	r.Origin = origin
+	if err := checkDecimal("amount", amount.Abs()); err != nil {
+		return r, fmt.Errorf("crdt: PNCounter add at %q: %w", origin, err)
+	}
 	switch amount.Sign() {
 	case 0:
-		return r
+		return r, nil
 	case 1:
 		r.Inc = r.Inc.Add(amount)
+		if err := checkDecimal("inc total", r.Inc); err != nil {
+			return c.Row(origin), fmt.Errorf("crdt: PNCounter add at %q: %w", origin, err)
+		}
 	case -1:
 		r.Dec = r.Dec.Sub(amount)
+		if err := checkDecimal("dec total", r.Dec); err != nil {
+			return c.Row(origin), fmt.Errorf("crdt: PNCounter add at %q: %w", origin, err)
+		}
 	}
 	if c.rows == nil {
 		c.rows = make(map[string]PNDelta)
 	}
 	c.rows[origin] = r
-	return r
+	return r, nil
 }
 
 // Apply merges one origin's row: each of Inc and Dec becomes the larger of
 // the local and the delta's value. Negative values in d are ignored (they
-// cannot come from Add).
-func (c *PNCounter) Apply(d PNDelta) {
+// cannot come from Add). A delta holding a value the encoding cannot hold
+// (see Add) is refused whole with an error wrapping ErrInvalidAmount.
+func (c *PNCounter) Apply(d PNDelta) error {
+	for _, v := range []struct {
+		what string
+		d    decimal.Decimal
+	}{{"inc", d.Inc}, {"dec", d.Dec}} {
+		if !v.d.IsNegative() {
+			if err := checkDecimal(v.what, v.d); err != nil {
+				return fmt.Errorf("crdt: PNCounter apply of %q's row: %w", d.Origin, err)
+			}
+		}
+	}
+	c.apply(d)
+	return nil
+}
+
+// apply is Apply of a row known to encode (one of another counter's).
+func (c *PNCounter) apply(d PNDelta) {
 	r, ok := c.rows[d.Origin]
 	changed := false
 	if d.Inc.Cmp(r.Inc) > 0 {
@@ -77,7 +109,7 @@ func (c *PNCounter) Apply(d PNDelta) {
 // Merge merges every row of other into c.
 func (c *PNCounter) Merge(other *PNCounter) {
 	for _, r := range other.rows {
-		c.Apply(r)
+		c.apply(r)
 	}
 }
 
@@ -131,11 +163,11 @@ func (c PNCounter) EncodeMsgpack(e *msgpack.Encoder) error {
 		if err := e.EncodeArrayLen(2); err != nil {
 			return err
 		}
-		if err := encodeDecimal(e, r.Inc); err != nil {
-			return err
+		if err := encodeDecimal(e, "inc", r.Inc); err != nil {
+			return fmt.Errorf("crdt: encode PNCounter row %q: %w", o, err)
 		}
-		if err := encodeDecimal(e, r.Dec); err != nil {
-			return err
+		if err := encodeDecimal(e, "dec", r.Dec); err != nil {
+			return fmt.Errorf("crdt: encode PNCounter row %q: %w", o, err)
 		}
 	}
 	return nil
@@ -180,10 +212,13 @@ func (r PNDelta) EncodeMsgpack(e *msgpack.Encoder) error {
 	if err := e.EncodeString(r.Origin); err != nil {
 		return err
 	}
-	if err := encodeDecimal(e, r.Inc); err != nil {
-		return err
+	if err := encodeDecimal(e, "inc", r.Inc); err != nil {
+		return fmt.Errorf("crdt: encode PNDelta of %q: %w", r.Origin, err)
 	}
-	return encodeDecimal(e, r.Dec)
+	if err := encodeDecimal(e, "dec", r.Dec); err != nil {
+		return fmt.Errorf("crdt: encode PNDelta of %q: %w", r.Origin, err)
+	}
+	return nil
 }
 
 // DecodeMsgpack reads what EncodeMsgpack writes.

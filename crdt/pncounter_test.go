@@ -40,7 +40,11 @@ func runPN(ops []pnOp) ([]crdt.PNDelta, decimal.Decimal) {
 		if local[op.origin] == nil {
 			local[op.origin] = &crdt.PNCounter{}
 		}
-		deltas = append(deltas, local[op.origin].Add(op.origin, op.amount))
+		d, err := local[op.origin].Add(op.origin, op.amount)
+		if err != nil {
+			panic(err) // amounts of a few digits always fit
+		}
+		deltas = append(deltas, d)
 		sum = sum.Add(op.amount)
 	}
 	return deltas, sum
@@ -50,7 +54,9 @@ var genPN = rapid.Custom(func(t *rapid.T) *crdt.PNCounter {
 	deltas, _ := runPN(rapid.SliceOfN(genPNOp, 0, 12).Draw(t, "ops"))
 	c := &crdt.PNCounter{}
 	for _, d := range deltas {
-		c.Apply(d)
+		if err := c.Apply(d); err != nil {
+			t.Fatalf("Apply(%+v): %v", d, err)
+		}
 	}
 	return c
 })
@@ -64,7 +70,10 @@ func TestPNCounterAdd(t *testing.T) {
 	var c crdt.PNCounter
 	c.Add("shop-1", dec("12.5"))
 	c.Add("shop-1", dec("-2.25"))
-	d := c.Add("shop-2", dec("-1"))
+	d, err := c.Add("shop-2", dec("-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Add("shop-2", decimal.Zero)
 	if want := (crdt.PNDelta{Origin: "shop-2", Inc: decimal.Zero, Dec: dec("1")}); d.Origin != want.Origin || !d.Inc.Equal(want.Inc) || !d.Dec.Equal(want.Dec) {
 		t.Errorf("Add(shop-2, -1) = %+v, want %+v", d, want)
@@ -85,11 +94,16 @@ func TestPNCounterAdd(t *testing.T) {
 
 func TestPNCounterApplyIsIdempotentAndIgnoresOldRows(t *testing.T) {
 	var at crdt.PNCounter
-	d1 := at.Add("shop-1", dec("3"))
-	d2 := at.Add("shop-1", dec("-1"))
+	d1, err1 := at.Add("shop-1", dec("3"))
+	d2, err2 := at.Add("shop-1", dec("-1"))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
 	var c crdt.PNCounter
 	for _, d := range []crdt.PNDelta{d2, d1, d2, d1} {
-		c.Apply(d)
+		if err := c.Apply(d); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got, want := c.Value(), dec("2"); !got.Equal(want) {
 		t.Errorf("Value() = %s, want %s", got, want)
@@ -118,8 +132,12 @@ func TestPNCounterConverges(t *testing.T) {
 		deltas, sum := runPN(rapid.SliceOfN(genPNOp, 1, 30).Draw(t, "ops"))
 		n := network[*crdt.PNCounter, crdt.PNDelta]{
 			replicas: []*crdt.PNCounter{{}, {}, {}},
-			apply:    (*crdt.PNCounter).Apply,
-			merge:    (*crdt.PNCounter).Merge,
+			apply: func(c *crdt.PNCounter, d crdt.PNDelta) {
+				if err := c.Apply(d); err != nil {
+					t.Fatalf("Apply(%+v): %v", d, err)
+				}
+			},
+			merge: (*crdt.PNCounter).Merge,
 		}
 		n.run(t, deltas)
 		if got := n.replicas[0].Value(); !got.Equal(sum) {

@@ -413,9 +413,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // retryable reports whether retrying the same request may succeed: a
-// transport error, a timeout, central unavailable or overloaded. Anything
-// else (400, 401, 403, 413) needs an operator, so the loop waits the
-// ceiling before trying again.
+// transport error, a timeout, central unavailable or overloaded, a node
+// that cannot serve us (post moves to the next and says Unavailable).
+// Anything else (a refusal of the request: 400, a 403 naming a field,
+// 413 of a single item) needs an operator, so the loop waits the ceiling
+// before trying again.
 func retryable(err error) bool {
 	switch storeline.KindOf(err) {
 	case storeline.Invalid, storeline.Unauthorized, storeline.Forbidden, storeline.TooLarge, storeline.NotFound:
@@ -433,7 +435,9 @@ func (c *Client) wait(ctx context.Context, b *backoff, err error) bool {
 }
 
 // post sends in to path at the current central address and decodes the
-// answer into out. A transport error or a 5xx moves to the next address.
+// answer into out. A transport error, or an answer saying this node cannot
+// serve us (see refusal) or that is not a message, moves to the next
+// address.
 func (c *Client) post(ctx context.Context, path string, timeout time.Duration, in, out any) error {
 	const op = "replication.post"
 	body, err := Encode(in)
@@ -473,24 +477,66 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 		return storeline.Errorf(storeline.TooLarge, op, "%s: answer over %d bytes", base, c.cfg.MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode >= 500 {
-			c.failover(i)
-		}
 		var p struct {
 			Kind, Detail, Field string
 		}
-		_ = json.Unmarshal(rb, &p)
+		isProblem := strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") && json.Unmarshal(rb, &p) == nil
 		kind := storeline.ParseKind(p.Kind)
-		if resp.StatusCode >= 500 && kind == storeline.Internal {
-			kind = storeline.Unavailable
+		if !isProblem {
+			p = struct{ Kind, Detail, Field string }{Detail: snippet(rb)}
+			kind = storeline.Internal
+		}
+		if resp.StatusCode == http.StatusRequestEntityTooLarge {
+			kind = storeline.TooLarge // whoever said it: a smaller batch may pass
+		}
+		if !refusal(resp.StatusCode, isProblem, kind, p.Field) {
+			// This node cannot serve us, whatever we send: try the next
+			// one, as for a network error, after the usual backoff.
+			c.failover(i)
+			if !retryable(&storeline.Error{Kind: kind}) || kind == storeline.Internal {
+				kind = storeline.Unavailable
+			}
 		}
 		return &storeline.Error{Op: op, Kind: kind, Field: p.Field,
-			Err: fmt.Errorf("%s%s: HTTP %d: %s", base, path, resp.StatusCode, p.Detail)}
+			Err: fmt.Errorf("%s%s: HTTP %d (%s): %s", base, path, resp.StatusCode, strings.ToLower(http.StatusText(resp.StatusCode)), p.Detail)}
 	}
 	if err := Decode(rb, out); err != nil {
-		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: %w", base, err))
+		// Not a message of central's (a proxy's page, a node of another
+		// protocol): another node may answer properly.
+		c.failover(i)
+		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s%s: HTTP 200 with %q: %w", base, path, resp.Header.Get("Content-Type"), err))
 	}
 	return nil
+}
+
+// refusal reports whether a non-200 answer refuses the request itself, so
+// that every central node would answer the same and moving to the next
+// cannot help: a 413 (the loops halve the batch or page), or a 4xx
+// problem document of central's refusing the content (Invalid, Conflict,
+// or naming the field at fault: another origin's event is Forbidden on
+// "ev[0].origin" everywhere). Anything else says this node cannot serve
+// us: a 5xx, a 429, a route or method it does not serve (404, 405), its
+// token list or certificate setup lacking the shop (401, a 403 naming no
+// field), a proxy's page.
+func refusal(code int, isProblem bool, kind storeline.Kind, field string) bool {
+	switch {
+	case code == http.StatusRequestEntityTooLarge:
+		return true
+	case code < 400 || code >= 500 || code == http.StatusTooManyRequests || !isProblem:
+		return false
+	}
+	return kind == storeline.Invalid || kind == storeline.Conflict || field != ""
+}
+
+// snippet is the start of an answer that is not a problem document, for
+// the log: a proxy's page says who answered.
+func snippet(b []byte) string {
+	const n = 120
+	s := strings.ToValidUTF8(string(b[:min(len(b), n)]), "?")
+	if len(b) > n {
+		s += "..."
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // failover moves to the next address unless another loop already did.
@@ -855,6 +901,12 @@ func (c *Client) pullLoop(ctx context.Context) {
 				}
 				c.log.Error("replication: sweep after resync", "below", st.Sweep, "err", err)
 				fresh = true
+				if k := storeline.KindOf(err); k != storeline.Conflict && (k != storeline.TooLarge || size.cur <= 1) {
+					// A sweep the node cannot store is a pull that failed,
+					// as a page is: nothing more is pulled until it is done.
+					c.met.PullErrors.Inc()
+					c.exchanged(false, false)
+				}
 				if storeline.KindOf(err) == storeline.TooLarge && size.shrink(size.cur) {
 					c.met.Shrunk.Inc()
 					continue
