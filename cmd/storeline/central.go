@@ -40,6 +40,27 @@ for central's own certificate).
 flags:
 `
 
+// flagsFromEnv sets each flag of fs not given on the command line from
+// the environment variable prefix + its name in capitals, dashes as
+// underscores: every flag, by the flag's own parser, so a bad value is
+// refused naming the variable.
+func flagsFromEnv(fs *flag.FlagSet, prefix string, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(name)
+		if given[f.Name] || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %v", name, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
 func cmdCentral(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storeline central", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -48,25 +69,19 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 		fs.PrintDefaults()
 	}
 	cfg := central.DefaultConfig("central-data")
-	env := func(name, def string) string {
-		if v := getenv("STORELINE_CENTRAL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&cfg.NodeID, "id", env("id", cfg.NodeID), "node id (never changes)")
-	fs.StringVar(&cfg.DataDir, "data", env("data", cfg.DataDir), "data directory")
-	fs.StringVar(&cfg.RaftAddr, "raft", env("raft", cfg.RaftAddr), "Raft listen address")
-	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", env("raft-advertise", ""), "Raft address peers dial (default: the bound one)")
-	fs.StringVar(&cfg.APIAddr, "api", env("api", cfg.APIAddr), "head-office API listen address")
-	fs.StringVar(&cfg.APIAdvertise, "api-advertise", env("api-advertise", ""), "API address other nodes forward to (default: the bound one)")
-	fs.StringVar(&cfg.AdminAddr, "admin", env("admin", cfg.AdminAddr), "admin listener (/metrics, /healthz), loopback by default")
-	fs.StringVar(&cfg.GossipAddr, "gossip", env("gossip", cfg.GossipAddr), "gossip (memberlist) bind address")
-	seeds := fs.String("seeds", env("seeds", ""), "comma-separated gossip addresses of running nodes to join")
-	bootstrap := fs.String("bootstrap", env("bootstrap", ""), "true to form a new cluster (default: true when no seeds are given); ignored with -seeds or an existing Raft log")
+	fs.StringVar(&cfg.NodeID, "id", cfg.NodeID, "node id (never changes)")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory")
+	fs.StringVar(&cfg.RaftAddr, "raft", cfg.RaftAddr, "Raft listen address")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address peers dial (default: the bound one)")
+	fs.StringVar(&cfg.APIAddr, "api", cfg.APIAddr, "head-office API listen address")
+	fs.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other nodes forward to (default: the bound one)")
+	fs.StringVar(&cfg.AdminAddr, "admin", cfg.AdminAddr, "admin listener (/metrics, /healthz), loopback by default")
+	fs.StringVar(&cfg.GossipAddr, "gossip", cfg.GossipAddr, "gossip (memberlist) bind address")
+	seeds := fs.String("seeds", "", "comma-separated gossip addresses of running nodes to join")
+	bootstrap := fs.String("bootstrap", "", "true to form a new cluster (default: true when no seeds are given); ignored with -seeds or an existing Raft log")
 	fs.IntVar(&cfg.MaxVoters, "max-voters", cfg.MaxVoters, "odd number of voters; later nodes join as non-voters")
-	adminHashes := fs.String("admin-key-hashes", env("admin-key-hashes", ""), "comma-separated SHA-256 (hex) of admin API keys")
-	viewerHashes := fs.String("viewer-key-hashes", env("viewer-key-hashes", ""), "comma-separated SHA-256 (hex) of viewer API keys")
+	adminHashes := fs.String("admin-key-hashes", "", "comma-separated SHA-256 (hex) of admin API keys")
+	viewerHashes := fs.String("viewer-key-hashes", "", "comma-separated SHA-256 (hex) of viewer API keys")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&cfg.ElectionTimeout, "election", cfg.ElectionTimeout, "Raft election timeout")
 	fs.DurationVar(&cfg.LeaderLeaseTimeout, "lease", cfg.LeaderLeaseTimeout, "Raft leader lease timeout")
@@ -74,16 +89,20 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	fs.DurationVar(&cfg.ProbeTimeout, "probe-timeout", cfg.ProbeTimeout, "gossip probe timeout")
 	fs.DurationVar(&cfg.DeadNodeRemoveAfter, "dead-node-remove-after", 0, "remove a node dead this long from Raft (0: never)")
 	fs.DurationVar(&cfg.ChangeRetention, "change-retention", cfg.ChangeRetention, "how long the change feed keeps tombstones")
-	fs.StringVar(&cfg.ReplicationAddr, "replication", env("replication", cfg.ReplicationAddr), "shops' replication listen address (\"\" turns it off)")
-	replCert := fs.String("replication-cert", env("replication-cert", ""), "central's TLS certificate for the replication listener (PEM)")
-	replKey := fs.String("replication-key", env("replication-key", ""), "its key (PEM)")
-	replCA := fs.String("replication-ca", env("replication-ca", ""), "chain CA whose shop certificates are accepted (mutual TLS)")
+	fs.StringVar(&cfg.ReplicationAddr, "replication", cfg.ReplicationAddr, "shops' replication listen address (\"\" turns it off)")
+	replCert := fs.String("replication-cert", "", "central's TLS certificate for the replication listener (PEM)")
+	replKey := fs.String("replication-key", "", "its key (PEM)")
+	replCA := fs.String("replication-ca", "", "chain CA whose shop certificates are accepted (mutual TLS)")
 	level := slog.LevelInfo
 	fs.TextVar(&level, "log-level", level, "log level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitUsage
+	}
+	if err := flagsFromEnv(fs, "STORELINE_CENTRAL_", getenv); err != nil {
+		fmt.Fprintf(stderr, "storeline central: %v\n", err)
 		return exitUsage
 	}
 	if *seeds != "" {

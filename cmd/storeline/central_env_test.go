@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// centralCutOff runs `storeline central` with args, cut off after a few
+// seconds: a configuration the command did not refuse starts a node, and
+// the test then sees its clean exit instead of a usage error.
+func centralCutOff(t *testing.T, getenv func(string) string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, append([]string{"central"}, args...), getenv, &out, &errb)
+	return code, errb.String()
+}
+
+// TestCentralEveryFlagFromEnv: every flag of `storeline central` is read
+// from STORELINE_CENTRAL_<FLAG> by the flag's own parser (timers and
+// -max-voters included, which the environment used to be silently
+// ignored for), a bad value is refused naming the variable, and a flag on
+// the command line wins over its variable.
+func TestCentralEveryFlagFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	code, stderr := centralCutOff(t, env(map[string]string{
+		"STORELINE_CENTRAL_DATA":                   dir,
+		"STORELINE_CENTRAL_HEARTBEAT":              "soon",
+		"STORELINE_CENTRAL_DEAD_NODE_REMOVE_AFTER": "-",
+		"STORELINE_CENTRAL_LOG_LEVEL":              "loud",
+	}))
+	if code != exitUsage {
+		t.Fatalf("bad timer and level in the environment: exit %d, want %d (usage); stderr:\n%s", code, exitUsage, stderr)
+	}
+	for _, v := range []string{"STORELINE_CENTRAL_HEARTBEAT", "STORELINE_CENTRAL_DEAD_NODE_REMOVE_AFTER", "STORELINE_CENTRAL_LOG_LEVEL"} {
+		if !strings.Contains(stderr, v) {
+			t.Errorf("the refusal does not name %s:\n%s", v, stderr)
+		}
+	}
+
+	// A value that parses reaches the configuration: two voters is not
+	// an odd number. The command line's heartbeat wins over a variable
+	// that would not parse.
+	code, stderr = centralCutOff(t, env(map[string]string{
+		"STORELINE_CENTRAL_DATA":       dir,
+		"STORELINE_CENTRAL_MAX_VOTERS": "2",
+		"STORELINE_CENTRAL_HEARTBEAT":  "soon",
+	}), "-heartbeat", "1s")
+	if code != exitUsage || !strings.Contains(stderr, "MaxVoters") || strings.Contains(stderr, "HEARTBEAT") {
+		t.Fatalf("STORELINE_CENTRAL_MAX_VOTERS=2 with -heartbeat 1s: exit %d, stderr:\n%s\nwant a usage error about MaxVoters and none about the heartbeat", code, stderr)
+	}
+}
