@@ -69,6 +69,9 @@ const (
 	boBatchItem  = "bo/batchi/"  // store \0 item → ""
 	boBatchItemV = "bo/batchi-v" // → "1"
 	boRule       = "bo/rule/"    // id → msgpack RepriceRule
+	// boPriceBy names the repricing whose post set the price a key holds
+	// (and that price), so its cancel knows the price is still its own.
+	boPriceBy = "bo/priceby/" // price ID → document id \0 price
 )
 
 func backOfficeOps() []Op {
@@ -91,7 +94,7 @@ type docRecord struct {
 	CancelledMs int64               `msgpack:"xms,omitempty"`
 	PostEvent   storeline.EventID   `msgpack:"pev,omitempty"`
 	CancelEvent storeline.EventID   `msgpack:"xev,omitempty"`
-	Prices      []storeline.Price   `msgpack:"prices,omitempty"`  // a repricing's, to withdraw on cancel
+	Prices      []storeline.Price   `msgpack:"prices,omitempty"`  // a repricing's (what they replaced: PriceSets)
 	Batches     []storeline.BatchIn `msgpack:"batches,omitempty"` // brought in: an invoice's, a transfer receipt's (backoffice_batches.go)
 	// CancelPostings are what cancelling booked: the postings negated,
 	// and any variance sweep (storeline.CancelDocument).
@@ -107,6 +110,12 @@ type docRecord struct {
 	// stands as the post set it. A document posted before posts recorded
 	// them has none: its cancel leaves the costs, as then.
 	Costs []costSet `msgpack:"costs,omitempty"`
+	// PriceSets are the prices a repricing's post set, with what each
+	// key held before, which cancelling puts back where the price still
+	// stands as the post set it (priceSet). A repricing
+	// posted before posts recorded them has none: its cancel withdraws
+	// Prices that still hold their value, as then.
+	PriceSets []priceSet `msgpack:"psets,omitempty"`
 }
 
 // costSet is a last purchase cost (boCost key) a post set, and what the
@@ -116,6 +125,140 @@ type costSet struct {
 	Set string `msgpack:"s"`
 	Was string `msgpack:"w,omitempty"`
 	Had bool   `msgpack:"h,omitempty"`
+}
+
+// priceSet is a price (its master ID) a repricing's post set, what the
+// key held before (Had false: no price), and the repricing whose post had
+// set that (By, "" for none or a price set by hand).
+type priceSet struct {
+	ID  string          `msgpack:"k"`
+	Set decimal.Decimal `msgpack:"s"`
+	Was decimal.Decimal `msgpack:"w,omitempty"`
+	Had bool            `msgpack:"h,omitempty"`
+	By  string          `msgpack:"b,omitempty"`
+}
+
+// priceBy answers which repricing's post set the price the key id holds
+// now, "" if none did: the boPriceBy marker, where the price still holds
+// the value the marker names (a price set by hand since leaves it stale).
+func priceBy(tx *Tx, id string) (cur storeline.Price, ok bool, by string, err error) {
+	if ok, err = tx.GetMaster(storeline.KindPrice, id, &cur); err != nil || !ok {
+		return cur, false, "", err
+	}
+	v, err := tx.Meta(boPriceBy + id)
+	if err != nil || v == nil {
+		return cur, true, "", err
+	}
+	doc, price, _ := strings.Cut(string(v), "\x00")
+	set, err := decimal.NewFromString(price)
+	if err != nil {
+		return cur, true, "", fmt.Errorf("price %q set by %q: %w", id, doc, err)
+	}
+	if !set.Equal(cur.Price) {
+		return cur, true, "", nil
+	}
+	return cur, true, doc, nil
+}
+
+// setPriceBy records that repricing doc set the price id holds to price
+// (doc "": none did).
+func setPriceBy(tx *Tx, id, doc string, price decimal.Decimal) error {
+	if doc == "" {
+		return tx.SetMeta(boPriceBy+id, nil)
+	}
+	return tx.SetMeta(boPriceBy+id, []byte(doc+"\x00"+price.String()))
+}
+
+// planPriceSets reads what the keys of a repricing's prices hold before
+// its post sets them (it writes nothing).
+func planPriceSets(tx *Tx, prices []storeline.Price) ([]priceSet, error) {
+	var out []priceSet
+	for i := range prices {
+		id := prices[i].MasterID()
+		j := slices.IndexFunc(out, func(ps priceSet) bool { return ps.ID == id })
+		if j < 0 {
+			cur, ok, by, err := priceBy(tx, id)
+			if err != nil {
+				return nil, err
+			}
+			j = len(out)
+			out = append(out, priceSet{ID: id, Had: ok, By: by})
+			if ok {
+				out[j].Was = cur.Price
+			}
+		}
+		out[j].Set = prices[i].Price
+	}
+	return out, nil
+}
+
+// priceMark is a boPriceBy marker a cancel writes: the repricing whose
+// price the key holds again, with that price (By "": none).
+type priceMark struct {
+	ID  string
+	By  string
+	Was decimal.Decimal
+}
+
+// planPriceRestore plans, without writing, what cancelling a repricing
+// does to its prices: each that still stands as its post set it goes back
+// to what the key held before, skipping what repricings cancelled since
+// had set (their own records say what they found); one a later repricing
+// or a hand replaced stays. A repricing posted before posts recorded
+// PriceSets withdraws its Prices that still hold their value, as then.
+func planPriceRestore(tx *Tx, rec *docRecord) ([]ledger.MasterWrite, []priceMark, error) {
+	var ws []ledger.MasterWrite
+	if len(rec.PriceSets) == 0 {
+		for _, p := range rec.Prices {
+			var cur storeline.Price
+			ok, err := tx.GetMaster(storeline.KindPrice, p.MasterID(), &cur)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok && cur.Price.Equal(p.Price) {
+				ws = append(ws, ledger.MasterWrite{Kind: storeline.KindPrice, ID: p.MasterID()})
+			}
+		}
+		return ws, nil, nil
+	}
+	var marks []priceMark
+	for _, ps := range rec.PriceSets {
+		cur, ok, by, err := priceBy(tx, ps.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok || by != rec.Doc.ID || !cur.Price.Equal(ps.Set) {
+			continue
+		}
+		// Back past the repricings cancelled since they set what this
+		// one found: each found what it replaced. By only names posts
+		// before this one's, so the walk ends.
+		was, had, by := ps.Was, ps.Had, ps.By
+		for by != "" {
+			prev, found, err := getDoc(tx.ReplicaTxn, by)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !found || prev.Status != storeline.DocCancelled {
+				break
+			}
+			i := slices.IndexFunc(prev.PriceSets, func(p priceSet) bool { return p.ID == ps.ID })
+			if i < 0 {
+				break // posted before posts recorded what they found
+			}
+			was, had, by = prev.PriceSets[i].Was, prev.PriceSets[i].Had, prev.PriceSets[i].By
+		}
+		if had {
+			p := cur
+			p.Price = was
+			ws = append(ws, ledger.MasterWrite{Record: &p})
+		} else {
+			ws = append(ws, ledger.MasterWrite{Kind: storeline.KindPrice, ID: ps.ID})
+			by = ""
+		}
+		marks = append(marks, priceMark{ID: ps.ID, By: by, Was: was})
+	}
+	return ws, marks, nil
 }
 
 type docIDPayload struct {
@@ -787,6 +930,10 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 		}
 		ws = append(ws, ledger.MasterWrite{Record: &p})
 	}
+	psets, err := planPriceSets(tx, der.Prices)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkPostedItems(tx, der.Postings); err != nil {
 		return nil, err
 	}
@@ -819,6 +966,11 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 		if err := markHistory(tx); err != nil {
+			return nil, err
+		}
+	}
+	for _, ps := range psets {
+		if err := setPriceBy(tx, ps.ID, d.ID, ps.Set); err != nil {
 			return nil, err
 		}
 	}
@@ -861,7 +1013,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 		}
 	}
 	rec.Status, rec.Postings, rec.PostedMs = storeline.DocPosted, der.Postings, tx.At.UnixMilli()
-	rec.Prices, rec.Batches, rec.Taken, rec.Costs = der.Prices, batches, taken, costs
+	rec.Prices, rec.Batches, rec.Taken, rec.Costs, rec.PriceSets = der.Prices, batches, taken, costs, psets
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
 	}
@@ -881,15 +1033,32 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	return answer(rec, false)
 }
 
+// storedBatch is a batch as the state holds it (boBatch): the batch, and
+// the units it owes. A batch's quantity never goes below zero: what a
+// cancel could not take back (an invoice cancelled after a write-off took
+// its units) is owed instead, and the next units put into the batch (the
+// write-off's cancel putting them back, another invoice of the batch) pay
+// it first. So Qty − Owed is the sum of every delta, whatever their
+// order: what the posts standing put in minus what they took. A batch that
+// owes nothing encodes as a storeline.Batch, as before.
+type storedBatch struct {
+	batchFields `msgpack:",inline"`
+	Owed        decimal.Decimal `msgpack:"owed,omitempty"`
+}
+
+// batchFields is storeline.Batch under a name of its own, which its
+// field Batch does not shadow when it is inlined.
+type batchFields storeline.Batch
+
 // addBatch adds delta to a batch's remaining quantity; a batch never
-// goes below zero (a cancelled invoice whose goods were partly sold).
+// goes below zero, what it cannot give is owed (storedBatch).
 func addBatch(tx *Tx, b storeline.Batch, delta decimal.Decimal) error {
 	k := batchKey(b)
 	v, err := tx.Meta(k)
 	if err != nil {
 		return err
 	}
-	cur := b
+	cur := storedBatch{batchFields: batchFields(b)}
 	cur.Qty = decimal.Zero
 	if v != nil {
 		if err := msgpack.Unmarshal(v, &cur); err != nil {
@@ -906,10 +1075,18 @@ func addBatch(tx *Tx, b storeline.Batch, delta decimal.Decimal) error {
 		}
 		tx.cache.wroteBatchMark(batchItemKey(b.Store, b.Item))
 	}
-	cur.Qty = decimal.Max(cur.Qty.Add(delta), decimal.Zero)
+	q := cur.Qty.Add(delta)
+	if cur.Owed.Sign() != 0 {
+		q = q.Sub(cur.Owed)
+	}
+	if q.IsNegative() {
+		cur.Qty, cur.Owed = decimal.Zero, q.Neg()
+	} else {
+		cur.Qty, cur.Owed = q, decimal.Decimal{}
+	}
 	enc, err := msgpack.Marshal(&cur)
 	if err != nil {
-		return err
+		return fmt.Errorf("batch %q: %w", k, err)
 	}
 	return tx.SetMeta(k, enc)
 }
@@ -935,18 +1112,12 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// Withdraw a repricing's prices that still stand as it set them (a
-	// later repricing at the same moment replaced them otherwise).
-	var ws []ledger.MasterWrite
-	for _, p := range rec.Prices {
-		var cur storeline.Price
-		ok, err := tx.GetMaster(storeline.KindPrice, p.MasterID(), &cur)
-		if err != nil {
-			return nil, err
-		}
-		if ok && cur.Price.Equal(p.Price) {
-			ws = append(ws, ledger.MasterWrite{Kind: storeline.KindPrice, ID: p.MasterID()})
-		}
+	// Put back what a repricing's prices replaced where they still stand
+	// as it set them (a later repricing, or a price set by hand, replaced
+	// them otherwise).
+	ws, marks, err := planPriceRestore(tx, rec)
+	if err != nil {
+		return nil, err
 	}
 	plan, err := planForDocument(tx, d.Store)
 	if err != nil {
@@ -988,6 +1159,11 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 		if err := markHistory(tx); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range marks {
+		if err := setPriceBy(tx, m.ID, m.By, m.Was); err != nil {
 			return nil, err
 		}
 	}
@@ -1342,6 +1518,18 @@ func applyReprice(tx *Tx, payload []byte) ([]byte, error) {
 	if err := storeline.CheckID("id", p.ID); err != nil {
 		return nil, err
 	}
+	// A retry (under a new idempotency key) finds its document before
+	// anything is derived: the rules or costs may have changed since, and
+	// lines computed now could be refused.
+	if old, ok, err := getDoc(tx.ReplicaTxn, p.ID); err != nil || ok {
+		if err == nil && old.Doc.Type == storeline.DocRepricing && old.Doc.Store == p.Store && old.Doc.PriceList == p.PriceList {
+			return answer(old, true)
+		}
+		if err == nil {
+			err = &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("document %q exists", p.ID)}
+		}
+		return nil, err
+	}
 	b := &txBook{rt: tx.ReplicaTxn}
 	st, ok := b.Store(p.Store)
 	if !ok {
@@ -1370,15 +1558,6 @@ func applyReprice(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	d := &storeline.Document{ID: p.ID, Type: storeline.DocRepricing, Store: p.Store, PriceList: p.PriceList,
 		From: storeline.WallClock(tx.At, loc), Note: "automatic repricing", Lines: ls}
-	if old, ok, err := getDoc(tx.ReplicaTxn, p.ID); err != nil || ok {
-		if err == nil && old.Doc.Type == storeline.DocRepricing && old.Doc.Store == p.Store && old.Doc.PriceList == p.PriceList {
-			return answer(old, true)
-		}
-		if err == nil {
-			err = &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("document %q exists", p.ID)}
-		}
-		return nil, err
-	}
 	rec, err := createDraft(tx, d)
 	if err != nil {
 		return nil, err

@@ -758,21 +758,38 @@ func (n *Node) listRules(w http.ResponseWriter, r *http.Request) error {
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	// Pages in ID order, next empty on the last: a list that stopped at
+	// a bound without saying so read as every rule.
+	after := r.URL.Query().Get("after")
 	out := []any{}
-	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		return rt.ScanMeta(boRule, func(_ string, v []byte) (bool, error) {
+	next, last := "", ""
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		return rt.ScanMetaFrom(boRule, after, func(k string, v []byte) (bool, error) {
+			id := k[len(boRule):]
+			if after != "" && id <= after {
+				return true, nil // the after itself
+			}
+			if len(out) == limit {
+				next = last // there is more
+				return false, nil
+			}
 			var rule storeline.RepriceRule
 			if err := msgpack.Unmarshal(v, &rule); err != nil {
-				return false, err
+				return false, fmt.Errorf("reprice rule %q: %w", id, err)
 			}
 			out = append(out, compact(encodeWire(&rule)))
-			return len(out) < MaxFeedLimit, nil
+			last = id
+			return true, nil
 		})
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+	writeJSON(w, http.StatusOK, map[string]any{"rules": out, "next": next})
 	return nil
 }
 

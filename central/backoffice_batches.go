@@ -8,8 +8,11 @@ package central
 // puts back exactly that; a transfer between shops carries what it took
 // to the receiving shop when it is received (the receipt's
 // docRecord.Batches, which its cancel takes back as an invoice's cancel
-// does). All of it runs in the entry that posts or cancels, in line and
-// item order, so every replica writes the same.
+// does). A batch never goes below zero: what a cancel cannot take back is
+// owed by the batch (storedBatch) and paid by the next units put in, so a
+// batch's quantity does not depend on the order of cancels. All of it
+// runs in the entry that posts or cancels, in line and item order, so
+// every replica writes the same.
 
 import (
 	"slices"
