@@ -73,6 +73,14 @@ func concerns(s *storeline.Store, c ledger.MasterChange) bool {
 	return true // chain-wide: goods, groups, customers, cards, promotions, policies
 }
 
+// changesReadHook, if set, runs in Changes after it has read the floor
+// and before it reads the changes. Only tests set it.
+var changesReadHook func()
+
+// snapshotReadHook, if set, runs in Snapshot once its read transaction
+// has begun, before it reads anything. Only tests set it.
+var snapshotReadHook func()
+
 // Changes returns up to limit changes after the cursor that concern store.
 func (n *Node) Changes(store storeline.StoreID, after Version, limit int) (ChangesPage, error) {
 	const op = "central.Changes"
@@ -80,24 +88,56 @@ func (n *Node) Changes(store storeline.StoreID, after Version, limit int) (Chang
 		limit = DefaultFeedLimit
 	}
 	limit = min(limit, MaxFeedLimit)
-	var s storeline.Store
-	if err := n.rep.GetMaster(storeline.KindStore, string(store), &s); err != nil {
-		return ChangesPage{}, err
+	// The store, the floor, the store's assignments and the changes are
+	// read at one instant: a prune that raises the floor and drops
+	// tombstones, or a change of the store's price lists, is seen whole
+	// or not at all.
+	var page ChangesPage
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		page, err = changesIn(rt, store, after, limit)
+		return err
+	})
+	if err != nil {
+		return ChangesPage{}, storeline.E(op, storeline.KindOf(err), err)
 	}
-	floor, err := n.rep.Meta(floorKey)
+	return page, nil
+}
+
+// changesIn is Changes read in rt.
+func changesIn(rt *ledger.ReplicaTxn, store storeline.StoreID, after Version, limit int) (ChangesPage, error) {
+	var s storeline.Store
+	found, err := rt.GetMaster(storeline.KindStore, string(store), &s)
 	if err != nil {
 		return ChangesPage{}, err
 	}
-	if after.Pack() < ledger.U64(floor) {
+	if !found {
+		return ChangesPage{}, storeline.Errorf(storeline.NotFound, "central.Changes", "no %s %q", storeline.KindStore, store)
+	}
+	floor, err := rt.Meta(floorKey)
+	if err != nil {
+		return ChangesPage{}, err
+	}
+	// A cursor below the floor missed pruned tombstones; one below the
+	// store's last change of price lists misses the prices of a list
+	// assigned since, which are older than the cursor (as a pull).
+	assign, err := rt.Meta(rpAssign + string(store))
+	if err != nil {
+		return ChangesPage{}, err
+	}
+	if after.Pack() < ledger.U64(floor) || after.Pack() > 0 && after.Pack() < ledger.U64(assign) {
 		return ChangesPage{Resync: true, Next: after}, nil
+	}
+	if changesReadHook != nil {
+		changesReadHook()
 	}
 	page := ChangesPage{Next: after}
 	cursor := after.Pack()
 	scanned := 0
 	for len(page.Changes) < limit && scanned < feedScanFactor*limit {
-		cs, err := n.rep.MasterChanges(cursor, min(1000, feedScanFactor*limit-scanned))
+		cs, err := rt.MasterChanges(cursor, min(1000, feedScanFactor*limit-scanned))
 		if err != nil {
-			return ChangesPage{}, storeline.E(op, storeline.KindOf(err), err)
+			return ChangesPage{}, err
 		}
 		if len(cs) == 0 {
 			return page, nil
@@ -136,12 +176,22 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 		limit = DefaultFeedLimit
 	}
 	limit = min(limit, MaxFeedLimit)
-	var s storeline.Store
-	if err := n.rep.GetMaster(storeline.KindStore, string(store), &s); err != nil {
-		return SnapshotPage{}, err
-	}
 	var page SnapshotPage
+	// The store (its price lists) is read with the records and AsOf, at
+	// one instant: records filtered by lists a later change replaced,
+	// under a version past that change, would never be sent again.
 	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		if snapshotReadHook != nil {
+			snapshotReadHook()
+		}
+		var s storeline.Store
+		found, err := rt.GetMaster(storeline.KindStore, string(store), &s)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return storeline.Errorf(storeline.NotFound, op, "no %s %q", storeline.KindStore, store)
+		}
 		idx, err := rt.AppliedIndex()
 		if err != nil {
 			return err

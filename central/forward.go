@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/replication"
 )
 
 // Node-to-node calls go over the head-office listener under /internal/v1,
@@ -22,6 +23,29 @@ import (
 const secretHeader = "X-Storeline-Cluster-Secret"
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// internalBodyLimit bounds a node-to-node body: a command forwarded to
+// the leader, or its answer. It is not the head-office API's MaxBodyBytes
+// alone: a push entry a follower builds from a shop's batch (bounded by
+// the replication listener's request limit, one event of which may fill
+// an entry) may be larger, and the receiving node checked every request
+// against its own limit before it built the command.
+func (n *Node) internalBodyLimit() int64 {
+	return 2 * max(n.cfg.MaxBodyBytes, replication.DefaultServerConfig().MaxRequestBytes)
+}
+
+// readInternal reads a node-to-node body of at most limit bytes; a
+// longer one is TooLarge, never silently cut short.
+func readInternal(op string, r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, storeline.Errorf(storeline.TooLarge, op, "body over %d bytes", limit)
+	}
+	return b, nil
+}
 
 func (n *Node) clusterAuth(r *http.Request) bool {
 	if n.cfg.ClusterSecret == "" {
@@ -59,7 +83,7 @@ func (n *Node) internalCall(ctx context.Context, op, addr, path string, body []b
 		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("outcome unknown, retrying with the same idempotency key is safe: %w", err))
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, n.cfg.MaxBodyBytes))
+	b, err := readInternal(op, resp.Body, n.internalBodyLimit())
 	if err != nil {
 		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("outcome unknown, retrying with the same idempotency key is safe: %w", err))
 	}
@@ -184,9 +208,12 @@ func (n *Node) internalHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/internal/v1/submit":
-		b, err := io.ReadAll(io.LimitReader(r.Body, n.cfg.MaxBodyBytes))
+		b, err := readInternal("central.internal", r.Body, n.internalBodyLimit())
 		if err != nil {
-			writeProblem(w, r, storeline.E("central.internal", storeline.Invalid, err))
+			if storeline.KindOf(err) != storeline.TooLarge {
+				err = storeline.E("central.internal", storeline.Invalid, err)
+			}
+			writeProblem(w, r, err)
 			return
 		}
 		var c command
