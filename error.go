@@ -72,21 +72,24 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
+	parts := make([]string, 0, 4)
 	if e.Op != "" {
-		b.WriteString(e.Op)
-		b.WriteString(": ")
+		parts = append(parts, e.Op)
 	}
-	b.WriteString(e.Kind.String())
+	// The kind once: a cause that is an error of the same kind says it
+	// ("central.Config.Validate: invalid: MaxVoters: ...", not "invalid:
+	// invalid: MaxVoters").
+	var cause *Error
+	if e.Field != "" || !errors.As(e.Err, &cause) || cause.Kind != e.Kind {
+		parts = append(parts, e.Kind.String())
+	}
 	if e.Field != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Field)
+		parts = append(parts, e.Field)
 	}
 	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		parts = append(parts, e.Err.Error())
 	}
-	return b.String()
+	return strings.Join(parts, ": ")
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -2,6 +2,7 @@ package storeline_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -131,6 +132,28 @@ func TestErrorKinds(t *testing.T) {
 	for k := storeline.Internal; k <= storeline.Unavailable; k++ {
 		if storeline.ParseKind(k.String()) != k {
 			t.Errorf("ParseKind(%q) = %v, want %v", k.String(), storeline.ParseKind(k.String()), k)
+		}
+	}
+}
+
+// TestErrorMessageSaysKindOnce: an error wrapping a cause of its own kind
+// names the kind once; a cause of another kind keeps both.
+func TestErrorMessageSaysKindOnce(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{storeline.E("central.Config.Validate", storeline.Invalid, errors.Join(storeline.Invalidf("MaxVoters", "2: want an odd number"))),
+			"central.Config.Validate: invalid: MaxVoters: 2: want an odd number"},
+		{storeline.E("ledger.Append", storeline.Invalid, fmt.Errorf("append x: %w", storeline.Invalidf("id", "none"))),
+			"ledger.Append: append x: invalid: id: none"},
+		{storeline.E("posbridge.receipt", storeline.Unavailable, storeline.Errorf(storeline.InsufficientStorage, "ledger", "disk full")),
+			"posbridge.receipt: unavailable: ledger: insufficient_storage: disk full"},
+		{storeline.Errorf(storeline.Conflict, "ledger.Append", "exists"), "ledger.Append: conflict: exists"},
+		{&storeline.Error{Kind: storeline.NotFound}, "not_found"},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("Error() = %q, want %q", got, c.want)
 		}
 	}
 }
