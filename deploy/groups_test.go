@@ -122,17 +122,19 @@ func foreignReads(groups []ruleGroup) []string {
 	return out
 }
 
-// TestRulesReadOwnGroup: every rule of storeline-central.rules.yml (its
-// alerts above all) reads only series recorded earlier in its own group,
-// as the file's comment on its groups requires: an alert's $value and its
-// for: then follow this evaluation's recorded series, not the previous
-// one's.
-//
-// storeline-node.rules.yml does not follow this: its alerts (groups
-// storeline-node.alerts and storeline-node.loyalty) read the recording
-// rules of storeline-node.recording.
+// TestRulesReadOwnGroup: every rule of both rules files (their alerts
+// above all) reads only series recorded earlier in its own group, as the
+// files' comments on their groups require: an alert's $value and its for:
+// then follow this evaluation's recorded series, not the previous one's.
 func TestRulesReadOwnGroup(t *testing.T) {
-	text, err := os.ReadFile(centralRulesFile)
+	for _, file := range []string{centralRulesFile, rulesFile} {
+		rulesReadOwnGroup(t, file)
+	}
+	plantedForeignReads(t)
+}
+
+func rulesReadOwnGroup(t *testing.T, file string) {
+	text, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +152,11 @@ func TestRulesReadOwnGroup(t *testing.T) {
 		t.Errorf("parsed %d rules in %d groups; the file has more", n, len(groups))
 	}
 	for _, f := range foreignReads(groups) {
-		t.Errorf("%s: %s", centralRulesFile, f)
+		t.Errorf("%s: %s", file, f)
 	}
+}
 
+func plantedForeignReads(t *testing.T) {
 	// A planted alert reading another group's series, and a rule reading
 	// its group's series before the group records it, are caught.
 	planted := ruleGroups(t, `groups:
