@@ -72,6 +72,11 @@ const (
 	// boPriceBy names the repricing whose post set the price a key holds
 	// (and that price), so its cancel knows the price is still its own.
 	boPriceBy = "bo/priceby/" // price ID → document id \0 price
+	// boCostBy names the document whose post set the last purchase cost
+	// a boCost key holds (and that cost), so a cancel knows the cost is
+	// still its own and walks back past cancelled ones (costSet.By).
+	// Absent in state written before it existed.
+	boCostBy = "bo/costby/" // store \0 item → document id \0 cost
 )
 
 func backOfficeOps() []Op {
@@ -118,13 +123,42 @@ type docRecord struct {
 	PriceSets []priceSet `msgpack:"psets,omitempty"`
 }
 
-// costSet is a last purchase cost (boCost key) a post set, and what the
-// key held before (Had false: nothing).
+// costSet is a last purchase cost (boCost key) a post set, what the key
+// held before (Had false: nothing), and the document whose post had set
+// that (By, "" for none or not known: state from before boCostBy).
 type costSet struct {
 	Key string `msgpack:"k"`
 	Set string `msgpack:"s"`
 	Was string `msgpack:"w,omitempty"`
 	Had bool   `msgpack:"h,omitempty"`
+	By  string `msgpack:"b,omitempty"`
+}
+
+// costBy answers which document's post set the last purchase cost the
+// boCost key k holds now (cur), "" if not known: the boCostBy marker,
+// where the cost still holds the value the marker names.
+func costBy(tx *Tx, k string, cur []byte) (string, error) {
+	if cur == nil {
+		return "", nil
+	}
+	v, err := tx.Meta(boCostBy + k[len(boCost):])
+	if err != nil || v == nil {
+		return "", err
+	}
+	doc, cost, _ := strings.Cut(string(v), "\x00")
+	if cost != string(cur) {
+		return "", nil
+	}
+	return doc, nil
+}
+
+// setCostBy records that document doc's post set the cost the boCost key
+// k holds to cost (doc "": none did, or not known).
+func setCostBy(tx *Tx, k, doc, cost string) error {
+	if doc == "" {
+		return tx.SetMeta(boCostBy+k[len(boCost):], nil)
+	}
+	return tx.SetMeta(boCostBy+k[len(boCost):], []byte(doc+"\x00"+cost))
 }
 
 // priceSet is a price (its master ID) a repricing's post set, what the
@@ -983,11 +1017,18 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
+			by, err := costBy(tx, k, was)
+			if err != nil {
+				return nil, err
+			}
 			i = len(costs)
-			costs = append(costs, costSet{Key: k, Was: string(was), Had: was != nil})
+			costs = append(costs, costSet{Key: k, Was: string(was), Had: was != nil, By: by})
 		}
 		costs[i].Set = c.UnitCost.String()
 		if err := tx.SetMeta(k, []byte(costs[i].Set)); err != nil {
+			return nil, err
+		}
+		if err := setCostBy(tx, k, d.ID, costs[i].Set); err != nil {
 			return nil, err
 		}
 	}
@@ -1176,7 +1217,10 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	// Withdraw the last purchase costs the post set that still stand as
-	// it set them (a later invoice's replaced them otherwise).
+	// it set them (a later invoice's replaced them otherwise), back to
+	// what the key held before, skipping what invoices cancelled since
+	// had set (their own records say what they found), as
+	// planPriceRestore does for prices.
 	for _, c := range rec.Costs {
 		cur, err := tx.Meta(c.Key)
 		if err != nil {
@@ -1185,11 +1229,37 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 		if cur == nil || string(cur) != c.Set {
 			continue
 		}
-		var was []byte
-		if c.Had {
-			was = []byte(c.Was)
+		if by, err := costBy(tx, c.Key, cur); err != nil {
+			return nil, err
+		} else if by != "" && by != rec.Doc.ID {
+			continue // a later post set the same cost
 		}
-		if err := tx.SetMeta(c.Key, was); err != nil {
+		// By only names posts before this one's, so the walk ends.
+		was, had, by := c.Was, c.Had, c.By
+		for by != "" {
+			prev, found, err := getDoc(tx.ReplicaTxn, by)
+			if err != nil {
+				return nil, err
+			}
+			if !found || prev.Status != storeline.DocCancelled {
+				break
+			}
+			i := slices.IndexFunc(prev.Costs, func(p costSet) bool { return p.Key == c.Key })
+			if i < 0 {
+				break // posted before posts recorded what they found
+			}
+			was, had, by = prev.Costs[i].Was, prev.Costs[i].Had, prev.Costs[i].By
+		}
+		var v []byte
+		if had {
+			v = []byte(was)
+		} else {
+			by = ""
+		}
+		if err := tx.SetMeta(c.Key, v); err != nil {
+			return nil, err
+		}
+		if err := setCostBy(tx, c.Key, by, was); err != nil {
 			return nil, err
 		}
 	}

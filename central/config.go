@@ -132,6 +132,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+	// Now is the node's clock, nil for time.Now. The leader stamps every
+	// command it applies with its reading (the time ops see, fsm.go
+	// invariant 5); tests skew a node's clock with it.
+	Now func() time.Time
 
 	// fsmLevel, when set, is the FSM level the node tells the others
 	// instead of its binary's (levels.go; negative: none): tests play an

@@ -196,7 +196,7 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 		if err != nil {
 			return err
 		}
-		page, err = snapshotRecords(rt, &s, token, limit)
+		page, err = snapshotRecords(rt, &s, token, "page", limit)
 		page.AsOf = Version{Index: idx, Pos: MaxChangesPerEntry}
 		return err
 	})
@@ -206,15 +206,16 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 	return page, nil
 }
 
-// snapshotRecords is a page of Snapshot read in rt (AsOf unset).
-func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token string, limit int) (SnapshotPage, error) {
+// snapshotRecords is a page of Snapshot read in rt (AsOf unset); field
+// names where token came from, for the Invalid error of a bad one.
+func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token, field string, limit int) (SnapshotPage, error) {
 	var page SnapshotPage
 	kindIdx, after := 0, ""
 	if token != "" {
 		k, id, ok := strings.Cut(token, ":")
 		kindIdx = slices.Index(storeline.MasterKinds, storeline.MasterKind(k))
 		if !ok || kindIdx < 0 {
-			return SnapshotPage{}, storeline.Invalidf("page", "bad page token %q", token)
+			return SnapshotPage{}, storeline.Invalidf(field, "bad page token %q", token)
 		}
 		after = id
 	}

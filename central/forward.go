@@ -221,6 +221,10 @@ func (n *Node) internalHandler(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, storeline.E("central.internal", storeline.Invalid, err))
 			return
 		}
+		// The entry carries the leader's time, whatever the follower's
+		// clock said (fsm.go invariant 5). Idempotency is by key and
+		// payload, so a retry stamped anew is still recognised.
+		c.AtMs = n.now().UnixMilli()
 		res, err := n.submit(r.Context(), &c, false)
 		if err != nil {
 			writeProblem(w, r, err)

@@ -25,7 +25,6 @@ package central
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -148,7 +147,7 @@ func (n *Node) raiseLevel(ctx context.Context, servers []string, levels map[stri
 	if err != nil {
 		return err
 	}
-	res, err := n.submit(ctx, &command{Op: OpClusterLevel, Key: fmt.Sprintf("level/%d", low), AtMs: time.Now().UnixMilli(), Payload: b}, false)
+	res, err := n.submit(ctx, &command{Op: OpClusterLevel, Key: fmt.Sprintf("level/%d", low), AtMs: n.now().UnixMilli(), Payload: b}, false)
 	if err != nil {
 		return err
 	}

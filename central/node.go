@@ -320,8 +320,16 @@ func (n *Node) Replica() *ledger.Replica { return n.rep }
 // of every key and returns it instead of applying twice. A command without
 // a key has no such guarantee.
 func (n *Node) Submit(ctx context.Context, op, key string, payload []byte) (*Result, error) {
-	c := command{Op: op, Key: key, AtMs: time.Now().UnixMilli(), Payload: payload}
+	c := command{Op: op, Key: key, AtMs: n.now().UnixMilli(), Payload: payload}
 	return n.submit(ctx, &c, true)
+}
+
+// now reads the node's clock (Config.Now).
+func (n *Node) now() time.Time {
+	if n.cfg.Now != nil {
+		return n.cfg.Now()
+	}
+	return time.Now()
 }
 
 func (n *Node) submit(ctx context.Context, c *command, mayForward bool) (*Result, error) {
@@ -439,9 +447,9 @@ func (n *Node) pruneLoop() {
 		if n.raft.State() != raft.Leader {
 			continue
 		}
-		p, _ := msgpack.Marshal(&prunePayload{Before: time.Now().Add(-n.cfg.ChangeRetention)})
+		p, _ := msgpack.Marshal(&prunePayload{Before: n.now().Add(-n.cfg.ChangeRetention)})
 		ctx, cancel := n.loopContext(n.cfg.ApplyTimeout)
-		if _, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: time.Now().UnixMilli(), Payload: p}, false); err != nil {
+		if _, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: n.now().UnixMilli(), Payload: p}, false); err != nil {
 			n.log.Warn("central: prune", "err", err)
 		}
 		cancel()

@@ -119,6 +119,11 @@ const (
 	// instead, at8 origin \0 id16 → "" (an origin is a non-empty ID, so
 	// the byte after at8 tells the two forms apart); both are pruned.
 	rpSeenX = "repl/seenx/"
+	// rpHQID indexes central-authored events by ID: id16 → seq8 (epoch
+	// 1), so a transfer retried after its idempotency record and its
+	// seen entry were pruned finds what it did. Absent for events applied
+	// before it existed.
+	rpHQID = "repl/hqid/"
 )
 
 func markKey(store storeline.StoreID, epoch uint64) string {
@@ -173,7 +178,7 @@ type ShopStats struct {
 func replicationOps() []Op {
 	return []Op{
 		{OpReplicationPush, applyPush},
-		{OpReplicationTransfer, applyTransfer},
+		{OpReplicationTransfer, applyHQTransfer},
 		{OpFeedPrune, applyFeedPrune}, // feed.go
 	}
 }
@@ -1233,6 +1238,9 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 	if err := storeline.CheckPostings(ev.Postings); err != nil {
 		return nil, &storeline.Error{Kind: storeline.Invalid, Field: "postings", Err: err}
 	}
+	if seq, err := tx.Meta(rpHQID + string(ev.ID[:])); err != nil || seq != nil {
+		return nil, err // a retry: applied already
+	}
 	if at, err := tx.Meta(seenKey(ev.Origin, ev.ID)); err != nil || at != nil {
 		return nil, err // a retry: applied already
 	}
@@ -1281,7 +1289,80 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 	if err := tx.SetMeta(rpHQSeq, ledger.PutU64(ev.Seq)); err != nil {
 		return nil, err
 	}
+	if err := tx.SetMeta(rpHQID+string(ev.ID[:]), ledger.PutU64(ev.Seq)); err != nil {
+		return nil, err
+	}
 	return msgpack.Marshal(&replication.Position{Epoch: 1, Seq: ev.Seq})
+}
+
+// applyHQTransfer is the op of Node.Transfer: applyTransfer, and for a
+// transfer applied by an earlier entry whose idempotency record was
+// pruned since (fsm.go invariant 4), the answer the first got: the
+// event's position, or a Conflict naming the ID if the event differs
+// (the ID reused for another transfer) or its position is not indexed
+// (applied before rpHQID existed). Either way nothing is applied again.
+func applyHQTransfer(tx *Tx, payload []byte) ([]byte, error) {
+	body, err := applyTransfer(tx, payload)
+	if err != nil || body != nil {
+		return body, err
+	}
+	var p transferPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable transfer: %v", err)
+	}
+	seq8, err := tx.Meta(rpHQID + string(p.ID[:]))
+	if err != nil {
+		return nil, err
+	}
+	if seq8 == nil {
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf(
+			"transfer %s was applied before and its position is no longer recorded; nothing was applied again", p.ID)}
+	}
+	pos := replication.Position{Epoch: 1, Seq: ledger.U64(seq8)}
+	v, err := tx.Meta(eventKey(storeline.Central, pos.Epoch, pos.Seq))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("transfer %s: no event at its position %d/%d", p.ID, pos.Epoch, pos.Seq)
+	}
+	ev, err := decodeEvent(v)
+	if err != nil {
+		return nil, fmt.Errorf("transfer %s at %d/%d: %w", p.ID, pos.Epoch, pos.Seq, err)
+	}
+	if !sameTransfer(&ev, &p) {
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf(
+			"transfer %s was applied at %d/%d with another reason, reference or postings; nothing was applied again", p.ID, pos.Epoch, pos.Seq)}
+	}
+	return msgpack.Marshal(&pos)
+}
+
+// sameTransfer reports whether ev is the transfer p asks for: same
+// reason, reference and (merged) postings.
+func sameTransfer(ev *storeline.Event, p *transferPayload) bool {
+	tr, ok := ev.Body.(*storeline.Transfer)
+	if !ok || tr.Reason != p.Reason || tr.Ref != p.Ref {
+		return false
+	}
+	var ps []storeline.Posting
+	for _, w := range p.Postings {
+		var amt decimal.Decimal
+		if err := amt.UnmarshalBinary(w.Amount); err != nil {
+			return false
+		}
+		ps = append(ps, storeline.Posting{Account: w.Account, Asset: storeline.Asset(w.Asset), Amount: amt})
+	}
+	ps = storeline.MergePostings(ps)
+	if len(ps) != len(ev.Postings) {
+		return false
+	}
+	for i := range ps {
+		q := ev.Postings[i]
+		if ps[i].Account != q.Account || ps[i].Asset != q.Asset || !ps[i].Amount.Equal(q.Amount) {
+			return false
+		}
+	}
+	return true
 }
 
 // noteAssignments finds, among the store records of a put, those whose
@@ -1912,7 +1993,7 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 	if after != "" && !strings.HasPrefix(after, "r:") {
 		return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
 	}
-	sp, err := snapshotRecords(rt, s, token, min(q.MaxItems, maxSnapshotItems))
+	sp, err := snapshotRecords(rt, s, token, "sn.a", min(q.MaxItems, maxSnapshotItems))
 	if err != nil {
 		return page, err
 	}

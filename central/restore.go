@@ -275,7 +275,7 @@ func (n *Node) setIncarnation(from, to string, mayForward bool) error {
 	}
 	ctx, cancel := n.loopContext(n.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := n.submit(ctx, &command{Op: OpIncarnation, Key: "incarnation:" + to, AtMs: time.Now().UnixMilli(), Payload: p}, mayForward)
+	res, err := n.submit(ctx, &command{Op: OpIncarnation, Key: "incarnation:" + to, AtMs: n.now().UnixMilli(), Payload: p}, mayForward)
 	if err != nil {
 		return err
 	}
