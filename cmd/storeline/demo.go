@@ -25,9 +25,9 @@ both shops, shows a live status (receipts per second per shop, replication
 backlog, central leader) and plays three scripted moments: the central
 leader is stopped and the cluster keeps going, a shop is cut off from
 central and catches up, a price change at head office reaches both shops.
-It stops after -duration or on Ctrl-C, then prints a closing check (stock,
-receipts and loyalty agree at the tills, the shops and central); the exit
-code is 1 if the check fails.
+It stops after -duration or on Ctrl-C, then prints a closing check
+(receipts, returns, stock, money and loyalty agree at the tills, the shops
+and central); the exit code is 1 if the check fails.
 
 flags:
 `

@@ -3,20 +3,18 @@ package chain
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
-
-	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/ledger"
 )
 
-// checkCentral compares every live central node's copy of each shop's
-// journal and stock with the shop's own. Every node must answer the same:
-// the copies are FSM state.
+// checkCentral compares every central node's copy of each shop's journal,
+// stock, money and loyalty balances with the shop's own. Every node must
+// answer the same: the copies are FSM state. A configured node that is
+// not running is a problem: its copy cannot be compared.
 func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func(string, ...any)) string {
 	if !linked {
 		return "not compared: " + errNotLinked.Error()
@@ -26,6 +24,8 @@ func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func
 	for _, s := range c.centrals {
 		if s.node != nil {
 			nodes = append(nodes, s.node)
+		} else {
+			problem("%s is not running: its copy of the shops was not compared", s.cfg.NodeID)
 		}
 	}
 	c.mu.Unlock()
@@ -41,91 +41,84 @@ func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func
 			return true
 		})
 	}
-	events, items, points := 0, 0, 0
+	var total centralCounts
 	for _, n := range nodes {
 		for i, s := range c.shops {
-			v := views[i]
-			got := map[storeline.EventID]storeline.EventKind{}
-			err := centralEvents(n, s.ID, func(ev storeline.Event) bool {
-				if ev.Kind == storeline.KindReceipt || ev.Kind == storeline.KindReturn {
-					got[ev.ID] = ev.Kind
-				}
-				return true
-			})
+			cv, err := readView(nil, func(prefix string) ([]ledger.Balance, error) { return centralBalances(n, prefix) }, s.ID, c.data.Programme.ID)
+			if err == nil {
+				err = centralEvents(n, s.ID, func(ev storeline.Event) bool { cv.count(ev); return true })
+			}
 			if err != nil {
-				problem("%s: scan %s's events: %v", n.ID(), s.ID, err)
+				problem("%s: read %s's copy: %v", n.ID(), s.ID, err)
 				continue
 			}
-			missing := 0
-			for id := range v.receipts {
-				if got[id] != storeline.KindReceipt {
-					missing++
-				}
+			if c.plant != nil && c.plant.central != nil {
+				c.plant.central(n.ID(), s.ID, &cv)
 			}
-			for id := range v.returns {
-				if got[id] != storeline.KindReturn {
-					missing++
-				}
-			}
-			if missing > 0 || len(got) != len(v.receipts)+len(v.returns) {
-				problem("%s holds %d of %s's receipts and returns, the shop %d (%d of the shop's missing)",
-					n.ID(), len(got), s.ID, len(v.receipts)+len(v.returns), missing)
-			}
-			events += len(got)
-			bs, err := centralBalances(n, "stock/"+string(s.ID)+"/")
-			if err != nil {
-				problem("%s: %s's stock: %v", n.ID(), s.ID, err)
-				continue
-			}
-			stock := map[storeline.ItemID]decimal.Decimal{}
-			for _, b := range bs {
-				_, item, ok := strings.Cut(strings.TrimPrefix(b.Account, "stock/"+string(s.ID)+"/"), "/")
-				if ok && b.Asset == storeline.ItemAsset(storeline.ItemID(item)) {
-					stock[storeline.ItemID(item)] = stock[storeline.ItemID(item)].Add(b.Amount)
-				}
-			}
-			var bad []string
-			for id, q := range v.stock {
-				if !stock[id].Equal(q) {
-					bad = append(bad, fmt.Sprintf("%s: shop %s, central %s", id, q, stock[id]))
-				}
-			}
-			for id, q := range stock {
-				if _, ok := v.stock[id]; !ok && !q.IsZero() {
-					bad = append(bad, fmt.Sprintf("%s: shop 0, central %s", id, q))
-				}
-			}
-			sort.Strings(bad)
-			if len(bad) > 0 {
-				problem("%s's stock of %s differs for %d items: %s", n.ID(), s.ID, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
-			}
-			items += len(stock)
-
-			// Loyalty: the shop's rights and its customers' debts there,
-			// as central holds them, equal the shop's own.
-			pts, err := shopPoints(func(prefix string) ([]ledger.Balance, error) { return centralBalances(n, prefix) }, s.ID, c.data.Programme.ID)
-			if err != nil {
-				problem("%s: %s's points: %v", n.ID(), s.ID, err)
-				continue
-			}
-			bad = bad[:0]
-			for acct, q := range v.points {
-				if !pts[acct].Equal(q) {
-					bad = append(bad, fmt.Sprintf("%s: shop %s, central %s", acct, q, pts[acct]))
-				}
-			}
-			for acct, q := range pts {
-				if _, ok := v.points[acct]; !ok {
-					bad = append(bad, fmt.Sprintf("%s: shop 0, central %s", acct, q))
-				}
-			}
-			sort.Strings(bad)
-			if len(bad) > 0 {
-				problem("%s's loyalty balances of %s differ for %d accounts: %s", n.ID(), s.ID, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
-			}
-			points += len(pts)
+			total.add(compareCentral(n.ID(), s.ID, views[i], cv, problem))
 		}
 	}
-	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock and its loyalty balances (%d events, %d stock and %d points balances compared in all; as of %s)",
-		len(nodes), events, items, points, time.Now().UTC().Format(time.TimeOnly))
+	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock, money and loyalty balances (%d events, %d stock, %d money and %d points balances compared in all; as of %s)",
+		len(nodes), total.events, total.stock, total.money, total.points, time.Now().UTC().Format(time.TimeOnly))
+}
+
+// centralCounts is how much of a shop one node's comparison covered.
+type centralCounts struct{ events, stock, money, points int }
+
+func (c *centralCounts) add(o centralCounts) {
+	c.events += o.events
+	c.stock += o.stock
+	c.money += o.money
+	c.points += o.points
+}
+
+// compareCentral compares central node node's copy of store (cen) with the
+// shop's own (shop): each of the shop's receipts and returns once, nothing
+// else, and the same stock, money and loyalty balances.
+func compareCentral(node string, store storeline.StoreID, shop, cen shopView, problem func(string, ...any)) centralCounts {
+	var cnt centralCounts
+	missing, extra, dups := 0, 0, []string{}
+	for _, k := range []struct {
+		what      string
+		shop, cen map[storeline.EventID]int
+	}{{"receipt", shop.receipts, cen.receipts}, {"return", shop.returns, cen.returns}} {
+		for id := range k.shop {
+			if k.cen[id] == 0 {
+				missing++
+			}
+		}
+		for _, id := range sortedIDs(k.cen) {
+			n := k.cen[id]
+			cnt.events += n
+			if n > 1 {
+				dups = append(dups, fmt.Sprintf("%s %s %d times", k.what, id, n))
+			}
+			if k.shop[id] == 0 {
+				extra++
+			}
+		}
+	}
+	if missing > 0 || extra > 0 {
+		problem("%s holds %d of %s's receipts and returns, the shop %d (%d of the shop's missing, %d the shop does not hold)",
+			node, len(cen.receipts)+len(cen.returns), store, len(shop.receipts)+len(shop.returns), missing, extra)
+	}
+	if len(dups) > 0 {
+		problem("%s holds %d of %s's receipts and returns more than once: %s", node, len(dups), store, strings.Join(dups[:min(5, len(dups))], "; "))
+	}
+	for _, k := range []struct {
+		what string
+		bad  []string
+		n    *int
+		len  int
+	}{
+		{"stock balances", diffBalances(shop.stock, cen.stock), &cnt.stock, len(cen.stock)},
+		{"money balances", diffBalances(shop.money, cen.money), &cnt.money, len(cen.money)},
+		{"loyalty balances", diffBalances(shop.points, cen.points), &cnt.points, len(cen.points)},
+	} {
+		*k.n = k.len
+		if len(k.bad) > 0 {
+			problem("%s's %s of %s differ (shop, central) for %d accounts: %s", node, k.what, store, len(k.bad), strings.Join(k.bad[:min(5, len(k.bad))], "; "))
+		}
+	}
+	return cnt
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/faultproxy"
 	"github.com/storeline/storeline/internal/sample"
+	"github.com/storeline/storeline/internal/tillsim"
 	"github.com/storeline/storeline/node"
 )
 
@@ -36,6 +37,22 @@ type Chain struct {
 	mu       sync.Mutex // guards centrals[i].node and shops' cut flags
 	centrals []*centralSlot
 	shops    []*Shop
+
+	// last and lastSum are the last Run's tills' facts and summary, which
+	// its closing check compared (the tests check again with a fault
+	// planted).
+	last    *facts
+	lastSum tillsim.Summary
+	// plant, set by tests only, changes what the closing check read before
+	// it compares: a fault planted in the chain's state.
+	plant *plant
+}
+
+// plant is a test's fault: shop changes what a shop's ledger holds,
+// central what a central node holds of a shop.
+type plant struct {
+	shop    func(store storeline.StoreID, v *shopView)
+	central func(node string, store storeline.StoreID, v *shopView)
 }
 
 // centralSlot is one central node's configuration and, while it runs, the

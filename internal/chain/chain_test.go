@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -160,9 +161,46 @@ func TestChain(t *testing.T) {
 	if r.rep.Tills.Receipts == 0 || r.rep.Tills.Unknown != 0 || r.rep.Tills.Failed != 0 {
 		t.Errorf("tills: %d receipts, %d unknown, %d failed", r.rep.Tills.Receipts, r.rep.Tills.Unknown, r.rep.Tills.Failed)
 	}
+	for _, sc := range r.rep.Check.Shops {
+		if sc.ItemsChecked == 0 || !sc.SalesChecked {
+			t.Errorf("%s: stock of %d items compared, sales compared %v", sc.Store, sc.ItemsChecked, sc.SalesChecked)
+		}
+	}
+	if !regexp.MustCompile(` [1-9][0-9]* money`).MatchString(r.rep.Check.Central) {
+		t.Errorf("no money balances compared with central: %s", r.rep.Check.Central)
+	}
+	// The check can fail: each fault planted in what it reads of the
+	// still-running chain is reported.
+	if r.rep.OK() {
+		for _, fault := range chain.Faults {
+			chk, err := chain.RecheckWithFault(c, fault)
+			if err != nil {
+				t.Errorf("%s: %v", fault, err)
+				continue
+			}
+			want := faultReport[fault]
+			if chk.OK() || want == "" || !strings.Contains(strings.Join(chk.Problems, "\n"), want) {
+				t.Errorf("fault %s: check OK=%v, problems %q; want one containing %q", fault, chk.OK(), chk.Problems, want)
+			}
+		}
+	}
 	if t.Failed() {
 		t.Logf("narration:\n%s\nreport:\n%s", &log, &out)
 	}
+}
+
+// faultReport is what the closing check says about each fault planted.
+var faultReport = map[string]string{
+	"shop-loses-receipt":         "acknowledged to a till is not in the shop's journal",
+	"shop-duplicates-receipt":    "is in the shop's journal 2 times",
+	"shop-extra-receipt":         "in the journal the tills were never told of",
+	"shop-stock":                 "shop-1: stock differs from what the tills sold",
+	"shop-sales":                 "shop-1: revenue and VAT in the shop's ledger",
+	"central-loses-receipt":      "(1 of the shop's missing, 0 the shop does not hold)",
+	"central-duplicates-receipt": "receipts and returns more than once",
+	"central-stock":              "stock balances of shop-2 differ",
+	"central-money":              "money balances of shop-2 differ",
+	"central-points":             "loyalty balances of shop-2 differ",
 }
 
 // syncBuffer is a strings.Builder safe for concurrent writers.

@@ -31,9 +31,15 @@ type ShopCheck struct {
 	TillReceipts, Receipts int // acknowledged to the tills; in the shop's journal
 	TillReturns, Returns   int
 	Unknown                int // facts whose outcome the tills never learnt (all shops)
-	ItemsChecked           int // items whose stock was compared
-	Conservation           bool
-	Loyalty                string
+	// ItemsChecked is how many items' stock was compared with what the
+	// tills sold; 0 when it could not be (Unknown > 0).
+	ItemsChecked int
+	// Sales is what the tills took (receipts less refunds) and the shop's
+	// ledger holds as revenue and VAT; SalesChecked says it was compared.
+	Sales        decimal.Decimal
+	SalesChecked bool
+	Conservation bool
+	Loyalty      string
 }
 
 // OK reports whether nothing disagreed.
@@ -42,8 +48,14 @@ func (c Check) OK() bool { return len(c.Problems) == 0 && len(c.Shops) > 0 }
 // Write prints the check.
 func (c Check) Write(w io.Writer) {
 	for _, s := range c.Shops {
-		fmt.Fprintf(w, "  %s: receipts %d at the tills, %d in the shop's journal; returns %d/%d; stock of %d items as the tills sold; conservation %v; loyalty: %s\n",
-			s.Store, s.TillReceipts, s.Receipts, s.TillReturns, s.Returns, s.ItemsChecked, okWord(s.Conservation), s.Loyalty)
+		stock := fmt.Sprintf("stock of %d items as the tills sold", s.ItemsChecked)
+		sales := fmt.Sprintf("sales %s as the tills took", s.Sales)
+		if !s.SalesChecked {
+			stock = fmt.Sprintf("stock NOT compared (%d outcomes unknown to the tills)", s.Unknown)
+			sales = "sales NOT compared"
+		}
+		fmt.Fprintf(w, "  %s: receipts %d at the tills, %d in the shop's journal; returns %d/%d; %s; %s; conservation %v; loyalty: %s\n",
+			s.Store, s.TillReceipts, s.Receipts, s.TillReturns, s.Returns, stock, sales, okWord(s.Conservation), s.Loyalty)
 	}
 	fmt.Fprintf(w, "  central: %s\n", c.Central)
 	if c.OK() {
@@ -62,7 +74,9 @@ func okWord(b bool) string {
 	return "BROKEN"
 }
 
-// check compares each shop with what its tills were told.
+// check compares each shop with what its tills were told, and every
+// central node with each shop. c.plant, when set (tests), changes what was
+// read before it is compared.
 func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check {
 	var chk Check
 	problem := func(format string, args ...any) { chk.Problems = append(chk.Problems, fmt.Sprintf(format, args...)) }
@@ -70,54 +84,15 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 	defer f.mu.Unlock()
 	views := make([]shopView, len(c.shops))
 	for i, s := range c.shops {
-		t := f.shops[i]
-		sc := ShopCheck{Store: s.ID, TillReceipts: len(t.receipts), TillReturns: len(t.returns), Unknown: sum.Unknown}
-		receipts, returns, err := journalFacts(s.Node.Ledger(), s.ID)
+		v, err := readView(s.Node.Ledger().Journal, s.Node.Ledger().Balances, s.ID, c.data.Programme.ID)
 		if err != nil {
-			problem("%s: read journal: %v", s.ID, err)
+			problem("%s: read the shop's ledger: %v", s.ID, err)
 		}
-		sc.Receipts, sc.Returns = len(receipts), len(returns)
-		views[i].receipts, views[i].returns = receipts, returns
-		// Every acknowledged fact is in the journal; beyond them, only
-		// facts whose answer the tills never saw may be.
-		for id := range t.receipts {
-			if !receipts[id] {
-				problem("%s: receipt %s acknowledged to a till is not in the shop's journal", s.ID, id)
-			}
+		if c.plant != nil && c.plant.shop != nil {
+			c.plant.shop(s.ID, &v)
 		}
-		for id := range t.returns {
-			if !returns[id] {
-				problem("%s: return %s acknowledged to a till is not in the shop's journal", s.ID, id)
-			}
-		}
-		if extra := len(receipts) + len(returns) - len(t.receipts) - len(t.returns); extra > sum.Unknown {
-			problem("%s: %d receipts and returns in the journal the tills were never told of (%d unknown outcomes)", s.ID, extra, sum.Unknown)
-		}
-		stock, err := stockByItem(s.Node.Ledger(), s.ID)
-		if err != nil {
-			problem("%s: read stock: %v", s.ID, err)
-		}
-		views[i].stock = stock
-		items := map[storeline.ItemID]bool{}
-		for id := range stock {
-			items[id] = true
-		}
-		for id := range t.stock {
-			items[id] = true
-		}
-		if sum.Unknown == 0 {
-			var bad []string
-			for id := range items {
-				if !stock[id].Equal(t.stock[id]) {
-					bad = append(bad, fmt.Sprintf("%s %s (tills sold %s)", id, stock[id], t.stock[id].Neg()))
-				}
-			}
-			sort.Strings(bad)
-			if len(bad) > 0 {
-				problem("%s: stock differs from what the tills sold for %d items: %s", s.ID, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
-			}
-			sc.ItemsChecked = len(items)
-		}
+		views[i] = v
+		sc := compareTills(s.ID, f.shops[i], v, sum.Unknown, problem)
 		var cons struct {
 			OK bool `json:"ok"`
 		}
@@ -126,35 +101,123 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 		}
 		sc.Conservation = cons.OK
 		sc.Loyalty = loyaltyNote(s.Node.Ledger(), c.data.Programme.ID)
-		if views[i].points, err = shopPoints(s.Node.Ledger().Balances, s.ID, c.data.Programme.ID); err != nil {
-			problem("%s: read points: %v", s.ID, err)
-		}
 		chk.Shops = append(chk.Shops, sc)
 	}
 	chk.Central = c.checkCentral(ctx, views, problem)
 	return chk
 }
 
-// journalFacts returns the IDs of the receipts and returns in the shop's
-// own journal.
-func journalFacts(l *ledger.Ledger, origin storeline.StoreID) (receipts, returns map[storeline.EventID]bool, err error) {
-	receipts, returns = map[storeline.EventID]bool{}, map[storeline.EventID]bool{}
+// compareTills compares what shop store holds (v) with what its tills
+// were told (t): every acknowledged receipt and return is in the journal
+// exactly once; beyond them only facts whose answer the tills never saw
+// may be; and, when every outcome is known, each item's stock is what the
+// tills sold and the revenue and VAT are what they took.
+func compareTills(store storeline.StoreID, t tally, v shopView, unknown int, problem func(string, ...any)) ShopCheck {
+	sc := ShopCheck{Store: store, TillReceipts: len(t.receipts), TillReturns: len(t.returns), Unknown: unknown,
+		Receipts: len(v.receipts), Returns: len(v.returns)}
+	extra := 0
+	for _, k := range []struct {
+		what    string
+		told    map[storeline.EventID]bool
+		journal map[storeline.EventID]int
+	}{{"receipt", t.receipts, v.receipts}, {"return", t.returns, v.returns}} {
+		for _, id := range sortedIDs(k.told) {
+			if k.journal[id] == 0 {
+				problem("%s: %s %s acknowledged to a till is not in the shop's journal", store, k.what, id)
+			}
+		}
+		for _, id := range sortedIDs(k.journal) {
+			if n := k.journal[id]; n > 1 {
+				problem("%s: %s %s is in the shop's journal %d times", store, k.what, id, n)
+			}
+			if !k.told[id] {
+				extra++
+			}
+		}
+	}
+	if extra > unknown {
+		problem("%s: %d receipts and returns in the journal the tills were never told of (%d unknown outcomes)", store, extra, unknown)
+	}
+	if unknown > 0 {
+		return sc // the unknown facts' stock and money may or may not be there
+	}
+	bad := diffBalances(t.stock, v.stock)
+	if len(bad) > 0 {
+		problem("%s: stock differs from what the tills sold (tills, shop) for %d items: %s", store, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
+	}
+	sc.ItemsChecked = len(unionKeys(t.stock, v.stock))
+	sc.Sales, sc.SalesChecked = v.sales, true
+	if !v.sales.Equal(t.sales) {
+		problem("%s: revenue and VAT in the shop's ledger %s, the tills took %s", store, v.sales, t.sales)
+	}
+	return sc
+}
+
+// shopView is what a shop's ledger, or a central node, holds of one
+// shop's sales.
+type shopView struct {
+	// receipts and returns count each ID's events of the shop's journal
+	// (more than 1 is a duplicate).
+	receipts, returns map[storeline.EventID]int
+	stock             map[storeline.ItemID]decimal.Decimal
+	points            map[string]decimal.Decimal // shopPoints
+	money             map[string]decimal.Decimal // moneyBalances
+	sales             decimal.Decimal            // less the revenue and VAT balances
+}
+
+// readView reads what a shop's ledger or a central node holds of store's
+// sales, through journal (events of an origin from a position; nil when
+// the reader has no journal) or scan, and balances.
+func readView(journal func(storeline.StoreID, ledger.Position, int) ([]storeline.Event, error), balances func(string) ([]ledger.Balance, error),
+	store storeline.StoreID, prog storeline.ProgrammeID) (shopView, error) {
+	v := shopView{receipts: map[storeline.EventID]int{}, returns: map[storeline.EventID]int{}}
+	var errs []string
+	if journal != nil {
+		if err := scanJournal(journal, store, func(ev storeline.Event) bool { v.count(ev); return true }); err != nil {
+			errs = append(errs, "journal: "+err.Error())
+		}
+	}
+	var err error
+	if v.stock, err = stockByItem(balances, store); err != nil {
+		errs = append(errs, "stock: "+err.Error())
+	}
+	if v.points, err = shopPoints(balances, store, prog); err != nil {
+		errs = append(errs, "points: "+err.Error())
+	}
+	if v.money, v.sales, err = moneyBalances(balances, store); err != nil {
+		errs = append(errs, "money: "+err.Error())
+	}
+	if len(errs) > 0 {
+		return v, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return v, nil
+}
+
+// count adds one receipt or return to the view.
+func (v *shopView) count(ev storeline.Event) {
+	switch ev.Kind {
+	case storeline.KindReceipt:
+		v.receipts[ev.ID]++
+	case storeline.KindReturn:
+		v.returns[ev.ID]++
+	}
+}
+
+// scanJournal calls fn for each event of origin's journal, in order.
+func scanJournal(journal func(storeline.StoreID, ledger.Position, int) ([]storeline.Event, error), origin storeline.StoreID, fn func(storeline.Event) bool) error {
 	from := ledger.Position{}
 	for {
-		evs, err := l.Journal(origin, from, ledger.MaxJournalLimit)
+		evs, err := journal(origin, from, ledger.MaxJournalLimit)
 		if err != nil {
-			return receipts, returns, err
+			return err
 		}
 		for _, ev := range evs {
-			switch ev.Kind {
-			case storeline.KindReceipt:
-				receipts[ev.ID] = true
-			case storeline.KindReturn:
-				returns[ev.ID] = true
+			if !fn(ev) {
+				return nil
 			}
 		}
 		if len(evs) < ledger.MaxJournalLimit {
-			return receipts, returns, nil
+			return nil
 		}
 		last := evs[len(evs)-1]
 		from = ledger.Position{Epoch: last.Epoch, Seq: last.Seq + 1}
@@ -162,12 +225,9 @@ func journalFacts(l *ledger.Ledger, origin storeline.StoreID) (receipts, returns
 }
 
 // stockByItem sums the shop's stock balances per item over departments.
-func stockByItem(l *ledger.Ledger, store storeline.StoreID) (map[storeline.ItemID]decimal.Decimal, error) {
+func stockByItem(balances func(string) ([]ledger.Balance, error), store storeline.StoreID) (map[storeline.ItemID]decimal.Decimal, error) {
 	prefix := "stock/" + string(store) + "/"
-	bs, err := l.Balances(prefix)
-	if err != nil {
-		return nil, err
-	}
+	bs, err := balances(prefix)
 	out := map[storeline.ItemID]decimal.Decimal{}
 	for _, b := range bs {
 		_, item, ok := strings.Cut(strings.TrimPrefix(b.Account, prefix), "/")
@@ -176,7 +236,75 @@ func stockByItem(l *ledger.Ledger, store storeline.StoreID) (map[storeline.ItemI
 		}
 		out[storeline.ItemID(item)] = out[storeline.ItemID(item)].Add(b.Amount)
 	}
-	return out, nil
+	return out, err
+}
+
+// moneyBalances returns, by "account asset", the non-zero money balances
+// of the accounts a shop's sales and shifts post to (its drawers, card
+// takings, safe, revenue, VAT and points-paid takings), and the sales
+// they record: revenue and VAT, negated.
+func moneyBalances(balances func(string) ([]ledger.Balance, error), store storeline.StoreID) (map[string]decimal.Decimal, decimal.Decimal, error) {
+	out := map[string]decimal.Decimal{}
+	sales := decimal.Zero
+	s := string(store)
+	for _, k := range []struct {
+		prefix string
+		exact  bool
+	}{{"cash/" + s + "/", false}, {"card/" + s + "/", false}, {"vat/" + s + "/", false},
+		{storeline.SafeAccount(store), true}, {storeline.RevenueAccount(store), true}, {storeline.LoyaltyAccount(store), true}} {
+		bs, err := balances(k.prefix)
+		if err != nil {
+			return out, sales, err
+		}
+		for _, b := range bs {
+			if !b.Asset.IsMoney() || b.Amount.IsZero() || k.exact && b.Account != k.prefix {
+				continue
+			}
+			out[b.Account+" "+string(b.Asset)] = b.Amount
+			if b.Account == storeline.RevenueAccount(store) || strings.HasPrefix(b.Account, "vat/") {
+				sales = sales.Sub(b.Amount)
+			}
+		}
+	}
+	return out, sales, nil
+}
+
+// diffBalances lists, sorted, the keys whose amounts differ between want
+// and got (an absent key is zero), as "key want, got".
+func diffBalances[K ~string](want, got map[K]decimal.Decimal) []string {
+	var bad []string
+	for _, k := range unionKeys(want, got) {
+		if !want[k].Equal(got[k]) {
+			bad = append(bad, fmt.Sprintf("%s %s, %s", k, want[k], got[k]))
+		}
+	}
+	return bad
+}
+
+// unionKeys returns the keys of a and b, sorted.
+func unionKeys[K ~string, V any](a, b map[K]V) []K {
+	seen := map[K]bool{}
+	var out []K
+	for _, m := range []map[K]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// sortedIDs returns m's keys, sorted, so problems come in a stable order.
+func sortedIDs[V any](m map[storeline.EventID]V) []storeline.EventID {
+	out := make([]storeline.EventID, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
 }
 
 // loyaltyNote describes the shop's loyalty points, if its ledger posts
@@ -201,13 +329,6 @@ func loyaltyNote(l *ledger.Ledger, prog storeline.ProgrammeID) string {
 		return "no points posted in the shop's ledger (loyalty accrual is not recorded yet)"
 	}
 	return fmt.Sprintf("%d accounts, %s points outstanding", accounts, total)
-}
-
-// shopView is what a shop holds of its own sales.
-type shopView struct {
-	receipts, returns map[storeline.EventID]bool
-	stock             map[storeline.ItemID]decimal.Decimal
-	points            map[string]decimal.Decimal // shopPoints
 }
 
 // shopPoints returns, by account, the non-zero balances of the loyalty

@@ -7,10 +7,12 @@
 // simulator (internal/tillsim) selling at every shop; scripted moments (the
 // central leader stopped and restarted, a shop cut off from central and
 // healed, a price changed at head office reaching the tills); a live
-// status; and a closing check that receipts, returns and stock agree
-// between what the tills were told, the shops' ledgers and every central
-// node, and that every central node holds each shop's loyalty balances
-// (its customers' rights and debts there) as the shop does.
+// status; and a closing check that receipts and returns (each exactly
+// once), stock and sales agree between what the tills were told and the
+// shops' ledgers, that each shop's ledger conserves every asset, and that
+// every central node holds each shop's receipts and returns (each once),
+// stock, money and loyalty balances (its customers' rights and debts
+// there) as the shop does.
 //
 // Each shop reaches each central node through its own fault proxy
 // (internal/faultproxy), so one shop can be cut off without touching the

@@ -107,16 +107,7 @@ func (c *Chain) killCentral(ctx context.Context) Moment {
 		return m
 	}
 	c.say("moment: %s is leader after %s; head office accepted a write with %d of %d nodes", leader, elected.Round(time.Millisecond), len(c.centrals)-1, len(c.centrals))
-	// Rejoin through the gossip of the live nodes.
-	c.mu.Lock()
-	s.cfg.Seeds = nil
-	for _, o := range c.centrals {
-		if o.node != nil {
-			s.cfg.Seeds = append(s.cfg.Seeds, o.cfg.GossipAddr)
-		}
-	}
-	c.mu.Unlock()
-	if err := c.openCentral(victim); err != nil {
+	if err := c.rejoinCentral(victim); err != nil {
 		m.Detail = fmt.Sprintf("%s took over in %s; restarting %s failed: %v", leader, elected.Round(time.Millisecond), s.cfg.NodeID, err)
 		return m
 	}
@@ -129,6 +120,47 @@ func (c *Chain) killCentral(ctx context.Context) Moment {
 	m.Detail = fmt.Sprintf("stopped leader %s; %s elected in %s; a head-office write succeeded meanwhile; %s restarted and rejoined",
 		s.cfg.NodeID, leader, elected.Round(time.Millisecond), s.cfg.NodeID)
 	return m
+}
+
+// rejoinCentral restarts stopped slot i's node, seeded with the gossip
+// addresses of the live nodes.
+func (c *Chain) rejoinCentral(i int) error {
+	c.mu.Lock()
+	s := c.centrals[i]
+	s.cfg.Seeds = nil
+	for _, o := range c.centrals {
+		if o.node != nil {
+			s.cfg.Seeds = append(s.cfg.Seeds, o.cfg.GossipAddr)
+		}
+	}
+	c.mu.Unlock()
+	return c.openCentral(i)
+}
+
+// restartStopped restarts every stopped central node (a run ended in the
+// middle of killCentral) and waits until all are voters again.
+func (c *Chain) restartStopped() error {
+	restarted := 0
+	for i := range c.centrals {
+		c.mu.Lock()
+		stopped := c.centrals[i].node == nil
+		c.mu.Unlock()
+		if !stopped {
+			continue
+		}
+		if err := c.rejoinCentral(i); err != nil {
+			return err
+		}
+		restarted++
+	}
+	if restarted == 0 {
+		return nil
+	}
+	if err := waitUntil(context.Background(), c.cfg.MomentTimeout, func() bool { return c.voters() == len(c.centrals) }); err != nil {
+		return fmt.Errorf("%d stopped nodes restarted, but not all voters within %s", restarted, c.cfg.MomentTimeout)
+	}
+	c.say("central: %d stopped nodes restarted; %d voters again", restarted, len(c.centrals))
+	return nil
 }
 
 // cutShop cuts the last shop off from central; its tills keep selling.

@@ -1,0 +1,108 @@
+package chain
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// Faults RecheckWithFault plants, each a way the chain can misbehave that
+// the closing check must report.
+var Faults = []string{
+	"shop-loses-receipt", "shop-duplicates-receipt", "shop-extra-receipt", "shop-stock", "shop-sales",
+	"central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points",
+}
+
+// RecheckWithFault runs the last Run's closing check again on the running
+// chain with fault planted in what the check reads: in shop-1's ledger, or
+// in one central node's copy of shop-2.
+func RecheckWithFault(c *Chain, fault string) (Check, error) {
+	if c.last == nil {
+		return Check{}, fmt.Errorf("no run to check again")
+	}
+	one := func(m map[storeline.EventID]int) storeline.EventID {
+		ids := sortedIDs(m)
+		return ids[len(ids)/2]
+	}
+	first := func(m map[string]decimal.Decimal) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return keys[0]
+	}
+	item := func(m map[storeline.ItemID]decimal.Decimal) storeline.ItemID {
+		for _, k := range unionKeys(m, nil) {
+			if !m[k].IsZero() {
+				return k
+			}
+		}
+		return ""
+	}
+	cent := fmt.Sprintf("central-%d", len(c.centrals)) // any node
+	p := &plant{}
+	switch fault {
+	case "shop-loses-receipt":
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				delete(v.receipts, one(v.receipts))
+			}
+		}
+	case "shop-duplicates-receipt":
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				v.receipts[one(v.receipts)]++
+			}
+		}
+	case "shop-extra-receipt":
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				v.receipts[storeline.NewEventID()] = 1
+			}
+		}
+	case "shop-stock":
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				id := item(v.stock)
+				v.stock[id] = v.stock[id].Sub(decimal.NewFromInt(1))
+			}
+		}
+	case "shop-sales":
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				v.sales = v.sales.Add(decimal.New(1, -2))
+			}
+		}
+	case "central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points":
+		p.central = func(node string, s storeline.StoreID, v *shopView) {
+			if node != cent || s != "shop-2" {
+				return
+			}
+			switch fault {
+			case "central-loses-receipt":
+				delete(v.receipts, one(v.receipts))
+			case "central-duplicates-receipt":
+				v.receipts[one(v.receipts)]++
+			case "central-stock":
+				id := item(v.stock)
+				v.stock[id] = v.stock[id].Add(decimal.NewFromInt(1))
+			case "central-money":
+				k := first(v.money)
+				v.money[k] = v.money[k].Add(decimal.New(1, -2))
+			case "central-points":
+				k := first(v.points)
+				v.points[k] = v.points[k].Add(decimal.NewFromInt(1))
+			}
+		}
+	default:
+		return Check{}, fmt.Errorf("unknown fault %q", fault)
+	}
+	c.plant = p
+	defer func() { c.plant = nil }()
+	return c.check(context.Background(), c.last, c.lastSum), nil
+}
