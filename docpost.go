@@ -15,6 +15,7 @@ package storeline
 //	stock/<store>/<dept>/<item>     units and value on the shelf
 //	supplier/<supplier>             units bought from (returned to) a supplier
 //	payable/<supplier>              money owed to a supplier (credit)
+//	bank/<bank>                     money at a bank (a payment to a supplier leaves it)
 //	vatin/<store>/<rate>            input VAT on purchases
 //	transit/<from>/<to>/<item>      units and value shipped, not yet received
 //	discrepancy/<store>/<item>      shipped but not received (or surplus)
@@ -505,6 +506,11 @@ type CountBook interface {
 // Accounts of stock documents (see the top of this file).
 func PayableAccount(s SupplierID) string  { return "payable/" + string(s) }
 func SupplierAccount(s SupplierID) string { return "supplier/" + string(s) }
+
+// BankAccount holds the chain's money at a bank; a payment to a supplier
+// moves it to the supplier's payable (central/settlements.go).
+func BankAccount(b BankID) string { return "bank/" + string(b) }
+
 func InputVATAccount(s StoreID, rate decimal.Decimal) string {
 	return "vatin/" + string(s) + "/" + rate.String()
 }

@@ -345,6 +345,10 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 	cfg.Registerer = reg
 	n := openNode(t, cfg)
 	waitFor(t, "leader", 10*time.Second, n.IsLeader)
+	waitFor(t, "the cluster at this binary's FSM level", 10*time.Second, func() bool {
+		l, err := n.ClusterLevel()
+		return err == nil && l == central.FSMLevel
+	})
 	seed(t, n.APIAddr(), 1)
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + n.AdminAddr() + path)
@@ -361,7 +365,7 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 	code, body := get("/metrics")
 	for _, want := range []string{
 		`storeline_central_raft_state{node="m1",state="Leader"} 1`,
-		`storeline_central_fsm_applied_commands_total{node="m1"} 5`, // the seed's 4 and the first incarnation (restore.go)
+		`storeline_central_fsm_applied_commands_total{node="m1"} 6`, // the seed's 4, the first incarnation (restore.go), the FSM level's raise (levels.go)
 		`storeline_central_fsm_split_transactions_total{node="m1"} 0`,
 		`storeline_central_raft_voters{node="m1"} 1`,
 		`storeline_central_gossip_members{node="m1"} 1`,

@@ -88,6 +88,7 @@ func backOfficeOps() []Op {
 		{OpRulePut, applyRulePut},
 		{OpReprice, applyReprice},
 		{OpCostCatchUp, applyCostCatchUp},
+		{OpSupplierPayment, applySupplierPayment}, // settlements.go
 	}
 }
 

@@ -44,6 +44,7 @@ func (n *Node) backOfficeRoutes(h func(string, bool, func(http.ResponseWriter, *
 	h("POST /v1/repricing/auto", true, n.postAutoReprice)
 	h("POST /v1/cost_of_sales", true, n.postCostOfSales)
 	n.backOfficeReportRoutes(h)
+	n.settlementRoutes(h) // settlements.go
 }
 
 // compact drops nil, empty strings, empty lists, zero times and zero

@@ -34,11 +34,16 @@ import (
 
 // FSMLevel is the highest FSM level this binary applies. A version that
 // adds Raft ops raises it and lists the new ops in opLevels.
-const FSMLevel = 1
+//
+//	1  the ops of every node before levels existed
+//	2  supplier payments (settlements.go)
+const FSMLevel = 2
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.
-var opLevels = map[string]int{}
+var opLevels = map[string]int{
+	OpSupplierPayment: 2,
+}
 
 // opLevel returns the FSM level that introduced op.
 func opLevel(op string) int {

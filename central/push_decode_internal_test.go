@@ -112,7 +112,7 @@ func storeOfAccountSplit(acct string) (storeline.StoreID, bool) {
 		return "", false
 	}
 	switch parts[0] {
-	case "payable", "supplier":
+	case "payable", "supplier", "bank":
 		return "", false
 	case "points":
 		if len(parts) < 4 {
@@ -124,7 +124,7 @@ func storeOfAccountSplit(acct string) (storeline.StoreID, bool) {
 }
 
 var accountSeeds = []string{"", "/", "//", "stock", "stock/", "stock/s1", "stock/s1/main/milk", "cash/s2/till-1",
-	"payable/s2", "supplier", "supplier/s2/x", "points", "points/", "points/p", "points/p/c1", "points/p/c1/",
+	"payable/s2", "bank/s2", "supplier", "supplier/s2/x", "points", "points/", "points/p", "points/p/c1", "points/p/c1/",
 	"points/p/c1/s2", "points/p/c1/s2/x", "points//c1/s2", "/s1/x", "x//", "revenue"}
 
 // TestStoreOfAccountAsSplit: the account's store by cutting is the one

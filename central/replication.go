@@ -678,9 +678,9 @@ func (a *applier) touched(ev *storeline.Event) ([]storeline.StoreID, error) {
 
 // storeOfAccount names the store an account belongs to: the second
 // segment (stock/<store>/…, cash/<store>/…), except for the accounts of a
-// supplier (payable/<supplier>, supplier/<supplier>), which belong to no
-// store, and a customer's points (points/<programme>/<customer>/<store>),
-// whose store comes last.
+// supplier (payable/<supplier>, supplier/<supplier>) and of a bank
+// (bank/<bank>), which belong to no store, and a customer's points
+// (points/<programme>/<customer>/<store>), whose store comes last.
 //
 // It cuts the segments it needs rather than splitting the account (every
 // posting of every pushed event comes through here), with the same
@@ -693,7 +693,7 @@ func storeOfAccount(acct string) (storeline.StoreID, bool) {
 	}
 	second, rest, more := strings.Cut(rest, "/")
 	switch kind {
-	case "payable", "supplier":
+	case "payable", "supplier", "bank":
 		return "", false
 	case "points":
 		if !more {
@@ -1290,6 +1290,10 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := tx.SetMeta(rpHQID+string(ev.ID[:]), ledger.PutU64(ev.Seq)); err != nil {
+		return nil, err
+	}
+	// A supplier's statement rows (settlements.go, invariant 2).
+	if err := indexPayables(tx, &ev); err != nil {
 		return nil, err
 	}
 	return msgpack.Marshal(&replication.Position{Epoch: 1, Seq: ev.Seq})

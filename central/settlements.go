@@ -1,0 +1,654 @@
+package central
+
+// Settlements with suppliers (взаиморасчёты): payments to suppliers, and a
+// supplier's statement. Posting an incoming invoice credits the supplier's
+// payable (payable/<supplier> −total), a supplier return debits it; a
+// payment debits it too, from a bank account (storeline.BankAccount).
+//
+// Invariants:
+//
+//  1. A payment is one FSM entry (OpSupplierPayment): every check first
+//     (fsm.go invariant 3: a refused payment writes nothing), then its
+//     record, its central-authored transfer (payable/<supplier> +amount,
+//     bank/<bank> −amount in the currency's money asset, through
+//     applyTransfer as a document's postings go; the event ID derived from
+//     the payment ID, so a replayed entry is recognised) and its statement
+//     row. The same ID with the same content answers the stored payment
+//     and moves nothing; with other content it is a Conflict naming id.
+//  2. Every central-authored transfer that moves a payable/<supplier>
+//     balance (a document's post or cancel, a payment, any other) writes,
+//     in its own entry, one statement row per (supplier, currency) it
+//     moves (applyTransfer calls indexPayables) and adds the row's amount
+//     to that supplier's indexed total (stTotal). So −balance of
+//     payable/<supplier> = indexed total + unindexed, where unindexed is
+//     what moved before this index existed (documents posted by an older
+//     build): a statement counts it in its opening balance and shows it,
+//     and its closing balance always equals the payable balance as of
+//     its end. State is not backfilled: rows of older documents would be
+//     one scan of every document in one entry, unbounded.
+//  3. A row's date is a document's business date in its store's time
+//     zone when it was posted or cancelled (as the excise journal dates
+//     them), a payment's paid_on, any other transfer's event date. Rows
+//     are keyed by supplier, currency, date, then id, so a statement reads
+//     from its first date on: its opening balance is the balance now less
+//     every row dated from then on.
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
+)
+
+// OpSupplierPayment books a payment to a supplier (invariant 1).
+const OpSupplierPayment = "settlement.payment"
+
+// Keys of the settlement state, all metadata of the replica.
+const (
+	stPay   = "st/pay/" // payment id → msgpack supplierPayment
+	stRow   = "st/row/" // supplier \0 currency \0 date \0 id \0 seq8 → msgpack settleRow
+	stTotal = "st/tot/" // supplier \0 currency → the sum of its rows' Owed (decimal string)
+)
+
+// paymentReason is the Transfer reason of a payment's event.
+const paymentReason = "supplier.payment"
+
+// Bounds of a payment's free text and amount.
+const (
+	maxPaymentReference = 128
+	maxPaymentNote      = 1024
+	maxPaymentDigits    = 15 // integer digits of an amount
+)
+
+// maxStatementRows bounds the rows one statement lists (its period) and
+// the rows after it that it sums; a longer one asks for a shorter period.
+const maxStatementRows = 10 * MaxFeedLimit
+
+func (n *Node) settlementRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
+	h("POST /v1/supplier_payments", true, n.postSupplierPayment)
+	h("GET /v1/supplier_payments/{id}", false, n.getSupplierPayment)
+	h("GET /v1/suppliers/{id}/statement", false, n.getSupplierStatement)
+}
+
+// supplierPayment is a payment to a supplier as the FSM stores it.
+type supplierPayment struct {
+	ID        string               `msgpack:"i"`
+	Supplier  storeline.SupplierID `msgpack:"s"`
+	Bank      storeline.BankID     `msgpack:"b"`
+	Currency  storeline.Currency   `msgpack:"c"`
+	Amount    decimal.Decimal      `msgpack:"a"`
+	PaidOn    storeline.Date       `msgpack:"d"`
+	Reference string               `msgpack:"r,omitempty"`
+	Note      string               `msgpack:"n,omitempty"`
+	// Set by the entry that booked it.
+	Event     storeline.EventID `msgpack:"e,omitempty"`
+	Seq       uint64            `msgpack:"q,omitempty"`
+	CreatedMs int64             `msgpack:"t,omitempty"`
+}
+
+// paymentIn is the body of POST /v1/supplier_payments.
+type paymentIn struct {
+	ID        string `json:"id"`
+	Supplier  string `json:"supplier"`
+	Bank      string `json:"bank"`
+	Currency  string `json:"currency"`
+	Amount    string `json:"amount"`
+	PaidOn    string `json:"paid_on"`
+	Reference string `json:"reference"`
+	Note      string `json:"note"`
+}
+
+// payment checks the body and returns the payment it asks for, its
+// amount normalised to the currency's scale.
+func (in *paymentIn) payment() (*supplierPayment, error) {
+	p := &supplierPayment{ID: in.ID, Supplier: storeline.SupplierID(in.Supplier), Bank: storeline.BankID(in.Bank),
+		Currency: storeline.Currency(in.Currency), PaidOn: storeline.Date(in.PaidOn), Reference: in.Reference, Note: in.Note}
+	if in.Amount == "" {
+		return nil, storeline.Invalidf("amount", "an amount is required (a decimal string)")
+	}
+	if !plainDecimal.MatchString(in.Amount) {
+		return nil, errMalformed("amount", "%.40q: want a decimal in a string, as \"12.50\"", in.Amount)
+	}
+	amt, err := decimal.NewFromString(in.Amount)
+	if err != nil {
+		return nil, errMalformed("amount", "%.40q: want a decimal in a string, as \"12.50\"", in.Amount)
+	}
+	p.Amount = amt
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// validate checks a payment and normalises its amount (the handler and
+// the FSM both run it).
+func (p *supplierPayment) validate() error {
+	if err := storeline.CheckID("id", p.ID); err != nil {
+		return err
+	}
+	if err := storeline.CheckID("supplier", string(p.Supplier)); err != nil {
+		return err
+	}
+	if err := storeline.CheckID("bank", string(p.Bank)); err != nil {
+		return err
+	}
+	if !p.Currency.Valid() {
+		return storeline.Invalidf("currency", "%q is not an ISO 4217 code", p.Currency)
+	}
+	if !p.Amount.IsPositive() {
+		return storeline.Invalidf("amount", "%s: a payment's amount is positive", p.Amount)
+	}
+	if p.Amount.Truncate(0).NumDigits() > maxPaymentDigits {
+		return storeline.Invalidf("amount", "%s: at most %d integer digits", p.Amount, maxPaymentDigits)
+	}
+	amt, err := p.Currency.Amount("amount", p.Amount)
+	if err != nil {
+		return err
+	}
+	p.Amount = amt
+	if _, err := storeline.ParseDate("paid_on", string(p.PaidOn)); err != nil {
+		return err
+	}
+	if err := checkText("reference", p.Reference, maxPaymentReference, false); err != nil {
+		return err
+	}
+	return checkText("note", p.Note, maxPaymentNote, true)
+}
+
+// checkText refuses text longer than max bytes, not UTF-8, or holding a
+// control character (a line break only where lines are allowed).
+func checkText(field, s string, max int, lines bool) error {
+	if len(s) > max {
+		return storeline.Invalidf(field, "at most %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return storeline.Invalidf(field, "not UTF-8")
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && !(lines && (r == '\n' || r == '\t')) }) >= 0 {
+		return storeline.Invalidf(field, "holds a control character")
+	}
+	return nil
+}
+
+// sameContent reports whether p asks for what q booked.
+func (p *supplierPayment) sameContent(q *supplierPayment) bool {
+	return p.ID == q.ID && p.Supplier == q.Supplier && p.Bank == q.Bank && p.Currency == q.Currency &&
+		p.Amount.Equal(q.Amount) && p.PaidOn == q.PaidOn && p.Reference == q.Reference && p.Note == q.Note
+}
+
+// postings are a payment's: the supplier's payable debited (the chain
+// owes less), the bank's account credited.
+func (p *supplierPayment) postings() []storeline.Posting {
+	a := storeline.MoneyAsset(p.Currency)
+	return []storeline.Posting{
+		{Account: storeline.PayableAccount(p.Supplier), Asset: a, Amount: p.Amount},
+		{Account: storeline.BankAccount(p.Bank), Asset: a, Amount: p.Amount.Neg()},
+	}
+}
+
+// paymentEventID is the ID of the transfer that books payment id:
+// derived as documents' are (docEventID), so every replica and replay
+// names it alike.
+func paymentEventID(id string) storeline.EventID {
+	h := sha256.Sum256([]byte("storeline/supplier-payment/" + id))
+	var e storeline.EventID
+	copy(e[:], h[:16])
+	e[6] = e[6]&0x0f | 0x80 // UUID version 8 (custom)
+	e[8] = e[8]&0x3f | 0x80 // RFC 4122 variant
+	return e
+}
+
+func getPayment(rt *ledger.ReplicaTxn, id string) (*supplierPayment, bool, error) {
+	v, err := rt.Meta(stPay + id)
+	if err != nil || v == nil {
+		return nil, false, err
+	}
+	var p supplierPayment
+	if err := msgpack.Unmarshal(v, &p); err != nil {
+		return nil, false, fmt.Errorf("supplier payment %s: %w", id, err)
+	}
+	return &p, true, nil
+}
+
+func putPayment(rt *ledger.ReplicaTxn, p *supplierPayment) error {
+	enc, err := msgpack.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("supplier payment %s: %w", p.ID, err)
+	}
+	return rt.SetMeta(stPay+p.ID, enc)
+}
+
+// paymentAnswer is the body of OpSupplierPayment's result.
+type paymentAnswer struct {
+	Payment   supplierPayment `msgpack:"p"`
+	Duplicate bool            `msgpack:"d,omitempty"`
+}
+
+func applySupplierPayment(tx *Tx, payload []byte) ([]byte, error) {
+	var p supplierPayment
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable payment: %v", err)
+	}
+	p.Event, p.Seq, p.CreatedMs = storeline.EventID{}, 0, 0
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	old, ok, err := getPayment(tx.ReplicaTxn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if !p.sameContent(old) {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id",
+				Err: fmt.Errorf("payment %q was booked with other content", p.ID)}
+		}
+		return msgpack.Marshal(&paymentAnswer{Payment: *old, Duplicate: true})
+	}
+	if found, err := tx.HasMaster(storeline.KindSupplier, string(p.Supplier)); err != nil || !found {
+		if err == nil {
+			err = storeline.Invalidf("supplier", "unknown supplier %q", p.Supplier)
+		}
+		return nil, err
+	}
+	if found, err := tx.HasMaster(storeline.KindBank, string(p.Bank)); err != nil || !found {
+		if err == nil {
+			err = storeline.Invalidf("bank", "unknown bank %q", p.Bank)
+		}
+		return nil, err
+	}
+	p.Event = paymentEventID(p.ID)
+	// applyTransfer skips an event it has applied: with no record of the
+	// payment that cannot be, but it is refused here, before any write.
+	if v, err := tx.Meta(rpHQID + string(p.Event[:])); err != nil || v != nil {
+		if err == nil {
+			err = &storeline.Error{Kind: storeline.Conflict, Field: "id",
+				Err: fmt.Errorf("the transfer of payment %q (%s) is applied but the payment is not recorded", p.ID, p.Event)}
+		}
+		return nil, err
+	}
+	if at, err := tx.Meta(seenKey(storeline.Central, p.Event)); err != nil || at != nil {
+		if err == nil {
+			err = &storeline.Error{Kind: storeline.Conflict, Field: "id",
+				Err: fmt.Errorf("the transfer of payment %q (%s) is applied but the payment is not recorded", p.ID, p.Event)}
+		}
+		return nil, err
+	}
+	// Writes from here on. The record first: the transfer's statement
+	// row reads its date and bank from it (indexPayables).
+	p.CreatedMs = tx.At.UnixMilli()
+	if err := putPayment(tx.ReplicaTxn, &p); err != nil {
+		return nil, err
+	}
+	tp := transferPayload{ID: p.Event, Reason: paymentReason, Ref: p.ID}
+	for _, x := range p.postings() {
+		amt, err := x.Amount.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		tp.Postings = append(tp.Postings, replication.WirePosting{Account: x.Account, Asset: string(x.Asset), Amount: amt})
+	}
+	enc, err := msgpack.Marshal(&tp)
+	if err != nil {
+		return nil, err
+	}
+	body, err := applyTransfer(tx, enc)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return nil, fmt.Errorf("payment %s: its transfer %s was applied before", p.ID, p.Event)
+	}
+	var pos replication.Position
+	if err := msgpack.Unmarshal(body, &pos); err != nil {
+		return nil, fmt.Errorf("payment %s: transfer position: %w", p.ID, err)
+	}
+	p.Seq = pos.Seq
+	if err := putPayment(tx.ReplicaTxn, &p); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&paymentAnswer{Payment: p})
+}
+
+// settleRow is one movement of a supplier's payable (stRow).
+type settleRow struct {
+	Type      string            `msgpack:"k"` // rowInvoice … rowTransfer
+	ID        string            `msgpack:"i"` // the document's or payment's ID (a transfer's event ID)
+	Date      storeline.Date    `msgpack:"d"`
+	Store     storeline.StoreID `msgpack:"s,omitempty"`
+	Number    string            `msgpack:"n,omitempty"`
+	Bank      storeline.BankID  `msgpack:"b,omitempty"`
+	Reference string            `msgpack:"r,omitempty"`
+	Reason    string            `msgpack:"w,omitempty"` // a transfer's reason
+	// Owed is what the movement adds to what the chain owes the supplier:
+	// the payable posting negated.
+	Owed  decimal.Decimal   `msgpack:"o"`
+	Event storeline.EventID `msgpack:"e"`
+	Seq   uint64            `msgpack:"q"`
+}
+
+// The types of statement rows.
+const (
+	rowInvoice       = "invoice"
+	rowInvoiceCancel = "invoice_cancel"
+	rowReturn        = "return"
+	rowReturnCancel  = "return_cancel"
+	rowPayment       = "payment"
+	rowTransfer      = "transfer"
+)
+
+var rowTypes = []string{rowInvoice, rowInvoiceCancel, rowReturn, rowReturnCancel, rowPayment, rowTransfer}
+
+func rowKey(s storeline.SupplierID, c storeline.Currency, r *settleRow) string {
+	return stRow + string(s) + "\x00" + string(c) + "\x00" + string(r.Date) + "\x00" + r.ID + "\x00" + string(ledger.PutU64(r.Seq))
+}
+
+func totalKey(s storeline.SupplierID, c storeline.Currency) string {
+	return stTotal + string(s) + "\x00" + string(c)
+}
+
+// indexPayables writes the statement rows of a central-authored transfer
+// ev as applyTransfer applies it (invariant 2). It only writes after
+// reading: an error is a storage failure.
+func indexPayables(tx *Tx, ev *storeline.Event) error {
+	var moved []storeline.Posting
+	for _, p := range ev.Postings {
+		s, ok := strings.CutPrefix(p.Account, "payable/")
+		if ok && p.Asset.IsMoney() && storeline.ValidID(s) && !p.Amount.IsZero() {
+			moved = append(moved, p)
+		}
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	row := settleRow{Type: rowTransfer, ID: ev.ID.String(), Date: ev.BusinessDate, Event: ev.ID, Seq: ev.Seq}
+	tr, _ := ev.Body.(*storeline.Transfer)
+	if tr == nil {
+		tr = &storeline.Transfer{}
+	}
+	switch tr.Reason {
+	case "document.post", "document.cancel":
+		rec, ok, err := getDoc(tx.ReplicaTxn, tr.Ref)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		d := &rec.Doc
+		cancel := tr.Reason == "document.cancel"
+		switch {
+		case d.Type == storeline.DocIncomingInvoice && !cancel:
+			row.Type = rowInvoice
+		case d.Type == storeline.DocIncomingInvoice:
+			row.Type = rowInvoiceCancel
+		case d.Type == storeline.DocSupplierReturn && !cancel:
+			row.Type = rowReturn
+		case d.Type == storeline.DocSupplierReturn:
+			row.Type = rowReturnCancel
+		default:
+			row.Reason = tr.Reason
+		}
+		row.ID, row.Store, row.Number = d.ID, d.Store, d.Number
+		b := &txBook{rt: tx.ReplicaTxn}
+		if st, ok := b.Store(d.Store); ok {
+			loc, err := st.Location()
+			if err != nil {
+				return fmt.Errorf("document %s: store %s: %w", d.ID, d.Store, err)
+			}
+			row.Date = storeline.DateOf(tx.At, loc)
+		} else if b.err != nil {
+			return b.err
+		}
+	case paymentReason:
+		p, ok, err := getPayment(tx.ReplicaTxn, tr.Ref)
+		if err != nil {
+			return err
+		}
+		if ok {
+			row.Type, row.ID, row.Date, row.Bank, row.Reference = rowPayment, p.ID, p.PaidOn, p.Bank, p.Reference
+		}
+	default:
+		row.Reason = tr.Reason
+		if storeline.ValidID(tr.Ref) {
+			row.ID = tr.Ref
+		}
+	}
+	for _, p := range moved {
+		s := storeline.SupplierID(strings.TrimPrefix(p.Account, "payable/"))
+		c := storeline.Currency(strings.TrimPrefix(string(p.Asset), "cur:"))
+		r := row
+		r.Owed = p.Amount.Neg()
+		enc, err := msgpack.Marshal(&r)
+		if err != nil {
+			return fmt.Errorf("statement row of %s: %w", s, err)
+		}
+		if err := tx.SetMeta(rowKey(s, c, &r), enc); err != nil {
+			return err
+		}
+		tot, err := readDecimal(tx.ReplicaTxn, totalKey(s, c))
+		if err != nil {
+			return err
+		}
+		if err := tx.SetMeta(totalKey(s, c), []byte(tot.Add(r.Owed).String())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readDecimal reads a decimal string key (absent: zero).
+func readDecimal(rt *ledger.ReplicaTxn, key string) (decimal.Decimal, error) {
+	v, err := rt.Meta(key)
+	if err != nil || v == nil {
+		return decimal.Zero, err
+	}
+	d, err := decimal.NewFromString(string(v))
+	if err != nil {
+		return decimal.Zero, fmt.Errorf("%q: %w", key, err)
+	}
+	return d, nil
+}
+
+func (n *Node) postSupplierPayment(w http.ResponseWriter, r *http.Request) error {
+	const op = "central.supplier_payment"
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var in paymentIn
+	if err := strictJSON(body, &in); err != nil {
+		return err
+	}
+	p, err := in.payment()
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	enc, err := msgpack.Marshal(p)
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	res, err := n.Submit(r.Context(), OpSupplierPayment, key, enc)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	var a paymentAnswer
+	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	status := http.StatusCreated
+	if a.Duplicate || res.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, paymentJSON(&a.Payment))
+	return nil
+}
+
+// moneyString writes an amount at the currency's scale ("9.30") where it
+// is exact at it (every amount is, unless a transfer by hand moved
+// sub-units: then as it is).
+func moneyString(c storeline.Currency, d decimal.Decimal) string {
+	if e, err := c.Amount("", d); err == nil {
+		return e.StringFixed(c.Scale())
+	}
+	return d.String()
+}
+
+func paymentJSON(p *supplierPayment) map[string]any {
+	m := map[string]any{"id": p.ID, "supplier": p.Supplier, "bank": p.Bank, "currency": p.Currency,
+		"amount": moneyString(p.Currency, p.Amount), "paid_on": p.PaidOn, "event": p.Event.String(),
+		"position":  map[string]any{"epoch": 1, "seq": p.Seq},
+		"booked_at": time.UnixMilli(p.CreatedMs).UTC()}
+	if p.Reference != "" {
+		m["reference"] = p.Reference
+	}
+	if p.Note != "" {
+		m["note"] = p.Note
+	}
+	return m
+}
+
+func (n *Node) getSupplierPayment(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	var p *supplierPayment
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var ok bool
+		var err error
+		if p, ok, err = getPayment(rt, id); err == nil && !ok {
+			err = &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no supplier payment %q", id)}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, paymentJSON(p))
+	return nil
+}
+
+// getSupplierStatement answers a supplier's settlement statement in one
+// currency for business dates from to to (inclusive): what the chain owed
+// at the start of from, every movement of the period in date then id
+// order with the running balance, what it owed at the end of to, and the
+// period's totals by type of row (positive: the chain owes more).
+func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) error {
+	sup := r.PathValue("id")
+	if err := storeline.CheckID("id", sup); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	cur := storeline.Currency(q.Get("currency"))
+	if !cur.Valid() {
+		return errMalformed("currency", "%q: want an ISO 4217 code", cur)
+	}
+	from, err := dateParam(r, "from")
+	if err != nil {
+		return err
+	}
+	to, err := dateParam(r, "to")
+	if err != nil {
+		return err
+	}
+	if to < from {
+		return errMalformed("to", "%s is before from %s", to, from)
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	supplier := storeline.SupplierID(sup)
+	var (
+		rows             []settleRow
+		balance, indexed decimal.Decimal
+		fromOn, inPeriod decimal.Decimal // sums of Owed: rows dated from on, rows of the period
+		known            bool
+	)
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		if known, err = rt.HasMaster(storeline.KindSupplier, sup); err != nil {
+			return err
+		}
+		if balance, err = readDecimal(rt, balKey(storeline.PayableAccount(supplier), storeline.MoneyAsset(cur))); err != nil {
+			return err
+		}
+		if indexed, err = readDecimal(rt, totalKey(supplier, cur)); err != nil {
+			return err
+		}
+		prefix := stRow + sup + "\x00" + string(cur) + "\x00"
+		scanned := 0
+		return rt.ScanMetaFrom(prefix, string(from), func(k string, v []byte) (bool, error) {
+			if scanned++; scanned > maxStatementRows {
+				return false, &storeline.Error{Kind: storeline.TooLarge, Field: "from",
+					Err: fmt.Errorf("more than %d movements of %s from %s on: ask for a later period", maxStatementRows, sup, from)}
+			}
+			var row settleRow
+			if err := msgpack.Unmarshal(v, &row); err != nil {
+				return false, fmt.Errorf("statement row %q: %w", k, err)
+			}
+			fromOn = fromOn.Add(row.Owed)
+			if row.Date <= to {
+				inPeriod = inPeriod.Add(row.Owed)
+				rows = append(rows, row)
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if !known && balance.IsZero() && indexed.IsZero() {
+		return &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("unknown supplier %q", sup)}
+	}
+	show := func(d decimal.Decimal) string { return moneyString(cur, d) }
+	owedNow := balance.Neg()
+	opening := owedNow.Sub(fromOn)
+	sums := map[string]decimal.Decimal{}
+	out := make([]map[string]any, 0, len(rows))
+	running := opening
+	for i := range rows {
+		row := &rows[i]
+		running = running.Add(row.Owed)
+		sums[row.Type] = sums[row.Type].Add(row.Owed)
+		m := map[string]any{"type": row.Type, "id": row.ID, "date": row.Date, "amount": show(row.Owed),
+			"balance": show(running), "event": row.Event.String()}
+		for k, v := range map[string]string{"store": string(row.Store), "number": row.Number, "bank": string(row.Bank),
+			"reference": row.Reference, "reason": row.Reason} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		out = append(out, m)
+	}
+	totals := map[string]string{}
+	for _, t := range rowTypes {
+		totals[t] = show(sums[t])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"supplier": sup, "currency": cur, "from": from, "to": to,
+		"opening": show(opening), "closing": show(opening.Add(inPeriod)),
+		"unindexed": show(owedNow.Sub(indexed)),
+		"rows":      out, "totals": totals,
+	})
+	return nil
+}
