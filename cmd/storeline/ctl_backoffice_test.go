@@ -22,6 +22,7 @@ func TestCtlBackOffice(t *testing.T) {
 		{"PUT", "/v1/groups/food", `{"name":"Food"}`},
 		{"PUT", "/v1/stores/s1", `{"time_zone":"UTC","currency":"EUR","departments":[{"id":"main"}],"price_lists":["retail"]}`},
 		{"PUT", "/v1/suppliers/p1", `{"name":"Dairy"}`},
+		{"PUT", "/v1/banks/b1", `{"name":"First Bank"}`},
 		{"PUT", "/v1/items/milk", `{"sku":"MILK","name":"Milk","group":"food","dept":"main","unit":"pcs","vat_rate":"10"}`},
 	} {
 		if err := c.do(context.Background(), args[0], args[1], []byte(args[2]), &syncBuffer{}); err != nil {
@@ -29,6 +30,7 @@ func TestCtlBackOffice(t *testing.T) {
 		}
 	}
 	expiry := time.Now().UTC().AddDate(0, 0, 3).Format(time.DateOnly)
+	today := time.Now().UTC().Format(time.DateOnly)
 	path := filepath.Join(dir, "inv1.json")
 	doc := `{"type":"incoming_invoice","store":"s1","supplier":"p1","lines":[{"item":"milk","qty":"10","purchase_price":"1.10","batch":"B1","expiry":"` + expiry + `"}]}`
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
@@ -52,6 +54,14 @@ func TestCtlBackOffice(t *testing.T) {
 		{[]string{"stock", "s1"}, 0, `"stock":[]`},
 		{[]string{"document-from-draft", "x1", "s1", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}, 1, `(field: draft.event)`},
 		{[]string{"stock"}, 2, `bad command`},
+		// Settlements: the cancelled invoice owes nothing; a payment is
+		// an advance (the chain is owed 5.00), and a retry is harmless.
+		{[]string{"pay-supplier", "pay1", "p1", "b1", "5.00", "EUR", today}, 0, `"amount":"5.00"`},
+		{[]string{"pay-supplier", "pay1", "p1", "b1", "5", "EUR", today}, 0, `"amount":"5.00"`},
+		{[]string{"pay-supplier", "pay1", "p1", "b1", "6", "EUR", today}, 1, `(field: id)`},
+		{[]string{"pay-supplier", "pay2", "p1", "nobank", "1", "EUR"}, 1, `(field: bank)`},
+		{[]string{"statement", "p1", "EUR", today, today}, 0, `"closing":"-5.00"`},
+		{[]string{"statement", "p1", "EUR", today}, 2, `bad command`},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := runCmd(t, e, append([]string{"ctl", "--central", api}, s.args...)...)

@@ -35,6 +35,11 @@ commands:
   stock STORE [ITEM]               stock per department and item: units and value at cost
   expiring STORE DAYS              batches expiring within DAYS days
   cost-of-sales STORE              cost the store's sales central has not costed yet
+  pay-supplier ID SUPPLIER BANK AMOUNT CURRENCY [PAID_ON]
+                                   book a payment to a supplier from a bank (PAID_ON:
+                                   YYYY-MM-DD, default today); again with the same ID is harmless
+  statement SUPPLIER CURRENCY FROM TO
+                                   a supplier's settlement statement for business dates FROM..TO
   promotion ID FILE.json           create or replace a promotion (JSON as PUT /v1/promotions/{id})
   price-policy ID FILE.json        create or replace a price policy (a customer-group discount)
   loyalty-programme ID FILE.json   create or replace a loyalty programme
@@ -55,6 +60,7 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
 		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
+		"pay-supplier": {5, 6}, "statement": {4, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
 	lim, ok := want[first(rest)]
 	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
@@ -233,6 +239,16 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		return c.do(ctx, "GET", "/v1/batches?store="+url.QueryEscape(a[0])+"&expiring_within_days="+url.QueryEscape(a[1]), nil, stdout)
 	case "cost-of-sales":
 		return c.do(ctx, "POST", "/v1/cost_of_sales?store="+url.QueryEscape(a[0]), nil, stdout)
+	case "pay-supplier":
+		paidOn := time.Now().Format(time.DateOnly)
+		if len(a) > 5 {
+			paidOn = a[5]
+		}
+		b, _ := json.Marshal(map[string]any{"id": a[0], "supplier": a[1], "bank": a[2], "amount": a[3], "currency": a[4], "paid_on": paidOn})
+		return c.do(ctx, "POST", "/v1/supplier_payments", b, stdout)
+	case "statement":
+		q := url.Values{"currency": {a[1]}, "from": {a[2]}, "to": {a[3]}}
+		return c.do(ctx, "GET", "/v1/suppliers/"+esc(a[0])+"/statement?"+q.Encode(), nil, stdout)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }
