@@ -22,7 +22,9 @@ package central
 //     to that supplier's indexed total (stTotal). So −balance of
 //     payable/<supplier> = indexed total + unindexed, where unindexed is
 //     what moved before this index existed (documents posted by an older
-//     build): a statement counts it in its opening balance and shows it,
+//     build, or while the cluster ran an FSM level below 2: nodes of an
+//     older build apply those entries too and write no rows, so no replica
+//     does): a statement counts it in its opening balance and shows it,
 //     and its closing balance always equals the payable balance as of
 //     its end. State is not backfilled: rows of older documents would be
 //     one scan of every document in one entry, unbounded.
@@ -359,16 +361,28 @@ func totalKey(s storeline.SupplierID, c storeline.Currency) string {
 // indexPayables writes the statement rows of a central-authored transfer
 // ev as applyTransfer applies it (invariant 2). It only writes after
 // reading: an error is a storage failure.
+//
+// It writes nothing while the cluster runs an FSM level below the one
+// that introduced settlements (levels.go): the entry is then also applied
+// by nodes of a version without this index, and every replica must leave
+// the same state. What moves before the level is raised is unindexed.
+//
+// Only ISO-shaped currencies are indexed: the currency is a key segment
+// between \0 separators, and the statement reads ISO codes only.
 func indexPayables(tx *Tx, ev *storeline.Event) error {
 	var moved []storeline.Posting
 	for _, p := range ev.Postings {
 		s, ok := strings.CutPrefix(p.Account, "payable/")
-		if ok && p.Asset.IsMoney() && storeline.ValidID(s) && !p.Amount.IsZero() {
+		c, money := p.Asset.Currency()
+		if ok && money && c.Valid() && storeline.ValidID(s) && !p.Amount.IsZero() {
 			moved = append(moved, p)
 		}
 	}
 	if len(moved) == 0 {
 		return nil
+	}
+	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < opLevel(OpSupplierPayment) {
+		return err
 	}
 	row := settleRow{Type: rowTransfer, ID: ev.ID.String(), Date: ev.BusinessDate, Event: ev.ID, Seq: ev.Seq}
 	tr, _ := ev.Body.(*storeline.Transfer)
@@ -425,7 +439,7 @@ func indexPayables(tx *Tx, ev *storeline.Event) error {
 	}
 	for _, p := range moved {
 		s := storeline.SupplierID(strings.TrimPrefix(p.Account, "payable/"))
-		c := storeline.Currency(strings.TrimPrefix(string(p.Asset), "cur:"))
+		c, _ := p.Asset.Currency()
 		r := row
 		r.Owed = p.Amount.Neg()
 		enc, err := msgpack.Marshal(&r)
