@@ -175,7 +175,8 @@ type priceSet struct {
 
 // priceBy answers which repricing's post set the price the key id holds
 // now, "" if none did: the boPriceBy marker, where the price still holds
-// the value the marker names (a price set by hand since leaves it stale).
+// the value the marker names (a price set by hand since has none:
+// forgetPriceBy).
 func priceBy(tx *Tx, id string) (cur storeline.Price, ok bool, by string, err error) {
 	if ok, err = tx.GetMaster(storeline.KindPrice, id, &cur); err != nil || !ok {
 		return cur, false, "", err
@@ -193,6 +194,32 @@ func priceBy(tx *Tx, id string) (cur storeline.Price, ok bool, by string, err er
 		return cur, true, "", nil
 	}
 	return cur, true, doc, nil
+}
+
+// forgetPriceBy drops the boPriceBy markers of the prices among ws,
+// written by hand (master.put, master.delete): the price a key holds is
+// no repricing's then, even where the hand set the value a repricing's
+// marker names, so no cancel takes it for its own.
+func forgetPriceBy(tx *Tx, ws []ledger.MasterWrite) error {
+	for _, w := range ws {
+		kind, id := w.Kind, w.ID
+		if w.Record != nil {
+			kind, id = w.Record.MasterKind(), w.Record.MasterID()
+		}
+		if kind != storeline.KindPrice {
+			continue
+		}
+		if v, err := tx.Meta(boPriceBy + id); err != nil || v == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.SetMeta(boPriceBy+id, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setPriceBy records that repricing doc set the price id holds to price

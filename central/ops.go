@@ -127,6 +127,9 @@ func applyPut(tx *Tx, payload []byte) ([]byte, error) {
 	if err := stampCustomers(tx, ws); err != nil { // customers.go
 		return nil, err
 	}
+	if err := forgetPriceBy(tx, ws); err != nil { // backoffice.go
+		return nil, err
+	}
 	if err := assigned(); err != nil {
 		return nil, err
 	}
@@ -150,6 +153,9 @@ func applyDelete(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := stampCustomers(tx, ws); err != nil { // customers.go
+		return nil, err
+	}
+	if err := forgetPriceBy(tx, ws); err != nil { // backoffice.go
 		return nil, err
 	}
 	return nil, markHistory(tx)
