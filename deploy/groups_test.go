@@ -297,7 +297,8 @@ func operand(s string) string {
 // poll returns, up to 25 s after every start), and time() - 0 is some
 // 1.8e9 s: a panel must show nothing for them instead, as
 // "time() - (x > 0)" does. (Alerts may differ: StorelineShopNotPulling
-// reads the 0 on purpose, so that a node that never pulls fires.)
+// computes the age only of a non-zero gauge but also fires, with its own
+// wording, on the 0, so that a node that never pulls fires.)
 func unguardedAges(expr string) []string {
 	var out []string
 	for _, loc := range timeMinus.FindAllStringIndex(expr, -1) {

@@ -134,12 +134,16 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		cfg.ReplicationTLS = tc
 	}
+	// With no keys configured the node gets a fresh admin key, validated
+	// with the rest, but printed only once the node has started: a key
+	// printed for a configuration that is then refused (or a node that
+	// cannot open) would never work.
+	var generatedKey string
 	if len(cfg.APIKeys) == 0 {
 		b := make([]byte, 24)
 		_, _ = rand.Read(b)
-		key := hex.EncodeToString(b)
-		cfg.APIKeys = []central.APIKey{{Name: "generated", Hash: storeline.TokenHash(key), Role: central.RoleAdmin}}
-		fmt.Fprintf(stdout, "admin-key %s\n", key)
+		generatedKey = hex.EncodeToString(b)
+		cfg.APIKeys = []central.APIKey{{Name: "generated", Hash: storeline.TokenHash(generatedKey), Role: central.RoleAdmin}}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
@@ -154,6 +158,9 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		fmt.Fprintf(stderr, "storeline central: %v\n", err)
 		return exitError
+	}
+	if generatedKey != "" {
+		fmt.Fprintf(stdout, "admin-key %s\n", generatedKey)
 	}
 	// The addresses actually bound, for supervisors and tests on port 0.
 	fmt.Fprintf(stdout, "api http://%s\nadmin http://%s\nraft %s\ngossip %s\n", n.APIAddr(), n.AdminAddr(), n.RaftAddr(), n.GossipAddr())

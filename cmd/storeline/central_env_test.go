@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +53,42 @@ func TestCentralEveryFlagFromEnv(t *testing.T) {
 	}), "-heartbeat", "1s")
 	if code != exitUsage || !strings.Contains(stderr, "MaxVoters") || strings.Contains(stderr, "HEARTBEAT") {
 		t.Fatalf("STORELINE_CENTRAL_MAX_VOTERS=2 with -heartbeat 1s: exit %d, stderr:\n%s\nwant a usage error about MaxVoters and none about the heartbeat", code, stderr)
+	}
+}
+
+// TestCentralKeyPrintedOnlyWhenStarting: with no API keys configured,
+// `storeline central` generates an admin key, and prints it only once the
+// node has started: a configuration it refuses, or a node that cannot
+// open (its API address taken), prints no key, since none would ever
+// work.
+func TestCentralKeyPrintedOnlyWhenStarting(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+	}{
+		{"invalid configuration", map[string]string{"STORELINE_CENTRAL_MAX_VOTERS": "2"}, nil, exitUsage},
+		{"API address taken", nil, []string{"-api", busy.Addr().String()}, exitError},
+	} {
+		vars := map[string]string{"STORELINE_CENTRAL_DATA": t.TempDir()}
+		for k, v := range c.env {
+			vars[k] = v
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var out, errb bytes.Buffer
+		code := run(ctx, append([]string{"central"}, c.args...), env(vars), &out, &errb)
+		cancel()
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d; stderr:\n%s", c.name, code, c.code, errb.String())
+		}
+		if strings.Contains(out.String(), "admin-key") {
+			t.Errorf("%s: the refused node printed an admin key:\n%s", c.name, out.String())
+		}
 	}
 }

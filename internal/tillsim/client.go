@@ -38,6 +38,11 @@ const maxAnswerBytes = 8 << 20
 // hold the fact.
 var errUnknown = errors.New("outcome unknown after every attempt")
 
+// errBadAnswer is a 2xx whose body does not decode: the node did what was
+// asked (a fact is stored, under the ID the till chose), but the till
+// cannot read the answer's details.
+var errBadAnswer = errors.New("2xx answer that does not decode")
+
 // refused is a 4xx answer: the node refused the request and changed
 // nothing.
 type refused struct {
@@ -95,7 +100,15 @@ type request struct {
 // do sends req until it gets an answer that is not a 5xx or 429, or
 // MaxAttempts have been made, or ctx ends, and decodes a 2xx into out. It
 // returns the final status. A 4xx is a *refused; no answer at all is
-// errUnknown.
+// errUnknown; a 2xx whose body does not decode into out is errBadAnswer,
+// with the 2xx status.
+//
+// An attempt cut short because ctx ended (the run stopping its own
+// request: a catalogue poll when the selling ends, a fact when the
+// wind-down's CloseTimeout runs out) is no error of the node's and is not
+// counted in the Summary's Errors; an attempt that ran into
+// RequestTimeout is counted as "timeout", any other failure without an
+// answer as "transport".
 func (c *client) do(ctx context.Context, rng *rand.Rand, req request, out any) (int, error) {
 	backoff := c.cfg.RetryBackoff
 	var last error
@@ -108,7 +121,8 @@ func (c *client) do(ctx context.Context, rng *rand.Rand, req request, out any) (
 		case err == nil && status >= 200 && status < 300:
 			if out != nil && len(body) > 0 {
 				if err := json.Unmarshal(body, out); err != nil {
-					return status, fmt.Errorf("tillsim: %s: decode answer: %w", req.endpoint, err)
+					c.countError("bad answer", fmt.Sprintf("%s %d: answer does not decode: %v", req.endpoint, status, err))
+					return status, fmt.Errorf("tillsim: %s: %w: %w", req.endpoint, errBadAnswer, err)
 				}
 			}
 			return status, nil
@@ -116,8 +130,14 @@ func (c *client) do(ctx context.Context, rng *rand.Rand, req request, out any) (
 			detail := strings.TrimSpace(string(body))
 			c.countError(strconv.Itoa(status), fmt.Sprintf("%s %d %s", req.endpoint, status, detail))
 			return status, &refused{status: status, body: detail}
+		case err != nil && ctx.Err() != nil:
+			return 0, fmt.Errorf("tillsim: %s: %w (last: %v; %v)", req.endpoint, errUnknown, err, ctx.Err())
 		case err != nil:
-			c.countError("transport", "")
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.countError("timeout", "")
+			} else {
+				c.countError("transport", "")
+			}
 			last = err
 		default:
 			c.countError(strconv.Itoa(status), "")

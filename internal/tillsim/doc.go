@@ -21,7 +21,10 @@
 //     the same bytes, so the node counts it once. A 201 is a creation, a
 //     200 a replay of a fact the node already had.
 //  2. A fact is counted in the Summary only once the node acknowledged it
-//     (2xx). A fact whose every attempt failed without an answer is
+//     (2xx), and every fact counted is reported to Config.Observe, even
+//     when the 2xx's body does not decode (the fact is stored under the
+//     ID the till chose; the summary counts the answer as a "bad answer"
+//     error). A fact whose every attempt failed without an answer is
 //     counted as Unknown: the node may or may not hold it.
 //  3. Lines carry the price the node's pricing gave for the basket at the
 //     moment of the sale (POST /v1/baskets/price: price lists, the card's

@@ -326,6 +326,9 @@ func (s *Sim) pollCatalog(ctx context.Context, sh *shopRun) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if ctx.Err() != nil {
+				return // the tick and the end of the selling came together
+			}
 			// A failed poll keeps the old catalogue: tills sell on.
 			_ = sh.cat.refresh(ctx, s.client, rng, sh.url, sh.terms[0].Token, s.cfg.CatalogPage)
 		}

@@ -33,9 +33,9 @@ type Summary struct {
 	Unknown                     int // facts with no answer after MaxAttempts
 	Failed                      int // facts refused (4xx) or abandoned
 	ReceiptsPerSecond           float64
-	Errors                      map[string]int // "503", "422", "transport" -> answers
+	Errors                      map[string]int // "503", "422", "timeout", "transport", "bad answer" -> attempts
 	Endpoints                   []EndpointStats
-	FirstError                  string // the first refusal's problem detail, for diagnosis
+	FirstError                  string // the first refusal's problem detail (or undecodable answer's), for diagnosis
 	CatalogItems, CatalogPriced int    // of the first shop
 }
 
