@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,17 +189,22 @@ func (b *pointsBroker) post(ctx context.Context, url string, body []byte, out an
 	}
 	if resp.StatusCode == http.StatusOK {
 		if err := replication.Decode(data, out); err != nil {
-			return storeline.E(op, storeline.Internal, fmt.Errorf("answer from %s: %w", url, err))
+			// Not central's message (a proxy's page): try another, as
+			// the replication client does.
+			return storeline.E(op, storeline.Unavailable, fmt.Errorf("answer from %s: %w", url, err))
 		}
 		return nil
 	}
 	var p struct {
 		Kind, Detail, Field string
 	}
-	_ = json.Unmarshal(data, &p)
+	isProblem := strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") && json.Unmarshal(data, &p) == nil
 	kind := storeline.ParseKind(p.Kind)
-	if resp.StatusCode >= 500 || p.Kind == "" {
-		kind = storeline.Unavailable // a node in trouble or a proxy: try another
+	if !isProblem || !replication.Refusal(resp.StatusCode, isProblem, kind, p.Field) {
+		// This node cannot serve us (in trouble, its token list or
+		// certificate setup lacking the shop, rate limited, a proxy):
+		// try another, as the replication client does.
+		kind = storeline.Unavailable
 	}
 	var cause error = fmt.Errorf("central %s: %d %s", url, resp.StatusCode, p.Detail)
 	if resp.StatusCode == http.StatusServiceUnavailable && p.Kind == storeline.Unavailable.String() {

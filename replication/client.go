@@ -419,6 +419,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // 413 of a single item) needs an operator, so the loop waits the ceiling
 // before trying again.
 func retryable(err error) bool {
+	if errors.Is(err, errOtherNode) {
+		return true // post moved to the next node, which may take it
+	}
 	switch storeline.KindOf(err) {
 	case storeline.Invalid, storeline.Unauthorized, storeline.Forbidden, storeline.TooLarge, storeline.NotFound:
 		return false
@@ -486,10 +489,17 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 			p = struct{ Kind, Detail, Field string }{Detail: snippet(rb)}
 			kind = storeline.Internal
 		}
+		var moved error
 		if resp.StatusCode == http.StatusRequestEntityTooLarge {
 			kind = storeline.TooLarge // whoever said it: a smaller batch may pass
+			if !isProblem && len(c.cfg.Central) > 1 {
+				// A proxy's limit, not central's: the next node may not
+				// sit behind it, even for a single item.
+				c.failover(i)
+				moved = errOtherNode
+			}
 		}
-		if !refusal(resp.StatusCode, isProblem, kind, p.Field) {
+		if !Refusal(resp.StatusCode, isProblem, kind, p.Field) {
 			// This node cannot serve us, whatever we send: try the next
 			// one, as for a network error, after the usual backoff.
 			c.failover(i)
@@ -497,8 +507,11 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 				kind = storeline.Unavailable
 			}
 		}
-		return &storeline.Error{Op: op, Kind: kind, Field: p.Field,
-			Err: fmt.Errorf("%s%s: HTTP %d (%s): %s", base, path, resp.StatusCode, strings.ToLower(http.StatusText(resp.StatusCode)), p.Detail)}
+		cause := fmt.Errorf("%s%s: HTTP %d (%s): %s", base, path, resp.StatusCode, strings.ToLower(http.StatusText(resp.StatusCode)), p.Detail)
+		if moved != nil {
+			cause = fmt.Errorf("%w (%w)", cause, moved)
+		}
+		return &storeline.Error{Op: op, Kind: kind, Field: p.Field, Err: cause}
 	}
 	if err := Decode(rb, out); err != nil {
 		// Not a message of central's (a proxy's page, a node of another
@@ -509,7 +522,7 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 	return nil
 }
 
-// refusal reports whether a non-200 answer refuses the request itself, so
+// Refusal reports whether a non-200 answer refuses the request itself, so
 // that every central node would answer the same and moving to the next
 // cannot help: a 413 (the loops halve the batch or page), or a 4xx
 // problem document of central's refusing the content (Invalid, Conflict,
@@ -517,8 +530,10 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 // "ev[0].origin" everywhere). Anything else says this node cannot serve
 // us: a 5xx, a 429, a route or method it does not serve (404, 405), its
 // token list or certificate setup lacking the shop (401, a 403 naming no
-// field), a proxy's page.
-func refusal(code int, isProblem bool, kind storeline.Kind, field string) bool {
+// field), a proxy's page. isProblem says the answer is an
+// application/problem+json document, kind and field its own. The node's
+// loyalty calls, on the same listener, classify answers by it too.
+func Refusal(code int, isProblem bool, kind storeline.Kind, field string) bool {
 	switch {
 	case code == http.StatusRequestEntityTooLarge:
 		return true
@@ -538,6 +553,11 @@ func snippet(b []byte) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// errOtherNode marks a refusal after which post moved to the next
+// address: retrying there may succeed, so the loop backs off as usual
+// rather than waiting the ceiling.
+var errOtherNode = errors.New("trying the next central address")
 
 // failover moves to the next address unless another loop already did.
 func (c *Client) failover(from uint32) {
@@ -646,11 +666,11 @@ func (c *Client) pushLoop(ctx context.Context) {
 			continue
 		}
 		size.success()
-		c.exchanged(true, true)
 		now := c.cfg.Now()
-		c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
 		c.met.Rejections.Add(float64(len(resp.Rejections)))
 		if resp.Gap != nil {
+			c.exchanged(true, true)
+			c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
 			c.met.Gaps.Inc()
 			gap := *resp.Gap
 			if gap.Seq == 0 {
@@ -680,7 +700,10 @@ func (c *Client) pushLoop(ctx context.Context) {
 			}
 			if err != nil {
 				// Not persisted: the next start resends from the old
-				// ack, which central skips. Nothing is lost.
+				// ack, which central skips. Nothing is lost, but nothing
+				// after this batch goes up: a failed push.
+				c.met.PushErrors.Inc()
+				c.exchanged(true, false)
 				c.log.Error("replication: persist ack", "acked", acked, "err", err)
 				if !c.wait(ctx, &bo, err) {
 					return
@@ -691,6 +714,8 @@ func (c *Client) pushLoop(ctx context.Context) {
 		}
 		// Reset only now: an answer the node could not persist is a
 		// failure like any other, and backs off.
+		c.exchanged(true, true)
+		c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
 		bo.reset()
 		next = acked
 		if probing {
@@ -953,7 +978,6 @@ func (c *Client) pullLoop(ctx context.Context) {
 			continue
 		}
 		now := c.cfg.Now()
-		c.met.LastPull.Set(float64(now.UnixNano()) / 1e9)
 		reborn := newIncarnation(st.Incarnation, resp.Incarnation)
 		if resp.Resync != nil && (st.Snapshot == nil || reborn) {
 			c.met.Resyncs.Inc()
@@ -1043,7 +1067,9 @@ func (c *Client) sweep(ctx context.Context, st *cursorState, stb *[]byte, sweptT
 	return nil
 }
 
+// pulled records a successful pull: its page, if any, is stored.
 func (c *Client) pulled(now time.Time, st cursorState) {
+	c.met.LastPull.Set(float64(now.UnixNano()) / 1e9)
 	c.mu.Lock()
 	c.status.LastPull, c.status.LastSync, c.status.Reachable, c.status.Cursor = now, now, true, st.Cursor
 	c.resyncing = st.Snapshot != nil
