@@ -306,3 +306,42 @@ func TestReview4StateNotOnlineWhileAcksCannotBeStored(t *testing.T) {
 		t.Errorf("no ack could be stored, yet push_errors_total = 0")
 	}
 }
+
+// TestAnswersInTheRequestsVersion: central answers a push and a pull in
+// the protocol version the shop asked in, so a shop one release behind
+// (which refuses a version newer than its own) can still push and pull.
+// It answered in its own version, which such a shop refused as "newer
+// than it speaks": every pull page, for good.
+func TestAnswersInTheRequestsVersion(t *testing.T) {
+	c := newRefCentral(t)
+	c.putMaster(items(3)...)
+	srv := c.serve(t, tokens())
+	old := replication.ProtocolVersion - 1
+	_, evs := shopLedger(t, 2)
+	push := replication.PushRequest{V: old, Store: string(shop), Epoch: evs[0].Epoch, Events: wireEvents(t, evs)}
+	code, _, body := post(t, srv.Client(), srv.URL, shopToken, encode(t, push))
+	var pr replication.PushResponse
+	if code != 200 || replication.Decode(body, &pr) != nil || pr.V != old {
+		t.Fatalf("push in version %d: %d, answered in version %d (%s)", old, code, pr.V, body)
+	}
+	pull := replication.PullRequest{V: old, Store: string(shop), MaxItems: 10}
+	req, err := http.NewRequest("POST", srv.URL+"/v1/replication/pull", bytes.NewReader(encode(t, pull)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/msgpack")
+	req.Header.Set("Authorization", "Bearer "+shopToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var page replication.PullResponse
+	if resp.StatusCode != 200 || replication.Decode(b, &page) != nil || page.V != old {
+		t.Fatalf("pull in version %d: %d, answered in version %d (%s)", old, resp.StatusCode, page.V, b)
+	}
+	if len(page.Records) == 0 {
+		t.Fatalf("pull in version %d: no records in %+v", old, page)
+	}
+}

@@ -294,7 +294,9 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, caller storeline.S
 	if err != nil {
 		return nil, fmt.Errorf("replication: push %s/%d: %w", caller, req.Epoch, err)
 	}
-	out := PushResponse{V: ProtocolVersion, Acked: res.Acked, Gap: res.Gap, Marks: res.Marks,
+	// Answered in the request's version (checked): a shop one release
+	// behind refuses a newer version than its own.
+	out := PushResponse{V: req.V, Acked: res.Acked, Gap: res.Gap, Marks: res.Marks,
 		Applied: res.Applied, Duplicates: res.Duplicates}
 	for _, rj := range res.Rejections {
 		out.Rejections = append(out.Rejections, RejectionToWire(rj))
@@ -408,7 +410,12 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, caller storeline.S
 			}
 		}
 	}
-	return PageToWire(page)
+	out, err := PageToWire(page)
+	if err != nil {
+		return nil, err
+	}
+	out.V = req.V // the request's version, as for a push
+	return out, nil
 }
 
 // PageToWire converts a page.

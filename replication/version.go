@@ -7,9 +7,10 @@ import (
 )
 
 // ProtocolVersion is the version of the wire protocol this build speaks.
-// Both ends accept ProtocolVersion and ProtocolVersion-1, so a shop may lag
-// head office by one release; anything else is refused with an error that
-// names both versions.
+// Both ends accept ProtocolVersion and ProtocolVersion-1, and the server
+// answers in the version the request carries, so a shop may lag head
+// office by one release (head office is upgraded first); anything else
+// is refused with an error that names both versions.
 //
 // History (each change dated; a version is never reused):
 //
