@@ -213,7 +213,9 @@ type Status struct {
 	// succeeded), "offline" (either failed, or none succeeded yet) or
 	// "resync" (a snapshot is being pulled, pushes going through).
 	State string
-	// Reachable reports whether the last request reached central.
+	// Reachable reports whether the last answer was central's own (a
+	// message, or a problem document of central's): a proxy's page in
+	// front of it is not.
 	Reachable bool
 	// LastPush and LastPull are the times of the last successful push
 	// and pull; LastSync the later of the two.
@@ -437,6 +439,9 @@ func (c *Client) wait(ctx context.Context, b *backoff, err error) bool {
 	return sleep(ctx, d)
 }
 
+// pullPath is the pull's route (post treats a proxy's 413 on it apart).
+const pullPath = "/v1/replication/pull"
+
 // post sends in to path at the current central address and decodes the
 // answer into out. A transport error, or an answer saying this node cannot
 // serve us (see refusal) or that is not a message, moves to the next
@@ -474,22 +479,34 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s: read answer: %w", base, err))
 	}
 	c.met.BytesDown.Add(float64(len(rb)))
-	c.setStatus(func(s *Status) { s.Reachable = true })
-	if int64(len(rb)) > c.cfg.MaxResponseBytes {
+	if resp.StatusCode == http.StatusOK && int64(len(rb)) > c.cfg.MaxResponseBytes {
 		// A smaller page fits: the pull loop shrinks it on TooLarge.
+		// Whose answer it is cannot be told: Reachable stays as it was.
 		return storeline.Errorf(storeline.TooLarge, op, "%s: answer over %d bytes", base, c.cfg.MaxResponseBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
+		// An error page over MaxResponseBytes (cut short, so not a
+		// problem document) is classified by its status like any other.
 		var p struct {
 			Kind, Detail, Field string
 		}
 		isProblem := strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") && json.Unmarshal(rb, &p) == nil
+		// Only central's own answers say central is reachable, not a
+		// proxy's page in front of it.
+		c.setStatus(func(s *Status) { s.Reachable = isProblem })
 		kind := storeline.ParseKind(p.Kind)
 		if !isProblem {
 			p = struct{ Kind, Detail, Field string }{Detail: snippet(rb)}
 			kind = storeline.Internal
 		}
 		var moved error
+		if resp.StatusCode == http.StatusRequestEntityTooLarge && !isProblem && path == pullPath {
+			// A proxy's limit on a pull, whose request is a few bytes
+			// whatever page it asks for: a smaller page cannot pass, so
+			// this node cannot serve us (try the next, backing off).
+			c.failover(i)
+			return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s%s: HTTP 413 of a proxy on a pull: %s", base, path, p.Detail))
+		}
 		if resp.StatusCode == http.StatusRequestEntityTooLarge {
 			kind = storeline.TooLarge // whoever said it: a smaller batch may pass
 			if !isProblem && len(c.cfg.Central) > 1 {
@@ -517,8 +534,10 @@ func (c *Client) post(ctx context.Context, path string, timeout time.Duration, i
 		// Not a message of central's (a proxy's page, a node of another
 		// protocol): another node may answer properly.
 		c.failover(i)
+		c.setStatus(func(s *Status) { s.Reachable = false })
 		return storeline.E(op, storeline.Unavailable, fmt.Errorf("%s%s: HTTP 200 with %q: %w", base, path, resp.Header.Get("Content-Type"), err))
 	}
+	c.setStatus(func(s *Status) { s.Reachable = true })
 	return nil
 }
 
@@ -669,17 +688,21 @@ func (c *Client) pushLoop(ctx context.Context) {
 		now := c.cfg.Now()
 		c.met.Rejections.Add(float64(len(resp.Rejections)))
 		if resp.Gap != nil {
-			c.exchanged(true, true)
-			c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
-			c.met.Gaps.Inc()
 			gap := *resp.Gap
 			if gap.Seq == 0 {
-				c.log.Error("replication: central answered a gap at seq 0", "gap", gap)
+				// Central names its mark plus one: a gap at 0 is a bad
+				// answer, nothing was applied, and resending cannot help.
+				c.met.PushErrors.Inc()
+				c.exchanged(true, false)
+				c.log.Error("replication: bad push answer from central: a gap at seq 0", "gap", gap)
 				if !sleep(ctx, c.cfg.BackoffMax) {
 					return
 				}
 				continue
 			}
+			c.exchanged(true, true)
+			c.met.LastPush.Set(float64(now.UnixNano()) / 1e9)
+			c.met.Gaps.Inc()
 			if !ack.Less(Position{gap.Epoch, gap.Seq}) {
 				c.met.WentBack.Inc()
 				c.log.Error("replication: central needs a position it acknowledged: it went back in time; resending from there", "gap", gap, "acked", ack)
@@ -946,7 +969,7 @@ func (c *Client) pullLoop(ctx context.Context) {
 			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
 			Incarnation: st.Incarnation}
 		var resp PullResponse
-		if err := c.post(ctx, "/v1/replication/pull", c.cfg.PollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
+		if err := c.post(ctx, pullPath, c.cfg.PollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -955,6 +978,19 @@ func (c *Client) pullLoop(ctx context.Context) {
 				c.exchanged(false, false)
 			}
 			c.log.Warn("replication: pull failed", "cursor", st.Cursor, "items", size.cur, "err", err)
+			if st.Snapshot != nil && storeline.KindOf(err) == storeline.Invalid && storeline.FieldOf(err) == "sn.a" {
+				// Central cannot read the resync's position (restored, or
+				// upgraded to another form of it): start the resync over.
+				// Its first page counts in resyncs_total; the stored
+				// cursor is replaced with the first page applied.
+				c.log.Warn("replication: central refused the resync's position; starting the resync over",
+					"snapshot", st.Snapshot.ID, "after", st.Snapshot.After)
+				st.Snapshot, st.Base = nil, 0
+				if !sleep(ctx, bo.next()) {
+					return
+				}
+				continue
+			}
 			if storeline.KindOf(err) == storeline.TooLarge && size.shrink(size.cur) {
 				c.met.Shrunk.Inc()
 				if !sleep(ctx, bo.next()) {

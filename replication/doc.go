@@ -43,7 +43,8 @@
 //  6. A batch or page refused as too large (413, an answer over
 //     MaxResponseBytes, a page over the node's commit batch) is halved and
 //     retried, down to one item; the size grows back after a run of
-//     successes.
+//     successes. A proxy's 413 on a pull (its request is a few bytes) and
+//     a non-200 answer of any size are not: the client fails over.
 //  7. A pull cursor belongs to central's incarnation, stored with it: an
 //     answer of another incarnation (central restored from a backup) is
 //     applied only as a resync from scratch. A pull answer whose marks
