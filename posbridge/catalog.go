@@ -239,6 +239,10 @@ func (s *Server) catalogChanges(w http.ResponseWriter, r *http.Request, _ *calle
 	if limit < 1 || limit > uint64(s.cfg.MaxPageSize) {
 		return storeline.Invalidf("limit", "limit %d out of [1, %d]", limit, s.cfg.MaxPageSize)
 	}
+	// Read first: the page holds every change up to at least this
+	// version, unless the ledger answered fewer than asked (its own page
+	// bound may be below MaxPageSize), so more is judged by it too.
+	version := s.led.MasterVersion()
 	page, err := s.cfg.MasterChanges(since, int(limit))
 	if err != nil {
 		return err
@@ -257,6 +261,7 @@ func (s *Server) catalogChanges(w http.ResponseWriter, r *http.Request, _ *calle
 		}
 		out.Changes = append(out.Changes, co)
 	}
+	out.More = out.More || len(page) > 0 && out.Next < version
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -98,6 +98,18 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
+	// A retry is compared by what the till sent (doc.go): what the draft
+	// took from master data (currency, a line's unit and VAT rate, the
+	// store's departments) is the stored draft's, whatever changed since.
+	prior, err := s.prior(in.ID, storeline.KindDocumentDraft)
+	if err != nil {
+		return err
+	}
+	var was *storeline.DocumentDraft
+	if prior != nil {
+		was = prior.Body.(*storeline.DocumentDraft)
+		st.Currency = was.Currency
+	}
 	d := &storeline.DocumentDraft{
 		Type: in.Type, Number: in.Number, Terminal: in.Terminal, Seller: in.Seller, Currency: st.Currency,
 		Supplier: in.Supplier, ToStore: in.ToStore, FromDept: in.FromDept, ToDept: in.ToDept,
@@ -110,7 +122,7 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 		name string
 		dept storeline.DeptID
 	}{{"from_dept", in.FromDept}, {"to_dept", in.ToDept}} {
-		if f.dept != "" && !st.HasDept(f.dept) {
+		if f.dept != "" && was == nil && !st.HasDept(f.dept) {
 			return storeline.Invalidf(f.name, "this store has no department %q", f.dept)
 		}
 	}
@@ -126,9 +138,13 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 		if err := maxLen(f+".certificate", l.Certificate, 128); err != nil {
 			return err
 		}
+		unit, rate := it.Unit, it.VATRate
+		if was != nil && i < len(was.Lines) && was.Lines[i].Item == it.ID {
+			unit, rate = was.Lines[i].Unit, was.Lines[i].VATRate
+		}
 		d.Lines = append(d.Lines, storeline.DocLine{
-			Item: it.ID, Unit: it.Unit, Qty: l.Qty.Decimal, Packs: l.Packs.Decimal, PackFactor: l.PackFactor.Decimal,
-			PurchasePrice: l.PurchasePrice.Decimal, VATRate: it.VATRate, Batch: l.Batch,
+			Item: it.ID, Unit: unit, Qty: l.Qty.Decimal, Packs: l.Packs.Decimal, PackFactor: l.PackFactor.Decimal,
+			PurchasePrice: l.PurchasePrice.Decimal, VATRate: rate, Batch: l.Batch,
 			Expiry: storeline.Date(l.Expiry), Certificate: l.Certificate,
 		})
 	}
@@ -136,6 +152,9 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), d)
+	if err == nil {
+		err = sameOccurredAt(ev, ok, *in.OccurredAt)
+	}
 	if err != nil {
 		return err
 	}
@@ -230,6 +249,9 @@ func (s *Server) postCustomer(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), cr)
+	if err == nil {
+		err = sameOccurredAt(ev, ok, *in.OccurredAt)
+	}
 	if err != nil {
 		return err
 	}
@@ -290,8 +312,8 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return err
 	}
-	if len(in.Note) > 500 {
-		return storeline.Invalidf("note", "a note is at most 500 characters")
+	if err := maxLen("note", in.Note, 500); err != nil {
+		return err
 	}
 	if in.Card != "" {
 		if err := storeline.CheckCardCode("card", in.Card); err != nil {
@@ -312,7 +334,16 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 	for i, l := range in.Lines {
 		ls[i] = lineIn{SKU: l.SKU, Barcode: l.Barcode, Qty: l.Qty}
 	}
-	lines, err := s.resolveBasketLines(st, ls)
+	prior, err := s.prior(in.ID, storeline.KindBasket)
+	if err != nil {
+		return err
+	}
+	var lines []storeline.BasketLine
+	if prior != nil {
+		lines, err = s.basketRetryLines(ls, prior.Body.(*storeline.Basket))
+	} else {
+		lines, err = s.resolveBasketLines(st, ls)
+	}
 	if err != nil {
 		return err
 	}
@@ -321,6 +352,9 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), b)
+	if err == nil {
+		err = sameOccurredAt(ev, ok, *in.OccurredAt)
+	}
 	if err != nil {
 		return err
 	}
@@ -340,6 +374,42 @@ func (s *Server) resolveBasketLines(st *storeline.Store, in []lineIn) ([]storeli
 		out[i] = storeline.BasketLine{Item: l.Item, Unit: l.Unit, Qty: l.Qty}
 	}
 	return out, nil
+}
+
+// basketRetryLines resolves a retried basket's lines by what the till
+// sent, the item and its quantity, as a receipt's retry is compared
+// (receiptDiff): the unit is the stored line's, and the item's department
+// is not checked again, so master data changed since the basket was
+// stored does not turn its retry into a refusal or a conflict.
+func (s *Server) basketRetryLines(in []lineIn, was *storeline.Basket) ([]storeline.BasketLine, error) {
+	if len(in) > maxLines {
+		return nil, storeline.Invalidf("lines", "at most %d lines", maxLines)
+	}
+	out := make([]storeline.BasketLine, len(in))
+	for i, l := range in {
+		r, err := s.resolveItem(fmt.Sprintf("lines[%d]", i), l)
+		if err != nil {
+			return nil, err
+		}
+		unit := r.item.Unit
+		if i < len(was.Lines) && was.Lines[i].Item == r.item.ID {
+			unit = was.Lines[i].Unit
+		}
+		out[i] = storeline.BasketLine{Item: r.item.ID, Unit: unit, Qty: r.qty}
+	}
+	return out, nil
+}
+
+// sameOccurredAt refuses a retry (an append that found its ID stored,
+// created false) whose occurred_at differs from the stored fact's: the
+// ledger compares bodies, and occurred_at is not in the body, but it is
+// part of what the till sent.
+func sameOccurredAt(ev storeline.Event, created bool, at time.Time) error {
+	if created || ev.OccurredAt.Equal(at) {
+		return nil
+	}
+	return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+		Err: fmt.Errorf("%s %s is stored with another occurred_at", ev.Kind, ev.ID)}
 }
 
 func (s *Server) getBasket(w http.ResponseWriter, r *http.Request, _ *caller) error {

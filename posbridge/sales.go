@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
@@ -256,10 +257,12 @@ func payments(field string, in []paymentIn) ([]storeline.Payment, error) {
 	return out, nil
 }
 
-// maxLen refuses a string field longer than limit bytes.
+// maxLen refuses a string field longer than limit characters, as
+// openapi.yaml's maxLength counts them (a Cyrillic note is two bytes a
+// character).
 func maxLen(field, v string, limit int) error {
-	if len(v) > limit {
-		return storeline.Invalidf(field, "%s is at most %d characters, got %d", field, limit, len(v))
+	if n := utf8.RuneCountInString(v); n > limit {
+		return storeline.Invalidf(field, "%s is at most %d characters, got %d", field, limit, n)
 	}
 	return nil
 }
@@ -567,6 +570,9 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		defer unlock()
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), ret)
+	if err == nil {
+		err = sameOccurredAt(ev, ok, *in.OccurredAt)
+	}
 	if err != nil {
 		return err
 	}
@@ -697,6 +703,9 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), op)
+	if err == nil {
+		err = sameOccurredAt(ev, ok, *in.OccurredAt)
+	}
 	if err != nil {
 		return err
 	}

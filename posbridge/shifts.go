@@ -49,6 +49,9 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), so)
+	if err == nil {
+		err = sameOccurredAt(ev, ok, *in.OccurredAt)
+	}
 	if err != nil {
 		return err
 	}
