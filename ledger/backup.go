@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/crdt"
 )
 
 // The backup stream (format v2), integers big-endian as in the WAL:
@@ -85,8 +86,11 @@ func (l *Ledger) Backup(w io.Writer) error {
 // stopped node, and moves the node to newEpoch, so the restored node's own
 // sequence numbers restart at 1 in a larger epoch. Callers pass the HLC
 // time of the restore; it must be above the backup's epoch (epochs only
-// grow). Deduplication by (origin, ID) holds across epochs, so a till's
-// retry of an event the backup holds is still counted once. The restored
+// grow). The master version goes on above the restore's time in
+// microseconds, so above every version the lost node gave out (tills keep
+// the last one they read). Deduplication by (origin, ID) holds across
+// epochs, so a till's retry of an event the backup holds is still counted
+// once. The restored
 // ledger keeps the backup's origin: Open refuses it as any other store
 // (ErrOriginMismatch).
 //
@@ -177,6 +181,21 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 		}
 		if err := txn.Set(kEpoch, u64(newEpoch)); err != nil {
 			return err
+		}
+		// Master versions only grow (tills keep the last one they read),
+		// but the lost node may have given out versions above the
+		// backup's. It gave out one per record changed, far fewer than
+		// one a microsecond since its last restore, so the restore's time
+		// in microseconds is above all of them, and stays below 2^53 (a
+		// JSON number) until the year 2255.
+		mv, err := getValue(txn, kMasterVersion)
+		if err != nil {
+			return err
+		}
+		if floor := uint64(crdt.Timestamp(newEpoch).Millis()) * 1000; floor > getU64(mv) {
+			if err := txn.Set(kMasterVersion, u64(floor)); err != nil {
+				return err
+			}
 		}
 		return txn.Set(kSeq, u64(0))
 	})

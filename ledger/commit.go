@@ -331,7 +331,10 @@ func (l *Ledger) commitWith(first *request, inCaller bool) {
 			l.lastBatch = len(batch)
 		}
 		l.inCaller = inCaller
-		l.commit(batch)
+		for todo := [][]*request{batch}; len(todo) > 0; {
+			next := l.commit(todo[0])
+			todo = append(next, todo[1:]...)
+		}
 	}
 }
 
@@ -428,12 +431,17 @@ func pipelined(batch []*request) bool {
 
 // commit makes one batch durable and hands it to the applier, or, for a
 // batch that is not pipelined, waits for the applier to drain and applies
-// it here.
-func (l *Ledger) commit(batch []*request) {
+// it here. It returns the batches still to commit, in order: a batch that
+// is not pipelined and writes more than one Badger transaction takes
+// (ErrTxnTooBig: a pulled page or a PutMaster that passed its size
+// estimate) is split before the request that overflowed it, and that
+// request, alone in a batch, is refused whole (TooLarge) and nothing of it
+// written, rather than poisoning the ledger.
+func (l *Ledger) commit(batch []*request) (again [][]*request) {
 	start := time.Now()
 	if err := l.poisoned(); err != nil {
 		answerAll(batch, err)
-		return
+		return nil
 	}
 	pipe := pipelined(batch)
 	var txn *badger.Txn
@@ -487,8 +495,11 @@ func (l *Ledger) commit(batch []*request) {
 		}
 		if err != nil {
 			l.st = saved
+			if !pipe && errors.Is(err, badger.ErrTxnTooBig) {
+				return l.splitTooBig(batch, i)
+			}
 			l.poisonWith(batch, "resolve", err)
-			return
+			return nil
 		}
 		if res[i].created && (r.kind == reqAppend || r.kind == reqRemote) {
 			events++
@@ -508,6 +519,19 @@ func (l *Ledger) commit(batch []*request) {
 	lsn := l.st.lsn + 1
 	l.st.hlc = max(l.st.hlc, uint64(l.o.Clock.Last()))
 	wb.HLC = l.st.hlc
+	// The counters go into the transaction before the frame is written:
+	// a transaction they would overflow is refused like any other
+	// (splitTooBig), never found too big once the frame is synced, when
+	// replay would find it too big again at every Open.
+	l.st.lsn = lsn
+	if err := l.putState(txn); err != nil {
+		l.st = saved
+		if !pipe && errors.Is(err, badger.ErrTxnTooBig) {
+			return l.splitTooBig(batch, len(batch)-1)
+		}
+		l.poisonWith(batch, "resolve", err)
+		return nil
+	}
 	frame, err := l.codec.frame(lsn, &wb)
 	if err != nil {
 		l.st = saved
@@ -536,13 +560,8 @@ func (l *Ledger) commit(batch []*request) {
 		return
 	}
 	l.met.fsync(len(frame), events)
-	l.st.lsn = lsn
 	if pipe {
 		l.hot.promote(bv) // the frame is durable (invariant 13)
-	}
-	if err := l.putState(txn); err != nil {
-		l.poisonWith(batch, "apply", err)
-		return
 	}
 	l.st.sinceCkpt += int64(len(frame))
 	ckpt := l.st.sinceCkpt >= l.o.CheckpointBytes
@@ -574,6 +593,35 @@ func (l *Ledger) commit(batch []*request) {
 	l.next = l.ver.begin(true)
 	l.inApplier.Add(1)
 	l.applyCh <- job
+	return nil
+}
+
+// splitTooBig handles a batch (not pipelined) whose Badger transaction
+// overflowed at request i; the caller restored the counters and discards
+// the transaction, so nothing of the batch is written. The requests
+// before i go again as a batch of their own (they fitted), then the rest;
+// request i alone in its batch is refused whole.
+func (l *Ledger) splitTooBig(batch []*request, i int) [][]*request {
+	if i > 0 {
+		return [][]*request{batch[:i:i], batch[i:]}
+	}
+	r := batch[0]
+	r.done <- result{err: storeline.Errorf(storeline.TooLarge, "ledger.commit",
+		"%s writes more than one Badger transaction takes (MemTableBytes): send fewer records", kindName(r.kind))}
+	if len(batch) > 1 {
+		return [][]*request{batch[1:]}
+	}
+	return nil
+}
+
+func kindName(k reqKind) string {
+	switch k {
+	case reqPulled:
+		return "the pulled page"
+	case reqMaster:
+		return "the master-data change"
+	}
+	return "the request"
 }
 
 // drainApplier returns when the applier has finished every job handed to

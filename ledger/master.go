@@ -154,7 +154,21 @@ func (l *Ledger) resolveMaster(txn *badger.Txn, r *request, wb *walBatch) (resul
 			}
 		}
 		for _, k := range old {
-			owners[string(uniqueKey(o.kind, k))] = ""
+			// Only a key the record still holds is released: a pulled
+			// page may have moved one of its keys to another record
+			// (ApplyPulled), leaving it listed here until its own change.
+			uk := string(uniqueKey(o.kind, k))
+			owner, ok := owners[uk]
+			if !ok {
+				v, err := getValue(txn, []byte(uk))
+				if err != nil {
+					return result{}, err
+				}
+				owner = string(v)
+			}
+			if owner == o.id {
+				owners[uk] = ""
+			}
 		}
 		for _, k := range o.keys {
 			uk := string(uniqueKey(o.kind, k))

@@ -200,6 +200,7 @@ func sortMeta(recs []walRec) {
 func (l *Ledger) resolvePulled(txn *badger.Txn, r *request, wb *walBatch) (result, error) {
 	const op = "ledger.ApplyPulled"
 	p := r.pull
+	p.out = PulledResult{} // a batch split by commit is resolved again
 	cur, err := getValue(txn, metaKey(p.key))
 	if err != nil {
 		return result{}, err
