@@ -1,6 +1,7 @@
 package storeline
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -14,6 +15,20 @@ type EventID uuid.UUID
 // NewEventID returns a fresh UUIDv7. Tills choose their own IDs; this is
 // for events a node or head office authors itself.
 func NewEventID() EventID { return EventID(uuid.Must(uuid.NewV7())) }
+
+// DerivedEventID is the ID of an event authored because of something else
+// (a document's post, a payment, a rights move, a hand-back after a
+// receipt): a UUID of version 8 (application-defined) made of seed's
+// SHA-256, so every replica, every replay and every retry names it alike.
+// Seeds of different purposes start with different prefixes.
+func DerivedEventID(seed string) EventID {
+	h := sha256.Sum256([]byte(seed))
+	var id EventID
+	copy(id[:], h[:16])
+	id[6] = id[6]&0x0f | 0x80 // version 8
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id
+}
 
 // ParseEventID parses the canonical text form of a UUID.
 func ParseEventID(s string) (EventID, error) {

@@ -872,12 +872,7 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 // postings for action ("post" or "cancel"): derived, so every replica and
 // every replay names it alike.
 func docEventID(action, id string) storeline.EventID {
-	h := sha256.Sum256([]byte("storeline/document/" + action + "/" + id))
-	var e storeline.EventID
-	copy(e[:], h[:16])
-	e[6] = e[6]&0x0f | 0x80 // UUID version 8 (custom)
-	e[8] = e[8]&0x3f | 0x80 // RFC 4122 variant
-	return e
+	return storeline.DerivedEventID("storeline/document/" + action + "/" + id)
 }
 
 // bookPostings writes postings to the books as one central-authored

@@ -35,7 +35,6 @@ package central
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,12 +113,7 @@ type RightsAnswer struct {
 // pruned moves the rights afresh under a new ID instead of colliding with
 // the first transfer's, which the shop holds and would drop as a copy.
 func rightsEventID(store storeline.StoreID, key string) storeline.EventID {
-	h := sha256.Sum256([]byte("loyalty-rights\x00" + string(store) + "\x00" + key))
-	var id storeline.EventID
-	copy(id[:], h[:16])
-	id[6] = id[6]&0x0f | 0x80 // UUID version 8: application-defined
-	id[8] = id[8]&0x3f | 0x80
-	return id
+	return storeline.DerivedEventID("loyalty-rights\x00" + string(store) + "\x00" + key)
 }
 
 func pointsBalance(tx *Tx, account string, asset storeline.Asset) (int64, error) {

@@ -36,7 +36,6 @@ package central
 //     every row dated from then on.
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -202,12 +201,7 @@ func (p *supplierPayment) postings() []storeline.Posting {
 // derived as documents' are (docEventID), so every replica and replay
 // names it alike.
 func paymentEventID(id string) storeline.EventID {
-	h := sha256.Sum256([]byte("storeline/supplier-payment/" + id))
-	var e storeline.EventID
-	copy(e[:], h[:16])
-	e[6] = e[6]&0x0f | 0x80 // UUID version 8 (custom)
-	e[8] = e[8]&0x3f | 0x80 // RFC 4122 variant
-	return e
+	return storeline.DerivedEventID("storeline/supplier-payment/" + id)
 }
 
 func getPayment(rt *ledger.ReplicaTxn, id string) (*supplierPayment, bool, error) {

@@ -2,7 +2,6 @@ package posbridge
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -298,12 +297,7 @@ func (s *Server) reservePoints(ctx context.Context, id storeline.EventID, date s
 // (a hand-back after a receipt): a function of that event's ID, so a
 // retry derives the same one.
 func derivedID(why string, id storeline.EventID) storeline.EventID {
-	h := sha256.Sum256(append([]byte(why+"\x00"), id[:]...))
-	var out storeline.EventID
-	copy(out[:], h[:16])
-	out[6] = out[6]&0x0f | 0x80 // UUID version 8
-	out[8] = out[8]&0x3f | 0x80
-	return out
+	return storeline.DerivedEventID(why + "\x00" + string(id[:]))
 }
 
 // handBack hands the points a receipt earned back to central, as far as
