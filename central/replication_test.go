@@ -19,12 +19,20 @@ func openSingle(t *testing.T) *Node {
 	cfg := DefaultConfig(t.TempDir())
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 25*time.Millisecond
 	cfg.ReplicationMaxWait = 200 * time.Millisecond
+	cfg.ReconcileInterval = 50 * time.Millisecond
 	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
 	testwait.For(t, "a leader", 10*time.Second, n.IsLeader)
+	// The leader raises a new cluster to this binary's FSM level in an
+	// entry of its own (levels.go): wait for it, so no entry lands behind
+	// a test's back after it read the node's version.
+	testwait.For(t, "the cluster at this binary's FSM level", 10*time.Second, func() bool {
+		l, err := n.ClusterLevel()
+		return err == nil && l == FSMLevel
+	})
 	return n
 }
 
