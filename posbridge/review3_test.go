@@ -344,3 +344,37 @@ func TestBasketReadOnlyHere(t *testing.T) {
 	e.problem(e.do(req{method: "POST", path: "/v1/baskets", token: tokenT1, session: alice, body: map[string]any{"id": rid,
 		"occurred_at": t0.Format(time.RFC3339), "terminal": "t1", "seller": "alice", "lines": []map[string]any{line("sku", "WINE", "qty", "2")}}}), 409, "id")
 }
+
+// TestShiftAcrossMidnightKeepsItsDay: a shift that crosses midnight
+// belongs to the day it opened (DESIGN.md, "Time"): its receipt and cash
+// after midnight carry the opening's business date, and the day's stats
+// count the receipt; a receipt of a shift this node holds no opening of
+// takes its own date.
+func TestShiftAcrossMidnightKeepsItsDay(t *testing.T) {
+	e := newEnv(t)
+	alice := e.login(tokenT1, "alice", "1234")
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := time.Date(2026, 3, 10, 23, 30, 0, 0, berlin)
+	after := opened.Add(time.Hour) // 00:30 on the 11th
+	e.must(e.do(req{method: "POST", path: "/v1/shifts", token: tokenT1, session: alice, body: map[string]any{
+		"id": newID(), "terminal": "t1", "shift": "night", "seller": "alice", "occurred_at": opened.Format(time.RFC3339), "float": "50.00"}}), 201)
+	rc := sale(newID(), []map[string]any{line("sku", "MILK", "qty", "1", "price", "1.19")}, []map[string]any{{"method": "cash", "amount": "1.19"}})
+	rc["shift"], rc["occurred_at"] = "night", after.Format(time.RFC3339)
+	if m := e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: rc}), 201); m["business_date"] != "2026-03-10" {
+		t.Fatalf("receipt at %s of a shift opened on the 10th: business_date %v, want 2026-03-10", after, m["business_date"])
+	}
+	cash := e.must(e.do(req{method: "POST", path: "/v1/cash", token: tokenT1, session: alice, body: map[string]any{
+		"id": newID(), "terminal": "t1", "shift": "night", "seller": "alice", "occurred_at": after.Format(time.RFC3339),
+		"direction": "in", "amount": "5.00", "reason": "change"}}), 201)
+	if cash["business_date"] != "2026-03-10" {
+		t.Fatalf("cash in at %s: business_date %v, want 2026-03-10", after, cash["business_date"])
+	}
+	other := sale(newID(), []map[string]any{line("sku", "MILK", "qty", "1", "price", "1.19")}, []map[string]any{{"method": "cash", "amount": "1.19"}})
+	other["shift"], other["occurred_at"] = "never-opened", after.Format(time.RFC3339)
+	if m := e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: other}), 201); m["business_date"] != "2026-03-11" {
+		t.Fatalf("receipt of a shift never opened here: business_date %v, want its own date 2026-03-11", m["business_date"])
+	}
+}

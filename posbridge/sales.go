@@ -352,7 +352,11 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	if err := rc.Compute(); err != nil {
 		return none, false, err
 	}
-	unlock, err := s.reservePoints(ctx, in.ID, storeline.DateOf(*in.OccurredAt, loc), rc, prog)
+	date, err := s.businessDate(in.Terminal, in.Shift, *in.OccurredAt, loc)
+	if err != nil {
+		return none, false, err
+	}
+	unlock, err := s.reservePoints(ctx, in.ID, date, rc, prog)
 	if err != nil {
 		return none, false, err
 	}
@@ -363,7 +367,7 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	if rc.Discrepancies, err = s.discrepancies(st, rc, *in.OccurredAt); err != nil {
 		return none, false, err
 	}
-	ev, ok, err := s.appendEvent(ctx, in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), rc)
+	ev, ok, err := s.appendEvent(ctx, in.ID, *in.OccurredAt, date, rc)
 	if errors.Is(err, storeline.Conflict) {
 		// The first try of this receipt may have landed since the retry
 		// check above (a retry racing it), with figures derived from other
@@ -569,7 +573,11 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 		defer unlock()
 	}
-	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), ret)
+	date, err := s.businessDate(in.Terminal, in.Shift, *in.OccurredAt, loc)
+	if err != nil {
+		return err
+	}
+	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, date, ret)
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
@@ -702,7 +710,11 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := op.Validate(); err != nil {
 		return err
 	}
-	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), op)
+	date, err := s.businessDate(in.Terminal, in.Shift, *in.OccurredAt, loc)
+	if err != nil {
+		return err
+	}
+	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, date, op)
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}

@@ -236,6 +236,8 @@ type Server struct {
 	lm      loyaltyMetrics // loyalty.go
 	// storeAt caches the store's record (catalog.go, store).
 	storeAt atomic.Pointer[storeRecord]
+	// shiftDays remembers the days shifts opened on (shifts.go).
+	shiftDays shiftDays
 }
 
 type metrics struct {

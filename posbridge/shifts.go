@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -245,4 +246,56 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	writeJSON(w, created(ok), shiftCloseOf(ev, ev.Body.(*storeline.ShiftClose)))
 	return nil
+}
+
+// maxShiftDays bounds the shift openings businessDate remembers; past it
+// the memory starts over (a miss reads the ledger).
+const maxShiftDays = 4096
+
+// shiftDays remembers the business date each shift opened on.
+type shiftDays struct {
+	mu sync.Mutex
+	m  map[shiftKey]storeline.Date
+}
+
+type shiftKey struct {
+	term  storeline.TerminalID
+	shift storeline.ShiftID
+}
+
+func (d *shiftDays) get(k shiftKey) (storeline.Date, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.m[k]
+	return v, ok
+}
+
+func (d *shiftDays) put(k shiftKey, date storeline.Date) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil || len(d.m) >= maxShiftDays {
+		d.m = map[shiftKey]storeline.Date{}
+	}
+	d.m[k] = date
+}
+
+// businessDate is the business date of a fact of a till's shift that
+// happened at at (DESIGN.md: a shift that crosses midnight belongs to the
+// day it opened): the day the shift opened, else, for a shift this node
+// holds no opening of (a till that opened it offline elsewhere, or never),
+// at's date in the store's zone.
+func (s *Server) businessDate(term storeline.TerminalID, shift storeline.ShiftID, at time.Time, loc *time.Location) (storeline.Date, error) {
+	k := shiftKey{term, shift}
+	if d, ok := s.shiftDays.get(k); ok {
+		return d, nil
+	}
+	tot, err := s.led.ShiftTotals(term, shift)
+	if err != nil {
+		return "", err
+	}
+	if tot.Opening == nil || tot.Opening.BusinessDate == "" {
+		return storeline.DateOf(at, loc), nil
+	}
+	s.shiftDays.put(k, tot.Opening.BusinessDate)
+	return tot.Opening.BusinessDate, nil
 }
