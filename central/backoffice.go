@@ -722,23 +722,34 @@ func checkPosition(rt *ledger.ReplicaTxn, d *storeline.Document) error {
 }
 
 func getDoc(rt *ledger.ReplicaTxn, id string) (*docRecord, bool, error) {
-	v, err := rt.Meta(boDoc + id)
+	return getMetaRecord[docRecord](rt, boDoc+id, "document "+id)
+}
+
+func putDoc(rt *ledger.ReplicaTxn, rec *docRecord) error {
+	return putMetaRecord(rt, boDoc+rec.Doc.ID, "document "+rec.Doc.ID, rec)
+}
+
+// getMetaRecord reads the msgpack record stored at meta key k (what names
+// it in errors); false if there is none.
+func getMetaRecord[T any](rt *ledger.ReplicaTxn, k, what string) (*T, bool, error) {
+	v, err := rt.Meta(k)
 	if err != nil || v == nil {
 		return nil, false, err
 	}
-	var rec docRecord
+	var rec T
 	if err := msgpack.Unmarshal(v, &rec); err != nil {
-		return nil, false, fmt.Errorf("document %s: %w", id, err)
+		return nil, false, fmt.Errorf("%s: %w", what, err)
 	}
 	return &rec, true, nil
 }
 
-func putDoc(rt *ledger.ReplicaTxn, rec *docRecord) error {
+// putMetaRecord stores rec at meta key k as msgpack.
+func putMetaRecord(rt *ledger.ReplicaTxn, k, what string, rec any) error {
 	enc, err := msgpack.Marshal(rec)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return rt.SetMeta(boDoc+rec.Doc.ID, enc)
+	return rt.SetMeta(k, enc)
 }
 
 func answer(rec *docRecord, dup bool) ([]byte, error) {

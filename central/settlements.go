@@ -205,23 +205,11 @@ func paymentEventID(id string) storeline.EventID {
 }
 
 func getPayment(rt *ledger.ReplicaTxn, id string) (*supplierPayment, bool, error) {
-	v, err := rt.Meta(stPay + id)
-	if err != nil || v == nil {
-		return nil, false, err
-	}
-	var p supplierPayment
-	if err := msgpack.Unmarshal(v, &p); err != nil {
-		return nil, false, fmt.Errorf("supplier payment %s: %w", id, err)
-	}
-	return &p, true, nil
+	return getMetaRecord[supplierPayment](rt, stPay+id, "supplier payment "+id)
 }
 
 func putPayment(rt *ledger.ReplicaTxn, p *supplierPayment) error {
-	enc, err := msgpack.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("supplier payment %s: %w", p.ID, err)
-	}
-	return rt.SetMeta(stPay+p.ID, enc)
+	return putMetaRecord(rt, stPay+p.ID, "supplier payment "+p.ID, p)
 }
 
 // paymentAnswer is the body of OpSupplierPayment's result.
