@@ -85,10 +85,7 @@ func TestReviewBO2CancelledInvoiceLastCost(t *testing.T) {
 		map[string]any{"item": "milk", "qty": "10", "purchase_price": "11.00"})})
 	cancelDoc(t, a, "inv2")
 	wantStock(t, a, "s1", "milk", "10", "10")
-	createAndPost(t, a, "wo1", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
-		map[string]any{"item": "milk", "qty": "10"})})
-	createAndPost(t, a, "wo2", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
-		map[string]any{"item": "milk", "qty": "1"})})
+	writeOffPastZero(t, a, "10")
 	// 10 units at their average 1.00, the 11th, below zero, at the last
 	// cost: 1.00.
 	if got := balances(t, a)["writeoff/s1/milk cur:EUR"]; !got.Equal(dec("11")) {

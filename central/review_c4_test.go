@@ -58,10 +58,7 @@ func TestReviewC4CancelledInvoicesCostsDoNotStack(t *testing.T) {
 	cancelDoc(t, a, "inv2")
 	cancelDoc(t, a, "inv3")
 	wantStock(t, a, "s1", "milk", "10", "10")
-	createAndPost(t, a, "wo1", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
-		map[string]any{"item": "milk", "qty": "10"})})
-	createAndPost(t, a, "wo2", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
-		map[string]any{"item": "milk", "qty": "1"})})
+	writeOffPastZero(t, a, "10")
 	// 10 units at their average 1.00, the 11th, below zero, at the last
 	// cost: inv1's 1.00, the only invoice standing.
 	if got := balances(t, a)["writeoff/s1/milk cur:EUR"]; !got.Equal(dec("11")) {
@@ -82,11 +79,19 @@ func TestReviewC4CancelKeepsLaterSameCost(t *testing.T) {
 	}
 	cancelDoc(t, a, "inv2")
 	wantStock(t, a, "s1", "milk", "20", "30")
-	createAndPost(t, a, "wo1", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
-		map[string]any{"item": "milk", "qty": "20"})})
-	createAndPost(t, a, "wo2", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
-		map[string]any{"item": "milk", "qty": "1"})})
+	writeOffPastZero(t, a, "20")
 	if got := balances(t, a)["writeoff/s1/milk cur:EUR"]; !got.Equal(dec("32")) {
 		t.Fatalf("writeoff/s1/milk = %s, want 32.00 (the last cost is inv3's 2.00)", got)
 	}
+}
+
+// writeOffPastZero writes off all the milk s1 holds, onHand units
+// (wo1), then one more (wo2), which goes below zero at the last purchase
+// cost.
+func writeOffPastZero(t *testing.T, a, onHand string) {
+	t.Helper()
+	createAndPost(t, a, "wo1", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
+		map[string]any{"item": "milk", "qty": onHand})})
+	createAndPost(t, a, "wo2", map[string]any{"type": "write_off", "store": "s1", "reason": "spoiled", "lines": lines(
+		map[string]any{"item": "milk", "qty": "1"})})
 }

@@ -105,16 +105,7 @@ func TestReviewRepl3ChangesAfterPriceListAssigned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	store := func(lists ...storeline.PriceListID) *storeline.Store {
-		return &storeline.Store{ID: "s1", Name: "s1", TimeZone: "UTC", Currency: "EUR",
-			Departments: []storeline.Department{{ID: "food", Name: "Food"}}, PriceLists: lists}
-	}
-	put(&storeline.PriceList{ID: "retail", Name: "Retail", Currency: "EUR"},
-		&storeline.PriceList{ID: "promo", Name: "Promo", Currency: "EUR"},
-		&storeline.Group{ID: "g", Name: "G"},
-		&storeline.Item{ID: "i1", SKU: "i1", Name: "i1", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)})
-	put(&storeline.Price{List: "promo", Item: "i1", From: time.Unix(0, 0), Price: decimal.NewFromInt(3)})
-	put(store("retail"))
+	store := seedPriceLists(t, n)
 	var cursor Version
 	for {
 		p, err := n.Changes("s1", cursor, 100)
@@ -227,16 +218,7 @@ func TestReviewRepl3SnapshotWhileAssigned(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	store := func(lists ...storeline.PriceListID) *storeline.Store {
-		return &storeline.Store{ID: "s1", Name: "s1", TimeZone: "UTC", Currency: "EUR",
-			Departments: []storeline.Department{{ID: "food", Name: "Food"}}, PriceLists: lists}
-	}
-	put(&storeline.PriceList{ID: "retail", Name: "Retail", Currency: "EUR"},
-		&storeline.PriceList{ID: "promo", Name: "Promo", Currency: "EUR"},
-		&storeline.Group{ID: "g", Name: "G"},
-		&storeline.Item{ID: "i1", SKU: "i1", Name: "i1", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)})
-	put(&storeline.Price{List: "promo", Item: "i1", From: time.Unix(0, 0), Price: decimal.NewFromInt(3)})
-	put(store("retail"))
+	store := seedPriceLists(t, n)
 	assigned := false
 	snapshotReadHook = func() {
 		if !assigned {
@@ -297,4 +279,27 @@ func TestReviewRepl3SnapshotWhileAssigned(t *testing.T) {
 	if !gotPrice {
 		t.Error("s1 was assigned list promo during its snapshot and never got its price")
 	}
+}
+
+// seedPriceLists gives n two price lists (retail, promo), an item with a
+// promo price, and store s1 on retail only; it returns s1 on other lists.
+func seedPriceLists(t *testing.T, n *Node) func(lists ...storeline.PriceListID) *storeline.Store {
+	t.Helper()
+	store := func(lists ...storeline.PriceListID) *storeline.Store {
+		return &storeline.Store{ID: "s1", Name: "s1", TimeZone: "UTC", Currency: "EUR",
+			Departments: []storeline.Department{{ID: "food", Name: "Food"}}, PriceLists: lists}
+	}
+	for _, recs := range [][]storeline.Record{
+		{&storeline.PriceList{ID: "retail", Name: "Retail", Currency: "EUR"},
+			&storeline.PriceList{ID: "promo", Name: "Promo", Currency: "EUR"},
+			&storeline.Group{ID: "g", Name: "G"},
+			&storeline.Item{ID: "i1", SKU: "i1", Name: "i1", Group: "g", Dept: "food", Unit: storeline.Piece, VATRate: decimal.NewFromInt(10)}},
+		{&storeline.Price{List: "promo", Item: "i1", From: time.Unix(0, 0), Price: decimal.NewFromInt(3)}},
+		{store("retail")},
+	} {
+		if _, err := n.PutRecords(context.Background(), "", recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store
 }

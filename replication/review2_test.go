@@ -90,16 +90,9 @@ func TestReview2StateNotOnlineWhilePagesCannotBeApplied(t *testing.T) {
 	c.putMaster(items(10)...)
 	srv := c.serve(t, tokens())
 	l, _ := shopLedger(t, 3)
-	cc := replication.DefaultClientConfig()
-	cc.Store, cc.Central, cc.Token = shop, []string{srv.URL}, shopToken
-	cc.PushInterval, cc.PollWait, cc.BackoffMin, cc.BackoffMax = 10*time.Millisecond, 200*time.Millisecond, 2*time.Millisecond, 10*time.Millisecond
 	var refused atomic.Int32
-	cl, err := replication.NewClient(cc, pagesFail{node.LedgerLocal(l, nil), &refused}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Start()
-	defer cl.Stop()
+	cl, _ := startTestClient(t, pagesFail{node.LedgerLocal(l, nil), &refused}, []string{srv.URL},
+		func(cc *replication.ClientConfig) { cc.BackoffMax = 10 * time.Millisecond })
 	waitFor(t, "the journal pushed and pages refused", 10*time.Second, func() bool {
 		return cl.Status().Acked == replication.Position{Epoch: 1, Seq: 3} && refused.Load() >= 3
 	})

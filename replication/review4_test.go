@@ -194,21 +194,9 @@ func TestReview4LastPullNotSetWhilePagesCannotBeStored(t *testing.T) {
 	c.putMaster(items(10)...)
 	srv := c.serve(t, tokens())
 	l, _ := shopLedger(t, 3)
-	cc := replication.DefaultClientConfig()
-	cc.Store, cc.Central, cc.Token = shop, []string{srv.URL}, shopToken
-	cc.PushInterval, cc.PollWait, cc.BackoffMin, cc.BackoffMax = 10*time.Millisecond, 200*time.Millisecond, 2*time.Millisecond, 10*time.Millisecond
-	reg := prometheus.NewRegistry()
-	met, err := replication.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refused atomic.Int32
-	cl, err := replication.NewClient(cc, pagesFail{node.LedgerLocal(l, nil), &refused}, met)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Start()
-	defer cl.Stop()
+	cl, reg := startTestClient(t, pagesFail{node.LedgerLocal(l, nil), &refused}, []string{srv.URL},
+		func(cc *replication.ClientConfig) { cc.BackoffMax = 10 * time.Millisecond })
 	waitFor(t, "pages refused and the journal pushed", 10*time.Second, func() bool {
 		return refused.Load() >= 3 && cl.Status().Acked == replication.Position{Epoch: 1, Seq: 3}
 	})
@@ -267,22 +255,9 @@ func TestReview4StateNotOnlineWhileAcksCannotBeStored(t *testing.T) {
 	c.putMaster(items(10)...)
 	srv := c.serve(t, tokens())
 	l, _ := shopLedger(t, 5)
-	cc := replication.DefaultClientConfig()
-	cc.Store, cc.Central, cc.Token = shop, []string{srv.URL}, shopToken
-	cc.MaxBatchEvents = 2
-	cc.PushInterval, cc.PollWait, cc.BackoffMin, cc.BackoffMax = 10*time.Millisecond, 200*time.Millisecond, 2*time.Millisecond, 10*time.Millisecond
-	reg := prometheus.NewRegistry()
-	met, err := replication.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refused atomic.Int32
-	cl, err := replication.NewClient(cc, acksFail{node.LedgerLocal(l, nil), &refused}, met)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Start()
-	defer cl.Stop()
+	cl, reg := startTestClient(t, acksFail{node.LedgerLocal(l, nil), &refused}, []string{srv.URL},
+		func(cc *replication.ClientConfig) { cc.MaxBatchEvents, cc.BackoffMax = 2, 10*time.Millisecond })
 	waitFor(t, "acks refused and a pull done", 10*time.Second, func() bool {
 		return refused.Load() >= 3 && !cl.Status().LastPull.IsZero()
 	})

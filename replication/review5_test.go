@@ -35,9 +35,10 @@ func serveBackend(t testing.TB, b replication.Backend) *httptest.Server {
 	return srv
 }
 
-// review5Client starts a client of shop over l against urls, with its
-// metrics on a registry of its own.
-func review5Client(t *testing.T, l replication.Local, urls []string, edit func(*replication.ClientConfig)) (*replication.Client, *prometheus.Registry) {
+// startTestClient starts a client of shop over l against urls (fast
+// timers, a backoff ceiling of a minute; edit changes them), with its
+// metrics on a registry of its own; it stops at the test's end.
+func startTestClient(t *testing.T, l replication.Local, urls []string, edit func(*replication.ClientConfig)) (*replication.Client, *prometheus.Registry) {
 	t.Helper()
 	cc := replication.DefaultClientConfig()
 	cc.Store, cc.Central, cc.Token = shop, urls, shopToken
@@ -121,7 +122,7 @@ func TestReview5BadSnapshotPositionRestartsTheResync(t *testing.T) {
 	if _, err := l.PutMaster(context.Background(), []storeline.Record{gone}); err != nil {
 		t.Fatal(err)
 	}
-	cl, reg := review5Client(t, node.LedgerLocal(l, nil), []string{srv.URL}, func(cc *replication.ClientConfig) {
+	cl, reg := startTestClient(t, node.LedgerLocal(l, nil), []string{srv.URL}, func(cc *replication.ClientConfig) {
 		cc.PageItems = 10
 	})
 	waitFor(t, "the resync done after central refused the shop's snapshot position", 10*time.Second, func() bool {
@@ -169,7 +170,7 @@ func TestReview5GapAtSeqZeroIsAFailedPush(t *testing.T) {
 	g := &gapZeroCentral{refCentral: c}
 	srv := serveBackend(t, g)
 	l, _ := shopLedger(t, 3)
-	cl, reg := review5Client(t, node.LedgerLocal(l, nil), []string{srv.URL}, func(cc *replication.ClientConfig) {
+	cl, reg := startTestClient(t, node.LedgerLocal(l, nil), []string{srv.URL}, func(cc *replication.ClientConfig) {
 		cc.BackoffMax = 10 * time.Millisecond
 	})
 	// The third push is sent after the answers to the first two were read.
@@ -218,7 +219,7 @@ func TestReview5ReachableOnlyOnCentralsAnswers(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			l, _ := shopLedger(t, 1)
-			cl, _ := review5Client(t, node.LedgerLocal(l, nil), []string{srv.URL}, func(cc *replication.ClientConfig) {
+			cl, _ := startTestClient(t, node.LedgerLocal(l, nil), []string{srv.URL}, func(cc *replication.ClientConfig) {
 				cc.BackoffMax = 10 * time.Millisecond
 			})
 			// Two loops: by the fifth request, one has read an answer.
@@ -285,7 +286,7 @@ func TestReview5ProxyTooLargeOnPullDoesNotShrink(t *testing.T) {
 				urls = []string{first.URL, second.URL}
 			}
 			l, _ := shopLedger(t, 1)
-			_, reg := review5Client(t, node.LedgerLocal(l, nil), urls, func(cc *replication.ClientConfig) {
+			_, reg := startTestClient(t, node.LedgerLocal(l, nil), urls, func(cc *replication.ClientConfig) {
 				cc.PageItems = 64
 			})
 			waitFor(t, "a pull through", 10*time.Second, func() bool { return asked.Load() != 0 })
@@ -323,7 +324,7 @@ func TestReview5OversizedProxyPageFailsOver(t *testing.T) {
 	}))
 	t.Cleanup(first.Close)
 	l, _ := shopLedger(t, 3)
-	cl, reg := review5Client(t, node.LedgerLocal(l, nil), []string{first.URL, good.URL}, func(cc *replication.ClientConfig) {
+	cl, reg := startTestClient(t, node.LedgerLocal(l, nil), []string{first.URL, good.URL}, func(cc *replication.ClientConfig) {
 		cc.MaxResponseBytes = 64 << 10
 	})
 	waitFor(t, "the journal acknowledged and the master data pulled through the second address", 10*time.Second, func() bool {
