@@ -295,20 +295,15 @@ func planPriceRestore(tx *Tx, rec *docRecord) ([]ledger.MasterWrite, []priceMark
 		// Back past the repricings cancelled since they set what this
 		// one found: each found what it replaced. By only names posts
 		// before this one's, so the walk ends.
-		was, had, by := ps.Was, ps.Had, ps.By
-		for by != "" {
-			prev, found, err := getDoc(tx.ReplicaTxn, by)
-			if err != nil {
-				return nil, nil, err
-			}
-			if !found || prev.Status != storeline.DocCancelled {
-				break
-			}
+		was, had, by, err := backPastCancelled(tx, ps.Was, ps.Had, ps.By, func(prev *docRecord) (decimal.Decimal, bool, string, bool) {
 			i := slices.IndexFunc(prev.PriceSets, func(p priceSet) bool { return p.ID == ps.ID })
 			if i < 0 {
-				break // posted before posts recorded what they found
+				return decimal.Decimal{}, false, "", false
 			}
-			was, had, by = prev.PriceSets[i].Was, prev.PriceSets[i].Had, prev.PriceSets[i].By
+			return prev.PriceSets[i].Was, prev.PriceSets[i].Had, prev.PriceSets[i].By, true
+		})
+		if err != nil {
+			return nil, nil, err
 		}
 		if had {
 			p := cur
@@ -321,6 +316,30 @@ func planPriceRestore(tx *Tx, rec *docRecord) ([]ledger.MasterWrite, []priceMark
 		marks = append(marks, priceMark{ID: ps.ID, By: by, Was: was})
 	}
 	return ws, marks, nil
+}
+
+// backPastCancelled walks from what a post found at a key (was; had
+// false: nothing; by: the document whose post had set it) back past the
+// documents cancelled since, each of which found what it had replaced
+// (find reads that in its record; false for a document posted before
+// posts recorded it, where the walk stops, as at a document standing).
+// by only names posts before the one that recorded it, so the walk ends.
+func backPastCancelled[T any](tx *Tx, was T, had bool, by string, find func(prev *docRecord) (T, bool, string, bool)) (T, bool, string, error) {
+	for by != "" {
+		prev, found, err := getDoc(tx.ReplicaTxn, by)
+		if err != nil {
+			return was, had, by, err
+		}
+		if !found || prev.Status != storeline.DocCancelled {
+			break
+		}
+		w, h, b, ok := find(prev)
+		if !ok {
+			break
+		}
+		was, had, by = w, h, b
+	}
+	return was, had, by, nil
 }
 
 type docIDPayload struct {
@@ -1269,20 +1288,15 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 			continue // a later post set the same cost
 		}
 		// By only names posts before this one's, so the walk ends.
-		was, had, by := c.Was, c.Had, c.By
-		for by != "" {
-			prev, found, err := getDoc(tx.ReplicaTxn, by)
-			if err != nil {
-				return nil, err
-			}
-			if !found || prev.Status != storeline.DocCancelled {
-				break
-			}
+		was, had, by, err := backPastCancelled(tx, c.Was, c.Had, c.By, func(prev *docRecord) (string, bool, string, bool) {
 			i := slices.IndexFunc(prev.Costs, func(p costSet) bool { return p.Key == c.Key })
 			if i < 0 {
-				break // posted before posts recorded what they found
+				return "", false, "", false
 			}
-			was, had, by = prev.Costs[i].Was, prev.Costs[i].Had, prev.Costs[i].By
+			return prev.Costs[i].Was, prev.Costs[i].Had, prev.Costs[i].By, true
+		})
+		if err != nil {
+			return nil, err
 		}
 		var v []byte
 		if had {

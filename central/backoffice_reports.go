@@ -118,16 +118,9 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	from, err := dateParam(r, "from")
+	from, to, err := dateRange(r)
 	if err != nil {
 		return err
-	}
-	to, err := dateParam(r, "to")
-	if err != nil {
-		return err
-	}
-	if to < from {
-		return errMalformed("to", "%s is before from %s", to, from)
 	}
 	limit, err := queryLimit(r)
 	if err != nil {
@@ -217,6 +210,21 @@ func dateParam(r *http.Request, name string) (storeline.Date, error) {
 	return d, nil
 }
 
+// dateRange reads the business dates from and to (inclusive) of a
+// report's query; to before from is refused naming to.
+func dateRange(r *http.Request) (from, to storeline.Date, err error) {
+	if from, err = dateParam(r, "from"); err != nil {
+		return "", "", err
+	}
+	if to, err = dateParam(r, "to"); err != nil {
+		return "", "", err
+	}
+	if to < from {
+		return "", "", errMalformed("to", "%s is before from %s", to, from)
+	}
+	return from, to, nil
+}
+
 // maxExciseDays bounds the dates one excise journal request covers: its
 // rows are read per date.
 const maxExciseDays = 400
@@ -232,16 +240,9 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	from, err := dateParam(r, "from")
+	from, to, err := dateRange(r)
 	if err != nil {
 		return err
-	}
-	to, err := dateParam(r, "to")
-	if err != nil {
-		return err
-	}
-	if to < from {
-		return errMalformed("to", "%s is before from %s", to, from)
 	}
 	ft, _ := time.Parse("2006-01-02", string(from))
 	tt, _ := time.Parse("2006-01-02", string(to))

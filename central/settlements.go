@@ -559,16 +559,9 @@ func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) erro
 	if !cur.Valid() {
 		return errMalformed("currency", "%q: want an ISO 4217 code", cur)
 	}
-	from, err := dateParam(r, "from")
+	from, to, err := dateRange(r)
 	if err != nil {
 		return err
-	}
-	to, err := dateParam(r, "to")
-	if err != nil {
-		return err
-	}
-	if to < from {
-		return errMalformed("to", "%s is before from %s", to, from)
 	}
 	if err := n.readConsistency(r); err != nil {
 		return err

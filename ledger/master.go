@@ -136,6 +136,15 @@ func getMaster(txn *badger.Txn, kind storeline.MasterKind, id string) (*masterVa
 func (l *Ledger) resolveMaster(txn *badger.Txn, r *request, wb *walBatch) (result, error) {
 	const op = "ledger.PutMaster"
 	owners := map[string]string{} // unique-key key → holder id, "" if free
+	// ownerOf is who holds uk: as this request's earlier ops left it,
+	// else as stored.
+	ownerOf := func(uk string) (string, error) {
+		if owner, ok := owners[uk]; ok {
+			return owner, nil
+		}
+		v, err := getValue(txn, []byte(uk))
+		return string(v), err
+	}
 	held := map[string][]string{} // master key → keys it holds after the earlier ops
 	for _, o := range r.ops {
 		mk := string(masterKey(o.kind, o.id))
@@ -158,13 +167,9 @@ func (l *Ledger) resolveMaster(txn *badger.Txn, r *request, wb *walBatch) (resul
 			// page may have moved one of its keys to another record
 			// (ApplyPulled), leaving it listed here until its own change.
 			uk := string(uniqueKey(o.kind, k))
-			owner, ok := owners[uk]
-			if !ok {
-				v, err := getValue(txn, []byte(uk))
-				if err != nil {
-					return result{}, err
-				}
-				owner = string(v)
+			owner, err := ownerOf(uk)
+			if err != nil {
+				return result{}, err
 			}
 			if owner == o.id {
 				owners[uk] = ""
@@ -172,13 +177,9 @@ func (l *Ledger) resolveMaster(txn *badger.Txn, r *request, wb *walBatch) (resul
 		}
 		for _, k := range o.keys {
 			uk := string(uniqueKey(o.kind, k))
-			owner, ok := owners[uk]
-			if !ok {
-				v, err := getValue(txn, []byte(uk))
-				if err != nil {
-					return result{}, err
-				}
-				owner = string(v)
+			owner, err := ownerOf(uk)
+			if err != nil {
+				return result{}, err
 			}
 			if owner != "" && owner != o.id {
 				return result{err: storeline.Errorf(storeline.Conflict, op, "%s %q: unique key %q is held by %q", o.kind, o.id, k, owner)}, nil
