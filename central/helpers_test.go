@@ -250,18 +250,20 @@ func apiDo(t testing.TB, method, addr, path, key string, body any, hdr map[strin
 	var b []byte
 	// 503 means no leader right now (an election on a loaded machine, the
 	// tests' timers being short): retry until a deadline.
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	var doErr error
+	testwait.Retry(30*time.Second, func() bool {
 		r, err := http.DefaultClient.Do(newReq("http://" + addr))
 		if err != nil {
-			return response{status: 0, body: []byte(err.Error())}
+			doErr = err
+			return true
 		}
 		b, _ = io.ReadAll(r.Body)
 		r.Body.Close()
 		resp = r
-		if r.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+		return r.StatusCode != http.StatusServiceUnavailable
+	})
+	if doErr != nil {
+		return response{status: 0, body: []byte(doErr.Error())}
 	}
 	vr := newReq("")
 	route, params, err := spec(t).FindRoute(vr)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/storeline/storeline/internal/testwait"
 )
 
 // The register under test is one price: (list retail, item i0, a fixed
@@ -48,15 +50,13 @@ var regFrom = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // unknown (an error or a timeout), which the history records as a write
 // that may take effect at any time after its call.
 func regWrite(ctx context.Context, client *http.Client, addr, value string) (ok bool, err error) {
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		ok, err := regWriteOnce(ctx, client, addr, value)
-		if ok || err != nil || time.Now().After(deadline) {
-			return ok, err
-		}
-		// Unknown outcome: retry with the same key (every write of a value
-		// has the key "reg-"+value), which is safe.
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Unknown outcome: retry with the same key (every write of a value
+	// has the key "reg-"+value), which is safe.
+	testwait.Retry(10*time.Second, func() bool {
+		ok, err = regWriteOnce(ctx, client, addr, value)
+		return ok || err != nil
+	})
+	return ok, err
 }
 
 func regWriteOnce(ctx context.Context, client *http.Client, addr, value string) (ok bool, err error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/node"
 	"github.com/storeline/storeline/replication"
 )
@@ -94,15 +95,14 @@ func spend(t testing.TB, shop *node.Node, token, card string, id storeline.Event
 // receipt ID, which a shop and central answer idempotently.
 func spendOnline(t testing.TB, shop *node.Node, token, card string, id storeline.EventID, points int, online bool) (int, map[string]any) {
 	t.Helper()
-	for deadline := time.Now().Add(90 * time.Second); ; {
-		code, body := spend(t, shop, token, card, id, points)
+	var code int
+	var body map[string]any
+	testwait.Retry(90*time.Second, func() bool {
+		code, body = spend(t, shop, token, card, id, points)
 		detail, _ := body["detail"].(string)
-		retry := code == 0 || code == 503 || online && code == 409 && strings.Contains(detail, "offline")
-		if !retry || time.Now().After(deadline) {
-			return code, body
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return !(code == 0 || code == 503 || online && code == 409 && strings.Contains(detail, "offline"))
+	})
+	return code, body
 }
 
 func rightsAt(t testing.TB, shop *node.Node, store storeline.StoreID, cust string) int64 {
@@ -414,13 +414,12 @@ func waitOnline(t testing.TB, shop *node.Node, name string) {
 // apiRetry is apiDo, retried while central answers 503 (an election).
 func apiRetry(t testing.TB, method, addr, path, key string, body any) response {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		r := apiDo(t, method, addr, path, key, body, nil)
-		if r.status != 503 || time.Now().After(deadline) {
-			return r
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var r response
+	testwait.Retry(30*time.Second, func() bool {
+		r = apiDo(t, method, addr, path, key, body, nil)
+		return r.status != 503
+	})
+	return r
 }
 
 func cardPoints(t testing.TB, shop *node.Node, token, code string) map[string]any {

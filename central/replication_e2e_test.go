@@ -21,6 +21,7 @@ import (
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/node"
 	"github.com/storeline/storeline/replication"
@@ -87,15 +88,13 @@ func replCluster(t testing.TB) (*cluster, map[string]*prometheus.Registry) {
 // a retry applies nothing twice.
 func retryUnavailable(t testing.TB, fn func() error) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if storeline.KindOf(err) != storeline.Unavailable || time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var err error
+	testwait.Retry(30*time.Second, func() bool {
+		err = fn()
+		return err == nil || storeline.KindOf(err) != storeline.Unavailable
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

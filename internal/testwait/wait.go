@@ -24,3 +24,20 @@ func For(t testing.TB, what string, d time.Duration, cond func() bool) {
 		pause = min(2*pause, 20*time.Millisecond)
 	}
 }
+
+// Retry calls try until it reports done or d passes, pausing as For does
+// between calls, and reports whether it was done: for a request whose
+// answer may say "not now" (a 503 while central elects a leader), where the
+// caller wants the last answer rather than a failed test.
+func Retry(d time.Duration, try func() (done bool)) bool {
+	deadline := time.Now().Add(d)
+	pause := 500 * time.Microsecond
+	for !try() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+	return true
+}

@@ -37,3 +37,19 @@ func (f *fakeT) Fatalf(string, ...any) {
 	f.failed = true
 	runtime.Goexit() // as t.Fatalf ends the test's goroutine
 }
+
+// TestRetryStopsWhenDoneOrLate: Retry calls until try is done, and gives
+// up (false) once its time has passed.
+func TestRetryStopsWhenDoneOrLate(t *testing.T) {
+	calls := 0
+	if !Retry(10*time.Second, func() bool { calls++; return calls == 3 }) || calls != 3 {
+		t.Fatalf("Retry = done after %d calls, want 3", calls)
+	}
+	start := time.Now()
+	if Retry(30*time.Millisecond, func() bool { return false }) {
+		t.Fatal("Retry of a try never done = true")
+	}
+	if time.Since(start) < 30*time.Millisecond {
+		t.Fatal("Retry gave up before its time")
+	}
+}
