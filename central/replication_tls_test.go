@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/replication"
 )
 
@@ -70,17 +71,17 @@ func TestReplicationMutualTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			resp, err := hc.Post(n.ReplicationURL()+"/v1/replication/push", "application/msgpack", bytes.NewReader(body))
-			if err != nil {
-				return 0, err
+		var code int
+		testwait.Retry(10*time.Second, func() bool {
+			var resp *http.Response
+			if resp, err = hc.Post(n.ReplicationURL()+"/v1/replication/push", "application/msgpack", bytes.NewReader(body)); err != nil {
+				return true
 			}
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				return resp.StatusCode, nil
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			code = resp.StatusCode
+			return code != http.StatusServiceUnavailable
+		})
+		return code, err
 	}
 	if code, err := push(client(shop), "s1"); err != nil || code != http.StatusOK {
 		t.Errorf("shop s1 pushing as s1: %d, %v; want 200", code, err)
