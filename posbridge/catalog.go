@@ -248,6 +248,7 @@ func (s *Server) catalogChanges(w http.ResponseWriter, r *http.Request, _ *calle
 		return err
 	}
 	out := changesOut{Changes: []changeOut{}, Next: since, More: len(page) == int(limit)}
+	var loc *time.Location // the shop's zone, read once a price needs it
 	for _, c := range page {
 		// The cursor passes changes of kinds the till does not follow, so
 		// a page of them never stalls it.
@@ -257,7 +258,15 @@ func (s *Server) catalogChanges(w http.ResponseWriter, r *http.Request, _ *calle
 		}
 		co := changeOut{Version: c.Version, Kind: string(c.Kind), ID: c.ID, Deleted: c.Deleted}
 		if !c.Deleted && c.Record != nil {
-			co.Record = recordJSON(c.Record)
+			if _, ok := c.Record.(*storeline.Price); ok && loc == nil {
+				// A price's from is dated in the shop's zone as it is now
+				// (the zone the node prices in); without the store record
+				// the page waits (503) rather than go out in a wrong zone.
+				if _, loc, err = s.store(); err != nil {
+					return err
+				}
+			}
+			co.Record = recordJSON(c.Record, loc)
 		}
 		out.Changes = append(out.Changes, co)
 	}
@@ -266,13 +275,14 @@ func (s *Server) catalogChanges(w http.ResponseWriter, r *http.Request, _ *calle
 	return nil
 }
 
-// recordJSON renders a catalogue record for the wire.
-func recordJSON(r storeline.Record) any {
+// recordJSON renders a catalogue record for the wire; loc is the shop's
+// zone (needed for prices only).
+func recordJSON(r storeline.Record, loc *time.Location) any {
 	switch v := r.(type) {
 	case *storeline.Item:
 		return itemJSON(v)
 	case *storeline.Price:
-		return map[string]any{"list": v.List, "item": v.Item, "from": v.From.UTC().Format(timeFormat), "price": v.Price.String()}
+		return map[string]any{"list": v.List, "item": v.Item, "from": wallInstant(v.From, loc).Format(timeFormat), "price": v.Price.String()}
 	case *storeline.PriceList:
 		return map[string]any{"id": v.ID, "name": v.Name, "currency": v.Currency}
 	case *storeline.Group:
@@ -304,8 +314,38 @@ func recordJSON(r storeline.Record) any {
 	return nil
 }
 
+// wallInstant is the instant a shop in loc reaches the wall-clock time
+// wall (a Price.From: storeline.WallClock's form), in loc: the first
+// instant t with WallClock(t, loc) at or after wall, which is when the
+// node's pricing (Server.price) switches to a price from wall. Mostly
+// that is wall read in loc ("08:00" in Moscow is 08:00+03:00). A wall
+// time a DST gap skips is reached when the clocks jump (02:30 on the
+// spring-forward night in New York: 03:00-04:00; time.Date alone would
+// give 01:30-05:00, half an hour before the node switches); one an
+// overlap repeats is reached the first time (time.Date's choice too).
+func wallInstant(wall time.Time, loc *time.Location) time.Time {
+	w := wall.UTC()
+	t := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc)
+	switch got := storeline.WallClock(t, loc); {
+	case got.Before(w): // in a gap, resolved before it: the jump ends it
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			return end
+		}
+	case got.After(w): // in a gap, resolved after it: the jump began it
+		if start, _ := t.ZoneBounds(); !start.IsZero() {
+			return start
+		}
+	}
+	return t
+}
+
 // promotionJSON renders a promotion; From and Until are wall-clock times
-// in the shop's zone, so they go out without a zone ("2026-03-01T00:00:00").
+// in the shop's zone, so they go out without a zone ("2026-03-01T00:00:00"),
+// to be read in the store record's time_zone: a promotion runs while the
+// shop's wall clock reads at or after from and before until, exactly the
+// node's test (Promotion.ActiveAt), DST gaps and overlaps included. Prices
+// differ on purpose (wallInstant): their from was always a date-time with
+// a zone, which tills read as an instant.
 func promotionJSON(p *storeline.Promotion) map[string]any {
 	const wall = "2006-01-02T15:04:05"
 	m := map[string]any{"id": p.ID, "name": p.Name, "kind": p.Kind, "stores": nonNil(p.Stores),

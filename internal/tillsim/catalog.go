@@ -30,8 +30,11 @@ type itemRec struct {
 }
 
 type priceRec struct {
-	List  string    `json:"list"`
-	Item  string    `json:"item"`
+	List string `json:"list"`
+	Item string `json:"item"`
+	// From is the instant the node switches to the price: the shop's
+	// wall-clock time with the store's UTC offset then (RFC 3339, e.g.
+	// 2026-12-01T08:00:00+03:00), so it is compared with now as is.
 	From  time.Time `json:"from"`
 	Price string    `json:"price"`
 }

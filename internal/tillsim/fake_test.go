@@ -63,7 +63,7 @@ func newFakeNode(t *testing.T, f *fakeNode) *httptest.Server {
 			id := fmt.Sprintf("item-%d", i)
 			changes = append(changes,
 				rec("item", id, map[string]any{"id": id, "sku": fmt.Sprintf("SKU%d", i), "dept": "d1", "unit": "pcs"}),
-				rec("price", "base/"+id, map[string]any{"list": "base", "item": id, "from": "2020-01-01T00:00:00Z", "price": fmt.Sprintf("%d.50", i)}))
+				rec("price", "base/"+id, map[string]any{"list": "base", "item": id, "from": "2020-01-01T03:00:00+03:00", "price": fmt.Sprintf("%d.50", i)}))
 		}
 		b, _ := json.Marshal(map[string]any{"changes": changes, "next": 1, "more": false})
 		answer(w, 200, string(b))
