@@ -430,7 +430,13 @@ func (s *Server) getCard(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	if err := s.led.LookupMaster(storeline.KindCard, storeline.CardCodeKey(code), &card); err != nil {
 		return err
 	}
-	out := cardOut{Code: card.Code, Kind: card.Kind, Blocked: card.Blocked, Seller: card.Seller}
+	if card.Blocked {
+		// A till needs to know to refuse it, not whom it was issued to:
+		// no customer, group, points or seller.
+		writeJSON(w, http.StatusOK, cardOut{Code: card.Code, Kind: card.Kind, Blocked: true})
+		return nil
+	}
+	out := cardOut{Code: card.Code, Kind: card.Kind, Seller: card.Seller}
 	if card.Kind == storeline.LoyaltyCard {
 		var err error
 		if out.Points, err = s.cardPoints(r.Context(), card.Customer); err != nil {

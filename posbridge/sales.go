@@ -402,10 +402,7 @@ func (s *Server) receiptRetry(in *receiptIn, pays []storeline.Payment, prior *st
 
 // receiptDiff names the first field the till sent in which in (with its
 // checked payments pays) differs from the receipt stored as ev, or "".
-// Only what the till sends is compared. A line is compared by the item it
-// names and its quantity in base units, which need the catalogue; that
-// much does not change under a receipt: a SKU names one item, and GS1
-// gives a pack of other contents a new GTIN.
+// Only what the till sends is compared, lines as lineDiff compares them.
 func (s *Server) receiptDiff(in *receiptIn, pays []storeline.Payment, ev *storeline.Event) (string, error) {
 	p := ev.Body.(*storeline.Receipt)
 	switch {
@@ -427,53 +424,142 @@ func (s *Server) receiptDiff(in *receiptIn, pays []storeline.Payment, ev *storel
 		return "fiscal.document_number", nil
 	case in.Fiscal != nil && in.Fiscal.Sign != p.Fiscal.Sign:
 		return "fiscal.sign", nil
-	case len(in.Lines) != len(p.Lines):
+	}
+	if f, err := s.linesDiff(in.Lines, p.Lines); f != "" || err != nil {
+		return f, err
+	}
+	return paymentsDiff("payments", pays, p.Payments), nil
+}
+
+// linesDiff names the first field in which the lines the till sent differ
+// from the stored ones, or "" (lineDiff).
+func (s *Server) linesDiff(in []lineIn, was []storeline.Line) (string, error) {
+	if len(in) != len(was) {
 		return "lines", nil
-	case len(pays) != len(p.Payments):
-		return "payments", nil
 	}
-	for i, l := range in.Lines {
-		f := fmt.Sprintf("lines[%d]", i)
-		was := p.Lines[i]
-		if l.Barcode != was.Barcode {
-			return f + ".barcode", nil
-		}
-		r, err := s.resolveItem(f, l)
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case r.item.ID != was.Item:
-			return r.keyField, nil
-		case !r.qty.Equal(was.Qty):
-			return f + ".qty", nil
-		case r.serial != was.Serial:
-			return f + ".serial", nil
-		case !l.Price.Decimal.Equal(was.Price):
-			return f + ".price", nil
-		case !l.Discount.Decimal.Equal(was.Discount):
-			return f + ".discount", nil
-		}
-	}
-	for i, pay := range pays {
-		f := fmt.Sprintf("payments[%d]", i)
-		was := p.Payments[i]
-		switch {
-		case pay.Method != was.Method:
-			return f + ".method", nil
-		case pay.Points != was.Points:
-			return f + ".points", nil
-		// A points payment's amount is the node's conversion of its
-		// points; the till may leave it out.
-		case !pay.Amount.Equal(was.Amount) && !(pay.Method == storeline.Points && pay.Amount.IsZero()):
-			return f + ".amount", nil
-		case pay.Reference != was.Reference:
-			return f + ".reference", nil
-		case pay.AuthCode != was.AuthCode:
-			return f + ".auth_code", nil
+	for i, l := range in {
+		if f, err := s.lineDiff(fmt.Sprintf("lines[%d]", i), l, was[i]); f != "" || err != nil {
+			return f, err
 		}
 	}
 	return "", nil
+}
+
+// lineDiff names the first field in which line l of a retry, the till's
+// line f, differs from the stored line was, or "". It does not need the
+// catalogue to still name what it named at the first try: a retry of a
+// sale whose item has since been deleted, or whose barcode has moved, is
+// the same sale. What the stored line keeps as the till sent it (barcode,
+// price, discount, serial) is compared as it is, a quantity in the stored
+// line's unit. A barcode names the product the till scanned (GS1 gives
+// other contents a new GTIN), so the same barcode is the stored line's
+// item; a quantity of packs is compared while some item still carries the
+// barcode, by its factor now. The catalogue can show a difference but
+// never demand one: a SKU is the stored line's item unless it names
+// another item now.
+func (s *Server) lineDiff(f string, l lineIn, was storeline.Line) (string, error) {
+	if l.SKU != "" && l.Barcode != "" {
+		return "", storeline.Invalidf(f, "give a sku or a barcode, not both")
+	}
+	switch {
+	case l.Barcode != was.Barcode:
+		return f + ".barcode", nil
+	case !l.Price.Decimal.Equal(was.Price):
+		return f + ".price", nil
+	case !l.Discount.Decimal.Equal(was.Discount):
+		return f + ".discount", nil
+	}
+	qty, serial := decimal.Decimal{}, l.Serial
+	known := true // the quantity in base units is known without the first try's catalogue
+	if l.Barcode == "" {
+		it, err := s.itemBySKU(f+".sku", l.SKU)
+		switch {
+		case err == nil && it.ID != was.Item:
+			return f + ".sku", nil
+		case err != nil && !errors.Is(err, storeline.NotFound):
+			return "", err
+		}
+		if qty, err = needQty(f+".qty", l.Qty, was.Unit); err != nil {
+			return "", err
+		}
+	} else {
+		sc, err := s.cfg.WeighedLayout.ParseScan(l.Barcode)
+		if err != nil {
+			return "", storeline.Invalidf(f+".barcode", "%v", err)
+		}
+		switch {
+		case l.Qty.Set || sc.Kind == storeline.ScanGTIN:
+			if qty, err = needQty(f+".qty", l.Qty, was.Unit); err != nil {
+				return "", err
+			}
+		case sc.Kind == storeline.ScanWeighed:
+			qty = sc.Weight
+		default:
+			qty = decimal.NewFromInt(1)
+		}
+		if sc.Kind == storeline.ScanMarked && serial == "" {
+			serial = sc.Serial
+		}
+		if sc.Kind == storeline.ScanGTIN {
+			factor, err := s.packFactor(sc.GTIN)
+			if err != nil {
+				return "", err
+			}
+			known = factor.IsPositive()
+			qty = qty.Mul(factor)
+		}
+	}
+	switch {
+	case known && !qty.Equal(was.Qty):
+		return f + ".qty", nil
+	case serial != was.Serial:
+		return f + ".serial", nil
+	}
+	return "", nil
+}
+
+// packFactor is the base units a scan of gtin counts for, as master data
+// has it now (the factor goes with the GTIN, whichever item carries it),
+// or zero when no item carries it any more.
+func (s *Server) packFactor(gtin string) (decimal.Decimal, error) {
+	it, err := s.cat.ItemByKey(storeline.BarcodeKey(gtin))
+	if errors.Is(err, storeline.NotFound) {
+		return decimal.Decimal{}, nil
+	}
+	if err != nil {
+		return decimal.Decimal{}, err
+	}
+	if b, ok := it.Barcode(gtin); ok && b.Factor.IsPositive() {
+		return b.Factor, nil
+	}
+	return decimal.NewFromInt(1), nil
+}
+
+// paymentsDiff names the first field in which a retry's checked tenders
+// (field is "payments" or "refunds") differ from the stored ones, or "".
+func paymentsDiff(field string, pays, was []storeline.Payment) string {
+	if len(pays) != len(was) {
+		return field
+	}
+	for i, pay := range pays {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		w := was[i]
+		switch {
+		case pay.Method != w.Method:
+			return f + ".method"
+		case pay.Points != w.Points:
+			return f + ".points"
+		// A points payment's amount is the node's conversion of its
+		// points; the till may leave it out.
+		case !pay.Amount.Equal(w.Amount) && !(pay.Method == storeline.Points && pay.Amount.IsZero()):
+			return f + ".amount"
+		case pay.Reference != w.Reference:
+			return f + ".reference"
+		case pay.AuthCode != w.AuthCode:
+			return f + ".auth_code"
+		}
+	}
+	return ""
 }
 
 func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -533,15 +619,29 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	if len(in.Reason) > 500 {
 		return storeline.Invalidf("reason", "a reason is at most 500 characters")
 	}
+	refunds, err := payments("refunds", in.Refunds)
+	if err != nil {
+		return err
+	}
+	if in.Original == nil && in.Card != "" {
+		if err := storeline.CheckCardCode("card", in.Card); err != nil {
+			return err
+		}
+	}
+	// A retry is answered from the stored return, compared by what the
+	// till sent (returnRetry), before anything is read of the catalogue.
+	prior, err := s.prior(in.ID, storeline.KindReturn)
+	if err != nil {
+		return err
+	}
+	if prior != nil {
+		return s.returnRetry(w, &in, refunds, prior)
+	}
 	st, loc, err := s.store()
 	if err != nil {
 		return err
 	}
 	lines, err := s.resolveLines(st, in.Lines, true)
-	if err != nil {
-		return err
-	}
-	refunds, err := payments("refunds", in.Refunds)
 	if err != nil {
 		return err
 	}
@@ -578,6 +678,13 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, date, ret)
+	if errors.Is(err, storeline.Conflict) {
+		// A retry racing its first try, which landed since the check
+		// above: what the till sent decides, as for any retry.
+		if prior, perr := s.prior(in.ID, storeline.KindReturn); perr == nil && prior != nil {
+			return s.returnRetry(w, &in, refunds, prior)
+		}
+	}
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
@@ -585,6 +692,44 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	writeJSON(w, created(ok), returnOf(ev, ev.Body.(*storeline.Return)))
+	return nil
+}
+
+// returnRetry answers a return whose ID is stored as prior: the stored
+// return if the till sent the same (refunds its checked refunds), else a
+// conflict. The manager is the first try's, and a return without its
+// receipt does not keep the card it named (its points reversal names the
+// customer), so neither is compared.
+func (s *Server) returnRetry(w http.ResponseWriter, in *returnIn, refunds []storeline.Payment, prior *storeline.Event) error {
+	p := prior.Body.(*storeline.Return)
+	var f string
+	switch {
+	case in.Terminal != p.Terminal:
+		f = "terminal"
+	case in.Shift != p.Shift:
+		f = "shift"
+	case in.Seller != p.Seller:
+		f = "seller"
+	case !in.OccurredAt.Equal(prior.OccurredAt):
+		f = "occurred_at"
+	case (in.Original == nil) != (p.Original == nil) || in.Original != nil && *in.Original != *p.Original:
+		f = "original"
+	case in.Reason != p.Reason:
+		f = "reason"
+	default:
+		var err error
+		if f, err = s.linesDiff(in.Lines, p.Lines); err != nil {
+			return err
+		}
+		if f == "" {
+			f = paymentsDiff("refunds", refunds, p.Refunds)
+		}
+	}
+	if f != "" {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("return %s is stored with another %s", in.ID, f)}
+	}
+	writeJSON(w, http.StatusOK, returnOf(*prior, p))
 	return nil
 }
 
