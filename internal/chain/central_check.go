@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/ledger"
@@ -58,23 +60,30 @@ func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func
 			total.add(compareCentral(n.ID(), s.ID, views[i], cv, problem))
 		}
 	}
-	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock, money and loyalty balances (%d events, %d stock, %d money and %d points balances compared in all; as of %s)",
-		len(nodes), total.events, total.stock, total.money, total.points, time.Now().UTC().Format(time.TimeOnly))
+	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock (units and value at cost), units sold and their cost, sales, money, loyalty balances and points issued and redeemed "+
+		"(%d events, %d stock, %d stock value, %d sold, %d cost, %d money, %d points balances and %d points issued/redeemed balances compared in all; as of %s)",
+		len(nodes), total.events, total.stock, total.value, total.sold, total.cogs, total.money, total.points, total.flows, time.Now().UTC().Format(time.TimeOnly))
 }
 
 // centralCounts is how much of a shop one node's comparison covered.
-type centralCounts struct{ events, stock, money, points int }
+type centralCounts struct{ events, stock, value, sold, cogs, money, points, flows int }
 
 func (c *centralCounts) add(o centralCounts) {
 	c.events += o.events
 	c.stock += o.stock
+	c.value += o.value
+	c.sold += o.sold
+	c.cogs += o.cogs
 	c.money += o.money
 	c.points += o.points
+	c.flows += o.flows
 }
 
 // compareCentral compares central node node's copy of store (cen) with the
 // shop's own (shop): each of the shop's receipts and returns once, nothing
-// else, and the same stock, money and loyalty balances.
+// else, the same sales (revenue and VAT), and the same stock (units and
+// value at cost), units sold, cost of sales, money, loyalty balances and
+// points issued and redeemed, each to the last decimal.
 func compareCentral(node string, store storeline.StoreID, shop, cen shopView, problem func(string, ...any)) centralCounts {
 	var cnt centralCounts
 	missing, extra, dups := 0, 0, []string{}
@@ -112,13 +121,30 @@ func compareCentral(node string, store storeline.StoreID, shop, cen shopView, pr
 		len  int
 	}{
 		{"stock balances", diffBalances(shop.stock, cen.stock), &cnt.stock, len(cen.stock)},
+		{"stock values at cost", diffBalances(prefixed("stock/"+string(store)+"/", shop.value), prefixed("stock/"+string(store)+"/", cen.value)), &cnt.value, len(cen.value)},
+		{"units sold", diffBalances(prefixed("sold/"+string(store)+"/", shop.sold), prefixed("sold/"+string(store)+"/", cen.sold)), &cnt.sold, len(cen.sold)},
+		{"costs of sales", diffBalances(prefixed("cogs/"+string(store)+"/", shop.cogs), prefixed("cogs/"+string(store)+"/", cen.cogs)), &cnt.cogs, len(cen.cogs)},
 		{"money balances", diffBalances(shop.money, cen.money), &cnt.money, len(cen.money)},
 		{"loyalty balances", diffBalances(shop.points, cen.points), &cnt.points, len(cen.points)},
+		{"points issued and redeemed", diffBalances(shop.loyalty, cen.loyalty), &cnt.flows, len(cen.loyalty)},
 	} {
 		*k.n = k.len
 		if len(k.bad) > 0 {
 			problem("%s's %s of %s differ (shop, central) for %d accounts: %s", node, k.what, store, len(k.bad), strings.Join(k.bad[:min(5, len(k.bad))], "; "))
 		}
 	}
+	if !shop.sales.Equal(cen.sales) {
+		problem("%s's sales (revenue and VAT) of %s differ: the shop %s, central %s", node, store, shop.sales, cen.sales)
+	}
 	return cnt
+}
+
+// prefixed returns m keyed by prefix+key, so a difference names the
+// account.
+func prefixed[K ~string](prefix string, m map[K]decimal.Decimal) map[string]decimal.Decimal {
+	out := make(map[string]decimal.Decimal, len(m))
+	for k, v := range m {
+		out[prefix+string(k)] = v
+	}
+	return out
 }

@@ -49,10 +49,12 @@ type Chain struct {
 }
 
 // plant is a test's fault: shop changes what a shop's ledger holds,
-// central what a central node holds of a shop.
+// central what a central node holds of a shop, report what central's API
+// reports of a shop.
 type plant struct {
 	shop    func(store storeline.StoreID, v *shopView)
 	central func(node string, store storeline.StoreID, v *shopView)
+	report  func(store storeline.StoreID, v *reportView)
 }
 
 // centralSlot is one central node's configuration and, while it runs, the

@@ -135,6 +135,14 @@ func TestCompareCentral(t *testing.T) {
 			stock:  map[storeline.ItemID]decimal.Decimal{"item-1": d("-2")},
 			money:  map[string]decimal.Decimal{"cash/shop-1/till-1 cur:EUR": d("10.00"), "revenue/shop-1 cur:EUR": d("-9.35")},
 			points: map[string]decimal.Decimal{"points/loyalty/c-1/shop-1": d("12")},
+			sales:  d("10.00"),
+			units:  map[string]decimal.Decimal{"food/item-1": d("-2")},
+			value:  map[string]decimal.Decimal{"food/item-1": d("-1.70")},
+			sold:   map[storeline.ItemID]decimal.Decimal{"item-1": d("2")},
+			cogs:   map[storeline.ItemID]decimal.Decimal{"item-1": d("1.70")},
+			loyalty: map[string]decimal.Decimal{
+				"points-issued/shop-1 pts:loyalty": d("-15"), "points-redeemed/shop-1 pts:loyalty": d("3"),
+			},
 		}
 	}
 	for _, tc := range []struct {
@@ -153,6 +161,16 @@ func TestCompareCentral(t *testing.T) {
 		{"cash off", func(v *shopView) { v.money["cash/shop-1/till-1 cur:EUR"] = d("10.01") }, "money balances of shop-1 differ"},
 		{"revenue missing", func(v *shopView) { delete(v.money, "revenue/shop-1 cur:EUR") }, "revenue/shop-1 cur:EUR -9.35, 0"},
 		{"points extra", func(v *shopView) { v.points["points/loyalty/c-2/shop-1"] = d("1") }, "loyalty balances of shop-1 differ"},
+		{"stock value off", func(v *shopView) { v.value["food/item-1"] = d("-1.69") },
+			"central-2's stock values at cost of shop-1 differ (shop, central) for 1 accounts: stock/shop-1/food/item-1 -1.7, -1.69"},
+		{"stock value where the shop has none", func(v *shopView) { v.value["food/item-2"] = d("0.01") }, "stock/shop-1/food/item-2 0, 0.01"},
+		{"sold off", func(v *shopView) { v.sold["item-1"] = d("2.001") }, "central-2's units sold of shop-1 differ (shop, central) for 1 accounts: sold/shop-1/item-1 2, 2.001"},
+		{"cost of sales missing", func(v *shopView) { delete(v.cogs, "item-1") }, "central-2's costs of sales of shop-1 differ (shop, central) for 1 accounts: cogs/shop-1/item-1 1.7, 0"},
+		{"points issued off", func(v *shopView) { v.loyalty["points-issued/shop-1 pts:loyalty"] = d("-16") },
+			"central-2's points issued and redeemed of shop-1 differ (shop, central) for 1 accounts: points-issued/shop-1 pts:loyalty -15, -16"},
+		{"points redeemed missing", func(v *shopView) { delete(v.loyalty, "points-redeemed/shop-1 pts:loyalty") }, "points-redeemed/shop-1 pts:loyalty 3, 0"},
+		{"sales off", func(v *shopView) { v.sales = d("10.01") }, "central-2's sales (revenue and VAT) of shop-1 differ: the shop 10, central 10.01"},
+		{"same figures, other exponent", func(v *shopView) { v.sales, v.value["food/item-1"] = d("10"), d("-1.7") }, ""},
 	} {
 		var problems []string
 		cen := view()
@@ -162,7 +180,7 @@ func TestCompareCentral(t *testing.T) {
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want %q", tc.name, got, tc.want)
 		}
-		if tc.name == "agree" && cnt != (centralCounts{events: 3, stock: 1, money: 2, points: 1}) {
+		if tc.name == "agree" && cnt != (centralCounts{events: 3, stock: 1, value: 1, sold: 1, cogs: 1, money: 2, points: 1, flows: 2}) {
 			t.Errorf("agree: counts %+v", cnt)
 		}
 	}

@@ -169,6 +169,18 @@ func TestChain(t *testing.T) {
 	if !regexp.MustCompile(` [1-9][0-9]* money`).MatchString(r.rep.Check.Central) {
 		t.Errorf("no money balances compared with central: %s", r.rep.Check.Central)
 	}
+	// Units sold and points issued were compared node by node, and the
+	// head-office API's reports with the shops' ledgers.
+	for _, re := range []string{` [1-9][0-9]* sold`, ` [1-9][0-9]* points issued/redeemed`} {
+		if !regexp.MustCompile(re).MatchString(r.rep.Check.Central) {
+			t.Errorf("central: no match for %q: %s", re, r.rep.Check.Central)
+		}
+	}
+	for _, re := range []string{`units and value at cost of [1-9][0-9]* rows`, `revenue net of VAT of [1-9][0-9]* sales`, `loyalty points of [1-9][0-9]* customers`, ` [1-9][0-9]* points issued/redeemed`} {
+		if !regexp.MustCompile(re).MatchString(r.rep.Check.Reports) {
+			t.Errorf("central reports: no match for %q: %s", re, r.rep.Check.Reports)
+		}
+	}
 	// The check can fail: each fault planted in what it reads of the
 	// still-running chain is reported.
 	if r.rep.OK() {
@@ -201,6 +213,16 @@ var faultReport = map[string]string{
 	"central-stock":              "stock balances of shop-2 differ",
 	"central-money":              "money balances of shop-2 differ",
 	"central-points":             "loyalty balances of shop-2 differ",
+	"central-stock-value":        "stock values at cost of shop-2 differ (shop, central) for 1 accounts: stock/shop-2/",
+	"central-sold":               "units sold of shop-2 differ (shop, central) for 1 accounts: sold/shop-2/",
+	"central-points-issued":      "points issued and redeemed of shop-2 differ (shop, central) for 1 accounts: points-issued/shop-2 ",
+	"central-sales":              "sales (revenue and VAT) of shop-2 differ: the shop ",
+	"report-stock":               "central's stock report's units of shop-2 differ (shop, central) for 1 accounts: stock/shop-2/",
+	"report-stock-value":         "central's stock report's values at cost of shop-2 differ (shop, central) for 1 accounts: stock/shop-2/",
+	"report-loses-sale":          "central's margin report of shop-2 lists ",
+	"report-revenue":             "central's margin report of shop-2: revenue net of VAT ",
+	"report-points":              "central's loyalty points of shop-2 differ (shop, central) for 1 accounts: points",
+	"report-points-issued":       "central's points issued and redeemed of shop-2 differ (shop, central) for 1 accounts: points-issued/shop-2 ",
 }
 
 // syncBuffer is a strings.Builder safe for concurrent writers.

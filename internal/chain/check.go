@@ -21,6 +21,9 @@ type Check struct {
 	Shops []ShopCheck
 	// Central says how central was compared, or why it was not.
 	Central string
+	// Reports says how what central's API reports of each shop (stock,
+	// margin, loyalty) was compared with the shop's ledger.
+	Reports string
 	// Problems lists every disagreement; none means the check passed.
 	Problems []string
 }
@@ -51,15 +54,16 @@ func (c Check) Write(w io.Writer) {
 		stock := fmt.Sprintf("stock of %d items as the tills sold", s.ItemsChecked)
 		sales := fmt.Sprintf("sales %s as the tills took", s.Sales)
 		if !s.SalesChecked {
-			stock = fmt.Sprintf("stock NOT compared (%d outcomes unknown to the tills)", s.Unknown)
-			sales = "sales NOT compared"
+			stock = fmt.Sprintf("stock NOT compared with the tills (%d outcomes unknown to them; central is compared with the shop below)", s.Unknown)
+			sales = "sales NOT compared with the tills"
 		}
 		fmt.Fprintf(w, "  %s: receipts %d at the tills, %d in the shop's journal; returns %d/%d; %s; %s; conservation %v; loyalty: %s\n",
 			s.Store, s.TillReceipts, s.Receipts, s.TillReturns, s.Returns, stock, sales, okWord(s.Conservation), s.Loyalty)
 	}
 	fmt.Fprintf(w, "  central: %s\n", c.Central)
+	fmt.Fprintf(w, "  central reports: %s\n", c.Reports)
 	if c.OK() {
-		fmt.Fprintln(w, "  PASS: stock and receipts agree")
+		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values and loyalty points between the shops and central")
 		return
 	}
 	for _, p := range c.Problems {
@@ -104,6 +108,7 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 		chk.Shops = append(chk.Shops, sc)
 	}
 	chk.Central = c.checkCentral(ctx, views, problem)
+	chk.Reports = c.checkReports(ctx, views, problem)
 	return chk
 }
 
@@ -163,6 +168,20 @@ type shopView struct {
 	points            map[string]decimal.Decimal // shopPoints
 	money             map[string]decimal.Decimal // moneyBalances
 	sales             decimal.Decimal            // less the revenue and VAT balances
+	// revenue is the revenue balance negated: the sales net of VAT.
+	revenue decimal.Decimal
+	// loyalty is, by "account asset", the points issued and redeemed at
+	// the shop (pointsFlows).
+	loyalty map[string]decimal.Decimal
+	// sold is the units sold per item (sold/<store>/<item>, net of
+	// returns); cogs the cost of those sales per item as central derived
+	// it (cogs/<store>/<item>, money); cost their sum.
+	sold map[storeline.ItemID]decimal.Decimal
+	cogs map[storeline.ItemID]decimal.Decimal
+	cost decimal.Decimal
+	// units and value are the shop's stock per "dept/item": units, and
+	// value at cost (money on the stock account).
+	units, value map[string]decimal.Decimal
 }
 
 // readView reads what a shop's ledger or a central node holds of store's
@@ -181,11 +200,25 @@ func readView(journal func(storeline.StoreID, ledger.Position, int) ([]storeline
 	if v.stock, err = stockByItem(balances, store); err != nil {
 		errs = append(errs, "stock: "+err.Error())
 	}
+	if v.units, v.value, err = stockByAccount(balances, store); err != nil {
+		errs = append(errs, "stock value: "+err.Error())
+	}
+	if v.sold, v.cogs, v.cost, err = soldByItem(balances, store); err != nil {
+		errs = append(errs, "sold: "+err.Error())
+	}
 	if v.points, err = shopPoints(balances, store, prog); err != nil {
 		errs = append(errs, "points: "+err.Error())
 	}
+	if v.loyalty, err = pointsFlows(balances, store, prog); err != nil {
+		errs = append(errs, "points issued and redeemed: "+err.Error())
+	}
 	if v.money, v.sales, err = moneyBalances(balances, store); err != nil {
 		errs = append(errs, "money: "+err.Error())
+	}
+	for k, a := range v.money {
+		if strings.HasPrefix(k, storeline.RevenueAccount(store)+" ") {
+			v.revenue = v.revenue.Sub(a)
+		}
 	}
 	if len(errs) > 0 {
 		return v, fmt.Errorf("%s", strings.Join(errs, "; "))
@@ -237,6 +270,76 @@ func stockByItem(balances func(string) ([]ledger.Balance, error), store storelin
 		out[storeline.ItemID(item)] = out[storeline.ItemID(item)].Add(b.Amount)
 	}
 	return out, err
+}
+
+// stockByAccount returns the shop's stock per "dept/item": the units of
+// the item and the value at cost (money) its stock account holds, the
+// figures central's stock report (GET /v1/stock) gives per row.
+func stockByAccount(balances func(string) ([]ledger.Balance, error), store storeline.StoreID) (units, value map[string]decimal.Decimal, err error) {
+	prefix := "stock/" + string(store) + "/"
+	bs, err := balances(prefix)
+	units, value = map[string]decimal.Decimal{}, map[string]decimal.Decimal{}
+	for _, b := range bs {
+		key := strings.TrimPrefix(b.Account, prefix)
+		_, item, ok := strings.Cut(key, "/")
+		switch {
+		case !ok || b.Amount.IsZero():
+		case b.Asset == storeline.ItemAsset(storeline.ItemID(item)):
+			units[key] = units[key].Add(b.Amount)
+		case b.Asset.IsMoney():
+			value[key] = value[key].Add(b.Amount)
+		}
+	}
+	return units, value, err
+}
+
+// soldByItem returns the units sold per item (the sold account, net of
+// returns), the cost of sales per item (money on the cogs account, which
+// central derives and sends down) and the total cost.
+func soldByItem(balances func(string) ([]ledger.Balance, error), store storeline.StoreID) (sold, cogs map[storeline.ItemID]decimal.Decimal, cost decimal.Decimal, err error) {
+	sold, cogs = map[storeline.ItemID]decimal.Decimal{}, map[storeline.ItemID]decimal.Decimal{}
+	for _, k := range []struct {
+		prefix string
+		money  bool
+	}{{"sold/" + string(store) + "/", false}, {"cogs/" + string(store) + "/", true}} {
+		bs, e := balances(k.prefix)
+		if e != nil {
+			err = e
+		}
+		for _, b := range bs {
+			item := storeline.ItemID(strings.TrimPrefix(b.Account, k.prefix))
+			switch {
+			case b.Amount.IsZero():
+			case b.Asset == storeline.ItemAsset(item) && !k.money:
+				sold[item] = sold[item].Add(b.Amount)
+			case b.Asset.IsMoney() && k.money:
+				cogs[item] = cogs[item].Add(b.Amount)
+				cost = cost.Add(b.Amount)
+			}
+		}
+	}
+	return sold, cogs, cost, err
+}
+
+// pointsFlows returns, by "account asset", the non-zero balances of the
+// points issued at store (points-issued/<store>, negative: where earned
+// points come from) and redeemed there (points-redeemed/<store>) in
+// programme prog.
+func pointsFlows(balances func(string) ([]ledger.Balance, error), store storeline.StoreID, prog storeline.ProgrammeID) (map[string]decimal.Decimal, error) {
+	out := map[string]decimal.Decimal{}
+	asset := storeline.PointsAsset(prog)
+	for _, acct := range []string{storeline.IssuedPointsAccount(store), storeline.RedeemedPointsAccount(store)} {
+		bs, err := balances(acct)
+		if err != nil {
+			return out, err
+		}
+		for _, b := range bs {
+			if b.Account == acct && b.Asset == asset && !b.Amount.IsZero() {
+				out[b.Account+" "+string(b.Asset)] = b.Amount
+			}
+		}
+	}
+	return out, nil
 }
 
 // moneyBalances returns, by "account asset", the non-zero money balances

@@ -15,6 +15,8 @@ import (
 var Faults = []string{
 	"shop-loses-receipt", "shop-duplicates-receipt", "shop-extra-receipt", "shop-stock", "shop-sales",
 	"central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points",
+	"central-stock-value", "central-sold", "central-points-issued", "central-sales",
+	"report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-points", "report-points-issued",
 }
 
 // RecheckWithFault runs the last Run's closing check again on the running
@@ -78,7 +80,8 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 				v.sales = v.sales.Add(decimal.New(1, -2))
 			}
 		}
-	case "central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points":
+	case "central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points",
+		"central-stock-value", "central-sold", "central-points-issued", "central-sales":
 		p.central = func(node string, s storeline.StoreID, v *shopView) {
 			if node != cent || s != "shop-2" {
 				return
@@ -97,6 +100,41 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 			case "central-points":
 				k := first(v.points)
 				v.points[k] = v.points[k].Add(decimal.NewFromInt(1))
+			case "central-stock-value":
+				k := first(v.units) // the demo's goods cost nothing yet: a value where there was none
+				v.value[k] = v.value[k].Add(decimal.New(1, -2))
+			case "central-sold":
+				id := item(v.sold)
+				v.sold[id] = v.sold[id].Add(decimal.New(1, -3))
+			case "central-points-issued":
+				k := first(v.loyalty)
+				v.loyalty[k] = v.loyalty[k].Sub(decimal.NewFromInt(1))
+			case "central-sales":
+				v.sales = v.sales.Add(decimal.New(1, -2))
+			}
+		}
+	case "report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-points", "report-points-issued":
+		p.report = func(s storeline.StoreID, v *reportView) {
+			if s != "shop-2" {
+				return
+			}
+			switch fault {
+			case "report-stock":
+				k := first(v.units)
+				v.units[k] = v.units[k].Add(decimal.NewFromInt(1))
+			case "report-stock-value":
+				k := first(v.units)
+				v.value[k] = v.value[k].Sub(decimal.New(1, -2))
+			case "report-loses-sale":
+				v.sales--
+			case "report-revenue":
+				v.revenue = v.revenue.Add(decimal.New(1, -2))
+			case "report-points":
+				k := first(v.points)
+				v.points[k] = v.points[k].Sub(decimal.NewFromInt(1))
+			case "report-points-issued":
+				k := first(v.loyalty)
+				v.loyalty[k] = v.loyalty[k].Add(decimal.NewFromInt(1))
 			}
 		}
 	default:

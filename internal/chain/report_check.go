@@ -1,0 +1,227 @@
+package chain
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// The closing check's comparison of what head office reports of each shop
+// through its API (central/openapi.yaml) with what the shop's ledger
+// holds: the stock report (units and value at cost per department and
+// item), the margin report (every sale and return, its revenue net of VAT
+// and its cost), the loyalty route (each customer's rights and debt at the
+// shop) and the balances of the points issued and redeemed there. The
+// node-by-node comparison (central_check.go) reads each node's FSM state;
+// this one reads what a head-office user is shown.
+
+// reportView is what the head-office API reports of one shop.
+type reportView struct {
+	// units and value are GET /v1/stock's rows by "dept/item".
+	units, value map[string]decimal.Decimal
+	// sales counts GET /v1/margin's rows (receipts and returns); revenue
+	// sums their revenue, cost the cost of the costed ones; uncosted
+	// counts the others.
+	sales         int
+	revenue, cost decimal.Decimal
+	uncosted      int
+	// points holds, by the shop's account names, each queried customer's
+	// rights (points/<prog>/<customer>/<store>) and debt
+	// (points-debt/<store>/<prog>/<customer>, negative) at the shop, from
+	// GET /v1/loyalty/points.
+	points map[string]decimal.Decimal
+	// loyalty is, by "account asset", GET /v1/balances of the points
+	// issued and redeemed at the shop.
+	loyalty map[string]decimal.Decimal
+}
+
+// reportCounts is how much of a shop the reports' comparison covered.
+type reportCounts struct{ stock, sales, customers, flows int }
+
+// checkReports compares, for each shop, what central's API reports of it
+// with the shop's ledger (views), and says what it compared.
+func (c *Chain) checkReports(ctx context.Context, views []shopView, problem func(string, ...any)) string {
+	if !linked {
+		return "not compared: " + errNotLinked.Error()
+	}
+	var total reportCounts
+	uncosted := 0
+	for i, s := range c.shops {
+		rv, err := c.readReports(ctx, s.ID, customersOf(views[i].points))
+		if err != nil {
+			problem("%s: read central's reports: %v", s.ID, err)
+			continue
+		}
+		if c.plant != nil && c.plant.report != nil {
+			c.plant.report(s.ID, &rv)
+		}
+		cnt := compareReports(s.ID, views[i], rv, problem)
+		total.stock += cnt.stock
+		total.sales += cnt.sales
+		total.customers += cnt.customers
+		total.flows += cnt.flows
+		uncosted += rv.uncosted
+	}
+	cost := "and the cost of each"
+	if uncosted > 0 {
+		cost = fmt.Sprintf("(cost NOT compared: %d sales not costed yet)", uncosted)
+	}
+	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s), loyalty points of %d customers and %d points issued/redeemed balances agree with the shops' ledgers",
+		total.stock, total.sales, cost, total.customers, total.flows)
+}
+
+// customersOf returns the customers whose rights or debt at the shop the
+// points map (shopPoints) holds, sorted.
+func customersOf(points map[string]decimal.Decimal) []storeline.CustomerID {
+	seen := map[storeline.CustomerID]bool{}
+	var out []storeline.CustomerID
+	for acct := range points {
+		parts := strings.Split(acct, "/")
+		var cust string
+		switch {
+		case parts[0] == "points" && len(parts) == 4: // points/<prog>/<customer>/<store>
+			cust = parts[2]
+		case parts[0] == "points-debt" && len(parts) == 4: // points-debt/<store>/<prog>/<customer>
+			cust = parts[3]
+		default:
+			continue
+		}
+		if !seen[storeline.CustomerID(cust)] {
+			seen[storeline.CustomerID(cust)] = true
+			out = append(out, storeline.CustomerID(cust))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// readReports reads what the head-office API reports of store, with the
+// loyalty points of customers.
+func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, customers []storeline.CustomerID) (reportView, error) {
+	rv := reportView{units: map[string]decimal.Decimal{}, value: map[string]decimal.Decimal{},
+		points: map[string]decimal.Decimal{}, loyalty: map[string]decimal.Decimal{}}
+	q := "consistency=linearizable&limit=5000&store=" + url.QueryEscape(string(store))
+	for after := ""; ; {
+		var page struct {
+			Stock []struct {
+				Dept, Item string
+				Qty, Value decimal.Decimal
+			} `json:"stock"`
+			Next string `json:"next"`
+		}
+		if err := c.ho.do(ctx, "GET", "/v1/stock?"+q+"&after="+url.QueryEscape(after), "", nil, &page); err != nil {
+			return rv, err
+		}
+		for _, r := range page.Stock {
+			k := r.Dept + "/" + r.Item
+			if !r.Qty.IsZero() {
+				rv.units[k] = r.Qty
+			}
+			if !r.Value.IsZero() {
+				rv.value[k] = r.Value
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	for after := ""; ; {
+		var page struct {
+			Sales []struct {
+				Revenue decimal.Decimal  `json:"revenue"`
+				Cost    *decimal.Decimal `json:"cost"`
+			} `json:"sales"`
+			Next string `json:"next"`
+		}
+		if err := c.ho.do(ctx, "GET", "/v1/margin?"+q+"&from=0001-01-01&to=9999-12-31&after="+url.QueryEscape(after), "", nil, &page); err != nil {
+			return rv, err
+		}
+		for _, r := range page.Sales {
+			rv.sales++
+			rv.revenue = rv.revenue.Add(r.Revenue)
+			if r.Cost == nil {
+				rv.uncosted++
+			} else {
+				rv.cost = rv.cost.Add(*r.Cost)
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	prog := c.data.Programme.ID
+	for _, cust := range customers {
+		var st struct {
+			Rights map[string]decimal.Decimal `json:"rights"`
+			Debts  map[string]decimal.Decimal `json:"debts"`
+		}
+		if err := c.ho.do(ctx, "GET", "/v1/loyalty/points/"+url.PathEscape(string(prog))+"/"+url.PathEscape(string(cust)), "", nil, &st); err != nil {
+			return rv, err
+		}
+		if r := st.Rights[string(store)]; !r.IsZero() {
+			rv.points[storeline.PointsAccount(prog, cust, store)] = r
+		}
+		if d := st.Debts[string(store)]; !d.IsZero() {
+			rv.points[storeline.PointsDebtAccount(prog, cust, store)] = d.Neg()
+		}
+	}
+	for _, acct := range []string{storeline.IssuedPointsAccount(store), storeline.RedeemedPointsAccount(store)} {
+		var page struct {
+			Balances []struct {
+				Account string          `json:"account"`
+				Asset   string          `json:"asset"`
+				Amount  decimal.Decimal `json:"amount"`
+			} `json:"balances"`
+		}
+		if err := c.ho.do(ctx, "GET", "/v1/balances?consistency=linearizable&limit=5000&prefix="+url.QueryEscape(acct), "", nil, &page); err != nil {
+			return rv, err
+		}
+		for _, b := range page.Balances {
+			if b.Account == acct && b.Asset == string(storeline.PointsAsset(prog)) && !b.Amount.IsZero() {
+				rv.loyalty[b.Account+" "+b.Asset] = b.Amount
+			}
+		}
+	}
+	return rv, nil
+}
+
+// compareReports compares what central's API reports of store (rep) with
+// the shop's ledger (shop), to the last decimal: the stock report's units
+// and value at cost per department and item; the margin report's sales
+// (one per receipt and return in the shop's journal), their revenue net of
+// VAT against the shop's revenue account and, when every sale is costed,
+// their cost against the shop's cost of sales; each customer's rights and
+// debt at the shop; and the points issued and redeemed there.
+func compareReports(store storeline.StoreID, shop shopView, rep reportView, problem func(string, ...any)) reportCounts {
+	cnt := reportCounts{stock: len(unionKeys(rep.units, rep.value)), sales: rep.sales, customers: len(customersOf(rep.points)), flows: len(rep.loyalty)}
+	stock := "stock/" + string(store) + "/"
+	for _, k := range []struct {
+		what string
+		bad  []string
+	}{
+		{"stock report's units", diffBalances(prefixed(stock, shop.units), prefixed(stock, rep.units))},
+		{"stock report's values at cost", diffBalances(prefixed(stock, shop.value), prefixed(stock, rep.value))},
+		{"loyalty points", diffBalances(shop.points, rep.points)},
+		{"points issued and redeemed", diffBalances(shop.loyalty, rep.loyalty)},
+	} {
+		if len(k.bad) > 0 {
+			problem("central's %s of %s differ (shop, central) for %d accounts: %s", k.what, store, len(k.bad), strings.Join(k.bad[:min(5, len(k.bad))], "; "))
+		}
+	}
+	if n := len(shop.receipts) + len(shop.returns); rep.sales != n {
+		problem("central's margin report of %s lists %d sales and returns, the shop's journal holds %d", store, rep.sales, n)
+	}
+	if !rep.revenue.Equal(shop.revenue) {
+		problem("central's margin report of %s: revenue net of VAT %s; the shop's %s account %s", store, rep.revenue, storeline.RevenueAccount(store), shop.revenue)
+	}
+	if rep.uncosted == 0 && !rep.cost.Equal(shop.cost) {
+		problem("central's margin report of %s: cost of sales %s; the shop's cogs/%s/ accounts %s", store, rep.cost, store, shop.cost)
+	}
+	return cnt
+}
