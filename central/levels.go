@@ -36,14 +36,22 @@ import (
 // adds Raft ops raises it and lists the new ops in opLevels.
 //
 //	1  the ops of every node before levels existed
-//	2  supplier payments (settlements.go)
+//	2  supplier payments and the payables index, backfilled by the raise
+//	   (settlements.go); a pre-grant's id compared with what it granted
+//	   (loyalty.go)
 const FSMLevel = 2
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.
 var opLevels = map[string]int{
-	OpSupplierPayment: 2,
+	OpSupplierPayment:  2,
+	OpPayablesBackfill: 2,
 }
+
+// levelGrantCheck is the level from which a pre-grant's id is compared
+// with what it granted (loyalty.go, invariant 4): below it the op answers
+// as the nodes of a version before that do.
+const levelGrantCheck = 2
 
 // opLevel returns the FSM level that introduced op.
 func opLevel(op string) int {
@@ -62,7 +70,9 @@ type clusterLevelPayload struct {
 	Level int `msgpack:"l"`
 }
 
-func levelOps() []Op { return []Op{{OpClusterLevel, applyClusterLevel}} }
+func levelOps() []Op {
+	return []Op{{OpClusterLevel, applyClusterLevel}, {OpPayablesBackfill, applyPayablesBackfill}}
+}
 
 func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {
 	var p clusterLevelPayload
@@ -76,7 +86,15 @@ func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {
 	if p.Level <= cur {
 		return nil, nil // raised already: levels never go down
 	}
-	return nil, tx.SetMeta(clusterLevelKey, ledger.PutU64(uint64(p.Level)))
+	if err := tx.SetMeta(clusterLevelKey, ledger.PutU64(uint64(p.Level))); err != nil {
+		return nil, err
+	}
+	if cur < opLevel(OpSupplierPayment) && p.Level >= opLevel(OpSupplierPayment) {
+		// What moved payables before the index existed (settlements.go,
+		// invariant 4).
+		return nil, startPayablesBackfill(tx)
+	}
+	return nil, nil
 }
 
 // readClusterLevel returns the cluster's FSM level as rt has it.
@@ -129,10 +147,18 @@ func (n *Node) checkLevel(op string) error {
 }
 
 // raiseLevel proposes OpClusterLevel when every server of the Raft
-// configuration tells a level above the cluster's (invariant 2). levels
-// holds what gossip told of the other servers; a server it lacks holds
-// the cluster where it is.
+// configuration tells a level above the cluster's (invariant 2), then
+// goes on with the work a raise left to the leader (the payables
+// backfill, settlements.go). levels holds what gossip told of the other
+// servers; a server it lacks holds the cluster where it is.
 func (n *Node) raiseLevel(ctx context.Context, servers []string, levels map[string]int) error {
+	if err := n.proposeLevel(ctx, servers, levels); err != nil {
+		return err
+	}
+	return n.backfillPayables(ctx)
+}
+
+func (n *Node) proposeLevel(ctx context.Context, servers []string, levels map[string]int) error {
 	low := n.level()
 	for _, id := range servers {
 		if id == n.cfg.NodeID {

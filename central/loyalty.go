@@ -31,6 +31,15 @@ package central
 //  3. The transfer is an ordinary central event touching the shop's
 //     account, so it also reaches the shop through its feed: a granted
 //     reservation whose answer never arrived still lands at the shop.
+//  4. A pre-grant's id names one grant, whatever its store: once the
+//     cluster runs FSM level 2 (levels.go; nodes of an older version
+//     apply the entry too, and would grant again), the op records what
+//     it granted by id (rpGrant) beside the answer, and the same id
+//     asking anything else (other points, store, programme or customer)
+//     is a Conflict naming id that moves nothing, decided in the FSM so
+//     every replica answers alike. A reservation's key is its receipt's,
+//     which no other request reuses: asked again it answers the first.
+//     The record goes with the answer (applyLoyaltyPrune).
 
 import (
 	"bytes"
@@ -57,6 +66,21 @@ const OpLoyaltyRights = "loyalty.rights"
 
 // rpRights keys the stored answer of a rights move: store \0 key.
 const rpRights = "loy/r/"
+
+// rpGrant keys what a pre-grant granted: grant id → msgpack grantRecord
+// (invariant 4).
+const rpGrant = "loy/g/"
+
+// grantKey prefixes a pre-grant's id in its rights move's key.
+const grantKey = "grant/"
+
+// grantRecord is what a pre-grant granted.
+type grantRecord struct {
+	Store     storeline.StoreID     `msgpack:"s"`
+	Programme storeline.ProgrammeID `msgpack:"p"`
+	Customer  storeline.CustomerID  `msgpack:"c"`
+	Points    int64                 `msgpack:"n"`
+}
 
 // maxRightsKey bounds the idempotency key of a rights move.
 const maxRightsKey = 100
@@ -136,6 +160,26 @@ func applyRights(tx *Tx, payload []byte) ([]byte, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
+	grant, isGrant := strings.CutPrefix(p.Key, grantKey)
+	if isGrant {
+		lv, err := readClusterLevel(tx.ReplicaTxn)
+		if err != nil {
+			return nil, err
+		}
+		isGrant = lv >= levelGrantCheck
+	}
+	asked := grantRecord{Store: p.Store, Programme: p.Programme, Customer: p.Customer, Points: p.Points}
+	if isGrant {
+		had, ok, err := getMetaRecord[grantRecord](tx.ReplicaTxn, rpGrant+grant, "grant "+grant)
+		if err != nil {
+			return nil, err
+		}
+		if ok && *had != asked {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf(
+				"grant %q gave %d points of %s's rights in %s to %s; this asks for another grant under its id",
+				grant, had.Points, had.Customer, had.Programme, had.Store)}
+		}
+	}
 	key := rpRights + string(p.Store) + "\x00" + p.Key
 	if prior, err := tx.Meta(key); err != nil || prior != nil {
 		return prior, err // asked before: the same answer (invariant 2)
@@ -169,6 +213,11 @@ func applyRights(tx *Tx, payload []byte) ([]byte, error) {
 	// (loyalty_auto.go).
 	if err := tx.SetMeta(rightsAgeKey(tx.At, key), []byte{1}); err != nil {
 		return nil, err
+	}
+	if isGrant {
+		if err := putMetaRecord(tx.ReplicaTxn, rpGrant+grant, "grant "+grant, &asked); err != nil {
+			return nil, err
+		}
 	}
 	return ans, tx.SetMeta(key, ans)
 }
@@ -376,7 +425,9 @@ type grantOut struct {
 }
 
 // postLoyaltyGrant pre-grants rights to a store (POST /v1/loyalty/grants):
-// 200 with the grant, or 409 naming points if central holds too few.
+// 200 with the grant (the first one again for its id asked again alike),
+// 409 naming points if central holds too few, 409 naming id if the id
+// granted something else (invariant 4).
 func (n *Node) postLoyaltyGrant(w http.ResponseWriter, r *http.Request) error {
 	body, err := n.readBody(w, r)
 	if err != nil {
@@ -389,7 +440,7 @@ func (n *Node) postLoyaltyGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := storeline.CheckID("id", in.ID); err != nil {
 		return err
 	}
-	ans, err := n.MoveRights(r.Context(), in.Store, in.Programme, in.Customer, in.Points, "grant/"+in.ID, "loyalty pre-grant")
+	ans, err := n.MoveRights(r.Context(), in.Store, in.Programme, in.Customer, in.Points, grantKey+in.ID, "loyalty pre-grant")
 	if err != nil {
 		return err
 	}

@@ -498,8 +498,23 @@ func applyLoyaltyPrune(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	for _, k := range dead {
-		if err := tx.SetMeta(rpRights+k[len(rpRightsAge)+8:], nil); err != nil {
+		answer := k[len(rpRightsAge)+8:] // store \0 key
+		if err := tx.SetMeta(rpRights+answer, nil); err != nil {
 			return nil, err
+		}
+		if store, key, _ := strings.Cut(answer, "\x00"); strings.HasPrefix(key, grantKey) {
+			// What the grant granted goes with its answer (loyalty.go,
+			// invariant 4), if it is this answer's grant.
+			g := rpGrant + key[len(grantKey):]
+			rec, ok, err := getMetaRecord[grantRecord](tx.ReplicaTxn, g, "grant "+key[len(grantKey):])
+			if err != nil {
+				return nil, err
+			}
+			if ok && string(rec.Store) == store {
+				if err := tx.SetMeta(g, nil); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if err := tx.SetMeta(k, nil); err != nil {
 			return nil, err

@@ -26,19 +26,36 @@ package central
 //     older build apply those entries too and write no rows, so no replica
 //     does): a statement counts it in its opening balance and shows it,
 //     and its closing balance always equals the payable balance as of
-//     its end. State is not backfilled: rows of older documents would be
-//     one scan of every document in one entry, unbounded.
+//     its end. When the cluster's level is raised to 2 the index is
+//     backfilled (invariant 4), so unindexed then drops to zero.
 //  3. A row's date is a document's business date in its store's time
 //     zone when it was posted or cancelled (as the excise journal dates
 //     them), a payment's paid_on, any other transfer's event date. Rows
 //     are keyed by supplier, currency, date, then id, so a statement reads
 //     from its first date on: its opening balance is the balance now less
 //     every row dated from then on.
+//  4. The entry that raises the cluster's level to 2 (applyClusterLevel)
+//     starts the backfill: every central-authored event up to the last
+//     one applied before it (rpHQSeq) is indexed as indexPayables would
+//     have indexed it when it was applied, a document's row dated by the
+//     event's time (the time of the entry that posted it). Events after
+//     the raise were indexed as they were applied, so none is indexed
+//     twice. The backfill is state (stBackfill: next and last event),
+//     read at most payablesBackfillChunk events an entry: the raise
+//     entry reads the first chunk, and the leader proposes
+//     OpPayablesBackfill for each next one (raiseLevel), so no entry
+//     writes an unbounded number of rows, every replica indexes the same
+//     events at the same index, and a snapshot carries where it stands.
+//     Each row also adds to the indexed total, so a statement read while
+//     it runs is exact and shows what is left as unindexed.
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -56,9 +73,10 @@ const OpSupplierPayment = "settlement.payment"
 
 // Keys of the settlement state, all metadata of the replica.
 const (
-	stPay   = "st/pay/" // payment id → msgpack supplierPayment
-	stRow   = "st/row/" // supplier \0 currency \0 date \0 id \0 seq8 → msgpack settleRow
-	stTotal = "st/tot/" // supplier \0 currency → the sum of its rows' Owed (decimal string)
+	stPay      = "st/pay/"     // payment id → msgpack supplierPayment
+	stRow      = "st/row/"     // supplier \0 currency \0 date \0 id \0 seq8 → msgpack settleRow
+	stTotal    = "st/tot/"     // supplier \0 currency → the sum of its rows' Owed (decimal string)
+	stBackfill = "st/backfill" // → msgpack payablesBackfill while the index is being backfilled (invariant 4)
 )
 
 // paymentReason is the Transfer reason of a payment's event.
@@ -347,11 +365,24 @@ func totalKey(s storeline.SupplierID, c storeline.Currency) string {
 // It writes nothing while the cluster runs an FSM level below the one
 // that introduced settlements (levels.go): the entry is then also applied
 // by nodes of a version without this index, and every replica must leave
-// the same state. What moves before the level is raised is unindexed.
+// the same state. What moves before the level is raised is indexed by
+// the backfill the raise starts (invariant 4).
 //
 // Only ISO-shaped currencies are indexed: the currency is a key segment
 // between \0 separators, and the statement reads ISO codes only.
 func indexPayables(tx *Tx, ev *storeline.Event) error {
+	moved := payableMoves(ev)
+	if len(moved) == 0 {
+		return nil
+	}
+	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < opLevel(OpSupplierPayment) {
+		return err
+	}
+	return writePayableRows(tx, ev, moved, tx.At)
+}
+
+// payableMoves returns the postings of ev that a statement indexes.
+func payableMoves(ev *storeline.Event) []storeline.Posting {
 	var moved []storeline.Posting
 	for _, p := range ev.Postings {
 		s, ok := strings.CutPrefix(p.Account, "payable/")
@@ -360,12 +391,12 @@ func indexPayables(tx *Tx, ev *storeline.Event) error {
 			moved = append(moved, p)
 		}
 	}
-	if len(moved) == 0 {
-		return nil
-	}
-	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < opLevel(OpSupplierPayment) {
-		return err
-	}
+	return moved
+}
+
+// writePayableRows writes the statement rows of ev's moves, at applied
+// (the time of the entry that applied ev) for a document's row date.
+func writePayableRows(tx *Tx, ev *storeline.Event, moved []storeline.Posting, applied time.Time) error {
 	row := settleRow{Type: rowTransfer, ID: ev.ID.String(), Date: ev.BusinessDate, Event: ev.ID, Seq: ev.Seq}
 	tr, _ := ev.Body.(*storeline.Transfer)
 	if tr == nil {
@@ -401,7 +432,7 @@ func indexPayables(tx *Tx, ev *storeline.Event) error {
 			if err != nil {
 				return fmt.Errorf("document %s: store %s: %w", d.ID, d.Store, err)
 			}
-			row.Date = storeline.DateOf(tx.At, loc)
+			row.Date = storeline.DateOf(applied, loc)
 		} else if b.err != nil {
 			return b.err
 		}
@@ -436,6 +467,118 @@ func indexPayables(tx *Tx, ev *storeline.Event) error {
 			return err
 		}
 		if err := tx.SetMeta(totalKey(s, c), []byte(tot.Add(r.Owed).String())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpPayablesBackfill indexes the next chunk of the events moved before
+// the index existed (invariant 4).
+const OpPayablesBackfill = "settlement.backfill"
+
+// payablesBackfillChunk is how many central-authored events one entry
+// of the backfill reads. Every replica must read the same: only tests
+// change it, before they open nodes.
+var payablesBackfillChunk atomic.Int64
+
+func init() { payablesBackfillChunk.Store(2000) }
+
+// payablesBackfill is the backfill's state: the next central event
+// (epoch 1) to index and the last one to.
+type payablesBackfill struct {
+	Next uint64 `msgpack:"n"`
+	Last uint64 `msgpack:"l"`
+}
+
+// backfillPayload asks for the chunk starting at Next: an entry that
+// finds the backfill elsewhere (proposed twice) does nothing.
+type backfillPayload struct {
+	Next uint64 `msgpack:"n"`
+}
+
+// startPayablesBackfill starts the backfill in the entry that raises the
+// cluster's level to 2, and reads its first chunk.
+func startPayablesBackfill(tx *Tx) error {
+	v, err := tx.Meta(rpHQSeq)
+	if err != nil || len(v) != 8 {
+		return err // no central-authored event yet: nothing to index
+	}
+	return backfillChunk(tx, &payablesBackfill{Next: 1, Last: ledger.U64(v)})
+}
+
+// backfillChunk indexes the events of one chunk and stores where the
+// backfill stands (nothing once it is done).
+func backfillChunk(tx *Tx, st *payablesBackfill) error {
+	last := min(st.Last, st.Next+uint64(max(payablesBackfillChunk.Load(), 1))-1)
+	for seq := st.Next; seq <= last; seq++ {
+		v, err := tx.Meta(eventKey(storeline.Central, 1, seq))
+		if err != nil {
+			return err
+		}
+		if v == nil || !bytes.Contains(v, []byte("payable/")) {
+			continue // cheap filter: no payable account
+		}
+		ev, err := decodeEvent(v)
+		if err != nil {
+			return fmt.Errorf("backfill of event %d: %w", seq, err)
+		}
+		if moved := payableMoves(&ev); len(moved) > 0 {
+			if err := writePayableRows(tx, &ev, moved, ev.OccurredAt); err != nil {
+				return err
+			}
+		}
+	}
+	st.Next = last + 1
+	if st.Next > st.Last {
+		return tx.SetMeta(stBackfill, nil)
+	}
+	return putMetaRecord(tx.ReplicaTxn, stBackfill, "payables backfill", st)
+}
+
+func applyPayablesBackfill(tx *Tx, payload []byte) ([]byte, error) {
+	var p backfillPayload
+	if err := msgpack.Unmarshal(payload, &p); err != nil {
+		return nil, storeline.Invalidf("", "undecodable backfill: %v", err)
+	}
+	st, ok, err := getMetaRecord[payablesBackfill](tx.ReplicaTxn, stBackfill, "payables backfill")
+	if err != nil || !ok || st.Next != p.Next {
+		return nil, err // done, or this chunk was read by an earlier entry
+	}
+	return nil, backfillChunk(tx, st)
+}
+
+// backfillChunksPerCall bounds the backfill entries one call of
+// backfillPayables proposes, so the leader's reconcile tick that runs it
+// goes on with its other work; the next tick proposes the next ones.
+const backfillChunksPerCall = 8
+
+// backfillPayables proposes the backfill's next chunks while one is
+// left (the leader, after a level raise; invariant 4).
+func (n *Node) backfillPayables(ctx context.Context) error {
+	for range backfillChunksPerCall {
+		v, err := n.rep.Meta(stBackfill)
+		if err != nil || v == nil {
+			return err
+		}
+		var st payablesBackfill
+		if err := msgpack.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("payables backfill: %w", err)
+		}
+		b, err := msgpack.Marshal(&backfillPayload{Next: st.Next})
+		if err != nil {
+			return err
+		}
+		res, err := n.Submit(ctx, OpPayablesBackfill, "", b)
+		if err != nil {
+			return err
+		}
+		if err := res.Err(); err != nil {
+			return err
+		}
+		// Read the state the entry left (it may have been applied at the
+		// leader only when this node forwarded it).
+		if err := n.waitApplied(ctx, res.Index, "central.backfillPayables"); err != nil {
 			return err
 		}
 	}
