@@ -94,71 +94,190 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 	if len(in.Lines) > maxLines {
 		return storeline.Invalidf("lines", "at most %d lines", maxLines)
 	}
-	st, loc, err := s.store()
-	if err != nil {
-		return err
-	}
-	// A retry is compared by what the till sent (doc.go): what the draft
-	// took from master data (currency, a line's unit and VAT rate, the
-	// store's departments) is the stored draft's, whatever changed since.
-	prior, err := s.prior(in.ID, storeline.KindDocumentDraft)
-	if err != nil {
-		return err
-	}
-	var was *storeline.DocumentDraft
-	if prior != nil {
-		was = prior.Body.(*storeline.DocumentDraft)
-		st.Currency = was.Currency
-	}
-	d := &storeline.DocumentDraft{
-		Type: in.Type, Number: in.Number, Terminal: in.Terminal, Seller: in.Seller, Currency: st.Currency,
-		Supplier: in.Supplier, ToStore: in.ToStore, FromDept: in.FromDept, ToDept: in.ToDept,
-		Reason: in.Reason, Note: in.Note,
-	}
-	if in.Position != nil {
-		d.Position = &storeline.JournalPosition{Epoch: in.Position.Epoch, Seq: in.Position.Seq, PullCursor: in.Position.PullCursor}
-	}
-	for _, f := range []struct {
-		name string
-		dept storeline.DeptID
-	}{{"from_dept", in.FromDept}, {"to_dept", in.ToDept}} {
-		if f.dept != "" && was == nil && !st.HasDept(f.dept) {
-			return storeline.Invalidf(f.name, "this store has no department %q", f.dept)
-		}
-	}
 	for i, l := range in.Lines {
 		f := fmt.Sprintf("lines[%d]", i)
-		it, err := s.itemBySKU(f+".sku", l.SKU)
-		if err != nil {
-			return bodyRef(err)
-		}
 		if err := maxLen(f+".batch", l.Batch, 64); err != nil {
 			return err
 		}
 		if err := maxLen(f+".certificate", l.Certificate, 128); err != nil {
 			return err
 		}
-		unit, rate := it.Unit, it.VATRate
-		if was != nil && i < len(was.Lines) && was.Lines[i].Item == it.ID {
-			unit, rate = was.Lines[i].Unit, was.Lines[i].VATRate
+	}
+	// A retry is answered from the stored draft, compared by what the till
+	// sent (documentRetry), before anything is read of the catalogue or the
+	// store: an item deleted since or a department the store no longer has
+	// does not turn it into a refusal.
+	prior, err := s.prior(in.ID, storeline.KindDocumentDraft)
+	if err != nil {
+		return err
+	}
+	if prior != nil {
+		return s.documentRetry(w, &in, prior)
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	d := draftOf(&in, st.Currency)
+	for _, f := range []struct {
+		name string
+		dept storeline.DeptID
+	}{{"from_dept", in.FromDept}, {"to_dept", in.ToDept}} {
+		if f.dept != "" && !st.HasDept(f.dept) {
+			return storeline.Invalidf(f.name, "this store has no department %q", f.dept)
 		}
-		d.Lines = append(d.Lines, storeline.DocLine{
-			Item: it.ID, Unit: unit, Qty: l.Qty.Decimal, Packs: l.Packs.Decimal, PackFactor: l.PackFactor.Decimal,
-			PurchasePrice: l.PurchasePrice.Decimal, VATRate: rate, Batch: l.Batch,
-			Expiry: storeline.Date(l.Expiry), Certificate: l.Certificate,
-		})
+	}
+	for i, l := range in.Lines {
+		it, err := s.itemBySKU(fmt.Sprintf("lines[%d].sku", i), l.SKU)
+		if err != nil {
+			return bodyRef(err)
+		}
+		d.Lines = append(d.Lines, docLineOf(l, it.ID, it.Unit, it.VATRate))
 	}
 	if err := d.Validate(); err != nil {
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), d)
+	if errors.Is(err, storeline.Conflict) {
+		// A retry racing its first try, which landed since the check
+		// above: what the till sent decides, as for any retry.
+		if prior, perr := s.prior(in.ID, storeline.KindDocumentDraft); perr == nil && prior != nil {
+			return s.documentRetry(w, &in, prior)
+		}
+	}
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
 	if err != nil {
 		return err
 	}
-	b := ev.Body.(*storeline.DocumentDraft)
+	writeJSON(w, created(ok), documentOf(ev, ev.Body.(*storeline.DocumentDraft)))
+	return nil
+}
+
+// draftOf is the draft in names, in currency cur, without its lines.
+func draftOf(in *documentIn, cur storeline.Currency) *storeline.DocumentDraft {
+	d := &storeline.DocumentDraft{
+		Type: in.Type, Number: in.Number, Terminal: in.Terminal, Seller: in.Seller, Currency: cur,
+		Supplier: in.Supplier, ToStore: in.ToStore, FromDept: in.FromDept, ToDept: in.ToDept,
+		Reason: in.Reason, Note: in.Note,
+	}
+	if in.Position != nil {
+		d.Position = &storeline.JournalPosition{Epoch: in.Position.Epoch, Seq: in.Position.Seq, PullCursor: in.Position.PullCursor}
+	}
+	return d
+}
+
+// docLineOf is the till's draft line l of item id, with the unit and VAT
+// rate it is drafted in.
+func docLineOf(l docLineIn, id storeline.ItemID, unit storeline.Unit, rate decimal.Decimal) storeline.DocLine {
+	return storeline.DocLine{
+		Item: id, Unit: unit, Qty: l.Qty.Decimal, Packs: l.Packs.Decimal, PackFactor: l.PackFactor.Decimal,
+		PurchasePrice: l.PurchasePrice.Decimal, VATRate: rate, Batch: l.Batch,
+		Expiry: storeline.Date(l.Expiry), Certificate: l.Certificate,
+	}
+}
+
+// documentRetry answers a draft whose ID is stored as prior: the stored
+// draft if the till sent the same, else a conflict.
+func (s *Server) documentRetry(w http.ResponseWriter, in *documentIn, prior *storeline.Event) error {
+	f, err := s.documentDiff(in, prior)
+	if err != nil {
+		return err
+	}
+	if f != "" {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("document draft %s is stored with another %s", in.ID, f)}
+	}
+	writeJSON(w, http.StatusOK, documentOf(*prior, prior.Body.(*storeline.DocumentDraft)))
+	return nil
+}
+
+// documentDiff names the first field the till sent in which in differs
+// from the draft stored as ev, or "". What the draft took from master data
+// (its currency, a line's unit and VAT rate) is the stored draft's, and
+// the store's departments are not checked again. A stored line keeps its
+// item, not the SKU the till sent: as lineDiff has it, the catalogue can
+// show a difference but never demand one, so a SKU is the stored line's
+// item unless it names another item now. The rest of a line is checked
+// and normalised as on the first try (DocumentDraft.Validate), then
+// compared as stored.
+func (s *Server) documentDiff(in *documentIn, ev *storeline.Event) (string, error) {
+	p := ev.Body.(*storeline.DocumentDraft)
+	pos := func(j *storeline.JournalPosition) positionJSON {
+		if j == nil {
+			return positionJSON{}
+		}
+		return positionJSON{Epoch: j.Epoch, Seq: j.Seq, PullCursor: j.PullCursor}
+	}
+	switch {
+	case in.Type != p.Type:
+		return "type", nil
+	case in.Number != p.Number:
+		return "number", nil
+	case in.Terminal != p.Terminal:
+		return "terminal", nil
+	case in.Seller != p.Seller:
+		return "seller", nil
+	case !in.OccurredAt.Equal(ev.OccurredAt):
+		return "occurred_at", nil
+	case in.Supplier != p.Supplier:
+		return "supplier", nil
+	case in.ToStore != p.ToStore:
+		return "to_store", nil
+	case in.FromDept != p.FromDept:
+		return "from_dept", nil
+	case in.ToDept != p.ToDept:
+		return "to_dept", nil
+	case in.Reason != p.Reason:
+		return "reason", nil
+	case (in.Position == nil) != (p.Position == nil) || in.Position != nil && *in.Position != pos(p.Position):
+		return "position", nil
+	case in.Note != p.Note:
+		return "note", nil
+	case len(in.Lines) != len(p.Lines):
+		return "lines", nil
+	}
+	d := draftOf(in, p.Currency)
+	for i, l := range in.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		was := p.Lines[i]
+		it, err := s.itemBySKU(f+".sku", l.SKU)
+		switch {
+		case err == nil && it.ID != was.Item:
+			return f + ".sku", nil
+		case err != nil && !errors.Is(err, storeline.NotFound):
+			return "", err
+		}
+		d.Lines = append(d.Lines, docLineOf(l, was.Item, was.Unit, was.VATRate))
+	}
+	if err := d.Validate(); err != nil {
+		return "", err
+	}
+	for i, l := range d.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		was := p.Lines[i]
+		switch {
+		case !l.Qty.Equal(was.Qty):
+			return f + ".qty", nil
+		case !l.Packs.Equal(was.Packs):
+			return f + ".packs", nil
+		case !l.PackFactor.Equal(was.PackFactor):
+			return f + ".pack_factor", nil
+		case !l.PurchasePrice.Equal(was.PurchasePrice):
+			return f + ".purchase_price", nil
+		case l.Batch != was.Batch:
+			return f + ".batch", nil
+		case l.Expiry != was.Expiry:
+			return f + ".expiry", nil
+		case l.Certificate != was.Certificate:
+			return f + ".certificate", nil
+		}
+	}
+	return "", nil
+}
+
+func documentOf(ev storeline.Event, b *storeline.DocumentDraft) documentOut {
 	out := documentOut{
 		eventHead: headOf(ev), Type: b.Type, Number: b.Number, Terminal: b.Terminal, Seller: b.Seller,
 		Currency: b.Currency, Supplier: b.Supplier, ToStore: b.ToStore, FromDept: b.FromDept, ToDept: b.ToDept,
@@ -174,8 +293,7 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 		}
 		out.Lines = append(out.Lines, lo)
 	}
-	writeJSON(w, created(ok), out)
-	return nil
+	return out
 }
 
 type customerJSON struct {
@@ -325,25 +443,25 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 			return err
 		}
 	}
-	st, loc, err := s.store()
-	if err != nil {
-		return err
-	}
 	// Basket lines are resolved like sale lines; a basket carries no price.
 	ls := make([]lineIn, len(in.Lines))
 	for i, l := range in.Lines {
 		ls[i] = lineIn{SKU: l.SKU, Barcode: l.Barcode, Qty: l.Qty}
 	}
+	// A retry is answered from the stored basket, compared by what the
+	// till sent (basketDiff), before anything is read of the catalogue.
 	prior, err := s.prior(in.ID, storeline.KindBasket)
 	if err != nil {
 		return err
 	}
-	var lines []storeline.BasketLine
 	if prior != nil {
-		lines, err = s.basketRetryLines(ls, prior.Body.(*storeline.Basket))
-	} else {
-		lines, err = s.resolveBasketLines(st, ls)
+		return s.basketRetry(w, &in, ls, prior)
 	}
+	st, loc, err := s.store()
+	if err != nil {
+		return err
+	}
+	lines, err := s.resolveBasketLines(st, ls)
 	if err != nil {
 		return err
 	}
@@ -352,6 +470,13 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), b)
+	if errors.Is(err, storeline.Conflict) {
+		// A retry racing its first try, which landed since the check
+		// above: what the till sent decides, as for any retry.
+		if prior, perr := s.prior(in.ID, storeline.KindBasket); perr == nil && prior != nil {
+			return s.basketRetry(w, &in, ls, prior)
+		}
+	}
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
@@ -376,28 +501,61 @@ func (s *Server) resolveBasketLines(st *storeline.Store, in []lineIn) ([]storeli
 	return out, nil
 }
 
-// basketRetryLines resolves a retried basket's lines by what the till
-// sent, the item and its quantity, as a receipt's retry is compared
-// (receiptDiff): the unit is the stored line's, and the item's department
-// is not checked again, so master data changed since the basket was
-// stored does not turn its retry into a refusal or a conflict.
-func (s *Server) basketRetryLines(in []lineIn, was *storeline.Basket) ([]storeline.BasketLine, error) {
-	if len(in) > maxLines {
-		return nil, storeline.Invalidf("lines", "at most %d lines", maxLines)
+// basketRetry answers a basket whose ID is stored as prior (ls its lines
+// as sale lines): the stored basket if the till sent the same, else a
+// conflict.
+func (s *Server) basketRetry(w http.ResponseWriter, in *basketIn, ls []lineIn, prior *storeline.Event) error {
+	f, err := s.basketDiff(in, ls, prior)
+	if err != nil {
+		return err
 	}
-	out := make([]storeline.BasketLine, len(in))
-	for i, l := range in {
-		r, err := s.resolveItem(fmt.Sprintf("lines[%d]", i), l)
-		if err != nil {
-			return nil, err
-		}
-		unit := r.item.Unit
-		if i < len(was.Lines) && was.Lines[i].Item == r.item.ID {
-			unit = was.Lines[i].Unit
-		}
-		out[i] = storeline.BasketLine{Item: r.item.ID, Unit: unit, Qty: r.qty}
+	if f != "" {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("basket %s is stored with another %s", in.ID, f)}
 	}
-	return out, nil
+	writeJSON(w, http.StatusOK, basketOf(*prior, prior.Body.(*storeline.Basket)))
+	return nil
+}
+
+// basketDiff names the first field the till sent in which in (ls its
+// lines as sale lines) differs from the basket stored as ev, or "". The
+// lines are compared as a receipt's (linesDiff): a SKU is the stored
+// line's item unless it names another item now, a quantity is compared in
+// the stored line's unit. A basket line keeps neither the barcode nor the
+// serial the till scanned, so they are taken to be the stored line's: a
+// barcode that has moved to another item since, or that no item carries
+// any more, is not a difference, and a barcode line is told from the
+// stored one by its quantity alone.
+func (s *Server) basketDiff(in *basketIn, ls []lineIn, ev *storeline.Event) (string, error) {
+	p := ev.Body.(*storeline.Basket)
+	switch {
+	case in.Terminal != p.Terminal:
+		return "terminal", nil
+	case in.Seller != p.Seller:
+		return "seller", nil
+	case !in.OccurredAt.Equal(ev.OccurredAt):
+		return "occurred_at", nil
+	case in.Customer != p.Customer:
+		return "customer", nil
+	case in.Card != p.Card:
+		return "card", nil
+	case in.Note != p.Note:
+		return "note", nil
+	}
+	if len(ls) > maxLines {
+		return "", storeline.Invalidf("lines", "at most %d lines", maxLines)
+	}
+	was := make([]storeline.Line, len(p.Lines))
+	for i, l := range p.Lines {
+		was[i] = storeline.Line{Item: l.Item, Unit: l.Unit, Qty: l.Qty}
+		if i < len(ls) && ls[i].Barcode != "" {
+			was[i].Barcode = ls[i].Barcode
+			if sc, err := s.cfg.WeighedLayout.ParseScan(ls[i].Barcode); err == nil && sc.Kind == storeline.ScanMarked {
+				was[i].Serial = sc.Serial
+			}
+		}
+	}
+	return s.linesDiff(ls, was)
 }
 
 // sameOccurredAt refuses a retry (an append that found its ID stored,
