@@ -36,9 +36,12 @@
 //     seller's current record whenever they are used, not from login.
 //   - A fact is appended under the till's ID: the same ID and body again
 //     answers 200 with the stored event, another body 409 naming id. A
-//     receipt's retry is compared by what the till sent, so master data
-//     changed since (a card's customer, an item's VAT rate) does not make
-//     it a conflict. A receipt's price or line discount that differs
+//     retry of a receipt, return, basket or document is looked up by ID
+//     before the catalogue is read and compared by what the till sent, so
+//     master data changed since (a card's customer, an item's VAT rate, an
+//     item deleted, a barcode moved) does not make it a conflict or a 422;
+//     the catalogue may show a difference (a SKU naming another item now)
+//     but never demands one. A receipt's price or line discount that differs
 //     from the node's (package pricing over the ledger's master data, at
 //     occurred_at, for the card's customer group: the same engine as
 //     POST /v1/baskets/price, which prices a basket and records nothing)
@@ -59,6 +62,8 @@
 //     naming the field; error kinds map to statuses in one table
 //     (problem.go). Internal errors are logged and sent without detail.
 //   - Bodies are bounded (MaxBodyBytes, MaxJSONDepth), decoded strictly
-//     (unknown fields and trailing data refused), and decimals travel as
+//     (unknown fields, a field named twice in one object or in another
+//     case than the spec's, and trailing data refused: jsonkeys.go), and
+//     decimals travel as
 //     strings with at most 32 characters and no exponent.
 package posbridge

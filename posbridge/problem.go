@@ -116,7 +116,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads one JSON object from r's body into v, strictly: the body is
 // at most MaxBodyBytes (413), nests at most MaxJSONDepth deep, has no
-// unknown fields and nothing after the object (400).
+// unknown fields, no field twice in an object, no field named in another
+// case than the spec's (checkShape) and nothing after the object (400).
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errMalformed("", "Content-Type %q: want application/json", ct)
@@ -134,7 +135,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 // decodeJSON is decode's pure part, also the fuzz target's.
 func decodeJSON(body []byte, maxDepth int, v any) error {
-	if err := checkDepth(body, maxDepth); err != nil {
+	if err := checkShape(body, maxDepth, reflect.TypeOf(v)); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -193,33 +194,4 @@ func jsonError(err error, body []byte, t reflect.Type) error {
 		return errMalformed(f, "%s: %s", f, strings.TrimPrefix(msg, "json: "))
 	}
 	return errMalformed("", "malformed JSON: %s", strings.TrimPrefix(msg, "json: "))
-}
-
-// checkDepth refuses JSON nested deeper than max, before the decoder
-// recurses into it.
-func checkDepth(b []byte, max int) error {
-	depth, inStr, esc := 0, false, false
-	for _, c := range b {
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > max {
-				return errMalformed("", "JSON nested deeper than %d", max)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
 }
