@@ -149,7 +149,27 @@ func (n *Node) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) 
 		}
 		return nil, errMalformed("", "reading the body: %v", err)
 	}
+	if err := checkShape(b, nil); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// maxJSONDepth bounds the nesting of a request body, far above what the
+// API's bodies nest (an import's items' barcodes: four).
+const maxJSONDepth = 32
+
+// checkShape is storeline.CheckJSONShape as a 400 naming the key: no field
+// twice in one object (the decoders kept the last), and for a body read
+// into t (not nil) no field named in another case than the spec's.
+func checkShape(body []byte, t reflect.Type) error {
+	var se *storeline.JSONShapeError
+	if err := storeline.CheckJSONShape(body, maxJSONDepth, t); errors.As(err, &se) {
+		return errMalformed(se.Field, "%s", se.Reason)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // idempotencyKey is the request's Idempotency-Key, or a fresh one.

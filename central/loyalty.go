@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -488,9 +489,13 @@ func (n *Node) LoyaltyDebt() (int64, error) {
 	return sum, err
 }
 
-// strictJSON decodes one JSON object, refusing unknown fields (400 naming
-// the field where the decoder says which).
+// strictJSON decodes one JSON object, refusing unknown fields and names
+// in another case than v's (400 naming the field where the decoder says
+// which).
 func strictJSON(body []byte, v any) error {
+	if err := checkShape(body, reflect.TypeOf(v)); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {

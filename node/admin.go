@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -360,18 +361,39 @@ func (n *Node) journal(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
+// maxAdminJSONDepth bounds the nesting of an admin request body, far above
+// what master records nest.
+const maxAdminJSONDepth = 32
+
 // decode reads a JSON body of at most limit bytes into v, answering the
 // error itself when it fails.
 func (n *Node) decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, storeline.Errorf(storeline.TooLarge, "admin", "body over %d bytes", limit), n)
 		} else {
-			writeError(w, storeline.Invalidf("body", "%v", err), n)
+			writeError(w, storeline.Invalidf("body", "reading the body: %v", err), n)
 		}
+		return false
+	}
+	// No field twice in one object: the decoder would keep the last. Names
+	// are not checked for case: master records travel in their Go field
+	// names, which the decoder matches case-insensitively.
+	var se *storeline.JSONShapeError
+	if err := storeline.CheckJSONShape(body, maxAdminJSONDepth, nil); errors.As(err, &se) {
+		field := "body"
+		if se.Field != "" {
+			field = se.Field
+		}
+		writeError(w, storeline.Invalidf(field, "%s", se.Reason), n)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, storeline.Invalidf("body", "%v", err), n)
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {

@@ -114,6 +114,13 @@ func TestAdminErrorsAreProblems(t *testing.T) {
 	}
 	code, ctype, body = rawCall(t, "POST", n.AdminURL()+"/admin/v1/master", adminToken, "", []byte(`{"records":[]} trailing`))
 	wantProblem(t, "trailing data", code, ctype, body, http.StatusBadRequest, "body")
+	// A field named twice: the decoder kept the last, so a record could
+	// say one thing to a reader and another to the node.
+	code, ctype, body = rawCall(t, "POST", n.AdminURL()+"/admin/v1/sellers", adminToken, "", []byte(`{"id":"s2","name":"S","role":"cashier","role":"manager","pin":"1234"}`))
+	wantProblem(t, "field twice", code, ctype, body, http.StatusBadRequest, "role")
+	code, ctype, body = rawCall(t, "POST", n.AdminURL()+"/admin/v1/master", adminToken, "",
+		[]byte(`{"records":[{"kind":"group","record":{"ID":"g1","Name":"G","Name":"H"}}]}`))
+	wantProblem(t, "record field twice", code, ctype, body, http.StatusBadRequest, "Name")
 }
 
 // TestBackupUnavailable: a backup that cannot start (the ledger is closed)

@@ -1,171 +1,19 @@
 package posbridge
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"reflect"
-	"strings"
-	"sync"
+
+	"github.com/storeline/storeline"
 )
 
-// checkShape refuses, before the decoder reads body into a value of type
-// t, what encoding/json would take without a word: JSON nested deeper than
-// max (before the decoder recurses into it), an object naming a field
-// twice (the decoder keeps the last, so a till's "price" could be
-// overridden further down), and a field named in another case than the
-// spec's ("Qty" for "qty": the decoder matches names case-insensitively).
-// Unknown names are left to the decoder's DisallowUnknownFields, which
-// names their path.
+// checkShape is storeline.CheckJSONShape as a 400 naming the key.
 func checkShape(body []byte, max int, t reflect.Type) error {
-	names := jsonNamesOf(t)
-	type frame struct {
-		obj       bool // an object, not an array
-		expectKey bool // the next string is a key
-		keys      int  // where this object's keys start in spans
-	}
-	var stackBuf [16]frame
-	var spanBuf [64][2]int
-	stack := stackBuf[:0]
-	spans := spanBuf[:0] // the keys of the open objects, innermost last
-	inStr, esc := false, false
-	keyStart := -1
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-				if keyStart >= 0 {
-					if err := checkKey(body, keyStart, i, spans[stack[len(stack)-1].keys:], names); err != nil {
-						return err
-					}
-					spans = append(spans, [2]int{keyStart, i})
-					keyStart = -1
-				}
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr = true
-			if n := len(stack); n > 0 && stack[n-1].expectKey {
-				keyStart = i + 1
-				stack[n-1].expectKey = false
-			}
-		case '{', '[':
-			if len(stack) >= max {
-				return errMalformed("", "JSON nested deeper than %d", max)
-			}
-			stack = append(stack, frame{obj: c == '{', expectKey: c == '{', keys: len(spans)})
-		case '}', ']':
-			if n := len(stack); n > 0 {
-				spans = spans[:stack[n-1].keys]
-				stack = stack[:n-1]
-			}
-		case ',':
-			if n := len(stack); n > 0 && stack[n-1].obj {
-				stack[n-1].expectKey = true
-			}
-		}
+	var se *storeline.JSONShapeError
+	if err := storeline.CheckJSONShape(body, max, t); errors.As(err, &se) {
+		return errMalformed(se.Field, "%s", se.Reason)
+	} else if err != nil {
+		return err
 	}
 	return nil
-}
-
-// checkKey refuses the key body[from:to] (still escaped) of an object that
-// has keys seen, if it repeats one of them or names a field of names in
-// another case. Keys are compared as they are written unless escaped, so
-// a plain body costs no allocation.
-func checkKey(body []byte, from, to int, seen [][2]int, names jsonNames) error {
-	raw := body[from:to]
-	escaped := bytes.IndexByte(raw, '\\') >= 0
-	for _, sp := range seen {
-		other := body[sp[0]:sp[1]]
-		if !escaped && bytes.IndexByte(other, '\\') < 0 {
-			if bytes.Equal(raw, other) {
-				return errMalformed(string(raw), "field %q given twice in one object", raw)
-			}
-			continue
-		}
-		if k, o := unescapeKey(body, from, to), unescapeKey(body, sp[0], sp[1]); k == o {
-			return errMalformed(k, "field %q given twice in one object", k)
-		}
-	}
-	if _, exact := names.exact[string(raw)]; exact && !escaped {
-		return nil
-	}
-	key := string(raw)
-	if escaped {
-		key = unescapeKey(body, from, to)
-		if _, exact := names.exact[key]; exact {
-			return nil
-		}
-	}
-	if want, ok := names.folded[strings.ToLower(key)]; ok {
-		return errMalformed(key, "unknown field %q: field names are case-sensitive, this one is %q", key, want)
-	}
-	return nil // unknown: the decoder names its path
-}
-
-// unescapeKey is the key body[from:to] as the decoder reads it (as written
-// if it does not decode: the decoder then says where the JSON breaks).
-func unescapeKey(body []byte, from, to int) string {
-	var key string
-	if err := json.Unmarshal(body[from-1:to+1], &key); err != nil {
-		return string(body[from:to])
-	}
-	return key
-}
-
-// jsonNames are the JSON field names of the structs a request type holds
-// (at any depth): exact, and by their lower case.
-type jsonNames struct {
-	exact  map[string]struct{}
-	folded map[string]string
-}
-
-var jsonNamesCache sync.Map // reflect.Type → jsonNames
-
-func jsonNamesOf(t reflect.Type) jsonNames {
-	if n, ok := jsonNamesCache.Load(t); ok {
-		return n.(jsonNames)
-	}
-	n := jsonNames{exact: map[string]struct{}{}, folded: map[string]string{}}
-	seen := map[reflect.Type]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
-			t = t.Elem()
-		}
-		if t == nil || t.Kind() != reflect.Struct || seen[t] {
-			return
-		}
-		seen[t] = true
-		if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
-			return // decoded by its own method, not by field names
-		}
-		for _, f := range reflect.VisibleFields(t) {
-			if !f.IsExported() || f.Anonymous && f.Type.Kind() == reflect.Struct {
-				continue
-			}
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			n.exact[name] = struct{}{}
-			n.folded[strings.ToLower(name)] = name
-			walk(f.Type)
-		}
-	}
-	if t != nil {
-		walk(t)
-	}
-	jsonNamesCache.Store(t, n)
-	return n
 }

@@ -1,0 +1,73 @@
+package storeline_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/storeline/storeline"
+)
+
+type shapeLine struct {
+	SKU string `json:"sku"`
+	Qty string `json:"qty"`
+}
+
+type shapeBody struct {
+	ID    string      `json:"id"`
+	Lines []shapeLine `json:"lines"`
+	Plain string      // no tag: encoding/json's name is Plain
+}
+
+type shapeWithMap struct {
+	ID    string            `json:"id"`
+	Extra map[string]string `json:"extra"`
+}
+
+func TestCheckJSONShape(t *testing.T) {
+	typ := reflect.TypeFor[shapeBody]()
+	for _, c := range []struct {
+		name, body string
+		t          reflect.Type
+		field      string // "" and ok: accepted
+		ok         bool
+	}{
+		{"plain", `{"id":"a","lines":[{"sku":"x","qty":"1"},{"sku":"y","qty":"2"}]}`, typ, "", true},
+		{"keys in string values", `{"id":"{\"id\":1,\"id\":2}","lines":[{"sku":"a,\"sku\":[","qty":"1"}]}`, typ, "", true},
+		{"same key in siblings", `{"lines":[{"sku":"x"},{"sku":"y"}],"id":"z"}`, typ, "", true},
+		{"untagged field by its Go name", `{"Plain":"p"}`, typ, "", true},
+		{"unknown left to the decoder", `{"nope":1,"NOPE2":2}`, typ, "", true},
+		{"repeated", `{"id":"a","id":"b"}`, typ, "id", false},
+		{"repeated nested", `{"lines":[{"sku":"x","qty":"1","qty":"2"}]}`, typ, "qty", false},
+		{"repeated after a nested object", `{"id":"a","lines":[{"id":"x"}],"id":"b"}`, typ, "id", false},
+		{"repeated escaped", `{"id":"a","\u0069d":"b"}`, typ, "id", false},
+		{"case", `{"ID":"a"}`, typ, "ID", false},
+		{"case nested", `{"lines":[{"Sku":"x"}]}`, typ, "Sku", false},
+		{"case escaped", `{"i\u0044":"a"}`, typ, "iD", false},
+		{"case of an untagged field", `{"plain":"p"}`, typ, "plain", false},
+		{"maps: repeats only", `{"a":1,"A":2}`, nil, "", true},
+		{"a map's keys are data", `{"id":"a","extra":{"ID":"x","Id":"y"}}`, reflect.TypeFor[shapeWithMap](), "", true},
+		{"a map's repeated key", `{"id":"a","extra":{"k":"x","k":"y"}}`, reflect.TypeFor[shapeWithMap](), "k", false},
+		{"maps: repeated", `{"a":1,"b":{"c":1},"a":2}`, nil, "a", false},
+		{"too deep", strings.Repeat("[", 5) + strings.Repeat("]", 5), nil, "", false},
+		{"deep enough", strings.Repeat("[", 4) + strings.Repeat("]", 4), nil, "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := storeline.CheckJSONShape([]byte(c.body), 4, c.t)
+			if c.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var se *storeline.JSONShapeError
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v, want a JSONShapeError", err)
+			}
+			if se.Field != c.field {
+				t.Fatalf("field %q, want %q (%v)", se.Field, c.field, err)
+			}
+		})
+	}
+}
