@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
@@ -43,6 +44,9 @@ type Chain struct {
 	// planted).
 	last    *facts
 	lastSum tillsim.Summary
+	// received is, per shop, the units of each item the opening
+	// invoices brought (receiveGoods): the stock the tills start from.
+	received []map[storeline.ItemID]decimal.Decimal
 	// plant, set by tests only, changes what the closing check read before
 	// it compares: a fault planted in the chain's state.
 	plant *plant
@@ -130,6 +134,9 @@ func Start(ctx context.Context, cfg Config) (c *Chain, err error) {
 		return c, err
 	}
 	c.say("shops: %d up; master data pulled from central (%s)", len(c.shops), time.Since(t0).Round(time.Millisecond))
+	if err := c.receiveGoods(ctx); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

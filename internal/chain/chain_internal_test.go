@@ -81,13 +81,14 @@ func TestCompareTills(t *testing.T) {
 	tills := func() tally {
 		return tally{
 			receipts: map[storeline.EventID]bool{r1: true, r2: true}, returns: map[storeline.EventID]bool{ret: true},
-			stock: map[storeline.ItemID]decimal.Decimal{"item-1": d("-2"), "item-2": d("-0.5")}, sales: d("12.30"),
+			stock: map[storeline.ItemID]decimal.Decimal{"item-1": d("-2"), "item-2": d("-0.5")}, sales: d("12.30"), redeemed: 40,
 		}
 	}
 	shop := func() shopView {
 		return shopView{
 			receipts: map[storeline.EventID]int{r1: 1, r2: 1}, returns: map[storeline.EventID]int{ret: 1},
 			stock: map[storeline.ItemID]decimal.Decimal{"item-1": d("-2.000"), "item-2": d("-0.5"), "item-3": d("0")}, sales: d("12.3"),
+			loyalty: map[string]decimal.Decimal{"points-issued/shop-1 pts:club": d("-12"), "points-redeemed/shop-1 pts:club": d("40")},
 		}
 	}
 	for _, tc := range []struct {
@@ -106,6 +107,8 @@ func TestCompareTills(t *testing.T) {
 		{"stock off", 0, func(v *shopView) { v.stock["item-2"] = d("-0.4") }, "stock differs from what the tills sold (tills, shop) for 1 items: item-2 -0.5, -0.4"},
 		{"stock of an item the tills never sold", 0, func(v *shopView) { v.stock["item-9"] = d("1") }, "item-9 0, 1"},
 		{"sales off", 0, func(v *shopView) { v.sales = d("12.31") }, "revenue and VAT in the shop's ledger 12.31, the tills took 12.3"},
+		{"points redeemed off", 0, func(v *shopView) { v.loyalty["points-redeemed/shop-1 pts:club"] = d("39") }, "points redeemed in the shop's ledger 39, the tills were paid 40"},
+		{"points redeemed off, outcomes unknown", 1, func(v *shopView) { v.loyalty["points-redeemed/shop-1 pts:club"] = d("39") }, ""},
 	} {
 		var problems []string
 		sc := compareTills("shop-1", tills(), func() shopView { v := shop(); tc.plant(&v); return v }(), tc.unknown,
@@ -114,7 +117,7 @@ func TestCompareTills(t *testing.T) {
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want %q", tc.name, got, tc.want)
 		}
-		if tc.name == "agree" && (sc.ItemsChecked != 3 || !sc.SalesChecked || sc.Receipts != 2 || sc.Returns != 1) {
+		if tc.name == "agree" && (sc.ItemsChecked != 3 || !sc.SalesChecked || sc.Receipts != 2 || sc.Returns != 1 || !sc.Redeemed.Equal(d("40")) || !sc.Issued.Equal(d("12"))) {
 			t.Errorf("agree: %+v", sc)
 		}
 		if tc.unknown > 0 && (sc.ItemsChecked != 0 || sc.SalesChecked) {

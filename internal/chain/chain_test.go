@@ -161,10 +161,24 @@ func TestChain(t *testing.T) {
 	if r.rep.Tills.Receipts == 0 || r.rep.Tills.Unknown != 0 || r.rep.Tills.Failed != 0 {
 		t.Errorf("tills: %d receipts, %d unknown, %d failed", r.rep.Tills.Receipts, r.rep.Tills.Unknown, r.rep.Tills.Failed)
 	}
+	// The opening invoices gave the goods a cost, so stock values and
+	// costs of sales were compared as figures, not zeros; some customers
+	// paid with points.
+	redeemed := 0
 	for _, sc := range r.rep.Check.Shops {
 		if sc.ItemsChecked == 0 || !sc.SalesChecked {
 			t.Errorf("%s: stock of %d items compared, sales compared %v", sc.Store, sc.ItemsChecked, sc.SalesChecked)
 		}
+		if !sc.StockValue.IsPositive() || !sc.Cost.IsPositive() {
+			t.Errorf("%s: stock at cost %s, cost of sales %s; want both positive", sc.Store, sc.StockValue, sc.Cost)
+		}
+		redeemed += int(sc.Redeemed.IntPart())
+	}
+	if redeemed == 0 || r.rep.Tills.PointsPayments == 0 {
+		t.Errorf("no points redeemed (%d receipts paid in part with points)", r.rep.Tills.PointsPayments)
+	}
+	if !strings.Contains(r.rep.Check.Reports, "and the cost of each") {
+		t.Errorf("central reports: the margin report's cost was not compared: %s", r.rep.Check.Reports)
 	}
 	if !regexp.MustCompile(` [1-9][0-9]* money`).MatchString(r.rep.Check.Central) {
 		t.Errorf("no money balances compared with central: %s", r.rep.Check.Central)
@@ -208,6 +222,7 @@ var faultReport = map[string]string{
 	"shop-extra-receipt":         "in the journal the tills were never told of",
 	"shop-stock":                 "shop-1: stock differs from what the tills sold",
 	"shop-sales":                 "shop-1: revenue and VAT in the shop's ledger",
+	"shop-points-redeemed":       "shop-1: points redeemed in the shop's ledger",
 	"central-loses-receipt":      "(1 of the shop's missing, 0 the shop does not hold)",
 	"central-duplicates-receipt": "receipts and returns more than once",
 	"central-stock":              "stock balances of shop-2 differ",
@@ -215,12 +230,14 @@ var faultReport = map[string]string{
 	"central-points":             "loyalty balances of shop-2 differ",
 	"central-stock-value":        "stock values at cost of shop-2 differ (shop, central) for 1 accounts: stock/shop-2/",
 	"central-sold":               "units sold of shop-2 differ (shop, central) for 1 accounts: sold/shop-2/",
+	"central-cost":               "costs of sales of shop-2 differ (shop, central) for 1 accounts: cogs/shop-2/",
 	"central-points-issued":      "points issued and redeemed of shop-2 differ (shop, central) for 1 accounts: points-issued/shop-2 ",
 	"central-sales":              "sales (revenue and VAT) of shop-2 differ: the shop ",
 	"report-stock":               "central's stock report's units of shop-2 differ (shop, central) for 1 accounts: stock/shop-2/",
 	"report-stock-value":         "central's stock report's values at cost of shop-2 differ (shop, central) for 1 accounts: stock/shop-2/",
 	"report-loses-sale":          "central's margin report of shop-2 lists ",
 	"report-revenue":             "central's margin report of shop-2: revenue net of VAT ",
+	"report-cost":                "central's margin report of shop-2: cost of sales ",
 	"report-points":              "central's loyalty points of shop-2 differ (shop, central) for 1 accounts: points",
 	"report-points-issued":       "central's points issued and redeemed of shop-2 differ (shop, central) for 1 accounts: points-issued/shop-2 ",
 }

@@ -41,8 +41,14 @@ type ShopCheck struct {
 	// ledger holds as revenue and VAT; SalesChecked says it was compared.
 	Sales        decimal.Decimal
 	SalesChecked bool
-	Conservation bool
-	Loyalty      string
+	// StockValue is the shop's stock at cost, Cost the cost of its sales
+	// (net of returns, as central derived it), Redeemed the loyalty points
+	// its receipts were paid with and Issued those they earned (net of
+	// returns), all as the shop's ledger holds them.
+	StockValue, Cost decimal.Decimal
+	Redeemed, Issued decimal.Decimal
+	Conservation     bool
+	Loyalty          string
 }
 
 // OK reports whether nothing disagreed.
@@ -51,7 +57,7 @@ func (c Check) OK() bool { return len(c.Problems) == 0 && len(c.Shops) > 0 }
 // Write prints the check.
 func (c Check) Write(w io.Writer) {
 	for _, s := range c.Shops {
-		stock := fmt.Sprintf("stock of %d items as the tills sold", s.ItemsChecked)
+		stock := fmt.Sprintf("stock of %d items as received less what the tills sold", s.ItemsChecked)
 		sales := fmt.Sprintf("sales %s as the tills took", s.Sales)
 		if !s.SalesChecked {
 			stock = fmt.Sprintf("stock NOT compared with the tills (%d outcomes unknown to them; central is compared with the shop below)", s.Unknown)
@@ -59,11 +65,13 @@ func (c Check) Write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s: receipts %d at the tills, %d in the shop's journal; returns %d/%d; %s; %s; conservation %v; loyalty: %s\n",
 			s.Store, s.TillReceipts, s.Receipts, s.TillReturns, s.Returns, stock, sales, okWord(s.Conservation), s.Loyalty)
+		fmt.Fprintf(w, "  %s: stock at cost %s, cost of sales %s; points issued %s, redeemed %s\n",
+			s.Store, s.StockValue.StringFixed(2), s.Cost.StringFixed(2), s.Issued, s.Redeemed)
 	}
 	fmt.Fprintf(w, "  central: %s\n", c.Central)
 	fmt.Fprintf(w, "  central reports: %s\n", c.Reports)
 	if c.OK() {
-		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values and loyalty points between the shops and central")
+		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values, costs of sales and loyalty points between the shops and central")
 		return
 	}
 	for _, p := range c.Problems {
@@ -119,7 +127,18 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 // tills sold and the revenue and VAT are what they took.
 func compareTills(store storeline.StoreID, t tally, v shopView, unknown int, problem func(string, ...any)) ShopCheck {
 	sc := ShopCheck{Store: store, TillReceipts: len(t.receipts), TillReturns: len(t.returns), Unknown: unknown,
-		Receipts: len(v.receipts), Returns: len(v.returns)}
+		Receipts: len(v.receipts), Returns: len(v.returns), Cost: v.cost}
+	for _, a := range v.value {
+		sc.StockValue = sc.StockValue.Add(a)
+	}
+	for k, a := range v.loyalty {
+		switch {
+		case strings.HasPrefix(k, storeline.RedeemedPointsAccount(store)+" "):
+			sc.Redeemed = sc.Redeemed.Add(a)
+		case strings.HasPrefix(k, storeline.IssuedPointsAccount(store)+" "):
+			sc.Issued = sc.Issued.Sub(a) // points come from points-issued: negative
+		}
+	}
 	extra := 0
 	for _, k := range []struct {
 		what    string
@@ -154,6 +173,9 @@ func compareTills(store storeline.StoreID, t tally, v shopView, unknown int, pro
 	sc.Sales, sc.SalesChecked = v.sales, true
 	if !v.sales.Equal(t.sales) {
 		problem("%s: revenue and VAT in the shop's ledger %s, the tills took %s", store, v.sales, t.sales)
+	}
+	if !sc.Redeemed.Equal(decimal.NewFromInt(t.redeemed)) {
+		problem("%s: points redeemed in the shop's ledger %s, the tills were paid %d", store, sc.Redeemed, t.redeemed)
 	}
 	return sc
 }

@@ -3,16 +3,18 @@
 // central cluster of N nodes and M store nodes on loopback ports in one
 // directory, with timers scaled for a single machine; a generated sample
 // chain (internal/sample) loaded through the public APIs (central's
-// head-office API for master data, which the shops then pull); the till
+// head-office API for master data, which the shops then pull, and for
+// each shop's opening stock on incoming invoices, stock.go); the till
 // simulator (internal/tillsim) selling at every shop; scripted moments (the
 // central leader stopped and restarted, a shop cut off from central and
 // healed, a price changed at head office reaching the tills); a live
 // status; and a closing check that receipts and returns (each exactly
-// once), stock and sales agree between what the tills were told and the
+// once), stock (what the invoices brought less what the tills sold), sales
+// and points redeemed agree between what the tills were told and the
 // shops' ledgers, that each shop's ledger conserves every asset, and that
 // every central node holds each shop's receipts and returns (each once),
-// stock, money and loyalty balances (its customers' rights and debts
-// there) as the shop does.
+// stock (units and value at cost), cost of sales, money and loyalty
+// balances (its customers' rights and debts there) as the shop does.
 //
 // Each shop reaches each central node through its own fault proxy
 // (internal/faultproxy), so one shop can be cut off without touching the

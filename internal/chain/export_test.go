@@ -13,10 +13,10 @@ import (
 // Faults RecheckWithFault plants, each a way the chain can misbehave that
 // the closing check must report.
 var Faults = []string{
-	"shop-loses-receipt", "shop-duplicates-receipt", "shop-extra-receipt", "shop-stock", "shop-sales",
+	"shop-loses-receipt", "shop-duplicates-receipt", "shop-extra-receipt", "shop-stock", "shop-sales", "shop-points-redeemed",
 	"central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points",
-	"central-stock-value", "central-sold", "central-points-issued", "central-sales",
-	"report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-points", "report-points-issued",
+	"central-stock-value", "central-sold", "central-cost", "central-points-issued", "central-sales",
+	"report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-cost", "report-points", "report-points-issued",
 }
 
 // RecheckWithFault runs the last Run's closing check again on the running
@@ -80,8 +80,15 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 				v.sales = v.sales.Add(decimal.New(1, -2))
 			}
 		}
+	case "shop-points-redeemed":
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				k := storeline.RedeemedPointsAccount(s) + " " + string(storeline.PointsAsset(c.data.Programme.ID))
+				v.loyalty[k] = v.loyalty[k].Add(decimal.NewFromInt(1))
+			}
+		}
 	case "central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points",
-		"central-stock-value", "central-sold", "central-points-issued", "central-sales":
+		"central-stock-value", "central-sold", "central-cost", "central-points-issued", "central-sales":
 		p.central = func(node string, s storeline.StoreID, v *shopView) {
 			if node != cent || s != "shop-2" {
 				return
@@ -101,11 +108,14 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 				k := first(v.points)
 				v.points[k] = v.points[k].Add(decimal.NewFromInt(1))
 			case "central-stock-value":
-				k := first(v.units) // the demo's goods cost nothing yet: a value where there was none
+				k := first(v.units)
 				v.value[k] = v.value[k].Add(decimal.New(1, -2))
 			case "central-sold":
 				id := item(v.sold)
 				v.sold[id] = v.sold[id].Add(decimal.New(1, -3))
+			case "central-cost":
+				id := item(v.cogs)
+				v.cogs[id] = v.cogs[id].Add(decimal.New(1, -2))
 			case "central-points-issued":
 				k := first(v.loyalty)
 				v.loyalty[k] = v.loyalty[k].Sub(decimal.NewFromInt(1))
@@ -113,7 +123,7 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 				v.sales = v.sales.Add(decimal.New(1, -2))
 			}
 		}
-	case "report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-points", "report-points-issued":
+	case "report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-cost", "report-points", "report-points-issued":
 		p.report = func(s storeline.StoreID, v *reportView) {
 			if s != "shop-2" {
 				return
@@ -129,6 +139,8 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 				v.sales--
 			case "report-revenue":
 				v.revenue = v.revenue.Add(decimal.New(1, -2))
+			case "report-cost":
+				v.cost = v.cost.Sub(decimal.New(1, -2))
 			case "report-points":
 				k := first(v.points)
 				v.points[k] = v.points[k].Sub(decimal.NewFromInt(1))

@@ -60,8 +60,9 @@ func (s Status) String() string {
 // closing check compares the shops and central against.
 type tally struct {
 	receipts, returns map[storeline.EventID]bool
-	stock             map[storeline.ItemID]decimal.Decimal // expected on-hand change
+	stock             map[storeline.ItemID]decimal.Decimal // expected on hand: received, less sold, plus returned
 	sales             decimal.Decimal                      // receipts' totals less returns' refunds
+	redeemed          int64                                // loyalty points the receipts paid
 }
 
 // facts collects the tills' acknowledged facts per shop.
@@ -71,10 +72,17 @@ type facts struct {
 	last  []int // receipts at the previous status tick
 }
 
-func newFacts(n int) *facts {
+// newFacts starts n shops' tallies, each shop's stock from what it
+// received before the tills started (received[i], by item; nil: none).
+func newFacts(n int, received []map[storeline.ItemID]decimal.Decimal) *facts {
 	f := &facts{shops: make([]tally, n), last: make([]int, n)}
 	for i := range f.shops {
 		f.shops[i] = tally{receipts: map[storeline.EventID]bool{}, returns: map[storeline.EventID]bool{}, stock: map[storeline.ItemID]decimal.Decimal{}}
+		if i < len(received) {
+			for item, q := range received[i] {
+				f.shops[i].stock[item] = q
+			}
+		}
 	}
 	return f
 }
@@ -91,6 +99,7 @@ func (f *facts) observe(x tillsim.Fact) {
 		}
 		t.receipts[x.ID] = true
 		t.sales = t.sales.Add(x.Amount)
+		t.redeemed += x.Points
 	case tillsim.FactReturn:
 		if t.returns[x.ID] {
 			return
@@ -161,7 +170,7 @@ func (r Report) Write(w io.Writer) {
 // StatusEvery, waits for the shops' journals to reach central, and runs
 // the closing check. The chain keeps running afterwards, until Close.
 func (c *Chain) Run(ctx context.Context) (Report, error) {
-	f := newFacts(len(c.shops))
+	f := newFacts(len(c.shops), c.received)
 	tc := tillsim.DefaultConfig()
 	for _, s := range c.shops {
 		sellers := make([]tillsim.Seller, len(c.data.Sellers))

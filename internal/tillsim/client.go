@@ -54,14 +54,17 @@ func (r *refused) Error() string { return fmt.Sprintf("refused %d: %s", r.status
 
 // counters are the run's shared tallies that are not per shop.
 type counters struct {
-	mu         sync.Mutex
-	retries    int
-	created    int
-	replayed   int
-	unknown    int
-	failed     int
-	errors     map[string]int
-	firstError string
+	mu       sync.Mutex
+	retries  int
+	created  int
+	replayed int
+	unknown  int
+	failed   int
+	// pointsRefused counts receipts refused for their points payment
+	// (409 naming payments[i].points), each then paid otherwise.
+	pointsRefused int
+	errors        map[string]int
+	firstError    string
 }
 
 func (c *counters) add(f func(c *counters)) {

@@ -43,11 +43,15 @@ type Config struct {
 	// an item of a recent receipt (needs a manager among the sellers).
 	// CashOpRate is the chance of a cash in or cash out after a receipt.
 	// CardRate is the chance a receipt is paid by card; LoyaltyRate the
-	// chance a customer shows a loyalty card (from Shop.Cards).
+	// chance a customer shows a loyalty card (from Shop.Cards);
+	// PointsRate the chance such a customer pays part of the receipt with
+	// points when the card's lookup (GET /v1/cards) says some may be
+	// spent now (the rest is paid in cash or by card).
 	ReturnRate  float64
 	CashOpRate  float64
 	CardRate    float64
 	LoyaltyRate float64
+	PointsRate  float64
 	// MaxBasketLines bounds a basket's lines; sizes are skewed small.
 	MaxBasketLines int
 	// ZipfS is the skew of item popularity (> 1; higher is more skewed).
@@ -143,9 +147,10 @@ const (
 	maxBasketLines  = 1000 // posbridge's maxLines
 )
 
-// DefaultConfig returns a realistic mix: small skewed baskets, a fifth
-// paid by card, a return or a cash operation now and then, shifts of 200
-// receipts.
+// DefaultConfig returns a realistic mix: small skewed baskets, two in five
+// paid by card, a loyalty card on three in ten (of whose holders three in
+// ten pay part with points when they have some), a return or a cash
+// operation now and then, shifts of 200 receipts.
 func DefaultConfig() Config {
 	return Config{
 		TillsPerShop:     4,
@@ -155,6 +160,7 @@ func DefaultConfig() Config {
 		CashOpRate:       0.01,
 		CardRate:         0.4,
 		LoyaltyRate:      0.3,
+		PointsRate:       0.3,
 		MaxBasketLines:   12,
 		ZipfS:            1.2,
 		Float:            decimal.NewFromInt(100),
@@ -239,7 +245,7 @@ func (c Config) Validate() error {
 	for _, p := range []struct {
 		field string
 		v     float64
-	}{{"ReturnRate", c.ReturnRate}, {"CashOpRate", c.CashOpRate}, {"CardRate", c.CardRate}, {"LoyaltyRate", c.LoyaltyRate}} {
+	}{{"ReturnRate", c.ReturnRate}, {"CashOpRate", c.CashOpRate}, {"CardRate", c.CardRate}, {"LoyaltyRate", c.LoyaltyRate}, {"PointsRate", c.PointsRate}} {
 		if p.v < 0 || p.v > 1 {
 			bad(p.field, "%v out of [0, 1]", p.v)
 		}

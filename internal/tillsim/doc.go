@@ -9,9 +9,10 @@
 // baskets whose items follow a Zipf-skewed popularity over the catalogue it
 // read from GET /v1/catalog/changes (weighed goods through in-store weighed
 // barcodes, packs through their pack barcodes, loyalty cards when given),
-// takes cash with change or card, now and then makes a return or a cash
-// operation, and closes its shift with a Z report that it checks against
-// its own drawer count.
+// takes cash with change or card (a loyalty customer now and then paying
+// part with points, within what the card's lookup says may be spent), now
+// and then makes a return or a cash operation, and closes its shift with a
+// Z report that it checks against its own drawer count.
 //
 // Invariants the simulator keeps, and that its tests check against a real
 // node:
@@ -25,7 +26,10 @@
 //     when the 2xx's body does not decode (the fact is stored under the
 //     ID the till chose; the summary counts the answer as a "bad answer"
 //     error). A fact whose every attempt failed without an answer is
-//     counted as Unknown: the node may or may not hold it.
+//     counted as Unknown: the node may or may not hold it. A receipt
+//     whose points payment the node refuses (409 naming its points) was
+//     not stored: the till pays it otherwise under a new ID, and the
+//     refusal is counted as PointsRefused, not Failed.
 //  3. Lines carry the price the node's pricing gave for the basket at the
 //     moment of the sale (POST /v1/baskets/price: price lists, the card's
 //     customer-group policy, promotions as line discounts), or, where the

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/internal/tillsim"
 )
@@ -26,16 +28,28 @@ type fakeNode struct {
 	// slowPolls holds every catalogue poll after the first read until
 	// the request is cancelled.
 	slowPolls bool
+	// cardPoints answers a card lookup with 1,000 points spendable at 0.01
+	// each, up to half a receipt; refusePoints refuses every receipt
+	// paying with points (409 naming payments[0].points).
+	cardPoints, refusePoints bool
 
 	mu       sync.Mutex
 	receipts map[storeline.EventID]bool
 	returns  map[storeline.EventID]bool
 	created  int // 201 answers to facts
+	// points holds each stored receipt's points payment: points and
+	// amount as the till sent them.
+	points map[storeline.EventID]fakePoints
+}
+
+type fakePoints struct {
+	points int64
+	amount string
 }
 
 func newFakeNode(t *testing.T, f *fakeNode) *httptest.Server {
 	t.Helper()
-	f.receipts, f.returns = map[storeline.EventID]bool{}, map[storeline.EventID]bool{}
+	f.receipts, f.returns, f.points = map[storeline.EventID]bool{}, map[storeline.EventID]bool{}, map[storeline.EventID]fakePoints{}
 	mux := http.NewServeMux()
 	answer := func(w http.ResponseWriter, status int, body string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -85,6 +99,11 @@ func newFakeNode(t *testing.T, f *fakeNode) *httptest.Server {
 			var in struct {
 				ID          storeline.EventID `json:"id"`
 				CountedCash string            `json:"counted_cash"`
+				Payments    []struct {
+					Method string `json:"method"`
+					Amount string `json:"amount"`
+					Points int64  `json:"points"`
+				} `json:"payments"`
 			}
 			if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 				answer(w, 400, `{"title":"bad body"}`)
@@ -92,12 +111,25 @@ func newFakeNode(t *testing.T, f *fakeNode) *httptest.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			var pts *fakePoints
+			for _, p := range in.Payments {
+				if p.Method == "points" {
+					pts = &fakePoints{p.Points, p.Amount}
+				}
+			}
+			if pts != nil && f.refusePoints && !kind[in.ID] {
+				answer(w, 409, `{"title":"conflict","status":409,"field":"payments[0].points","detail":"points beyond what this shop may take now"}`)
+				return
+			}
 			if kind != nil {
 				if kind[in.ID] {
 					answer(w, 200, good)
 					return
 				}
 				kind[in.ID] = true
+				if pts != nil {
+					f.points[in.ID] = *pts
+				}
 			}
 			f.created++
 			if broken {
@@ -116,7 +148,14 @@ func newFakeNode(t *testing.T, f *fakeNode) *httptest.Server {
 	mux.HandleFunc("POST /v1/cash", fact(nil, false, `{}`))
 	mux.HandleFunc("POST /v1/shifts", fact(nil, false, `{}`))
 	mux.HandleFunc("POST /v1/shifts/{id}/close", fact(nil, false, `{"report":{"expected_cash":%q}}`))
-	mux.HandleFunc("GET /v1/cards/{code}", func(w http.ResponseWriter, r *http.Request) { answer(w, 404, `{"title":"no such card"}`) })
+	mux.HandleFunc("GET /v1/cards/{code}", func(w http.ResponseWriter, r *http.Request) {
+		if !f.cardPoints {
+			answer(w, 404, `{"title":"no such card"}`)
+			return
+		}
+		answer(w, 200, `{"code":"CARD1","kind":"loyalty","blocked":false,"points":{"programme":"club","balance":1000,"debt":0,"rights_here":1000,`+
+			`"spendable_now":1000,"source":"central","point_value":"0.01","max_share":"50"}}`)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -214,5 +253,67 @@ func TestOwnCancellationIsNoError(t *testing.T) {
 	}
 	if len(sum.Errors) > 0 {
 		t.Errorf("errors %v; want none (the only failed request is the poll the run itself cancelled)", sum.Errors)
+	}
+}
+
+// TestPointsPayments: customers whose card has points pay part of a
+// receipt with them. Each points payment the node stored is reported to
+// Observe with its points and their worth, as the till sent them; when
+// the node refuses the points (409 naming payments[i].points), the till
+// pays it all otherwise on a new receipt, which is no failure.
+func TestPointsPayments(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refused=%v", refuse), func(t *testing.T) {
+			f := &fakeNode{cardPoints: true, refusePoints: refuse}
+			srv := newFakeNode(t, f)
+			cfg := fakeConfig(srv.URL)
+			cfg.Shops[0].Cards = []string{"CARD1"}
+			cfg.LoyaltyRate, cfg.PointsRate = 1, 0.5
+			cfg.Receipts = 40
+			var mu sync.Mutex
+			paid := map[storeline.EventID]tillsim.Fact{}
+			cfg.Observe = func(x tillsim.Fact) {
+				mu.Lock()
+				defer mu.Unlock()
+				if x.Kind == tillsim.FactReceipt && x.Points != 0 {
+					paid[x.ID] = x
+				}
+			}
+			sum, err := tillsim.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
+			if sum.Receipts != cfg.Receipts || len(f.receipts) != cfg.Receipts || sum.Failed != 0 || sum.Unknown != 0 {
+				t.Fatalf("receipts %d (node %d), failed %d, unknown %d; want %d, 0, 0", sum.Receipts, len(f.receipts), sum.Failed, sum.Unknown, cfg.Receipts)
+			}
+			if refuse {
+				if len(f.points) != 0 || len(paid) != 0 || sum.PointsPayments != 0 || sum.PointsRefused == 0 {
+					t.Errorf("refused: node stored %d points payments, observed %d, summary %d, refused %d; want 0, 0, 0, >0",
+						len(f.points), len(paid), sum.PointsPayments, sum.PointsRefused)
+				}
+				return
+			}
+			if len(f.points) == 0 || len(paid) != len(f.points) || sum.PointsPayments != len(f.points) || sum.PointsRefused != 0 {
+				t.Fatalf("node stored %d points payments, observed %d, summary %d (refused %d)", len(f.points), len(paid), sum.PointsPayments, sum.PointsRefused)
+			}
+			var points int64
+			for id, p := range f.points {
+				x, ok := paid[id]
+				if !ok || x.Points != p.points || x.PointsPaid.StringFixed(2) != p.amount || !x.PointsPaid.Equal(decimal.New(p.points, -2)) ||
+					!x.PointsPaid.LessThan(x.Amount) {
+					t.Errorf("receipt %s: node got %d points for %s; observed %d for %s of %s", id, p.points, p.amount, x.Points, x.PointsPaid, x.Amount)
+				}
+				points += p.points
+			}
+			sh := sum.Shops[0]
+			if sh.PointsSpent != points || !sh.Points.Equal(decimal.New(points, -2)) || !sh.Cash.Add(sh.Card).Add(sh.Points).Equal(sh.Sales.Sub(sh.Refunds)) {
+				t.Errorf("shop summary: %d points worth %s, cash %s, card %s, sales %s, refunds %s; the node got %d points",
+					sh.PointsSpent, sh.Points, sh.Cash, sh.Card, sh.Sales, sh.Refunds, points)
+			}
+		})
 	}
 }

@@ -64,6 +64,9 @@ type shopTally struct {
 	mismatches                 int
 	lines, weighed, packs      int
 	loyalty, cardPays          int
+	pointsPays                 int
+	pointsSpent                int64
+	points                     decimal.Decimal // money paid with points
 	discrepancies, promoLines  int
 	localPriced                int
 	sales, refunds, cash, card decimal.Decimal
@@ -407,7 +410,8 @@ func (s *Sim) summary(elapsed, selling time.Duration) Summary {
 		sh.mu.Unlock()
 		zero := decimal.Zero
 		ss := ShopSummary{URL: sh.url, Currency: t.currency, Tills: t.tills, Receipts: t.receipts, Returns: t.returns,
-			Sales: zero.Add(t.sales), Refunds: zero.Add(t.refunds), Cash: zero.Add(t.cash), Card: zero.Add(t.card)}
+			Sales: zero.Add(t.sales), Refunds: zero.Add(t.refunds), Cash: zero.Add(t.cash), Card: zero.Add(t.card),
+			Points: zero.Add(t.points), PointsSpent: t.pointsSpent}
 		out.Shops = append(out.Shops, ss)
 		out.Receipts += t.receipts
 		out.Returns += t.returns
@@ -420,6 +424,7 @@ func (s *Sim) summary(elapsed, selling time.Duration) Summary {
 		out.Packs += t.packs
 		out.LoyaltyCards += t.loyalty
 		out.CardPayments += t.cardPays
+		out.PointsPayments += t.pointsPays
 		out.Discrepancies += t.discrepancies
 		out.PromoLines += t.promoLines
 		out.LocallyPriced += t.localPriced
@@ -432,6 +437,7 @@ func (s *Sim) summary(elapsed, selling time.Duration) Summary {
 	s.cnt.mu.Lock()
 	out.Created, out.Replayed, out.Retries = s.cnt.created, s.cnt.replayed, s.cnt.retries
 	out.Unknown, out.Failed, out.FirstError = s.cnt.unknown, s.cnt.failed, s.cnt.firstError
+	out.PointsRefused = s.cnt.pointsRefused
 	for k, v := range s.cnt.errors {
 		out.Errors[k] = v
 	}

@@ -25,6 +25,7 @@ type Summary struct {
 	ShiftMismatches             int
 	Lines, Weighed, Packs       int
 	LoyaltyCards, CardPayments  int
+	PointsPayments              int // receipts paid in part with loyalty points
 	Discrepancies               int
 	PromoLines                  int // lines the node's pricing discounted (promotions)
 	LocallyPriced               int // receipts priced from the catalogue alone (no node pricing)
@@ -32,6 +33,7 @@ type Summary struct {
 	Retries                     int // attempts beyond the first
 	Unknown                     int // facts with no answer after MaxAttempts
 	Failed                      int // facts refused (4xx) or abandoned
+	PointsRefused               int // receipts refused for their points (409), then paid otherwise: not Failed
 	ReceiptsPerSecond           float64
 	Errors                      map[string]int // "503", "422", "timeout", "transport", "bad answer" -> attempts
 	Endpoints                   []EndpointStats
@@ -48,6 +50,10 @@ type ShopSummary struct {
 	Receipts, Returns int
 	Sales, Refunds    decimal.Decimal
 	Cash, Card        decimal.Decimal // tendered net of change
+	// Points is the money paid with loyalty points, PointsSpent the
+	// points.
+	Points      decimal.Decimal
+	PointsSpent int64
 }
 
 // EndpointStats are one endpoint's attempt latencies.
@@ -76,16 +82,17 @@ func (p Progress) String() string {
 // Write prints the summary as a small report.
 func (s Summary) Write(w io.Writer) {
 	fmt.Fprintf(w, "till simulator: %d shops, %d tills, %s selling (%s in all)\n", len(s.Shops), s.tills(), s.Selling.Round(time.Millisecond), s.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(w, "  receipts   %d (%.1f/s), %d lines (%d weighed, %d packs, %d discounted), %d with a loyalty card, %d paid by card\n",
-		s.Receipts, s.ReceiptsPerSecond, s.Lines, s.Weighed, s.Packs, s.PromoLines, s.LoyaltyCards, s.CardPayments)
+	fmt.Fprintf(w, "  receipts   %d (%.1f/s), %d lines (%d weighed, %d packs, %d discounted), %d with a loyalty card (%d paid in part with points), %d paid by card\n",
+		s.Receipts, s.ReceiptsPerSecond, s.Lines, s.Weighed, s.Packs, s.PromoLines, s.LoyaltyCards, s.PointsPayments, s.CardPayments)
 	fmt.Fprintf(w, "  returns    %d   cash ops %d   shifts %d opened, %d closed, %d Z mismatches\n",
 		s.Returns, s.CashOps, s.ShiftsOpened, s.ShiftsClosed, s.ShiftMismatches)
-	fmt.Fprintf(w, "  answers    %d created (201), %d replayed (200), %d retries, %d unknown, %d failed, %d price discrepancies, %d receipts priced from the catalogue alone\n",
-		s.Created, s.Replayed, s.Retries, s.Unknown, s.Failed, s.Discrepancies, s.LocallyPriced)
+	fmt.Fprintf(w, "  answers    %d created (201), %d replayed (200), %d retries, %d unknown, %d failed, %d points payments refused (paid otherwise), %d price discrepancies, %d receipts priced from the catalogue alone\n",
+		s.Created, s.Replayed, s.Retries, s.Unknown, s.Failed, s.PointsRefused, s.Discrepancies, s.LocallyPriced)
 	for _, sh := range s.Shops {
 		sc := storeline.Currency(sh.Currency).Scale()
-		fmt.Fprintf(w, "  shop       %s: %d tills, %d receipts, %d returns, sales %s %s, refunds %s, cash %s, card %s\n",
-			sh.URL, sh.Tills, sh.Receipts, sh.Returns, sh.Sales.StringFixed(sc), sh.Currency, sh.Refunds.StringFixed(sc), sh.Cash.StringFixed(sc), sh.Card.StringFixed(sc))
+		fmt.Fprintf(w, "  shop       %s: %d tills, %d receipts, %d returns, sales %s %s, refunds %s, cash %s, card %s, points %s (%d points)\n",
+			sh.URL, sh.Tills, sh.Receipts, sh.Returns, sh.Sales.StringFixed(sc), sh.Currency, sh.Refunds.StringFixed(sc), sh.Cash.StringFixed(sc), sh.Card.StringFixed(sc),
+			sh.Points.StringFixed(sc), sh.PointsSpent)
 	}
 	if len(s.Errors) > 0 {
 		keys := make([]string, 0, len(s.Errors))

@@ -44,6 +44,10 @@ type Fact struct {
 	// Amount is a receipt's or return's total, a cash operation's amount,
 	// a shift's float, or, for a close, the node's expected cash.
 	Amount decimal.Decimal
+	// Points are the loyalty points a receipt paid (part of Amount, worth
+	// PointsPaid in money).
+	Points     int64
+	PointsPaid decimal.Decimal
 	// Drawer is the fact's effect on the till's cash drawer: cash taken
 	// less change, less a cash refund, plus cash in, less cash out.
 	Drawer decimal.Decimal
@@ -88,6 +92,7 @@ type pricedJSON struct {
 type payJSON struct {
 	Method    string `json:"method"`
 	Amount    string `json:"amount"`
+	Points    int64  `json:"points,omitempty"`
 	Reference string `json:"reference,omitempty"`
 	AuthCode  string `json:"auth_code,omitempty"`
 }
@@ -160,6 +165,63 @@ type closeAnswer struct {
 		ExpectedCash string `json:"expected_cash"`
 		Difference   string `json:"difference"`
 	} `json:"report"`
+}
+
+// cardAnswer is what a till reads of GET /v1/cards/{code}: the points
+// the customer may spend on a receipt here now, a point's worth, and the
+// largest share of a receipt (percent) points may pay.
+type cardAnswer struct {
+	Points *struct {
+		SpendableNow int64  `json:"spendable_now"`
+		PointValue   string `json:"point_value"`
+		MaxShare     string `json:"max_share"`
+	} `json:"points"`
+}
+
+// most is the most points the node takes of a receipt of total: the
+// card's spendable points within the programme's share of the receipt,
+// a point's worth rounded to the currency as the node converts them (0
+// when the answer has no points or they cannot be read), and value, a
+// point's worth.
+func (a *cardAnswer) most(total decimal.Decimal, scale int32) (n int64, value decimal.Decimal) {
+	if a == nil || a.Points == nil || a.Points.SpendableNow < 1 || !total.IsPositive() {
+		return 0, decimal.Zero
+	}
+	value, err1 := decimal.NewFromString(a.Points.PointValue)
+	share, err2 := decimal.NewFromString(a.Points.MaxShare)
+	if err1 != nil || err2 != nil || !value.IsPositive() || !share.IsPositive() {
+		return 0, decimal.Zero
+	}
+	limit := total.Mul(share).Div(decimal.NewFromInt(100))
+	n = min(limit.Div(value).Floor().IntPart(), a.Points.SpendableNow)
+	for n > 0 && decimal.NewFromInt(n).Mul(value).Round(scale).GreaterThan(limit) {
+		n--
+	}
+	return max(n, 0), value
+}
+
+// spend picks the points a customer pays of a receipt of total, a random
+// part (one point at least) of the most the node takes, and their worth;
+// 0 when none may be paid, or the points would pay it all.
+func (a *cardAnswer) spend(rng *rand.Rand, total decimal.Decimal, scale int32) (int64, decimal.Decimal) {
+	most, value := a.most(total, scale)
+	if most < 1 {
+		return 0, decimal.Zero
+	}
+	n := 1 + rng.Int64N(most)
+	if w := decimal.NewFromInt(n).Mul(value).Round(scale); w.IsPositive() && w.LessThan(total) {
+		return n, w
+	}
+	return 0, decimal.Zero
+}
+
+// pointsRefused reports whether err is the node's refusal of a receipt's
+// points payment (409 naming payments[i].points): the points were spent
+// meanwhile, at another till or by a hand-back, or the shop went offline
+// and may take fewer.
+func pointsRefused(err error) bool {
+	var r *refused
+	return errors.As(err, &r) && r.status == http.StatusConflict && strings.Contains(r.body, `.points"`)
 }
 
 type sessionAnswer struct {
@@ -323,6 +385,9 @@ func (t *till) fact(ctx context.Context, endpoint, path string, body any, manage
 			c.replayed++
 		case errors.Is(err, errUnknown):
 			c.unknown++
+		case pointsRefused(err):
+			// A definite answer: nothing stored; the till pays otherwise.
+			c.pointsRefused++
 		default:
 			c.failed++
 		}
@@ -519,6 +584,16 @@ func (t *till) tender(total decimal.Decimal, scale int32) (pays []payJSON, cash 
 	return []payJSON{{Method: "cash", Amount: paid.StringFixed(scale)}}, total, false
 }
 
+// pay tenders total: points first when spend > 0 (worth their worth),
+// the rest by tender. cash is what the drawer keeps.
+func (t *till) pay(total decimal.Decimal, scale int32, spend int64, worth decimal.Decimal) (pays []payJSON, cash decimal.Decimal, byCard bool) {
+	if spend == 0 {
+		return t.tender(total, scale)
+	}
+	pays, cash, byCard = t.tender(total.Sub(worth), scale)
+	return append([]payJSON{{Method: "points", Amount: worth.StringFixed(scale), Points: spend}}, pays...), cash, byCard
+}
+
 // receipt rings up one basket.
 func (t *till) receipt(ctx context.Context) {
 	snap := t.shop.cat.snapshot()
@@ -529,13 +604,16 @@ func (t *till) receipt(ctx context.Context) {
 		OccurredAt: t.now(), CatalogVersion: snap.version, Lines: lines, Payments: pays,
 		Fiscal: &fiscalJSON{DocumentNumber: fmt.Sprintf("%d", t.rng.Int64N(1e9)), Sign: fmt.Sprintf("%010d", t.rng.Int64N(1e10))},
 	}
+	var card *cardAnswer
 	if cards := t.shop.cards; len(cards) > 0 && t.rng.Float64() < t.sim.cfg.LoyaltyRate {
 		body.Card = cards[t.rng.IntN(len(cards))]
 		// A till looks the card up when it is scanned; an unknown card is
 		// still recorded on the receipt.
 		req := request{endpoint: epCard, method: http.MethodGet, url: t.shop.url + "/v1/cards/" + url.PathEscape(body.Card), headers: t.auth("")}
-		var ignore struct{}
-		t.sim.client.do(ctx, t.rng, req, &ignore)
+		var a cardAnswer
+		if _, err := t.sim.client.do(ctx, t.rng, req, &a); err == nil {
+			card = &a
+		}
 	}
 	promo, local := 0, true
 	if t.shop.nodePricing.Load() {
@@ -544,8 +622,26 @@ func (t *till) receipt(ctx context.Context) {
 			body.Payments, cash, byCard = t.tender(total, snap.scale)
 		}
 	}
+	// The customer pays part with points now and then, when the card
+	// has some to spend here.
+	spend, worth := int64(0), decimal.Zero
+	if card != nil && t.rng.Float64() < t.sim.cfg.PointsRate {
+		if spend, worth = card.spend(t.rng, total, snap.scale); spend > 0 {
+			body.Payments, cash, byCard = t.pay(total, snap.scale, spend, worth)
+		}
+	}
 	var a receiptAnswer
 	status, err := t.fact(ctx, epReceipt, "/v1/receipts", body, false, &a)
+	if spend > 0 && pointsRefused(err) {
+		// The points were no longer there to take (another till spent
+		// them, the shop handed them back, or it went offline): nothing
+		// was stored, so the customer pays it all otherwise, on a new
+		// receipt.
+		body.ID = storeline.NewEventID()
+		spend, worth = 0, decimal.Zero
+		body.Payments, cash, byCard = t.tender(total, snap.scale)
+		status, err = t.fact(ctx, epReceipt, "/v1/receipts", body, false, &a)
+	}
 	if err != nil {
 		return
 	}
@@ -580,11 +676,16 @@ func (t *till) receipt(ctx context.Context) {
 		if body.Card != "" {
 			s.loyalty++
 		}
+		if spend > 0 {
+			s.pointsPays++
+			s.pointsSpent += spend
+			s.points = s.points.Add(worth)
+		}
 		if byCard {
 			s.cardPays++
-			s.card = s.card.Add(total)
+			s.card = s.card.Add(total.Sub(worth))
 		} else {
-			s.cash = s.cash.Add(total)
+			s.cash = s.cash.Add(total.Sub(worth))
 		}
 	})
 	t.sim.receipts.Add(1)
@@ -595,7 +696,7 @@ func (t *till) receipt(ctx context.Context) {
 		}
 	}
 	t.sim.observe(Fact{Shop: t.shop.index, Kind: FactReceipt, ID: body.ID, Status: status, Terminal: t.term.ID, Shift: t.shift,
-		Seller: t.cashier.ID, Lines: fl, Amount: total, Drawer: cash, Discrepancies: len(a.Discrepancies)})
+		Seller: t.cashier.ID, Lines: fl, Amount: total, Points: spend, PointsPaid: worth, Drawer: cash, Discrepancies: len(a.Discrepancies)})
 }
 
 // priceWithNode prices the basket with the node's engine (price lists,

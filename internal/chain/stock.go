@@ -1,0 +1,130 @@
+package chain
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/storeline/storeline"
+)
+
+// The demo's goods come with a purchase cost: before the tills start, head
+// office receives each shop's opening stock on incoming invoices (central's
+// back-office API: PUT /v1/documents/{id}, then POST .../post), one line
+// per item of the catalogue, so every shop's stock has a value at cost and
+// central costs every sale the tills make at the moving average. A posted
+// document is one central-authored event; replication carries it down to
+// the shop whose accounts it touches, and the closing check expects each
+// shop's stock to be what the invoices brought less what the tills sold.
+
+// Supplier is the demo's supplier of every item.
+const Supplier = "demo-wholesale"
+
+// invoiceQty is the units of each item an opening invoice brings (kilos
+// of goods sold by weight): enough that most items never run out in a
+// demo's minute. An item that does goes below zero and its sales are
+// costed at its last purchase cost, as central does for any shop.
+var invoiceQty = map[bool]decimal.Decimal{false: decimal.NewFromInt(1000), true: decimal.NewFromInt(500)}
+
+// purchaseShare is the purchase price as a share of the base list price
+// (VAT included in both).
+var purchaseShare = decimal.RequireFromString("0.6")
+
+// openingLines returns the lines of the opening invoices, the same for
+// every shop: each item with a base price, bought at purchaseShare of it.
+func (c *Chain) openingLines() []map[string]any {
+	base := map[storeline.ItemID]decimal.Decimal{}
+	for _, p := range c.data.Prices {
+		if p.List == "base" && p.Price.IsPositive() {
+			base[p.Item] = p.Price
+		}
+	}
+	var lines []map[string]any
+	for _, it := range c.data.Items {
+		price, ok := base[it.ID]
+		if !ok {
+			continue
+		}
+		cost := price.Mul(purchaseShare).Round(2)
+		if !cost.IsPositive() {
+			cost = decimal.New(1, -2)
+		}
+		lines = append(lines, map[string]any{
+			"item": string(it.ID), "qty": invoiceQty[it.Unit.Fractional()].String(), "purchase_price": cost.StringFixed(2),
+		})
+	}
+	return lines
+}
+
+// receiveGoods posts the opening invoices of every shop (at most
+// storeline.MaxDocumentLines lines each), waits until every shop has
+// pulled them, and records what each shop received, by item.
+func (c *Chain) receiveGoods(ctx context.Context) error {
+	t0 := time.Now()
+	if err := c.ho.do(ctx, "PUT", "/v1/suppliers/"+Supplier, "demo-supplier",
+		map[string]any{"name": "Demo Wholesale Ltd"}, nil); err != nil {
+		return fmt.Errorf("chain: supplier: %w", err)
+	}
+	lines := c.openingLines()
+	c.received = make([]map[storeline.ItemID]decimal.Decimal, len(c.shops))
+	docs := 0
+	value := decimal.Zero
+	for i, s := range c.shops {
+		got := map[storeline.ItemID]decimal.Decimal{}
+		for n, start := 1, 0; start < len(lines); n, start = n+1, start+storeline.MaxDocumentLines {
+			part := lines[start:min(start+storeline.MaxDocumentLines, len(lines))]
+			id := fmt.Sprintf("opening-%s-%d", s.ID, n)
+			doc := map[string]any{"type": "incoming_invoice", "store": string(s.ID), "supplier": Supplier,
+				"number": fmt.Sprintf("OS-%s-%d", s.ID, n), "note": "opening stock of the demo", "lines": part}
+			if err := c.ho.do(ctx, "PUT", "/v1/documents/"+id, "demo-"+id, doc, nil); err != nil {
+				return fmt.Errorf("chain: invoice %s: %w", id, err)
+			}
+			var posted struct {
+				Postings []struct {
+					Account string          `json:"account"`
+					Asset   string          `json:"asset"`
+					Amount  decimal.Decimal `json:"amount"`
+				} `json:"postings"`
+			}
+			if err := c.ho.do(ctx, "POST", "/v1/documents/"+id+"/post", "demo-"+id+"-post", nil, &posted); err != nil {
+				return fmt.Errorf("chain: post invoice %s: %w", id, err)
+			}
+			// What the shop will hold is what central booked: the units
+			// on the shop's stock accounts.
+			prefix := "stock/" + string(s.ID) + "/"
+			for _, p := range posted.Postings {
+				item, ok := stockItem(prefix, p.Account, p.Asset)
+				switch {
+				case ok:
+					got[item] = got[item].Add(p.Amount)
+				case strings.HasPrefix(p.Account, prefix):
+					value = value.Add(p.Amount)
+				}
+			}
+			docs++
+		}
+		c.received[i] = got
+	}
+	c.say("head office: %d incoming invoices of opening stock posted from %s (%d items per shop, %s at cost in all) (%s)",
+		docs, Supplier, len(lines), value.StringFixed(2), time.Since(t0).Round(time.Millisecond))
+	// The tills start from the invoices' stock: every shop has pulled
+	// them before they sell.
+	if _, err := c.settle(); err != nil {
+		return fmt.Errorf("chain: the opening invoices did not reach the shops: %w", err)
+	}
+	return nil
+}
+
+// stockItem returns the item of a stock posting of a shop (account
+// prefix + "<dept>/<item>", asset the item's units).
+func stockItem(prefix, account, asset string) (storeline.ItemID, bool) {
+	rest, ok := strings.CutPrefix(account, prefix)
+	if !ok {
+		return "", false
+	}
+	_, item, ok := strings.Cut(rest, "/")
+	return storeline.ItemID(item), ok && asset == string(storeline.ItemAsset(storeline.ItemID(item)))
+}
