@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +79,8 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	fs.StringVar(&cfg.AdminAddr, "admin", cfg.AdminAddr, "admin listener (/metrics, /healthz), loopback by default")
 	fs.StringVar(&cfg.GossipAddr, "gossip", cfg.GossipAddr, "gossip (memberlist) bind address")
 	seeds := fs.String("seeds", "", "comma-separated gossip addresses of running nodes to join")
-	bootstrap := fs.String("bootstrap", "", "true to form a new cluster (default: true when no seeds are given); ignored with -seeds or an existing Raft log")
+	var bootstrap optBool
+	fs.Var(&bootstrap, "bootstrap", "true to form a new cluster (default: true when no seeds are given); ignored with -seeds or an existing Raft log")
 	fs.IntVar(&cfg.MaxVoters, "max-voters", cfg.MaxVoters, "odd number of voters; later nodes join as non-voters")
 	adminHashes := fs.String("admin-key-hashes", "", "comma-separated SHA-256 (hex) of admin API keys")
 	viewerHashes := fs.String("viewer-key-hashes", "", "comma-separated SHA-256 (hex) of viewer API keys")
@@ -101,6 +103,10 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return exitUsage
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "storeline central: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
 	if err := flagsFromEnv(fs, "STORELINE_CENTRAL_", getenv); err != nil {
 		fmt.Fprintf(stderr, "storeline central: %v\n", err)
 		return exitUsage
@@ -108,7 +114,7 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	if *seeds != "" {
 		cfg.Seeds = strings.Split(*seeds, ",")
 	}
-	cfg.Bootstrap = *bootstrap == "true" || (*bootstrap == "" && len(cfg.Seeds) == 0)
+	cfg.Bootstrap = bootstrap.set && bootstrap.v || (!bootstrap.set && len(cfg.Seeds) == 0)
 	cfg.ClusterSecret = getenv("STORELINE_CLUSTER_SECRET")
 	for _, kr := range []struct {
 		list string
@@ -175,17 +181,45 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	return exitOK
 }
 
+// optBool is a boolean flag that may be left unset (-bootstrap: its
+// default depends on -seeds). It takes a value (-bootstrap true), which
+// strconv.ParseBool must accept, or "" for the default: a typo is refused,
+// not taken as false.
+type optBool struct{ set, v bool }
+
+func (b *optBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	if s == "" {
+		*b = optBool{}
+		return nil
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
 // parseShopTokens parses "store=token,store=token" into the token → store
 // map central's replication listener authenticates shops with.
 func parseShopTokens(s string) (map[string]storeline.StoreID, error) {
 	out := map[string]storeline.StoreID{}
-	for _, kv := range strings.Split(s, ",") {
+	for i, kv := range strings.Split(s, ",") {
 		if kv = strings.TrimSpace(kv); kv == "" {
 			continue
 		}
 		store, tok, ok := strings.Cut(kv, "=")
 		if !ok || store == "" || tok == "" {
-			return nil, fmt.Errorf("%q: want store=token", store)
+			// Not the entry itself: it holds a token, and this error
+			// goes to the log.
+			return nil, fmt.Errorf("entry %d is not store=token", i+1)
 		}
 		out[tok] = storeline.StoreID(store)
 	}

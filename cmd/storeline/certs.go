@@ -60,6 +60,10 @@ func cmdCerts(ctx context.Context, args []string, getenv func(string) string, st
 		fs.Usage()
 		return exitUsage
 	}
+	if *days < 0 {
+		fmt.Fprintf(stderr, "storeline certs %s: -days %d: want a positive number of days (0: the default)\n", args[0], *days)
+		return exitUsage
+	}
 	now := time.Now()
 	var (
 		files []string
@@ -124,6 +128,9 @@ type certRequest struct{ store, central, hosts string }
 func issueCert(dir string, r certRequest, now time.Time, validity time.Duration) ([]string, error) {
 	if (r.store == "") == (r.central == "") {
 		return nil, storeline.Invalidf("store", "give exactly one of -store and -central")
+	}
+	if r.store != "" && r.hosts != "" {
+		return nil, storeline.Invalidf("host", "-host goes with -central: a shop's certificate names no hosts")
 	}
 	ca, caKey, err := loadCA(dir)
 	if err != nil {

@@ -142,6 +142,14 @@ func applyFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	var se *storeline.JSONShapeError
+	if err := storeline.CheckJSONShape(b, 8, nil); errors.As(err, &se) {
+		// The decoder would keep the last of a key given twice.
+		if se.Field != "" {
+			return fmt.Errorf("%s: %q: %s", path, se.Field, se.Reason)
+		}
+		return fmt.Errorf("%s: %s", path, se.Reason)
+	}
 	var m map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&m); err != nil {
@@ -174,6 +182,11 @@ func applyFile(fs *flag.FlagSet, path string) error {
 }
 
 func rawString(raw json.RawMessage) (string, error) {
+	// Unmarshal takes null into any of the below as a no-op: refuse it
+	// rather than read it as "".
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return "", fmt.Errorf("null: want a string, a number, a boolean or an array of strings")
+	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		return s, nil
@@ -261,13 +274,15 @@ func (v *terminalsValue) String() string {
 
 func (v *terminalsValue) Set(s string) error {
 	*v.p = nil
-	for _, x := range strings.Split(s, ",") {
+	for i, x := range strings.Split(s, ",") {
 		if x = strings.TrimSpace(x); x == "" {
 			continue
 		}
 		id, tok, ok := strings.Cut(x, "=")
 		if !ok {
-			return fmt.Errorf("%q: want ID=TOKEN", id)
+			// Not the entry itself: it holds a token, and this error
+			// goes to the log.
+			return fmt.Errorf("entry %d is not ID=TOKEN", i+1)
 		}
 		*v.p = append(*v.p, node.TerminalToken{ID: storeline.TerminalID(id), Token: tok})
 	}

@@ -23,8 +23,11 @@ import (
 
 const ctlUsage = `usage: storeline ctl --node URL [--token TOKEN] <command> [args]
 
-The admin token is read from --token or STORELINE_ADMIN_TOKEN. An error
-answer is shown as its status, its detail and the field at fault.
+The node's URL is read from --node or STORELINE_NODE; with --central (or
+STORELINE_CENTRAL) ctl talks to central instead, and a flag wins over the
+environment (--node and --central together are refused). The admin token
+is read from --token or STORELINE_ADMIN_TOKEN. An error answer is shown as
+its status, its detail and the field at fault.
 
 commands:
   health                       GET /healthz
@@ -54,6 +57,17 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 			return exitOK
 		}
 		return exitUsage
+	}
+	// A flag wins over the environment: --node given alone talks to the
+	// node even with STORELINE_CENTRAL set. Both given is ambiguous.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	switch {
+	case given["node"] && given["central"]:
+		fmt.Fprintln(stderr, "storeline ctl: give --node or --central, not both")
+		return exitUsage
+	case given["node"]:
+		*centralURL = ""
 	}
 	if *centralURL != "" {
 		if *token == "" {
