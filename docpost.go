@@ -411,8 +411,10 @@ func CheckRecipe(r *Recipe, item func(ItemID) bool, recipe func(ItemID) (*Recipe
 		return recipe(id)
 	}
 	// clean holds items whose sub-recipes were walked without reaching
-	// r.Item, so a diamond (two paths to one ingredient) is walked once.
-	clean := map[ItemID]bool{}
+	// r.Item, with how many levels nest below them, so a diamond (two
+	// paths to one ingredient) is walked once and its depth still counts
+	// along the longer path.
+	clean := map[ItemID]int{}
 	for i, c := range r.Components {
 		f := fmt.Sprintf("components[%d].item", i)
 		if !item(c.Item) {
@@ -420,29 +422,33 @@ func CheckRecipe(r *Recipe, item func(ItemID) bool, recipe func(ItemID) (*Recipe
 		}
 		// Depth-first through sub-recipes; a path back to r.Item is a
 		// cycle.
-		var walk func(id ItemID, depth int) error
-		walk = func(id ItemID, depth int) error {
+		var walk func(id ItemID, depth int) (below int, err error)
+		walk = func(id ItemID, depth int) (int, error) {
 			if id == r.Item {
-				return Invalidf(f, "component %q leads back to %q through its sub-recipes", c.Item, r.Item)
+				return 0, Invalidf(f, "component %q leads back to %q through its sub-recipes", c.Item, r.Item)
 			}
-			if clean[id] {
-				return nil
-			}
-			if depth > MaxRecipeDepth {
-				return Invalidf(f, "sub-recipes nest deeper than %d", MaxRecipeDepth)
-			}
-			sub, ok := lookup(id)
-			if ok {
-				for _, sc := range sub.Components {
-					if err := walk(sc.Item, depth+1); err != nil {
-						return err
+			below, ok := clean[id]
+			if !ok {
+				if depth > MaxRecipeDepth {
+					return 0, Invalidf(f, "sub-recipes nest deeper than %d", MaxRecipeDepth)
+				}
+				if sub, ok := lookup(id); ok {
+					for _, sc := range sub.Components {
+						n, err := walk(sc.Item, depth+1)
+						if err != nil {
+							return 0, err
+						}
+						below = max(below, n+1)
 					}
 				}
+				clean[id] = below
 			}
-			clean[id] = true
-			return nil
+			if depth+below > MaxRecipeDepth {
+				return 0, Invalidf(f, "sub-recipes nest deeper than %d", MaxRecipeDepth)
+			}
+			return below, nil
 		}
-		if err := walk(c.Item, 1); err != nil {
+		if _, err := walk(c.Item, 1); err != nil {
 			return err
 		}
 	}
@@ -862,6 +868,22 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			o.move(StockAccount(st.ID, dp, l.Item), WriteOffAccount(st.ID, l.Item), l.Item, cur, l.Qty, cost)
 		}
 	case DocProduction:
+		// Every line is checked first, in its order; then the lines are
+		// made in the order of their products' recipe heights, so a
+		// semi-finished good the document makes is on the shelf, at what
+		// it cost to make, before a line consumes it, whatever order the
+		// lines are listed in.
+		type use struct {
+			item ItemID
+			dept DeptID
+			qty  decimal.Decimal
+		}
+		type made struct {
+			dept DeptID
+			uses []use
+		}
+		plan := make([]made, len(d.Lines))
+		known := func(id ItemID) bool { _, ok := b.Item(id); return ok }
 		for i := range d.Lines {
 			l := &d.Lines[i]
 			f := fmt.Sprintf("lines[%d]", i)
@@ -873,11 +895,10 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			if !ok {
 				return nil, Invalidf(f+".item", "item %q has no recipe", l.Item)
 			}
-			known := func(id ItemID) bool { _, ok := b.Item(id); return ok }
 			if err := CheckRecipe(r, known, b.Recipe); err != nil {
 				return nil, prefixField(f+".recipe", err)
 			}
-			var total decimal.Decimal
+			plan[i].dept = dp
 			for _, c := range r.Components {
 				ci, _ := b.Item(c.Item)
 				cq := c.Qty.Mul(l.Qty).DivRound(r.Yield, QtyScale)
@@ -890,10 +911,43 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 				if !st.HasDept(ci.Dept) {
 					return nil, Invalidf(f+".item", "component %q is kept in department %q, which store %q lacks", c.Item, ci.Dept, st.ID)
 				}
-				cost := CostOf(o, st, c.Item, cq)
-				o.move(StockAccount(st.ID, ci.Dept, c.Item), ProductionAccount(st.ID, c.Item), c.Item, cur, cq, cost)
+				plan[i].uses = append(plan[i].uses, use{c.Item, ci.Dept, cq})
+			}
+		}
+		// height is 0 for an item without a recipe and one more than its
+		// highest component's otherwise: a component is always lower than
+		// what it goes into. CheckRecipe found no cycle below the lines'
+		// items; the 0 set first keeps a cycle from recursing anyway.
+		height := map[ItemID]int{}
+		var heightOf func(ItemID) int
+		heightOf = func(id ItemID) int {
+			if h, ok := height[id]; ok {
+				return h
+			}
+			height[id] = 0
+			h := 0
+			if r, ok := b.Recipe(id); ok {
+				for _, c := range r.Components {
+					h = max(h, heightOf(c.Item)+1)
+				}
+			}
+			height[id] = h
+			return h
+		}
+		order := make([]int, len(d.Lines))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(x, y int) bool { return heightOf(d.Lines[order[x]].Item) < heightOf(d.Lines[order[y]].Item) })
+		for _, i := range order {
+			l := &d.Lines[i]
+			var total decimal.Decimal
+			for _, u := range plan[i].uses {
+				cost := CostOf(o, st, u.item, u.qty)
+				o.move(StockAccount(st.ID, u.dept, u.item), ProductionAccount(st.ID, u.item), u.item, cur, u.qty, cost)
 				total = total.Add(cost)
 			}
+			dp := plan[i].dept
 			o.move(ProductionAccount(st.ID, l.Item), StockAccount(st.ID, dp, l.Item), l.Item, cur, l.Qty, decimal.Zero)
 			// The product takes its components' value, so production's
 			// money nets to zero over the store.
