@@ -139,7 +139,21 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	var last replication.Position
 	more := false
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var err error
+		// A store head office knows: in the master data, or one that
+		// pushed before it was (its sales are listed, not costed).
+		ok, err := rt.HasMaster(storeline.KindStore, string(store))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			ms, err := marks(rt, store)
+			if err != nil {
+				return err
+			}
+			if len(ms) == 0 {
+				return storeline.Errorf(storeline.NotFound, "central.margin", "unknown store %q", store)
+			}
+		}
 		last, more, err = walkEvents(rt, store, after, maxReportScan, func(ev storeline.Event) (bool, error) {
 			if ev.BusinessDate < from || ev.BusinessDate > to {
 				return true, nil
@@ -497,11 +511,19 @@ func stockItem(p *storeline.Posting) (storeItem, bool) {
 	return storeItem{storeline.StoreID(parts[0]), storeline.ItemID(parts[2])}, true
 }
 
+// serialQty is a sale line's serial and units.
+type serialQty struct {
+	serial string
+	qty    decimal.Decimal
+}
+
 // postings indexes the stock postings of an event or a document: the
 // positions they touch, and the rows of journal's excise journal (the
 // movements of excise items on its own stock), each row as row with its
-// item, quantity and (from serials) the item's serial.
-func (ix *boIndex) postings(journal storeline.StoreID, ps []storeline.Posting, row exciseRow, serials map[storeline.ItemID]string) error {
+// item and quantity. A posting on a stock account that serials lists
+// (a sale's lines with serials, by account) is one row per serial, with
+// its line's units, and a row of the units left without one.
+func (ix *boIndex) postings(journal storeline.StoreID, ps []storeline.Posting, row exciseRow, serials map[string][]serialQty) error {
 	for i := range ps {
 		si, ok := stockItem(&ps[i])
 		if !ok {
@@ -515,9 +537,24 @@ func (ix *boIndex) postings(journal storeline.StoreID, ps []storeline.Posting, r
 		if err != nil {
 			return err
 		}
-		if ex {
+		if !ex {
+			continue
+		}
+		left := ps[i].Amount
+		for _, s := range serials[ps[i].Account] {
 			r := row
-			r.Item, r.Qty, r.Serial = si.item, ps[i].Amount, serials[si.item]
+			r.Item, r.Qty, r.Serial = si.item, s.qty, s.serial
+			if ps[i].Amount.IsNegative() {
+				r.Qty = s.qty.Neg()
+			}
+			left = left.Sub(r.Qty)
+			if err := ix.exciseRow(journal, &r); err != nil {
+				return err
+			}
+		}
+		if len(serials[ps[i].Account]) == 0 || !left.IsZero() {
+			r := row
+			r.Item, r.Qty = si.item, left
 			if err := ix.exciseRow(journal, &r); err != nil {
 				return err
 			}
@@ -594,7 +631,7 @@ func (ix *boIndex) event(store storeline.StoreID, w *replication.WireEvent, ps [
 	// Decoding a body is most of an event's cost and only sales' lines
 	// carry serials; the field is named only when set (omitempty), so a
 	// body without the name has none.
-	var serials map[storeline.ItemID]string
+	var serials map[string][]serialQty
 	if isSale(w.Kind) && bytes.Contains(w.Body, []byte("Serial")) {
 		body, err := storeline.NewBody(storeline.EventKind(w.Kind))
 		if err != nil {
@@ -611,10 +648,11 @@ func (ix *boIndex) event(store storeline.StoreID, w *replication.WireEvent, ps [
 		case *storeline.Return:
 			lines, sold = b.Lines, 0
 		}
-		serials = map[storeline.ItemID]string{}
+		serials = map[string][]serialQty{}
 		for _, l := range lines {
 			if l.Serial != "" {
-				serials[l.Item] = l.Serial
+				acct := storeline.StockAccount(store, l.Dept, l.Item)
+				serials[acct] = append(serials[acct], serialQty{l.Serial, l.Qty})
 				if err := ix.serial(l.Serial, store, sold, 1-sold); err != nil {
 					return err
 				}
@@ -936,7 +974,10 @@ func (n *Node) backOfficeStats(now time.Time) (*backOfficeStats, error) {
 					loc = l
 				}
 			}
-			until := storeline.DateOf(now.AddDate(0, 0, expiringDays), loc)
+			// Today in the store's zone, plus the days on the calendar
+			// (not 24-hour days: a DST change would move it a day).
+			today, _ := time.Parse(time.DateOnly, string(storeline.DateOf(now, loc)))
+			until := storeline.Date(today.AddDate(0, 0, expiringDays).Format(time.DateOnly))
 			var expiring int64
 			if err := rt.ScanMeta(boBatch+string(id)+"\x00", func(_ string, v []byte) (bool, error) {
 				var bt storeline.Batch
