@@ -609,7 +609,7 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
-			until = storeline.DateOf(time.Now().AddDate(0, 0, within), loc)
+			until = daysAhead(n.now(), loc, within)
 		}
 		prefix := boBatch + string(store) + "\x00"
 		last, scanned := after, 0

@@ -974,10 +974,7 @@ func (n *Node) backOfficeStats(now time.Time) (*backOfficeStats, error) {
 					loc = l
 				}
 			}
-			// Today in the store's zone, plus the days on the calendar
-			// (not 24-hour days: a DST change would move it a day).
-			today, _ := time.Parse(time.DateOnly, string(storeline.DateOf(now, loc)))
-			until := storeline.Date(today.AddDate(0, 0, expiringDays).Format(time.DateOnly))
+			until := daysAhead(now, loc, expiringDays)
 			var expiring int64
 			if err := rt.ScanMeta(boBatch+string(id)+"\x00", func(_ string, v []byte) (bool, error) {
 				var bt storeline.Batch
@@ -1002,3 +999,11 @@ func (n *Node) backOfficeStats(now time.Time) (*backOfficeStats, error) {
 // metric's type label.
 var boDocTypes = []storeline.DocType{storeline.DocIncomingInvoice, storeline.DocSupplierReturn, storeline.DocTransfer,
 	storeline.DocTransferReceipt, storeline.DocStocktake, storeline.DocWriteOff, storeline.DocProduction, storeline.DocRepricing}
+
+// daysAhead is the business date days calendar days after now's date in
+// loc (not now plus 24-hour days, which a DST change moves by a day near
+// midnight).
+func daysAhead(now time.Time, loc *time.Location, days int) storeline.Date {
+	today, _ := time.Parse(time.DateOnly, string(storeline.DateOf(now, loc)))
+	return storeline.Date(today.AddDate(0, 0, days).Format(time.DateOnly))
+}

@@ -67,3 +67,29 @@ func TestReviewExpiringHorizonAcrossDST(t *testing.T) {
 		}
 	}
 }
+
+// TestDaysAheadCountsCalendarDays: GET /v1/batches?expiring_within_days=
+// and the expiring-batches metric share daysAhead: today in the store's
+// zone plus calendar days, across the DST changes of both directions.
+func TestDaysAheadCountsCalendarDays(t *testing.T) {
+	riga, err := time.LoadLocation("Europe/Riga")
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	for _, c := range []struct {
+		now  string
+		days int
+		want storeline.Date
+	}{
+		{"2026-10-18T21:30:00Z", 7, "2026-10-26"}, // 00:30 EEST; the clocks go back on 10-25
+		{"2026-10-18T20:30:00Z", 7, "2026-10-25"}, // 23:30 EEST the day before
+		{"2027-03-21T21:30:00Z", 7, "2027-03-28"}, // 23:30 EET; the clocks go forward on 03-28
+		{"2027-03-21T22:30:00Z", 7, "2027-03-29"},
+		{"2027-03-21T22:30:00Z", 0, "2027-03-22"},
+	} {
+		now, _ := time.Parse(time.RFC3339, c.now)
+		if got := daysAhead(now, riga, c.days); got != c.want {
+			t.Errorf("daysAhead(%s, Riga, %d) = %s, want %s", c.now, c.days, got, c.want)
+		}
+	}
+}
