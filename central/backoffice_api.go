@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -448,6 +449,9 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	item := r.URL.Query().Get("item")
+	if item != "" && !storeline.ValidID(item) {
+		return errMalformed("item", "%q is not an item ID", item)
+	}
 	limit, err := queryLimit(r)
 	if err != nil {
 		return err
@@ -479,9 +483,20 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 		}
 		cur = st.Currency
 		prefix := "stock/" + string(store) + "/"
+		// One item's rows are read department by department, not found
+		// among every balance of the store.
+		scans := []string{prefix}
+		if item != "" {
+			scans = scans[:0]
+			for _, d := range st.Departments {
+				scans = append(scans, prefix+string(d.ID)+"/"+item)
+			}
+			sort.Strings(scans) // the store's order of keys: dept "a/" after "a-b/"
+		}
 		var last *row
 		scanned := 0
-		return scanBalances(rt, prefix, func(b balanceRow) bool {
+		stopped := false
+		visit := func(b balanceRow) bool {
 			rest := strings.TrimPrefix(b.Account, prefix)
 			dept, it, ok := strings.Cut(rest, "/")
 			if !ok || rest <= after || (item != "" && it != item) {
@@ -494,6 +509,7 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 					} else {
 						next = after
 					}
+					stopped = true
 					return false
 				}
 				last = &row{Dept: dept, Item: it}
@@ -506,7 +522,13 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 				last.Value = b.Amount
 			}
 			return true
-		})
+		}
+		for _, p := range scans {
+			if err := scanBalances(rt, p, visit); err != nil || stopped {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
