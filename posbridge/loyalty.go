@@ -128,7 +128,11 @@ func newLoyaltyMetrics(reg prometheus.Registerer) (loyaltyMetrics, error) {
 
 // convertPoints picks the receipt's programme (for a known customer) and
 // fills each points payment's amount from its points. A till that sends
-// an amount must send the points' worth.
+// an amount must send the points' worth. Points split over several
+// payments are worth what their sum is: each payment takes the worth of
+// the points up to and including it less the worth of those before, so
+// rounding each payment on its own cannot pay more than the points are
+// worth together (nor more than the programme's share of the receipt).
 func (s *Server) convertPoints(rc *storeline.Receipt) (*storeline.LoyaltyProgramme, error) {
 	var prog *storeline.LoyaltyProgramme
 	var card storeline.CardRecord
@@ -148,6 +152,7 @@ func (s *Server) convertPoints(rc *storeline.Receipt) (*storeline.LoyaltyProgram
 			prog, rc.Programme = p, p.ID
 		}
 	}
+	var before int64 // points of the points payments before this one
 	for i := range rc.Payments {
 		p := &rc.Payments[i]
 		if p.Method != storeline.Points {
@@ -160,7 +165,8 @@ func (s *Server) convertPoints(rc *storeline.Receipt) (*storeline.LoyaltyProgram
 		if p.Points <= 0 || p.Points > storeline.MaxPoints {
 			return nil, storeline.Invalidf(f+".points", "points %d out of [1, %d]", p.Points, int64(storeline.MaxPoints))
 		}
-		worth := pricing.PointsMoney(prog, rc.Currency, p.Points)
+		worth := pricing.PointsMoney(prog, rc.Currency, before+p.Points).Sub(pricing.PointsMoney(prog, rc.Currency, before))
+		before += p.Points
 		if !p.Amount.IsZero() && !p.Amount.Equal(worth) {
 			return nil, storeline.Invalidf(f+".amount", "%d points are worth %s, not %s", p.Points, money(rc.Currency, worth), p.Amount)
 		}
@@ -285,7 +291,9 @@ func (s *Server) reservePoints(ctx context.Context, id storeline.EventID, date s
 	if offline {
 		// Counted before the append: a crash between the two counts points
 		// never paid against the cap, which errs on the safe side.
-		if err := b.AddOfflineSpent(ctx, prog.ID, rc.Customer, date, spend); err != nil {
+		// Not cancelled with the till: a count left queued in the ledger
+		// after the lock is released could land after a later one.
+		if err := b.AddOfflineSpent(context.WithoutCancel(ctx), prog.ID, rc.Customer, date, spend); err != nil {
 			return nop, err
 		}
 	}
@@ -355,7 +363,10 @@ func (s *Server) handBackOnce(ctx context.Context, ev storeline.Event, rc *store
 	}
 	n := min(rights-keep, rc.Earned)
 	h := &storeline.PointsHandback{Programme: rc.Programme, Customer: rc.Customer, Points: n}
-	_, created, err := s.appendEvent(ctx, id, s.cfg.Now(), ev.BusinessDate, h)
+	// Not cancelled with the caller: the lock is released only once the
+	// hand-back's outcome is known, or a spend could read the rights it
+	// takes.
+	_, created, err := s.appendEvent(context.WithoutCancel(ctx), id, s.cfg.Now(), ev.BusinessDate, h)
 	if err != nil || !created {
 		return 0, err
 	}

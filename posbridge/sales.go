@@ -367,7 +367,9 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	if rc.Discrepancies, err = s.discrepancies(st, rc, *in.OccurredAt); err != nil {
 		return none, false, err
 	}
-	ev, ok, err := s.appendEvent(ctx, in.ID, *in.OccurredAt, date, rc)
+	// Not cancelled with the till's request: the points lock is released
+	// only once the append's outcome is known (loyalty.go).
+	ev, ok, err := s.appendEvent(context.WithoutCancel(ctx), in.ID, *in.OccurredAt, date, rc)
 	if errors.Is(err, storeline.Conflict) {
 		// The first try of this receipt may have landed since the retry
 		// check above (a retry racing it), with figures derived from other
@@ -677,7 +679,9 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, date, ret)
+	// Not cancelled with the till's request: the returns and points locks
+	// are released only once the append's outcome is known.
+	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), in.ID, *in.OccurredAt, date, ret)
 	if errors.Is(err, storeline.Conflict) {
 		// A retry racing its first try, which landed since the check
 		// above: what the till sent decides, as for any retry.
