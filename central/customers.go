@@ -24,11 +24,16 @@ package central
 //  4. The card a registration issues is a loyalty card with an ID derived
 //     from its code, written when the registration wins; a code head
 //     office already issued under another card ID stays head office's.
+//     Head office's own writes of such a card (given to another customer,
+//     recoded, deleted) are stamped as in invariant 2 (custCardHO): a
+//     registration stamped before head office's last write of the card
+//     changes nothing of it, whatever the order of arrival.
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -47,22 +52,30 @@ const (
 	custReg     = "cust/reg/"  // customer ID → msgpack crdt.LWWRegister (value: msgpack Customer)
 	custCard    = "cust/card/" // card code → msgpack crdt.LWWRegister (value: customer ID)
 	custClamped = "cust/clamped"
+	custCardHO  = "cust/cardho/" // registration card ID → msgpack crdt.LWWRegister of head office's writes of it
 )
+
+// regCardPrefix begins the ID of every card a registration issues.
+const regCardPrefix = "reg-"
 
 // registrationCardID is the ID of the card a till issued with code.
 func registrationCardID(code string) storeline.CardID {
 	h := sha256.Sum256([]byte(code))
-	return storeline.CardID("reg-" + hex.EncodeToString(h[:10]))
+	return storeline.CardID(regCardPrefix + hex.EncodeToString(h[:10]))
 }
 
 func customerRegister(tx *Tx, id storeline.CustomerID) (crdt.LWWRegister, error) {
+	return readRegister(tx, custReg+string(id))
+}
+
+func readRegister(tx *Tx, key string) (crdt.LWWRegister, error) {
 	var r crdt.LWWRegister
-	v, err := tx.Meta(custReg + string(id))
+	v, err := tx.Meta(key)
 	if err != nil || v == nil {
 		return r, err
 	}
 	if err := msgpack.Unmarshal(v, &r); err != nil {
-		return r, fmt.Errorf("central: customer register %s: %w", id, err)
+		return r, fmt.Errorf("central: register %q: %w", key, err)
 	}
 	return r, nil
 }
@@ -102,6 +115,14 @@ func mergeCard(tx *Tx, code string, customer storeline.CustomerID, s crdt.Stamp)
 		}
 	}
 	if !r.Set([]byte(customer), s) {
+		return nil, nil
+	}
+	// Head office wrote this card after the registration was made.
+	ho, err := readRegister(tx, custCardHO+string(card.ID))
+	if err != nil {
+		return nil, err
+	}
+	if s.Compare(ho.Stamp()) <= 0 {
 		return nil, nil
 	}
 	if err := putRegister(tx, custCard+code, r); err != nil {
@@ -206,30 +227,40 @@ func mergeRegistration(tx *Tx, ev *storeline.Event, wire []byte) error {
 
 // stampCustomers records head office's writes of customers (records, or
 // tombstones: Record nil with Kind KindCustomer) in their registers,
-// stamped per invariant 2. applyPut and applyDelete call it with the
-// writes they made.
+// stamped per invariant 2, and its writes of registration cards
+// (invariant 4). applyPut and applyDelete call it with the writes they
+// made.
 func stampCustomers(tx *Tx, ws []ledger.MasterWrite) error {
 	now := crdt.MakeTimestamp(tx.At.UnixMilli(), 0)
 	for i, w := range ws {
-		var id storeline.CustomerID
+		var key string
 		var val []byte
 		switch c := w.Record.(type) {
 		case *storeline.Customer:
-			id = c.ID
+			key = custReg + string(c.ID)
 			enc, err := msgpack.Marshal(c)
 			if err != nil {
 				return err
 			}
 			val = enc
+		case *storeline.CardRecord:
+			if !strings.HasPrefix(string(c.ID), regCardPrefix) {
+				continue // not a card a registration can write
+			}
+			key, val = custCardHO+string(c.ID), []byte(c.ID)
 		case nil:
-			if w.Kind != storeline.KindCustomer {
+			switch {
+			case w.Kind == storeline.KindCustomer:
+				key = custReg + w.ID
+			case w.Kind == storeline.KindCard && strings.HasPrefix(w.ID, regCardPrefix):
+				key = custCardHO + w.ID
+			default:
 				continue
 			}
-			id = storeline.CustomerID(w.ID)
 		default:
 			continue
 		}
-		r, err := customerRegister(tx, id)
+		r, err := readRegister(tx, key)
 		if err != nil {
 			return err
 		}
@@ -239,7 +270,7 @@ func stampCustomers(tx *Tx, ws []ledger.MasterWrite) error {
 		} else {
 			r.Delete(s)
 		}
-		if err := putRegister(tx, custReg+string(id), r); err != nil {
+		if err := putRegister(tx, key, r); err != nil {
 			return err
 		}
 	}

@@ -12,9 +12,10 @@ package central
 //     paid points (a receipt in the programme), with the latest business
 //     date seen at each;
 //  3. nets debt: a return whose points were already spent left a debt at
-//     its store; central's rights for the customer (earnings handed back
-//     by any shop) pay it first, by a transfer from central's rights to
-//     the debt account;
+//     its store (noted when the sweep reads the return, or found on the
+//     debt account of one of the customer's shops); central's rights for
+//     the customer (earnings handed back by any shop) pay it first, by a
+//     transfer from central's rights to the debt account;
 //  4. pre-grants: tops each usual shop's rights up to an equal part of
 //     Share percent of the customer's balance, from central's rights and
 //     never beyond them.
@@ -26,8 +27,9 @@ package central
 // a reservation or a head-office pre-grant.
 //
 // A shop is usual for a customer while it saw them within WindowDays, the
-// Shops most recent of them. The leader's configuration decides the
-// policy and sends it in the entry, so every replica applies the same.
+// Shops most recent of them, and while its store exists. The leader's
+// configuration decides the policy and sends it in the entry, so every
+// replica applies the same.
 //
 // Events with nothing of loyalty cost no entry: the leader remembers how
 // far past the stored cursor it read them, and the next entry that has
@@ -342,7 +344,18 @@ func settleAndGrant(tx *Tx, key string, prog storeline.ProgrammeID, cust storeli
 	if err != nil || have <= 0 {
 		return 0, 0, err
 	}
-	// Debts first: later earnings pay them before anything is granted.
+	// Debts first: later earnings pay them before anything is granted,
+	// also a debt at one of the customer's shops whose return this sweep
+	// has not read yet (that store's events are swept after these).
+	for _, u := range r.Shops {
+		owed, err := pointsBalance(tx, storeline.PointsDebtAccount(prog, cust, u.Store), asset)
+		if err != nil {
+			return 0, 0, err
+		}
+		if owed < 0 {
+			r.owes(u.Store)
+		}
+	}
 	debts := r.Debts[:0]
 	for _, s := range r.Debts {
 		acct := storeline.PointsDebtAccount(prog, cust, s)
@@ -363,6 +376,20 @@ func settleAndGrant(tx *Tx, key string, prog storeline.ProgrammeID, cust storeli
 		}
 	}
 	r.Debts = debts
+	// A store deleted since (a shop closed) is usual no more: rights
+	// there could be spent nowhere (central moves none to an unknown
+	// store, loyalty.go).
+	shops := r.Shops[:0]
+	for _, u := range r.Shops {
+		ok, err := tx.GetMaster(storeline.KindStore, string(u.Store), nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ok {
+			shops = append(shops, u)
+		}
+	}
+	r.Shops = shops
 	usual := r.usual(tx.At, pol)
 	if have <= 0 || pol.Share == 0 || len(usual) == 0 {
 		return netted, 0, nil
