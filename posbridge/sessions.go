@@ -202,16 +202,37 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 		}
 		return nil, storeline.Errorf(storeline.Unauthorized, op, "unknown or expired session")
 	}
-	if a == manager {
-		ok, err := s.manages(c.session)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
-		}
+	if a < withSession {
+		return c, nil
+	}
+	// The session lasts only as long as its seller: a seller deleted
+	// since the login is logged out. (One moved to another store keeps a
+	// seller's session, without manager rights: see manages.)
+	sel, err := s.sellerOf(c.session)
+	if err != nil {
+		return nil, err
+	}
+	if sel == nil {
+		s.sessions.close(st)
+		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer exists")
+	}
+	if a == manager && !(sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store)) {
+		return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
 	}
 	return c, nil
+}
+
+// sellerOf returns the session's seller as recorded now, or nil if the
+// seller was deleted.
+func (s *Server) sellerOf(ses *session) (*storeline.Seller, error) {
+	var sel storeline.Seller
+	if err := s.led.GetMaster(storeline.KindSeller, string(ses.seller), &sel); err != nil {
+		if errors.Is(err, storeline.NotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &sel, nil
 }
 
 // manages reports whether the session's seller is a manager of this store
@@ -219,11 +240,8 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 // login, so a demotion (or a seller removed or moved to another store)
 // takes manager rights away at once, not when the session expires.
 func (s *Server) manages(ses *session) (bool, error) {
-	var sel storeline.Seller
-	if err := s.led.GetMaster(storeline.KindSeller, string(ses.seller), &sel); err != nil {
-		if errors.Is(err, storeline.NotFound) {
-			return false, nil
-		}
+	sel, err := s.sellerOf(ses)
+	if err != nil || sel == nil {
 		return false, err
 	}
 	return sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store), nil

@@ -49,6 +49,26 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := so.Validate(); err != nil {
 		return err
 	}
+	// A shift is opened once: a second opening under another id would put
+	// a second float in the drawer's books that the Z report (the first
+	// opening's float) never counts. Openings are serialised so that of
+	// two racing ones the second sees the first.
+	s.shiftDays.opening.Lock()
+	defer s.shiftDays.opening.Unlock()
+	tot, err := s.led.ShiftTotals(in.Terminal, in.Shift)
+	if err != nil {
+		return err
+	}
+	if tot.Opening != nil && tot.Opening.Event != in.ID {
+		// Unless in.ID is stored already (a retry, answered below).
+		prior, err := s.prior(in.ID, storeline.KindShiftOpen)
+		if err != nil {
+			return err
+		}
+		if prior == nil {
+			return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was opened by event %s", in.Shift, tot.Opening.Event)}
+		}
+	}
 	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), so)
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
@@ -254,6 +274,10 @@ const maxShiftDays = 4096
 
 // shiftDays remembers the business date each shift opened on.
 type shiftDays struct {
+	// opening is held by openShift from its check that the shift has no
+	// other opening to the append of its own.
+	opening sync.Mutex
+
 	mu sync.Mutex
 	m  map[shiftKey]storeline.Date
 }
