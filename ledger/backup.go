@@ -105,7 +105,10 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 	const op = "ledger.Restore"
 	es, err := os.ReadDir(dir)
 	created := errors.Is(err, os.ErrNotExist)
-	if err == nil && len(es) > 0 {
+	// A restore killed midway left its stage and nothing else: it was
+	// never a ledger (see restoreStage), so a retry starts over.
+	stale := err == nil && len(es) == 1 && es[0].Name() == restoreStage
+	if err == nil && len(es) > 0 && !stale {
 		return storeline.Errorf(storeline.Invalid, op, "data directory %s is not empty", dir)
 	} else if err != nil && !created {
 		return storeline.E(op, storeline.Unavailable, err)
@@ -118,6 +121,12 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 		}
 		return storeline.Errorf(storeline.Invalid, op, "not a ledger backup (header %q)", head)
 	}
+	stage := filepath.Join(dir, restoreStage)
+	if stale {
+		if err := os.RemoveAll(stage); err != nil {
+			return storeline.E(op, ioKind(err), err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}
@@ -125,14 +134,44 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 		if err != nil {
 			// Leave the directory as it was, so a retry can run: what
 			// Load wrote of a refused stream must not be opened.
-			if rerr := os.RemoveAll(filepath.Join(dir, "badger")); rerr != nil {
+			if rerr := os.RemoveAll(stage); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("ledger: remove the refused restore: %w", rerr))
 			} else if created {
 				_ = os.Remove(dir)
 			}
 		}
 	}()
-	db, err := openBadger(filepath.Join(dir, "badger"), 64<<20, defaultValueThreshold, 0)
+	if err := restoreBadger(stage, br, newEpoch); err != nil {
+		return err
+	}
+	// Only a whole restore, synced with its new epoch, becomes the
+	// ledger's Badger: a crash before the rename leaves no ledger.
+	if err := os.Rename(stage, filepath.Join(dir, "badger")); err != nil {
+		return storeline.E(op, ioKind(err), err)
+	}
+	if err := (osFS{}).SyncDir(dir); err != nil {
+		return storeline.E(op, ioKind(err), err)
+	}
+	return nil
+}
+
+// restoreStage is the directory, in the data directory, a restore loads
+// into; Restore renames it to badger only once the restore is whole and
+// synced. A restore killed midway (a power cut, an operator's ^C) leaves
+// it, never a badger directory holding part of the backup at the backup's
+// epoch, which Open would take for a ledger and go on numbering own
+// events in an epoch whose sequence numbers the lost node gave out.
+const restoreStage = "badger.restoring"
+
+// restoreMemTableBytes is the memtable of the Badger a restore loads
+// into; Load writes a batch at about 15% of it (tests make it small).
+var restoreMemTableBytes int64 = 64 << 20
+
+// restoreBadger loads a backup stream, past its header, into a new Badger
+// in path and moves it to newEpoch (Restore).
+func restoreBadger(path string, br *bufio.Reader, newEpoch uint64) (err error) {
+	const op = "ledger.Restore"
+	db, err := openBadger(path, restoreMemTableBytes, defaultValueThreshold, 0)
 	if err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}
@@ -205,7 +244,7 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 		}
 		return storeline.E(op, ioKind(err), err)
 	}
-	if err := syncBadger(db, filepath.Join(dir, "badger")); err != nil {
+	if err := syncBadger(db, path); err != nil {
 		return storeline.E(op, ioKind(err), err)
 	}
 	return nil

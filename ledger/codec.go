@@ -358,8 +358,16 @@ func equalByValue(a, b reflect.Value) bool {
 	return a.Equal(b)
 }
 
+// maxKeyPartBytes bounds a string that goes into a Badger key, far below
+// Badger's 65,000 bytes: a longer key fails in the committer's
+// transaction, which poisons the ledger, rather than be refused up front.
+const maxKeyPartBytes = 4096
+
 // checkKeyPart refuses a string that would break the key layout.
 func checkKeyPart(field, s string) error {
+	if len(s) > maxKeyPartBytes {
+		return storeline.Invalidf(field, "%d bytes, over %d", len(s), maxKeyPartBytes)
+	}
 	if s == "" || strings.IndexByte(s, 0) >= 0 {
 		return storeline.Invalidf(field, "%q is empty or holds a zero byte", s)
 	}

@@ -184,3 +184,11 @@ func (l *Ledger) ForgetOrigin(state bool) error {
 		return nil
 	})
 }
+
+// SetRestoreMemTable sets the restore's Badger memtable size until the
+// returned function restores it.
+func SetRestoreMemTable(n int64) (restore func()) {
+	old := restoreMemTableBytes
+	restoreMemTableBytes = n
+	return func() { restoreMemTableBytes = old }
+}
