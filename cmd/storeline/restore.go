@@ -74,14 +74,9 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 	return exitOK
 }
 
+// restore restores file into dir; ledger.Restore refuses a directory that
+// is not empty (but for what a restore killed midway left).
 func restore(dir, file string, now time.Time) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if len(ents) > 0 {
-		return fmt.Errorf("data directory %s is not empty; restore only into an empty one", dir)
-	}
 	f, err := os.Open(file)
 	if err != nil {
 		return err
