@@ -293,7 +293,7 @@ func (r *Receipt) Compute() error {
 		return err
 	}
 	r.Total, r.VAT = total, vat
-	cash, other, err := sumPayments(r.Currency, r.Payments, true)
+	cash, other, err := sumPayments(r.Currency, r.Payments, pointsPaid)
 	if err != nil {
 		return err
 	}
@@ -393,9 +393,25 @@ func (r *Receipt) checkLoyalty() error {
 // MaxPoints bounds the points of one payment or one receipt's accrual.
 const MaxPoints = 1 << 40
 
+// pointsRule says which points tenders sumPayments accepts.
+type pointsRule int8
+
+const (
+	noPoints        pointsRule = iota // a return without a customer's points
+	pointsPaid                        // a receipt's: at least one point each
+	pointsGivenBack                   // a return's: a worth whose points may round down to none
+)
+
+func (r pointsRule) min() int64 {
+	if r == pointsGivenBack {
+		return 0
+	}
+	return 1
+}
+
 // sumPayments normalises payments and returns the cash and non-cash sums;
-// points count as non-cash where pointsOK.
-func sumPayments(cur Currency, ps []Payment, pointsOK bool) (cash, other decimal.Decimal, err error) {
+// points count as non-cash where rule accepts them.
+func sumPayments(cur Currency, ps []Payment, rule pointsRule) (cash, other decimal.Decimal, err error) {
 	if len(ps) == 0 {
 		zero := cur.Round(decimal.Zero)
 		return zero, zero, Invalidf("payments", "at least one payment is required")
@@ -425,7 +441,7 @@ func sumPayments(cur Currency, ps []Payment, pointsOK bool) (cash, other decimal
 		switch {
 		case p.Method == Cash:
 			sum = &cashX
-		case p.Method == Card, p.Method == Points && pointsOK && p.Points > 0 && p.Points <= MaxPoints:
+		case p.Method == Card, p.Method == Points && rule != noPoints && p.Points >= rule.min() && p.Points <= MaxPoints:
 			sum = &otherX
 		}
 		if sum == nil {
@@ -456,11 +472,11 @@ func sumPayments(cur Currency, ps []Payment, pointsOK bool) (cash, other decimal
 		case Card:
 			other = other.Add(p.Amount)
 		case Points:
-			if !pointsOK {
-				return cash, other, Invalidf(field+".method", "points are not refunded: a return reverses accrual instead")
+			if rule == noPoints {
+				return cash, other, Invalidf(field+".method", "points are given back only by the node, for the part of a returned receipt paid with points; refund cash or card")
 			}
-			if p.Points <= 0 || p.Points > MaxPoints {
-				return cash, other, Invalidf(field+".points", "points %d out of [1, %d]", p.Points, int64(MaxPoints))
+			if p.Points < rule.min() || p.Points > MaxPoints {
+				return cash, other, Invalidf(field+".points", "points %d out of [%d, %d]", p.Points, rule.min(), int64(MaxPoints))
 			}
 			other = other.Add(p.Amount)
 		default:
@@ -702,7 +718,12 @@ func subDec(a, b decimal.Decimal) decimal.Decimal {
 
 // Return is goods brought back by a customer, with the money refunded. It
 // may name the receipt it returns from; the node then checks that no more
-// is returned than that receipt sold.
+// is returned than that receipt sold. Refunds are money (cash, card) and,
+// for a receipt paid partly with points, the points given back: a refund
+// of method Points, Points points worth Amount (no points when the worth
+// stands for less than one), which the node adds (pricing.Restore) and
+// which needs Points to name the programme and customer. Points never turn into money: only the part of the return
+// the receipt did not pay with points is refunded as money.
 type Return struct {
 	Terminal TerminalID
 	Shift    ShiftID
@@ -714,7 +735,8 @@ type Return struct {
 	Lines    []Line
 	Refunds  []Payment
 	// Loyalty: the points the original receipt earned that this return
-	// takes back (loyalty.go).
+	// takes back (loyalty.go), and whose points a points refund gives
+	// back.
 	Points *PointsReversal `msgpack:",omitempty"`
 
 	Total decimal.Decimal
@@ -723,8 +745,32 @@ type Return struct {
 
 func (*Return) EventKind() EventKind { return KindReturn }
 
-// Compute checks the return against itself: refunds must equal its total.
+// Compute checks the return against itself: its refunds, money and
+// points given back, must equal its total.
 func (r *Return) Compute() error {
+	if err := r.ComputeTotals(); err != nil {
+		return err
+	}
+	if len(r.Refunds) == 0 {
+		return Invalidf("refunds", "at least one payment is required")
+	}
+	money, worth, points := r.refundSums()
+	if !money.Add(worth).Equal(r.Total) {
+		if points == 0 {
+			return Invalidf("refunds", "refunds %s differ from the return's total %s", money, r.Total)
+		}
+		sc := r.Currency.Scale()
+		return Invalidf("refunds", "refunds %s differ from the %s refundable in money: %d points worth %s of the return's total %s go back to the customer as points",
+			money.StringFixed(sc), r.Total.Sub(worth).StringFixed(sc), points, worth.StringFixed(sc), r.Total.StringFixed(sc))
+	}
+	return r.Points.check()
+}
+
+// ComputeTotals is Compute but for the sum of the refunds: it computes
+// the lines, the total and VAT, and checks each refund (none at all
+// passes). The node works out the points a return gives back from its
+// total before the refunds can add up.
+func (r *Return) ComputeTotals() error {
 	if !r.Currency.Valid() {
 		return Invalidf("currency", "%q is not an ISO 4217 code", r.Currency)
 	}
@@ -736,14 +782,31 @@ func (r *Return) Compute() error {
 		return err
 	}
 	r.Total, r.VAT = total, vat
-	cash, other, err := sumPayments(r.Currency, r.Refunds, false)
-	if err != nil {
+	if len(r.Refunds) == 0 {
+		return nil
+	}
+	rule := noPoints
+	if r.Points != nil {
+		rule = pointsGivenBack
+	}
+	if _, _, err := sumPayments(r.Currency, r.Refunds, rule); err != nil {
 		return prefixField("refunds", stripField("payments", err))
 	}
-	if !cash.Add(other).Equal(total) {
-		return Invalidf("refunds", "refunds %s differ from the return's total %s", cash.Add(other), total)
+	return nil
+}
+
+// refundSums returns the money refunded, and the points given back and
+// their worth; the refunds are checked.
+func (r *Return) refundSums() (money, worth decimal.Decimal, points int64) {
+	money, worth = r.Currency.Round(decimal.Zero), r.Currency.Round(decimal.Zero)
+	for _, p := range r.Refunds {
+		if p.Method == Points {
+			worth, points = worth.Add(p.Amount), points+p.Points
+		} else {
+			money = money.Add(p.Amount)
+		}
 	}
-	return r.Points.check()
+	return money, worth, points
 }
 
 // stripField removes a leading field name from an error's field, so a
@@ -762,8 +825,24 @@ func stripField(name string, err error) error {
 	return &c
 }
 
-// Postings of a return reverse a sale's.
+// Postings of a return reverse a sale's. Points given back mirror a
+// points payment's: the points go from points-redeemed/<store> back to
+// the customer's account at the store (the store's rights), and their
+// worth out of loyalty/<store> (salePostings).
 func (r *Return) Postings(store StoreID) ([]Posting, error) {
 	ps := salePostings(store, r.Terminal, r.Currency, r.Lines, r.Refunds, decimal.Zero, true)
-	return append(ps, r.Points.postings(store)...), nil
+	ps = append(ps, r.Points.postings(store)...)
+	for _, p := range r.Refunds {
+		if p.Method != Points || p.Points == 0 {
+			continue
+		}
+		if r.Points == nil {
+			return nil, Invalidf("points", "points given back need the customer and programme")
+		}
+		n := decimal.NewFromInt(p.Points)
+		pts := PointsAsset(r.Points.Programme)
+		ps = append(ps, Posting{PointsAccount(r.Points.Programme, r.Points.Customer, store), pts, n},
+			Posting{RedeemedPointsAccount(store), pts, n.Neg()})
+	}
+	return ps, nil
 }

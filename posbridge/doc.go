@@ -57,7 +57,11 @@
 //     receipt ID and points earned above PointsFloat are handed back;
 //     offline, spends are also held to the programme's daily offline cap.
 //     A return takes back what its receipt earned; points already spent
-//     become the customer's debt, never a refusal.
+//     become the customer's debt, never a refusal. A return naming a
+//     receipt paid partly with points gives that part back as points
+//     (pricing.Restore), a refund of method points the node adds; the
+//     till refunds only the rest in money, else a 422 naming refunds. A
+//     return without its receipt is refunded in money as before.
 //   - Bad input changes nothing and is answered application/problem+json
 //     naming the field; error kinds map to statuses in one table
 //     (problem.go). Internal errors are logged and sent without detail.

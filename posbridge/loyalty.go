@@ -37,7 +37,10 @@ import (
 // back the points its receipt earned (or, without the receipt, what the
 // returned lines earn at the card's programme); what the customer has
 // already spent becomes a recorded debt, never a refusal, which central
-// nets against the customer's later earnings.
+// nets against the customer's later earnings. A return of a receipt paid
+// partly with points gives that part back to the customer's rights here
+// as points (reversePoints), never as money; without the receipt the
+// node cannot know, and the till refunds in money as before.
 
 // PointsBroker is head office's side of loyalty as the node reaches it;
 // nil for a standalone node (its own rights only, no offline cap).
@@ -516,21 +519,36 @@ func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
 
 var errSweepOffline = errors.New("central unreachable during the sweep")
 
-// reversePoints works out what a return takes back of the points its
-// original receipt earned: pricing.Reverse of the receipt's points by the
-// money returned, from this shop's rights as far as they go, the rest a
-// debt. A retry keeps the first attempt's figures. On success the
-// customer's lock is held until the returned function is called, after
-// the append.
-func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Return) (func(), error) {
+// reversePoints works out what a return does to the points of its
+// original receipt's customer. It takes back what the receipt earned:
+// pricing.Reverse of the receipt's points by the money returned, from
+// this shop's rights as far as they go (with the points this return gives
+// back), the rest a debt. And it gives back the part of the money
+// returned that the receipt paid with points, as points (pricing.Restore;
+// completes: the return takes back all the receipt had left), added as a
+// refund of method points after the till's: the till refunds only the
+// rest in money, and ret.Compute refuses other refunds, naming refunds. A
+// retry keeps the first attempt's figures. On success the customer's lock
+// is held until the returned function is called, after the append.
+func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Return, completes bool) (func(), error) {
 	nop := func() {}
 	ev, err := s.led.Event(s.cfg.Store, orig)
 	if err != nil {
 		return nop, err
 	}
 	rc, ok := ev.Body.(*storeline.Receipt)
-	if !ok || rc.Programme == "" || rc.Earned == 0 {
-		return nop, nil
+	if !ok || rc.Programme == "" {
+		return nop, ret.Compute()
+	}
+	var paid int64
+	paidWorth := decimal.Zero
+	for _, p := range rc.Payments {
+		if p.Method == storeline.Points {
+			paid, paidWorth = paid+p.Points, paidWorth.Add(p.Amount)
+		}
+	}
+	if rc.Earned == 0 && paid == 0 {
+		return nop, ret.Compute()
 	}
 	unlock := s.points.lock(rc.Customer)
 	done := false
@@ -541,7 +559,11 @@ func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Retu
 	}()
 	if prior, err := s.prior(self, storeline.KindReturn); err != nil || prior != nil {
 		if prior != nil {
-			ret.Points = prior.Body.(*storeline.Return).Points
+			// A retry racing its first try: the first figures, and the
+			// append answers (or refuses) it.
+			p := prior.Body.(*storeline.Return)
+			ret.Points = p.Points
+			ret.Refunds = append(ret.Refunds, p.Refunds[len(tillRefunds(p.Refunds)):]...)
 		}
 		done = err == nil
 		return unlock, err
@@ -557,15 +579,28 @@ func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Retu
 		}
 	}
 	back := pricing.Reverse(rc.Earned, rc.Total, before, ret.Total)
-	if back == 0 {
-		return nop, nil
+	restored, worth := pricing.Restore(rc.Currency, paid, paidWorth, rc.Total, before, ret.Total, completes)
+	if back == 0 && worth.IsZero() {
+		done = true
+		return unlock, ret.Compute()
 	}
-	rights, err := s.rights(rc.Programme, rc.Customer)
-	if err != nil {
+	ret.Points = &storeline.PointsReversal{Programme: rc.Programme, Customer: rc.Customer}
+	if worth.IsPositive() {
+		ret.Refunds = append(ret.Refunds, storeline.Payment{Method: storeline.Points, Amount: worth, Points: restored})
+	}
+	if back > 0 {
+		rights, err := s.rights(rc.Programme, rc.Customer)
+		if err != nil {
+			return nop, err
+		}
+		// The points given back land on the same rights in the same
+		// event: they pay for the reversal before any debt.
+		rev := min(back, max(rights+restored, 0))
+		ret.Points.Reversed, ret.Points.Debt = rev, back-rev
+	}
+	if err := ret.Compute(); err != nil {
 		return nop, err
 	}
-	rev := min(back, max(rights, 0))
-	ret.Points = &storeline.PointsReversal{Programme: rc.Programme, Customer: rc.Customer, Reversed: rev, Debt: back - rev}
 	if ret.Points.Debt > 0 {
 		// Counted when the return is checked; a refused append (rare: the
 		// ledger is failing) over-counts.
@@ -659,19 +694,28 @@ func (s *Server) takeBack(self storeline.EventID, prog storeline.ProgrammeID, cu
 	return unlock, nil
 }
 
-// reversalOut is what a return took back of a customer's points.
+// reversalOut is what a return took back of a customer's points, and
+// Restored, the points it gave back (its refunds of method points).
 type reversalOut struct {
 	Programme storeline.ProgrammeID `json:"programme"`
 	Customer  storeline.CustomerID  `json:"customer"`
 	Reversed  int64                 `json:"reversed"`
 	Debt      int64                 `json:"debt"`
+	Restored  int64                 `json:"restored,omitempty"`
 }
 
-func reversalOf(p *storeline.PointsReversal) *reversalOut {
+func reversalOf(r *storeline.Return) *reversalOut {
+	p := r.Points
 	if p == nil {
 		return nil
 	}
-	return &reversalOut{Programme: p.Programme, Customer: p.Customer, Reversed: p.Reversed, Debt: p.Debt}
+	out := &reversalOut{Programme: p.Programme, Customer: p.Customer, Reversed: p.Reversed, Debt: p.Debt}
+	for _, pay := range r.Refunds {
+		if pay.Method == storeline.Points {
+			out.Restored += pay.Points
+		}
+	}
+	return out
 }
 
 // pointsOut is a loyalty customer's points. Balance and Debt are head

@@ -240,6 +240,9 @@ func payments(field string, in []paymentIn) ([]storeline.Payment, error) {
 		if err := maxLen(f+".auth_code", p.AuthCode, 64); err != nil {
 			return nil, err
 		}
+		if p.Method == storeline.Points && field == "refunds" {
+			return nil, storeline.Invalidf(f+".method", "a till refunds money only (cash, card): the node gives back as points the part of a returned receipt it paid with points")
+		}
 		if p.Method == storeline.Points {
 			// The node converts points to money by the programme's ratio
 			// (loyalty.go); an amount the till sends is checked there.
@@ -651,7 +654,15 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Manager: c.session.seller,
 		Currency: st.Currency, Original: in.Original, Reason: in.Reason, Lines: lines, Refunds: refunds,
 	}
-	if err := ret.Compute(); err != nil {
+	// With its receipt, the refunds add up only once the points it gives
+	// back are known (reversePoints); without it, none are, and the
+	// refunds are all money, as the till sent them.
+	if in.Original != nil {
+		err = ret.ComputeTotals()
+	} else {
+		err = ret.Compute()
+	}
+	if err != nil {
 		return err
 	}
 	if in.Original != nil {
@@ -660,10 +671,11 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		// once do not both pass the check.
 		unlockReturns := s.returns.lock(*in.Original)
 		defer unlockReturns()
-		if err := s.checkReturnable(in.ID, *in.Original, ret.Lines); err != nil {
+		completes, err := s.checkReturnable(in.ID, *in.Original, ret.Lines)
+		if err != nil {
 			return err
 		}
-		unlock, err := s.reversePoints(in.ID, *in.Original, ret) // loyalty.go
+		unlock, err := s.reversePoints(in.ID, *in.Original, ret, completes) // loyalty.go
 		if err != nil {
 			return err
 		}
@@ -726,7 +738,7 @@ func (s *Server) returnRetry(w http.ResponseWriter, in *returnIn, refunds []stor
 			return err
 		}
 		if f == "" {
-			f = paymentsDiff("refunds", refunds, p.Refunds)
+			f = paymentsDiff("refunds", refunds, tillRefunds(p.Refunds))
 		}
 	}
 	if f != "" {
@@ -750,20 +762,31 @@ func (l *returnLocks) lock(orig storeline.EventID) func() {
 	return m.Unlock
 }
 
+// tillRefunds are the refunds of a stored return the till sent: all but
+// the points the node gave back (reversePoints), which come last.
+func tillRefunds(ps []storeline.Payment) []storeline.Payment {
+	n := len(ps)
+	for n > 0 && ps[n-1].Method == storeline.Points {
+		n--
+	}
+	return ps[:n]
+}
+
 // checkReturnable refuses a return of more of an item than the original
 // receipt sold, less what earlier returns (other than this one, which may
-// be a retry) took back.
-func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline.Line) error {
+// be a retry) took back. completes is whether the return takes back all
+// the receipt has left.
+func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline.Line) (completes bool, err error) {
 	ev, err := s.led.Event(s.cfg.Store, orig)
 	if err != nil {
 		if errors.Is(err, storeline.NotFound) {
-			return &storeline.Error{Kind: storeline.NotFound, Field: "original", Err: fmt.Errorf("no receipt %s at this store", orig)}
+			return false, &storeline.Error{Kind: storeline.NotFound, Field: "original", Err: fmt.Errorf("no receipt %s at this store", orig)}
 		}
-		return err
+		return false, err
 	}
 	rc, ok := ev.Body.(*storeline.Receipt)
 	if !ok {
-		return storeline.Invalidf("original", "%s is a %s, not a receipt", orig, ev.Kind)
+		return false, storeline.Invalidf("original", "%s is a %s, not a receipt", orig, ev.Kind)
 	}
 	left := map[storeline.ItemID]decimal.Decimal{}
 	for _, l := range rc.Lines {
@@ -771,7 +794,7 @@ func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline
 	}
 	earlier, err := s.led.ReturnsOf(orig)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, e := range earlier {
 		if e.ID == self {
@@ -786,14 +809,19 @@ func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline
 	for i, l := range lines {
 		have, sold := left[l.Item]
 		if !sold {
-			return storeline.Invalidf(fmt.Sprintf("lines[%d]", i), "item %s is not on receipt %s", l.Item, orig)
+			return false, storeline.Invalidf(fmt.Sprintf("lines[%d]", i), "item %s is not on receipt %s", l.Item, orig)
 		}
 		if l.Qty.GreaterThan(have) {
-			return storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "returning %s of %s, but only %s sold on %s remains unreturned", l.Qty, l.Item, have.String(), orig)
+			return false, storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "returning %s of %s, but only %s sold on %s remains unreturned", l.Qty, l.Item, have.String(), orig)
 		}
 		left[l.Item] = have.Sub(l.Qty)
 	}
-	return nil
+	for _, q := range left {
+		if q.IsPositive() {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func returnOf(ev storeline.Event, r *storeline.Return) returnOut {
@@ -802,7 +830,7 @@ func returnOf(ev storeline.Event, r *storeline.Return) returnOut {
 		eventHead: headOf(ev), Terminal: r.Terminal, Shift: r.Shift, Seller: r.Seller, Manager: r.Manager,
 		Currency: c, Original: r.Original, Reason: r.Reason, Lines: linesOut(c, r.Lines),
 		Refunds: paymentsOut(c, r.Refunds), Total: money(c, r.Total), VAT: vatsOut(c, r.VAT),
-		Points: reversalOf(r.Points),
+		Points: reversalOf(r),
 	}
 }
 

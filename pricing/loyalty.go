@@ -158,3 +158,48 @@ func Spendable(p *storeline.LoyaltyProgramme, balance int64, total decimal.Decim
 func PointsMoney(p *storeline.LoyaltyProgramme, cur storeline.Currency, points int64) decimal.Decimal {
 	return cur.Round(decimal.NewFromInt(points).Mul(p.PointValue))
 }
+
+// Restore returns what a return gives back of the points a receipt paid:
+// the receipt of total paid paid points worth paidWorth, earlier returns
+// of it took back returnedBefore of money, and this one returning. With
+// x the money returned so far (clamped to total; total when completes,
+// the return that takes back all the receipt has left), the points given
+// back so far are floor(paid × x / total) and their worth
+// ceil(paidWorth × x / total) in cur's minor unit; a return gets the
+// differences. So the points never sum past paid, the completing return
+// gives back the rest exactly, and the money refundable (returning less
+// worth) never sums past what the receipt took in money: a return's
+// rounding remainder stays on the points' side. worth is at most
+// returning, so the money refundable is never negative.
+func Restore(cur storeline.Currency, paid int64, paidWorth, total, returnedBefore, returning decimal.Decimal, completes bool) (points int64, worth decimal.Decimal) {
+	zero := cur.Round(decimal.Zero)
+	if paid <= 0 || !paidWorth.IsPositive() || !total.IsPositive() || returning.IsNegative() {
+		return 0, zero
+	}
+	before := decimal.Max(returnedBefore, decimal.Zero)
+	before = decimal.Min(before, total)
+	after := decimal.Min(before.Add(returning), total)
+	if completes {
+		after = total
+	}
+	points = portion(paid, after, total) - portion(paid, before, total)
+	worth = ceilShare(cur, paidWorth, after, total).Sub(ceilShare(cur, paidWorth, before, total))
+	if worth.GreaterThan(returning) {
+		// Only a completing return priced below what was left of the
+		// receipt: the worth stays within what it returns.
+		worth = returning
+	}
+	return points, cur.Round(worth)
+}
+
+// ceilShare is ceil(w × part / whole) in cur's minor unit, exactly.
+func ceilShare(cur storeline.Currency, w, part, whole decimal.Decimal) decimal.Decimal {
+	unit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(cur.Scale())), nil)
+	r := new(big.Rat).Mul(w.Rat(), part.Rat())
+	r.Quo(r, whole.Rat())
+	r.Mul(r, new(big.Rat).SetInt(unit))
+	// Both non-negative: ceil(n/d) = (n + d − 1) / d.
+	q := new(big.Int).Add(r.Num(), new(big.Int).Sub(r.Denom(), big.NewInt(1)))
+	q.Quo(q, r.Denom())
+	return decimal.NewFromBigInt(q, -cur.Scale())
+}
