@@ -106,6 +106,7 @@ func (f *facts) observe(x tillsim.Fact) {
 		}
 		t.returns[x.ID], sign = true, decimal.NewFromInt(1)
 		t.sales = t.sales.Sub(x.Amount)
+		t.redeemed -= x.Points // given back as points
 	default:
 		return
 	}

@@ -50,8 +50,9 @@ type ShopSummary struct {
 	Receipts, Returns int
 	Sales, Refunds    decimal.Decimal
 	Cash, Card        decimal.Decimal // tendered net of change
-	// Points is the money paid with loyalty points, PointsSpent the
-	// points.
+	// Refunds is what returns gave back, in money and points. Points is
+	// the money paid with loyalty points, PointsSpent the points, both
+	// net of what returns gave back as points.
 	Points      decimal.Decimal
 	PointsSpent int64
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/pricing"
 )
 
 // FactKind names a fact a till posts.
@@ -45,7 +46,8 @@ type Fact struct {
 	// a shift's float, or, for a close, the node's expected cash.
 	Amount decimal.Decimal
 	// Points are the loyalty points a receipt paid (part of Amount, worth
-	// PointsPaid in money).
+	// PointsPaid in money), or a return gave back (part of Amount, worth
+	// PointsPaid; the rest was refunded in money).
 	Points     int64
 	PointsPaid decimal.Decimal
 	// Drawer is the fact's effect on the till's cash drawer: cash taken
@@ -241,6 +243,15 @@ type sold struct {
 type soldReceipt struct {
 	id    storeline.EventID
 	lines []sold
+	// A receipt paid partly with points: its total, the points and their
+	// worth, its currency, and the money its returns took back so far
+	// (the node gives back that share of a return as points, the rest as
+	// money: pricing.Restore).
+	total    decimal.Decimal
+	points   int64
+	worth    decimal.Decimal
+	currency storeline.Currency
+	returned decimal.Decimal
 }
 
 // till is one simulated till: its terminal, its sellers' sessions, its
@@ -654,7 +665,8 @@ func (t *till) receipt(ctx context.Context) {
 	for i := range kept {
 		kept[i].payment = method
 	}
-	t.recent = append(t.recent, soldReceipt{id: body.ID, lines: kept})
+	t.recent = append(t.recent, soldReceipt{id: body.ID, lines: kept, total: total, points: spend, worth: worth,
+		currency: storeline.Currency(snap.currency), returned: decimal.Zero})
 	if len(t.recent) > t.sim.cfg.MaxRecent {
 		t.recent = t.recent[1:]
 	}
@@ -759,17 +771,35 @@ func (t *till) returnItem(ctx context.Context) {
 	s := rc.lines[li]
 	scale := t.shop.scale()
 	orig := rc.id
+	// Of a receipt paid partly with points, the node gives back the
+	// points' share of the return as points; the rest is refunded in the
+	// receipt's money tender.
+	pointsBack, worthBack := int64(0), decimal.Zero
+	if rc.points > 0 {
+		pointsBack, worthBack = pricing.Restore(rc.currency, rc.points, rc.worth, rc.total, rc.returned, s.total, len(rc.lines) == 1)
+	}
+	money := s.total.Sub(worthBack)
+	refunds := []payJSON{}
+	if money.IsPositive() {
+		refunds = append(refunds, payJSON{Method: s.payment, Amount: money.StringFixed(scale)})
+	}
 	body := returnJSON{
 		ID: storeline.NewEventID(), Terminal: t.term.ID, Shift: t.shift, Seller: t.cashier.ID, OccurredAt: t.now(),
-		Original: &orig, Reason: "customer changed their mind", Lines: []lineJSON{s.line},
-		Refunds: []payJSON{{Method: s.payment, Amount: s.total.StringFixed(scale)}},
+		Original: &orig, Reason: "customer changed their mind", Lines: []lineJSON{s.line}, Refunds: refunds,
 	}
 	status, err := t.fact(ctx, epReturn, "/v1/returns", body, true, nil)
 	var r *refused
 	if err != nil && !errors.As(err, &r) {
-		return // unknown: keep the line out of further returns either way
+		// Unknown: the node may or may not hold it, so what it gives back
+		// of the receipt's points next is unknown too: no more returns of
+		// this receipt.
+		t.recent = append(t.recent[:ri], t.recent[ri+1:]...)
+		return
 	}
 	rc.lines = append(rc.lines[:li], rc.lines[li+1:]...)
+	if err == nil {
+		rc.returned = rc.returned.Add(s.total)
+	}
 	if len(rc.lines) == 0 {
 		t.recent = append(t.recent[:ri], t.recent[ri+1:]...)
 	}
@@ -778,21 +808,23 @@ func (t *till) returnItem(ctx context.Context) {
 	}
 	drawer := decimal.Zero
 	if s.payment == "cash" {
-		drawer = s.total.Neg()
+		drawer = money.Neg()
 		t.drawer = t.drawer.Add(drawer)
 	}
 	t.shop.add(func(sh *shopTally) {
 		sh.returns++
-		sh.refunds = sh.refunds.Add(s.total)
+		sh.refunds = sh.refunds.Add(s.total) // money and points given back
 		if s.payment == "cash" {
-			sh.cash = sh.cash.Sub(s.total)
+			sh.cash = sh.cash.Sub(money)
 		} else {
-			sh.card = sh.card.Sub(s.total)
+			sh.card = sh.card.Sub(money)
 		}
+		sh.points = sh.points.Sub(worthBack)
+		sh.pointsSpent -= pointsBack
 	})
 	t.sim.returns.Add(1)
 	t.sim.observe(Fact{Shop: t.shop.index, Kind: FactReturn, ID: body.ID, Status: status, Terminal: t.term.ID, Shift: t.shift,
-		Seller: t.cashier.ID, Lines: []FactLine{{Item: s.item, Qty: s.qty}}, Amount: s.total, Drawer: drawer})
+		Seller: t.cashier.ID, Lines: []FactLine{{Item: s.item, Qty: s.qty}}, Amount: s.total, Points: pointsBack, PointsPaid: worthBack, Drawer: drawer})
 }
 
 // cashOp puts change money into the drawer, or (a manager) takes surplus
