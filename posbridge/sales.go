@@ -887,6 +887,21 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := op.Validate(); err != nil {
 		return err
 	}
+	// Cash moved under a closed shift is in no Z report (the close's is
+	// fixed): refused as a second close is, unless it is a retry.
+	tot, err := s.led.ShiftTotals(in.Terminal, in.Shift)
+	if err != nil {
+		return err
+	}
+	if tot.Close != nil {
+		prior, err := s.prior(in.ID, storeline.KindCash)
+		if err != nil {
+			return err
+		}
+		if prior == nil {
+			return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was closed by event %s: open a new shift", in.Shift, tot.Close.Event)}
+		}
+	}
 	date, err := s.businessDate(in.Terminal, in.Shift, *in.OccurredAt, loc)
 	if err != nil {
 		return err
