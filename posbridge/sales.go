@@ -773,9 +773,9 @@ func tillRefunds(ps []storeline.Payment) []storeline.Payment {
 }
 
 // checkReturnable refuses a return of more of an item than the original
-// receipt sold, less what earlier returns (other than this one, which may
-// be a retry) took back. completes is whether the return takes back all
-// the receipt has left.
+// receipt sold, or for more money than the receipt took for it, less what
+// earlier returns (other than this one, which may be a retry) took back.
+// completes is whether the return takes back all the receipt has left.
 func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline.Line) (completes bool, err error) {
 	ev, err := s.led.Event(s.cfg.Store, orig)
 	if err != nil {
@@ -788,9 +788,13 @@ func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline
 	if !ok {
 		return false, storeline.Invalidf("original", "%s is a %s, not a receipt", orig, ev.Kind)
 	}
+	// What of each item is left to return: units, and the money the
+	// receipt took for them (line totals, net of line discounts).
 	left := map[storeline.ItemID]decimal.Decimal{}
+	paid := map[storeline.ItemID]decimal.Decimal{}
 	for _, l := range rc.Lines {
 		left[l.Item] = left[l.Item].Add(l.Qty)
+		paid[l.Item] = paid[l.Item].Add(l.Total)
 	}
 	earlier, err := s.led.ReturnsOf(orig)
 	if err != nil {
@@ -803,6 +807,7 @@ func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline
 		if rt, ok := e.Body.(*storeline.Return); ok {
 			for _, l := range rt.Lines {
 				left[l.Item] = left[l.Item].Sub(l.Qty)
+				paid[l.Item] = paid[l.Item].Sub(l.Total)
 			}
 		}
 	}
@@ -814,7 +819,14 @@ func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline
 		if l.Qty.GreaterThan(have) {
 			return false, storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "returning %s of %s, but only %s sold on %s remains unreturned", l.Qty, l.Item, have.String(), orig)
 		}
+		if l.Total.GreaterThan(paid[l.Item]) {
+			// Priced above the sale: the refund would pay out more than the
+			// customer paid for it.
+			return false, storeline.Invalidf(fmt.Sprintf("lines[%d].price", i), "returning %s of %s for %s, but %s paid for it on %s remains unreturned",
+				l.Qty, l.Item, l.Total, paid[l.Item], orig)
+		}
 		left[l.Item] = have.Sub(l.Qty)
+		paid[l.Item] = paid[l.Item].Sub(l.Total)
 	}
 	for _, q := range left {
 		if q.IsPositive() {
