@@ -58,7 +58,19 @@ func (n *Node) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// healthz answers 200 "ok", or 503 "unavailable" once the ledger is
+// poisoned: the node then refuses every write until it is restarted.
 func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := n.ledger.Poisoned(); err != nil {
+		// The cause is in the log; this listener is open.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status":         "unavailable",
+			"reason":         "ledger poisoned by a failed sync or write: restart the node",
+			"store":          n.cfg.StoreID,
+			"master_version": n.ledger.MasterVersion(),
+		})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":         "ok",
 		"store":          n.cfg.StoreID,

@@ -37,10 +37,13 @@ type Node struct {
 	started bool
 	stopped bool
 	serveWG sync.WaitGroup
-	serveCh chan error // the first fatal serve error
+	serveCh chan error    // the first fatal serve error
+	done    chan struct{} // closed once the node is stopped (markStopped)
 
 	loySweep *pointsSweep  // loyalty.go
 	points   *pointsBroker // loyalty.go; nil when standalone
+
+	seams *ledger.Seams // the ledger's I/O seams; set by this package's tests only
 }
 
 // New checks cfg and returns a node that has opened nothing yet. reg is the
@@ -74,6 +77,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, erro
 		met:     met,
 		clock:   crdt.NewClock(wallClock(cfg.Clock), cfg.MaxClockSkew),
 		serveCh: make(chan error, 2),
+		done:    make(chan struct{}),
 	}, nil
 }
 
@@ -104,8 +108,9 @@ func (n *Node) Start() (err error) {
 	o := n.cfg.ledgerOptions(n.clock)
 	o.Registerer = n.met
 	o.Logger = n.log
+	o.Seams = n.seams
 	if err := o.Validate(); err != nil {
-		n.stopped = true // nothing opened, nothing for Stop to do
+		n.markStopped() // nothing opened, nothing for Stop to do
 		n.met.unregisterAll()
 		return fmt.Errorf("node: ledger options: %w", err)
 	}
@@ -113,13 +118,13 @@ func (n *Node) Start() (err error) {
 	// so a missing or bad file fails the start having opened nothing.
 	tlsConf, err := n.cfg.Replication.loadClientTLS()
 	if err != nil {
-		n.stopped = true
+		n.markStopped()
 		n.met.unregisterAll()
 		return err
 	}
 	l, err := ledger.Open(o)
 	if err != nil {
-		n.stopped = true
+		n.markStopped()
 		n.met.unregisterAll()
 		return fmt.Errorf("node: open ledger in %s: %w", n.cfg.DataDir, err)
 	}
@@ -127,7 +132,7 @@ func (n *Node) Start() (err error) {
 	defer func() {
 		if err != nil {
 			n.closeAll()
-			n.stopped = true // nothing left for Stop to do
+			n.markStopped() // nothing left for Stop to do
 		}
 	}()
 	if err := n.provisionTerminals(context.Background()); err != nil {
@@ -209,12 +214,16 @@ func (n *Node) provisionTerminals(ctx context.Context) error {
 	return nil
 }
 
-// Run starts the node (unless Start was called) and serves until ctx ends
-// or a listener fails, then stops it cleanly.
+// Run starts the node (unless Start was called) and serves until ctx ends,
+// a listener fails or the node is stopped (Stop), then stops it cleanly.
+// A node already stopped (or whose Start failed) is an error.
 func (n *Node) Run(ctx context.Context) error {
 	n.mu.Lock()
-	started := n.started
+	started, stopped := n.started, n.stopped
 	n.mu.Unlock()
+	if stopped {
+		return errors.New("node: stopped")
+	}
 	if !started {
 		if err := n.Start(); err != nil {
 			return err
@@ -223,6 +232,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
+	case <-n.done:
 	case serveErr = <-n.serveCh:
 		n.log.Error("listener failed", "err", serveErr)
 	}
@@ -240,11 +250,11 @@ func (n *Node) Stop() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped || !n.started {
-		n.stopped = true
+		n.markStopped()
 		n.met.unregisterAll()
 		return nil
 	}
-	n.stopped = true
+	n.markStopped()
 	n.log.Info("stopping", "timeout", n.cfg.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
@@ -277,6 +287,15 @@ func (n *Node) Stop() error {
 	n.met.unregisterAll()
 	n.log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// markStopped records that the node is stopped for good and wakes Run;
+// n.mu is held.
+func (n *Node) markStopped() {
+	if !n.stopped {
+		n.stopped = true
+		close(n.done)
+	}
 }
 
 // closeAll undoes a failed Start.
