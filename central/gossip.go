@@ -15,12 +15,15 @@ import (
 )
 
 // nodeMeta is what a node tells the others through gossip: where its Raft
-// transport and head-office API listen, and the FSM level its binary
-// applies (levels.go; absent from a node of a version before levels).
+// transport and head-office API listen, the FSM level its binary applies
+// (levels.go; absent from a node of a version before levels), and the
+// cluster incarnation its replica holds (restore.go; "" for an empty one),
+// kept current by reconcileLoop.
 type nodeMeta struct {
 	Raft  string `json:"r"`
 	API   string `json:"a"`
 	Level int    `json:"l,omitempty"`
+	Inc   string `json:"i,omitempty"`
 }
 
 // gossip tracks the members memberlist reports and wakes the leader's
@@ -32,6 +35,7 @@ type gossip struct {
 	alive map[string]nodeMeta
 	dead  map[string]time.Time // when a member was seen failed or gone
 	held  map[string]int       // members not added for their FSM level, by the level they told
+	alien map[string]string    // members not added for their incarnation, by the one they told
 }
 
 // heldBack records that member id, telling level, was not added to Raft
@@ -49,8 +53,37 @@ func (g *gossip) heldBack(id string, level int) bool {
 	return true
 }
 
+// foreign records that member id, telling incarnation inc, was not added
+// to Raft for it, and reports whether that is news.
+func (g *gossip) foreign(id, inc string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if i, ok := g.alien[id]; ok && i == inc {
+		return false
+	}
+	if g.alien == nil {
+		g.alien = map[string]string{}
+	}
+	g.alien[id] = inc
+	return true
+}
+
+// setInc records the incarnation the node's replica now holds, and
+// reports whether it changed (the meta must then be gossiped again).
+func (g *gossip) setInc(inc string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.self.Inc == inc {
+		return false
+	}
+	g.self.Inc = inc
+	return true
+}
+
 func (g *gossip) NodeMeta(limit int) []byte {
+	g.mu.Lock()
 	b, _ := json.Marshal(g.self)
+	g.mu.Unlock()
 	if len(b) > limit {
 		return nil
 	}
@@ -115,7 +148,7 @@ func (n *Node) startGossip() error {
 		return err
 	}
 	n.gos = &gossip{
-		self:  nodeMeta{Raft: string(n.tr.LocalAddr()), API: n.apiAddr, Level: n.level()},
+		self:  nodeMeta{Raft: string(n.tr.LocalAddr()), API: n.apiAddr, Level: n.level(), Inc: n.Incarnation()},
 		wake:  make(chan struct{}, 1),
 		alive: map[string]nodeMeta{},
 		dead:  map[string]time.Time{},
@@ -151,10 +184,12 @@ func (n *Node) startGossip() error {
 	return nil
 }
 
-// reconcileLoop runs on every node and acts on the leader: members gossip
-// knows but Raft does not are added (as voters up to MaxVoters, as
-// non-voters beyond), non-voters are promoted when a voter slot is free,
-// and, if DeadNodeRemoveAfter is set, members dead that long are removed.
+// reconcileLoop runs on every node, gossips the node's incarnation when
+// it changed, and acts on the leader: members gossip knows but Raft does
+// not are added (as voters up to MaxVoters, as non-voters beyond) unless
+// their data directory holds another incarnation, non-voters are promoted
+// when a voter slot is free, and, if DeadNodeRemoveAfter is set, members
+// dead that long are removed.
 func (n *Node) reconcileLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.ReconcileInterval)
@@ -173,6 +208,11 @@ func (n *Node) reconcileLoop() {
 		case <-t.C:
 		case <-n.gos.wake:
 		case <-leaderCh:
+		}
+		if inc, err := n.rep.Meta(incarnationKey); err == nil && n.gos.setInc(string(inc)) {
+			if err := n.ml.UpdateNode(n.cfg.ProbeTimeout); err != nil {
+				n.log.Warn("central: gossip the incarnation", "err", err)
+			}
 		}
 		if n.raft.State() == raft.Leader {
 			if err := n.reconcile(); err != nil {
@@ -202,8 +242,21 @@ func (n *Node) reconcile() error {
 	if err != nil {
 		return err
 	}
+	inc := n.Incarnation()
 	for id, m := range alive {
 		if m.Raft == "" {
+			continue
+		}
+		if _, ok := known[id]; !ok && m.Inc != "" && inc != "" && m.Inc != inc {
+			// Its data directory holds another history (another
+			// cluster's, or this one's before a restore): the FSM skips
+			// the entries its replica claims to have applied, so it
+			// would serve and vote with a state that is not the
+			// cluster's. It joins once its directory is emptied.
+			if n.gos.foreign(id, m.Inc) {
+				n.log.Error("central: member whose data directory is of another cluster incarnation not added; empty its data directory to join",
+					"id", id, "incarnation", m.Inc, "cluster", inc)
+			}
 			continue
 		}
 		if _, ok := known[id]; !ok && level > 1 && m.Level < level {

@@ -1,0 +1,95 @@
+package central
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/storeline/storeline/internal/testwait"
+)
+
+// reviewCluster starts size nodes on loopback (the first bootstraps) and
+// waits until all are voters.
+func reviewCluster(t *testing.T, size int) []*Node {
+	t.Helper()
+	root := t.TempDir()
+	var nodes []*Node
+	for i := 0; i < size; i++ {
+		cfg := DefaultConfig(filepath.Join(root, fmt.Sprintf("n%d", i+1)))
+		cfg.NodeID = fmt.Sprintf("r%d", i+1)
+		cfg.ClusterSecret = "cluster-secret-for-tests"
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+		cfg.CommitTimeout = 2 * time.Millisecond
+		cfg.ApplyTimeout, cfg.ForwardTimeout = 3*time.Second, 3*time.Second
+		cfg.ProbeInterval, cfg.ProbeTimeout, cfg.GossipInterval = 100*time.Millisecond, 50*time.Millisecond, 20*time.Millisecond
+		cfg.ReconcileInterval = 50 * time.Millisecond
+		if i > 0 {
+			cfg.Bootstrap = false
+			cfg.Seeds = []string{nodes[0].GossipAddr()}
+		}
+		n, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+		if i == 0 {
+			testwait.For(t, "bootstrap leader", 10*time.Second, n.IsLeader)
+		}
+	}
+	testwait.For(t, "all voters", 15*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.IsLeader() {
+				f := n.raft.GetConfiguration()
+				return f.Error() == nil && len(f.Configuration().Servers) == size
+			}
+		}
+		return false
+	})
+	return nodes
+}
+
+// TestReviewClusterRemovedNodeAcksNothingUncommitted: a follower removed
+// from the Raft configuration while it keeps running (gossip still sees
+// it: the reconciler adds it back, so the gossip side is stopped first)
+// never acknowledges a write the cluster does not hold, nor serves a
+// linearizable read.
+func TestReviewClusterRemovedNodeAcksNothingUncommitted(t *testing.T) {
+	nodes := reviewCluster(t, 3)
+	var l, f *Node
+	for _, n := range nodes {
+		if n.IsLeader() {
+			l = n
+		} else {
+			f = n
+		}
+	}
+	// Keep the leader from adding it back: f leaves gossip.
+	if err := f.ml.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := l.raft.RemoveServer(raft.ServerID(f.ID()), 0, 3*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // past f's heartbeat timeout
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	res, err := f.Submit(ctx, OpIncarnation, "review-removed", []byte{0x80})
+	if err == nil {
+		// Acknowledged: it must be the cluster's.
+		if res.Index > l.AppliedIndex() {
+			t.Fatalf("removed node acknowledged index %d the leader (applied %d) does not hold", res.Index, l.AppliedIndex())
+		}
+	}
+	if err := f.Linearize(ctx); err == nil {
+		t.Fatalf("removed node (state %s, leader %q) serves linearizable reads", f.raft.State(), f.Leader())
+	}
+	if f.IsLeader() {
+		t.Fatal("removed node became leader")
+	}
+}
