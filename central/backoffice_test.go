@@ -338,32 +338,17 @@ func TestBackOfficeOnCluster(t *testing.T) {
 // selling one milk from department main.
 func milkSales(t *testing.T, store storeline.StoreID, from uint64, n int) []byte {
 	t.Helper()
-	req := replication.PushRequest{V: replication.ProtocolVersion, Store: string(store), Epoch: 1}
-	for i := 0; i < n; i++ {
+	bodies := make([]datedBody, n)
+	for i := range bodies {
 		r := &storeline.Receipt{Terminal: "till-1", Shift: "sh1", Seller: "alice", Currency: "EUR",
 			Lines:    []storeline.Line{{Item: "milk", Dept: "main", Unit: storeline.Piece, Qty: dec("1"), Price: dec("1.50"), VATRate: dec("10")}},
 			Payments: []storeline.Payment{{Method: storeline.Cash, Amount: dec("1.50")}}}
 		if err := r.Compute(); err != nil {
 			t.Fatal(err)
 		}
-		ev := storeline.Event{ID: storeline.NewEventID(), Origin: store, Epoch: 1, Seq: from + uint64(i), SchemaVersion: storeline.SchemaVersion,
-			Kind: storeline.KindReceipt, Body: r, OccurredAt: time.Now().UTC(), BusinessDate: "2026-11-29"}
-		ps, err := storeline.DerivePostings(store, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Postings = ps
-		w, err := replication.EventToWire(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Events = append(req.Events, w)
+		bodies[i] = datedBody{"2026-11-29", r}
 	}
-	b, err := replication.Encode(&req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return datedPush(t, store, from, bodies...)
 }
 
 func pushOK(t *testing.T, addr string, body []byte) {
@@ -493,8 +478,7 @@ func TestDocumentFromTillDraft(t *testing.T) {
 // (each line one unit at 1.50, paid in cash), dated today in Riga.
 func salesPush(t *testing.T, store storeline.StoreID, seq uint64, ls ...storeline.Line) []byte {
 	t.Helper()
-	riga, _ := time.LoadLocation("Europe/Riga")
-	req := replication.PushRequest{V: replication.ProtocolVersion, Store: string(store), Epoch: 1}
+	bodies := make([]storeline.Body, len(ls))
 	for i, l := range ls {
 		l.Unit, l.Qty, l.Price, l.VATRate = storeline.Piece, dec("1"), dec("1.50"), dec("21")
 		r := &storeline.Receipt{Terminal: "till-1", Shift: "sh1", Seller: "alice", Currency: "EUR",
@@ -502,24 +486,9 @@ func salesPush(t *testing.T, store storeline.StoreID, seq uint64, ls ...storelin
 		if err := r.Compute(); err != nil {
 			t.Fatal(err)
 		}
-		ev := storeline.Event{ID: storeline.NewEventID(), Origin: store, Epoch: 1, Seq: seq + uint64(i), SchemaVersion: storeline.SchemaVersion,
-			Kind: storeline.KindReceipt, Body: r, OccurredAt: time.Now().UTC(), BusinessDate: storeline.DateOf(time.Now(), riga)}
-		ps, err := storeline.DerivePostings(store, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Postings = ps
-		w, err := replication.EventToWire(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Events = append(req.Events, w)
+		bodies[i] = r
 	}
-	b, err := replication.Encode(&req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return eventsPush(t, store, seq, bodies...)
 }
 
 // TestExciseJournalAndSerialConflicts: excise goods arrive by invoice,

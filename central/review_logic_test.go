@@ -10,15 +10,33 @@ import (
 	"github.com/storeline/storeline/replication"
 )
 
-// eventsPush builds a push of store's events from seq on.
+// eventsPush builds a push of store's events from seq on, dated today in
+// Riga.
 func eventsPush(t *testing.T, store storeline.StoreID, seq uint64, bodies ...storeline.Body) []byte {
 	t.Helper()
 	riga, _ := time.LoadLocation("Europe/Riga")
-	req := replication.PushRequest{V: replication.ProtocolVersion, Store: string(store), Epoch: 1}
+	dated := make([]datedBody, len(bodies))
 	for i, b := range bodies {
+		dated[i] = datedBody{storeline.DateOf(time.Now(), riga), b}
+	}
+	return datedPush(t, store, seq, dated...)
+}
+
+// datedBody is an event's body and business date, for datedPush.
+type datedBody struct {
+	date storeline.Date
+	body storeline.Body
+}
+
+// datedPush builds a push of store's events from seq on, with the
+// postings the shop derives.
+func datedPush(t *testing.T, store storeline.StoreID, seq uint64, bodies ...datedBody) []byte {
+	t.Helper()
+	req := replication.PushRequest{V: replication.ProtocolVersion, Store: string(store), Epoch: 1}
+	for i, d := range bodies {
 		ev := storeline.Event{ID: storeline.NewEventID(), Origin: store, Epoch: 1, Seq: seq + uint64(i), SchemaVersion: storeline.SchemaVersion,
-			Kind: b.EventKind(), Body: b, OccurredAt: time.Now().UTC(), BusinessDate: storeline.DateOf(time.Now(), riga)}
-		ps, err := storeline.DerivePostings(store, b)
+			Kind: d.body.EventKind(), Body: d.body, OccurredAt: time.Now().UTC(), BusinessDate: d.date}
+		ps, err := storeline.DerivePostings(store, d.body)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,7 @@ type rrSale struct {
 // rrPush builds a push of store's sales at seq from on.
 func rrPush(t *testing.T, store storeline.StoreID, from uint64, sales ...rrSale) []byte {
 	t.Helper()
-	req := replication.PushRequest{V: replication.ProtocolVersion, Store: string(store), Epoch: 1}
+	bodies := make([]datedBody, len(sales))
 	for i, s := range sales {
 		ls := append([]storeline.Line(nil), s.lines...)
 		for j := range ls {
@@ -49,7 +49,6 @@ func rrPush(t *testing.T, store storeline.StoreID, from uint64, sales ...rrSale)
 			}
 		}
 		var body storeline.Body
-		kind := storeline.KindReceipt
 		if s.ret {
 			r := &storeline.Return{Terminal: "till-1", Shift: "sh1", Seller: "alice", Manager: "alice", Currency: "EUR", Reason: "x", Lines: ls}
 			tot := computeTotal(r.Lines)
@@ -57,7 +56,7 @@ func rrPush(t *testing.T, store storeline.StoreID, from uint64, sales ...rrSale)
 			if err := r.Compute(); err != nil {
 				t.Fatal(err)
 			}
-			body, kind = r, storeline.KindReturn
+			body = r
 		} else {
 			r := &storeline.Receipt{Terminal: "till-1", Shift: "sh1", Seller: "alice", Currency: "EUR", Lines: ls}
 			tot := computeTotal(r.Lines)
@@ -67,24 +66,9 @@ func rrPush(t *testing.T, store storeline.StoreID, from uint64, sales ...rrSale)
 			}
 			body = r
 		}
-		ev := storeline.Event{ID: storeline.NewEventID(), Origin: store, Epoch: 1, Seq: from + uint64(i), SchemaVersion: storeline.SchemaVersion,
-			Kind: kind, Body: body, OccurredAt: time.Now().UTC(), BusinessDate: s.date}
-		ps, err := storeline.DerivePostings(store, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Postings = ps
-		w, err := replication.EventToWire(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Events = append(req.Events, w)
+		bodies[i] = datedBody{s.date, body}
 	}
-	b, err := replication.Encode(&req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return datedPush(t, store, from, bodies...)
 }
 
 // computeTotal is what a receipt of lines totals (a throwaway receipt's
