@@ -618,10 +618,14 @@ func (a *applier) storeExists(id storeline.StoreID) (bool, error) {
 	return ok, nil
 }
 
-// check returns the business error that refuses ev, or nil: every item a
-// receipt sells, and every item whose units a posting moves, must exist at
-// central.
+// check returns the business error that refuses ev, or nil: a shop's
+// event moves only its own accounts (and may hand rights back to head
+// office), and every item a receipt sells, and every item whose units a
+// posting moves, must exist at central.
 func (a *applier) check(ev *storeline.Event) (error, error) {
+	if bad := foreignPosting(ev); bad != nil {
+		return bad, nil
+	}
 	items := a.lines[ev.Seq]
 	if r, ok := ev.Body.(*storeline.Receipt); ok {
 		items = make([]storeline.ItemID, len(r.Lines))
@@ -654,6 +658,28 @@ func (a *applier) check(ev *storeline.Event) (error, error) {
 		}
 	}
 	return nil, nil
+}
+
+// foreignPosting refuses a shop's event whose postings move an account
+// that is not the shop's own (storeOfAccount): another shop's stock or
+// rights, or an account of no shop. Only head office moves balances
+// between holders; every debit of an account is authored by its holder
+// (DESIGN.md, "Safety while offline"). The one exception is a credit to
+// head office's account (a PointsHandback). Central's own events are not
+// checked.
+func foreignPosting(ev *storeline.Event) error {
+	if ev.Origin == storeline.Central {
+		return nil
+	}
+	for j, p := range ev.Postings {
+		s, ok := storeOfAccount(p.Account)
+		if ok && (s == ev.Origin || s == storeline.Central && p.Amount.IsPositive()) {
+			continue
+		}
+		return &storeline.Error{Op: "central.ingest", Kind: storeline.Forbidden, Field: fmt.Sprintf("postings[%d].account", j),
+			Err: fmt.Errorf("an event of %s moves account %q, not its own", ev.Origin, p.Account)}
+	}
+	return nil
 }
 
 // touched returns the stores other than ev's origin whose accounts ev's
