@@ -384,8 +384,22 @@ func (n *Node) put(w http.ResponseWriter, r *http.Request, res resource) error {
 	if result.Duplicate {
 		token = "" // the first request's token was issued then; a new one is not stored
 	}
-	writeJSON(w, http.StatusOK, putAnswer{Version: result.Version, Duplicate: result.Duplicate, Record: encodeWire(rec), Token: token})
+	writeJSON(w, http.StatusOK, putAnswer{Version: result.Version, Duplicate: result.Duplicate, Record: apiRecord(rec), Token: token})
 	return nil
+}
+
+// apiRecord is a record as the head-office API answers it. A seller's
+// PIN hash is left out: a PIN is a few digits, so whoever reads its hash
+// finds the PIN offline in seconds. Shops get it by replication, to log
+// sellers in; no API client needs it (a PIN is set with "pin").
+func apiRecord(rec any) any {
+	m := encodeWire(rec)
+	if _, ok := rec.(*storeline.Seller); ok {
+		if mm, ok := m.(map[string]any); ok {
+			delete(mm, "pin_hash")
+		}
+	}
+	return m
 }
 
 func (n *Node) submitOne(ctx context.Context, key string, rec storeline.Record) (*Result, error) {
@@ -515,7 +529,7 @@ func (n *Node) postSellerPIN(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, putAnswer{Version: res.Version, Duplicate: res.Duplicate, Record: encodeWire(&s)})
+	writeJSON(w, http.StatusOK, putAnswer{Version: res.Version, Duplicate: res.Duplicate, Record: apiRecord(&s)})
 	return nil
 }
 
@@ -550,7 +564,7 @@ func (n *Node) get(w http.ResponseWriter, r *http.Request, res resource) error {
 	if err := n.rep.GetMaster(res.Kind, r.PathValue("id"), rec); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, encodeWire(rec))
+	writeJSON(w, http.StatusOK, apiRecord(rec))
 	return nil
 }
 
@@ -580,7 +594,7 @@ func (n *Node) list(w http.ResponseWriter, r *http.Request, res resource) error 
 		if len(out) == limit {
 			return false, nil
 		}
-		out = append(out, encodeWire(rec))
+		out = append(out, apiRecord(rec))
 		next = rec.MasterID()
 		return true, nil
 	})
@@ -812,7 +826,7 @@ func (n *Node) getChanges(w http.ResponseWriter, r *http.Request) error {
 	for i, c := range p.Changes {
 		cs[i] = map[string]any{"version": c.Version, "kind": c.Kind, "id": c.ID, "deleted": c.Deleted}
 		if c.Record != nil {
-			cs[i]["record"] = encodeWire(c.Record)
+			cs[i]["record"] = apiRecord(c.Record)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"changes": cs, "next": p.Next, "more": p.More, "resync": p.Resync})
@@ -834,7 +848,7 @@ func (n *Node) getSnapshot(w http.ResponseWriter, r *http.Request) error {
 	}
 	recs := make([]map[string]any, len(p.Records))
 	for i, rec := range p.Records {
-		recs[i] = map[string]any{"kind": rec.MasterKind(), "id": rec.MasterID(), "record": encodeWire(rec)}
+		recs[i] = map[string]any{"kind": rec.MasterKind(), "id": rec.MasterID(), "record": apiRecord(rec)}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"records": recs, "as_of": p.AsOf, "next": p.Next})
 	return nil

@@ -124,6 +124,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	if n.sl, err = newStreamLayer(rln, cfg.RaftAdvertise); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, storeline.Invalidf("RaftAdvertise", "%v", err))
 	}
+	n.sl.requireSecret(cfg.ClusterSecret)
 	n.tr = unpipelined{raft.NewNetworkTransport(n.sl, 3, 10*time.Second, hl)}
 	closers = append(closers, func() { n.tr.Close() })
 
