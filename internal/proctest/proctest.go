@@ -16,9 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,8 +147,13 @@ func (p *Proc) LogTail() string {
 // FreeAddrs returns n loopback addresses whose TCP and UDP ports were
 // free a moment ago (memberlist binds both on one port). A child that is
 // restarted must bind the same address again, so it cannot use port 0.
+// The ports are drawn below the kernel's ephemeral range: a port from it
+// could be taken, between this check and the child's bind, by any
+// outgoing connection on the machine (the other test packages running
+// alongside make thousands) or by another test's listener on port 0.
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
+	lo, hi := 10000, ephemeralLow()
 	var out []string
 	var held []io.Closer
 	defer func() {
@@ -154,13 +161,16 @@ func FreeAddrs(t testing.TB, n int) []string {
 			c.Close()
 		}
 	}()
-	for len(out) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no free port among %d tries in [%d, %d)", tries, lo, hi)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		held = append(held, ln)
-		addr := ln.Addr().String()
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			continue // UDP side taken: draw another port
@@ -169,6 +179,24 @@ func FreeAddrs(t testing.TB, n int) []string {
 		out = append(out, addr)
 	}
 	return out
+}
+
+// ephemeralLow is the lowest port the kernel hands to port-0 binds and
+// outgoing connections (32768 where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= 10000+1000 {
+		return 32768
+	}
+	return low
 }
 
 // ErrNotYet marks a condition not met yet.
