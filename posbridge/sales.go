@@ -371,7 +371,11 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 		return none, false, err
 	}
 	// Not cancelled with the till's request: the points lock is released
-	// only once the append's outcome is known (loyalty.go).
+	// only once the append's outcome is known (loyalty.go). The shift's
+	// close waits for it (shiftDays.facts).
+	facts := s.shiftDays.factLock(in.Terminal, in.Shift)
+	facts.RLock()
+	defer facts.RUnlock()
 	ev, ok, err := s.appendEvent(context.WithoutCancel(ctx), in.ID, *in.OccurredAt, date, rc)
 	if errors.Is(err, storeline.Conflict) {
 		// The first try of this receipt may have landed since the retry
@@ -693,6 +697,9 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	// Not cancelled with the till's request: the returns and points locks
 	// are released only once the append's outcome is known.
+	facts := s.shiftDays.factLock(in.Terminal, in.Shift)
+	facts.RLock()
+	defer facts.RUnlock()
 	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), in.ID, *in.OccurredAt, date, ret)
 	if errors.Is(err, storeline.Conflict) {
 		// A retry racing its first try, which landed since the check
@@ -900,7 +907,12 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	// Cash moved under a closed shift is in no Z report (the close's is
-	// fixed): refused as a second close is, unless it is a retry.
+	// fixed): refused as a second close is, unless it is a retry. The
+	// shift's facts lock keeps a close from landing between the check and
+	// the append.
+	facts := s.shiftDays.factLock(in.Terminal, in.Shift)
+	facts.RLock()
+	defer facts.RUnlock()
 	tot, err := s.led.ShiftTotals(in.Terminal, in.Shift)
 	if err != nil {
 		return err
@@ -918,7 +930,7 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return err
 	}
-	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, date, op)
+	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), in.ID, *in.OccurredAt, date, op)
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}

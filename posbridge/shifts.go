@@ -1,8 +1,10 @@
 package posbridge
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"sync"
 	"time"
@@ -205,6 +207,9 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	now := s.cfg.Now()
 	oldest := storeline.Date(now.In(loc).AddDate(0, 0, -s.cfg.MaxShiftDays).Format(time.DateOnly))
+	facts := s.shiftDays.factLock(c.terminal.ID, shift)
+	facts.Lock()
+	defer facts.Unlock()
 	tot, err := s.led.ShiftTotals(c.terminal.ID, shift)
 	if err != nil {
 		return err
@@ -246,7 +251,9 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	// closes one wins. A retry of the winner's id that raced it gets the
 	// stored close: deduplicated by the ledger if its report is the same,
 	// read back here if the shift changed in between.
-	ev, ok, err := s.appendEvent(r.Context(), id, now, tot.Opening.BusinessDate, sc)
+	// Not cancelled with the till's request: the shift's facts wait for
+	// the close's outcome.
+	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), id, now, tot.Opening.BusinessDate, sc)
 	if errors.Is(err, storeline.Conflict) {
 		if in.ID != nil {
 			prior, perr := s.prior(id, storeline.KindShiftClose)
@@ -277,6 +284,12 @@ type shiftDays struct {
 	// opening is held by openShift from its check that the shift has no
 	// other opening to the append of its own.
 	opening sync.Mutex
+	// facts are striped by shift: a receipt, return or cash operation
+	// holds its shift's for reading across its append, a close for
+	// writing from its read of the shift's totals to its append, so no
+	// fact lands between the two (it would be in the shift and in no Z
+	// report).
+	facts [64]sync.RWMutex
 
 	mu sync.Mutex
 	m  map[shiftKey]storeline.Date
@@ -285,6 +298,15 @@ type shiftDays struct {
 type shiftKey struct {
 	term  storeline.TerminalID
 	shift storeline.ShiftID
+}
+
+// factLock is the stripe of shift's facts at term.
+func (d *shiftDays) factLock(term storeline.TerminalID, shift storeline.ShiftID) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(term))
+	h.Write([]byte{0})
+	h.Write([]byte(shift))
+	return &d.facts[h.Sum32()%uint32(len(d.facts))]
 }
 
 func (d *shiftDays) get(k shiftKey) (storeline.Date, bool) {
