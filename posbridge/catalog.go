@@ -148,10 +148,10 @@ func (s *Server) pricedItem(version uint64, it *storeline.Item) (itemOut, error)
 		return itemOut{}, err
 	}
 	if ok {
-		str := money(st.Currency, p)
-		if !p.Round(st.Currency.Scale()).Equal(p) {
-			str = p.String()
-		}
+		// What the node charges per base unit: the list price rounded to
+		// the currency (half away from zero), as basket pricing and the
+		// receipt's discrepancy check round it.
+		str := money(st.Currency, p.Round(st.Currency.Scale()))
 		o.Price, o.PriceList = &str, pl
 	}
 	return o, nil
