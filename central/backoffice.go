@@ -794,9 +794,15 @@ func docRefs(b *txBook, d *storeline.Document) error {
 	if d.Supplier != "" && !b.Supplier(d.Supplier) {
 		return storeline.Invalidf("supplier", "unknown supplier %q", d.Supplier)
 	}
+	var to *storeline.Store
 	if d.ToStore != "" {
-		if _, ok := b.Store(d.ToStore); !ok {
+		if to, ok = b.Store(d.ToStore); !ok {
 			return storeline.Invalidf("to_store", "unknown store %q", d.ToStore)
+		}
+		// A shop transfer's goods must have a department to land in at
+		// the receiving shop, or they stay in transit.
+		if d.Type == storeline.DocTransfer && d.ToDept != "" && !to.HasDept(d.ToDept) {
+			return storeline.Invalidf("to_dept", "store %q has no department %q", to.ID, d.ToDept)
 		}
 	}
 	if d.FromDept != "" && !st.HasDept(d.FromDept) {
@@ -809,8 +815,12 @@ func docRefs(b *txBook, d *storeline.Document) error {
 		return storeline.Invalidf("price_list", "unknown price list %q", d.PriceList)
 	}
 	for i, l := range d.Lines {
-		if _, ok := b.Item(l.Item); !ok {
+		it, ok := b.Item(l.Item)
+		if !ok {
 			return storeline.Invalidf(fmt.Sprintf("lines[%d].item", i), "unknown item %q", l.Item)
+		}
+		if to != nil && d.Type == storeline.DocTransfer && d.ToDept == "" && !to.HasDept(it.Dept) {
+			return storeline.Invalidf(fmt.Sprintf("lines[%d].item", i), "item %q is kept in department %q, which store %q lacks: name a to_dept it has", l.Item, it.Dept, to.ID)
 		}
 		if l.Dept != "" && !st.HasDept(l.Dept) {
 			return storeline.Invalidf(fmt.Sprintf("lines[%d].dept", i), "store %q has no department %q", st.ID, l.Dept)
