@@ -39,6 +39,10 @@ func CheckJSONShape(body []byte, max int, t reflect.Type) error {
 		obj       bool // an object, not an array
 		expectKey bool // the next string is a key
 		keys      int  // where this object's keys start in spans
+		// set holds the object's keys once it has manyKeys of them: a
+		// linear scan per key would make a body of one large object cost
+		// its keys squared.
+		set map[string]struct{}
 	}
 	var stackBuf [16]frame
 	var spanBuf [64][2]int
@@ -57,7 +61,23 @@ func CheckJSONShape(body []byte, max int, t reflect.Type) error {
 			case c == '"':
 				inStr = false
 				if keyStart >= 0 {
-					if err := checkKey(body, keyStart, i, spans[stack[len(stack)-1].keys:], names); err != nil {
+					top := &stack[len(stack)-1]
+					seen := spans[top.keys:]
+					if len(seen) >= manyKeys {
+						if top.set == nil {
+							top.set = make(map[string]struct{}, 2*len(seen))
+							for _, sp := range seen {
+								top.set[unescapeKey(body, sp[0], sp[1])] = struct{}{}
+							}
+						}
+						k := unescapeKey(body, keyStart, i)
+						if _, dup := top.set[k]; dup {
+							return &JSONShapeError{Field: k, Reason: fmt.Sprintf("field %q given twice in one object", k)}
+						}
+						top.set[k] = struct{}{}
+						seen = nil
+					}
+					if err := checkKey(body, keyStart, i, seen, names); err != nil {
 						return err
 					}
 					spans = append(spans, [2]int{keyStart, i})
@@ -91,6 +111,10 @@ func CheckJSONShape(body []byte, max int, t reflect.Type) error {
 	}
 	return nil
 }
+
+// manyKeys is how many keys an object has before CheckJSONShape looks
+// repeats up in a set rather than among the keys one by one.
+const manyKeys = 32
 
 // checkKey refuses the key body[from:to] (still escaped) of an object that
 // has keys seen, if it repeats one of them or names a field of names in
@@ -130,6 +154,9 @@ func checkKey(body []byte, from, to int, seen [][2]int, names jsonNames) error {
 // unescapeKey is the key body[from:to] as the decoder reads it (as written
 // if it does not decode: the decoder then says where the JSON breaks).
 func unescapeKey(body []byte, from, to int) string {
+	if bytes.IndexByte(body[from:to], '\\') < 0 {
+		return string(body[from:to])
+	}
 	var key string
 	if err := json.Unmarshal(body[from-1:to+1], &key); err != nil {
 		return string(body[from:to])

@@ -2,6 +2,7 @@ package storeline_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -69,5 +70,34 @@ func TestCheckJSONShape(t *testing.T) {
 				t.Fatalf("field %q, want %q (%v)", se.Field, c.field, err)
 			}
 		})
+	}
+}
+
+// TestCheckJSONShapeLargeObject: repeats in an object of many keys are
+// found through a set, so one large object costs its keys, not their
+// square (a 16 MiB body of one object would otherwise hold a core for
+// hours).
+func TestCheckJSONShapeLargeObject(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	const n = 200_000
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%q:1", fmt.Sprintf("k%d", i))
+	}
+	body := b.String() + "}"
+	if err := storeline.CheckJSONShape([]byte(body), 4, nil); err != nil {
+		t.Fatalf("%d distinct keys refused: %v", n, err)
+	}
+	dup := body[:len(body)-1] + `,"k\u0031":2}` // k1, escaped
+	var se *storeline.JSONShapeError
+	if err := storeline.CheckJSONShape([]byte(dup), 4, nil); !errors.As(err, &se) || se.Field != "k1" {
+		t.Fatalf("a repeat after %d keys: %v, want k1 given twice", n, err)
+	}
+	small := `{"a":1,"b":{"k0":1,"k0":2}}`
+	if err := storeline.CheckJSONShape([]byte(small), 4, nil); !errors.As(err, &se) || se.Field != "k0" {
+		t.Fatalf("a repeat in a small nested object: %v", err)
 	}
 }
