@@ -10,6 +10,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 )
 
@@ -17,21 +18,24 @@ import (
 // retrying (same key) while the answer is unavailable, up to a deadline.
 // It reports whether the write was acknowledged.
 func writeGroup(t testing.TB, addrs func() []string, id string, deadline time.Time) bool {
-	for attempt := 0; time.Now().Before(deadline); attempt++ {
+	acked, attempt := false, 0
+	testwait.Retry(time.Until(deadline), func() bool {
 		as := addrs()
 		a := as[attempt%len(as)]
+		attempt++
 		r := apiDo(t, "PUT", a, "/v1/groups/"+id, adminKey, map[string]any{"name": "G " + id, "parent": "food"}, map[string]string{"Idempotency-Key": id})
 		switch {
 		case r.status == http.StatusOK:
+			acked = true
 			return true
 		case r.status == 0 || r.status == http.StatusServiceUnavailable:
-			time.Sleep(10 * time.Millisecond) // back off before retrying the same key
+			return false // retry the same key
 		default:
 			t.Errorf("write %s via %s: %d %s", id, a, r.status, r.body)
-			return false
+			return true
 		}
-	}
-	return false
+	})
+	return acked
 }
 
 func TestClusterKillLeaderUnderWrites(t *testing.T) {

@@ -448,30 +448,32 @@ func reserveRaw(t testing.TB, addr, token string, q central.ReserveRequest, dead
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+central.PathLoyaltyReserve, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/msgpack")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == 503 && time.Now().Before(deadline) {
-		// An election (short Raft timers, a loaded machine): nothing was
-		// applied, and asking again is what a shop does.
-		time.Sleep(50 * time.Millisecond)
-		return reserveRaw(t, addr, token, q, deadline)
-	}
+	var status int
+	var body []byte
+	testwait.Retry(time.Until(deadline), func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+central.PathLoyaltyReserve, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/msgpack")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		status = resp.StatusCode
+		// 503 is an election (short Raft timers, a loaded machine):
+		// nothing was applied, and asking again is what a shop does.
+		return status != 503
+	})
 	var ans central.RightsAnswer
-	if resp.StatusCode == 200 {
+	if status == 200 {
 		if err := replication.Decode(body, &ans); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return resp.StatusCode, ans, body
+	return status, ans, body
 }
 
 // TestLoyaltyReservationAnswerLost: central commits a reservation whose

@@ -568,7 +568,7 @@ func pushRaw(t testing.TB, addr, token string, body []byte) (int, map[string]any
 	var b []byte
 	// 503 is no leader for a moment (short test timers, a shared machine):
 	// retry, as a shop does.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testwait.Retry(20*time.Second, func() bool {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/replication/push", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/msgpack")
@@ -579,11 +579,8 @@ func pushRaw(t testing.TB, addr, token string, body []byte) (int, map[string]any
 		b, _ = io.ReadAll(r.Body)
 		r.Body.Close()
 		resp = r
-		if r.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return r.StatusCode != http.StatusServiceUnavailable
+	})
 	if resp.StatusCode == http.StatusOK {
 		var pr replication.PushResponse
 		if err := replication.Decode(b, &pr); err != nil {

@@ -76,7 +76,11 @@ func TestReviewClusterRemovedNodeAcksNothingUncommitted(t *testing.T) {
 	if err := l.raft.RemoveServer(raft.ServerID(f.ID()), 0, 3*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // past f's heartbeat timeout
+	// Past f's heartbeat timeout: f no longer knows a leader.
+	testwait.For(t, "the removed node to lose its leader", 10*time.Second, func() bool {
+		addr, _ := f.raft.LeaderWithID()
+		return addr == ""
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	res, err := f.Submit(ctx, OpIncarnation, "review-removed", []byte{0x80})

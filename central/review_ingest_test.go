@@ -14,6 +14,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/replication"
 )
 
@@ -68,7 +69,9 @@ func riPull(t testing.TB, addr, token string, q replication.PullRequest) *replic
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	var status int
+	var b []byte
+	testwait.Retry(20*time.Second, func() bool {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/replication/pull", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/msgpack")
@@ -76,21 +79,19 @@ func riPull(t testing.TB, addr, token string, q replication.PullRequest) *replic
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(r.Body)
+		b, _ = io.ReadAll(r.Body)
 		r.Body.Close()
-		if r.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		if r.StatusCode != http.StatusOK {
-			t.Fatalf("pull: status %d: %s", r.StatusCode, b)
-		}
-		var pr replication.PullResponse
-		if err := replication.Decode(b, &pr); err != nil {
-			t.Fatal(err)
-		}
-		return &pr
+		status = r.StatusCode
+		return status != http.StatusServiceUnavailable // no leader for a moment: again
+	})
+	if status != http.StatusOK {
+		t.Fatalf("pull: status %d: %s", status, b)
 	}
+	var pr replication.PullResponse
+	if err := replication.Decode(b, &pr); err != nil {
+		t.Fatal(err)
+	}
+	return &pr
 }
 
 // riDrain pulls store's pages from cursor until there is nothing more and

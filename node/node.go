@@ -43,7 +43,8 @@ type Node struct {
 	loySweep *pointsSweep  // loyalty.go
 	points   *pointsBroker // loyalty.go; nil when standalone
 
-	seams *ledger.Seams // the ledger's I/O seams; set by this package's tests only
+	seams    *ledger.Seams // the ledger's I/O seams; set by this package's tests only
+	runWaits func()        // tests: Run is about to wait for its end
 }
 
 // New checks cfg and returns a node that has opened nothing yet. reg is the
@@ -230,6 +231,9 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	var serveErr error
+	if n.runWaits != nil {
+		n.runWaits()
+	}
 	select {
 	case <-ctx.Done():
 	case <-n.done:

@@ -101,9 +101,11 @@ func TestReviewRunReturnsWhenStopped(t *testing.T) {
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waiting := make(chan struct{})
+	n.runWaits = func() { close(waiting) }
 	done := make(chan error, 1)
 	go func() { done <- n.Run(context.Background()) }()
-	time.Sleep(50 * time.Millisecond) // Run is waiting
+	<-waiting
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/replication"
 )
 
@@ -67,10 +68,7 @@ func TestReviewPushOverCentralsBodyLimitGoesThrough(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for !caughtUp(n) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Retry(30*time.Second, func() bool { return caughtUp(n) })
 	t.Logf("push errors %v, shrinks %v, acked %v of %v", testutilCounter(t, n, "storeline_replication_push_errors_total"),
 		testutilCounter(t, n, "storeline_replication_shrinks_total"), acked(n), l.Position())
 	if !caughtUp(n) {

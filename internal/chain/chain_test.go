@@ -80,8 +80,7 @@ func TestChain(t *testing.T) {
 		bin := externalTool(t, "prometheus")
 		base := startPrometheus(t, bin, targets)
 		var health []string
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		allUp := testwait.Retry(30*time.Second, func() bool {
 			var body struct {
 				Data struct {
 					ActiveTargets []struct {
@@ -101,13 +100,10 @@ func TestChain(t *testing.T) {
 					health = append(health, fmt.Sprintf("%s %s %s", at.ScrapeURL, at.Health, at.LastError))
 				}
 			}
-			if up == len(targets) && len(health) == len(targets) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("Prometheus did not find every target up within 30s: %q", health)
-			}
-			time.Sleep(100 * time.Millisecond) // polling Prometheus with a deadline
+			return up == len(targets) && len(health) == len(targets)
+		})
+		if !allUp {
+			t.Fatalf("Prometheus did not find every target up within 30s: %q", health)
 		}
 		for _, q := range []string{
 			`count(up{job="storeline-central"} == 1) == 3`,

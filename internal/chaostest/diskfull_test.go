@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/posbridge"
 )
@@ -347,8 +348,7 @@ func TestDiskFullAnswers507(t *testing.T) {
 	// retries must get through, each created once.
 	qfs.setQuota(-1)
 	for id, body := range refused {
-		accepted := false
-		for try := 0; try < 50 && !accepted; try++ {
+		accepted := testwait.Retry(10*time.Second, func() bool {
 			status, hdr, raw, err := postRaw(c.client, url, tok, body)
 			if err != nil {
 				t.Fatal(err)
@@ -363,14 +363,15 @@ func TestDiskFullAnswers507(t *testing.T) {
 				acked[id] = ack{head.Epoch, head.Seq}
 				delete(refused, id)
 				mu.Unlock()
-				accepted = true
+				return true
 			case http.StatusInsufficientStorage:
 				checkProblem(t, hdr, raw)
-				time.Sleep(10 * time.Millisecond) // the background segment preparation: retry, bounded
+				return false // the background segment preparation: retry, bounded
 			default:
 				t.Fatalf("retry of %s after space returned: %d %s, want 201 (or 507 while the segment is prepared)", id, status, raw)
 			}
-		}
+			return false
+		})
 		if !accepted {
 			t.Fatalf("retry of %s never accepted after space returned", id)
 		}
