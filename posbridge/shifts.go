@@ -53,10 +53,11 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 	}
 	// A shift is opened once: a second opening under another id would put
 	// a second float in the drawer's books that the Z report (the first
-	// opening's float) never counts. Openings are serialised so that of
-	// two racing ones the second sees the first.
-	s.shiftDays.opening.Lock()
-	defer s.shiftDays.opening.Unlock()
+	// opening's float) never counts. Openings hold the shift's facts lock
+	// for writing, so that of two racing ones the second sees the first.
+	facts := s.shiftDays.factLock(in.Terminal, in.Shift)
+	facts.Lock()
+	defer facts.Unlock()
 	tot, err := s.led.ShiftTotals(in.Terminal, in.Shift)
 	if err != nil {
 		return err
@@ -71,7 +72,7 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 			return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was opened by event %s", in.Shift, tot.Opening.Event)}
 		}
 	}
-	ev, ok, err := s.appendEvent(r.Context(), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), so)
+	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), so)
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
@@ -281,14 +282,12 @@ const maxShiftDays = 4096
 
 // shiftDays remembers the business date each shift opened on.
 type shiftDays struct {
-	// opening is held by openShift from its check that the shift has no
-	// other opening to the append of its own.
-	opening sync.Mutex
 	// facts are striped by shift: a receipt, return or cash operation
-	// holds its shift's for reading across its append, a close for
-	// writing from its read of the shift's totals to its append, so no
-	// fact lands between the two (it would be in the shift and in no Z
-	// report).
+	// holds its shift's for reading across its append; an opening or a
+	// close for writing from its read of the shift's totals to its
+	// append, so that no fact lands between the two (it would be in the
+	// shift and in no Z report) and of two racing openings the second
+	// sees the first.
 	facts [64]sync.RWMutex
 
 	mu sync.Mutex
