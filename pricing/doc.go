@@ -30,8 +30,11 @@
 //     policy and no promotion, and does not count towards a threshold);
 //     else the first of the store's price lists with a price whose From is
 //     at or before the shop's wall-clock time (the latest such From within
-//     that list). A line with neither is unpriced: price zero, Priced
-//     false, no promotions; callers decide (the tills' API refuses it).
+//     that list). For prices that time does not go back with the clocks:
+//     in the hour a fall-back repeats it stays at the last reading before
+//     it, so a price due from the first 02:30 stays due. A line with
+//     neither is unpriced: price zero, Priced false, no promotions;
+//     callers decide (the tills' API refuses it).
 //  2. Price policy: of the policies for this store whose customer group is
 //     the basket's or an ancestor of it, and whose goods groups (if any)
 //     include the item's group or an ancestor, the largest percent wins

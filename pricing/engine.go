@@ -230,8 +230,9 @@ func (e *Engine) Price(b Basket) (*Result, error) {
 	wall := storeline.WallClock(b.At, loc)
 
 	lines := make([]line, len(b.Lines))
+	pw := priceWall(b.At, loc, wall)
 	for i, in := range b.Lines {
-		if err := e.base(rules, st, wall, m, i, in, &lines[i]); err != nil {
+		if err := e.base(rules, st, pw, m, i, in, &lines[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -279,6 +280,24 @@ func (e *Engine) Price(b Basket) (*Result, error) {
 	}
 	res.Subtotal, res.Discount, res.Total = m.dec(sub), m.dec(disc), m.dec(sub-disc)
 	return res, nil
+}
+
+// priceWall is the wall-clock time prices are looked up at: wall, the
+// shop's clock reading at at, except in the hour a fall-back repeats,
+// where it is the last reading before the clocks went back. A price from
+// 02:30 on that night is due from the first 02:30, the instant the change
+// feed gives the tills (posbridge's wallInstant), and stays due when the
+// clocks read 02:00-02:30 again, rather than giving way to the old price
+// for half an hour.
+func priceWall(at time.Time, loc *time.Location, wall time.Time) time.Time {
+	start, _ := at.In(loc).ZoneBounds()
+	if start.IsZero() {
+		return wall
+	}
+	if before := storeline.WallClock(start.Add(-time.Nanosecond), loc); before.After(wall) {
+		return before
+	}
+	return wall
 }
 
 // money converts between decimals and minor units of one currency.
