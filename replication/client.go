@@ -1015,8 +1015,11 @@ func (c *Client) pullLoop(ctx context.Context) {
 		}
 		now := c.cfg.Now()
 		reborn := newIncarnation(st.Incarnation, resp.Incarnation)
-		if resp.Resync != nil && (st.Snapshot == nil || reborn) {
-			c.met.Resyncs.Inc()
+		// A resync starts with this page: counted once it is stored, as
+		// are the page's rejections, since a page the node fails to store
+		// is pulled again and would count again.
+		starts := resp.Resync != nil && (st.Snapshot == nil || reborn)
+		if starts {
 			c.log.Warn("replication: resync", "reason", resp.Resync.Reason, "snapshot", resp.Resync.ID, "cursor", st.Cursor,
 				"incarnation", resp.Incarnation, "was", st.Incarnation)
 		}
@@ -1062,6 +1065,10 @@ func (c *Client) pullLoop(ctx context.Context) {
 			continue
 		}
 		st, stb = next, nb
+		if starts {
+			c.met.Resyncs.Inc()
+		}
+		c.met.RejectionsDown.Add(float64(len(resp.Rejections)))
 		bo.reset() // only once the page is stored: a node that cannot store it backs off
 		size.success()
 		for _, ev := range page.Events {
@@ -1180,7 +1187,6 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 			}
 			p.Meta[RejectionPrefix+hex.EncodeToString(w.ID[:])] = b
 		}
-		c.met.RejectionsDown.Add(float64(len(resp.Rejections)))
 	}
 	return p, next, nil
 }

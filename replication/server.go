@@ -296,7 +296,10 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, caller storeline.S
 	}
 	// Answered in the request's version (checked): a shop one release
 	// behind refuses a newer version than its own.
-	out := PushResponse{V: req.V, Acked: res.Acked, Gap: res.Gap, Marks: res.Marks,
+	// The latest epochs, within the wire's bound, as PageToWire sends
+	// them: the shop refuses an answer naming more, and an older epoch
+	// left out reads as mark 0 there and costs it one resent batch.
+	out := PushResponse{V: req.V, Acked: res.Acked, Gap: res.Gap, Marks: res.Marks[max(0, len(res.Marks)-MaxWireMarks):],
 		Applied: res.Applied, Duplicates: res.Duplicates}
 	for _, rj := range res.Rejections {
 		out.Rejections = append(out.Rejections, RejectionToWire(rj))

@@ -111,8 +111,8 @@ type PushRequest struct {
 
 // PushResponse answers a push. Acked is the highest applied position of
 // the batch's epoch; Gap, if set, is the position central needs next (the
-// batch started after it) and nothing was applied. Marks holds every
-// epoch's mark of the store.
+// batch started after it) and nothing was applied. Marks holds the
+// store's marks, of its latest MaxWireMarks epochs.
 type PushResponse struct {
 	V          uint16         `msgpack:"v"`
 	Acked      Position       `msgpack:"a"`
