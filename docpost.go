@@ -1013,6 +1013,13 @@ func receiveTransfer(o *overlay, st *Store, d *Document, items []*Item, dept fun
 			s.value = s.value.Add(p.Amount)
 		}
 	}
+	// A line lands in its own department, else the receipt's, else the
+	// one the transfer named (checked against this shop when it was
+	// created), else the item's.
+	into := d.ToDept
+	if into == "" {
+		into = ship.Doc.ToDept
+	}
 	received := map[ItemID]bool{}
 	for i := range d.Lines {
 		l := &d.Lines[i]
@@ -1024,7 +1031,7 @@ func receiveTransfer(o *overlay, st *Store, d *Document, items []*Item, dept fun
 			return Invalidf(fmt.Sprintf("lines[%d].item", i), "item %q received twice", l.Item)
 		}
 		received[l.Item] = true
-		dp, err := dept(i, l, items[i], d.ToDept)
+		dp, err := dept(i, l, items[i], into)
 		if err != nil {
 			return err
 		}

@@ -1511,24 +1511,63 @@ type repricePayload struct {
 	Items     []storeline.ItemID    `msgpack:"it,omitempty"`
 }
 
+// repricingList says why store st's costs may not reprice list l ("" if
+// they may): only a list the store prices from, kept in the store's
+// currency, is repriced from its purchase costs; another list's prices
+// are other shops' (or in another currency).
+func repricingList(b *txBook, st *storeline.Store, l storeline.PriceListID) string {
+	if !slices.Contains(st.PriceLists, l) {
+		return fmt.Sprintf("store %q does not price from list %q", st.ID, l)
+	}
+	var pl storeline.PriceList
+	if !b.get(storeline.KindPriceList, string(l), &pl) {
+		return fmt.Sprintf("unknown price list %q", l)
+	}
+	if pl.Currency != st.Currency {
+		return fmt.Sprintf("price list %q is in %s, store %q keeps its books in %s", l, pl.Currency, st.ID, st.Currency)
+	}
+	return ""
+}
+
 // repriceLines derives, for store's items (all with a purchase cost when
 // items is nil), the lines of a repricing per price list by the rules, in
-// item order.
+// item order: for each list the store prices from in its currency
+// (repricingList), by that list's rules.
 func repriceLines(tx *Tx, st *storeline.Store, items []storeline.ItemID) (map[storeline.PriceListID][]storeline.DocumentLine, error) {
-	rules := map[storeline.GroupID]*storeline.RepriceRule{}
+	b := &txBook{rt: tx.ReplicaTxn}
+	// Rules by list, then group; a list's rules in ID order: the first of
+	// a group wins.
+	rules := map[storeline.PriceListID]map[storeline.GroupID]*storeline.RepriceRule{}
+	usable := map[storeline.PriceListID]bool{}
 	err := tx.ScanMeta(boRule, func(_ string, v []byte) (bool, error) {
 		var r storeline.RepriceRule
 		if err := msgpack.Unmarshal(v, &r); err != nil {
 			return false, err
 		}
-		if _, dup := rules[r.Group]; !dup { // rules in ID order: the first of a group wins
-			rules[r.Group] = &r
+		ok, seen := usable[r.PriceList]
+		if !seen {
+			ok = repricingList(b, st, r.PriceList) == ""
+			usable[r.PriceList] = ok
+		}
+		if !ok {
+			return b.err == nil, b.err
+		}
+		if rules[r.PriceList] == nil {
+			rules[r.PriceList] = map[storeline.GroupID]*storeline.RepriceRule{}
+		}
+		if _, dup := rules[r.PriceList][r.Group]; !dup {
+			rules[r.PriceList][r.Group] = &r
 		}
 		return true, nil
 	})
 	if err != nil || len(rules) == 0 {
 		return nil, err
 	}
+	lists := make([]storeline.PriceListID, 0, len(rules))
+	for l := range rules {
+		lists = append(lists, l)
+	}
+	slices.Sort(lists)
 	if items == nil {
 		p := boCost + string(st.ID) + "\x00"
 		err := tx.ScanMeta(p, func(k string, _ []byte) (bool, error) {
@@ -1539,7 +1578,6 @@ func repriceLines(tx *Tx, st *storeline.Store, items []storeline.ItemID) (map[st
 			return nil, err
 		}
 	}
-	b := &txBook{rt: tx.ReplicaTxn}
 	parent := func(g storeline.GroupID) storeline.GroupID {
 		var gr storeline.Group
 		if !b.get(storeline.KindGroup, string(g), &gr) {
@@ -1559,15 +1597,17 @@ func repriceLines(tx *Tx, st *storeline.Store, items []storeline.ItemID) (map[st
 		if !ok {
 			continue
 		}
-		r, err := storeline.RuleFor(it.Group, parent, rules)
-		if err != nil {
-			return nil, err
-		}
-		if r == nil {
-			continue
-		}
-		if p := storeline.AutoPrice(st.Currency, r, b.LastCost(st.ID, id), it.VATRate); p.IsPositive() {
-			out[r.PriceList] = append(out[r.PriceList], storeline.DocumentLine{Item: id, Price: p})
+		for _, l := range lists {
+			r, err := storeline.RuleFor(it.Group, parent, rules[l])
+			if err != nil {
+				return nil, err
+			}
+			if r == nil {
+				continue
+			}
+			if p := storeline.AutoPrice(st.Currency, r, b.LastCost(st.ID, id), it.VATRate); p.IsPositive() {
+				out[r.PriceList] = append(out[r.PriceList], storeline.DocumentLine{Item: id, Price: p})
+			}
 		}
 	}
 	return out, b.err
@@ -1671,6 +1711,12 @@ func applyReprice(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, b.err
 		}
 		return nil, storeline.Invalidf("price_list", "unknown price list %q", p.PriceList)
+	}
+	if why := repricingList(b, st, p.PriceList); why != "" {
+		if b.err != nil {
+			return nil, b.err
+		}
+		return nil, storeline.Invalidf("price_list", "%s", why)
 	}
 	byList, err := repriceLines(tx, st, p.Items)
 	if err != nil {
