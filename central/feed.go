@@ -73,6 +73,22 @@ func concerns(s *storeline.Store, c ledger.MasterChange) bool {
 	return true // chain-wide: goods, groups, customers, cards, promotions, policies
 }
 
+// feedChange returns c as store s's feed carries it, and whether it does.
+// A seller who does not work at s is sent to it as a tombstone: s may
+// hold an earlier version of the record under which they did (head office
+// moved them to another shop or narrowed their shops), and the history
+// keeps only a record's latest version, so which shops that one concerned
+// is not known here. Without it s would keep the old record and let the
+// seller log in with their PIN. A shop that never held the seller applies
+// the tombstone harmlessly, as it does those of deletions.
+func feedChange(s *storeline.Store, c ledger.MasterChange) (ledger.MasterChange, bool) {
+	if sel, ok := c.Record.(*storeline.Seller); ok && !c.Deleted && !sel.WorksAt(s.ID) {
+		c.Deleted, c.Record = true, nil
+		return c, true
+	}
+	return c, concerns(s, c)
+}
+
 // changesReadHook, if set, runs in Changes after it has read the floor
 // and before it reads the changes. Only tests set it.
 var changesReadHook func()
@@ -146,7 +162,7 @@ func changesIn(rt *ledger.ReplicaTxn, store storeline.StoreID, after Version, li
 			scanned++
 			cursor = c.Version
 			page.Next = Unpack(c.Version)
-			if concerns(&s, c) {
+			if c, ok := feedChange(&s, c); ok {
 				page.Changes = append(page.Changes, Change{Version: Unpack(c.Version), Kind: c.Kind, ID: c.ID, Deleted: c.Deleted, Record: c.Record})
 				if len(page.Changes) == limit {
 					break
@@ -163,8 +179,12 @@ func changesIn(rt *ledger.ReplicaTxn, store storeline.StoreID, after Version, li
 // every page (take it from the first); Next is "" on the last page.
 type SnapshotPage struct {
 	Records []storeline.Record
-	AsOf    Version
-	Next    string
+	// Gone are tombstones for live records the store may hold from
+	// before but that no longer concern it (see feedChange): a resync
+	// does not sweep sellers, which a shop's admin API may issue too.
+	Gone []Change
+	AsOf Version
+	Next string
 }
 
 // Snapshot returns a page of every live record that concerns store, kind
@@ -222,12 +242,16 @@ func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token, field str
 	for ; kindIdx < len(storeline.MasterKinds); kindIdx, after = kindIdx+1, "" {
 		kind := storeline.MasterKinds[kindIdx]
 		err := rt.ScanMasterAfter(kind, after, func(rec storeline.Record) (bool, error) {
-			if len(page.Records) == limit {
+			if len(page.Records)+len(page.Gone) == limit {
 				page.Next = string(kind) + ":" + after
 				return false, nil
 			}
 			after = rec.MasterID()
-			if concerns(s, ledger.MasterChange{Kind: kind, ID: rec.MasterID(), Record: rec}) {
+			c, ok := feedChange(s, ledger.MasterChange{Kind: kind, ID: rec.MasterID(), Record: rec})
+			switch {
+			case ok && c.Deleted:
+				page.Gone = append(page.Gone, Change{Kind: kind, ID: c.ID, Deleted: true})
+			case ok:
 				page.Records = append(page.Records, rec)
 			}
 			return true, nil

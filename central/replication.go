@@ -1771,7 +1771,7 @@ func (b backend) pull(rt *ledger.ReplicaTxn, q replication.PullQuery, wentBack b
 			}
 			scanned++
 			mLast = c.Version
-			if concerns(&s, c) {
+			if c, ok := feedChange(&s, c); ok {
 				ch := replication.Change{Version: c.Version, Kind: c.Kind, ID: c.ID, Record: c.Record}
 				if c.Deleted {
 					ch.Record = nil
@@ -2029,6 +2029,9 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 	}
 	for _, rec := range sp.Records {
 		page.Changes = append(page.Changes, replication.Change{Version: rs.ID, Kind: rec.MasterKind(), ID: rec.MasterID(), Record: rec})
+	}
+	for _, g := range sp.Gone {
+		page.Changes = append(page.Changes, replication.Change{Version: rs.ID, Kind: g.Kind, ID: g.ID}) // a tombstone
 	}
 	switch {
 	case sp.Next != "":

@@ -96,9 +96,8 @@ func TestShiftOpenRace(t *testing.T) {
 // before (opening shifts, putting cash in, drafting documents, reading the
 // shop's takings) until it expired, 12 hours by default. The seller's
 // record is read whenever the session is used, as manager rights are: a
-// deleted seller's session is refused 401 and closed. (A seller moved to
-// another store keeps a seller's session without manager rights, as
-// TestDemotedManager pins.)
+// deleted seller's session is refused 401 and closed (as is one moved to
+// another store: TestDemotedManager).
 func TestDeletedSellersSessionEnds(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -205,16 +205,16 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 	if a < withSession {
 		return c, nil
 	}
-	// The session lasts only as long as its seller: a seller deleted
-	// since the login is logged out. (One moved to another store keeps a
-	// seller's session, without manager rights: see manages.)
+	// The session lasts only as long as its seller works here: a seller
+	// deleted, or moved to another store, since the login is logged out,
+	// as a login of theirs would be refused now.
 	sel, err := s.sellerOf(c.session)
 	if err != nil {
 		return nil, err
 	}
-	if sel == nil {
+	if sel == nil || !sel.WorksAt(s.cfg.Store) {
 		s.sessions.close(st)
-		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer exists")
+		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer works at this store")
 	}
 	if a == manager && !(sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store)) {
 		return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
