@@ -101,20 +101,26 @@ const packScale = 6
 
 // DocumentLine is one line of a Document. Qty is in base units; where
 // packs were counted, Packs × PackFactor = Qty. Dept defaults to the
-// item's department (for a department transfer, to FromDept).
+// document's FromDept where stock leaves (a transfer, supplier return,
+// write-off) or is counted (a stocktake), and then to the item's
+// department.
 type DocumentLine struct {
 	Item          ItemID
-	Dept          DeptID           `msgpack:",omitempty"`
-	Qty           decimal.Decimal  `msgpack:",omitempty"`
-	Packs         decimal.Decimal  `msgpack:",omitempty"`
-	PackFactor    decimal.Decimal  `msgpack:",omitempty"`
-	Barcode       string           `msgpack:",omitempty"` // a pack's barcode: ResolvePacks takes pack_factor from it
-	PurchasePrice decimal.Decimal  `msgpack:",omitempty"` // per base unit, VAT included
-	VATRate       *decimal.Decimal `msgpack:",omitempty"` // defaults to the item's
-	Price         decimal.Decimal  `msgpack:",omitempty"` // repricing: new price per base unit
-	Batch         string           `msgpack:",omitempty"`
-	Expiry        Date             `msgpack:",omitempty"`
-	Certificate   string           `msgpack:",omitempty"`
+	Dept          DeptID          `msgpack:",omitempty"`
+	Qty           decimal.Decimal `msgpack:",omitempty"`
+	Packs         decimal.Decimal `msgpack:",omitempty"`
+	PackFactor    decimal.Decimal `msgpack:",omitempty"`
+	Barcode       string          `msgpack:",omitempty"` // a pack's barcode: ResolvePacks takes pack_factor from it
+	PurchasePrice decimal.Decimal `msgpack:",omitempty"` // per base unit, VAT included
+	// VATRate defaults to the item's where nil. It is encoded even when
+	// nil, never omitted as empty: omitempty drops a pointer to a zero
+	// decimal too, and an explicit 0% (a zero-rated supplier line) read
+	// back as nil was booked at the item's rate.
+	VATRate     *decimal.Decimal
+	Price       decimal.Decimal `msgpack:",omitempty"` // repricing: new price per base unit
+	Batch       string          `msgpack:",omitempty"`
+	Expiry      Date            `msgpack:",omitempty"`
+	Certificate string          `msgpack:",omitempty"`
 	// Serial is a marked item's serial number (DataMatrix); a line with
 	// one moves exactly one unit.
 	Serial string `msgpack:",omitempty"`
@@ -338,8 +344,8 @@ func FromDraft(id string, store StoreID, event EventID, dr *DocumentDraft) *Docu
 	for _, l := range dr.Lines {
 		dl := DocumentLine{Item: l.Item, Qty: l.Qty, Packs: l.Packs, PackFactor: l.PackFactor,
 			PurchasePrice: l.PurchasePrice, Batch: l.Batch, Expiry: l.Expiry, Certificate: l.Certificate}
-		if !l.VATRate.IsZero() {
-			r := l.VATRate
+		if l.VATRate != nil { // an explicit 0% is a rate; nil takes the item's
+			r := *l.VATRate
 			dl.VATRate = &r
 		}
 		d.Lines = append(d.Lines, dl)
@@ -747,9 +753,16 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 		if !b.Supplier(d.Supplier) {
 			return nil, Invalidf("supplier", "unknown supplier %q", d.Supplier)
 		}
+		// A return's line leaves its own department, else the one the
+		// document names, else the item's; an invoice's lands in the
+		// line's or the item's.
+		from := DeptID("")
+		if d.Type == DocSupplierReturn {
+			from = d.FromDept
+		}
 		for i := range d.Lines {
 			l, it := &d.Lines[i], items[i]
-			dp, err := dept(i, l, it, "")
+			dp, err := dept(i, l, it, from)
 			if err != nil {
 				return nil, err
 			}
@@ -830,10 +843,12 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			return nil, err
 		}
 	case DocStocktake:
+		// A line counts its own department, else the one the document
+		// names, else the item's.
 		seen := map[string]bool{}
 		for i := range d.Lines {
 			l := &d.Lines[i]
-			dp, err := dept(i, l, items[i], "")
+			dp, err := dept(i, l, items[i], d.FromDept)
 			if err != nil {
 				return nil, err
 			}
@@ -858,9 +873,11 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			o.move(ShrinkageAccount(st.ID, l.Item), stock, l.Item, cur, diff, value)
 		}
 	case DocWriteOff:
+		// A line leaves its own department, else the one the document
+		// names, else the item's.
 		for i := range d.Lines {
 			l := &d.Lines[i]
-			dp, err := dept(i, l, items[i], "")
+			dp, err := dept(i, l, items[i], d.FromDept)
 			if err != nil {
 				return nil, err
 			}

@@ -55,10 +55,15 @@ type DocLine struct {
 	Packs         decimal.Decimal `msgpack:",omitempty"`
 	PackFactor    decimal.Decimal `msgpack:",omitempty"`
 	PurchasePrice decimal.Decimal `msgpack:",omitempty"` // per base unit, VAT included
-	VATRate       decimal.Decimal `msgpack:",omitempty"`
-	Batch         string          `msgpack:",omitempty"`
-	Expiry        Date            `msgpack:",omitempty"`
-	Certificate   string          `msgpack:",omitempty"`
+	// VATRate is the line's rate as drafted (the tills' API takes the
+	// item's then); nil, as in an event of a version that omitted a zero
+	// rate, is "not given": the item's rate when posted. It is encoded
+	// even when nil (omitempty drops a pointer to zero too), so an
+	// explicit 0% stays one.
+	VATRate     *decimal.Decimal
+	Batch       string `msgpack:",omitempty"`
+	Expiry      Date   `msgpack:",omitempty"`
+	Certificate string `msgpack:",omitempty"`
 }
 
 func (*DocumentDraft) EventKind() EventKind { return KindDocumentDraft }
@@ -140,6 +145,13 @@ func (l *DocLine) validate(t DocType, cur Currency) error {
 	}
 	if l.PurchasePrice, err = cur.Amount("purchase_price", l.PurchasePrice); err != nil {
 		return err
+	}
+	if l.VATRate != nil {
+		r, err := NormRate("vat_rate", *l.VATRate)
+		if err != nil {
+			return err
+		}
+		l.VATRate = &r
 	}
 	if l.Expiry != "" {
 		if _, err := ParseDate("expiry", string(l.Expiry)); err != nil {

@@ -76,7 +76,9 @@ func isEmpty(key string, e any) bool {
 	case time.Time:
 		return ev.IsZero()
 	case decimal.Decimal:
-		return key != "qty" && ev.IsZero()
+		// A zero quantity is a count; a zero vat_rate, only there when
+		// given (a nil one is nil), is a zero-rated line.
+		return key != "qty" && key != "vat_rate" && ev.IsZero()
 	case []any:
 		return len(ev) == 0
 	}

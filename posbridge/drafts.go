@@ -132,7 +132,7 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 		if err != nil {
 			return bodyRef(err)
 		}
-		d.Lines = append(d.Lines, docLineOf(l, it.ID, it.Unit, it.VATRate))
+		d.Lines = append(d.Lines, docLineOf(l, it.ID, it.Unit, &it.VATRate))
 	}
 	if err := d.Validate(); err != nil {
 		return err
@@ -169,13 +169,19 @@ func draftOf(in *documentIn, cur storeline.Currency) *storeline.DocumentDraft {
 }
 
 // docLineOf is the till's draft line l of item id, with the unit and VAT
-// rate it is drafted in.
-func docLineOf(l docLineIn, id storeline.ItemID, unit storeline.Unit, rate decimal.Decimal) storeline.DocLine {
-	return storeline.DocLine{
+// rate it is drafted in (nil: not given, as in a stored draft of a version
+// that omitted a zero rate). The rate is copied: an explicit 0% is kept.
+func docLineOf(l docLineIn, id storeline.ItemID, unit storeline.Unit, rate *decimal.Decimal) storeline.DocLine {
+	dl := storeline.DocLine{
 		Item: id, Unit: unit, Qty: l.Qty.Decimal, Packs: l.Packs.Decimal, PackFactor: l.PackFactor.Decimal,
-		PurchasePrice: l.PurchasePrice.Decimal, VATRate: rate, Batch: l.Batch,
+		PurchasePrice: l.PurchasePrice.Decimal, Batch: l.Batch,
 		Expiry: storeline.Date(l.Expiry), Certificate: l.Certificate,
 	}
+	if rate != nil {
+		r := *rate
+		dl.VATRate = &r
+	}
+	return dl
 }
 
 // documentRetry answers a draft whose ID is stored as prior: the stored
@@ -287,7 +293,13 @@ func documentOf(ev storeline.Event, b *storeline.DocumentDraft) documentOut {
 		out.Position = &positionJSON{Epoch: b.Position.Epoch, Seq: b.Position.Seq, PullCursor: b.Position.PullCursor}
 	}
 	for _, l := range b.Lines {
-		lo := docLineOut{Item: l.Item, Unit: l.Unit, Qty: qtyStr(l.Qty), VATRate: l.VATRate.String(), Batch: l.Batch, Expiry: l.Expiry, Certificate: l.Certificate}
+		// A draft this API stored without a rate was drafted at 0%: a
+		// version before pointers omitted a zero rate.
+		rate := decimal.Zero
+		if l.VATRate != nil {
+			rate = *l.VATRate
+		}
+		lo := docLineOut{Item: l.Item, Unit: l.Unit, Qty: qtyStr(l.Qty), VATRate: rate.String(), Batch: l.Batch, Expiry: l.Expiry, Certificate: l.Certificate}
 		if !l.PurchasePrice.IsZero() {
 			lo.PurchasePrice = money(b.Currency, l.PurchasePrice)
 		}
