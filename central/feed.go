@@ -74,16 +74,29 @@ func concerns(s *storeline.Store, c ledger.MasterChange) bool {
 }
 
 // feedChange returns c as store s's feed carries it, and whether it does.
-// A seller who does not work at s is sent to it as a tombstone: s may
-// hold an earlier version of the record under which they did (head office
-// moved them to another shop or narrowed their shops), and the history
-// keeps only a record's latest version, so which shops that one concerned
-// is not known here. Without it s would keep the old record and let the
-// seller log in with their PIN. A shop that never held the seller applies
-// the tombstone harmlessly, as it does those of deletions.
+// A seller who does not work at s, or a message not for s, is sent to it
+// as a tombstone: s may hold an earlier version of the record that
+// concerned it (head office moved the seller to another shop, or narrowed
+// the seller's or the message's shops), and the history keeps only a
+// record's latest version, so which shops that one concerned is not known
+// here. Without it s would keep the old record: the seller would log in
+// with their PIN, the tills would show the message. A shop that never
+// held the record applies the tombstone harmlessly, as it does those of
+// deletions.
 func feedChange(s *storeline.Store, c ledger.MasterChange) (ledger.MasterChange, bool) {
-	if sel, ok := c.Record.(*storeline.Seller); ok && !c.Deleted && !sel.WorksAt(s.ID) {
-		c.Deleted, c.Record = true, nil
+	if c.Deleted {
+		return c, true
+	}
+	switch r := c.Record.(type) {
+	case *storeline.Seller:
+		if !r.WorksAt(s.ID) {
+			c.Deleted, c.Record = true, nil
+		}
+		return c, true
+	case *storeline.Message:
+		if !concerns(s, c) {
+			c.Deleted, c.Record = true, nil
+		}
 		return c, true
 	}
 	return c, concerns(s, c)
@@ -179,9 +192,10 @@ func changesIn(rt *ledger.ReplicaTxn, store storeline.StoreID, after Version, li
 // every page (take it from the first); Next is "" on the last page.
 type SnapshotPage struct {
 	Records []storeline.Record
-	// Gone are tombstones for live records the store may hold from
-	// before but that no longer concern it (see feedChange): a resync
-	// does not sweep sellers, which a shop's admin API may issue too.
+	// Gone are tombstones for live sellers the store may hold from
+	// before but who no longer work there (see feedChange): a resync does
+	// not sweep sellers, which a shop's admin API may issue too (it does
+	// sweep messages: replication.SweptKinds).
 	Gone []Change
 	AsOf Version
 	Next string
@@ -250,7 +264,9 @@ func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token, field str
 			c, ok := feedChange(s, ledger.MasterChange{Kind: kind, ID: rec.MasterID(), Record: rec})
 			switch {
 			case ok && c.Deleted:
-				page.Gone = append(page.Gone, Change{Kind: kind, ID: c.ID, Deleted: true})
+				if kind == storeline.KindSeller {
+					page.Gone = append(page.Gone, Change{Kind: kind, ID: c.ID, Deleted: true})
+				}
 			case ok:
 				page.Records = append(page.Records, rec)
 			}
