@@ -553,7 +553,8 @@ type BatchIn struct {
 	Qty         decimal.Decimal
 }
 
-// CostUpdate is a new last purchase cost per base unit.
+// CostUpdate is a new last purchase cost per base unit: the value net of
+// VAT of an invoice's lines of the item over their units (one per item).
 type CostUpdate struct {
 	Store    StoreID
 	Item     ItemID
@@ -753,6 +754,10 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 		if !b.Supplier(d.Supplier) {
 			return nil, Invalidf("supplier", "unknown supplier %q", d.Supplier)
 		}
+		// bought is, by item, the value net of VAT and the units of an
+		// invoice's lines.
+		bought := map[ItemID][2]decimal.Decimal{}
+		var boughtOrder []ItemID
 		// A return's line leaves its own department, else the one the
 		// document names, else the item's; an invoice's lands in the
 		// line's or the item's.
@@ -782,7 +787,13 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 				if l.Batch != "" || l.Expiry != "" || l.Certificate != "" {
 					out.Batches = append(out.Batches, BatchIn{Store: st.ID, Item: l.Item, Batch: l.Batch, Expiry: l.Expiry, Certificate: l.Certificate, Qty: l.Qty})
 				}
-				out.Costs = append(out.Costs, CostUpdate{Store: st.ID, Item: l.Item, UnitCost: net.DivRound(l.Qty, cur.Scale()+4)})
+				// The invoice's cost of an item is its lines' value over
+				// their units (a free bonus line lowers it, not zeroes it).
+				vq, seen := bought[l.Item]
+				if !seen {
+					boughtOrder = append(boughtOrder, l.Item)
+				}
+				bought[l.Item] = [2]decimal.Decimal{vq[0].Add(net), vq[1].Add(l.Qty)}
 				continue
 			}
 			cost := CostOf(o, st, l.Item, l.Qty)
@@ -802,6 +813,10 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			o.post(InputVATAccount(st.ID, rate), MoneyAsset(cur), vat.Neg())
 			o.post(PayableAccount(d.Supplier), MoneyAsset(cur), total)
 			o.post(VarianceAccount(st.ID), MoneyAsset(cur), cost.Sub(net))
+		}
+		for _, it := range boughtOrder {
+			vq := bought[it]
+			out.Costs = append(out.Costs, CostUpdate{Store: st.ID, Item: it, UnitCost: vq[0].DivRound(vq[1], cur.Scale()+4)})
 		}
 	case DocTransfer:
 		if d.ToStore != "" {

@@ -35,6 +35,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -122,6 +123,12 @@ type docRecord struct {
 	// posted before posts recorded them has none: its cancel withdraws
 	// Prices that still hold their value, as then.
 	PriceSets []priceSet `msgpack:"psets,omitempty"`
+	// FromAtPost marks an automatic repricing (createDraft): its prices
+	// take effect when it is posted, not when it was drafted (Doc.From
+	// until then), so a draft reviewed days later does not date them
+	// back over days the shop charged the old ones. A draft made before
+	// this field keeps its From, as then.
+	FromAtPost bool `msgpack:"fap,omitempty"`
 }
 
 // costSet is a last purchase cost (boCost key) a post set, what the key
@@ -994,6 +1001,22 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkDocRefs(b, &d); err != nil {
 		return nil, err
 	}
+	if rec.FromAtPost && d.Type == storeline.DocRepricing {
+		st, ok := b.Store(d.Store)
+		if !ok {
+			if b.err != nil {
+				return nil, b.err
+			}
+			return nil, storeline.Invalidf("store", "unknown store %q", d.Store)
+		}
+		loc, err := st.Location()
+		if err != nil {
+			return nil, err
+		}
+		if now := storeline.WallClock(tx.At, loc).Truncate(time.Millisecond); now.After(d.From) {
+			d.From = now
+		}
+	}
 	if err := checkPosition(tx.ReplicaTxn, &d); err != nil {
 		return nil, err
 	}
@@ -1116,7 +1139,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	rec.Status, rec.Postings, rec.PostedMs = storeline.DocPosted, der.Postings, tx.At.UnixMilli()
+	rec.Status, rec.Postings, rec.PostedMs, rec.Doc.From = storeline.DocPosted, der.Postings, tx.At.UnixMilli(), d.From
 	rec.Prices, rec.Batches, rec.Taken, rec.Costs, rec.PriceSets = der.Prices, batches, taken, costs, psets
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
@@ -1613,7 +1636,8 @@ func repriceLines(tx *Tx, st *storeline.Store, items []storeline.ItemID) (map[st
 	return out, b.err
 }
 
-// createDraft stores a new draft document made at head office.
+// createDraft stores a new automatic repricing draft made at head office
+// by the rules: its prices take effect when it is posted (FromAtPost).
 func createDraft(tx *Tx, d *storeline.Document) (*docRecord, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
@@ -1624,7 +1648,7 @@ func createDraft(tx *Tx, d *storeline.Document) (*docRecord, error) {
 		}
 		return nil, err
 	}
-	rec := &docRecord{PostedDocument: storeline.PostedDocument{Doc: *d, Status: storeline.DocDraft}, CreatedMs: tx.At.UnixMilli()}
+	rec := &docRecord{PostedDocument: storeline.PostedDocument{Doc: *d, Status: storeline.DocDraft}, CreatedMs: tx.At.UnixMilli(), FromAtPost: true}
 	if err := countDraft(tx, d); err != nil {
 		return nil, err
 	}
