@@ -7,28 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/node"
 	"github.com/storeline/storeline/replication"
 )
-
-// counter11 reads a counter of reg.
-func counter11(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no counter %s", name)
-	return 0
-}
 
 // firstPagesFail is a node whose disk refuses the first `fail` pulled
 // pages that carry anything (records, events or rejections), then stores
@@ -75,7 +57,7 @@ func TestReview11RejectionsReceivedCountedOnce(t *testing.T) {
 	if refused.Load() != 2 {
 		t.Fatalf("%d pages refused, want 2", refused.Load())
 	}
-	if got := counter11(t, reg, "storeline_replication_rejections_received_total"); got != 3 {
+	if got := metricValue(t, reg, "storeline_replication_rejections_received_total"); got != 3 {
 		t.Errorf("rejections_received_total = %v, want 3 (3 rejections, stored once)", got)
 	}
 }
@@ -108,10 +90,10 @@ func TestReview11ResyncCountedOnceWhenItsFirstPageIsRetried(t *testing.T) {
 	if refused.Load() != 2 {
 		t.Fatalf("%d pages refused, want 2", refused.Load())
 	}
-	if got := counter11(t, reg, "storeline_replication_resyncs_total"); got != 1 {
+	if got := metricValue(t, reg, "storeline_replication_resyncs_total"); got != 1 {
 		t.Errorf("resyncs_total = %v, want 1", got)
 	}
-	if got := counter11(t, reg, "storeline_replication_shrinks_total"); got != 2 {
+	if got := metricValue(t, reg, "storeline_replication_shrinks_total"); got != 2 {
 		t.Errorf("shrinks_total = %v, want 2", got)
 	}
 }

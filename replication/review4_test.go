@@ -215,16 +215,26 @@ func TestReview4LastPullNotSetWhilePagesCannotBeStored(t *testing.T) {
 // gauge reads a gauge of reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	return metricValue(t, reg, name)
+}
+
+// metricValue reads the one series of a gauge or counter of reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
-	t.Fatalf("no gauge %s", name)
+	t.Fatalf("no metric %s", name)
 	return 0
 }
 
