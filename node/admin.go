@@ -140,6 +140,9 @@ func (n *Node) importMaster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs, err := DecodeMaster(imp)
+	if err == nil {
+		err = n.checkOwnTerminals(recs)
+	}
 	if err != nil {
 		writeError(w, err, n)
 		return
@@ -155,6 +158,20 @@ func (n *Node) importMaster(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("master data imported", "records", len(recs), "version", v)
 	writeJSON(w, http.StatusOK, map[string]any{"version": v, "count": len(recs)})
+}
+
+// checkOwnTerminals refuses a terminal of another shop in an import: the
+// tills' API accepts only this shop's terminals, and terminal IDs are
+// chain-wide, so storing one would replace this shop's terminal of that
+// ID and lock its till out.
+func (n *Node) checkOwnTerminals(recs []storeline.Record) error {
+	for i, rec := range recs {
+		if t, ok := rec.(*storeline.Terminal); ok && t.Store != n.cfg.StoreID {
+			return storeline.Invalidf(fmt.Sprintf("records[%d].record.store", i),
+				"terminal %q belongs to store %q, not this node's %q", t.ID, t.Store, n.cfg.StoreID)
+		}
+	}
+	return nil
 }
 
 // TerminalRequest is the body of POST /admin/v1/terminals.

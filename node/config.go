@@ -203,6 +203,7 @@ func (c Config) Validate() error {
 		bad("Terminals", "%d terminals, at most %d", len(c.Terminals), maxTerminals)
 	}
 	seen := map[storeline.TerminalID]bool{}
+	tokens := map[string]int{} // token → the index of the terminal holding it
 	for i, t := range c.Terminals {
 		f := fmt.Sprintf("Terminals[%d]", i)
 		if !storeline.ValidID(string(t.ID)) {
@@ -214,6 +215,11 @@ func (c Config) Validate() error {
 		seen[t.ID] = true
 		if len(t.Token) < MinTokenLen {
 			bad(f+".Token", "at least %d characters required", MinTokenLen)
+		} else if j, ok := tokens[t.Token]; ok {
+			// A token is a unique key of terminals: the start would fail.
+			bad(f+".Token", "the same token as Terminals[%d]: each terminal needs its own", j)
+		} else {
+			tokens[t.Token] = i
 		}
 	}
 	if c.MaxBodyBytes < MinBodyBytes || c.MaxBodyBytes > MaxBodyBytesLimit {
