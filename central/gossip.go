@@ -138,7 +138,10 @@ func (g *gossip) snapshot() (map[string]nodeMeta, map[string]time.Time) {
 	return a, d
 }
 
-func (n *Node) startGossip() error {
+// startGossip starts memberlist and joins the seeds. A member (a node
+// with Raft state) whose seeds do not answer keeps trying them; a new
+// node fails.
+func (n *Node) startGossip(member bool) error {
 	host, port, err := net.SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
 		return err
@@ -175,13 +178,45 @@ func (n *Node) startGossip() error {
 		return err
 	}
 	n.ml = ml
+	ln := ml.LocalNode()
+	n.gossipAddr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	if len(n.cfg.Seeds) > 0 {
 		if _, err := ml.Join(n.cfg.Seeds); err != nil {
-			ml.Shutdown()
-			return fmt.Errorf("join %v: %w", n.cfg.Seeds, err)
+			if !member {
+				ml.Shutdown()
+				return fmt.Errorf("join %v: %w", n.cfg.Seeds, err)
+			}
+			// A member of the cluster (it has Raft state) runs on its
+			// Raft configuration: when the whole cluster starts at once,
+			// its seeds are not up yet, and waiting for them here would
+			// keep every node down.
+			n.log.Warn("central: gossip: no seed answered; retrying them", "seeds", n.cfg.Seeds, "err", err)
+			n.wg.Add(1)
+			go n.rejoinLoop()
 		}
 	}
 	return nil
+}
+
+// rejoinLoop tries the seeds every probe interval until one answers,
+// then every push-pull interval until every seed is a member: nodes
+// started at once may first meet in parts (one and two, three and four).
+func (n *Node) rejoinLoop() {
+	defer n.wg.Done()
+	every := n.cfg.ProbeInterval
+	for n.ml.NumMembers() <= len(n.cfg.Seeds) {
+		select {
+		case <-n.quit:
+			return
+		case <-n.ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if k, _ := n.ml.Join(n.cfg.Seeds); k > 0 {
+			every = 10 * n.cfg.ProbeInterval
+		}
+	}
+	n.log.Info("central: gossip: every seed is a member", "seeds", n.cfg.Seeds)
 }
 
 // reconcileLoop runs on every node, gossips the node's incarnation when

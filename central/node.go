@@ -35,7 +35,10 @@ type Node struct {
 	sl   *streamLayer
 	ml   *memberlist.Memberlist
 	gos  *gossip
-	met  *metrics
+	// gossipAddr is memberlist's bound address, read once: UpdateNode
+	// rewrites the local node while the reconcile loop runs.
+	gossipAddr string
+	met        *metrics
 
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
@@ -208,7 +211,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 		n.replReg.unregisterAll()
 	})
 
-	if err := n.startGossip(); err != nil {
+	if err := n.startGossip(existing); err != nil {
 		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("gossip: %w", err))
 	}
 	closers = append(closers, func() { n.ml.Shutdown() })
@@ -286,10 +289,7 @@ func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
 func (n *Node) RaftAddr() string { return string(n.tr.LocalAddr()) }
 
 // GossipAddr returns memberlist's address.
-func (n *Node) GossipAddr() string {
-	ln := n.ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), fmt.Sprint(ln.Port))
-}
+func (n *Node) GossipAddr() string { return n.gossipAddr }
 
 // IsLeader reports whether the node is the Raft leader now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
