@@ -924,6 +924,12 @@ func (c *Client) pullLoop(ctx context.Context) {
 		// sweptTo is how far the sweep got since the start (a restart
 		// looks again from the beginning: the sweep is idempotent).
 		sweptTo uint64
+		// pollWait is the long poll the next pull asks: none for the
+		// first after a start or a failed pull, so a shop with nothing
+		// to pull learns at once that central answers (its state and
+		// the loyalty broker's online rules follow it) rather than when
+		// a long poll ends, PollWait later.
+		pollWait time.Duration
 	)
 	for ctx.Err() == nil {
 		if fresh {
@@ -966,13 +972,14 @@ func (c *Client) pullLoop(ctx context.Context) {
 			continue
 		}
 		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: c.local.Epoch(),
-			Own: own, WaitMillis: c.cfg.PollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
+			Own: own, WaitMillis: pollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
 			Incarnation: st.Incarnation}
 		var resp PullResponse
-		if err := c.post(ctx, pullPath, c.cfg.PollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
+		if err := c.post(ctx, pullPath, pollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			pollWait = 0
 			c.met.PullErrors.Inc()
 			if storeline.KindOf(err) != storeline.TooLarge || size.cur <= 1 {
 				c.exchanged(false, false)
@@ -1065,6 +1072,7 @@ func (c *Client) pullLoop(ctx context.Context) {
 			continue
 		}
 		st, stb = next, nb
+		pollWait = c.cfg.PollWait
 		if starts {
 			c.met.Resyncs.Inc()
 		}

@@ -3,6 +3,7 @@ package replication_test
 import (
 	"context"
 	"encoding/hex"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,4 +136,33 @@ func TestReview11PushAnswerWithinTheWiresMarks(t *testing.T) {
 	if got := cl.Status().Acked; got != (replication.Position{Epoch: 1, Seq: 5}) {
 		t.Errorf("acknowledged %v after %d pushes, want 1/5", got, pushes())
 	}
+}
+
+// TestReview11ReachableAtStartWithoutWaitingOutTheLongPoll: a shop with
+// nothing to push or pull, started (or restarted) against a reachable
+// central, said "offline" and central_reachable false until its first
+// long poll ended, up to PollWait (25 s by default): its loyalty broker
+// applied offline rules for that long after every restart. The first
+// pull after a start asks no wait, so central's answer comes at once.
+func TestReview11ReachableAtStartWithoutWaitingOutTheLongPoll(t *testing.T) {
+	c := newRefCentral(t)
+	cfg := replication.DefaultServerConfig()
+	cfg.Backend, cfg.Tokens, cfg.MaxWait = c, tokens(), 10*time.Minute
+	s, err := replication.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	l, _ := shopLedger(t, 0)
+	cc := replication.DefaultClientConfig()
+	cc.Store, cc.Central, cc.Token = shop, []string{srv.URL}, shopToken
+	cc.PollWait = 10 * time.Minute // a long poll that does not end within the test
+	cl, err := replication.NewClient(cc, node.LedgerLocal(l, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Start()
+	t.Cleanup(cl.Stop)
+	waitFor(t, "central reachable after the start", 20*time.Second, func() bool { return cl.Status().Reachable })
 }
