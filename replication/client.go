@@ -684,6 +684,17 @@ func (c *Client) pushLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if err := CheckVersion(resp.V); err != nil {
+			// As for a pull answer: a message of a protocol this build
+			// does not speak says nothing it can trust, its Acked least.
+			c.met.PushErrors.Inc()
+			c.exchanged(true, false)
+			c.log.Error("replication: bad push answer from central", "err", err)
+			if !sleep(ctx, c.cfg.BackoffMax) {
+				return
+			}
+			continue
+		}
 		size.success()
 		now := c.cfg.Now()
 		c.met.Rejections.Add(float64(len(resp.Rejections)))
@@ -822,12 +833,21 @@ func centralLost(marks, own []Position, ack Position) bool {
 }
 
 // gaugeWaiting sets the waiting-events and oldest-age gauges; evs are the
-// unacknowledged events just read (the oldest first), if any.
+// unacknowledged events just read (the oldest first), if any. Every
+// epoch's events after ack wait, not only the current epoch's (a restored
+// shop's older ones): the journal's epochs are read only while ack is not
+// in the current epoch, since pushes go in (epoch, seq) order.
 func (c *Client) gaugeWaiting(ack Position, evs []storeline.Event) {
 	pos := c.local.Position()
-	waiting := pos.Seq
-	if pos.Epoch == ack.Epoch {
-		waiting = pos.Seq - min(ack.Seq, pos.Seq)
+	waiting := pos.Seq - min(ack.Seq, pos.Seq)
+	if pos.Epoch != ack.Epoch {
+		held, err := c.local.OwnEpochs()
+		if err != nil {
+			// The gauge keeps its last value; the next pass reads again.
+			c.log.Error("replication: read own epochs", "err", err)
+			return
+		}
+		waiting = unacked(held, ack)
 	}
 	c.met.Waiting.Set(float64(waiting))
 	if len(evs) > 0 {
@@ -835,6 +855,21 @@ func (c *Client) gaugeWaiting(ack Position, evs []storeline.Event) {
 	} else if waiting == 0 {
 		c.met.OldestAge.Set(0)
 	}
+}
+
+// unacked counts the events after ack in a journal whose epochs end at
+// held (seqs dense from 1 in each epoch).
+func unacked(held []Position, ack Position) uint64 {
+	var n uint64
+	for _, h := range held {
+		switch {
+		case h.Epoch > ack.Epoch:
+			n += h.Seq
+		case h.Epoch == ack.Epoch:
+			n += h.Seq - min(ack.Seq, h.Seq)
+		}
+	}
+	return n
 }
 
 // batch builds a push of the leading events of one epoch, within
@@ -1172,7 +1207,18 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 	} else if resp.Cursor < st.Cursor {
 		return p, st, fmt.Errorf("cursor %d before ours %d without a resync", resp.Cursor, st.Cursor)
 	}
+	// Outside a resync, a page holds what follows the shop's cursor up to
+	// its own: a change at or below the cursor (the shop holds it, or a
+	// newer state of the record) would roll master data back for good,
+	// and one past the page's cursor would be sent again. Only the shop's
+	// own events of older epochs (PullRequest.Own) come without the
+	// cursor moving.
+	fixed := resp.Resync == nil && resp.Cursor == st.Cursor
 	for i, w := range resp.Records {
+		if resp.Resync == nil && (w.Version <= st.Cursor || w.Version > resp.Cursor) {
+			return p, st, fmt.Errorf("records[%d]: %s %s at version %d outside the page's span (%d, %d] without a resync",
+				i, w.Kind, w.ID, w.Version, st.Cursor, resp.Cursor)
+		}
 		ch, err := ChangeFromWire(w)
 		if err != nil {
 			return p, st, fmt.Errorf("records[%d]: %w", i, err)
@@ -1180,11 +1226,17 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 		p.Changes = append(p.Changes, ch)
 	}
 	for i, w := range resp.Events {
+		if fixed && storeline.StoreID(w.Origin) != c.cfg.Store {
+			return p, st, fmt.Errorf("events[%d]: an event of %s with the cursor still at %d, without a resync", i, w.Origin, st.Cursor)
+		}
 		ev, err := EventFromWire(w)
 		if err != nil {
 			return p, st, fmt.Errorf("events[%d]: %w", i, err)
 		}
 		p.Events = append(p.Events, ev)
+	}
+	if fixed && len(resp.Rejections) > 0 {
+		return p, st, fmt.Errorf("%d rejections with the cursor still at %d, without a resync", len(resp.Rejections), st.Cursor)
 	}
 	if len(resp.Rejections) > 0 {
 		p.Meta = make(map[string][]byte, len(resp.Rejections))
