@@ -573,12 +573,30 @@ func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Retu
 		return nop, err
 	}
 	before := decimal.Zero
+	var prev []storeline.Line // earlier returns' lines
+	var taken int64           // the points earlier returns took back
 	for _, e := range earlier {
 		if r, ok := e.Body.(*storeline.Return); ok && e.ID != self {
 			before = before.Add(r.Total)
+			prev = append(prev, r.Lines...)
+			if r.Points != nil {
+				taken += r.Points.Reversed + r.Points.Debt
+			}
 		}
 	}
-	back := pricing.Reverse(rc.Earned, rc.Total, before, ret.Total)
+	// The points come back as the goods that earned them do: shared by
+	// the lines' weight in the receipt's accrual, not by their money, so
+	// goods that earned nothing take nothing back; all of them once every
+	// unit is back, whatever the money returned. A return takes what the
+	// returns so far should have taken less what earlier ones did.
+	sold, wBefore, returning, err := s.accrualShares(rc, prev, ret.Lines)
+	if err != nil {
+		return nop, err
+	}
+	if completes {
+		returning = sold
+	}
+	back := max(pricing.Reverse(rc.Earned, sold, decimal.Zero, wBefore.Add(returning))-taken, 0)
 	restored, worth := pricing.Restore(rc.Currency, paid, paidWorth, rc.Total, before, ret.Total, completes)
 	if back == 0 && worth.IsZero() {
 		done = true
@@ -608,6 +626,63 @@ func (s *Server) reversePoints(self, orig storeline.EventID, ret *storeline.Retu
 	}
 	done = true
 	return unlock, nil
+}
+
+// accrualShares weighs a receipt's lines, earlier returns' (prev) and
+// this return's (lines) in the receipt's accrual (pricing.AccrualWeight,
+// at the receipt's programme as it is now). When that weighs nothing
+// (the programme or the items changed since), their money does.
+func (s *Server) accrualShares(rc *storeline.Receipt, prev, lines []storeline.Line) (sold, before, returning decimal.Decimal, err error) {
+	byMoney := func() (decimal.Decimal, decimal.Decimal, decimal.Decimal, error) {
+		b, r := decimal.Zero, decimal.Zero
+		for _, l := range prev {
+			b = b.Add(l.Total)
+		}
+		for _, l := range lines {
+			r = r.Add(l.Total)
+		}
+		return rc.Total, b, r, nil
+	}
+	rules, err := s.cat.Rules()
+	if err != nil {
+		return sold, before, returning, err
+	}
+	prog, ok := rules.Programme(rc.Programme)
+	if !ok {
+		return byMoney()
+	}
+	weigh := func(ls []storeline.Line) (decimal.Decimal, bool, error) {
+		al := make([]pricing.AccrualLine, len(ls))
+		for i, l := range ls {
+			it, err := s.cat.Item(l.Item)
+			if errors.Is(err, storeline.NotFound) {
+				return decimal.Zero, false, nil
+			}
+			if err != nil {
+				return decimal.Zero, false, err
+			}
+			al[i] = pricing.AccrualLine{Item: l.Item, Group: it.Group, Total: l.Total}
+		}
+		return pricing.AccrualWeight(rules, prog, rc.Currency, al), true, nil
+	}
+	for i, ls := range [][]storeline.Line{rc.Lines, prev, lines} {
+		w, ok, err := weigh(ls)
+		if err != nil {
+			return sold, before, returning, err
+		}
+		if !ok || i == 0 && !w.IsPositive() {
+			return byMoney()
+		}
+		switch i {
+		case 0:
+			sold = w
+		case 1:
+			before = w
+		default:
+			returning = w
+		}
+	}
+	return sold, before, returning, nil
 }
 
 // reverseByCard works out what a return without its receipt takes back of

@@ -38,22 +38,9 @@ func Accrue(rules *Rules, p *storeline.LoyaltyProgramme, cur storeline.Currency,
 	}
 	var sum int64
 	for i, l := range lines {
-		if !l.Total.IsPositive() || excluded(p, l.Item) {
+		rate, ok := lineRate(rules, p, l)
+		if !ok {
 			continue
-		}
-		chain := rules.GroupChain(l.Group)
-		if len(p.ExcludeGroups) > 0 && inGroups(chain, p.ExcludeGroups) {
-			continue
-		}
-		rate := p.DefaultRate
-	nearest:
-		for _, g := range chain {
-			for _, r := range p.Rates {
-				if r.Group == g {
-					rate = r.Rate
-					break nearest
-				}
-			}
 		}
 		pts := l.Total.Mul(rate).Floor()
 		if !pts.IsPositive() {
@@ -72,6 +59,44 @@ func Accrue(rules *Rules, p *storeline.LoyaltyProgramme, cur storeline.Currency,
 }
 
 var maxPointsDec = decimal.NewFromInt(storeline.MaxPoints)
+
+// lineRate is the rate line l earns at under p, and whether it earns at
+// all (a positive total, neither its item nor its groups excluded).
+func lineRate(rules *Rules, p *storeline.LoyaltyProgramme, l AccrualLine) (decimal.Decimal, bool) {
+	if !l.Total.IsPositive() || excluded(p, l.Item) {
+		return decimal.Zero, false
+	}
+	chain := rules.GroupChain(l.Group)
+	if len(p.ExcludeGroups) > 0 && inGroups(chain, p.ExcludeGroups) {
+		return decimal.Zero, false
+	}
+	for _, g := range chain {
+		for _, r := range p.Rates {
+			if r.Group == g {
+				return r.Rate, true
+			}
+		}
+	}
+	return p.DefaultRate, true
+}
+
+// AccrualWeight is what lines weigh in a receipt's points: the sum of
+// total × rate (not rounded) over the lines that earn under p, zero in
+// another currency. A return shares its receipt's points by it
+// (Reverse), so returning goods that earned nothing takes nothing back
+// and returning those that earned takes back what they earned.
+func AccrualWeight(rules *Rules, p *storeline.LoyaltyProgramme, cur storeline.Currency, lines []AccrualLine) decimal.Decimal {
+	w := decimal.Zero
+	if cur != p.Currency {
+		return w
+	}
+	for _, l := range lines {
+		if rate, ok := lineRate(rules, p, l); ok {
+			w = w.Add(l.Total.Mul(rate))
+		}
+	}
+	return w
+}
 
 func excluded(p *storeline.LoyaltyProgramme, it storeline.ItemID) bool {
 	for _, x := range p.ExcludeItems {
