@@ -3,6 +3,7 @@ package central
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -96,7 +97,38 @@ func (n *Node) apiHandler() http.Handler {
 		h("PUT /v1/"+res.Path+"/{id}", true, func(w http.ResponseWriter, r *http.Request) error { return n.put(w, r, res) })
 		h("DELETE /v1/"+res.Path+"/{id}", true, func(w http.ResponseWriter, r *http.Request) error { return n.del(w, r, res) })
 	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notRouted(mux, w, r) })
 	return mux
+}
+
+// notRouted answers a request no route takes as problem+json, as every
+// other error (the mux's own answers are text/plain): 405 with Allow when
+// the path is served for other methods, else 404.
+func notRouted(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPost, http.MethodPut} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := mux.Handler(r2); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeProblem(w, r, storeline.Errorf(storeline.NotFound, "central.api", "no %s in the API", r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	const status = http.StatusMethodNotAllowed
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{
+		Type: "https://storeline.dev/problems/" + storeline.Invalid.String(), Title: http.StatusText(status), Status: status,
+		Kind: storeline.Invalid.String(), Detail: fmt.Sprintf("%s %s: the path takes %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
+	})
 }
 
 func (n *Node) adminHandler() http.Handler {
@@ -196,12 +228,26 @@ func (n *Node) readConsistency(r *http.Request) error {
 	}
 }
 
+// bulkHead is the payload of the first entry of a bulk write of several:
+// a putPayload (applyPut ignores Digest) that carries the digest of every
+// entry's payload, so the request's key, which keys that entry, stands
+// for the whole body.
+type bulkHead struct {
+	putPayload `msgpack:",inline"`
+	Digest     []byte `msgpack:"dg"`
+}
+
 // submitRecords writes records through Raft, ImportChunk per entry; each
-// entry is atomic, and chunk i is keyed key/i so a retry skips the chunks
-// already applied.
+// entry is atomic. The first entry is keyed key and, when there are more,
+// carries the digest of them all; entry i > 0 is keyed key/i. So a retry
+// of the same body skips the entries already applied, and the same key
+// with another body, however it splits, is refused at the first entry
+// (the FSM's Conflict on Idempotency-Key) before anything is applied.
 func (n *Node) submitRecords(ctx context.Context, key string, recs []storeline.Record, fields []string) (Version, int, error) {
 	var last Version
 	entries := 0
+	var first putPayload
+	var payloads [][]byte
 	for start := 0; start < len(recs); start += n.cfg.ImportChunk {
 		end := min(start+n.cfg.ImportChunk, len(recs))
 		p := putPayload{Records: make([]wireRecord, 0, end-start)}
@@ -216,9 +262,27 @@ func (n *Node) submitRecords(ctx context.Context, key string, recs []storeline.R
 		if err != nil {
 			return last, entries, storeline.E("central.put", storeline.Internal, err)
 		}
+		if start == 0 {
+			first = p
+		}
+		payloads = append(payloads, body)
+	}
+	if len(payloads) > 1 {
+		d := sha256.New()
+		for _, b := range payloads {
+			fmt.Fprintf(d, "%d:", len(b))
+			d.Write(b)
+		}
+		head, err := msgpack.Marshal(&bulkHead{putPayload: first, Digest: d.Sum(nil)})
+		if err != nil {
+			return last, entries, storeline.E("central.put", storeline.Internal, err)
+		}
+		payloads[0] = head
+	}
+	for i, body := range payloads {
 		k := key
-		if len(recs) > n.cfg.ImportChunk {
-			k = fmt.Sprintf("%s/%d", key, start/n.cfg.ImportChunk)
+		if i > 0 {
+			k = fmt.Sprintf("%s/%d", key, i)
 		}
 		res, err := n.Submit(ctx, OpMasterPut, k, body)
 		if err != nil {
@@ -358,7 +422,7 @@ func (n *Node) put(w http.ResponseWriter, r *http.Request, res resource) error {
 	var token string
 	switch res.Kind {
 	case storeline.KindSeller:
-		token, err = n.decodeSeller(body, id, rec.(*storeline.Seller))
+		token, err = n.decodeSeller(body, key, id, rec.(*storeline.Seller))
 	case storeline.KindTerminal:
 		token, err = n.decodeTerminal(body, id, rec.(*storeline.Terminal))
 	default:
@@ -423,22 +487,32 @@ func checkPIN(field, pin string) error {
 	return nil
 }
 
-func hashPIN(pin string) string {
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	return storeline.HashPIN(pin, salt)
+// hashPIN hashes a seller's PIN with a salt drawn from the request's
+// idempotency key (random when the client sent none), so a retry with the
+// same key and body submits the same record and gets the first outcome
+// instead of a 409 for "another request". A salt need be unique, not
+// secret: a key is used once.
+func hashPIN(key, id, pin string) string {
+	sum := sha256.Sum256([]byte("storeline/pin-salt\x00" + key + "\x00" + id))
+	return storeline.HashPIN(pin, sum[:16])
 }
 
 // decodeSeller decodes a seller; its PIN comes as "pin" and is stored
 // hashed. Without a pin an existing seller keeps its hash.
-func (n *Node) decodeSeller(body []byte, id string, s *storeline.Seller) (string, error) {
+func (n *Node) decodeSeller(body []byte, key, id string, s *storeline.Seller) (string, error) {
 	var extra struct {
-		PIN     *string         `json:"pin"`
+		PIN     json.RawMessage `json:"pin"`
 		PINHash json.RawMessage `json:"pin_hash"`
 	}
 	_ = json.Unmarshal(body, &extra)
 	if extra.PINHash != nil {
 		return "", errMalformed("pin_hash", "set by the server; send pin")
+	}
+	var pin *string
+	if extra.PIN != nil && string(extra.PIN) != "null" {
+		if err := json.Unmarshal(extra.PIN, &pin); err != nil {
+			return "", errMalformed("pin", "want a string of 4-12 digits")
+		}
 	}
 	if err := decodeWire(body, s, "pin"); err != nil {
 		return "", err
@@ -446,11 +520,11 @@ func (n *Node) decodeSeller(body []byte, id string, s *storeline.Seller) (string
 	if err := setID(s, id); err != nil {
 		return "", err
 	}
-	if extra.PIN != nil {
-		if err := checkPIN("pin", *extra.PIN); err != nil {
+	if pin != nil {
+		if err := checkPIN("pin", *pin); err != nil {
 			return "", err
 		}
-		s.PINHash = hashPIN(*extra.PIN)
+		s.PINHash = hashPIN(key, id, *pin)
 		return "", nil
 	}
 	var old storeline.Seller
@@ -524,7 +598,7 @@ func (n *Node) postSellerPIN(w http.ResponseWriter, r *http.Request) error {
 	if err := n.rep.GetMaster(storeline.KindSeller, id, &s); err != nil {
 		return err
 	}
-	s.PINHash = hashPIN(p.PIN)
+	s.PINHash = hashPIN(key, id, p.PIN)
 	res, err := n.submitOne(r.Context(), key, &s)
 	if err != nil {
 		return err
