@@ -112,7 +112,11 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 		return exitUsage
 	}
 	if *seeds != "" {
-		cfg.Seeds = strings.Split(*seeds, ",")
+		// Trimmed like the key hashes ("a:7946, b:7946"); an empty entry
+		// stays, for Validate to refuse.
+		for _, s := range strings.Split(*seeds, ",") {
+			cfg.Seeds = append(cfg.Seeds, strings.TrimSpace(s))
+		}
 	}
 	cfg.Bootstrap = bootstrap.set && bootstrap.v || (!bootstrap.set && len(cfg.Seeds) == 0)
 	cfg.ClusterSecret = getenv("STORELINE_CLUSTER_SECRET")
@@ -220,6 +224,11 @@ func parseShopTokens(s string) (map[string]storeline.StoreID, error) {
 			// Not the entry itself: it holds a token, and this error
 			// goes to the log.
 			return nil, fmt.Errorf("entry %d is not store=token", i+1)
+		}
+		if prev, dup := out[tok]; dup && prev != storeline.StoreID(store) {
+			// Kept for one store only, the other shop would authenticate
+			// as it. Not the token: this error goes to the log.
+			return nil, fmt.Errorf("entry %d gives store %s the token of store %s: each shop needs its own token", i+1, store, prev)
 		}
 		out[tok] = storeline.StoreID(store)
 	}

@@ -162,9 +162,6 @@ func issueCert(dir string, r certRequest, now time.Time, validity time.Duration)
 		if err := storeline.CheckID("central", r.central); err != nil {
 			return nil, err
 		}
-		if strings.TrimSpace(r.hosts) == "" {
-			return nil, storeline.Invalidf("host", "a central certificate needs at least one host")
-		}
 		name = "central-" + r.central
 		tmpl.Subject = pkix.Name{CommonName: r.central, Organization: []string{"Storeline central"}}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
@@ -175,6 +172,9 @@ func issueCert(dir string, r certRequest, now time.Time, validity time.Duration)
 			} else if h != "" {
 				tmpl.DNSNames = append(tmpl.DNSNames, h)
 			}
+		}
+		if len(tmpl.IPAddresses)+len(tmpl.DNSNames) == 0 {
+			return nil, storeline.Invalidf("host", "a central certificate needs at least one host")
 		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
@@ -210,8 +210,9 @@ func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 }
 
 // writePair writes DIR/name.pem and DIR/name-key.pem (0600), refusing to
-// overwrite either.
-func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) ([]string, error) {
+// overwrite either: both are written or neither (a key left without its
+// certificate would match nothing and block the next run).
+func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) (files []string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -220,6 +221,14 @@ func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) ([]string, e
 		return nil, err
 	}
 	certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	var created []string
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				_ = os.Remove(p)
+			}
+		}
+	}()
 	for _, f := range []struct {
 		path, typ string
 		der       []byte
@@ -229,6 +238,7 @@ func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) ([]string, e
 		if err != nil {
 			return nil, fmt.Errorf("%w (certificates and keys are never overwritten)", err)
 		}
+		created = append(created, f.path)
 		if err := pem.Encode(fh, &pem.Block{Type: f.typ, Bytes: f.der}); err != nil {
 			fh.Close()
 			return nil, err

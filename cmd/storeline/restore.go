@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/storeline/storeline/central"
@@ -53,7 +55,7 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 		if *markOnly {
 			err = central.MarkRestored(*dir)
 		} else {
-			err = central.RestoreBackup(fs.Arg(0), *dir)
+			err = restoreCentral(fs.Arg(0), *dir)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "storeline restore: %v\n", err)
@@ -72,6 +74,34 @@ func cmdRestore(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	fmt.Fprintf(stdout, "restored %s into %s\n", fs.Arg(0), *dir)
 	return exitOK
+}
+
+// restoreCentral copies a central node's backup into dir, which must be
+// empty or absent, and marks it restored. A restore that fails midway
+// (a copy cut short, a backup that cannot be marked) leaves dir as it
+// was: half a node's state, unmarked, must not be started, and would make
+// a second restore refuse the directory as not empty.
+func restoreCentral(backup, dir string) error {
+	ents, err := os.ReadDir(dir)
+	absent, empty := errors.Is(err, fs.ErrNotExist), err == nil && len(ents) == 0
+	err = central.RestoreBackup(backup, dir)
+	if err == nil || (!absent && !empty) {
+		return err
+	}
+	var cleanup error
+	if absent {
+		cleanup = os.RemoveAll(dir)
+	} else if ents, rerr := os.ReadDir(dir); rerr != nil {
+		cleanup = rerr
+	} else {
+		for _, e := range ents {
+			cleanup = errors.Join(cleanup, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	if cleanup != nil {
+		return errors.Join(err, fmt.Errorf("remove the failed restore from %s (empty it before trying again): %w", dir, cleanup))
+	}
+	return err
 }
 
 // restore restores file into dir; ledger.Restore refuses a directory that
