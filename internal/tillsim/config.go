@@ -236,7 +236,8 @@ func (c Config) Validate() error {
 	if c.Receipts < 0 {
 		bad("Receipts", "%d is negative", c.Receipts)
 	}
-	if c.Rate < 0 || c.Rate > 1e6 {
+	// Written so NaN, which fails every comparison, is refused too.
+	if !(c.Rate >= 0 && c.Rate <= 1e6) {
 		bad("Rate", "%v out of [0, 1e6]", c.Rate)
 	}
 	if c.ReceiptsPerShift < 1 || c.ReceiptsPerShift > 1_000_000 {
@@ -246,14 +247,14 @@ func (c Config) Validate() error {
 		field string
 		v     float64
 	}{{"ReturnRate", c.ReturnRate}, {"CashOpRate", c.CashOpRate}, {"CardRate", c.CardRate}, {"LoyaltyRate", c.LoyaltyRate}, {"PointsRate", c.PointsRate}} {
-		if p.v < 0 || p.v > 1 {
+		if !(p.v >= 0 && p.v <= 1) {
 			bad(p.field, "%v out of [0, 1]", p.v)
 		}
 	}
 	if c.MaxBasketLines < 1 || c.MaxBasketLines > maxBasketLines {
 		bad("MaxBasketLines", "%d out of [1, %d]", c.MaxBasketLines, maxBasketLines)
 	}
-	if c.ZipfS <= 1 || c.ZipfS > 10 {
+	if !(c.ZipfS > 1 && c.ZipfS <= 10) {
 		bad("ZipfS", "%v out of (1, 10]", c.ZipfS)
 	}
 	if c.Float.IsNegative() {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -484,5 +485,17 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := tillsim.DefaultConfig().Validate(); err == nil || !strings.Contains(err.Error(), "Shops") {
 		t.Errorf("a config without shops: %v", err)
+	}
+	// NaN fails every comparison: a range check written as two
+	// "out of range" tests let `till -rate NaN` through.
+	cfg = tillsim.DefaultConfig()
+	cfg.Shops = []tillsim.Shop{{URL: "http://x", AdminURL: "http://y", AdminToken: "t"}}
+	nan := math.NaN()
+	cfg.Rate, cfg.ReturnRate, cfg.CardRate, cfg.PointsRate, cfg.ZipfS = nan, nan, nan, nan, nan
+	err = cfg.Validate()
+	for _, f := range []string{"Rate", "ReturnRate", "CardRate", "PointsRate", "ZipfS"} {
+		if err == nil || !strings.Contains(err.Error(), f+":") {
+			t.Errorf("Validate with %s NaN does not name it: %v", f, err)
+		}
 	}
 }
