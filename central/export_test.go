@@ -91,3 +91,7 @@ func (n *Node) LoopContext(d time.Duration) (context.Context, context.CancelFunc
 // APIHandler is the head-office API's handler, to serve a request as one
 // already accepted (in flight) when the node closes.
 func (n *Node) APIHandler() http.Handler { return n.api.Handler }
+
+// CloseAPIListener closes the API's listener under its server, as a
+// failing network stack would.
+func (n *Node) CloseAPIListener() error { return n.apiLn.Close() }

@@ -65,6 +65,7 @@ type Node struct {
 	// after it is closed (serve).
 	serving   sync.RWMutex
 	closing   atomic.Bool
+	failed    chan error // the first failure that stops the node serving (Failed)
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -198,8 +199,9 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	closers = append(closers, func() { n.adminLn.Close() })
 	n.api = &http.Server{Handler: n.serve(n.apiHandler()), ReadHeaderTimeout: 10 * time.Second}
 	n.admin = &http.Server{Handler: n.serve(n.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
-	go n.api.Serve(n.apiLn)
-	go n.admin.Serve(n.adminLn)
+	n.failed = make(chan error, 1)
+	go n.serveOn(n.api, n.apiLn, "api")
+	go n.serveOn(n.admin, n.adminLn, "admin")
 	closers = append(closers, func() { n.api.Close(); n.admin.Close() })
 	if err := n.startReplication(); err != nil {
 		return nil, storeline.E(op, storeline.Unavailable, err)
@@ -287,6 +289,26 @@ func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
 
 // RaftAddr returns the Raft transport's address.
 func (n *Node) RaftAddr() string { return string(n.tr.LocalAddr()) }
+
+// Failed receives the first failure that leaves the node unable to serve
+// (a listener that stopped accepting while the node was not closing): the
+// process running it should close it and exit with an error, so its
+// supervisor restarts it, rather than run on deaf.
+func (n *Node) Failed() <-chan error { return n.failed }
+
+// serveOn serves srv on ln and reports, through Failed, an end that Close
+// did not ask for.
+func (n *Node) serveOn(srv *http.Server, ln net.Listener, name string) {
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) || n.closing.Load() {
+		return
+	}
+	n.log.Error("central: listener stopped", "listener", name, "err", err)
+	select {
+	case n.failed <- fmt.Errorf("%s listener: %w", name, err):
+	default:
+	}
+}
 
 // GossipAddr returns memberlist's address.
 func (n *Node) GossipAddr() string { return n.gossipAddr }

@@ -2116,7 +2116,7 @@ func (n *Node) startReplication() error {
 	n.replLn = ln
 	n.repl = &http.Server{Handler: n.serve(n.loyaltyHandler(srv)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
-	go n.repl.Serve(ln)
+	go n.serveOn(n.repl, ln, "replication")
 	return nil
 }
 

@@ -177,7 +177,17 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	if u := n.ReplicationURL(); u != "" {
 		fmt.Fprintf(stdout, "replication %s\n", u)
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-n.Failed():
+		// Deaf on a listener: exit with an error so the supervisor
+		// restarts the node, rather than run on unreachable.
+		log.Error("central failed; stopping", "err", err)
+		if cerr := n.Close(); cerr != nil {
+			log.Error("close", "err", cerr)
+		}
+		return exitError
+	}
 	if err := n.Close(); err != nil {
 		log.Error("close", "err", err)
 		return exitError
