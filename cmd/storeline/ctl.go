@@ -58,6 +58,11 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		return exitUsage
 	}
+	if *timeout <= 0 {
+		// Every request would end at once in "context deadline exceeded".
+		fmt.Fprintf(stderr, "storeline ctl: -timeout %v: want a positive duration\n", *timeout)
+		return exitUsage
+	}
 	// A flag wins over the environment: --node given alone talks to the
 	// node even with STORELINE_CENTRAL set. Both given is ambiguous.
 	given := map[string]bool{}

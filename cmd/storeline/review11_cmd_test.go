@@ -185,3 +185,15 @@ func TestReview11CentralSeedsTrimmed(t *testing.T) {
 		return code == 0 && strings.Contains(stdout, `"central-2"`)
 	})
 }
+
+// TestCtlTimeoutMustBePositive: `ctl -timeout 0` (or negative) ran every
+// request into an immediate "context deadline exceeded"; it is a usage
+// error naming the flag.
+func TestCtlTimeoutMustBePositive(t *testing.T) {
+	for _, v := range []string{"0s", "-5s"} {
+		code, _, errOut := runCmd(t, env(nil), "ctl", "-node", "http://127.0.0.1:1", "-timeout", v, "health")
+		if code != exitUsage || !strings.Contains(errOut, "-timeout") {
+			t.Errorf("ctl -timeout %s = %d, stderr %q: want a usage error naming -timeout", v, code, errOut)
+		}
+	}
+}
