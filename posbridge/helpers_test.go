@@ -151,25 +151,9 @@ func newEnvConfig(t testing.TB, wrap func(posbridge.Ledger) posbridge.Ledger, se
 	e := &env{t: t, led: led, clock: &clock{t: t0}, reg: prometheus.NewRegistry()}
 	cfg := posbridge.DefaultConfig()
 	cfg.Store = "s1"
-	cfg.Ledger = led
+	wireLedger(&cfg, led)
 	if wrap != nil {
 		cfg.Ledger = wrap(led)
-	}
-	cfg.Balances = func(prefix string) ([]posbridge.Balance, error) {
-		bs, err := led.Balances(prefix)
-		out := make([]posbridge.Balance, len(bs))
-		for i, b := range bs {
-			out[i] = posbridge.Balance(b)
-		}
-		return out, err
-	}
-	cfg.MasterChanges = func(after uint64, limit int) ([]posbridge.MasterChange, error) {
-		cs, err := led.MasterChanges(after, limit)
-		out := make([]posbridge.MasterChange, len(cs))
-		for i, c := range cs {
-			out[i] = posbridge.MasterChange(c)
-		}
-		return out, err
 	}
 	cfg.Now = e.clock.Now
 	cfg.Registerer = e.reg
@@ -351,4 +335,26 @@ func line(kv ...string) map[string]any {
 		m[kv[i]] = kv[i+1]
 	}
 	return m
+}
+
+// wireLedger serves cfg's reads from led: its events, balances and master
+// changes.
+func wireLedger(cfg *posbridge.Config, led *ledger.Ledger) {
+	cfg.Ledger = led
+	cfg.Balances = func(prefix string) ([]posbridge.Balance, error) {
+		bs, err := led.Balances(prefix)
+		out := make([]posbridge.Balance, len(bs))
+		for i, b := range bs {
+			out[i] = posbridge.Balance(b)
+		}
+		return out, err
+	}
+	cfg.MasterChanges = func(after uint64, limit int) ([]posbridge.MasterChange, error) {
+		cs, err := led.MasterChanges(after, limit)
+		out := make([]posbridge.MasterChange, len(cs))
+		for i, c := range cs {
+			out[i] = posbridge.MasterChange(c)
+		}
+		return out, err
+	}
 }

@@ -87,23 +87,7 @@ func (n *propNode) open(t *rapid.T, first bool) {
 	}
 	cfg := posbridge.DefaultConfig()
 	cfg.Store = "s1"
-	cfg.Ledger = led
-	cfg.Balances = func(prefix string) ([]posbridge.Balance, error) {
-		bs, err := led.Balances(prefix)
-		out := make([]posbridge.Balance, len(bs))
-		for i, b := range bs {
-			out[i] = posbridge.Balance(b)
-		}
-		return out, err
-	}
-	cfg.MasterChanges = func(after uint64, limit int) ([]posbridge.MasterChange, error) {
-		cs, err := led.MasterChanges(after, limit)
-		out := make([]posbridge.MasterChange, len(cs))
-		for i, c := range cs {
-			out[i] = posbridge.MasterChange(c)
-		}
-		return out, err
-	}
+	wireLedger(&cfg, led)
 	cfg.Now = n.clock.Now
 	cfg.Registerer = prometheus.NewRegistry()
 	cfg.MaxBodyBytes = 64 << 10
