@@ -280,7 +280,8 @@ func (l *Line) totalFx(cur Currency) (bool, error) {
 // Compute checks the receipt against itself and fills in its derived
 // figures: line totals and VAT, the total, VAT per rate, and the change.
 // Payments must cover the total; only cash may exceed it, and the change
-// comes out of the cash.
+// comes out of the cash. A receipt whose total is zero (a giveaway, lines
+// discounted to nothing) may have no payments; any other needs one.
 func (r *Receipt) Compute() error {
 	if !r.Currency.Valid() {
 		return Invalidf("currency", "%q is not an ISO 4217 code", r.Currency)
@@ -293,9 +294,11 @@ func (r *Receipt) Compute() error {
 		return err
 	}
 	r.Total, r.VAT = total, vat
-	cash, other, err := sumPayments(r.Currency, r.Payments, pointsPaid)
-	if err != nil {
-		return err
+	cash, other := total, total // nothing paid of nothing to pay
+	if len(r.Payments) > 0 || !total.IsZero() {
+		if cash, other, err = sumPayments(r.Currency, r.Payments, pointsPaid); err != nil {
+			return err
+		}
 	}
 	if err := r.checkLoyalty(); err != nil {
 		return err
@@ -746,13 +749,18 @@ type Return struct {
 func (*Return) EventKind() EventKind { return KindReturn }
 
 // Compute checks the return against itself: its refunds, money and
-// points given back, must equal its total.
+// points given back, must equal its total. A return naming its receipt
+// whose total is zero (units the receipt has no money left for) may have
+// no refunds; any other needs one.
 func (r *Return) Compute() error {
 	if err := r.ComputeTotals(); err != nil {
 		return err
 	}
 	if len(r.Refunds) == 0 {
-		return Invalidf("refunds", "at least one payment is required")
+		if r.Original != nil && r.Total.IsZero() {
+			return r.Points.check()
+		}
+		return Invalidf("refunds", "at least one refund is required (only a return naming its receipt, of total 0.00, refunds nothing)")
 	}
 	money, worth, points := r.refundSums()
 	if !money.Add(worth).Equal(r.Total) {

@@ -247,6 +247,35 @@ func (l *Ledger) ShiftTotals(term storeline.TerminalID, shift storeline.ShiftID)
 	return t, l.readErr(op, err)
 }
 
+// OpenShifts returns the totals of terminal term's shifts that are open
+// (opened, not closed), read from the shift totals rather than the
+// journal: a terminal has a few hundred shifts a year, a shop's journal
+// tens of thousands of events a week.
+func (l *Ledger) OpenShifts(term storeline.TerminalID) ([]storeline.ShiftTotals, error) {
+	const op = "ledger.OpenShifts"
+	if err := checkKeyPart("terminal", string(term)); err != nil {
+		return nil, storeline.E(op, storeline.Invalid, err)
+	}
+	var out []storeline.ShiftTotals
+	err := l.view(func(txn *badger.Txn) error {
+		prefix := append(append([]byte{tShift}, term...), 0)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			shift := storeline.ShiftID(it.Item().Key()[len(prefix):])
+			var s storedShift
+			if err := it.Item().Value(func(v []byte) error { return msgpack.Unmarshal(v, &s) }); err != nil {
+				return fmt.Errorf("ledger: shift totals of %s/%s: %w", term, shift, err)
+			}
+			if s.Opening != nil && s.Close == nil {
+				out = append(out, fromStoredShift(term, shift, &s))
+			}
+		}
+		return nil
+	})
+	return out, l.readErr(op, err)
+}
+
 // upgradeViews rebuilds the views when the stored marker is older than
 // viewsVersion (invariant 3). It runs in Open, after WAL replay, before the
 // committer starts.

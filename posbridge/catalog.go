@@ -421,7 +421,7 @@ type groupOut struct {
 	Parent storeline.CustGroupID `json:"parent,omitempty"`
 }
 
-func (s *Server) getCard(w http.ResponseWriter, r *http.Request, _ *caller) error {
+func (s *Server) getCard(w http.ResponseWriter, r *http.Request, c *caller) error {
 	code := r.PathValue("code")
 	if err := storeline.CheckCardCode("code", code); err != nil {
 		return err
@@ -439,7 +439,7 @@ func (s *Server) getCard(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	out := cardOut{Code: card.Code, Kind: card.Kind, Seller: card.Seller}
 	if card.Kind == storeline.LoyaltyCard {
 		var err error
-		if out.Points, err = s.cardPoints(r.Context(), card.Customer); err != nil {
+		if out.Points, err = s.cardPoints(r.Context(), c.terminal.ID, card.Customer); err != nil {
 			return err
 		}
 		var c storeline.Customer

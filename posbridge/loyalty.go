@@ -799,7 +799,8 @@ func reversalOf(r *storeline.Return) *reversalOut {
 // "last_known", with AsOf if known). RightsHere is this shop's rights;
 // SpendableNow the points a receipt here may take now before the
 // programme's share of it: online, rights here plus central's; offline,
-// rights here within the daily offline cap.
+// rights here within the daily offline cap of the day a receipt of the
+// asking till's open shift would carry (tillDay).
 type pointsOut struct {
 	Programme    storeline.ProgrammeID `json:"programme"`
 	Balance      int64                 `json:"balance"`
@@ -813,8 +814,10 @@ type pointsOut struct {
 }
 
 // cardPoints reads a customer's points in the programme of the shop's
-// currency, or nil when the shop runs none.
-func (s *Server) cardPoints(ctx context.Context, c storeline.CustomerID) (*pointsOut, error) {
+// currency, or nil when the shop runs none, as terminal term would pay
+// them now: offline, within the daily cap of the business date a receipt
+// of its open shift would carry (tillDay).
+func (s *Server) cardPoints(ctx context.Context, term storeline.TerminalID, c storeline.CustomerID) (*pointsOut, error) {
 	st, loc, err := s.store()
 	if err != nil {
 		return nil, err
@@ -869,10 +872,40 @@ func (s *Server) cardPoints(ctx context.Context, c storeline.CustomerID) (*point
 		out.SpendableNow = out.RightsHere + cp.CentralRights
 		return out, nil
 	}
-	used, err := b.OfflineSpent(p.ID, c, storeline.DateOf(s.cfg.Now(), loc))
+	day, err := s.tillDay(term, loc)
+	if err != nil {
+		return nil, err
+	}
+	used, err := b.OfflineSpent(p.ID, c, day)
 	if err != nil {
 		return nil, err
 	}
 	out.SpendableNow = min(out.RightsHere, max(p.DailyOfflineCap-used, 0))
 	return out, nil
+}
+
+// tillDay is the business date a receipt of terminal term's open shift
+// would carry now (businessDate): the day its latest opened shift not yet
+// closed opened on (a shift that crosses midnight belongs to that day),
+// else today in the store's zone. Read from the shift totals the ledger
+// keeps (OpenShifts), not the journal, so an offline card costs a few
+// small reads however busy the shop is.
+func (s *Server) tillDay(term storeline.TerminalID, loc *time.Location) (storeline.Date, error) {
+	now := s.cfg.Now()
+	open, err := s.led.OpenShifts(term)
+	if err != nil {
+		return "", fmt.Errorf("find the open shift of terminal %s: %w", term, err)
+	}
+	// The latest opening: a shift left open before it is forgotten.
+	var latest *storeline.ShiftTotals
+	for i := range open {
+		o := open[i].Opening
+		if latest == nil || o.Epoch > latest.Opening.Epoch || o.Epoch == latest.Opening.Epoch && o.Seq > latest.Opening.Seq {
+			latest = &open[i]
+		}
+	}
+	if latest == nil {
+		return storeline.DateOf(now, loc), nil
+	}
+	return s.businessDate(term, latest.Shift, now, loc)
 }

@@ -43,6 +43,9 @@ type Ledger interface {
 	// kept by the ledger with each event, so a close reads one record
 	// however long the journal is.
 	ShiftTotals(terminal storeline.TerminalID, shift storeline.ShiftID) (storeline.ShiftTotals, error)
+	// OpenShifts returns the totals of a terminal's shifts opened and
+	// not closed.
+	OpenShifts(terminal storeline.TerminalID) ([]storeline.ShiftTotals, error)
 	ReturnsOf(original storeline.EventID) ([]storeline.Event, error)
 	GetMaster(kind storeline.MasterKind, id string, into storeline.Record) error
 	LookupMaster(kind storeline.MasterKind, uniqueKey string, into storeline.Record) error
