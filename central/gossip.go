@@ -199,8 +199,11 @@ func (n *Node) startGossip(member bool) error {
 }
 
 // rejoinLoop tries the seeds every probe interval until one answers,
-// then every push-pull interval until every seed is a member: nodes
-// started at once may first meet in parts (one and two, three and four).
+// then every ten probe intervals until gossip holds more members than
+// there are seeds (this node and every seed, when seeds name the other
+// nodes as README asks): nodes started at once may first meet in parts
+// (one and two, three and four). A seed gone for good keeps it trying,
+// cheaply; Close waits out a Join in flight.
 func (n *Node) rejoinLoop() {
 	defer n.wg.Done()
 	every := n.cfg.ProbeInterval

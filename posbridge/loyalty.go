@@ -521,7 +521,9 @@ var errSweepOffline = errors.New("central unreachable during the sweep")
 
 // reversePoints works out what a return does to the points of its
 // original receipt's customer. It takes back what the receipt earned:
-// pricing.Reverse of the receipt's points by the money returned, from
+// pricing.Reverse of the receipt's points by what the returned lines
+// weigh in its accrual (accrualShares; by money where that weighs
+// nothing), all of them once every unit is back, from
 // this shop's rights as far as they go (with the points this return gives
 // back), the rest a debt. And it gives back the part of the money
 // returned that the receipt paid with points, as points (pricing.Restore;
@@ -888,8 +890,8 @@ func (s *Server) cardPoints(ctx context.Context, term storeline.TerminalID, c st
 // would carry now (businessDate): the day its latest opened shift not yet
 // closed opened on (a shift that crosses midnight belongs to that day),
 // else today in the store's zone. Read from the shift totals the ledger
-// keeps (OpenShifts), not the journal, so an offline card costs a few
-// small reads however busy the shop is.
+// keeps (OpenShifts: every shift record of the terminal, a few hundred a
+// year), not the journal, whose days hold tens of thousands of events.
 func (s *Server) tillDay(term storeline.TerminalID, loc *time.Location) (storeline.Date, error) {
 	now := s.cfg.Now()
 	open, err := s.led.OpenShifts(term)
