@@ -195,7 +195,8 @@ type SnapshotPage struct {
 	// Gone are tombstones for live sellers the store may hold from
 	// before but who no longer work there (see feedChange): a resync does
 	// not sweep sellers, which a shop's admin API may issue too (it does
-	// sweep messages: replication.SweptKinds).
+	// sweep messages: replication.SweptKinds). Only a shop's resync
+	// through replication gets them.
 	Gone []Change
 	AsOf Version
 	Next string
@@ -230,7 +231,7 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 		if err != nil {
 			return err
 		}
-		page, err = snapshotRecords(rt, &s, token, "page", limit)
+		page, err = snapshotRecords(rt, &s, token, "page", limit, false)
 		page.AsOf = Version{Index: idx, Pos: MaxChangesPerEntry}
 		return err
 	})
@@ -241,8 +242,12 @@ func (n *Node) Snapshot(store storeline.StoreID, token string, limit int) (Snaps
 }
 
 // snapshotRecords is a page of Snapshot read in rt (AsOf unset); field
-// names where token came from, for the Invalid error of a bad one.
-func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token, field string, limit int) (SnapshotPage, error) {
+// names where token came from, for the Invalid error of a bad one. gone
+// adds the sellers' tombstones (SnapshotPage.Gone) for a shop's resync,
+// counted in limit; the head-office API's snapshot, which has no place
+// for them, leaves them out rather than answer pages short of records.
+// Node.Snapshot's pages carry no Gone.
+func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token, field string, limit int, gone bool) (SnapshotPage, error) {
 	var page SnapshotPage
 	kindIdx, after := 0, ""
 	if token != "" {
@@ -264,7 +269,7 @@ func snapshotRecords(rt *ledger.ReplicaTxn, s *storeline.Store, token, field str
 			c, ok := feedChange(s, ledger.MasterChange{Kind: kind, ID: rec.MasterID(), Record: rec})
 			switch {
 			case ok && c.Deleted:
-				if kind == storeline.KindSeller {
+				if gone && kind == storeline.KindSeller {
 					page.Gone = append(page.Gone, Change{Kind: kind, ID: c.ID, Deleted: true})
 				}
 			case ok:

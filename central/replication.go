@@ -2023,7 +2023,7 @@ func (b backend) snapshot(rt *ledger.ReplicaTxn, q replication.PullQuery, s *sto
 	if after != "" && !strings.HasPrefix(after, "r:") {
 		return page, storeline.Invalidf("sn.a", "bad snapshot position %q", after)
 	}
-	sp, err := snapshotRecords(rt, s, token, "sn.a", min(q.MaxItems, maxSnapshotItems))
+	sp, err := snapshotRecords(rt, s, token, "sn.a", min(q.MaxItems, maxSnapshotItems), true)
 	if err != nil {
 		return page, err
 	}

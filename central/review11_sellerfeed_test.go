@@ -2,7 +2,9 @@ package central_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -124,4 +126,35 @@ func TestSellerMovedOffShopGoneAfterResync(t *testing.T) {
 	if got := sellerLogin(t, shop, s, "mover", "1234"); got != http.StatusUnauthorized {
 		t.Errorf("login of a seller moved off %s = %d after a resync, want 401", s.store, got)
 	}
+}
+
+// TestHTTPSnapshotPagesAreNotShortOfRecords: the head-office API's
+// snapshot has no place for the sellers' tombstones a shop's resync gets,
+// so they must not count towards its page limit: pages of sellers of
+// other shops came back empty with a next token, and a client stopping at
+// an empty page stopped early.
+func TestHTTPSnapshotPagesAreNotShortOfRecords(t *testing.T) {
+	n := singleNode(t)
+	a := n.APIAddr()
+	seed(t, a, 1)
+	mustOK(t, apiDo(t, "PUT", a, "/v1/stores/s2", adminKey, map[string]any{"name": "Shop 2", "time_zone": "UTC", "currency": "EUR",
+		"departments": []any{map[string]any{"id": "main", "name": "Main"}}}, nil))
+	for i := range 6 {
+		mustOK(t, apiDo(t, "PUT", a, fmt.Sprintf("/v1/sellers/other%d", i), adminKey,
+			map[string]any{"name": "Other", "role": "cashier", "pin": "1234", "stores": []string{"s2"}}, nil))
+	}
+	page := ""
+	for range 100 {
+		snap := mustOK(t, apiDo(t, "GET", a, "/v1/snapshot?store=s1&limit=2&page="+url.QueryEscape(page), viewerKey, nil, nil)).json(t)
+		recs, _ := snap["records"].([]any)
+		next, _ := snap["next"].(string)
+		if next == "" {
+			return
+		}
+		if len(recs) == 0 {
+			t.Fatalf("a snapshot page with no records and next %q", next)
+		}
+		page = next
+	}
+	t.Fatal("the snapshot did not end in 100 pages")
 }
