@@ -51,8 +51,11 @@
 //     each still unclaimed line takes the single-line promotion (percent,
 //     fixed) of that level giving it the largest discount (ties: the
 //     smaller promotion ID). A line takes at most one line promotion.
+//     Fixed takes round(qty × min(amount, unit price)): the amount off
+//     each base unit, rounded once on the line.
 //  4. Threshold: of the active threshold promotions whose threshold the
-//     sum of eligible lines (after step 3) reaches, the one giving the
+//     sum of eligible lines (after step 3) reaches (a threshold finer than
+//     the currency is reached from the next amount up), the one giving the
 //     largest discount (ties: higher priority, then smaller ID) applies;
 //     its discount is spread over the eligible lines in proportion to
 //     their totals.

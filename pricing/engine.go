@@ -318,6 +318,14 @@ func (m money) round4(v int64) int64 {
 	return q
 }
 
+// ceil4 rounds non-negative ten-thousandths up to minor units: the least
+// amount in the currency at or above v (a subtotal reaches a threshold of
+// 10.004 from 10.01 on).
+func (m money) ceil4(v int64) int64 {
+	d := pow10[4-m.scale]
+	return (v + d - 1) / d
+}
+
 // base resolves a line's item, quantity and base price into l.
 func (e *Engine) base(rules *Rules, st *storeline.Store, wall time.Time, m money, i int, in BasketLine, l *line) error {
 	f := "lines[" + strconv.Itoa(i) + "]"
@@ -644,8 +652,12 @@ func single(p *storeline.Promotion, m money, l *line) int64 {
 	case storeline.PromoPercent:
 		amt = mulDivRound(l.gm, basisPoints(p.Percent), 10_000)
 	case storeline.PromoFixed:
-		off := min(m.round4(fixed4(p.Amount)), l.pm)
-		amt = mulDivRound(l.qm, off, 1000)
+		// Amount off each base unit, rounded once on the line: round(qty ×
+		// amount), not qty × round(amount) (0.005 off each of 1,000 units
+		// is 5.00). In ten-thousandths, at most the unit price.
+		d := pow10[4-m.scale]
+		off := min(fixed4(p.Amount), l.pm*d)
+		amt = mulDivRound(l.qm, off, 1000*d)
 	}
 	return min(amt, l.gm)
 }
@@ -783,7 +795,7 @@ func threshold(rules *Rules, store storeline.StoreID, wall time.Time, m money, l
 	var best *storeline.Promotion
 	var bestAmt int64
 	for _, p := range rules.thresholds { // by ID
-		if !p.ActiveAt(store, wall) || sum < m.round4(fixed4(p.Threshold)) {
+		if !p.ActiveAt(store, wall) || sum < m.ceil4(fixed4(p.Threshold)) {
 			continue
 		}
 		var amt int64
