@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // JSONShapeError is a request body CheckJSONShape refuses: Field is the key
@@ -32,22 +34,67 @@ var (
 // overridden further down), and a field named in another case than the
 // spec's ("Qty" for "qty": the decoder matches names case-insensitively).
 // Unknown names are left to the decoder's DisallowUnknownFields, which
-// names their path.
+// names their path. A refused key's Field is its path
+// ("lines[1].price").
 func CheckJSONShape(body []byte, max int, t reflect.Type) error {
+	return checkJSONShape(body, max, t, false)
+}
+
+// CheckJSONShapeFolded is CheckJSONShape for a body decoded into structs
+// whose field names may come in any case (master records travel in their
+// Go field names, which files write as "ID" or "id"): two keys of one
+// object the decoder takes for one name ("ID" and "id", "Kind" and
+// "\u212aind" with a Kelvin sign) are a field given twice, as the decoder
+// would keep the last.
+func CheckJSONShapeFolded(body []byte, max int) error {
+	return checkJSONShape(body, max, nil, true)
+}
+
+func checkJSONShape(body []byte, max int, t reflect.Type, fold bool) error {
 	names := jsonNamesOf(t)
 	type frame struct {
 		obj       bool // an object, not an array
 		expectKey bool // the next string is a key
 		keys      int  // where this object's keys start in spans
-		// set holds the object's keys once it has manyKeys of them: a
-		// linear scan per key would make a body of one large object cost
-		// its keys squared.
+		idx       int  // an array's current index
+		// set holds the object's keys once it has manyKeys of them (from
+		// the first key when folding): a linear scan per key would make
+		// a body of one large object cost its keys squared.
 		set map[string]struct{}
 	}
 	var stackBuf [16]frame
 	var spanBuf [64][2]int
 	stack := stackBuf[:0]
 	spans := spanBuf[:0] // the keys of the open objects, innermost last
+	// at names the refused key by its path: the keys and indexes of the
+	// objects and arrays around it, then its own name.
+	at := func(err *JSONShapeError) error {
+		var p strings.Builder
+		for j, f := range stack[:len(stack)-1] {
+			if !f.obj {
+				fmt.Fprintf(&p, "[%d]", f.idx)
+				continue
+			}
+			// The object's current key is the last of its keys, which
+			// end where the next open object's keys start.
+			end := len(spans)
+			if j+1 < len(stack) {
+				end = stack[j+1].keys
+			}
+			if end <= f.keys {
+				continue
+			}
+			sp := spans[end-1]
+			if p.Len() > 0 {
+				p.WriteByte('.')
+			}
+			p.WriteString(unescapeKey(body, sp[0], sp[1]))
+		}
+		if p.Len() > 0 {
+			err.Field = p.String() + "." + err.Field
+		}
+		return err
+	}
 	inStr, esc := false, false
 	keyStart := -1
 	for i := 0; i < len(body); i++ {
@@ -63,7 +110,17 @@ func CheckJSONShape(body []byte, max int, t reflect.Type) error {
 				if keyStart >= 0 {
 					top := &stack[len(stack)-1]
 					seen := spans[top.keys:]
-					if len(seen) >= manyKeys {
+					switch {
+					case fold:
+						if top.set == nil {
+							top.set = make(map[string]struct{})
+						}
+						k := unescapeKey(body, keyStart, i)
+						if _, dup := top.set[foldName(k)]; dup {
+							return at(&JSONShapeError{Field: k, Reason: fmt.Sprintf("field %q given twice in one object (field names match case-insensitively)", k)})
+						}
+						top.set[foldName(k)] = struct{}{}
+					case len(seen) >= manyKeys:
 						if top.set == nil {
 							top.set = make(map[string]struct{}, 2*len(seen))
 							for _, sp := range seen {
@@ -72,13 +129,15 @@ func CheckJSONShape(body []byte, max int, t reflect.Type) error {
 						}
 						k := unescapeKey(body, keyStart, i)
 						if _, dup := top.set[k]; dup {
-							return &JSONShapeError{Field: k, Reason: fmt.Sprintf("field %q given twice in one object", k)}
+							return at(&JSONShapeError{Field: k, Reason: fmt.Sprintf("field %q given twice in one object", k)})
 						}
 						top.set[k] = struct{}{}
 						seen = nil
-					}
-					if err := checkKey(body, keyStart, i, seen, names); err != nil {
-						return err
+						fallthrough
+					default:
+						if err := checkKey(body, keyStart, i, seen, names); err != nil {
+							return at(err)
+						}
 					}
 					spans = append(spans, [2]int{keyStart, i})
 					keyStart = -1
@@ -104,12 +163,42 @@ func CheckJSONShape(body []byte, max int, t reflect.Type) error {
 				stack = stack[:n-1]
 			}
 		case ',':
-			if n := len(stack); n > 0 && stack[n-1].obj {
-				stack[n-1].expectKey = true
+			if n := len(stack); n > 0 {
+				if stack[n-1].obj {
+					stack[n-1].expectKey = true
+				} else {
+					stack[n-1].idx++
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// foldName is the name encoding/json matches a key by: ASCII letters in
+// upper case, any other rune the smallest of its Unicode simple-fold
+// orbit.
+func foldName(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			b = append(b, byte(r))
+			continue
+		}
+		for {
+			r2 := unicode.SimpleFold(r)
+			if r2 <= r {
+				r = r2
+				break
+			}
+			r = r2
+		}
+		b = utf8.AppendRune(b, r)
+	}
+	return string(b)
 }
 
 // manyKeys is how many keys an object has before CheckJSONShape looks
@@ -120,7 +209,7 @@ const manyKeys = 32
 // has keys seen, if it repeats one of them or names a field of names in
 // another case. Keys are compared as they are written unless escaped, so
 // a plain body costs no allocation.
-func checkKey(body []byte, from, to int, seen [][2]int, names jsonNames) error {
+func checkKey(body []byte, from, to int, seen [][2]int, names jsonNames) *JSONShapeError {
 	raw := body[from:to]
 	escaped := bytes.IndexByte(raw, '\\') >= 0
 	for _, sp := range seen {
