@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
 )
 
 // The admin API. /metrics and /healthz are open (they sit on a loopback
@@ -141,7 +143,10 @@ func (n *Node) importMaster(w http.ResponseWriter, r *http.Request) {
 	}
 	recs, err := DecodeMaster(imp)
 	if err == nil {
-		err = n.checkOwnTerminals(recs)
+		err = n.checkOwnRecords(recs)
+	}
+	if err == nil {
+		err = n.checkNotFromCentral(recs)
 	}
 	if err != nil {
 		writeError(w, err, n)
@@ -160,15 +165,52 @@ func (n *Node) importMaster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"version": v, "count": len(recs)})
 }
 
-// checkOwnTerminals refuses a terminal of another shop in an import: the
-// tills' API accepts only this shop's terminals, and terminal IDs are
-// chain-wide, so storing one would replace this shop's terminal of that
-// ID and lock its till out.
-func (n *Node) checkOwnTerminals(recs []storeline.Record) error {
+// checkNotFromCentral refuses, on a shop that replicates, a record of a
+// kind head office sends (replication.SweptKinds): the next resync would
+// remove it without a word (the tills' items gone with it), so it is
+// written at head office. Standalone shops import every kind.
+func (n *Node) checkNotFromCentral(recs []storeline.Record) error {
+	if !n.cfg.Replication.Enabled() {
+		return nil
+	}
 	for i, rec := range recs {
-		if t, ok := rec.(*storeline.Terminal); ok && t.Store != n.cfg.StoreID {
-			return storeline.Invalidf(fmt.Sprintf("records[%d].record.store", i),
-				"terminal %q belongs to store %q, not this node's %q", t.ID, t.Store, n.cfg.StoreID)
+		if k := rec.MasterKind(); slices.Contains(replication.SweptKinds, k) {
+			return &storeline.Error{Op: "import", Kind: storeline.Conflict, Field: fmt.Sprintf("records[%d].kind", i),
+				Err: fmt.Errorf("this shop replicates: %s records come from head office, and a resync would remove %q imported here; write it at head office", k, rec.MasterID())}
+		}
+	}
+	return nil
+}
+
+// checkOwnRecords refuses, naming the record, what an import may not
+// store on this shop because it is another shop's: a terminal of another
+// shop (the tills' API accepts only this shop's terminals, and terminal
+// IDs are chain-wide, so storing one would replace this shop's terminal
+// of that ID and lock its till out), another shop's store record (the
+// tills' catalogue follows store records), a seller who does not work
+// here and a message not for this shop (central's feed never sends this
+// shop any of them). The whole import is refused, so nothing of it is
+// stored.
+func (n *Node) checkOwnRecords(recs []storeline.Record) error {
+	for i, rec := range recs {
+		f := fmt.Sprintf("records[%d].record.", i)
+		switch r := rec.(type) {
+		case *storeline.Terminal:
+			if r.Store != n.cfg.StoreID {
+				return storeline.Invalidf(f+"store", "terminal %q belongs to store %q, not this node's %q", r.ID, r.Store, n.cfg.StoreID)
+			}
+		case *storeline.Store:
+			if r.ID != n.cfg.StoreID {
+				return storeline.Invalidf(f+"id", "store %q is another shop's: this node serves %q", r.ID, n.cfg.StoreID)
+			}
+		case *storeline.Seller:
+			if !r.WorksAt(n.cfg.StoreID) {
+				return storeline.Invalidf(f+"stores", "seller %q does not work at this node's store %q (stores %q)", r.ID, n.cfg.StoreID, r.Stores)
+			}
+		case *storeline.Message:
+			if len(r.Stores) > 0 && !slices.Contains(r.Stores, n.cfg.StoreID) {
+				return storeline.Invalidf(f+"stores", "message %q is not for this node's store %q (stores %q)", r.ID, n.cfg.StoreID, r.Stores)
+			}
 		}
 	}
 	return nil
@@ -397,8 +439,17 @@ const maxAdminJSONDepth = 32
 // decode reads a JSON body of at most limit bytes into v, answering the
 // error itself when it fails.
 func (n *Node) decode(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	// Reading the body is bounded by ReadTimeout, as on the tills' API,
+	// but only the reading: the listener has no ReadTimeout of its own,
+	// whose expiry would also cancel an import still being stored, and
+	// no WriteTimeout, as an online backup may stream for minutes.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(n.cfg.ReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
+		// The connection is left to its past deadline and closed: the
+		// rest of the body may never come.
+		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, storeline.Errorf(storeline.TooLarge, "admin", "body over %d bytes", limit), n)
@@ -407,16 +458,9 @@ func (n *Node) decode(w http.ResponseWriter, r *http.Request, limit int64, v any
 		}
 		return false
 	}
-	// No field twice in one object: the decoder would keep the last. Names
-	// are not checked for case: master records travel in their Go field
-	// names, which the decoder matches case-insensitively.
-	var se *storeline.JSONShapeError
-	if err := storeline.CheckJSONShape(body, maxAdminJSONDepth, nil); errors.As(err, &se) {
-		field := "body"
-		if se.Field != "" {
-			field = se.Field
-		}
-		writeError(w, storeline.Invalidf(field, "%s", se.Reason), n)
+	_ = rc.SetReadDeadline(time.Time{})
+	if err := CheckAdminBody(body); err != nil {
+		writeError(w, err, n)
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -430,6 +474,26 @@ func (n *Node) decode(w http.ResponseWriter, r *http.Request, limit int64, v any
 		return false
 	}
 	return true
+}
+
+// CheckAdminBody refuses, as Invalid naming the field, what encoding/json
+// would take from an admin request body without a word: nesting deeper
+// than the admin API allows, and a field given twice in one object, in
+// the same spelling or in two the decoder takes for one name ("ID" and
+// "id": field names match case-insensitively, and the decoder would keep
+// the last). Every admin request body passes it before it is decoded; a
+// client that re-encodes an import file (storeline ctl import) can check
+// the file with it first.
+func CheckAdminBody(body []byte) error {
+	var se *storeline.JSONShapeError
+	if err := storeline.CheckJSONShapeFolded(body, maxAdminJSONDepth); errors.As(err, &se) {
+		field := "body"
+		if se.Field != "" {
+			field = se.Field
+		}
+		return storeline.Invalidf(field, "%s", se.Reason)
+	}
+	return nil
 }
 
 // statusOf maps error kinds to HTTP statuses for the admin API.

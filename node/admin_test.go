@@ -120,7 +120,7 @@ func TestAdminErrorsAreProblems(t *testing.T) {
 	wantProblem(t, "field twice", code, ctype, body, http.StatusBadRequest, "role")
 	code, ctype, body = rawCall(t, "POST", n.AdminURL()+"/admin/v1/master", adminToken, "",
 		[]byte(`{"records":[{"kind":"group","record":{"ID":"g1","Name":"G","Name":"H"}}]}`))
-	wantProblem(t, "record field twice", code, ctype, body, http.StatusBadRequest, "Name")
+	wantProblem(t, "record field twice", code, ctype, body, http.StatusBadRequest, "records[0].record.Name")
 }
 
 // TestBackupUnavailable: a backup that cannot start (the ledger is closed)

@@ -198,6 +198,8 @@ func (c Config) Validate() error {
 	}
 	if len(c.AdminToken) < MinTokenLen {
 		bad("AdminToken", "at least %d characters required", MinTokenLen)
+	} else if !sendableToken(c.AdminToken) {
+		bad("AdminToken", "%s", unsendableToken)
 	}
 	if len(c.Terminals) > maxTerminals {
 		bad("Terminals", "%d terminals, at most %d", len(c.Terminals), maxTerminals)
@@ -215,6 +217,8 @@ func (c Config) Validate() error {
 		seen[t.ID] = true
 		if len(t.Token) < MinTokenLen {
 			bad(f+".Token", "at least %d characters required", MinTokenLen)
+		} else if !sendableToken(t.Token) {
+			bad(f+".Token", "%s", unsendableToken)
 		} else if j, ok := tokens[t.Token]; ok {
 			// A token is a unique key of terminals: the start would fail.
 			bad(f+".Token", "the same token as Terminals[%d]: each terminal needs its own", j)
@@ -282,6 +286,18 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// sendableToken reports whether a bearer token survives an Authorization
+// header: a header value loses its outer white space and cannot hold a
+// control character, so a token with either could never be presented
+// (the admin API or the till would answer every request 401).
+func sendableToken(tok string) bool {
+	return strings.Trim(tok, " \t") == tok && !strings.ContainsFunc(tok, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// unsendableToken is Validate's complaint about a token sendableToken
+// refuses; it never quotes the token.
+const unsendableToken = "leading or trailing white space or a control character (a newline read from a file?): no request could present it"
 
 // checkListenAddr checks a listen address: host:port, the port decimal in
 // [0, 65535], the host empty (every interface), an IP or a host name.

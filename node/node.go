@@ -170,6 +170,9 @@ func (n *Node) Start() (err error) {
 		IdleTimeout:       n.cfg.IdleTimeout,
 		ErrorLog:          errLog,
 	}
+	// Neither ReadTimeout nor WriteTimeout on the admin listener: an
+	// online backup may stream for minutes, and a request body's reading
+	// is bounded where it is read (admin.go, decode).
 	n.admin = &http.Server{
 		Handler:           n.adminHandler(),
 		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,

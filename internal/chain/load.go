@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +106,23 @@ var hoCollections = map[storeline.MasterKind]string{
 func centralOnlyKinds(k storeline.MasterKind) bool {
 	_, ok := hoCollections[k]
 	return !ok && k != storeline.KindPrice
+}
+
+// concerns reports whether a shop's admin API takes rec: it refuses
+// another shop's store record, terminal, sellers who do not work there and
+// messages not for it (node, checkOwnRecords).
+func concerns(shop storeline.StoreID, rec storeline.Record) bool {
+	switch r := rec.(type) {
+	case *storeline.Store:
+		return r.ID == shop
+	case *storeline.Terminal:
+		return r.Store == shop
+	case *storeline.Seller:
+		return r.WorksAt(shop)
+	case *storeline.Message:
+		return len(r.Stores) == 0 || slices.Contains(r.Stores, shop)
+	}
+	return true
 }
 
 // loadParallel is how many import requests of one kind are in flight at
@@ -206,6 +224,7 @@ func (c *Chain) provisionShops(ctx context.Context) error {
 // provisionShop loads recs, and the sellers unless central sends them,
 // through the shop's admin API.
 func (c *Chain) provisionShop(ctx context.Context, s *Shop, recs []storeline.Record) error {
+	recs = slices.DeleteFunc(slices.Clone(recs), func(r storeline.Record) bool { return !concerns(s.ID, r) })
 	for start := 0; start < len(recs); start += loadBatch {
 		part := recs[start:min(start+loadBatch, len(recs))]
 		imp := node.MasterImport{Records: make([]node.MasterEntry, len(part))}
