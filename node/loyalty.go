@@ -79,6 +79,8 @@ type pointsBroker struct {
 	token   string
 	hc      *http.Client
 	timeout time.Duration
+	// now is the node's wall clock (nil: time.Now).
+	now func() time.Time
 	// failedAt is the Unix nanoseconds of the last loyalty call that could
 	// not reach central (0: none since the last success): the shop stays
 	// offline for loyalty until replication has synced after it.
@@ -102,7 +104,7 @@ func (n *Node) pointsBroker() (*pointsBroker, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
 	return &pointsBroker{
-		led: n.ledger, repl: n.repl, urls: r.Central, token: r.Token, timeout: timeout,
+		led: n.ledger, repl: n.repl, urls: r.Central, token: r.Token, timeout: timeout, now: wallClock(n.cfg.Clock),
 		hc: &http.Client{Transport: tr}, cached: map[string]posbridge.CentralPoints{},
 	}, nil
 }
@@ -270,9 +272,10 @@ func (b *pointsBroker) Points(ctx context.Context, prog storeline.ProgrammeID, c
 
 // Offline cap counters. A customer's points paid offline are counted per
 // business date in one record per customer and programme, which keeps the
-// dates within OfflineCapDays of the latest date counted and drops the
-// rest: the records grow with customers who ever paid offline, not with
-// days. A receipt dated further back than the record keeps (a till's
+// dates within OfflineCapDays of the latest date counted (of tomorrow, if
+// a till's clock ran ahead of it: capFloor) and drops the rest: the
+// records grow with customers who ever paid offline, not with days. A
+// receipt dated further back than the record keeps (a till's
 // queue resent after more than a week) counts as having used the whole
 // cap, so it cannot pay points offline: the safe side.
 const OfflineCapDays = 7
@@ -305,13 +308,23 @@ func (b *pointsBroker) offlineDays(prog storeline.ProgrammeID, cust storeline.Cu
 	return days, nil
 }
 
-// capFloor is the earliest date a record whose latest date is latest keeps.
-func capFloor(latest storeline.Date) storeline.Date {
-	t, err := time.Parse("2006-01-02", string(latest))
+// capFloor is the earliest date a record whose latest date is latest
+// keeps: OfflineCapDays back from latest, or from tomorrow by the node's
+// clock when latest is later (tomorrow in UTC is not before today in any
+// store's zone). A till whose clock runs ahead dates its shift's receipts
+// days ahead; that date must not push today's counts out of the record,
+// which would lock the customer out of points offline everywhere until
+// the calendar caught up.
+func (b *pointsBroker) capFloor(latest storeline.Date) storeline.Date {
+	t, err := time.Parse(time.DateOnly, string(latest))
 	if err != nil {
 		return latest
 	}
-	return storeline.Date(t.AddDate(0, 0, -OfflineCapDays).Format("2006-01-02"))
+	y, m, d := wallClock(b.now)().UTC().Date()
+	if tomorrow := time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC); t.After(tomorrow) {
+		t = tomorrow
+	}
+	return storeline.Date(t.AddDate(0, 0, -OfflineCapDays).Format(time.DateOnly))
 }
 
 func (b *pointsBroker) OfflineSpent(prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) (int64, error) {
@@ -320,7 +333,7 @@ func (b *pointsBroker) OfflineSpent(prog storeline.ProgrammeID, cust storeline.C
 		return 0, err
 	}
 	var n int64
-	if len(days) > 0 && date < capFloor(days[len(days)-1].Date) {
+	if len(days) > 0 && date < b.capFloor(days[len(days)-1].Date) {
 		return storeline.MaxPoints, nil // pruned: counted as the whole cap
 	}
 	for _, d := range days {
@@ -350,7 +363,7 @@ func (b *pointsBroker) AddOfflineSpent(ctx context.Context, prog storeline.Progr
 		days = append(days, offlineDay{date, n})
 		sort.Slice(days, func(i, j int) bool { return days[i].Date < days[j].Date })
 	}
-	floor := capFloor(days[len(days)-1].Date)
+	floor := b.capFloor(days[len(days)-1].Date)
 	kept := days[:0]
 	for _, d := range days {
 		if d.Date >= floor {

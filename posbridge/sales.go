@@ -279,9 +279,10 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	if ok {
-		s.handBack(r.Context(), ev) // loyalty.go
-	}
+	// A retry hands back too: the first attempt may have stopped (a
+	// crash) between its append and its hand-back, which never happened
+	// twice (loyalty.go, handBackOnce).
+	s.handBack(r.Context(), ev) // loyalty.go
 	writeJSON(w, created(ok), receiptOf(ev, ev.Body.(*storeline.Receipt)))
 	return nil
 }
