@@ -265,6 +265,12 @@ func ctlImport(ctx context.Context, c *adminClient, path string, stdout, stderr 
 	if err != nil {
 		return err
 	}
+	// The file is checked as the node checks a body: decoding it here
+	// would keep the last of a key given twice, and the batches sent
+	// would no longer show it.
+	if err := node.CheckAdminBody(raw); err != nil {
+		return fmt.Errorf("%s: %w (field %s)", path, err, storeline.FieldOf(err))
+	}
 	var imp node.MasterImport
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
