@@ -2,6 +2,7 @@ package central
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -239,7 +241,8 @@ type bulkHead struct {
 
 // submitRecords writes records through Raft, ImportChunk per entry; each
 // entry is atomic. The first entry is keyed key and, when there are more,
-// carries the digest of them all; entry i > 0 is keyed key/i. So a retry
+// carries the digest of them all; entry i > 0 is keyed bulkPartKey(key,
+// i) (unkeyed when key is ""). So a retry
 // of the same body skips the entries already applied, and the same key
 // with another body, however it splits, is refused at the first entry
 // (the FSM's Conflict on Idempotency-Key) before anything is applied.
@@ -281,14 +284,22 @@ func (n *Node) submitRecords(ctx context.Context, key string, recs []storeline.R
 	}
 	for i, body := range payloads {
 		k := key
-		if i > 0 {
-			k = fmt.Sprintf("%s/%d", key, i)
+		if i > 0 && key != "" {
+			k = bulkPartKey(key, i)
 		}
 		res, err := n.Submit(ctx, OpMasterPut, k, body)
 		if err != nil {
 			return last, entries, err
 		}
 		if err := res.Err(); err != nil {
+			if i > 0 {
+				// Another write committed between the entries (a record
+				// they name deleted, a unique key taken) after precheck:
+				// the entries before stay applied, and the answer says so.
+				err = &storeline.Error{Op: "central.put", Kind: storeline.KindOf(err), Field: storeline.FieldOf(err),
+					Err: fmt.Errorf("%s; the request was applied in part: its first %d of %d records (%d entries) were applied before another write made this entry refused; a retry with the same Idempotency-Key gets this answer again",
+						errMessage(err), i*n.cfg.ImportChunk, len(recs), i)}
+			}
 			return last, entries, err
 		}
 		last = res.Version
@@ -296,6 +307,12 @@ func (n *Node) submitRecords(ctx context.Context, key string, recs []storeline.R
 	}
 	return last, entries, nil
 }
+
+// bulkPartKey keys entry i > 0 of a bulk write keyed key. It begins
+// "part", which no key idempotencyKey makes does ("key:", "auto:"), so
+// no request of a client's can hold it: a client that sent "run/1"
+// before "run" must not see the bulk refused after its first entry.
+func bulkPartKey(key string, i int) string { return fmt.Sprintf("part%d:%s", i, key) }
 
 // precheck validates records and their references against the local state
 // and the request's own records before anything is submitted, so a bad
@@ -376,7 +393,7 @@ func (n *Node) checkUniqueKeys(recs []storeline.Record, fields []string) error {
 				}
 			}
 			if owner != "" && owner != id {
-				return &storeline.Error{Kind: storeline.Conflict, Field: fields[i],
+				return &storeline.Error{Kind: storeline.Conflict, Field: joinField(fields[i], uniqueKeyField(rec, k)),
 					Err: fmt.Errorf("%s %q: unique key %q is held by %q", kind, id, k, owner)}
 			}
 			owners[uk] = id
@@ -384,6 +401,38 @@ func (n *Node) checkUniqueKeys(recs []storeline.Record, fields []string) error {
 		held[mk] = rec.UniqueKeys()
 	}
 	return nil
+}
+
+// uniqueKeyField is the field of rec holding its unique key k (an item's
+// sku or barcodes[i].code, a card's code), for a Conflict to name; ""
+// when none does.
+func uniqueKeyField(rec storeline.Record, k string) string {
+	switch r := rec.(type) {
+	case *storeline.Item:
+		if k == storeline.SKUKey(r.SKU) {
+			return "sku"
+		}
+		for i, b := range r.Barcodes {
+			if k == storeline.BarcodeKey(b.Code) {
+				return fmt.Sprintf("barcodes[%d].code", i)
+			}
+		}
+	case *storeline.CardRecord:
+		return "code"
+	}
+	return ""
+}
+
+// joinField names field inside the record at path ("items[3]" and "sku":
+// "items[3].sku"); either may be empty.
+func joinField(path, field string) string {
+	switch {
+	case path == "":
+		return field
+	case field == "":
+		return path
+	}
+	return path + "." + field
 }
 
 func setID(rec storeline.Record, id string) error {
@@ -424,7 +473,7 @@ func (n *Node) put(w http.ResponseWriter, r *http.Request, res resource) error {
 	case storeline.KindSeller:
 		token, err = n.decodeSeller(body, key, id, rec.(*storeline.Seller))
 	case storeline.KindTerminal:
-		token, err = n.decodeTerminal(body, id, rec.(*storeline.Terminal))
+		token, err = n.decodeTerminal(body, key, id, rec.(*storeline.Terminal))
 	default:
 		if err = decodeWire(body, rec); err == nil {
 			err = setID(rec, id)
@@ -444,9 +493,6 @@ func (n *Node) put(w http.ResponseWriter, r *http.Request, res resource) error {
 	result, err := n.submitOne(r.Context(), key, rec)
 	if err != nil {
 		return err
-	}
-	if result.Duplicate {
-		token = "" // the first request's token was issued then; a new one is not stored
 	}
 	writeJSON(w, http.StatusOK, putAnswer{Version: result.Version, Duplicate: result.Duplicate, Record: apiRecord(rec), Token: token})
 	return nil
@@ -538,16 +584,36 @@ func (n *Node) decodeSeller(body []byte, key, id string, s *storeline.Seller) (s
 	return "", nil
 }
 
-func newToken() (string, string) {
+// processTokenKey keys terminalToken on a node without a cluster secret
+// (a single node): a retry reaching this process gets the same token.
+var processTokenKey = sync.OnceValue(func() []byte {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	tok := hex.EncodeToString(b)
+	return b
+})
+
+// terminalToken is the token a request keyed key issues terminal id,
+// and its hash: an HMAC under the cluster secret (the same on every
+// node), so a retry with the same key, through any node, submits the
+// same record, gets the first outcome, and is answered the same token
+// instead of a 409 while a token nobody holds was minted. The key is
+// random when the client sent none; whoever can compute a token holds
+// the cluster secret or is an admin who could issue one anyway.
+func (n *Node) terminalToken(key, id string) (string, string) {
+	secret := []byte(n.cfg.ClusterSecret)
+	if len(secret) == 0 {
+		secret = processTokenKey()
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("storeline/terminal-token\x00" + key + "\x00" + id))
+	tok := hex.EncodeToString(m.Sum(nil))
 	return tok, storeline.TokenHash(tok)
 }
 
 // decodeTerminal decodes a terminal; a new one is issued a token, which
-// is answered once and stored only as its hash.
-func (n *Node) decodeTerminal(body []byte, id string, t *storeline.Terminal) (string, error) {
+// is answered once (and again to a retry with the same key) and stored
+// only as its hash.
+func (n *Node) decodeTerminal(body []byte, key, id string, t *storeline.Terminal) (string, error) {
 	var extra struct {
 		TokenHash json.RawMessage `json:"token_hash"`
 	}
@@ -561,14 +627,19 @@ func (n *Node) decodeTerminal(body []byte, id string, t *storeline.Terminal) (st
 	if err := setID(t, id); err != nil {
 		return "", err
 	}
+	tok, h := n.terminalToken(key, id)
 	var old storeline.Terminal
 	err := n.rep.GetMaster(storeline.KindTerminal, id, &old)
 	switch {
+	case err == nil && old.TokenHash == h:
+		// A retry of the request that issued it: the same record, so
+		// put answers the token only if the FSM finds it a duplicate.
+		t.TokenHash = h
+		return tok, nil
 	case err == nil:
 		t.TokenHash = old.TokenHash
 		return "", nil
 	case storeline.KindOf(err) == storeline.NotFound:
-		tok, h := newToken()
 		t.TokenHash = h
 		return tok, nil
 	}
@@ -617,14 +688,11 @@ func (n *Node) postTerminalToken(w http.ResponseWriter, r *http.Request) error {
 	if err := n.rep.GetMaster(storeline.KindTerminal, id, &t); err != nil {
 		return err
 	}
-	tok, h := newToken()
+	tok, h := n.terminalToken(key, id)
 	t.TokenHash = h
 	res, err := n.submitOne(r.Context(), key, &t)
 	if err != nil {
 		return err
-	}
-	if res.Duplicate {
-		tok = ""
 	}
 	writeJSON(w, http.StatusOK, putAnswer{Version: res.Version, Duplicate: res.Duplicate, Record: encodeWire(&t), Token: tok})
 	return nil

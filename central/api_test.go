@@ -68,7 +68,7 @@ func TestMasterDataCRUD(t *testing.T) {
 	// Another item may not take a barcode i5 holds.
 	it6 := item(6)
 	it6["barcodes"] = []any{map[string]any{"code": "4601234567893"}}
-	problemOf(t, apiDo(t, "PUT", a, "/v1/items/i6", adminKey, it6, nil), 409, "")
+	problemOf(t, apiDo(t, "PUT", a, "/v1/items/i6", adminKey, it6, nil), 409, "barcodes[0].code")
 	var r response
 	// Prices in bulk, then read back.
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

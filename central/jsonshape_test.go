@@ -19,7 +19,7 @@ func TestBodiesNameEachFieldOnce(t *testing.T) {
 		{"item field twice", "PUT", "/v1/items/i7",
 			`{"sku":"SKU7","name":"Item 7","group":"food","dept":"main","unit":"pcs","vat_rate":"21","vat_rate":"0"}`, "vat_rate"},
 		{"barcode field twice", "PUT", "/v1/items/i8",
-			`{"sku":"SKU8","name":"Item 8","group":"food","dept":"main","unit":"pcs","vat_rate":"21","barcodes":[{"code":"4601234567893","code":"4006381333931"}]}`, "code"},
+			`{"sku":"SKU8","name":"Item 8","group":"food","dept":"main","unit":"pcs","vat_rate":"21","barcodes":[{"code":"4601234567893","code":"4006381333931"}]}`, "barcodes[0].code"},
 		{"import collection twice", "POST", "/v1/import",
 			`{"items":[],"items":[{"id":"i9","sku":"SKU9","name":"Item 9","group":"food","dept":"main","unit":"pcs","vat_rate":"21"}]}`, "items"},
 		{"grant field in another case", "POST", "/v1/loyalty/grants",

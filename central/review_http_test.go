@@ -43,14 +43,14 @@ func TestReviewImportAcrossEntriesAllOrNothing(t *testing.T) {
 	its := imp("a0", "a1", "a2")
 	its[2]["sku"] = "MILK"
 	r := apiDo(t, "POST", a, "/v1/import", adminKey, map[string]any{"items": its}, nil)
-	problemOf(t, r, http.StatusConflict, "items[2]")
+	problemOf(t, r, http.StatusConflict, "items[2].sku")
 	if !strings.Contains(string(r.body), "sku:MILK") {
 		t.Fatalf("conflict does not name the key: %s", r.body)
 	}
 	// Two records of the request in different entries share a SKU.
 	its = imp("b0", "b1", "b2")
 	its[2]["sku"] = its[0]["sku"]
-	problemOf(t, apiDo(t, "POST", a, "/v1/import", adminKey, map[string]any{"items": its}, nil), http.StatusConflict, "items[2]")
+	problemOf(t, apiDo(t, "POST", a, "/v1/import", adminKey, map[string]any{"items": its}, nil), http.StatusConflict, "items[2].sku")
 	for _, id := range []string{"a0", "a1", "a2", "b0", "b1", "b2"} {
 		if stored(id) {
 			t.Fatalf("%s stored by a refused import", id)
@@ -103,7 +103,7 @@ func TestReviewDecimalsStrict(t *testing.T) {
 	problemOf(t, apiDo(t, "PUT", a, "/v1/items/i7", adminKey, it, nil), http.StatusBadRequest, "vat_rate")
 	// The plain forms still pass.
 	mustOK(t, apiDo(t, "PUT", a, "/v1/documents/ok", adminKey, map[string]any{"type": "write_off", "store": "s1", "reason": "x",
-		"lines": lines(map[string]any{"item": "milk", "qty": "0.5"}, map[string]any{"item": "milk", "qty": "2"})}, nil))
+		"lines": lines(map[string]any{"item": "flour", "qty": "0.5"}, map[string]any{"item": "milk", "qty": "2"})}, nil))
 }
 
 // TestReviewExciseRange: one request covers at most 400 business dates,
