@@ -187,6 +187,16 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		ref := *d.Draft
+		// The draft's prices are in the currency its shop kept when the
+		// till made it; booked in another (the shop has changed currency
+		// since) they would be wrong by the rate between the two.
+		var st storeline.Store
+		if err := n.rep.GetMaster(storeline.KindStore, string(ref.Store), &st); err == nil && dr.Currency != st.Currency {
+			return storeline.Invalidf("draft.event", "draft %s is priced in %s and store %q keeps its books in %s: make the document by hand",
+				ref.Event, dr.Currency, ref.Store, st.Currency)
+		} else if err != nil && storeline.KindOf(err) != storeline.NotFound {
+			return err
+		}
 		d = *storeline.FromDraft(id, ref.Store, ref.Event, dr)
 	}
 	// Packs counted by barcode take their factor from the item here too,
@@ -199,12 +209,59 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
+	if err := unusedDepts(&d); err != nil {
+		return err
+	}
+	// A fraction of a piece would be refused at every post (docpost.go):
+	// refused now, while the document is being typed.
+	if d.Type != storeline.DocRepricing {
+		for i, l := range d.Lines {
+			var it storeline.Item
+			if n.rep.GetMaster(storeline.KindItem, string(l.Item), &it) == nil && !it.Unit.Fractional() && !l.Qty.IsInteger() {
+				return storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i), "quantity %s of a %s item must be whole", l.Qty, it.Unit)
+			}
+		}
+	}
 	a, err := n.submitDoc(r, OpDocCreate, &d)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, docJSON(&a.Record, a.Duplicate))
 	return nil
+}
+
+// unusedDepts refuses a from_dept or to_dept on a kind of document that
+// has no use for it, rather than dropping it without a word: a document
+// leaves (or counts) stock by from_dept only as a transfer, supplier
+// return, write-off or stocktake, and lands it by to_dept only as a
+// transfer or transfer receipt. Checked here, not in the FSM, so entries
+// already in the log still apply as they did.
+func unusedDepts(d *storeline.Document) error {
+	t := d.Type
+	if d.FromDept != "" {
+		switch t {
+		case storeline.DocTransfer, storeline.DocSupplierReturn, storeline.DocWriteOff, storeline.DocStocktake:
+		default:
+			return storeline.Invalidf("from_dept", "a document of type %s has no use for from_dept%s", t, fromDraft(d))
+		}
+	}
+	if d.ToDept != "" {
+		switch t {
+		case storeline.DocTransfer, storeline.DocTransferReceipt:
+		default:
+			return storeline.Invalidf("to_dept", "a document of type %s has no use for to_dept%s", t, fromDraft(d))
+		}
+	}
+	return nil
+}
+
+// fromDraft says, for a refusal of a document made from a till's draft,
+// that the field is the draft's.
+func fromDraft(d *storeline.Document) string {
+	if d.Draft == nil {
+		return ""
+	}
+	return fmt.Sprintf("; the till's draft %s names it: make the document by hand", d.Draft.Event)
 }
 
 func (n *Node) docAction(w http.ResponseWriter, r *http.Request, op string) error {

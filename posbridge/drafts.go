@@ -127,6 +127,15 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 			return storeline.Invalidf(f.name, "this store has no department %q", f.dept)
 		}
 	}
+	// Head office makes no document of a draft naming a department its
+	// type does not use (central, unusedDepts): refused here, where the
+	// till can still be asked.
+	switch {
+	case in.FromDept != "" && in.Type == storeline.DocIncomingInvoice:
+		return storeline.Invalidf("from_dept", "an incoming invoice has no use for from_dept")
+	case in.ToDept != "" && in.Type != storeline.DocTransfer:
+		return storeline.Invalidf("to_dept", "only a transfer goes to a department; a document of type %s has no use for to_dept", in.Type)
+	}
 	for i, l := range in.Lines {
 		it, err := s.itemBySKU(fmt.Sprintf("lines[%d].sku", i), l.SKU)
 		if err != nil {

@@ -21,11 +21,11 @@ func TestFieldNamesExactlyOnce(t *testing.T) {
 	}
 	for _, c := range []struct{ name, body, field string }{
 		{"top-level case", strings.Replace(sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19"}`), `"seller"`, `"Seller"`, 1), "Seller"},
-		{"nested case", sale(newID(), `{"sku":"MILK","QTY":"1","price":"1.19"}`), "QTY"},
-		{"escaped case", sale(newID(), `{"sku":"MILK","q\u0054y":"1","price":"1.19"}`), "qTy"},
-		{"repeated", sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19","price":"0.01"}`), "price"},
-		{"repeated escaped", sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19","pr\u0069ce":"0.01"}`), "price"},
-		{"repeated in case", sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19","Price":"0.01"}`), "Price"},
+		{"nested case", sale(newID(), `{"sku":"MILK","QTY":"1","price":"1.19"}`), "lines[0].QTY"},
+		{"escaped case", sale(newID(), `{"sku":"MILK","q\u0054y":"1","price":"1.19"}`), "lines[0].qTy"},
+		{"repeated", sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19","price":"0.01"}`), "lines[0].price"},
+		{"repeated escaped", sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19","pr\u0069ce":"0.01"}`), "lines[0].price"},
+		{"repeated in case", sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19","Price":"0.01"}`), "lines[0].Price"},
 		{"repeated top level", strings.Replace(sale(newID(), `{"sku":"MILK","qty":"1","price":"1.19"}`), `"seller":"alice"`, `"seller":"alice","seller":"bob"`, 1), "seller"},
 	} {
 		t.Run(c.name, func(t *testing.T) { e.problem(raw(c.body), 400, c.field) })
