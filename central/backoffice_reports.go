@@ -295,7 +295,19 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !ok {
-			return storeline.Errorf(storeline.NotFound, "central.excise", "unknown store %q", store)
+			// A store removed from the master data keeps its journal:
+			// known while it has rows, or pushed events (as for margin).
+			cnt, err := readCount(rt, boExcise+string(store))
+			if err != nil {
+				return err
+			}
+			ms, err := marks(rt, store)
+			if err != nil {
+				return err
+			}
+			if cnt == 0 && len(ms) == 0 {
+				return storeline.Errorf(storeline.NotFound, "central.excise", "unknown store %q", store)
+			}
 		}
 		scanned := 0
 		day, _ := time.Parse("2006-01-02", string(afterDate))

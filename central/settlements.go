@@ -721,6 +721,16 @@ func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) erro
 		if known, err = rt.HasMaster(storeline.KindSupplier, sup); err != nil {
 			return err
 		}
+		if !known {
+			// A supplier removed from the master data keeps its history:
+			// known while it has a row in any currency.
+			if err := rt.ScanMeta(stRow+sup+"\x00", func(string, []byte) (bool, error) {
+				known = true
+				return false, nil
+			}); err != nil {
+				return err
+			}
+		}
 		if balance, err = readDecimal(rt, balKey(storeline.PayableAccount(supplier), storeline.MoneyAsset(cur))); err != nil {
 			return err
 		}
