@@ -9,9 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/node"
@@ -287,4 +290,127 @@ func (v *terminalsValue) Set(s string) error {
 		*v.p = append(*v.p, node.TerminalToken{ID: storeline.TerminalID(id), Token: tok})
 	}
 	return nil
+}
+
+// nodeFlagFields maps each node.Config field a flag sets, by its path in
+// the struct ("MaxPageSize", "WeighedLayout.Pattern", "Replication.Token"),
+// to the flag's name: Validate names fields, an operator knows flags.
+// Found by address: the flag's value points at the field it sets.
+func nodeFlagFields() map[string]string {
+	var c node.Config
+	var level slog.Level
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	nodeFlags(fs, &c, &level)
+	paths := map[uintptr]string{}
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			p := t.Field(i).Name
+			if path != "" {
+				p = path + "." + p
+			}
+			f := v.Field(i)
+			paths[f.Addr().Pointer()] = p
+			if f.Kind() == reflect.Struct {
+				walk(f, p) // a struct's first field shares its address: the field wins
+			}
+		}
+	}
+	walk(reflect.ValueOf(&c).Elem(), "")
+	out := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		v := reflect.ValueOf(f.Value)
+		if v.Kind() != reflect.Pointer {
+			return
+		}
+		ptr := v.Pointer()
+		if e := v.Elem(); e.Kind() == reflect.Struct && e.NumField() > 0 && e.Field(0).Kind() == reflect.Pointer {
+			ptr = e.Field(0).Pointer() // listValue{&field} and the like
+		}
+		if p, ok := paths[ptr]; ok {
+			out[p] = f.Name
+		}
+	})
+	return out
+}
+
+// configErrorsByFlag rewrites a config's Validate error (one bad field a
+// line, as "Replication: replication.ClientConfig.Validate: invalid:
+// Central[0]: ...", some checked twice: by the node and by the tills' API
+// it configures) as lines naming each bad setting by its flag, once.
+func configErrorsByFlag(err error, flags map[string]string) []string {
+	var out, done []string // done: the field paths reported
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, "node: invalid config: ")
+		// The field's path is the leading segments that name fields;
+		// "x.Config.Validate" and "invalid" only say who checked.
+		var path []string
+		msg := line
+		for {
+			seg, rest, ok := strings.Cut(msg, ": ")
+			if !ok {
+				break
+			}
+			if seg == "invalid" || strings.HasSuffix(seg, ".Validate") {
+				msg = rest
+				continue
+			}
+			if !isFieldList(seg) {
+				break
+			}
+			path, msg = append(path, seg), rest
+		}
+		if len(path) == 0 {
+			out = append(out, line)
+			continue
+		}
+		// "Replication.CAFile, CertFile, KeyFile": fields of one parent.
+		parts := strings.Split(strings.Join(path, "."), ", ")
+		parent := parts[0][:strings.LastIndex(parts[0], ".")+1]
+		for i := 1; i < len(parts); i++ {
+			parts[i] = parent + parts[i]
+		}
+		if slices.ContainsFunc(done, func(d string) bool { return within(d, parts[0]) }) {
+			continue // reported already, as itself or as one of its fields
+		}
+		done = append(done, parts...)
+		for i, field := range parts {
+			parts[i] = flagOf(field, flags)
+		}
+		out = append(out, strings.Join(parts, ", ")+": "+msg)
+	}
+	return out
+}
+
+// isFieldList reports whether s names fields: "MaxPageSize",
+// "Terminals[0].Token", "Replication.CAFile, CertFile, KeyFile".
+func isFieldList(s string) bool {
+	for _, f := range strings.Split(s, ", ") {
+		if f == "" || strings.ContainsAny(f, " \t\"'") || !unicode.IsUpper(rune(f[0])) {
+			return false
+		}
+	}
+	return true
+}
+
+// within reports whether field path d is p or lies in it.
+func within(d, p string) bool {
+	return d == p || strings.HasPrefix(d, p+".") || strings.HasPrefix(d, p+"[")
+}
+
+// flagOf names field by its flag: the flag of the longest path field is
+// or lies in, then the rest of the path ("terminals[0].Token"); field
+// itself when no flag sets it.
+func flagOf(field string, flags map[string]string) string {
+	best := ""
+	for p := range flags {
+		if within(field, p) && len(p) > len(best) {
+			best = p
+		}
+	}
+	if best == "" {
+		return field
+	}
+	return flags[best] + field[len(best):]
 }

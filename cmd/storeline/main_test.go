@@ -119,13 +119,14 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
-// TestNodeConfigErrors: a bad config names every bad field and exits 2.
+// TestNodeConfigErrors: a bad config names every bad setting by its flag
+// and exits 2.
 func TestNodeConfigErrors(t *testing.T) {
 	code, _, errOut := runCmd(t, env(nil), "node", "-store", "bad/id", "-till-addr", "nope", "-pin-attempts", "0")
 	if code != exitUsage {
 		t.Errorf("exit = %d, want %d", code, exitUsage)
 	}
-	for _, f := range []string{"StoreID", "DataDir", "TillAddr", "AdminToken", "PINAttempts"} {
+	for _, f := range []string{"\n  store: ", "\n  data: ", "\n  till-addr: ", "\n  admin-token: ", "\n  pin-attempts: "} {
 		if !strings.Contains(errOut, f) {
 			t.Errorf("error does not name %s:\n%s", f, errOut)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/storeline/storeline/node"
 )
@@ -43,7 +44,7 @@ func cmdNode(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	cfg.Version = versionString()
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "storeline node: %v\n", err)
+		fmt.Fprintf(stderr, "storeline node: invalid config:\n  %s\n", strings.Join(configErrorsByFlag(err, nodeFlagFields()), "\n  "))
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))

@@ -131,15 +131,15 @@ func TestNodeReplicationSettings(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-replication-central", "ftp://central"}, "Central[0]"},
-		{[]string{"-replication-token", "orphan-token-0123456789"}, "Replication.Central"},
-		{[]string{"-replication-central", "https://c1:8444"}, "Token"},
-		{[]string{"-replication-central", "https://c1:8444", "-replication-ca", "/ca.pem"}, "Replication.CAFile"},
-		{[]string{"-replication-central", "https://c1:8444", "-replication-token", "tok-0123456789abcdef", "-replication-backoff-max", "1ms"}, "BackoffMax"},
-		{[]string{"-points-float", "-1"}, "PointsFloat"},
-		{[]string{"-points-sweep-interval", "48h"}, "PointsSweepInterval"},
-		{[]string{"-mem-table-bytes", "-1"}, "MemTableBytes"},
-		{[]string{"-max-batch-bytes", "16777216", "-wal-segment-bytes", "67108864"}, "MemTableBytes"},
+		{[]string{"-replication-central", "ftp://central"}, "replication-central[0]"},
+		{[]string{"-replication-token", "orphan-token-0123456789"}, "replication-central: "},
+		{[]string{"-replication-central", "https://c1:8444"}, "replication-token: "},
+		{[]string{"-replication-central", "https://c1:8444", "-replication-ca", "/ca.pem"}, "replication-"},
+		{[]string{"-replication-central", "https://c1:8444", "-replication-token", "tok-0123456789abcdef", "-replication-backoff-max", "1ms"}, "replication-backoff-max: "},
+		{[]string{"-points-float", "-1"}, "points-float: "},
+		{[]string{"-points-sweep-interval", "48h"}, "points-sweep-interval: "},
+		{[]string{"-mem-table-bytes", "-1"}, "mem-table-bytes: "},
+		{[]string{"-max-batch-bytes", "16777216", "-wal-segment-bytes", "67108864"}, "mem-table-bytes: "},
 	} {
 		dir := filepath.Join(t.TempDir(), "data")
 		args := append([]string{"node", "-store", "shop-1", "-data", dir}, tc.args...)
@@ -162,7 +162,7 @@ func TestNodeReplicationSettings(t *testing.T) {
 // TestNodeAddressesValidated: a bad listen address is a usage error naming
 // the field, before the ledger is opened.
 func TestNodeAddressesValidated(t *testing.T) {
-	for _, tc := range [][]string{{"-till-addr", ":99999", "TillAddr"}, {"-admin-addr", "127.0.0.1:notaport", "AdminAddr"}} {
+	for _, tc := range [][]string{{"-till-addr", ":99999", "till-addr: "}, {"-admin-addr", "127.0.0.1:notaport", "admin-addr: "}} {
 		dir := filepath.Join(t.TempDir(), "data")
 		code, _, errOut := runCmd(t, env(map[string]string{"STORELINE_ADMIN_TOKEN": testToken}), "node", "-store", "shop-1", "-data", dir, tc[0], tc[1])
 		if code != exitUsage || !strings.Contains(errOut, tc[2]) {

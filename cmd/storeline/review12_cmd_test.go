@@ -22,3 +22,26 @@ func TestReview12CtlImportRefusesKeyTwice(t *testing.T) {
 		t.Errorf("health after the refused import = %d %s, want master_version 0", code, out)
 	}
 }
+
+// TestReview12NodeConfigErrorsNameFlags: a bad node configuration is
+// refused naming each bad setting by its flag (README: every setting has
+// one name, its flag name), once, not by the Go field the node checks and
+// the tills' API checks again.
+func TestReview12NodeConfigErrorsNameFlags(t *testing.T) {
+	getenv := env(map[string]string{"STORELINE_ADMIN_TOKEN": testToken})
+	code, _, errOut := runCmd(t, getenv, "node", "-store", "shop-1", "-data", filepath.Join(t.TempDir(), "data"),
+		"-max-page-size", "0", "-pin-window", "0", "-weighed-pattern", "XX", "-terminals", "t1=short")
+	if code != exitUsage {
+		t.Fatalf("node with a bad config = %d, want %d; stderr %q", code, exitUsage, errOut)
+	}
+	for _, want := range []string{"\n  max-page-size: ", "\n  pin-window: ", "\n  weighed-pattern: ", "\n  terminals[0].Token: "} {
+		if strings.Count(errOut, want) != 1 {
+			t.Errorf("stderr names %q %d times, want once:\n%s", want, strings.Count(errOut, want), errOut)
+		}
+	}
+	for _, field := range []string{"MaxPageSize", "PINWindow", "WeighedLayout", "posbridge.Config"} {
+		if strings.Contains(errOut, field) {
+			t.Errorf("stderr names the Go field %s:\n%s", field, errOut)
+		}
+	}
+}
