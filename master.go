@@ -282,6 +282,11 @@ func (it *Item) Validate() error {
 	if it.SKU == "" || len(it.SKU) > 64 || strings.ContainsAny(it.SKU, "/ \t\n") {
 		return Invalidf("sku", "SKU %q: 1-64 characters, no spaces or slashes", it.SKU)
 	}
+	if it.SKU == "." || it.SKU == ".." {
+		// The tills look items up by GET /v1/items/{sku}: a router cleans
+		// a "." or ".." path segment away, so no till could find it.
+		return Invalidf("sku", "SKU %q: a dot or two alone cannot be a URL path segment", it.SKU)
+	}
 	if strings.TrimSpace(it.Name) == "" {
 		return Invalidf("name", "an item needs a name")
 	}
@@ -515,7 +520,7 @@ func (s *Seller) Validate() error {
 	if s.Role != Cashier && s.Role != Manager {
 		return Invalidf("role", "unknown role %q (cashier, manager)", s.Role)
 	}
-	if !strings.HasPrefix(s.PINHash, pinHashPrefix) {
+	if !validPINHash(s.PINHash) {
 		return Invalidf("pin_hash", "want a hash made by HashPIN")
 	}
 	return nil
