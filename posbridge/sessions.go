@@ -2,6 +2,7 @@ package posbridge
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -22,33 +23,54 @@ type caller struct {
 
 // session is a seller's login at a terminal. It keeps no role: manager
 // rights are read from the seller's record when they are used (manages).
+// It keeps the PIN hash it was opened with: a PIN reset ends it (sellerOf).
 type session struct {
 	token    string
 	seller   storeline.SellerID
 	name     string
 	terminal storeline.TerminalID
+	pinHash  string
 	expires  time.Time
 }
 
+// seat is a seller at a terminal: it holds at most one session, so the
+// sessions held are bounded by terminals × sellers however often a till
+// logs its seller in again without logging out.
+type seat struct {
+	terminal storeline.TerminalID
+	seller   storeline.SellerID
+}
+
+// maxFailingSellers bounds the sellers with failed PINs one terminal is
+// recorded for (within MaxSessions): a till sending logins of made-up
+// sellers fills its own share, and locks out new sellers at that till
+// only, not at every till of the shop.
+const maxFailingSellers = 64
+
 // sessions holds seller sessions and PIN attempts in memory. A node
 // restart logs every seller out, which is what a till expects after a
-// power cut. mu guards both maps; no other lock is taken under it.
+// power cut. mu guards the maps; no other lock is taken under it.
 type sessions struct {
 	attempts int
 	window   time.Duration
 	ttl      time.Duration
 	max      int
 
-	mu       sync.Mutex
-	byToken  map[string]*session
-	failures map[string][]time.Time // terminal + "\x00" + seller → attempt times, oldest first
+	mu      sync.Mutex
+	byToken map[string]*session
+	bySeat  map[seat]string // the token of each seat's session
+	// failures are the attempt times, oldest first, of each seller at
+	// each terminal; nfail counts the (terminal, seller) records.
+	failures map[storeline.TerminalID]map[storeline.SellerID][]time.Time
+	nfail    int
 }
 
 func newSessions(attempts int, window, ttl time.Duration, max int) *sessions {
 	return &sessions{
 		attempts: attempts, window: window, ttl: ttl, max: max,
 		byToken:  map[string]*session{},
-		failures: map[string][]time.Time{},
+		bySeat:   map[seat]string{},
+		failures: map[storeline.TerminalID]map[storeline.SellerID][]time.Time{},
 	}
 }
 
@@ -58,26 +80,35 @@ func newSessions(attempts int, window, ttl time.Duration, max int) *sessions {
 // PIN keeps the attempt as a failure; release gives it back after a right
 // one. A nil release means locked out for wait.
 //
-// The records are bounded by max. When they are full of live attempts a
-// seller with none is refused until the oldest leave the window rather
-// than not counted: otherwise made-up sellers, cheap to send, would fill
-// the records and switch the lock-out off for the real ones.
-func (ss *sessions) reserve(key string, now time.Time) (release func(), wait time.Duration) {
+// The records are bounded by max, and a terminal's by maxFailingSellers.
+// When they are full of live attempts a seller with none is refused until
+// the oldest leave the window rather than not counted: otherwise made-up
+// sellers, cheap to send, would fill the records and switch the lock-out
+// off for the real ones. A terminal's own share full refuses new sellers
+// at that terminal only.
+func (ss *sessions) reserve(term storeline.TerminalID, seller storeline.SellerID, now time.Time) (release func(), wait time.Duration) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	f := ss.recent(key, now)
+	f := ss.recent(term, seller, now)
 	if len(f) >= ss.attempts {
 		return nil, f[len(f)-ss.attempts].Add(ss.window).Sub(now)
 	}
-	if len(f) == 0 && len(ss.failures) >= ss.max {
-		var oldest time.Time
-		for k := range ss.failures {
-			if g := ss.recent(k, now); len(g) > 0 && (oldest.IsZero() || g[0].Before(oldest)) {
-				oldest = g[0]
+	if len(f) == 0 {
+		if share := min(maxFailingSellers, ss.max); len(ss.failures[term]) >= share {
+			if oldest := ss.oldest(term, now); len(ss.failures[term]) >= share {
+				return nil, oldest.Add(ss.window).Sub(now)
 			}
 		}
-		if len(ss.failures) >= ss.max {
-			return nil, oldest.Add(ss.window).Sub(now)
+		if ss.nfail >= ss.max {
+			var oldest time.Time
+			for t := range ss.failures {
+				if o := ss.oldest(t, now); !o.IsZero() && (oldest.IsZero() || o.Before(oldest)) {
+					oldest = o
+				}
+			}
+			if ss.nfail >= ss.max {
+				return nil, oldest.Add(ss.window).Sub(now)
+			}
 		}
 	}
 	// Kept in time order (a request that read the clock earlier may get
@@ -86,43 +117,72 @@ func (ss *sessions) reserve(key string, now time.Time) (release func(), wait tim
 	for i > 0 && f[i-1].After(now) {
 		i--
 	}
-	ss.failures[key] = slices.Insert(f, i, now)
-	return func() { ss.release(key, now) }, 0
+	ss.set(term, seller, slices.Insert(f, i, now))
+	return func() { ss.release(term, seller, now) }, 0
+}
+
+// oldest drops the terminal's records that have left the window and
+// returns the oldest attempt left (zero: none).
+func (ss *sessions) oldest(term storeline.TerminalID, now time.Time) time.Time {
+	var o time.Time
+	for seller := range ss.failures[term] {
+		if g := ss.recent(term, seller, now); len(g) > 0 && (o.IsZero() || g[0].Before(o)) {
+			o = g[0]
+		}
+	}
+	return o
+}
+
+// set stores the seller's attempts at the terminal; none deletes the
+// record.
+func (ss *sessions) set(term storeline.TerminalID, seller storeline.SellerID, f []time.Time) {
+	m := ss.failures[term]
+	_, had := m[seller]
+	switch {
+	case len(f) == 0 && had:
+		delete(m, seller)
+		ss.nfail--
+		if len(m) == 0 {
+			delete(ss.failures, term)
+		}
+	case len(f) > 0:
+		if m == nil {
+			m = map[storeline.SellerID][]time.Time{}
+			ss.failures[term] = m
+		}
+		if !had {
+			ss.nfail++
+		}
+		m[seller] = f
+	}
 }
 
 // release gives back an attempt reserved at t.
-func (ss *sessions) release(key string, t time.Time) {
+func (ss *sessions) release(term storeline.TerminalID, seller storeline.SellerID, t time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	f := ss.failures[key]
+	f := ss.failures[term][seller]
 	i := slices.IndexFunc(f, t.Equal)
 	if i < 0 {
 		return // it has left the window already
 	}
-	f = slices.Delete(f, i, i+1)
-	if len(f) == 0 {
-		delete(ss.failures, key)
-	} else {
-		ss.failures[key] = f
-	}
+	ss.set(term, seller, slices.Delete(f, i, i+1))
 }
 
 // recent drops attempts older than the window and returns the rest.
-func (ss *sessions) recent(key string, now time.Time) []time.Time {
-	f := ss.failures[key]
+func (ss *sessions) recent(term storeline.TerminalID, seller storeline.SellerID, now time.Time) []time.Time {
+	f := ss.failures[term][seller]
 	i := 0
 	for i < len(f) && !f[i].Add(ss.window).After(now) {
 		i++
 	}
 	f = f[i:]
-	if len(f) == 0 {
-		delete(ss.failures, key)
-	} else {
-		ss.failures[key] = f
-	}
+	ss.set(term, seller, f)
 	return f
 }
 
+// open stores a new session, ending the seller's earlier one at the same
+// terminal (a till logging in again holds one session, not one per login).
 func (ss *sessions) open(s *session, now time.Time) error {
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -132,10 +192,14 @@ func (ss *sessions) open(s *session, now time.Time) error {
 	s.expires = now.Add(ss.ttl)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	at := seat{s.terminal, s.seller}
+	if old, ok := ss.bySeat[at]; ok {
+		ss.drop(old)
+	}
 	if len(ss.byToken) >= ss.max {
 		for k, x := range ss.byToken {
 			if !x.expires.After(now) {
-				delete(ss.byToken, k)
+				ss.drop(k)
 			}
 		}
 		if len(ss.byToken) >= ss.max {
@@ -143,7 +207,20 @@ func (ss *sessions) open(s *session, now time.Time) error {
 		}
 	}
 	ss.byToken[s.token] = s
+	ss.bySeat[at] = s.token
 	return nil
+}
+
+// drop forgets the session of token; ss.mu is held.
+func (ss *sessions) drop(token string) {
+	s, ok := ss.byToken[token]
+	if !ok {
+		return
+	}
+	delete(ss.byToken, token)
+	if at := (seat{s.terminal, s.seller}); ss.bySeat[at] == token {
+		delete(ss.bySeat, at)
+	}
 }
 
 func (ss *sessions) get(token string, now time.Time) *session {
@@ -154,7 +231,7 @@ func (ss *sessions) get(token string, now time.Time) *session {
 		return nil
 	}
 	if !s.expires.After(now) {
-		delete(ss.byToken, token)
+		ss.drop(token)
 		return nil
 	}
 	return s
@@ -163,7 +240,7 @@ func (ss *sessions) get(token string, now time.Time) *session {
 func (ss *sessions) close(token string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.byToken, token)
+	ss.drop(token)
 }
 
 // authenticate checks the terminal token, and the session where a needs it.
@@ -205,16 +282,17 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 	if a < withSession {
 		return c, nil
 	}
-	// The session lasts only as long as its seller works here: a seller
-	// deleted, or moved to another store, since the login is logged out,
-	// as a login of theirs would be refused now.
+	// The session lasts only as long as its seller works here with the
+	// PIN it was opened with: a seller deleted, moved to another store, or
+	// whose PIN was reset since the login is logged out, as that login
+	// would be refused now.
 	sel, err := s.sellerOf(c.session)
 	if err != nil {
 		return nil, err
 	}
 	if sel == nil || !sel.WorksAt(s.cfg.Store) {
 		s.sessions.close(st)
-		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer works at this store")
+		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer works at this store, or their PIN was reset")
 	}
 	if a == manager && !(sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store)) {
 		return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
@@ -223,7 +301,7 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 }
 
 // sellerOf returns the session's seller as recorded now, or nil if the
-// seller was deleted.
+// seller was deleted or their PIN changed since the session was opened.
 func (s *Server) sellerOf(ses *session) (*storeline.Seller, error) {
 	var sel storeline.Seller
 	if err := s.led.GetMaster(storeline.KindSeller, string(ses.seller), &sel); err != nil {
@@ -231,6 +309,9 @@ func (s *Server) sellerOf(ses *session) (*storeline.Seller, error) {
 			return nil, nil
 		}
 		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(sel.PINHash), []byte(ses.pinHash)) != 1 {
+		return nil, nil
 	}
 	return &sel, nil
 }
@@ -273,8 +354,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *caller) error 
 		return storeline.Invalidf("pin", "a PIN is 1-64 characters")
 	}
 	now := s.cfg.Now()
-	key := string(c.terminal.ID) + "\x00" + string(in.Seller)
-	release, d := s.sessions.reserve(key, now)
+	release, d := s.sessions.reserve(c.terminal.ID, in.Seller, now)
 	if release == nil {
 		return retryAfter{storeline.Errorf(storeline.RateLimited, op, "too many failed attempts; retry in %s", d.Round(time.Second)), d}
 	}
@@ -291,7 +371,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *caller) error 
 		return storeline.Errorf(storeline.Unauthorized, op, "wrong seller or PIN")
 	}
 	release()
-	ses := &session{seller: sel.ID, name: sel.Name, terminal: c.terminal.ID}
+	ses := &session{seller: sel.ID, name: sel.Name, terminal: c.terminal.ID, pinHash: sel.PINHash}
 	if err := s.sessions.open(ses, now); err != nil {
 		return err
 	}
