@@ -101,7 +101,9 @@ type ShiftClose struct {
 	Terminal    TerminalID
 	Shift       ShiftID
 	Seller      SellerID
-	CountedCash *decimal.Decimal `msgpack:",omitempty"`
+	// Not omitempty: msgpack would drop a count of 0.00 (decimal's IsZero),
+	// which read back as no count at all.
+	CountedCash *decimal.Decimal
 	Report      ZReport
 }
 

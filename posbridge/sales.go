@@ -392,6 +392,7 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	if ok {
 		s.m.committed.Inc()
 		s.m.discrepancies.Add(float64(len(rc.Discrepancies)))
+		s.countAfterClose(in.Terminal, in.Shift, "receipt")
 	}
 	return ev, ok, nil
 }
@@ -714,6 +715,9 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	if err != nil {
 		return err
+	}
+	if ok {
+		s.countAfterClose(in.Terminal, in.Shift, "return")
 	}
 	writeJSON(w, created(ok), returnOf(ev, ev.Body.(*storeline.Return)))
 	return nil

@@ -248,6 +248,9 @@ type metrics struct {
 	committed     prometheus.Counter
 	discrepancies prometheus.Counter
 	pointsRefused prometheus.Counter
+	// afterClose counts receipts and returns stored in a shift already
+	// closed: stored (the sale or refund happened), in no Z report.
+	afterClose *prometheus.CounterVec
 }
 
 // New checks the config and builds a Server.
@@ -285,9 +288,16 @@ func New(cfg Config) (*Server, error) {
 			Name: "storeline_loyalty_points_refused_total",
 			Help: "Receipts refused for paying more points than the shop may take.",
 		}),
+		afterClose: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "storeline_shift_facts_after_close_total",
+			Help: "Receipts and returns stored in a shift already closed, so in no Z report (retries not counted), by kind.",
+		}, []string{"kind"}),
+	}
+	for _, k := range []string{"receipt", "return"} {
+		s.m.afterClose.WithLabelValues(k)
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies, s.m.pointsRefused} {
+		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies, s.m.pointsRefused, s.m.afterClose} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, storeline.E("posbridge.New", storeline.Internal, fmt.Errorf("register metrics: %w", err))
 			}

@@ -115,10 +115,63 @@ type zReportOut struct {
 
 type shiftCloseOut struct {
 	eventHead
-	Terminal storeline.TerminalID `json:"terminal"`
-	Shift    storeline.ShiftID    `json:"shift"`
-	Seller   storeline.SellerID   `json:"seller"`
-	Report   zReportOut           `json:"report"`
+	Terminal   storeline.TerminalID `json:"terminal"`
+	Shift      storeline.ShiftID    `json:"shift"`
+	Seller     storeline.SellerID   `json:"seller"`
+	Report     zReportOut           `json:"report"`
+	AfterClose *afterCloseOut       `json:"after_close,omitempty"`
+}
+
+// afterCloseOut is what was stored in a shift after its close, so is in
+// no Z report: receipts a till sent late (a sale that happened is never
+// refused) and returns.
+type afterCloseOut struct {
+	Receipts int    `json:"receipts"`
+	Returns  int    `json:"returns"`
+	Sales    string `json:"sales"`
+	Refunds  string `json:"refunds"`
+	Cash     string `json:"cash"` // what the cash tender took, net of change and refunds
+}
+
+// countAfterClose counts a receipt or return just stored (its shift's
+// facts lock held) if its shift is closed already. It reads no ledger: a
+// read there waits for the applier (ledger, commit.go invariant 2), which
+// every receipt's answer would then wait for too. The shifts seen closed
+// are remembered instead (shiftDays.closed): at their close here, and
+// when businessDate first reads their totals.
+func (s *Server) countAfterClose(term storeline.TerminalID, shift storeline.ShiftID, kind string) {
+	if s.shiftDays.isClosed(shiftKey{term, shift}) {
+		s.m.afterClose.WithLabelValues(kind).Inc()
+		s.log.Warn("posbridge: "+kind+" stored in a closed shift: in no Z report", "terminal", term, "shift", shift)
+	}
+}
+
+// closeAnswer answers a stored close (a retry) as made, with what was
+// stored in its shift since (after_close).
+func (s *Server) closeAnswer(w http.ResponseWriter, ev storeline.Event, b *storeline.ShiftClose) error {
+	out := shiftCloseOf(ev, b)
+	tot, err := s.led.ShiftTotals(b.Terminal, b.Shift)
+	if err != nil {
+		return err
+	}
+	z, cur := b.Report, b.Report.Currency
+	if now := tot.Report(cur); now.Receipts > z.Receipts || now.Returns > z.Returns {
+		cash := func(ts []storeline.TenderTotal) decimal.Decimal {
+			for _, t := range ts {
+				if t.Method == storeline.Cash {
+					return t.Amount
+				}
+			}
+			return decimal.Zero
+		}
+		out.AfterClose = &afterCloseOut{
+			Receipts: now.Receipts - z.Receipts, Returns: now.Returns - z.Returns,
+			Sales: money(cur, now.Sales.Sub(z.Sales)), Refunds: money(cur, now.Refunds.Sub(z.Refunds)),
+			Cash: money(cur, cash(now.Tenders).Sub(cash(z.Tenders))),
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func shiftCloseOf(ev storeline.Event, b *storeline.ShiftClose) shiftCloseOut {
@@ -202,8 +255,7 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 			if err := sameClose(id, b, c.terminal.ID, shift, counted); err != nil {
 				return err
 			}
-			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
-			return nil
+			return s.closeAnswer(w, *prior, b)
 		}
 	}
 	now := s.cfg.Now()
@@ -226,8 +278,7 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 			if err := sameClose(id, b, c.terminal.ID, shift, counted); err != nil {
 				return err
 			}
-			writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
-			return nil
+			return s.closeAnswer(w, *prior, b)
 		}
 	}
 	if tot.Close != nil {
@@ -263,8 +314,7 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 				if err := sameClose(id, b, c.terminal.ID, shift, counted); err != nil {
 					return err
 				}
-				writeJSON(w, http.StatusOK, shiftCloseOf(*prior, b))
-				return nil
+				return s.closeAnswer(w, *prior, b)
 			}
 		}
 		return err // naming the shift (closed by another event) or the id (appendEvent)
@@ -272,6 +322,7 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
+	s.shiftDays.markClosed(shiftKey{c.terminal.ID, shift})
 	writeJSON(w, created(ok), shiftCloseOf(ev, ev.Body.(*storeline.ShiftClose)))
 	return nil
 }
@@ -292,6 +343,9 @@ type shiftDays struct {
 
 	mu sync.Mutex
 	m  map[shiftKey]storeline.Date
+	// closed holds the shifts seen closed (countAfterClose); it starts
+	// over with m, so a shift forgotten here is read again.
+	closed map[shiftKey]bool
 }
 
 type shiftKey struct {
@@ -318,10 +372,30 @@ func (d *shiftDays) get(k shiftKey) (storeline.Date, bool) {
 func (d *shiftDays) put(k shiftKey, date storeline.Date) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.m == nil || len(d.m) >= maxShiftDays {
-		d.m = map[shiftKey]storeline.Date{}
-	}
+	d.startOver()
 	d.m[k] = date
+}
+
+func (d *shiftDays) markClosed(k shiftKey) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.startOver()
+	d.closed[k] = true
+}
+
+func (d *shiftDays) isClosed(k shiftKey) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed[k]
+}
+
+// startOver forgets both memories once either is full (or at first use);
+// d.mu is held.
+func (d *shiftDays) startOver() {
+	if d.m == nil || len(d.m) >= maxShiftDays || len(d.closed) >= maxShiftDays {
+		d.m = map[shiftKey]storeline.Date{}
+		d.closed = map[shiftKey]bool{}
+	}
 }
 
 // businessDate is the business date of a fact of a till's shift that
@@ -337,6 +411,9 @@ func (s *Server) businessDate(term storeline.TerminalID, shift storeline.ShiftID
 	tot, err := s.led.ShiftTotals(term, shift)
 	if err != nil {
 		return "", err
+	}
+	if tot.Close != nil {
+		s.shiftDays.markClosed(k)
 	}
 	if tot.Opening == nil || tot.Opening.BusinessDate == "" {
 		return storeline.DateOf(at, loc), nil
