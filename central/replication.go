@@ -1872,20 +1872,27 @@ func ownEvents(rt *ledger.ReplicaTxn, page *replication.Page, q replication.Pull
 			return err
 		}
 		mark := ledger.U64(mv)
-		for seq := have.Seq + 1; seq <= mark && budget > 0; seq++ {
-			v, err := rt.Meta(eventKey(q.Store, have.Epoch, seq))
-			if err != nil {
-				return err
-			}
-			if v == nil {
-				continue // rejected: never stored
+		if have.Seq >= mark {
+			continue
+		}
+		// Seek over the stored events: a rejected one was never stored,
+		// and reading the range a seq at a time cost every pull (and
+		// every wake of a long poll) as much as the rejections in it.
+		prefix := rpEvent + string(q.Store) + "\x00" + string(ledger.PutU64(have.Epoch))
+		err = rt.ScanMetaFrom(prefix, string(ledger.PutU64(have.Seq+1)), func(k string, v []byte) (bool, error) {
+			if len(k) != len(prefix)+8 || ledger.U64([]byte(k[len(prefix):])) > mark {
+				return false, nil
 			}
 			ev, err := decodeEvent(v)
 			if err != nil {
-				return err
+				return false, err
 			}
 			page.Events = append(page.Events, ev)
 			budget--
+			return budget > 0, nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
