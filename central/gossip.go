@@ -2,6 +2,7 @@ package central
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -181,7 +182,8 @@ func (n *Node) startGossip(member bool) error {
 	ln := ml.LocalNode()
 	n.gossipAddr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	if len(n.cfg.Seeds) > 0 {
-		if _, err := ml.Join(n.cfg.Seeds); err != nil {
+		missing, err := n.joinSeeds(n.cfg.Seeds)
+		if len(missing) == len(n.cfg.Seeds) {
 			if !member {
 				ml.Shutdown()
 				return fmt.Errorf("join %v: %w", n.cfg.Seeds, err)
@@ -191,23 +193,46 @@ func (n *Node) startGossip(member bool) error {
 			// its seeds are not up yet, and waiting for them here would
 			// keep every node down.
 			n.log.Warn("central: gossip: no seed answered; retrying them", "seeds", n.cfg.Seeds, "err", err)
+		} else if len(missing) > 0 {
+			n.log.Warn("central: gossip: seeds did not answer; retrying them", "seeds", missing, "err", err)
+		}
+		if len(missing) > 0 {
 			n.wg.Add(1)
-			go n.rejoinLoop()
+			go n.rejoinLoop(missing)
 		}
 	}
 	return nil
 }
 
-// rejoinLoop tries the seeds every probe interval until one answers,
-// then every ten probe intervals until gossip holds more members than
-// there are seeds (this node and every seed, when seeds name the other
-// nodes as README asks): nodes started at once may first meet in parts
-// (one and two, three and four). A seed gone for good keeps it trying,
-// cheaply; Close waits out a Join in flight.
-func (n *Node) rejoinLoop() {
+// joinSeeds joins each seed in turn and returns those that did not
+// answer, with their errors. A seed that answered is a member: the
+// push/pull of a join merges both sides' views. It stops trying once the
+// node is closing.
+func (n *Node) joinSeeds(seeds []string) (missing []string, err error) {
+	var errs []error
+	for i, s := range seeds {
+		if n.ctx.Err() != nil {
+			return append(missing, seeds[i:]...), errors.Join(append(errs, n.ctx.Err())...)
+		}
+		if k, err := n.ml.Join([]string{s}); k == 0 {
+			missing = append(missing, s)
+			errs = append(errs, err)
+		}
+	}
+	return missing, errors.Join(errs...)
+}
+
+// rejoinLoop tries the seeds that did not answer every probe interval
+// until one answers, then every ten probe intervals until each has
+// answered, so is a member: nodes started at once may first meet in
+// parts (one and two, three and four), and however many members one part
+// holds, a seed outside it may be the only way to the other. A seed gone
+// for good keeps it trying, cheaply. Close does not wait out a Join in
+// flight (to a hung host, up to the TCP timeout per seed).
+func (n *Node) rejoinLoop(pending []string) {
 	defer n.wg.Done()
 	every := n.cfg.ProbeInterval
-	for n.ml.NumMembers() <= len(n.cfg.Seeds) {
+	for len(pending) > 0 {
 		select {
 		case <-n.quit:
 			return
@@ -215,9 +240,23 @@ func (n *Node) rejoinLoop() {
 			return
 		case <-time.After(every):
 		}
-		if k, _ := n.ml.Join(n.cfg.Seeds); k > 0 {
+		done := make(chan []string, 1)
+		go func(seeds []string) {
+			left, _ := n.joinSeeds(seeds)
+			done <- left
+		}(pending)
+		var left []string
+		select {
+		case <-n.quit:
+			return
+		case <-n.ctx.Done():
+			return
+		case left = <-done:
+		}
+		if len(left) < len(pending) {
 			every = 10 * n.cfg.ProbeInterval
 		}
+		pending = left
 	}
 	n.log.Info("central: gossip: every seed is a member", "seeds", n.cfg.Seeds)
 }

@@ -55,3 +55,32 @@ func (l logStore) Set(k, v []byte) error             { return l.s.Set(k, v) }
 func (l logStore) Get(k []byte) ([]byte, error)       { return l.s.Get(k) }
 func (l logStore) SetUint64(k []byte, v uint64) error { return l.s.SetUint64(k, v) }
 func (l logStore) GetUint64(k []byte) (uint64, error) { return l.s.GetUint64(k) }
+
+// watchedLogStore is the log store Raft is given: a write that fails (a
+// failing disk, a closed store) is told to failed. Raft does not stop on
+// one: a leader steps down, a follower refuses the entries and keeps
+// answering heartbeats, so the node would run on, unable to store or
+// commit anything, looking healthy (Node.Failed).
+type watchedLogStore struct {
+	logStore
+	failed func(error)
+}
+
+func (l watchedLogStore) watch(err error) error {
+	if err != nil && l.failed != nil {
+		l.failed(fmt.Errorf("raft log store: %w", err))
+	}
+	return err
+}
+
+func (l watchedLogStore) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
+func (l watchedLogStore) StoreLogs(logs []*raft.Log) error {
+	return l.watch(l.logStore.StoreLogs(logs))
+}
+func (l watchedLogStore) DeleteRange(min, max uint64) error {
+	return l.watch(l.logStore.DeleteRange(min, max))
+}
+func (l watchedLogStore) Set(k, v []byte) error { return l.watch(l.logStore.Set(k, v)) }
+func (l watchedLogStore) SetUint64(k []byte, v uint64) error {
+	return l.watch(l.logStore.SetUint64(k, v))
+}

@@ -27,6 +27,47 @@ type metrics struct {
 	boDocs, boRepricing, boBacklog, boExpiring, boExcise, boConflicts, boNegative *prometheus.Desc
 }
 
+// trackedFSM is the FSM as Raft is given it, noting how far it has
+// applied: Raft's Stats say applied_index for what Raft handed to the FSM
+// (before the FSM applied it) and fsm_pending for the batches queued (a
+// batch holds many entries), so a slow FSM looked up to date.
+type trackedFSM struct {
+	*FSM
+	busy atomic.Int32  // batches being applied
+	done atomic.Uint64 // the last index of the last batch applied
+}
+
+var _ raft.BatchingFSM = (*trackedFSM)(nil)
+
+func (f *trackedFSM) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+func (f *trackedFSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	f.busy.Add(1)
+	defer f.busy.Add(-1)
+	out := f.FSM.ApplyBatch(logs)
+	if len(logs) > 0 {
+		f.done.Store(logs[len(logs)-1].Index)
+	}
+	return out
+}
+
+// applied returns the index of the last entry the FSM applied and the
+// entries committed and not yet applied, from Raft's stats s. With no
+// batch queued or being applied, it is what Raft handed over (which
+// counts the entries the FSM never sees: no-ops, barriers).
+func (f *trackedFSM) applied(s map[string]string, rep interface{ AppliedIndex() uint64 }) (applied, pending uint64) {
+	commit := uint64(stat(s, "commit_index"))
+	applied = uint64(stat(s, "applied_index"))
+	if stat(s, "fsm_pending") > 0 || f.busy.Load() > 0 {
+		// After a snapshot restore the replica is ahead of done.
+		applied = max(f.done.Load(), rep.AppliedIndex())
+	}
+	if commit > applied {
+		pending = commit - applied
+	}
+	return applied, pending
+}
+
 func newMetrics(n *Node) *metrics {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("storeline_central_"+name, help, labels, prometheus.Labels{"node": n.cfg.NodeID})
@@ -129,8 +170,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.term, stat(s, "term"))
 	g(m.lastLog, stat(s, "last_log_index"))
 	g(m.commit, stat(s, "commit_index"))
-	g(m.applied, stat(s, "applied_index"))
-	g(m.fsmPending, stat(s, "fsm_pending"))
+	applied, pending := m.n.tfsm.applied(s, m.n.rep)
+	g(m.applied, float64(applied))
+	g(m.fsmPending, float64(pending))
 	g(m.snapIndex, stat(s, "last_snapshot_index"))
 	// Not num_peers+1: Stats reports 0 peers on a node that is not a
 	// voter itself (a non-voter would show 1 voter).

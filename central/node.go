@@ -30,6 +30,7 @@ type Node struct {
 	rep  *ledger.Replica
 	logs *ledger.LogStore
 	fsm  *FSM
+	tfsm *trackedFSM // fsm as Raft is given it (metrics.go)
 	raft *raft.Raft
 	tr   unpipelined
 	sl   *streamLayer
@@ -80,7 +81,7 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	}
 	// n is not the named result: an early `return nil, err` must leave it
 	// set for the deferred closers, which use it.
-	n := &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}, applied: newAppliedSignal()}
+	n := &Node{cfg: cfg, log: cfg.Logger, quit: make(chan struct{}), keys: map[string]APIKey{}, applied: newAppliedSignal(), failed: make(chan error, 1)}
 	n.ctx, n.stop = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -157,13 +158,14 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
-	ls := logStore{n.logs}
+	ls := watchedLogStore{logStore{n.logs}, n.fail}
 	existing, err := raft.HasExistingState(ls, ls, snaps)
 	if err != nil {
 		return nil, storeline.E(op, storeline.Internal, err)
 	}
 	n.met = newMetrics(n)
-	if n.raft, err = raft.NewRaft(rc, n.fsm, ls, ls, snaps, n.tr); err != nil {
+	n.tfsm = &trackedFSM{FSM: n.fsm}
+	if n.raft, err = raft.NewRaft(rc, n.tfsm, ls, ls, snaps, n.tr); err != nil {
 		return nil, storeline.E(op, storeline.Internal, fmt.Errorf("raft: %w", err))
 	}
 	closers = append(closers, func() { n.raft.Shutdown().Error() })
@@ -199,7 +201,6 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	closers = append(closers, func() { n.adminLn.Close() })
 	n.api = &http.Server{Handler: n.serve(n.apiHandler()), ReadHeaderTimeout: 10 * time.Second}
 	n.admin = &http.Server{Handler: n.serve(n.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
-	n.failed = make(chan error, 1)
 	go n.serveOn(n.api, n.apiLn, "api")
 	go n.serveOn(n.admin, n.adminLn, "admin")
 	closers = append(closers, func() { n.api.Close(); n.admin.Close() })
@@ -291,9 +292,10 @@ func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
 func (n *Node) RaftAddr() string { return string(n.tr.LocalAddr()) }
 
 // Failed receives the first failure that leaves the node unable to serve
-// (a listener that stopped accepting while the node was not closing): the
-// process running it should close it and exit with an error, so its
-// supervisor restarts it, rather than run on deaf.
+// (a listener that stopped accepting, or a write to the Raft log store
+// that failed, while the node was not closing): the process running it
+// should close it and exit with an error, so its supervisor restarts it,
+// rather than run on deaf, or unable to store a Raft entry.
 func (n *Node) Failed() <-chan error { return n.failed }
 
 // serveOn serves srv on ln and reports, through Failed, an end that Close
@@ -304,8 +306,18 @@ func (n *Node) serveOn(srv *http.Server, ln net.Listener, name string) {
 		return
 	}
 	n.log.Error("central: listener stopped", "listener", name, "err", err)
+	n.fail(fmt.Errorf("%s listener: %w", name, err))
+}
+
+// fail reports err on Failed unless the node is closing; only the first
+// failure is kept.
+func (n *Node) fail(err error) {
+	if n.closing.Load() {
+		return
+	}
+	n.log.Error("central: node failed", "err", err)
 	select {
-	case n.failed <- fmt.Errorf("%s listener: %w", name, err):
+	case n.failed <- err:
 	default:
 	}
 }
