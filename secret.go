@@ -25,37 +25,33 @@ func HashPIN(pin string, salt []byte) string {
 	return pinHashPrefix + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
 }
 
-// validPINHash reports whether hash has HashPIN's form: the prefix, a
-// salt and a 32-byte key, both base64. A malformed hash (a truncated
-// import) would refuse every PIN, so a seller holding one could never
-// log in.
-func validPINHash(hash string) bool {
+// parsePINHash splits a hash of HashPIN's form into its salt and key
+// (ok false for any other form: a truncated import, another scheme).
+func parsePINHash(hash string) (salt, key []byte, ok bool) {
 	rest, ok := strings.CutPrefix(hash, pinHashPrefix)
 	if !ok {
-		return false
+		return nil, nil, false
 	}
 	s, k, ok := strings.Cut(rest, "$")
 	if !ok {
-		return false
+		return nil, nil, false
 	}
 	salt, err1 := base64.RawStdEncoding.DecodeString(s)
 	key, err2 := base64.RawStdEncoding.DecodeString(k)
-	return err1 == nil && err2 == nil && len(salt) > 0 && len(key) == 32
+	return salt, key, err1 == nil && err2 == nil && len(salt) > 0 && len(key) == 32
+}
+
+// validPINHash reports whether hash has HashPIN's form. A malformed hash
+// would refuse every PIN, so a seller holding one could never log in.
+func validPINHash(hash string) bool {
+	_, _, ok := parsePINHash(hash)
+	return ok
 }
 
 // CheckPIN reports whether pin matches a hash made by HashPIN.
 func CheckPIN(hash, pin string) bool {
-	rest, ok := strings.CutPrefix(hash, pinHashPrefix)
+	salt, want, ok := parsePINHash(hash)
 	if !ok {
-		return false
-	}
-	s, k, ok := strings.Cut(rest, "$")
-	if !ok {
-		return false
-	}
-	salt, err1 := base64.RawStdEncoding.DecodeString(s)
-	want, err2 := base64.RawStdEncoding.DecodeString(k)
-	if err1 != nil || err2 != nil {
 		return false
 	}
 	got, err := pbkdf2.Key(sha256.New, pin, salt, pinIterations, len(want))
