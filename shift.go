@@ -98,9 +98,9 @@ func (s *ShiftOpen) Postings(store StoreID) ([]Posting, error) {
 // ShiftClose ends a shift with its Z report, computed by the node from its
 // own journal when the till asks to close.
 type ShiftClose struct {
-	Terminal    TerminalID
-	Shift       ShiftID
-	Seller      SellerID
+	Terminal TerminalID
+	Shift    ShiftID
+	Seller   SellerID
 	// Not omitempty: msgpack would drop a count of 0.00 (decimal's IsZero),
 	// which read back as no count at all.
 	CountedCash *decimal.Decimal
