@@ -27,7 +27,8 @@ package central
 //     Head office's own writes of such a card (given to another customer,
 //     recoded, deleted) are stamped as in invariant 2 (custCardHO): a
 //     registration stamped before head office's last write of the card
-//     changes nothing of it, whatever the order of arrival.
+//     changes nothing of it, whatever the order of arrival. A registration
+//     that loses to head office's delete of its customer issues no card.
 
 import (
 	"crypto/sha256"
@@ -91,7 +92,8 @@ func putRegister(tx *Tx, key string, r crdt.LWWRegister) error {
 // mergeCard merges a registration's card into the register of its code
 // (value: the customer ID) and returns the card to write if it wins and
 // changes something. A code head office issued under another card ID is
-// not a registration's to take.
+// not a registration's to take, nor is the card ID when head office
+// recoded that card.
 func mergeCard(tx *Tx, code string, customer storeline.CustomerID, s crdt.Stamp) (*storeline.CardRecord, error) {
 	card := &storeline.CardRecord{ID: registrationCardID(code), Code: code, Kind: storeline.LoyaltyCard, Customer: customer}
 	if card.Validate() != nil {
@@ -103,6 +105,19 @@ func mergeCard(tx *Tx, code string, customer storeline.CustomerID, s crdt.Stamp)
 	}
 	if held.ID != "" && held.ID != card.ID {
 		return nil, nil
+	}
+	if held.ID == "" {
+		// Head office recoded the card this code's registrations write
+		// (its ID derives from the code): that record is its customer's
+		// card under the new code, not the registration's to take.
+		var byID storeline.CardRecord
+		ok, err := tx.GetMaster(storeline.KindCard, string(card.ID), &byID)
+		if err != nil {
+			return nil, err
+		}
+		if ok && byID.Code != code {
+			return nil, nil
+		}
 	}
 	var r crdt.LWWRegister
 	v, err := tx.Meta(custCard + code)
@@ -201,6 +216,15 @@ func mergeRegistration(tx *Tx, ev *storeline.Event, wire []byte) error {
 			return err
 		}
 		ws = append(ws, ledger.MasterWrite{Version: v.Pack(), Record: &c})
+	}
+	if len(ws) == 0 {
+		// The registration lost: the customer may be gone (head office
+		// deleted it after the registration was made). A card for a
+		// customer central does not have is issued to no one.
+		ok, err := tx.GetMaster(storeline.KindCustomer, string(c.ID), nil)
+		if err != nil || !ok {
+			return err
+		}
 	}
 	card, err := mergeCard(tx, reg.CardCode, c.ID, stamp)
 	if err != nil {

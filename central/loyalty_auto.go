@@ -10,7 +10,8 @@ package central
 //     are never counted twice;
 //  2. notes the customer's usual shops: those where the customer earned or
 //     paid points (a receipt in the programme), with the latest business
-//     date seen at each;
+//     date seen at each, believed at most up to the entry's date plus a day
+//     (a till's clock ahead must not rank its shop first until that date);
 //  3. nets debt: a return whose points were already spent left a debt at
 //     its store (noted when the sweep reads the return, or found on the
 //     debt account of one of the customer's shops); central's rights for
@@ -216,14 +217,22 @@ func (r *usualRecord) visit(s storeline.StoreID, d storeline.Date) {
 	} else if d > r.Shops[i].Date {
 		r.Shops[i].Date = d
 	}
-	sort.SliceStable(r.Shops, func(a, b int) bool {
-		if r.Shops[a].Date != r.Shops[b].Date {
-			return r.Shops[a].Date > r.Shops[b].Date
-		}
-		return r.Shops[a].Store < r.Shops[b].Store
-	})
+	sortShops(r.Shops)
 	if len(r.Shops) > maxUsualKept {
 		r.Shops = r.Shops[:maxUsualKept]
+	}
+}
+
+// capDates lowers every visit dated after latest to latest.
+func (r *usualRecord) capDates(latest storeline.Date) {
+	capped := false
+	for i := range r.Shops {
+		if r.Shops[i].Date > latest {
+			r.Shops[i].Date, capped = latest, true
+		}
+	}
+	if capped {
+		sortShops(r.Shops)
 	}
 }
 
@@ -235,6 +244,16 @@ func (r *usualRecord) owes(s storeline.StoreID) {
 	}
 	r.Debts = append(r.Debts, s)
 	sort.Slice(r.Debts, func(a, b int) bool { return r.Debts[a] < r.Debts[b] })
+}
+
+// sortShops orders shops latest first, then by store.
+func sortShops(shops []usualShop) {
+	sort.SliceStable(shops, func(a, b int) bool {
+		if shops[a].Date != shops[b].Date {
+			return shops[a].Date > shops[b].Date
+		}
+		return shops[a].Store < shops[b].Store
+	})
 }
 
 // usual returns the usual shops on the date today under pol.
@@ -289,6 +308,10 @@ func applySweep(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	recs := map[pc]*usualRecord{}
 	var order []pc
+	// A till's clock may run ahead: a visit dated past the entry's date
+	// plus a day (the shop's time zone may be ahead of UTC) is believed
+	// only up to that, or the shop would rank first until the date came.
+	latest := storeline.Date(tx.At.AddDate(0, 0, 1).Format("2006-01-02"))
 	for _, s := range p.Seen {
 		if storeline.CheckID("programme", string(s.Programme)) != nil || storeline.CheckID("customer", string(s.Customer)) != nil {
 			continue // a receipt of another build's shape: nothing to note
@@ -304,12 +327,13 @@ func applySweep(tx *Tx, payload []byte) ([]byte, error) {
 					return nil, fmt.Errorf("usual shops of %s: %w", k.c, err)
 				}
 			}
+			r.capDates(latest) // dates noted before visits were capped
 			recs[k] = r
 			order = append(order, k)
 		}
 		switch s.Kind {
 		case seenVisit:
-			r.visit(p.Store, s.Date)
+			r.visit(p.Store, min(s.Date, latest))
 		case seenDebt:
 			r.owes(p.Store)
 		}
