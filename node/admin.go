@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -524,6 +526,15 @@ type Problem struct {
 	Field  string `json:"field,omitempty"`
 }
 
+// osErrorIn reports whether err wraps the error of a file operation,
+// whose text names a path of the node's data directory.
+func osErrorIn(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var se *os.SyscallError
+	return errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se)
+}
+
 // writeError answers err as application/problem+json.
 func writeError(w http.ResponseWriter, err error, n *Node) {
 	k := storeline.KindOf(err)
@@ -536,9 +547,16 @@ func writeError(w http.ResponseWriter, err error, n *Node) {
 		Title:  http.StatusText(status),
 		Status: status,
 	}
-	if k == storeline.Internal {
+	switch {
+	case k == storeline.Internal:
 		n.log.Error("admin request failed", "err", err)
-	} else {
+	case osErrorIn(err):
+		// A failed file operation (a poisoned ledger, a full disk) names
+		// the data directory's files and the system's error text: the
+		// log keeps them, the answer says where to look.
+		n.log.Error("admin request failed", "err", err)
+		p.Detail, p.Field = fmt.Sprintf("%s: a file operation of the node failed; the node's log has the cause", k), storeline.FieldOf(err)
+	default:
 		p.Detail, p.Field = err.Error(), storeline.FieldOf(err)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -255,6 +256,9 @@ func NewClient(cfg ClientConfig, local Local, met *Metrics) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkClientCert(cfg); err != nil {
+		return nil, err
+	}
 	if met == nil {
 		met, _ = NewMetrics(nil)
 	}
@@ -265,9 +269,36 @@ func NewClient(cfg ClientConfig, local Local, met *Metrics) (*Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLS
 	tr.ResponseHeaderTimeout = cfg.PollWait + cfg.RequestTimeout
-	c.hc = &http.Client{Transport: tr}
+	// Central never redirects: a redirect comes from whatever else
+	// answers at its address, and following it would send the token
+	// and the shop's events there (in clear to an http:// target on the
+	// same host). It is answered as an answer that is not central's.
+	c.hc = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.status.State = "offline"
 	return c, nil
+}
+
+// checkClientCert refuses a TLS client certificate that names another
+// store than cfg.Store (as central reads it, StoreFromCert) or none:
+// central would answer every push and pull 403, and the shop would run
+// "offline" for good without a word about its files.
+func checkClientCert(cfg ClientConfig) error {
+	if cfg.TLS == nil || len(cfg.TLS.Certificates) == 0 || len(cfg.TLS.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	leaf := cfg.TLS.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.TLS.Certificates[0].Certificate[0]); err != nil {
+			return &storeline.Error{Op: "replication.NewClient", Kind: storeline.Invalid, Field: "TLS",
+				Err: fmt.Errorf("the client certificate does not parse: %w", err)}
+		}
+	}
+	if st, ok := StoreFromCert(leaf); !ok || st != cfg.Store {
+		return &storeline.Error{Op: "replication.NewClient", Kind: storeline.Invalid, Field: "TLS",
+			Err: fmt.Errorf("the client certificate names store %q, not this shop's %q: central would refuse every push and pull (storeline certs issue -store %s)", st, cfg.Store, cfg.Store)}
+	}
+	return nil
 }
 
 // Start runs the loops until Stop.

@@ -45,7 +45,7 @@ func cmdCerts(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("storeline certs "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory of the CA and the certificates")
-	days := fs.Int("days", 0, "validity in days (default 3650 for the CA, 825 for a certificate)")
+	days := fs.Int("days", 0, fmt.Sprintf("validity in days (default and at most %d for the CA, %d for a certificate, never beyond the CA's)", maxCADays, maxCertDays))
 	store := fs.String("store", "", "issue: the shop's store id")
 	central := fs.String("central", "", "issue: the central node's name")
 	hosts := fs.String("host", "", "issue -central: comma-separated DNS names or IP addresses")
@@ -64,15 +64,23 @@ func cmdCerts(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "storeline certs %s: -days %d: want a positive number of days (0: the default)\n", args[0], *days)
 		return exitUsage
 	}
+	maxDays := maxCertDays
+	if args[0] == "ca" {
+		maxDays = maxCADays
+	}
+	if *days > maxDays {
+		fmt.Fprintf(stderr, "storeline certs %s: -days %d: at most %d (a long-lived key is a long-lived risk: issue a new one instead)\n", args[0], *days, maxDays)
+		return exitUsage
+	}
 	now := time.Now()
 	var (
 		files []string
 		err   error
 	)
 	if args[0] == "ca" {
-		files, err = makeCA(*dir, now, orDays(*days, 3650))
+		files, err = makeCA(*dir, now, orDays(*days, maxCADays))
 	} else {
-		files, err = issueCert(*dir, certRequest{store: *store, central: *central, hosts: *hosts}, now, orDays(*days, 825))
+		files, err = issueCert(*dir, certRequest{store: *store, central: *central, hosts: *hosts}, now, orDays(*days, maxCertDays))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "storeline certs %s: %v\n", args[0], err)
@@ -86,6 +94,15 @@ func cmdCerts(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return exitOK
 }
+
+// maxCADays and maxCertDays bound -days (and are its defaults): a
+// certificate valid for decades outlives every key rotation, and a
+// -days past about 290 years overflowed time.Duration into a
+// certificate that had already expired.
+const (
+	maxCADays   = 3650
+	maxCertDays = 825
+)
 
 func orDays(d, def int) time.Duration {
 	if d <= 0 {
@@ -144,7 +161,16 @@ func issueCert(dir string, r certRequest, now time.Time, validity time.Duration)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: sn, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validity),
+	if !now.Before(ca.NotAfter) {
+		return nil, fmt.Errorf("the CA in %s expired on %s: create a new one", dir, ca.NotAfter.UTC().Format(time.DateOnly))
+	}
+	// Never valid beyond the CA that signs it: verification fails
+	// then anyway, and a date the certificate does not keep misleads.
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.NotAfter) {
+		notAfter = ca.NotAfter
+	}
+	tmpl := &x509.Certificate{SerialNumber: sn, NotBefore: now.Add(-time.Hour), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature}
 	var name string
 	if r.store != "" {
@@ -163,7 +189,11 @@ func issueCert(dir string, r certRequest, now time.Time, validity time.Duration)
 			return nil, err
 		}
 		name = "central-" + r.central
-		tmpl.Subject = pkix.Name{CommonName: r.central, Organization: []string{"Storeline central"}}
+		// The common name is no valid ID, so the replication listener,
+		// which takes a certificate without a storeline:store URI by
+		// its common name, never takes this one (client auth too) for
+		// the shop its node name spells.
+		tmpl.Subject = pkix.Name{CommonName: "Storeline central " + r.central, Organization: []string{"Storeline central"}}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		for _, h := range strings.Split(r.hosts, ",") {
 			h = strings.TrimSpace(h)
