@@ -67,7 +67,7 @@ bench-ledger:
 # Central's tests at full size (a 100,000-item import through the API).
 .PHONY: central-long
 central-long:
-	$(GO) test -race -count=1 -run 'BulkImport' ./central -args -central.long
+	$(GO) test -race -count=1 -run 'BulkImport' -v ./central -args -central.long
 
 # Central's figures for BENCHMARKS.md: committed changes/s on a 3-node
 # loopback cluster next to a raw hashicorp/raft harness, a 100k-item
@@ -81,7 +81,7 @@ bench-central:
 # 3-node central with two shops.
 .PHONY: repl-long
 repl-long:
-	$(GO) test -race -count=1 -timeout 30m -run 'TestOfflineSellingConverges|TestShopsConvergeWithCentral' ./replication ./central -args -repl.long
+	$(GO) test -race -count=1 -timeout 30m -v -run 'TestOfflineSellingConverges|TestShopsConvergeWithCentral' ./replication ./central -args -repl.long
 
 # The seeded whole-chain simulation (internal/simtest): seeds from 1000 on
 # within SIM_BUDGET (or SEEDS of them: make sim SEEDS=1000), SIM_PARALLEL
@@ -132,10 +132,12 @@ bench-peers:
 	fi
 	cd bench && $(GO) run -mod=mod . $(BENCH_FLAGS)
 
-# Each Fuzz target, one after the other, for FUZZTIME each.
+# Each Fuzz target, one after the other, for FUZZTIME each. A package whose
+# tests do not build fails the target (its fuzzers would go unrun).
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$list"; echo "fuzz: cannot list $$pkg's fuzzers"; exit 1; }; \
+		for f in $$(echo "$$list" | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$f"; \
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
@@ -168,8 +170,9 @@ chaos:
 
 # Planted bugs (build tags canary_<name>, files canary_*.go): each entry is
 # name:packages:tests ("," between packages, "+" between tests). Every
-# canary must make at least one of its tests fail; one the suite misses
-# fails the target. A build failure does not count as caught.
+# canary must make at least one of its tests fail, and the tests it made
+# fail must pass without it (else the failure is not the canary's); one the
+# suite misses fails the target. A build failure does not count as caught.
 CANARIES ?= \
 	ack_before_sync:./ledger:TestPowerLoss$$ \
 	skip_dedup:./ledger,./node:TestAppendIdempotentAndConflict+TestTillAPIWiring \
@@ -181,8 +184,12 @@ canaries:
 		tag=$${c%%:*}; rest=$${c#*:}; pkgs=$$(echo $${rest%%:*} | tr , ' '); run=$$(echo $${rest#*:} | tr + '|'); \
 		out=$$($(GO) test -count=1 -timeout 5m -tags "invariants canary_$$tag" -run "$$run" $$pkgs 2>&1); \
 		fails=$$(echo "$$out" | grep -E '^ *--- FAIL' | sed -e 's/ (.*//' -e 's/^ *--- FAIL: //' | sort -u | tr '\n' ' '); \
-		if [ -n "$$fails" ]; then echo "canary $$tag: caught by $$fails"; caught=$$((caught+1)); \
-		else echo "canary $$tag: NOT CAUGHT"; echo "$$out" | tail -20; missed=$$((missed+1)); fi; \
+		if [ -z "$$fails" ]; then echo "canary $$tag: NOT CAUGHT"; echo "$$out" | tail -20; missed=$$((missed+1)); continue; fi; \
+		top=$$(echo $$fails | tr ' ' '\n' | grep -v / | sort -u | paste -sd '|'); \
+		base=$$($(GO) test -count=1 -timeout 5m -tags invariants -run "^($$top)\$$" $$pkgs 2>&1); \
+		if echo "$$base" | grep -qE '^ *--- FAIL|^FAIL'; then \
+			echo "canary $$tag: NOT CAUGHT: $$top fail without the canary too"; echo "$$base" | tail -20; missed=$$((missed+1)); \
+		else echo "canary $$tag: caught by $$fails"; caught=$$((caught+1)); fi; \
 	done; echo "canaries: $$caught caught, $$missed missed"; [ $$missed -eq 0 ]
 
 clean:

@@ -107,7 +107,7 @@ func (n *Node) pointsBroker() (*pointsBroker, error) {
 		led: n.ledger, repl: n.repl, urls: r.Central, token: r.Token, timeout: timeout, now: wallClock(n.cfg.Clock),
 		// No redirects: central never sends one, and following one would
 		// send the shop's token where it points (in clear to http://).
-		hc: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		hc:     &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		cached: map[string]posbridge.CentralPoints{},
 	}, nil
 }
