@@ -299,12 +299,19 @@ func (c Config) Validate() error {
 func (c Config) String() string {
 	var shops []string
 	for _, s := range c.Shops {
+		// Tills provisioned through the admin API number TillsPerShop; a
+		// shop given its terminals runs one till each, at most
+		// TillsPerShop of them (sim.go).
 		if s.AdminURL != "" {
-			shops = append(shops, s.URL+" (admin "+s.AdminURL+")")
+			shops = append(shops, fmt.Sprintf("%s (admin %s, %d tills)", s.URL, s.AdminURL, c.TillsPerShop))
 		} else {
-			shops = append(shops, fmt.Sprintf("%s (%d terminals)", s.URL, len(s.Terminals)))
+			n := len(s.Terminals)
+			if c.TillsPerShop > 0 {
+				n = min(n, c.TillsPerShop)
+			}
+			shops = append(shops, fmt.Sprintf("%s (%d tills)", s.URL, n))
 		}
 	}
-	return fmt.Sprintf("shops=[%s] tills=%d duration=%v receipts=%d rate=%v seed=%d",
-		strings.Join(shops, ", "), c.TillsPerShop, c.Duration, c.Receipts, c.Rate, c.Seed)
+	return fmt.Sprintf("shops=[%s] duration=%v receipts=%d rate=%v seed=%d",
+		strings.Join(shops, ", "), c.Duration, c.Receipts, c.Rate, c.Seed)
 }
