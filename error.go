@@ -3,6 +3,9 @@ package storeline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"os"
 	"strings"
 )
 
@@ -138,6 +141,25 @@ func FieldOf(err error) string {
 		err = e.Err
 	}
 	return ""
+}
+
+// IsIOError reports whether err wraps the error of a failed file
+// operation (*fs.PathError, *os.LinkError, *os.SyscallError: a poisoned
+// ledger, a full disk). Its text names files of a data directory and the
+// system's error: an API logs it in full and answers its kind and field
+// with a generic detail, never the text. A network error (*net.OpError,
+// which wraps an *os.SyscallError too: "connect: connection refused") is
+// not one: its text names an address, and what it says ("outcome
+// unknown, retry") is for the caller.
+func IsIOError(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	if errors.As(err, &pe) || errors.As(err, &le) {
+		return true
+	}
+	var se *os.SyscallError
+	var ne *net.OpError
+	return errors.As(err, &se) && !errors.As(err, &ne)
 }
 
 // prefixField returns err with its field prefixed by p ("lines[2]" + "qty"

@@ -67,14 +67,11 @@ func (n *Node) apiHandler() http.Handler {
 	h := func(pattern string, write bool, fn func(http.ResponseWriter, *http.Request) error) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := n.authorize(r, write); err != nil {
-				writeProblem(w, r, err)
+				n.problem(w, r, err)
 				return
 			}
 			if err := fn(w, r); err != nil {
-				if storeline.KindOf(err) == storeline.Internal {
-					n.log.Error("central: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-				}
-				writeProblem(w, r, err)
+				n.problem(w, r, err)
 			}
 		})
 	}

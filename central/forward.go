@@ -225,7 +225,7 @@ func (n *Node) internalHandler(w http.ResponseWriter, r *http.Request) {
 			if storeline.KindOf(err) != storeline.TooLarge {
 				err = storeline.E("central.internal", storeline.Invalid, err)
 			}
-			writeProblem(w, r, err)
+			n.problem(w, r, err)
 			return
 		}
 		var c command
@@ -239,7 +239,7 @@ func (n *Node) internalHandler(w http.ResponseWriter, r *http.Request) {
 		c.AtMs = n.now().UnixMilli()
 		res, err := n.submit(r.Context(), &c, false)
 		if err != nil {
-			writeProblem(w, r, err)
+			n.problem(w, r, err)
 			return
 		}
 		out, _ := msgpack.Marshal(res)
@@ -252,7 +252,7 @@ func (n *Node) internalHandler(w http.ResponseWriter, r *http.Request) {
 		}
 		idx, err := n.barrier(r.Context())
 		if err != nil {
-			writeProblem(w, r, err)
+			n.problem(w, r, err)
 			return
 		}
 		out, _ := msgpack.Marshal(idx)

@@ -379,10 +379,7 @@ func (n *Node) loyaltyHandler(srv *replication.Server) http.Handler {
 					return
 				}
 			}
-			if storeline.KindOf(err) == storeline.Internal {
-				n.log.Error("central: loyalty", "path", path, "err", err)
-			}
-			writeProblem(w, r, err)
+			n.problem(w, r, err)
 		})
 	}
 	serve(PathLoyaltyReserve, func(r *http.Request, caller storeline.StoreID, body []byte) (any, error) {

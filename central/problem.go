@@ -47,6 +47,10 @@ type problem struct {
 	Field  string `json:"field,omitempty"`
 }
 
+// writeProblem answers err as application/problem+json: an Internal error
+// without detail, the error of a failed file operation with a generic
+// detail (Node.problem logs both), anything else with its innermost
+// message.
 func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	kind := storeline.KindOf(err)
 	status, ok := statusOf[kind]
@@ -65,8 +69,14 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 		Field:  storeline.FieldOf(err),
 		Detail: errMessage(err),
 	}
-	if kind == storeline.Internal {
+	switch {
+	case kind == storeline.Internal:
 		p.Detail, p.Field = "", ""
+	case storeline.IsIOError(err):
+		// A failed file operation (a failed sync, a full disk) names the
+		// data directory's files and the system's error: the log keeps
+		// them (Node.problem), the answer says where to look.
+		p.Detail = kind.String() + ": a file operation of head office failed; the node's log has the cause"
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -78,4 +88,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// problem logs what writeProblem keeps out of the answer (an Internal
+// error, a failed file operation) and answers err.
+func (n *Node) problem(w http.ResponseWriter, r *http.Request, err error) {
+	if storeline.KindOf(err) == storeline.Internal || storeline.IsIOError(err) {
+		n.log.Error("central: request failed", "method", r.Method, "path", r.URL.Path, "kind", storeline.KindOf(err).String(), "err", err)
+	}
+	writeProblem(w, r, err)
 }

@@ -9,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -526,15 +524,6 @@ type Problem struct {
 	Field  string `json:"field,omitempty"`
 }
 
-// osErrorIn reports whether err wraps the error of a file operation,
-// whose text names a path of the node's data directory.
-func osErrorIn(err error) bool {
-	var pe *fs.PathError
-	var le *os.LinkError
-	var se *os.SyscallError
-	return errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se)
-}
-
 // writeError answers err as application/problem+json.
 func writeError(w http.ResponseWriter, err error, n *Node) {
 	k := storeline.KindOf(err)
@@ -550,7 +539,7 @@ func writeError(w http.ResponseWriter, err error, n *Node) {
 	switch {
 	case k == storeline.Internal:
 		n.log.Error("admin request failed", "err", err)
-	case osErrorIn(err):
+	case storeline.IsIOError(err):
 		// A failed file operation (a poisoned ledger, a full disk) names
 		// the data directory's files and the system's error text: the
 		// log keeps them, the answer says where to look.

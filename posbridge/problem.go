@@ -61,7 +61,8 @@ type problemJSON struct {
 }
 
 // problem answers err as application/problem+json. Internal errors are
-// logged in full and answered without detail.
+// logged in full and answered without detail; the error of a failed file
+// operation is logged in full and answered with a generic detail.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	kind := storeline.KindOf(err)
 	status, ok := statusOf[kind]
@@ -78,10 +79,17 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		Status: status,
 		Field:  storeline.FieldOf(err),
 	}
-	if kind == storeline.Internal {
+	switch {
+	case kind == storeline.Internal:
 		s.log.Error("posbridge: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		p.Field = ""
-	} else {
+	case storeline.IsIOError(err):
+		// A failed file operation (a poisoned ledger, a full disk) names
+		// the data directory's files and the system's error: the log
+		// keeps them, the answer says where to look.
+		s.log.Error("posbridge: file operation failed", "method", r.Method, "path", r.URL.Path, "kind", kind.String(), "err", err)
+		p.Detail = kind.String() + ": a file operation of the node failed; the node's log has the cause"
+	default:
 		p.Detail = detailOf(err)
 	}
 	var ra retryAfter

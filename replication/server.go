@@ -450,14 +450,22 @@ func PageToWire(p Page) (*PullResponse, error) {
 }
 
 // problem writes err as application/problem+json and returns the status.
-// Internal detail is logged, never sent.
+// Internal detail, and the text of a failed file operation, is logged,
+// never sent.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) int {
 	kind := storeline.KindOf(err)
 	code := statusOf(kind)
 	detail := err.Error()
-	if kind == storeline.Internal {
+	switch {
+	case kind == storeline.Internal:
 		s.log.Error("replication: internal error", "path", r.URL.Path, "err", err)
 		detail = "internal error"
+	case storeline.IsIOError(err):
+		// A failed file operation of head office (a poisoned ledger, a
+		// full disk) names its data directory's files and the system's
+		// error: the log keeps them, the shop learns the kind.
+		s.log.Error("replication: file operation failed", "path", r.URL.Path, "kind", kind.String(), "err", err)
+		detail = kind.String() + ": a file operation of head office failed; its log has the cause"
 	}
 	body := map[string]any{
 		"type":   "https://storeline.dev/problems/" + kind.String(),
