@@ -2,6 +2,7 @@ package central
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 // mix the nodes of one process, so it is not used (NoLegacyTelemetry).
 type metrics struct {
 	n                 *Node
+	started           time.Time // for last contact before any (Collect)
 	leaderChanges     atomic.Uint64
 	heartbeatFailures atomic.Uint64
 
@@ -77,17 +79,18 @@ func newMetrics(n *Node) *metrics {
 	}
 	return &metrics{
 		n:           n,
+		started:     time.Now(),
 		state:       d("raft_state", "1 for the node's current Raft state.", "state"),
 		term:        d("raft_term", "The node's current Raft term."),
 		lastLog:     d("raft_last_log_index", "Index of the last entry in the node's Raft log."),
 		commit:      d("raft_commit_index", "The node's Raft commit index."),
 		applied:     d("raft_applied_index", "Index of the last entry applied to the FSM."),
 		fsmPending:  d("raft_fsm_pending", "Entries committed but not yet applied."),
-		lastContact: d("raft_last_contact_seconds", "Time since the leader was last heard from (0 on the leader)."),
+		lastContact: d("raft_last_contact_seconds", "Time since the leader was last heard from, or since the node started if it has not heard from one since (0 on the leader)."),
 		snapIndex:   d("raft_last_snapshot_index", "Index of the node's last snapshot."),
 		fsmApplies:  d("fsm_applied_commands_total", "Commands the FSM applied (replays skipped excluded) since start."),
 		fsmSplit:    d("fsm_split_transactions_total", "Runs of entries Badger refused as one transaction (too big), applied again entry by entry, since start."),
-		leaderCh:    d("leader_changes_total", "Times this node saw another server become leader since start (an unknown leader in between is no change)."),
+		leaderCh:    d("leader_changes_total", "Leaders this node saw elected since start: a leader known in a new term, another server or the same one again (an unknown leader in between is no change)."),
 		hbFail:      d("heartbeat_failures_total", "Failed heartbeats to followers this node observed as leader."),
 		members:     d("gossip_members", "Members alive in this node's gossip view."),
 		voters:      d("raft_voters", "Voters in the Raft configuration."),
@@ -102,40 +105,40 @@ func newMetrics(n *Node) *metrics {
 	}
 }
 
-// observe registers raft observers that count leader changes and failed
-// heartbeats.
+// observe registers a raft observer that counts leader changes and
+// failed heartbeats. It counts in the filter, which Raft calls on its own
+// goroutine as it sets the leader, so the term read is the one the leader
+// was found in (and no observation is dropped by a full channel).
 func (m *metrics) observe(r *raft.Raft) {
-	ch := make(chan raft.Observation, 64)
-	r.RegisterObserver(raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.FailedHeartbeatObservation:
-			return true
+	var (
+		mu   sync.Mutex
+		last raft.ServerID // the last leader counted, "" before the first
+		term uint64        // the term it was counted in
+	)
+	r.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
+		switch d := o.Data.(type) {
+		case raft.LeaderObservation:
+			// Raft also tells when the leader becomes unknown (a
+			// heartbeat timeout, an election starting) and when it is
+			// known again: a change is a leader in a new term (another
+			// server, or the same one elected again), so one transfer
+			// counts once and a leader that keeps losing and winning
+			// leadership back counts each election.
+			if d.LeaderID == "" {
+				return false
+			}
+			t := r.CurrentTerm()
+			mu.Lock()
+			if d.LeaderID != last || t != term {
+				last, term = d.LeaderID, t
+				m.leaderChanges.Add(1)
+			}
+			mu.Unlock()
+		case raft.FailedHeartbeatObservation:
+			m.heartbeatFailures.Add(1)
 		}
 		return false
 	}))
-	go func() {
-		var last raft.ServerID // the last leader known, "" before the first
-		for {
-			select {
-			case o := <-ch:
-				switch o.Data.(type) {
-				case raft.LeaderObservation:
-					// Raft also tells when the leader becomes unknown (a
-					// heartbeat timeout, an election starting) and when
-					// it is known again: a change is another leader, or
-					// one transfer counts twice.
-					if id := o.Data.(raft.LeaderObservation).LeaderID; id != "" && id != last {
-						last = id
-						m.leaderChanges.Add(1)
-					}
-				case raft.FailedHeartbeatObservation:
-					m.heartbeatFailures.Add(1)
-				}
-			case <-m.n.quit:
-				return
-			}
-		}
-	}()
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -185,11 +188,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	g(m.voters, float64(voters))
+	// A node that has not heard from a leader since it started (its
+	// peers down, or it is cut off) is as long out of contact as it has
+	// been up, not 0, which reads as in contact.
 	contact := 0.0
 	if cur != raft.Leader {
-		if t := r.LastContact(); !t.IsZero() {
-			contact = time.Since(t).Seconds()
+		t := r.LastContact()
+		if t.IsZero() {
+			t = m.started
 		}
+		contact = time.Since(t).Seconds()
 	}
 	g(m.lastContact, contact)
 	c(m.fsmApplies, float64(m.n.fsm.Applies()))

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -386,6 +387,11 @@ func (n *Node) submit(ctx context.Context, c *command, mayForward bool) (*Result
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
+	// Raft reads a timeout of 0 or less as none: for a caller that gave
+	// up it would wait as long as its queue stays full.
+	if err := ctx.Err(); err != nil || timeout <= 0 {
+		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("not applied, retry: %w", cmp.Or(err, context.DeadlineExceeded)))
+	}
 	f := n.raft.Apply(data, timeout)
 	errc := make(chan error, 1)
 	go func() { errc <- f.Error() }()
@@ -440,7 +446,22 @@ func (n *Node) barrier(ctx context.Context) (uint64, error) {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
-	if err := n.raft.Barrier(timeout).Error(); err != nil {
+	// As in submit: 0 or less would be no timeout.
+	if err := ctx.Err(); err != nil || timeout <= 0 {
+		return 0, storeline.E("central.Linearize", storeline.Unavailable, fmt.Errorf("barrier: %w", cmp.Or(err, context.DeadlineExceeded)))
+	}
+	f := n.raft.Barrier(timeout)
+	// Raft's timeout bounds only the enqueueing: the barrier then waits
+	// for the FSM, which the caller's context bounds.
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
 		return 0, storeline.E("central.Linearize", storeline.Unavailable, fmt.Errorf("barrier: %w", err))
 	}
 	// The barrier returns after the FSM applied every command before it.
