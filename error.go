@@ -162,6 +162,16 @@ func IsIOError(err error) bool {
 	return errors.As(err, &se) && !errors.As(err, &ne)
 }
 
+// IOErrorDetail is the detail an API answers for a failed file operation
+// (IsIOError) of kind k at who ("the node", "head office"): no path and
+// no system text, but what an operator must act on: a full disk says so.
+func IOErrorDetail(k Kind, who string) string {
+	if k == InsufficientStorage {
+		return fmt.Sprintf("%s: no space left on the disk of %s; its log has the cause", k, who)
+	}
+	return fmt.Sprintf("%s: a file operation of %s failed; its log has the cause", k, who)
+}
+
 // prefixField returns err with its field prefixed by p ("lines[2]" + "qty"
 // gives "lines[2].qty"), so nested validators can name the full path.
 func prefixField(p string, err error) error {

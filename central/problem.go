@@ -76,7 +76,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 		// A failed file operation (a failed sync, a full disk) names the
 		// data directory's files and the system's error: the log keeps
 		// them (Node.problem), the answer says where to look.
-		p.Detail = kind.String() + ": a file operation of head office failed; the node's log has the cause"
+		p.Detail = storeline.IOErrorDetail(kind, "head office")
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -544,7 +544,7 @@ func writeError(w http.ResponseWriter, err error, n *Node) {
 		// the data directory's files and the system's error text: the
 		// log keeps them, the answer says where to look.
 		n.log.Error("admin request failed", "err", err)
-		p.Detail, p.Field = fmt.Sprintf("%s: a file operation of the node failed; the node's log has the cause", k), storeline.FieldOf(err)
+		p.Detail, p.Field = storeline.IOErrorDetail(k, "the node"), storeline.FieldOf(err)
 	default:
 		p.Detail, p.Field = err.Error(), storeline.FieldOf(err)
 	}

@@ -88,7 +88,7 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		// the data directory's files and the system's error: the log
 		// keeps them, the answer says where to look.
 		s.log.Error("posbridge: file operation failed", "method", r.Method, "path", r.URL.Path, "kind", kind.String(), "err", err)
-		p.Detail = kind.String() + ": a file operation of the node failed; the node's log has the cause"
+		p.Detail = storeline.IOErrorDetail(kind, "the node")
 	default:
 		p.Detail = detailOf(err)
 	}

@@ -465,7 +465,7 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) int 
 		// full disk) names its data directory's files and the system's
 		// error: the log keeps them, the shop learns the kind.
 		s.log.Error("replication: file operation failed", "path", r.URL.Path, "kind", kind.String(), "err", err)
-		detail = kind.String() + ": a file operation of head office failed; its log has the cause"
+		detail = storeline.IOErrorDetail(kind, "head office")
 	}
 	body := map[string]any{
 		"type":   "https://storeline.dev/problems/" + kind.String(),
