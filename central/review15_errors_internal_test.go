@@ -42,7 +42,7 @@ func TestReview15ProblemHidesFileErrors(t *testing.T) {
 		{"sync failed", storeline.E("ledger.Replica.Sync", storeline.Unavailable, &fs.PathError{Op: "sync", Path: file, Err: syscall.EIO}),
 			http.StatusServiceUnavailable, "unavailable", "", []string{dir, "input/output error"}},
 		{"disk full", storeline.E("central.backup", storeline.InsufficientStorage, fmt.Errorf("write backup: %w", os.NewSyscallError("fallocate "+file, syscall.ENOSPC))),
-			http.StatusInsufficientStorage, "insufficient_storage", "", []string{dir, "no space left"}},
+			http.StatusInsufficientStorage, "insufficient_storage", "", []string{dir, "fallocate", "device"}},
 		{"rename failed", &storeline.Error{Op: "central.restore", Kind: storeline.Unavailable, Field: "snapshot", Err: &os.LinkError{Op: "rename", Old: file + ".tmp", New: file, Err: syscall.EXDEV}},
 			http.StatusServiceUnavailable, "unavailable", "snapshot", []string{dir, "cross-device"}},
 	}

@@ -35,7 +35,7 @@ func TestReview15ProblemHidesFileErrors(t *testing.T) {
 		{"sync failed", storeline.E("ledger.commit", storeline.Unavailable, &fs.PathError{Op: "sync", Path: wal, Err: syscall.EIO}),
 			http.StatusServiceUnavailable, "", []string{dir, "input/output error"}},
 		{"disk full", storeline.E("ledger.commit", storeline.InsufficientStorage, fmt.Errorf("roll segment: %w", os.NewSyscallError("fallocate "+wal, syscall.ENOSPC))),
-			http.StatusInsufficientStorage, "", []string{dir, "no space left"}},
+			http.StatusInsufficientStorage, "", []string{dir, "fallocate", "device"}},
 		{"rename failed", &storeline.Error{Op: "ledger.roll", Kind: storeline.Unavailable, Field: "segment", Err: &os.LinkError{Op: "rename", Old: wal + ".tmp", New: wal, Err: syscall.EXDEV}},
 			http.StatusServiceUnavailable, "segment", []string{dir, "cross-device"}},
 	}

@@ -37,7 +37,7 @@ func TestReview15ProblemHidesFileErrors(t *testing.T) {
 		{"sync failed", fmt.Errorf("replication: push s1/1: %w", storeline.E("ledger.Replica.Sync", storeline.Unavailable, &fs.PathError{Op: "sync", Path: wal, Err: syscall.EIO})),
 			http.StatusServiceUnavailable, "unavailable", "", []string{dir, "input/output error"}, wal},
 		{"disk full", storeline.E("ledger.commit", storeline.InsufficientStorage, os.NewSyscallError("fallocate "+wal, syscall.ENOSPC)),
-			http.StatusInsufficientStorage, "insufficient_storage", "", []string{dir, "no space left"}, wal},
+			http.StatusInsufficientStorage, "insufficient_storage", "", []string{dir, "fallocate", "device"}, wal},
 		{"rename failed", &storeline.Error{Op: "ledger.restore", Kind: storeline.Unavailable, Field: "snapshot", Err: &os.LinkError{Op: "rename", Old: wal + ".tmp", New: wal, Err: syscall.EXDEV}},
 			http.StatusServiceUnavailable, "unavailable", "snapshot", []string{dir, "cross-device"}, wal},
 	}
