@@ -70,6 +70,10 @@ func (n *Node) SubmitPastLevel(op string, payload []byte) (*Result, error) {
 	return f.Response().(*Result), nil
 }
 
+// ReconcileRounds returns how many reconcile rounds this node ran as
+// leader.
+func (n *Node) ReconcileRounds() uint64 { return n.reconciles.Load() }
+
 // GossipAlive reports whether this node's gossip holds id as alive.
 func (n *Node) GossipAlive(id string) bool {
 	_, ok := n.gos.meta(id)

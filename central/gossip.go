@@ -295,6 +295,7 @@ func (n *Node) reconcileLoop() {
 			if err := n.reconcile(); err != nil {
 				n.log.Warn("central: reconcile", "err", err)
 			}
+			n.reconciles.Add(1)
 		}
 	}
 }

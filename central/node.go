@@ -32,11 +32,14 @@ type Node struct {
 	logs *ledger.LogStore
 	fsm  *FSM
 	tfsm *trackedFSM // fsm as Raft is given it (metrics.go)
-	raft *raft.Raft
-	tr   unpipelined
-	sl   *streamLayer
-	ml   *memberlist.Memberlist
-	gos  *gossip
+	// reconciles counts the leader's reconcile rounds (gossip.go), so a
+	// test can wait for rounds rather than for time.
+	reconciles atomic.Uint64
+	raft       *raft.Raft
+	tr         unpipelined
+	sl         *streamLayer
+	ml         *memberlist.Memberlist
+	gos        *gossip
 	// gossipAddr is memberlist's bound address, read once: UpdateNode
 	// rewrites the local node while the reconcile loop runs.
 	gossipAddr string

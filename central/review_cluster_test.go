@@ -62,16 +62,21 @@ func TestReviewClusterForeignDataDirNotAdmitted(t *testing.T) {
 	cfg.Seeds = []string{l.GossipAddr()}
 	x := openNode(t, cfg)
 	waitFor(t, "the leader's gossip sees x1", 10*time.Second, func() bool { return c.waitLeader().GossipAlive("x1") })
-	// Give the reconciler many rounds.
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := raftMembers(t, c.waitLeader()); m["x1"] {
+	// Give the reconciler many rounds with x1 in gossip: it would have
+	// added x1 in the first.
+	l = c.waitLeader()
+	from := l.ReconcileRounds()
+	waitFor(t, "ten reconcile rounds with x1 in gossip", 30*time.Second, func() bool {
+		if m := raftMembers(t, l); m["x1"] {
 			var g storeline.Group
 			err := x.Replica().GetMaster(storeline.KindGroup, "theirs1", &g)
 			t.Fatalf("x1, whose data directory is another cluster's (incarnation %s, cluster's %s), was added to the Raft configuration %v (it still holds the other cluster's group: %v)",
 				x.Incarnation(), l.Incarnation(), m, err == nil)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return l.ReconcileRounds() >= from+10
+	})
+	if m := raftMembers(t, c.waitLeader()); m["x1"] {
+		t.Fatalf("x1 was added to the Raft configuration %v", m)
 	}
 	// Nor did x1, leader of its own one-node cluster, add this cluster's
 	// nodes to its configuration (it took c2 over before c2 gossiped the
@@ -101,7 +106,10 @@ func TestReviewClusterOtherSecretNotAdmitted(t *testing.T) {
 	cfg.Seeds = []string{l.GossipAddr()}
 	if n, err := central.Open(cfg); err == nil {
 		t.Cleanup(func() { n.Close() })
-		time.Sleep(time.Second)
+		// y1 keeps trying its seed meanwhile (every probe interval); the
+		// leader would admit it at its next round once gossip held it.
+		from := l.ReconcileRounds()
+		waitFor(t, "ten reconcile rounds with y1 running", 30*time.Second, func() bool { return l.ReconcileRounds() >= from+10 })
 		if l.GossipAlive("y1") || raftMembers(t, l)["y1"] {
 			t.Fatal("a node with another cluster secret was admitted")
 		}
