@@ -101,8 +101,7 @@ func (n *Node) pointsBroker() (*pointsBroker, error) {
 	if timeout == 0 {
 		timeout = defaultLoyaltyTimeout
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsConf
+	tr := replication.NewTransport(tlsConf, timeout)
 	return &pointsBroker{
 		led: n.ledger, repl: n.repl, urls: r.Central, token: r.Token, timeout: timeout, now: wallClock(n.cfg.Clock),
 		// No redirects: central never sends one, and following one would

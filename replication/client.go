@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,6 +243,12 @@ type Client struct {
 
 	mu     sync.Mutex
 	status Status
+	// centralEpochs are the epochs central's answers named marks of
+	// (push answers, pull answers with an incarnation), in order, at
+	// most MaxWireMarks: an older epoch than the current one that the
+	// journal holds nothing of (the shop restored from a backup taken
+	// before an earlier restore) is asked for whole (ownRequest).
+	centralEpochs []uint64
 	// pushDown and pullDown: the loop's last exchange failed; synced: an
 	// exchange succeeded; resyncing: the stored cursor is mid-snapshot.
 	// State is derived from them (setState).
@@ -266,8 +274,7 @@ func NewClient(cfg ClientConfig, local Local, met *Metrics) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg.TLS
+	tr := NewTransport(cfg.TLS, cfg.RequestTimeout)
 	tr.ResponseHeaderTimeout = cfg.PollWait + cfg.RequestTimeout
 	// Central never redirects: a redirect comes from whatever else
 	// answers at its address, and following it would send the token
@@ -728,6 +735,7 @@ func (c *Client) pushLoop(ctx context.Context) {
 		}
 		size.success()
 		now := c.cfg.Now()
+		c.noteMarks(resp.Marks)
 		c.met.Rejections.Add(float64(len(resp.Rejections)))
 		if resp.Gap != nil {
 			gap := *resp.Gap
@@ -978,6 +986,44 @@ func (c *Client) ownBehind() ([]Position, error) {
 	return out, nil
 }
 
+// noteMarks records the epochs of central's marks (an answer's).
+func (c *Client) noteMarks(marks []Position) {
+	if len(marks) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	es := c.centralEpochs
+	for _, m := range marks {
+		if i, found := slices.BinarySearch(es, m.Epoch); !found && m.Seq > 0 {
+			es = slices.Insert(es, i, m.Epoch)
+		}
+	}
+	c.centralEpochs = es[max(0, len(es)-MaxWireMarks):]
+}
+
+// ownRequest is a pull's Own: held (ownBehind's), plus position 0 of each
+// epoch older than cur that central has marks of and the journal holds
+// nothing of, so central sends it whole. Without it a shop restored
+// twice from the same backup never gets back what it sold between the
+// two restores: it names only the epochs it holds.
+func (c *Client) ownRequest(held []Position, cur uint64) []Position {
+	c.mu.Lock()
+	es := slices.Clone(c.centralEpochs)
+	c.mu.Unlock()
+	out := slices.Clone(held)
+	for _, e := range es {
+		if e >= cur {
+			continue
+		}
+		if !slices.ContainsFunc(held, func(p Position) bool { return p.Epoch == e }) {
+			out = append(out, Position{Epoch: e})
+		}
+	}
+	slices.SortFunc(out, func(a, b Position) int { return cmp.Compare(a.Epoch, b.Epoch) })
+	return out[max(0, len(out)-MaxWireMarks):]
+}
+
 // pullLoop long-polls for pages and applies each with its cursor, forever.
 func (c *Client) pullLoop(ctx context.Context) {
 	bo := backoff{min: c.cfg.BackoffMin, max: c.cfg.BackoffMax}
@@ -1037,8 +1083,9 @@ func (c *Client) pullLoop(ctx context.Context) {
 			}
 			continue
 		}
-		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: c.local.Epoch(),
-			Own: own, WaitMillis: pollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
+		cur := c.local.Epoch()
+		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: cur,
+			Own: c.ownRequest(own, cur), WaitMillis: pollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
 			Incarnation: st.Incarnation}
 		var resp PullResponse
 		if err := c.post(ctx, pullPath, pollWait+c.cfg.RequestTimeout, &req, &resp); err != nil {
@@ -1099,6 +1146,9 @@ func (c *Client) pullLoop(ctx context.Context) {
 		// Central restored from a backup may lack own events it
 		// acknowledged; with nothing new to push the shop would not learn
 		// it until its next sale.
+		if resp.Incarnation != "" {
+			c.noteMarks(resp.Marks)
+		}
 		if resp.Incarnation != "" && (reborn || centralLost(resp.Marks, own, c.Status().Acked)) {
 			c.askProbe()
 		}
