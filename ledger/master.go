@@ -346,17 +346,24 @@ func (l *Ledger) masterCache() *recordCache {
 }
 
 // LookupMaster decodes the record of kind holding uniqueKey into into;
-// NotFound if none does.
+// NotFound if none does. The holder and its record are read at one
+// instant (one cache, or one transaction): read apart, a change that
+// moves the key to another record between the two reads answered the
+// old holder's new record, which no longer holds the key, or NotFound
+// for a holder deleted meanwhile.
 func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storeline.Record) error {
 	const op = "ledger.LookupMaster"
 	c := l.masterCache()
 	uk := string(uniqueKey(kind, key))
 	if c != nil {
 		if id, ok := c.ids.Load(uk); ok {
-			return l.GetMaster(kind, id.(string), into)
+			if data, ok := c.records.Load(string(masterKey(kind, id.(string)))); ok {
+				return l.readErr(op, msgpack.Unmarshal(data.([]byte), into))
+			}
 		}
 	}
 	var id string
+	var data []byte
 	err := l.viewMaster(func(txn *badger.Txn) error {
 		v, err := getValue(txn, uniqueKey(kind, key))
 		if err != nil {
@@ -366,6 +373,16 @@ func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storel
 			return storeline.Errorf(storeline.NotFound, op, "no %s with %q", kind, key)
 		}
 		id = string(v)
+		mv, err := getMaster(txn, kind, id)
+		if err != nil {
+			return err
+		}
+		if mv == nil || mv.Deleted {
+			// As GetMaster answers the holder: the index and the records
+			// change in one transaction, so this is not expected.
+			return storeline.Errorf(storeline.NotFound, op, "no %s with %q", kind, key)
+		}
+		data = mv.Data
 		return nil
 	})
 	if err != nil {
@@ -373,8 +390,9 @@ func (l *Ledger) LookupMaster(kind storeline.MasterKind, key string, into storel
 	}
 	if c != nil {
 		c.add(&c.ids, uk, id)
+		c.add(&c.records, string(masterKey(kind, id)), data)
 	}
-	return l.GetMaster(kind, id, into)
+	return l.readErr(op, msgpack.Unmarshal(data, into))
 }
 
 // ScanMaster calls fn for every live record of kind whose ID starts with

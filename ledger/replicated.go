@@ -502,7 +502,7 @@ func (r *Replica) ScanMasterAfter(kind storeline.MasterKind, after string, fn fu
 }
 
 func (r *Replica) scanMasterAfter(kind storeline.MasterKind, after string, fn func(storeline.Record) (bool, error)) error {
-	err := r.db.View(func(txn *badger.Txn) error {
+	err := r.l.ver.view(func(txn *badger.Txn) error {
 		p := masterKey(kind, "")
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -557,7 +557,7 @@ func (r *Replica) Meta(key string) ([]byte, error) {
 
 func (r *Replica) meta(key string) ([]byte, error) {
 	var out []byte
-	err := r.db.View(func(txn *badger.Txn) error {
+	err := r.l.ver.view(func(txn *badger.Txn) error {
 		var err error
 		out, err = getValue(txn, metaKey(key))
 		return err
@@ -571,7 +571,11 @@ func (r *Replica) Backup(w io.Writer) error {
 	if _, err := io.WriteString(w, replicaMagic); err != nil {
 		return storeline.E("ledger.Replica.Backup", storeline.Unavailable, err)
 	}
-	if _, err := r.db.Backup(w, 0); err != nil {
+	// Through versions, so Close waits for it (invariant 4 there).
+	if err := r.l.ver.backup(w); err != nil {
+		if errors.Is(err, badger.ErrDBClosed) {
+			return storeline.E("ledger.Replica.Backup", storeline.Unavailable, err)
+		}
 		return storeline.E("ledger.Replica.Backup", storeline.Internal, fmt.Errorf("badger backup: %w", err))
 	}
 	return nil
@@ -634,7 +638,7 @@ func PutU64(v uint64) []byte { return u64(v) }
 // command is submitted (fn must not write).
 func (r *Replica) View(fn func(*ReplicaTxn) error) error {
 	return r.guarded("ledger.Replica.View", func() error {
-		err := r.db.View(func(txn *badger.Txn) error {
+		err := r.l.ver.view(func(txn *badger.Txn) error {
 			return fn(&ReplicaTxn{txn: txn, r: r})
 		})
 		return r.l.readErr("ledger.Replica.View", err)

@@ -62,6 +62,9 @@ type versions struct {
 	idleMu   sync.Mutex
 	idle     *sync.Cond // signalled when inUse drops to zero once closed
 	shutWait func()     // tests: called when shut starts waiting
+	// beforeView, if set (tests), is called as a view starts, before its
+	// snapshot is taken: a test makes a write land between two reads.
+	beforeView func()
 }
 
 // newVersions starts numbering after the newest version in db.
@@ -175,6 +178,9 @@ func (v *versions) view(fn func(txn *badger.Txn) error) error {
 		return err
 	}
 	defer v.leave()
+	if v.beforeView != nil {
+		v.beforeView()
+	}
 	txn := v.begin(false)
 	defer v.end(txn)
 	return fn(txn)
