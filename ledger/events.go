@@ -263,6 +263,54 @@ func (l *Ledger) scanBalances(prefix string, fn func(Balance) error) error {
 	})
 }
 
+// BalancesAcross calls fn with the balance of asset
+// on every account prefix+part+suffix that has one, part being one path
+// segment (no '/'): one item's stock in each department of a shop
+// ("stock/<store>/", "/<item>"). It seeks from one part to the next and
+// reads no other account's balance, however many the parts hold.
+func (l *Ledger) BalancesAcross(prefix, suffix string, asset storeline.Asset, fn func(part string, amount decimal.Decimal)) error {
+	err := l.view(func(txn *badger.Txn) error {
+		p := append([]byte{tBalance}, prefix...)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		defer it.Close()
+		done := map[string]bool{}
+		var seek []byte
+		for it.Seek(p); it.Valid(); it.Seek(seek) {
+			rest := it.Item().Key()[len(p):]
+			end := bytes.IndexAny(rest, "/\x00")
+			if end < 0 {
+				end = len(rest)
+			}
+			part := string(rest[:end])
+			// Past this part's keys: an account ending at the part (a 0
+			// byte follows) sorts before accounts extending it with
+			// characters below '/', which come before its own path.
+			seek = append(append(seek[:0], p...), part...)
+			if end < len(rest) && rest[end] == 0 {
+				seek = append(seek, 1)
+			} else {
+				seek = append(seek, '/'+1)
+			}
+			if done[part] {
+				continue
+			}
+			done[part] = true
+			target := appendBalanceKey(nil, prefix+part+suffix, asset)
+			it.Seek(target)
+			if !it.Valid() || !bytes.Equal(it.Item().Key(), target) {
+				continue
+			}
+			var d decimal.Decimal
+			if err := it.Item().Value(d.UnmarshalBinary); err != nil {
+				return err
+			}
+			fn(part, d)
+		}
+		return nil
+	})
+	return l.readErr("ledger.BalancesAcross", err)
+}
+
 // CheckConservation returns an error unless, for every asset, the balances
 // of all accounts sum to zero.
 func (l *Ledger) CheckConservation() error {

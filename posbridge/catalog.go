@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -482,21 +481,18 @@ func (s *Server) getStock(w http.ResponseWriter, r *http.Request, _ *caller) err
 	if err != nil {
 		return err
 	}
-	prefix := "stock/" + string(s.cfg.Store) + "/"
-	bs, err := s.cfg.Balances(prefix)
-	if err != nil {
-		return err
-	}
 	asset := storeline.ItemAsset(it.ID)
 	total := decimal.Zero
 	out := stockOut{Item: it.ID, SKU: it.SKU, Unit: it.Unit, Departments: []deptQty{}}
-	for _, b := range bs {
-		dept, item, ok := strings.Cut(strings.TrimPrefix(b.Account, prefix), "/")
-		if b.Asset != asset || !ok || item != string(it.ID) {
-			continue
-		}
-		total = total.Add(b.Amount)
-		out.Departments = append(out.Departments, deptQty{Dept: storeline.DeptID(dept), Qty: qtyStr(b.Amount)})
+	// Every department holding the item, the store record's or not (one
+	// dropped from the record keeps its stock until it is moved), each
+	// read by a seek: never the shop's other items.
+	err = s.led.BalancesAcross("stock/"+string(s.cfg.Store)+"/", "/"+string(it.ID), asset, func(dept string, qty decimal.Decimal) {
+		total = total.Add(qty)
+		out.Departments = append(out.Departments, deptQty{Dept: storeline.DeptID(dept), Qty: qtyStr(qty)})
+	})
+	if err != nil {
+		return err
 	}
 	sort.Slice(out.Departments, func(i, j int) bool { return out.Departments[i].Dept < out.Departments[j].Dept })
 	out.OnHand = qtyStr(total)

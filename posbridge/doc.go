@@ -30,7 +30,7 @@
 //     ones, a seller without one is refused 429 as well.
 //   - A receipt needs only the terminal token: it records a sale that has
 //     already happened, and its retry must land even after the seller's
-//     session has expired (an unknown or expired X-Session on it is
+//     session has ended (an unknown, expired or ended X-Session on it is
 //     ignored). Returns and cash taken out need a manager's session;
 //     other facts a seller's session. Manager rights are read from the
 //     seller's current record whenever they are used, not from login.

@@ -25,17 +25,28 @@ func (s *Server) tillRefs(c *caller, id storeline.EventID, term storeline.Termin
 	if term != c.terminal.ID {
 		return &storeline.Error{Kind: storeline.Forbidden, Field: "terminal", Err: fmt.Errorf("terminal %q is not the calling terminal %q", term, c.terminal.ID)}
 	}
-	if c.session != nil && seller != c.session.seller {
-		ok, err := s.manages(c.session)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return &storeline.Error{Kind: storeline.Forbidden, Field: "seller", Err: fmt.Errorf("seller %q is not the session's seller", seller)}
-		}
+	if err := s.sessionSeller(c, seller); err != nil {
+		return err
 	}
 	if at == nil || at.IsZero() {
 		return storeline.Invalidf("occurred_at", "occurred_at (RFC 3339) is required")
+	}
+	return nil
+}
+
+// sessionSeller checks that a fact's seller is the caller's session's, or
+// that the session is a manager's (any seller then); no session, nothing
+// to check.
+func (s *Server) sessionSeller(c *caller, seller storeline.SellerID) error {
+	if c.session == nil || seller == c.session.seller {
+		return nil
+	}
+	ok, err := s.manages(c.session)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &storeline.Error{Kind: storeline.Forbidden, Field: "seller", Err: fmt.Errorf("seller %q is not the session's seller", seller)}
 	}
 	return nil
 }
@@ -296,7 +307,10 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c *caller) 
 // checked again against rights it has already spent.
 func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeline.Event, bool, error) {
 	var none storeline.Event
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	// The session's seller is checked for a new receipt only: a retry is
+	// answered by what it sent (receiptDiff compares the seller), whoever's
+	// session it carries now (a manager demoted since the first try).
+	if err := s.tillRefs(&caller{terminal: c.terminal}, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
 		return none, false, err
 	}
 	pays, err := payments("payments", in.Payments)
@@ -322,6 +336,9 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	}
 	if prior != nil {
 		return s.receiptRetry(in, pays, prior)
+	}
+	if err := s.sessionSeller(c, in.Seller); err != nil {
+		return none, false, err
 	}
 	st, loc, err := s.store()
 	if err != nil {

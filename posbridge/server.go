@@ -38,6 +38,10 @@ type Ledger interface {
 	Append(ctx context.Context, ev storeline.Event) (stored storeline.Event, created bool, err error)
 	Event(origin storeline.StoreID, id storeline.EventID) (storeline.Event, error)
 	Balance(account string, asset storeline.Asset) (decimal.Decimal, error)
+	// BalancesAcross calls fn with the balance of asset on every account
+	// prefix+part+suffix, part one path segment: one item's stock in
+	// every department ("stock/<store>/", "/<item>").
+	BalancesAcross(prefix, suffix string, asset storeline.Asset, fn func(part string, amount decimal.Decimal)) error
 	EventsByDate(from, to storeline.Date, fn func(storeline.Event) error) error
 	// ShiftTotals returns the running totals of a shift at a terminal,
 	// kept by the ledger with each event, so a close reads one record

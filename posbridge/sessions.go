@@ -279,20 +279,25 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 		}
 		return nil, storeline.Errorf(storeline.Unauthorized, op, "unknown or expired session")
 	}
-	if a < withSession {
-		return c, nil
-	}
 	// The session lasts only as long as its seller works here with the
 	// PIN it was opened with: a seller deleted, moved to another store, or
 	// whose PIN was reset since the login is logged out, as that login
-	// would be refused now.
+	// would be refused now. A route that needs no session ignores an
+	// ended one as it does an expired one.
 	sel, err := s.sellerOf(c.session)
 	if err != nil {
 		return nil, err
 	}
 	if sel == nil || !sel.WorksAt(s.cfg.Store) {
 		s.sessions.close(st)
+		if a < withSession {
+			c.session = nil
+			return c, nil
+		}
 		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer works at this store, or their PIN was reset")
+	}
+	if a < withSession {
+		return c, nil
 	}
 	if a == manager && !(sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store)) {
 		return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
