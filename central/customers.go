@@ -29,6 +29,12 @@ package central
 //     registration stamped before head office's last write of the card
 //     changes nothing of it, whatever the order of arrival. A registration
 //     that loses to head office's delete of its customer issues no card.
+//     A code a registration issued to one customer is not another
+//     customer's registration to take, whatever its stamp: the card's
+//     holder may have earned points with it, which no card would reach
+//     any more. So of two customers registered offline with one code,
+//     the registration central applies first (Raft order, the same on
+//     every replica) keeps it.
 
 import (
 	"crypto/sha256"
@@ -92,7 +98,8 @@ func putRegister(tx *Tx, key string, r crdt.LWWRegister) error {
 // mergeCard merges a registration's card into the register of its code
 // (value: the customer ID) and returns the card to write if it wins and
 // changes something. A code head office issued under another card ID is
-// not a registration's to take, nor is the card ID when head office
+// not a registration's to take, nor is a code a registration issued to
+// another customer (invariant 4), nor the card ID when head office
 // recoded that card.
 func mergeCard(tx *Tx, code string, customer storeline.CustomerID, s crdt.Stamp) (*storeline.CardRecord, error) {
 	card := &storeline.CardRecord{ID: registrationCardID(code), Code: code, Kind: storeline.LoyaltyCard, Customer: customer}
@@ -129,14 +136,20 @@ func mergeCard(tx *Tx, code string, customer storeline.CustomerID, s crdt.Stamp)
 			return nil, fmt.Errorf("central: card register %s: %w", code, err)
 		}
 	}
-	if !r.Set([]byte(customer), s) {
-		return nil, nil
-	}
-	// Head office wrote this card after the registration was made.
 	ho, err := readRegister(tx, custCardHO+string(card.ID))
 	if err != nil {
 		return nil, err
 	}
+	if held.ID == card.ID && held.Customer != customer && r.Stamp().Compare(ho.Stamp()) > 0 {
+		// Another registration issued the code to another customer, who
+		// may have earned points with it since: taking it, whatever the
+		// stamps, would leave those points where no card reaches them.
+		return nil, nil
+	}
+	if !r.Set([]byte(customer), s) {
+		return nil, nil
+	}
+	// Head office wrote this card after the registration was made.
 	if s.Compare(ho.Stamp()) <= 0 {
 		return nil, nil
 	}
