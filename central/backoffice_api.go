@@ -326,6 +326,12 @@ func (n *Node) catchUpCosts(r *http.Request, store storeline.StoreID) (costed, p
 	return costed, passes, storeline.Errorf(storeline.Unavailable, "central.cost_of_sales", "%s still has sales to cost after %d passes; retry", store, passes)
 }
 
+// unknownStore is the answer of a store-scoped back-office request for a
+// store head office does not know: 404 naming the store parameter.
+func unknownStore(op string, store storeline.StoreID) error {
+	return &storeline.Error{Op: op, Kind: storeline.NotFound, Field: "store", Err: fmt.Errorf("unknown store %q", store)}
+}
+
 // postCostOfSales costs a store's sales central holds and has not costed.
 func (n *Node) postCostOfSales(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
@@ -333,6 +339,12 @@ func (n *Node) postCostOfSales(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	costed, passes, err := n.catchUpCosts(r, store)
+	if storeline.KindOf(err) == storeline.Invalid && storeline.FieldOf(err) == "store" && passes == 0 {
+		// The FSM refuses a store not in the master data: unknown to
+		// head office, as the stock and margin reports answer it (404),
+		// not a rule broken by the request (422).
+		return unknownStore("central.cost_of_sales", store)
+	}
 	if err != nil {
 		return err
 	}
@@ -385,33 +397,41 @@ func (n *Node) listDocuments(w http.ResponseWriter, r *http.Request) error {
 	out := []any{}
 	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		return rt.ScanMeta(boDoc, func(k string, v []byte) (bool, error) {
+		// From after on, examining maxReportScan documents at most (a
+		// filter that matches few must not read every document); next
+		// is given only when a page stops before the end: at a match
+		// beyond a full page, or at the scan's bound.
+		last, scanned := after, 0
+		return rt.ScanMetaFrom(boDoc, after, func(k string, v []byte) (bool, error) {
 			id := k[len(boDoc):]
-			if id <= after {
+			if after != "" && id <= after {
 				return true, nil
 			}
-			if len(out) == limit {
+			if scanned++; scanned > maxReportScan {
+				next = last
 				return false, nil
 			}
 			var rec docRecord
 			if err := msgpack.Unmarshal(v, &rec); err != nil {
 				return false, fmt.Errorf("document %s: %w", id, err)
 			}
-			next = id
 			if (store != "" && string(rec.Doc.Store) != store) || (typ != "" && string(rec.Doc.Type) != typ) ||
 				(status != "" && string(rec.Status) != status) {
+				last = id
 				return true, nil
+			}
+			if len(out) == limit {
+				next = last
+				return false, nil
 			}
 			out = append(out, map[string]any{"id": id, "type": rec.Doc.Type, "store": rec.Doc.Store, "status": rec.Status,
 				"lines": len(rec.Doc.Lines), "created_at": time.UnixMilli(rec.CreatedMs).UTC()})
+			last = id
 			return true, nil
 		})
 	})
 	if err != nil {
 		return err
-	}
-	if len(out) < limit {
-		next = ""
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"documents": out, "next": next})
 	return nil
@@ -538,7 +558,7 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !ok {
-			return storeline.Errorf(storeline.NotFound, "central.stock", "unknown store %q", store)
+			return unknownStore("central.stock", store)
 		}
 		cur = st.Currency
 		prefix := "stock/" + string(store) + "/"
@@ -682,7 +702,7 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !ok {
-			return storeline.Errorf(storeline.NotFound, "central.batches", "unknown store %q", store)
+			return unknownStore("central.batches", store)
 		}
 		var until storeline.Date
 		if within >= 0 {
@@ -693,24 +713,31 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 			until = daysAhead(n.now(), loc, within)
 		}
 		prefix := boBatch + string(store) + "\x00"
+		// Used-up batches stay stored: a next is given only at a batch
+		// the page would list beyond a full one, or at the scan's bound.
 		last, scanned := after, 0
-		return rt.ScanMeta(prefix, func(k string, v []byte) (bool, error) {
-			if k[len(prefix):] <= after {
+		return rt.ScanMetaFrom(prefix, after, func(k string, v []byte) (bool, error) {
+			if after != "" && k[len(prefix):] <= after {
 				return true, nil
 			}
-			if scanned++; len(out) == limit || scanned > maxReportScan {
+			if scanned++; scanned > maxReportScan {
 				next = strings.ReplaceAll(last, "\x00", "/")
 				return false, nil
 			}
-			last = k[len(prefix):]
 			var b storeline.Batch
 			if err := msgpack.Unmarshal(v, &b); err != nil {
 				return false, err
 			}
 			if !b.Qty.IsPositive() || (within >= 0 && (b.Expiry == "" || b.Expiry > until)) {
+				last = k[len(prefix):]
 				return true, nil
 			}
+			if len(out) == limit {
+				next = strings.ReplaceAll(last, "\x00", "/")
+				return false, nil
+			}
 			out = append(out, compact(encodeWire(&b)))
+			last = k[len(prefix):]
 			return true, nil
 		})
 	})

@@ -151,7 +151,7 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if len(ms) == 0 {
-				return storeline.Errorf(storeline.NotFound, "central.margin", "unknown store %q", store)
+				return unknownStore("central.margin", store)
 			}
 		}
 		last, more, err = walkEvents(rt, store, after, maxReportScan, func(ev storeline.Event) (bool, error) {
