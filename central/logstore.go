@@ -3,6 +3,10 @@ package central
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -61,18 +65,65 @@ func (l logStore) GetUint64(k []byte) (uint64, error) { return l.s.GetUint64(k) 
 // one: a leader steps down, a follower refuses the entries and keeps
 // answering heartbeats, so the node would run on, unable to store or
 // commit anything, looking healthy (Node.Failed).
+//
+// Raft panics on a few failures instead (raftPanicsOn): it cannot store a
+// new term (a leader that stepped down stands for election again; a
+// follower hears of a newer term), or read an entry it is to apply. The
+// panic, on Raft's goroutine, would kill the process before it could
+// close the node and exit through Failed, so on those the store reports
+// the failure and ends the goroutine that asked (runtime.Goexit: its
+// deferred calls run, so Raft's Shutdown still finds it gone) rather than
+// return into the panic. Raft then stores and answers nothing more: the
+// node waits, failed, for the process to close it.
 type watchedLogStore struct {
 	logStore
 	failed func(error)
+	halts  *atomic.Uint64 // goroutines ended so (nil: not counted)
 }
 
 func (l watchedLogStore) watch(err error) error {
 	if err != nil && l.failed != nil {
 		l.failed(fmt.Errorf("raft log store: %w", err))
 	}
+	if err != nil && raftPanicsOn() {
+		if l.halts != nil {
+			l.halts.Add(1)
+		}
+		runtime.Goexit()
+	}
 	return err
 }
 
+// raftPanics are the functions of hashicorp/raft that panic when the
+// store call they make fails.
+var raftPanics = []string{
+	"github.com/hashicorp/raft.(*Raft).setCurrentTerm", // SetUint64(CurrentTerm)
+	"github.com/hashicorp/raft.(*Raft).processLogs",    // GetLog of an entry to apply
+}
+
+// raftPanicsOn reports whether the store call that failed was made by
+// one of raftPanics: the first frame above this package's own.
+func raftPanicsOn() bool {
+	pc := make([]uintptr, 8)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(3, pc)])
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "github.com/storeline/storeline/central.") {
+			return slices.Contains(raftPanics, f.Function)
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+func (l watchedLogStore) GetLog(index uint64, out *raft.Log) error {
+	err := l.logStore.GetLog(index, out)
+	if err == nil || errors.Is(err, raft.ErrLogNotFound) {
+		return err
+	}
+	return l.watch(err)
+}
 func (l watchedLogStore) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
 func (l watchedLogStore) StoreLogs(logs []*raft.Log) error {
 	return l.watch(l.logStore.StoreLogs(logs))

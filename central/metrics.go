@@ -2,6 +2,7 @@ package central
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,12 @@ type metrics struct {
 	heartbeatFailures atomic.Uint64
 
 	state, term, lastLog, commit, applied, fsmPending, lastContact,
-	fsmApplies, fsmSplit, leaderCh, hbFail, members, voters, snapIndex *prometheus.Desc
+	fsmApplies, fsmSplit, leaderCh, hbFail, members, voters, snapIndex, snapTime *prometheus.Desc
+
+	// commitDur: from a command's submit on the leader to its outcome
+	// (committed and applied by the leader's FSM), for the commands that
+	// succeed, including those whose caller gave up waiting (node.go).
+	commitDur prometheus.Histogram
 
 	// The back office's, from FSM state (backoffice_reports.go).
 	boDocs, boRepricing, boBacklog, boExpiring, boExcise, boConflicts, boNegative *prometheus.Desc
@@ -37,6 +43,48 @@ type trackedFSM struct {
 	*FSM
 	busy atomic.Int32  // batches being applied
 	done atomic.Uint64 // the last index of the last batch applied
+	// snapshotted is when the node last stored a snapshot of the FSM
+	// (Unix ms, 0 for never): its own, persisted, or at Open the
+	// newest one on disk (snapshotTime).
+	snapshotted atomic.Int64
+}
+
+// Snapshot notes when the snapshot is stored (Persist returns nil once
+// the snapshot store's sink is closed, the snapshot whole on disk).
+func (f *trackedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := f.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return trackedSnapshot{s, f}, nil
+}
+
+type trackedSnapshot struct {
+	raft.FSMSnapshot
+	f *trackedFSM
+}
+
+func (s trackedSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.FSMSnapshot.Persist(sink); err != nil {
+		return err
+	}
+	s.f.snapshotted.Store(time.Now().UnixMilli())
+	return nil
+}
+
+// snapshotTime returns when the newest of metas (newest first, as
+// raft.FileSnapshotStore lists them) was taken, in Unix ms, 0 if there is
+// none: the file store names a snapshot term-index-ms.
+func snapshotTime(metas []*raft.SnapshotMeta) int64 {
+	if len(metas) == 0 {
+		return 0
+	}
+	id := metas[0].ID
+	ms, err := strconv.ParseInt(id[strings.LastIndexByte(id, '-')+1:], 10, 64)
+	if err != nil || ms < 0 {
+		return 0
+	}
+	return ms
 }
 
 var _ raft.BatchingFSM = (*trackedFSM)(nil)
@@ -88,12 +136,20 @@ func newMetrics(n *Node) *metrics {
 		fsmPending:  d("raft_fsm_pending", "Entries committed but not yet applied."),
 		lastContact: d("raft_last_contact_seconds", "Time since the leader was last heard from, or since the node started if it has not heard from one since (0 on the leader)."),
 		snapIndex:   d("raft_last_snapshot_index", "Index of the node's last snapshot."),
+		snapTime:    d("raft_last_snapshot_timestamp_seconds", "When the node last took a snapshot of its FSM (Unix time; at start, the newest snapshot on disk; a snapshot installed from the leader does not count), 0 if it has none."),
 		fsmApplies:  d("fsm_applied_commands_total", "Commands the FSM applied (replays skipped excluded) since start."),
 		fsmSplit:    d("fsm_split_transactions_total", "Runs of entries Badger refused as one transaction (too big), applied again entry by entry, since start."),
 		leaderCh:    d("leader_changes_total", "Leaders this node saw elected since start: a leader known in a new term, another server or the same one again (an unknown leader in between is no change)."),
 		hbFail:      d("heartbeat_failures_total", "Failed heartbeats to followers this node observed as leader."),
 		members:     d("gossip_members", "Members alive in this node's gossip view."),
 		voters:      d("raft_voters", "Voters in the Raft configuration."),
+
+		commitDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "storeline_central_raft_commit_duration_seconds",
+			Help:        "Time from a command's submit on the leader to its outcome (committed and applied), for commands that succeeded.",
+			ConstLabels: prometheus.Labels{"node": n.cfg.NodeID},
+			Buckets:     prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}),
 
 		boDocs:      bo("documents", "Documents by status (draft, posted, cancelled) and type.", "status", "type"),
 		boRepricing: bo("repricing_drafts", "Repricing documents drafted (by rules or by hand) and not yet posted or cancelled."),
@@ -142,7 +198,8 @@ func (m *metrics) observe(r *raft.Raft) {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.fsmApplies, m.fsmSplit, m.leaderCh, m.hbFail, m.members, m.voters,
+	m.commitDur.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.snapTime, m.fsmApplies, m.fsmSplit, m.leaderCh, m.hbFail, m.members, m.voters,
 		m.boDocs, m.boRepricing, m.boBacklog, m.boExpiring, m.boExcise, m.boConflicts, m.boNegative} {
 		ch <- d
 	}
@@ -177,6 +234,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.applied, float64(applied))
 	g(m.fsmPending, float64(pending))
 	g(m.snapIndex, stat(s, "last_snapshot_index"))
+	g(m.snapTime, float64(m.n.tfsm.snapshotted.Load())/1000)
+	m.commitDur.Collect(ch)
 	// Not num_peers+1: Stats reports 0 peers on a node that is not a
 	// voter itself (a non-voter would show 1 voter).
 	voters := 0

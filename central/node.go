@@ -70,7 +70,8 @@ type Node struct {
 	// after it is closed (serve).
 	serving   sync.RWMutex
 	closing   atomic.Bool
-	failed    chan error // the first failure that stops the node serving (Failed)
+	failed    chan error    // the first failure that stops the node serving (Failed)
+	raftHalts atomic.Uint64 // Raft goroutines the log store ended rather than return into a panic (logstore.go)
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -154,21 +155,22 @@ func Open(cfg Config, ops ...Op) (_ *Node, err error) {
 	// The replica keeps its state and applied index across restarts, so
 	// Raft need not restore the latest snapshot at start, unless the
 	// replica is behind it (its directory was lost).
+	n.tfsm = &trackedFSM{FSM: n.fsm}
 	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
 		rc.NoSnapshotRestoreOnStart = n.rep.AppliedIndex() >= metas[0].Index
+		n.tfsm.snapshotted.Store(snapshotTime(metas))
 	} else {
 		rc.NoSnapshotRestoreOnStart = true
 	}
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, storeline.E(op, storeline.Invalid, err)
 	}
-	ls := watchedLogStore{logStore{n.logs}, n.fail}
+	ls := watchedLogStore{logStore{n.logs}, n.fail, &n.raftHalts}
 	existing, err := raft.HasExistingState(ls, ls, snaps)
 	if err != nil {
 		return nil, storeline.E(op, storeline.Internal, err)
 	}
 	n.met = newMetrics(n)
-	n.tfsm = &trackedFSM{FSM: n.fsm}
 	if n.raft, err = raft.NewRaft(rc, n.tfsm, ls, ls, snaps, n.tr); err != nil {
 		return nil, storeline.E(op, storeline.Internal, fmt.Errorf("raft: %w", err))
 	}
@@ -395,9 +397,16 @@ func (n *Node) submit(ctx context.Context, c *command, mayForward bool) (*Result
 	if err := ctx.Err(); err != nil || timeout <= 0 {
 		return nil, storeline.E(op, storeline.Unavailable, fmt.Errorf("not applied, retry: %w", cmp.Or(err, context.DeadlineExceeded)))
 	}
+	start := time.Now()
 	f := n.raft.Apply(data, timeout)
 	errc := make(chan error, 1)
-	go func() { errc <- f.Error() }()
+	go func() {
+		err := f.Error()
+		if err == nil { // observed here: a caller that gave up does not hide a slow commit
+			n.met.commitDur.Observe(time.Since(start).Seconds())
+		}
+		errc <- err
+	}()
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
