@@ -729,19 +729,20 @@ func (n *Node) list(w http.ResponseWriter, r *http.Request, res resource) error 
 	}
 	out := []any{}
 	next := ""
+	// next is given only when a record follows the page: a full last
+	// page's next would point at an empty one.
+	last := ""
 	err = n.rep.ScanMasterAfter(res.Kind, r.URL.Query().Get("after"), func(rec storeline.Record) (bool, error) {
 		if len(out) == limit {
+			next = last
 			return false, nil
 		}
 		out = append(out, apiRecord(rec))
-		next = rec.MasterID()
+		last = rec.MasterID()
 		return true, nil
 	})
 	if err != nil {
 		return err
-	}
-	if len(out) < limit {
-		next = ""
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"records": out, "next": next})
 	return nil

@@ -1057,6 +1057,10 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkPostedItems(tx, der.Postings); err != nil {
 		return nil, err
 	}
+	takes, err := planTakes(tx, &d, der.Postings)
+	if err != nil {
+		return nil, err
+	}
 	// Writes from here on. Opening the index first builds it if the
 	// state has none (backoffice_reports.go), before the plan's writes.
 	ix, err := openIndex(tx)
@@ -1120,7 +1124,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	// Batches: what the document takes out of the store's stock comes
 	// out of its batches; what it brings in with a batch goes in.
-	taken, err := takeBatches(tx, &d, der.Postings)
+	taken, err := takeBatches(tx, takes)
 	if err != nil {
 		return nil, err
 	}

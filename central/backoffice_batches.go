@@ -15,6 +15,7 @@ package central
 // every replica writes the same.
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -104,9 +105,13 @@ func takeFEFO(bs []storeline.Batch, match func(*storeline.Batch) bool, q decimal
 // allocate takes, for each item of items, q[item] units from avail[item]:
 // first, line by line, from the batches a line of d on the item names (up
 // to the line's quantity), then first-expiring first. It returns the
-// takes merged by batch, in the order first taken.
-func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.ItemID]decimal.Decimal, avail map[storeline.ItemID][]storeline.Batch) []storeline.Batch {
+// takes merged by batch, in the order first taken, and the first line
+// naming a batch or expiry of which avail held nothing at all (-1: none).
+// An item without batches (avail has none) is not tracked by batch: its
+// lines name nothing to check.
+func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.ItemID]decimal.Decimal, avail map[storeline.ItemID][]storeline.Batch) ([]storeline.Batch, int) {
 	var out []storeline.Batch
+	unheld := -1
 	at := map[string]int{}
 	add := func(ts []storeline.Batch) {
 		for _, t := range ts {
@@ -119,6 +124,15 @@ func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.I
 			out = append(out, t)
 		}
 	}
+	// What each item's batches held before any line took from them.
+	held := map[storeline.ItemID][]storeline.Batch{}
+	for it, bs := range avail {
+		for _, b := range bs {
+			if b.Qty.IsPositive() {
+				held[it] = append(held[it], b)
+			}
+		}
+	}
 	for _, it := range items {
 		bs, left := avail[it], q[it]
 		if len(bs) == 0 {
@@ -126,12 +140,15 @@ func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.I
 		}
 		// A production's lines name its products, not its components.
 		if d.Type != storeline.DocProduction {
-			for _, l := range d.Lines {
+			for i, l := range d.Lines {
 				if l.Item != it || (l.Batch == "" && l.Expiry == "") || !left.IsPositive() {
 					continue
 				}
 				named := func(b *storeline.Batch) bool {
 					return (l.Batch == "" || b.Batch == l.Batch) && (l.Expiry == "" || b.Expiry == l.Expiry)
+				}
+				if unheld < 0 && !slices.ContainsFunc(held[it], func(b storeline.Batch) bool { return named(&b) }) {
+					unheld = i
 				}
 				want := decimal.Min(l.Qty, left)
 				ts, short := takeFEFO(bs, named, want)
@@ -142,15 +159,19 @@ func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.I
 		ts, _ := takeFEFO(bs, nil, left)
 		add(ts)
 	}
-	return out
+	return out, unheld
 }
 
-// takeBatches takes from d.Store's batches the units of each item its
-// postings ps take out of the store's stock (allocate), writes the
-// batches' new quantities and returns what it took, for docRecord.Taken.
-// Units no batch covers are not tracked by batch (the stock may go below
-// zero; a batch never does).
-func takeBatches(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]batchTake, error) {
+// planTakes plans what d (with postings ps) takes from d.Store's batches:
+// the units of each item the postings take out of the store's stock
+// (allocate). Units no batch covers are not tracked by batch (the stock
+// may go below zero; a batch never does). A line's named batch or expiry
+// is taken first and what it lacks first-expiring first, but one the
+// store holds none of is refused, naming the line's field: a mistyped
+// batch would take every unit from other batches, short in the books
+// while the named one went. It only reads, so a post plans before its
+// writes (applyDocPost) and refuses whole.
+func planTakes(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]storeline.Batch, error) {
 	items, out := netUnits(ps, d.Store, -1)
 	if len(items) == 0 {
 		return nil, nil
@@ -172,8 +193,26 @@ func takeBatches(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]batch
 		}
 		avail[it] = bs
 	}
+	takes, line := allocate(d, items, out, avail)
+	if line >= 0 {
+		l := d.Lines[line]
+		field, what := "batch", fmt.Sprintf("batch %q", l.Batch)
+		if l.Batch == "" {
+			field, what = "expiry", "a batch expiring "+string(l.Expiry)
+		} else if l.Expiry != "" {
+			what += " expiring " + string(l.Expiry)
+		}
+		return nil, storeline.Invalidf(fmt.Sprintf("lines[%d].%s", line, field),
+			"%s holds no units of %s of %s: name a batch it holds (GET /v1/batches), or none to take first-expiring first", d.Store, what, l.Item)
+	}
+	return takes, nil
+}
+
+// takeBatches writes the takes planTakes planned and returns them, for
+// docRecord.Taken.
+func takeBatches(tx *Tx, takes []storeline.Batch) ([]batchTake, error) {
 	var taken []batchTake
-	for _, b := range allocate(d, items, out, avail) {
+	for _, b := range takes {
 		if err := addBatch(tx, b, b.Qty.Neg()); err != nil {
 			return nil, err
 		}
@@ -211,7 +250,10 @@ func carriedBatches(d *storeline.Document, ps []storeline.Posting, ship *docReco
 		avail[t.Item] = append(avail[t.Item], b)
 	}
 	var out []storeline.BatchIn
-	for _, b := range allocate(d, items, in, avail) {
+	// A receipt's line naming a batch the transfer did not carry takes
+	// what it did carry: the units arrived whatever the line says.
+	carried, _ := allocate(d, items, in, avail)
+	for _, b := range carried {
 		out = append(out, storeline.BatchIn{Store: d.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
 	}
 	return out

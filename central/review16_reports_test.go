@@ -67,7 +67,7 @@ func TestReview16ReportsCollectionLastPageFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(body.Records) != 2 || body.Next != "" {
-		t.Skipf("known defect (api.go list, outside this area): the last page of 2 suppliers gives next %q", body.Next)
+		t.Fatalf("the last page of 2 suppliers: %d records, next %q; want 2 and no next", len(body.Records), body.Next)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestReview16ReportsNegativeStockValuation(t *testing.T) {
 	q, v := stockOf(t, a, "s1", "milk")
 	cogs := balances(t, a)["cogs/s1/milk cur:EUR"]
 	if !q.IsZero() || !v.IsZero() || !cogs.Equal(dec("5")) {
-		t.Skipf("known defect (docpost.go PostDocument, outside this area): after the invoice covering negative stock, "+
+		t.Fatalf("after the invoice covering negative stock, "+
 			"stock of milk = %s units worth %s, cogs %s; want 0 worth 0.00, cogs 5.00", q, v, cogs)
 	}
 }
@@ -127,7 +127,7 @@ func TestReview16ReportsNamedBatchNotHeld(t *testing.T) {
 	if r.status == http.StatusOK {
 		var body struct{ Batches []map[string]any }
 		_ = json.Unmarshal(mustOK(t, apiDo(t, "GET", a, "/v1/batches?store=s1", viewerKey, nil, nil)).body, &body)
-		t.Skipf("known defect (backoffice.go applyDocPost, outside this area): a write-off of batch Z, not held, was posted; batches now %v", body.Batches)
+		t.Fatalf("a write-off of batch Z, not held, was posted; batches now %v", body.Batches)
 	}
 	problemOf(t, r, http.StatusUnprocessableEntity, "lines[0].batch")
 }

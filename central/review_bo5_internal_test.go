@@ -358,7 +358,25 @@ func TestReviewBO5BatchModel(t *testing.T) {
 					if rng.IntN(2) == 0 {
 						l.Batch = name
 					}
+					// A batch the store tracks milk by but holds none of is
+					// refused (a mistyped batch would take others').
+					tracked, held := false, false
+					for _, b := range r.batches() {
+						if b.Store == st && b.Item == "milk" {
+							tracked = true
+							held = held || b.Batch == name && b.Qty.IsPositive()
+						}
+					}
 					err = r.doc(storeline.Document{ID: id, Type: storeline.DocWriteOff, Store: st, Reason: "spoiled", Lines: []storeline.DocumentLine{l}})
+					refused := storeline.FieldOf(err) == "lines[0].batch"
+					if want := l.Batch != "" && tracked && !held; refused != want {
+						t.Fatalf("after %v: write-off %s of batch %q at %s (tracked %v, held %v): refused %v (%v), want refused %v",
+							log, id, l.Batch, st, tracked, held, refused, err, want)
+					}
+					if refused {
+						log = append(log, id+" write-off refused")
+						continue
+					}
 					docs = append(docs, doc{id: id, typ: "write-off"})
 				case k < 8:
 					n := q(4)
