@@ -25,14 +25,19 @@ package storeline
 //	cogs/<store>/<item>             cost of goods sold
 //	variance/<store>                cost differences (a return priced off cost)
 //
-// Cost is the moving average per (store, item) over its departments:
-// taking q units out of a stock of Q units worth V costs round(V×q/Q);
-// with no stock on the books (Q ≤ 0, shops may sell below zero) the last
-// purchase cost prices it.
+// Cost is the moving average per (store, item) over its departments
+// (those of the store record, and any other holding the item: one dropped
+// from the record keeps its stock until it is moved): taking q units out
+// of a stock of Q units worth V costs round(V×q/Q); with no stock on the
+// books (Q ≤ 0, shops may sell below zero) the last purchase cost prices
+// it. An incoming invoice that covers units sold short re-costs them at
+// its own cost: the difference between that and what they were costed at
+// moves from stock to cogs/<store>/<item> (recostShort).
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -487,6 +492,19 @@ type StockBook interface {
 	Document(id string) (*PostedDocument, bool)
 }
 
+// StockDeptsBook is a StockBook that can list the departments of a store
+// holding balances of an item, the store record's or not: StockOf then
+// counts the stock of a department dropped from the record, which stays
+// there until it is moved.
+type StockDeptsBook interface {
+	StockBook
+	// StockDepts lists the departments of store with a balance (units or
+	// money) on StockAccount(store, dept, item), in any order; it may list
+	// the record's own too. ok false: the book cannot say, and StockOf
+	// reads the record's departments alone.
+	StockDepts(store StoreID, item ItemID) (depts []DeptID, ok bool)
+}
+
 // ItemStockBook is a StockBook that can answer an item's stock in a store,
 // over all of the store's departments, in one call. StockOf asks it first:
 // the per-department reads build and look up two keys per department, most
@@ -498,7 +516,9 @@ type ItemStockBook interface {
 	// included (amounts are stored in binary form, which keeps it): qty and
 	// value are the sums, by decimal.Add from the zero Decimal, of Balance
 	// of the item's units and of the store's currency on
-	// StockAccount(st.ID, d.ID, item) over st.Departments. decimal.Add keeps
+	// StockAccount(st.ID, d.ID, item) over st.Departments (and, if the book
+	// is a StockDeptsBook that can say, the departments it lists beyond
+	// them). decimal.Add keeps
 	// the exact sum at the smaller exponent, so any order gives the same,
 	// and a balance the book holds nothing for (the zero Decimal, exponent
 	// 0) changes nothing: the book may sum only those it holds. ok false:
@@ -604,9 +624,23 @@ func (o *overlay) ItemStock(st *Store, item ItemID) (qty, value decimal.Decimal,
 	if qty, value, ok = b.ItemStock(st, item); !ok {
 		return qty, value, false
 	}
+	listed := -1 // whether the book lists departments beyond the record's: unasked
 	for _, s := range o.stock[item] {
-		if s.store != st.ID || !st.HasDept(s.dept) {
+		if s.store != st.ID {
 			continue
+		}
+		if !st.HasDept(s.dept) {
+			if listed < 0 {
+				listed = 0
+				if lb, ok := o.StockBook.(StockDeptsBook); ok {
+					if _, ok := lb.StockDepts(st.ID, item); ok {
+						listed = 1
+					}
+				}
+			}
+			if listed == 0 {
+				continue
+			}
 		}
 		switch s.asset {
 		case ItemAsset(item):
@@ -616,6 +650,26 @@ func (o *overlay) ItemStock(st *Store, item ItemID) (qty, value decimal.Decimal,
 		}
 	}
 	return qty, value, true
+}
+
+// StockDepts is the book's StockDepts with the departments the overlay's
+// postings touched added.
+func (o *overlay) StockDepts(store StoreID, item ItemID) ([]DeptID, bool) {
+	lb, ok := o.StockBook.(StockDeptsBook)
+	if !ok {
+		return nil, false
+	}
+	ds, ok := lb.StockDepts(store, item)
+	if !ok {
+		return nil, false
+	}
+	ds = slices.Clone(ds)
+	for _, s := range o.stock[item] {
+		if s.store == store && !slices.Contains(ds, s.dept) {
+			ds = append(ds, s.dept)
+		}
+	}
+	return ds, true
 }
 
 func (o *overlay) post(acct string, a Asset, amt decimal.Decimal) {
@@ -675,12 +729,39 @@ var slowStock atomic.Bool
 
 // stockByDept is StockOf by a read of each department's balances.
 func stockByDept(b StockBook, st *Store, item ItemID) (qty, value decimal.Decimal) {
-	for _, d := range st.Departments {
-		acct := StockAccount(st.ID, d.ID, item)
+	for _, d := range stockDepts(b, st, item) {
+		acct := StockAccount(st.ID, d, item)
 		qty = qty.Add(b.Balance(acct, ItemAsset(item)))
 		value = value.Add(b.Balance(acct, MoneyAsset(st.Currency)))
 	}
 	return qty, value
+}
+
+// stockDepts are the departments whose stock of item StockOf counts: the
+// store record's, in its order, then those a StockDeptsBook lists beyond
+// them, in ID order (a department dropped from the record keeps its stock
+// until it is moved).
+func stockDepts(b StockBook, st *Store, item ItemID) []DeptID {
+	out := make([]DeptID, 0, len(st.Departments))
+	for _, d := range st.Departments {
+		out = append(out, d.ID)
+	}
+	lb, ok := b.(StockDeptsBook)
+	if !ok {
+		return out
+	}
+	more, ok := lb.StockDepts(st.ID, item)
+	if !ok {
+		return out
+	}
+	n := len(out)
+	for _, d := range more {
+		if !st.HasDept(d) && !slices.Contains(out[n:], d) {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out[n:])
+	return out
 }
 
 // CostOf is the moving-average cost of q units of item in store.
@@ -765,6 +846,9 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 		if d.Type == DocSupplierReturn {
 			from = d.FromDept
 		}
+		// short is, by item, what the shop was short of before the
+		// invoice, for the invoice to re-cost the units it covers.
+		short := map[ItemID]*shortfall{}
 		for i := range d.Lines {
 			l, it := &d.Lines[i], items[i]
 			dp, err := dept(i, l, it, from)
@@ -777,6 +861,9 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			}
 			stock := StockAccount(st.ID, dp, l.Item)
 			if d.Type == DocIncomingInvoice {
+				if _, seen := bought[l.Item]; !seen {
+					short[l.Item] = shortOf(o, st, l.Item, dp)
+				}
 				total := cur.Round(l.Qty.Mul(l.PurchasePrice))
 				vat := VATIncluded(cur, total, rate)
 				net := total.Sub(vat)
@@ -816,6 +903,7 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 		}
 		for _, it := range boughtOrder {
 			vq := bought[it]
+			recostShort(o, st, it, short[it], vq[0], vq[1])
 			out.Costs = append(out.Costs, CostUpdate{Store: st.ID, Item: it, UnitCost: vq[0].DivRound(vq[1], cur.Scale()+4)})
 		}
 	case DocTransfer:
@@ -1008,6 +1096,80 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 	return out, nil
 }
 
+// shortfall is a shop's stock of an item below zero before an invoice,
+// and the departments short of it (with their units, below zero).
+type shortfall struct {
+	qty, value decimal.Decimal
+	depts      []DeptID
+	units      []decimal.Decimal
+}
+
+// shortOf is the shortfall of item at st, nil if the shop is not short of
+// it. The value is re-costed on the departments short of units (a shop
+// that sold from one department and receives into another owes the units
+// in the first), else on dp, where the invoice lands.
+func shortOf(b StockBook, st *Store, item ItemID, dp DeptID) *shortfall {
+	qty, value := StockOf(b, st, item)
+	if !qty.IsNegative() {
+		return nil
+	}
+	s := &shortfall{qty: qty, value: value}
+	for _, d := range stockDepts(b, st, item) {
+		if u := b.Balance(StockAccount(st.ID, d, item), ItemAsset(item)); u.IsNegative() {
+			s.depts = append(s.depts, d)
+			s.units = append(s.units, u)
+		}
+	}
+	if len(s.depts) == 0 {
+		s.depts, s.units = []DeptID{dp}, []decimal.Decimal{decimal.NewFromInt(-1)}
+	}
+	return s
+}
+
+// recostShort re-costs the units of item an invoice covers of a shortfall
+// s (nil: none), the invoice having brought units of it worth net: c =
+// min(units, −Q) of them cost round(net×c/units) by the invoice, and were
+// costed (sold, moved or written off below zero) at their share of the
+// shortfall's value, round(V×c/Q). The difference moves from stock, on the
+// departments short of the item in proportion to their units, to
+// cogs/<store>/<item>. So a shortfall the invoice covers leaves no value
+// on no units, and one it covers in part keeps its cost per unit.
+// Cancelling the invoice negates this with the rest of its postings.
+func recostShort(o *overlay, st *Store, item ItemID, s *shortfall, net, units decimal.Decimal) {
+	if s == nil || !units.IsPositive() {
+		return
+	}
+	cur := st.Currency
+	owed := s.qty.Neg()
+	c := decimal.Min(units, owed)
+	at := net
+	if !c.Equal(units) {
+		at = cur.Round(net.Mul(c).DivRound(units, cur.Scale()+8))
+	}
+	was := s.value.Neg()
+	if !c.Equal(owed) {
+		was = cur.Round(s.value.Mul(c).DivRound(s.qty, cur.Scale()+8))
+	}
+	diff := cur.Round(at.Sub(was))
+	if diff.IsZero() {
+		return
+	}
+	var all decimal.Decimal
+	for _, u := range s.units {
+		all = all.Add(u)
+	}
+	left := diff
+	for i, d := range s.depts {
+		part := left
+		if i < len(s.depts)-1 {
+			part = cur.Round(diff.Mul(s.units[i]).DivRound(all, cur.Scale()+8))
+		}
+		o.post(StockAccount(st.ID, d, item), MoneyAsset(cur), part.Neg())
+		left = left.Sub(part)
+	}
+	o.post(COGSAccount(st.ID, item), MoneyAsset(cur), diff)
+}
+
 func receiveTransfer(o *overlay, st *Store, d *Document, items []*Item, dept func(int, *DocumentLine, *Item, DeptID) (DeptID, error)) error {
 	ship, ok := o.Document(d.Shipment)
 	switch {
@@ -1118,8 +1280,8 @@ func CancelDocument(b StockBook, pd *PostedDocument) []Posting {
 		if qty, value := StockOf(o, st, k.item); !qty.IsZero() || value.IsZero() {
 			continue
 		}
-		for _, d := range st.Departments {
-			acct := StockAccount(st.ID, d.ID, k.item)
+		for _, d := range stockDepts(o, st, k.item) {
+			acct := StockAccount(st.ID, d, k.item)
 			if v := o.Balance(acct, MoneyAsset(st.Currency)); !v.IsZero() {
 				o.post(acct, MoneyAsset(st.Currency), v.Neg())
 				o.post(VarianceAccount(st.ID), MoneyAsset(st.Currency), v)
