@@ -519,6 +519,41 @@ func scanBalances(rt *ledger.ReplicaTxn, prefix string, fn func(balanceRow) bool
 	})
 }
 
+// balanceParts returns the distinct first path segments of the accounts
+// under prefix holding a balance ("stock/<store>/": the departments with
+// stock), seeking from one to the next instead of reading every balance.
+func balanceParts(rt *ledger.ReplicaTxn, prefix string) ([]string, error) {
+	var parts []string
+	from := ""
+	for {
+		found, next := false, ""
+		err := rt.ScanMetaFrom(rpBal+prefix, from, func(k string, _ []byte) (bool, error) {
+			rest := k[len(rpBal)+len(prefix):]
+			end := strings.IndexAny(rest, "/\x00")
+			if end < 0 {
+				end = len(rest)
+			}
+			part := rest[:end]
+			if !slices.Contains(parts, part) {
+				parts = append(parts, part)
+			}
+			// Past the part's keys: an account ending at the part (0
+			// follows) sorts before those extending it below '/'.
+			if end < len(rest) && rest[end] == 0 {
+				next = part + "\x01"
+			} else {
+				next = part + "0" // '/' + 1
+			}
+			found = true
+			return false, nil
+		})
+		if err != nil || !found {
+			return parts, err
+		}
+		from = next
+	}
+}
+
 // getStock answers a store's stock per department and item, a page at a
 // time in account order: units, and value at cost in the store's
 // currency. The cursor is dept/item.
@@ -563,12 +598,18 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 		cur = st.Currency
 		prefix := "stock/" + string(store) + "/"
 		// One item's rows are read department by department, not found
-		// among every balance of the store.
+		// among every balance of the store: each department holding any
+		// stock, the store record's or not (one dropped from the record
+		// keeps its stock until it is moved), found by a seek.
 		scans := []string{prefix}
 		if item != "" {
+			depts, err := balanceParts(rt, prefix)
+			if err != nil {
+				return err
+			}
 			scans = scans[:0]
-			for _, d := range st.Departments {
-				scans = append(scans, prefix+string(d.ID)+"/"+item)
+			for _, d := range depts {
+				scans = append(scans, prefix+d+"/"+item)
 			}
 			sort.Strings(scans) // the store's order of keys: dept "a/" after "a-b/"
 		}
