@@ -394,10 +394,39 @@ func (b *pointsBroker) SetOwedHandbacks(ctx context.Context, since storeline.Dat
 	return b.led.SetMeta(ctx, owedHandbacksKey, []byte(since))
 }
 
+// UsualWindowDays is head office's usual-shop window as the node assumes
+// it: central.DefaultLoyaltyConfig's UsualWindow (node may not import
+// central). A central configured with a longer window may pre-grant a
+// shop again after it handed a lapsed customer's rights back; the shop
+// then keeps them a whole window more (posbridge.releaseLapsed), so the
+// two never trade the same rights back and forth faster than that.
+const UsualWindowDays = 90
+
+func seenKey(prog storeline.ProgrammeID, cust storeline.CustomerID) string {
+	return "loyalty/seen/" + string(prog) + "/" + string(cust)
+}
+
+var _ posbridge.SeenMarks = (*pointsBroker)(nil)
+
+// LastSeen is the latest business date the customer was seen at this
+// shop, kept in the ledger's meta values (one small record per customer
+// the shop saw or holds rights for).
+func (b *pointsBroker) LastSeen(prog storeline.ProgrammeID, cust storeline.CustomerID) (storeline.Date, error) {
+	v, _, err := b.led.Meta(seenKey(prog, cust))
+	return storeline.Date(v), err
+}
+
+func (b *pointsBroker) SetLastSeen(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, d storeline.Date) error {
+	return b.led.SetMeta(ctx, seenKey(prog, cust), []byte(d))
+}
+
+func (b *pointsBroker) UsualWindowDays() int { return UsualWindowDays }
+
 // pointsSweep runs the tills' API's hand-back sweep (posbridge's
 // SweepPoints) every Config.PointsSweepInterval while the node runs, so
 // rights earned offline go back to central soon after it is reachable
-// again, not at the customer's next earning receipt.
+// again, not at the customer's next earning receipt, and, once a day,
+// the rights of customers who stopped shopping here.
 type pointsSweep struct {
 	stop, done chan struct{}
 }

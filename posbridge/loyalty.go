@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sort"
 	"sync"
 	"time"
 
@@ -33,7 +34,10 @@ import (
 // spent, and at most the programme's DailyOfflineCap per customer and
 // business day. After a receipt, a shop online hands rights above
 // Config.PointsFloat back to central; receipts earned offline are handed
-// back by SweepPoints once central is reachable again. A return takes
+// back by SweepPoints once central is reachable again, and so, once a
+// day, are the rights above the float (pre-grants included) of customers
+// not seen here for longer than central's usual-shop window, which only
+// this shop may hand back (releaseLapsed). A return takes
 // back the points its receipt earned (or, without the receipt, what the
 // returned lines earn at the card's programme); what the customer has
 // already spent becomes a recorded debt, never a refusal, which central
@@ -79,6 +83,7 @@ type CentralPoints struct {
 type pointsLocks struct {
 	m     [64]sync.Mutex
 	sweep sweepState
+	lapse lapseState
 }
 
 func (l *pointsLocks) lock(c storeline.CustomerID) func() {
@@ -214,6 +219,8 @@ func (s *Server) reservePoints(ctx context.Context, id storeline.EventID, date s
 		lines[i] = pricing.AccrualLine{Item: l.Item, Group: it.Group, Total: l.Total}
 	}
 	_, rc.Earned = pricing.Accrue(rules, prog, rc.Currency, lines)
+	// A visit here, as central counts one: the rights here stay a window.
+	s.noteSeen(ctx, prog.ID, rc.Customer, date)
 	var spend int64
 	at := -1
 	for i, p := range rc.Payments {
@@ -314,7 +321,8 @@ func derivedID(why string, id storeline.EventID) storeline.EventID {
 // handBack hands the points a receipt earned back to central, as far as
 // the customer's rights here pass the float, when central is reachable:
 // rights held by one shop are of no use to the customer's next visit
-// elsewhere. Rights central pre-granted here stay. A customer who owes
+// elsewhere. Rights central pre-granted here stay while the customer
+// shops here (see releaseLapsed for when they stop). A customer who owes
 // points here (a return of goods paid with spent points) hands the whole
 // of the earnings back, float or not: central nets them against the debt
 // before it grants anything (central/loyalty_auto.go), so later earnings
@@ -449,16 +457,29 @@ func (s *Server) loadOwed() error {
 
 // SweepPoints hands back, while central is reachable, the rights above
 // the float that receipts earned while it was not (at most once per
-// receipt, as after an online receipt), and returns the points handed
-// back. The node runs it on a timer, so a shop hands back on reconnect
-// rather than at the customer's next earning receipt. It reads only the
-// business days since the first such receipt; offline, or with none
-// owed, it does nothing.
+// receipt, as after an online receipt), and, once a business day, the
+// rights above the float of customers who stopped shopping here
+// (releaseLapsed), and returns the points handed back. The node runs it
+// on a timer, so a shop hands back on reconnect rather than at the
+// customer's next earning receipt. It reads only the business days since
+// the first such receipt; offline it does nothing.
 func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
 	b := s.cfg.Points
 	if b == nil || !b.Online() {
 		return 0, nil
 	}
+	total, err := s.sweepOwed(ctx)
+	if err != nil {
+		return total, err
+	}
+	n, err := s.releaseLapsed(ctx)
+	return total + n, err
+}
+
+// sweepOwed hands back what receipts earned while central was
+// unreachable (SweepPoints).
+func (s *Server) sweepOwed(ctx context.Context) (int64, error) {
+	b := s.cfg.Points
 	w := &s.points.sweep
 	w.mu.Lock()
 	err := s.loadOwed()
@@ -518,6 +539,208 @@ func (s *Server) SweepPoints(ctx context.Context) (int64, error) {
 }
 
 var errSweepOffline = errors.New("central unreachable during the sweep")
+
+// SeenMarks is what a PointsBroker may also keep, durably: per customer,
+// the latest business date they were seen at this shop (a receipt with
+// their loyalty card in the programme: what central counts as a visit,
+// central/loyalty_auto.go), and head office's usual-shop window. A broker
+// that keeps them lets SweepPoints hand back the rights of customers who
+// stopped shopping here (releaseLapsed); without one, rights central
+// pre-granted here stay until the customer's next receipt here.
+type SeenMarks interface {
+	// LastSeen is the date kept for the customer ("" : none).
+	LastSeen(prog storeline.ProgrammeID, cust storeline.CustomerID) (storeline.Date, error)
+	SetLastSeen(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, d storeline.Date) error
+	// UsualWindowDays is how many days after a visit central still
+	// counts the shop among the customer's usual shops and may pre-grant
+	// it rights (central.LoyaltyConfig.UsualWindow); 0: never hand back
+	// for lapse.
+	UsualWindowDays() int
+}
+
+// maxLapsedBatch bounds the customers one SweepPoints call examines for
+// lapsed rights (their IDs are kept in memory, and each may cost a
+// hand-back); a pass over more customers goes on at the next call.
+const maxLapsedBatch = 4096
+
+// lapseState is how far today's pass over customers' rights here has
+// gone: done is the business date of the last complete pass, day the
+// date of the pass under way and after the last customer it handled.
+// mu is held for a whole batch, so batches do not overlap; it is taken
+// before any customer's lock, never after.
+type lapseState struct {
+	mu        sync.Mutex
+	done, day storeline.Date
+	prog      storeline.ProgrammeID
+	after     storeline.CustomerID
+}
+
+// noteSeen keeps date as the last day the customer was seen here, if it
+// is later than the date kept. It is called before the receipt is
+// appended, so a lapse hand-back deciding after it keeps the rights here
+// (releaseOne reads the mark under the customer's lock). A date past
+// tomorrow in UTC (no store's today is later) is a till's clock running
+// ahead, kept as that. A failure is logged, never the till's: a mark lost
+// only hands points back to central early, where they are still the
+// customer's and central grants them back after the visit.
+func (s *Server) noteSeen(ctx context.Context, prog storeline.ProgrammeID, cust storeline.CustomerID, date storeline.Date) {
+	m, ok := s.cfg.Points.(SeenMarks)
+	if !ok || cust == "" || date == "" {
+		return
+	}
+	date = min(date, storeline.DateOf(s.cfg.Now().AddDate(0, 0, 1), time.UTC))
+	if seen, err := m.LastSeen(prog, cust); err != nil || seen >= date {
+		if err != nil {
+			s.log.Warn("loyalty: last visit", "customer", cust, "err", err)
+		}
+		return
+	}
+	if err := m.SetLastSeen(context.WithoutCancel(ctx), prog, cust, date); err != nil {
+		s.log.Warn("loyalty: last visit", "customer", cust, "err", err)
+	}
+}
+
+// releaseLapsed hands back to central, once a business day, the rights
+// above the float (all of them, for a customer who owes points here, as
+// handBackOnce) of each customer not seen here for longer than head
+// office's usual-shop window plus a day. Central then counts this shop
+// usual no more (its window runs on its own date, which the extra day
+// covers in any time zone), so its sweep grants those rights to the shops
+// the customer uses now, rather than leaving what it pre-granted here
+// while the customer was a regular stranded here for good: only this
+// shop may debit its rights (central cannot take them back, or an offline
+// shop could spend them twice).
+//
+// A customer with rights here and no mark yet (rights head office granted
+// for a customer yet to come, or kept from before the marks) gets today's:
+// the window starts now. After a lapse hand-back the mark becomes today
+// too, so rights granted here again (head office's grant, or a central
+// with a longer window) stay a whole window; at most one hand-back per
+// lapse (its ID derives from the customer and the mark). It stops, to
+// go on at the next call, when central becomes unreachable or after
+// maxLapsedBatch customers.
+func (s *Server) releaseLapsed(ctx context.Context) (int64, error) {
+	m, ok := s.cfg.Points.(SeenMarks)
+	if !ok || m.UsualWindowDays() <= 0 {
+		return 0, nil
+	}
+	st, loc, err := s.store()
+	if err != nil {
+		return 0, err
+	}
+	rules, err := s.cat.Rules()
+	if err != nil {
+		return 0, err
+	}
+	prog, ok := rules.ProgrammeFor(st.Currency)
+	if !ok {
+		return 0, nil
+	}
+	now := s.cfg.Now().In(loc)
+	today := storeline.DateOf(now, loc)
+	cutoff := storeline.DateOf(now.AddDate(0, 0, -(m.UsualWindowDays()+1)), loc)
+	w := &s.points.lapse
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done == today && w.prog == prog.ID {
+		return 0, nil
+	}
+	if w.day != today || w.prog != prog.ID {
+		w.day, w.prog, w.after = today, prog.ID, ""
+	}
+	// The customers after w.after holding more than the float here, the
+	// first maxLapsedBatch by ID (BalancesAcross's order is the keys',
+	// not the IDs').
+	var cands []storeline.CustomerID
+	trim := func() {
+		sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
+		cands = cands[:min(len(cands), maxLapsedBatch)]
+	}
+	err = s.led.BalancesAcross("points/"+string(prog.ID)+"/", "/"+string(s.cfg.Store), storeline.PointsAsset(prog.ID), func(part string, amount decimal.Decimal) {
+		if c := storeline.CustomerID(part); c > w.after && amount.IntPart() > s.cfg.PointsFloat {
+			if cands = append(cands, c); len(cands) >= 2*maxLapsedBatch {
+				trim()
+			}
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("loyalty: rights held here: %w", err)
+	}
+	trim()
+	var total int64
+	for _, c := range cands {
+		if !s.cfg.Points.Online() {
+			return total, nil // the rest at the next call
+		}
+		n, err := s.releaseOne(ctx, m, prog.ID, c, today, cutoff)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("loyalty: hand back the lapsed rights of %s: %w", c, err)
+		}
+		w.after = c
+	}
+	if len(cands) < maxLapsedBatch {
+		w.done = today
+	}
+	return total, nil
+}
+
+// releaseOne hands back the customer's rights here above the float (above
+// nothing if they owe points here) if they were last seen before cutoff;
+// it returns the points handed back. The mark and the rights are read
+// again under the customer's lock, and the hand-back is appended under
+// it: a receipt noted before that (noteSeen) keeps the rights here; a
+// points payment waits for the hand-back and reads the rights it left
+// (online, it reserves the rest at central, which holds them once the
+// hand-back is pushed), so nothing is spent twice.
+func (s *Server) releaseOne(ctx context.Context, m SeenMarks, prog storeline.ProgrammeID, cust storeline.CustomerID, today, cutoff storeline.Date) (int64, error) {
+	ctx = context.WithoutCancel(ctx) // the lock is released once the outcome is known
+	seen, err := m.LastSeen(prog, cust)
+	if err != nil {
+		return 0, err
+	}
+	if seen == "" {
+		return 0, m.SetLastSeen(ctx, prog, cust, today)
+	}
+	if seen >= cutoff {
+		return 0, nil
+	}
+	unlock := s.points.lock(cust)
+	defer unlock()
+	if seen, err = m.LastSeen(prog, cust); err != nil || seen >= cutoff {
+		return 0, err
+	}
+	id := storeline.DerivedEventID("points-lapsed\x00" + string(prog) + "\x00" + string(cust) + "\x00" + string(seen))
+	if _, err := s.led.Event(s.cfg.Store, id); err == nil {
+		// Handed back for this lapse already (the mark was not moved on:
+		// a crash, or a failed write): the window starts again.
+		return 0, m.SetLastSeen(ctx, prog, cust, today)
+	} else if !errors.Is(err, storeline.NotFound) {
+		return 0, err
+	}
+	rights, err := s.rights(prog, cust)
+	if err != nil {
+		return 0, err
+	}
+	keep := s.cfg.PointsFloat
+	debt, err := s.led.Balance(storeline.PointsDebtAccount(prog, cust, s.cfg.Store), storeline.PointsAsset(prog))
+	if err != nil {
+		return 0, err
+	}
+	if debt.IsNegative() {
+		keep = 0
+	}
+	if rights <= keep {
+		return 0, nil
+	}
+	n := rights - keep
+	h := &storeline.PointsHandback{Programme: prog, Customer: cust, Points: n}
+	if _, created, err := s.appendEvent(ctx, id, s.cfg.Now(), today, h); err != nil || !created {
+		return 0, err
+	}
+	s.lm.handedBack.Add(float64(n))
+	return n, m.SetLastSeen(ctx, prog, cust, today)
+}
 
 // reversePoints works out what a return does to the points of its
 // original receipt's customer. It takes back what the receipt earned:
