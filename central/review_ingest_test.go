@@ -3,6 +3,7 @@ package central_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -318,9 +319,15 @@ func TestReviewIngestPagingWhileCommitting(t *testing.T) {
 				to = "s2"
 			}
 			id := storeline.NewEventID()
-			_, err := c.waitLeader().Transfer(context.Background(), id, "delivery", "", []storeline.Posting{
-				{Account: storeline.StockAccount(to, "food", i1), Asset: storeline.ItemAsset(i1), Amount: decimal.NewFromInt(1)},
-				{Account: "warehouse/i1", Asset: storeline.ItemAsset(i1), Amount: decimal.NewFromInt(-1)}})
+			// An answer "outcome unknown" (leadership lost while
+			// committing, on a loaded machine) is retried with the same
+			// ID, or key, as a client would: applied once either way.
+			err := retryUnknown(func() error {
+				_, err := c.waitLeader().Transfer(context.Background(), id, "delivery", "", []storeline.Posting{
+					{Account: storeline.StockAccount(to, "food", i1), Asset: storeline.ItemAsset(i1), Amount: decimal.NewFromInt(1)},
+					{Account: "warehouse/i1", Asset: storeline.ItemAsset(i1), Amount: decimal.NewFromInt(-1)}})
+				return err
+			})
 			if err != nil {
 				t.Error(err)
 				return
@@ -331,7 +338,10 @@ func TestReviewIngestPagingWhileCommitting(t *testing.T) {
 				mu.Unlock()
 			}
 			if k%5 == 0 {
-				if _, err := c.waitLeader().PutRecords(context.Background(), "", &storeline.Group{ID: storeline.GroupID(fmt.Sprintf("g%d", k)), Name: "G"}); err != nil {
+				if err := retryUnknown(func() error {
+					_, err := c.waitLeader().PutRecords(context.Background(), fmt.Sprintf("group-g%d", k), &storeline.Group{ID: storeline.GroupID(fmt.Sprintf("g%d", k)), Name: "G"})
+					return err
+				}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -390,4 +400,16 @@ func TestReviewIngestSlowShopAfterPruneResyncs(t *testing.T) {
 			t.Errorf("%s: a cursor below the pruned tombstone got a page without a resync: %d records, %d events", n.ID(), len(p.Records), len(p.Events))
 		}
 	}
+}
+
+// retryUnknown calls submit until it answers other than Unavailable (an
+// outcome unknown, or no leader yet), at most 20 times.
+func retryUnknown(submit func() error) error {
+	var err error
+	for range 20 {
+		if err = submit(); !errors.Is(err, storeline.Unavailable) {
+			return err
+		}
+	}
+	return err
 }
