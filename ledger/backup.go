@@ -221,6 +221,18 @@ func restoreBadger(path string, br *bufio.Reader, newEpoch uint64) (err error) {
 		if err := txn.Set(kEpoch, u64(newEpoch)); err != nil {
 			return err
 		}
+		// The epoch is the restore's HLC time: the node's own events of
+		// the new epoch are stamped after it, whatever its wall clock
+		// (Open raises the clock to the stored mark).
+		hlc, err := getValue(txn, kHLC)
+		if err != nil {
+			return err
+		}
+		if newEpoch > getU64(hlc) {
+			if err := txn.Set(kHLC, u64(newEpoch)); err != nil {
+				return err
+			}
+		}
 		// Master versions only grow (tills keep the last one they read),
 		// but the lost node may have given out versions above the
 		// backup's. It gave out one per record changed, far fewer than

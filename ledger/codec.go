@@ -397,6 +397,9 @@ const (
 	recCopy   = 2 // a second copy of a known event at a new position of its origin's stream
 	recMaster = 3 // a master-data change (record or tombstone)
 	recMeta   = 4 // a SetMeta
+	// recMetaDel deletes a meta key (a nil value in a pulled page's
+	// Meta). A frame holding one is unreadable to versions before it.
+	recMetaDel = 5
 )
 
 type walRec struct {

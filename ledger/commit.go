@@ -912,7 +912,25 @@ func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, er
 		return result{}, err
 	}
 	wb.Recs = append(wb.Recs, rec)
+	l.observeRemote(se)
 	return result{created: true}, nil
+}
+
+// observeRemote merges the HLC time of an event received from elsewhere
+// into the clock, as on receipt of a message, so the node's next own
+// events order after it: a shop whose wall clock is behind head office's
+// would otherwise stamp an edit made after seeing head office's earlier
+// than it. A time too far ahead of the wall clock is not adopted
+// (crdt.Clock.Update). The clock's decision reaches the stored state
+// through the batch's HLC (commit), which replay restores: applyEvent
+// does not raise the stored mark by remote times itself.
+func (l *Ledger) observeRemote(se *storedEvent) {
+	if se.HLC == 0 {
+		return
+	}
+	if _, err := l.o.Clock.Update(crdt.Timestamp(se.HLC)); err != nil {
+		l.log.Debug("ledger: remote HLC time not adopted", "origin", se.Origin, "id", storeline.EventID(se.ID), "err", err)
+	}
 }
 
 // apply writes one resolved record into txn. It is deterministic given the
@@ -924,6 +942,8 @@ func (l *Ledger) apply(txn *badger.Txn, rec *walRec, se *storedEvent) error {
 		return l.applyMaster(txn, rec)
 	case recMeta:
 		return txn.Set(metaKey(rec.Key), rec.Val)
+	case recMetaDel:
+		return txn.Delete(metaKey(rec.Key))
 	}
 	return l.applyRW(plainTxn{txn}, rec, se)
 }
@@ -954,8 +974,11 @@ func (l *Ledger) applyEvent(txn kvRW, enc []byte, se *storedEvent) error {
 			panic(fmt.Sprintf("ledger: own seq %d after %d in epoch %d: a gap or a repeat", se.Seq, l.st.seq, se.Epoch))
 		}
 		l.st.seq = se.Seq
+		// Only own times raise the stored mark here: a remote one went
+		// through the clock's skew guard (observeRemote), and the
+		// batch's HLC carries what the clock took.
+		l.st.hlc = max(l.st.hlc, se.HLC)
 	}
-	l.st.hlc = max(l.st.hlc, se.HLC)
 	if err := txn.set(eventKey(origin, id), enc); err != nil {
 		return err
 	}

@@ -44,7 +44,9 @@ type Options struct {
 	// from a backup of): Open refuses another (ErrOriginMismatch).
 	Origin storeline.StoreID
 	// Clock stamps appended events. Open raises it to the persisted
-	// high-water mark so time never goes backwards across restarts.
+	// high-water mark so time never goes backwards across restarts; the
+	// HLC time of each event applied from elsewhere (ApplyRemote, pulled
+	// pages) is merged into it with Update, within its skew guard.
 	Clock *crdt.Clock
 	// WALSegmentBytes is the size of one preallocated, zero-filled WAL
 	// segment. It must hold at least one full batch (MaxBatchBytes plus

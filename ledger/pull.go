@@ -42,7 +42,9 @@ type PulledPage struct {
 	From, To  []byte
 	Records   []PulledRecord
 	Events    []storeline.Event
-	Meta      map[string][]byte
+	// Meta sets small meta values; a nil value deletes the key (an
+	// empty, non-nil one is a value).
+	Meta map[string][]byte
 	// Sweep, if set, removes master records a resync did not rewrite.
 	Sweep *PulledSweep
 }
@@ -160,7 +162,11 @@ func (l *Ledger) ApplyPulled(ctx context.Context, p PulledPage) (PulledResult, e
 		if err := checkKeyPart("meta", k); err != nil {
 			return PulledResult{}, storeline.E(op, storeline.Invalid, err)
 		}
-		pr.meta = append(pr.meta, walRec{T: recMeta, Key: k, Val: append([]byte{}, v...)})
+		if v == nil {
+			pr.meta = append(pr.meta, walRec{T: recMetaDel, Key: k})
+		} else {
+			pr.meta = append(pr.meta, walRec{T: recMeta, Key: k, Val: append([]byte{}, v...)})
+		}
 		size += len(k) + len(v) + 32
 	}
 	// Map order is random; the WAL frame should not be.

@@ -232,6 +232,7 @@ type valueRepair struct {
 	rebuild byte              // views a rebuild left unfinished (kRebuild)
 	events  [][2][]byte       // (key, stored bytes) of events the frames stored first
 	last    map[string][]byte // key → the last value a frame wrote (master, meta)
+	gone    map[string]bool   // keys of last whose last write was a delete
 	order   []string          // keys of last, in first-write order
 	frames  int               // frames read back
 	done    bool
@@ -248,7 +249,7 @@ type readBackStats struct{ checked, rewritten int }
 // back unless asked (invariant 2); otherwise frames after the last
 // recorded sync are.
 func (l *Ledger) valueRepair(asked bool) (*valueRepair, string, error) {
-	r := &valueRepair{l: l, last: map[string][]byte{}}
+	r := &valueRepair{l: l, last: map[string][]byte{}, gone: map[string]bool{}}
 	boot := l.seams.BootID()
 	err := l.ver.view(func(txn *badger.Txn) error {
 		v, err := getValue(txn, kSynced)
@@ -303,6 +304,9 @@ func (r *valueRepair) add(fr walFrame) error {
 			r.note(masterKey(storeline.MasterKind(rec.Kind), rec.MID), enc)
 		case recMeta:
 			r.note(metaKey(rec.Key), rec.Val)
+		case recMetaDel:
+			r.note(metaKey(rec.Key), nil)
+			r.gone[string(metaKey(rec.Key))] = true
 		}
 	}
 	if len(r.events) >= 4096 {
@@ -316,6 +320,7 @@ func (r *valueRepair) note(k, v []byte) {
 		r.order = append(r.order, string(k))
 	}
 	r.last[string(k)] = v
+	delete(r.gone, string(k))
 }
 
 // flushEvents reads back the noted events and rewrites those that fail.
@@ -366,6 +371,42 @@ func (r *valueRepair) rewriteLost(kvs [][2][]byte) error {
 	return nil
 }
 
+// deleteFound deletes each of keys still present: the last frame that
+// wrote it deleted it, and a lost tombstone must not bring it back.
+func (r *valueRepair) deleteFound(keys [][]byte) error {
+	var found [][]byte
+	err := r.l.ver.view(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			r.stats.checked++
+			_, err := txn.Get(k)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = append(found, k)
+		}
+		return nil
+	})
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	err = r.l.ver.writeBatch(func(wb *badger.WriteBatch) error {
+		for _, k := range found {
+			if err := wb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.stats.rewritten += len(found)
+	return nil
+}
+
 // finish rewrites what was lost, rebuilds the running sums if any of them
 // was lost or a rebuild was left unfinished, and makes the result durable.
 // It runs once, before the first frame is replayed.
@@ -381,11 +422,19 @@ func (r *valueRepair) finish() error {
 		return fmt.Errorf("events: %w", err)
 	}
 	kvs := make([][2][]byte, 0, len(r.order))
+	var gone [][]byte
 	for _, k := range r.order {
+		if r.gone[k] {
+			gone = append(gone, []byte(k))
+			continue
+		}
 		kvs = append(kvs, [2][]byte{[]byte(k), r.last[k]})
 	}
 	if err := r.rewriteLost(kvs); err != nil {
 		return fmt.Errorf("master data and metadata: %w", err)
+	}
+	if err := r.deleteFound(gone); err != nil {
+		return fmt.Errorf("deleted metadata: %w", err)
 	}
 	views := []struct {
 		bit     byte

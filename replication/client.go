@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,9 +34,21 @@ const (
 	// each page in one transaction.
 	CursorKey = "replication.cursor"
 	// RejectionPrefix + event ID (hex) holds a rejection (msgpack
-	// WireRejection) that came down.
+	// WireRejection) that came down. Only the latest
+	// ClientConfig.KeepRejections are kept (the metrics count them all).
 	RejectionPrefix = "replication.rejection."
+	// rejectionLogPrefix + arrival number (16 hex digits) holds the event
+	// ID of the rejection that came down with that number, and
+	// rejectionNextKey the next number (8 bytes, big-endian): the pruning
+	// order. A stored rejection has exactly one entry; those stored
+	// before the log was kept have none and stay.
+	rejectionLogPrefix = "replication.rejections.log."
+	rejectionNextKey   = "replication.rejections.next"
 )
+
+// DefaultKeepRejections is how many rejections a shop keeps when
+// ClientConfig.KeepRejections is zero.
+const DefaultKeepRejections = 10000
 
 // Local is what the client needs from the node: its journal, its meta
 // values and a way to apply a pulled page atomically. Package node adapts
@@ -65,7 +78,9 @@ type LocalPage struct {
 	From, To  []byte
 	Changes   []Change
 	Events    []storeline.Event
-	Meta      map[string][]byte
+	// Meta sets meta values; a nil value deletes the key, in the page's
+	// transaction.
+	Meta map[string][]byte
 	// Sweep, if set, removes the master records of SweptKinds with
 	// node-local versions in (After, Below] (see ledger.PulledSweep).
 	Sweep *Sweep
@@ -125,8 +140,13 @@ type ClientConfig struct {
 	// refusal that retrying cannot fix waits BackoffMax.
 	BackoffMin time.Duration
 	BackoffMax time.Duration
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// KeepRejections is how many of central's rejections of the shop's
+	// events the shop keeps (RejectionPrefix), the latest to come down;
+	// older ones are deleted with the page that brings a newer one. Zero
+	// means DefaultKeepRejections.
+	KeepRejections int
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // DefaultClientConfig returns production defaults; set Store, Central and
@@ -190,6 +210,9 @@ func (c ClientConfig) Validate() error {
 	if c.BackoffMax < c.BackoffMin {
 		bad("BackoffMax", "%v below BackoffMin %v", c.BackoffMax, c.BackoffMin)
 	}
+	if c.KeepRejections < 0 || c.KeepRejections > maxKeepRejections {
+		bad("KeepRejections", "%d out of [0, %d]", c.KeepRejections, maxKeepRejections)
+	}
 	if c.Now == nil {
 		bad("Now", "a clock is required")
 	}
@@ -205,9 +228,9 @@ func (c ClientConfig) String() string {
 	if c.Token != "" {
 		tok = "REDACTED"
 	}
-	return fmt.Sprintf("Store=%s Central=[%s] Token=%s TLS=%t MaxBatchEvents=%d MaxBatchBytes=%d PageItems=%d PushInterval=%v PollWait=%v RequestTimeout=%v Backoff=%v..%v",
+	return fmt.Sprintf("Store=%s Central=[%s] Token=%s TLS=%t MaxBatchEvents=%d MaxBatchBytes=%d PageItems=%d PushInterval=%v PollWait=%v RequestTimeout=%v Backoff=%v..%v KeepRejections=%d",
 		c.Store, strings.Join(c.Central, ","), tok, c.TLS != nil, c.MaxBatchEvents, c.MaxBatchBytes, c.PageItems,
-		c.PushInterval, c.PollWait, c.RequestTimeout, c.BackoffMin, c.BackoffMax)
+		c.PushInterval, c.PollWait, c.RequestTimeout, c.BackoffMin, c.BackoffMax, c.KeepRejections)
 }
 
 // Status is the client's view of replication, for /v1/health.
@@ -1152,6 +1175,17 @@ func (c *Client) pullLoop(ctx context.Context) {
 		if resp.Incarnation != "" && (reborn || centralLost(resp.Marks, own, c.Status().Acked)) {
 			c.askProbe()
 		}
+		if len(resp.Rejections) > 0 {
+			if err := c.keepRejections(&page, resp.Rejections); err != nil {
+				c.met.PullErrors.Inc()
+				c.exchanged(false, false)
+				c.log.Error("replication: rejections: reading the node's ledger", "cursor", st.Cursor, "err", err)
+				if !c.wait(ctx, &bo, err) {
+					return
+				}
+				continue
+			}
+		}
 		if next == st && len(page.Changes)+len(page.Events)+len(page.Meta) == 0 {
 			bo.reset()
 			c.pulled(now, st)
@@ -1319,15 +1353,76 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 	if fixed && len(resp.Rejections) > 0 {
 		return p, st, fmt.Errorf("%d rejections with the cursor still at %d, without a resync", len(resp.Rejections), st.Cursor)
 	}
-	if len(resp.Rejections) > 0 {
-		p.Meta = make(map[string][]byte, len(resp.Rejections))
-		for _, w := range resp.Rejections {
-			b, err := Encode(&w)
-			if err != nil {
-				return p, st, err
-			}
-			p.Meta[RejectionPrefix+hex.EncodeToString(w.ID[:])] = b
-		}
-	}
 	return p, next, nil
 }
+
+// maxKeepRejections bounds ClientConfig.KeepRejections.
+const maxKeepRejections = 1 << 24
+
+// keepRejections adds to p the meta values that store rejections and
+// delete the oldest stored ones past ClientConfig.KeepRejections, so both
+// happen in the page's transaction. A rejection stored already (central
+// sent it again) keeps its place. The pull loop is the only writer of
+// these keys, and a page applies only on the cursor it was built on, so
+// what is read here is what the page applies to.
+func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) error {
+	keep := uint64(c.cfg.KeepRejections)
+	if keep == 0 {
+		keep = DefaultKeepRejections
+	}
+	if p.Meta == nil {
+		p.Meta = make(map[string][]byte, 3*len(rejs)+1)
+	}
+	// get reads through what the page writes already.
+	get := func(k string) ([]byte, bool, error) {
+		if v, ok := p.Meta[k]; ok {
+			return v, v != nil, nil
+		}
+		return c.local.Meta(k)
+	}
+	v, _, err := get(rejectionNextKey)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", rejectionNextKey, err)
+	}
+	var next uint64
+	if len(v) == 8 {
+		next = binary.BigEndian.Uint64(v)
+	}
+	before := next
+	for _, w := range rejs {
+		b, err := Encode(&w)
+		if err != nil {
+			return err
+		}
+		key := RejectionPrefix + hex.EncodeToString(w.ID[:])
+		_, had, err := get(key)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", key, err)
+		}
+		p.Meta[key] = b
+		if had {
+			continue
+		}
+		p.Meta[rejectionLogKey(next)] = append([]byte(nil), w.ID[:]...)
+		if next >= keep {
+			lk := rejectionLogKey(next - keep)
+			old, ok, err := get(lk)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", lk, err)
+			}
+			if ok {
+				p.Meta[lk] = nil
+				if len(old) == len(w.ID) {
+					p.Meta[RejectionPrefix+hex.EncodeToString(old)] = nil
+				}
+			}
+		}
+		next++
+	}
+	if next != before {
+		p.Meta[rejectionNextKey] = binary.BigEndian.AppendUint64(nil, next)
+	}
+	return nil
+}
+
+func rejectionLogKey(n uint64) string { return fmt.Sprintf("%s%016x", rejectionLogPrefix, n) }
