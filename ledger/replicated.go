@@ -256,15 +256,15 @@ type ReplicaTxn struct {
 	last uint64
 }
 
-// GetMaster decodes the live record (kind, id) into into; false if there
-// is none.
+// GetMaster decodes the live record (kind, id) into into, replacing all it
+// held; false (into untouched) if there is none.
 func (t *ReplicaTxn) GetMaster(kind storeline.MasterKind, id string, into storeline.Record) (bool, error) {
 	mv, err := getMaster(t.txn, kind, id)
 	if err != nil || mv == nil || mv.Deleted {
 		return false, err
 	}
 	if into != nil {
-		if err := msgpack.Unmarshal(mv.Data, into); err != nil {
+		if err := decodeRecord(mv.Data, into); err != nil {
 			return false, fmt.Errorf("ledger: decode %s %s: %w", kind, id, err)
 		}
 	}

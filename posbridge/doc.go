@@ -34,10 +34,16 @@
 //     ignored). Returns and cash taken out need a manager's session;
 //     other facts a seller's session. Manager rights are read from the
 //     seller's current record whenever they are used, not from login.
+//     They are checked for a new fact only: a retry (a fact stored under
+//     its ID) is answered from the stored fact whatever has happened to
+//     the session since the first try (ended, or its manager demoted),
+//     else a till whose answer was lost could never learn its fact was
+//     stored (authenticate, mayPost).
 //   - A fact is appended under the till's ID: the same ID and body again
 //     answers 200 with the stored event, another body 409 naming id. A
-//     retry of a receipt, return, basket or document is looked up by ID
-//     before the catalogue is read and compared by what the till sent, so
+//     retry of a receipt, return, cash operation, shift opening, basket or
+//     document is looked up by ID before the catalogue is read and
+//     compared by what the till sent, so
 //     master data changed since (a card's customer, an item's VAT rate, an
 //     item deleted, a barcode moved) does not make it a conflict or a 422;
 //     the catalogue may show a difference (a SKU naming another item now)

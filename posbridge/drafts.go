@@ -79,7 +79,7 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -106,13 +106,16 @@ func (s *Server) postDocument(w http.ResponseWriter, r *http.Request, c *caller)
 	// A retry is answered from the stored draft, compared by what the till
 	// sent (documentRetry), before anything is read of the catalogue or the
 	// store: an item deleted since or a department the store no longer has
-	// does not turn it into a refusal.
+	// does not turn it into a refusal, nor does a session ended since.
 	prior, err := s.prior(in.ID, storeline.KindDocumentDraft)
 	if err != nil {
 		return err
 	}
 	if prior != nil {
 		return s.documentRetry(w, &in, prior)
+	}
+	if err := s.mayPost(c, in.Seller); err != nil {
+		return err
 	}
 	st, loc, err := s.store()
 	if err != nil {
@@ -347,7 +350,7 @@ func (s *Server) postCustomer(w http.ResponseWriter, r *http.Request, c *caller)
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
 		return err
 	}
 	cr := &storeline.CustomerRegistered{
@@ -372,7 +375,12 @@ func (s *Server) postCustomer(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
+	// A retry is answered from the stored registration whatever has
+	// happened to the session since (appendEvent compares the bodies).
 	if prior == nil {
+		if err := s.mayPost(c, in.Seller); err != nil {
+			return err
+		}
 		// The card is new: a code head office already knows is taken. (Two
 		// tills registering the same code offline is head office's merge.)
 		var card storeline.CardRecord
@@ -448,7 +456,7 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
 		return err
 	}
 	if err := maxLen("note", in.Note, 500); err != nil {
@@ -470,13 +478,17 @@ func (s *Server) postBasket(w http.ResponseWriter, r *http.Request, c *caller) e
 		ls[i] = lineIn{SKU: l.SKU, Barcode: l.Barcode, Qty: l.Qty}
 	}
 	// A retry is answered from the stored basket, compared by what the
-	// till sent (basketDiff), before anything is read of the catalogue.
+	// till sent (basketDiff), before anything is read of the catalogue or
+	// of the session's rights.
 	prior, err := s.prior(in.ID, storeline.KindBasket)
 	if err != nil {
 		return err
 	}
 	if prior != nil {
 		return s.basketRetry(w, &in, ls, prior)
+	}
+	if err := s.mayPost(c, in.Seller); err != nil {
+		return err
 	}
 	st, loc, err := s.store()
 	if err != nil {

@@ -15,18 +15,17 @@ import (
 	"github.com/storeline/storeline"
 )
 
-// tillRefs checks what every till-authored fact starts with: a non-nil ID,
-// the calling terminal, and (when a session is open) its seller, or any
-// seller for a manager's session.
-func (s *Server) tillRefs(c *caller, id storeline.EventID, term storeline.TerminalID, seller storeline.SellerID, at *time.Time) error {
+// tillRefs checks what every till-authored fact starts with: a non-nil ID
+// and the calling terminal. The session's rights and seller are checked
+// for a new fact only (mayPost), once the ID is known not to be stored: a
+// retry is answered from the stored fact, whatever has happened to the
+// session since the first try.
+func (s *Server) tillRefs(c *caller, id storeline.EventID, term storeline.TerminalID, at *time.Time) error {
 	if id.IsZero() {
 		return storeline.Invalidf("id", "an event id (UUID) is required")
 	}
 	if term != c.terminal.ID {
 		return &storeline.Error{Kind: storeline.Forbidden, Field: "terminal", Err: fmt.Errorf("terminal %q is not the calling terminal %q", term, c.terminal.ID)}
-	}
-	if err := s.sessionSeller(c, seller); err != nil {
-		return err
 	}
 	if at == nil || at.IsZero() {
 		return storeline.Invalidf("occurred_at", "occurred_at (RFC 3339) is required")
@@ -310,7 +309,7 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	// The session's seller is checked for a new receipt only: a retry is
 	// answered by what it sent (receiptDiff compares the seller), whoever's
 	// session it carries now (a manager demoted since the first try).
-	if err := s.tillRefs(&caller{terminal: c.terminal}, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
 		return none, false, err
 	}
 	pays, err := payments("payments", in.Payments)
@@ -337,7 +336,7 @@ func (s *Server) receipt(ctx context.Context, c *caller, in *receiptIn) (storeli
 	if prior != nil {
 		return s.receiptRetry(in, pays, prior)
 	}
-	if err := s.sessionSeller(c, in.Seller); err != nil {
+	if err := s.mayPost(c, in.Seller); err != nil {
 		return none, false, err
 	}
 	st, loc, err := s.store()
@@ -641,7 +640,7 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
 		return err
 	}
 	if len(in.Reason) > 500 {
@@ -657,13 +656,17 @@ func (s *Server) postReturn(w http.ResponseWriter, r *http.Request, c *caller) e
 		}
 	}
 	// A retry is answered from the stored return, compared by what the
-	// till sent (returnRetry), before anything is read of the catalogue.
+	// till sent (returnRetry), before anything is read of the catalogue
+	// or of the session's rights (a manager demoted since the first try).
 	prior, err := s.prior(in.ID, storeline.KindReturn)
 	if err != nil {
 		return err
 	}
 	if prior != nil {
 		return s.returnRetry(w, &in, refunds, prior)
+	}
+	if err := s.mayPost(c, in.Seller); err != nil {
+		return err
 	}
 	st, loc, err := s.store()
 	if err != nil {
@@ -902,7 +905,23 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
+		return err
+	}
+	if len(in.Reason) > 500 {
+		return storeline.Invalidf("reason", "a reason is at most 500 characters")
+	}
+	// A retry is answered from the stored operation, compared by what the
+	// till sent, before the session's rights are checked (a manager
+	// demoted since the first try) or the store is read.
+	prior, err := s.prior(in.ID, storeline.KindCash)
+	if err != nil {
+		return err
+	}
+	if prior != nil {
+		return s.cashRetry(w, &in, prior)
+	}
+	if err := s.mayPost(c, in.Seller); err != nil {
 		return err
 	}
 	if in.Direction == storeline.CashOut {
@@ -913,9 +932,6 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 		if !ok {
 			return &storeline.Error{Kind: storeline.Forbidden, Field: "direction", Err: errors.New("taking cash out needs a manager's session")}
 		}
-	}
-	if len(in.Reason) > 500 {
-		return storeline.Invalidf("reason", "a reason is at most 500 characters")
 	}
 	st, loc, err := s.store()
 	if err != nil {
@@ -947,22 +963,62 @@ func (s *Server) postCash(w http.ResponseWriter, r *http.Request, c *caller) err
 		if prior == nil {
 			return &storeline.Error{Kind: storeline.Conflict, Field: "shift", Err: fmt.Errorf("shift %s was closed by event %s: open a new shift", in.Shift, tot.Close.Event)}
 		}
+		return s.cashRetry(w, &in, prior)
 	}
 	date, err := s.businessDate(in.Terminal, in.Shift, *in.OccurredAt, loc)
 	if err != nil {
 		return err
 	}
 	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), in.ID, *in.OccurredAt, date, op)
+	if errors.Is(err, storeline.Conflict) {
+		// A retry racing its first try, which landed since the check
+		// above: what the till sent decides, as for any retry.
+		if prior, perr := s.prior(in.ID, storeline.KindCash); perr == nil && prior != nil {
+			return s.cashRetry(w, &in, prior)
+		}
+	}
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
 	if err != nil {
 		return err
 	}
-	b := ev.Body.(*storeline.CashOp)
-	writeJSON(w, created(ok), cashOut{
+	writeJSON(w, created(ok), cashOf(ev, ev.Body.(*storeline.CashOp)))
+	return nil
+}
+
+// cashRetry answers a cash operation whose ID is stored as prior: the
+// stored operation if the till sent the same, else a conflict naming id.
+func (s *Server) cashRetry(w http.ResponseWriter, in *cashIn, prior *storeline.Event) error {
+	p := prior.Body.(*storeline.CashOp)
+	var f string
+	switch {
+	case in.Terminal != p.Terminal:
+		f = "terminal"
+	case in.Shift != p.Shift:
+		f = "shift"
+	case in.Seller != p.Seller:
+		f = "seller"
+	case !in.OccurredAt.Equal(prior.OccurredAt):
+		f = "occurred_at"
+	case in.Direction != p.Direction:
+		f = "direction"
+	case !in.Amount.Set || !in.Amount.Decimal.Equal(p.Amount):
+		f = "amount"
+	case in.Reason != p.Reason:
+		f = "reason"
+	}
+	if f != "" {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("cash operation %s is stored with another %s", in.ID, f)}
+	}
+	writeJSON(w, http.StatusOK, cashOf(*prior, p))
+	return nil
+}
+
+func cashOf(ev storeline.Event, b *storeline.CashOp) cashOut {
+	return cashOut{
 		eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller,
 		Direction: b.Direction, Currency: b.Currency, Amount: money(b.Currency, b.Amount), Reason: b.Reason,
-	})
-	return nil
+	}
 }

@@ -363,7 +363,10 @@ const (
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	h := func(pattern string, a access, fn handler) { m.Handle(pattern, s.wrap(a, fn)) }
+	h := func(pattern string, a access, fn handler) { m.Handle(pattern, s.wrap(a, false, fn)) }
+	// A route that posts a fact checks the session's rights for a new
+	// fact only: a retry is answered from the stored fact (authenticate).
+	f := func(pattern string, a access, fn handler) { m.Handle(pattern, s.wrap(a, true, fn)) }
 	h("GET /v1/health", public, s.health)
 	h("GET /v1/openapi.yaml", public, s.spec)
 	h("POST /v1/sessions", terminal, s.login)
@@ -375,32 +378,33 @@ func (s *Server) routes() {
 	h("GET /v1/stock/{sku}", terminal, s.getStock)
 	h("POST /v1/receipts", terminal, s.postReceipt)
 	h("GET /v1/receipts/{id}", terminal, s.getReceipt)
-	h("POST /v1/returns", manager, s.postReturn)
-	h("POST /v1/cash", withSession, s.postCash)
-	h("POST /v1/shifts", withSession, s.openShift)
-	h("POST /v1/shifts/{id}/close", withSession, s.closeShift)
-	h("POST /v1/documents", withSession, s.postDocument)
-	h("POST /v1/customers", withSession, s.postCustomer)
-	h("POST /v1/baskets", withSession, s.postBasket)
+	f("POST /v1/returns", manager, s.postReturn)
+	f("POST /v1/cash", withSession, s.postCash)
+	f("POST /v1/shifts", withSession, s.openShift)
+	f("POST /v1/shifts/{id}/close", withSession, s.closeShift)
+	f("POST /v1/documents", withSession, s.postDocument)
+	f("POST /v1/customers", withSession, s.postCustomer)
+	f("POST /v1/baskets", withSession, s.postBasket)
 	h("POST /v1/baskets/price", terminal, s.priceBasket)
 	h("GET /v1/baskets/{id}", terminal, s.getBasket)
 	h("GET /v1/sellers", terminal, s.getSellers)
 	h("GET /v1/messages", terminal, s.getMessages)
 	h("GET /v1/stats/sales", withSession, s.salesStats)
-	m.Handle("/", s.wrap(public, func(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	m.Handle("/", s.wrap(public, false, func(w http.ResponseWriter, r *http.Request, _ *caller) error {
 		return storeline.Errorf(storeline.NotFound, "", "no route %s %s", r.Method, r.URL.Path)
 	}))
 	s.mux = m
 }
 
-// wrap authenticates the caller as a needs and turns a returned error into
-// a problem answer.
-func (s *Server) wrap(a access, fn handler) http.Handler {
+// wrap authenticates the caller as a needs (on a route that posts a fact,
+// for a new fact only: authenticate) and turns a returned error into a
+// problem answer.
+func (s *Server) wrap(a access, fact bool, fn handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var c *caller
 		var err error
 		if a != public {
-			c, err = s.authenticate(r, a)
+			c, err = s.authenticate(r, a, fact)
 		}
 		if err == nil {
 			err = fn(w, r, c)

@@ -19,6 +19,10 @@ import (
 type caller struct {
 	terminal storeline.Terminal
 	session  *session // nil unless the route needs one or a live one was sent
+	// denied is, on a route that posts a fact, why a new fact is refused
+	// (the session has ended, or lacks manager rights the route needs);
+	// a retry is answered regardless (authenticate).
+	denied error
 }
 
 // session is a seller's login at a terminal. It keeps no role: manager
@@ -244,7 +248,14 @@ func (ss *sessions) close(token string) {
 }
 
 // authenticate checks the terminal token, and the session where a needs it.
-func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
+//
+// A route that posts a fact (fact) needs a's session for a new fact only:
+// a retry is answered from the stored fact whatever has happened to the
+// session since the first try (ended, its seller demoted), or the till
+// could never learn that its fact was stored. Its caller carries the
+// refusal a new fact gets instead (caller.denied), with the session when
+// it is live; the header is still required, as for a new fact.
+func (s *Server) authenticate(r *http.Request, a access, fact bool) (*caller, error) {
 	const op = "posbridge.auth"
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
@@ -268,16 +279,26 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 		}
 		return c, nil
 	}
-	c.session = s.sessions.get(st, s.cfg.Now())
-	if c.session == nil || c.session.terminal != t.ID {
-		if a < withSession {
-			// A route that needs no session (a receipt) works without
-			// one: its retry must land after the seller's session has
-			// expired (doc.go).
+	// deny answers a session that does not give the route's rights: a
+	// route that needs none (a receipt) ignores it, a fact's route keeps
+	// the refusal for a new fact, any other refuses.
+	deny := func(err error) (*caller, error) {
+		switch {
+		case a < withSession:
 			c.session = nil
 			return c, nil
+		case fact:
+			c.denied = err
+			return c, nil
 		}
-		return nil, storeline.Errorf(storeline.Unauthorized, op, "unknown or expired session")
+		return nil, err
+	}
+	c.session = s.sessions.get(st, s.cfg.Now())
+	if c.session == nil || c.session.terminal != t.ID {
+		// A route that needs no session (a receipt) works without one: its
+		// retry must land after the seller's session has expired (doc.go).
+		c.session = nil
+		return deny(storeline.Errorf(storeline.Unauthorized, op, "unknown or expired session"))
 	}
 	// The session lasts only as long as its seller works here with the
 	// PIN it was opened with: a seller deleted, moved to another store, or
@@ -290,19 +311,24 @@ func (s *Server) authenticate(r *http.Request, a access) (*caller, error) {
 	}
 	if sel == nil || !sel.WorksAt(s.cfg.Store) {
 		s.sessions.close(st)
-		if a < withSession {
-			c.session = nil
-			return c, nil
-		}
-		return nil, storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer works at this store, or their PIN was reset")
+		c.session = nil
+		return deny(storeline.Errorf(storeline.Unauthorized, op, "the session's seller no longer works at this store, or their PIN was reset"))
 	}
-	if a < withSession {
-		return c, nil
-	}
-	if a == manager && !(sel.Role == storeline.Manager && sel.WorksAt(s.cfg.Store)) {
-		return nil, storeline.Errorf(storeline.Forbidden, op, "a manager's session is required")
+	if a == manager && sel.Role != storeline.Manager {
+		return deny(storeline.Errorf(storeline.Forbidden, op, "a manager's session is required"))
 	}
 	return c, nil
+}
+
+// mayPost checks, for a new fact naming seller (the fact is not stored:
+// a retry is answered from the stored one without this), that the
+// caller's session gives the route's rights (authenticate) and that the
+// fact's seller is the session's, or the session a manager's.
+func (s *Server) mayPost(c *caller, seller storeline.SellerID) error {
+	if c.denied != nil {
+		return c.denied
+	}
+	return s.sessionSeller(c, seller)
 }
 
 // sellerOf returns the session's seller as recorded now, or nil if the

@@ -37,15 +37,28 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := s.tillRefs(c, in.ID, in.Terminal, in.Seller, in.OccurredAt); err != nil {
+	if err := s.tillRefs(c, in.ID, in.Terminal, in.OccurredAt); err != nil {
+		return err
+	}
+	if !in.Float.Set {
+		return storeline.Invalidf("float", "the float (cash in the drawer at opening) is required")
+	}
+	// A retry is answered from the stored opening, compared by what the
+	// till sent, before the session's rights are checked (its seller
+	// logged out or deleted since the first try) or the store is read.
+	prior, err := s.prior(in.ID, storeline.KindShiftOpen)
+	if err != nil {
+		return err
+	}
+	if prior != nil {
+		return s.openRetry(w, &in, prior)
+	}
+	if err := s.mayPost(c, in.Seller); err != nil {
 		return err
 	}
 	st, loc, err := s.store()
 	if err != nil {
 		return err
-	}
-	if !in.Float.Set {
-		return storeline.Invalidf("float", "the float (cash in the drawer at opening) is required")
 	}
 	so := &storeline.ShiftOpen{Terminal: in.Terminal, Shift: in.Shift, Seller: in.Seller, Currency: st.Currency, Float: in.Float.Decimal}
 	if err := so.Validate(); err != nil {
@@ -73,18 +86,53 @@ func (s *Server) openShift(w http.ResponseWriter, r *http.Request, c *caller) er
 		}
 	}
 	ev, ok, err := s.appendEvent(context.WithoutCancel(r.Context()), in.ID, *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), so)
+	if errors.Is(err, storeline.Conflict) {
+		// A retry racing its first try, which landed since the check
+		// above: what the till sent decides, as for any retry.
+		if prior, perr := s.prior(in.ID, storeline.KindShiftOpen); perr == nil && prior != nil {
+			return s.openRetry(w, &in, prior)
+		}
+	}
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
 	if err != nil {
 		return err
 	}
-	b := ev.Body.(*storeline.ShiftOpen)
-	writeJSON(w, created(ok), shiftOpenOut{
+	writeJSON(w, created(ok), shiftOpenOf(ev, ev.Body.(*storeline.ShiftOpen)))
+	return nil
+}
+
+// openRetry answers a shift opening whose ID is stored as prior: the
+// stored opening if the till sent the same, else a conflict naming id.
+func (s *Server) openRetry(w http.ResponseWriter, in *shiftOpenIn, prior *storeline.Event) error {
+	p := prior.Body.(*storeline.ShiftOpen)
+	var f string
+	switch {
+	case in.Terminal != p.Terminal:
+		f = "terminal"
+	case in.Shift != p.Shift:
+		f = "shift"
+	case in.Seller != p.Seller:
+		f = "seller"
+	case !in.OccurredAt.Equal(prior.OccurredAt):
+		f = "occurred_at"
+	case !in.Float.Decimal.Equal(p.Float):
+		f = "float"
+	}
+	if f != "" {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("shift opening %s is stored with another %s", in.ID, f)}
+	}
+	writeJSON(w, http.StatusOK, shiftOpenOf(*prior, p))
+	return nil
+}
+
+func shiftOpenOf(ev storeline.Event, b *storeline.ShiftOpen) shiftOpenOut {
+	return shiftOpenOut{
 		eventHead: headOf(ev), Terminal: b.Terminal, Shift: b.Shift, Seller: b.Seller,
 		Currency: b.Currency, Float: money(b.Currency, b.Float),
-	})
-	return nil
+	}
 }
 
 type shiftCloseIn struct {
@@ -257,6 +305,11 @@ func (s *Server) closeShift(w http.ResponseWriter, r *http.Request, c *caller) e
 			}
 			return s.closeAnswer(w, *prior, b)
 		}
+	}
+	// A new close needs a live seller's session; a retry, answered above,
+	// is answered whatever has happened to it since.
+	if c.denied != nil {
+		return c.denied
 	}
 	now := s.cfg.Now()
 	oldest := storeline.Date(now.In(loc).AddDate(0, 0, -s.cfg.MaxShiftDays).Format(time.DateOnly))
