@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/internal/testwait"
 )
 
 func openVersions(t *testing.T) *versions {
@@ -63,6 +65,17 @@ func TestVersionsSnapshotSurvivesCompaction(t *testing.T) {
 	for i := 1; i <= 80; i++ {
 		set(fmt.Sprintf("v%d", i), 1500) // ~100 KiB each in the LSM: memtables fill and flush
 	}
+	// Flatten merges levels, and compacts nothing while every table is
+	// still in level 0: on a loaded machine the background compactor
+	// may not have moved any yet.
+	testwait.For(t, "a table below level 0", time.Minute, func() bool {
+		for _, ti := range v.db.Tables() {
+			if ti.Level > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	if err := v.db.Flatten(1); err != nil {
 		t.Fatal(err)
 	}
