@@ -54,6 +54,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,8 @@ const (
 // paymentReason is the Transfer reason of a payment's event.
 const paymentReason = "supplier.payment"
 
-// Bounds of a payment's free text and amount.
+// Bounds of a payment's free text (in characters, as openapi.yaml's
+// maxLength counts them) and amount.
 const (
 	maxPaymentReference = 128
 	maxPaymentNote      = 1024
@@ -184,14 +186,16 @@ func (p *supplierPayment) validate() error {
 	return checkText("note", p.Note, maxPaymentNote, true)
 }
 
-// checkText refuses text longer than max bytes, not UTF-8, or holding a
-// control character (a line break only where lines are allowed).
+// checkText refuses text longer than max characters (openapi.yaml's
+// maxLength: a bound in bytes refused a Cyrillic reference half as long),
+// not UTF-8, or holding a control character (a line break only where
+// lines are allowed).
 func checkText(field, s string, max int, lines bool) error {
-	if len(s) > max {
-		return storeline.Invalidf(field, "at most %d bytes", max)
-	}
 	if !utf8.ValidString(s) {
 		return storeline.Invalidf(field, "not UTF-8")
+	}
+	if utf8.RuneCountInString(s) > max {
+		return storeline.Invalidf(field, "at most %d characters", max)
 	}
 	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && !(lines && (r == '\n' || r == '\t')) }) >= 0 {
 		return storeline.Invalidf(field, "holds a control character")
@@ -687,11 +691,41 @@ func (n *Node) getSupplierPayment(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
+// statementCursor is the part of a statement row's key after its
+// supplier and currency (date \0 id \0 seq8): rows are listed in its
+// order, and a page's next names its last row as "date/id/seq".
+func statementCursor(r *settleRow) string {
+	return string(r.Date) + "\x00" + r.ID + "\x00" + string(ledger.PutU64(r.Seq))
+}
+
+// parseStatementAfter reads a statement page's after (the previous
+// page's next) as a statementCursor; empty: from the first row.
+func parseStatementAfter(after string) (string, error) {
+	if after == "" {
+		return "", nil
+	}
+	parts := strings.Split(after, "/")
+	if len(parts) != 3 {
+		return "", errMalformed("after", "%.80q: want the previous page's next (date/id/seq)", after)
+	}
+	if _, err := storeline.ParseDate("after", parts[0]); err != nil {
+		return "", errMalformed("after", "%.80q: want the previous page's next (date/id/seq)", after)
+	}
+	seq, err := strconv.ParseUint(parts[2], 10, 64)
+	if err != nil || !storeline.ValidID(parts[1]) {
+		return "", errMalformed("after", "%.80q: want the previous page's next (date/id/seq)", after)
+	}
+	return statementCursor(&settleRow{Date: storeline.Date(parts[0]), ID: parts[1], Seq: seq}), nil
+}
+
 // getSupplierStatement answers a supplier's settlement statement in one
 // currency for business dates from to to (inclusive): what the chain owed
 // at the start of from, every movement of the period in date then id
 // order with the running balance, what it owed at the end of to, and the
-// period's totals by type of row (positive: the chain owes more).
+// period's totals by type of row (positive: the chain owes more). The
+// rows come a page at a time (limit, after: the previous page's next, as
+// the other reports page); opening, closing and totals are the period's
+// on every page.
 func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) error {
 	sup := r.PathValue("id")
 	if err := storeline.CheckID("id", sup); err != nil {
@@ -703,6 +737,18 @@ func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) erro
 		return errMalformed("currency", "%q: want an ISO 4217 code", cur)
 	}
 	from, to, err := dateRange(r)
+	if err != nil {
+		return err
+	}
+	// Without a limit, the whole period (as before statements paged:
+	// storeline ctl statement reads one answer).
+	limit := maxStatementRows
+	if q.Has("limit") {
+		if limit, err = queryLimit(r); err != nil {
+			return err
+		}
+	}
+	after, err := parseStatementAfter(q.Get("after"))
 	if err != nil {
 		return err
 	}
@@ -768,10 +814,19 @@ func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) erro
 	sums := map[string]decimal.Decimal{}
 	out := make([]map[string]any, 0, len(rows))
 	running := opening
+	next := ""
 	for i := range rows {
 		row := &rows[i]
 		running = running.Add(row.Owed)
 		sums[row.Type] = sums[row.Type].Add(row.Owed)
+		if next != "" || after != "" && statementCursor(row) <= after {
+			continue // on another page
+		}
+		if len(out) == limit {
+			last := &rows[i-1] // the page's last row
+			next = fmt.Sprintf("%s/%s/%d", last.Date, last.ID, last.Seq)
+			continue
+		}
 		m := map[string]any{"type": row.Type, "id": row.ID, "date": row.Date, "amount": show(row.Owed),
 			"balance": show(running), "event": row.Event.String()}
 		for k, v := range map[string]string{"store": string(row.Store), "number": row.Number, "bank": string(row.Bank),
@@ -790,7 +845,7 @@ func (n *Node) getSupplierStatement(w http.ResponseWriter, r *http.Request) erro
 		"supplier": sup, "currency": cur, "from": from, "to": to,
 		"opening": show(opening), "closing": show(opening.Add(inPeriod)),
 		"unindexed": show(owedNow.Sub(indexed)),
-		"rows":      out, "totals": totals,
+		"rows":      out, "totals": totals, "next": next,
 	})
 	return nil
 }
