@@ -59,6 +59,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/replication"
 )
 
@@ -311,23 +312,65 @@ func (n *Node) Points(prog storeline.ProgrammeID, cust storeline.CustomerID) (Po
 			st.Usual = append(st.Usual, s.Store)
 		}
 	}
-	ds, err := n.Balances("points-debt/")
+	debts, err := n.pointsDebts(prog, cust)
 	if err != nil {
 		return st, err
 	}
-	suffix := "/" + string(prog) + "/" + string(cust)
-	for _, b := range ds {
-		if b.Asset != asset || !strings.HasSuffix(b.Account, suffix) {
-			continue
-		}
-		store := strings.TrimSuffix(strings.TrimPrefix(b.Account, "points-debt/"), suffix)
+	for store, owed := range debts {
 		if st.Debts == nil {
 			st.Debts = map[string]int64{}
 		}
-		st.Debts[store] -= b.Amount.IntPart()
-		st.Debt -= b.Amount.IntPart()
+		st.Debts[store] = owed
+		st.Debt += owed
 	}
 	return st, nil
+}
+
+// pointsDebts returns the points the customer owes by shop (positive),
+// reading the customer's own debt accounts only: a shop asks at every
+// card scan, under a short timeout, and the chain's other customers'
+// debts are no concern of it. Debt accounts are named shop first
+// (points-debt/<store>/<prog>/<cust>), so it seeks from one shop's
+// accounts to the next shop's and reads the customer's account there:
+// one seek and one read per shop holding any debt, whatever the number
+// of customers who owe.
+func (n *Node) pointsDebts(prog storeline.ProgrammeID, cust storeline.CustomerID) (map[string]int64, error) {
+	const base = rpBal + "points-debt/"
+	asset := storeline.PointsAsset(prog)
+	out := map[string]int64{}
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		for from := ""; ; {
+			store, found := "", false
+			err := rt.ScanMetaFrom(base, from, func(k string, _ []byte) (bool, error) {
+				store, found = k[len(base):], true
+				return false, nil
+			})
+			if err != nil || !found {
+				return err
+			}
+			s, _, ok := strings.Cut(store, "/")
+			if !ok {
+				// Not an account of a shop's: step over this key.
+				from = store + "\x00"
+				continue
+			}
+			// '0' follows '/': every account of shop s sorts before it.
+			from = s + "0"
+			v, err := rt.Meta(base + storeline.PointsDebtAccount(prog, cust, storeline.StoreID(s))[len("points-debt/"):] + "\x00" + string(asset))
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				continue // the customer owes nothing at s
+			}
+			d, err := decimal.NewFromString(string(v))
+			if err != nil {
+				return fmt.Errorf("central: debt of %s at %s: %w", cust, s, err)
+			}
+			out[s] -= d.IntPart() // a settled debt (0) is listed, as before
+		}
+	})
+	return out, err
 }
 
 // Requests and answers of the loyalty calls on the replication listener

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
 )
 
 // metrics is a prometheus.Collector over this node's own raft.Stats(),
@@ -25,6 +26,10 @@ type metrics struct {
 
 	state, term, lastLog, commit, applied, fsmPending, lastContact,
 	fsmApplies, fsmSplit, leaderCh, hbFail, members, voters, snapIndex, snapTime *prometheus.Desc
+
+	// custClamped: registrations whose till clock ran too far ahead,
+	// from FSM state (customers.go, invariant 3).
+	custClamped *prometheus.Desc
 
 	// commitDur: from a command's submit on the leader to its outcome
 	// (committed and applied by the leader's FSM), for the commands that
@@ -143,6 +148,7 @@ func newMetrics(n *Node) *metrics {
 		hbFail:      d("heartbeat_failures_total", "Failed heartbeats to followers this node observed as leader."),
 		members:     d("gossip_members", "Members alive in this node's gossip view."),
 		voters:      d("raft_voters", "Voters in the Raft configuration."),
+		custClamped: d("customer_registrations_clamped_total", "Customer registrations from tills whose clock ran more than 5m ahead of central's, stamped at central's time plus 5m instead (FSM state, the same on every node)."),
 
 		commitDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "storeline_central_raft_commit_duration_seconds",
@@ -199,7 +205,7 @@ func (m *metrics) observe(r *raft.Raft) {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.commitDur.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.snapTime, m.fsmApplies, m.fsmSplit, m.leaderCh, m.hbFail, m.members, m.voters,
+	for _, d := range []*prometheus.Desc{m.state, m.term, m.lastLog, m.commit, m.applied, m.fsmPending, m.lastContact, m.snapIndex, m.snapTime, m.fsmApplies, m.fsmSplit, m.leaderCh, m.hbFail, m.members, m.voters, m.custClamped,
 		m.boDocs, m.boRepricing, m.boBacklog, m.boExpiring, m.boExcise, m.boConflicts, m.boNegative} {
 		ch <- d
 	}
@@ -268,6 +274,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		members = float64(m.n.ml.NumMembers())
 	}
 	g(m.members, members)
+	// A read error leaves the series out of this scrape, not at 0.
+	if v, err := m.n.rep.Meta(custClamped); err == nil {
+		c(m.custClamped, float64(ledger.U64(v)))
+	}
 	m.collectBackOffice(ch)
 }
 

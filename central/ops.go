@@ -39,6 +39,10 @@ type deletePayload struct {
 type prunePayload struct {
 	// Before: tombstones of changes made before this time are pruned.
 	Before time.Time `msgpack:"b"`
+	// Limit bounds the tombstones this entry removes below
+	// MaxChangesPerEntry (zero: MaxChangesPerEntry); it is in the entry,
+	// so every replica prunes alike.
+	Limit int `msgpack:"n,omitempty"`
 }
 
 func masterOps() []Op {
@@ -180,7 +184,12 @@ func markHistory(tx *Tx) error {
 }
 
 // applyPrune removes tombstones of changes made before p.Before and raises
-// the feed's floor: a cursor below it must resync.
+// the feed's floor: a cursor below it must resync. One entry removes at
+// most its limit of tombstones; when it reaches the limit some may be
+// left below the cutoff, so it keeps the hours' index it found them by
+// and the next prune goes on (PruneTombstones starts at the lowest
+// version left): the index of an hour is dropped only once every
+// tombstone before the cutoff is gone. The floor never falls.
 func applyPrune(tx *Tx, payload []byte) ([]byte, error) {
 	var p prunePayload
 	if err := msgpack.Unmarshal(payload, &p); err != nil {
@@ -206,15 +215,30 @@ func applyPrune(tx *Tx, payload []byte) ([]byte, error) {
 		// written before this entry.
 		cutoff = Version{Index: tx.Index}.Pack()
 	}
-	if _, err := tx.PruneTombstones(cutoff, MaxChangesPerEntry); err != nil {
+	limit := MaxChangesPerEntry
+	if p.Limit > 0 {
+		limit = min(limit, p.Limit)
+	}
+	pruned, err := tx.PruneTombstones(cutoff, limit)
+	if err != nil {
 		return nil, err
 	}
-	for _, k := range old {
-		if err := tx.SetMeta(k, nil); err != nil {
-			return nil, err
+	// A cursor below a removed tombstone must resync: the floor rises to
+	// the cutoff even when some are left for the next prune. A prune
+	// with an earlier cut (its hours kept by such a prune) lowers nothing.
+	fv, err := tx.Meta(floorKey)
+	if err != nil {
+		return nil, err
+	}
+	floor := max(ledger.U64(fv), cutoff)
+	if pruned < limit {
+		for _, k := range old {
+			if err := tx.SetMeta(k, nil); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return nil, tx.SetMeta(floorKey, ledger.PutU64(cutoff))
+	return nil, tx.SetMeta(floorKey, ledger.PutU64(floor))
 }
 
 func prefixed(field string, err error) error {
