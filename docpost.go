@@ -663,9 +663,12 @@ func (o *overlay) StockDepts(store StoreID, item ItemID) ([]DeptID, bool) {
 	if !ok {
 		return nil, false
 	}
-	ds = slices.Clone(ds)
+	cloned := false // the book's list is not ours to append to
 	for _, s := range o.stock[item] {
 		if s.store == store && !slices.Contains(ds, s.dept) {
+			if !cloned {
+				ds, cloned = slices.Clone(ds), true
+			}
 			ds = append(ds, s.dept)
 		}
 	}
@@ -727,14 +730,44 @@ func StockOf(b StockBook, st *Store, item ItemID) (qty, value decimal.Decimal) {
 // paths on the same books. Only tests set it.
 var slowStock atomic.Bool
 
-// stockByDept is StockOf by a read of each department's balances.
+// stockByDept is StockOf by a read of each department's balances (the
+// record's, then those stockDepts adds: decimal.Add gives the same sum in
+// any order). It builds no list of them: a cost pass calls it for every
+// line it costs.
 func stockByDept(b StockBook, st *Store, item ItemID) (qty, value decimal.Decimal) {
-	for _, d := range stockDepts(b, st, item) {
+	add := func(d DeptID) {
 		acct := StockAccount(st.ID, d, item)
 		qty = qty.Add(b.Balance(acct, ItemAsset(item)))
 		value = value.Add(b.Balance(acct, MoneyAsset(st.Currency)))
 	}
+	for _, d := range st.Departments {
+		add(d.ID)
+	}
+	for _, d := range droppedDepts(b, st, item) {
+		add(d)
+	}
 	return qty, value
+}
+
+// droppedDepts are the departments a StockDeptsBook lists holding item
+// beyond the store record's, in ID order; nil (no allocation) if none.
+func droppedDepts(b StockBook, st *Store, item ItemID) []DeptID {
+	lb, ok := b.(StockDeptsBook)
+	if !ok {
+		return nil
+	}
+	more, ok := lb.StockDepts(st.ID, item)
+	if !ok {
+		return nil
+	}
+	var out []DeptID
+	for _, d := range more {
+		if !st.HasDept(d) && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // stockDepts are the departments whose stock of item StockOf counts: the
@@ -746,22 +779,7 @@ func stockDepts(b StockBook, st *Store, item ItemID) []DeptID {
 	for _, d := range st.Departments {
 		out = append(out, d.ID)
 	}
-	lb, ok := b.(StockDeptsBook)
-	if !ok {
-		return out
-	}
-	more, ok := lb.StockDepts(st.ID, item)
-	if !ok {
-		return out
-	}
-	n := len(out)
-	for _, d := range more {
-		if !st.HasDept(d) && !slices.Contains(out[n:], d) {
-			out = append(out, d)
-		}
-	}
-	slices.Sort(out[n:])
-	return out
+	return append(out, droppedDepts(b, st, item)...)
 }
 
 // CostOf is the moving-average cost of q units of item in store.

@@ -395,8 +395,13 @@ type txBook struct {
 	// ItemStock: a superset will do (a key none holds adds nothing).
 	stock *stockIndex
 	// cache, when not nil, is the FSM's read cache (a push entry's cost
-	// pass): LastCost answers from it.
+	// pass): LastCost answers from it, and StockDepts the departments
+	// holding a store's stock.
 	cache *pushCache
+	// depts caches, by store, the departments StockDepts found holding
+	// stock in the state (and stored add-back sums, when back.stored):
+	// found by seeks, once per book (backoffice_cogs.go).
+	depts map[storeline.StoreID][]storeline.DeptID
 }
 
 type balRef struct {

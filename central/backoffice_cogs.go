@@ -35,6 +35,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -136,6 +137,8 @@ type costPlan struct {
 	// book is the plan's stock book when it read every stock balance of
 	// the store (prefetch), for stockAfter; nil if it did not.
 	book *txBook
+	// cache is the FSM's read cache (a push entry's), for stockAfter.
+	cache *pushCache
 }
 
 type saleCost struct {
@@ -427,11 +430,16 @@ type pushCache struct {
 	// consumeBatches reads per item sold); only addBatch and
 	// batchMarkers write markers, and they write through.
 	batched map[string]bool
+	// depts lists, by store, the departments holding a stock balance
+	// (txBook.StockDepts), or more: a write adds its department
+	// (wroteBalance), a deletion leaves it listed (listing one that
+	// holds nothing is harmless).
+	depts map[storeline.StoreID][]storeline.DeptID
 }
 
 func newPushCache() *pushCache {
 	return &pushCache{stock: map[storeline.StoreID]*stockCache{}, bals: map[string]decimal.Decimal{}, neg: map[string]bool{},
-		costs: map[string]decimal.Decimal{}, batched: map[string]bool{}}
+		costs: map[string]decimal.Decimal{}, batched: map[string]bool{}, depts: map[storeline.StoreID][]storeline.DeptID{}}
 }
 
 func (c *pushCache) reset() {
@@ -441,6 +449,7 @@ func (c *pushCache) reset() {
 	clear(c.neg)
 	clear(c.costs)
 	clear(c.batched)
+	clear(c.depts)
 }
 
 // batchMark is whether boBatchItem key k exists: the cache's answer, else
@@ -593,7 +602,12 @@ func (c *pushCache) wroteBalance(k string, stored []byte, d decimal.Decimal) {
 	if !ok {
 		return
 	}
-	store, _, _ := strings.Cut(rest, "/")
+	store, rest, _ := strings.Cut(rest, "/")
+	if ds, ok := c.depts[storeline.StoreID(store)]; ok && stored != nil {
+		if dept, _, ok := strings.Cut(rest, "/"); ok && !slices.Contains(ds, storeline.DeptID(dept)) {
+			c.depts[storeline.StoreID(store)] = append(slices.Clip(ds), storeline.DeptID(dept))
+		}
+	}
 	s := c.stock[storeline.StoreID(store)]
 	if s == nil {
 		return
@@ -647,6 +661,11 @@ type stockIndex struct {
 	store  storeline.StoreID
 	items  map[storeline.ItemID][]stockKey
 	known  map[string]bool
+	// depts lists the departments of the keys noted, of any item.
+	depts []storeline.DeptID
+	// lean: the index lists depts only (items and known stay empty), for
+	// StockDepts of a book that does not hold the store's whole stock.
+	lean bool
 }
 
 // stockKey is a key of a stock balance: its department, and its asset,
@@ -670,6 +689,15 @@ func newStockIndex(prefix string) *stockIndex {
 		items: map[storeline.ItemID][]stockKey{}, known: map[string]bool{}}
 }
 
+// newLeanStockIndex is newStockIndex listing departments only.
+func newLeanStockIndex(prefix string) *stockIndex {
+	x := newStockIndex(prefix)
+	if x != nil {
+		x.lean = true
+	}
+	return x
+}
+
 // note lists k if it is a balance of the store's stock.
 func (x *stockIndex) note(k string) {
 	if x == nil || x.known[k] {
@@ -682,6 +710,12 @@ func (x *stockIndex) note(k string) {
 	// <dept>/<item>\x00<asset>: IDs hold neither "/" nor "\x00".
 	dept, rest, ok := strings.Cut(rest, "/")
 	if !ok {
+		return
+	}
+	if !slices.Contains(x.depts, storeline.DeptID(dept)) {
+		x.depts = append(x.depts, storeline.DeptID(dept))
+	}
+	if x.lean {
 		return
 	}
 	item, asset, ok := strings.Cut(rest, "\x00")
@@ -700,28 +734,37 @@ func (x *stockIndex) note(k string) {
 	x.items[storeline.ItemID(item)] = append(x.items[storeline.ItemID(item)], sk)
 }
 
+// deptsOf lists the departments of the keys of item the index lists.
+func (x *stockIndex) deptsOf(item storeline.ItemID) []storeline.DeptID {
+	var ds []storeline.DeptID
+	for _, k := range x.items[item] {
+		if !slices.Contains(ds, k.dept) {
+			ds = append(ds, k.dept)
+		}
+	}
+	return ds
+}
+
 var _ storeline.ItemStockBook = (*txBook)(nil)
 
 // ItemStock is what storeline.StockOf reads department by department
 // through Balance, from the one scan of the store's stock the book holds
 // (b.whole; every key under it that exists is in b.reads): the sum of the
-// item's balances read, pending and added back. Balance adds the same
-// terms per department (absent ones are zeros of exponent 0, which change
-// no sum: decimal.Add keeps the smaller exponent), so the sums are equal,
+// item's balances read, pending and added back, in every department, the
+// store record's or not (StockDepts lists, from the same index, every
+// department it holds a key of). Balance adds the same terms per
+// department (absent ones are zeros of exponent 0, which change no sum:
+// decimal.Add keeps the smaller exponent), so the sums are equal,
 // exponent included. ok is false when the book does not hold the store's
 // whole stock, or reads stored add-back sums by key (b.back.stored).
 func (b *txBook) ItemStock(st *storeline.Store, item storeline.ItemID) (qty, value decimal.Decimal, ok bool) {
-	x := b.stock
-	if x == nil || b.whole == "" || b.whole != x.prefix || st.ID != x.store || (b.back != nil && b.back.stored) ||
-		strings.IndexByte(string(item), 0) >= 0 || slowBooks.Load() {
+	x := b.wholeIndex(st.ID)
+	if x == nil || strings.IndexByte(string(item), 0) >= 0 || slowBooks.Load() {
 		return qty, value, false
 	}
 	q, v := storeline.SumOf(zeroE0), storeline.SumOf(zeroE0)
 	var qb, vb storeline.DecimalSum // added back: subtracted
 	for _, k := range x.items[item] {
-		if !st.HasDept(k.dept) {
-			continue
-		}
 		sum, back := &q, &qb
 		if !k.units {
 			if k.cur != st.Currency {
@@ -742,6 +785,187 @@ func (b *txBook) ItemStock(st *storeline.Store, item storeline.ItemID) (qty, val
 		}
 	}
 	return lessBack(&q, &qb), lessBack(&v, &vb), true
+}
+
+// wholeIndex is the book's index when it lists every key of store's stock
+// balances the book holds and Balance reads (b.whole: the state's; and
+// the pending changes and add-back sums it notes), nil otherwise.
+func (b *txBook) wholeIndex(store storeline.StoreID) *stockIndex {
+	x := b.stock
+	if x == nil || b.whole == "" || b.whole != x.prefix || store != x.store || (b.back != nil && b.back.stored) {
+		return nil
+	}
+	return x
+}
+
+var _ storeline.StockDeptsBook = (*txBook)(nil)
+
+// StockDepts lists the departments of store whose balances of item
+// Balance may find non-zero: those of the state's keys, of the entry's
+// pending changes and of the add-back sums, the store record's or not (a
+// department dropped from the record keeps its stock until it is moved).
+// It may list more (a department with stock of other items only, or none
+// left): Balance reads zeros of exponent 0 there, which change no sum.
+//
+// From the book's index when it holds the store's whole stock (as
+// ItemStock sums). Otherwise the state's departments are found by a seek
+// from one to the next (never a read of every balance of a big store),
+// once per store for the book and, in a push entry, for the FSM's read
+// cache (pushCache.depts); the entry's own changes from the index (a
+// cost pass notes them all) or its maps.
+func (b *txBook) StockDepts(store storeline.StoreID, item storeline.ItemID) ([]storeline.DeptID, bool) {
+	if x := b.wholeIndex(store); x != nil {
+		return x.deptsOf(item), true
+	}
+	ds, err := b.stateDepts(store)
+	if err != nil {
+		b.fail(err)
+		return nil, false
+	}
+	// ds may be the caches': cloned before anything is added (callers
+	// only read the answer).
+	out := ds
+	add := func(d storeline.DeptID) {
+		if !slices.Contains(out, d) {
+			if len(out) == len(ds) {
+				out = slices.Clone(ds)
+			}
+			out = append(out, d)
+		}
+	}
+	if x := b.stock; x != nil && x.store == store {
+		// Every department of a key the entry changed, of any item.
+		for _, d := range x.depts {
+			add(d)
+		}
+		return out, true
+	}
+	prefix := rpBal + "stock/" + string(store) + "/"
+	keys := func(m map[string]decimal.Decimal) {
+		for k := range m {
+			// <dept>/<item>\x00<asset>
+			if rest, ok := strings.CutPrefix(k, prefix); ok {
+				if dept, r, ok := strings.Cut(rest, "/"); ok && strings.HasPrefix(r, string(item)+"\x00") {
+					add(storeline.DeptID(dept))
+				}
+			}
+		}
+	}
+	keys(b.pending)
+	if b.back != nil && b.back.store == store {
+		keys(b.back.delta)
+	}
+	return out, true
+}
+
+// stateDepts are the departments of store holding a stock balance in the
+// state, and (b.back.stored) a stored add-back sum: b.depts', else the
+// FSM's read cache's, else found by seeks.
+func (b *txBook) stateDepts(store storeline.StoreID) ([]storeline.DeptID, error) {
+	if ds, ok := b.depts[store]; ok {
+		return ds, nil
+	}
+	prefix := rpBal + "stock/" + string(store) + "/"
+	ds, err := b.cache.deptsOf(b.rt, store)
+	if err != nil {
+		return nil, err
+	}
+	if b.back != nil && b.back.store == store && b.back.stored {
+		// Sums of uncosted sales on balances the state may no longer
+		// hold (sold to exactly zero): Balance adds them back.
+		more, err := keyParts(b.rt, b.back.key(prefix))
+		if err != nil {
+			return nil, err
+		}
+		ds = slices.Clone(ds)
+		for _, d := range more {
+			if !slices.Contains(ds, storeline.DeptID(d)) {
+				ds = append(ds, storeline.DeptID(d))
+			}
+		}
+	}
+	if b.depts == nil {
+		b.depts = map[storeline.StoreID][]storeline.DeptID{}
+	}
+	b.depts[store] = ds
+	return ds, nil
+}
+
+// deptsOf are the departments of store holding a stock balance in the
+// state: the cache's answer (c not nil; it may list departments that no
+// longer hold any), else found by seeks (then cached).
+func (c *pushCache) deptsOf(rt *ledger.ReplicaTxn, store storeline.StoreID) ([]storeline.DeptID, error) {
+	if c != nil && !slowBooks.Load() {
+		if ds, ok := c.depts[store]; ok {
+			if checkPushCache.Load() {
+				now, err := stockDeptsOf(rt, store)
+				if err != nil {
+					return nil, err
+				}
+				for _, d := range now {
+					if !slices.Contains(ds, d) {
+						return nil, fmt.Errorf("central: read cache lists departments %v of %s, the state %v", ds, store, now)
+					}
+				}
+			}
+			return ds, nil
+		}
+	}
+	ds, err := stockDeptsOf(rt, store)
+	if err != nil || c == nil {
+		return ds, err
+	}
+	if full(len(c.depts)) {
+		evictSome(c.depts)
+	}
+	c.depts[store] = ds
+	return ds, nil
+}
+
+// stockDeptsOf are the departments of store holding a stock balance in
+// the state, found by seeks.
+func stockDeptsOf(rt *ledger.ReplicaTxn, store storeline.StoreID) ([]storeline.DeptID, error) {
+	parts, err := keyParts(rt, rpBal+"stock/"+string(store)+"/")
+	ds := make([]storeline.DeptID, len(parts))
+	for i, p := range parts {
+		ds[i] = storeline.DeptID(p)
+	}
+	return ds, err
+}
+
+// keyParts returns the distinct first path segments of the keys under
+// prefix (<part>/... or <part>\x00...), seeking from one to the next
+// instead of reading every key (as balanceParts does for balances).
+func keyParts(rt *ledger.ReplicaTxn, prefix string) ([]string, error) {
+	var parts []string
+	from := ""
+	for {
+		found, next := false, ""
+		err := rt.ScanMetaFrom(prefix, from, func(k string, _ []byte) (bool, error) {
+			rest := k[len(prefix):]
+			end := strings.IndexAny(rest, "/\x00")
+			if end < 0 {
+				end = len(rest)
+			}
+			part := rest[:end]
+			if !slices.Contains(parts, part) {
+				parts = append(parts, part)
+			}
+			// Past the part's keys: a key ending at the part (0
+			// follows) sorts before those extending it below '/'.
+			if end < len(rest) && rest[end] == 0 {
+				next = part + "\x01"
+			} else {
+				next = part + "0" // '/' + 1
+			}
+			found = true
+			return false, nil
+		})
+		if err != nil || !found {
+			return parts, err
+		}
+		from = next
+	}
 }
 
 // lessBack is s less back (nothing if back is empty).
@@ -782,7 +1006,7 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 	} else if ms, err = marks(tx.ReplicaTxn, store); err != nil {
 		return nil, err
 	}
-	plan := &costPlan{store: store, from: from, queued: queued, queued0: queued,
+	plan := &costPlan{store: store, from: from, queued: queued, queued0: queued, cache: tx.cache,
 		back:    &addBack{rt: tx.ReplicaTxn, store: store, stored: queued != from, base: map[string]decimal.Decimal{}, delta: map[string]decimal.Decimal{}},
 		pending: map[string]decimal.Decimal{}, sold: map[storeline.ItemID]decimal.Decimal{}}
 	var sales []storeline.Event
@@ -894,6 +1118,11 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 	if b.whole == prefix {
 		plan.book = b
 	}
+	if b.stock == nil {
+		// Not the store's whole stock: the index lists the
+		// departments of the entry's own changes, for StockDepts.
+		b.stock = newLeanStockIndex(prefix)
+	}
 	// What the book holds beyond its scan: the batch's balances (a zero
 	// one is deleted from the state, not in the scan, but in b.reads)
 	// and the add-back sums so far. The pass's own changes are noted as
@@ -952,6 +1181,9 @@ func planCosts(tx *Tx, store storeline.StoreID, limit int, pushed *pushedEntry, 
 // the store's stock balances once, not twice.
 func recheckBook(rt *ledger.ReplicaTxn, sis []storeItem, after *txBook) (*txBook, error) {
 	b := &txBook{rt: rt}
+	if after != nil {
+		b.cache = after.cache // the departments holding stock (StockDepts)
+	}
 	if len(sis) == 0 || sis[0].store != sis[len(sis)-1].store { // sorted by store
 		return b, nil
 	}
@@ -967,12 +1199,16 @@ func recheckBook(rt *ledger.ReplicaTxn, sis []storeItem, after *txBook) (*txBook
 // that follows it in the same entry: the plan's prefetch of the store's
 // stock balances, taken after the batch's balances were written, with the
 // pass's cost postings on top (commit books exactly those; it writes no
-// other balance). nil if the plan did not read the whole store.
+// other balance). If the plan did not read the whole store, a book of the
+// state with the FSM's read cache only (nil without one).
 func (p *costPlan) stockAfter() *txBook {
 	if p.book == nil {
-		return nil
+		if p.cache == nil {
+			return nil
+		}
+		return &txBook{rt: p.back.rt, cache: p.cache}
 	}
-	return &txBook{rt: p.book.rt, pending: p.pending, reads: p.book.reads, whole: p.book.whole, stores: p.book.stores, stock: p.book.stock}
+	return &txBook{rt: p.book.rt, pending: p.pending, reads: p.book.reads, whole: p.book.whole, stores: p.book.stores, stock: p.book.stock, cache: p.cache}
 }
 
 // event is pushed.events[pos]; ok is false if p is nil or does not know
