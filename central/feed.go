@@ -529,19 +529,44 @@ func centralEventsTouching(rt *ledger.ReplicaTxn, store storeline.StoreID, after
 }
 
 // PruneHistory prunes the change history before before (as the leader's
-// prune loop does with ChangeRetention): tombstones and the floor, then
-// the shops' feeds below it. It returns the feed entries dropped.
+// prune loop does with ChangeRetention): tombstones and the floor, in
+// entries until none is left or ctx ends, then the shops' feeds below it.
+// It returns the feed entries dropped.
 func (n *Node) PruneHistory(ctx context.Context, before time.Time) (int, error) {
-	p, err := msgpack.Marshal(&prunePayload{Before: before})
-	if err != nil {
-		return 0, storeline.E("central.PruneHistory", storeline.Internal, err)
-	}
-	res, err := n.Submit(ctx, OpMasterPrune, "", p)
-	if err != nil {
-		return 0, err
-	}
-	if err := res.Err(); err != nil {
+	if _, _, err := n.pruneHistory(ctx, prunePayload{Before: before}, 0, true); err != nil {
 		return 0, err
 	}
 	return n.PruneFeeds(ctx)
+}
+
+// pruneHistory submits prune entries of p while the last one reached its
+// limit (pruneOutcome.More), at most maxEntries of them (zero: no bound
+// but ctx); mayForward as submit's. It returns how many it submitted and
+// whether tombstones before the cutoff may be left.
+func (n *Node) pruneHistory(ctx context.Context, p prunePayload, maxEntries int, mayForward bool) (entries int, more bool, err error) {
+	const op = "central.PruneHistory"
+	body, err := msgpack.Marshal(&p)
+	if err != nil {
+		return 0, true, storeline.E(op, storeline.Internal, err)
+	}
+	for maxEntries <= 0 || entries < maxEntries {
+		entries++
+		res, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: n.now().UnixMilli(), Payload: body}, mayForward)
+		if err != nil {
+			return entries, true, err
+		}
+		if err := res.Err(); err != nil {
+			return entries, true, err
+		}
+		var o pruneOutcome
+		if len(res.Body) > 0 {
+			if err := msgpack.Unmarshal(res.Body, &o); err != nil {
+				return entries, true, storeline.E(op, storeline.Internal, fmt.Errorf("prune entry %d's result: %w", res.Index, err))
+			}
+		}
+		if !o.More {
+			return entries, false, nil
+		}
+	}
+	return entries, true, nil
 }

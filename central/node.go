@@ -515,19 +515,37 @@ func (n *Node) pruneLoop() {
 		if n.raft.State() != raft.Leader {
 			continue
 		}
-		p, _ := msgpack.Marshal(&prunePayload{Before: n.now().Add(-n.cfg.ChangeRetention)})
-		ctx, cancel := n.loopContext(n.cfg.ApplyTimeout)
-		if _, err := n.submit(ctx, &command{Op: OpMasterPrune, AtMs: n.now().UnixMilli(), Payload: p}, false); err != nil {
-			n.log.Warn("central: prune", "err", err)
-		}
-		cancel()
-		// Then the shops' feeds below the new floor (feed.go).
-		ctx, cancel = n.loopContext(10 * n.cfg.ApplyTimeout)
-		if _, err := n.PruneFeeds(ctx); err != nil {
-			n.log.Warn("central: prune feeds", "err", err)
-		}
-		cancel()
+		n.pruneRound(0)
 	}
+}
+
+// pruneEntriesPerRound bounds the prune entries of one round of the prune
+// loop (each removes up to MaxChangesPerEntry tombstones): a larger burst
+// of deletes is pruned over several rounds, and a round cannot hold the
+// leader forever.
+const pruneEntriesPerRound = 32
+
+// pruneRound is one round of the prune loop: prune entries while the last
+// one reached its limit, at most pruneEntriesPerRound, then the shops'
+// feeds. limit bounds the tombstones of each prune entry below
+// MaxChangesPerEntry (zero: MaxChangesPerEntry).
+func (n *Node) pruneRound(limit int) {
+	p := prunePayload{Before: n.now().Add(-n.cfg.ChangeRetention), Limit: limit}
+	ctx, cancel := n.loopContext(pruneEntriesPerRound * n.cfg.ApplyTimeout)
+	entries, more, err := n.pruneHistory(ctx, p, pruneEntriesPerRound, false)
+	cancel()
+	switch {
+	case err != nil:
+		n.log.Warn("central: prune", "entries", entries, "err", err)
+	case more:
+		n.log.Info("central: prune: tombstones left for the next round", "entries", entries)
+	}
+	// Then the shops' feeds below the new floor (feed.go).
+	ctx, cancel = n.loopContext(10 * n.cfg.ApplyTimeout)
+	if _, err := n.PruneFeeds(ctx); err != nil {
+		n.log.Warn("central: prune feeds", "err", err)
+	}
+	cancel()
 }
 
 // loopContext is the context of one round of a background loop, bounded

@@ -45,6 +45,13 @@ type prunePayload struct {
 	Limit int `msgpack:"n,omitempty"`
 }
 
+// pruneOutcome is the body of a prune entry's result (nil: as More false).
+type pruneOutcome struct {
+	// More: the entry removed its limit of tombstones, so some before the
+	// cutoff may be left for the next entry.
+	More bool `msgpack:"m"`
+}
+
 func masterOps() []Op {
 	return append([]Op{
 		{OpMasterPut, applyPut},
@@ -189,7 +196,8 @@ func markHistory(tx *Tx) error {
 // left below the cutoff, so it keeps the hours' index it found them by
 // and the next prune goes on (PruneTombstones starts at the lowest
 // version left): the index of an hour is dropped only once every
-// tombstone before the cutoff is gone. The floor never falls.
+// tombstone before the cutoff is gone. The floor never falls. Its result
+// (pruneOutcome) says whether it reached its limit.
 func applyPrune(tx *Tx, payload []byte) ([]byte, error) {
 	var p prunePayload
 	if err := msgpack.Unmarshal(payload, &p); err != nil {
@@ -238,7 +246,10 @@ func applyPrune(tx *Tx, payload []byte) ([]byte, error) {
 			}
 		}
 	}
-	return nil, tx.SetMeta(floorKey, ledger.PutU64(floor))
+	if err := tx.SetMeta(floorKey, ledger.PutU64(floor)); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&pruneOutcome{More: pruned >= limit})
 }
 
 func prefixed(field string, err error) error {

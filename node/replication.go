@@ -36,6 +36,10 @@ type ReplicationConfig struct {
 	RequestTimeout time.Duration
 	BackoffMin     time.Duration
 	BackoffMax     time.Duration
+	// KeepRejections is how many of central's rejections of the shop's
+	// events the shop keeps, the latest (replication.ClientConfig); zero
+	// means replication.DefaultKeepRejections.
+	KeepRejections int
 	// LoyaltyTimeout bounds a loyalty call to central made while a till
 	// waits (a reservation, a card's balance); past it the shop is offline
 	// for loyalty (loyalty.go). Zero means the default, one second.
@@ -50,7 +54,7 @@ func defaultReplication() ReplicationConfig {
 	return ReplicationConfig{
 		MaxBatchEvents: d.MaxBatchEvents, MaxBatchBytes: d.MaxBatchBytes, PageItems: d.PageItems,
 		PushInterval: d.PushInterval, PollWait: d.PollWait, RequestTimeout: d.RequestTimeout,
-		BackoffMin: d.BackoffMin, BackoffMax: d.BackoffMax,
+		BackoffMin: d.BackoffMin, BackoffMax: d.BackoffMax, KeepRejections: d.KeepRejections,
 		LoyaltyTimeout: defaultLoyaltyTimeout,
 	}
 }
@@ -64,6 +68,7 @@ func (c Config) clientConfig(tlsConf *tls.Config) replication.ClientConfig {
 	cc.MaxBatchEvents, cc.MaxBatchBytes, cc.PageItems = r.MaxBatchEvents, r.MaxBatchBytes, r.PageItems
 	cc.PushInterval, cc.PollWait, cc.RequestTimeout = r.PushInterval, r.PollWait, r.RequestTimeout
 	cc.BackoffMin, cc.BackoffMax = r.BackoffMin, r.BackoffMax
+	cc.KeepRejections = r.KeepRejections
 	return cc
 }
 
@@ -102,7 +107,16 @@ func (c Config) validateReplication() error {
 		cc.TLS = &tls.Config{} // stands in for the files, loaded at Start
 	}
 	if err := cc.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Replication: %w", err))
+		// The client joins one error a bad field: each names the section,
+		// not only the first (cmd/storeline names each by its flag).
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			for _, e := range joined.Unwrap() {
+				errs = append(errs, fmt.Errorf("Replication: %w", e))
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("Replication: %w", err))
+		}
 	}
 	if r.LoyaltyTimeout < 0 || r.LoyaltyTimeout > maxLoyaltyTimeout {
 		errs = append(errs, fmt.Errorf("Replication.LoyaltyTimeout: %v out of range [0, %v] (0: %v)", r.LoyaltyTimeout, maxLoyaltyTimeout, defaultLoyaltyTimeout))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/node"
+	"github.com/storeline/storeline/replication"
 )
 
 // The node's configuration has one set of names, the flag names. A JSON
@@ -89,6 +90,7 @@ func replicationFlags(fs *flag.FlagSet, r *node.ReplicationConfig) {
 	fs.DurationVar(&r.RequestTimeout, "replication-request-timeout", r.RequestTimeout, "timeout of one replication request")
 	fs.DurationVar(&r.BackoffMin, "replication-backoff-min", r.BackoffMin, "first retry delay after a failure")
 	fs.DurationVar(&r.BackoffMax, "replication-backoff-max", r.BackoffMax, "longest retry delay")
+	fs.IntVar(&r.KeepRejections, "replication-keep-rejections", r.KeepRejections, "head-office rejections of the shop's events kept, the latest (0: "+strconv.Itoa(replication.DefaultKeepRejections)+")")
 	fs.DurationVar(&r.LoyaltyTimeout, "replication-loyalty-timeout", r.LoyaltyTimeout, "longest a till waits for a loyalty call to central before the shop treats it as offline")
 }
 
