@@ -176,15 +176,22 @@ func (c *adminClient) call(ctx context.Context, method, path string, body []byte
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCtlAnswer+1))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, responseError(resp, b)
+		return nil, responseError(resp, b[:min(len(b), maxCtlAnswer)])
+	}
+	if len(b) > maxCtlAnswer {
+		// Printed cut short, it would pass for the whole answer.
+		return nil, fmt.Errorf("%s %s: the answer is longer than %d MiB: ask for less (a limit, a narrower filter)", method, path, maxCtlAnswer>>20)
 	}
 	return b, nil
 }
+
+// maxCtlAnswer bounds what ctl reads of an answer.
+const maxCtlAnswer = 16 << 20
 
 // httpError is an error answer. A problem+json body (the nodes' admin
 // API, the tills' API, central) is shown as its detail and field; any
