@@ -39,13 +39,15 @@ import (
 //	2  supplier payments and the payables index, backfilled by the raise
 //	   (settlements.go); a pre-grant's id compared with what it granted
 //	   (loyalty.go)
-const FSMLevel = 2
+//	3  cancelling a supplier payment (settlements.go, invariant 5)
+const FSMLevel = 3
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.
 var opLevels = map[string]int{
-	OpSupplierPayment:  2,
-	OpPayablesBackfill: 2,
+	OpSupplierPayment:       2,
+	OpPayablesBackfill:      2,
+	OpSupplierPaymentCancel: 3,
 }
 
 // levelGrantCheck is the level from which a pre-grant's id is compared
@@ -70,8 +72,12 @@ type clusterLevelPayload struct {
 	Level int `msgpack:"l"`
 }
 
+// levelOps are the ops of levels.go and those of levels above 2 (the
+// settlement ops of level 2 but the backfill are registered with the
+// back office's, backoffice.go).
 func levelOps() []Op {
-	return []Op{{OpClusterLevel, applyClusterLevel}, {OpPayablesBackfill, applyPayablesBackfill}}
+	return []Op{{OpClusterLevel, applyClusterLevel}, {OpPayablesBackfill, applyPayablesBackfill},
+		{OpSupplierPaymentCancel, applySupplierPaymentCancel}} // settlements.go
 }
 
 func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {
@@ -91,7 +97,9 @@ func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	if cur < opLevel(OpSupplierPayment) && p.Level >= opLevel(OpSupplierPayment) {
 		// What moved payables before the index existed (settlements.go,
-		// invariant 4).
+		// invariant 4): once only, when the cluster first reaches level 2
+		// (from 1 to 2, or straight to a higher level), never on a later
+		// raise.
 		return nil, startPayablesBackfill(tx)
 	}
 	return nil, nil

@@ -99,7 +99,7 @@ func TestReviewBackfillPayablesAtLevelRaise(t *testing.T) {
 			t.Fatalf("%s: opening %s closing %s unindexed %s, want 0.00, 30.80, 0.00", n.ID(), s.Opening, s.Closing, s.Unindexed)
 		}
 		s.wantTotals(t, map[string]string{"invoice": "42.00", "invoice_cancel": "-10.00", "return": "-2.20",
-			"return_cancel": "0.00", "payment": "0.00", "transfer": "1.00"})
+			"return_cancel": "0.00", "payment": "0.00", "payment_cancel": "0.00", "transfer": "1.00"})
 		if got := payableOf(t, n.APIAddr(), "p1"); !got.Neg().Equal(dec(s.Closing)) {
 			t.Fatalf("%s: payable/p1 = %s, statement closes at %s", n.ID(), got, s.Closing)
 		}

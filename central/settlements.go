@@ -48,6 +48,21 @@ package central
 //     events at the same index, and a snapshot carries where it stands.
 //     Each row also adds to the indexed total, so a statement read while
 //     it runs is exact and shows what is left as unindexed.
+//  5. A payment is cancelled by one FSM entry (OpSupplierPaymentCancel,
+//     FSM level 3: levels.go): every check first (the payment exists and
+//     is not cancelled, the reason is bounded text, the reversing
+//     transfer is not applied yet and its postings are valid), then the
+//     payment's record marked cancelled (when, why, the date of its row),
+//     and a central-authored transfer that reverses the payment's
+//     postings at their booked values (payable/<supplier> −amount,
+//     bank/<bank> +amount; its event ID derived from the payment ID), whose
+//     statement row (payment_cancel) is dated the later of the payment's
+//     paid_on and the cancel's date, so it never precedes what it
+//     reverses and a period closed before it keeps its rows. A cancelled
+//     payment stays cancelled: its id is spent (booked again with the same
+//     content it answers the cancelled payment), a second cancel is a
+//     Conflict naming status (a retry with the request's Idempotency-Key
+//     gets the first answer, fsm.go invariant 4).
 
 import (
 	"bytes"
@@ -72,6 +87,9 @@ import (
 // OpSupplierPayment books a payment to a supplier (invariant 1).
 const OpSupplierPayment = "settlement.payment"
 
+// OpSupplierPaymentCancel cancels a supplier payment (invariant 5).
+const OpSupplierPaymentCancel = "settlement.payment_cancel"
+
 // Keys of the settlement state, all metadata of the replica.
 const (
 	stPay      = "st/pay/"     // payment id → msgpack supplierPayment
@@ -80,14 +98,19 @@ const (
 	stBackfill = "st/backfill" // → msgpack payablesBackfill while the index is being backfilled (invariant 4)
 )
 
-// paymentReason is the Transfer reason of a payment's event.
-const paymentReason = "supplier.payment"
+// paymentReason is the Transfer reason of a payment's event,
+// paymentCancelReason that of the event that reverses it.
+const (
+	paymentReason       = "supplier.payment"
+	paymentCancelReason = "supplier.payment.cancel"
+)
 
 // Bounds of a payment's free text (in characters, as openapi.yaml's
 // maxLength counts them) and amount.
 const (
 	maxPaymentReference = 128
 	maxPaymentNote      = 1024
+	maxCancelReason     = 1024
 	maxPaymentDigits    = 15 // integer digits of an amount
 )
 
@@ -98,6 +121,7 @@ const maxStatementRows = 10 * MaxFeedLimit
 func (n *Node) settlementRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
 	h("POST /v1/supplier_payments", true, n.postSupplierPayment)
 	h("GET /v1/supplier_payments/{id}", false, n.getSupplierPayment)
+	h("POST /v1/supplier_payments/{id}/cancel", true, n.postSupplierPaymentCancel)
 	h("GET /v1/suppliers/{id}/statement", false, n.getSupplierStatement)
 }
 
@@ -115,7 +139,17 @@ type supplierPayment struct {
 	Event     storeline.EventID `msgpack:"e,omitempty"`
 	Seq       uint64            `msgpack:"q,omitempty"`
 	CreatedMs int64             `msgpack:"t,omitempty"`
+	// Set by the entry that cancelled it (invariant 5); CancelEvent is
+	// zero while it stands.
+	CancelEvent  storeline.EventID `msgpack:"ce,omitempty"`
+	CancelSeq    uint64            `msgpack:"cq,omitempty"`
+	CancelledMs  int64             `msgpack:"ct,omitempty"`
+	CancelledOn  storeline.Date    `msgpack:"cd,omitempty"`
+	CancelReason string            `msgpack:"cw,omitempty"`
 }
+
+// cancelled reports whether p was cancelled.
+func (p *supplierPayment) cancelled() bool { return !p.CancelEvent.IsZero() }
 
 // paymentIn is the body of POST /v1/supplier_payments.
 type paymentIn struct {
@@ -245,7 +279,10 @@ func applySupplierPayment(tx *Tx, payload []byte) ([]byte, error) {
 	if err := msgpack.Unmarshal(payload, &p); err != nil {
 		return nil, storeline.Invalidf("", "undecodable payment: %v", err)
 	}
+	// What the entry sets is never the caller's (a node of level 2,
+	// which knows no cancel fields, drops them too).
 	p.Event, p.Seq, p.CreatedMs = storeline.EventID{}, 0, 0
+	p.CancelEvent, p.CancelSeq, p.CancelledMs, p.CancelledOn, p.CancelReason = storeline.EventID{}, 0, 0, "", ""
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -295,34 +332,145 @@ func applySupplierPayment(tx *Tx, payload []byte) ([]byte, error) {
 	if err := putPayment(tx.ReplicaTxn, &p); err != nil {
 		return nil, err
 	}
-	tp := transferPayload{ID: p.Event, Reason: paymentReason, Ref: p.ID}
-	for _, x := range p.postings() {
+	seq, err := applyPaymentTransfer(tx, p.Event, paymentReason, p.ID, p.postings())
+	if err != nil {
+		return nil, err
+	}
+	p.Seq = seq
+	if err := putPayment(tx.ReplicaTxn, &p); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&paymentAnswer{Payment: p})
+}
+
+// applyPaymentTransfer applies the central-authored transfer id (reason,
+// ref: the payment's ID) through applyTransfer, and returns its sequence
+// in central's stream. Its caller checked that id is not applied yet.
+func applyPaymentTransfer(tx *Tx, id storeline.EventID, reason, ref string, postings []storeline.Posting) (uint64, error) {
+	tp := transferPayload{ID: id, Reason: reason, Ref: ref}
+	for _, x := range postings {
 		amt, err := x.Amount.MarshalBinary()
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		tp.Postings = append(tp.Postings, replication.WirePosting{Account: x.Account, Asset: string(x.Asset), Amount: amt})
 	}
 	enc, err := msgpack.Marshal(&tp)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	body, err := applyTransfer(tx, enc)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if body == nil {
-		return nil, fmt.Errorf("payment %s: its transfer %s was applied before", p.ID, p.Event)
+		return 0, fmt.Errorf("payment %s: its transfer %s (%s) was applied before", ref, id, reason)
 	}
 	var pos replication.Position
 	if err := msgpack.Unmarshal(body, &pos); err != nil {
-		return nil, fmt.Errorf("payment %s: transfer position: %w", p.ID, err)
+		return 0, fmt.Errorf("payment %s: transfer position: %w", ref, err)
 	}
-	p.Seq = pos.Seq
-	if err := putPayment(tx.ReplicaTxn, &p); err != nil {
+	return pos.Seq, nil
+}
+
+// checkTransferFree refuses, as a Conflict naming id, a transfer id that
+// central has applied already (applyTransfer would skip it).
+func checkTransferFree(tx *Tx, id storeline.EventID, what string) error {
+	v, err := tx.Meta(rpHQID + string(id[:]))
+	if err == nil && v == nil {
+		v, err = tx.Meta(seenKey(storeline.Central, id))
+	}
+	if err != nil || v == nil {
+		return err
+	}
+	return &storeline.Error{Kind: storeline.Conflict, Field: "id",
+		Err: fmt.Errorf("the transfer of %s (%s) is applied but the payment does not record it", what, id)}
+}
+
+// paymentCancelEventID is the ID of the transfer that reverses payment
+// id (invariant 5), derived as paymentEventID is.
+func paymentCancelEventID(id string) storeline.EventID {
+	return storeline.DerivedEventID("storeline/supplier-payment-cancel/" + id)
+}
+
+// paymentCancel is OpSupplierPaymentCancel's payload.
+type paymentCancel struct {
+	ID     string `msgpack:"i"`
+	Reason string `msgpack:"w"`
+}
+
+// validate checks a cancel (the handler and the FSM both run it).
+func (c *paymentCancel) validate() error {
+	if err := storeline.CheckID("id", c.ID); err != nil {
+		return err
+	}
+	if err := checkText("reason", c.Reason, maxCancelReason, true); err != nil {
+		return err
+	}
+	if strings.TrimSpace(c.Reason) == "" {
+		return storeline.Invalidf("reason", "a reason is required (why the payment is cancelled)")
+	}
+	return nil
+}
+
+// reversal returns the postings that undo p's at their booked values.
+func (p *supplierPayment) reversal() []storeline.Posting {
+	out := p.postings()
+	for i := range out {
+		out[i].Amount = out[i].Amount.Neg()
+	}
+	return out
+}
+
+func applySupplierPaymentCancel(tx *Tx, payload []byte) ([]byte, error) {
+	var c paymentCancel
+	if err := msgpack.Unmarshal(payload, &c); err != nil {
+		return nil, storeline.Invalidf("", "undecodable payment cancel: %v", err)
+	}
+	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return msgpack.Marshal(&paymentAnswer{Payment: p})
+	p, ok, err := getPayment(tx.ReplicaTxn, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no supplier payment %q", c.ID)}
+	}
+	if p.cancelled() {
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "status",
+			Err: fmt.Errorf("payment %q is cancelled already (at %s)", p.ID, time.UnixMilli(p.CancelledMs).UTC().Format(time.RFC3339))}
+	}
+	if p.Event.IsZero() || p.Seq == 0 {
+		// Never so (a payment's record and transfer are one entry's):
+		// refused, not reversed from a guess.
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id",
+			Err: fmt.Errorf("payment %q is recorded without its transfer", p.ID)}
+	}
+	ev := paymentCancelEventID(p.ID)
+	if err := checkTransferFree(tx, ev, "the cancel of payment "+strconv.Quote(p.ID)); err != nil {
+		return nil, err
+	}
+	rev := p.reversal()
+	if err := storeline.CheckPostings(storeline.MergePostings(rev)); err != nil {
+		return nil, &storeline.Error{Kind: storeline.Invalid, Field: "id", Err: fmt.Errorf("payment %q cannot be reversed: %w", p.ID, err)}
+	}
+	// Writes from here on. The record first: the transfer's statement
+	// row reads its date from it (writePayableRows).
+	p.CancelEvent, p.CancelledMs, p.CancelReason = ev, tx.At.UnixMilli(), c.Reason
+	p.CancelledOn = max(p.PaidOn, storeline.Date(tx.At.UTC().Format(time.DateOnly)))
+	if err := putPayment(tx.ReplicaTxn, p); err != nil {
+		return nil, err
+	}
+	seq, err := applyPaymentTransfer(tx, ev, paymentCancelReason, p.ID, rev)
+	if err != nil {
+		return nil, err
+	}
+	p.CancelSeq = seq
+	if err := putPayment(tx.ReplicaTxn, p); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&paymentAnswer{Payment: *p})
 }
 
 // settleRow is one movement of a supplier's payable (stRow).
@@ -349,10 +497,11 @@ const (
 	rowReturn        = "return"
 	rowReturnCancel  = "return_cancel"
 	rowPayment       = "payment"
+	rowPaymentCancel = "payment_cancel"
 	rowTransfer      = "transfer"
 )
 
-var rowTypes = []string{rowInvoice, rowInvoiceCancel, rowReturn, rowReturnCancel, rowPayment, rowTransfer}
+var rowTypes = []string{rowInvoice, rowInvoiceCancel, rowReturn, rowReturnCancel, rowPayment, rowPaymentCancel, rowTransfer}
 
 func rowKey(s storeline.SupplierID, c storeline.Currency, r *settleRow) string {
 	return stRow + string(s) + "\x00" + string(c) + "\x00" + string(r.Date) + "\x00" + r.ID + "\x00" + string(ledger.PutU64(r.Seq))
@@ -447,6 +596,21 @@ func writePayableRows(tx *Tx, ev *storeline.Event, moved []storeline.Posting, ap
 		}
 		if ok {
 			row.Type, row.ID, row.Date, row.Bank, row.Reference = rowPayment, p.ID, p.PaidOn, p.Bank, p.Reference
+		}
+	case paymentCancelReason:
+		p, ok, err := getPayment(tx.ReplicaTxn, tr.Ref)
+		if err != nil {
+			return err
+		}
+		if ok && p.cancelled() && p.CancelEvent == ev.ID {
+			row.Type, row.ID, row.Date, row.Bank, row.Reference = rowPaymentCancel, p.ID, p.CancelledOn, p.Bank, p.Reference
+			break
+		}
+		// Not the cancel of a payment (a transfer by hand that took the
+		// reason): as any other transfer.
+		row.Reason = tr.Reason
+		if storeline.ValidID(tr.Ref) {
+			row.ID = tr.Ref
 		}
 	default:
 		row.Reason = tr.Reason
@@ -664,7 +828,62 @@ func paymentJSON(p *supplierPayment) map[string]any {
 	if p.Note != "" {
 		m["note"] = p.Note
 	}
+	m["status"] = "booked"
+	if p.cancelled() {
+		m["status"], m["reason"], m["cancelled_on"] = "cancelled", p.CancelReason, p.CancelledOn
+		m["cancelled_at"] = time.UnixMilli(p.CancelledMs).UTC()
+		m["cancel_event"] = p.CancelEvent.String()
+		m["cancel_position"] = map[string]any{"epoch": 1, "seq": p.CancelSeq}
+	}
 	return m
+}
+
+// paymentCancelIn is the body of POST /v1/supplier_payments/{id}/cancel.
+type paymentCancelIn struct {
+	Reason string `json:"reason"`
+}
+
+// postSupplierPaymentCancel cancels a payment (invariant 5): 200 with the
+// cancelled payment.
+func (n *Node) postSupplierPaymentCancel(w http.ResponseWriter, r *http.Request) error {
+	const op = "central.supplier_payment_cancel"
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var in paymentCancelIn
+	if err := strictJSON(body, &in); err != nil {
+		return err
+	}
+	c := &paymentCancel{ID: id, Reason: in.Reason}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	enc, err := msgpack.Marshal(c)
+	if err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	res, err := n.Submit(r.Context(), OpSupplierPaymentCancel, key, enc)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	var a paymentAnswer
+	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
+		return storeline.E(op, storeline.Internal, err)
+	}
+	writeJSON(w, http.StatusOK, paymentJSON(&a.Payment))
+	return nil
 }
 
 func (n *Node) getSupplierPayment(w http.ResponseWriter, r *http.Request) error {

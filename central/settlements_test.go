@@ -172,7 +172,7 @@ func TestSettlementsStatement(t *testing.T) {
 		t.Fatalf("statement: opening %s closing %s unindexed %s, want 0, 9.30, 0", all.Opening, all.Closing, all.Unindexed)
 	}
 	all.wantTotals(t, map[string]string{"invoice": "37.00", "invoice_cancel": "-10.00", "return": "-2.20",
-		"return_cancel": "0.00", "payment": "-15.50", "transfer": "0.00"})
+		"return_cancel": "0.00", "payment": "-15.50", "payment_cancel": "0.00", "transfer": "0.00"})
 	if r := all.Rows[1]; r.Store != "s2" {
 		t.Fatalf("inv2's row: store %q, want s2", r.Store)
 	}

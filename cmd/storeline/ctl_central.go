@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,6 +39,8 @@ commands:
   pay-supplier ID SUPPLIER BANK AMOUNT CURRENCY [PAID_ON]
                                    book a payment to a supplier from a bank (PAID_ON:
                                    YYYY-MM-DD, default today); again with the same ID is harmless
+  pay-cancel ID REASON             cancel a payment booked by mistake (its postings reversed; quote
+                                   a REASON of several words); again with the same REASON is harmless
   statement SUPPLIER CURRENCY FROM TO
                                    a supplier's settlement statement for business dates FROM..TO
   promotion ID FILE.json           create or replace a promotion (JSON as PUT /v1/promotions/{id})
@@ -60,7 +63,7 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
 		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
-		"pay-supplier": {5, 6}, "statement": {4, 4},
+		"pay-supplier": {5, 6}, "pay-cancel": {2, 2}, "statement": {4, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
 	lim, ok := want[first(rest)]
 	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
@@ -176,13 +179,19 @@ func bar(done, total int) string {
 // answer with the same key (the outcome may be unknown; the key makes the
 // retry safe).
 func (c *adminClient) post(ctx context.Context, path string, body []byte, key string) error {
+	_, err := c.postKeyed(ctx, path, body, key)
+	return err
+}
+
+// postKeyed is post returning a 2xx answer's body.
+func (c *adminClient) postKeyed(ctx context.Context, path string, body []byte, key string) ([]byte, error) {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
 		req, err := http.NewRequestWithContext(rctx, "POST", c.base+path, bytes.NewReader(body))
 		if err != nil {
 			cancel()
-			return err
+			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -199,15 +208,15 @@ func (c *adminClient) post(ctx context.Context, path string, body []byte, key st
 		cancel()
 		switch {
 		case resp.StatusCode/100 == 2:
-			return nil
+			return b, nil
 		case resp.StatusCode == http.StatusServiceUnavailable:
 			last = responseError(resp, b)
 			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 		default:
-			return responseError(resp, b)
+			return nil, responseError(resp, b)
 		}
 	}
-	return errors.Join(errors.New("gave up after 5 attempts"), last)
+	return nil, errors.Join(errors.New("gave up after 5 attempts"), last)
 }
 
 // ctlBackOffice runs the back-office commands (documents, stock).
@@ -246,11 +255,118 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		}
 		b, _ := json.Marshal(map[string]any{"id": a[0], "supplier": a[1], "bank": a[2], "amount": a[3], "currency": a[4], "paid_on": paidOn})
 		return c.do(ctx, "POST", "/v1/supplier_payments", b, stdout)
+	case "pay-cancel":
+		// The key derives from the payment and the reason, so running the
+		// command again (or its retry of a 503) gets the first answer; a
+		// cancel with another reason is refused as cancelled already.
+		sum := sha256.Sum256([]byte(a[0] + "\x00" + a[1]))
+		b, _ := json.Marshal(map[string]any{"reason": a[1]})
+		out, err := c.postKeyed(ctx, "/v1/supplier_payments/"+esc(a[0])+"/cancel", b, "pay-cancel-"+hex.EncodeToString(sum[:16]))
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
 	case "statement":
-		q := url.Values{"currency": {a[1]}, "from": {a[2]}, "to": {a[3]}}
-		return c.do(ctx, "GET", "/v1/suppliers/"+esc(a[0])+"/statement?"+q.Encode(), nil, stdout)
+		return ctlStatement(ctx, c, a[0], a[1], a[2], a[3], stdout)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// ctlStatementPage is the rows per page ctl asks a statement in (central
+// answers at most 5000): one answer for a long period could outgrow what
+// ctl reads of an answer, and the request timeout.
+var ctlStatementPage = 5000
+
+// ctlStatementTries bounds the reads of a statement that a movement
+// booked meanwhile changed.
+const ctlStatementTries = 3
+
+// ctlStatement reads a supplier's statement page by page, following
+// next, and prints it once, whole, as one answer without a limit would
+// be. Every page carries the whole period's opening, closing and totals:
+// a page whose differ from the first's was read after a movement of the
+// period was booked, so the statement is read again.
+func ctlStatement(ctx context.Context, c *adminClient, supplier, currency, from, to string, stdout io.Writer) error {
+	path := "/v1/suppliers/" + url.PathEscape(supplier) + "/statement?"
+	var err error
+	for try := 0; try < ctlStatementTries; try++ {
+		var st map[string]json.RawMessage
+		if st, err = readStatement(ctx, c, path, currency, from, to); err == nil {
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(append(b, '\n'))
+			return err
+		}
+		if !errors.Is(err, errStatementChanged) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w, %d times: run again", err, ctlStatementTries)
+}
+
+// errStatementChanged: a movement of the period was booked between two
+// pages of a statement.
+var errStatementChanged = errors.New("the statement changed while it was read")
+
+// readStatement reads every page of a statement and returns the first
+// page with every page's rows.
+func readStatement(ctx context.Context, c *adminClient, path, currency, from, to string) (map[string]json.RawMessage, error) {
+	var (
+		first map[string]json.RawMessage
+		rows  []json.RawMessage
+		after string
+	)
+	for page := 1; ; page++ {
+		q := url.Values{"currency": {currency}, "from": {from}, "to": {to}, "limit": {strconv.Itoa(ctlStatementPage)}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		b, err := c.call(ctx, "GET", path+q.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		var st map[string]json.RawMessage
+		var pageRows []json.RawMessage
+		var next string
+		if err := json.Unmarshal(b, &st); err != nil {
+			return nil, fmt.Errorf("statement page %d: %w", page, err)
+		}
+		if err := json.Unmarshal(st["rows"], &pageRows); err != nil {
+			return nil, fmt.Errorf("statement page %d: rows: %w", page, err)
+		}
+		if err := json.Unmarshal(st["next"], &next); err != nil {
+			return nil, fmt.Errorf("statement page %d: next: %w", page, err)
+		}
+		if first == nil {
+			first = st
+		} else {
+			for _, k := range []string{"opening", "closing", "unindexed", "totals"} {
+				if !bytes.Equal(st[k], first[k]) {
+					return nil, fmt.Errorf("%w (%s of page %d)", errStatementChanged, k, page)
+				}
+			}
+		}
+		rows = append(rows, pageRows...)
+		if next == "" {
+			break
+		}
+		if next == after || len(pageRows) == 0 {
+			return nil, fmt.Errorf("statement page %d: next %q does not move on", page, next)
+		}
+		after = next
+	}
+	all, err := json.Marshal(rows)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		all = []byte("[]")
+	}
+	first["rows"], first["next"] = all, json.RawMessage(`""`)
+	return first, nil
 }
 
 // pricingCollections are the head-office collections of pricing rules by
