@@ -523,34 +523,30 @@ func scanBalances(rt *ledger.ReplicaTxn, prefix string, fn func(balanceRow) bool
 // under prefix holding a balance ("stock/<store>/": the departments with
 // stock), seeking from one to the next instead of reading every balance.
 func balanceParts(rt *ledger.ReplicaTxn, prefix string) ([]string, error) {
+	keys := rt.MetaKeys(rpBal + prefix)
+	defer keys.Close()
 	var parts []string
-	from := ""
-	for {
-		found, next := false, ""
-		err := rt.ScanMetaFrom(rpBal+prefix, from, func(k string, _ []byte) (bool, error) {
-			rest := k[len(rpBal)+len(prefix):]
-			end := strings.IndexAny(rest, "/\x00")
-			if end < 0 {
-				end = len(rest)
-			}
-			part := rest[:end]
-			if !slices.Contains(parts, part) {
-				parts = append(parts, part)
-			}
-			// Past the part's keys: an account ending at the part (0
-			// follows) sorts before those extending it below '/'.
-			if end < len(rest) && rest[end] == 0 {
-				next = part + "\x01"
-			} else {
-				next = part + "0" // '/' + 1
-			}
-			found = true
-			return false, nil
-		})
-		if err != nil || !found {
-			return parts, err
+	for from := ""; ; {
+		k, found := keys.Seek(from)
+		if !found {
+			return parts, nil
 		}
-		from = next
+		rest := k[len(rpBal)+len(prefix):]
+		end := strings.IndexAny(rest, "/\x00")
+		if end < 0 {
+			end = len(rest)
+		}
+		part := rest[:end]
+		if !slices.Contains(parts, part) {
+			parts = append(parts, part)
+		}
+		// Past the part's keys: an account ending at the part (0
+		// follows) sorts before those extending it below '/'.
+		if end < len(rest) && rest[end] == 0 {
+			from = part + "\x01"
+		} else {
+			from = part + "0" // '/' + 1
+		}
 	}
 }
 

@@ -339,15 +339,14 @@ func (n *Node) pointsDebts(prog storeline.ProgrammeID, cust storeline.CustomerID
 	asset := storeline.PointsAsset(prog)
 	out := map[string]int64{}
 	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		keys := rt.MetaKeys(base)
+		defer keys.Close()
 		for from := ""; ; {
-			store, found := "", false
-			err := rt.ScanMetaFrom(base, from, func(k string, _ []byte) (bool, error) {
-				store, found = k[len(base):], true
-				return false, nil
-			})
-			if err != nil || !found {
-				return err
+			k, found := keys.Seek(from)
+			if !found {
+				return nil
 			}
+			store := k[len(base):]
 			s, _, ok := strings.Cut(store, "/")
 			if !ok {
 				// Not an account of a shop's: step over this key.

@@ -494,6 +494,35 @@ func (t *ReplicaTxn) ScanMetaFrom(prefix, from string, fn func(key string, val [
 	return nil
 }
 
+// MetaKeys reads the meta keys under a prefix, keys only, by seeks: a
+// reader hopping from one group of keys to the next (a shop's accounts,
+// a department's) makes one iterator for all its hops, and reads no
+// value it skips. Close it before the transaction ends; a read-write
+// transaction allows one open iterator at a time.
+type MetaKeys struct {
+	it     *badger.Iterator
+	prefix []byte
+}
+
+// MetaKeys returns a MetaKeys over the keys starting with prefix.
+func (t *ReplicaTxn) MetaKeys(prefix string) *MetaKeys {
+	p := metaKey(prefix)
+	return &MetaKeys{it: t.txn.NewIterator(badger.IteratorOptions{Prefix: p}), prefix: p}
+}
+
+// Seek returns the first key at or after prefix+from (the whole key,
+// prefix included); false when there is none.
+func (m *MetaKeys) Seek(from string) (string, bool) {
+	m.it.Seek(append(m.prefix[:len(m.prefix):len(m.prefix)], from...))
+	if !m.it.Valid() {
+		return "", false
+	}
+	return string(m.it.Item().Key()[1:]), true
+}
+
+// Close ends the iterator.
+func (m *MetaKeys) Close() { m.it.Close() }
+
 // AppliedIndex is the Raft index of the last entry applied in the state
 // the transaction sees.
 func (t *ReplicaTxn) AppliedIndex() (uint64, error) {
