@@ -38,7 +38,13 @@
 //     its ID) is answered from the stored fact whatever has happened to
 //     the session since the first try (ended, or its manager demoted),
 //     else a till whose answer was lost could never learn its fact was
-//     stored (authenticate, mayPost).
+//     stored (authenticate, mayPost). An ended session cannot be told
+//     from one never issued, so a retry is answered to the terminal
+//     token alone (with any X-Session): the calling terminal's own fact,
+//     for a till that sends its ID and body again, is accepted as the
+//     terminal's to read. Another terminal's fact under the ID is a 409
+//     that tells nothing of that fact's content (at most that the ID is
+//     another terminal's, or which kind of fact holds it).
 //   - A fact is appended under the till's ID: the same ID and body again
 //     answers 200 with the stored event, another body 409 naming id. A
 //     retry of a receipt, return, cash operation, shift opening, basket or

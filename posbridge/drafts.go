@@ -228,13 +228,15 @@ func (s *Server) documentDiff(in *documentIn, ev *storeline.Event) (string, erro
 		}
 		return positionJSON{Epoch: j.Epoch, Seq: j.Seq, PullCursor: j.PullCursor}
 	}
+	// The terminal first: another terminal's draft is told from the
+	// till's by that alone, nothing else of it (its type, its number).
 	switch {
+	case in.Terminal != p.Terminal:
+		return "terminal", nil
 	case in.Type != p.Type:
 		return "type", nil
 	case in.Number != p.Number:
 		return "number", nil
-	case in.Terminal != p.Terminal:
-		return "terminal", nil
 	case in.Seller != p.Seller:
 		return "seller", nil
 	case !in.OccurredAt.Equal(ev.OccurredAt):

@@ -242,8 +242,13 @@ func shiftCloseOf(ev storeline.Event, b *storeline.ShiftClose) shiftCloseOut {
 
 // sameClose refuses a retry under id of the stored close b that asks for
 // another close: of another shift or terminal, or with another count.
+// Another terminal's close is named as such only: nothing of it (its
+// shift, its count) is told to a till that did not make it.
 func sameClose(id storeline.EventID, b *storeline.ShiftClose, term storeline.TerminalID, shift storeline.ShiftID, counted *decimal.Decimal) error {
-	if b.Shift != shift || b.Terminal != term {
+	if b.Terminal != term {
+		return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("id %s closed a shift at another terminal", id)}
+	}
+	if b.Shift != shift {
 		return &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("id %s closed shift %s at %s", id, b.Shift, b.Terminal)}
 	}
 	if (counted == nil) != (b.CountedCash == nil) || counted != nil && !counted.Equal(*b.CountedCash) {
