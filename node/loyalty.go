@@ -429,6 +429,9 @@ func (b *pointsBroker) UsualWindowDays() int { return UsualWindowDays }
 // the rights of customers who stopped shopping here.
 type pointsSweep struct {
 	stop, done chan struct{}
+	// cancel ends a sweep in progress at Stop: a first pass over lapsed
+	// customers may hand back for thousands, one durable write each.
+	cancel context.CancelFunc
 }
 
 // DefaultPointsSweep is the hand-back sweep's interval when the
@@ -446,7 +449,8 @@ func (n *Node) startPointsSweep(s *posbridge.Server) {
 	if n.repl == nil || every < 0 {
 		return
 	}
-	w := &pointsSweep{stop: make(chan struct{}), done: make(chan struct{})}
+	base, cancelAll := context.WithCancel(context.Background())
+	w := &pointsSweep{stop: make(chan struct{}), done: make(chan struct{}), cancel: cancelAll}
 	n.loySweep = w
 	go func() {
 		defer close(w.done)
@@ -458,8 +462,8 @@ func (n *Node) startPointsSweep(s *posbridge.Server) {
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Minute))
-			if _, err := s.SweepPoints(ctx); err != nil {
+			ctx, cancel := context.WithTimeout(base, max(every, time.Minute))
+			if _, err := s.SweepPoints(ctx); err != nil && base.Err() == nil {
 				n.log.Warn("loyalty: hand-back sweep", "err", err)
 			}
 			cancel()
@@ -481,6 +485,7 @@ func (n *Node) closePoints() {
 // the ledger closes.
 func (n *Node) stopPointsSweep() {
 	if w := n.loySweep; w != nil {
+		w.cancel()
 		close(w.stop)
 		<-w.done
 		n.loySweep = nil

@@ -558,21 +558,47 @@ type SeenMarks interface {
 	UsualWindowDays() int
 }
 
-// maxLapsedBatch bounds the customers one SweepPoints call examines for
-// lapsed rights (their IDs are kept in memory, and each may cost a
-// hand-back); a pass over more customers goes on at the next call.
+// maxLapsedBatch bounds the customers of each kind (rights above the
+// float, debts) one SweepPoints call examines for lapsed rights (their
+// IDs are kept in memory, and each may cost a hand-back); a pass over
+// more customers goes on at the next call.
 const maxLapsedBatch = 4096
 
-// lapseState is how far today's pass over customers' rights here has
-// gone: done is the business date of the last complete pass, day the
-// date of the pass under way and after the last customer it handled.
-// mu is held for a whole batch, so batches do not overlap; it is taken
-// before any customer's lock, never after.
+// lapseState is how far the pass over customers' rights here has gone:
+// done is the business date of the last complete pass; open says a pass
+// is under way, after the last customer it handled. A pass not finished
+// by the end of its day goes on from there the next day (starting again
+// from the first customer would never reach the customers past the first
+// batches when the sweep runs a few times a day); a new pass starts the
+// day after one completes. mu is held for a whole batch, so batches do
+// not overlap; it is taken before any customer's lock, never after.
 type lapseState struct {
-	mu        sync.Mutex
-	done, day storeline.Date
-	prog      storeline.ProgrammeID
-	after     storeline.CustomerID
+	mu    sync.Mutex
+	done  storeline.Date
+	open  bool
+	prog  storeline.ProgrammeID
+	after storeline.CustomerID
+}
+
+// lowestIDs keeps the n lowest customer IDs added; cut reports that some
+// were dropped, so the kept ones are complete only up to the last.
+type lowestIDs struct {
+	ids []storeline.CustomerID
+	n   int
+	cut bool
+}
+
+func (l *lowestIDs) add(c storeline.CustomerID) {
+	if l.ids = append(l.ids, c); len(l.ids) >= 2*l.n {
+		l.trim()
+	}
+}
+
+func (l *lowestIDs) trim() {
+	sort.Slice(l.ids, func(i, j int) bool { return l.ids[i] < l.ids[j] })
+	if len(l.ids) > l.n {
+		l.ids, l.cut = l.ids[:l.n], true
+	}
 }
 
 // noteSeen keeps date as the last day the customer was seen here, if it
@@ -617,8 +643,8 @@ func (s *Server) noteSeen(ctx context.Context, prog storeline.ProgrammeID, cust 
 // too, so rights granted here again (head office's grant, or a central
 // with a longer window) stay a whole window; at most one hand-back per
 // lapse (its ID derives from the customer and the mark). It stops, to
-// go on at the next call, when central becomes unreachable or after
-// maxLapsedBatch customers.
+// go on at the next call (the next day too), when central becomes
+// unreachable or after maxLapsedBatch customers of a kind.
 func (s *Server) releaseLapsed(ctx context.Context) (int64, error) {
 	m, ok := s.cfg.Points.(SeenMarks)
 	if !ok || m.UsualWindowDays() <= 0 {
@@ -642,35 +668,63 @@ func (s *Server) releaseLapsed(ctx context.Context) (int64, error) {
 	w := &s.points.lapse
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done == today && w.prog == prog.ID {
-		return 0, nil
+	if !w.open || w.prog != prog.ID {
+		if w.done == today && w.prog == prog.ID {
+			return 0, nil
+		}
+		w.open, w.prog, w.after = true, prog.ID, ""
 	}
-	if w.day != today || w.prog != prog.ID {
-		w.day, w.prog, w.after = today, prog.ID, ""
-	}
-	// The customers after w.after holding more than the float here, the
-	// first maxLapsedBatch by ID (BalancesAcross's order is the keys',
-	// not the IDs').
-	var cands []storeline.CustomerID
-	trim := func() {
-		sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
-		cands = cands[:min(len(cands), maxLapsedBatch)]
-	}
-	err = s.led.BalancesAcross("points/"+string(prog.ID)+"/", "/"+string(s.cfg.Store), storeline.PointsAsset(prog.ID), func(part string, amount decimal.Decimal) {
+	// The customers after w.after holding more than the float here, and
+	// those who owe points here (they hand back all their rights), the
+	// first maxLapsedBatch of each by ID (BalancesAcross's order is the
+	// keys', not the IDs'), up to the lower of the two lists' last IDs
+	// when either was cut: the batch then holds every candidate up to it.
+	asset := storeline.PointsAsset(prog.ID)
+	over, owing := lowestIDs{n: maxLapsedBatch}, lowestIDs{n: maxLapsedBatch}
+	err = s.led.BalancesAcross("points/"+string(prog.ID)+"/", "/"+string(s.cfg.Store), asset, func(part string, amount decimal.Decimal) {
 		if c := storeline.CustomerID(part); c > w.after && amount.IntPart() > s.cfg.PointsFloat {
-			if cands = append(cands, c); len(cands) >= 2*maxLapsedBatch {
-				trim()
-			}
+			over.add(c)
 		}
 	})
 	if err != nil {
 		return 0, fmt.Errorf("loyalty: rights held here: %w", err)
 	}
-	trim()
+	err = s.led.BalancesAcross("points-debt/"+string(s.cfg.Store)+"/"+string(prog.ID)+"/", "", asset, func(part string, amount decimal.Decimal) {
+		if c := storeline.CustomerID(part); c > w.after && amount.IsNegative() {
+			owing.add(c)
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("loyalty: debts here: %w", err)
+	}
+	over.trim()
+	owing.trim()
+	var horizon storeline.CustomerID // "": the batch ends the pass
+	for _, l := range []lowestIDs{over, owing} {
+		if l.cut && (horizon == "" || l.ids[len(l.ids)-1] < horizon) {
+			horizon = l.ids[len(l.ids)-1]
+		}
+	}
+	cands := append([]storeline.CustomerID(nil), over.ids...)
+	for _, c := range owing.ids {
+		// A debtor with rights at or below the float; none: nothing to do.
+		if i := sort.Search(len(over.ids), func(i int) bool { return over.ids[i] >= c }); i < len(over.ids) && over.ids[i] == c {
+			continue
+		}
+		if n, err := s.rights(prog.ID, c); err != nil {
+			return 0, fmt.Errorf("loyalty: rights of %s held here: %w", c, err)
+		} else if n > 0 {
+			cands = append(cands, c)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
 	var total int64
 	for _, c := range cands {
-		if !s.cfg.Points.Online() {
-			return total, nil // the rest at the next call
+		if horizon != "" && c > horizon {
+			break
+		}
+		if !s.cfg.Points.Online() || ctx.Err() != nil {
+			return total, nil // the rest at the next call (offline, or the node stopping)
 		}
 		n, err := s.releaseOne(ctx, m, prog.ID, c, today, cutoff)
 		total += n
@@ -679,8 +733,10 @@ func (s *Server) releaseLapsed(ctx context.Context) (int64, error) {
 		}
 		w.after = c
 	}
-	if len(cands) < maxLapsedBatch {
-		w.done = today
+	if horizon != "" {
+		w.after = horizon
+	} else {
+		w.open, w.done = false, today
 	}
 	return total, nil
 }
