@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -356,20 +357,28 @@ func ctlImport(ctx context.Context, c *adminClient, path string, stdout, stderr 
 // into place only when the whole stream arrived, so a cut connection never
 // leaves a file that looks like a backup.
 func (c *adminClient) backup(ctx context.Context, path string) error {
+	// The file first: a stream the node sends to nowhere is a failed
+	// backup in its log ("broken pipe").
+	f, err := os.CreateTemp(filepath.Dir(path), ".backup-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot write a file in %s: %w", filepath.Dir(path), err)
+	}
+	defer os.Remove(f.Name())
 	resp, err := c.request(ctx, "GET", "/admin/v1/backup", nil)
 	if err != nil {
+		f.Close()
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		f.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return responseError(resp, b)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".backup-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
 		return fmt.Errorf("stream cut: %w", err)

@@ -112,6 +112,14 @@ func restore(dir, file string, now time.Time) error {
 		return err
 	}
 	defer f.Close()
+	// A directory opens, and reads as nothing: the ledger would call it
+	// "not a ledger backup" with a header of zeros. It is most likely a
+	// central node's backup, which is a directory.
+	if st, err := f.Stat(); err != nil {
+		return err
+	} else if st.IsDir() {
+		return fmt.Errorf("%s is a directory: a store node's backup is the file 'storeline ctl backup' wrote; a central node's data directory is restored with -central", file)
+	}
 	epoch := uint64(crdt.MakeTimestamp(now.UnixMilli(), 0))
 	return ledger.Restore(dir, f, epoch)
 }
