@@ -118,6 +118,13 @@ func (n *Node) Start() (err error) {
 	// The replication certificate and CA are read before the ledger opens,
 	// so a missing or bad file fails the start having opened nothing.
 	tlsConf, err := n.cfg.Replication.loadClientTLS()
+	if err == nil && n.cfg.Replication.Enabled() {
+		// A certificate naming another store too: the start fails with
+		// the data directory as it found it (a restore may still go in).
+		if err = replication.CheckClientConfig(n.cfg.clientConfig(tlsConf)); err != nil {
+			err = fmt.Errorf("node: replication: %w", err)
+		}
+	}
 	if err != nil {
 		n.markStopped()
 		n.met.unregisterAll()

@@ -281,13 +281,20 @@ type Client struct {
 	wg     sync.WaitGroup
 }
 
+// CheckClientConfig checks cfg as NewClient does (its fields, and that
+// its client certificate names cfg.Store), for a caller to refuse a bad
+// one before it opens anything.
+func CheckClientConfig(cfg ClientConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return checkClientCert(cfg)
+}
+
 // NewClient checks cfg and builds a client over local; met may be nil
 // (NewMetrics(nil)).
 func NewClient(cfg ClientConfig, local Local, met *Metrics) (*Client, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkClientCert(cfg); err != nil {
+	if err := CheckClientConfig(cfg); err != nil {
 		return nil, err
 	}
 	if met == nil {
