@@ -65,6 +65,11 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
 		"pay-supplier": {5, 6}, "pay-cancel": {2, 2}, "statement": {4, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
+	if len(rest) == 1 && (rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help") {
+		// The -central flag's help points here.
+		fmt.Fprint(stdout, ctlCentralUsage)
+		return 0
+	}
 	lim, ok := want[first(rest)]
 	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
 		fmt.Fprintf(stderr, "storeline ctl --central: bad command %q\n\n%s", strings.Join(rest, " "), ctlCentralUsage)
