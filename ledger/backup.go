@@ -115,7 +115,12 @@ func Restore(dir string, r io.Reader, newEpoch uint64) (err error) {
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head := make([]byte, len(backupMagic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != backupMagic {
+	_, rerr := io.ReadFull(br, head)
+	if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+		// A failed read is not a file of another kind.
+		return storeline.E(op, storeline.Internal, fmt.Errorf("ledger: read backup: %w", rerr))
+	}
+	if rerr != nil || string(head) != backupMagic {
 		if string(head) == backupMagicV1 {
 			return storeline.Errorf(storeline.Invalid, op, "backup in format v1, which cannot be checked for truncation or damage: take a new backup with this version")
 		}

@@ -131,11 +131,11 @@ func (r ReplicationConfig) loadClientTLS() (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(r.CertFile, r.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("node: replication certificate: %w", err)
+		return nil, fmt.Errorf("node: replication certificate (replication-cert %s, replication-key %s): %w", r.CertFile, r.KeyFile, err)
 	}
 	ca, err := os.ReadFile(r.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("node: replication CA: %w", err)
+		return nil, fmt.Errorf("node: replication CA (replication-ca): %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
