@@ -32,7 +32,9 @@ package storeline
 // books (Q ≤ 0, shops may sell below zero) the last purchase cost prices
 // it. An incoming invoice that covers units sold short re-costs them at
 // its own cost: the difference between that and what they were costed at
-// moves from stock to cogs/<store>/<item> (recostShort).
+// moves from stock to cogs/<store>/<item> (recostShort). A stocktake's
+// surplus while short comes back, for the units it covers, at what they
+// went out at (stocktakeValue).
 
 import (
 	"errors"
@@ -987,10 +989,7 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 				book = book.Sub(cb.MovedSince(st.ID, *d.Position, stock, ItemAsset(l.Item)))
 			}
 			diff := l.Qty.Sub(book) // counted − book: negative is a loss
-			value := CostOf(o, st, l.Item, diff.Abs())
-			if diff.IsNegative() {
-				value = value.Neg()
-			}
+			value := stocktakeValue(o, st, l.Item, diff)
 			o.move(ShrinkageAccount(st.ID, l.Item), stock, l.Item, cur, diff, value)
 		}
 	case DocWriteOff:
@@ -1112,6 +1111,36 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 		panic(fmt.Sprintf("storeline: postings of document %s do not balance: %v: %v", d.ID, err, out.Postings))
 	}
 	return out, nil
+}
+
+// stocktakeValue is the value of a stocktake's difference diff (counted −
+// book) of item at st: a loss at the moving average (CostOf), negated. A
+// surplus while the shop is short of the item (its stock Q < 0, worth V)
+// finds units it was costed for when they went out: the c = min(diff, −Q)
+// of them that cover the shortfall come back at its value, round(V×c/Q),
+// and only the rest at the moving average (the last purchase cost). So a
+// count that brings the shop's stock to zero leaves no value on it, as an
+// invoice covering the shortfall does (recostShort); pricing the units at
+// the last cost left value on no units whenever that cost differed from
+// what they went out at.
+func stocktakeValue(o *overlay, st *Store, item ItemID, diff decimal.Decimal) decimal.Decimal {
+	if diff.IsNegative() {
+		return CostOf(o, st, item, diff.Neg()).Neg()
+	}
+	qty, value := StockOf(o, st, item)
+	if !qty.IsNegative() || !diff.IsPositive() {
+		return CostOf(o, st, item, diff)
+	}
+	cur := st.Currency
+	c := decimal.Min(diff, qty.Neg())
+	covered := value.Neg()
+	if !c.Equal(qty.Neg()) {
+		covered = cur.Round(value.Mul(c).DivRound(qty, cur.Scale()+8))
+	}
+	if c.Equal(diff) {
+		return covered
+	}
+	return covered.Add(cur.Round(diff.Sub(c).Mul(o.LastCost(st.ID, item))))
 }
 
 // shortfall is a shop's stock of an item below zero before an invoice,
