@@ -76,6 +76,94 @@ const rpGrant = "loy/g/"
 // grantKey prefixes a pre-grant's id in its rights move's key.
 const grantKey = "grant/"
 
+// rpDebtOwed is the running total of the points customers owe, all
+// programmes and shops (what storeline_loyalty_debt_points reports): minus
+// the sum, over every balance of a debt account (debtBalances), of the
+// integer part of the balance, as an int64 (two's complement, 8 bytes). A
+// scrape reads it rather than every debt record of the chain.
+//
+// Every balance is written by applier.flush (replication.go), which moves
+// the total in the same entry by what the integer part of each debt
+// balance it writes moved (debtMoves), so the total is a function of the
+// state at every index, the same on every replica. State written before
+// the total existed has none: the first entry that moves a debt balance,
+// or applies a loyalty sweep, writes it from a scan of the debt balances
+// as the entry leaves them (addDebtOwed); until then LoyaltyDebt scans.
+const rpDebtOwed = "loy/debt"
+
+// debtBalances prefixes the balances of the debt accounts
+// (storeline.PointsDebtAccount).
+const debtBalances = rpBal + "points-debt/"
+
+// debtMoves is what one flush did to debt balances: whether it wrote any,
+// and by how much the points owed moved.
+type debtMoves struct {
+	moved bool
+	owed  int64
+}
+
+// note records balance k moved from was to now (each as a scan parses
+// the stored value), if k is a debt balance.
+func (d *debtMoves) note(k string, was, now decimal.Decimal) {
+	if strings.HasPrefix(k, debtBalances) {
+		d.moved = true
+		d.owed -= now.IntPart() - was.IntPart()
+	}
+}
+
+// write moves the total by what flush noted, after flush wrote the
+// balances.
+func (d *debtMoves) write(rt *ledger.ReplicaTxn) error {
+	if !d.moved {
+		return nil
+	}
+	return addDebtOwed(rt, d.owed)
+}
+
+// addDebtOwed moves the total of points owed by delta, or, in state that
+// has no total yet, writes it from a scan of the debt balances as they
+// stand in rt (whatever moved them in this entry included, so delta is
+// not added).
+func addDebtOwed(rt *ledger.ReplicaTxn, delta int64) error {
+	v, err := rt.Meta(rpDebtOwed)
+	if err != nil {
+		return err
+	}
+	var owed int64
+	switch {
+	case v == nil:
+		if owed, err = scanDebtOwed(rt); err != nil {
+			return err
+		}
+	case len(v) != 8:
+		return fmt.Errorf("central: points owed: a record of %d bytes", len(v))
+	case delta == 0:
+		return nil
+	default:
+		owed = int64(ledger.U64(v)) + delta
+	}
+	return rt.SetMeta(rpDebtOwed, ledger.PutU64(uint64(owed)))
+}
+
+// scanDebtOwed sums the points owed over every debt balance: one read
+// per debt account of the chain. A balance that does not parse counts
+// for nothing (no entry can move it: applier.flush refuses to read it),
+// rather than stopping every replica's FSM on an entry that moves another
+// customer's debt.
+func scanDebtOwed(rt *ledger.ReplicaTxn) (int64, error) {
+	var owed int64
+	err := rt.ScanMeta(debtBalances, func(_ string, v []byte) (bool, error) {
+		if d, err := decimal.NewFromString(string(v)); err == nil {
+			owed -= d.IntPart()
+		}
+		return true, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("central: points owed: %w", err)
+	}
+	return owed, nil
+}
+
 // grantRecord is what a pre-grant granted.
 type grantRecord struct {
 	Store     storeline.StoreID     `msgpack:"s"`
@@ -516,16 +604,27 @@ func (n *Node) loyaltyRoutes(h func(string, bool, func(http.ResponseWriter, *htt
 	h("GET /v1/loyalty/points/{programme}/{customer}", false, n.getLoyaltyPoints)
 }
 
-// LoyaltyDebt sums, over every customer and programme, the points owed
-// for returns (what storeline_loyalty_debt_points reports), from this
-// node's state.
+// LoyaltyDebt is the points owed for returns over every customer and
+// programme (what storeline_loyalty_debt_points reports), from this
+// node's state: the running total (rpDebtOwed), one read. State written
+// before the total existed, until an entry writes it, is scanned.
 func (n *Node) LoyaltyDebt() (int64, error) {
-	bs, err := n.Balances("points-debt/")
-	var sum int64
-	for _, b := range bs {
-		sum -= b.Amount.IntPart()
-	}
-	return sum, err
+	var owed int64
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		v, err := rt.Meta(rpDebtOwed)
+		switch {
+		case err != nil:
+			return err
+		case v == nil:
+			owed, err = scanDebtOwed(rt)
+			return err
+		case len(v) != 8:
+			return fmt.Errorf("central: points owed: a record of %d bytes", len(v))
+		}
+		owed = int64(ledger.U64(v))
+		return nil
+	})
+	return owed, err
 }
 
 // strictJSON decodes one JSON object, refusing unknown fields and names

@@ -302,6 +302,11 @@ func applySweep(tx *Tx, payload []byte) ([]byte, error) {
 	if err := tx.SetMeta(ck, []byte(p.To)); err != nil {
 		return nil, err
 	}
+	// State written before the points owed were totalled gets its total
+	// here, if no debt has moved since (loyalty.go, rpDebtOwed).
+	if err := addDebtOwed(tx.ReplicaTxn, 0); err != nil {
+		return nil, err
+	}
 	type pc struct {
 		p storeline.ProgrammeID
 		c storeline.CustomerID

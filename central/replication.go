@@ -790,8 +790,10 @@ func (a *applier) accept(ev storeline.Event) error {
 	return nil
 }
 
-// flush writes the queued balances.
+// flush writes the queued balances, and the points owed (rpDebtOwed,
+// loyalty.go) by what they moved of debt balances.
 func (a *applier) flush() error {
+	var debt debtMoves
 	for _, k := range a.order {
 		var cur decimal.Decimal
 		if a.stock != nil && strings.HasPrefix(k, a.stock.whole) {
@@ -806,10 +808,12 @@ func (a *applier) flush() error {
 				return err
 			}
 		}
+		was := cur
 		cur, v, read, err := balanceSum(cur, a.deltas[k]) // balsum.go
 		if err != nil {
 			return fmt.Errorf("balance %q: %w", k, err)
 		}
+		debt.note(k, was, read)
 		if a.balances != nil {
 			a.balances[k] = cur
 		}
@@ -818,7 +822,7 @@ func (a *applier) flush() error {
 		}
 		a.tx.cache.wroteBalance(k, v, read)
 	}
-	return nil
+	return debt.write(a.tx.ReplicaTxn)
 }
 
 // appendFeed adds an entry to store's feed at the next version of tx.
