@@ -1195,6 +1195,11 @@ func (c *Client) pullLoop(ctx context.Context) {
 		}
 		if next == st && len(page.Changes)+len(page.Events)+len(page.Meta) == 0 {
 			bo.reset()
+			// Central answered: the next pull long-polls again. Left at
+			// none (after a start or a failed pull), every pull was
+			// answered at once with nothing new, as fast as the network
+			// allows, until a page moved the cursor.
+			pollWait = c.cfg.PollWait
 			c.pulled(now, st)
 			continue // the long poll ended with nothing new
 		}

@@ -405,7 +405,7 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, caller storeline.S
 			// The page may have moved the cursor past changes of other
 			// shops: wait after it, or Wait would return at once.
 			q.Cursor = max(q.Cursor, page.Cursor)
-			if err := s.cfg.Backend.Wait(wctx, caller, q.Cursor); err != nil {
+			if err := s.cfg.Backend.Wait(wctx, caller, q.Cursor); err != nil || wctx.Err() != nil {
 				break // the poll timed out (or the shop left): answer what we have
 			}
 			if page, err = s.cfg.Backend.Pull(ctx, q); err != nil {
