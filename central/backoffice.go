@@ -1062,7 +1062,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkPostedItems(tx, der.Postings); err != nil {
 		return nil, err
 	}
-	takes, err := planTakes(tx, &d, der.Postings)
+	takes, err := planTakes(tx, &d, der.Postings, plan.sold)
 	if err != nil {
 		return nil, err
 	}

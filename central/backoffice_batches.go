@@ -170,8 +170,11 @@ func allocate(d *storeline.Document, items []storeline.ItemID, q map[storeline.I
 // store holds none of is refused, naming the line's field: a mistyped
 // batch would take every unit from other batches, short in the books
 // while the named one went. It only reads, so a post plans before its
-// writes (applyDocPost) and refuses whole.
-func planTakes(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]storeline.Batch, error) {
+// writes (applyDocPost) and refuses whole. sold are the units the
+// entry's cost pass sells before the takes are written (costPlan.sold,
+// which its commit takes from the batches first-expiring first, as
+// consumeBatches): the plan starts from the batches as they leave them.
+func planTakes(tx *Tx, d *storeline.Document, ps []storeline.Posting, sold map[storeline.ItemID]decimal.Decimal) ([]storeline.Batch, error) {
 	items, out := netUnits(ps, d.Store, -1)
 	if len(items) == 0 {
 		return nil, nil
@@ -190,6 +193,9 @@ func planTakes(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]storeli
 		bs, err := batchesOf(tx.ReplicaTxn, d.Store, it)
 		if err != nil {
 			return nil, err
+		}
+		if q := sold[it]; q.IsPositive() {
+			takeFEFO(bs, nil, q) // what consumeBatches will take first
 		}
 		avail[it] = bs
 	}
