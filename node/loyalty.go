@@ -113,11 +113,13 @@ func (n *Node) pointsBroker() (*pointsBroker, error) {
 
 var _ posbridge.PointsBroker = (*pointsBroker)(nil)
 
-// Online is true while replication reaches central and no loyalty call
-// has failed since its last sync.
+// Online is true while replication reaches central, is not offline (a
+// central that lost its quorum answers pulls at the node left but no
+// push, nor any loyalty write), and no loyalty call has failed since its
+// last sync.
 func (b *pointsBroker) Online() bool {
 	st := b.repl.Status()
-	if !st.Reachable {
+	if !st.Reachable || st.State == "offline" {
 		return false
 	}
 	f := b.failedAt.Load()
