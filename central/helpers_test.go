@@ -20,6 +20,7 @@ import (
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/internal/testaddr"
 	"github.com/storeline/storeline/internal/testwait"
 )
 
@@ -45,6 +46,10 @@ func testConfig(t testing.TB, id, dir string) central.Config {
 	c.HeartbeatTimeout = 200 * time.Millisecond
 	c.ElectionTimeout = 200 * time.Millisecond
 	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	// Listeners below the ephemeral range: a node restarted on the
+	// addresses it had (restart and restore tests) must find them free.
+	c.RaftAddr, c.APIAddr, c.AdminAddr = testaddr.Stable(false), testaddr.Stable(false), testaddr.Stable(false)
+	c.GossipAddr = testaddr.Stable(true)
 	c.CommitTimeout = 2 * time.Millisecond
 	c.ApplyTimeout = 3 * time.Second
 	c.ForwardTimeout = 3 * time.Second

@@ -21,6 +21,7 @@ import (
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/internal/testaddr"
 	"github.com/storeline/storeline/internal/testwait"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/node"
@@ -70,6 +71,7 @@ func replCluster(t testing.TB) (*cluster, map[string]*prometheus.Registry) {
 	var mu sync.Mutex
 	c := startClusterWith(t, 3, func(cfg *central.Config) {
 		cfg.ReplicationTokens = replTokens()
+		cfg.ReplicationAddr = testaddr.Stable(false) // see testConfig
 		cfg.ReplicationMaxWait = 500 * time.Millisecond
 		cfg.ReplicationPageItems = 1000
 		reg := prometheus.NewRegistry()

@@ -8,16 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -25,6 +22,7 @@ import (
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/central"
 	"github.com/storeline/storeline/internal/faultproxy"
+	"github.com/storeline/storeline/internal/testaddr"
 	"github.com/storeline/storeline/ledger"
 	"github.com/storeline/storeline/node"
 	"github.com/storeline/storeline/replication"
@@ -331,38 +329,9 @@ func (s *sim) centralConfig(i int) central.Config {
 	return c
 }
 
-// nextPort hands out loopback ports below the ephemeral range (32768 on),
-// from a base spread by process so that simultaneous test processes
-// rarely try the same ones.
-var nextPort atomic.Int32
-
-func init() { nextPort.Store(int32(10000 + os.Getpid()%100*200)) }
-
-// freeAddr returns a loopback address no one listens on (TCP, and UDP too
-// when udp: memberlist binds both on one port).
-func freeAddr(udp bool) string {
-	for {
-		p := nextPort.Add(1)
-		if p >= 32000 {
-			nextPort.CompareAndSwap(p, 10000)
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		if udp {
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				continue
-			}
-			pc.Close()
-		}
-		return addr
-	}
-}
+// freeAddr returns a loopback address no one listens on, below the
+// ephemeral range so a restart finds it free (testaddr).
+func freeAddr(udp bool) string { return testaddr.Stable(udp) }
 
 func shopID(i int) storeline.StoreID { return storeline.StoreID(fmt.Sprintf("s%d", i+1)) }
 func shopToken(i int) string         { return fmt.Sprintf("simtest-replication-token-s%d-0123456789", i+1) }
