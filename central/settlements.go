@@ -780,31 +780,43 @@ func (n *Node) postSupplierPayment(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	key, err := idempotencyKey(r)
+	a, duplicate, err := n.submitPayment(r, op, OpSupplierPayment, p)
 	if err != nil {
 		return err
-	}
-	enc, err := msgpack.Marshal(p)
-	if err != nil {
-		return storeline.E(op, storeline.Internal, err)
-	}
-	res, err := n.Submit(r.Context(), OpSupplierPayment, key, enc)
-	if err != nil {
-		return err
-	}
-	if err := res.Err(); err != nil {
-		return err
-	}
-	var a paymentAnswer
-	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
-		return storeline.E(op, storeline.Internal, err)
 	}
 	status := http.StatusCreated
-	if a.Duplicate || res.Duplicate {
+	if duplicate {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, paymentJSON(&a.Payment))
 	return nil
+}
+
+// submitPayment submits a payment op (fsmOp, its payload) under the
+// request's Idempotency-Key and returns the payment the entry answered,
+// and whether it was a retry (a duplicate entry or a payment booked
+// before with the same content).
+func (n *Node) submitPayment(r *http.Request, op, fsmOp string, payload any) (paymentAnswer, bool, error) {
+	var a paymentAnswer
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return a, false, err
+	}
+	enc, err := msgpack.Marshal(payload)
+	if err != nil {
+		return a, false, storeline.E(op, storeline.Internal, err)
+	}
+	res, err := n.Submit(r.Context(), fsmOp, key, enc)
+	if err != nil {
+		return a, false, err
+	}
+	if err := res.Err(); err != nil {
+		return a, false, err
+	}
+	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
+		return a, false, storeline.E(op, storeline.Internal, err)
+	}
+	return a, a.Duplicate || res.Duplicate, nil
 }
 
 // moneyString writes an amount at the currency's scale ("9.30") where it
@@ -863,24 +875,9 @@ func (n *Node) postSupplierPaymentCancel(w http.ResponseWriter, r *http.Request)
 	if err := c.validate(); err != nil {
 		return err
 	}
-	key, err := idempotencyKey(r)
+	a, _, err := n.submitPayment(r, op, OpSupplierPaymentCancel, c)
 	if err != nil {
 		return err
-	}
-	enc, err := msgpack.Marshal(c)
-	if err != nil {
-		return storeline.E(op, storeline.Internal, err)
-	}
-	res, err := n.Submit(r.Context(), OpSupplierPaymentCancel, key, enc)
-	if err != nil {
-		return err
-	}
-	if err := res.Err(); err != nil {
-		return err
-	}
-	var a paymentAnswer
-	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
-		return storeline.E(op, storeline.Internal, err)
 	}
 	writeJSON(w, http.StatusOK, paymentJSON(&a.Payment))
 	return nil
