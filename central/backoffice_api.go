@@ -644,6 +644,18 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 		}
+		if item != "" && len(rows) == 0 && after == "" {
+			// No stock of an item the master data does not hold either
+			// (a mistyped ID) is not "none in stock". One deleted with
+			// stock left still has its rows.
+			known, err := rt.HasMaster(storeline.KindItem, item)
+			if err != nil {
+				return err
+			}
+			if !known {
+				return &storeline.Error{Op: "central.stock", Kind: storeline.NotFound, Field: "item", Err: fmt.Errorf("unknown item %q", item)}
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -247,8 +247,9 @@ const maxExciseDays = 400
 // to to (inclusive), a page at a time: every movement of an excise item
 // in its stock, from documents head office posted or cancelled and from
 // the shop's own events, in date order (then in the order central
-// applied them), with the page's total per item. Its rows are the index
-// boExciseRow, read date by date.
+// applied them), with the page's total per item: units received (in)
+// and gone (out), a document's cancel netted in its document's column.
+// Its rows are the index boExciseRow, read date by date.
 func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -306,7 +307,7 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if cnt == 0 && len(ms) == 0 {
-				return storeline.Errorf(storeline.NotFound, "central.excise", "unknown store %q", store)
+				return unknownStore("central.excise", store)
 			}
 		}
 		scanned := 0
@@ -349,7 +350,10 @@ func (n *Node) getExcise(w http.ResponseWriter, r *http.Request) error {
 			t = map[string]decimal.Decimal{"in": decimal.Zero, "out": decimal.Zero}
 			totals[r.Item] = t
 		}
-		if r.Qty.IsPositive() {
+		// A document's cancel takes its units back out of the column
+		// its document put them in: a cancelled invoice was never
+		// received, nor a cancelled write-off's bottles gone.
+		if r.Qty.IsPositive() != strings.HasSuffix(r.Kind, ".cancel") {
 			t["in"] = t["in"].Add(r.Qty)
 		} else {
 			t["out"] = t["out"].Sub(r.Qty)

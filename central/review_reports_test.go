@@ -418,7 +418,7 @@ func TestReviewMarginUnknownStore(t *testing.T) {
 	n := c.nodes[0]
 	a := n.APIAddr()
 	seed(t, a, 1)
-	problemOf(t, apiDo(t, "GET", a, "/v1/excise?store=nope&from=2026-11-01&to=2026-11-02", viewerKey, nil, nil), 404, "")
+	problemOf(t, apiDo(t, "GET", a, "/v1/excise?store=nope&from=2026-11-01&to=2026-11-02", viewerKey, nil, nil), 404, "store")
 	r := apiDo(t, "GET", a, "/v1/margin?store=nope&from=2026-11-01&to=2026-11-02", viewerKey, nil, nil)
 	if r.status != http.StatusNotFound {
 		t.Fatalf("margin of an unknown store: %d %s, want 404", r.status, r.body)
