@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -203,14 +204,19 @@ func checkShape(body []byte, t reflect.Type) error {
 	return nil
 }
 
+// maxIdempotencyKey is openapi.yaml's maxLength of Idempotency-Key.
+const maxIdempotencyKey = 128
+
 // idempotencyKey is the request's Idempotency-Key, or a fresh one.
 func idempotencyKey(r *http.Request) (string, error) {
 	k := r.Header.Get("Idempotency-Key")
 	if k == "" {
 		return "auto:" + storeline.NewEventID().String(), nil
 	}
-	if len(k) > 128 {
-		return "", errMalformed("Idempotency-Key", "at most 128 characters")
+	if utf8.RuneCountInString(k) > maxIdempotencyKey {
+		// Characters, as openapi.yaml's maxLength counts them: a bound in
+		// bytes refused a non-ASCII key the spec allows.
+		return "", errMalformed("Idempotency-Key", "at most %d characters", maxIdempotencyKey)
 	}
 	return "key:" + k, nil
 }

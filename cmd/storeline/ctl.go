@@ -104,7 +104,10 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	var err error
 	switch rest[0] {
 	case "health":
-		err = c.do(ctx, "GET", "/healthz", nil, stdout)
+		var b []byte
+		if b, err = c.storeHealth(ctx); err == nil {
+			_, err = stdout.Write(b)
+		}
 	case "conservation":
 		err = c.do(ctx, "GET", "/admin/v1/conservation", nil, stdout)
 	case "import":
@@ -125,11 +128,74 @@ func cmdCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 			fmt.Fprintf(stdout, "backup written to %s\n", a[0])
 		}
 	}
+	var wrong *wrongServerError
+	if isNotFound(err) && !errors.As(err, &wrong) {
+		// Every admin path is a node's route: a 404 is most likely
+		// another server's answer (central's), which alone reads like a
+		// missing record.
+		if _, herr := c.storeHealth(ctx); errors.As(herr, &wrong) {
+			err = wrong.answer(err)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "storeline ctl %s: %v\n", rest[0], err)
 		return exitError
 	}
 	return exitOK
+}
+
+// wrongServerError: the URL ctl was given answers, but is not the server
+// the command talks to: central's admin listener given as --node answers
+// /healthz too (and a health check passed), a node's admin listener given
+// as --central answers 404 to everything.
+type wrongServerError struct {
+	URL, Want, Hint string
+	Err             error // the answer that showed it
+}
+
+func (e *wrongServerError) Error() string {
+	msg := fmt.Sprintf("%s is not %s (%s)", e.URL, e.Want, e.Hint)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *wrongServerError) Unwrap() error { return e.Err }
+
+// answer is e with the command's own answer as its cause, rather than
+// the probe's.
+func (e *wrongServerError) answer(err error) *wrongServerError {
+	e2 := *e
+	e2.Err = err
+	return &e2
+}
+
+// storeHealth asks /healthz, which a store node answers naming its
+// store, healthy (200) or poisoned (503, an *httpError). Any other answer
+// (central's admin listener names a leader instead; central's API has no
+// /healthz) is a *wrongServerError.
+func (c *adminClient) storeHealth(ctx context.Context) ([]byte, error) {
+	b, err := c.call(ctx, "GET", "/healthz", nil)
+	var he *httpError
+	switch {
+	case err == nil:
+	case errors.As(err, &he):
+		b = []byte(he.Body) // a node's 503 is JSON, not a problem
+	default:
+		return nil, err
+	}
+	var h struct {
+		Store string `json:"store"`
+	}
+	if json.Unmarshal(b, &h) == nil && h.Store != "" {
+		return b, err
+	}
+	if err == nil {
+		err = fmt.Errorf("its /healthz answer names no store: %s", bytes.TrimSpace(b))
+	}
+	return nil, &wrongServerError{URL: c.base, Want: "a store node's admin listener",
+		Hint: `--node takes the "admin" URL storeline node prints; central is ctl --central with its "api" URL`, Err: err}
 }
 
 // adminClient speaks to a node's admin listener.

@@ -117,11 +117,26 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	default:
 		err = ctlBackOffice(ctx, c, rest[0], a, stdout)
 	}
+	if isNotFound(err) {
+		// Central's API answers /v1/cluster (or refuses the key) and never
+		// 404: the 404 came from another server (a node's admin listener,
+		// central's own), not from a record central lacks.
+		if _, perr := c.call(ctx, "GET", "/v1/cluster", nil); isNotFound(perr) {
+			err = &wrongServerError{URL: c.base, Want: "central's API",
+				Hint: `--central takes the "api" URL storeline central prints; a store node is ctl --node`, Err: err}
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "storeline ctl --central %s: %v\n", rest[0], err)
 		return exitError
 	}
 	return exitOK
+}
+
+// isNotFound reports whether err is a 404 answer.
+func isNotFound(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.Code == http.StatusNotFound
 }
 
 func first(s []string) string {
