@@ -193,3 +193,10 @@ func prefixField(p string, err error) error {
 	}
 	return &c
 }
+
+// ErrPruned is the cause of an error about an event that a shop's journal
+// retention removed (ledger.PruneJournal): its ID stays known, so it is
+// never counted twice, but its body is gone. It lives here rather than in
+// ledger so that the tills' API and the replication client, which may not
+// import ledger, can tell it apart.
+var ErrPruned = errors.New("event pruned from the journal by retention")

@@ -31,6 +31,8 @@ import (
 //	V version8                      → kind 0 id              (latest change of each record)
 //	m key                           → value                  (SetMeta)
 //	x name                          → uint64                 (the ledger's own state; xorigin, xboot: strings)
+//	p origin                        → epoch8 seq8            (journal pruned through, retention.go)
+//	q account 0 asset               → decimal (binary)       (postings of pruned events, retention.go)
 const (
 	tEvent   = 'e'
 	tJournal = 'j'
@@ -43,6 +45,8 @@ const (
 	tVersion = 'V'
 	tMeta    = 'm'
 	tState   = 'x'
+	tPruned  = 'p'
+	tCarry   = 'q'
 )
 
 // State keys.
@@ -148,6 +152,15 @@ func versionKey(v uint64) []byte { return binary.BigEndian.AppendUint64([]byte{t
 
 func metaKey(key string) []byte { return append([]byte{tMeta}, key...) }
 
+func prunedKey(origin storeline.StoreID) []byte { return append([]byte{tPruned}, origin...) }
+
+// carryKey is balanceKey's twin for the postings of pruned events.
+func carryKey(account string, asset storeline.Asset) []byte {
+	k := balanceKey(account, asset)
+	k[0] = tCarry
+	return k
+}
+
 // storedEvent is the storage (and WAL) form of an event. It is converted
 // from and to storeline.Event by named functions; Body holds the body's
 // msgpack bytes as authored, which idempotency compares by value (sameBody).
@@ -163,6 +176,9 @@ type storedEvent struct {
 	Kind     string             `msgpack:"k"`
 	Body     msgpack.RawMessage `msgpack:"b"`
 	Postings []storedPosting    `msgpack:"p"`
+	// Pruned marks the stub retention leaves of a pruned event: no body,
+	// no postings (retention.go, invariant 3).
+	Pruned bool `msgpack:"x,omitempty"`
 
 	// body is the decoded Body when the caller gave one (Append,
 	// ApplyRemote), so the apply path need not decode it again; nil after
@@ -400,6 +416,10 @@ const (
 	// recMetaDel deletes a meta key (a nil value in a pulled page's
 	// Meta). A frame holding one is unreadable to versions before it.
 	recMetaDel = 5
+	// recPrune removes journal entries of Origin through (Epoch, Seq)
+	// (retention.go). A frame holding one is unreadable to versions
+	// before it.
+	recPrune = 6
 )
 
 type walRec struct {
@@ -414,4 +434,5 @@ type walRec struct {
 	Master *masterVal         `msgpack:"mv,omitempty"`
 	Key    string             `msgpack:"mk,omitempty"`
 	Val    []byte             `msgpack:"val,omitempty"`
+	Pruned []prunedEntry      `msgpack:"pr,omitempty"`
 }

@@ -153,6 +153,7 @@ const (
 	reqMaster
 	reqMeta
 	reqPulled // a page pulled from central (pull.go)
+	reqPrune  // PruneJournal (retention.go)
 )
 
 type masterOp struct {
@@ -169,8 +170,9 @@ type request struct {
 	ops     []masterOp
 	metaKey string
 	metaVal []byte
-	pull    *pullReq // reqPulled
-	size    int      // estimated record bytes, for MaxBatchBytes
+	pull    *pullReq  // reqPulled
+	prune   *pruneReq // reqPrune
+	size    int       // estimated record bytes, for MaxBatchBytes
 	done    chan result
 }
 
@@ -787,6 +789,8 @@ func (l *Ledger) resolve(txn *badger.Txn, r *request, wb *walBatch) (result, err
 		return result{}, nil
 	case reqPulled:
 		return l.resolvePulled(txn, r, wb)
+	case reqPrune:
+		return l.resolvePrune(txn, r, wb)
 	}
 	panic(fmt.Sprintf("ledger: request kind %d", r.kind))
 }
@@ -806,6 +810,12 @@ func (l *Ledger) resolveAppend(txn kvRW, r *request, wb *walBatch) (result, erro
 	old, err := getStoredRW(txn, l.o.Origin, se.ID)
 	if err != nil {
 		return result{}, err
+	}
+	if old != nil && old.Pruned && !canarySkipDedup {
+		// Its body is gone, so a retry cannot be told from another use
+		// of the ID; either way it must not count twice (retention.go).
+		return result{err: storeline.E(op, storeline.Conflict, fmt.Errorf("event %s at %s: %w",
+			storeline.EventID(se.ID), old.pos(), ErrPruned))}, nil
 	}
 	if old != nil && !canarySkipDedup {
 		if old.Kind != se.Kind || !sameBody(se.Kind, old.Body, se.Body) {
@@ -871,6 +881,18 @@ func (l *Ledger) resolveRemoteRW(txn kvRW, r *request, wb *walBatch) (result, er
 	old, err := getStoredRW(txn, origin, se.ID)
 	if err != nil {
 		return result{}, err
+	}
+	if old != nil && old.Pruned {
+		// Known, pruned (retention.go): no effect, and no second copy
+		// recorded in a journal that could no longer serve it.
+		if old.Kind != se.Kind {
+			return result{err: storeline.Errorf(storeline.Conflict, op,
+				"event %s of %s exists (pruned) with another kind", storeline.EventID(se.ID), origin)}, nil
+		}
+		if own && old.pos() != se.pos() {
+			return ownNow(), nil
+		}
+		return result{}, nil
 	}
 	if old != nil {
 		if old.Kind != se.Kind || !sameBody(se.Kind, old.Body, se.Body) || !samePostings(old.Postings, se.Postings) {
@@ -944,6 +966,8 @@ func (l *Ledger) apply(txn *badger.Txn, rec *walRec, se *storedEvent) error {
 		return txn.Set(metaKey(rec.Key), rec.Val)
 	case recMetaDel:
 		return txn.Delete(metaKey(rec.Key))
+	case recPrune:
+		return l.applyPrune(txn, rec)
 	}
 	return l.applyRW(plainTxn{txn}, rec, se)
 }

@@ -35,7 +35,10 @@
 //     the ledger (every later call fails with Unavailable) until it is
 //     reopened.
 //   - Events are deduplicated by (origin, ID), across epochs; a second copy
-//     keeps its position in its origin's journal and has no effect.
+//     keeps its position in its origin's journal and has no effect. An
+//     event the journal's retention pruned (retention.go) leaves a stub
+//     that keeps it deduplicated: an Append of its ID is refused
+//     (ErrPruned), an ApplyRemote of it has no effect.
 //   - Postings are derived once, by Append, and stored; ApplyRemote applies
 //     stored postings and never derives them. Per asset, the postings of an
 //     event and the balances of the ledger sum to zero.

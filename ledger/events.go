@@ -44,7 +44,9 @@ func normalise(b storeline.Body) error {
 // created false; the same ID with another body is a Conflict. It returns only after the event
 // is durable (fdatasync of its WAL batch). If ctx ends first, the outcome
 // is unknown (Unavailable wrapping ctx.Err()); retrying with the same ID is
-// safe.
+// safe. The ID of an event retention pruned is a Conflict wrapping
+// ErrPruned: its body is gone, so the retry is not compared, and never
+// counted twice.
 func (l *Ledger) Append(ctx context.Context, ev storeline.Event) (stored storeline.Event, created bool, err error) {
 	const op = "ledger.Append"
 	if ev.ID.IsZero() {
@@ -97,7 +99,9 @@ func (l *Ledger) Append(ctx context.Context, ev storeline.Event) (stored storeli
 // recorded at that position of its origin's journal and has no effect. The
 // same (origin, ID) with another body or postings (compared by value,
 // postings in any order), or a position held by another event, is a
-// Conflict. It returns after the event is durable.
+// Conflict. A known event retention pruned has no effect, at any position
+// (only its kind is compared), and no second copy is recorded. It returns
+// after the event is durable.
 func (l *Ledger) ApplyRemote(ctx context.Context, ev storeline.Event) (applied bool, err error) {
 	const op = "ledger.ApplyRemote"
 	if err := checkRemote(&ev); err != nil {
@@ -154,7 +158,8 @@ func checkRemote(ev *storeline.Event) error {
 }
 
 // Event returns the event (origin, id) at the position it was first
-// stored; NotFound if there is none.
+// stored; NotFound if there is none, NotFound wrapping ErrPruned if
+// retention pruned it.
 func (l *Ledger) Event(origin storeline.StoreID, id storeline.EventID) (storeline.Event, error) {
 	const op = "ledger.Event"
 	var ev storeline.Event
@@ -166,6 +171,9 @@ func (l *Ledger) Event(origin storeline.StoreID, id storeline.EventID) (storelin
 		if se == nil {
 			return storeline.Errorf(storeline.NotFound, op, "no event %s of %s", id, origin)
 		}
+		if se.Pruned {
+			return prunedError(op, origin, id, se.pos())
+		}
 		ev, err = fromStored(se)
 		return err
 	})
@@ -176,7 +184,9 @@ func (l *Ledger) Event(origin storeline.StoreID, id storeline.EventID) (storelin
 // from, in (epoch, seq) order (limit <= 0 means DefaultJournalLimit; at
 // most MaxJournalLimit). A second copy of an event appears at its own
 // position, with that position's Epoch and Seq; appliers deduplicate by
-// (origin, ID), as ApplyRemote does.
+// (origin, ID), as ApplyRemote does. From a position retention pruned
+// (PrunedThrough), or on reaching a second copy of a pruned event, it
+// answers NotFound wrapping ErrPruned rather than skip them.
 func (l *Ledger) Journal(origin storeline.StoreID, from Position, limit int) ([]storeline.Event, error) {
 	const op = "ledger.Journal"
 	if limit <= 0 {
@@ -185,6 +195,13 @@ func (l *Ledger) Journal(origin storeline.StoreID, from Position, limit int) ([]
 	limit = min(limit, MaxJournalLimit)
 	var out []storeline.Event
 	err := l.view(func(txn *badger.Txn) error {
+		through, err := prunedThrough(txn, origin)
+		if err != nil {
+			return err
+		}
+		if through != (Position{}) && !through.Less(from) {
+			return storeline.E(op, storeline.NotFound, fmt.Errorf("journal of %s from %s: pruned through %s: %w", origin, from, through, ErrPruned))
+		}
 		prefix := journalPrefix(origin)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -195,6 +212,10 @@ func (l *Ledger) Journal(origin storeline.StoreID, from Position, limit int) ([]
 				return err
 			}
 			ev, err := loadEvent(txn, origin, idb)
+			if errors.Is(err, ErrPruned) {
+				// A second copy of an event pruned at its first position.
+				return prunedError(op, origin, ev.ID, pos)
+			}
 			if err != nil {
 				return err
 			}
@@ -218,6 +239,9 @@ func loadEvent(txn *badger.Txn, origin storeline.StoreID, idb []byte) (storeline
 	}
 	if se == nil {
 		return storeline.Event{}, fmt.Errorf("ledger: index names missing event %s of %s", id, origin)
+	}
+	if se.Pruned {
+		return storeline.Event{ID: id}, ErrPruned
 	}
 	return fromStored(se)
 }

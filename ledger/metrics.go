@@ -18,6 +18,7 @@ type metrics struct {
 	fsyncs    prometheus.Counter
 	walBytes  prometheus.Counter
 	waits     prometheus.Counter
+	prunedEv  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "storeline_ledger_group_commit_waits_total",
 			Help: "Batches whose committer waited (at most GroupCommitWait, never longer than the previous sync) for the queue to bring them up to the previous batch's size.",
 		}),
+		prunedEv: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storeline_ledger_events_pruned_total",
+			Help: "Events the journal's retention removed, each leaving a stub that keeps its ID deduplicated (PruneJournal).",
+		}),
 	}
 	for _, c := range m.collectors() {
 		reg.MustRegister(c)
@@ -70,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.commitDur, m.fsyncDur, m.poisoned, m.batch, m.appended, m.fsyncs, m.walBytes, m.waits}
+	return []prometheus.Collector{m.commitDur, m.fsyncDur, m.poisoned, m.batch, m.appended, m.fsyncs, m.walBytes, m.waits, m.prunedEv}
 }
 
 func (m *metrics) fsync(bytes, events int) {
@@ -122,4 +127,12 @@ func (m *metrics) waited() {
 		return
 	}
 	m.waits.Inc()
+}
+
+// pruned counts events PruneJournal removed.
+func (m *metrics) pruned(n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.prunedEv.Add(float64(n))
 }

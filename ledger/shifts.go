@@ -342,8 +342,8 @@ func (l *Ledger) rebuildShifts() (int, error) {
 			if se == nil {
 				return fmt.Errorf("ledger: journal names missing event %x at %s", idb, pos)
 			}
-			if se.pos() != pos {
-				continue // a second copy: it had no effect
+			if se.pos() != pos || se.Pruned {
+				continue // a second copy: it had no effect; a stub has no body (retention.go)
 			}
 			ev, term, shift, ok, err := shiftEvent(se)
 			if err != nil {
