@@ -82,6 +82,14 @@ type Config struct {
 	// online.
 	PointsSweepInterval time.Duration
 
+	// JournalRetention is how long the shop keeps its journal's events
+	// after central acknowledged them (events of other origins: after
+	// their time), then prunes them (retention.go): 0 means
+	// DefaultJournalRetention, negative keeps everything.
+	// JournalPruneInterval is how often it looks (0: the default).
+	JournalRetention     time.Duration
+	JournalPruneInterval time.Duration
+
 	// WeighedLayout is the chain's in-store weighed barcode layout.
 	WeighedLayout storeline.WeighedLayout
 
@@ -253,6 +261,13 @@ func (c Config) Validate() error {
 		bad("PointsSweepInterval", "%v out of range [%v, %v] (0: %v; negative: only at the next earning receipt online)",
 			c.PointsSweepInterval, MinPointsSweep, MaxTimer, DefaultPointsSweep)
 	}
+	if r := c.JournalRetention; r > 0 && (r < MinJournalRetention || r > MaxJournalRetention) {
+		bad("JournalRetention", "%v out of range [%v, %v] (0: %v; negative: keep everything)",
+			r, MinJournalRetention, MaxJournalRetention, DefaultJournalRetention)
+	}
+	if p := c.JournalPruneInterval; p < 0 || p > MaxTimer || (p > 0 && p < time.Second) {
+		bad("JournalPruneInterval", "%v out of range [1s, %v] (0: %v)", p, MaxTimer, DefaultJournalPruneInterval)
+	}
 	if c.MemTableBytes < 0 {
 		bad("MemTableBytes", "%d is negative (0: the ledger's default)", c.MemTableBytes)
 	}
@@ -408,6 +423,8 @@ func (c Config) String() string {
 	kv("MaxPageSize", c.MaxPageSize)
 	kv("PointsFloat", c.PointsFloat)
 	kv("PointsSweepInterval", c.PointsSweepInterval)
+	kv("JournalRetention", c.JournalRetention)
+	kv("JournalPruneInterval", c.JournalPruneInterval)
 	kv("WeighedLayout", fmt.Sprintf("%s/%s/%d", strings.Join(c.WeighedLayout.Prefixes, ","), c.WeighedLayout.Pattern, c.WeighedLayout.WeightDecimals))
 	kv("MaxClockSkew", c.MaxClockSkew)
 	kv("WALSegmentBytes", c.WALSegmentBytes)

@@ -148,6 +148,13 @@ func TestValidateReplicationAndLedgerExtras(t *testing.T) {
 		{"sweep too slow", func(c *node.Config) { c.PointsSweepInterval = 48 * time.Hour }, "PointsSweepInterval"},
 		{"sweep too fast", func(c *node.Config) { c.PointsSweepInterval = time.Microsecond }, "PointsSweepInterval"},
 		{"sweep off", func(c *node.Config) { c.PointsSweepInterval = -1 }, ""},
+		{"retention under a week", func(c *node.Config) { c.JournalRetention = 24 * time.Hour }, "JournalRetention"},
+		{"retention over ten years", func(c *node.Config) { c.JournalRetention = 20 * 366 * 24 * time.Hour }, "JournalRetention"},
+		{"retention off", func(c *node.Config) { c.JournalRetention = -1 }, ""},
+		{"retention a week", func(c *node.Config) { c.JournalRetention = node.MinJournalRetention }, ""},
+		{"prune interval negative", func(c *node.Config) { c.JournalPruneInterval = -time.Second }, "JournalPruneInterval"},
+		{"prune interval too fast", func(c *node.Config) { c.JournalPruneInterval = time.Millisecond }, "JournalPruneInterval"},
+		{"prune interval a day", func(c *node.Config) { c.JournalPruneInterval = 24 * time.Hour }, ""},
 	} {
 		c := validConfig()
 		tc.mod(&c)

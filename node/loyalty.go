@@ -424,17 +424,11 @@ func (b *pointsBroker) SetLastSeen(ctx context.Context, prog storeline.Programme
 
 func (b *pointsBroker) UsualWindowDays() int { return UsualWindowDays }
 
-// pointsSweep runs the tills' API's hand-back sweep (posbridge's
-// SweepPoints) every Config.PointsSweepInterval while the node runs, so
+// The hand-back sweep runs the tills' API's SweepPoints every
+// Config.PointsSweepInterval while the node runs (a periodic job), so
 // rights earned offline go back to central soon after it is reachable
 // again, not at the customer's next earning receipt, and, once a day,
 // the rights of customers who stopped shopping here.
-type pointsSweep struct {
-	stop, done chan struct{}
-	// cancel ends a sweep in progress at Stop: a first pass over lapsed
-	// customers may hand back for thousands, one durable write each.
-	cancel context.CancelFunc
-}
 
 // DefaultPointsSweep is the hand-back sweep's interval when the
 // configuration leaves it zero. An idle sweep reads nothing: it only
@@ -451,26 +445,10 @@ func (n *Node) startPointsSweep(s *posbridge.Server) {
 	if n.repl == nil || every < 0 {
 		return
 	}
-	base, cancelAll := context.WithCancel(context.Background())
-	w := &pointsSweep{stop: make(chan struct{}), done: make(chan struct{}), cancel: cancelAll}
-	n.loySweep = w
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(base, max(every, time.Minute))
-			if _, err := s.SweepPoints(ctx); err != nil && base.Err() == nil {
-				n.log.Warn("loyalty: hand-back sweep", "err", err)
-			}
-			cancel()
-		}
-	}()
+	n.loySweep = n.startPeriodic("loyalty: hand-back sweep", every, max(every, time.Minute), func(ctx context.Context) error {
+		_, err := s.SweepPoints(ctx)
+		return err
+	})
 }
 
 // closePoints closes the loyalty broker's idle connections to central,
@@ -486,10 +464,6 @@ func (n *Node) closePoints() {
 // stopPointsSweep stops the sweep and waits for a run in progress, before
 // the ledger closes.
 func (n *Node) stopPointsSweep() {
-	if w := n.loySweep; w != nil {
-		w.cancel()
-		close(w.stop)
-		<-w.done
-		n.loySweep = nil
-	}
+	n.loySweep.end()
+	n.loySweep = nil
 }

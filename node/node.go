@@ -40,8 +40,9 @@ type Node struct {
 	serveCh chan error    // the first fatal serve error
 	done    chan struct{} // closed once the node is stopped (markStopped)
 
-	loySweep *pointsSweep  // loyalty.go
-	points   *pointsBroker // loyalty.go; nil when standalone
+	loySweep  *periodic     // loyalty.go
+	retention *periodic     // retention.go
+	points    *pointsBroker // loyalty.go; nil when standalone
 
 	seams    *ledger.Seams // the ledger's I/O seams; set by this package's tests only
 	runWaits func()        // tests: Run is about to wait for its end
@@ -191,6 +192,7 @@ func (n *Node) Start() (err error) {
 	if n.repl != nil {
 		n.repl.Start()
 	}
+	n.startJournalRetention() // retention.go
 	n.log.Info("serving", "till", n.TillURL(), "admin", n.AdminURL())
 	return nil
 }
@@ -288,8 +290,9 @@ func (n *Node) Stop() error {
 	}
 	wg.Wait()
 	n.serveWG.Wait()
-	n.stopPointsSweep() // loyalty.go
-	n.closePoints()     // loyalty.go
+	n.stopPointsSweep()      // loyalty.go
+	n.stopJournalRetention() // retention.go
+	n.closePoints()          // loyalty.go
 	if n.repl != nil {
 		// Whatever is in flight is cut short: a push is resent from the
 		// acknowledged position, a page not applied is pulled again.
@@ -319,8 +322,9 @@ func (n *Node) closeAll() {
 			ln.Close()
 		}
 	}
-	n.stopPointsSweep() // loyalty.go
-	n.closePoints()     // loyalty.go
+	n.stopPointsSweep()      // loyalty.go
+	n.stopJournalRetention() // retention.go
+	n.closePoints()          // loyalty.go
 	if n.ledger != nil {
 		n.ledger.Close()
 	}

@@ -666,6 +666,14 @@ func (s *Server) salesStats(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if days := int(tt.Sub(ft)/(24*time.Hour)) + 1; days > s.cfg.MaxStatsDays { // from and to both count
 		return storeline.Invalidf("to", "at most %d days at once", s.cfg.MaxStatsDays)
 	}
+	// A range reaching into what retention pruned would be short, not
+	// empty: refuse it rather than answer totals that look whole.
+	if pruned, err := s.led.PrunedDate(); err != nil {
+		return err
+	} else if pruned != "" && from <= pruned {
+		return &storeline.Error{Kind: storeline.Invalid, Field: "from", Err: fmt.Errorf(
+			"this shop keeps its journal from %s on (journal retention): %w; head office reports earlier dates", nextDate(pruned), storeline.ErrPruned)}
+	}
 	st, _, err := s.store()
 	if err != nil {
 		return err
@@ -758,4 +766,13 @@ func (s *Server) salesStats(w http.ResponseWriter, r *http.Request, _ *caller) e
 		BySeller: rows(bySeller), ByTerminal: rows(byTerm), ByGroup: rows(byGroup),
 	})
 	return nil
+}
+
+// nextDate is the business date after d (d itself if it does not parse).
+func nextDate(d storeline.Date) storeline.Date {
+	t, err := time.Parse(time.DateOnly, string(d))
+	if err != nil {
+		return d
+	}
+	return storeline.Date(t.AddDate(0, 0, 1).Format(time.DateOnly))
 }

@@ -811,6 +811,10 @@ func tillRefunds(ps []storeline.Payment) []storeline.Payment {
 func (s *Server) checkReturnable(self, orig storeline.EventID, lines []storeline.Line) (completes bool, err error) {
 	ev, err := s.led.Event(s.cfg.Store, orig)
 	if err != nil {
+		if errors.Is(err, storeline.ErrPruned) {
+			return false, &storeline.Error{Kind: storeline.NotFound, Field: "original", Err: fmt.Errorf(
+				"receipt %s is older than the journal this shop keeps (retention): return its goods without naming it", orig)}
+		}
 		if errors.Is(err, storeline.NotFound) {
 			return false, &storeline.Error{Kind: storeline.NotFound, Field: "original", Err: fmt.Errorf("no receipt %s at this store", orig)}
 		}

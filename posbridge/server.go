@@ -43,6 +43,10 @@ type Ledger interface {
 	// every department ("stock/<store>/", "/<item>").
 	BalancesAcross(prefix, suffix string, asset storeline.Asset, fn func(part string, amount decimal.Decimal)) error
 	EventsByDate(from, to storeline.Date, fn func(storeline.Event) error) error
+	// PrunedDate is the latest business date of which the journal's
+	// retention removed events ("" if none): EventsByDate no longer holds
+	// all of that date and earlier ones.
+	PrunedDate() (storeline.Date, error)
 	// ShiftTotals returns the running totals of a shift at a terminal,
 	// kept by the ledger with each event, so a close reads one record
 	// however long the journal is.

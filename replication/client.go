@@ -693,8 +693,19 @@ func (c *Client) pushLoop(ctx context.Context) {
 		default:
 		}
 		evs, err := c.local.OwnEvents(Position{next.Epoch, next.Seq + 1}, size.cur)
-		if err != nil {
+		if errors.Is(err, storeline.ErrPruned) {
+			// Central asks again for events it acknowledged (restored from
+			// a backup older than the shop's journal retention): the shop
+			// no longer holds them, and no retry will bring them back.
+			// Pushing stops here, counted and logged, until an operator
+			// restores central or this shop; it never skips them.
+			c.met.PushErrors.Inc()
+			c.log.Error("replication: central asks for events the journal's retention pruned; restore central from a newer backup",
+				"from", next, "err", err)
+		} else if err != nil {
 			c.log.Error("replication: read journal", "from", next, "err", err)
+		}
+		if err != nil {
 			if !c.wait(ctx, &bo, err) {
 				return
 			}

@@ -58,6 +58,8 @@ func nodeFlags(fs *flag.FlagSet, c *node.Config, logLevel *slog.Level) {
 	fs.IntVar(&c.MaxPageSize, "max-page-size", c.MaxPageSize, "catalogue changes per page, at most")
 	fs.Int64Var(&c.PointsFloat, "points-float", c.PointsFloat, "loyalty rights per customer the shop keeps when it hands the rest back to central")
 	fs.DurationVar(&c.PointsSweepInterval, "points-sweep-interval", c.PointsSweepInterval, "how often rights earned offline are handed back to central once it is reachable (0: "+node.DefaultPointsSweep.String()+"; negative: only at the next earning receipt)")
+	fs.DurationVar(&c.JournalRetention, "journal-retention", c.JournalRetention, "how long the journal is kept after central acknowledged it, then pruned (0: "+node.DefaultJournalRetention.String()+"; negative: keep everything)")
+	fs.DurationVar(&c.JournalPruneInterval, "journal-prune-interval", c.JournalPruneInterval, "how often the journal's retention runs (0: "+node.DefaultJournalPruneInterval.String()+")")
 	fs.Var(&listValue{&c.WeighedLayout.Prefixes}, "weighed-prefixes", "weighed barcode prefixes, comma-separated")
 	fs.StringVar(&c.WeighedLayout.Pattern, "weighed-pattern", c.WeighedLayout.Pattern, "weighed barcode layout (P prefix, I item, W weight, C check)")
 	fs.Var((*int32Value)(&c.WeighedLayout.WeightDecimals), "weighed-decimals", "weight decimals in weighed barcodes")

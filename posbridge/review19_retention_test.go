@@ -1,0 +1,56 @@
+package posbridge_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/storeline/storeline/ledger"
+)
+
+// TestReview19TillsAfterRetention: once the journal's retention pruned a
+// day, the tills get clear answers, not short ones: sales statistics
+// reaching into it are a 422 naming from (totals missing the pruned
+// receipts would look whole), a return naming a pruned receipt is a 404
+// naming original that says why, and a retry of the pruned receipt is a
+// 409, never a second sale. Days after the pruned one still answer.
+func TestReview19TillsAfterRetention(t *testing.T) {
+	e := newEnv(t)
+	alice := e.login(tokenT1, "alice", "1234")
+	bob := e.login(tokenT1, "bob", "9999")
+	rid := newID()
+	receipt := sale(rid, []map[string]any{line("sku", "MILK", "qty", "3", "price", "1.19")},
+		[]map[string]any{{"method": "cash", "amount": "3.57"}})
+	e.must(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: receipt}), 201)
+	stats := func(from, to string) resp {
+		return e.do(req{method: "GET", path: "/v1/stats/sales?from=" + from + "&to=" + to, token: tokenT1, session: alice})
+	}
+	e.must(stats("2026-03-10", "2026-03-10"), 200)
+
+	// Everything central acknowledged (here: all) and older than now.
+	res, err := e.led.PruneJournal(context.Background(), ledger.PruneJournal{Before: time.Now().Add(time.Hour), Acked: e.led.Position()})
+	if err != nil || res.Pruned != 1 {
+		t.Fatalf("PruneJournal = %+v, %v; want the receipt pruned", res, err)
+	}
+
+	r := stats("2026-03-01", "2026-03-12")
+	e.problem(r, 422, "from")
+	if p := r.json(t); !strings.Contains(p["detail"].(string), "2026-03-11") {
+		t.Errorf("stats into the pruned days: detail %q does not say from which date the shop keeps its journal", p["detail"])
+	}
+	e.must(stats("2026-03-11", "2026-03-12"), 200)
+
+	r = e.do(req{method: "POST", path: "/v1/returns", token: tokenT1, session: bob, body: map[string]any{
+		"id": newID(), "terminal": "t1", "shift": "sh1", "seller": "alice", "occurred_at": t0.Format(time.RFC3339),
+		"original": rid, "reason": "sour",
+		"lines":   []map[string]any{line("sku", "MILK", "qty", "1", "price", "1.19")},
+		"refunds": []map[string]any{{"method": "cash", "amount": "1.19"}},
+	}})
+	e.problem(r, 404, "original")
+	if p := r.json(t); !strings.Contains(p["detail"].(string), "retention") {
+		t.Errorf("return of a pruned receipt: detail %q does not say the receipt was pruned", p["detail"])
+	}
+
+	e.problem(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: receipt}), 409, "id")
+}
