@@ -32,9 +32,11 @@ package storeline
 // books (Q ≤ 0, shops may sell below zero) the last purchase cost prices
 // it. An incoming invoice that covers units sold short re-costs them at
 // its own cost: the difference between that and what they were costed at
-// moves from stock to cogs/<store>/<item> (recostShort). A stocktake's
-// surplus while short comes back, for the units it covers, at what they
-// went out at (stocktakeValue).
+// moves from stock to cogs/<store>/<item> (recostShort); so does a
+// transfer's receipt, at the transfer's cost, and a production's output,
+// at its components'. A stocktake's surplus or a customer's return while
+// short comes back, for the units it covers, at what they went out at
+// (valueBack).
 
 import (
 	"errors"
@@ -989,7 +991,7 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 				book = book.Sub(cb.MovedSince(st.ID, *d.Position, stock, ItemAsset(l.Item)))
 			}
 			diff := l.Qty.Sub(book) // counted − book: negative is a loss
-			value := stocktakeValue(o, st, l.Item, diff)
+			value := valueBack(o, st, l.Item, diff)
 			o.move(ShrinkageAccount(st.ID, l.Item), stock, l.Item, cur, diff, value)
 		}
 	case DocWriteOff:
@@ -1085,11 +1087,15 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 				total = total.Add(cost)
 			}
 			dp := plan[i].dept
+			// Units made while the shop is short of the product cover the
+			// shortfall at what they cost to make, as an invoice's would.
+			short := shortOf(o, st, l.Item, dp)
 			o.move(ProductionAccount(st.ID, l.Item), StockAccount(st.ID, dp, l.Item), l.Item, cur, l.Qty, decimal.Zero)
 			// The product takes its components' value, so production's
 			// money nets to zero over the store.
 			o.post(ProductionAccount(st.ID, l.Item), MoneyAsset(cur), total.Neg())
 			o.post(StockAccount(st.ID, dp, l.Item), MoneyAsset(cur), total)
+			recostShort(o, st, l.Item, short, total, l.Qty)
 		}
 	case DocRepricing:
 		if !b.PriceList(d.PriceList) {
@@ -1113,9 +1119,10 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 	return out, nil
 }
 
-// stocktakeValue is the value of a stocktake's difference diff (counted −
-// book) of item at st: a loss at the moving average (CostOf), negated. A
-// surplus while the shop is short of the item (its stock Q < 0, worth V)
+// valueBack is the value of diff units of item coming back into st's
+// stock (a stocktake's difference, counted − book; a customer's return):
+// a loss at the moving average (CostOf), negated. A surplus or a return
+// while the shop is short of the item (its stock Q < 0, worth V)
 // finds units it was costed for when they went out: the c = min(diff, −Q)
 // of them that cover the shortfall come back at its value, round(V×c/Q),
 // and only the rest at the moving average (the last purchase cost). So a
@@ -1123,7 +1130,7 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 // invoice covering the shortfall does (recostShort); pricing the units at
 // the last cost left value on no units whenever that cost differed from
 // what they went out at.
-func stocktakeValue(o *overlay, st *Store, item ItemID, diff decimal.Decimal) decimal.Decimal {
+func valueBack(o *overlay, st *Store, item ItemID, diff decimal.Decimal) decimal.Decimal {
 	if diff.IsNegative() {
 		return CostOf(o, st, item, diff.Neg()).Neg()
 	}
@@ -1173,8 +1180,9 @@ func shortOf(b StockBook, st *Store, item ItemID, dp DeptID) *shortfall {
 	return s
 }
 
-// recostShort re-costs the units of item an invoice covers of a shortfall
-// s (nil: none), the invoice having brought units of it worth net: c =
+// recostShort re-costs the units of item an invoice (a transfer's receipt,
+// a production) covers of a shortfall s (nil: none), the document having
+// brought units of it worth net: c =
 // min(units, −Q) of them cost round(net×c/units) by the invoice, and were
 // costed (sold, moved or written off below zero) at their share of the
 // shortfall's value, round(V×c/Q). The difference moves from stock, on the
@@ -1281,7 +1289,11 @@ func receiveTransfer(o *overlay, st *Store, d *Document, items []*Item, dept fun
 			value = cur.Round(s.value.Mul(l.Qty).DivRound(s.qty, cur.Scale()+8))
 		}
 		transit := TransitAccount(from, st.ID, l.Item)
+		// Units received while the shop is short of the item cover the
+		// shortfall at the transfer's cost, as an invoice's would.
+		short := shortOf(o, st, l.Item, dp)
 		o.move(transit, StockAccount(st.ID, dp, l.Item), l.Item, cur, l.Qty, value)
+		recostShort(o, st, l.Item, short, value, l.Qty)
 		o.move(transit, DiscrepancyAccount(st.ID, l.Item), l.Item, cur, s.qty.Sub(l.Qty), s.value.Sub(value))
 	}
 	// Items shipped but missing from the receipt did not arrive at all.
@@ -1375,10 +1387,9 @@ func CostOfSales(b StockBook, store StoreID, sale []Posting) ([]Posting, error) 
 			continue
 		}
 		id := ItemID(item)
-		value := CostOf(o, st, id, p.Amount.Abs())
-		if p.Amount.IsNegative() {
-			value = value.Neg()
-		}
+		// A return while the shop is short of the item covers the units
+		// sold short at what they went out at (valueBack).
+		value := valueBack(o, st, id, p.Amount)
 		// Only value moves: the shop's own postings moved the units. The
 		// next line of the item (another department's) costs at what this
 		// one left, units included.

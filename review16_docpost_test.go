@@ -121,11 +121,11 @@ func TestReview16InvoiceRecostsAtTheProvisionalCost(t *testing.T) {
 	}
 	review16Stock(t, b, "after the invoice", "-2", "-1.6")
 	review16Want(t, b, "after the invoice", "cogs/s1/milk", "cur:EUR", "5.4")
-	// A return of one sold unit, while short, comes back at the last
-	// cost (1.00).
+	// A return of one sold unit, while short, covers a unit sold short
+	// and comes back at what the shortfall is worth a unit (0.80).
 	b.sale("s1", "main", "milk", dec("-1"), dec("-1.00"))
-	review16Stock(t, b, "after a return", "-1", "-0.6")
-	review16Want(t, b, "after a return", "cogs/s1/milk", "cur:EUR", "4.4")
+	review16Stock(t, b, "after a return", "-1", "-0.8")
+	review16Want(t, b, "after a return", "cogs/s1/milk", "cur:EUR", "4.6")
 	// The last one covered at 2.00: the shop holds nothing worth
 	// nothing, and the 5 units it sold net cost what was bought:
 	// 0.80 + 3×1.00 + 2.00.
