@@ -96,6 +96,12 @@ func fastReplication(url string) node.ReplicationConfig {
 
 func startShop(t testing.TB, dir string, repl node.ReplicationConfig) *node.Node {
 	t.Helper()
+	return startShopWith(t, dir, repl, nil)
+}
+
+// startShopWith is startShop with the config changed by set (nil: none).
+func startShopWith(t testing.TB, dir string, repl node.ReplicationConfig, set func(*node.Config)) *node.Node {
+	t.Helper()
 	c := node.DefaultConfig()
 	c.StoreID = shop
 	c.DataDir = dir
@@ -105,6 +111,9 @@ func startShop(t testing.TB, dir string, repl node.ReplicationConfig) *node.Node
 	c.WALSegmentBytes = 8 << 20
 	c.MaxBatchBytes = 1 << 20
 	c.Replication = repl
+	if set != nil {
+		set(&c)
+	}
 	n, err := node.New(c, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)

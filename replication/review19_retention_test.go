@@ -24,21 +24,7 @@ func TestReview19ShopPrunesWhatCentralHolds(t *testing.T) {
 	var offset atomic.Int64 // how far the shop's clock runs ahead of real time
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	start := func(t *testing.T, repl node.ReplicationConfig) *node.Node {
-		cfg := node.DefaultConfig()
-		cfg.StoreID, cfg.DataDir, cfg.AdminToken = shop, t.TempDir(), adminTok
-		cfg.TillAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-		cfg.WALSegmentBytes, cfg.MaxBatchBytes = 8<<20, 1<<20
-		cfg.Clock = clock
-		cfg.Replication = repl
-		n, err := node.New(cfg, testLogger(t), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Stop() })
-		return n
+		return startShopWith(t, t.TempDir(), repl, func(c *node.Config) { c.Clock = clock })
 	}
 
 	n := start(t, fastReplication(srv.URL))
