@@ -34,12 +34,24 @@ package ledger
 //  6. The read-back at Open (vlog.go, invariant 3) takes a pruned event's
 //     stub as the last value of its key: an event pruned by a frame still
 //     in the WAL is not written again as lost.
+//  7. A pruned event's body becomes garbage in Badger's value log, which
+//     only a value-log GC gives back: the call that ends a prune pass
+//     (entries removed, More unset) runs it (reclaimValueLog). Badger's
+//     GC moves a file's live values to the current file without syncing
+//     them, then deletes the old file, unless an iterator is open; the
+//     deletion waits for the last one to close. So the GC runs under an
+//     iterator of its own, syncs Badger (vlog.go, invariant 1) and only
+//     then closes it: no file goes before the values moved out of it are
+//     durable. A failed sync poisons the ledger like a checkpoint's, and
+//     the iterator stays open (the file stays) until Close.
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -143,7 +155,65 @@ func (l *Ledger) PruneJournal(ctx context.Context, p PruneJournal) (PruneResult,
 		return PruneResult{}, err
 	}
 	l.met.pruned(pr.out.Pruned)
+	if pr.out.Entries > 0 && !pr.out.More {
+		if err := l.reclaimValueLog(ctx); err != nil {
+			// The prune itself is durable; the space comes back at the
+			// next pass.
+			l.log.Warn("ledger: value-log GC after a prune failed", "err", err)
+		}
+	}
 	return pr.out, nil
+}
+
+// gcDiscardRatio is the share of a value-log file that must be garbage
+// for the GC to rewrite it: Badger's advice, a lifetime write
+// amplification of two.
+const gcDiscardRatio = 0.5
+
+// reclaimValueLog runs Badger's value-log GC until it finds no file worth
+// rewriting, under invariant 7. It returns the number of files rewritten.
+func (l *Ledger) reclaimValueLog(ctx context.Context) error {
+	_, err := l.runValueLogGC(ctx)
+	return err
+}
+
+func (l *Ledger) runValueLogGC(ctx context.Context) (int, error) {
+	if err := l.poisoned(); err != nil {
+		return 0, err
+	}
+	// Close waits for it (versions.go, invariant 4).
+	if err := l.ver.enter(); err != nil {
+		return 0, err
+	}
+	defer l.ver.leave()
+	txn := l.ver.begin(false)
+	pin := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tState}, PrefetchValues: false})
+	rewritten := 0
+	var gcErr error
+	for ctx.Err() == nil {
+		err := l.db.RunValueLogGC(gcDiscardRatio)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			break // nothing worth it, or another GC (or Close) runs
+		}
+		if err != nil {
+			gcErr = fmt.Errorf("value-log GC: %w", err)
+			break
+		}
+		rewritten++
+	}
+	if rewritten > 0 {
+		if err := l.syncBadger(); err != nil {
+			// The moved values may be lost: keep the old files (the pin
+			// and its transaction stay open, deliberately, until the
+			// process ends) and stop, as a checkpoint does (vlog.go,
+			// invariant 2).
+			l.poisonWith(nil, "value-log GC: sync Badger", err)
+			return rewritten, errors.Join(gcErr, err)
+		}
+	}
+	pin.Close() // the rewritten files go now
+	l.ver.end(txn)
+	return rewritten, gcErr
 }
 
 // PrunedThrough returns the last position of origin's journal that
@@ -197,6 +267,7 @@ func (l *Ledger) resolvePrune(txn *badger.Txn, r *request, wb *walBatch) (result
 	pr := r.prune
 	pr.out = PruneResult{}
 	left := pr.p.Limit
+	budget := l.newPruneBudget()
 	var recs []walRec
 	var oldest time.Time
 	keep := func(t time.Time) {
@@ -243,16 +314,19 @@ func (l *Ledger) resolvePrune(txn *badger.Txn, r *request, wb *walBatch) (result
 					keep(t)
 					break
 				}
-				if left == 0 {
+				e := prunedEntry{Epoch: pos.Epoch, Seq: pos.Seq, ID: se.ID}
+				whole := se.pos() == pos && !se.Pruned
+				if whole {
+					if e.Stub, err = msgpack.Marshal(stubOf(se)); err != nil {
+						return err
+					}
+				}
+				if left == 0 || !budget.take(o, pos, se, e.Stub, pr.out.Entries == 0) {
 					keep(t)
 					pr.out.More = true
 					break
 				}
-				e := prunedEntry{Epoch: pos.Epoch, Seq: pos.Seq, ID: se.ID}
-				if se.pos() == pos && !se.Pruned {
-					if e.Stub, err = msgpack.Marshal(stubOf(se)); err != nil {
-						return err
-					}
+				if whole {
 					pr.out.Pruned++
 				}
 				rec.Pruned = append(rec.Pruned, e)
@@ -285,6 +359,52 @@ func (l *Ledger) resolvePrune(txn *badger.Txn, r *request, wb *walBatch) (result
 	}
 	pr.out.OldestKept = oldest
 	return result{}, nil
+}
+
+// pruneBudget keeps a prune's writes within half of what one Badger
+// transaction takes (the rest is for the committer's state and slack in
+// the estimate): a Limit that a small MemTableBytes cannot hold would
+// otherwise be refused whole (TooLarge) at every call, and the journal
+// never pruned.
+type pruneBudget struct {
+	count, size int64 // left
+	carried     map[string]bool
+}
+
+func (l *Ledger) newPruneBudget() *pruneBudget {
+	return &pruneBudget{count: l.db.MaxBatchCount() / 2, size: l.db.MaxBatchSize() / 2, carried: map[string]bool{}}
+}
+
+// take reserves what applyPrune writes for one journal entry (its stub,
+// if not nil, stands for the whole event) and says whether it fits; the
+// first entry of a call always does, so a prune never stalls.
+func (b *pruneBudget) take(origin storeline.StoreID, pos Position, se *storedEvent, stub []byte, first bool) bool {
+	// Badger's estimate of an entry: key, value (or its pointer), meta.
+	const perEntry = 2 + 12
+	count := int64(1)
+	size := int64(len(journalKey(origin, pos)) + perEntry)
+	var fresh []string
+	if stub != nil {
+		count += 3 // stub, date and returns index entries
+		size += int64(len(eventKey(origin, se.ID))+len(stub)) + 2*int64(len(dateKey(storeline.Date(se.Date), pos))+perEntry+64)
+		for _, p := range se.Postings {
+			k := string(carryKey(p.Account, storeline.Asset(p.Asset)))
+			if !b.carried[k] && !slices.Contains(fresh, k) {
+				fresh = append(fresh, k)
+				count++
+				size += int64(len(k)) + 32 + perEntry
+			}
+		}
+	}
+	if !first && (count > b.count || size > b.size) {
+		return false
+	}
+	b.count -= count
+	b.size -= size
+	for _, k := range fresh {
+		b.carried[k] = true
+	}
+	return true
 }
 
 // stubOf is what stays of a pruned event (invariant 3).

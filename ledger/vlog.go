@@ -54,9 +54,11 @@ package ledger
 //     (journal, date and returns indexes, unique keys, version entries of
 //     at most 152 bytes, the ledger's own state) always stay in the LSM
 //     tree.
-//  6. No value-log garbage collection: Badger deletes a rewritten file
-//     without syncing the values it moved. Events never become garbage;
-//     replaced master records do, a few hundred bytes per change.
+//  6. Value-log garbage collection runs only as retention.go's invariant
+//     7 says (an iterator held open and Badger synced before a rewritten
+//     file may go): Badger deletes a rewritten file without syncing the
+//     values it moved. Pruned events and replaced master records are the
+//     garbage.
 
 import (
 	"bytes"
