@@ -103,7 +103,14 @@ func TestReview17RemoteHLCReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustAppend(t, l, receiptEvent(eid(1), 1, 1))
+	first := mustAppend(t, l, receiptEvent(eid(1), 1, 1))
+	// The append was answered at its WAL sync, maybe before its Badger
+	// apply: a read waits for that apply, so the failure planted next
+	// hits the remote event's batch only (not the receipt's, which
+	// poisoned the ledger before the remote event came, now and then).
+	if _, err := l.Event(first.Origin, first.ID); err != nil {
+		t.Fatal(err)
+	}
 	failApply.Store(true)
 	remote := hqAt(1, 30*time.Second)
 	if _, err := l.ApplyRemote(ctx, remote); err != nil {
