@@ -505,8 +505,11 @@ type balanceRow struct {
 	Amount  decimal.Decimal
 }
 
-func scanBalances(rt *ledger.ReplicaTxn, prefix string, fn func(balanceRow) bool) error {
-	return rt.ScanMeta(rpBal+prefix, func(k string, v []byte) (bool, error) {
+// scanBalances calls fn with the balances of the accounts under prefix,
+// in key order from the key prefix+from on: a page seeks to its cursor
+// rather than re-reading every key the pages before it read.
+func scanBalances(rt *ledger.ReplicaTxn, prefix, from string, fn func(balanceRow) bool) error {
+	return rt.ScanMetaFrom(rpBal+prefix, from, func(k string, v []byte) (bool, error) {
 		acct, asset, ok := strings.Cut(k[len(rpBal):], "\x00")
 		if !ok {
 			return true, nil
@@ -640,7 +643,14 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 			return true
 		}
 		for _, p := range scans {
-			if err := scanBalances(rt, p, visit); err != nil || stopped {
+			from := after // the cursor's own rows: skipped by visit
+			if item != "" {
+				if p[len(prefix):] <= after {
+					continue // one account, a page before this one's
+				}
+				from = ""
+			}
+			if err := scanBalances(rt, p, from, visit); err != nil || stopped {
 				return err
 			}
 		}
@@ -690,8 +700,16 @@ func (n *Node) getBalances(w http.ResponseWriter, r *http.Request) error {
 	out := []any{}
 	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		// Seek to the cursor. One outside the prefix is before all of
+		// its keys or after all of them.
+		from := ""
+		if rest, ok := strings.CutPrefix(after, prefix); ok {
+			from = rest
+		} else if after > prefix {
+			return nil
+		}
 		last := ""
-		return scanBalances(rt, prefix, func(b balanceRow) bool {
+		return scanBalances(rt, prefix, from, func(b balanceRow) bool {
 			k := b.Account + "\x00" + string(b.Asset)
 			if k <= after {
 				return true
@@ -823,7 +841,8 @@ func (n *Node) tillDraft(store storeline.StoreID, id storeline.EventID) (*storel
 
 // getDrafts lists the document drafts a store's tills made, with the
 // document made of each (if any), a page at a time in journal order; the
-// cursor is the last event's epoch/seq.
+// cursor is the last event's epoch/seq. A store head office does not know
+// is a 404 naming store, not an empty list.
 func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -844,8 +863,23 @@ func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
 	var last replication.Position
 	more := false
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var err error
-		last, more, err = walkEvents(rt, store, after, maxReportScan, func(ev storeline.Event) (bool, error) {
+		// A store head office knows: in the master data, or one that
+		// pushed (its drafts are listed), as for the margin report.
+		ok, err := rt.HasMaster(storeline.KindStore, string(store))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			ms, err := marks(rt, store)
+			if err != nil {
+				return err
+			}
+			if len(ms) == 0 {
+				return unknownStore("central.drafts", store)
+			}
+		}
+		budget := maxReportScan
+		last, more, err = walkEvents(rt, store, after, &budget, func(ev storeline.Event) (bool, error) {
 			dr, ok := ev.Body.(*storeline.DocumentDraft)
 			if !ok {
 				return true, nil

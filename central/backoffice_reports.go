@@ -62,11 +62,12 @@ func positionCursor(p replication.Position, more bool) string {
 }
 
 // walkEvents calls fn with store's stored events after `after`, in
-// position order, read by key. It examines at most budget positions; fn
+// position order, read by key. It examines at most *budget positions,
+// taking each from it (what is left is the page's for other keys); fn
 // returns false to stop before taking the event it was given. last is
 // the last position taken or examined, more whether it stopped before the
 // end.
-func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replication.Position, budget int, fn func(storeline.Event) (bool, error)) (last replication.Position, more bool, err error) {
+func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replication.Position, budget *int, fn func(storeline.Event) (bool, error)) (last replication.Position, more bool, err error) {
 	ms, err := marks(rt, store)
 	if err != nil {
 		return after, false, err
@@ -84,10 +85,10 @@ func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replicatio
 			seq = after.Seq + 1
 		}
 		for ; seq <= m.Seq; seq++ {
-			if budget == 0 {
+			if *budget <= 0 {
 				return last, true, nil
 			}
-			budget--
+			*budget--
 			pos := replication.Position{Epoch: m.Epoch, Seq: seq}
 			v, err := rt.Meta(eventKey(store, pos.Epoch, pos.Seq))
 			if err != nil {
@@ -112,7 +113,15 @@ func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replicatio
 // getMargin answers the gross margin of a shop's sales for business dates
 // from to to, a page at a time: per receipt (or return, negative) its
 // revenue net of VAT, its cost as central derived it (absent while not
-// yet costed), and the totals of the page's costed ones.
+// yet costed); then the re-costs of the period, each dated on the
+// document that made it (boRecostRow); and the page's totals: revenue
+// and cost of its costed sales, plus its re-costs in cost (also given
+// apart as recost). So the pages' costs over a period add up to what
+// moved into the shop's cogs/ accounts in it: a sale's cost when it was
+// costed, an invoice's (a transfer receipt's, a production's) re-cost of
+// units sold short, or its cancel's, on the date it was posted. The
+// cursor is the last sale's epoch/seq while the sales last, then the
+// last re-cost's date/n.
 func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -126,21 +135,21 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after, err := positionParam(r, "after")
+	after, recostAfter, err := marginCursor(r, from)
 	if err != nil {
 		return err
 	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
-	out := []any{}
-	var revenue, cost decimal.Decimal
+	sales, recosts := []any{}, []recostRow{}
+	var revenue, cost, recost decimal.Decimal
 	uncosted := 0
-	var last replication.Position
-	more := false
+	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		// A store head office knows: in the master data, or one that
-		// pushed before it was (its sales are listed, not costed).
+		// pushed before it was (its sales are listed, not costed), or
+		// re-costed before it was removed.
 		ok, err := rt.HasMaster(storeline.KindStore, string(store))
 		if err != nil {
 			return err
@@ -150,58 +159,166 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
-			if len(ms) == 0 {
+			recosted := false
+			if err := rt.ScanMeta(boRecostRow+string(store)+"\x00", func(string, []byte) (bool, error) {
+				recosted = true
+				return false, nil
+			}); err != nil {
+				return err
+			}
+			if len(ms) == 0 && !recosted {
 				return unknownStore("central.margin", store)
 			}
 		}
-		last, more, err = walkEvents(rt, store, after, maxReportScan, func(ev storeline.Event) (bool, error) {
-			if ev.BusinessDate < from || ev.BusinessDate > to {
-				return true, nil
-			}
-			var lines []storeline.Line
-			sign := decimal.NewFromInt(1)
-			switch b := ev.Body.(type) {
-			case *storeline.Receipt:
-				lines = b.Lines
-			case *storeline.Return:
-				lines, sign = b.Lines, sign.Neg()
-			default:
-				return true, nil
-			}
-			if len(out) == limit {
-				return false, nil
-			}
-			var rev decimal.Decimal
-			for _, l := range lines {
-				rev = rev.Add(l.Total.Sub(l.VAT))
-			}
-			rev = rev.Mul(sign)
-			row := map[string]any{"event": ev.ID, "kind": ev.Kind, "date": ev.BusinessDate, "revenue": rev}
-			v, err := rt.Meta(saleCostKey(store, ev.Epoch, ev.Seq))
-			if err != nil {
-				return false, err
-			}
-			if v == nil {
-				uncosted++
-			} else {
-				c, err := decimal.NewFromString(string(v))
+		budget := maxReportScan
+		if recostAfter == nil {
+			last, more, err := walkEvents(rt, store, after, &budget, func(ev storeline.Event) (bool, error) {
+				if ev.BusinessDate < from || ev.BusinessDate > to {
+					return true, nil
+				}
+				var lines []storeline.Line
+				sign := decimal.NewFromInt(1)
+				switch b := ev.Body.(type) {
+				case *storeline.Receipt:
+					lines = b.Lines
+				case *storeline.Return:
+					lines, sign = b.Lines, sign.Neg()
+				default:
+					return true, nil
+				}
+				if len(sales) == limit {
+					return false, nil
+				}
+				var rev decimal.Decimal
+				for _, l := range lines {
+					rev = rev.Add(l.Total.Sub(l.VAT))
+				}
+				rev = rev.Mul(sign)
+				row := map[string]any{"event": ev.ID, "kind": ev.Kind, "date": ev.BusinessDate, "revenue": rev}
+				v, err := rt.Meta(saleCostKey(store, ev.Epoch, ev.Seq))
 				if err != nil {
 					return false, err
 				}
-				row["cost"], row["margin"] = c, rev.Sub(c)
-				revenue, cost = revenue.Add(rev), cost.Add(c)
+				if v == nil {
+					uncosted++
+				} else {
+					c, err := decimal.NewFromString(string(v))
+					if err != nil {
+						return false, err
+					}
+					row["cost"], row["margin"] = c, rev.Sub(c)
+					revenue, cost = revenue.Add(rev), cost.Add(c)
+				}
+				sales = append(sales, row)
+				return true, nil
+			})
+			if err != nil || more {
+				next = positionCursor(last, more)
+				return err
 			}
-			out = append(out, row)
-			return true, nil
-		})
+			// The sales are done: the re-costs follow, from the period's
+			// start. A page with no room left for them ends at its last
+			// sale, and the next page starts them.
+			recostAfter = &recostCursor{date: from, key: string(from)}
+			next = positionCursor(last, true)
+		}
+		rows, lastKey, cut, err := scanRecosts(rt, store, *recostAfter, to, limit-len(sales), budget)
+		recosts = rows
+		switch {
+		case !cut:
+			next = ""
+		case lastKey != "":
+			next = strings.ReplaceAll(lastKey, "\x00", "/")
+		case next == "":
+			next = r.URL.Query().Get("after") // none taken: where this page started
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"store": store, "sales": out, "revenue": revenue, "cost": cost,
-		"uncosted": uncosted, "more": more, "next": positionCursor(last, more)})
+	for _, rc := range recosts {
+		recost = recost.Add(rc.Cost)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"store": store, "sales": sales, "recosts": recosts, "revenue": revenue,
+		"cost": cost.Add(recost), "recost": recost, "uncosted": uncosted, "more": next != "", "next": next})
 	return nil
+}
+
+// recostCursor is where a margin page's re-costs continue: after the row
+// of key (date \0 document \0 kind \0 item under the store's prefix), or
+// from the first of date when key is only the date.
+type recostCursor struct {
+	date storeline.Date
+	key  string
+}
+
+// marginCursor parses a margin page's "after": a sale's epoch/seq, or a
+// re-cost's date/document/kind/item (then recost is not nil), not before
+// from.
+func marginCursor(r *http.Request, from storeline.Date) (after replication.Position, recost *recostCursor, err error) {
+	s := r.URL.Query().Get("after")
+	d, _, ok := strings.Cut(s, "/")
+	if !ok || !strings.Contains(d, "-") {
+		after, err = positionParam(r, "after")
+		return after, nil, err
+	}
+	parts := strings.Split(s, "/")
+	date, err := storeline.ParseDate("after", parts[0])
+	if err != nil || date < from || len(parts) != 4 || !storeline.ValidID(parts[1]) || !validKind(parts[2]) || !storeline.ValidID(parts[3]) {
+		return after, nil, errMalformed("after", "%q: want epoch/seq or date/document/kind/item, as a page's next gives it", s)
+	}
+	return after, &recostCursor{date, strings.Join(parts, "\x00")}, nil
+}
+
+// validKind says whether s can be a re-cost row's kind (a document type,
+// with ".cancel" for a cancel's).
+func validKind(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return (r < 'a' || r > 'z') && r != '_' && r != '.' })
+}
+
+// scanRecosts reads store's re-costs after c up to date to: limit rows
+// at most, taking at most budget keys. cut says whether it stopped
+// before a row it did not take; lastKey is the key (under the store's
+// prefix) of the last row taken, empty if none.
+func scanRecosts(rt *ledger.ReplicaTxn, store storeline.StoreID, c recostCursor, to storeline.Date, limit, budget int) (rows []recostRow, lastKey string, cut bool, err error) {
+	rows = []recostRow{}
+	prefix := boRecostRow + string(store) + "\x00"
+	err = rt.ScanMetaFrom(prefix, c.key, func(k string, v []byte) (bool, error) {
+		key := k[len(prefix):]
+		if date, _, _ := strings.Cut(key, "\x00"); storeline.Date(date) > to {
+			return false, nil
+		}
+		if key == c.key {
+			return true, nil // the cursor's own row
+		}
+		if len(rows) >= limit || budget <= 0 {
+			cut = true
+			return false, nil
+		}
+		budget--
+		var row recostRow
+		if err := msgpack.Unmarshal(v, &row); err != nil {
+			return false, fmt.Errorf("re-cost row %q: %w", k, err)
+		}
+		rows = append(rows, row)
+		lastKey = key
+		return true, nil
+	})
+	return rows, lastKey, cut, err
+}
+
+// recostRow is an amount a document moved into a shop's cogs/<store>/<item>
+// other than a sale's cost: an invoice's, a transfer receipt's or a
+// production's re-cost of units sold short (storeline recostShort), or its
+// cancel's (negative), dated the day it was posted in the shop's time
+// zone.
+type recostRow struct {
+	Date     storeline.Date   `json:"date" msgpack:"d"`
+	Document string           `json:"document" msgpack:"r"`
+	Kind     string           `json:"kind" msgpack:"k"`
+	Item     storeline.ItemID `json:"item" msgpack:"i"`
+	Cost     decimal.Decimal  `json:"cost" msgpack:"c"`
 }
 
 // exciseRow is one movement of an excise item in a shop's stock.
@@ -384,7 +501,8 @@ func (n *Node) getSerialConflicts(w http.ResponseWriter, r *http.Request) error 
 	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		scanned := 0
-		return rt.ScanMeta(boConflict, func(k string, _ []byte) (bool, error) {
+		// Seek to the cursor (its own key is skipped below).
+		return rt.ScanMetaFrom(boConflict, after, func(k string, _ []byte) (bool, error) {
 			serial := k[len(boConflict):]
 			if serial <= after {
 				return true, nil
@@ -445,6 +563,14 @@ const (
 	boNeg       = "bo/ix/neg/"  // store \0 item → "" while the store's stock of item is below zero
 	boNegN      = "bo/ix/negn/" // store → the number of its boNeg keys (decimal string)
 	boDocN      = "bo/ix/doc/"  // status \0 type → documents in that status (decimal string)
+	// The re-costs documents moved into a store's cogs/ accounts, for
+	// the margin report. State whose indexes were built before these
+	// existed has none: boRecostV absent, the first entry that opens the
+	// indexes adds them from the stored documents (openIndex).
+	// A row's key names what made it, so rows indexed live and rebuilt
+	// are the same keys whatever order they were indexed in.
+	boRecostRow = "bo/ix/rcr/" // store \0 date \0 document \0 kind \0 item → msgpack recostRow
+	boRecostV   = "bo/ix/rcv"  // → "1" once the re-cost rows are built
 )
 
 type serialRow struct {
@@ -473,10 +599,43 @@ type boIndex struct {
 func openIndex(tx *Tx) (*boIndex, error) {
 	ix := &boIndex{tx: tx, items: map[storeline.ItemID]bool{}, touched: map[storeItem]bool{}, counts: map[string]int64{}}
 	v, err := tx.Meta(boIdx)
-	if err != nil || v != nil {
+	if err != nil {
 		return ix, err
 	}
-	return ix, ix.rebuild()
+	if v == nil {
+		return ix, ix.rebuild()
+	}
+	if v, err = tx.Meta(boRecostV); err != nil || v != nil {
+		return ix, err
+	}
+	return ix, ix.rebuildRecosts()
+}
+
+// rebuildRecosts adds the re-cost rows of the stored documents to
+// indexes built before they existed (the other indexes are there).
+func (ix *boIndex) rebuildRecosts() error {
+	rt := ix.tx.ReplicaTxn
+	err := rt.ScanMeta(boDoc, func(_ string, v []byte) (bool, error) {
+		var rec docRecord
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return false, err
+		}
+		if rec.PostedMs != 0 {
+			if err := ix.docRecosts(&rec.Doc, rec.Postings, string(rec.Doc.Type), rec.PostedMs); err != nil {
+				return false, err
+			}
+		}
+		if rec.CancelledMs != 0 {
+			if err := ix.docRecosts(&rec.Doc, storeline.CancelPostings(rec.Postings), string(rec.Doc.Type)+".cancel", rec.CancelledMs); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	return rt.SetMeta(boRecostV, []byte("1"))
 }
 
 func (ix *boIndex) count(key string, d int64) { ix.counts[key] += d }
@@ -721,21 +880,77 @@ func (ix *boIndex) docPosted(rec *docRecord, cancel bool, ps []storeline.Posting
 }
 
 // docPostings indexes a document's postings, dated at ms in its store's
-// time zone.
+// time zone: its excise movements and its re-costs.
 func (ix *boIndex) docPostings(d *storeline.Document, ps []storeline.Posting, kind string, ms int64) error {
+	date, err := ix.docDate(d, ms)
+	if err != nil {
+		return err
+	}
+	row := exciseRow{Date: date, Source: "document", Ref: d.ID, Kind: kind}
+	if err := ix.postings(d.Store, ps, row, nil); err != nil {
+		return err
+	}
+	return ix.recosts(d, ps, kind, date)
+}
+
+// docDate is the business date of ms in d's store's time zone (UTC for a
+// store no longer in the master data).
+func (ix *boIndex) docDate(d *storeline.Document, ms int64) (storeline.Date, error) {
 	b := &txBook{rt: ix.tx.ReplicaTxn}
 	loc := time.UTC
 	if st, ok := b.Store(d.Store); ok {
 		l, err := st.Location()
 		if err != nil {
-			return err
+			return "", err
 		}
 		loc = l
 	} else if b.err != nil {
-		return b.err
+		return "", b.err
 	}
-	row := exciseRow{Date: storeline.DateOf(time.UnixMilli(ms), loc), Source: "document", Ref: d.ID, Kind: kind}
-	return ix.postings(d.Store, ps, row, nil)
+	return storeline.DateOf(time.UnixMilli(ms), loc), nil
+}
+
+// docRecosts indexes only the re-costs of a document's postings.
+func (ix *boIndex) docRecosts(d *storeline.Document, ps []storeline.Posting, kind string, ms int64) error {
+	date, err := ix.docDate(d, ms)
+	if err != nil {
+		return err
+	}
+	return ix.recosts(d, ps, kind, date)
+}
+
+// recosts adds a row per posting of ps on a cogs/<store>/<item> account
+// (a document's cost of sales is only ever a re-cost, never a sale's).
+func (ix *boIndex) recosts(d *storeline.Document, ps []storeline.Posting, kind string, date storeline.Date) error {
+	// One row per account: two lines of an item (two batches on one
+	// invoice) each re-cost, and the row's key names the item only.
+	sums := map[string]decimal.Decimal{}
+	var order []string
+	for _, p := range ps {
+		rest, ok := strings.CutPrefix(p.Account, "cogs/")
+		if !ok || !strings.HasPrefix(string(p.Asset), "cur:") || p.Amount.IsZero() || !strings.Contains(rest, "/") {
+			continue
+		}
+		if _, seen := sums[rest]; !seen {
+			order = append(order, rest)
+		}
+		sums[rest] = sums[rest].Add(p.Amount)
+	}
+	rt := ix.tx.ReplicaTxn
+	for _, rest := range order {
+		if sums[rest].IsZero() {
+			continue
+		}
+		store, item, _ := strings.Cut(rest, "/")
+		enc, err := msgpack.Marshal(&recostRow{Date: date, Document: d.ID, Kind: kind, Item: storeline.ItemID(item), Cost: sums[rest]})
+		if err != nil {
+			return err
+		}
+		if err := rt.SetMeta(boRecostRow+store+"\x00"+string(date)+"\x00"+d.ID+"\x00"+kind+"\x00"+item, enc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // flush writes the counters and rechecks the stock positions touched.
@@ -893,6 +1108,9 @@ func (ix *boIndex) rebuild() error {
 		if err := plan.commit(ix.tx); err != nil {
 			return err
 		}
+	}
+	if err := rt.SetMeta(boRecostV, []byte("1")); err != nil {
+		return err
 	}
 	return rt.SetMeta(boIdx, []byte("1"))
 }

@@ -125,6 +125,7 @@ func TestReview19StockUnknownItem(t *testing.T) {
 		t.Fatalf("stock of milk, none received: %v", body.Stock)
 	}
 }
+
 // TestReview19ExciseUnknownStore: the excise journal of a store head
 // office does not know is a 404 naming store, as the margin, stock and
 // batches reports answer, so a client can tell which parameter is wrong.
@@ -134,4 +135,3 @@ func TestReview19ExciseUnknownStore(t *testing.T) {
 	seedBackOffice(t, a)
 	problemOf(t, apiDo(t, "GET", a, "/v1/excise?store=nope&from=2026-11-01&to=2026-11-02", viewerKey, nil, nil), http.StatusNotFound, "store")
 }
-

@@ -137,6 +137,11 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 				Revenue decimal.Decimal  `json:"revenue"`
 				Cost    *decimal.Decimal `json:"cost"`
 			} `json:"sales"`
+			// Re-costs: what documents moved into the shop's cogs/
+			// accounts for units sold short, besides the sales' costs.
+			Recosts []struct {
+				Cost decimal.Decimal `json:"cost"`
+			} `json:"recosts"`
 			Next string `json:"next"`
 		}
 		if err := c.ho.do(ctx, "GET", "/v1/margin?"+q+"&from=0001-01-01&to=9999-12-31&after="+url.QueryEscape(after), "", nil, &page); err != nil {
@@ -150,6 +155,9 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 			} else {
 				rv.cost = rv.cost.Add(*r.Cost)
 			}
+		}
+		for _, r := range page.Recosts {
+			rv.cost = rv.cost.Add(r.Cost)
 		}
 		if after = page.Next; after == "" {
 			break
