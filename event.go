@@ -343,3 +343,82 @@ func CheckPostings(ps []Posting) error {
 	}
 	return nil
 }
+
+// The years an event's time and business date may fall in. Reports select
+// a shop's sales by business date, so a date outside them (a till's clock
+// reset, a year typed as 0001 or 9999) would drop the sale out of every
+// period a head office asks about.
+const (
+	minEventYear = 2000
+	maxEventYear = 2099
+)
+
+// CheckFromShop checks what head office takes on trust from a shop's event
+// without decoding its body: a business date that is a calendar date
+// (YYYY-MM-DD) of a plausible year, a time of such a year, amounts no
+// finer than their asset's unit (a currency's minor unit, QtyScale of an
+// item, whole points), and units moving the way its kind moves them (a
+// sale takes units out of stock, a return puts them back). It returns an
+// Invalid error naming the field. Every rule is one the shop's own checks
+// (Compute, Validate, DateOf) already keep, so a shop's valid event always
+// passes; an event authored by head office (a Transfer at cost) is not
+// checked here.
+func (ev *Event) CheckFromShop() error {
+	if err := CheckEventTime("occurred_at", ev.OccurredAt); err != nil {
+		return err
+	}
+	d, err := time.Parse(time.DateOnly, string(ev.BusinessDate))
+	if err != nil {
+		return Invalidf("business_date", "business date %q: want YYYY-MM-DD", ev.BusinessDate)
+	}
+	if y := d.Year(); y < minEventYear || y > maxEventYear {
+		return Invalidf("business_date", "business date %s: want a year in %d-%d", ev.BusinessDate, minEventYear, maxEventYear)
+	}
+	for j, p := range ev.Postings {
+		field := fmt.Sprintf("postings[%d].amount", j)
+		if err := checkPostingUnit(field, p); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(p.Account, "stock/") || !strings.HasPrefix(string(p.Asset), "item:") {
+			continue
+		}
+		if ev.Kind == KindReceipt && p.Amount.IsPositive() || ev.Kind == KindReturn && p.Amount.IsNegative() {
+			return Invalidf(field, "a %s moves %s of %s on %s", ev.Kind, p.Amount, p.Asset, p.Account)
+		}
+	}
+	return nil
+}
+
+// CheckEventTime refuses a time no shop's event happens at (outside the
+// years minEventYear-maxEventYear): a till's clock reset to 1970, a year
+// typed as 0001. The tills' API checks it as CheckFromShop will at head
+// office, so the shop never keeps a sale head office would reject.
+func CheckEventTime(field string, t time.Time) error {
+	if y := t.UTC().Year(); y < minEventYear || y > maxEventYear {
+		return Invalidf(field, "%s is not a time a shop's event happened at (years %d-%d)",
+			t.UTC().Format(time.RFC3339), minEventYear, maxEventYear)
+	}
+	return nil
+}
+
+// checkPostingUnit refuses an amount finer than its asset's unit.
+func checkPostingUnit(field string, p Posting) error {
+	switch {
+	case p.Asset.IsMoney():
+		cur, _ := p.Asset.Currency()
+		if !cur.Valid() {
+			return Invalidf(field, "%s is not money of an ISO 4217 currency", p.Asset)
+		}
+		_, err := cur.Amount(field, p.Amount)
+		return err
+	case strings.HasPrefix(string(p.Asset), "item:"):
+		if _, exact := normScale(p.Amount, QtyScale); !exact {
+			return Invalidf(field, "quantity %s has more than %d decimal places", p.Amount, QtyScale)
+		}
+	case strings.HasPrefix(string(p.Asset), "pts:"):
+		if !p.Amount.IsInteger() {
+			return Invalidf(field, "%s points are not whole", p.Amount)
+		}
+	}
+	return nil
+}

@@ -1122,6 +1122,13 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 	apply := func(evs []storeline.Event) ([]error, error) {
 		errs := make([]error, len(evs))
 		for i := range evs {
+			// Its dates and postings are read here, as every replica
+			// reads them; the body's arithmetic was the shop's (Compute),
+			// and the body is not decoded here (CheckPushEntry).
+			if bad := evs[i].CheckFromShop(); bad != nil {
+				errs[i] = bad
+				continue
+			}
 			bad, err := a.check(&evs[i])
 			if err != nil {
 				return nil, err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
 )
 
@@ -53,4 +54,24 @@ func TestReview19TillsAfterRetention(t *testing.T) {
 	}
 
 	e.problem(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: receipt}), 409, "id")
+}
+
+// TestReview19TillTimeOutOfRange: a fact stamped outside the years a
+// shop's event can happen in (a till's clock reset to 1970) is a 422
+// naming occurred_at and stores nothing: head office rejects such an
+// event, so the shop would have kept a sale the chain's books never get.
+func TestReview19TillTimeOutOfRange(t *testing.T) {
+	e := newEnv(t)
+	for _, at := range []string{"1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z"} {
+		rc := sale(newID(), []map[string]any{line("sku", "MILK", "qty", "1", "price", "1.19")},
+			[]map[string]any{{"method": "cash", "amount": "1.19"}})
+		rc["occurred_at"] = at
+		e.problem(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: rc}), 422, "occurred_at")
+	}
+	if err := e.led.EventsByDate("0001-01-01", "9999-12-31", func(ev storeline.Event) error {
+		t.Errorf("stored %s of %s", ev.Kind, ev.BusinessDate)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -30,7 +30,7 @@ func (s *Server) tillRefs(c *caller, id storeline.EventID, term storeline.Termin
 	if at == nil || at.IsZero() {
 		return storeline.Invalidf("occurred_at", "occurred_at (RFC 3339) is required")
 	}
-	return nil
+	return storeline.CheckEventTime("occurred_at", *at)
 }
 
 // sessionSeller checks that a fact's seller is the caller's session's, or
