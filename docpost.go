@@ -92,6 +92,7 @@ type Document struct {
 	FromDept  DeptID      `msgpack:",omitempty"`
 	ToDept    DeptID      `msgpack:",omitempty"`
 	Shipment  string      `msgpack:",omitempty"` // transfer_receipt: the transfer received
+	Order     string      `msgpack:",omitempty"` // incoming_invoice: the purchase order it fulfils (central's orders.go)
 	Reason    string      `msgpack:",omitempty"`
 	PriceList PriceListID `msgpack:",omitempty"` // repricing
 	From      time.Time   `msgpack:",omitempty"` // repricing: effective from (wall clock, as Price.From)
@@ -197,6 +198,14 @@ func (d *Document) Validate() error {
 			if err := CheckID(f.name, f.id); err != nil {
 				return err
 			}
+		}
+	}
+	if d.Order != "" {
+		if d.Type != DocIncomingInvoice {
+			return Invalidf("order", "only an incoming invoice fulfils a purchase order, not a %s", d.Type)
+		}
+		if err := CheckID("order", d.Order); err != nil {
+			return err
 		}
 	}
 	if d.Position != nil && d.Type != DocStocktake {

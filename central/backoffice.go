@@ -875,6 +875,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
+	if err := dropOrderBelowLevel(tx, &d); err != nil { // orders.go, invariant 4
+		return nil, err
+	}
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
@@ -891,6 +894,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 		return answer(old, true)
 	}
 	if err := checkDocRefs(b, &d); err != nil {
+		return nil, err
+	}
+	if err := checkInvoiceOrder(tx, &d); err != nil { // orders.go
 		return nil, err
 	}
 	var draftKey string
@@ -1066,6 +1072,10 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	order, err := planOrderReceipt(tx, &d) // orders.go, invariant 3
+	if err != nil {
+		return nil, err
+	}
 	// Writes from here on. Opening the index first builds it if the
 	// state has none (backoffice_reports.go), before the plan's writes.
 	ix, err := openIndex(tx)
@@ -1152,6 +1162,11 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	rec.Prices, rec.Batches, rec.Taken, rec.Costs, rec.PriceSets = der.Prices, batches, taken, costs, psets
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
+	}
+	if order != nil {
+		if err := putOrder(tx.ReplicaTxn, order); err != nil {
+			return nil, err
+		}
 	}
 	if err := ix.flush(); err != nil {
 		return nil, err
@@ -1267,6 +1282,10 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkPostedItems(tx, cancel); err != nil {
 		return nil, err
 	}
+	order, err := planOrderReturn(tx, &d) // orders.go, invariant 3
+	if err != nil {
+		return nil, err
+	}
 	ix, err := openIndex(tx)
 	if err != nil {
 		return nil, err
@@ -1362,6 +1381,11 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 	rec.Status, rec.CancelledMs, rec.CancelPostings = storeline.DocCancelled, tx.At.UnixMilli(), cancel
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
+	}
+	if order != nil {
+		if err := putOrder(tx.ReplicaTxn, order); err != nil {
+			return nil, err
+		}
 	}
 	// Touched stock includes the variance sweep's (it moves no units).
 	if err := ix.flush(); err != nil {

@@ -46,6 +46,7 @@ func (n *Node) backOfficeRoutes(h func(string, bool, func(http.ResponseWriter, *
 	h("POST /v1/cost_of_sales", true, n.postCostOfSales)
 	n.backOfficeReportRoutes(h)
 	n.settlementRoutes(h) // settlements.go
+	n.orderRoutes(h)      // orders.go
 }
 
 // compact drops nil, empty strings, empty lists, zero times and zero
@@ -210,6 +211,9 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := unusedDepts(&d); err != nil {
+		return err
+	}
+	if err := n.checkDocOrderLevel(&d); err != nil { // orders.go, invariant 4
 		return err
 	}
 	// A fraction of a piece would be refused at every post (docpost.go):

@@ -40,7 +40,9 @@ import (
 //	   (settlements.go); a pre-grant's id compared with what it granted
 //	   (loyalty.go)
 //	3  cancelling a supplier payment (settlements.go, invariant 5)
-const FSMLevel = 3
+//	4  purchase orders, and the order an incoming invoice fulfils
+//	   (orders.go)
+const FSMLevel = 4
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.
@@ -48,6 +50,7 @@ var opLevels = map[string]int{
 	OpSupplierPayment:       2,
 	OpPayablesBackfill:      2,
 	OpSupplierPaymentCancel: 3,
+	OpOrder:                 4,
 }
 
 // levelGrantCheck is the level from which a pre-grant's id is compared
@@ -77,7 +80,8 @@ type clusterLevelPayload struct {
 // back office's, backoffice.go).
 func levelOps() []Op {
 	return []Op{{OpClusterLevel, applyClusterLevel}, {OpPayablesBackfill, applyPayablesBackfill},
-		{OpSupplierPaymentCancel, applySupplierPaymentCancel}} // settlements.go
+		{OpSupplierPaymentCancel, applySupplierPaymentCancel}, // settlements.go
+		{OpOrder, applyOrder}} // orders.go
 }
 
 func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {

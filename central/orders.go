@@ -1,0 +1,760 @@
+package central
+
+// Purchase orders (заказы поставщикам): head office orders goods from a
+// supplier for a store, and the supplier's incoming invoices fulfil them.
+//
+// Invariants:
+//
+//  1. Every write of an order is one FSM entry of OpOrder (FSM level 4:
+//     levels.go), whose action is create, cancel or close: every check
+//     first (fsm.go invariant 3: a refused write changes nothing), then
+//     the order's record. The entry reads no clock but its own time.
+//  2. An order's ID is chosen by its author: created again with the same
+//     content (quantities and prices compared as values) it answers the
+//     stored order, whatever became of it since; with other content it
+//     is a Conflict naming id. An order has one line per item.
+//  3. An incoming invoice may name an order (Document.Order). Posting it
+//     adds its lines' quantities (base units) to the order's lines of
+//     the same item, as one receipt of the invoice recorded on the
+//     order; cancelling the invoice removes that receipt, so what an
+//     order received is always the sum of the receipts of the invoices
+//     standing. Both happen inside the document's own entry (applyDocPost,
+//     applyDocCancel), checked before its first write: an invoice naming
+//     an unknown order, one of another store or supplier, or a closed or
+//     cancelled one is refused naming order.
+//  4. All of invariant 3 holds only from level 4 on. Below it, nodes of
+//     the version before orders decode a document's order as a field they
+//     do not know and drop it: every replica drops it too when the
+//     document is created (applyDocCreate), and posting and cancelling
+//     do exactly what they did. The API refuses an order on a document
+//     (503) until the level is raised, so nothing is dropped unawares.
+//  5. An order's status is cancelled or closed once either happened (both
+//     final), else open, partial or received by what it received. It is
+//     cancelled only while it received nothing (otherwise it is closed);
+//     closing drops what was outstanding. A cancelled invoice still takes
+//     its receipt back from a closed order.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
+)
+
+// OpOrder creates, cancels or closes a purchase order (invariant 1).
+const OpOrder = "order.write"
+
+// The actions of OpOrder.
+const (
+	orderCreate = "create"
+	orderCancel = "cancel"
+	orderClose  = "close"
+)
+
+// The statuses of an order (invariant 5).
+const (
+	orderOpen      = "open"
+	orderPartial   = "partial"
+	orderReceived  = "received"
+	orderClosed    = "closed"
+	orderCancelled = "cancelled"
+)
+
+var orderStatuses = []string{orderOpen, orderPartial, orderReceived, orderClosed, orderCancelled}
+
+const poOrder = "po/ord/" // id → msgpack purchaseOrder
+
+// Bounds of an order's free text (in characters, as openapi.yaml's
+// maxLength counts them) and lines.
+const (
+	maxOrderNote   = 1024
+	maxOrderReason = 1024
+	maxOrderLines  = storeline.MaxDocumentLines
+)
+
+func (n *Node) orderRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
+	h("POST /v1/orders", true, n.postOrder)
+	h("GET /v1/orders", false, n.listOrders)
+	h("GET /v1/orders/{id}", false, n.getOrder)
+	h("POST /v1/orders/{id}/cancel", true, func(w http.ResponseWriter, r *http.Request) error {
+		return n.postOrderAction(w, r, orderCancel)
+	})
+	h("POST /v1/orders/{id}/close", true, func(w http.ResponseWriter, r *http.Request) error {
+		return n.postOrderAction(w, r, orderClose)
+	})
+}
+
+// purchaseOrder is an order as the FSM stores it.
+type purchaseOrder struct {
+	ID         string               `msgpack:"i"`
+	Supplier   storeline.SupplierID `msgpack:"s"`
+	Store      storeline.StoreID    `msgpack:"t"`
+	ExpectedOn storeline.Date       `msgpack:"e,omitempty"`
+	Note       string               `msgpack:"n,omitempty"`
+	Lines      []orderLine          `msgpack:"l"`
+	// Set by the entry that created it: the store's currency then, which
+	// the lines' prices are in.
+	Currency  storeline.Currency `msgpack:"c,omitempty"`
+	CreatedMs int64              `msgpack:"cms,omitempty"`
+	// Final is orderCancelled or orderClosed once either happened (by
+	// the entry at FinalMs, Reason its why); "" while the order stands.
+	Final   string `msgpack:"f,omitempty"`
+	FinalMs int64  `msgpack:"fms,omitempty"`
+	Reason  string `msgpack:"w,omitempty"`
+	// Receipts are what the posted invoices naming the order brought, in
+	// the order they were posted (invariant 3).
+	Receipts []orderReceipt `msgpack:"r,omitempty"`
+}
+
+// orderLine is one item ordered: Qty in base units, Price (optional) per
+// base unit in the order's currency.
+type orderLine struct {
+	Item storeline.ItemID `msgpack:"i"`
+	Qty  decimal.Decimal  `msgpack:"q"`
+	// Price is encoded even when nil: omitempty drops a pointer to a
+	// zero decimal too, and an explicit price of 0 is a price.
+	Price *decimal.Decimal `msgpack:"p"`
+}
+
+// orderReceipt is what one posted invoice brought: Qty[i] counts on the
+// order's line i.
+type orderReceipt struct {
+	Doc string            `msgpack:"d"`
+	Qty []decimal.Decimal `msgpack:"q"`
+}
+
+// received returns what the order received on line i.
+func (o *purchaseOrder) received(i int) decimal.Decimal {
+	sum := decimal.Zero
+	for _, rc := range o.Receipts {
+		if i < len(rc.Qty) {
+			sum = sum.Add(rc.Qty[i])
+		}
+	}
+	return sum
+}
+
+// status derives the order's status (invariant 5).
+func (o *purchaseOrder) status() string {
+	if o.Final != "" {
+		return o.Final
+	}
+	some, all := false, true
+	for i := range o.Lines {
+		r := o.received(i)
+		some = some || r.IsPositive()
+		all = all && r.GreaterThanOrEqual(o.Lines[i].Qty)
+	}
+	switch {
+	case all:
+		return orderReceived
+	case some:
+		return orderPartial
+	}
+	return orderOpen
+}
+
+// lineOf returns the index of the order's line of item, -1 if none.
+func (o *purchaseOrder) lineOf(item storeline.ItemID) int {
+	return slices.IndexFunc(o.Lines, func(l orderLine) bool { return l.Item == item })
+}
+
+// validate checks an order on its own, without master data (the handler
+// and the FSM both run it).
+func (o *purchaseOrder) validate() error {
+	if err := storeline.CheckID("id", o.ID); err != nil {
+		return err
+	}
+	if err := storeline.CheckID("supplier", string(o.Supplier)); err != nil {
+		return err
+	}
+	if err := storeline.CheckID("store", string(o.Store)); err != nil {
+		return err
+	}
+	if o.ExpectedOn != "" {
+		if _, err := storeline.ParseDate("expected_on", string(o.ExpectedOn)); err != nil {
+			return err
+		}
+	}
+	if err := checkText("note", o.Note, maxOrderNote, true); err != nil {
+		return err
+	}
+	if len(o.Lines) == 0 {
+		return storeline.Invalidf("lines", "at least one line is required")
+	}
+	if len(o.Lines) > maxOrderLines {
+		return &storeline.Error{Kind: storeline.TooLarge, Field: "lines", Err: fmt.Errorf("%d lines, over %d", len(o.Lines), maxOrderLines)}
+	}
+	for i, l := range o.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		if err := storeline.CheckID(f+".item", string(l.Item)); err != nil {
+			return err
+		}
+		if j := o.lineOf(l.Item); j < i {
+			return storeline.Invalidf(f+".item", "item %q is ordered on line %d already: one line per item", l.Item, j)
+		}
+		if !l.Qty.IsPositive() {
+			return storeline.Invalidf(f+".qty", "quantity %s must be positive", l.Qty)
+		}
+		if l.Price != nil && l.Price.IsNegative() {
+			return storeline.Invalidf(f+".price", "price %s is negative", l.Price)
+		}
+	}
+	return nil
+}
+
+// sameContent reports whether o asks for what p holds (invariant 2).
+func (o *purchaseOrder) sameContent(p *purchaseOrder) bool {
+	if o.ID != p.ID || o.Supplier != p.Supplier || o.Store != p.Store || o.ExpectedOn != p.ExpectedOn ||
+		o.Note != p.Note || len(o.Lines) != len(p.Lines) {
+		return false
+	}
+	for i, l := range o.Lines {
+		q := p.Lines[i]
+		if l.Item != q.Item || !l.Qty.Equal(q.Qty) || (l.Price == nil) != (q.Price == nil) ||
+			(l.Price != nil && !l.Price.Equal(*q.Price)) {
+			return false
+		}
+	}
+	return true
+}
+
+func getOrder(rt *ledger.ReplicaTxn, id string) (*purchaseOrder, bool, error) {
+	return getMetaRecord[purchaseOrder](rt, poOrder+id, "purchase order "+id)
+}
+
+func putOrder(rt *ledger.ReplicaTxn, o *purchaseOrder) error {
+	return putMetaRecord(rt, poOrder+o.ID, "purchase order "+o.ID, o)
+}
+
+func noOrder(id string) error {
+	return &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no purchase order %q", id)}
+}
+
+// orderCommand is OpOrder's payload: Order for create, ID (and Reason)
+// for cancel and close.
+type orderCommand struct {
+	Action string         `msgpack:"a"`
+	Order  *purchaseOrder `msgpack:"o,omitempty"`
+	ID     string         `msgpack:"i,omitempty"`
+	Reason string         `msgpack:"w,omitempty"`
+}
+
+// orderAnswer is the body of OpOrder's result.
+type orderAnswer struct {
+	Order     purchaseOrder `msgpack:"o"`
+	Duplicate bool          `msgpack:"d,omitempty"`
+}
+
+// checkReason checks a cancel's or close's reason (required for a
+// cancel).
+func checkReason(action, reason string) error {
+	if err := checkText("reason", reason, maxOrderReason, true); err != nil {
+		return err
+	}
+	if action == orderCancel && strings.TrimSpace(reason) == "" {
+		return storeline.Invalidf("reason", "a reason is required (why the order is cancelled)")
+	}
+	return nil
+}
+
+func applyOrder(tx *Tx, payload []byte) ([]byte, error) {
+	var c orderCommand
+	if err := msgpack.Unmarshal(payload, &c); err != nil {
+		return nil, storeline.Invalidf("", "undecodable order command: %v", err)
+	}
+	switch c.Action {
+	case orderCreate:
+		if c.Order == nil {
+			return nil, storeline.Invalidf("", "an order to create is required")
+		}
+		return applyOrderCreate(tx, c.Order)
+	case orderCancel, orderClose:
+		return applyOrderFinal(tx, &c)
+	}
+	return nil, storeline.Invalidf("", "unknown order action %q", c.Action)
+}
+
+func applyOrderCreate(tx *Tx, o *purchaseOrder) ([]byte, error) {
+	// What the entry sets is never the caller's.
+	o.Currency, o.CreatedMs, o.Final, o.FinalMs, o.Reason, o.Receipts = "", 0, "", 0, "", nil
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	old, ok, err := getOrder(tx.ReplicaTxn, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if !o.sameContent(old) {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id",
+				Err: fmt.Errorf("purchase order %q exists with other content", o.ID)}
+		}
+		return msgpack.Marshal(&orderAnswer{Order: *old, Duplicate: true})
+	}
+	b := &txBook{rt: tx.ReplicaTxn}
+	err = orderRefs(b, o)
+	if b.err != nil {
+		return nil, b.err // a storage error wins over a business one
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.CreatedMs = tx.At.UnixMilli()
+	if err := putOrder(tx.ReplicaTxn, o); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&orderAnswer{Order: *o})
+}
+
+// orderRefs checks what an order names against master data, as a
+// document's are checked (docRefs: unknown is a 422 naming the field),
+// and normalises its quantities by the items' units and its prices to
+// the store's currency, which it records.
+func orderRefs(b *txBook, o *purchaseOrder) error {
+	st, ok := b.Store(o.Store)
+	if !ok {
+		return storeline.Invalidf("store", "unknown store %q", o.Store)
+	}
+	if !b.Supplier(o.Supplier) {
+		return storeline.Invalidf("supplier", "unknown supplier %q", o.Supplier)
+	}
+	o.Currency = st.Currency
+	for i := range o.Lines {
+		l := &o.Lines[i]
+		f := fmt.Sprintf("lines[%d]", i)
+		it, ok := b.Item(l.Item)
+		if !ok {
+			return storeline.Invalidf(f+".item", "unknown item %q", l.Item)
+		}
+		q, err := storeline.NormQty(f+".qty", l.Qty, it.Unit)
+		if err != nil {
+			return err
+		}
+		l.Qty = q
+		if l.Price != nil {
+			p, err := st.Currency.Amount(f+".price", *l.Price)
+			if err != nil {
+				return err
+			}
+			l.Price = &p
+		}
+	}
+	return nil
+}
+
+func applyOrderFinal(tx *Tx, c *orderCommand) ([]byte, error) {
+	if err := storeline.CheckID("id", c.ID); err != nil {
+		return nil, err
+	}
+	if err := checkReason(c.Action, c.Reason); err != nil {
+		return nil, err
+	}
+	o, ok, err := getOrder(tx.ReplicaTxn, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, noOrder(c.ID)
+	}
+	if o.Final != "" {
+		return nil, statusConflict("purchase order %q is %s already", o.ID, o.Final)
+	}
+	final := orderClosed
+	if c.Action == orderCancel {
+		if len(o.Receipts) > 0 {
+			return nil, statusConflict("purchase order %q has received goods (invoice %q): close it instead", o.ID, o.Receipts[0].Doc)
+		}
+		final = orderCancelled
+	}
+	o.Final, o.FinalMs, o.Reason = final, tx.At.UnixMilli(), c.Reason
+	if err := putOrder(tx.ReplicaTxn, o); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(&orderAnswer{Order: *o})
+}
+
+// ordersOn reports whether the cluster's level has purchase orders
+// (invariant 4).
+func ordersOn(rt *ledger.ReplicaTxn) (bool, error) {
+	lv, err := readClusterLevel(rt)
+	return err == nil && lv >= opLevel(OpOrder), err
+}
+
+// dropOrderBelowLevel drops a document's order below the level of
+// orders, as nodes that do not know the field do (invariant 4).
+func dropOrderBelowLevel(tx *Tx, d *storeline.Document) error {
+	if d.Order == "" {
+		return nil
+	}
+	on, err := ordersOn(tx.ReplicaTxn)
+	if err == nil && !on {
+		d.Order = ""
+	}
+	return err
+}
+
+// orderOfInvoice returns the order an incoming invoice names, checked as
+// one it may fulfil (invariant 3); nil if it names none or the level has
+// no orders.
+func orderOfInvoice(tx *Tx, d *storeline.Document) (*purchaseOrder, error) {
+	if d.Order == "" || d.Type != storeline.DocIncomingInvoice {
+		return nil, nil
+	}
+	if on, err := ordersOn(tx.ReplicaTxn); err != nil || !on {
+		return nil, err
+	}
+	o, ok, err := getOrder(tx.ReplicaTxn, d.Order)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ok:
+		return nil, storeline.Invalidf("order", "unknown purchase order %q", d.Order)
+	case o.Store != d.Store:
+		return nil, storeline.Invalidf("order", "purchase order %q is for store %q, not %q", o.ID, o.Store, d.Store)
+	case o.Supplier != d.Supplier:
+		return nil, storeline.Invalidf("order", "purchase order %q is from supplier %q, not %q", o.ID, o.Supplier, d.Supplier)
+	case o.Final != "":
+		return nil, storeline.Invalidf("order", "purchase order %q is %s", o.ID, o.Final)
+	}
+	return o, nil
+}
+
+// checkInvoiceOrder refuses, when a document is created, an order its
+// invoice may not fulfil.
+func checkInvoiceOrder(tx *Tx, d *storeline.Document) error {
+	_, err := orderOfInvoice(tx, d)
+	return err
+}
+
+// planOrderReceipt returns the order an invoice being posted fulfils
+// with its receipt added, for the post to write after its checks (nil:
+// none to write).
+func planOrderReceipt(tx *Tx, d *storeline.Document) (*purchaseOrder, error) {
+	o, err := orderOfInvoice(tx, d)
+	if err != nil || o == nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(o.Receipts, func(rc orderReceipt) bool { return rc.Doc == d.ID }) {
+		// Never so (a document is posted once; its cancel removes it).
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "order",
+			Err: fmt.Errorf("purchase order %q counts invoice %q received already", o.ID, d.ID)}
+	}
+	rc := orderReceipt{Doc: d.ID, Qty: make([]decimal.Decimal, len(o.Lines))}
+	for i := range rc.Qty {
+		rc.Qty[i] = decimal.Zero
+	}
+	for _, l := range d.Lines {
+		if i := o.lineOf(l.Item); i >= 0 {
+			rc.Qty[i] = rc.Qty[i].Add(l.Qty)
+		}
+	}
+	o.Receipts = append(o.Receipts, rc)
+	return o, nil
+}
+
+// planOrderReturn returns the order a posted invoice being cancelled
+// fulfilled with the invoice's receipt taken back (nil: none to write).
+func planOrderReturn(tx *Tx, d *storeline.Document) (*purchaseOrder, error) {
+	if d.Order == "" || d.Type != storeline.DocIncomingInvoice {
+		return nil, nil
+	}
+	if on, err := ordersOn(tx.ReplicaTxn); err != nil || !on {
+		return nil, err
+	}
+	o, ok, err := getOrder(tx.ReplicaTxn, d.Order)
+	if err != nil || !ok {
+		return nil, err
+	}
+	i := slices.IndexFunc(o.Receipts, func(rc orderReceipt) bool { return rc.Doc == d.ID })
+	if i < 0 {
+		return nil, nil
+	}
+	o.Receipts = slices.Delete(o.Receipts, i, i+1)
+	return o, nil
+}
+
+// orderLineIn is a line of POST /v1/orders: decimals as raw JSON, so a
+// number where a string belongs is refused naming its line.
+type orderLineIn struct {
+	Item  string          `json:"item"`
+	Qty   json.RawMessage `json:"qty"`
+	Price json.RawMessage `json:"price"`
+}
+
+// orderIn is the body of POST /v1/orders.
+type orderIn struct {
+	ID         string        `json:"id"`
+	Supplier   string        `json:"supplier"`
+	Store      string        `json:"store"`
+	ExpectedOn string        `json:"expected_on"`
+	Note       string        `json:"note"`
+	Lines      []orderLineIn `json:"lines"`
+}
+
+// wireDecimal reads a decimal that must be a JSON string of plain
+// decimal spelling (wire.go); absent (or null) is ok false.
+func wireDecimal(field string, raw json.RawMessage) (d decimal.Decimal, ok bool, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return d, false, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil || !plainDecimal.MatchString(s) {
+		return d, false, errMalformed(field, "%.40s: want a decimal in a string, as \"12.50\"", raw)
+	}
+	d, err = decimal.NewFromString(s)
+	if err != nil {
+		return d, false, errMalformed(field, "%.40s: want a decimal in a string, as \"12.50\"", raw)
+	}
+	return d, true, nil
+}
+
+// order checks the body and returns the order it asks for.
+func (in *orderIn) order() (*purchaseOrder, error) {
+	o := &purchaseOrder{ID: in.ID, Supplier: storeline.SupplierID(in.Supplier), Store: storeline.StoreID(in.Store),
+		ExpectedOn: storeline.Date(in.ExpectedOn), Note: in.Note}
+	for i, l := range in.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		q, ok, err := wireDecimal(f+".qty", l.Qty)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, storeline.Invalidf(f+".qty", "a quantity is required (a decimal string)")
+		}
+		ol := orderLine{Item: storeline.ItemID(l.Item), Qty: q}
+		if p, ok, err := wireDecimal(f+".price", l.Price); err != nil {
+			return nil, err
+		} else if ok {
+			ol.Price = &p
+		}
+		o.Lines = append(o.Lines, ol)
+	}
+	return o, o.validate()
+}
+
+// submitOrder submits an OpOrder command under the request's
+// Idempotency-Key and returns the order the entry answered, and whether
+// it was a retry.
+func (n *Node) submitOrder(r *http.Request, c *orderCommand) (*orderAnswer, bool, error) {
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return nil, false, err
+	}
+	enc, err := msgpack.Marshal(c)
+	if err != nil {
+		return nil, false, storeline.E("central.order", storeline.Internal, err)
+	}
+	res, err := n.Submit(r.Context(), OpOrder, key, enc)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := res.Err(); err != nil {
+		return nil, false, err
+	}
+	var a orderAnswer
+	if err := msgpack.Unmarshal(res.Body, &a); err != nil {
+		return nil, false, storeline.E("central.order", storeline.Internal, err)
+	}
+	return &a, a.Duplicate || res.Duplicate, nil
+}
+
+// postOrder creates an order: 201, or 200 when it exists with the same
+// content.
+func (n *Node) postOrder(w http.ResponseWriter, r *http.Request) error {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var in orderIn
+	if err := strictJSON(body, &in); err != nil {
+		return err
+	}
+	o, err := in.order()
+	if err != nil {
+		return err
+	}
+	a, dup, err := n.submitOrder(r, &orderCommand{Action: orderCreate, Order: o})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if dup {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, orderJSON(&a.Order))
+	return nil
+}
+
+// orderActionIn is the body of POST /v1/orders/{id}/cancel and /close.
+type orderActionIn struct {
+	Reason string `json:"reason"`
+}
+
+// postOrderAction cancels or closes an order: 200 with the order.
+func (n *Node) postOrderAction(w http.ResponseWriter, r *http.Request, action string) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var in orderActionIn
+	if len(body) > 0 { // a close needs no body; a cancel without one lacks its reason
+		if err := strictJSON(body, &in); err != nil {
+			return err
+		}
+	}
+	if err := checkReason(action, in.Reason); err != nil {
+		return err
+	}
+	a, _, err := n.submitOrder(r, &orderCommand{Action: action, ID: id, Reason: in.Reason})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, orderJSON(&a.Order))
+	return nil
+}
+
+// checkDocOrderLevel refuses a document naming an order until the
+// cluster runs the level of orders (invariant 4): the FSM would drop it.
+func (n *Node) checkDocOrderLevel(d *storeline.Document) error {
+	if d.Order == "" {
+		return nil
+	}
+	return n.checkLevel(OpOrder)
+}
+
+func orderJSON(o *purchaseOrder) map[string]any {
+	status := o.status()
+	lines := make([]any, len(o.Lines))
+	for i, l := range o.Lines {
+		rcv := o.received(i)
+		out := decimal.Zero
+		if o.Final == "" && rcv.LessThan(l.Qty) {
+			out = l.Qty.Sub(rcv)
+		}
+		m := map[string]any{"item": l.Item, "ordered": l.Qty.String(), "received": rcv.String(), "outstanding": out.String()}
+		if l.Price != nil {
+			m["price"] = moneyString(o.Currency, *l.Price)
+		}
+		lines[i] = m
+	}
+	invoices := make([]string, len(o.Receipts))
+	for i, rc := range o.Receipts {
+		invoices[i] = rc.Doc
+	}
+	m := map[string]any{"id": o.ID, "supplier": o.Supplier, "store": o.Store, "currency": o.Currency, "status": status,
+		"lines": lines, "invoices": invoices, "created_at": time.UnixMilli(o.CreatedMs).UTC()}
+	if o.ExpectedOn != "" {
+		m["expected_on"] = o.ExpectedOn
+	}
+	if o.Note != "" {
+		m["note"] = o.Note
+	}
+	switch o.Final {
+	case orderCancelled:
+		m["cancelled_at"] = time.UnixMilli(o.FinalMs).UTC()
+	case orderClosed:
+		m["closed_at"] = time.UnixMilli(o.FinalMs).UTC()
+	}
+	if o.Reason != "" {
+		m["reason"] = o.Reason
+	}
+	return m
+}
+
+func (n *Node) getOrder(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	var o *purchaseOrder
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var ok bool
+		var err error
+		if o, ok, err = getOrder(rt, id); err == nil && !ok {
+			err = noOrder(id)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, orderJSON(o))
+	return nil
+}
+
+// listOrders pages through orders in ID order, optionally of one store,
+// supplier or status, as listDocuments pages through documents.
+func (n *Node) listOrders(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	store, supplier, status, after := q.Get("store"), q.Get("supplier"), q.Get("status"), q.Get("after")
+	for _, f := range [...]struct{ name, v string }{{"store", store}, {"supplier", supplier}, {"after", after}} {
+		if f.v != "" && !storeline.ValidID(f.v) {
+			return errMalformed(f.name, "%.80q is not an id", f.v)
+		}
+	}
+	if status != "" && !slices.Contains(orderStatuses, status) {
+		return errMalformed("status", "%q: want one of %s", status, strings.Join(orderStatuses, ", "))
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	out := []any{}
+	next := ""
+	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		// From after on, examining maxReportScan orders at most; next is
+		// given only when a page stops before the end.
+		last, scanned := after, 0
+		return rt.ScanMetaFrom(poOrder, after, func(k string, v []byte) (bool, error) {
+			id := k[len(poOrder):]
+			if after != "" && id <= after {
+				return true, nil
+			}
+			if scanned++; scanned > maxReportScan {
+				next = last
+				return false, nil
+			}
+			var o purchaseOrder
+			if err := msgpack.Unmarshal(v, &o); err != nil {
+				return false, fmt.Errorf("purchase order %s: %w", id, err)
+			}
+			if (store != "" && string(o.Store) != store) || (supplier != "" && string(o.Supplier) != supplier) ||
+				(status != "" && o.status() != status) {
+				last = id
+				return true, nil
+			}
+			if len(out) == limit {
+				next = last
+				return false, nil
+			}
+			out = append(out, orderJSON(&o))
+			last = id
+			return true, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": out, "next": next})
+	return nil
+}
