@@ -23,8 +23,10 @@ import (
 // use a reference backend over a ledger.
 type Backend interface {
 	// Push ingests a batch the server has validated: every event is the
-	// caller's, of b.Epoch, dense and in order. It calls Ingest inside its
-	// own transaction. If Push returns an error the outcome is unknown;
+	// caller's, of b.Epoch, dense and in order. An event of a kind
+	// unknown to this build comes with Body nil, and its apply answers
+	// CheckKind's error, a rejection. It calls Ingest inside its own
+	// transaction. If Push returns an error the outcome is unknown;
 	// resending the batch is safe, because Ingest skips what it has.
 	Push(ctx context.Context, b Batch) (PushResult, error)
 	// Pull returns the next page for q (at most q.MaxItems items); an
@@ -311,7 +313,9 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, caller storeline.S
 // naming another store or holding another origin's event is Forbidden;
 // anything malformed (a bad version, a gap inside the batch, an event of
 // another epoch, an undecodable body, postings that do not balance) is
-// Invalid naming the field.
+// Invalid naming the field. An otherwise well-formed event of a kind this
+// build does not know is not malformed: it is in the batch with Body nil,
+// for the backend to reject (CheckKind).
 func CheckPush(caller storeline.StoreID, req *PushRequest) (Batch, error) {
 	return checkPush(caller, req, true)
 }
@@ -347,7 +351,9 @@ func checkPush(caller storeline.StoreID, req *PushRequest, decodeBodies bool) (B
 			return Batch{}, &storeline.Error{Op: op, Kind: storeline.Forbidden, Field: f + ".origin",
 				Err: fmt.Errorf("caller %s sends an event of origin %q", caller, we.Origin)}
 		}
-		ev, err := eventFromWire(we, decodeBodies)
+		// An event of a kind unknown here passes, Body nil: the backend
+		// rejects it alone (CheckKind), and the rest of the batch applies.
+		ev, _, err := eventFromWire(we, decodeBodies)
 		if err != nil {
 			return Batch{}, &storeline.Error{Op: op, Kind: storeline.Invalid, Field: f + "." + storeline.FieldOf(err), Err: err}
 		}

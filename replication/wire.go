@@ -622,38 +622,63 @@ func EventToWire(ev storeline.Event) (WireEvent, error) {
 // EventFromWire converts back, decoding the body by its kind and checking
 // the postings sum to zero per asset. Errors are Invalid and name the
 // field.
-func EventFromWire(w WireEvent) (storeline.Event, error) { return eventFromWire(w, true) }
+func EventFromWire(w WireEvent) (storeline.Event, error) {
+	ev, refused, err := eventFromWire(w, true)
+	if err == nil {
+		err = refused
+	}
+	return ev, err
+}
+
+// CheckKind refuses an event kind this build does not know, Invalid naming
+// kind. CheckPush lets such an event through, its body undecoded, for the
+// backend to reject on its own (Ingest's rejection): a shop a release
+// ahead of head office must not wedge its queue on one event head office
+// cannot read. A backend calls it first on every event it applies, so
+// each replica decides from the event's kind alone, as the server did.
+func CheckKind(k storeline.EventKind) error {
+	if _, err := storeline.NewBody(k); err != nil {
+		return storeline.Invalidf("kind", "event kind %q unknown to this build", k)
+	}
+	return nil
+}
 
 // eventFromWire is EventFromWire; without decodeBody it checks the kind
-// but leaves the body undecoded (Body nil).
-func eventFromWire(w WireEvent, decodeBody bool) (storeline.Event, error) {
-	ev := storeline.Event{
+// but leaves the body undecoded (Body nil). An event of a kind this build
+// does not know (CheckKind) is converted but for its body and answered
+// in refused: it is well formed, only not one this build can apply. err
+// is for a malformed event.
+func eventFromWire(w WireEvent, decodeBody bool) (ev storeline.Event, refused, err error) {
+	ev = storeline.Event{
 		ID: w.ID, Origin: storeline.StoreID(w.Origin), Epoch: w.Epoch, Seq: w.Seq,
 		SchemaVersion: w.Schema, HLC: w.HLC, OccurredAt: time.Unix(0, w.Occurred).UTC(),
 		BusinessDate: storeline.Date(w.Date), Kind: storeline.EventKind(w.Kind),
 	}
 	if ev.ID.IsZero() {
-		return ev, storeline.Invalidf("id", "an event needs an ID")
+		return ev, nil, storeline.Invalidf("id", "an event needs an ID")
 	}
 	if err := storeline.CheckID("origin", w.Origin); err != nil {
-		return ev, err
+		return ev, nil, err
 	}
 	if w.Epoch == 0 || w.Seq == 0 {
-		return ev, storeline.Invalidf("seq", "position %d/%d: epoch and seq start at 1", w.Epoch, w.Seq)
+		return ev, nil, storeline.Invalidf("seq", "position %d/%d: epoch and seq start at 1", w.Epoch, w.Seq)
 	}
 	if w.Schema == 0 || w.Schema > storeline.SchemaVersion {
-		return ev, storeline.Invalidf("schema", "schema version %d unknown to this build (%d)", w.Schema, storeline.SchemaVersion)
+		return ev, nil, storeline.Invalidf("schema", "schema version %d unknown to this build (%d)", w.Schema, storeline.SchemaVersion)
 	}
-	body, err := storeline.NewBody(ev.Kind)
-	if err != nil {
-		return ev, storeline.Invalidf("kind", "%v", err)
-	}
-	if decodeBody {
+	// An unknown kind's body is not decoded (there is no type to decode it
+	// into), but the rest of the event is checked: it is still a
+	// well-formed event or the batch is malformed.
+	if refused = CheckKind(ev.Kind); refused == nil && decodeBody {
+		body, err := storeline.NewBody(ev.Kind)
+		if err != nil {
+			return ev, nil, storeline.Invalidf("kind", "%v", err)
+		}
 		if err := checkValue(w.Body); err != nil {
-			return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
+			return ev, nil, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
 		}
 		if err := msgpack.Unmarshal(w.Body, body); err != nil {
-			return ev, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
+			return ev, nil, storeline.Invalidf("body", "%s body: %v", ev.Kind, err)
 		}
 		ev.Body = body
 	}
@@ -662,14 +687,14 @@ func eventFromWire(w WireEvent, decodeBody bool) (storeline.Event, error) {
 		for i, p := range w.Postings {
 			ev.Postings[i] = storeline.Posting{Account: p.Account, Asset: storeline.Asset(p.Asset)}
 			if err := ev.Postings[i].Amount.UnmarshalBinary(p.Amount); err != nil {
-				return ev, storeline.Invalidf(fmt.Sprintf("postings[%d].amount", i), "%v", err)
+				return ev, nil, storeline.Invalidf(fmt.Sprintf("postings[%d].amount", i), "%v", err)
 			}
 		}
 	}
 	if err := storeline.CheckPostings(ev.Postings); err != nil {
-		return ev, &storeline.Error{Kind: storeline.Invalid, Field: "postings", Err: err}
+		return ev, nil, &storeline.Error{Kind: storeline.Invalid, Field: "postings", Err: err}
 	}
-	return ev, nil
+	return ev, refused, nil
 }
 
 // checkValue reports whether b starts with a whole msgpack value whose
