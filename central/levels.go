@@ -41,7 +41,8 @@ import (
 //	   (loyalty.go)
 //	3  cancelling a supplier payment (settlements.go, invariant 5)
 //	4  purchase orders, and the order an incoming invoice fulfils
-//	   (orders.go)
+//	   (orders.go); a payment cancel's own day (settlements.go,
+//	   levelCancelDate)
 const FSMLevel = 4
 
 // opLevels gives the level of the ops introduced after level 1. Tests
@@ -143,7 +144,12 @@ func (n *Node) level() int {
 // checkLevel refuses an op the cluster's level does not allow yet
 // (invariant 3).
 func (n *Node) checkLevel(op string) error {
-	need := opLevel(op)
+	return n.checkLevelAt(opLevel(op), "op "+op)
+}
+
+// checkLevelAt refuses (Unavailable) what needs FSM level need while the
+// cluster runs a lower one.
+func (n *Node) checkLevelAt(need int, what string) error {
 	if need <= 1 {
 		return nil
 	}
@@ -153,7 +159,7 @@ func (n *Node) checkLevel(op string) error {
 	}
 	if need > cur {
 		return storeline.Errorf(storeline.Unavailable, "central.Submit",
-			"op %s needs FSM level %d and the cluster runs level %d: upgrade every central node first", op, need, cur)
+			"%s needs FSM level %d and the cluster runs level %d: upgrade every central node first", what, need, cur)
 	}
 	return nil
 }

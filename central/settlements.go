@@ -397,6 +397,37 @@ func paymentCancelEventID(id string) storeline.EventID {
 type paymentCancel struct {
 	ID     string `msgpack:"i"`
 	Reason string `msgpack:"w"`
+	// On is the day the cancel is booked on, as the operator's calendar
+	// has it (levelCancelDate; "": the entry's UTC day). Head office has
+	// no time zone of its own: near midnight the UTC day is another
+	// month's in Riga or in Vladivostok.
+	On storeline.Date `msgpack:"on,omitempty"`
+}
+
+// levelCancelDate is the level from which a payment cancel may name its
+// day (paymentCancel.On): nodes of the version before it do not know the
+// field and book the entry's UTC day, so below it every replica does.
+const levelCancelDate = 4
+
+// cancelDay is the day a cancel applied at `at` is booked on: c.On when
+// it is within a day of at's UTC date (every zone's calendar day at that
+// moment is), else an error naming cancelled_on; at's UTC date when
+// c.On is empty or the level is below levelCancelDate.
+func (c *paymentCancel) cancelDay(at time.Time, level int) (storeline.Date, error) {
+	utc := at.UTC()
+	day := storeline.Date(utc.Format(time.DateOnly))
+	if c.On == "" || level < levelCancelDate {
+		return day, nil
+	}
+	on, err := time.Parse(time.DateOnly, string(c.On))
+	if err != nil {
+		return "", storeline.Invalidf("cancelled_on", "%q: want YYYY-MM-DD", c.On)
+	}
+	midnight := time.Date(utc.Year(), utc.Month(), utc.Day(), 0, 0, 0, 0, time.UTC)
+	if d := on.Sub(midnight); d < -24*time.Hour || d > 24*time.Hour {
+		return "", storeline.Invalidf("cancelled_on", "%s is not today anywhere (it is %s in UTC)", c.On, day)
+	}
+	return c.On, nil
 }
 
 // validate checks a cancel (the handler and the FSM both run it).
@@ -409,6 +440,11 @@ func (c *paymentCancel) validate() error {
 	}
 	if strings.TrimSpace(c.Reason) == "" {
 		return storeline.Invalidf("reason", "a reason is required (why the payment is cancelled)")
+	}
+	if c.On != "" {
+		if _, err := storeline.ParseDate("cancelled_on", string(c.On)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -455,10 +491,18 @@ func applySupplierPaymentCancel(tx *Tx, payload []byte) ([]byte, error) {
 	if err := storeline.CheckPostings(storeline.MergePostings(rev)); err != nil {
 		return nil, &storeline.Error{Kind: storeline.Invalid, Field: "id", Err: fmt.Errorf("payment %q cannot be reversed: %w", p.ID, err)}
 	}
+	level, err := readClusterLevel(tx.ReplicaTxn)
+	if err != nil {
+		return nil, err
+	}
+	day, err := c.cancelDay(tx.At, level)
+	if err != nil {
+		return nil, err
+	}
 	// Writes from here on. The record first: the transfer's statement
 	// row reads its date from it (writePayableRows).
 	p.CancelEvent, p.CancelledMs, p.CancelReason = ev, tx.At.UnixMilli(), c.Reason
-	p.CancelledOn = max(p.PaidOn, storeline.Date(tx.At.UTC().Format(time.DateOnly)))
+	p.CancelledOn = max(p.PaidOn, day)
 	if err := putPayment(tx.ReplicaTxn, p); err != nil {
 		return nil, err
 	}
@@ -853,6 +897,9 @@ func paymentJSON(p *supplierPayment) map[string]any {
 // paymentCancelIn is the body of POST /v1/supplier_payments/{id}/cancel.
 type paymentCancelIn struct {
 	Reason string `json:"reason"`
+	// CancelledOn is the day to book the cancel on, as the operator's
+	// calendar has it (paymentCancel.On).
+	CancelledOn storeline.Date `json:"cancelled_on"`
 }
 
 // postSupplierPaymentCancel cancels a payment (invariant 5): 200 with the
@@ -871,9 +918,19 @@ func (n *Node) postSupplierPaymentCancel(w http.ResponseWriter, r *http.Request)
 	if err := strictJSON(body, &in); err != nil {
 		return err
 	}
-	c := &paymentCancel{ID: id, Reason: in.Reason}
+	c := &paymentCancel{ID: id, Reason: in.Reason, On: in.CancelledOn}
 	if err := c.validate(); err != nil {
 		return err
+	}
+	if c.On != "" {
+		// Below its level every replica would book the UTC day: refused
+		// rather than dropped unawares.
+		if err := n.checkLevelAt(levelCancelDate, "a cancel's cancelled_on"); err != nil {
+			return err
+		}
+		if _, err := c.cancelDay(n.now(), levelCancelDate); err != nil {
+			return err // checked again, against the entry's time, by the FSM
+		}
 	}
 	a, _, err := n.submitPayment(r, op, OpSupplierPaymentCancel, c)
 	if err != nil {

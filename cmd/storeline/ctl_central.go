@@ -39,8 +39,9 @@ commands:
   pay-supplier ID SUPPLIER BANK AMOUNT CURRENCY [PAID_ON]
                                    book a payment to a supplier from a bank (PAID_ON:
                                    YYYY-MM-DD, default today); again with the same ID is harmless
-  pay-cancel ID REASON             cancel a payment booked by mistake (its postings reversed; quote
-                                   a REASON of several words); again with the same REASON is harmless
+  pay-cancel ID REASON [DAY]       cancel a payment booked by mistake (its postings reversed; quote
+                                   a REASON of several words), booked on DAY (YYYY-MM-DD, default
+                                   the UTC day); again with the same REASON and DAY is harmless
   statement SUPPLIER CURRENCY FROM TO
                                    a supplier's settlement statement for business dates FROM..TO
   promotion ID FILE.json           create or replace a promotion (JSON as PUT /v1/promotions/{id})
@@ -63,7 +64,7 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
 		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
-		"pay-supplier": {5, 6}, "pay-cancel": {2, 2}, "statement": {4, 4},
+		"pay-supplier": {5, 6}, "pay-cancel": {2, 3}, "statement": {4, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
 	if len(rest) == 1 && (rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help") {
 		// The -central flag's help points here.
@@ -279,8 +280,14 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		// The key derives from the payment and the reason, so running the
 		// command again (or its retry of a 503) gets the first answer; a
 		// cancel with another reason is refused as cancelled already.
-		sum := sha256.Sum256([]byte(a[0] + "\x00" + a[1]))
-		b, _ := json.Marshal(map[string]any{"reason": a[1]})
+		body := map[string]any{"reason": a[1]}
+		key := a[0] + "\x00" + a[1]
+		if len(a) > 2 {
+			body["cancelled_on"] = a[2]
+			key += "\x00" + a[2]
+		}
+		sum := sha256.Sum256([]byte(key))
+		b, _ := json.Marshal(body)
 		out, err := c.postKeyed(ctx, "/v1/supplier_payments/"+esc(a[0])+"/cancel", b, "pay-cancel-"+hex.EncodeToString(sum[:16]))
 		if err != nil {
 			return err
