@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -44,7 +45,37 @@ const (
 	// before the log was kept have none and stay.
 	rejectionLogPrefix = "replication.rejections.log."
 	rejectionNextKey   = "replication.rejections.next"
+	// SkippedKindsKey holds the kinds of pulled records and events this
+	// build skipped as unknown (msgpack SkippedKinds), written with the
+	// page that skipped them. Their records and events are lost to this
+	// build only: a later one that knows one of the kinds pulls again
+	// from cursor 0 at its first pull and drops the kind from the mark.
+	SkippedKindsKey = "replication.skipped_kinds"
 )
+
+// SkippedKinds is the value at SkippedKindsKey.
+type SkippedKinds struct {
+	Master []storeline.MasterKind `msgpack:"m,omitempty"`
+	Events []storeline.EventKind  `msgpack:"e,omitempty"`
+}
+
+// maxSkippedKinds bounds each list of SkippedKinds: a central sending
+// more unknown kinds than that is not one release ahead, and its pages
+// fail as bad ones rather than grow the mark without end.
+const maxSkippedKinds = 64
+
+// pageSkips counts a pulled page's records and events of kinds this build
+// does not know, by kind.
+type pageSkips struct {
+	master map[storeline.MasterKind]int
+	events map[storeline.EventKind]int
+}
+
+// knownMasterKind reports whether this build has a record type for k.
+func knownMasterKind(k storeline.MasterKind) bool {
+	_, err := storeline.NewRecord(k)
+	return err == nil
+}
 
 // DefaultKeepRejections is how many rejections a shop keeps when
 // ClientConfig.KeepRejections is zero.
@@ -276,6 +307,9 @@ type Client struct {
 	// exchange succeeded; resyncing: the stored cursor is mid-snapshot.
 	// State is derived from them (setState).
 	pushDown, pullDown, synced, resyncing bool
+	// skipLogged holds the kinds whose skipping was logged (the pull
+	// loop's alone): once per kind and run, however many come down.
+	skipLogged map[string]bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -1083,6 +1117,9 @@ func (c *Client) pullLoop(ctx context.Context) {
 		// the loyalty broker's online rules follow it) rather than when
 		// a long poll ends, PollWait later.
 		pollWait time.Duration
+		// skippedChecked: the mark of kinds an older build skipped was
+		// looked at (once a run, outside a resync: see resyncSkipped).
+		skippedChecked bool
 	)
 	for ctx.Err() == nil {
 		if fresh {
@@ -1124,6 +1161,22 @@ func (c *Client) pullLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if !skippedChecked && st.Snapshot == nil {
+			if err := c.resyncSkipped(ctx, &st, &stb); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.log.Error("replication: kinds an older build skipped", "err", err)
+				fresh = true
+				c.met.PullErrors.Inc()
+				c.exchanged(false, false)
+				if !c.wait(ctx, &bo, err) {
+					return
+				}
+				continue
+			}
+			skippedChecked = true
+		}
 		cur := c.local.Epoch()
 		req := PullRequest{V: ProtocolVersion, Store: string(c.cfg.Store), Cursor: st.Cursor, Epoch: cur,
 			Own: c.ownRequest(own, cur), WaitMillis: pollWait.Milliseconds(), MaxItems: size.cur, Snapshot: st.Snapshot,
@@ -1164,7 +1217,10 @@ func (c *Client) pullLoop(ctx context.Context) {
 			}
 			continue
 		}
-		page, next, err := c.localPage(st, &resp)
+		page, next, skips, err := c.localPage(st, &resp)
+		if err == nil {
+			err = c.markSkipped(&page, skips)
+		}
 		if err != nil {
 			c.met.PullErrors.Inc()
 			c.exchanged(false, false)
@@ -1250,6 +1306,7 @@ func (c *Client) pullLoop(ctx context.Context) {
 			c.met.Resyncs.Inc()
 		}
 		c.met.RejectionsDown.Add(float64(len(resp.Rejections)))
+		c.skipped(skips)
 		bo.reset() // only once the page is stored: a node that cannot store it backs off
 		size.success()
 		for _, ev := range page.Events {
@@ -1260,6 +1317,131 @@ func (c *Client) pullLoop(ctx context.Context) {
 		}
 		c.pulled(now, st)
 	}
+}
+
+// markSkipped adds to p the kinds it skipped that SkippedKindsKey does
+// not name yet, so the mark is stored in the page's transaction: the
+// records are never skipped without it. The pull loop is the only writer
+// of the key.
+func (c *Client) markSkipped(p *LocalPage, skips pageSkips) error {
+	if len(skips.master)+len(skips.events) == 0 {
+		return nil
+	}
+	var mark SkippedKinds
+	v, ok, err := c.local.Meta(SkippedKindsKey)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", SkippedKindsKey, err)
+	}
+	if ok {
+		if err := Decode(v, &mark); err != nil {
+			return fmt.Errorf("read %s: %w", SkippedKindsKey, err)
+		}
+	}
+	added := false
+	for _, k := range slices.Sorted(maps.Keys(skips.master)) {
+		if !slices.Contains(mark.Master, k) {
+			mark.Master, added = append(mark.Master, k), true
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(skips.events)) {
+		if !slices.Contains(mark.Events, k) {
+			mark.Events, added = append(mark.Events, k), true
+		}
+	}
+	if !added {
+		return nil
+	}
+	if len(mark.Master) > maxSkippedKinds || len(mark.Events) > maxSkippedKinds {
+		return fmt.Errorf("over %d master or event kinds unknown to this build (%v, %v): central is more than a release ahead",
+			maxSkippedKinds, mark.Master, mark.Events)
+	}
+	b, err := Encode(&mark)
+	if err != nil {
+		return err
+	}
+	if p.Meta == nil {
+		p.Meta = make(map[string][]byte, 1)
+	}
+	p.Meta[SkippedKindsKey] = b
+	return nil
+}
+
+// skipped counts a stored page's skipped records and events, and logs
+// each kind the first time it comes down in this run.
+func (c *Client) skipped(skips pageSkips) {
+	logOnce := func(what, kind string, n int) {
+		if c.skipLogged == nil {
+			c.skipLogged = map[string]bool{}
+		}
+		if key := what + " " + kind; !c.skipLogged[key] {
+			c.skipLogged[key] = true
+			c.log.Warn("replication: skipped pulled "+what+"s of a kind this build does not know; a build that knows it pulls them again",
+				"kind", kind, "count", n)
+		}
+	}
+	for k, n := range skips.master {
+		c.met.SkippedUnknown.WithLabelValues("master").Add(float64(n))
+		logOnce("master", string(k), n)
+	}
+	for k, n := range skips.events {
+		c.met.SkippedUnknown.WithLabelValues("event").Add(float64(n))
+		logOnce("event", string(k), n)
+	}
+}
+
+// resyncSkipped moves the cursor back to 0 when SkippedKindsKey names a
+// kind this build knows: an older build skipped records or events of it,
+// and only a pull from the start brings them all (a resync sends records
+// again, but events only from the shop's cursor on). The mark keeps the
+// kinds still unknown, in the transaction that moves the cursor, so a
+// restart in between neither loses the pull from 0 nor repeats it. It
+// runs outside a resync: one under way ends first (sweep included).
+func (c *Client) resyncSkipped(ctx context.Context, st *cursorState, stb *[]byte) error {
+	v, ok, err := c.local.Meta(SkippedKindsKey)
+	if err != nil || !ok {
+		return err
+	}
+	var mark, still SkippedKinds
+	if err := Decode(v, &mark); err != nil {
+		return fmt.Errorf("read %s: %w", SkippedKindsKey, err)
+	}
+	var known []string
+	for _, k := range mark.Master {
+		if knownMasterKind(k) {
+			known = append(known, "master "+string(k))
+		} else {
+			still.Master = append(still.Master, k)
+		}
+	}
+	for _, k := range mark.Events {
+		if CheckKind(k) == nil {
+			known = append(known, "event "+string(k))
+		} else {
+			still.Events = append(still.Events, k)
+		}
+	}
+	if len(known) == 0 {
+		return nil
+	}
+	var left []byte // nil deletes the mark
+	if len(still.Master)+len(still.Events) > 0 {
+		if left, err = Encode(&still); err != nil {
+			return err
+		}
+	}
+	next := cursorState{Incarnation: st.Incarnation}
+	nb, err := Encode(&next)
+	if err != nil {
+		return err
+	}
+	if _, err := c.local.ApplyPage(ctx, LocalPage{CursorKey: CursorKey, From: *stb, To: nb,
+		Meta: map[string][]byte{SkippedKindsKey: left}}); err != nil {
+		return fmt.Errorf("move the cursor back to 0: %w", err)
+	}
+	c.log.Warn("replication: pulling again from the start: this build knows kinds an older one skipped",
+		"kinds", known, "cursor", st.Cursor)
+	*st, *stb = next, nb
+	return nil
 }
 
 // sweep applies one sweep page: the records of SweptKinds a resync left
@@ -1309,10 +1491,15 @@ func newIncarnation(stored, answer string) bool {
 	return stored != "" && answer != "" && answer != stored
 }
 
-// localPage converts a page and works out the cursor after it.
-func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, cursorState, error) {
+// localPage converts a page and works out the cursor after it. Records
+// and events of kinds this build does not know are left out and counted
+// in skips: a head office a release ahead (README: shops may lag it by
+// one) sends kinds it added, and failing the page for them would stop
+// every later change at the shop.
+func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, cursorState, pageSkips, error) {
+	var skips pageSkips
 	if err := CheckVersion(resp.V); err != nil {
-		return LocalPage{}, st, err
+		return LocalPage{}, st, skips, err
 	}
 	var p LocalPage
 	inc := st.Incarnation
@@ -1341,9 +1528,9 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 			next = cursorState{Cursor: rs.ID, Sweep: base, Incarnation: inc}
 		}
 	} else if reborn {
-		return p, st, fmt.Errorf("central's incarnation changed from %q to %q without a resync", st.Incarnation, resp.Incarnation)
+		return p, st, skips, fmt.Errorf("central's incarnation changed from %q to %q without a resync", st.Incarnation, resp.Incarnation)
 	} else if resp.Cursor < st.Cursor {
-		return p, st, fmt.Errorf("cursor %d before ours %d without a resync", resp.Cursor, st.Cursor)
+		return p, st, skips, fmt.Errorf("cursor %d before ours %d without a resync", resp.Cursor, st.Cursor)
 	}
 	// Outside a resync, a page holds what follows the shop's cursor up to
 	// its own: a change at or below the cursor (the shop holds it, or a
@@ -1354,29 +1541,50 @@ func (c *Client) localPage(st cursorState, resp *PullResponse) (LocalPage, curso
 	fixed := resp.Resync == nil && resp.Cursor == st.Cursor
 	for i, w := range resp.Records {
 		if resp.Resync == nil && (w.Version <= st.Cursor || w.Version > resp.Cursor) {
-			return p, st, fmt.Errorf("records[%d]: %s %s at version %d outside the page's span (%d, %d] without a resync",
+			return p, st, skips, fmt.Errorf("records[%d]: %s %s at version %d outside the page's span (%d, %d] without a resync",
 				i, w.Kind, w.ID, w.Version, st.Cursor, resp.Cursor)
+		}
+		if k := storeline.MasterKind(w.Kind); !knownMasterKind(k) {
+			if err := storeline.CheckID("kind", w.Kind); err != nil {
+				return p, st, skips, fmt.Errorf("records[%d]: %w", i, err)
+			}
+			if skips.master == nil {
+				skips.master = map[storeline.MasterKind]int{}
+			}
+			skips.master[k]++
+			continue
 		}
 		ch, err := ChangeFromWire(w)
 		if err != nil {
-			return p, st, fmt.Errorf("records[%d]: %w", i, err)
+			return p, st, skips, fmt.Errorf("records[%d]: %w", i, err)
 		}
 		p.Changes = append(p.Changes, ch)
 	}
 	for i, w := range resp.Events {
 		if fixed && storeline.StoreID(w.Origin) != c.cfg.Store {
-			return p, st, fmt.Errorf("events[%d]: an event of %s with the cursor still at %d, without a resync", i, w.Origin, st.Cursor)
+			return p, st, skips, fmt.Errorf("events[%d]: an event of %s with the cursor still at %d, without a resync", i, w.Origin, st.Cursor)
 		}
-		ev, err := EventFromWire(w)
+		ev, refused, err := eventFromWire(w, true)
 		if err != nil {
-			return p, st, fmt.Errorf("events[%d]: %w", i, err)
+			return p, st, skips, fmt.Errorf("events[%d]: %w", i, err)
+		}
+		if refused != nil {
+			// Well formed, of a kind this build cannot apply (CheckKind).
+			if err := storeline.CheckID("kind", w.Kind); err != nil {
+				return p, st, skips, fmt.Errorf("events[%d]: %w", i, err)
+			}
+			if skips.events == nil {
+				skips.events = map[storeline.EventKind]int{}
+			}
+			skips.events[ev.Kind]++
+			continue
 		}
 		p.Events = append(p.Events, ev)
 	}
 	if fixed && len(resp.Rejections) > 0 {
-		return p, st, fmt.Errorf("%d rejections with the cursor still at %d, without a resync", len(resp.Rejections), st.Cursor)
+		return p, st, skips, fmt.Errorf("%d rejections with the cursor still at %d, without a resync", len(resp.Rejections), st.Cursor)
 	}
-	return p, next, nil
+	return p, next, skips, nil
 }
 
 // maxKeepRejections bounds ClientConfig.KeepRejections.

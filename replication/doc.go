@@ -35,6 +35,10 @@
 //  4. The node applies each pulled page and its new cursor in one ledger
 //     transaction, compare-and-set on the old cursor, so a page is applied
 //     at most once and resuming from the stored cursor is idempotent.
+//     Records and events of kinds this build does not know are left out
+//     of the page and their kinds remembered in the same transaction
+//     (SkippedKindsKey); a later build that knows one pulls again from
+//     cursor 0.
 //  5. A resync never touches the node's unsent journal: push and pull are
 //     independent loops. It ends with a sweep: master records of
 //     SweptKinds that the snapshot did not rewrite (node-local versions at

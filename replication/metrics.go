@@ -23,6 +23,11 @@ type Metrics struct {
 	PullErrors     prometheus.Counter
 	Shrunk         prometheus.Counter
 	Swept          prometheus.Counter
+	// SkippedUnknown counts pulled records (what="master") and events
+	// (what="event") of kinds this build does not know: the rest of
+	// their page applies, and a later build that knows the kind pulls
+	// again from the start (SkippedKindsKey).
+	SkippedUnknown *prometheus.CounterVec
 }
 
 // NewMetrics builds the metrics and registers them on reg (nil registers
@@ -50,10 +55,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		PullErrors:     c("pull_errors_total", "Failed pulls (transport, refusal or a bad page)."),
 		Shrunk:         c("shrinks_total", "Push batches or pull pages halved after a refusal as too large."),
 		Swept:          c("swept_records_total", "Master records removed after a resync because they no longer concern the shop."),
+		SkippedUnknown: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storeline_replication_skipped_unknown_total",
+			Help: "Pulled master records (what=master) and events (what=event) skipped as of a kind this build does not know."}, []string{"what"}),
 	}
+	// Both series exist from the start: a scrape shows 0, not nothing,
+	// until the first record of an unknown kind comes down.
+	m.SkippedUnknown.WithLabelValues("master")
+	m.SkippedUnknown.WithLabelValues("event")
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.Waiting, m.OldestAge, m.LastPush, m.LastPull, m.BytesUp, m.BytesDown,
-			m.Rejections, m.RejectionsDown, m.Resyncs, m.Gaps, m.WentBack, m.PushErrors, m.PullErrors, m.Shrunk, m.Swept} {
+			m.Rejections, m.RejectionsDown, m.Resyncs, m.Gaps, m.WentBack, m.PushErrors, m.PullErrors, m.Shrunk, m.Swept,
+			m.SkippedUnknown} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("replication: register metrics: %w", err)
 			}
