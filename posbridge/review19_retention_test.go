@@ -53,6 +53,12 @@ func TestReview19TillsAfterRetention(t *testing.T) {
 		t.Errorf("return of a pruned receipt: detail %q does not say the receipt was pruned", p["detail"])
 	}
 
+	// The retry is answered as already recorded before anything of it is
+	// checked again: not as a new sale refused for what changed since
+	// (here: its item is gone), which a till would take for a lost sale.
+	if _, err := e.led.DeleteMaster(context.Background(), storeline.KindItem, "milk"); err != nil {
+		t.Fatal(err)
+	}
 	e.problem(e.do(req{method: "POST", path: "/v1/receipts", token: tokenT1, body: receipt}), 409, "id")
 }
 

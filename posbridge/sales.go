@@ -74,6 +74,11 @@ func created(ok bool) int {
 // prior returns the event this store already holds with id, or nil.
 func (s *Server) prior(id storeline.EventID, kind storeline.EventKind) (*storeline.Event, error) {
 	ev, err := s.led.Event(s.cfg.Store, id)
+	if errors.Is(err, storeline.ErrPruned) {
+		// Recorded, and pruned since by retention: answered now, as a
+		// retry of a stored fact is, never checked again as a new one.
+		return nil, &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("%s %s: already recorded, %w", kind, id, storeline.ErrPruned)}
+	}
 	if errors.Is(err, storeline.NotFound) {
 		return nil, nil
 	}

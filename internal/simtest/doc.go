@@ -23,7 +23,13 @@
 // serial sold at two shops, one of them cut off; acknowledged batches
 // pushed to central again; shop nodes stopped and reopened (their clock
 // sometimes reset by minutes); central leaders and followers stopped and
-// reopened on the same directories and addresses.
+// reopened on the same directories and addresses. And the journal's
+// retention (retention.go): a shop prunes its journal at a cutoff drawn
+// among its events' HLC times (node.PruneJournalBefore: the run lasts
+// seconds, the retention days), once every run just after selling cut
+// off, so what central has not acknowledged must stay; its till retries
+// earlier receipts, a pruned one refused (409 naming id) as already
+// recorded, and the shop's balances must not move with a prune.
 //
 // Every run then heals everything, waits for convergence, pushes every
 // shop's acknowledged journal once more (it must reach central's apply
@@ -36,8 +42,10 @@
 // holder's rights below zero at any replica, each customer's balance what
 // the tills were told was earned less what they paid with points and
 // returns took back, every replica and every shop's tills' API agreeing on
-// it); and every serial sold more often than taken back listed by every
-// central node as a double sale, with each shop's counts, and no other.
+// it); every serial sold more often than taken back listed by every
+// central node as a double sale, with each shop's counts, and no other;
+// and every event a shop pruned still its stub there (the harness's copy
+// stands in for it in the checks above) and once at every central node.
 //
 // Raft, Badger and the replication loops run their own goroutines and
 // timers, so a seed fixes the schedule, not the interleaving: a failing

@@ -329,7 +329,7 @@ func (s *sim) grant(ctx context.Context, step int) error {
 // are held to the same exactly-once checks as the tills' facts.
 func (s *sim) adoptHandbacks() {
 	for i, sh := range s.shops {
-		if err := scanJournal(sh, func(ev storeline.Event) {
+		if err := scanHistory(sh, func(ev storeline.Event) {
 			if _, ok := s.acked[ev.ID]; !ok && ev.Kind == storeline.KindPointsHandback {
 				s.acked[ev.ID] = acked{shop: i, kind: ev.Kind}
 				s.res.Events[string(ev.Kind)]++
@@ -373,7 +373,7 @@ func (s *sim) checkLoyalty() {
 	reversed := map[storeline.CustomerID]int64{}
 	debtRecorded := map[storeline.CustomerID]int64{}
 	for _, sh := range s.shops {
-		if err := scanJournal(sh, func(ev storeline.Event) {
+		if err := scanHistory(sh, func(ev storeline.Event) {
 			switch b := ev.Body.(type) {
 			case *storeline.Receipt:
 				for _, p := range b.Payments {

@@ -77,6 +77,7 @@ const (
 	FaultPreGrant       = "points-pre-grant"
 	FaultLoyaltySweep   = "loyalty-sweep"
 	FaultDoubleSale     = "double-sold-serial"
+	// The journal's retention's kinds are in retention.go.
 )
 
 // Result is what a run did and found.
@@ -103,6 +104,8 @@ type Result struct {
 	PointsRefused int
 	// DoubleSales is the serials central listed as sold twice.
 	DoubleSales int
+	// Pruned is the own events the shops' journal retention removed.
+	Pruned int
 	// Spent is the wall time per action kind of the schedule.
 	Spent map[string]time.Duration
 	// Setup is the time to start the chain, Play the schedule's.
@@ -120,9 +123,9 @@ func (r Result) Summary() string {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
 	}
 	sort.Strings(kinds)
-	return fmt.Sprintf("seed %d: acked %d, checked %d, losses %d, dups %d, Z reports %d, points earned %d spent %d (%d cut off) refused %d, double sales %d, converged in %s (setup %s, schedule %s); faults %s",
+	return fmt.Sprintf("seed %d: acked %d, checked %d, losses %d, dups %d, Z reports %d, points earned %d spent %d (%d cut off) refused %d, double sales %d, pruned %d, converged in %s (setup %s, schedule %s); faults %s",
 		r.Seed, r.Acked, r.Checked, r.Losses, r.Dups, r.ShiftsClosed, r.PointsEarned, r.PointsSpent, r.PointsSpentCut, r.PointsRefused,
-		r.DoubleSales, r.Converge.Round(time.Millisecond), r.Setup.Round(time.Millisecond), r.Play.Round(time.Millisecond), strings.Join(kinds, " "))
+		r.DoubleSales, r.Pruned, r.Converge.Round(time.Millisecond), r.Setup.Round(time.Millisecond), r.Play.Round(time.Millisecond), strings.Join(kinds, " "))
 }
 
 const (
@@ -146,6 +149,11 @@ type shop struct {
 	skew    time.Duration // the shop's clock: its HLC and its till's occurred_at
 	till    till
 	known   map[storeline.ItemID]bool // items added during the run the shop showed
+	// sent is every receipt the till was answered 201 for, as it sent it;
+	// archive the harness's copies of the own events the shop's journal
+	// retention removed, in journal order (retention.go).
+	sent    []sentReceipt
+	archive []storeline.Event
 }
 
 // now is the shop's (skewed) wall clock, as its till and node read it.
@@ -180,6 +188,8 @@ type sim struct {
 	spent   map[spendKey]int64
 	serials map[string]map[storeline.StoreID]*serialCounts
 	serialN int
+	// pruned holds the shop (index) of every own event a prune removed.
+	pruned  map[storeline.EventID]int
 	priceAt time.Time // From of the next price change
 	res     Result
 	begun   time.Time
@@ -203,6 +213,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		earned:   map[storeline.CustomerID]int64{},
 		spent:    map[spendKey]int64{},
 		serials:  map[string]map[storeline.StoreID]*serialCounts{},
+		pruned:   map[storeline.EventID]int{},
 		priceAt:  time.Now().UTC().Add(-time.Hour).Truncate(time.Second),
 		res:      Result{Seed: cfg.Seed, Faults: map[string]int{}, Events: map[string]int{}, Spent: map[string]time.Duration{}},
 		begun:    time.Now(),
@@ -554,7 +565,7 @@ func (s *sim) openShop(sh *shop) error {
 
 // step draws and plays one action of the schedule.
 func (s *sim) step(ctx context.Context, step int) error {
-	r := s.rng.IntN(112)
+	r := s.rng.IntN(116)
 	i := s.rng.IntN(len(s.shops))
 	sh := s.shops[i]
 	switch step {
@@ -578,6 +589,12 @@ func (s *sim) step(ctx context.Context, step int) error {
 		// And points earned and spent, and a serial sold at two shops,
 		// one of them cut off.
 		if err := s.loyaltyAndDoubleSale(ctx); err != nil {
+			return err
+		}
+	case s.cfg.Steps * 3 / 4:
+		// And a shop's journal pruned while it sells cut off: what
+		// central has not acknowledged must stay.
+		if err := s.pruneCutOff(ctx, i); err != nil {
 			return err
 		}
 	}
@@ -674,9 +691,15 @@ func (s *sim) step(ctx context.Context, step int) error {
 		defer func() { s.res.Spent["shop-login"] += time.Since(t3) }()
 		// The node forgot its sessions; the till logs in again.
 		return s.login(ctx, sh)
-	default:
+	case r < 112:
 		kind = "central-restart"
 		return s.restartCentral(ctx, s.rng.IntN(2) == 0)
+	case r < 114:
+		kind = FaultPrune
+		return s.prune(ctx, i)
+	default:
+		kind = FaultRetryOld
+		return s.retryOld(ctx, i)
 	}
 	s.res.Faults[kind]++
 	return nil
@@ -970,15 +993,16 @@ func (s *sim) check() {
 	s.adoptHandbacks()
 	s.checkLoyalty()
 	s.checkSerials()
+	s.checkPruned()
 	hlcs := map[storeline.EventID]uint64{}
 	for i, sh := range s.shops {
 		counts := map[storeline.EventID]int{}
 		// A shop's HLC rises with its journal whatever its clock's skew
 		// and restarts: the order every replica merges the shop's facts in.
+		// Across what its retention pruned too (the harness's copies).
 		var prev uint64
 		backwards := 0
-		if err := scanJournal(sh, func(ev storeline.Event) {
-			counts[ev.ID]++
+		if err := scanHistory(sh, func(ev storeline.Event) {
 			hlcs[ev.ID] = ev.HLC
 			if ev.HLC <= prev {
 				backwards++
@@ -989,6 +1013,20 @@ func (s *sim) check() {
 		}
 		if backwards > 0 {
 			s.problem("%s: %d events with an HLC time not above the one before", sh.id, backwards)
+		}
+		if err := scanJournal(sh, func(ev storeline.Event) { counts[ev.ID]++ }); err != nil {
+			s.problem("%s: read journal: %v", sh.id, err)
+		}
+		// A pruned event is held once by its stub: its ID stays known.
+		for _, ev := range sh.archive {
+			if counts[ev.ID] > 0 {
+				s.problem("%s: pruned event %s is still in its journal", sh.id, ev.ID)
+			}
+			if _, err := sh.node.Ledger().Event(sh.id, ev.ID); !errors.Is(err, storeline.ErrPruned) {
+				s.problem("%s: pruned event %s reads %v, want its stub (ErrPruned)", sh.id, ev.ID, err)
+				continue
+			}
+			counts[ev.ID]++
 		}
 		s.compare(string(sh.id), i, counts, false)
 		if err := sh.node.Ledger().CheckConservation(); err != nil {
@@ -1112,9 +1150,16 @@ func (s *sim) compare(replica string, i int, counts map[storeline.EventID]int, a
 	}
 }
 
+// scanJournal calls fn for every own event the shop's journal holds:
+// from past what its retention pruned (Journal refuses a pruned
+// position rather than skip it).
 func scanJournal(sh *shop, fn func(storeline.Event)) error {
 	l := sh.node.Ledger()
-	from := ledger.Position{}
+	pruned, err := l.PrunedThrough(sh.id)
+	if err != nil {
+		return err
+	}
+	from := ledger.Position{Epoch: pruned.Epoch, Seq: pruned.Seq + 1}
 	for {
 		evs, err := l.Journal(sh.id, from, ledger.MaxJournalLimit)
 		if err != nil {
@@ -1187,6 +1232,17 @@ func (s *sim) resend(ctx context.Context, i int, must bool) error {
 		return nil
 	}
 	from := ledger.Position{Epoch: acked.Epoch, Seq: max(1, acked.Seq-uint64(n)+1)}
+	// Only what retention left: a pruned event's body is gone.
+	pruned, err := sh.node.Ledger().PrunedThrough(sh.id)
+	if err != nil {
+		return fmt.Errorf("simtest: resend: %w", err)
+	}
+	if pruned.Epoch == from.Epoch && pruned.Seq >= from.Seq {
+		from.Seq = pruned.Seq + 1
+	}
+	if from.Seq > acked.Seq {
+		return nil
+	}
 	evs, err := sh.node.Ledger().Journal(sh.id, from, n)
 	if err != nil {
 		return fmt.Errorf("simtest: resend: journal of %s: %w", sh.id, err)

@@ -153,6 +153,7 @@ func TestSimMany(t *testing.T) {
 		total.PointsNetted += res.PointsNetted
 		total.PointsRefused += res.PointsRefused
 		total.DoubleSales += res.DoubleSales
+		total.Pruned += res.Pruned
 		total.Setup += res.Setup
 		total.Play += res.Play
 		for k, v := range res.Faults {
@@ -173,8 +174,8 @@ func TestSimMany(t *testing.T) {
 	seeds := len(conv) + len(failed)
 	t.Logf("TOTAL: %d seeds in %s (%d at a time, %d steps each): %d clean, %d failed %v",
 		seeds, time.Since(start).Round(time.Second), max(1, *simParallel), *simSteps, len(conv), len(failed), failed)
-	t.Logf("TOTAL: events acknowledged %d, checked %d (replica copies); losses %d, duplicates %d; Z reports checked %d",
-		total.Acked, total.Checked, total.Losses, total.Dups, total.ShiftsClosed)
+	t.Logf("TOTAL: events acknowledged %d, checked %d (replica copies); losses %d, duplicates %d; Z reports checked %d; pruned from shops' journals %d",
+		total.Acked, total.Checked, total.Losses, total.Dups, total.ShiftsClosed, total.Pruned)
 	t.Logf("TOTAL: loyalty points earned %d, paid with %d (%d while cut off), %d payments refused, %d pre-granted, %d of debts netted by sweeps; double-sold serials recorded %d",
 		total.PointsEarned, total.PointsSpent, total.PointsSpentCut, total.PointsRefused, total.PointsGranted, total.PointsNetted, total.DoubleSales)
 	t.Logf("TOTAL: convergence after healing p50 %s p99 %s max %s", p50.Round(time.Millisecond), p99.Round(time.Millisecond), pmax.Round(time.Millisecond))

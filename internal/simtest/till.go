@@ -236,6 +236,9 @@ func (s *sim) tryFact(ctx context.Context, i int, path string, manager bool, in 
 		}
 		s.res.Faults[FaultTillRetry]++
 	}
+	if path == "/v1/receipts" {
+		sh.sent = append(sh.sent, sentReceipt{id: head.ID, seq: head.Seq, body: body})
+	}
 	s.acked[head.ID] = acked{shop: i, kind: storeline.EventKind(head.Kind)}
 	s.res.Acked++
 	s.res.Events[head.Kind]++
@@ -352,7 +355,11 @@ func (s *sim) giveBack(ctx context.Context, i int) error {
 	r := returnJSON{ID: storeline.NewEventID(), Terminal: tillID, Shift: t.shift, Seller: cashierID, OccurredAt: sh.now(),
 		Original: &orig, Reason: "simulated", Lines: []lineJSON{{SKU: l.sku, Qty: "1", Price: money(l.price), Serial: l.serial}},
 		Refunds: []payJSON{{Method: "cash", Amount: money(l.price)}}}
-	if err := s.fact(ctx, i, "/v1/returns", true, r, nil); err != nil {
+	if _, pruned := s.pruned[orig]; pruned {
+		if err := s.returnUnnamed(ctx, i, r); err != nil {
+			return err
+		}
+	} else if err := s.fact(ctx, i, "/v1/returns", true, r, nil); err != nil {
 		return err
 	}
 	t.recent = append(t.recent[:k], t.recent[k+1:]...)
