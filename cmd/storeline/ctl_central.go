@@ -44,6 +44,10 @@ commands:
                                    the UTC day); again with the same REASON and DAY is harmless
   statement SUPPLIER CURRENCY FROM TO
                                    a supplier's settlement statement for business dates FROM..TO
+  order FILE.json                  create a purchase order (JSON as POST /v1/orders); again is harmless
+  show-order ID | orders STORE     an order (ordered, received, outstanding per line); a store's orders
+  order-cancel ID REASON           cancel an order that received nothing; again is harmless
+  order-close ID [REASON]          close an order: what is outstanding is no longer expected
   promotion ID FILE.json           create or replace a promotion (JSON as PUT /v1/promotions/{id})
   price-policy ID FILE.json        create or replace a price policy (a customer-group discount)
   loyalty-programme ID FILE.json   create or replace a loyalty programme
@@ -64,7 +68,8 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
 		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
-		"pay-supplier": {5, 6}, "pay-cancel": {2, 3}, "statement": {4, 4},
+		"pay-supplier": {5, 6}, "pay-cancel": {2, 3}, "order": {1, 1}, "show-order": {1, 1}, "orders": {1, 1},
+		"order-cancel": {2, 2}, "order-close": {1, 2}, "statement": {4, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
 	if len(rest) == 1 && (rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help") {
 		// The -central flag's help points here.
@@ -296,6 +301,32 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		return err
 	case "statement":
 		return ctlStatement(ctx, c, a[0], a[1], a[2], a[3], stdout)
+	case "order":
+		b, err := os.ReadFile(a[0])
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, "POST", "/v1/orders", b, stdout)
+	case "show-order":
+		return c.do(ctx, "GET", "/v1/orders/"+esc(a[0]), nil, stdout)
+	case "orders":
+		return c.do(ctx, "GET", "/v1/orders?store="+url.QueryEscape(a[0]), nil, stdout)
+	case "order-cancel", "order-close":
+		// Keyed by the command and its words, as pay-cancel: running it
+		// again gets the first answer rather than "cancelled already".
+		reason := ""
+		if len(a) > 1 {
+			reason = a[1]
+		}
+		b, _ := json.Marshal(map[string]any{"reason": reason})
+		sum := sha256.Sum256([]byte(cmd + "\x00" + a[0] + "\x00" + reason))
+		action := strings.TrimPrefix(cmd, "order-")
+		out, err := c.postKeyed(ctx, "/v1/orders/"+esc(a[0])+"/"+action, b, cmd+"-"+hex.EncodeToString(sum[:16]))
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }
