@@ -12,9 +12,11 @@ import (
 )
 
 // The demo's goods come with a purchase cost: before the tills start, head
-// office receives each shop's opening stock on incoming invoices (central's
-// back-office API: PUT /v1/documents/{id}, then POST .../post), one line
-// per item of the catalogue, so every shop's stock has a value at cost and
+// office orders each shop's opening stock from the supplier (a purchase
+// order, POST /v1/orders) and receives it on incoming invoices naming the
+// order (central's back-office API: PUT /v1/documents/{id}, then POST
+// .../post), one line per item of the catalogue, which leave every order
+// received in full, so every shop's stock has a value at cost and
 // central costs every sale the tills make at the moving average. A posted
 // document is one central-authored event; replication carries it down to
 // the shop whose accounts it touches, and the closing check expects each
@@ -77,7 +79,11 @@ func (c *Chain) receiveGoods(ctx context.Context) error {
 		for n, start := 1, 0; start < len(lines); n, start = n+1, start+storeline.MaxDocumentLines {
 			part := lines[start:min(start+storeline.MaxDocumentLines, len(lines))]
 			id := fmt.Sprintf("opening-%s-%d", s.ID, n)
-			doc := map[string]any{"type": "incoming_invoice", "store": string(s.ID), "supplier": Supplier,
+			order := "po-" + id
+			if err := c.ho.do(ctx, "POST", "/v1/orders", "demo-"+order, orderOf(order, s.ID, part), nil); err != nil {
+				return fmt.Errorf("chain: purchase order %s: %w", order, err)
+			}
+			doc := map[string]any{"type": "incoming_invoice", "store": string(s.ID), "supplier": Supplier, "order": order,
 				"number": fmt.Sprintf("OS-%s-%d", s.ID, n), "note": "opening stock of the demo", "lines": part}
 			if err := c.ho.do(ctx, "PUT", "/v1/documents/"+id, "demo-"+id, doc, nil); err != nil {
 				return fmt.Errorf("chain: invoice %s: %w", id, err)
@@ -104,11 +110,20 @@ func (c *Chain) receiveGoods(ctx context.Context) error {
 					value = value.Add(p.Amount)
 				}
 			}
+			var po struct {
+				Status string `json:"status"`
+			}
+			if err := c.ho.do(ctx, "GET", "/v1/orders/"+order, "", nil, &po); err != nil {
+				return fmt.Errorf("chain: purchase order %s: %w", order, err)
+			}
+			if po.Status != "received" {
+				return fmt.Errorf("chain: purchase order %s is %q after its invoice %s was posted, want received", order, po.Status, id)
+			}
 			docs++
 		}
 		c.received[i] = got
 	}
-	c.say("head office: %d incoming invoices of opening stock posted from %s (%d items per shop, %s at cost in all) (%s)",
+	c.say("head office: %d purchase orders to %s received in full on as many incoming invoices of opening stock (%d items per shop, %s at cost in all) (%s)",
 		docs, Supplier, len(lines), value.StringFixed(2), time.Since(t0).Round(time.Millisecond))
 	// The tills start from the invoices' stock: every shop has pulled
 	// them before they sell.
@@ -127,4 +142,14 @@ func stockItem(prefix, account, asset string) (storeline.ItemID, bool) {
 	}
 	_, item, ok := strings.Cut(rest, "/")
 	return storeline.ItemID(item), ok && asset == string(storeline.ItemAsset(storeline.ItemID(item)))
+}
+
+// orderOf is the purchase order of an opening invoice's lines: the same
+// items and quantities, at their purchase prices.
+func orderOf(id string, store storeline.StoreID, lines []map[string]any) map[string]any {
+	ls := make([]map[string]any, len(lines))
+	for i, l := range lines {
+		ls[i] = map[string]any{"item": l["item"], "qty": l["qty"], "price": l["purchase_price"]}
+	}
+	return map[string]any{"id": id, "supplier": Supplier, "store": string(store), "note": "opening stock of the demo", "lines": ls}
 }
