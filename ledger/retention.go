@@ -28,8 +28,9 @@ package ledger
 //     and the events kept, to the same balances.
 //  5. The business-date and returns index entries of a pruned event go
 //     with it, and the latest business date of an own event pruned is
-//     kept (PrunedDate), so a report can tell a day the shop no longer
-//     holds from a day without sales; shift totals stay as they are (a rebuild from the journal
+//     kept (PrunedDate; no later than the day after the ledger took
+//     the event, see prunedDateOf), so a report can tell a day the shop
+//     no longer holds from a day without sales; shift totals stay as they are (a rebuild from the journal
 //     skips stubs, so it cannot restore what pruned events folded).
 //  6. The read-back at Open (vlog.go, invariant 3) takes a pruned event's
 //     stub as the last value of its key: an event pruned by a frame still
@@ -230,8 +231,9 @@ func (l *Ledger) PrunedThrough(origin storeline.StoreID) (Position, error) {
 }
 
 // PrunedDate returns the latest business date of an own event retention
-// removed ("" if none): EventsByDate may miss own events of that date and
-// earlier, so a report over them would be short.
+// removed ("" if none), taken no later than the day after the ledger took
+// the event (prunedDateOf): EventsByDate may miss own events of that date
+// and earlier, so a report over them would be short.
 func (l *Ledger) PrunedDate() (storeline.Date, error) {
 	var d storeline.Date
 	err := l.view(func(txn *badger.Txn) error {
@@ -444,7 +446,7 @@ func (l *Ledger) applyPrune(txn *badger.Txn, rec *walRec) error {
 			if err := txn.Delete(dateKey(storeline.Date(se.Date), se.pos())); err != nil {
 				return err
 			}
-			latest = max(latest, se.Date)
+			latest = max(latest, prunedDateOf(se))
 		}
 		if storeline.EventKind(se.Kind) == storeline.KindReturn {
 			ret := new(storeline.Return)
@@ -497,6 +499,18 @@ func (l *Ledger) applyPrune(txn *badger.Txn, rec *walRec) error {
 	}
 	through := binary.BigEndian.AppendUint64(u64(rec.Epoch), rec.Seq)
 	return txn.Set(prunedKey(origin), through)
+}
+
+// prunedDateOf is the business date a pruned own event leaves short: its
+// own, but never later than the day after the ledger took it (its HLC
+// time's UTC date, one day on for a zone ahead of UTC). A till whose
+// clock ran years ahead dates a sale in a year to come (CheckEventTime
+// takes any up to 2099), and PrunedDate at that date would have the
+// tills' reports refuse every day until then; that one sale stays at
+// head office.
+func prunedDateOf(se *storedEvent) string {
+	took := eventTime(se).UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	return min(se.Date, took)
 }
 
 // prunedError is the error for a read that reached a pruned event.

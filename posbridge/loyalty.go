@@ -354,7 +354,11 @@ func (s *Server) handBackOnce(ctx context.Context, ev storeline.Event, rc *store
 	// Asked first: a hand-back appended earlier may have moved other
 	// points than the rights now call for, and appending it again with
 	// another body would conflict.
-	if _, err := s.led.Event(s.cfg.Store, id); err == nil || !errors.Is(err, storeline.NotFound) {
+	_, err := s.led.Event(s.cfg.Store, id)
+	if errors.Is(err, storeline.ErrPruned) {
+		return 0, nil // made, and pruned by retention since
+	}
+	if err == nil || !errors.Is(err, storeline.NotFound) {
 		return 0, err
 	}
 	rights, err := s.rights(rc.Programme, rc.Customer)
@@ -767,9 +771,10 @@ func (s *Server) releaseOne(ctx context.Context, m SeenMarks, prog storeline.Pro
 		return 0, err
 	}
 	id := storeline.DerivedEventID("points-lapsed\x00" + string(prog) + "\x00" + string(cust) + "\x00" + string(seen))
-	if _, err := s.led.Event(s.cfg.Store, id); err == nil {
+	if _, err := s.led.Event(s.cfg.Store, id); err == nil || errors.Is(err, storeline.ErrPruned) {
 		// Handed back for this lapse already (the mark was not moved on:
-		// a crash, or a failed write): the window starts again.
+		// a crash, or a failed write), pruned by retention since or not:
+		// the window starts again.
 		return 0, m.SetLastSeen(ctx, prog, cust, today)
 	} else if !errors.Is(err, storeline.NotFound) {
 		return 0, err
