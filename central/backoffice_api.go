@@ -198,7 +198,11 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil && storeline.KindOf(err) != storeline.NotFound {
 			return err
 		}
+		// The order it fulfils is head office's to name (a till knows
+		// none): kept, not dropped with the rest of the request.
+		order := d.Order
 		d = *storeline.FromDraft(id, ref.Store, ref.Event, dr)
+		d.Order = order
 	}
 	// Packs counted by barcode take their factor from the item here too,
 	// so Validate can check the quantities before anything is submitted

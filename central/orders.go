@@ -131,6 +131,11 @@ type orderReceipt struct {
 	Qty []decimal.Decimal `msgpack:"q"`
 }
 
+// brought reports whether the receipt counts any units on the order.
+func (rc orderReceipt) brought() bool {
+	return slices.ContainsFunc(rc.Qty, decimal.Decimal.IsPositive)
+}
+
 // received returns what the order received on line i.
 func (o *purchaseOrder) received(i int) decimal.Decimal {
 	sum := decimal.Zero
@@ -370,8 +375,10 @@ func applyOrderFinal(tx *Tx, c *orderCommand) ([]byte, error) {
 	}
 	final := orderClosed
 	if c.Action == orderCancel {
-		if len(o.Receipts) > 0 {
-			return nil, statusConflict("purchase order %q has received goods (invoice %q): close it instead", o.ID, o.Receipts[0].Doc)
+		// An invoice naming the order but none of its items brought it
+		// nothing: only a receipt of something counts as goods received.
+		if i := slices.IndexFunc(o.Receipts, orderReceipt.brought); i >= 0 {
+			return nil, statusConflict("purchase order %q has received goods (invoice %q): close it instead", o.ID, o.Receipts[i].Doc)
 		}
 		final = orderCancelled
 	}
