@@ -1124,14 +1124,7 @@ func applyPush(tx *Tx, payload []byte) ([]byte, error) {
 		for i := range evs {
 			// Its dates and postings are read here, as every replica
 			// reads them; the body's arithmetic was the shop's (Compute),
-			// and the body is not decoded here (CheckPushEntry). A kind
-			// this build does not know (a shop a release ahead) passed
-			// CheckPushEntry, body undecoded, to be this event's
-			// rejection rather than wedge the shop's queue.
-			if bad := replication.CheckKind(evs[i].Kind); bad != nil {
-				errs[i] = bad
-				continue
-			}
+			// and the body is not decoded here (CheckPushEntry).
 			if bad := evs[i].CheckFromShop(); bad != nil {
 				errs[i] = bad
 				continue

@@ -23,9 +23,8 @@ import (
 // use a reference backend over a ledger.
 type Backend interface {
 	// Push ingests a batch the server has validated: every event is the
-	// caller's, of b.Epoch, dense and in order. An event of a kind
-	// unknown to this build comes with Body nil, and its apply answers
-	// CheckKind's error, a rejection. It calls Ingest inside its own
+	// caller's, of b.Epoch, dense and in order, of kinds this build
+	// knows. It calls Ingest inside its own
 	// transaction. If Push returns an error the outcome is unknown;
 	// resending the batch is safe, because Ingest skips what it has.
 	Push(ctx context.Context, b Batch) (PushResult, error)
@@ -313,9 +312,8 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, caller storeline.S
 // naming another store or holding another origin's event is Forbidden;
 // anything malformed (a bad version, a gap inside the batch, an event of
 // another epoch, an undecodable body, postings that do not balance) is
-// Invalid naming the field. An otherwise well-formed event of a kind this
-// build does not know is not malformed: it is in the batch with Body nil,
-// for the backend to reject (CheckKind).
+// Invalid naming the field, and so is an event of a kind this build does
+// not know.
 func CheckPush(caller storeline.StoreID, req *PushRequest) (Batch, error) {
 	return checkPush(caller, req, true)
 }
@@ -351,9 +349,15 @@ func checkPush(caller storeline.StoreID, req *PushRequest, decodeBodies bool) (B
 			return Batch{}, &storeline.Error{Op: op, Kind: storeline.Forbidden, Field: f + ".origin",
 				Err: fmt.Errorf("caller %s sends an event of origin %q", caller, we.Origin)}
 		}
-		// An event of a kind unknown here passes, Body nil: the backend
-		// rejects it alone (CheckKind), and the rest of the batch applies.
-		ev, _, err := eventFromWire(we, decodeBodies)
+		// An event of a kind unknown here is malformed, as a corrupted
+		// one is: the batch is refused and nothing of it consumed, so the
+		// shop's next send of the same positions applies. A shop a release
+		// ahead of head office cannot send one: it speaks a protocol
+		// version central refuses (upgrade head office first).
+		ev, unknown, err := eventFromWire(we, decodeBodies)
+		if err == nil {
+			err = unknown
+		}
 		if err != nil {
 			return Batch{}, &storeline.Error{Op: op, Kind: storeline.Invalid, Field: f + "." + storeline.FieldOf(err), Err: err}
 		}

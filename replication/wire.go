@@ -631,11 +631,9 @@ func EventFromWire(w WireEvent) (storeline.Event, error) {
 }
 
 // CheckKind refuses an event kind this build does not know, Invalid naming
-// kind. CheckPush lets such an event through, its body undecoded, for the
-// backend to reject on its own (Ingest's rejection): a shop a release
-// ahead of head office must not wedge its queue on one event head office
-// cannot read. A backend calls it first on every event it applies, so
-// each replica decides from the event's kind alone, as the server did.
+// kind. A push holding one is refused whole, as a corrupted one is
+// (CheckPush); a pulled page holding one has the rest applied and the kind
+// remembered, to be pulled again by a build that knows it (client.go).
 func CheckKind(k storeline.EventKind) error {
 	if _, err := storeline.NewBody(k); err != nil {
 		return storeline.Invalidf("kind", "event kind %q unknown to this build", k)
