@@ -402,47 +402,63 @@ func (n *Node) listDocuments(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errMalformed("status", "%q: want draft, posted or cancelled", status)
 	}
-	out := []any{}
-	next := ""
+	var out []any
+	var next string
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		// From after on, examining maxReportScan documents at most (a
-		// filter that matches few must not read every document); next
-		// is given only when a page stops before the end: at a match
-		// beyond a full page, or at the scan's bound.
-		last, scanned := after, 0
-		return rt.ScanMetaFrom(boDoc, after, func(k string, v []byte) (bool, error) {
-			id := k[len(boDoc):]
-			if after != "" && id <= after {
-				return true, nil
-			}
-			if scanned++; scanned > maxReportScan {
-				next = last
-				return false, nil
-			}
-			var rec docRecord
-			if err := msgpack.Unmarshal(v, &rec); err != nil {
-				return false, fmt.Errorf("document %s: %w", id, err)
-			}
+		var err error
+		out, next, err = pageRecords(rt, boDoc, "document", after, limit, func(id string, rec *docRecord) (any, bool) {
 			if (store != "" && string(rec.Doc.Store) != store) || (typ != "" && string(rec.Doc.Type) != typ) ||
 				(status != "" && string(rec.Status) != status) {
-				last = id
-				return true, nil
+				return nil, false
 			}
-			if len(out) == limit {
-				next = last
-				return false, nil
-			}
-			out = append(out, map[string]any{"id": id, "type": rec.Doc.Type, "store": rec.Doc.Store, "status": rec.Status,
-				"lines": len(rec.Doc.Lines), "created_at": time.UnixMilli(rec.CreatedMs).UTC()})
-			last = id
-			return true, nil
+			return map[string]any{"id": id, "type": rec.Doc.Type, "store": rec.Doc.Store, "status": rec.Status,
+				"lines": len(rec.Doc.Lines), "created_at": time.UnixMilli(rec.CreatedMs).UTC()}, true
 		})
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"documents": out, "next": next})
 	return nil
+}
+
+// pageRecords reads a page of the msgpack records under prefix in ID
+// order, from after on: each one that show takes (ok) is answered as it
+// makes it, at most limit of them, examining maxReportScan records at
+// most (a filter that matches few must not read every record). next is
+// given only when the page stops before the end: at a match beyond a
+// full page, or at the scan's bound.
+func pageRecords[T any](rt *ledger.ReplicaTxn, prefix, what, after string, limit int, show func(id string, rec *T) (any, bool)) (out []any, next string, err error) {
+	out = []any{}
+	last, scanned := after, 0
+	err = rt.ScanMetaFrom(prefix, after, func(k string, v []byte) (bool, error) {
+		id := k[len(prefix):]
+		if after != "" && id <= after {
+			return true, nil
+		}
+		if scanned++; scanned > maxReportScan {
+			next = last
+			return false, nil
+		}
+		var rec T
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return false, fmt.Errorf("%s %s: %w", what, id, err)
+		}
+		row, ok := show(id, &rec)
+		if !ok {
+			last = id
+			return true, nil
+		}
+		if len(out) == limit {
+			next = last
+			return false, nil
+		}
+		out = append(out, row)
+		last = id
+		return true, nil
+	})
+	return out, next, err
 }
 
 func (n *Node) putRecipe(w http.ResponseWriter, r *http.Request) error {

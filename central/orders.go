@@ -726,38 +726,18 @@ func (n *Node) listOrders(w http.ResponseWriter, r *http.Request) error {
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
-	out := []any{}
-	next := ""
+	var out []any
+	var next string
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		// From after on, examining maxReportScan orders at most; next is
-		// given only when a page stops before the end.
-		last, scanned := after, 0
-		return rt.ScanMetaFrom(poOrder, after, func(k string, v []byte) (bool, error) {
-			id := k[len(poOrder):]
-			if after != "" && id <= after {
-				return true, nil
-			}
-			if scanned++; scanned > maxReportScan {
-				next = last
-				return false, nil
-			}
-			var o purchaseOrder
-			if err := msgpack.Unmarshal(v, &o); err != nil {
-				return false, fmt.Errorf("purchase order %s: %w", id, err)
-			}
+		var err error
+		out, next, err = pageRecords(rt, poOrder, "purchase order", after, limit, func(_ string, o *purchaseOrder) (any, bool) {
 			if (store != "" && string(o.Store) != store) || (supplier != "" && string(o.Supplier) != supplier) ||
 				(status != "" && o.status() != status) {
-				last = id
-				return true, nil
+				return nil, false
 			}
-			if len(out) == limit {
-				next = last
-				return false, nil
-			}
-			out = append(out, orderJSON(&o))
-			last = id
-			return true, nil
+			return orderJSON(o), true
 		})
+		return err
 	})
 	if err != nil {
 		return err
