@@ -17,6 +17,11 @@ const (
 	DocTransfer        DocType = "transfer"
 	DocStocktake       DocType = "stocktake"
 	DocWriteOff        DocType = "write_off"
+	// DocRequest is a shop's request for goods (заявка): it moves no
+	// stock and is never made a document; head office answers it with a
+	// purchase order (central's orders.go), so it names no supplier and
+	// no prices.
+	DocRequest DocType = "request"
 )
 
 // JournalPosition is where a shop's journal and its pull cursor stood when
@@ -106,6 +111,10 @@ func (d *DocumentDraft) Validate() error {
 		if d.Reason == "" {
 			return Invalidf("reason", "a write-off needs a reason")
 		}
+	case DocRequest:
+		if err := d.validateRequest(); err != nil {
+			return err
+		}
 	default:
 		return Invalidf("type", "unknown document type %q", d.Type)
 	}
@@ -120,9 +129,37 @@ func (d *DocumentDraft) Validate() error {
 	return nil
 }
 
+// validateRequest refuses what a request has no use for: the supplier
+// and the stock movement are head office's to choose when it orders, so
+// a field of theirs sent by a till would be dropped without a word.
+func (d *DocumentDraft) validateRequest() error {
+	for _, f := range []struct{ name, v string }{
+		{"supplier", string(d.Supplier)}, {"to_store", string(d.ToStore)}, {"from_dept", string(d.FromDept)},
+		{"to_dept", string(d.ToDept)}, {"reason", d.Reason},
+	} {
+		if f.v != "" {
+			return Invalidf(f.name, "a request has no use for %s: head office answers it with a purchase order (use note)", f.name)
+		}
+	}
+	if d.Position != nil {
+		return Invalidf("position", "only a stocktake counts as of a journal position")
+	}
+	return nil
+}
+
 func (l *DocLine) validate(t DocType, cur Currency) error {
 	if err := CheckID("item", string(l.Item)); err != nil {
 		return err
+	}
+	if t == DocRequest {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"purchase_price", !l.PurchasePrice.IsZero()}, {"batch", l.Batch != ""}, {"expiry", l.Expiry != ""}, {"certificate", l.Certificate != ""}} {
+			if f.set {
+				return Invalidf(f.name, "a request has no %s: it asks for goods, the supplier's invoice brings them", f.name)
+			}
+		}
 	}
 	if !l.Packs.IsZero() || !l.PackFactor.IsZero() {
 		if !l.Packs.IsPositive() || !l.PackFactor.IsPositive() {

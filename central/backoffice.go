@@ -899,6 +899,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 	if err := checkInvoiceOrder(tx, &d); err != nil { // orders.go
 		return nil, err
 	}
+	if err := checkDraftNotRequest(tx.ReplicaTxn, d.Draft); err != nil { // orders.go, invariant 6
+		return nil, err
+	}
 	var draftKey string
 	if d.Draft != nil {
 		draftKey = boDraft + string(d.Draft.Store) + "\x00" + string(d.Draft.Event[:])

@@ -180,11 +180,29 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 		return errMalformed("id", "%q differs from the path's %q", d.ID, id)
 	}
 	d.ID = id
+	if d.Draft != nil && (d.Type != "" || len(d.Lines) > 0) {
+		// Typed by hand naming a till's draft: not one of a request
+		// (orders.go, invariant 6). What else it names is left as it
+		// always was (the entry checks only that a draft backs one
+		// document).
+		dr, err := n.tillDraft(d.Draft.Store, d.Draft.Event)
+		switch k := storeline.KindOf(err); {
+		case err == nil:
+			if err := n.refuseRequestDraft(d.Draft, dr); err != nil {
+				return err
+			}
+		case k != storeline.NotFound && k != storeline.Invalid:
+			return err
+		}
+	}
 	if d.Draft != nil && d.Type == "" && len(d.Lines) == 0 {
 		// Made from a till's draft: its content is the draft's, copied
 		// here (the draft is never edited) and carried in the entry.
 		dr, err := n.tillDraft(d.Draft.Store, d.Draft.Event)
 		if err != nil {
+			return err
+		}
+		if err := n.refuseRequestDraft(d.Draft, dr); err != nil {
 			return err
 		}
 		ref := *d.Draft
@@ -839,6 +857,23 @@ func (n *Node) getBatches(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// refuseRequestDraft refuses making a document of a till's request for
+// goods, naming the order answering it if any (orders.go, invariant 6).
+func (n *Node) refuseRequestDraft(ref *storeline.DraftRef, dr *storeline.DocumentDraft) error {
+	if dr.Type != storeline.DocRequest {
+		return nil
+	}
+	var order string
+	if err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		order, err = answeringOrder(rt, ref.Store, ref.Event)
+		return err
+	}); err != nil {
+		return err
+	}
+	return errRequestDraft(ref.Event, order)
+}
+
 // tillDraft finds the document draft event id of store among the events
 // central holds.
 func (n *Node) tillDraft(store storeline.StoreID, id storeline.EventID) (*storeline.DocumentDraft, error) {
@@ -864,8 +899,9 @@ func (n *Node) tillDraft(store storeline.StoreID, id storeline.EventID) (*storel
 }
 
 // getDrafts lists the document drafts a store's tills made, with the
-// document made of each (if any), a page at a time in journal order; the
-// cursor is the last event's epoch/seq. A store head office does not know
+// document made of each (if any) or, for a request, the purchase order
+// answering it (orders.go, invariant 6), a page at a time in journal
+// order; the cursor is the last event's epoch/seq. A store head office does not know
 // is a 404 naming store, not an empty list.
 func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
@@ -921,6 +957,15 @@ func (n *Node) getDrafts(w http.ResponseWriter, r *http.Request) error {
 			}
 			if v != nil {
 				m["document"] = string(v)
+			}
+			if dr.Type == storeline.DocRequest {
+				o, err := answeringOrder(rt, store, ev.ID)
+				if err != nil {
+					return false, err
+				}
+				if o != "" {
+					m["order"] = o
+				}
 			}
 			out = append(out, m)
 			return true, nil

@@ -33,6 +33,19 @@ package central
 //     cancelled only while it received nothing (otherwise it is closed);
 //     closing drops what was outstanding. A cancelled invoice still takes
 //     its receipt back from a closed order.
+//  6. An order may answer shops' requests for goods (till drafts of type
+//     request, storeline.DocRequest): its create names them (store and
+//     event), each a request draft of the order's store that central
+//     holds, and marks each answered (poRequest) in the same entry, after
+//     every check; a request is answered by one standing order only. A
+//     cancelled order gives its requests back in its cancel's entry
+//     (they may be answered again; the order still lists them); a closed
+//     one keeps them. The handler finds where each
+//     draft is in the store's journal and the entry carries it
+//     (orderCommand.RequestAt), so the entry reads the event by one key
+//     rather than scanning the journal; a position that does not hold the
+//     draft is a refusal, never a guess. A request is never made a
+//     document (putDocument, applyDocCreate): the order is its answer.
 
 import (
 	"encoding/json"
@@ -47,6 +60,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
 )
 
 // OpOrder creates, cancels or closes a purchase order (invariant 1).
@@ -70,7 +84,15 @@ const (
 
 var orderStatuses = []string{orderOpen, orderPartial, orderReceived, orderClosed, orderCancelled}
 
-const poOrder = "po/ord/" // id → msgpack purchaseOrder
+const (
+	poOrder   = "po/ord/" // id → msgpack purchaseOrder
+	poRequest = "po/req/" // store \0 event16 → id of the order answering the request (invariant 6)
+)
+
+// requestKey is the index key marking a shop's request answered.
+func requestKey(store storeline.StoreID, event storeline.EventID) string {
+	return poRequest + string(store) + "\x00" + string(event[:])
+}
 
 // Bounds of an order's free text (in characters, as openapi.yaml's
 // maxLength counts them) and lines.
@@ -78,6 +100,9 @@ const (
 	maxOrderNote   = 1024
 	maxOrderReason = 1024
 	maxOrderLines  = storeline.MaxDocumentLines
+	// An order answering more requests than this is better split: each
+	// is read and marked inside the order's one entry.
+	maxOrderRequests = 100
 )
 
 func (n *Node) orderRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
@@ -112,6 +137,15 @@ type purchaseOrder struct {
 	// Receipts are what the posted invoices naming the order brought, in
 	// the order they were posted (invariant 3).
 	Receipts []orderReceipt `msgpack:"r,omitempty"`
+	// Requests are the shops' requests for goods it answers (invariant 6).
+	Requests []orderRequest `msgpack:"q,omitempty"`
+}
+
+// orderRequest names a till's request draft: the store that pushed it
+// and its event.
+type orderRequest struct {
+	Store storeline.StoreID `msgpack:"s"`
+	Event storeline.EventID `msgpack:"e"`
 }
 
 // orderLine is one item ordered: Qty in base units, Price (optional) per
@@ -213,13 +247,31 @@ func (o *purchaseOrder) validate() error {
 			return storeline.Invalidf(f+".price", "price %s is negative", l.Price)
 		}
 	}
+	if len(o.Requests) > maxOrderRequests {
+		return &storeline.Error{Kind: storeline.TooLarge, Field: "requests", Err: fmt.Errorf("%d requests, over %d", len(o.Requests), maxOrderRequests)}
+	}
+	for i, rq := range o.Requests {
+		f := fmt.Sprintf("requests[%d]", i)
+		if err := storeline.CheckID(f+".store", string(rq.Store)); err != nil {
+			return err
+		}
+		if rq.Event.IsZero() {
+			return storeline.Invalidf(f+".event", "the request draft's event id is required")
+		}
+		if rq.Store != o.Store {
+			return storeline.Invalidf(f, "request %s is of store %q: an order for %q answers its own store's requests", rq.Event, rq.Store, o.Store)
+		}
+		if j := slices.Index(o.Requests, rq); j < i {
+			return storeline.Invalidf(f, "request %s is named on requests[%d] already", rq.Event, j)
+		}
+	}
 	return nil
 }
 
 // sameContent reports whether o asks for what p holds (invariant 2).
 func (o *purchaseOrder) sameContent(p *purchaseOrder) bool {
 	if o.ID != p.ID || o.Supplier != p.Supplier || o.Store != p.Store || o.ExpectedOn != p.ExpectedOn ||
-		o.Note != p.Note || len(o.Lines) != len(p.Lines) {
+		o.Note != p.Note || len(o.Lines) != len(p.Lines) || !slices.Equal(o.Requests, p.Requests) {
 		return false
 	}
 	for i, l := range o.Lines {
@@ -244,13 +296,15 @@ func noOrder(id string) error {
 	return &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no purchase order %q", id)}
 }
 
-// orderCommand is OpOrder's payload: Order for create, ID (and Reason)
-// for cancel and close.
+// orderCommand is OpOrder's payload: Order for create (with RequestAt,
+// where the handler found each of its requests: invariant 6), ID (and
+// Reason) for cancel and close.
 type orderCommand struct {
-	Action string         `msgpack:"a"`
-	Order  *purchaseOrder `msgpack:"o,omitempty"`
-	ID     string         `msgpack:"i,omitempty"`
-	Reason string         `msgpack:"w,omitempty"`
+	Action    string                 `msgpack:"a"`
+	Order     *purchaseOrder         `msgpack:"o,omitempty"`
+	RequestAt []replication.Position `msgpack:"ra,omitempty"`
+	ID        string                 `msgpack:"i,omitempty"`
+	Reason    string                 `msgpack:"w,omitempty"`
 }
 
 // orderAnswer is the body of OpOrder's result.
@@ -281,14 +335,14 @@ func applyOrder(tx *Tx, payload []byte) ([]byte, error) {
 		if c.Order == nil {
 			return nil, storeline.Invalidf("", "an order to create is required")
 		}
-		return applyOrderCreate(tx, c.Order)
+		return applyOrderCreate(tx, c.Order, c.RequestAt)
 	case orderCancel, orderClose:
 		return applyOrderFinal(tx, &c)
 	}
 	return nil, storeline.Invalidf("", "unknown order action %q", c.Action)
 }
 
-func applyOrderCreate(tx *Tx, o *purchaseOrder) ([]byte, error) {
+func applyOrderCreate(tx *Tx, o *purchaseOrder, at []replication.Position) ([]byte, error) {
 	// What the entry sets is never the caller's.
 	o.Currency, o.CreatedMs, o.Final, o.FinalMs, o.Reason, o.Receipts = "", 0, "", 0, "", nil
 	if err := o.validate(); err != nil {
@@ -313,11 +367,98 @@ func applyOrderCreate(tx *Tx, o *purchaseOrder) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := checkOrderRequests(tx.ReplicaTxn, o, at)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := tx.SetMeta(k, []byte(o.ID)); err != nil {
+			return nil, err
+		}
+	}
 	o.CreatedMs = tx.At.UnixMilli()
 	if err := putOrder(tx.ReplicaTxn, o); err != nil {
 		return nil, err
 	}
 	return msgpack.Marshal(&orderAnswer{Order: *o})
+}
+
+// checkOrderRequests checks that each request the order names is a
+// request draft of its store, found at the position the entry carries,
+// answered by no order and made no document (invariant 6); it returns
+// the keys to mark them answered by, in the order's order.
+func checkOrderRequests(rt *ledger.ReplicaTxn, o *purchaseOrder, at []replication.Position) ([]string, error) {
+	keys := make([]string, 0, len(o.Requests))
+	for i, rq := range o.Requests {
+		f := fmt.Sprintf("requests[%d]", i)
+		k := requestKey(rq.Store, rq.Event)
+		v, err := rt.Meta(k)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: f,
+				Err: fmt.Errorf("request %s of %q is answered by purchase order %q already", rq.Event, rq.Store, v)}
+		}
+		var ev storeline.Event
+		if i < len(at) {
+			raw, err := rt.Meta(eventKey(rq.Store, at[i].Epoch, at[i].Seq))
+			if err != nil {
+				return nil, err
+			}
+			if raw != nil {
+				if ev, err = decodeEvent(raw); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if ev.ID != rq.Event {
+			return nil, storeline.Invalidf(f, "store %q has sent no request draft %s", rq.Store, rq.Event)
+		}
+		if dr, ok := ev.Body.(*storeline.DocumentDraft); !ok || dr.Type != storeline.DocRequest {
+			return nil, storeline.Invalidf(f, "event %s of %q is not a request draft", rq.Event, rq.Store)
+		}
+		doc, err := rt.Meta(boDraft + string(rq.Store) + "\x00" + string(rq.Event[:]))
+		if err != nil {
+			return nil, err
+		}
+		if doc != nil {
+			return nil, &storeline.Error{Kind: storeline.Conflict, Field: f,
+				Err: fmt.Errorf("request %s of %q was made document %q", rq.Event, rq.Store, doc)}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// answeringOrder returns the order answering a request draft, "" if none
+// (invariant 6).
+func answeringOrder(rt *ledger.ReplicaTxn, store storeline.StoreID, event storeline.EventID) (string, error) {
+	v, err := rt.Meta(requestKey(store, event))
+	return string(v), err
+}
+
+// checkDraftNotRequest refuses a document made from a request the
+// entry finds answered (a document naming an unanswered one by hand,
+// with its own type, is refused by the handler only: invariant 6).
+func checkDraftNotRequest(rt *ledger.ReplicaTxn, ref *storeline.DraftRef) error {
+	if ref == nil {
+		return nil
+	}
+	o, err := answeringOrder(rt, ref.Store, ref.Event)
+	if err == nil && o != "" {
+		err = errRequestDraft(ref.Event, o)
+	}
+	return err
+}
+
+// errRequestDraft refuses making a document of request draft event.
+func errRequestDraft(event storeline.EventID, order string) error {
+	by := ""
+	if order != "" {
+		by = fmt.Sprintf(" (purchase order %q answers it)", order)
+	}
+	return storeline.Invalidf("draft", "draft %s is a request: a request is answered by a purchase order%s, not made a document", event, by)
 }
 
 // orderRefs checks what an order names against master data, as a
@@ -385,6 +526,21 @@ func applyOrderFinal(tx *Tx, c *orderCommand) ([]byte, error) {
 	o.Final, o.FinalMs, o.Reason = final, tx.At.UnixMilli(), c.Reason
 	if err := putOrder(tx.ReplicaTxn, o); err != nil {
 		return nil, err
+	}
+	if final == orderCancelled {
+		// Its requests are unanswered again (invariant 6).
+		for _, rq := range o.Requests {
+			k := requestKey(rq.Store, rq.Event)
+			v, err := tx.Meta(k)
+			if err != nil {
+				return nil, err
+			}
+			if string(v) == o.ID {
+				if err := tx.SetMeta(k, nil); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	return msgpack.Marshal(&orderAnswer{Order: *o})
 }
@@ -498,14 +654,21 @@ type orderLineIn struct {
 	Price json.RawMessage `json:"price"`
 }
 
+// orderRequestIn names a request draft in POST /v1/orders.
+type orderRequestIn struct {
+	Store string `json:"store"`
+	Event string `json:"event"`
+}
+
 // orderIn is the body of POST /v1/orders.
 type orderIn struct {
-	ID         string        `json:"id"`
-	Supplier   string        `json:"supplier"`
-	Store      string        `json:"store"`
-	ExpectedOn string        `json:"expected_on"`
-	Note       string        `json:"note"`
-	Lines      []orderLineIn `json:"lines"`
+	ID         string           `json:"id"`
+	Supplier   string           `json:"supplier"`
+	Store      string           `json:"store"`
+	ExpectedOn string           `json:"expected_on"`
+	Note       string           `json:"note"`
+	Lines      []orderLineIn    `json:"lines"`
+	Requests   []orderRequestIn `json:"requests"`
 }
 
 // wireDecimal reads a decimal that must be a JSON string of plain
@@ -546,7 +709,34 @@ func (in *orderIn) order() (*purchaseOrder, error) {
 		}
 		o.Lines = append(o.Lines, ol)
 	}
+	for i, rq := range in.Requests {
+		ev, err := storeline.ParseEventID(rq.Event)
+		if err != nil && rq.Event != "" {
+			return nil, errMalformed(fmt.Sprintf("requests[%d].event", i), "%.80q is not an event id (a UUID)", rq.Event)
+		}
+		o.Requests = append(o.Requests, orderRequest{Store: storeline.StoreID(rq.Store), Event: ev})
+	}
 	return o, o.validate()
+}
+
+// requestPositions finds where each of the order's requests is in its
+// store's journal as this node holds it, for the entry to read it by
+// (invariant 6); one not found is left at the zero position, which holds
+// no event, and the entry refuses it.
+func (n *Node) requestPositions(o *purchaseOrder) ([]replication.Position, error) {
+	if len(o.Requests) == 0 {
+		return nil, nil
+	}
+	at := make([]replication.Position, len(o.Requests))
+	left := len(o.Requests)
+	err := n.ScanEvents(o.Store, func(ev storeline.Event) bool {
+		if i := slices.IndexFunc(o.Requests, func(rq orderRequest) bool { return rq.Event == ev.ID }); i >= 0 {
+			at[i] = replication.Position{Epoch: ev.Epoch, Seq: ev.Seq}
+			left--
+		}
+		return left > 0
+	})
+	return at, err
 }
 
 // submitOrder submits an OpOrder command under the request's
@@ -590,7 +780,11 @@ func (n *Node) postOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a, dup, err := n.submitOrder(r, &orderCommand{Action: orderCreate, Order: o})
+	at, err := n.requestPositions(o)
+	if err != nil {
+		return err
+	}
+	a, dup, err := n.submitOrder(r, &orderCommand{Action: orderCreate, Order: o, RequestAt: at})
 	if err != nil {
 		return err
 	}
@@ -662,8 +856,12 @@ func orderJSON(o *purchaseOrder) map[string]any {
 	for i, rc := range o.Receipts {
 		invoices[i] = rc.Doc
 	}
+	requests := make([]any, len(o.Requests))
+	for i, rq := range o.Requests {
+		requests[i] = map[string]any{"store": rq.Store, "event": rq.Event}
+	}
 	m := map[string]any{"id": o.ID, "supplier": o.Supplier, "store": o.Store, "currency": o.Currency, "status": status,
-		"lines": lines, "invoices": invoices, "created_at": time.UnixMilli(o.CreatedMs).UTC()}
+		"lines": lines, "invoices": invoices, "requests": requests, "created_at": time.UnixMilli(o.CreatedMs).UTC()}
 	if o.ExpectedOn != "" {
 		m["expected_on"] = o.ExpectedOn
 	}
