@@ -48,6 +48,7 @@ package central
 //     document (putDocument, applyDocCreate): the order is its answer.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -723,9 +724,16 @@ func (in *orderIn) order() (*purchaseOrder, error) {
 // store's journal as this node holds it, for the entry to read it by
 // (invariant 6); one not found is left at the zero position, which holds
 // no event, and the entry refuses it.
-func (n *Node) requestPositions(o *purchaseOrder) ([]replication.Position, error) {
+func (n *Node) requestPositions(ctx context.Context, o *purchaseOrder) ([]replication.Position, error) {
 	if len(o.Requests) == 0 {
 		return nil, nil
+	}
+	// After a read barrier this node holds every push committed before
+	// the order arrived: a request just pushed through another node is
+	// found, and a retry sent to another node finds what the first try
+	// found, so the entry (and its Idempotency-Key's hash) is the same.
+	if err := n.Linearize(ctx); err != nil {
+		return nil, err
 	}
 	at := make([]replication.Position, len(o.Requests))
 	left := len(o.Requests)
@@ -780,7 +788,7 @@ func (n *Node) postOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	at, err := n.requestPositions(o)
+	at, err := n.requestPositions(r.Context(), o)
 	if err != nil {
 		return err
 	}
