@@ -441,6 +441,34 @@ func (n *Node) listDocuments(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// serveRecord answers a GET of the record whose id the path names, as
+// show makes it: get reads it (found or not) in one view of the replica,
+// missing is the error for an id it does not find.
+func serveRecord[T any](n *Node, w http.ResponseWriter, r *http.Request, get func(*ledger.ReplicaTxn, string) (*T, bool, error),
+	missing func(id string) error, show func(*T) any) error {
+	id := r.PathValue("id")
+	if err := storeline.CheckID("id", id); err != nil {
+		return err
+	}
+	if err := n.readConsistency(r); err != nil {
+		return err
+	}
+	var rec *T
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var ok bool
+		var err error
+		if rec, ok, err = get(rt, id); err == nil && !ok {
+			err = missing(id)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, show(rec))
+	return nil
+}
+
 // pageRecords reads a page of the msgpack records under prefix in ID
 // order, from after on: each one that show takes (ok) is answered as it
 // makes it, at most limit of them, examining maxReportScan records at

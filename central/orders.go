@@ -889,27 +889,7 @@ func orderJSON(o *purchaseOrder) map[string]any {
 }
 
 func (n *Node) getOrder(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if err := storeline.CheckID("id", id); err != nil {
-		return err
-	}
-	if err := n.readConsistency(r); err != nil {
-		return err
-	}
-	var o *purchaseOrder
-	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var ok bool
-		var err error
-		if o, ok, err = getOrder(rt, id); err == nil && !ok {
-			err = noOrder(id)
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, orderJSON(o))
-	return nil
+	return serveRecord(n, w, r, getOrder, noOrder, func(o *purchaseOrder) any { return orderJSON(o) })
 }
 
 // listOrders pages through orders in ID order, optionally of one store,

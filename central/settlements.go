@@ -941,27 +941,10 @@ func (n *Node) postSupplierPaymentCancel(w http.ResponseWriter, r *http.Request)
 }
 
 func (n *Node) getSupplierPayment(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if err := storeline.CheckID("id", id); err != nil {
-		return err
+	noPayment := func(id string) error {
+		return &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no supplier payment %q", id)}
 	}
-	if err := n.readConsistency(r); err != nil {
-		return err
-	}
-	var p *supplierPayment
-	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var ok bool
-		var err error
-		if p, ok, err = getPayment(rt, id); err == nil && !ok {
-			err = &storeline.Error{Kind: storeline.NotFound, Field: "id", Err: fmt.Errorf("no supplier payment %q", id)}
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, paymentJSON(p))
-	return nil
+	return serveRecord(n, w, r, getPayment, noPayment, func(p *supplierPayment) any { return paymentJSON(p) })
 }
 
 // statementCursor is the part of a statement row's key after its
