@@ -30,6 +30,10 @@ const (
 	// KindPointsHandback is a shop handing a customer's loyalty rights
 	// back to head office (loyalty.go).
 	KindPointsHandback EventKind = "points_handback"
+	// KindReservation holds goods at a shop for a customer, and
+	// KindReservationEnd ends the hold (reservation.go).
+	KindReservation    EventKind = "reservation"
+	KindReservationEnd EventKind = "reservation_end"
 )
 
 // SchemaVersion is the version of event bodies this build writes. Stored
@@ -83,6 +87,10 @@ func NewBody(k EventKind) (Body, error) {
 		return &Transfer{}, nil
 	case KindPointsHandback:
 		return &PointsHandback{}, nil
+	case KindReservation:
+		return &Reservation{}, nil
+	case KindReservationEnd:
+		return &ReservationEnd{}, nil
 	}
 	return nil, Errorf(Invalid, "storeline.NewBody", "unknown event kind %q", k)
 }
@@ -94,14 +102,32 @@ type Poster interface {
 	Postings(origin StoreID) ([]Posting, error)
 }
 
+// EventPoster is a body whose postings name its own event (a
+// reservation's account is the reservation).
+type EventPoster interface {
+	PostingsOf(origin StoreID, id EventID) ([]Posting, error)
+}
+
 // DerivePostings returns the postings of a body authored at origin: nil for
-// bodies that move nothing (a basket, a document draft).
+// bodies that move nothing (a basket, a document draft). A body whose
+// postings name its event (an EventPoster) needs DeriveEventPostings.
 func DerivePostings(origin StoreID, b Body) ([]Posting, error) {
-	p, ok := b.(Poster)
-	if !ok {
+	return DeriveEventPostings(origin, EventID{}, b)
+}
+
+// DeriveEventPostings returns the postings of the body of event id,
+// authored at origin.
+func DeriveEventPostings(origin StoreID, id EventID, b Body) ([]Posting, error) {
+	var ps []Posting
+	var err error
+	switch p := b.(type) {
+	case Poster:
+		ps, err = p.Postings(origin)
+	case EventPoster:
+		ps, err = p.PostingsOf(origin, id)
+	default:
 		return nil, nil
 	}
-	ps, err := p.Postings(origin)
 	if err != nil {
 		return nil, err
 	}
@@ -374,10 +400,14 @@ func (ev *Event) CheckFromShop() error {
 	if y := d.Year(); y < minEventYear || y > maxEventYear {
 		return Invalidf("business_date", "business date %s: want a year in %d-%d", ev.BusinessDate, minEventYear, maxEventYear)
 	}
+	hold := ev.Kind == KindReservation || ev.Kind == KindReservationEnd
 	for j, p := range ev.Postings {
 		field := fmt.Sprintf("postings[%d].amount", j)
 		if err := checkPostingUnit(field, p); err != nil {
 			return err
+		}
+		if hold && !holdsOnly(ev.Origin, p) {
+			return Invalidf(fmt.Sprintf("postings[%d].account", j), "a %s moves only its shop's reserved and reservation accounts of goods, not %s of %s", ev.Kind, p.Asset, p.Account)
 		}
 		if !strings.HasPrefix(p.Account, "stock/") || !strings.HasPrefix(string(p.Asset), "item:") {
 			continue
@@ -387,6 +417,20 @@ func (ev *Event) CheckFromShop() error {
 		}
 	}
 	return nil
+}
+
+// holdsOnly reports whether p is a posting a reservation of origin makes:
+// units of an item on origin's memo accounts (reservation.go), never stock.
+func holdsOnly(origin StoreID, p Posting) bool {
+	if !strings.HasPrefix(string(p.Asset), "item:") {
+		return false
+	}
+	rest, ok := strings.CutPrefix(p.Account, "reserved/")
+	if !ok {
+		rest, ok = strings.CutPrefix(p.Account, "reservation/")
+	}
+	store, _, _ := strings.Cut(rest, "/")
+	return ok && store == string(origin)
 }
 
 // CheckEventTime refuses a time no shop's event happens at (outside the

@@ -67,7 +67,7 @@ func (l *Ledger) Append(ctx context.Context, ev storeline.Event) (stored storeli
 	if err := normalise(ev.Body); err != nil {
 		return ev, false, fmt.Errorf("ledger: append %s: %w", ev.ID, err)
 	}
-	ps, err := storeline.DerivePostings(l.o.Origin, ev.Body)
+	ps, err := storeline.DeriveEventPostings(l.o.Origin, ev.ID, ev.Body)
 	if err != nil {
 		return ev, false, fmt.Errorf("ledger: append %s: postings: %w", ev.ID, err)
 	}
