@@ -54,7 +54,17 @@ func (s *Server) sessionSeller(c *caller, seller storeline.SellerID) error {
 // when new, 200 for a retry of the same fact. The ledger's refusal of the
 // same ID with another body names the id, the field the till has to
 // change.
+//
+// A till's time was checked where it was decoded (tillRefs), so a
+// time outside the years head office takes (CheckEventTime) is the node's
+// own clock, on an event it authors (a shift's close, a hand-back): such
+// an event is refused, as Unavailable until the clock is set right. Kept,
+// head office would refuse it and the shop's push would stop behind it.
 func (s *Server) appendEvent(ctx context.Context, id storeline.EventID, at time.Time, date storeline.Date, b storeline.Body) (storeline.Event, bool, error) {
+	if storeline.CheckEventTime("occurred_at", at) != nil {
+		return storeline.Event{}, false, storeline.Errorf(storeline.Unavailable, "posbridge.append",
+			"the node's clock reads %s, outside the years head office takes: nothing the node authors is recorded until the clock is set right", at.UTC().Format(time.RFC3339))
+	}
 	ev, ok, err := s.led.Append(ctx, storeline.Event{
 		ID: id, Kind: b.EventKind(), Body: b, OccurredAt: at.UTC(), BusinessDate: date,
 	})
