@@ -90,6 +90,11 @@ type Config struct {
 	JournalRetention     time.Duration
 	JournalPruneInterval time.Duration
 
+	// ReservationLapseInterval is how often the node lapses the
+	// reservations whose date has passed (reservations.go); 0 means
+	// DefaultReservationLapse.
+	ReservationLapseInterval time.Duration
+
 	// WeighedLayout is the chain's in-store weighed barcode layout.
 	WeighedLayout storeline.WeighedLayout
 
@@ -268,6 +273,9 @@ func (c Config) Validate() error {
 	if p := c.JournalPruneInterval; p < 0 || p > MaxTimer || (p > 0 && p < time.Second) {
 		bad("JournalPruneInterval", "%v out of range [1s, %v] (0: %v)", p, MaxTimer, DefaultJournalPruneInterval)
 	}
+	if p := c.ReservationLapseInterval; p < 0 || p > MaxTimer || (p > 0 && p < time.Second) {
+		bad("ReservationLapseInterval", "%v out of range [1s, %v] (0: %v)", p, MaxTimer, DefaultReservationLapse)
+	}
 	if c.MemTableBytes < 0 {
 		bad("MemTableBytes", "%d is negative (0: the ledger's default)", c.MemTableBytes)
 	}
@@ -425,6 +433,7 @@ func (c Config) String() string {
 	kv("PointsSweepInterval", c.PointsSweepInterval)
 	kv("JournalRetention", c.JournalRetention)
 	kv("JournalPruneInterval", c.JournalPruneInterval)
+	kv("ReservationLapseInterval", c.ReservationLapseInterval)
 	kv("WeighedLayout", fmt.Sprintf("%s/%s/%d", strings.Join(c.WeighedLayout.Prefixes, ","), c.WeighedLayout.Pattern, c.WeighedLayout.WeightDecimals))
 	kv("MaxClockSkew", c.MaxClockSkew)
 	kv("WALSegmentBytes", c.WALSegmentBytes)

@@ -42,6 +42,7 @@ type Node struct {
 
 	loySweep  *periodic     // loyalty.go
 	retention *periodic     // retention.go
+	lapse     *periodic     // reservations.go
 	points    *pointsBroker // loyalty.go; nil when standalone
 
 	seams    *ledger.Seams // the ledger's I/O seams; set by this package's tests only
@@ -292,6 +293,7 @@ func (n *Node) Stop() error {
 	n.serveWG.Wait()
 	n.stopPointsSweep()      // loyalty.go
 	n.stopJournalRetention() // retention.go
+	n.stopReservationLapse() // reservations.go
 	n.closePoints()          // loyalty.go
 	if n.repl != nil {
 		// Whatever is in flight is cut short: a push is resent from the
@@ -324,6 +326,7 @@ func (n *Node) closeAll() {
 	}
 	n.stopPointsSweep()      // loyalty.go
 	n.stopJournalRetention() // retention.go
+	n.stopReservationLapse() // reservations.go
 	n.closePoints()          // loyalty.go
 	if n.ledger != nil {
 		n.ledger.Close()

@@ -54,6 +54,7 @@ func (c Config) bridgeConfig(led *ledger.Ledger) posbridge.Config {
 	b.MaxStatsDays = c.MaxStatsDays
 	b.MaxPageSize = c.MaxPageSize
 	b.PointsFloat = c.PointsFloat
+	b.MaxReservationDays = c.maxReservationDays()
 	if c.Version != "" {
 		b.Version = c.Version
 	}
@@ -83,6 +84,7 @@ func (n *Node) tillHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.startPointsSweep(s) // loyalty.go
+	n.startPointsSweep(s)      // loyalty.go
+	n.startReservationLapse(s) // reservations.go
 	return s.Handler(), nil
 }

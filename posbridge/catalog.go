@@ -464,11 +464,16 @@ func (s *Server) getCard(w http.ResponseWriter, r *http.Request, c *caller) erro
 }
 
 type stockOut struct {
-	Item        storeline.ItemID `json:"item"`
-	SKU         string           `json:"sku"`
-	Unit        storeline.Unit   `json:"unit"`
-	OnHand      string           `json:"on_hand"`
-	Departments []deptQty        `json:"departments"`
+	Item   storeline.ItemID `json:"item"`
+	SKU    string           `json:"sku"`
+	Unit   storeline.Unit   `json:"unit"`
+	OnHand string           `json:"on_hand"`
+	// Reserved is what reservations hold (reservations.go); Available is
+	// on hand less that, what a new reservation may hold. A sale is never
+	// refused for reserved goods.
+	Reserved    string    `json:"reserved"`
+	Available   string    `json:"available"`
+	Departments []deptQty `json:"departments"`
 }
 
 type deptQty struct {
@@ -495,7 +500,11 @@ func (s *Server) getStock(w http.ResponseWriter, r *http.Request, _ *caller) err
 		return err
 	}
 	sort.Slice(out.Departments, func(i, j int) bool { return out.Departments[i].Dept < out.Departments[j].Dept })
-	out.OnHand = qtyStr(total)
+	reserved, err := s.led.Balance(storeline.ReservedAccount(s.cfg.Store, it.ID), asset)
+	if err != nil {
+		return err
+	}
+	out.OnHand, out.Reserved, out.Available = qtyStr(total), qtyStr(reserved), qtyStr(total.Sub(reserved))
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

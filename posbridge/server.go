@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,6 +141,10 @@ type Config struct {
 	// keeps when it hands the rest back to central.
 	Points      PointsBroker
 	PointsFloat int64
+	// MaxReservationDays bounds how many business days after it is made
+	// a reservation may hold goods (at most storeline.MaxReservationDays,
+	// what head office accepts).
+	MaxReservationDays int
 }
 
 // DefaultConfig returns production-sane limits; the caller sets Store,
@@ -161,6 +166,8 @@ func DefaultConfig() Config {
 		Replication:   func() string { return "standalone" },
 		Version:       "dev",
 		PointsFloat:   100,
+
+		MaxReservationDays: storeline.MaxReservationDays,
 	}
 }
 
@@ -224,6 +231,9 @@ func (c Config) Validate() error {
 	if c.PointsFloat < 0 || c.PointsFloat > storeline.MaxPoints {
 		bad("PointsFloat", "%d out of [0, %d]", c.PointsFloat, int64(storeline.MaxPoints))
 	}
+	if c.MaxReservationDays < 0 || c.MaxReservationDays > storeline.MaxReservationDays {
+		bad("MaxReservationDays", "%d out of [0, %d]", c.MaxReservationDays, storeline.MaxReservationDays)
+	}
 	if len(errs) > 0 {
 		return storeline.E("posbridge.Config.Validate", storeline.Invalid, errors.Join(errs...))
 	}
@@ -249,6 +259,9 @@ type Server struct {
 	storeAt atomic.Pointer[storeRecord]
 	// shiftDays remembers the days shifts opened on (shifts.go).
 	shiftDays shiftDays
+	// reserving makes a reservation's availability check and its append
+	// one step among reservations (reservations.go, reserve).
+	reserving sync.Mutex
 }
 
 type metrics struct {
@@ -391,6 +404,11 @@ func (s *Server) routes() {
 	f("POST /v1/baskets", withSession, s.postBasket)
 	h("POST /v1/baskets/price", terminal, s.priceBasket)
 	h("GET /v1/baskets/{id}", terminal, s.getBasket)
+	f("POST /v1/reservations", withSession, s.postReservation)
+	h("GET /v1/reservations", terminal, s.listReservations)
+	h("GET /v1/reservations/{id}", terminal, s.getReservation)
+	f("POST /v1/reservations/{id}/release", withSession, s.releaseReservation)
+	f("POST /v1/reservations/{id}/collect", withSession, s.collectReservation)
 	h("GET /v1/sellers", terminal, s.getSellers)
 	h("GET /v1/messages", terminal, s.getMessages)
 	h("GET /v1/stats/sales", withSession, s.salesStats)
