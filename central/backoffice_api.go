@@ -37,6 +37,7 @@ func (n *Node) backOfficeRoutes(h func(string, bool, func(http.ResponseWriter, *
 	h("PUT /v1/recipes/{item}", true, n.putRecipe)
 	h("GET /v1/recipes/{item}", false, n.getRecipe)
 	h("GET /v1/stock", false, n.getStock)
+	h("GET /v1/reservations", false, n.getReservations) // reservations.go
 	h("GET /v1/balances", false, n.getBalances)
 	h("GET /v1/batches", false, n.getBatches)
 	h("GET /v1/drafts", false, n.getDrafts)
@@ -651,6 +652,9 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 		Item  string          `json:"item"`
 		Qty   decimal.Decimal `json:"qty"`
 		Value decimal.Decimal `json:"value"`
+		// Reserved is the units of the item held for customers at the
+		// store (reservations.go): still in stock, and in Qty.
+		Reserved *decimal.Decimal `json:"reserved,omitempty"`
 	}
 	var rows []*row
 	var cur storeline.Currency
@@ -722,6 +726,30 @@ func (n *Node) getStock(w http.ResponseWriter, r *http.Request) error {
 			}
 			if err := scanBalances(rt, p, from, visit); err != nil || stopped {
 				return err
+			}
+		}
+		if len(rows) > 0 {
+			// One scan of the store's reserved accounts for the page,
+			// rather than a read per row.
+			held := storeline.ReservedAccount(store, "")
+			scan := held
+			if item != "" {
+				scan = storeline.ReservedAccount(store, storeline.ItemID(item)) + "\x00"
+			}
+			reserved := map[string]decimal.Decimal{}
+			if err := scanBalances(rt, scan, "", func(b balanceRow) bool {
+				it := strings.TrimPrefix(b.Account, held)
+				if b.Asset == storeline.ItemAsset(storeline.ItemID(it)) {
+					reserved[it] = b.Amount
+				}
+				return true
+			}); err != nil {
+				return err
+			}
+			for _, r := range rows {
+				if q, ok := reserved[r.Item]; ok {
+					r.Reserved = &q
+				}
 			}
 		}
 		if item != "" && len(rows) == 0 && after == "" {

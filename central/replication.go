@@ -124,7 +124,14 @@ const (
 	// seen entry were pruned finds what it did. Absent for events applied
 	// before it existed.
 	rpHQID = "repl/hqid/"
+	// rpResv indexes a shop's reservations of goods by ID: origin \0
+	// id16 → epoch8 seq8 of the stored event (reservations.go).
+	rpResv = "repl/resv/"
 )
+
+func reservationKey(origin storeline.StoreID, id storeline.EventID) string {
+	return rpResv + string(origin) + "\x00" + string(id[:])
+}
 
 func markKey(store storeline.StoreID, epoch uint64) string {
 	return rpMark + string(store) + "\x00" + string(ledger.PutU64(epoch))
@@ -760,8 +767,14 @@ func (a *applier) accept(ev storeline.Event) error {
 	if err := a.tx.SetMeta(eventKey(ev.Origin, ev.Epoch, ev.Seq), enc); err != nil {
 		return err
 	}
-	if ev.Kind == storeline.KindCustomerRegistered {
+	switch ev.Kind {
+	case storeline.KindCustomerRegistered:
 		if err := mergeRegistration(a.tx, &ev, enc); err != nil { // customers.go
+			return err
+		}
+	case storeline.KindReservation:
+		pos := append(ledger.PutU64(ev.Epoch), ledger.PutU64(ev.Seq)...)
+		if err := a.tx.SetMeta(reservationKey(ev.Origin, ev.ID), pos); err != nil {
 			return err
 		}
 	}

@@ -34,6 +34,8 @@ commands:
   post ID | cancel ID | show ID    post, cancel or show a document
   drafts STORE                     document drafts the store's tills sent
   stock STORE [ITEM]               stock per department and item: units and value at cost
+  reservations STORE [ITEM]        goods the store holds for customers: its active reservations
+                                   (until, for whom, lines) and units reserved per item (ITEM: id or SKU)
   expiring STORE DAYS              batches expiring within DAYS days
   cost-of-sales STORE              cost the store's sales central has not costed yet
   pay-supplier ID SUPPLIER BANK AMOUNT CURRENCY [PAID_ON]
@@ -67,7 +69,7 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	c := &adminClient{base: strings.TrimRight(base, "/"), token: key, timeout: timeout}
 	want := map[string][2]int{"cluster": {0, 0}, "import-items": {1, 1}, "import-prices": {1, 1}, "price": {3, 4}, "seller": {4, 4},
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
-		"drafts": {1, 1}, "stock": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
+		"drafts": {1, 1}, "stock": {1, 2}, "reservations": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
 		"pay-supplier": {5, 6}, "pay-cancel": {2, 3}, "order": {1, 1}, "show-order": {1, 1}, "orders": {1, 1},
 		"order-cancel": {2, 2}, "order-close": {1, 2}, "statement": {4, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
@@ -270,6 +272,12 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 			q += "&item=" + url.QueryEscape(a[1])
 		}
 		return c.do(ctx, "GET", "/v1/stock?"+q, nil, stdout)
+	case "reservations":
+		q := "store=" + url.QueryEscape(a[0])
+		if len(a) > 1 {
+			q += "&item=" + url.QueryEscape(a[1])
+		}
+		return c.do(ctx, "GET", "/v1/reservations?"+q, nil, stdout)
 	case "expiring":
 		return c.do(ctx, "GET", "/v1/batches?store="+url.QueryEscape(a[0])+"&expiring_within_days="+url.QueryEscape(a[1]), nil, stdout)
 	case "cost-of-sales":
