@@ -48,7 +48,11 @@ type DocumentDraft struct {
 	Reason   string           `msgpack:",omitempty"`
 	Position *JournalPosition `msgpack:",omitempty"`
 	Note     string           `msgpack:",omitempty"`
-	Lines    []DocLine
+	// Order is the purchase order an incoming invoice delivers (head
+	// office's orders, as the shop was told of them): the document made
+	// of the draft names it.
+	Order string `msgpack:",omitempty"`
+	Lines []DocLine
 }
 
 // DocLine is one line of a document draft. Qty is in base units; where the
@@ -83,6 +87,14 @@ func (d *DocumentDraft) Validate() error {
 	}
 	if !d.Currency.Valid() {
 		return Invalidf("currency", "%q is not an ISO 4217 code", d.Currency)
+	}
+	if d.Order != "" {
+		if d.Type != DocIncomingInvoice {
+			return Invalidf("order", "only an incoming invoice delivers a purchase order, not a %s", d.Type)
+		}
+		if err := CheckID("order", d.Order); err != nil {
+			return err
+		}
 	}
 	switch d.Type {
 	case DocIncomingInvoice, DocSupplierReturn:
