@@ -54,6 +54,10 @@ func TestCtlBackOffice(t *testing.T) {
 		{[]string{"stock", "s1"}, 0, `"stock":[]`},
 		{[]string{"document-from-draft", "x1", "s1", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}, 1, `(field: draft.event)`},
 		{[]string{"stock"}, 2, `bad command`},
+		{[]string{"reservations", "s1"}, 0, `"reservations":[]`},
+		{[]string{"reservations", "s1", "milk"}, 0, `"store":"s1"`},
+		{[]string{"reservations", "nowhere"}, 1, `(field: store)`},
+		{[]string{"reservations"}, 2, `bad command`},
 		// Settlements: the cancelled invoice owes nothing; a payment is
 		// an advance (the chain is owed 5.00), and a retry is harmless.
 		{[]string{"pay-supplier", "pay1", "p1", "b1", "5.00", "EUR", today}, 0, `"amount":"5.00"`},

@@ -52,6 +52,7 @@ func cmdTill(ctx context.Context, args []string, getenv func(string) string, std
 	returnRate := fs.Float64("return-rate", def.ReturnRate, "chance of a return after a receipt")
 	cardRate := fs.Float64("card-rate", def.CardRate, "chance a receipt is paid by card")
 	pointsRate := fs.Float64("points-rate", def.PointsRate, "chance a customer with points to spend pays part of a receipt with them")
+	reservationRate := fs.Float64("reservation-rate", def.ReservationRate, "chance a customer asks the till to hold a few items after a receipt")
 	timeout := fs.Duration("timeout", def.RequestTimeout, "timeout of one HTTP attempt")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	fs.Usage = func() {
@@ -74,7 +75,7 @@ func cmdTill(ctx context.Context, args []string, getenv func(string) string, std
 	cfg := def
 	cfg.TillsPerShop, cfg.Duration, cfg.Receipts, cfg.Rate, cfg.Seed = *tills, *duration, *receipts, *rate, *seed
 	cfg.ReceiptsPerShift, cfg.ReturnRate, cfg.CardRate, cfg.RequestTimeout = *perShift, *returnRate, *cardRate, *timeout
-	cfg.PointsRate = *pointsRate
+	cfg.PointsRate, cfg.ReservationRate = *pointsRate, *reservationRate
 	var sellers []tillsim.Seller
 	if *sellerList != "" {
 		for _, s := range strings.Split(*sellerList, ",") {

@@ -60,13 +60,13 @@ func (c *Chain) checkCentral(ctx context.Context, views []shopView, problem func
 			total.add(compareCentral(n.ID(), s.ID, views[i], cv, problem))
 		}
 	}
-	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock (units and value at cost), units sold and their cost, sales, money, loyalty balances and points issued and redeemed "+
-		"(%d events, %d stock, %d stock value, %d sold, %d cost, %d money, %d points balances and %d points issued/redeemed balances compared in all; as of %s)",
-		len(nodes), total.events, total.stock, total.value, total.sold, total.cogs, total.money, total.points, total.flows, time.Now().UTC().Format(time.TimeOnly))
+	return fmt.Sprintf("%d nodes each hold every shop's receipts and returns, its stock (units and value at cost), units sold and their cost, sales, money, loyalty balances, points issued and redeemed, and goods reserved "+
+		"(%d events, %d stock, %d stock value, %d sold, %d cost, %d money, %d points balances, %d points issued/redeemed and %d reserved balances compared in all; as of %s)",
+		len(nodes), total.events, total.stock, total.value, total.sold, total.cogs, total.money, total.points, total.flows, total.reserved, time.Now().UTC().Format(time.TimeOnly))
 }
 
 // centralCounts is how much of a shop one node's comparison covered.
-type centralCounts struct{ events, stock, value, sold, cogs, money, points, flows int }
+type centralCounts struct{ events, stock, value, sold, cogs, money, points, flows, reserved int }
 
 func (c *centralCounts) add(o centralCounts) {
 	c.events += o.events
@@ -77,13 +77,14 @@ func (c *centralCounts) add(o centralCounts) {
 	c.money += o.money
 	c.points += o.points
 	c.flows += o.flows
+	c.reserved += o.reserved
 }
 
 // compareCentral compares central node node's copy of store (cen) with the
 // shop's own (shop): each of the shop's receipts and returns once, nothing
 // else, the same sales (revenue and VAT), and the same stock (units and
 // value at cost), units sold, cost of sales, money, loyalty balances and
-// points issued and redeemed, each to the last decimal.
+// points issued and redeemed, and goods reserved, each to the last decimal.
 func compareCentral(node string, store storeline.StoreID, shop, cen shopView, problem func(string, ...any)) centralCounts {
 	var cnt centralCounts
 	missing, extra, dups := 0, 0, []string{}
@@ -127,6 +128,7 @@ func compareCentral(node string, store storeline.StoreID, shop, cen shopView, pr
 		{"money balances", diffBalances(shop.money, cen.money), &cnt.money, len(cen.money)},
 		{"loyalty balances", diffBalances(shop.points, cen.points), &cnt.points, len(cen.points)},
 		{"points issued and redeemed", diffBalances(shop.loyalty, cen.loyalty), &cnt.flows, len(cen.loyalty)},
+		{"goods reserved", diffBalances(shop.reserved, cen.reserved), &cnt.reserved, len(cen.reserved)},
 	} {
 		*k.n = k.len
 		if len(k.bad) > 0 {

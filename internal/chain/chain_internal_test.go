@@ -146,6 +146,9 @@ func TestCompareCentral(t *testing.T) {
 			loyalty: map[string]decimal.Decimal{
 				"points-issued/shop-1 pts:loyalty": d("-15"), "points-redeemed/shop-1 pts:loyalty": d("3"),
 			},
+			reserved: map[string]decimal.Decimal{
+				"reserved/shop-1/item-1 item:item-1": d("2"), "reservation/shop-1/" + r2.String() + " item:item-1": d("-2"),
+			},
 		}
 	}
 	for _, tc := range []struct {
@@ -172,6 +175,9 @@ func TestCompareCentral(t *testing.T) {
 		{"points issued off", func(v *shopView) { v.loyalty["points-issued/shop-1 pts:loyalty"] = d("-16") },
 			"central-2's points issued and redeemed of shop-1 differ (shop, central) for 1 accounts: points-issued/shop-1 pts:loyalty -15, -16"},
 		{"points redeemed missing", func(v *shopView) { delete(v.loyalty, "points-redeemed/shop-1 pts:loyalty") }, "points-redeemed/shop-1 pts:loyalty 3, 0"},
+		{"reservation ended at central only", func(v *shopView) { v.reserved = map[string]decimal.Decimal{} },
+			"central-2's goods reserved of shop-1 differ (shop, central) for 2 accounts"},
+		{"reserved off", func(v *shopView) { v.reserved["reserved/shop-1/item-1 item:item-1"] = d("3") }, "reserved/shop-1/item-1 item:item-1 2, 3"},
 		{"sales off", func(v *shopView) { v.sales = d("10.01") }, "central-2's sales (revenue and VAT) of shop-1 differ: the shop 10, central 10.01"},
 		{"same figures, other exponent", func(v *shopView) { v.sales, v.value["food/item-1"] = d("10"), d("-1.7") }, ""},
 	} {
@@ -183,7 +189,7 @@ func TestCompareCentral(t *testing.T) {
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want %q", tc.name, got, tc.want)
 		}
-		if tc.name == "agree" && cnt != (centralCounts{events: 3, stock: 1, value: 1, sold: 1, cogs: 1, money: 2, points: 1, flows: 2}) {
+		if tc.name == "agree" && cnt != (centralCounts{events: 3, stock: 1, value: 1, sold: 1, cogs: 1, money: 2, points: 1, flows: 2, reserved: 2}) {
 			t.Errorf("agree: counts %+v", cnt)
 		}
 	}

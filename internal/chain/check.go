@@ -71,7 +71,7 @@ func (c Check) Write(w io.Writer) {
 	fmt.Fprintf(w, "  central: %s\n", c.Central)
 	fmt.Fprintf(w, "  central reports: %s\n", c.Reports)
 	if c.OK() {
-		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values, costs of sales and loyalty points between the shops and central")
+		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values, costs of sales, loyalty points and goods reserved between the shops and central")
 		return
 	}
 	for _, p := range c.Problems {
@@ -204,6 +204,10 @@ type shopView struct {
 	// units and value are the shop's stock per "dept/item": units, and
 	// value at cost (money on the stock account).
 	units, value map[string]decimal.Decimal
+	// reserved is, by "account asset", the units reservations of goods
+	// hold: per item (reserved/<store>/<item>) and per reservation
+	// (reservation/<store>/<id>).
+	reserved map[string]decimal.Decimal
 }
 
 // readView reads what a shop's ledger or a central node holds of store's
@@ -233,6 +237,9 @@ func readView(journal func(storeline.StoreID, ledger.Position, int) ([]storeline
 	}
 	if v.loyalty, err = pointsFlows(balances, store, prog); err != nil {
 		errs = append(errs, "points issued and redeemed: "+err.Error())
+	}
+	if v.reserved, err = heldGoods(balances, store); err != nil {
+		errs = append(errs, "reserved: "+err.Error())
 	}
 	if v.money, v.sales, err = moneyBalances(balances, store); err != nil {
 		errs = append(errs, "money: "+err.Error())
@@ -292,6 +299,26 @@ func stockByItem(balances func(string) ([]ledger.Balance, error), store storelin
 		out[storeline.ItemID(item)] = out[storeline.ItemID(item)].Add(b.Amount)
 	}
 	return out, err
+}
+
+// heldGoods returns the nonzero balances of the store's reservations of
+// goods (reserved/<store>/ and reservation/<store>/), by "account asset".
+// Zero ones are left out: the shop keeps an ended reservation's balances
+// at zero, central drops them.
+func heldGoods(balances func(string) ([]ledger.Balance, error), store storeline.StoreID) (map[string]decimal.Decimal, error) {
+	out := map[string]decimal.Decimal{}
+	for _, prefix := range []string{"reserved/" + string(store) + "/", storeline.ReservationAccountPrefix(store)} {
+		bs, err := balances(prefix)
+		if err != nil {
+			return out, err
+		}
+		for _, b := range bs {
+			if !b.Amount.IsZero() {
+				out[b.Account+" "+string(b.Asset)] = b.Amount
+			}
+		}
+	}
+	return out, nil
 }
 
 // stockByAccount returns the shop's stock per "dept/item": the units of

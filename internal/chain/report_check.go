@@ -39,10 +39,14 @@ type reportView struct {
 	// loyalty is, by "account asset", GET /v1/balances of the points
 	// issued and redeemed at the shop.
 	loyalty map[string]decimal.Decimal
+	// reserved is, by the shop's "account asset", GET /v1/reservations:
+	// the units reserved per item (reserved/<store>/<item>) and what each
+	// active reservation holds (reservation/<store>/<id>, negative).
+	reserved map[string]decimal.Decimal
 }
 
 // reportCounts is how much of a shop the reports' comparison covered.
-type reportCounts struct{ stock, sales, customers, flows int }
+type reportCounts struct{ stock, sales, customers, flows, reserved int }
 
 // checkReports compares, for each shop, what central's API reports of it
 // with the shop's ledger (views), and says what it compared.
@@ -66,14 +70,15 @@ func (c *Chain) checkReports(ctx context.Context, views []shopView, problem func
 		total.sales += cnt.sales
 		total.customers += cnt.customers
 		total.flows += cnt.flows
+		total.reserved += cnt.reserved
 		uncosted += rv.uncosted
 	}
 	cost := "and the cost of each"
 	if uncosted > 0 {
 		cost = fmt.Sprintf("(cost NOT compared: %d sales not costed yet)", uncosted)
 	}
-	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s), loyalty points of %d customers and %d points issued/redeemed balances agree with the shops' ledgers",
-		total.stock, total.sales, cost, total.customers, total.flows)
+	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s), loyalty points of %d customers, %d points issued/redeemed balances and reservations (%d balances of goods reserved) agree with the shops' ledgers",
+		total.stock, total.sales, cost, total.customers, total.flows, total.reserved)
 }
 
 // customersOf returns the customers whose rights or debt at the shop the
@@ -105,8 +110,35 @@ func customersOf(points map[string]decimal.Decimal) []storeline.CustomerID {
 // loyalty points of customers.
 func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, customers []storeline.CustomerID) (reportView, error) {
 	rv := reportView{units: map[string]decimal.Decimal{}, value: map[string]decimal.Decimal{},
-		points: map[string]decimal.Decimal{}, loyalty: map[string]decimal.Decimal{}}
+		points: map[string]decimal.Decimal{}, loyalty: map[string]decimal.Decimal{}, reserved: map[string]decimal.Decimal{}}
 	q := "consistency=linearizable&limit=5000&store=" + url.QueryEscape(string(store))
+	for after := ""; ; {
+		var page struct {
+			Reservations []struct {
+				ID   string `json:"id"`
+				Held []struct {
+					Item storeline.ItemID `json:"item"`
+					Qty  decimal.Decimal  `json:"qty"`
+				} `json:"held"`
+			} `json:"reservations"`
+			Reserved map[storeline.ItemID]decimal.Decimal `json:"reserved"`
+			Next     string                               `json:"next"`
+		}
+		if err := c.ho.do(ctx, "GET", "/v1/reservations?"+q+"&after="+url.QueryEscape(after), "", nil, &page); err != nil {
+			return rv, err
+		}
+		for item, qty := range page.Reserved {
+			rv.reserved[storeline.ReservedAccount(store, item)+" "+string(storeline.ItemAsset(item))] = qty
+		}
+		for _, r := range page.Reservations {
+			for _, h := range r.Held {
+				rv.reserved[storeline.ReservationAccountPrefix(store)+r.ID+" "+string(storeline.ItemAsset(h.Item))] = h.Qty.Neg()
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
 	for after := ""; ; {
 		var page struct {
 			Stock []struct {
@@ -205,9 +237,10 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 // (one per receipt and return in the shop's journal), their revenue net of
 // VAT against the shop's revenue account and, when every sale is costed,
 // their cost against the shop's cost of sales; each customer's rights and
-// debt at the shop; and the points issued and redeemed there.
+// debt at the shop; the points issued and redeemed there; and the goods
+// its active reservations hold.
 func compareReports(store storeline.StoreID, shop shopView, rep reportView, problem func(string, ...any)) reportCounts {
-	cnt := reportCounts{stock: len(unionKeys(rep.units, rep.value)), sales: rep.sales, customers: len(customersOf(rep.points)), flows: len(rep.loyalty)}
+	cnt := reportCounts{stock: len(unionKeys(rep.units, rep.value)), sales: rep.sales, customers: len(customersOf(rep.points)), flows: len(rep.loyalty), reserved: len(rep.reserved)}
 	stock := "stock/" + string(store) + "/"
 	for _, k := range []struct {
 		what string
@@ -217,6 +250,7 @@ func compareReports(store storeline.StoreID, shop shopView, rep reportView, prob
 		{"stock report's values at cost", diffBalances(prefixed(stock, shop.value), prefixed(stock, rep.value))},
 		{"loyalty points", diffBalances(shop.points, rep.points)},
 		{"points issued and redeemed", diffBalances(shop.loyalty, rep.loyalty)},
+		{"reservations of goods", diffBalances(shop.reserved, rep.reserved)},
 	} {
 		if len(k.bad) > 0 {
 			problem("central's %s of %s differ (shop, central) for %d accounts: %s", k.what, store, len(k.bad), strings.Join(k.bad[:min(5, len(k.bad))], "; "))

@@ -27,7 +27,8 @@ func TestCompareReports(t *testing.T) {
 		points: map[string]decimal.Decimal{
 			"points/club/c-1/shop-1": d("12"), "points-debt/shop-1/club/c-2": d("-4"),
 		},
-		loyalty: map[string]decimal.Decimal{"points-issued/shop-1 pts:club": d("-15"), "points-redeemed/shop-1 pts:club": d("3")},
+		loyalty:  map[string]decimal.Decimal{"points-issued/shop-1 pts:club": d("-15"), "points-redeemed/shop-1 pts:club": d("3")},
+		reserved: map[string]decimal.Decimal{"reserved/shop-1/item-1 item:item-1": d("1"), "reservation/shop-1/r1 item:item-1": d("-1")},
 	}
 	report := func() reportView {
 		return reportView{
@@ -38,7 +39,8 @@ func TestCompareReports(t *testing.T) {
 			points: map[string]decimal.Decimal{
 				"points/club/c-1/shop-1": d("12"), "points-debt/shop-1/club/c-2": d("-4"),
 			},
-			loyalty: map[string]decimal.Decimal{"points-issued/shop-1 pts:club": d("-15"), "points-redeemed/shop-1 pts:club": d("3")},
+			loyalty:  map[string]decimal.Decimal{"points-issued/shop-1 pts:club": d("-15"), "points-redeemed/shop-1 pts:club": d("3")},
+			reserved: map[string]decimal.Decimal{"reserved/shop-1/item-1 item:item-1": d("1.000"), "reservation/shop-1/r1 item:item-1": d("-1")},
 		}
 	}
 	for _, tc := range []struct {
@@ -64,6 +66,9 @@ func TestCompareReports(t *testing.T) {
 		{"issued off", func(v *reportView) { v.loyalty["points-issued/shop-1 pts:club"] = d("-14") },
 			"central's points issued and redeemed of shop-1 differ (shop, central) for 1 accounts: points-issued/shop-1 pts:club -15, -14"},
 		{"redeemed extra", func(v *reportView) { v.loyalty["points-redeemed/shop-1 pts:club"] = d("4") }, "points-redeemed/shop-1 pts:club 3, 4"},
+		{"reservation not listed", func(v *reportView) { delete(v.reserved, "reservation/shop-1/r1 item:item-1") },
+			"central's reservations of goods of shop-1 differ (shop, central) for 1 accounts: reservation/shop-1/r1 item:item-1 -1, 0"},
+		{"reserved off", func(v *reportView) { v.reserved["reserved/shop-1/item-1 item:item-1"] = d("2") }, "reserved/shop-1/item-1 item:item-1 1, 2"},
 	} {
 		var problems []string
 		rep := report()
@@ -73,7 +78,7 @@ func TestCompareReports(t *testing.T) {
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want %q", tc.name, got, tc.want)
 		}
-		if tc.name == "agree" && cnt != (reportCounts{stock: 2, sales: 3, customers: 2, flows: 2}) {
+		if tc.name == "agree" && cnt != (reportCounts{stock: 2, sales: 3, customers: 2, flows: 2, reserved: 2}) {
 			t.Errorf("agree: counts %+v", cnt)
 		}
 	}

@@ -41,6 +41,7 @@ type priceRec struct {
 
 type storeRec struct {
 	ID          string `json:"id"`
+	TimeZone    string `json:"time_zone"`
 	Currency    string `json:"currency"`
 	Departments []struct {
 		ID string `json:"id"`
@@ -81,8 +82,11 @@ type snapshot struct {
 	version  uint64
 	currency string
 	scale    int32
-	items    []sellable
-	total    int // items in the catalogue, priced or not
+	// loc is the store's time zone, in which its business dates turn
+	// (UTC when the store record names none the till can load).
+	loc   *time.Location
+	items []sellable
+	total int // items in the catalogue, priced or not
 	// weighed and packs index the items sold by weight and those with a
 	// pack barcode: produce and multipacks are in many baskets whatever
 	// their rank.
@@ -177,11 +181,14 @@ func (c *catalog) apply(kind, id string, deleted bool, rec json.RawMessage) erro
 // ordered price lists with a price effective at now wins, and within a
 // list the latest From at or before now.
 func (c *catalog) build(now time.Time) *snapshot {
-	s := &snapshot{version: c.cursor, scale: 2, total: len(c.items)}
+	s := &snapshot{version: c.cursor, scale: 2, total: len(c.items), loc: time.UTC}
 	if c.store == nil {
 		return s
 	}
 	s.currency = c.store.Currency
+	if loc, err := (&storeline.Store{TimeZone: c.store.TimeZone}).Location(); err == nil {
+		s.loc = loc
+	}
 	s.scale = currencyScale(c.store.Currency)
 	depts := map[string]bool{}
 	for _, d := range c.store.Departments {

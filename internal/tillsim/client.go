@@ -27,6 +27,9 @@ const (
 	epOpen     = "POST /v1/shifts"
 	epClose    = "POST /v1/shifts/{id}/close"
 	epSellers  = "GET /v1/sellers"
+	epReserve  = "POST /v1/reservations"
+	epCollect  = "POST /v1/reservations/{id}/collect"
+	epRelease  = "POST /v1/reservations/{id}/release"
 	epTerminal = "POST /admin/v1/terminals"
 )
 
@@ -63,8 +66,13 @@ type counters struct {
 	// pointsRefused counts receipts refused for their points payment
 	// (409 naming payments[i].points), each then paid otherwise.
 	pointsRefused int
-	errors        map[string]int
-	firstError    string
+	// reservationsRefused counts reservations refused for holding more
+	// than is available (422 naming lines[i].qty); reservationsEnded ends
+	// of reservations another till or the node ended first (409). Both are
+	// business answers, not errors.
+	reservationsRefused, reservationsEnded int
+	errors                                 map[string]int
+	firstError                             string
 }
 
 func (c *counters) add(f func(c *counters)) {
@@ -130,9 +138,11 @@ func (c *client) do(ctx context.Context, rng *rand.Rand, req request, out any) (
 			}
 			return status, nil
 		case err == nil && status < 500 && status != http.StatusTooManyRequests:
-			detail := strings.TrimSpace(string(body))
-			c.countError(strconv.Itoa(status), fmt.Sprintf("%s %d %s", req.endpoint, status, detail))
-			return status, &refused{status: status, body: detail}
+			r := &refused{status: status, body: strings.TrimSpace(string(body))}
+			if businessAnswer(req.endpoint, r) == "" {
+				c.countError(strconv.Itoa(status), fmt.Sprintf("%s %d %s", req.endpoint, status, r.body))
+			}
+			return status, r
 		case err != nil && ctx.Err() != nil:
 			return 0, fmt.Errorf("tillsim: %s: %w (last: %v; %v)", req.endpoint, errUnknown, err, ctx.Err())
 		case err != nil:
@@ -163,6 +173,44 @@ func (c *client) do(ctx context.Context, rng *rand.Rand, req request, out any) (
 		}
 	}
 	return 0, fmt.Errorf("tillsim: %s: %w (last: %v)", req.endpoint, errUnknown, last)
+}
+
+// Refusals that are the shop's business answers to a till's request, not
+// errors of the till's or the node's.
+const (
+	answerTooFewAvailable = "too few available" // a reservation holding more than is available
+	answerEndedElsewhere  = "ended elsewhere"   // an end of a reservation another till or the node ended first
+)
+
+// businessAnswer names the business answer refusal r is to a request of
+// endpoint, or "" when it is an error: a reservation is refused naming
+// lines[i].qty saying what is available when its goods are not (sold, or
+// held for others),
+// and an end of a reservation naming id when it has ended already.
+func businessAnswer(endpoint string, r *refused) string {
+	var p struct {
+		Field string `json:"field"`
+	}
+	if json.Unmarshal([]byte(r.body), &p) != nil {
+		return ""
+	}
+	switch {
+	case endpoint == epReserve && r.status == http.StatusUnprocessableEntity && strings.HasPrefix(p.Field, "lines[") && strings.HasSuffix(p.Field, "].qty") &&
+		strings.Contains(r.body, "available"):
+		return answerTooFewAvailable
+	case (endpoint == epCollect || endpoint == epRelease) && r.status == http.StatusConflict && p.Field == "id":
+		return answerEndedElsewhere
+	}
+	return ""
+}
+
+// answered is the business answer err is to a request of endpoint, or "".
+func answered(endpoint string, err error) string {
+	var r *refused
+	if !errors.As(err, &r) {
+		return ""
+	}
+	return businessAnswer(endpoint, r)
 }
 
 func (c *client) countError(key, detail string) {

@@ -52,6 +52,11 @@ type Config struct {
 	CardRate    float64
 	LoyaltyRate float64
 	PointsRate  float64
+	// ReservationRate is the chance, after a receipt, that a customer asks
+	// the till to hold a few popular items (POST /v1/reservations); the
+	// till later collects (a receipt of them) or releases some of them,
+	// and leaves the rest to lapse.
+	ReservationRate float64
 	// MaxBasketLines bounds a basket's lines; sizes are skewed small.
 	MaxBasketLines int
 	// ZipfS is the skew of item popularity (> 1; higher is more skewed).
@@ -150,7 +155,8 @@ const (
 // DefaultConfig returns a realistic mix: small skewed baskets, two in five
 // paid by card, a loyalty card on three in ten (of whose holders three in
 // ten pay part with points when they have some), a return or a cash
-// operation now and then, shifts of 200 receipts.
+// operation now and then, a reservation of goods rarely, shifts of 200
+// receipts.
 func DefaultConfig() Config {
 	return Config{
 		TillsPerShop:     4,
@@ -161,6 +167,7 @@ func DefaultConfig() Config {
 		CardRate:         0.4,
 		LoyaltyRate:      0.3,
 		PointsRate:       0.3,
+		ReservationRate:  0.005,
 		MaxBasketLines:   12,
 		ZipfS:            1.2,
 		Float:            decimal.NewFromInt(100),
@@ -246,7 +253,9 @@ func (c Config) Validate() error {
 	for _, p := range []struct {
 		field string
 		v     float64
-	}{{"ReturnRate", c.ReturnRate}, {"CashOpRate", c.CashOpRate}, {"CardRate", c.CardRate}, {"LoyaltyRate", c.LoyaltyRate}, {"PointsRate", c.PointsRate}} {
+	}{{"ReturnRate", c.ReturnRate}, {"CashOpRate", c.CashOpRate}, {"CardRate", c.CardRate}, {"LoyaltyRate", c.LoyaltyRate}, {"PointsRate", c.PointsRate},
+		{"ReservationRate", c.ReservationRate},
+	} {
 		if !(p.v >= 0 && p.v <= 1) {
 			bad(p.field, "%v out of [0, 1]", p.v)
 		}

@@ -11,8 +11,10 @@
 // barcodes, packs through their pack barcodes, loyalty cards when given),
 // takes cash with change or card (a loyalty customer now and then paying
 // part with points, within what the card's lookup says may be spent), now
-// and then makes a return or a cash operation, and closes its shift with a
-// Z report that it checks against its own drawer count.
+// and then makes a return or a cash operation or reserves a few popular
+// items for a customer (collected later by a receipt of them, released, or
+// left to lapse), and closes its shift with a Z report that it checks
+// against its own drawer count.
 //
 // Invariants the simulator keeps, and that its tests check against a real
 // node:

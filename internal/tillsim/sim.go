@@ -72,6 +72,9 @@ type shopTally struct {
 	sales, refunds, cash, card decimal.Decimal
 	currency                   string
 	tills                      int
+
+	// Reservations made, and ended at the tills: collected or released.
+	reservations, collected, released int
 }
 
 func (s *shopRun) add(f func(*shopTally)) {
@@ -428,6 +431,9 @@ func (s *Sim) summary(elapsed, selling time.Duration) Summary {
 		out.Discrepancies += t.discrepancies
 		out.PromoLines += t.promoLines
 		out.LocallyPriced += t.localPriced
+		out.ReservationsMade += t.reservations
+		out.ReservationsCollected += t.collected
+		out.ReservationsReleased += t.released
 	}
 	if len(s.shops) > 0 {
 		if snap := s.shops[0].cat.snapshot(); snap != nil {
@@ -438,6 +444,7 @@ func (s *Sim) summary(elapsed, selling time.Duration) Summary {
 	out.Created, out.Replayed, out.Retries = s.cnt.created, s.cnt.replayed, s.cnt.retries
 	out.Unknown, out.Failed, out.FirstError = s.cnt.unknown, s.cnt.failed, s.cnt.firstError
 	out.PointsRefused = s.cnt.pointsRefused
+	out.ReservationsRefused, out.ReservationsEndedElsewhere = s.cnt.reservationsRefused, s.cnt.reservationsEnded
 	for k, v := range s.cnt.errors {
 		out.Errors[k] = v
 	}

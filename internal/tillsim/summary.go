@@ -39,6 +39,16 @@ type Summary struct {
 	Endpoints                   []EndpointStats
 	FirstError                  string // the first refusal's problem detail (or undecodable answer's), for diagnosis
 	CatalogItems, CatalogPriced int    // of the first shop
+
+	// Reservations of goods the node acknowledged, and of them those the
+	// tills ended: collected (a receipt sold the goods) or released. The
+	// rest are still held, to lapse after their date.
+	ReservationsMade, ReservationsCollected, ReservationsReleased int
+	// ReservationsRefused are reservations refused because the goods were
+	// not available (422 naming lines[i].qty); ReservationsEndedElsewhere
+	// ends refused because another till or the node ended the reservation
+	// first (409). Business answers: neither is Failed nor in Errors.
+	ReservationsRefused, ReservationsEndedElsewhere int
 }
 
 // ShopSummary is one shop's acknowledged facts and sums, in its currency;
@@ -87,6 +97,8 @@ func (s Summary) Write(w io.Writer) {
 		s.Receipts, s.ReceiptsPerSecond, s.Lines, s.Weighed, s.Packs, s.PromoLines, s.LoyaltyCards, s.PointsPayments, s.CardPayments)
 	fmt.Fprintf(w, "  returns    %d   cash ops %d   shifts %d opened, %d closed, %d Z mismatches\n",
 		s.Returns, s.CashOps, s.ShiftsOpened, s.ShiftsClosed, s.ShiftMismatches)
+	fmt.Fprintf(w, "  holds      %d reservations made, %d collected, %d released, %d refused (too few available), %d ended elsewhere first\n",
+		s.ReservationsMade, s.ReservationsCollected, s.ReservationsReleased, s.ReservationsRefused, s.ReservationsEndedElsewhere)
 	fmt.Fprintf(w, "  answers    %d created (201), %d replayed (200), %d retries, %d unknown, %d failed, %d points payments refused (paid otherwise), %d price discrepancies, %d receipts priced from the catalogue alone\n",
 		s.Created, s.Replayed, s.Retries, s.Unknown, s.Failed, s.PointsRefused, s.Discrepancies, s.LocallyPriced)
 	for _, sh := range s.Shops {
@@ -110,9 +122,9 @@ func (s Summary) Write(w io.Writer) {
 			fmt.Fprintf(w, "  first      %s\n", s.FirstError)
 		}
 	}
-	fmt.Fprintf(w, "  %-30s %8s %9s %9s %9s %9s\n", "latency per attempt", "count", "p50", "p90", "p99", "max")
+	fmt.Fprintf(w, "  %-36s %8s %9s %9s %9s %9s\n", "latency per attempt", "count", "p50", "p90", "p99", "max")
 	for _, e := range s.Endpoints {
-		fmt.Fprintf(w, "  %-30s %8d %9s %9s %9s %9s\n", e.Endpoint, e.Count, fmtDur(e.P50), fmtDur(e.P90), fmtDur(e.P99), fmtDur(e.Max))
+		fmt.Fprintf(w, "  %-36s %8d %9s %9s %9s %9s\n", e.Endpoint, e.Count, fmtDur(e.P50), fmtDur(e.P90), fmtDur(e.P99), fmtDur(e.Max))
 	}
 }
 

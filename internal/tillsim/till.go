@@ -29,6 +29,11 @@ const (
 	FactCashOut    FactKind = "cash_out"
 	FactShiftOpen  FactKind = "shift_open"
 	FactShiftClose FactKind = "shift_close"
+	// A reservation of goods for a customer, and its end at a till: the
+	// customer collected the goods (a receipt sold them) or called it off.
+	FactReservation          FactKind = "reservation"
+	FactReservationCollected FactKind = "reservation_collected"
+	FactReservationReleased  FactKind = "reservation_released"
 )
 
 // Fact is a fact a node acknowledged, as the till sent it.
@@ -40,8 +45,14 @@ type Fact struct {
 	Terminal string
 	Shift    string
 	Seller   string
-	// Lines of a receipt or return: item IDs and quantities in base units.
+	// Lines of a receipt or return, the goods a reservation holds or its
+	// end gives back: item IDs and quantities in base units.
 	Lines []FactLine
+	// Reservation is, for a reservation's end (whose ID is the one the
+	// node derives from it, storeline.ReservationEndID), the reservation
+	// ended; Receipt, for a collection, the receipt that sold its goods.
+	Reservation storeline.EventID
+	Receipt     storeline.EventID
 	// Amount is a receipt's or return's total, a cash operation's amount,
 	// a shift's float, or, for a close, the node's expected cash.
 	Amount decimal.Decimal
@@ -152,6 +163,29 @@ type shiftOpenJSON struct {
 type shiftCloseJSON struct {
 	ID          storeline.EventID `json:"id"`
 	CountedCash string            `json:"counted_cash"`
+}
+
+// reservationJSON is POST /v1/reservations: goods held for a customer,
+// named by a loyalty card or a contact.
+type reservationJSON struct {
+	ID         storeline.EventID `json:"id"`
+	Terminal   string            `json:"terminal"`
+	Seller     string            `json:"seller"`
+	OccurredAt time.Time         `json:"occurred_at"`
+	Card       string            `json:"card,omitempty"`
+	Contact    string            `json:"contact,omitempty"`
+	Until      string            `json:"until"`
+	Lines      []lineJSON        `json:"lines"`
+}
+
+// reservationEndJSON is POST /v1/reservations/{id}/collect (naming the
+// receipt) or /release (with a reason).
+type reservationEndJSON struct {
+	Terminal   string             `json:"terminal"`
+	Seller     string             `json:"seller"`
+	OccurredAt time.Time          `json:"occurred_at"`
+	Receipt    *storeline.EventID `json:"receipt,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
 }
 
 type receiptAnswer struct {
@@ -274,6 +308,8 @@ type till struct {
 	shiftReceipts int
 	drawer        decimal.Decimal
 	recent        []soldReceipt
+	// held are the reservations the till made and will end.
+	held []heldReservation
 }
 
 // run is the till's day: log in, open a shift, sell until the run stops,
@@ -303,7 +339,18 @@ func (t *till) run(sell, grace context.Context) error {
 		if !t.sim.claim(sell) {
 			return nil
 		}
-		t.receipt(grace)
+		// The receipt claimed is the goods of a reservation whose customer
+		// came to collect them, or a basket (after a release, when the
+		// customer called theirs off).
+		if r := t.due(); r == nil || !r.collect || !t.collect(grace, *r) {
+			if r != nil {
+				t.release(grace, *r)
+			}
+			t.receipt(grace)
+		}
+		if rate := t.sim.cfg.ReservationRate; rate > 0 && t.rng.Float64() < rate {
+			t.reserve(grace)
+		}
 		if t.manager != nil && t.rng.Float64() < t.sim.cfg.ReturnRate {
 			t.returnItem(grace)
 		}
@@ -399,6 +446,10 @@ func (t *till) fact(ctx context.Context, endpoint, path string, body any, manage
 		case pointsRefused(err):
 			// A definite answer: nothing stored; the till pays otherwise.
 			c.pointsRefused++
+		case answered(endpoint, err) == answerTooFewAvailable:
+			c.reservationsRefused++
+		case answered(endpoint, err) == answerEndedElsewhere:
+			c.reservationsEnded++
 		default:
 			c.failed++
 		}
@@ -469,10 +520,6 @@ func (t *till) closeShift(ctx context.Context) {
 // basket builds a receipt's lines from the catalogue snapshot, skewed to
 // popular items, priced as the catalogue says.
 func (t *till) basket(snap *snapshot) (lines []lineJSON, kept []sold, total decimal.Decimal, weighed, packs int) {
-	if t.zipf == nil || t.zipfN != len(snap.items) {
-		t.zipf = rand.NewZipf(t.rng, t.sim.cfg.ZipfS, 1, uint64(len(snap.items)-1))
-		t.zipfN = len(snap.items)
-	}
 	n := 1 + int(t.rng.ExpFloat64()*3)
 	n = min(n, t.sim.cfg.MaxBasketLines)
 	scale := snap.scale
@@ -494,7 +541,7 @@ func (t *till) basket(snap *snapshot) (lines []lineJSON, kept []sold, total deci
 			it, extra = snap.items[extra[0]], extra[1:]
 			wantPack = it.pack != ""
 		} else {
-			it = snap.items[t.zipf.Uint64()]
+			it = t.popular(snap)
 		}
 		price := it.price.StringFixed(scale)
 		l := lineJSON{Price: price}
@@ -548,6 +595,15 @@ func (t *till) basket(snap *snapshot) (lines []lineJSON, kept []sold, total deci
 		kept = append(kept, sold{line: ret, item: it.id, qty: qty, total: lineTotal})
 	}
 	return lines, kept, total, weighed, packs
+}
+
+// popular picks an item of the snapshot, skewed to the best sellers.
+func (t *till) popular(snap *snapshot) sellable {
+	if t.zipf == nil || t.zipfN != len(snap.items) {
+		t.zipf = rand.NewZipf(t.rng, t.sim.cfg.ZipfS, 1, uint64(len(snap.items)-1))
+		t.zipfN = len(snap.items)
+	}
+	return snap.items[t.zipf.Uint64()]
 }
 
 // scanForm is how a scanner reads a stored GTIN-14: EAN-13 when it starts
@@ -609,6 +665,14 @@ func (t *till) pay(total decimal.Decimal, scale int32, spend int64, worth decima
 func (t *till) receipt(ctx context.Context) {
 	snap := t.shop.cat.snapshot()
 	lines, kept, total, weighed, packs := t.basket(snap)
+	t.ringUp(ctx, snap, lines, kept, total, weighed, packs, nil)
+}
+
+// ringUp prices, pays and posts a receipt of the basket given: a random
+// one, or the goods of reservation col, collected by the customer it was
+// made for (with their card, if it named one). It returns the receipt's
+// ID and whether the node acknowledged it.
+func (t *till) ringUp(ctx context.Context, snap *snapshot, lines []lineJSON, kept []sold, total decimal.Decimal, weighed, packs int, col *heldReservation) (storeline.EventID, bool) {
 	pays, cash, byCard := t.tender(total, snap.scale)
 	body := receiptJSON{
 		ID: storeline.NewEventID(), Terminal: t.term.ID, Shift: t.shift, Seller: t.cashier.ID,
@@ -616,15 +680,16 @@ func (t *till) receipt(ctx context.Context) {
 		Fiscal: &fiscalJSON{DocumentNumber: fmt.Sprintf("%d", t.rng.Int64N(1e9)), Sign: fmt.Sprintf("%010d", t.rng.Int64N(1e10))},
 	}
 	var card *cardAnswer
-	if cards := t.shop.cards; len(cards) > 0 && t.rng.Float64() < t.sim.cfg.LoyaltyRate {
+	switch cards := t.shop.cards; {
+	case col != nil:
+		body.Card = col.card
+	case len(cards) > 0 && t.rng.Float64() < t.sim.cfg.LoyaltyRate:
 		body.Card = cards[t.rng.IntN(len(cards))]
+	}
+	if body.Card != "" {
 		// A till looks the card up when it is scanned; an unknown card is
 		// still recorded on the receipt.
-		req := request{endpoint: epCard, method: http.MethodGet, url: t.shop.url + "/v1/cards/" + url.PathEscape(body.Card), headers: t.auth("")}
-		var a cardAnswer
-		if _, err := t.sim.client.do(ctx, t.rng, req, &a); err == nil {
-			card = &a
-		}
+		card = t.lookUpCard(ctx, body.Card)
 	}
 	promo, local := 0, true
 	if t.shop.nodePricing.Load() {
@@ -654,7 +719,7 @@ func (t *till) receipt(ctx context.Context) {
 		status, err = t.fact(ctx, epReceipt, "/v1/receipts", body, false, &a)
 	}
 	if err != nil {
-		return
+		return body.ID, false
 	}
 	t.shiftReceipts++
 	t.drawer = t.drawer.Add(cash)
@@ -709,6 +774,18 @@ func (t *till) receipt(ctx context.Context) {
 	}
 	t.sim.observe(Fact{Shop: t.shop.index, Kind: FactReceipt, ID: body.ID, Status: status, Terminal: t.term.ID, Shift: t.shift,
 		Seller: t.cashier.ID, Lines: fl, Amount: total, Points: spend, PointsPaid: worth, Drawer: cash, Discrepancies: len(a.Discrepancies)})
+	return body.ID, true
+}
+
+// lookUpCard reads a scanned card (GET /v1/cards/{code}): nil when the
+// node does not know it or does not answer.
+func (t *till) lookUpCard(ctx context.Context, code string) *cardAnswer {
+	req := request{endpoint: epCard, method: http.MethodGet, url: t.shop.url + "/v1/cards/" + url.PathEscape(code), headers: t.auth("")}
+	var a cardAnswer
+	if _, err := t.sim.client.do(ctx, t.rng, req, &a); err != nil {
+		return nil
+	}
+	return &a
 }
 
 // priceWithNode prices the basket with the node's engine (price lists,
