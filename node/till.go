@@ -75,6 +75,11 @@ func (n *Node) tillHandler() (http.Handler, error) {
 		}
 		b.Points = pb
 		n.points = pb
+		oc, err := n.ordersClient() // orders.go
+		if err != nil {
+			return nil, err
+		}
+		b.Orders = oc
 		b.ReplicationSync = func() (bool, time.Time) {
 			st := n.repl.Status()
 			return st.Reachable, st.LastSync

@@ -2,8 +2,10 @@
 // LAN: health, seller sessions, the catalogue (items, barcodes, changes),
 // cards, stock, and the facts a till posts (receipts, returns, cash
 // operations, shift openings and closes with their Z report, document
-// drafts, customers registered at a till, baskets), plus sellers, messages
-// and sales statistics. The API is described by openapi.yaml, embedded and
+// drafts, customers registered at a till, baskets, reservations of goods
+// and their ends), plus sellers, messages, sales statistics and the shop's
+// expected deliveries (head office's purchase orders, asked of it through
+// Config.Orders at each call). The API is described by openapi.yaml, embedded and
 // served at GET /v1/openapi.yaml; the tests validate real requests and
 // answers against it.
 //

@@ -43,6 +43,7 @@ type documentIn struct {
 	Reason     string               `json:"reason,omitempty"`
 	Position   *positionJSON        `json:"position,omitempty"`
 	Note       string               `json:"note,omitempty"`
+	Order      string               `json:"order,omitempty"`
 	Lines      []docLineIn          `json:"lines"`
 }
 
@@ -71,6 +72,7 @@ type documentOut struct {
 	Reason   string               `json:"reason,omitempty"`
 	Position *positionJSON        `json:"position,omitempty"`
 	Note     string               `json:"note,omitempty"`
+	Order    string               `json:"order,omitempty"`
 	Lines    []docLineOut         `json:"lines"`
 }
 
@@ -172,7 +174,7 @@ func draftOf(in *documentIn, cur storeline.Currency) *storeline.DocumentDraft {
 	d := &storeline.DocumentDraft{
 		Type: in.Type, Number: in.Number, Terminal: in.Terminal, Seller: in.Seller, Currency: cur,
 		Supplier: in.Supplier, ToStore: in.ToStore, FromDept: in.FromDept, ToDept: in.ToDept,
-		Reason: in.Reason, Note: in.Note,
+		Reason: in.Reason, Note: in.Note, Order: in.Order,
 	}
 	if in.Position != nil {
 		d.Position = &storeline.JournalPosition{Epoch: in.Position.Epoch, Seq: in.Position.Seq, PullCursor: in.Position.PullCursor}
@@ -255,6 +257,8 @@ func (s *Server) documentDiff(in *documentIn, ev *storeline.Event) (string, erro
 		return "position", nil
 	case in.Note != p.Note:
 		return "note", nil
+	case in.Order != p.Order:
+		return "order", nil
 	case len(in.Lines) != len(p.Lines):
 		return "lines", nil
 	}
@@ -301,7 +305,7 @@ func documentOf(ev storeline.Event, b *storeline.DocumentDraft) documentOut {
 	out := documentOut{
 		eventHead: headOf(ev), Type: b.Type, Number: b.Number, Terminal: b.Terminal, Seller: b.Seller,
 		Currency: b.Currency, Supplier: b.Supplier, ToStore: b.ToStore, FromDept: b.FromDept, ToDept: b.ToDept,
-		Reason: b.Reason, Note: b.Note, Lines: []docLineOut{},
+		Reason: b.Reason, Note: b.Note, Order: b.Order, Lines: []docLineOut{},
 	}
 	if b.Position != nil {
 		out.Position = &positionJSON{Epoch: b.Position.Epoch, Seq: b.Position.Seq, PullCursor: b.Position.PullCursor}

@@ -141,6 +141,10 @@ type Config struct {
 	// keeps when it hands the rest back to central.
 	Points      PointsBroker
 	PointsFloat int64
+	// Orders reaches head office for the shop's expected deliveries
+	// (orders.go); nil for a standalone node, whose GET /v1/orders is a
+	// 404.
+	Orders OrderSource
 	// MaxReservationDays bounds how many business days after it is made
 	// a reservation may hold goods (at most storeline.MaxReservationDays,
 	// what head office accepts).
@@ -409,6 +413,7 @@ func (s *Server) routes() {
 	h("GET /v1/reservations/{id}", terminal, s.getReservation)
 	f("POST /v1/reservations/{id}/release", withSession, s.releaseReservation)
 	f("POST /v1/reservations/{id}/collect", withSession, s.collectReservation)
+	h("GET /v1/orders", terminal, s.listOrders)
 	h("GET /v1/sellers", terminal, s.getSellers)
 	h("GET /v1/messages", terminal, s.getMessages)
 	h("GET /v1/stats/sales", withSession, s.salesStats)
