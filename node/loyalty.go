@@ -1,15 +1,9 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,40 +69,24 @@ type pointsStatus struct {
 type pointsBroker struct {
 	led     *ledger.Ledger
 	repl    *replication.Client
-	urls    []string
-	token   string
-	hc      *http.Client
-	timeout time.Duration
+	central *centralCaller
 	// now is the node's wall clock (nil: time.Now).
 	now func() time.Time
 	// failedAt is the Unix nanoseconds of the last loyalty call that could
 	// not reach central (0: none since the last success): the shop stays
 	// offline for loyalty until replication has synced after it.
 	failedAt atomic.Int64
-	next     atomic.Uint32 // the central URL to try first
 
 	mu     sync.Mutex
 	cached map[string]posbridge.CentralPoints
 }
 
 func (n *Node) pointsBroker() (*pointsBroker, error) {
-	r := n.cfg.Replication
-	tlsConf, err := r.loadClientTLS()
+	c, err := n.newCentralCaller("node.loyalty", maxLoyaltyAnswer)
 	if err != nil {
 		return nil, err
 	}
-	timeout := r.LoyaltyTimeout
-	if timeout == 0 {
-		timeout = defaultLoyaltyTimeout
-	}
-	tr := replication.NewTransport(tlsConf, timeout)
-	return &pointsBroker{
-		led: n.ledger, repl: n.repl, urls: r.Central, token: r.Token, timeout: timeout, now: wallClock(n.cfg.Clock),
-		// No redirects: central never sends one, and following one would
-		// send the shop's token where it points (in clear to http://).
-		hc:     &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		cached: map[string]posbridge.CentralPoints{},
-	}, nil
+	return &pointsBroker{led: n.ledger, repl: n.repl, central: c, now: wallClock(n.cfg.Clock), cached: map[string]posbridge.CentralPoints{}}, nil
 }
 
 var _ posbridge.PointsBroker = (*pointsBroker)(nil)
@@ -126,104 +104,19 @@ func (b *pointsBroker) Online() bool {
 	return f == 0 || st.LastSync.UnixNano() > f
 }
 
-// call posts req to path at each central URL in turn, within the
-// loyalty timeout, and decodes the answer into out. Failing to reach any
-// is Unavailable; central's refusal keeps its kind and field.
+// call posts req to path at central (centralCaller.call) and decodes the
+// answer into out; a call that cannot reach central marks the shop
+// offline for loyalty until replication syncs again (Online).
 func (b *pointsBroker) call(ctx context.Context, path string, req, out any) error {
-	const op = "node.loyalty"
-	body, err := replication.Encode(req)
-	if err != nil {
-		return storeline.E(op, storeline.Internal, err)
+	err := b.central.call(ctx, path, req, out)
+	switch {
+	case err == nil:
+		b.failedAt.Store(0)
+	case storeline.KindOf(err) == storeline.Unavailable:
+		b.failedAt.Store(time.Now().UnixNano())
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	var last error
-	start := int(b.next.Load())
-	for round := 0; ; round++ {
-		electing := false
-		for i := range b.urls {
-			k := (start + i) % len(b.urls)
-			err := b.post(ctx, b.urls[k]+path, body, out)
-			if err == nil {
-				b.next.Store(uint32(k))
-				b.failedAt.Store(0)
-				return nil
-			}
-			if storeline.KindOf(err) != storeline.Unavailable {
-				return err
-			}
-			var ce *centralBusy
-			electing = electing || errors.As(err, &ce)
-			last = err
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		// Central answered 503 (between leaders: nothing was applied, and
-		// asking again with the same receipt is safe): try again while the
-		// till waits. A link that refuses connections fails at once.
-		if !electing || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(min(round+1, 8)) * 25 * time.Millisecond):
-		}
-	}
-	b.failedAt.Store(time.Now().UnixNano())
-	return storeline.E(op, storeline.Unavailable, fmt.Errorf("central unreachable: %w", last))
+	return err
 }
-
-func (b *pointsBroker) post(ctx context.Context, url string, body []byte, out any) error {
-	const op = "node.loyalty"
-	rq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return storeline.E(op, storeline.Internal, err)
-	}
-	rq.Header.Set("Content-Type", "application/msgpack")
-	if b.token != "" {
-		rq.Header.Set("Authorization", "Bearer "+b.token)
-	}
-	resp, err := b.hc.Do(rq)
-	if err != nil {
-		return storeline.E(op, storeline.Unavailable, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLoyaltyAnswer))
-	if err != nil {
-		return storeline.E(op, storeline.Unavailable, err)
-	}
-	if resp.StatusCode == http.StatusOK {
-		if err := replication.Decode(data, out); err != nil {
-			// Not central's message (a proxy's page): try another, as
-			// the replication client does.
-			return storeline.E(op, storeline.Unavailable, fmt.Errorf("answer from %s: %w", url, err))
-		}
-		return nil
-	}
-	var p struct {
-		Kind, Detail, Field string
-	}
-	isProblem := strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") && json.Unmarshal(data, &p) == nil
-	kind := storeline.ParseKind(p.Kind)
-	if !isProblem || !replication.Refusal(resp.StatusCode, isProblem, kind, p.Field) {
-		// This node cannot serve us (in trouble, its token list or
-		// certificate setup lacking the shop, rate limited, a proxy):
-		// try another, as the replication client does.
-		kind = storeline.Unavailable
-	}
-	var cause error = fmt.Errorf("central %s: %d %s", url, resp.StatusCode, p.Detail)
-	if resp.StatusCode == http.StatusServiceUnavailable && p.Kind == storeline.Unavailable.String() {
-		cause = &centralBusy{cause}
-	}
-	return &storeline.Error{Op: op, Kind: kind, Field: p.Field, Err: cause}
-}
-
-// centralBusy marks central's own 503 (no leader for a moment), as
-// against a link that fails.
-type centralBusy struct{ error }
-
-func (c *centralBusy) Unwrap() error { return c.error }
 
 // Reserve asks central for the shortfall and applies a granted transfer
 // to the ledger before returning, so the caller's balance read sees it.
@@ -451,13 +344,18 @@ func (n *Node) startPointsSweep(s *posbridge.Server) {
 	})
 }
 
-// closePoints closes the loyalty broker's idle connections to central,
-// once no request can use them: they would otherwise stay open until
-// the transport's idle timeout, past the node's Stop.
+// closePoints closes the loyalty broker's and the orders client's idle
+// connections to central, once no request can use them: they would
+// otherwise stay open until the transport's idle timeout, past the node's
+// Stop.
 func (n *Node) closePoints() {
 	if n.points != nil {
-		n.points.hc.CloseIdleConnections()
+		n.points.central.hc.CloseIdleConnections()
 		n.points = nil
+	}
+	if n.orders != nil {
+		n.orders.central.hc.CloseIdleConnections()
+		n.orders = nil
 	}
 }
 

@@ -44,6 +44,7 @@ type Node struct {
 	retention *periodic     // retention.go
 	lapse     *periodic     // reservations.go
 	points    *pointsBroker // loyalty.go; nil when standalone
+	orders    *ordersClient // orders.go; nil when standalone
 
 	seams    *ledger.Seams // the ledger's I/O seams; set by this package's tests only
 	runWaits func()        // tests: Run is about to wait for its end

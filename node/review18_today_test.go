@@ -96,8 +96,8 @@ func TestReview18LoyaltyOfflineWhilePushesFail(t *testing.T) {
 	<-pushes
 	<-pushes
 
-	b := &pointsBroker{led: led, repl: repl, urls: []string{srv.URL}, token: cfg.Token, timeout: 50 * time.Millisecond,
-		hc: &http.Client{}, cached: map[string]posbridge.CentralPoints{}}
+	b := &pointsBroker{led: led, repl: repl, cached: map[string]posbridge.CentralPoints{},
+		central: &centralCaller{op: "node.loyalty", urls: []string{srv.URL}, token: cfg.Token, timeout: 50 * time.Millisecond, limit: maxLoyaltyAnswer, hc: &http.Client{}}}
 	_, _, err = b.Reserve(ctx, "club", "c1", id, 10)
 	if storeline.KindOf(err) != storeline.Unavailable {
 		t.Fatalf("Reserve with central's quorum lost = %v, want Unavailable", err)

@@ -80,6 +80,7 @@ func (n *Node) tillHandler() (http.Handler, error) {
 			return nil, err
 		}
 		b.Orders = oc
+		n.orders = oc
 		b.ReplicationSync = func() (bool, time.Time) {
 			st := n.repl.Status()
 			return st.Reachable, st.LastSync
