@@ -217,9 +217,14 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil && storeline.KindOf(err) != storeline.NotFound {
 			return err
 		}
-		// The order it fulfils is head office's to name (a till knows
-		// none): kept, not dropped with the rest of the request.
+		// The order it fulfils: the one head office names in the
+		// request, else the one the till's draft names (the shop was
+		// told of it: shop_orders.go). Either is checked as a typed
+		// document's is, when created and when posted.
 		order := d.Order
+		if order == "" {
+			order = dr.Order
+		}
 		d = *storeline.FromDraft(id, ref.Store, ref.Event, dr)
 		d.Order = order
 	}

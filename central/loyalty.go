@@ -535,6 +535,7 @@ func (n *Node) loyaltyHandler(srv *replication.Server) http.Handler {
 		}
 		return n.Points(q.Programme, q.Customer)
 	})
+	serve(replication.PathShopOrders, n.serveShopOrders) // shop_orders.go
 	return mux
 }
 
