@@ -406,8 +406,13 @@ func (ev *Event) CheckFromShop() error {
 		if err := checkPostingUnit(field, p); err != nil {
 			return err
 		}
-		if hold && !holdsOnly(ev.Origin, p) {
-			return Invalidf(fmt.Sprintf("postings[%d].account", j), "a %s moves only its shop's reserved and reservation accounts of goods, not %s of %s", ev.Kind, p.Asset, p.Account)
+		if hold != holdsOnly(ev.Origin, p) {
+			if hold {
+				return Invalidf(fmt.Sprintf("postings[%d].account", j), "a %s moves only its shop's reserved and reservation accounts of goods, not %s of %s", ev.Kind, p.Asset, p.Account)
+			}
+			if isHoldAccount(p.Account) {
+				return Invalidf(fmt.Sprintf("postings[%d].account", j), "only a reservation or its end moves %s", p.Account)
+			}
 		}
 		if !strings.HasPrefix(p.Account, "stock/") || !strings.HasPrefix(string(p.Asset), "item:") {
 			continue
@@ -419,18 +424,30 @@ func (ev *Event) CheckFromShop() error {
 	return nil
 }
 
-// holdsOnly reports whether p is a posting a reservation of origin makes:
-// units of an item on origin's memo accounts (reservation.go), never stock.
+// holdsOnly reports whether p is a posting a reservation of origin makes
+// (reservation.go): units of an item on origin's memo accounts, the
+// item's own (reserved/<origin>/<item>) or a reservation's
+// (reservation/<origin>/<event ID>); never stock.
 func holdsOnly(origin StoreID, p Posting) bool {
-	if !strings.HasPrefix(string(p.Asset), "item:") {
+	item, isItem := strings.CutPrefix(string(p.Asset), "item:")
+	if !isItem {
 		return false
 	}
-	rest, ok := strings.CutPrefix(p.Account, "reserved/")
-	if !ok {
-		rest, ok = strings.CutPrefix(p.Account, "reservation/")
+	if rest, ok := strings.CutPrefix(p.Account, "reserved/"); ok {
+		return rest == string(origin)+"/"+item
 	}
-	store, _, _ := strings.Cut(rest, "/")
-	return ok && store == string(origin)
+	rest, ok := strings.CutPrefix(p.Account, "reservation/")
+	if !ok {
+		return false
+	}
+	store, id, _ := strings.Cut(rest, "/")
+	_, err := ParseEventID(id)
+	return store == string(origin) && err == nil
+}
+
+// isHoldAccount reports whether account is a reservation's memo account.
+func isHoldAccount(account string) bool {
+	return strings.HasPrefix(account, "reserved/") || strings.HasPrefix(account, "reservation/")
 }
 
 // CheckEventTime refuses a time no shop's event happens at (outside the

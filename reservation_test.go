@@ -3,6 +3,7 @@ package storeline_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,40 @@ func TestReservationCheckFromShop(t *testing.T) {
 		var e *storeline.Error
 		if err := bad.CheckFromShop(); !errors.As(err, &e) || e.Field != "postings[0].account" {
 			t.Errorf("%s: %v, want Invalid naming postings[0].account", name, err)
+		}
+	}
+}
+
+// TestReservationMemoAccountsOnlyForReservations: no other kind of a
+// shop's event may move a reservation's memo accounts, and a
+// reservation's postings name an item's own reserved account and a
+// reservation's by its ID.
+func TestReservationMemoAccountsOnlyForReservations(t *testing.T) {
+	r1 := storeline.DerivedEventID("test/r1")
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	milk := storeline.ItemAsset("milk")
+	for name, c := range map[string]struct {
+		kind storeline.EventKind
+		ps   []storeline.Posting
+	}{
+		"a receipt moving reserved goods": {storeline.KindReceipt, []storeline.Posting{
+			{Account: "reserved/shop1/milk", Asset: milk, Amount: decimal.NewFromInt(-1)},
+			{Account: "sold/shop1/milk", Asset: milk, Amount: decimal.NewFromInt(1)}}},
+		"another item's reserved account": {storeline.KindReservation, []storeline.Posting{
+			{Account: "reserved/shop1/cheese", Asset: milk, Amount: decimal.NewFromInt(1)},
+			{Account: storeline.ReservationAccount("shop1", r1), Asset: milk, Amount: decimal.NewFromInt(-1)}}},
+		"no item in the account": {storeline.KindReservation, []storeline.Posting{
+			{Account: "reserved/shop1", Asset: milk, Amount: decimal.NewFromInt(1)},
+			{Account: storeline.ReservationAccount("shop1", r1), Asset: milk, Amount: decimal.NewFromInt(-1)}}},
+		"a reservation's account not by ID": {storeline.KindReservationEnd, []storeline.Posting{
+			{Account: "reserved/shop1/milk", Asset: milk, Amount: decimal.NewFromInt(-1)},
+			{Account: "reservation/shop1/r1", Asset: milk, Amount: decimal.NewFromInt(1)}}},
+	} {
+		ev := storeline.Event{ID: storeline.DerivedEventID("test/" + name), Origin: "shop1", Kind: c.kind, Postings: c.ps,
+			OccurredAt: at, BusinessDate: "2026-11-30"}
+		var e *storeline.Error
+		if err := ev.CheckFromShop(); !errors.As(err, &e) || !strings.HasSuffix(e.Field, "].account") {
+			t.Errorf("%s: %v, want Invalid naming the posting's account", name, err)
 		}
 	}
 }

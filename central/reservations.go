@@ -70,7 +70,7 @@ func (n *Node) getReservations(w http.ResponseWriter, r *http.Request) error {
 		if err := knownStore(rt, op, store); err != nil {
 			return err
 		}
-		item, err := reservedItem(rt, op, itemParam)
+		item, err := reservedItem(rt, op, store, itemParam)
 		if err != nil {
 			return err
 		}
@@ -126,8 +126,11 @@ func knownStore(rt *ledger.ReplicaTxn, op string, store storeline.StoreID) error
 }
 
 // reservedItem resolves ?item= (an item ID, else a SKU) to an item ID;
-// "" when absent. One the master data does not hold is a 404 naming item.
-func reservedItem(rt *ledger.ReplicaTxn, op, s string) (storeline.ItemID, error) {
+// "" when absent. An item deleted while store's reservations still hold
+// it is theirs to list by its ID, as the stock report lists a deleted
+// item's stock; one neither the master data nor a reservation of store
+// holds is a 404 naming item.
+func reservedItem(rt *ledger.ReplicaTxn, op string, store storeline.StoreID, s string) (storeline.ItemID, error) {
 	if s == "" {
 		return "", nil
 	}
@@ -135,6 +138,16 @@ func reservedItem(rt *ledger.ReplicaTxn, op, s string) (storeline.ItemID, error)
 		ok, err := rt.HasMaster(storeline.KindItem, s)
 		if err != nil || ok {
 			return storeline.ItemID(s), err
+		}
+		held := false
+		if err := scanBalances(rt, storeline.ReservedAccount(store, storeline.ItemID(s))+"\x00", "", func(balanceRow) bool {
+			held = true
+			return false
+		}); err != nil {
+			return "", err
+		}
+		if held {
+			return storeline.ItemID(s), nil
 		}
 	}
 	var it storeline.Item

@@ -119,7 +119,10 @@ func (s *Server) postReservation(w http.ResponseWriter, r *http.Request, c *call
 		return err
 	}
 	today := storeline.DateOf(*in.OccurredAt, loc)
-	if last := addDays(today, s.cfg.MaxReservationDays); until < today || until > last {
+	// The hold's bound counts from the node's date when the till's clock
+	// runs ahead of it: retention ages the journal by the node's clock,
+	// and MaxReservationDays keeps a hold inside it (node/reservations.go).
+	if last := addDays(min(today, storeline.DateOf(s.cfg.Now(), loc)), s.cfg.MaxReservationDays); until < today || until > last {
 		return storeline.Invalidf("until", "a reservation made on %s holds goods until a date from %s to %s", today, today, last)
 	}
 	if in.Card != "" {
@@ -164,6 +167,17 @@ func (s *Server) postReservation(w http.ResponseWriter, r *http.Request, c *call
 func (s *Server) reserve(ctx context.Context, in *reservationIn, date storeline.Date, res *storeline.Reservation) (storeline.Event, bool, error) {
 	s.reserving.Lock()
 	defer s.reserving.Unlock()
+	// A retry that read its ID as not stored while its first try was
+	// being appended waits for that append here. It is a retry (the
+	// caller answers a Conflict from the stored reservation), never
+	// checked against the goods its first try holds.
+	prior, err := s.prior(in.ID, storeline.KindReservation)
+	if err == nil && prior != nil {
+		err = &storeline.Error{Kind: storeline.Conflict, Field: "id", Err: fmt.Errorf("reservation %s was stored meanwhile", in.ID)}
+	}
+	if err != nil {
+		return storeline.Event{}, false, err
+	}
 	want := map[storeline.ItemID]decimal.Decimal{}
 	for i, l := range res.Lines {
 		want[l.Item] = want[l.Item].Add(l.Qty)
@@ -464,7 +478,7 @@ func (s *Server) endReservation(w http.ResponseWriter, r *http.Request, c *calle
 		}
 		receipt = *in.Receipt
 	}
-	resEv, _, err := s.reservationByID(id)
+	resEv, res, err := s.reservationByID(id)
 	if err != nil {
 		return err
 	}
@@ -483,8 +497,17 @@ func (s *Server) endReservation(w http.ResponseWriter, r *http.Request, c *calle
 			return err
 		}
 	}
-	if end.Lines, err = s.heldBy(id); err != nil {
+	if end.Lines, err = s.heldBy(id, res); err != nil {
 		return err
+	}
+	if len(end.Lines) == 0 {
+		// Ended since the check above (another till, or the node
+		// lapsing it): the end that won decides, as on a Conflict.
+		if endEv, prior, err := s.reservationEnd(id); err != nil {
+			return err
+		} else if prior != nil {
+			return s.reservationEndRetry(w, resEv, end, *in.OccurredAt, endEv, prior)
+		}
 	}
 	if err := end.Validate(); err != nil {
 		return err
@@ -493,7 +516,7 @@ func (s *Server) endReservation(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
-	_, ok, err := s.appendEvent(r.Context(), storeline.ReservationEndID(id), *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), end)
+	endEv, ok, err := s.appendEvent(r.Context(), storeline.ReservationEndID(id), *in.OccurredAt, storeline.DateOf(*in.OccurredAt, loc), end)
 	if errors.Is(err, storeline.Conflict) {
 		// Another end landed since the check above (two tills at once,
 		// or the node lapsing it): the one that won decides.
@@ -504,11 +527,16 @@ func (s *Server) endReservation(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return err
 	}
-	out, err := s.reservationView(resEv, resEv.Body.(*storeline.Reservation))
+	if !ok {
+		// The same body stored meanwhile by a request racing this one:
+		// the ledger does not compare occurred_at, the retry's check does.
+		return s.reservationEndRetry(w, resEv, end, *in.OccurredAt, endEv, endEv.Body.(*storeline.ReservationEnd))
+	}
+	out, err := s.reservationView(resEv, res)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, created(ok), out)
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -559,8 +587,16 @@ func (s *Server) isReceipt(id storeline.EventID) error {
 }
 
 // heldBy is what reservation id's account still holds, as the lines its
-// end gives back: every item's units, in the item's unit.
-func (s *Server) heldBy(id storeline.EventID) ([]storeline.BasketLine, error) {
+// end gives back: every item's units, in the unit res (nil once pruned)
+// reserved it in, since the item's unit may have changed (a weighed item
+// sold by the piece now), else the item's.
+func (s *Server) heldBy(id storeline.EventID, res *storeline.Reservation) ([]storeline.BasketLine, error) {
+	reservedIn := map[storeline.ItemID]storeline.Unit{}
+	if res != nil {
+		for _, l := range res.Lines {
+			reservedIn[l.Item] = l.Unit
+		}
+	}
 	acct := storeline.ReservationAccount(s.cfg.Store, id)
 	bs, err := s.cfg.Balances(acct)
 	if err != nil {
@@ -572,16 +608,22 @@ func (s *Server) heldBy(id storeline.EventID) ([]storeline.BasketLine, error) {
 		if b.Account != acct || !ok || b.Amount.IsZero() {
 			continue
 		}
-		l := storeline.BasketLine{Item: storeline.ItemID(item), Qty: b.Amount.Neg(), Unit: storeline.Piece}
-		var it storeline.Item
-		if err := s.led.GetMaster(storeline.KindItem, item, &it); err == nil {
-			l.Unit = it.Unit
-		} else if !errors.Is(err, storeline.NotFound) {
-			return nil, err
-		} else if !l.Qty.IsInteger() {
-			// Deleted since: a fraction was weighed, and kilograms take
-			// any fraction the ledger holds.
-			l.Unit = storeline.Kg
+		l := storeline.BasketLine{Item: storeline.ItemID(item), Qty: b.Amount.Neg(), Unit: reservedIn[storeline.ItemID(item)]}
+		if l.Unit == "" {
+			var it storeline.Item
+			if err := s.led.GetMaster(storeline.KindItem, item, &it); err == nil {
+				l.Unit = it.Unit
+			} else if !errors.Is(err, storeline.NotFound) {
+				return nil, err
+			}
+		}
+		if l.Unit == "" || !l.Unit.Fractional() && !l.Qty.IsInteger() {
+			// Deleted, or counted otherwise since: a fraction was
+			// weighed, and kilograms take any fraction the ledger holds.
+			l.Unit = storeline.Piece
+			if !l.Qty.IsInteger() {
+				l.Unit = storeline.Kg
+			}
 		}
 		lines = append(lines, l)
 	}
@@ -593,7 +635,9 @@ func (s *Server) heldBy(id storeline.EventID) ([]storeline.BasketLine, error) {
 // is before the shop's business date of now, and every one whose event
 // retention pruned (its date went with it, and retention keeps a week at
 // least). It returns how many it ended; one ended at a till meanwhile is
-// not counted.
+// not counted. One that cannot be ended as it is (its account holds what
+// no end gives back) is reported in the error, and the others still
+// lapse.
 func (s *Server) LapseReservations(ctx context.Context, now time.Time) (int, error) {
 	_, loc, err := s.store()
 	if err != nil {
@@ -605,36 +649,45 @@ func (s *Server) LapseReservations(ctx context.Context, now time.Time) (int, err
 		return 0, err
 	}
 	n := 0
+	var bad []error // reservations that cannot be ended as they are
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return n, errors.Join(append(bad, err)...)
 		}
 		ev, err := s.led.Event(s.cfg.Store, id)
+		var res *storeline.Reservation
 		switch {
 		case errors.Is(err, storeline.ErrPruned):
 		case err != nil:
 			return n, fmt.Errorf("posbridge: lapse reservation %s: %w", id, err)
 		default:
-			res, ok := ev.Body.(*storeline.Reservation)
-			if !ok || res.Until >= today {
+			var ok bool
+			if res, ok = ev.Body.(*storeline.Reservation); !ok || res.Until >= today {
 				continue
 			}
 		}
 		end := &storeline.ReservationEnd{Reservation: id, Outcome: storeline.ReservationLapsed}
-		if end.Lines, err = s.heldBy(id); err != nil {
+		if end.Lines, err = s.heldBy(id, res); err != nil {
 			return n, fmt.Errorf("posbridge: lapse reservation %s: %w", id, err)
+		}
+		if len(end.Lines) == 0 {
+			continue // ended at a till since it was listed
 		}
 		_, ok, err := s.appendEvent(ctx, storeline.ReservationEndID(id), now, today, end)
 		switch {
 		case errors.Is(err, storeline.Conflict):
 			continue // ended at a till since it was listed
+		case storeline.KindOf(err) == storeline.Invalid:
+			// This one's account holds what no end can give back: said,
+			// and the others still lapse.
+			bad = append(bad, fmt.Errorf("posbridge: lapse reservation %s: %w", id, err))
 		case err != nil:
-			return n, fmt.Errorf("posbridge: lapse reservation %s: %w", id, err)
+			return n, errors.Join(append(bad, fmt.Errorf("posbridge: lapse reservation %s: %w", id, err))...)
 		case ok:
 			n++
 		}
 	}
-	return n, nil
+	return n, errors.Join(bad...)
 }
 
 // addDays is the business date days after d (d itself if it does not

@@ -125,6 +125,9 @@ func (c *Chain) receiveGoods(ctx context.Context) error {
 	}
 	c.say("head office: %d purchase orders to %s received in full on as many incoming invoices of opening stock (%d items per shop, %s at cost in all) (%s)",
 		docs, Supplier, len(lines), value.StringFixed(2), time.Since(t0).Round(time.Millisecond))
+	if err := c.orderRestock(ctx, lines); err != nil {
+		return err
+	}
 	// The tills start from the invoices' stock: every shop has pulled
 	// them before they sell.
 	if _, err := c.settle(); err != nil {
@@ -152,4 +155,52 @@ func orderOf(id string, store storeline.StoreID, lines []map[string]any) map[str
 		ls[i] = map[string]any{"item": l["item"], "qty": l["qty"], "price": l["purchase_price"]}
 	}
 	return map[string]any{"id": id, "supplier": Supplier, "store": string(store), "note": "opening stock of the demo", "lines": ls}
+}
+
+// restockLines is how many of the catalogue's first items a restock order
+// asks for.
+const restockLines = 3
+
+// orderRestock places, for each shop, a purchase order of a few items
+// expected tomorrow, which stays open, and checks that the shop's tills
+// see it as an expected delivery (GET /v1/orders: the node asks central's
+// replication listener), its every line outstanding.
+func (c *Chain) orderRestock(ctx context.Context, lines []map[string]any) error {
+	part := lines[:min(restockLines, len(lines))]
+	for _, s := range c.shops {
+		id := "po-restock-" + string(s.ID)
+		po := orderOf(id, s.ID, part)
+		po["note"] = "restock, expected tomorrow"
+		po["expected_on"] = time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+		if err := c.ho.do(ctx, "POST", "/v1/orders", "demo-"+id, po, nil); err != nil {
+			return fmt.Errorf("chain: purchase order %s: %w", id, err)
+		}
+		var seen struct {
+			Orders []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+				Lines  []struct {
+					Outstanding decimal.Decimal `json:"outstanding"`
+				} `json:"lines"`
+			} `json:"orders"`
+		}
+		if err := c.call(ctx, "GET", s.Node.TillURL()+"/v1/orders", s.CheckToken, nil, &seen); err != nil {
+			return fmt.Errorf("chain: %s's tills' expected deliveries: %w", s.ID, err)
+		}
+		found := false
+		for _, o := range seen.Orders {
+			if o.ID != id {
+				continue
+			}
+			found = o.Status == "open" && len(o.Lines) == len(part)
+			for _, l := range o.Lines {
+				found = found && l.Outstanding.IsPositive()
+			}
+		}
+		if !found {
+			return fmt.Errorf("chain: %s's tills do not see purchase order %s open with its %d lines outstanding: %+v", s.ID, id, len(part), seen.Orders)
+		}
+	}
+	c.say("head office: a restock order per shop, open; each shop's tills see it among their expected deliveries (GET /v1/orders)")
+	return nil
 }
