@@ -64,10 +64,17 @@ LEDGER_WRITERS ?= 1,8,64
 bench-ledger:
 	$(GO) test -count=1 -run TestBenchInterleaved -v ./ledger/ -args -ledger.bench -ledger.bench.writers=$(LEDGER_WRITERS)
 
-# Central's tests at full size (a 100,000-item import through the API).
+# Central's tests at full size (a 100,000-item import through the API,
+# and the model tests' and the log store's full seeds and steps).
 .PHONY: central-long
 central-long:
-	$(GO) test -race -count=1 -run 'BulkImport' -v ./central -args -central.long
+	$(GO) test -race -count=1 -timeout 30m -run 'BulkImport|Model|DebtTotalMatchesScan|LogStoreConformance' -v ./central -args -central.long
+
+# The tills' API's property tests at full size (100 till histories
+# against the model; make test runs 5).
+.PHONY: posbridge-long
+posbridge-long:
+	$(GO) test -race -count=1 -timeout 30m -run 'TestTillHistoriesMatchModel' -v ./posbridge -args -posbridge.long
 
 # Central's figures for BENCHMARKS.md: committed changes/s on a 3-node
 # loopback cluster next to a raw hashicorp/raft harness, a 100k-item

@@ -148,6 +148,10 @@ func startShopNode(t testing.TB, s shopSpec, dir string, repl node.ReplicationCo
 	c.AdminToken = shopAdminToken
 	c.WALSegmentBytes = 8 << 20
 	c.MaxBatchBytes = 1 << 20
+	// The smallest memtable a 1 MiB batch allows (the simulation's
+	// nodes run with small ones too): allocating the default 64 MiB took
+	// a good part of each shop's start under -race.
+	c.MemTableBytes = 8 << 20
 	c.Terminals = []node.TerminalToken{{ID: "till-1", Token: s.terminal}}
 	c.Replication = repl
 	n, err := node.New(c, testLogger(), nil)

@@ -192,15 +192,20 @@ func TestReview15LinearizeHonoursContext(t *testing.T) {
 func TestReview15SubmitPastDeadline(t *testing.T) {
 	n, _ := blockingFSM(t, func(cfg *central.Config) { cfg.MaxAppendEntries = 1 })
 	// Fill Raft's queues behind the stuck FSM until a submit cannot even
-	// be enqueued.
-	i := 0
-	waitFor(t, "Raft's apply queue full", 30*time.Second, func() bool {
-		i++
+	// be enqueued: back to back, each submit already waits out its own
+	// 10 ms (a poll's pause between them tripled the test's time).
+	full := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(full) {
+			t.Fatalf("Raft's apply queue not full after %d submits", i)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-		defer cancel()
 		_, err := n.Submit(ctx, "test.block", "fill-"+strconv.Itoa(i), []byte("x"))
-		return errors.Is(err, raft.ErrEnqueueTimeout)
-	})
+		cancel()
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			break
+		}
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	err := returnsWithin(t, "Submit past its deadline", 5*time.Second, func() error {

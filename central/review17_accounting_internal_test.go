@@ -1,6 +1,7 @@
 package central
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -371,9 +372,10 @@ func acctCheck(t *testing.T, w *acctWorld, log []string, units map[string]int64,
 	}
 }
 
-// TestReview17AccountingModel: 40 seeds × 22 steps (acctSeeds,
-// acctSteps) of sales and returns pushed from the shops (below zero too,
-// up to three in one push), incoming invoices (covering a shortfall in
+// TestReview17AccountingModel: 10 seeds × 22 steps (acctShortSeeds,
+// acctSteps; 40 seeds, acctSeeds, with -central.long) of sales and
+// returns pushed from the shops (below zero too, up to three in one
+// push), incoming invoices (covering a shortfall in
 // part, in full or more; a second line free or into another department),
 // supplier returns (at cost or priced), write-offs, transfers between
 // the shops and their receipts (in full or not), moves between s1's
@@ -411,7 +413,7 @@ func TestReview17AccountingModel(t *testing.T) {
 	checkPushCache.Store(true)
 	defer checkPushCache.Store(false)
 	prices := []string{"1.10", "2.20", "3.30", "0.77"}
-	for seed := range acctSeeds {
+	for seed := range modelSeeds(acctShortSeeds, acctSeeds) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 17))
 			big := seed%2 == 1
@@ -668,8 +670,31 @@ func TestReview17AccountingModel(t *testing.T) {
 	}
 }
 
-// acctSeeds and acctSteps size TestReview17AccountingModel.
-var acctSeeds, acctSteps = uint64(40), 22
+// acctSeeds and acctSteps size TestReview17AccountingModel at full size
+// (-central.long, make central-long). make test runs acctShortSeeds,
+// each combination of big stores and backlogs at least twice: seconds
+// under -race where the 40 took half a minute, and enough to catch an
+// invoice that re-costs no shortfall (seed 5), a cancel without its
+// variance sweep (seed 2) or one sweeping only the first department
+// (seed 9).
+var acctSeeds, acctSteps, acctShortSeeds = uint64(40), 22, uint64(10)
+
+// centralLong reports -central.long. api_test.go defines it in package
+// central_test, linked into the same test binary, so the internal tests
+// find it by name.
+func centralLong() bool {
+	f := flag.Lookup("central.long")
+	return f != nil && f.Value.String() == "true"
+}
+
+// modelSeeds is how many seeds a model test runs: short in make test,
+// full with -central.long.
+func modelSeeds(short, full uint64) uint64 {
+	if centralLong() {
+		return full
+	}
+	return short
+}
 
 // TestReview17StocktakeSettlesShortfall: s2 bought 1 milk at 1.00, sold
 // 3 (3.00 at cost: 2 short worth -2.00), then an invoice of 1 at 3.00

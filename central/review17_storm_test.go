@@ -139,6 +139,9 @@ func TestReview17PullStormAfterRestoresAndQuorumLoss(t *testing.T) {
 	}
 	s := testShops[0]
 	rc := shopReplication(urls, s.token)
+	// The window below waits out 12 long polls answered with nothing:
+	// 100 ms each, not 400, is still a long poll a storm would not ask.
+	rc.PollWait = 100 * time.Millisecond
 	shop := startShopNode(t, s, t.TempDir(), rc)
 	sellAt(t, shop.Ledger(), 30)
 	waitFor(t, "the first 30 acknowledged", time.Minute, func() bool { return caughtUpAt(shop) })

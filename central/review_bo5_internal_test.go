@@ -171,14 +171,14 @@ func bo5Repricing(id, price string) storeline.Document {
 		Lines: []storeline.DocumentLine{{Item: "milk", Price: decimal.RequireFromString(price)}}}
 }
 
-// TestReviewBO5PriceModel: random sequences of repricings of one price,
-// their cancels in any order, prices set and deleted by hand between
-// them; after every step the price is the one the latest standing write
+// TestReviewBO5PriceModel: random sequences (20 seeds, 80 with
+// -central.long) of repricings of one price, their cancels in any order,
+// prices set and deleted by hand between them; after every step the price is the one the latest standing write
 // set (a repricing posted and not cancelled, or any hand write; a DELETE
 // writes "no price"), or the price set at the start.
 func TestReviewBO5PriceModel(t *testing.T) {
 	values := []string{"1.29", "1.49", "1.59"}
-	for seed := range uint64(80) {
+	for seed := range modelSeeds(20, 80) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 5))
 			r := newBO5Replica(t)
@@ -244,13 +244,13 @@ func TestReviewBO5PriceModel(t *testing.T) {
 	}
 }
 
-// TestReviewBO5CostModel: random sequences of invoices of one item, some
-// at the same cost, and their cancels in any order; after every step the
-// last purchase cost is the one the latest invoice standing set, none if
-// none stands.
+// TestReviewBO5CostModel: random sequences (12 seeds, 40 with
+// -central.long) of invoices of one item, some at the same cost, and
+// their cancels in any order; after every step the last purchase cost is
+// the one the latest invoice standing set, none if none stands.
 func TestReviewBO5CostModel(t *testing.T) {
 	prices := []string{"1.10", "2.20", "3.30"}
-	for seed := range uint64(40) {
+	for seed := range modelSeeds(12, 40) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			r := newBO5Replica(t)
@@ -321,17 +321,18 @@ func (r *bo5Replica) batches() map[string]storedBatch {
 	return out
 }
 
-// TestReviewBO5BatchModel: random invoices bringing batches to two shops,
-// write-offs and transfers taking them (a line naming a batch or not),
-// receipts carrying them, sales consuming them, and cancels in any
-// order; after every step each batch holds, less what it owes, what the
-// documents standing put into it minus what they took, less what sales
-// took, and it never both holds and owes units.
+// TestReviewBO5BatchModel (12 seeds, 40 with -central.long): random
+// invoices bringing batches to two shops, write-offs and transfers taking
+// them (a line naming a batch or not), receipts carrying them, sales
+// consuming them, and cancels in any order; after every step each batch
+// holds, less what it owes, what the documents standing put into it minus
+// what they took, less what sales took, and it never both holds and owes
+// units.
 func TestReviewBO5BatchModel(t *testing.T) {
 	stores := []storeline.StoreID{"s1", "s2"}
 	names := []string{"B1", "B2", "B3"}
 	expiry := map[string]storeline.Date{"B1": "2027-01-03", "B2": "2027-01-05", "B3": "2027-02-01"}
-	for seed := range uint64(40) {
+	for seed := range modelSeeds(12, 40) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 11))
 			r := newBO5Replica(t)

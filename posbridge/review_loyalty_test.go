@@ -86,7 +86,7 @@ func newGatedEnv(t *testing.T) (*env, *syncGate, *appendWatch, *ledger.Ledger) {
 func newGatedEnvConfig(t *testing.T, set func(*posbridge.Config)) (*env, *syncGate, *appendWatch, *ledger.Ledger) {
 	t.Helper()
 	g := &syncGate{entered: make(chan struct{}, 1)}
-	o := ledger.DefaultOptions(t.TempDir(), "s1")
+	o := testLedgerOptions(t.TempDir())
 	o.Seams = &ledger.Seams{Sync: g.sync}
 	led, err := ledger.Open(o)
 	if err != nil {
