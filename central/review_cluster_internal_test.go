@@ -66,10 +66,24 @@ func TestReviewClusterRemovedNodeAcksNothingUncommitted(t *testing.T) {
 			f = n
 		}
 	}
-	// Keep the leader from adding it back: f leaves gossip.
+	// Keep the leader from adding it back: f leaves gossip, and the
+	// removal waits until no other node sees it alive there (one still
+	// seeing it, the leave not yet taken in on a loaded machine, would
+	// have its reconciler add f back as a voter, with a leader again).
 	if err := f.ml.Leave(time.Second); err != nil {
 		t.Fatal(err)
 	}
+	testwait.For(t, "every other node to see the removed node leave gossip", 30*time.Second, func() bool {
+		for _, n := range nodes {
+			if n == f {
+				continue
+			}
+			if alive, _ := n.gos.snapshot(); alive[f.ID()].Raft != "" {
+				return false
+			}
+		}
+		return true
+	})
 
 	// Remove f through whichever node leads at the time: on a loaded
 	// machine an election may move leadership between finding the leader
@@ -95,7 +109,7 @@ func TestReviewClusterRemovedNodeAcksNothingUncommitted(t *testing.T) {
 		t.Fatalf("remove %s from the Raft configuration: %v", f.ID(), removeErr)
 	}
 	// Past f's heartbeat timeout: f no longer knows a leader.
-	testwait.For(t, "the removed node to lose its leader", 10*time.Second, func() bool {
+	testwait.For(t, "the removed node to lose its leader", 30*time.Second, func() bool {
 		addr, _ := f.raft.LeaderWithID()
 		return addr == ""
 	})
