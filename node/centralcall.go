@@ -43,8 +43,14 @@ func (n *Node) newCentralCaller(op string, limit int64) (*centralCaller, error) 
 	if timeout == 0 {
 		timeout = defaultLoyaltyTimeout
 	}
+	// Trimmed as the replication client trims them: "https://c/" and a
+	// path would make "//v1/...", which central's mux redirects.
+	urls := make([]string, len(r.Central))
+	for i, u := range r.Central {
+		urls[i] = strings.TrimRight(u, "/")
+	}
 	return &centralCaller{
-		op: op, urls: r.Central, token: r.Token, timeout: timeout, limit: limit,
+		op: op, urls: urls, token: r.Token, timeout: timeout, limit: limit,
 		// No redirects: central never sends one, and following one would
 		// send the shop's token where it points (in clear to http://).
 		hc: &http.Client{Transport: replication.NewTransport(tlsConf, timeout),

@@ -40,9 +40,11 @@ type ReplicationConfig struct {
 	// events the shop keeps, the latest (replication.ClientConfig); zero
 	// means replication.DefaultKeepRejections.
 	KeepRejections int
-	// LoyaltyTimeout bounds a loyalty call to central made while a till
-	// waits (a reservation, a card's balance); past it the shop is offline
-	// for loyalty (loyalty.go). Zero means the default, one second.
+	// LoyaltyTimeout bounds a call to central made while a till waits (a
+	// points reservation, a card's balance, the expected deliveries); past
+	// it the shop is offline for loyalty (loyalty.go) and the tills are
+	// told head office cannot be reached. Zero means the default, one
+	// second.
 	LoyaltyTimeout time.Duration
 }
 

@@ -94,7 +94,7 @@ func replicationFlags(fs *flag.FlagSet, r *node.ReplicationConfig) {
 	fs.DurationVar(&r.BackoffMin, "replication-backoff-min", r.BackoffMin, "first retry delay after a failure")
 	fs.DurationVar(&r.BackoffMax, "replication-backoff-max", r.BackoffMax, "longest retry delay")
 	fs.IntVar(&r.KeepRejections, "replication-keep-rejections", r.KeepRejections, "head-office rejections of the shop's events kept, the latest (0: "+strconv.Itoa(replication.DefaultKeepRejections)+")")
-	fs.DurationVar(&r.LoyaltyTimeout, "replication-loyalty-timeout", r.LoyaltyTimeout, "longest a till waits for a loyalty call to central before the shop treats it as offline")
+	fs.DurationVar(&r.LoyaltyTimeout, "replication-loyalty-timeout", r.LoyaltyTimeout, "longest a till waits for a loyalty call to central before the shop treats it as offline, and for head office's expected deliveries")
 }
 
 // loadNodeConfig parses args and applies the config file and environment
