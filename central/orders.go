@@ -46,6 +46,18 @@ package central
 //     rather than scanning the journal; a position that does not hold the
 //     draft is a refusal, never a guess. A request is never made a
 //     document (putDocument, applyDocCreate): the order is its answer.
+//  7. Every write of an order's record (putOrder: a create, cancel or
+//     close, an invoice's post or cancel that receives on it) writes its
+//     store index keys in the same entry, from the record it writes:
+//     poByStore always, poOpen set while the order expects goods and
+//     deleted otherwise, so a shop's open orders are read without
+//     touching other stores' or its own finished ones. The index is a
+//     function of the records alone. State written before it existed has
+//     no index and no poIndexed: the first order write of this build
+//     indexes every order there is, in its own entry, then marks the
+//     index complete (every replica applies the same entry to the same
+//     records, so all write the same keys). Until then the listings scan
+//     the records as they did (orderIndexed).
 
 import (
 	"context"
@@ -88,6 +100,14 @@ var orderStatuses = []string{orderOpen, orderPartial, orderReceived, orderClosed
 const (
 	poOrder   = "po/ord/" // id → msgpack purchaseOrder
 	poRequest = "po/req/" // store \0 event16 → id of the order answering the request (invariant 6)
+	// The store indexes (invariant 7): every order of a store, and those
+	// of its orders still expecting goods (open or partial), each valued
+	// by the order's status as its last write left it.
+	poByStore = "po/st/"   // store \0 id → status
+	poOpen    = "po/open/" // store \0 id → status, while open or partial
+	// poIndexed marks the store indexes complete: absent in state written
+	// before they existed, whose orders the listings then find by a scan.
+	poIndexed = "po/indexed" // → "1"
 )
 
 // requestKey is the index key marking a shop's request answered.
@@ -289,8 +309,168 @@ func getOrder(rt *ledger.ReplicaTxn, id string) (*purchaseOrder, bool, error) {
 	return getMetaRecord[purchaseOrder](rt, poOrder+id, "purchase order "+id)
 }
 
+// putOrder writes the order's record and its store index keys
+// (invariant 7).
 func putOrder(rt *ledger.ReplicaTxn, o *purchaseOrder) error {
-	return putMetaRecord(rt, poOrder+o.ID, "purchase order "+o.ID, o)
+	if err := indexAllOrders(rt); err != nil {
+		return err
+	}
+	if err := putMetaRecord(rt, poOrder+o.ID, "purchase order "+o.ID, o); err != nil {
+		return err
+	}
+	return indexOrder(rt, o.Store, o.ID, o.status())
+}
+
+// storeOrderKey is order id's key under index prefix for store.
+func storeOrderKey(prefix string, store storeline.StoreID, id string) string {
+	return prefix + string(store) + "\x00" + id
+}
+
+// expectsGoods reports whether an order of status still expects goods:
+// the shop's open orders (shop_orders.go invariant 1).
+func expectsGoods(status string) bool { return status == orderOpen || status == orderPartial }
+
+// indexOrder writes order id's store index keys for its status.
+func indexOrder(rt *ledger.ReplicaTxn, store storeline.StoreID, id, status string) error {
+	if err := rt.SetMeta(storeOrderKey(poByStore, store, id), []byte(status)); err != nil {
+		return fmt.Errorf("store index of purchase order %s: %w", id, err)
+	}
+	var open []byte // nil deletes
+	if expectsGoods(status) {
+		open = []byte(status)
+	}
+	if err := rt.SetMeta(storeOrderKey(poOpen, store, id), open); err != nil {
+		return fmt.Errorf("open index of purchase order %s: %w", id, err)
+	}
+	return nil
+}
+
+// orderIndexed reports whether the store indexes are complete
+// (invariant 7).
+func orderIndexed(rt *ledger.ReplicaTxn) (bool, error) {
+	v, err := rt.Meta(poIndexed)
+	if err != nil {
+		return false, fmt.Errorf("purchase order index mark: %w", err)
+	}
+	return v != nil, nil
+}
+
+// indexAllOrders indexes, in state written before the store indexes
+// existed, every order there is, and marks the index complete
+// (invariant 7); once marked it does nothing.
+func indexAllOrders(rt *ledger.ReplicaTxn) error {
+	if done, err := orderIndexed(rt); err != nil || done {
+		return err
+	}
+	// Read first, then write: the writes stay out of the scan's way.
+	type indexed struct {
+		store      storeline.StoreID
+		id, status string
+	}
+	var all []indexed
+	err := rt.ScanMeta(poOrder, func(k string, v []byte) (bool, error) {
+		var o purchaseOrder
+		if err := msgpack.Unmarshal(v, &o); err != nil {
+			return false, fmt.Errorf("purchase order %s: %w", k[len(poOrder):], err)
+		}
+		all = append(all, indexed{o.Store, o.ID, o.status()})
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing purchase orders: %w", err)
+	}
+	for _, o := range all {
+		if err := indexOrder(rt, o.store, o.id, o.status); err != nil {
+			return err
+		}
+	}
+	return rt.SetMeta(poIndexed, []byte("1"))
+}
+
+// orderScanBound bounds the index entries or records one page of orders
+// examines (maxReportScan: a variable so tests reach it with few orders).
+var orderScanBound = maxReportScan
+
+// storeOrderPage pages through store's orders in ID order after after,
+// at most limit rows of those show makes one of, examining at most
+// orderScanBound index entries (or, before the index is complete, order
+// records of every store, as GET /v1/orders always did). open narrows it
+// to the orders expecting goods; keep, given the status the index holds,
+// skips an order without reading it. show sees the record, which
+// decides.
+func storeOrderPage(rt *ledger.ReplicaTxn, store storeline.StoreID, open bool, after string, limit int,
+	keep func(status string) bool, show func(o *purchaseOrder) (any, bool)) ([]any, string, error) {
+	indexed, err := orderIndexed(rt)
+	if err != nil {
+		return nil, "", err
+	}
+	if !indexed {
+		return pageOrderKeys(rt, poOrder, after, limit, func(id string, v []byte) (any, bool, error) {
+			var o purchaseOrder
+			if err := msgpack.Unmarshal(v, &o); err != nil {
+				return nil, false, fmt.Errorf("purchase order %s: %w", id, err)
+			}
+			status := o.status()
+			if o.Store != store || (open && !expectsGoods(status)) || !keep(status) {
+				return nil, false, nil
+			}
+			row, ok := show(&o)
+			return row, ok, nil
+		})
+	}
+	prefix := storeOrderKey(poByStore, store, "")
+	if open {
+		prefix = storeOrderKey(poOpen, store, "")
+	}
+	return pageOrderKeys(rt, prefix, after, limit, func(id string, v []byte) (any, bool, error) {
+		if !keep(string(v)) {
+			return nil, false, nil
+		}
+		o, found, err := getOrder(rt, id)
+		if err != nil {
+			return nil, false, err
+		}
+		if !found {
+			return nil, false, fmt.Errorf("store %s's index names purchase order %s, which is not held", store, id)
+		}
+		row, ok := show(o)
+		return row, ok, nil
+	})
+}
+
+// pageOrderKeys is pageRecords over the keys under prefix, each an
+// order's ID, bounded by orderScanBound: pick makes a key's row, or
+// skips it.
+func pageOrderKeys(rt *ledger.ReplicaTxn, prefix, after string, limit int,
+	pick func(id string, v []byte) (any, bool, error)) (out []any, next string, err error) {
+	out = []any{}
+	last, scanned := after, 0
+	err = rt.ScanMetaFrom(prefix, after, func(k string, v []byte) (bool, error) {
+		id := k[len(prefix):]
+		if after != "" && id <= after {
+			return true, nil
+		}
+		if scanned++; scanned > orderScanBound {
+			next = last
+			return false, nil
+		}
+		row, ok, err := pick(id, v)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			last = id
+			return true, nil
+		}
+		if len(out) == limit {
+			next = last
+			return false, nil
+		}
+		out = append(out, row)
+		last = id
+		return true, nil
+	})
+	return out, next, err
 }
 
 func noOrder(id string) error {
@@ -893,7 +1073,9 @@ func (n *Node) getOrder(w http.ResponseWriter, r *http.Request) error {
 }
 
 // listOrders pages through orders in ID order, optionally of one store,
-// supplier or status, as listDocuments pages through documents.
+// supplier or status, as listDocuments pages through documents; one
+// store's from its index (invariant 7), so a page of a store examines
+// its orders only.
 func (n *Node) listOrders(w http.ResponseWriter, r *http.Request) error {
 	limit, err := queryLimit(r)
 	if err != nil {
@@ -916,9 +1098,21 @@ func (n *Node) listOrders(w http.ResponseWriter, r *http.Request) error {
 	var next string
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		var err error
+		if store != "" {
+			// The store's index (invariant 7); an open or partial order
+			// is found among the open ones alone.
+			out, next, err = storeOrderPage(rt, storeline.StoreID(store), expectsGoods(status), after, limit,
+				func(indexed string) bool { return status == "" || indexed == status },
+				func(o *purchaseOrder) (any, bool) {
+					if (supplier != "" && string(o.Supplier) != supplier) || (status != "" && o.status() != status) {
+						return nil, false
+					}
+					return orderJSON(o), true
+				})
+			return err
+		}
 		out, next, err = pageRecords(rt, poOrder, "purchase order", after, limit, func(_ string, o *purchaseOrder) (any, bool) {
-			if (store != "" && string(o.Store) != store) || (supplier != "" && string(o.Supplier) != supplier) ||
-				(status != "" && o.status() != status) {
+			if (supplier != "" && string(o.Supplier) != supplier) || (status != "" && o.status() != status) {
 				return nil, false
 			}
 			return orderJSON(o), true

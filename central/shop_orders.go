@@ -12,11 +12,14 @@ package central
 //  2. The read is this node's state, as the loyalty points read is: a
 //     follower may answer an order a moment late, never a wrong one, and
 //     the shop's call never waits on the leader.
-//  3. Orders are keyed by ID alone (poOrder), with no index by store: a
-//     page scans from After at most maxReportScan orders of every store
-//     (as GET /v1/orders does) and, when that bound stops it, answers
-//     what it found with Next where it stopped, so one call costs a
-//     bounded read however many orders the chain holds.
+//  3. A page reads the store's open orders from their index (orders.go
+//     invariant 7: poOpen), so it examines none of other stores' orders
+//     nor the store's finished ones. Before the index is complete (state
+//     of an older build, until the first order write) it scans from
+//     After at most maxReportScan orders of every store, as it did, and,
+//     when that bound stops it, answers what it found with Next where it
+//     stopped: one call costs a bounded read however many orders the
+//     chain holds.
 
 import (
 	"fmt"
@@ -52,12 +55,9 @@ func (n *Node) ShopOrders(store storeline.StoreID, q replication.ShopOrdersReque
 		}
 	}
 	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		rows, next, err := pageRecords(rt, poOrder, "purchase order", q.After, q.Limit, func(_ string, o *purchaseOrder) (any, bool) {
-			if o.Store != store {
-				return nil, false
-			}
+		rows, next, err := storeOrderPage(rt, store, true, q.After, q.Limit, expectsGoods, func(o *purchaseOrder) (any, bool) {
 			status := o.status()
-			if status != orderOpen && status != orderPartial {
+			if !expectsGoods(status) {
 				return nil, false
 			}
 			return shopOrderOf(o, status), true
@@ -68,8 +68,16 @@ func (n *Node) ShopOrders(store storeline.StoreID, q replication.ShopOrdersReque
 		// Names from the same snapshot as the orders, each supplier's
 		// read once a page.
 		names := map[storeline.SupplierID]string{}
-		for _, row := range rows {
+		lines := 0
+		for i, row := range rows {
 			so := row.(replication.ShopOrder)
+			// A page of many long orders stops at maxShopOrderLines, so
+			// it stays well within what a node takes in one answer; the
+			// rest follow from its last order.
+			if lines += len(so.Lines); i > 0 && lines > maxShopOrderLines {
+				next = page.Orders[i-1].ID
+				break
+			}
 			name, ok := names[so.Supplier]
 			if !ok {
 				if name, err = supplierName(rt, so.Supplier); err != nil {
@@ -88,6 +96,10 @@ func (n *Node) ShopOrders(store storeline.StoreID, q replication.ShopOrdersReque
 	}
 	return page, nil
 }
+
+// maxShopOrderLines bounds the order lines of one page of a shop's
+// orders: about 2 MB on the wire.
+var maxShopOrderLines = 20000
 
 // supplierName returns the supplier's name in the master data, "" for a
 // supplier it no longer holds: the order is still expected.

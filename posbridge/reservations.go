@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,46 @@ type reservationOut struct {
 
 type reservationListOut struct {
 	Reservations []reservationOut `json:"reservations"`
+	Next         string           `json:"next,omitempty"` // none on the last page
+}
+
+// reservationCursor is where a page of GET /v1/reservations ends, in the
+// list's order (until, then id): "until/id". A reservation's until never
+// changes, so a cursor stays where it was however many end meanwhile; one
+// made since with an earlier until, or an earlier id of its date, is on
+// a page the walk has passed.
+type reservationCursor struct {
+	until storeline.Date
+	id    string // canonical form, as the list compares them
+}
+
+func (c reservationCursor) String() string { return string(c.until) + "/" + c.id }
+
+func cursorOf(v reservationOut) reservationCursor {
+	return reservationCursor{until: v.Until, id: v.ID.String()}
+}
+
+// before reports whether c comes before d in the list's order.
+func (c reservationCursor) before(d reservationCursor) bool {
+	if c.until != d.until {
+		return c.until < d.until
+	}
+	return c.id < d.id
+}
+
+func parseReservationCursor(v string) (reservationCursor, error) {
+	until, id, ok := strings.Cut(v, "/")
+	if !ok {
+		return reservationCursor{}, storeline.Invalidf("after", "%.80q is not a cursor: want the next of a page (until/id)", v)
+	}
+	if _, err := storeline.ParseDate("after", until); err != nil {
+		return reservationCursor{}, err
+	}
+	eid, err := storeline.ParseEventID(id)
+	if err != nil {
+		return reservationCursor{}, storeline.Invalidf("after", "%v", err)
+	}
+	return reservationCursor{until: storeline.Date(until), id: eid.String()}, nil
 }
 
 // sellerOrSession is the fact's seller: the one the till named, else the
@@ -387,8 +428,9 @@ func (s *Server) activeReservations() ([]storeline.EventID, error) {
 	return ids, nil
 }
 
-// listReservations answers the active reservations, soonest until first.
-// One whose event retention pruned is left out: the node lapses it.
+// listReservations answers the active reservations, soonest until first,
+// a page after the cursor after (reservationCursor). One whose event
+// retention pruned is left out: the node lapses it.
 func (s *Server) listReservations(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	limit := defaultReservationPage
 	if v := r.URL.Query().Get("limit"); v != "" {
@@ -397,6 +439,14 @@ func (s *Server) listReservations(w http.ResponseWriter, r *http.Request, _ *cal
 			return storeline.Invalidf("limit", "limit %q is not a number from 1 to %d", v, maxReservationPage)
 		}
 		limit = n
+	}
+	var after *reservationCursor
+	if v := r.URL.Query().Get("after"); v != "" {
+		c, err := parseReservationCursor(v)
+		if err != nil {
+			return err
+		}
+		after = &c
 	}
 	ids, err := s.activeReservations()
 	if err != nil {
@@ -411,6 +461,9 @@ func (s *Server) listReservations(w http.ResponseWriter, r *http.Request, _ *cal
 		if err != nil {
 			return err
 		}
+		if after != nil && !after.before(reservationCursor{until: res.Until, id: id.String()}) {
+			continue
+		}
 		v, err := s.reservationView(ev, res)
 		if err != nil {
 			return err
@@ -418,14 +471,11 @@ func (s *Server) listReservations(w http.ResponseWriter, r *http.Request, _ *cal
 		out.Reservations = append(out.Reservations, v)
 	}
 	sort.Slice(out.Reservations, func(i, j int) bool {
-		a, b := out.Reservations[i], out.Reservations[j]
-		if a.Until != b.Until {
-			return a.Until < b.Until
-		}
-		return a.ID.String() < b.ID.String()
+		return cursorOf(out.Reservations[i]).before(cursorOf(out.Reservations[j]))
 	})
 	if len(out.Reservations) > limit {
 		out.Reservations = out.Reservations[:limit]
+		out.Next = cursorOf(out.Reservations[limit-1]).String()
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -493,7 +543,11 @@ func (s *Server) endReservation(w http.ResponseWriter, r *http.Request, c *calle
 		return err
 	}
 	if outcome == storeline.ReservationCollected {
-		if err := s.isReceipt(receipt); err != nil {
+		rc, err := s.isReceipt(receipt)
+		if err != nil {
+			return err
+		}
+		if err := soldReserved(receipt, rc, id, res); err != nil {
 			return err
 		}
 	}
@@ -569,21 +623,37 @@ func (s *Server) reservationEndRetry(w http.ResponseWriter, resEv storeline.Even
 	return nil
 }
 
-// isReceipt refuses a collection naming anything but a receipt of this
-// store: 404 naming receipt when there is none, 422 for another fact.
-func (s *Server) isReceipt(id storeline.EventID) error {
+// isReceipt returns the receipt a collection names, refusing anything but
+// a receipt of this store: 404 naming receipt when there is none, 422
+// for another fact.
+func (s *Server) isReceipt(id storeline.EventID) (*storeline.Receipt, error) {
 	ev, err := s.led.Event(s.cfg.Store, id)
 	switch {
 	case errors.Is(err, storeline.NotFound):
-		return &storeline.Error{Kind: storeline.NotFound, Field: "receipt", Err: fmt.Errorf("no receipt %s at this store", id)}
+		return nil, &storeline.Error{Kind: storeline.NotFound, Field: "receipt", Err: fmt.Errorf("no receipt %s at this store", id)}
 	case errors.Is(err, storeline.ErrPruned):
-		return storeline.Invalidf("receipt", "receipt %s is older than the journal this shop keeps (retention): a collection is recorded with its sale", id)
+		return nil, storeline.Invalidf("receipt", "receipt %s is older than the journal this shop keeps (retention): a collection is recorded with its sale", id)
 	case err != nil:
-		return err
-	case ev.Kind != storeline.KindReceipt:
-		return storeline.Invalidf("receipt", "%s is a %s, not a receipt", id, ev.Kind)
+		return nil, err
 	}
-	return nil
+	rc, ok := ev.Body.(*storeline.Receipt)
+	if !ok {
+		return nil, storeline.Invalidf("receipt", "%s is a %s, not a receipt", id, ev.Kind)
+	}
+	return rc, nil
+}
+
+// soldReserved refuses (422 naming receipt) a collection by a receipt
+// that sold none of the reservation's items: a wrong receipt would mark
+// the goods collected while they sit on the shelf. One selling some of
+// them, or fewer units, stands: the customer took less than was held.
+func soldReserved(receipt storeline.EventID, rc *storeline.Receipt, id storeline.EventID, res *storeline.Reservation) error {
+	for _, l := range rc.Lines {
+		if l.Qty.IsPositive() && slices.ContainsFunc(res.Lines, func(rl storeline.BasketLine) bool { return rl.Item == l.Item }) {
+			return nil
+		}
+	}
+	return storeline.Invalidf("receipt", "receipt %s sold none of the items reservation %s holds: name the receipt that sold them", receipt, id)
 }
 
 // heldBy is what reservation id's account still holds, as the lines its
