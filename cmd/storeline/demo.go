@@ -145,6 +145,9 @@ func printChain(w io.Writer, c *chain.Chain) {
 		fmt.Fprintf(w, "\nTry, while it runs:\n  curl -s -H 'Authorization: Bearer %s' %s/v1/cluster\n", c.ViewerKey, api[0])
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/items/%s\n", s.CheckToken, s.Node.TillURL(), d.Items[0].SKU)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/barcodes/%s\n", s.CheckToken, s.Node.TillURL(), d.Items[0].Barcodes[0].Code)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/reservations      # goods held for customers\n", s.CheckToken, s.Node.TillURL())
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/orders            # expected deliveries, asked of head office\n", s.CheckToken, s.Node.TillURL())
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/reservations?store=%s'\n", c.ViewerKey, api[0], s.ID)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop early.")
 	fmt.Fprintln(w)
