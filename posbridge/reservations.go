@@ -25,9 +25,12 @@ import (
 // both succeed. An end has the ID ReservationEndID derives, so a second,
 // different end of the same reservation is the ledger's Conflict.
 
-// Reservation statuses as the API answers them.
+// Reservation statuses as the API answers them, and the outcomes
+// storeline_reservations_total counts besides the ends'.
 const (
-	reservationActive = "active"
+	reservationActive  = "active"
+	reservationMade    = "made"
+	reservationRefused = "refused"
 	// Default and largest page of GET /v1/reservations.
 	defaultReservationPage = 100
 	maxReservationPage     = 1000
@@ -228,6 +231,7 @@ func (s *Server) reserve(ctx context.Context, in *reservationIn, date storeline.
 		}
 		avail := onHand.Sub(reserved)
 		if want[l.Item].GreaterThan(avail) {
+			s.m.reservations.WithLabelValues(reservationRefused).Inc()
 			return storeline.Event{}, false, storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i),
 				"reserving %s of %s in all, but only %s is available (on hand %s, reserved %s)",
 				want[l.Item], l.Item, qtyStr(decimal.Max(avail, decimal.Zero)), qtyStr(onHand), qtyStr(reserved))
@@ -236,6 +240,9 @@ func (s *Server) reserve(ctx context.Context, in *reservationIn, date storeline.
 	// Not cancelled with the till's request: the lock is released only
 	// once the append's outcome is known.
 	ev, ok, err := s.appendEvent(context.WithoutCancel(ctx), in.ID, *in.OccurredAt, date, res)
+	if err == nil && ok {
+		s.m.reservations.WithLabelValues(reservationMade).Inc()
+	}
 	if err == nil {
 		err = sameOccurredAt(ev, ok, *in.OccurredAt)
 	}
@@ -586,6 +593,7 @@ func (s *Server) endReservation(w http.ResponseWriter, r *http.Request, c *calle
 		// the ledger does not compare occurred_at, the retry's check does.
 		return s.reservationEndRetry(w, resEv, end, *in.OccurredAt, endEv, endEv.Body.(*storeline.ReservationEnd))
 	}
+	s.m.reservations.WithLabelValues(string(outcome)).Inc()
 	out, err := s.reservationView(resEv, res)
 	if err != nil {
 		return err
@@ -755,6 +763,7 @@ func (s *Server) LapseReservations(ctx context.Context, now time.Time) (int, err
 			return n, errors.Join(append(bad, fmt.Errorf("posbridge: lapse reservation %s: %w", id, err))...)
 		case ok:
 			n++
+			s.m.reservations.WithLabelValues(string(storeline.ReservationLapsed)).Inc()
 		}
 	}
 	return n, errors.Join(bad...)

@@ -276,6 +276,10 @@ type metrics struct {
 	// afterClose counts receipts and returns stored in a shift already
 	// closed: stored (the sale or refund happened), in no Z report.
 	afterClose *prometheus.CounterVec
+	// reservations counts reservations of goods made, refused for too few
+	// available, and ended (collected, released, lapsed); retries not
+	// counted (reservations.go).
+	reservations *prometheus.CounterVec
 }
 
 // New checks the config and builds a Server.
@@ -318,11 +322,18 @@ func New(cfg Config) (*Server, error) {
 			Help: "Receipts and returns stored in a shift already closed, so in no Z report (retries not counted), by kind.",
 		}, []string{"kind"}),
 	}
+	s.m.reservations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "storeline_reservations_total",
+		Help: "Reservations of goods made, refused for too few available, and ended (collected, released, lapsed), retries not counted.",
+	}, []string{"outcome"})
 	for _, k := range []string{"receipt", "return"} {
 		s.m.afterClose.WithLabelValues(k)
 	}
+	for _, o := range []string{reservationMade, reservationRefused, string(storeline.ReservationCollected), string(storeline.ReservationReleased), string(storeline.ReservationLapsed)} {
+		s.m.reservations.WithLabelValues(o)
+	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies, s.m.pointsRefused, s.m.afterClose} {
+		for _, c := range []prometheus.Collector{s.m.duration, s.m.committed, s.m.discrepancies, s.m.pointsRefused, s.m.afterClose, s.m.reservations} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, storeline.E("posbridge.New", storeline.Internal, fmt.Errorf("register metrics: %w", err))
 			}
