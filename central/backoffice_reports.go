@@ -33,6 +33,7 @@ func (n *Node) backOfficeReportRoutes(h func(string, bool, func(http.ResponseWri
 	h("GET /v1/excise", false, n.getExcise)
 	h("GET /v1/serials/conflicts", false, n.getSerialConflicts)
 	h("GET /v1/margin", false, n.getMargin)
+	h("GET /v1/turnover", false, n.getTurnover)
 }
 
 // positionParam parses a cursor "epoch/seq" (zero when absent).

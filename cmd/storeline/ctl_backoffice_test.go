@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,11 +70,73 @@ func TestCtlBackOffice(t *testing.T) {
 		{[]string{"pay-supplier", "pay2", "p1", "nobank", "1", "EUR"}, 1, `(field: bank)`},
 		{[]string{"statement", "p1", "EUR", today, today}, 0, `"closing":"-5.00"`},
 		{[]string{"statement", "p1", "EUR", today}, 2, `bad command`},
+		// Turnover: nothing sold is one total row of zeros; a period
+		// over central's 366 days is read in parts and summed.
+		{[]string{"turnover", "s1", today, today}, 0, `"rows":[{"key":{},"receipts":0,"returns":0,"qty":"0","revenue":"0","net":"0","vat":"0"}]`},
+		{[]string{"turnover", "s1", "2019-01-01", today, "seller,item"}, 0, `"by":["seller","item"],"rows":[]`},
+		{[]string{"turnover", "s1", today, today, "colour"}, 1, `(field: by)`},
+		{[]string{"turnover", "nowhere", today, today}, 1, `(field: store)`},
+		{[]string{"turnover", "s1", today, "2019-01-01"}, 1, `(field: to)`},
+		{[]string{"turnover", "s1", today}, 2, `bad command`},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := runCmd(t, e, append([]string{"ctl", "--central", api}, s.args...)...)
 		if code != s.code || !strings.Contains(stdout+stderr, s.want) {
 			t.Fatalf("ctl %v = %d, want %d with %s\nstdout: %s\nstderr: %s", s.args, code, s.code, s.want, stdout, stderr)
 		}
+	}
+}
+
+// TestCtlTurnoverSumsPages: ctl turnover reads every page of every part
+// of the period (central answers 366 days at most) and prints the rows
+// summed by key, sorted, whatever order the pages gave them in.
+func TestCtlTurnoverSumsPages(t *testing.T) {
+	type page struct {
+		rows []string // key:seller receipts returns qty revenue net vat
+		next string
+	}
+	// By "from to after".
+	pages := map[string]page{
+		"2019-01-01 2020-01-01 ":    {[]string{"bob 1 0 1 1.50 1.36 0.14", "carol 0 1 -1 -2.00 -1.82 -0.18"}, "1/2"},
+		"2019-01-01 2020-01-01 1/2": {[]string{"alice 1 0 2 3.00 2.73 0.27", "bob 1 0 3.5 7.00 6.36 0.64"}, ""},
+		"2020-01-02 2020-03-01 ":    {[]string{"alice 2 1 0.500 1.1 1.00 0.10"}, ""},
+	}
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		k := q.Get("from") + " " + q.Get("to") + " " + q.Get("after")
+		asked = append(asked, k)
+		p, ok := pages[k]
+		if r.URL.Path != "/v1/turnover" || q.Get("store") != "s1" || q.Get("by") != "seller" || !ok {
+			http.Error(w, "unexpected "+r.URL.String(), http.StatusTeapot)
+			return
+		}
+		rows := []map[string]any{}
+		for _, row := range p.rows {
+			var seller string
+			var rec, ret int
+			var qty, rev, net, vat string
+			fmt.Sscan(row, &seller, &rec, &ret, &qty, &rev, &net, &vat)
+			rows = append(rows, map[string]any{"key": map[string]string{"seller": seller}, "receipts": rec, "returns": ret,
+				"qty": qty, "revenue": rev, "net": net, "vat": vat})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"store": "s1", "by": []string{"seller"}, "rows": rows, "more": p.next != "", "next": p.next})
+	}))
+	defer srv.Close()
+	var stdout, stderr syncBuffer
+	code := ctlCentral(context.Background(), srv.URL, "k", 5*time.Second, []string{"turnover", "s1", "2019-01-01", "2020-03-01", "seller"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	want := `{"store":"s1","from":"2019-01-01","to":"2020-03-01","by":["seller"],"rows":[` +
+		`{"key":{"seller":"alice"},"receipts":3,"returns":1,"qty":"2.5","revenue":"4.1","net":"3.73","vat":"0.37"},` +
+		`{"key":{"seller":"bob"},"receipts":2,"returns":0,"qty":"4.5","revenue":"8.5","net":"7.72","vat":"0.78"},` +
+		`{"key":{"seller":"carol"},"receipts":0,"returns":1,"qty":"-1","revenue":"-2","net":"-1.82","vat":"-0.18"}],"pages":3}` + "\n"
+	if stdout.String() != want {
+		t.Errorf("printed\n%s\nwant\n%s", stdout.String(), want)
+	}
+	if len(asked) != 3 {
+		t.Errorf("asked %q", asked)
 	}
 }

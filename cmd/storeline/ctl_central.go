@@ -13,9 +13,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 const ctlCentralUsage = `usage: storeline ctl --central URL [--token KEY] <command> [args]
@@ -46,6 +49,10 @@ commands:
                                    the UTC day); again with the same REASON and DAY is harmless
   statement SUPPLIER CURRENCY FROM TO
                                    a supplier's settlement statement for business dates FROM..TO
+  turnover STORE FROM TO [BY]      the store's sales less returns for business dates FROM..TO, summed
+                                   by BY: comma-separated date, month, item, group, top_group, dept,
+                                   seller, terminal (none: one total); every page of central's answer,
+                                   a period of any length
   order FILE.json                  create a purchase order (JSON as POST /v1/orders); again is harmless
   show-order ID | orders STORE     an order (ordered, received, outstanding per line); a store's orders
   order-cancel ID REASON           cancel an order that received nothing; again is harmless
@@ -71,7 +78,7 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 		"document": {2, 2}, "document-from-draft": {3, 3}, "post": {1, 1}, "cancel": {1, 1}, "show": {1, 1},
 		"drafts": {1, 1}, "stock": {1, 2}, "reservations": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
 		"pay-supplier": {5, 6}, "pay-cancel": {2, 3}, "order": {1, 1}, "show-order": {1, 1}, "orders": {1, 1},
-		"order-cancel": {2, 2}, "order-close": {1, 2}, "statement": {4, 4},
+		"order-cancel": {2, 2}, "order-close": {1, 2}, "statement": {4, 4}, "turnover": {3, 4},
 		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
 	if len(rest) == 1 && (rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help") {
 		// The -central flag's help points here.
@@ -309,6 +316,12 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		return err
 	case "statement":
 		return ctlStatement(ctx, c, a[0], a[1], a[2], a[3], stdout)
+	case "turnover":
+		by := ""
+		if len(a) > 3 {
+			by = a[3]
+		}
+		return ctlTurnover(ctx, c, a[0], a[1], a[2], by, stdout)
 	case "order":
 		b, err := os.ReadFile(a[0])
 		if err != nil {
@@ -433,6 +446,126 @@ func readStatement(ctx context.Context, c *adminClient, path, currency, from, to
 	}
 	first["rows"], first["next"] = all, json.RawMessage(`""`)
 	return first, nil
+}
+
+// ctlTurnoverDays is the longest period central answers a turnover
+// request for (both ends count): ctl asks a longer one in parts.
+const ctlTurnoverDays = 366
+
+// turnoverRow is a row of central's turnover report, as ctl sums it.
+type turnoverRow struct {
+	Key      map[string]string `json:"key"`
+	Receipts int               `json:"receipts"`
+	Returns  int               `json:"returns"`
+	Qty      decimal.Decimal   `json:"qty"`
+	Revenue  decimal.Decimal   `json:"revenue"`
+	Net      decimal.Decimal   `json:"net"`
+	VAT      decimal.Decimal   `json:"vat"`
+}
+
+// ctlTurnover reads a store's turnover for FROM..TO in parts central
+// answers (ctlTurnoverDays each), every page of each, and prints the
+// rows summed by key, sorted by key, as one answer for the whole period.
+// A page's rows are the sums of the events it read, so the period's are
+// their sums: a receipt is on one page of one part.
+func ctlTurnover(ctx context.Context, c *adminClient, store, from, to, by string, stdout io.Writer) error {
+	ft, err1 := time.Parse(time.DateOnly, from)
+	tt, err2 := time.Parse(time.DateOnly, to)
+	if err1 != nil || err2 != nil || tt.Before(ft) {
+		// Central names the bad field.
+		return ctlTurnoverPart(ctx, c, store, from, to, by, nil, new(int))
+	}
+	dims := []string{}
+	if by != "" {
+		dims = strings.Split(by, ",")
+	}
+	sums := map[string]*turnoverRow{}
+	pages := 0
+	for start := ft; !start.After(tt); start = start.AddDate(0, 0, ctlTurnoverDays) {
+		end := start.AddDate(0, 0, ctlTurnoverDays-1)
+		if end.After(tt) {
+			end = tt
+		}
+		err := ctlTurnoverPart(ctx, c, store, start.Format(time.DateOnly), end.Format(time.DateOnly), by, func(r turnoverRow) {
+			vals := make([]string, len(dims))
+			for i, d := range dims {
+				vals[i] = r.Key[d]
+			}
+			k := strings.Join(vals, "\x00")
+			sum, ok := sums[k]
+			if !ok {
+				sum = &turnoverRow{Key: r.Key}
+				sums[k] = sum
+			}
+			sum.Receipts += r.Receipts
+			sum.Returns += r.Returns
+			sum.Qty, sum.Revenue, sum.Net, sum.VAT = sum.Qty.Add(r.Qty), sum.Revenue.Add(r.Revenue), sum.Net.Add(r.Net), sum.VAT.Add(r.VAT)
+		}, &pages)
+		if err != nil {
+			return err
+		}
+	}
+	keys := make([]string, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	rows := make([]*turnoverRow, len(keys))
+	for i, k := range keys {
+		rows[i] = sums[k]
+	}
+	b, err := json.Marshal(struct {
+		Store string         `json:"store"`
+		From  string         `json:"from"`
+		To    string         `json:"to"`
+		By    []string       `json:"by"`
+		Rows  []*turnoverRow `json:"rows"`
+		Pages int            `json:"pages"`
+	}{store, from, to, dims, rows, pages})
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
+}
+
+// ctlTurnoverPart reads every page of store's turnover for from..to,
+// giving each row to add and counting the pages.
+func ctlTurnoverPart(ctx context.Context, c *adminClient, store, from, to, by string, add func(turnoverRow), pages *int) error {
+	after := ""
+	for {
+		q := url.Values{"store": {store}, "from": {from}, "to": {to}, "limit": {"5000"}}
+		if by != "" {
+			q.Set("by", by)
+		}
+		if after != "" {
+			q.Set("after", after)
+		}
+		b, err := c.call(ctx, "GET", "/v1/turnover?"+q.Encode(), nil)
+		if err != nil {
+			return err
+		}
+		*pages++
+		var page struct {
+			Rows []turnoverRow `json:"rows"`
+			Next string        `json:"next"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return fmt.Errorf("turnover %s..%s page %d: %w", from, to, *pages, err)
+		}
+		if add != nil {
+			for _, r := range page.Rows {
+				add(r)
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		if page.Next == after {
+			return fmt.Errorf("turnover %s..%s page %d: next %q does not move on", from, to, *pages, page.Next)
+		}
+		after = page.Next
+	}
 }
 
 // pricingCollections are the head-office collections of pricing rules by

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -16,7 +17,8 @@ import (
 // through its API (central/openapi.yaml) with what the shop's ledger
 // holds: the stock report (units and value at cost per department and
 // item), the margin report (every sale and return, its revenue net of VAT
-// and its cost), the loyalty route (each customer's rights and debt at the
+// and its cost), the turnover report (by seller and item: revenue with and
+// without VAT, units sold per item), the loyalty route (each customer's rights and debt at the
 // shop) and the balances of the points issued and redeemed there. The
 // node-by-node comparison (central_check.go) reads each node's FSM state;
 // this one reads what a head-office user is shown.
@@ -31,6 +33,14 @@ type reportView struct {
 	sales         int
 	revenue, cost decimal.Decimal
 	uncosted      int
+	// turnoverRows counts GET /v1/turnover's rows by seller and item
+	// over the business dates of the margin report's sales (every sale
+	// central holds); turnoverGross sums their revenue (VAT included),
+	// turnoverNet their net of VAT and turnoverSold their units per item
+	// (zero sums left out, as the shop's sold balances are).
+	turnoverRows               int
+	turnoverGross, turnoverNet decimal.Decimal
+	turnoverSold               map[storeline.ItemID]decimal.Decimal
 	// points holds, by the shop's account names, each queried customer's
 	// rights (points/<prog>/<customer>/<store>) and debt
 	// (points-debt/<store>/<prog>/<customer>, negative) at the shop, from
@@ -46,7 +56,7 @@ type reportView struct {
 }
 
 // reportCounts is how much of a shop the reports' comparison covered.
-type reportCounts struct{ stock, sales, customers, flows, reserved int }
+type reportCounts struct{ stock, sales, customers, flows, reserved, turnover int }
 
 // checkReports compares, for each shop, what central's API reports of it
 // with the shop's ledger (views), and says what it compared.
@@ -71,14 +81,15 @@ func (c *Chain) checkReports(ctx context.Context, views []shopView, problem func
 		total.customers += cnt.customers
 		total.flows += cnt.flows
 		total.reserved += cnt.reserved
+		total.turnover += cnt.turnover
 		uncosted += rv.uncosted
 	}
 	cost := "and the cost of each"
 	if uncosted > 0 {
 		cost = fmt.Sprintf("(cost NOT compared: %d sales not costed yet)", uncosted)
 	}
-	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s), loyalty points of %d customers, %d points issued/redeemed balances and reservations (%d balances of goods reserved) agree with the shops' ledgers",
-		total.stock, total.sales, cost, total.customers, total.flows, total.reserved)
+	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s), turnover report (revenue, net of VAT and units sold per item of %d rows by seller and item), loyalty points of %d customers, %d points issued/redeemed balances and reservations (%d balances of goods reserved) agree with the shops' ledgers",
+		total.stock, total.sales, cost, total.turnover, total.customers, total.flows, total.reserved)
 }
 
 // customersOf returns the customers whose rights or debt at the shop the
@@ -109,7 +120,7 @@ func customersOf(points map[string]decimal.Decimal) []storeline.CustomerID {
 // readReports reads what the head-office API reports of store, with the
 // loyalty points of customers.
 func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, customers []storeline.CustomerID) (reportView, error) {
-	rv := reportView{units: map[string]decimal.Decimal{}, value: map[string]decimal.Decimal{},
+	rv := reportView{units: map[string]decimal.Decimal{}, value: map[string]decimal.Decimal{}, turnoverSold: map[storeline.ItemID]decimal.Decimal{},
 		points: map[string]decimal.Decimal{}, loyalty: map[string]decimal.Decimal{}, reserved: map[string]decimal.Decimal{}}
 	q := "consistency=linearizable&limit=5000&store=" + url.QueryEscape(string(store))
 	for after := ""; ; {
@@ -163,9 +174,11 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 			break
 		}
 	}
+	var first, last storeline.Date // of the margin report's sales
 	for after := ""; ; {
 		var page struct {
 			Sales []struct {
+				Date    storeline.Date   `json:"date"`
 				Revenue decimal.Decimal  `json:"revenue"`
 				Cost    *decimal.Decimal `json:"cost"`
 			} `json:"sales"`
@@ -180,6 +193,10 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 			return rv, err
 		}
 		for _, r := range page.Sales {
+			if first == "" || r.Date < first {
+				first = r.Date
+			}
+			last = max(last, r.Date)
 			rv.sales++
 			rv.revenue = rv.revenue.Add(r.Revenue)
 			if r.Cost == nil {
@@ -193,6 +210,11 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 		}
 		if after = page.Next; after == "" {
 			break
+		}
+	}
+	if first != "" {
+		if err := c.readTurnover(ctx, q, first, last, &rv); err != nil {
+			return rv, err
 		}
 	}
 	prog := c.data.Programme.ID
@@ -231,16 +253,76 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 	return rv, nil
 }
 
+// turnoverDays is the longest period central answers a turnover request
+// for (both ends count).
+const turnoverDays = 366
+
+// readTurnover reads central's turnover by seller and item for business
+// dates first..last (q names the store), in parts of turnoverDays and
+// every page of each, into rv.
+func (c *Chain) readTurnover(ctx context.Context, q string, first, last storeline.Date, rv *reportView) error {
+	from, err := time.Parse(time.DateOnly, string(first))
+	if err != nil {
+		return fmt.Errorf("turnover from %q: %w", first, err)
+	}
+	to, err := time.Parse(time.DateOnly, string(last))
+	if err != nil {
+		return fmt.Errorf("turnover to %q: %w", last, err)
+	}
+	for start := from; !start.After(to); start = start.AddDate(0, 0, turnoverDays) {
+		end := start.AddDate(0, 0, turnoverDays-1)
+		if end.After(to) {
+			end = to
+		}
+		period := "&by=seller,item&from=" + start.Format(time.DateOnly) + "&to=" + end.Format(time.DateOnly)
+		for after := ""; ; {
+			var page struct {
+				Rows []struct {
+					Key struct {
+						Item storeline.ItemID `json:"item"`
+					} `json:"key"`
+					Qty     decimal.Decimal `json:"qty"`
+					Revenue decimal.Decimal `json:"revenue"`
+					Net     decimal.Decimal `json:"net"`
+				} `json:"rows"`
+				Next string `json:"next"`
+			}
+			if err := c.ho.do(ctx, "GET", "/v1/turnover?"+q+period+"&after="+url.QueryEscape(after), "", nil, &page); err != nil {
+				return err
+			}
+			for _, r := range page.Rows {
+				rv.turnoverRows++
+				rv.turnoverGross = rv.turnoverGross.Add(r.Revenue)
+				rv.turnoverNet = rv.turnoverNet.Add(r.Net)
+				rv.turnoverSold[r.Key.Item] = rv.turnoverSold[r.Key.Item].Add(r.Qty)
+			}
+			if after = page.Next; after == "" {
+				break
+			}
+		}
+	}
+	for item, qty := range rv.turnoverSold {
+		if qty.IsZero() {
+			delete(rv.turnoverSold, item)
+		}
+	}
+	return nil
+}
+
 // compareReports compares what central's API reports of store (rep) with
 // the shop's ledger (shop), to the last decimal: the stock report's units
 // and value at cost per department and item; the margin report's sales
 // (one per receipt and return in the shop's journal), their revenue net of
 // VAT against the shop's revenue account and, when every sale is costed,
-// their cost against the shop's cost of sales; each customer's rights and
+// their cost against the shop's cost of sales; the turnover report's
+// revenue (VAT included) against the shop's revenue and VAT accounts, its
+// net of VAT against the revenue account and its units per item against
+// the shop's sold balances; each customer's rights and
 // debt at the shop; the points issued and redeemed there; and the goods
 // its active reservations hold.
 func compareReports(store storeline.StoreID, shop shopView, rep reportView, problem func(string, ...any)) reportCounts {
-	cnt := reportCounts{stock: len(unionKeys(rep.units, rep.value)), sales: rep.sales, customers: len(customersOf(rep.points)), flows: len(rep.loyalty), reserved: len(rep.reserved)}
+	cnt := reportCounts{stock: len(unionKeys(rep.units, rep.value)), sales: rep.sales, customers: len(customersOf(rep.points)), flows: len(rep.loyalty), reserved: len(rep.reserved),
+		turnover: rep.turnoverRows}
 	stock := "stock/" + string(store) + "/"
 	for _, k := range []struct {
 		what string
@@ -251,6 +333,7 @@ func compareReports(store storeline.StoreID, shop shopView, rep reportView, prob
 		{"loyalty points", diffBalances(shop.points, rep.points)},
 		{"points issued and redeemed", diffBalances(shop.loyalty, rep.loyalty)},
 		{"reservations of goods", diffBalances(shop.reserved, rep.reserved)},
+		{"turnover report's units sold", diffBalances(prefixed("sold/"+string(store)+"/", shop.sold), prefixed("sold/"+string(store)+"/", rep.turnoverSold))},
 	} {
 		if len(k.bad) > 0 {
 			problem("central's %s of %s differ (shop, central) for %d accounts: %s", k.what, store, len(k.bad), strings.Join(k.bad[:min(5, len(k.bad))], "; "))
@@ -261,6 +344,12 @@ func compareReports(store storeline.StoreID, shop shopView, rep reportView, prob
 	}
 	if !rep.revenue.Equal(shop.revenue) {
 		problem("central's margin report of %s: revenue net of VAT %s; the shop's %s account %s", store, rep.revenue, storeline.RevenueAccount(store), shop.revenue)
+	}
+	if !rep.turnoverNet.Equal(shop.revenue) {
+		problem("central's turnover report of %s: net of VAT %s; the shop's %s account %s", store, rep.turnoverNet, storeline.RevenueAccount(store), shop.revenue)
+	}
+	if !rep.turnoverGross.Equal(shop.sales) {
+		problem("central's turnover report of %s: revenue VAT included %s; the shop's revenue and VAT accounts %s", store, rep.turnoverGross, shop.sales)
 	}
 	if rep.uncosted == 0 && !rep.cost.Equal(shop.cost) {
 		problem("central's margin report of %s: cost of sales %s; the shop's cogs/%s/ accounts %s", store, rep.cost, store, shop.cost)

@@ -23,7 +23,8 @@ func TestCompareReports(t *testing.T) {
 		receipts: map[storeline.EventID]int{r1: 1, r2: 1}, returns: map[storeline.EventID]int{ret: 1},
 		units:   map[string]decimal.Decimal{"food/item-1": d("-2"), "drinks/item-2": d("-0.5")},
 		value:   map[string]decimal.Decimal{"food/item-1": d("-1.70")},
-		revenue: d("9.35"), cost: d("1.70"),
+		revenue: d("9.35"), cost: d("1.70"), sales: d("10.00"),
+		sold: map[storeline.ItemID]decimal.Decimal{"item-1": d("2"), "item-2": d("0.5")},
 		points: map[string]decimal.Decimal{
 			"points/club/c-1/shop-1": d("12"), "points-debt/shop-1/club/c-2": d("-4"),
 		},
@@ -36,6 +37,8 @@ func TestCompareReports(t *testing.T) {
 			value:   map[string]decimal.Decimal{"food/item-1": d("-1.7")},
 			sales:   3,
 			revenue: d("9.350"), cost: d("1.7"),
+			turnoverRows: 3, turnoverNet: d("9.350"), turnoverGross: d("10.0"),
+			turnoverSold: map[storeline.ItemID]decimal.Decimal{"item-1": d("2.000"), "item-2": d("0.5")},
 			points: map[string]decimal.Decimal{
 				"points/club/c-1/shop-1": d("12"), "points-debt/shop-1/club/c-2": d("-4"),
 			},
@@ -69,6 +72,14 @@ func TestCompareReports(t *testing.T) {
 		{"reservation not listed", func(v *reportView) { delete(v.reserved, "reservation/shop-1/r1 item:item-1") },
 			"central's reservations of goods of shop-1 differ (shop, central) for 1 accounts: reservation/shop-1/r1 item:item-1 -1, 0"},
 		{"reserved off", func(v *reportView) { v.reserved["reserved/shop-1/item-1 item:item-1"] = d("2") }, "reserved/shop-1/item-1 item:item-1 1, 2"},
+		{"turnover net off", func(v *reportView) { v.turnoverNet = d("9.34") },
+			"central's turnover report of shop-1: net of VAT 9.34; the shop's revenue/shop-1 account 9.35"},
+		{"turnover revenue off", func(v *reportView) { v.turnoverGross = d("10.01") },
+			"central's turnover report of shop-1: revenue VAT included 10.01; the shop's revenue and VAT accounts 10"},
+		{"turnover units off", func(v *reportView) { v.turnoverSold["item-2"] = d("0.4") },
+			"central's turnover report's units sold of shop-1 differ (shop, central) for 1 accounts: sold/shop-1/item-2 0.5, 0.4"},
+		{"turnover item missing", func(v *reportView) { delete(v.turnoverSold, "item-1") }, "sold/shop-1/item-1 2, 0"},
+		{"turnover item extra", func(v *reportView) { v.turnoverSold["item-3"] = d("1") }, "sold/shop-1/item-3 0, 1"},
 	} {
 		var problems []string
 		rep := report()
@@ -78,7 +89,7 @@ func TestCompareReports(t *testing.T) {
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want %q", tc.name, got, tc.want)
 		}
-		if tc.name == "agree" && cnt != (reportCounts{stock: 2, sales: 3, customers: 2, flows: 2, reserved: 2}) {
+		if tc.name == "agree" && cnt != (reportCounts{stock: 2, sales: 3, customers: 2, flows: 2, reserved: 2, turnover: 3}) {
 			t.Errorf("agree: counts %+v", cnt)
 		}
 	}
