@@ -53,11 +53,13 @@ package central
 //     deleted otherwise, so a shop's open orders are read without
 //     touching other stores' or its own finished ones. The index is a
 //     function of the records alone. State written before it existed has
-//     no index and no poIndexed: the first order write of this build
-//     indexes every order there is, in its own entry, then marks the
-//     index complete (every replica applies the same entry to the same
-//     records, so all write the same keys). Until then the listings scan
-//     the records as they did (orderIndexed).
+//     no index and no poIndexed: each order write of this build indexes
+//     the next orderBackfillChunk orders in ID order, in its own entry
+//     (poIndexing keeps where it stopped; one entry for them all would
+//     pass what Badger takes in a transaction), and the one reaching
+//     the last marks the index complete (every replica applies the same
+//     entries to the same records, so all write the same keys). Until
+//     then the listings scan the records as they did (orderIndexed).
 
 import (
 	"context"
@@ -108,6 +110,9 @@ const (
 	// poIndexed marks the store indexes complete: absent in state written
 	// before they existed, whose orders the listings then find by a scan.
 	poIndexed = "po/indexed" // → "1"
+	// poIndexing is, while the index of older state is being built, the
+	// ID of the last order indexed so far (indexAllOrders).
+	poIndexing = "po/indexing" // → order id
 )
 
 // requestKey is the index key marking a shop's request answered.
@@ -356,36 +361,69 @@ func orderIndexed(rt *ledger.ReplicaTxn) (bool, error) {
 }
 
 // indexAllOrders indexes, in state written before the store indexes
-// existed, every order there is, and marks the index complete
-// (invariant 7); once marked it does nothing.
+// existed, the next orderBackfillChunk orders in ID order after where
+// the last order write left off (poIndexing), and marks the index
+// complete once it reaches the last order (invariant 7); once marked it
+// does nothing. A part at a time: one entry indexing every order of a
+// large chain would pass what Badger takes in one transaction, and an
+// entry that fails to apply stops every replica.
 func indexAllOrders(rt *ledger.ReplicaTxn) error {
 	if done, err := orderIndexed(rt); err != nil || done {
 		return err
 	}
+	cursor, err := rt.Meta(poIndexing)
+	if err != nil {
+		return fmt.Errorf("purchase order index progress: %w", err)
+	}
+	after := string(cursor)
 	// Read first, then write: the writes stay out of the scan's way.
 	type indexed struct {
 		store      storeline.StoreID
 		id, status string
 	}
-	var all []indexed
-	err := rt.ScanMeta(poOrder, func(k string, v []byte) (bool, error) {
+	var part []indexed
+	more := false
+	err = rt.ScanMetaFrom(poOrder, after, func(k string, v []byte) (bool, error) {
+		id := k[len(poOrder):]
+		if after != "" && id <= after {
+			return true, nil
+		}
+		if len(part) == orderBackfillChunk {
+			more = true
+			return false, nil
+		}
 		var o purchaseOrder
 		if err := msgpack.Unmarshal(v, &o); err != nil {
-			return false, fmt.Errorf("purchase order %s: %w", k[len(poOrder):], err)
+			return false, fmt.Errorf("purchase order %s: %w", id, err)
 		}
-		all = append(all, indexed{o.Store, o.ID, o.status()})
+		part = append(part, indexed{o.Store, o.ID, o.status()})
 		return true, nil
 	})
 	if err != nil {
 		return fmt.Errorf("indexing purchase orders: %w", err)
 	}
-	for _, o := range all {
+	for _, o := range part {
 		if err := indexOrder(rt, o.store, o.id, o.status); err != nil {
 			return err
 		}
 	}
+	if more {
+		return rt.SetMeta(poIndexing, []byte(part[len(part)-1].id))
+	}
+	if cursor != nil {
+		if err := rt.SetMeta(poIndexing, nil); err != nil {
+			return fmt.Errorf("purchase order index progress: %w", err)
+		}
+	}
 	return rt.SetMeta(poIndexed, []byte("1"))
 }
+
+// orderBackfillChunk is how many orders one order write indexes of
+// state written before the store indexes (invariant 7): at most about
+// a thousand small writes added to an entry that may be a large
+// invoice's post; a constant, since every replica must index the same
+// part in the same entry.
+const orderBackfillChunk = 500
 
 // orderScanBound bounds the index entries or records one page of orders
 // examines (maxReportScan: a variable so tests reach it with few orders).

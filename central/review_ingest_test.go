@@ -300,6 +300,10 @@ func TestReviewIngestEpochsAndDuplicates(t *testing.T) {
 func TestReviewIngestPagingWhileCommitting(t *testing.T) {
 	c, _ := replCluster(t)
 	c.put(t, "seed", masterData(3, time.Now().Add(-time.Hour))...)
+	// Every node holds the seed before the first pull: one that lagged
+	// would answer a cursor below the store's price-list assignment, and a
+	// later pull at another node would rightly resync.
+	c.waitSettled()
 	s1 := testShops[0]
 	i1 := storeline.ItemID("i1")
 	got := map[storeline.EventID]int{}
@@ -310,10 +314,33 @@ func TestReviewIngestPagingWhileCommitting(t *testing.T) {
 	cursor := riDrain(t, addrs[0], s1.token, "s1", 0, 1000, got, nil, recs)
 	want := map[storeline.EventID]bool{}
 	var mu sync.Mutex
-	done := make(chan struct{})
+	done, stop := make(chan struct{}), make(chan struct{})
+	// The writer never outlives the test, which may end early (a Fatal):
+	// it stops at the next transfer, and the test waits for it.
+	defer func() { close(stop); <-done }()
+	// The writer's leader, found without t: FailNow belongs to the test's
+	// own goroutine.
+	leader := func() (*central.Node, error) {
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+			if l := c.leader(); l != nil {
+				return l, nil
+			}
+			select {
+			case <-stop:
+				return nil, errTestEnded
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return nil, errors.New("no leader for 15s")
+	}
 	go func() {
 		defer close(done)
 		for k := 0; k < 60; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			to := storeline.StoreID("s1")
 			if k%3 == 2 {
 				to = "s2"
@@ -323,11 +350,18 @@ func TestReviewIngestPagingWhileCommitting(t *testing.T) {
 			// committing, on a loaded machine) is retried with the same
 			// ID, or key, as a client would: applied once either way.
 			err := retryUnknown(func() error {
-				_, err := c.waitLeader().Transfer(context.Background(), id, "delivery", "", []storeline.Posting{
+				l, err := leader()
+				if err != nil {
+					return err
+				}
+				_, err = l.Transfer(context.Background(), id, "delivery", "", []storeline.Posting{
 					{Account: storeline.StockAccount(to, "food", i1), Asset: storeline.ItemAsset(i1), Amount: decimal.NewFromInt(1)},
 					{Account: "warehouse/i1", Asset: storeline.ItemAsset(i1), Amount: decimal.NewFromInt(-1)}})
 				return err
 			})
+			if errors.Is(err, errTestEnded) {
+				return
+			}
 			if err != nil {
 				t.Error(err)
 				return
@@ -339,10 +373,16 @@ func TestReviewIngestPagingWhileCommitting(t *testing.T) {
 			}
 			if k%5 == 0 {
 				if err := retryUnknown(func() error {
-					_, err := c.waitLeader().PutRecords(context.Background(), fmt.Sprintf("group-g%d", k), &storeline.Group{ID: storeline.GroupID(fmt.Sprintf("g%d", k)), Name: "G"})
+					l, err := leader()
+					if err != nil {
+						return err
+					}
+					_, err = l.PutRecords(context.Background(), fmt.Sprintf("group-g%d", k), &storeline.Group{ID: storeline.GroupID(fmt.Sprintf("g%d", k)), Name: "G"})
 					return err
 				}); err != nil {
-					t.Error(err)
+					if !errors.Is(err, errTestEnded) {
+						t.Error(err)
+					}
 					return
 				}
 			}
@@ -401,6 +441,9 @@ func TestReviewIngestSlowShopAfterPruneResyncs(t *testing.T) {
 		}
 	}
 }
+
+// errTestEnded stops a test's helper goroutine once the test has ended.
+var errTestEnded = errors.New("the test ended")
 
 // retryUnknown calls submit until it answers other than Unavailable (an
 // outcome unknown, or no leader yet), at most 20 times.

@@ -15,7 +15,7 @@ package central
 //  3. A page reads the store's open orders from their index (orders.go
 //     invariant 7: poOpen), so it examines none of other stores' orders
 //     nor the store's finished ones. Before the index is complete (state
-//     of an older build, until the first order write) it scans from
+//     of an older build, until order writes have indexed it all) it scans from
 //     After at most maxReportScan orders of every store, as it did, and,
 //     when that bound stops it, answers what it found with Next where it
 //     stopped: one call costs a bounded read however many orders the
