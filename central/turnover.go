@@ -193,20 +193,10 @@ func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 	rows := map[string]*turnoverRow{}
 	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		ok, err := rt.HasMaster(storeline.KindStore, string(store))
-		if err != nil {
+		// A store removed from the master data keeps its sales (as for
+		// margin): known while it has pushed events.
+		if err := knownStore(rt, "central.turnover", store); err != nil {
 			return err
-		}
-		if !ok {
-			// A store removed from the master data keeps its sales (as
-			// for margin): known while it has pushed events.
-			ms, err := marks(rt, store)
-			if err != nil {
-				return err
-			}
-			if len(ms) == 0 {
-				return unknownStore("central.turnover", store)
-			}
 		}
 		m := &turnoverMaster{rt: rt, items: map[storeline.ItemID]*storeline.Item{}, tops: map[storeline.GroupID]storeline.GroupID{}}
 		budget := int(turnoverScanBound.Load())
