@@ -31,7 +31,11 @@
 //     counted as Unknown: the node may or may not hold it. A receipt
 //     whose points payment the node refuses (409 naming its points) was
 //     not stored: the till pays it otherwise under a new ID, and the
-//     refusal is counted as PointsRefused, not Failed.
+//     refusal is counted as PointsRefused, not Failed. Likewise a
+//     reservation refused for too few available (422 naming its line's
+//     qty) is counted as ReservationsRefused, and an end of a reservation
+//     another till or the node ended first (409) as
+//     ReservationsEndedElsewhere: the shop's answers, not errors.
 //  3. Lines carry the price the node's pricing gave for the basket at the
 //     moment of the sale (POST /v1/baskets/price: price lists, the card's
 //     customer-group policy, promotions as line discounts), or, where the
