@@ -1249,8 +1249,10 @@ func (c *Client) pullLoop(ctx context.Context) {
 		if resp.Incarnation != "" && (reborn || centralLost(resp.Marks, own, c.Status().Acked)) {
 			c.askProbe()
 		}
+		newRejections := 0
 		if len(resp.Rejections) > 0 {
-			if err := c.keepRejections(&page, resp.Rejections); err != nil {
+			var err error
+			if newRejections, err = c.keepRejections(&page, resp.Rejections); err != nil {
 				c.met.PullErrors.Inc()
 				c.exchanged(false, false)
 				c.log.Error("replication: rejections: reading the node's ledger", "cursor", st.Cursor, "err", err)
@@ -1305,7 +1307,9 @@ func (c *Client) pullLoop(ctx context.Context) {
 		if starts {
 			c.met.Resyncs.Inc()
 		}
-		c.met.RejectionsDown.Add(float64(len(resp.Rejections)))
+		// Those the shop did not hold: a pull from the start (resyncSkipped)
+		// sends again rejections it already keeps.
+		c.met.RejectionsDown.Add(float64(newRejections))
 		c.skipped(skips)
 		bo.reset() // only once the page is stored: a node that cannot store it backs off
 		size.success()
@@ -1595,8 +1599,9 @@ const maxKeepRejections = 1 << 24
 // happen in the page's transaction. A rejection stored already (central
 // sent it again) keeps its place. The pull loop is the only writer of
 // these keys, and a page applies only on the cursor it was built on, so
-// what is read here is what the page applies to.
-func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) error {
+// what is read here is what the page applies to. It returns how many the
+// shop did not hold.
+func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) (fresh int, err error) {
 	keep := uint64(c.cfg.KeepRejections)
 	if keep == 0 {
 		keep = DefaultKeepRejections
@@ -1613,7 +1618,7 @@ func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) error {
 	}
 	v, _, err := get(rejectionNextKey)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", rejectionNextKey, err)
+		return 0, fmt.Errorf("read %s: %w", rejectionNextKey, err)
 	}
 	var next uint64
 	if len(v) == 8 {
@@ -1623,12 +1628,12 @@ func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) error {
 	for _, w := range rejs {
 		b, err := Encode(&w)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		key := RejectionPrefix + hex.EncodeToString(w.ID[:])
 		_, had, err := get(key)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", key, err)
+			return 0, fmt.Errorf("read %s: %w", key, err)
 		}
 		p.Meta[key] = b
 		if had {
@@ -1639,7 +1644,7 @@ func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) error {
 			lk := rejectionLogKey(next - keep)
 			old, ok, err := get(lk)
 			if err != nil {
-				return fmt.Errorf("read %s: %w", lk, err)
+				return 0, fmt.Errorf("read %s: %w", lk, err)
 			}
 			if ok {
 				p.Meta[lk] = nil
@@ -1653,7 +1658,7 @@ func (c *Client) keepRejections(p *LocalPage, rejs []WireRejection) error {
 	if next != before {
 		p.Meta[rejectionNextKey] = binary.BigEndian.AppendUint64(nil, next)
 	}
-	return nil
+	return int(next - before), nil
 }
 
 func rejectionLogKey(n uint64) string { return fmt.Sprintf("%s%016x", rejectionLogPrefix, n) }
