@@ -69,6 +69,13 @@ func positionCursor(p replication.Position, more bool) string {
 // the last position taken or examined, more whether it stopped before the
 // end.
 func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replication.Position, budget *int, fn func(storeline.Event) (bool, error)) (last replication.Position, more bool, err error) {
+	return walkEventsBelow(rt, store, after, nil, budget, fn)
+}
+
+// walkEventsBelow is walkEvents over the positions below the sales
+// index's low marks (saleLows): of an epoch with a low mark, the seqs
+// before it; of one without, all.
+func walkEventsBelow(rt *ledger.ReplicaTxn, store storeline.StoreID, after replication.Position, lows map[uint64]uint64, budget *int, fn func(storeline.Event) (bool, error)) (last replication.Position, more bool, err error) {
 	ms, err := marks(rt, store)
 	if err != nil {
 		return after, false, err
@@ -77,6 +84,9 @@ func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replicatio
 	for _, m := range ms {
 		if m.Epoch < after.Epoch {
 			continue
+		}
+		if low, ok := lows[m.Epoch]; ok {
+			m.Seq = min(m.Seq, max(low, 1)-1)
 		}
 		seq := uint64(1)
 		if m.Epoch == after.Epoch {
@@ -121,8 +131,11 @@ func walkEvents(rt *ledger.ReplicaTxn, store storeline.StoreID, after replicatio
 // moved into the shop's cogs/ accounts in it: a sale's cost when it was
 // costed, an invoice's (a transfer receipt's, a production's) re-cost of
 // units sold short, or its cancel's, on the date it was posted. The
-// cursor is the last sale's epoch/seq while the sales last, then the
-// last re-cost's date/n.
+// sales are read as the turnover report reads them (walkSales): those
+// pushed before the sales date index by position, then the index's by
+// date and position. The cursor is the last sale's epoch/seq or
+// d/date/epoch/seq while the sales last, then the last re-cost's
+// date/document/kind/item.
 func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -173,7 +186,7 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 		}
 		budget := maxReportScan
 		if recostAfter == nil {
-			last, more, err := walkEvents(rt, store, after, &budget, func(ev storeline.Event) (bool, error) {
+			last, more, err := walkSales(rt, store, after, from, to, &budget, func(ev storeline.Event) (bool, error) {
 				if ev.BusinessDate < from || ev.BusinessDate > to {
 					return true, nil
 				}
@@ -214,14 +227,14 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 				return true, nil
 			})
 			if err != nil || more {
-				next = positionCursor(last, more)
+				next = last.String()
 				return err
 			}
 			// The sales are done: the re-costs follow, from the period's
 			// start. A page with no room left for them ends at its last
 			// sale, and the next page starts them.
 			recostAfter = &recostCursor{date: from, key: string(from)}
-			next = positionCursor(last, true)
+			next = last.String()
 		}
 		rows, lastKey, cut, err := scanRecosts(rt, store, *recostAfter, to, limit-len(sales), budget)
 		recosts = rows
@@ -254,20 +267,20 @@ type recostCursor struct {
 	key  string
 }
 
-// marginCursor parses a margin page's "after": a sale's epoch/seq, or a
-// re-cost's date/document/kind/item (then recost is not nil), not before
-// from.
-func marginCursor(r *http.Request, from storeline.Date) (after replication.Position, recost *recostCursor, err error) {
+// marginCursor parses a margin page's "after": a sale's epoch/seq or
+// d/date/epoch/seq (salesCursorParam), or a re-cost's
+// date/document/kind/item (then recost is not nil), not before from.
+func marginCursor(r *http.Request, from storeline.Date) (after salesCursor, recost *recostCursor, err error) {
 	s := r.URL.Query().Get("after")
 	d, _, ok := strings.Cut(s, "/")
 	if !ok || !strings.Contains(d, "-") {
-		after, err = positionParam(r, "after")
+		after, err = salesCursorParam(r)
 		return after, nil, err
 	}
 	parts := strings.Split(s, "/")
 	date, err := storeline.ParseDate("after", parts[0])
 	if err != nil || date < from || len(parts) != 4 || !storeline.ValidID(parts[1]) || !validKind(parts[2]) || !storeline.ValidID(parts[3]) {
-		return after, nil, errMalformed("after", "%q: want epoch/seq or date/document/kind/item, as a page's next gives it", s)
+		return after, nil, errMalformed("after", "%q: want epoch/seq, d/date/epoch/seq or date/document/kind/item, as a page's next gives it", s)
 	}
 	return after, &recostCursor{date, strings.Join(parts, "\x00")}, nil
 }

@@ -127,7 +127,28 @@ const (
 	// rpResv indexes a shop's reservations of goods by ID: origin \0
 	// id16 → epoch8 seq8 of the stored event (reservations.go).
 	rpResv = "repl/resv/"
+	// rpSaleDate indexes a shop's receipts and returns by business date:
+	// origin \0 date \0 epoch8 seq8 → "", so a report over a few dates
+	// reads their sales rather than the whole history (turnover.go).
+	// Events are never deleted from central's state, so neither are these.
+	rpSaleDate = "repl/sd/"
+	// rpSaleLow is, per origin and epoch, the seq of the first event of
+	// the epoch a build with rpSaleDate applied: origin \0 epoch8 →
+	// seq8. An epoch's events apply in seq order (above its mark), so
+	// every sale at or above it is indexed and none below; an epoch
+	// without one holds only sales of earlier builds. Kept per epoch, not
+	// per store, because an older epoch's tail may arrive after a newer
+	// epoch's events (a shop restored from a backup).
+	rpSaleLow = "repl/sdlow/"
 )
+
+func saleDateKey(origin storeline.StoreID, date storeline.Date, epoch, seq uint64) string {
+	return rpSaleDate + string(origin) + "\x00" + string(date) + "\x00" + string(ledger.PutU64(epoch)) + string(ledger.PutU64(seq))
+}
+
+func saleLowKey(origin storeline.StoreID, epoch uint64) string {
+	return rpSaleLow + string(origin) + "\x00" + string(ledger.PutU64(epoch))
+}
 
 func reservationKey(origin storeline.StoreID, id storeline.EventID) string {
 	return rpResv + string(origin) + "\x00" + string(id[:])
@@ -543,11 +564,14 @@ type applier struct {
 	// as the entry stood before flush (pushStockBook): flush takes the
 	// old values of those from it rather than reading each.
 	stock *txBook
+	// saleLows holds the rpSaleLow keys this entry found or wrote, so a
+	// push reads its epoch's once.
+	saleLows map[string]bool
 }
 
 func newApplier(tx *Tx) *applier {
 	return &applier{tx: tx, deltas: map[string]decimal.Decimal{}, items: map[storeline.ItemID]bool{},
-		excise: map[storeline.ItemID]bool{}, stores: map[storeline.StoreID]bool{}}
+		excise: map[storeline.ItemID]bool{}, stores: map[storeline.StoreID]bool{}, saleLows: map[string]bool{}}
 }
 
 func (a *applier) itemExists(id storeline.ItemID) (bool, error) {
@@ -767,6 +791,9 @@ func (a *applier) accept(ev storeline.Event) error {
 	if err := a.tx.SetMeta(eventKey(ev.Origin, ev.Epoch, ev.Seq), enc); err != nil {
 		return err
 	}
+	if err := a.indexSale(&ev); err != nil {
+		return err
+	}
 	switch ev.Kind {
 	case storeline.KindCustomerRegistered:
 		if err := mergeRegistration(a.tx, &ev, enc); err != nil { // customers.go
@@ -801,6 +828,28 @@ func (a *applier) accept(ev storeline.Event) error {
 		}
 	}
 	return nil
+}
+
+// indexSale keeps the sales date index (rpSaleDate) of ev, and its
+// epoch's rpSaleLow: the first event of the epoch this build applies
+// marks where the index starts.
+func (a *applier) indexSale(ev *storeline.Event) error {
+	if lk := saleLowKey(ev.Origin, ev.Epoch); !a.saleLows[lk] {
+		v, err := a.tx.Meta(lk)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			if err := a.tx.SetMeta(lk, ledger.PutU64(ev.Seq)); err != nil {
+				return err
+			}
+		}
+		a.saleLows[lk] = true
+	}
+	if ev.Kind != storeline.KindReceipt && ev.Kind != storeline.KindReturn {
+		return nil
+	}
+	return a.tx.SetMeta(saleDateKey(ev.Origin, ev.BusinessDate, ev.Epoch, ev.Seq), []byte{})
 }
 
 // flush writes the queued balances, and the points owed (rpDebtOwed,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/storeline/storeline"
 	"github.com/storeline/storeline/ledger"
+	"github.com/storeline/storeline/replication"
 )
 
 // The turnover report: a shop's sales (receipts less returns) over
@@ -29,8 +31,9 @@ const maxTurnoverDays = 366
 // chain is damaged master data.
 const maxGroupDepth = 1000
 
-// turnoverScanBound is the events a turnover page examines at most
-// (maxReportScan; atomic so tests lower it under a running node).
+// turnoverScanBound is the events or sales index keys a turnover page
+// examines at most (maxReportScan; atomic so tests lower it under a
+// running node).
 var turnoverScanBound atomic.Int64
 
 func init() { turnoverScanBound.Store(maxReportScan) }
@@ -153,13 +156,19 @@ func (m *turnoverMaster) lineValue(dim string, l *storeline.Line) (string, error
 // nothing was sold): per row, the receipts and the returns touching it
 // (each once however many of its lines fall in the row), units net of
 // returns, revenue VAT included, net of VAT and VAT, returns subtracted.
-// An item's group and department are the master data's now. A page
-// examines at most turnoverScanBound events, whatever their dates (the
-// events are keyed by position, not date), and stops before an event
-// whose rows would take it past limit rows (it always takes its first);
-// its rows sum the events it took, sorted by key, and its next
-// (epoch/seq of the last) continues after them. A period read in
-// several pages is the sum of their rows by key.
+// An item's group and department are the master data's now.
+//
+// It reads the sales in two parts: first, by walking positions, the
+// events of builds before the sales date index (below each epoch's
+// rpSaleLow: none for a shop that pushed only since), whatever their
+// dates; then the index's sales dated from..to, in (date, position)
+// order. A page examines at most turnoverScanBound events or index keys,
+// and stops before an event whose rows would take it past limit rows
+// (it always takes its first); its rows sum the events it took, sorted
+// by key, and its next continues after the last one examined or taken:
+// "epoch/seq" in the walk, "d/date/epoch/seq" in the index (epoch/seq
+// 0/0: before the date's first sale). A period read in several pages is
+// the sum of their rows by key.
 func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -182,7 +191,7 @@ func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after, err := positionParam(r, "after")
+	after, err := salesCursorParam(r)
 	if err != nil {
 		return err
 	}
@@ -200,7 +209,7 @@ func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 		}
 		m := &turnoverMaster{rt: rt, items: map[storeline.ItemID]*storeline.Item{}, tops: map[storeline.GroupID]storeline.GroupID{}}
 		budget := int(turnoverScanBound.Load())
-		last, more, err := walkEvents(rt, store, after, &budget, func(ev storeline.Event) (bool, error) {
+		take := func(ev storeline.Event) (bool, error) {
 			if ev.BusinessDate < from || ev.BusinessDate > to {
 				return true, nil
 			}
@@ -292,8 +301,11 @@ func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 			return true, nil
-		})
-		next = positionCursor(last, more)
+		}
+		last, more, err := walkSales(rt, store, after, from, to, &budget, take)
+		if more {
+			next = last.String()
+		}
 		return err
 	})
 	if err != nil {
@@ -320,4 +332,160 @@ func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"store": store, "from": from, "to": to, "by": by, "rows": out,
 		"more": next != "", "next": next})
 	return nil
+}
+
+// salesCursor is where a page of a report over a shop's sales
+// continues (walkSales): after pos in the walk of the events before the
+// sales index, or, inIndex, after the index key of (date, pos).
+type salesCursor struct {
+	inIndex bool
+	date    storeline.Date
+	pos     replication.Position
+}
+
+func (c salesCursor) String() string {
+	if !c.inIndex {
+		return c.pos.String()
+	}
+	return fmt.Sprintf("d/%s/%d/%d", c.date, c.pos.Epoch, c.pos.Seq)
+}
+
+// salesCursorParam parses after: a page's next, "epoch/seq" (the walk's,
+// as pages gave it before the sales index) or "d/date/epoch/seq" (the
+// index's; epoch/seq 0/0: before the date's first sale).
+func salesCursorParam(r *http.Request) (salesCursor, error) {
+	s := r.URL.Query().Get("after")
+	rest, ok := strings.CutPrefix(s, "d/")
+	if !ok {
+		pos, err := positionParam(r, "after")
+		return salesCursor{pos: pos}, err
+	}
+	bad := errMalformed("after", "%q: want epoch/seq or d/date/epoch/seq, as a page's next gives it", s)
+	date, pos, ok := strings.Cut(rest, "/")
+	e, q, ok2 := strings.Cut(pos, "/")
+	if !ok || !ok2 {
+		return salesCursor{}, bad
+	}
+	d, err := storeline.ParseDate("after", date)
+	if err != nil {
+		return salesCursor{}, bad
+	}
+	c := salesCursor{inIndex: true, date: d}
+	var err1, err2 error
+	c.pos.Epoch, err1 = strconv.ParseUint(e, 10, 64)
+	c.pos.Seq, err2 = strconv.ParseUint(q, 10, 64)
+	if err1 != nil || err2 != nil {
+		return salesCursor{}, bad
+	}
+	return c, nil
+}
+
+// saleLows returns store's rpSaleLow marks by epoch.
+func saleLows(rt *ledger.ReplicaTxn, store storeline.StoreID) (map[uint64]uint64, error) {
+	out := map[uint64]uint64{}
+	p := rpSaleLow + string(store) + "\x00"
+	err := rt.ScanMeta(p, func(k string, v []byte) (bool, error) {
+		out[ledger.U64([]byte(k[len(p):]))] = ledger.U64(v)
+		return true, nil
+	})
+	return out, err
+}
+
+// scanSales calls fn with store's sales of the date index (rpSaleDate)
+// after the key of (after.date, after.pos), dated up to to, in key order,
+// reading each by its position. It examines at most *budget keys, taking
+// each from it; fn returns false to stop before taking the event it was
+// given. last is the index key last taken or examined, more whether it
+// stopped before the end of to.
+func scanSales(rt *ledger.ReplicaTxn, store storeline.StoreID, after salesCursor, to storeline.Date, budget *int, fn func(storeline.Event) (bool, error)) (last salesCursor, more bool, err error) {
+	last = after
+	prefix := rpSaleDate + string(store) + "\x00"
+	from := string(after.date) + "\x00" + string(ledger.PutU64(after.pos.Epoch)) + string(ledger.PutU64(after.pos.Seq))
+	err = rt.ScanMetaFrom(prefix, from, func(k string, _ []byte) (bool, error) {
+		rest := k[len(prefix):]
+		if rest == from {
+			return true, nil // the cursor's own
+		}
+		date, pos, ok := strings.Cut(rest, "\x00")
+		if !ok || len(pos) != 16 {
+			return false, fmt.Errorf("sales index key %q: want store \\0 date \\0 epoch8 seq8", k)
+		}
+		if storeline.Date(date) > to {
+			return false, nil
+		}
+		if *budget <= 0 {
+			more = true
+			return false, nil
+		}
+		*budget--
+		at := salesCursor{inIndex: true, date: storeline.Date(date),
+			pos: replication.Position{Epoch: ledger.U64([]byte(pos[:8])), Seq: ledger.U64([]byte(pos[8:]))}}
+		v, err := rt.Meta(eventKey(store, at.pos.Epoch, at.pos.Seq))
+		if err != nil {
+			return false, err
+		}
+		if v != nil {
+			ev, err := decodeEvent(v)
+			if err != nil {
+				return false, err
+			}
+			goOn, err := fn(ev)
+			if err != nil || !goOn {
+				more = err == nil
+				return false, err
+			}
+		}
+		last = at
+		return true, nil
+	})
+	return last, more, err
+}
+
+// walkSales calls fn with store's receipts and returns (and, in its
+// first part, its other events) after `after`, in two parts: the events
+// of builds before the sales date index, walked by position (walkEvents
+// below each epoch's rpSaleLow: none for a shop that pushed only since),
+// whatever their dates; then the index's sales dated from..to, in
+// (date, position) order. It examines at most *budget positions or index
+// keys, taking each from it; fn returns false to stop before taking the
+// event it was given. next is the position or key last taken or
+// examined, more whether it stopped before the end.
+func walkSales(rt *ledger.ReplicaTxn, store storeline.StoreID, after salesCursor, from, to storeline.Date, budget *int, fn func(storeline.Event) (bool, error)) (next salesCursor, more bool, err error) {
+	lows, err := saleLows(rt, store)
+	if err != nil {
+		return after, false, err
+	}
+	if !after.inIndex {
+		// A position at or past the end of every epoch is past every
+		// event, those of the index too (a page's position is always
+		// below its epoch's low mark, so never such a one).
+		end, err := pastEveryEpoch(rt, store, after.pos)
+		if err != nil || end {
+			return after, false, err
+		}
+		last, more, err := walkEventsBelow(rt, store, after.pos, lows, budget, fn)
+		if err != nil || more {
+			return salesCursor{pos: last}, more, err
+		}
+		after = salesCursor{inIndex: true, date: from}
+	}
+	if after.date < from {
+		after = salesCursor{inIndex: true, date: from}
+	}
+	return scanSales(rt, store, after, to, budget, fn)
+}
+
+// pastEveryEpoch says whether store has no event after pos in (epoch,
+// seq) order.
+func pastEveryEpoch(rt *ledger.ReplicaTxn, store storeline.StoreID, pos replication.Position) (bool, error) {
+	ms, err := marks(rt, store)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range ms {
+		if m.Epoch > pos.Epoch || m.Epoch == pos.Epoch && m.Seq > pos.Seq {
+			return false, nil
+		}
+	}
+	return true, nil
 }
