@@ -482,6 +482,20 @@ func serveRecord[T any](n *Node, w http.ResponseWriter, r *http.Request, get fun
 // given only when the page stops before the end: at a match beyond a
 // full page, or at the scan's bound.
 func pageRecords[T any](rt *ledger.ReplicaTxn, prefix, what, after string, limit int, show func(id string, rec *T) (any, bool)) (out []any, next string, err error) {
+	return pageKeys(rt, prefix, after, limit, maxReportScan, func(id string, v []byte) (any, bool, error) {
+		var rec T
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return nil, false, fmt.Errorf("%s %s: %w", what, id, err)
+		}
+		row, ok := show(id, &rec)
+		return row, ok, nil
+	})
+}
+
+// pageKeys is pageRecords over the raw values under prefix, keyed by ID,
+// examining bound keys at most: pick makes a key's row, or skips it.
+func pageKeys(rt *ledger.ReplicaTxn, prefix, after string, limit, bound int,
+	pick func(id string, v []byte) (any, bool, error)) (out []any, next string, err error) {
 	out = []any{}
 	last, scanned := after, 0
 	err = rt.ScanMetaFrom(prefix, after, func(k string, v []byte) (bool, error) {
@@ -489,15 +503,14 @@ func pageRecords[T any](rt *ledger.ReplicaTxn, prefix, what, after string, limit
 		if after != "" && id <= after {
 			return true, nil
 		}
-		if scanned++; scanned > maxReportScan {
+		if scanned++; scanned > bound {
 			next = last
 			return false, nil
 		}
-		var rec T
-		if err := msgpack.Unmarshal(v, &rec); err != nil {
-			return false, fmt.Errorf("%s %s: %w", what, id, err)
+		row, ok, err := pick(id, v)
+		if err != nil {
+			return false, err
 		}
-		row, ok := show(id, &rec)
 		if !ok {
 			last = id
 			return true, nil

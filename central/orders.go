@@ -476,39 +476,11 @@ func storeOrderPage(rt *ledger.ReplicaTxn, store storeline.StoreID, open bool, a
 	})
 }
 
-// pageOrderKeys is pageRecords over the keys under prefix, each an
-// order's ID, bounded by orderScanBound: pick makes a key's row, or
-// skips it.
+// pageOrderKeys is pageKeys over the keys under prefix, each an order's
+// ID, bounded by orderScanBound.
 func pageOrderKeys(rt *ledger.ReplicaTxn, prefix, after string, limit int,
-	pick func(id string, v []byte) (any, bool, error)) (out []any, next string, err error) {
-	out = []any{}
-	last, scanned := after, 0
-	err = rt.ScanMetaFrom(prefix, after, func(k string, v []byte) (bool, error) {
-		id := k[len(prefix):]
-		if after != "" && id <= after {
-			return true, nil
-		}
-		if scanned++; scanned > orderScanBound {
-			next = last
-			return false, nil
-		}
-		row, ok, err := pick(id, v)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			last = id
-			return true, nil
-		}
-		if len(out) == limit {
-			next = last
-			return false, nil
-		}
-		out = append(out, row)
-		last = id
-		return true, nil
-	})
-	return out, next, err
+	pick func(id string, v []byte) (any, bool, error)) ([]any, string, error) {
+	return pageKeys(rt, prefix, after, limit, orderScanBound, pick)
 }
 
 func noOrder(id string) error {
