@@ -19,12 +19,13 @@ import (
 )
 
 var (
-	benchOn      = flag.Bool("ledger.bench", false, "run the interleaved durable-append benchmark (TestBenchInterleaved)")
-	benchSlice   = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
-	benchRounds  = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
-	benchHistory = flag.Int("ledger.bench.history", 0, "receipts appended (64 writers) before the interleaved benchmark's rounds: a shop's ledger with history, whose Badger compacts")
-	benchWriters = flag.String("ledger.bench.writers", "1,8,64", "comma-separated writer counts of the interleaved benchmark (the floor's are 1, 8 and 64)")
-	benchWait    = flag.Duration("ledger.bench.wait", ledger.DefaultOptions("", "").GroupCommitWait, "Options.GroupCommitWait of the interleaved benchmark's ledger")
+	benchOn       = flag.Bool("ledger.bench", false, "run the interleaved durable-append benchmark (TestBenchInterleaved)")
+	benchSlice    = flag.Duration("ledger.bench.slice", 300*time.Millisecond, "length of one benchmark slice")
+	benchRounds   = flag.Int("ledger.bench.rounds", 20, "rounds of the interleaved benchmark")
+	benchHistory  = flag.Int("ledger.bench.history", 0, "receipts appended (64 writers) before the interleaved benchmark's rounds: a shop's ledger with history, whose Badger compacts")
+	benchWriters  = flag.String("ledger.bench.writers", "1,8,64", "comma-separated writer counts of the interleaved benchmark (the floor's are 1, 8 and 64)")
+	benchWait     = flag.Duration("ledger.bench.wait", ledger.DefaultOptions("", "").GroupCommitWait, "Options.GroupCommitWait of the interleaved benchmark's ledger")
+	benchMemTable = flag.Int64("ledger.bench.memtable", ledger.DefaultOptions("", "").MemTableBytes, "Options.MemTableBytes of the benchmarks' ledgers")
 )
 
 // TestBenchInterleaved measures durable 5-line receipts/s at 1, 8 and 64
@@ -43,6 +44,7 @@ func TestBenchInterleaved(t *testing.T) {
 	dir := t.TempDir()
 	o := ledger.DefaultOptions(filepath.Join(dir, "ledger"), store)
 	o.GroupCommitWait = *benchWait
+	o.MemTableBytes = *benchMemTable
 	var batches atomic.Int64
 	// One WAL sync per batch, counted when it happens: appends are
 	// answered at the sync, and a batch's apply may fall in the next slice.
@@ -217,6 +219,7 @@ func BenchmarkAppend(b *testing.B) {
 		writers := bc.writers
 		b.Run(name, func(b *testing.B) {
 			o := ledger.DefaultOptions(filepath.Join(b.TempDir(), "ledger"), store)
+			o.MemTableBytes = *benchMemTable
 			if bc.nosync {
 				o.Seams = &ledger.Seams{Sync: func(ledger.File) error { return nil }}
 			}

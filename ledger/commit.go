@@ -807,9 +807,12 @@ func (l *Ledger) resolveEvent(rw kvRW, r *request, wb *walBatch) (result, error)
 func (l *Ledger) resolveAppend(txn kvRW, r *request, wb *walBatch) (result, error) {
 	const op = "ledger.Append"
 	se := r.se
-	old, err := getStoredRW(txn, l.o.Origin, se.ID)
-	if err != nil {
-		return result{}, err
+	var old *storedEvent
+	if l.ownIDs == nil || l.ownIDs.mayHave(se.ID) {
+		var err error
+		if old, err = getStoredRW(txn, l.o.Origin, se.ID); err != nil {
+			return result{}, err
+		}
 	}
 	if old != nil && old.Pruned && !canarySkipDedup {
 		// Its body is gone, so a retry cannot be told from another use
@@ -1002,6 +1005,9 @@ func (l *Ledger) applyEvent(txn kvRW, enc []byte, se *storedEvent) error {
 		// through the clock's skew guard (observeRemote), and the
 		// batch's HLC carries what the clock took.
 		l.st.hlc = max(l.st.hlc, se.HLC)
+	}
+	if origin == l.o.Origin && l.ownIDs != nil {
+		l.ownIDs.add(id) // before the key exists anywhere (dedup.go invariant 1)
 	}
 	if err := txn.set(eventKey(origin, id), enc); err != nil {
 		return err

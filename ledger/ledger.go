@@ -241,6 +241,7 @@ type Ledger struct {
 	balIdx      map[string]int    // batchView.bal, reused batch after batch
 	balBuf      []balSum          // batchView.bals, reused batch after batch
 	bvWrites    map[string][]byte // batchView.writes, reused batch after batch
+	ownIDs      *idFilter         // own event IDs before Append's dedup lookup (dedup.go)
 
 	applyCh     chan applyJob // committer → applier (invariant 12 of commit.go)
 	inApplier   atomic.Int64  // jobs handed to the applier and not yet done
