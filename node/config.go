@@ -95,6 +95,11 @@ type Config struct {
 	// DefaultReservationLapse.
 	ReservationLapseInterval time.Duration
 
+	// OrdersCopyInterval is how often a replicating node refreshes its
+	// copy of the shop's orders from head office (orders.go); 0 means
+	// DefaultOrdersCopyInterval.
+	OrdersCopyInterval time.Duration
+
 	// WeighedLayout is the chain's in-store weighed barcode layout.
 	WeighedLayout storeline.WeighedLayout
 
@@ -276,6 +281,9 @@ func (c Config) Validate() error {
 	if p := c.ReservationLapseInterval; p < 0 || p > MaxTimer || (p > 0 && p < time.Second) {
 		bad("ReservationLapseInterval", "%v out of range [1s, %v] (0: %v)", p, MaxTimer, DefaultReservationLapse)
 	}
+	if p := c.OrdersCopyInterval; p < 0 || p > MaxTimer || (p > 0 && p < time.Second) {
+		bad("OrdersCopyInterval", "%v out of range [1s, %v] (0: %v)", p, MaxTimer, DefaultOrdersCopyInterval)
+	}
 	if c.MemTableBytes < 0 {
 		bad("MemTableBytes", "%d is negative (0: the ledger's default)", c.MemTableBytes)
 	}
@@ -434,6 +442,7 @@ func (c Config) String() string {
 	kv("JournalRetention", c.JournalRetention)
 	kv("JournalPruneInterval", c.JournalPruneInterval)
 	kv("ReservationLapseInterval", c.ReservationLapseInterval)
+	kv("OrdersCopyInterval", c.OrdersCopyInterval)
 	kv("WeighedLayout", fmt.Sprintf("%s/%s/%d", strings.Join(c.WeighedLayout.Prefixes, ","), c.WeighedLayout.Pattern, c.WeighedLayout.WeightDecimals))
 	kv("MaxClockSkew", c.MaxClockSkew)
 	kv("WALSegmentBytes", c.WALSegmentBytes)

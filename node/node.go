@@ -40,11 +40,12 @@ type Node struct {
 	serveCh chan error    // the first fatal serve error
 	done    chan struct{} // closed once the node is stopped (markStopped)
 
-	loySweep  *periodic     // loyalty.go
-	retention *periodic     // retention.go
-	lapse     *periodic     // reservations.go
-	points    *pointsBroker // loyalty.go; nil when standalone
-	orders    *ordersClient // orders.go; nil when standalone
+	loySweep   *periodic     // loyalty.go
+	retention  *periodic     // retention.go
+	lapse      *periodic     // reservations.go
+	points     *pointsBroker // loyalty.go; nil when standalone
+	orders     *ordersClient // orders.go; nil when standalone
+	ordersCopy *periodic     // orders.go
 
 	seams    *ledger.Seams // the ledger's I/O seams; set by this package's tests only
 	runWaits func()        // tests: Run is about to wait for its end
@@ -295,6 +296,7 @@ func (n *Node) Stop() error {
 	n.stopPointsSweep()      // loyalty.go
 	n.stopJournalRetention() // retention.go
 	n.stopReservationLapse() // reservations.go
+	n.stopOrdersCopy()       // orders.go
 	n.closePoints()          // loyalty.go
 	if n.repl != nil {
 		// Whatever is in flight is cut short: a push is resent from the
@@ -328,6 +330,7 @@ func (n *Node) closeAll() {
 	n.stopPointsSweep()      // loyalty.go
 	n.stopJournalRetention() // retention.go
 	n.stopReservationLapse() // reservations.go
+	n.stopOrdersCopy()       // orders.go
 	n.closePoints()          // loyalty.go
 	if n.ledger != nil {
 		n.ledger.Close()

@@ -18,11 +18,16 @@ type periodic struct {
 // startPeriodic runs job every interval, each run bounded by timeout.
 // Its errors are logged with what, unless the node is stopping.
 func (n *Node) startPeriodic(what string, every, timeout time.Duration, job func(context.Context) error) *periodic {
+	return n.startPeriodicFrom(what, every, every, timeout, job)
+}
+
+// startPeriodicFrom runs job first after first, then every interval.
+func (n *Node) startPeriodicFrom(what string, first, every, timeout time.Duration, job func(context.Context) error) *periodic {
 	base, cancelAll := context.WithCancel(context.Background())
 	w := &periodic{stop: make(chan struct{}), done: make(chan struct{}), cancel: cancelAll}
 	go func() {
 		defer close(w.done)
-		t := time.NewTicker(every)
+		t := time.NewTimer(first)
 		defer t.Stop()
 		for {
 			select {
@@ -30,6 +35,7 @@ func (n *Node) startPeriodic(what string, every, timeout time.Duration, job func
 				return
 			case <-t.C:
 			}
+			t.Reset(every)
 			ctx, cancel := context.WithTimeout(base, timeout)
 			if err := job(ctx); err != nil && base.Err() == nil {
 				n.log.Warn(what, "err", err)

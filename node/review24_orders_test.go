@@ -5,7 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
+
+	"github.com/storeline/storeline/replication"
 )
 
 // TestReview24CentralURLWithTrailingSlash: a central URL configured with
@@ -22,7 +25,10 @@ func TestReview24CentralURLWithTrailingSlash(t *testing.T) {
 	if code, body := call(t, "GET", n.TillURL()+"/v1/orders", token, nil); code != 200 {
 		t.Fatalf("GET /v1/orders with central's URL ending in / = %d %s, want 200", code, body)
 	}
-	if asked := central.requests(); len(asked) != 1 {
+	asked := slices.DeleteFunc(central.requests(), func(r replication.ShopOrdersRequest) bool {
+		return r.Limit == replication.MaxShopOrders // the copy's refresh (orders.go)
+	})
+	if len(asked) != 1 {
 		t.Fatalf("central was asked %+v, want once", asked)
 	}
 }

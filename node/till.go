@@ -92,5 +92,6 @@ func (n *Node) tillHandler() (http.Handler, error) {
 	}
 	n.startPointsSweep(s)      // loyalty.go
 	n.startReservationLapse(s) // reservations.go
+	n.startOrdersCopy()        // orders.go
 	return s.Handler(), nil
 }

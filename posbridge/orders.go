@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -14,9 +15,11 @@ import (
 // Purchase orders as the shop is told of them (GET /v1/orders): head
 // office's orders for this shop that still expect goods, so a till knows
 // what is coming and drafts the incoming invoice naming its order. They
-// are head office's alone: the node asks on each request (Config.Orders)
-// and keeps nothing, so when head office cannot be reached the answer is
-// a 503 saying so, never a remembered or guessed list. A draft naming an
+// are head office's alone: the node asks on each request (Config.Orders).
+// When head office cannot be reached, the node answers from the copy it
+// keeps (refreshed every few minutes), and the answer says so: source
+// "copy" and the time the copy was taken (as_of); with no copy it is a
+// 503 saying so, never a guessed list. A draft naming an
 // order (drafts.go) asks nothing: the shop drafts offline, and head
 // office checks the order when it makes the document.
 
@@ -33,8 +36,9 @@ type OrderSource interface {
 	// ShopOrders returns up to limit of the shop's orders still
 	// expecting goods, in ID order after after, and the cursor of the
 	// next page ("" on the last; head office bounds its work per page,
-	// so a short or empty page may still have one). An error of kind
-	// Unavailable means head office could not be reached.
+	// so a short or empty page may still have one). While head office
+	// cannot be reached it may answer from the shop's copy (AsOf set);
+	// an error of kind Unavailable means it has neither.
 	ShopOrders(ctx context.Context, after string, limit int) (ShopOrdersPage, error)
 }
 
@@ -43,6 +47,9 @@ type OrderSource interface {
 type ShopOrdersPage struct {
 	Orders []ShopOrder
 	Next   string
+	// AsOf is when the shop's copy the page comes from was taken; zero
+	// when head office answered.
+	AsOf time.Time
 }
 
 // ShopOrder is one purchase order for the shop; Status is "open" or
@@ -69,7 +76,7 @@ var errNoHeadOffice = storeline.Errorf(storeline.NotFound, "", "this shop has no
 
 // errHeadOfficeUnreachable replaces the link's own error (logged) in the
 // answer: the till's operator can act on the first, not the second.
-var errHeadOfficeUnreachable = storeline.Errorf(storeline.Unavailable, "", "head office cannot be reached now and the shop keeps no copy of its orders: try again later")
+var errHeadOfficeUnreachable = storeline.Errorf(storeline.Unavailable, "", "head office cannot be reached now and the shop has no copy of its orders yet: try again later")
 
 type orderLineOut struct {
 	Item        storeline.ItemID `json:"item"`
@@ -92,6 +99,10 @@ type orderOut struct {
 type ordersOut struct {
 	Orders []orderOut `json:"orders"`
 	Next   string     `json:"next,omitempty"`
+	// Source is "head_office", or "copy" when head office could not be
+	// reached and the shop's copy taken at AsOf answered.
+	Source string `json:"source"`
+	AsOf   string `json:"as_of,omitempty"`
 }
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, _ *caller) error {
@@ -121,7 +132,10 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if err != nil {
 		return err
 	}
-	out := ordersOut{Orders: make([]orderOut, 0, len(page.Orders)), Next: page.Next}
+	out := ordersOut{Orders: make([]orderOut, 0, len(page.Orders)), Next: page.Next, Source: "head_office"}
+	if !page.AsOf.IsZero() {
+		out.Source, out.AsOf = "copy", page.AsOf.UTC().Format(time.RFC3339)
+	}
 	skus := map[storeline.ItemID]string{}
 	for _, o := range page.Orders {
 		oo := orderOut{ID: o.ID, Supplier: o.Supplier, SupplierName: o.SupplierName, ExpectedOn: o.ExpectedOn,

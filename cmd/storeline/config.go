@@ -61,6 +61,7 @@ func nodeFlags(fs *flag.FlagSet, c *node.Config, logLevel *slog.Level) {
 	fs.DurationVar(&c.JournalRetention, "journal-retention", c.JournalRetention, "how long the journal is kept after central acknowledged it, then pruned (0: "+node.DefaultJournalRetention.String()+"; negative: keep everything)")
 	fs.DurationVar(&c.JournalPruneInterval, "journal-prune-interval", c.JournalPruneInterval, "how often the journal's retention runs (0: "+node.DefaultJournalPruneInterval.String()+")")
 	fs.DurationVar(&c.ReservationLapseInterval, "reservation-lapse-interval", c.ReservationLapseInterval, "how often reservations of goods whose date has passed are lapsed, also once at start (0: "+node.DefaultReservationLapse.String()+")")
+	fs.DurationVar(&c.OrdersCopyInterval, "orders-copy-interval", c.OrdersCopyInterval, "how often a replicating shop refreshes its copy of head office's orders for it, also once at start (0: "+node.DefaultOrdersCopyInterval.String()+")")
 	fs.Var(&listValue{&c.WeighedLayout.Prefixes}, "weighed-prefixes", "weighed barcode prefixes, comma-separated")
 	fs.StringVar(&c.WeighedLayout.Pattern, "weighed-pattern", c.WeighedLayout.Pattern, "weighed barcode layout (P prefix, I item, W weight, C check)")
 	fs.Var((*int32Value)(&c.WeighedLayout.WeightDecimals), "weighed-decimals", "weight decimals in weighed barcodes")
