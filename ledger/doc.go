@@ -35,7 +35,9 @@
 //     the ledger (every later call fails with Unavailable) until it is
 //     reopened.
 //   - Events are deduplicated by (origin, ID), across epochs; a second copy
-//     keeps its position in its origin's journal and has no effect. An
+//     keeps its position in its origin's journal and has no effect (an
+//     Append of a new ID is told apart by a filter of own IDs before any
+//     lookup: dedup.go, which never answers "absent" for a stored one). An
 //     event the journal's retention pruned (retention.go) leaves a stub
 //     that keeps it deduplicated: an Append of its ID is refused
 //     (ErrPruned), an ApplyRemote of it has no effect.
