@@ -42,10 +42,14 @@ func testConfig(t testing.TB, id, dir string) central.Config {
 	}
 	// Short enough that elections in tests take well under a second, long
 	// enough that -race on a loaded 2-core machine does not start spurious
-	// ones (100 ms did).
+	// ones (100 ms did). The lease is as long as Raft allows (the
+	// heartbeat timeout): at 100 ms a leader applying a shop's backlog
+	// under -race stepped down every second or so for want of CPU, and
+	// every push waited out an election (TestShopsConvergeWithCentral's
+	// upload took twice as long).
 	c.HeartbeatTimeout = 200 * time.Millisecond
 	c.ElectionTimeout = 200 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.LeaderLeaseTimeout = 200 * time.Millisecond
 	// Listeners below the ephemeral range: a node restarted on the
 	// addresses it had (restart and restore tests) must find them free.
 	c.RaftAddr, c.APIAddr, c.AdminAddr = testaddr.Stable(false), testaddr.Stable(false), testaddr.Stable(false)

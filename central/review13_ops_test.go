@@ -33,9 +33,14 @@ func TestReview13FailedReportsABrokenRaftLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close() // before the log store's closing returns an error on Close
+	// The writer stops before the test returns: its cleanups close the
+	// leader, and a write in flight then would fail the test.
 	done := make(chan struct{})
-	defer close(done)
+	var writer sync.WaitGroup
+	defer func() { close(done); writer.Wait() }()
+	writer.Add(1)
 	go func() {
+		defer writer.Done()
 		for i := 0; ; i++ {
 			select {
 			case <-done:
