@@ -441,6 +441,7 @@ func pipelined(batch []*request) bool {
 // written, rather than poisoning the ledger.
 func (l *Ledger) commit(batch []*request) (again [][]*request) {
 	start := time.Now()
+	l.installOwnIDs() // dedup.go
 	if err := l.poisoned(); err != nil {
 		answerAll(batch, err)
 		return nil
@@ -1006,8 +1007,8 @@ func (l *Ledger) applyEvent(txn kvRW, enc []byte, se *storedEvent) error {
 		// batch's HLC carries what the clock took.
 		l.st.hlc = max(l.st.hlc, se.HLC)
 	}
-	if origin == l.o.Origin && l.ownIDs != nil {
-		l.ownIDs.add(id) // before the key exists anywhere (dedup.go invariant 1)
+	if origin == l.o.Origin {
+		l.noteOwnID(id) // before the key exists anywhere (dedup.go invariant 1)
 	}
 	if err := txn.set(eventKey(origin, id), enc); err != nil {
 		return err

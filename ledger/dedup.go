@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"hash/maphash"
 	"math/bits"
 
@@ -18,18 +19,29 @@ import (
 //
 // Invariants:
 //
-//  1. No false negatives: every own event key in Badger or in a batch
-//     being resolved has its ID in the filter. Open fills it from Badger's
-//     own event keys before replaying the WAL, and applyEvent, the one
+//  1. No false negatives: once installed, the filter holds the ID of every
+//     own event key in Badger or in a batch being resolved. Until then
+//     Append looks every ID up. Open, once it has replayed the WAL, starts
+//     filling a filter from a snapshot of Badger's own event keys in the
+//     background (a shop's keys read at about a million a second would
+//     otherwise hold its restart) and from then on applyEvent, the one
 //     place that writes a new event key (Append, ApplyRemote, a pulled
-//     page, replay), adds the ID before writing the key. Retention's stubs
-//     and the read-back's rewrites replace keys that exist.
+//     page), keeps each new own ID aside (pendingIDs) until the filter is
+//     installed, then adds it there, before writing the key. The
+//     committer installs the filled filter at the start of a batch, adding
+//     the IDs kept aside: an ID applied before the snapshot is in it, one
+//     applied after was kept aside (one in both is added twice, which is
+//     harmless). Retention's stubs and the read-back's rewrites replace
+//     keys that exist.
 //  2. A false positive costs only the lookup the filter would have saved,
 //     and an ID added for a batch that was then refused (its frame never
 //     synced) is one: the filter only ever says "maybe".
-//  3. The filter is the committer's: it is read and written by the holder
-//     of the commit token (resolve, apply) and by Open before any holder
-//     exists, so it needs no lock (commit.go invariant 1).
+//  3. The installed filter and pendingIDs are the committer's: read and
+//     written by the holder of the commit token (resolve, apply) and by
+//     Open before any holder exists, so they need no lock (commit.go
+//     invariant 1). The fill owns the filter it builds until it hands it
+//     over on filled; Close stops the fill and waits for it before Badger
+//     closes.
 //  4. It grows by layers (a scalable Bloom filter): when a layer holds
 //     its capacity, a new one of twice the capacity takes the adds, so
 //     the false-positive rate stays bounded (below about 2% in all) and
@@ -111,19 +123,83 @@ func (f *idFilter) mayHave(id storeline.EventID) bool {
 	return false
 }
 
-// fillOwnIDs adds the ID of every own event key in Badger to a new filter
-// (invariant 1), reading keys only.
-func (l *Ledger) fillOwnIDs() error {
+// startOwnIDs starts filling the filter of own IDs in the background
+// (invariant 1). Open calls it once replay is done and before any
+// committer runs.
+func (l *Ledger) startOwnIDs() {
+	l.fillingIDs = true
+	l.filled = make(chan *idFilter, 1)
+	l.fillDone = make(chan struct{})
+	go func() {
+		defer close(l.fillDone)
+		f, err := l.fillOwnIDs()
+		if err != nil {
+			if !errors.Is(err, errFillStopped) {
+				l.log.Warn("ledger: own event IDs not filtered, every Append looks its ID up", "err", err)
+			}
+			return
+		}
+		l.filled <- f
+		if l.seams.Filled != nil {
+			l.seams.Filled()
+		}
+	}()
+}
+
+// installOwnIDs installs the filled filter, if it is ready, with the IDs
+// kept aside meanwhile; the committer calls it before each batch.
+func (l *Ledger) installOwnIDs() {
+	if !l.fillingIDs {
+		return
+	}
+	select {
+	case f := <-l.filled:
+		for _, id := range l.pendingIDs {
+			f.add(id)
+		}
+		l.ownIDs, l.pendingIDs, l.fillingIDs = f, nil, false
+	default:
+	}
+}
+
+// noteOwnID records a new own event's ID before its key is written
+// (invariant 1).
+func (l *Ledger) noteOwnID(id storeline.EventID) {
+	switch {
+	case l.ownIDs != nil:
+		l.ownIDs.add(id)
+	case l.fillingIDs:
+		l.pendingIDs = append(l.pendingIDs, id)
+	}
+}
+
+var errFillStopped = errors.New("ledger: closing")
+
+// fillOwnIDs returns a filter of the ID of every own event key in a
+// snapshot of Badger, reading keys only; it stops early when the ledger
+// closes.
+func (l *Ledger) fillOwnIDs() (*idFilter, error) {
 	f := newIDFilter()
 	prefix := eventKey(l.o.Origin, storeline.EventID{})
 	prefix = prefix[:len(prefix)-16]
 	err := l.ver.view(func(txn *badger.Txn) error {
+		if l.seams.FillOwnIDs != nil {
+			l.seams.FillOwnIDs() // the snapshot is taken
+		}
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		opts.Prefix = prefix
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		n := 0
 		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			if n++; n%4096 == 0 {
+				select {
+				case <-l.quit:
+					return errFillStopped
+				default:
+				}
+			}
 			k := it.Item().Key()
 			if len(k) != len(prefix)+16 {
 				continue
@@ -132,9 +208,5 @@ func (l *Ledger) fillOwnIDs() error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	l.ownIDs = f
-	return nil
+	return f, err
 }

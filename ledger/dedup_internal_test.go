@@ -79,7 +79,7 @@ func BenchmarkFillOwnIDs(b *testing.B) {
 	wg.Wait()
 	b.ResetTimer()
 	for range b.N {
-		if err := l.fillOwnIDs(); err != nil {
+		if _, err := l.fillOwnIDs(); err != nil {
 			b.Fatal(err)
 		}
 	}

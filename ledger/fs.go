@@ -69,6 +69,12 @@ type Seams struct {
 	// balances) and before it writes it again; an error fails Open there,
 	// as a crash would.
 	Rebuild func(view string) error
+	// FillOwnIDs is called by the background fill of the filter of own
+	// IDs (dedup.go) once it holds its snapshot of Badger and before it
+	// reads it, and Filled once it has handed the filter over; a test
+	// holds the fill to apply events the snapshot lacks.
+	FillOwnIDs func()
+	Filled     func()
 	// ValueLogFileBytes sizes Badger's value-log files (0: Badger's 1 GiB),
 	// so a test's few thousand events rotate them.
 	ValueLogFileBytes int64

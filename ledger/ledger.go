@@ -242,6 +242,10 @@ type Ledger struct {
 	balBuf      []balSum          // batchView.bals, reused batch after batch
 	bvWrites    map[string][]byte // batchView.writes, reused batch after batch
 	ownIDs      *idFilter         // own event IDs before Append's dedup lookup (dedup.go)
+	fillingIDs  bool              // a fill of ownIDs runs: new own IDs go to pendingIDs
+	pendingIDs  []storeline.EventID
+	filled      chan *idFilter // the fill's filter, once
+	fillDone    chan struct{}  // closed when the fill has ended
 
 	applyCh     chan applyJob // committer → applier (invariant 12 of commit.go)
 	inApplier   atomic.Int64  // jobs handed to the applier and not yet done
@@ -312,6 +316,7 @@ func Open(o Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.met = newMetrics(o.Registerer)
+	l.startOwnIDs() // dedup.go
 	l.tok <- struct{}{}
 	go l.applierLoop()
 	go l.commitLoop()
@@ -327,6 +332,7 @@ func (l *Ledger) Close() error {
 		close(l.quit)
 		<-l.done
 		<-l.ckDone
+		<-l.fillDone // the fill reads Badger (dedup.go)
 		var errs []error
 		if l.poison.Load() == nil && !l.crashOnClose {
 			// Values first, then the record that they are durable.

@@ -143,9 +143,6 @@ func (l *Ledger) recover() error {
 			return storeline.E(op, ioKind(err), err)
 		}
 	}
-	if err := l.fillOwnIDs(); err != nil {
-		return storeline.E(op, storeline.Internal, fmt.Errorf("own event IDs: %w", err))
-	}
 	applied := l.st.lsn
 	replayed := 0
 	var lastSeen uint64
