@@ -1,6 +1,7 @@
 package storeline
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -44,10 +45,12 @@ type WeighedLayout struct {
 	WeightDecimals int32
 }
 
-// DefaultWeighedLayout is prefixes 20-29, PP IIIII WWWWW C, grams.
+// DefaultWeighedLayout is prefixes 20-28, PP IIIII WWWWW C, grams. It
+// leaves 29, DefaultInternalPrefix, to the piece codes head office
+// allocates: a code of a prefix the scales print is read as a weight.
 func DefaultWeighedLayout() WeighedLayout {
 	return WeighedLayout{
-		Prefixes:       []string{"20", "21", "22", "23", "24", "25", "26", "27", "28", "29"},
+		Prefixes:       []string{"20", "21", "22", "23", "24", "25", "26", "27", "28"},
 		Pattern:        "PPIIIIIWWWWWC",
 		WeightDecimals: 3,
 	}
@@ -106,6 +109,10 @@ func (l WeighedLayout) ParseScan(code string) (Scan, error) {
 	}
 	return Scan{Kind: ScanGTIN, GTIN: gtin}, nil
 }
+
+// Claims reports whether the layout reads codes of the two-digit prefix
+// p as weighed barcodes.
+func (l WeighedLayout) Claims(p string) bool { return l.weighedPrefix(p) }
 
 func (l WeighedLayout) weighedPrefix(p string) bool {
 	for _, x := range l.Prefixes {
@@ -292,3 +299,86 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// DefaultInternalPrefix is the GS1 restricted-circulation prefix of the
+// EAN-13s head office allocates to items without a manufacturer's
+// barcode; DefaultWeighedLayout leaves it free.
+const DefaultInternalPrefix = "29"
+
+// MaxInternalSerial is the highest serial an internal EAN-13 carries:
+// ten digits between the two of the prefix and the check digit.
+const MaxInternalSerial = 9_999_999_999
+
+// CheckInternalPrefix checks an internal-code prefix against the weighed
+// layout: two digits from 20 to 29 (the in-store range, which no
+// manufacturer is given) that the layout does not read as weighed, or a
+// till would take a piece code for a weight.
+func (l WeighedLayout) CheckInternalPrefix(p string) error {
+	if len(p) != 2 || p < "20" || p > "29" || !isDigits(p) {
+		return Invalidf("prefix", "internal barcode prefix %q: want two digits from 20 to 29", p)
+	}
+	if l.Claims(p) {
+		return Invalidf("prefix", "internal barcode prefix %s is a weighed prefix of the layout (%s): take one the layout leaves free",
+			p, strings.Join(l.Prefixes, ","))
+	}
+	return nil
+}
+
+// InternalEAN13 returns the internal EAN-13 of prefix and serial: the
+// prefix, the serial in ten digits, and the check digit.
+func InternalEAN13(prefix string, serial uint64) (string, error) {
+	if len(prefix) != 2 || !isDigits(prefix) {
+		return "", Invalidf("prefix", "internal barcode prefix %q: want two digits", prefix)
+	}
+	if serial > MaxInternalSerial {
+		return "", Invalidf("serial", "internal barcode serial %d over %d", serial, MaxInternalSerial)
+	}
+	body := prefix + fmt.Sprintf("%010d", serial)
+	return body + string(checkDigit(body)), nil
+}
+
+// EAN13Modules is the 95 modules of an EAN-13's bars, true for a dark
+// one: start guard 101, the six left digits in sets L and G as the first
+// digit chooses, centre guard 01010, the six right digits in set R, end
+// guard 101. The first digit has no bars of its own. code is 13 digits
+// with a good check digit.
+func EAN13Modules(code string) ([]bool, error) {
+	if len(code) != 13 {
+		return nil, Invalidf("code", "%q: an EAN-13 has 13 digits", code)
+	}
+	if _, err := NormalizeGTIN(code); err != nil {
+		return nil, err
+	}
+	m := make([]bool, 0, 95)
+	put := func(bits string) {
+		for i := 0; i < len(bits); i++ {
+			m = append(m, bits[i] == '1')
+		}
+	}
+	put("101")
+	parity := ean13Parity[code[0]-'0']
+	for i := 1; i <= 6; i++ {
+		d := code[i] - '0'
+		if parity[i-1] == 'G' {
+			put(ean13G[d])
+		} else {
+			put(ean13L[d])
+		}
+	}
+	put("01010")
+	for i := 7; i <= 12; i++ {
+		put(ean13R[code[i]-'0'])
+	}
+	put("101")
+	return m, nil
+}
+
+// The EAN-13 digit sets (ISO/IEC 15420): L odd parity, G even parity
+// (R read backwards), R the complement of L.
+var (
+	ean13L = [10]string{"0001101", "0011001", "0010011", "0111101", "0100011", "0110001", "0101111", "0111011", "0110111", "0001011"}
+	ean13G = [10]string{"0100111", "0110011", "0011011", "0100001", "0011101", "0111001", "0000101", "0010001", "0001001", "0010111"}
+	ean13R = [10]string{"1110010", "1100110", "1101100", "1000010", "1011100", "1001110", "1010000", "1000100", "1001000", "1110100"}
+	// ean13Parity is the set of each left digit, by the first digit.
+	ean13Parity = [10]string{"LLLLLL", "LLGLGG", "LLGGLG", "LLGGGL", "LGLLGG", "LGGLLG", "LGGGLL", "LGLGLG", "LGLGGL", "LGGLGL"}
+)

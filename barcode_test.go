@@ -35,7 +35,7 @@ func TestParseScan(t *testing.T) {
 		{"UPC-A", "036000291452", storeline.ScanGTIN, "00036000291452", "", ""},
 		{"GTIN-14", "10614141000415", storeline.ScanGTIN, "10614141000415", "", ""},
 		{"weighed 0.347 kg", withCheck("201234500347"), storeline.ScanWeighed, "0" + withCheck("201234500000"), "0.347", ""},
-		{"weighed 12.5 kg", withCheck("291234512500"), storeline.ScanWeighed, "0" + withCheck("291234500000"), "12.5", ""},
+		{"weighed 12.5 kg", withCheck("281234512500"), storeline.ScanWeighed, "0" + withCheck("281234500000"), "12.5", ""},
 		{"DataMatrix GS", "01" + shoe + "21ABC123\x1d93dGVz", storeline.ScanMarked, shoe, "", "ABC123"},
 		{"DataMatrix leading GS", "\x1d01" + shoe + "21ABC124", storeline.ScanMarked, shoe, "", "ABC124"},
 		{"DataMatrix text GS", "01" + shoe + "21ABC125<GS>93dGVz", storeline.ScanMarked, shoe, "", "ABC125"},

@@ -72,28 +72,70 @@ type scanned struct {
 
 // itemByBarcode parses a scanned code and looks its item up.
 func (s *Server) itemByBarcode(field, code string) (*scanned, error) {
-	sc, err := s.cfg.WeighedLayout.ParseScan(code)
+	sc, it, err := s.readScan(field, code)
 	if err != nil {
-		var e *storeline.Error
-		if errors.As(err, &e) {
-			c := *e
-			c.Field = field
-			return nil, &c
-		}
-		return nil, storeline.Invalidf(field, "%v", err)
-	}
-	it, err := s.cat.ItemByKey(storeline.BarcodeKey(sc.GTIN))
-	if err != nil {
-		if errors.Is(err, storeline.NotFound) {
-			return nil, &storeline.Error{Kind: storeline.NotFound, Field: field, Err: fmt.Errorf("no item with barcode %s", sc.GTIN)}
-		}
 		return nil, err
+	}
+	if it == nil {
+		return nil, &storeline.Error{Kind: storeline.NotFound, Field: field, Err: fmt.Errorf("no item with barcode %s", sc.GTIN)}
 	}
 	f := decimal.NewFromInt(1)
 	if b, ok := it.Barcode(sc.GTIN); ok && sc.Kind == storeline.ScanGTIN && b.Factor.IsPositive() {
 		f = b.Factor
 	}
 	return &scanned{item: it, scan: sc, factor: f}, nil
+}
+
+// readScan reads a scanned code as the tills do, with the item it names
+// now (nil: none). The in-store range 20-29 holds head office's piece
+// codes as well as the scales' labels. A weighed reading that names a
+// weighed item comes first, so a scale's label sells what it sold before
+// piece codes shared the range, even if a piece item holds the same
+// digits by mistake. Then a code a piece item holds exactly: read as a
+// weight it would name no item, or be refused as weighing nothing. A
+// weighed item's own code (its weight digits zeroed) still weighs
+// nothing. A sale and its retry's comparison both read codes here, so a
+// retry reads a code as its first try did. Parse errors name field.
+func (s *Server) readScan(field, code string) (storeline.Scan, *storeline.Item, error) {
+	sc, parseErr := s.cfg.WeighedLayout.ParseScan(code)
+	var byWeight *storeline.Item
+	if parseErr == nil {
+		it, err := s.itemByGTIN(sc.GTIN)
+		if err != nil || sc.Kind != storeline.ScanWeighed || (it != nil && it.Weighed) {
+			return sc, it, err
+		}
+		byWeight = it
+	}
+	if len(code) == 13 && s.cfg.WeighedLayout.Claims(code[:2]) {
+		if g, err := storeline.NormalizeGTIN(code); err == nil {
+			it, err := s.itemByGTIN(g)
+			if err != nil {
+				return storeline.Scan{}, nil, err
+			}
+			if it != nil && !it.Weighed {
+				return storeline.Scan{Kind: storeline.ScanGTIN, GTIN: g}, it, nil
+			}
+		}
+	}
+	if parseErr != nil {
+		var e *storeline.Error
+		if errors.As(parseErr, &e) {
+			c := *e
+			c.Field = field
+			return storeline.Scan{}, nil, &c
+		}
+		return storeline.Scan{}, nil, storeline.Invalidf(field, "%v", parseErr)
+	}
+	return sc, byWeight, nil
+}
+
+// itemByGTIN is the item holding the GTIN-14, or nil.
+func (s *Server) itemByGTIN(gtin string) (*storeline.Item, error) {
+	it, err := s.cat.ItemByKey(storeline.BarcodeKey(gtin))
+	if errors.Is(err, storeline.NotFound) {
+		return nil, nil
+	}
+	return it, err
 }
 
 type barcodeOut struct {

@@ -525,9 +525,9 @@ func (s *Server) lineDiff(f string, l lineIn, was storeline.Line) (string, error
 			return "", err
 		}
 	} else {
-		sc, err := s.cfg.WeighedLayout.ParseScan(l.Barcode)
+		sc, _, err := s.readScan(f+".barcode", l.Barcode)
 		if err != nil {
-			return "", storeline.Invalidf(f+".barcode", "%v", err)
+			return "", err
 		}
 		switch {
 		case l.Qty.Set || sc.Kind == storeline.ScanGTIN:
