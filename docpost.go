@@ -59,7 +59,17 @@ const (
 	DocProduction DocType = "production"
 	// DocRepricing sets new prices in a price list from a moment on.
 	DocRepricing DocType = "repricing"
+	// DocOutgoingInvoice sells goods from a shop's stock to a buyer on
+	// account (wholesale): the buyer owes its total (receivable/<buyer>).
+	DocOutgoingInvoice DocType = "outgoing_invoice"
+	// DocBuyerReturn takes goods a buyer returns back into a shop's
+	// stock and credits the buyer's receivable.
+	DocBuyerReturn DocType = "buyer_return"
 )
+
+// IsBuyerDoc reports whether documents of type t settle with a buyer
+// (they name one, and move receivable/<buyer>).
+func IsBuyerDoc(t DocType) bool { return t == DocOutgoingInvoice || t == DocBuyerReturn }
 
 // DocStatus is where a document is in its life, which only moves forward:
 // draft → posted → cancelled.
@@ -83,11 +93,15 @@ type DraftRef struct {
 // stock it moves (for a transfer, the sending shop; for a transfer
 // receipt, the receiving one).
 type Document struct {
-	ID        string
-	Type      DocType
-	Store     StoreID
-	Number    string      `msgpack:",omitempty"`
-	Supplier  SupplierID  `msgpack:",omitempty"`
+	ID       string
+	Type     DocType
+	Store    StoreID
+	Number   string     `msgpack:",omitempty"`
+	Supplier SupplierID `msgpack:",omitempty"`
+	Buyer    BuyerID    `msgpack:",omitempty"` // outgoing_invoice, buyer_return
+	// DueOn is the day an outgoing invoice is to be paid by; past it the
+	// unpaid part is overdue (central's receivables aging).
+	DueOn     Date        `msgpack:",omitempty"`
 	ToStore   StoreID     `msgpack:",omitempty"`
 	FromDept  DeptID      `msgpack:",omitempty"`
 	ToDept    DeptID      `msgpack:",omitempty"`
@@ -126,8 +140,11 @@ type DocumentLine struct {
 	// nil, never omitted as empty: omitempty drops a pointer to a zero
 	// decimal too, and an explicit 0% (a zero-rated supplier line) read
 	// back as nil was booked at the item's rate.
-	VATRate     *decimal.Decimal
-	Price       decimal.Decimal `msgpack:",omitempty"` // repricing: new price per base unit
+	VATRate *decimal.Decimal
+	// Price is, for a repricing, the new price per base unit; for an
+	// outgoing invoice or buyer return, the sale price per base unit, VAT
+	// included.
+	Price       decimal.Decimal `msgpack:",omitempty"`
 	Batch       string          `msgpack:",omitempty"`
 	Expiry      Date            `msgpack:",omitempty"`
 	Certificate string          `msgpack:",omitempty"`
@@ -177,6 +194,10 @@ func (d *Document) Validate() error {
 		if err := CheckID("shipment", d.Shipment); err != nil {
 			return err
 		}
+	case DocOutgoingInvoice, DocBuyerReturn:
+		if err := CheckID("buyer", string(d.Buyer)); err != nil {
+			return err
+		}
 	case DocStocktake, DocProduction:
 	case DocWriteOff:
 		if strings.TrimSpace(d.Reason) == "" {
@@ -205,6 +226,17 @@ func (d *Document) Validate() error {
 			return Invalidf("order", "only an incoming invoice fulfils a purchase order, not a %s", d.Type)
 		}
 		if err := CheckID("order", d.Order); err != nil {
+			return err
+		}
+	}
+	if d.Buyer != "" && !IsBuyerDoc(d.Type) {
+		return Invalidf("buyer", "only an outgoing invoice or a buyer return names a buyer, not a %s", d.Type)
+	}
+	if d.DueOn != "" {
+		if d.Type != DocOutgoingInvoice {
+			return Invalidf("due_on", "only an outgoing invoice has a due date, not a %s", d.Type)
+		}
+		if _, err := ParseDate("due_on", string(d.DueOn)); err != nil {
 			return err
 		}
 	}
@@ -254,6 +286,15 @@ func (l *DocumentLine) validate(t DocType) error {
 		}
 		l.Price = l.Price.Round(4) // one spelling: "1.1" and "1.10" are the same document
 		return nil
+	}
+	if IsBuyerDoc(t) {
+		if !l.Price.IsPositive() {
+			return Invalidf("price", "a line sold to a buyer needs its sale price per base unit (VAT included), not %s", l.Price)
+		}
+		if !l.Price.Round(4).Equal(l.Price) {
+			return Invalidf("price", "price %s has more than 4 decimal places", l.Price)
+		}
+		l.Price = l.Price.Round(4)
 	}
 	if l.Barcode != "" {
 		g, err := NormalizeGTIN(l.Barcode)
@@ -551,6 +592,18 @@ type CountBook interface {
 // Accounts of stock documents (see the top of this file).
 func PayableAccount(s SupplierID) string  { return "payable/" + string(s) }
 func SupplierAccount(s SupplierID) string { return "supplier/" + string(s) }
+
+// ReceivableAccount holds what a buyer owes the chain (debit): an
+// outgoing invoice debits it, a buyer return and a buyer's payment
+// credit it (central/receivables.go).
+func ReceivableAccount(b BuyerID) string { return "receivable/" + string(b) }
+
+// BuyerBook is a StockBook that knows the buyers: PostDocument refuses a
+// document of a buyer it does not know, or any buyer's where the book
+// cannot say.
+type BuyerBook interface {
+	Buyer(BuyerID) bool
+}
 
 // BankAccount holds the chain's money at a bank; a payment to a supplier
 // moves it to the supplier's payable (central/settlements.go).
@@ -936,6 +989,46 @@ func PostDocument(b StockBook, d *Document) (*Derived, error) {
 			vq := bought[it]
 			recostShort(o, st, it, short[it], vq[0], vq[1])
 			out.Costs = append(out.Costs, CostUpdate{Store: st.ID, Item: it, UnitCost: vq[0].DivRound(vq[1], cur.Scale()+4)})
+		}
+	case DocOutgoingInvoice, DocBuyerReturn:
+		if bb, ok := b.(BuyerBook); !ok || !bb.Buyer(d.Buyer) {
+			return nil, Invalidf("buyer", "unknown buyer %q", d.Buyer)
+		}
+		// Sold on account as a till sells for cash: units go to sold,
+		// their moving-average cost to cogs, the price (VAT included)
+		// to the buyer's receivable, split into revenue and output VAT.
+		// A return runs the other way, its units back at what they went
+		// out at (valueBack). Neither refuses more than is on hand: no
+		// document does (shops may sell below zero).
+		for i := range d.Lines {
+			l, it := &d.Lines[i], items[i]
+			dp, err := dept(i, l, it, d.FromDept)
+			if err != nil {
+				return nil, err
+			}
+			rate := it.VATRate
+			if l.VATRate != nil {
+				rate = *l.VATRate
+			}
+			total := cur.Round(l.Qty.Mul(l.Price))
+			vat := VATIncluded(cur, total, rate)
+			net := total.Sub(vat)
+			stock, money := StockAccount(st.ID, dp, l.Item), MoneyAsset(cur)
+			qty, value := l.Qty, decimal.Zero
+			if d.Type == DocOutgoingInvoice {
+				value = CostOf(o, st, l.Item, l.Qty).Neg()
+				qty, total, vat, net = qty.Neg(), total.Neg(), vat.Neg(), net.Neg()
+			} else {
+				value = valueBack(o, st, l.Item, l.Qty)
+			}
+			// qty, value: into stock (negative: out); total: off the
+			// receivable (negative: the buyer owes more).
+			o.move(SoldAccount(st.ID, l.Item), stock, l.Item, cur, qty, decimal.Zero)
+			o.post(stock, money, value)
+			o.post(COGSAccount(st.ID, l.Item), money, value.Neg())
+			o.post(ReceivableAccount(d.Buyer), money, total.Neg())
+			o.post(RevenueAccount(st.ID), money, net)
+			o.post(VATAccount(st.ID, rate), money, vat)
 		}
 	case DocTransfer:
 		if d.ToStore != "" {
