@@ -87,6 +87,9 @@ func (n *Node) apiHandler() http.Handler {
 	n.backOfficeRoutes(h) // backoffice_api.go
 	n.loyaltyRoutes(h)    // loyalty.go
 	n.pricingRoutes(h)    // pricing_api.go
+	n.labelRoutes(h)      // labels.go
+
+	n.savedReportRoutes(h) // reports_saved.go
 	for _, res := range resources {
 		if res.Kind == storeline.KindPrice {
 			continue

@@ -806,6 +806,9 @@ func docRefs(b *txBook, d *storeline.Document) error {
 	if d.Supplier != "" && !b.Supplier(d.Supplier) {
 		return storeline.Invalidf("supplier", "unknown supplier %q", d.Supplier)
 	}
+	if d.Buyer != "" && !b.Buyer(d.Buyer) {
+		return storeline.Invalidf("buyer", "unknown buyer %q", d.Buyer)
+	}
 	var to *storeline.Store
 	if d.ToStore != "" {
 		if to, ok = b.Store(d.ToStore); !ok {
@@ -876,6 +879,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, b.err
 	}
 	if err := dropOrderBelowLevel(tx, &d); err != nil { // orders.go, invariant 4
+		return nil, err
+	}
+	if err := refuseBuyerDocBelowLevel(tx, &d); err != nil { // receivables.go, invariant 4
 		return nil, err
 	}
 	if err := d.Validate(); err != nil {

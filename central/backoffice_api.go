@@ -48,6 +48,7 @@ func (n *Node) backOfficeRoutes(h func(string, bool, func(http.ResponseWriter, *
 	n.backOfficeReportRoutes(h)
 	n.settlementRoutes(h) // settlements.go
 	n.orderRoutes(h)      // orders.go
+	n.receivableRoutes(h) // receivables.go
 }
 
 // compact drops nil, empty strings, empty lists, zero times and zero
@@ -244,6 +245,9 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 	if err := n.checkDocOrderLevel(&d); err != nil { // orders.go, invariant 4
 		return err
 	}
+	if err := n.checkBuyerDocLevel(&d); err != nil { // receivables.go, invariant 4
+		return err
+	}
 	// A fraction of a piece would be refused at every post (docpost.go):
 	// refused now, while the document is being typed.
 	if d.Type != storeline.DocRepricing {
@@ -272,7 +276,8 @@ func unusedDepts(d *storeline.Document) error {
 	t := d.Type
 	if d.FromDept != "" {
 		switch t {
-		case storeline.DocTransfer, storeline.DocSupplierReturn, storeline.DocWriteOff, storeline.DocStocktake:
+		case storeline.DocTransfer, storeline.DocSupplierReturn, storeline.DocWriteOff, storeline.DocStocktake,
+			storeline.DocOutgoingInvoice, storeline.DocBuyerReturn:
 		default:
 			return storeline.Invalidf("from_dept", "a document of type %s has no use for from_dept%s", t, fromDraft(d))
 		}

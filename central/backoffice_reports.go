@@ -861,11 +861,19 @@ func (ix *boIndex) docCreated(d *storeline.Document) {
 	ix.count(docCountKey(storeline.DocDraft, d.Type), 1)
 }
 
-// leavesChain says whether posting a document of type t takes its marked
-// goods out of the chain as surely as a sale: a later sale of the serial
-// conflicts.
-func leavesChain(t storeline.DocType) bool {
-	return t == storeline.DocWriteOff || t == storeline.DocSupplierReturn
+// leavesChain says what posting a document of type t does to its marked
+// goods' serials, as serial counts them: sold, taken out of the chain as
+// surely as by a till's sale (a later sale of the serial conflicts), by a
+// write-off, a return to the supplier or a sale on account; returned,
+// back in the chain as by a till's return, by a buyer's return.
+func leavesChain(t storeline.DocType) (sold, returned int64) {
+	switch t {
+	case storeline.DocWriteOff, storeline.DocSupplierReturn, storeline.DocOutgoingInvoice:
+		return 1, 0
+	case storeline.DocBuyerReturn:
+		return 0, 1
+	}
+	return 0, 0
 }
 
 // docPosted indexes a document posted (cancel false) with postings ps,
@@ -881,10 +889,10 @@ func (ix *boIndex) docPosted(rec *docRecord, cancel bool, ps []storeline.Posting
 	if err := ix.docPostings(d, ps, kind, ms); err != nil {
 		return err
 	}
-	if leavesChain(d.Type) {
+	if sold, returned := leavesChain(d.Type); sold != 0 || returned != 0 {
 		for _, l := range d.Lines {
 			if l.Serial != "" {
-				if err := ix.serial(l.Serial, d.Store, sign, 0); err != nil {
+				if err := ix.serial(l.Serial, d.Store, sign*sold, sign*returned); err != nil {
 					return err
 				}
 			}
@@ -1081,10 +1089,10 @@ func (ix *boIndex) rebuild() error {
 				return false, err
 			}
 		}
-		if rec.Status == storeline.DocPosted && leavesChain(rec.Doc.Type) {
+		if sold, returned := leavesChain(rec.Doc.Type); rec.Status == storeline.DocPosted && (sold != 0 || returned != 0) {
 			for _, l := range rec.Doc.Lines {
 				if l.Serial != "" {
-					if err := ix.serial(l.Serial, rec.Doc.Store, 1, 0); err != nil {
+					if err := ix.serial(l.Serial, rec.Doc.Store, sold, returned); err != nil {
 						return false, err
 					}
 				}
@@ -1246,7 +1254,8 @@ func (n *Node) backOfficeStats(now time.Time) (*backOfficeStats, error) {
 // boDocTypes are the document types, the values of the documents
 // metric's type label.
 var boDocTypes = []storeline.DocType{storeline.DocIncomingInvoice, storeline.DocSupplierReturn, storeline.DocTransfer,
-	storeline.DocTransferReceipt, storeline.DocStocktake, storeline.DocWriteOff, storeline.DocProduction, storeline.DocRepricing}
+	storeline.DocTransferReceipt, storeline.DocStocktake, storeline.DocWriteOff, storeline.DocProduction, storeline.DocRepricing,
+	storeline.DocOutgoingInvoice, storeline.DocBuyerReturn}
 
 // daysAhead is the business date days calendar days after now's date in
 // loc (not now plus 24-hour days, which a DST change moves by a day near

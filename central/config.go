@@ -128,6 +128,12 @@ type Config struct {
 	// customers' usual shops, debts netted, answers pruned (loyalty_auto.go).
 	Loyalty LoyaltyConfig
 
+	// InternalBarcodes is how head office allocates in-store EAN-13s to
+	// items without a manufacturer's barcode (internal_barcodes.go): the
+	// chain's internal prefix and the weighed layout its tills read, which
+	// must leave the prefix free.
+	InternalBarcodes InternalBarcodeConfig
+
 	// Registerer receives the node's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives logs; nil discards them.
@@ -179,7 +185,8 @@ func DefaultConfig(dataDir string) Config {
 		ReplicationMaxWait:   25 * time.Second,
 		ReplicationPageItems: 1000,
 
-		Loyalty: DefaultLoyaltyConfig(),
+		Loyalty:          DefaultLoyaltyConfig(),
+		InternalBarcodes: DefaultInternalBarcodeConfig(),
 	}
 }
 
@@ -277,6 +284,7 @@ func (c Config) Validate() error {
 	}
 	within("PruneInterval", c.PruneInterval, time.Second, 24*time.Hour)
 	c.Loyalty.validate(bad)
+	c.InternalBarcodes.validate(bad)
 	if c.ImportChunk < 1 || c.ImportChunk > 4096 {
 		bad("ImportChunk", "%d out of [1, 4096]", c.ImportChunk)
 	}

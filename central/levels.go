@@ -43,7 +43,13 @@ import (
 //	4  purchase orders, and the order an incoming invoice fulfils
 //	   (orders.go); a payment cancel's own day (settlements.go,
 //	   levelCancelDate)
-const FSMLevel = 4
+//	5  settlements with buyers: outgoing invoices and buyer returns,
+//	   buyer payments and their cancel, the receivables index
+//	   (receivables.go; nothing moved a receivable before, so no backfill)
+//	6  an item's internal EAN-13, allocated from a counter in the state
+//	   (internal_barcodes.go)
+//	7  saved report definitions (reports_saved.go)
+const FSMLevel = 7
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.
@@ -52,6 +58,11 @@ var opLevels = map[string]int{
 	OpPayablesBackfill:      2,
 	OpSupplierPaymentCancel: 3,
 	OpOrder:                 4,
+	OpBuyerPayment:          5,
+	OpBuyerPaymentCancel:    5,
+	OpInternalBarcode:       6,
+	OpReportPut:             levelSavedReports, // reports_saved.go
+	OpReportDelete:          levelSavedReports,
 }
 
 // levelGrantCheck is the level from which a pre-grant's id is compared
@@ -82,7 +93,10 @@ type clusterLevelPayload struct {
 func levelOps() []Op {
 	return []Op{{OpClusterLevel, applyClusterLevel}, {OpPayablesBackfill, applyPayablesBackfill},
 		{OpSupplierPaymentCancel, applySupplierPaymentCancel}, // settlements.go
-		{OpOrder, applyOrder}} // orders.go
+		{OpOrder, applyOrder},                                                                // orders.go
+		{OpBuyerPayment, applyBuyerPayment}, {OpBuyerPaymentCancel, applyBuyerPaymentCancel}, // receivables.go
+		{OpInternalBarcode, applyInternalBarcode},                          // internal_barcodes.go
+		{OpReportPut, applyReportPut}, {OpReportDelete, applyReportDelete}} // reports_saved.go
 }
 
 func applyClusterLevel(tx *Tx, payload []byte) ([]byte, error) {

@@ -112,7 +112,7 @@ func storeOfAccountSplit(acct string) (storeline.StoreID, bool) {
 		return "", false
 	}
 	switch parts[0] {
-	case "payable", "supplier", "bank":
+	case "payable", "supplier", "receivable", "bank":
 		return "", false
 	case "points":
 		if len(parts) < 4 {

@@ -735,7 +735,8 @@ func (a *applier) touched(ev *storeline.Event) ([]storeline.StoreID, error) {
 
 // storeOfAccount names the store an account belongs to: the second
 // segment (stock/<store>/…, cash/<store>/…), except for the accounts of a
-// supplier (payable/<supplier>, supplier/<supplier>) and of a bank
+// supplier (payable/<supplier>, supplier/<supplier>), of a buyer
+// (receivable/<buyer>: a buyer may share a shop's ID) and of a bank
 // (bank/<bank>), which belong to no store, and a customer's points
 // (points/<programme>/<customer>/<store>), whose store comes last.
 //
@@ -750,7 +751,7 @@ func storeOfAccount(acct string) (storeline.StoreID, bool) {
 	}
 	second, rest, more := strings.Cut(rest, "/")
 	switch kind {
-	case "payable", "supplier", "bank":
+	case "payable", "supplier", "receivable", "bank":
 		return "", false
 	case "points":
 		if !more {
@@ -1393,6 +1394,10 @@ func applyTransfer(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	// A supplier's statement rows (settlements.go, invariant 2).
 	if err := indexPayables(tx, &ev); err != nil {
+		return nil, err
+	}
+	// A buyer's statement rows (receivables.go, invariant 2).
+	if err := indexReceivables(tx, &ev); err != nil {
 		return nil, err
 	}
 	return msgpack.Marshal(&replication.Position{Epoch: 1, Seq: ev.Seq})

@@ -410,8 +410,7 @@ func acctCheck(t *testing.T, w *acctWorld, log []string, units map[string]int64,
 // and the same entries applied without the shortcuts and read cache
 // (slowBooks, noPushCache) leave byte for byte the same state.
 func TestReview17AccountingModel(t *testing.T) {
-	checkPushCache.Store(true)
-	defer checkPushCache.Store(false)
+	defer checkPushCache.Store(checkPushCache.Swap(true)) // as it was: TestMain sets it for the package
 	prices := []string{"1.10", "2.20", "3.30", "0.77"}
 	for seed := range modelSeeds(acctShortSeeds, acctSeeds) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

@@ -182,8 +182,7 @@ func TestReview17DroppedDepartmentInDocumentCost(t *testing.T) {
 // and a big one.
 func TestReview17DroppedDepartmentBacklogSameState(t *testing.T) {
 	SetCostPassLimit(t, 1)
-	checkPushCache.Store(true)
-	defer checkPushCache.Store(false)
+	defer checkPushCache.Store(checkPushCache.Swap(true)) // as it was: TestMain sets it for the package
 	for _, big := range []bool{false, true} {
 		t.Run(fmt.Sprintf("big=%v", big), func(t *testing.T) {
 			ws, logs, at := review17DroppedLog(t, big)

@@ -170,6 +170,10 @@ func (m *turnoverMaster) lineValue(dim string, l *storeline.Line) (string, error
 // 0/0: before the date's first sale). A period read in several pages is
 // the sum of their rows by key.
 func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
+	asCSV, err := wantsCSV(r) // reports_saved.go
+	if err != nil {
+		return err
+	}
 	store, err := storeParam(r)
 	if err != nil {
 		return err
@@ -329,8 +333,11 @@ func (n *Node) getTurnover(w http.ResponseWriter, r *http.Request) error {
 		out[i] = map[string]any{"key": key, "receipts": row.receipts, "returns": row.returns, "qty": row.qty,
 			"revenue": row.revenue, "net": row.revenue.Sub(row.vat), "vat": row.vat}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"store": store, "from": from, "to": to, "by": by, "rows": out,
-		"more": next != "", "next": next})
+	answer := map[string]any{"store": store, "from": from, "to": to, "by": by, "rows": out, "more": next != "", "next": next}
+	if asCSV {
+		return writeTurnoverCSV(w, answer)
+	}
+	writeJSON(w, http.StatusOK, answer)
 	return nil
 }
 

@@ -95,6 +95,8 @@ func cmdCentral(ctx context.Context, args []string, getenv func(string) string, 
 	replCert := fs.String("replication-cert", "", "central's TLS certificate for the replication listener (PEM)")
 	replKey := fs.String("replication-key", "", "its key (PEM)")
 	replCA := fs.String("replication-ca", "", "chain CA whose shop certificates are accepted (mutual TLS)")
+	fs.StringVar(&cfg.InternalBarcodes.Prefix, "internal-barcode-prefix", cfg.InternalBarcodes.Prefix, "in-store prefix (20-29) of the EAN-13s head office allocates to items")
+	fs.Var(&listValue{&cfg.InternalBarcodes.WeighedLayout.Prefixes}, "weighed-prefixes", "weighed barcode prefixes the shops' tills read, comma-separated: the internal prefix must be none of them")
 	level := slog.LevelInfo
 	fs.TextVar(&level, "log-level", level, "log level")
 	if err := fs.Parse(args); err != nil {

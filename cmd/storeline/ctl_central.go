@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,10 +51,26 @@ commands:
                                    the UTC day); again with the same REASON and DAY is harmless
   statement SUPPLIER CURRENCY FROM TO
                                    a supplier's settlement statement for business dates FROM..TO
+  pay-buyer ID BUYER BANK AMOUNT CURRENCY [PAID_ON]
+                                   book a buyer's payment into a bank (PAID_ON: YYYY-MM-DD,
+                                   default today); again with the same ID is harmless
+  buyer-pay-cancel ID REASON [DAY] cancel a buyer's payment booked by mistake, as pay-cancel
+  buyer-statement BUYER CURRENCY FROM TO
+                                   a buyer's settlement statement for business dates FROM..TO
+  receivables [AS_OF]              what every buyer owes, its overdue part by days past due as of
+                                   AS_OF (YYYY-MM-DD, default today)
   turnover STORE FROM TO [BY]      the store's sales less returns for business dates FROM..TO, summed
                                    by BY: comma-separated date, month, item, group, top_group, dept,
                                    seller, terminal (none: one total); every page of central's answer,
                                    a period of any length
+  report-define ID FILE.json       save a report definition (JSON as PUT /v1/reports/{id}: title,
+                                   source, store, by, item, period, from, to)
+  reports                          the saved report definitions
+  report-run ID [STORE] [DATE] [--csv]
+                                   run a saved report for STORE (when it leaves the store open), its
+                                   period relative to DATE (default today in the store's zone); every
+                                   page: JSON one page a line, or with --csv one CSV table (a
+                                   turnover's rows summed by key across pages, as turnover prints them)
   order FILE.json                  create a purchase order (JSON as POST /v1/orders); again is harmless
   show-order ID | orders STORE     an order (ordered, received, outstanding per line); a store's orders
   order-cancel ID REASON           cancel an order that received nothing; again is harmless
@@ -63,6 +81,11 @@ commands:
   rules                            the promotions, price policies and loyalty programmes
   price-basket STORE FILE.json     price a basket as the shop would, with central's copy of its
                                    master data (JSON as POST /v1/stores/{id}/baskets/price)
+  internal-barcode ITEM            give an item without a manufacturer's barcode an internal EAN-13
+                                   (the chain's in-store prefix); again answers the same code
+  labels STORE ITEM[,ITEM...] FILE [COPIES]
+                                   printable labels (name, the store's price, EAN-13 bars) into FILE:
+                                   ZPL for a label printer when FILE ends in .zpl, else SVG
 
 Imports are sent in batches of 10,000 rows, each with an idempotency key
 derived from the file's contents, so running an import again is harmless.
@@ -79,11 +102,16 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 		"drafts": {1, 1}, "stock": {1, 2}, "reservations": {1, 2}, "expiring": {2, 2}, "cost-of-sales": {1, 1},
 		"pay-supplier": {5, 6}, "pay-cancel": {2, 3}, "order": {1, 1}, "show-order": {1, 1}, "orders": {1, 1},
 		"order-cancel": {2, 2}, "order-close": {1, 2}, "statement": {4, 4}, "turnover": {3, 4},
-		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2}}
+		"pay-buyer": {5, 6}, "buyer-pay-cancel": {2, 3}, "buyer-statement": {4, 4}, "receivables": {0, 1},
+		"promotion": {2, 2}, "price-policy": {2, 2}, "loyalty-programme": {2, 2}, "rules": {0, 0}, "price-basket": {2, 2},
+		"internal-barcode": {1, 1}, "labels": {3, 4}}
 	if len(rest) == 1 && (rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help") {
 		// The -central flag's help points here.
 		fmt.Fprint(stdout, ctlCentralUsage)
 		return 0
+	}
+	if cmd := first(rest); cmd == "report-define" || cmd == "reports" || cmd == "report-run" {
+		return ctlSavedReports(ctx, c, rest, stdout, stderr)
 	}
 	lim, ok := want[first(rest)]
 	if !ok || len(rest)-1 < lim[0] || len(rest)-1 > lim[1] {
@@ -127,6 +155,8 @@ func ctlCentral(ctx context.Context, base, key string, timeout time.Duration, re
 	case "seller":
 		b, _ := json.Marshal(map[string]any{"name": a[1], "role": a[2], "pin": a[3]})
 		err = c.do(ctx, "PUT", "/v1/sellers/"+a[0], b, stdout)
+	case "internal-barcode", "labels":
+		err = ctlLabels(ctx, c, rest[0], a, stdout)
 	case "promotion", "price-policy", "loyalty-programme", "rules", "price-basket":
 		err = ctlPricing(ctx, c, rest[0], a, stdout)
 	default:
@@ -296,10 +326,21 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		}
 		b, _ := json.Marshal(map[string]any{"id": a[0], "supplier": a[1], "bank": a[2], "amount": a[3], "currency": a[4], "paid_on": paidOn})
 		return c.do(ctx, "POST", "/v1/supplier_payments", b, stdout)
-	case "pay-cancel":
+	case "pay-buyer":
+		paidOn := time.Now().Format(time.DateOnly)
+		if len(a) > 5 {
+			paidOn = a[5]
+		}
+		b, _ := json.Marshal(map[string]any{"id": a[0], "buyer": a[1], "bank": a[2], "amount": a[3], "currency": a[4], "paid_on": paidOn})
+		return c.do(ctx, "POST", "/v1/buyer_payments", b, stdout)
+	case "pay-cancel", "buyer-pay-cancel":
 		// The key derives from the payment and the reason, so running the
 		// command again (or its retry of a 503) gets the first answer; a
 		// cancel with another reason is refused as cancelled already.
+		path, prefix := "/v1/supplier_payments/", "pay-cancel-"
+		if cmd == "buyer-pay-cancel" {
+			path, prefix = "/v1/buyer_payments/", "buyer-pay-cancel-"
+		}
 		body := map[string]any{"reason": a[1]}
 		key := a[0] + "\x00" + a[1]
 		if len(a) > 2 {
@@ -308,14 +349,22 @@ func ctlBackOffice(ctx context.Context, c *adminClient, cmd string, a []string, 
 		}
 		sum := sha256.Sum256([]byte(key))
 		b, _ := json.Marshal(body)
-		out, err := c.postKeyed(ctx, "/v1/supplier_payments/"+esc(a[0])+"/cancel", b, "pay-cancel-"+hex.EncodeToString(sum[:16]))
+		out, err := c.postKeyed(ctx, path+esc(a[0])+"/cancel", b, prefix+hex.EncodeToString(sum[:16]))
 		if err != nil {
 			return err
 		}
 		_, err = stdout.Write(out)
 		return err
 	case "statement":
-		return ctlStatement(ctx, c, a[0], a[1], a[2], a[3], stdout)
+		return ctlStatement(ctx, c, "/v1/suppliers/"+url.PathEscape(a[0])+"/statement?", a[1], a[2], a[3], stdout)
+	case "buyer-statement":
+		return ctlStatement(ctx, c, "/v1/buyers/"+url.PathEscape(a[0])+"/statement?", a[1], a[2], a[3], stdout)
+	case "receivables":
+		q := ""
+		if len(a) > 0 {
+			q = "?as_of=" + url.QueryEscape(a[0])
+		}
+		return c.do(ctx, "GET", "/v1/receivables"+q, nil, stdout)
 	case "turnover":
 		by := ""
 		if len(a) > 3 {
@@ -361,13 +410,13 @@ var ctlStatementPage = 5000
 // booked meanwhile changed.
 const ctlStatementTries = 3
 
-// ctlStatement reads a supplier's statement page by page, following
+// ctlStatement reads a statement (a supplier's or a buyer's: path, up
+// to its query) page by page, following
 // next, and prints it once, whole, as one answer without a limit would
 // be. Every page carries the whole period's opening, closing and totals:
 // a page whose differ from the first's was read after a movement of the
 // period was booked, so the statement is read again.
-func ctlStatement(ctx context.Context, c *adminClient, supplier, currency, from, to string, stdout io.Writer) error {
-	path := "/v1/suppliers/" + url.PathEscape(supplier) + "/statement?"
+func ctlStatement(ctx context.Context, c *adminClient, path, currency, from, to string, stdout io.Writer) error {
 	var err error
 	for try := 0; try < ctlStatementTries; try++ {
 		var st map[string]json.RawMessage
@@ -599,4 +648,228 @@ func ctlPricing(ctx context.Context, c *adminClient, cmd string, a []string, std
 		return err
 	}
 	return c.do(ctx, "PUT", "/v1/"+pricingCollections[cmd]+"/"+url.PathEscape(a[0]), b, stdout)
+}
+
+// ctlLabels runs internal-barcode and labels.
+func ctlLabels(ctx context.Context, c *adminClient, cmd string, a []string, stdout io.Writer) error {
+	switch cmd {
+	case "internal-barcode":
+		// Central answers an item its code again whatever the key; the key
+		// only lets this run's retries of a 503 get the first answer. One
+		// per run: a key kept across runs would replay a refusal (an item
+		// not created yet) after its cause is gone.
+		out, err := c.postKeyed(ctx, "/v1/items/"+url.PathEscape(a[0])+"/internal_barcode", nil, "internal-barcode-"+a[0]+"-"+rand.Text())
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	case "labels":
+		q := url.Values{"store": {a[0]}, "items": {a[1]}, "format": {"svg"}}
+		if strings.HasSuffix(strings.ToLower(a[2]), ".zpl") {
+			q.Set("format", "zpl")
+		}
+		if len(a) > 3 {
+			q.Set("copies", a[3])
+		}
+		b, err := c.call(ctx, "GET", "/v1/labels?"+q.Encode(), nil)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(a[2], b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s labels to %s (%d bytes)\n", q.Get("format"), a[2], len(b))
+		return nil
+	}
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// ctlSavedReports runs the saved-report commands: report-define,
+// reports and report-run.
+func ctlSavedReports(ctx context.Context, c *adminClient, rest []string, stdout, stderr io.Writer) int {
+	cmd, a := rest[0], rest[1:]
+	asCSV := false
+	if i := slices.Index(a, "--csv"); i >= 0 && cmd == "report-run" {
+		asCSV, a = true, slices.Delete(slices.Clone(a), i, i+1)
+	}
+	lim := map[string][2]int{"report-define": {2, 2}, "reports": {0, 0}, "report-run": {1, 3}}[cmd]
+	if len(a) < lim[0] || len(a) > lim[1] {
+		fmt.Fprintf(stderr, "storeline ctl --central: bad command %q\n\n%s", strings.Join(rest, " "), ctlCentralUsage)
+		return exitUsage
+	}
+	var err error
+	switch cmd {
+	case "report-define":
+		var b []byte
+		if b, err = os.ReadFile(a[1]); err == nil {
+			err = c.do(ctx, "PUT", "/v1/reports/"+url.PathEscape(a[0]), b, stdout)
+		}
+	case "reports":
+		err = c.do(ctx, "GET", "/v1/reports?limit=5000", nil, stdout)
+	case "report-run":
+		q := url.Values{"limit": {"5000"}}
+		if len(a) > 1 && a[1] != "" {
+			q.Set("store", a[1])
+		}
+		if len(a) > 2 {
+			q.Set("date", a[2])
+		}
+		err = ctlRunReport(ctx, c, "/v1/reports/"+url.PathEscape(a[0])+"/run", q, asCSV, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "storeline ctl --central %s: %v\n", cmd, err)
+		return exitError
+	}
+	return exitOK
+}
+
+// ctlRunReport reads every page of a run. As JSON it prints each page as
+// central answers it, one a line; as CSV it prints one table: the pages'
+// rows under the union of their headers (a page's columns are those its
+// rows have), a row's cell for a column its page lacks empty.
+func ctlRunReport(ctx context.Context, c *adminClient, path string, q url.Values, asCSV bool, stdout io.Writer) error {
+	var header []string
+	var rows []map[string]string
+	for page := 1; ; page++ {
+		next := ""
+		if asCSV {
+			q.Set("format", "csv")
+			h, rs, n, err := ctlCSVPage(ctx, c, path+"?"+q.Encode())
+			if err != nil {
+				return fmt.Errorf("page %d: %w", page, err)
+			}
+			for _, col := range h {
+				if !slices.Contains(header, col) {
+					header = append(header, col)
+				}
+			}
+			for _, r := range rs {
+				m := make(map[string]string, len(h))
+				for i, col := range h {
+					if i < len(r) {
+						m[col] = r[i]
+					}
+				}
+				rows = append(rows, m)
+			}
+			next = n
+		} else {
+			b, err := c.call(ctx, "GET", path+"?"+q.Encode(), nil)
+			if err != nil {
+				return fmt.Errorf("page %d: %w", page, err)
+			}
+			var p struct {
+				Next string `json:"next"`
+			}
+			_ = json.Unmarshal(b, &p)
+			if _, err := stdout.Write(append(bytes.TrimSpace(b), '\n')); err != nil {
+				return err
+			}
+			next = p.Next
+		}
+		if next == "" {
+			break
+		}
+		if next == q.Get("after") {
+			return fmt.Errorf("page %d: next %q does not move on", page, next)
+		}
+		q.Set("after", next)
+	}
+	if !asCSV {
+		return nil
+	}
+	rows, err := sumTurnoverRows(header, rows)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(stdout)
+	_ = w.Write(header)
+	rec := make([]string, len(header))
+	for _, m := range rows {
+		for i, col := range header {
+			rec[i] = m[col]
+		}
+		_ = w.Write(rec)
+	}
+	w.Flush()
+	return w.Error()
+}
+
+// turnoverMeasures are the columns of a turnover CSV after its key's.
+var turnoverMeasures = []string{"receipts", "returns", "qty", "revenue", "net", "vat"}
+
+// sumTurnoverRows sums a turnover run's rows by key, sorted by key, as
+// ctlTurnover does: a turnover page's rows are the sums of the events it
+// read, so a key recurs on the pages after. A run of another report (its
+// header does not end in the measures) is returned as it is.
+func sumTurnoverRows(header []string, rows []map[string]string) ([]map[string]string, error) {
+	if len(header) < len(turnoverMeasures) || !slices.Equal(header[len(header)-len(turnoverMeasures):], turnoverMeasures) {
+		return rows, nil
+	}
+	dims := header[:len(header)-len(turnoverMeasures)]
+	sums := map[string]map[string]string{}
+	for _, r := range rows {
+		vals := make([]string, len(dims))
+		for i, d := range dims {
+			vals[i] = r[d]
+		}
+		k := strings.Join(vals, "\x00")
+		sum, ok := sums[k]
+		if !ok {
+			sums[k] = r
+			continue
+		}
+		for _, m := range turnoverMeasures {
+			a, err := decimal.NewFromString(sum[m])
+			if err != nil {
+				return nil, fmt.Errorf("turnover row %q: %s %q: %w", vals, m, sum[m], err)
+			}
+			b, err := decimal.NewFromString(r[m])
+			if err != nil {
+				return nil, fmt.Errorf("turnover row %q: %s %q: %w", vals, m, r[m], err)
+			}
+			// As many places as the terms have: "3.00", not "3".
+			sum[m] = a.Add(b).StringFixed(max(-a.Exponent(), -b.Exponent(), 0))
+		}
+	}
+	keys := make([]string, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // central's order of a page's rows
+	out := make([]map[string]string, len(keys))
+	for i, k := range keys {
+		out[i] = sums[k]
+	}
+	return out, nil
+}
+
+// ctlCSVPage reads one CSV page: its header, rows and X-Next.
+func ctlCSVPage(ctx context.Context, c *adminClient, path string) (header []string, rows [][]string, next string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.request(ctx, "GET", path, nil)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCtlAnswer+1))
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, nil, "", responseError(resp, b[:min(len(b), maxCtlAnswer)])
+	}
+	if len(b) > maxCtlAnswer {
+		return nil, nil, "", fmt.Errorf("GET %s: the answer is longer than %d MiB", path, maxCtlAnswer>>20)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("GET %s: the CSV answer: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, nil, resp.Header.Get("X-Next"), nil
+	}
+	return recs[0], recs[1:], resp.Header.Get("X-Next"), nil
 }
