@@ -43,9 +43,10 @@ const (
 	DefaultOrdersCopyInterval = 5 * time.Minute
 	// orderCopyKey is the copy's ledger metadata key.
 	orderCopyKey = "orders.copy"
-	// maxOrderCopyBytes bounds the copy (one ledger write, well within a
-	// WAL batch): some ten thousand order lines.
-	maxOrderCopyBytes = 1 << 20
+	// maxOrderCopyBytes bounds the copy: one metadata write, whose key
+	// and value the ledger bounds together (some ten thousand order
+	// lines).
+	maxOrderCopyBytes = ledger.MaxEventBytes - len(orderCopyKey)
 	// maxOrderCopyPages bounds the pages one refresh reads.
 	maxOrderCopyPages = 64
 )
@@ -116,6 +117,7 @@ func (c *ordersClient) copy() (orderCopy, bool, error) {
 // page is the copy's page of up to limit orders after after, in ID order
 // as central pages them.
 func (cp orderCopy) page(after string, limit int) posbridge.ShopOrdersPage {
+	limit = max(limit, 1)
 	i := 0
 	if after != "" {
 		i, _ = slices.BinarySearchFunc(cp.Orders, after, func(o replication.ShopOrder, id string) int {
