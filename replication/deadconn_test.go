@@ -125,7 +125,13 @@ func TestDeadConnectionIsLeft(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "central-1", true)},
 		ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
 	srv.StartTLS()
-	defer srv.Close()
+	defer func() {
+		// A handler may still wait for a request body the frozen proxy
+		// holds back (the proxy's cleanup runs after this): Close would
+		// wait for it forever, so its connections are cut first.
+		srv.CloseClientConnections()
+		srv.Close()
+	}()
 	proxy := newFreezingProxy(t, srv.Listener.Addr().String())
 
 	l, _ := shopLedger(t, 0)
