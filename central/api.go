@@ -736,20 +736,8 @@ func (n *Node) list(w http.ResponseWriter, r *http.Request, res resource) error 
 	if err != nil {
 		return err
 	}
-	out := []any{}
-	next := ""
-	// next is given only when a record follows the page: a full last
-	// page's next would point at an empty one.
-	last := ""
-	err = n.rep.ScanMasterAfter(res.Kind, r.URL.Query().Get("after"), func(rec storeline.Record) (bool, error) {
-		if len(out) == limit {
-			next = last
-			return false, nil
-		}
-		out = append(out, apiRecord(rec))
-		last = rec.MasterID()
-		return true, nil
-	})
+	out, next, err := pageOf(limit, n.mastersUnder(res.Kind, "", r.URL.Query().Get("after")),
+		func(_ string, rec storeline.Record) any { return apiRecord(rec) })
 	if err != nil {
 		return err
 	}
@@ -908,25 +896,8 @@ func (n *Node) getPrices(w http.ResponseWriter, r *http.Request) error {
 	if after != "" && !strings.HasPrefix(after, prefix) {
 		return errMalformed("after", "%q is not a price of the list (and item) asked for", after)
 	}
-	start := after
-	if start == "" {
-		start = prefix // no price ID is the prefix itself: they go on past its "/"
-	}
-	out := []any{}
-	next, last := "", ""
-	err = n.rep.ScanMasterAfter(storeline.KindPrice, start, func(rec storeline.Record) (bool, error) {
-		id := rec.MasterID()
-		if !strings.HasPrefix(id, prefix) {
-			return false, nil
-		}
-		if len(out) == limit {
-			next = last // there is more
-			return false, nil
-		}
-		out = append(out, encodeWire(rec))
-		last = id
-		return true, nil
-	})
+	out, next, err := pageOf(limit, n.mastersUnder(storeline.KindPrice, prefix, after),
+		func(_ string, rec storeline.Record) any { return encodeWire(rec) })
 	if err != nil {
 		return err
 	}

@@ -1105,26 +1105,13 @@ func (n *Node) listRules(w http.ResponseWriter, r *http.Request) error {
 	// Pages in ID order, next empty on the last: a list that stopped at
 	// a bound without saying so read as every rule.
 	after := r.URL.Query().Get("after")
-	out := []any{}
-	next, last := "", ""
+	var out []any
+	var next string
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		return rt.ScanMetaFrom(boRule, after, func(k string, v []byte) (bool, error) {
-			id := k[len(boRule):]
-			if after != "" && id <= after {
-				return true, nil // the after itself
-			}
-			if len(out) == limit {
-				next = last // there is more
-				return false, nil
-			}
-			var rule storeline.RepriceRule
-			if err := msgpack.Unmarshal(v, &rule); err != nil {
-				return false, fmt.Errorf("reprice rule %q: %w", id, err)
-			}
-			out = append(out, compact(encodeWire(&rule)))
-			last = id
-			return true, nil
-		})
+		var err error
+		out, next, err = pageRecords(rt, boRule, "reprice rule", after, limit,
+			func(_ string, rule *storeline.RepriceRule) (any, bool) { return compact(encodeWire(rule)), true })
+		return err
 	})
 	if err != nil {
 		return err

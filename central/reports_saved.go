@@ -390,26 +390,13 @@ func (n *Node) listReports(w http.ResponseWriter, r *http.Request) error {
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
-	out := []any{}
-	next, last := "", ""
+	var out []any
+	var next string
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		return rt.ScanMetaFrom(reportDefKey, after, func(k string, v []byte) (bool, error) {
-			id := k[len(reportDefKey):]
-			if id == after {
-				return true, nil
-			}
-			if len(out) == limit {
-				next = last // a record follows the page
-				return false, nil
-			}
-			var d savedReport
-			if err := msgpack.Unmarshal(v, &d); err != nil {
-				return false, fmt.Errorf("report definition %s: %w", id, err)
-			}
-			out = append(out, d.json())
-			last = id
-			return true, nil
-		})
+		var err error
+		out, next, err = pageRecords(rt, reportDefKey, "report definition", after, limit,
+			func(_ string, d *savedReport) (any, bool) { return d.json(), true })
+		return err
 	})
 	if err != nil {
 		return err
