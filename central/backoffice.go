@@ -112,6 +112,13 @@ type docRecord struct {
 	// optional, so it decodes as before): its cancel puts nothing back,
 	// as then.
 	Taken []batchTake `msgpack:"taken,omitempty"`
+	// Pooled marks an outgoing invoice whose Taken its post counted in
+	// its buyer's returnable batches (boReturnable, from level 8 on), for
+	// its cancel to take out again; Returned is what a buyer return's post
+	// put back into the store's batches from them, which its cancel takes
+	// out (backoffice_batches.go). Below level 8 neither is written.
+	Pooled   bool        `msgpack:"pool,omitempty"`
+	Returned []batchTake `msgpack:"ret,omitempty"`
 	// Costs are the last purchase costs an invoice's post set, with what
 	// they were before, which cancelling puts back where the cost still
 	// stands as the post set it. A document posted before posts recorded
@@ -1081,6 +1088,10 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	back, err := planReturn(tx, &d, der.Postings)
+	if err != nil {
+		return nil, err
+	}
 	order, err := planOrderReceipt(tx, &d) // orders.go, invariant 3
 	if err != nil {
 		return nil, err
@@ -1161,6 +1172,19 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	pooled, err := pooledTakes(tx, &d, taken)
+	if err != nil {
+		return nil, err
+	}
+	if pooled {
+		if err := addReturnable(tx, d.Buyer, taken, 1); err != nil {
+			return nil, err
+		}
+	}
+	returned, err := returnBatches(tx, d.Buyer, back)
+	if err != nil {
+		return nil, err
+	}
 	if ship != nil {
 		ship.ReceivedBy = d.ID
 		if err := putDoc(tx.ReplicaTxn, ship); err != nil {
@@ -1169,6 +1193,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	rec.Status, rec.Postings, rec.PostedMs, rec.Doc.From = storeline.DocPosted, der.Postings, tx.At.UnixMilli(), d.From
 	rec.Prices, rec.Batches, rec.Taken, rec.Costs, rec.PriceSets = der.Prices, batches, taken, costs, psets
+	rec.Pooled, rec.Returned = pooled, returned
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
 	}
@@ -1337,6 +1362,9 @@ func applyDocCancel(tx *Tx, payload []byte) ([]byte, error) {
 		}
 	}
 	if err := restoreBatches(tx, rec.Taken); err != nil {
+		return nil, err
+	}
+	if err := cancelBuyerBatches(tx, rec); err != nil {
 		return nil, err
 	}
 	// Withdraw the last purchase costs the post set that still stand as

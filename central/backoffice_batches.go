@@ -1,18 +1,25 @@
 package central
 
 // Batches and documents: every document that takes units out of a shop's
-// stock takes them from the item's batches there, by the rule sales
-// follow (consumeBatches: first-expiring first, storeline.ConsumeFEFO),
-// after the batch a line names (its batch and expiry, where given). What a
-// post took is stored with the document (docRecord.Taken), so its cancel
-// puts back exactly that; a transfer between shops carries what it took
-// to the receiving shop when it is received (the receipt's
-// docRecord.Batches, which its cancel takes back as an invoice's cancel
-// does). A batch never goes below zero: what a cancel cannot take back is
+// stock takes them from the item's batches there, by the rule sales follow
+// (consumeBatches: first-expiring first, storeline.ConsumeFEFO), after the
+// batch a line names (its batch and expiry, where given). What a post took
+// is stored with the document (docRecord.Taken), so its cancel puts back
+// exactly that; a transfer between shops carries what it took to the
+// receiving shop when it is received (the receipt's docRecord.Batches,
+// which its cancel takes back as an invoice's cancel does). A buyer's
+// returns (from level 8, levelBuyerReturnBatches) put back into the
+// batches its outgoing invoices at the shop took, as many units as those
+// took less what its other returns put back (the buyer's returnable
+// batches, boReturnable), the rest unbatched as a received line without a
+// batch; what a return put in is stored with it (docRecord.Returned) for
+// its cancel to take out. A document names no invoice it returns, so the
+// buyer's invoices are the most that can be told of where the units came
+// from. A batch never goes below zero: what a cancel cannot take back is
 // owed by the batch (storedBatch) and paid by the next units put in, so a
-// batch's quantity does not depend on the order of cancels. All of it
-// runs in the entry that posts or cancels, in line and item order, so
-// every replica writes the same.
+// batch's quantity does not depend on the order of cancels. All of it runs
+// in the entry that posts or cancels, in line and item order, so every
+// replica writes the same.
 
 import (
 	"fmt"
@@ -20,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/shopspring/decimal"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
 )
@@ -263,4 +271,136 @@ func carriedBatches(d *storeline.Document, ps []storeline.Posting, ship *docReco
 		out = append(out, storeline.BatchIn{Store: d.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
 	}
 	return out
+}
+
+// boReturnable holds, per shop, buyer, item and batch, what the buyer's
+// standing outgoing invoices (posted from level 8 on: docRecord.Pooled)
+// took from the batch less what its standing returns put back, a plain
+// sum of the documents' deltas (it may go below zero when an invoice is
+// cancelled under its returns), so it does not depend on the order of
+// cancels either.
+const boReturnable = "bo/bret/" // store \0 buyer \0 item \0 expiry \0 batch → msgpack batchTake
+
+func returnableKey(buyer storeline.BuyerID, t *batchTake) string {
+	return returnablePrefix(t.Store, buyer, t.Item) + string(t.Expiry) + "\x00" + t.Batch
+}
+
+func returnablePrefix(store storeline.StoreID, buyer storeline.BuyerID, item storeline.ItemID) string {
+	return boReturnable + string(store) + "\x00" + string(buyer) + "\x00" + string(item) + "\x00"
+}
+
+// addReturnable adds sign × each take's units to buyer's returnable
+// batches; a sum that comes to zero leaves no key.
+func addReturnable(tx *Tx, buyer storeline.BuyerID, takes []batchTake, sign int64) error {
+	for i := range takes {
+		t := takes[i]
+		k := returnableKey(buyer, &t)
+		cur := batchTake{Store: t.Store, Item: t.Item, Batch: t.Batch, Expiry: t.Expiry, Certificate: t.Certificate}
+		if v, err := tx.Meta(k); err != nil {
+			return err
+		} else if v != nil {
+			if err := msgpack.Unmarshal(v, &cur); err != nil {
+				return fmt.Errorf("returnable batch %q: %w", k, err)
+			}
+		}
+		cur.Qty = cur.Qty.Add(t.Qty.Mul(decimal.NewFromInt(sign)))
+		if cur.Qty.IsZero() {
+			if err := tx.SetMeta(k, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		enc, err := msgpack.Marshal(&cur)
+		if err != nil {
+			return fmt.Errorf("returnable batch %q: %w", k, err)
+		}
+		if err := tx.SetMeta(k, enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pooledTakes reports whether an outgoing invoice's post counts what it
+// took (docRecord.Taken) in its buyer's returnable batches: from level 8
+// on, so a cancel of one posted before takes nothing out of them.
+func pooledTakes(tx *Tx, d *storeline.Document, taken []batchTake) (bool, error) {
+	if d.Type != storeline.DocOutgoingInvoice || len(taken) == 0 {
+		return false, nil
+	}
+	lv, err := readClusterLevel(tx.ReplicaTxn)
+	return lv >= levelBuyerReturnBatches, err
+}
+
+// planReturn plans what a buyer return d (with postings ps) puts back
+// into d.Store's batches (level 8 on, else nothing): per item, up to the
+// units the postings bring into the store's stock, from the buyer's
+// returnable batches, a batch a line names first, then first-expiring
+// first (of the batches the buyer took, the one whose expiry matters
+// soonest, so expiry control errs towards warning early). A line naming
+// a batch the buyer has none of to return takes what it has, as a
+// transfer's receipt does (carriedBatches): the units came back whatever
+// the line says, and beyond what the invoices took they come back
+// unbatched. It only reads.
+func planReturn(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]storeline.Batch, error) {
+	if d.Type != storeline.DocBuyerReturn {
+		return nil, nil
+	}
+	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < levelBuyerReturnBatches {
+		return nil, err
+	}
+	items, in := netUnits(ps, d.Store, 1)
+	avail := map[storeline.ItemID][]storeline.Batch{}
+	for _, it := range items {
+		err := tx.ScanMeta(returnablePrefix(d.Store, d.Buyer, it), func(k string, v []byte) (bool, error) {
+			var t batchTake
+			if err := msgpack.Unmarshal(v, &t); err != nil {
+				return false, fmt.Errorf("returnable batch %q: %w", k, err)
+			}
+			if t.Qty.IsPositive() {
+				b := t.batch()
+				b.Qty = t.Qty
+				avail[it] = append(avail[it], b)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	back, _ := allocate(d, items, in, avail)
+	return back, nil
+}
+
+// returnBatches writes what planReturn planned for buyer: into the
+// store's batches, out of the buyer's returnable ones. It returns it,
+// for docRecord.Returned.
+func returnBatches(tx *Tx, buyer storeline.BuyerID, back []storeline.Batch) ([]batchTake, error) {
+	var returned []batchTake
+	for _, b := range back {
+		if err := addBatch(tx, b, b.Qty); err != nil {
+			return nil, err
+		}
+		returned = append(returned, batchTake{Store: b.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
+	}
+	return returned, addReturnable(tx, buyer, returned, -1)
+}
+
+// cancelBuyerBatches undoes, in a document's cancel, what its post did
+// to its buyer's returnable batches and, for a return, to the store's
+// batches: the invoice's takes leave the buyer's returnable batches, a
+// return's units leave the store's batches (owed where gone) and are
+// returnable again.
+func cancelBuyerBatches(tx *Tx, rec *docRecord) error {
+	if rec.Pooled {
+		if err := addReturnable(tx, rec.Doc.Buyer, rec.Taken, -1); err != nil {
+			return err
+		}
+	}
+	for i := range rec.Returned {
+		if err := addBatch(tx, rec.Returned[i].batch(), rec.Returned[i].Qty.Neg()); err != nil {
+			return err
+		}
+	}
+	return addReturnable(tx, rec.Doc.Buyer, rec.Returned, 1)
 }

@@ -49,7 +49,10 @@ import (
 //	6  an item's internal EAN-13, allocated from a counter in the state
 //	   (internal_barcodes.go)
 //	7  saved report definitions (reports_saved.go)
-const FSMLevel = 7
+//	8  a buyer return puts back into the shop's batches what its buyer's
+//	   outgoing invoices took (backoffice_batches.go,
+//	   levelBuyerReturnBatches)
+const FSMLevel = 8
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.

@@ -75,6 +75,13 @@ const (
 // payments and the receivables index.
 const levelReceivables = 5
 
+// levelBuyerReturnBatches is the level from which a buyer return puts
+// back into the shop's batches what its buyer's outgoing invoices took
+// (backoffice_batches.go, returnBatches): below it a return's units come
+// back unbatched and its post and cancel, and an outgoing invoice's,
+// write what they wrote before.
+const levelBuyerReturnBatches = 8
+
 // Keys of the receivables state, all metadata of the replica.
 const (
 	rcPay   = "rc/pay/" // payment id → msgpack buyerPayment
