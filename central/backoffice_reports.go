@@ -122,20 +122,27 @@ func walkEventsBelow(rt *ledger.ReplicaTxn, store storeline.StoreID, after repli
 }
 
 // getMargin answers the gross margin of a shop's sales for business dates
-// from to to, a page at a time: per receipt (or return, negative) its
-// revenue net of VAT, its cost as central derived it (absent while not
-// yet costed); then the re-costs of the period, each dated on the
-// document that made it (boRecostRow); and the page's totals: revenue
-// and cost of its costed sales, plus its re-costs in cost (also given
-// apart as recost). So the pages' costs over a period add up to what
-// moved into the shop's cogs/ accounts in it: a sale's cost when it was
-// costed, an invoice's (a transfer receipt's, a production's) re-cost of
-// units sold short, or its cancel's, on the date it was posted. The
-// sales are read as the turnover report reads them (walkSales): those
-// pushed before the sales date index by position, then the index's by
-// date and position. The cursor is the last sale's epoch/seq or
-// d/date/epoch/seq while the sales last, then the last re-cost's
-// date/document/kind/item.
+// from to to, a page at a time, in three parts. First per receipt (or
+// return, negative) its revenue net of VAT, its cost as central derived
+// it (absent while not yet costed); then the re-costs of the period,
+// each dated on the document that made it (boRecostRow); then the
+// wholesale: per post of an outgoing invoice or a buyer return (a
+// return's negative) and per cancel of one (netting it), dated the day
+// it was made as re-costs are, its revenue net of VAT and its cost, what
+// its postings moved into revenue/<store> and cogs/<store>/ (wholesale).
+// The page's totals are revenue and cost of its costed sales and its
+// wholesale, plus its re-costs in cost (given apart as recost, as the
+// wholesale's are as wholesale_revenue and wholesale_cost). So the
+// pages' revenue and cost over a period add up to what moved into the
+// shop's revenue and cogs/ accounts in it: a sale's when it was costed,
+// an invoice's (a transfer receipt's, a production's) re-cost of units
+// sold short or its cancel's, and a wholesale document's or its
+// cancel's, on the date it was posted. The sales are read as the
+// turnover report reads them (walkSales): those pushed before the sales
+// date index by position, then the index's by date and position. The
+// cursor is the last sale's epoch/seq or d/date/epoch/seq while the
+// sales last, then the last re-cost's date/document/kind/item, then the
+// wholesale's w/buyer/currency/date/document/seq (w/: from its start).
 func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	store, err := storeParam(r)
 	if err != nil {
@@ -149,15 +156,15 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after, recostAfter, err := marginCursor(r, from)
+	after, recostAfter, wholesaleAfter, err := marginCursor(r, from)
 	if err != nil {
 		return err
 	}
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
-	sales, recosts := []any{}, []recostRow{}
-	var revenue, cost, recost decimal.Decimal
+	sales, recosts, wholesale := []any{}, []recostRow{}, []wholesaleRow{}
+	var revenue, cost, recost, wholesaleRevenue, wholesaleCost decimal.Decimal
 	uncosted := 0
 	next := ""
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
@@ -185,66 +192,80 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		budget := maxReportScan
-		if recostAfter == nil {
-			last, more, err := walkSales(rt, store, after, from, to, &budget, func(ev storeline.Event) (bool, error) {
-				if ev.BusinessDate < from || ev.BusinessDate > to {
-					return true, nil
-				}
-				var lines []storeline.Line
-				sign := decimal.NewFromInt(1)
-				switch b := ev.Body.(type) {
-				case *storeline.Receipt:
-					lines = b.Lines
-				case *storeline.Return:
-					lines, sign = b.Lines, sign.Neg()
-				default:
-					return true, nil
-				}
-				if len(sales) == limit {
-					return false, nil
-				}
-				var rev decimal.Decimal
-				for _, l := range lines {
-					rev = rev.Add(l.Total.Sub(l.VAT))
-				}
-				rev = rev.Mul(sign)
-				row := map[string]any{"event": ev.ID, "kind": ev.Kind, "date": ev.BusinessDate, "revenue": rev}
-				v, err := rt.Meta(saleCostKey(store, ev.Epoch, ev.Seq))
-				if err != nil {
-					return false, err
-				}
-				if v == nil {
-					uncosted++
-				} else {
-					c, err := decimal.NewFromString(string(v))
+		if wholesaleAfter == nil {
+			if recostAfter == nil {
+				last, more, err := walkSales(rt, store, after, from, to, &budget, func(ev storeline.Event) (bool, error) {
+					if ev.BusinessDate < from || ev.BusinessDate > to {
+						return true, nil
+					}
+					var lines []storeline.Line
+					sign := decimal.NewFromInt(1)
+					switch b := ev.Body.(type) {
+					case *storeline.Receipt:
+						lines = b.Lines
+					case *storeline.Return:
+						lines, sign = b.Lines, sign.Neg()
+					default:
+						return true, nil
+					}
+					if len(sales) == limit {
+						return false, nil
+					}
+					var rev decimal.Decimal
+					for _, l := range lines {
+						rev = rev.Add(l.Total.Sub(l.VAT))
+					}
+					rev = rev.Mul(sign)
+					row := map[string]any{"event": ev.ID, "kind": ev.Kind, "date": ev.BusinessDate, "revenue": rev}
+					v, err := rt.Meta(saleCostKey(store, ev.Epoch, ev.Seq))
 					if err != nil {
 						return false, err
 					}
-					row["cost"], row["margin"] = c, rev.Sub(c)
-					revenue, cost = revenue.Add(rev), cost.Add(c)
+					if v == nil {
+						uncosted++
+					} else {
+						c, err := decimal.NewFromString(string(v))
+						if err != nil {
+							return false, err
+						}
+						row["cost"], row["margin"] = c, rev.Sub(c)
+						revenue, cost = revenue.Add(rev), cost.Add(c)
+					}
+					sales = append(sales, row)
+					return true, nil
+				})
+				if err != nil || more {
+					next = last.String()
+					return err
 				}
-				sales = append(sales, row)
-				return true, nil
-			})
-			if err != nil || more {
+				// The sales are done: the re-costs follow, from the
+				// period's start. A page with no room left for them ends
+				// at its last sale, and the next page starts them.
+				recostAfter = &recostCursor{date: from, key: string(from)}
 				next = last.String()
+			}
+			rows, lastKey, cut, err := scanRecosts(rt, store, *recostAfter, to, limit-len(sales), &budget)
+			recosts = rows
+			if err != nil {
 				return err
 			}
-			// The sales are done: the re-costs follow, from the period's
-			// start. A page with no room left for them ends at its last
-			// sale, and the next page starts them.
-			recostAfter = &recostCursor{date: from, key: string(from)}
-			next = last.String()
+			if cut {
+				switch {
+				case lastKey != "":
+					next = strings.ReplaceAll(lastKey, "\x00", "/")
+				case next == "":
+					next = r.URL.Query().Get("after") // none taken: where this page started
+				}
+				return nil
+			}
+			// The re-costs are done: the wholesale follows, from its
+			// start.
+			wholesaleAfter = &wholesaleCursor{}
 		}
-		rows, lastKey, cut, err := scanRecosts(rt, store, *recostAfter, to, limit-len(sales), budget)
-		recosts = rows
-		switch {
-		case !cut:
-			next = ""
-		case lastKey != "":
-			next = strings.ReplaceAll(lastKey, "\x00", "/")
-		case next == "":
-			next = r.URL.Query().Get("after") // none taken: where this page started
+		rows, wnext, cut, err := scanWholesale(rt, store, *wholesaleAfter, from, to, limit-len(sales)-len(recosts), &budget)
+		wholesale, next = rows, ""
+		if cut {
+			next = wnext
 		}
 		return err
 	})
@@ -254,8 +275,13 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	for _, rc := range recosts {
 		recost = recost.Add(rc.Cost)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"store": store, "sales": sales, "recosts": recosts, "revenue": revenue,
-		"cost": cost.Add(recost), "recost": recost, "uncosted": uncosted, "more": next != "", "next": next})
+	for _, wr := range wholesale {
+		wholesaleRevenue, wholesaleCost = wholesaleRevenue.Add(wr.Revenue), wholesaleCost.Add(wr.Cost)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"store": store, "sales": sales, "recosts": recosts, "wholesale": wholesale,
+		"revenue": revenue.Add(wholesaleRevenue), "cost": cost.Add(recost).Add(wholesaleCost), "recost": recost,
+		"wholesale_revenue": wholesaleRevenue, "wholesale_cost": wholesaleCost,
+		"uncosted": uncosted, "more": next != "", "next": next})
 	return nil
 }
 
@@ -268,21 +294,30 @@ type recostCursor struct {
 }
 
 // marginCursor parses a margin page's "after": a sale's epoch/seq or
-// d/date/epoch/seq (salesCursorParam), or a re-cost's
-// date/document/kind/item (then recost is not nil), not before from.
-func marginCursor(r *http.Request, from storeline.Date) (after salesCursor, recost *recostCursor, err error) {
+// d/date/epoch/seq (salesCursorParam), a re-cost's
+// date/document/kind/item (then recost is not nil), or a wholesale row's
+// w/buyer/currency/date/document/seq or w/ (then wholesale is not nil),
+// not before from.
+func marginCursor(r *http.Request, from storeline.Date) (after salesCursor, recost *recostCursor, wholesale *wholesaleCursor, err error) {
 	s := r.URL.Query().Get("after")
+	if rest, ok := strings.CutPrefix(s, "w/"); ok {
+		wholesale, err = wholesaleCursorParam(rest, from)
+		if err != nil {
+			return after, nil, nil, errMalformed("after", "%q: want w/buyer/currency/date/document/seq, w/buyer/currency or w/, as a page's next gives it", s)
+		}
+		return after, nil, wholesale, nil
+	}
 	d, _, ok := strings.Cut(s, "/")
 	if !ok || !strings.Contains(d, "-") {
 		after, err = salesCursorParam(r)
-		return after, nil, err
+		return after, nil, nil, err
 	}
 	parts := strings.Split(s, "/")
 	date, err := storeline.ParseDate("after", parts[0])
 	if err != nil || date < from || len(parts) != 4 || !storeline.ValidID(parts[1]) || !validKind(parts[2]) || !storeline.ValidID(parts[3]) {
-		return after, nil, errMalformed("after", "%q: want epoch/seq, d/date/epoch/seq or date/document/kind/item, as a page's next gives it", s)
+		return after, nil, nil, errMalformed("after", "%q: want epoch/seq, d/date/epoch/seq, date/document/kind/item or w/buyer/currency/date/document/seq, as a page's next gives it", s)
 	}
-	return after, &recostCursor{date, strings.Join(parts, "\x00")}, nil
+	return after, &recostCursor{date, strings.Join(parts, "\x00")}, nil, nil
 }
 
 // validKind says whether s can be a re-cost row's kind (a document type,
@@ -292,12 +327,15 @@ func validKind(s string) bool {
 }
 
 // scanRecosts reads store's re-costs after c up to date to: limit rows
-// at most, taking at most budget keys. cut says whether it stopped
-// before a row it did not take; lastKey is the key (under the store's
-// prefix) of the last row taken, empty if none.
-func scanRecosts(rt *ledger.ReplicaTxn, store storeline.StoreID, c recostCursor, to storeline.Date, limit, budget int) (rows []recostRow, lastKey string, cut bool, err error) {
+// at most, taking keys from *budget. cut says whether it stopped before
+// a row it did not take; lastKey is the key (under the store's prefix)
+// of the last row taken or passed over, empty if none. What a buyer's
+// document moved into cogs is its wholesale row's cost (scanWholesale),
+// passed over here, unless the document has none (wholesaleListed).
+func scanRecosts(rt *ledger.ReplicaTxn, store storeline.StoreID, c recostCursor, to storeline.Date, limit int, budget *int) (rows []recostRow, lastKey string, cut bool, err error) {
 	rows = []recostRow{}
 	prefix := boRecostRow + string(store) + "\x00"
+	listed := map[string]bool{} // buyer's document ID → wholesaleListed
 	err = rt.ScanMetaFrom(prefix, c.key, func(k string, v []byte) (bool, error) {
 		key := k[len(prefix):]
 		if date, _, _ := strings.Cut(key, "\x00"); storeline.Date(date) > to {
@@ -306,20 +344,225 @@ func scanRecosts(rt *ledger.ReplicaTxn, store storeline.StoreID, c recostCursor,
 		if key == c.key {
 			return true, nil // the cursor's own row
 		}
-		if len(rows) >= limit || budget <= 0 {
+		if *budget <= 0 {
 			cut = true
 			return false, nil
 		}
-		budget--
 		var row recostRow
 		if err := msgpack.Unmarshal(v, &row); err != nil {
 			return false, fmt.Errorf("re-cost row %q: %w", k, err)
 		}
+		if typ, _, _ := strings.Cut(row.Kind, "."); storeline.IsBuyerDoc(storeline.DocType(typ)) {
+			l, seen := listed[row.Document]
+			if !seen {
+				if l, err = wholesaleListed(rt, row.Document); err != nil {
+					return false, err
+				}
+				listed[row.Document] = l
+			}
+			if l {
+				*budget--
+				lastKey = key
+				return true, nil
+			}
+		}
+		if len(rows) >= limit {
+			cut = true
+			return false, nil
+		}
+		*budget--
 		rows = append(rows, row)
 		lastKey = key
 		return true, nil
 	})
 	return rows, lastKey, cut, err
+}
+
+// wholesaleListed says whether the buyer's document id has wholesale
+// rows: its post (and cancel) moved the buyer's receivable, so they have
+// statement rows (receivables.go invariant 2), which scanWholesale
+// reads. One whose total rounds to nothing moved none; what it moved
+// into cogs stays a re-cost, so the report's cost still adds up.
+func wholesaleListed(rt *ledger.ReplicaTxn, id string) (bool, error) {
+	rec, ok, err := getDoc(rt, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	for _, p := range rec.Postings {
+		if _, money := p.Asset.Currency(); money && strings.HasPrefix(p.Account, "receivable/") && !p.Amount.IsZero() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// wholesaleCursor is where a margin page's wholesale continues: in the
+// statement rows of the buyer and currency pair (buyer \x00 currency),
+// after the row of key (date \x00 document \x00 seq8), or after the
+// pair when key is empty; from the first pair when pair is empty.
+type wholesaleCursor struct {
+	pair, key string
+}
+
+// wholesaleCursorParam parses a wholesale cursor after its "w/": empty,
+// buyer/currency, or buyer/currency/date/document/seq with date not
+// before from.
+func wholesaleCursorParam(s string, from storeline.Date) (*wholesaleCursor, error) {
+	if s == "" {
+		return &wholesaleCursor{}, nil
+	}
+	parts := strings.Split(s, "/")
+	if (len(parts) != 2 && len(parts) != 5) || !storeline.ValidID(parts[0]) || !storeline.Currency(parts[1]).Valid() {
+		return nil, fmt.Errorf("not a wholesale cursor")
+	}
+	pair := parts[0] + "\x00" + parts[1]
+	if len(parts) == 2 {
+		return &wholesaleCursor{pair: pair}, nil
+	}
+	if !storeline.ValidID(parts[3]) {
+		return nil, fmt.Errorf("not a wholesale cursor")
+	}
+	date, err := storeline.ParseDate("after", parts[2])
+	if err != nil || date < from {
+		return nil, fmt.Errorf("not a wholesale cursor")
+	}
+	seq, err := strconv.ParseUint(parts[4], 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	return &wholesaleCursor{pair: pair, key: parts[2] + "\x00" + parts[3] + "\x00" + string(ledger.PutU64(seq))}, nil
+}
+
+// String is the cursor as a page's next gives it.
+func (c wholesaleCursor) String() string {
+	switch {
+	case c.pair == "":
+		return "w/"
+	case c.key == "":
+		return "w/" + strings.ReplaceAll(c.pair, "\x00", "/")
+	}
+	date, rest, _ := strings.Cut(c.key, "\x00")
+	doc, seq8, _ := strings.Cut(rest, "\x00")
+	return "w/" + strings.ReplaceAll(c.pair, "\x00", "/") + "/" + date + "/" + doc + "/" + strconv.FormatUint(ledger.U64([]byte(seq8)), 10)
+}
+
+// wholesaleRow is a post of a shop's outgoing invoice or buyer return, or
+// a cancel of one (kind the document's type, with ".cancel"), dated the
+// day it was made in the shop's time zone: what it moved into the shop's
+// revenue (net of VAT, the credit negated) and cogs/ accounts.
+type wholesaleRow struct {
+	Date     storeline.Date    `json:"date"`
+	Document string            `json:"document"`
+	Kind     string            `json:"kind"`
+	Buyer    storeline.BuyerID `json:"buyer"`
+	Revenue  decimal.Decimal   `json:"revenue"`
+	Cost     decimal.Decimal   `json:"cost"`
+	Margin   decimal.Decimal   `json:"margin"`
+}
+
+// scanWholesale reads store's wholesale from date from to date to after
+// c, limit rows at most, taking keys from *budget. No index holds a
+// store's documents by date, and none may be added without a change to
+// what the FSM applies: the buyers' statement rows (rcRow, by buyer,
+// currency and date) name every post and cancel of a buyer's document
+// that moved a receivable, with its store, dated as re-costs are, so the
+// scan walks them pair by pair from the period's start (the period's
+// rows of every buyer, other shops' too). cut says whether
+// it stopped before the end; next is then where the next page goes on.
+func scanWholesale(rt *ledger.ReplicaTxn, store storeline.StoreID, c wholesaleCursor, from, to storeline.Date, limit int, budget *int) (rows []wholesaleRow, next string, cut bool, err error) {
+	rows = []wholesaleRow{}
+	last := c // the last row or pair examined
+	err = rt.ScanMetaFrom(rcTotal, c.pair, func(k string, _ []byte) (bool, error) {
+		pair := k[len(rcTotal):]
+		start := string(from)
+		if pair == c.pair {
+			if c.key == "" {
+				return true, nil // the cursor's own pair, done
+			}
+			start = c.key
+		}
+		if *budget <= 0 {
+			cut = true
+			return false, nil
+		}
+		*budget--
+		buyer, _, _ := strings.Cut(pair, "\x00")
+		prefix := rcRow + pair + "\x00"
+		err := rt.ScanMetaFrom(prefix, start, func(k string, v []byte) (bool, error) {
+			key := k[len(prefix):]
+			if date, _, _ := strings.Cut(key, "\x00"); storeline.Date(date) > to {
+				return false, nil
+			}
+			if pair == c.pair && key == c.key {
+				return true, nil // the cursor's own row
+			}
+			if *budget <= 0 {
+				cut = true
+				return false, nil
+			}
+			var sr recvRow
+			if err := msgpack.Unmarshal(v, &sr); err != nil {
+				return false, fmt.Errorf("receivable row %q: %w", k, err)
+			}
+			cancel := false
+			switch sr.Type {
+			case rowInvoice, rowReturn:
+			case rowInvoiceCancel, rowReturnCancel:
+				cancel = true
+			default:
+				sr.Store = "" // a payment's or a transfer's: not a sale
+			}
+			if sr.Store == store {
+				if len(rows) >= limit {
+					cut = true
+					return false, nil
+				}
+				rec, ok, err := getDoc(rt, sr.ID)
+				if err != nil {
+					return false, err
+				}
+				if !ok {
+					return false, fmt.Errorf("receivable row %q: no document %s", k, sr.ID)
+				}
+				rows = append(rows, newWholesaleRow(rec, cancel, storeline.BuyerID(buyer), sr.Date))
+			}
+			*budget--
+			last = wholesaleCursor{pair, key}
+			return true, nil
+		})
+		if err != nil || cut {
+			return false, err
+		}
+		last = wholesaleCursor{pair: pair}
+		return true, nil
+	})
+	return rows, last.String(), cut, err
+}
+
+// newWholesaleRow is the wholesale row of rec's post, or of its cancel
+// (what it booked on revenue and cogs is the post's negated:
+// storeline.CancelDocument sweeps only stock value to variance).
+func newWholesaleRow(rec *docRecord, cancel bool, buyer storeline.BuyerID, date storeline.Date) wholesaleRow {
+	d := &rec.Doc
+	row := wholesaleRow{Date: date, Document: d.ID, Kind: string(d.Type), Buyer: buyer}
+	ps := rec.Postings
+	if cancel {
+		ps, row.Kind = storeline.CancelPostings(ps), row.Kind+".cancel"
+	}
+	revenue, cogs := storeline.RevenueAccount(d.Store), "cogs/"+string(d.Store)+"/"
+	for _, p := range ps {
+		if _, money := p.Asset.Currency(); !money {
+			continue
+		}
+		switch {
+		case p.Account == revenue:
+			row.Revenue = row.Revenue.Sub(p.Amount)
+		case strings.HasPrefix(p.Account, cogs):
+			row.Cost = row.Cost.Add(p.Amount)
+		}
+	}
+	row.Margin = row.Revenue.Sub(row.Cost)
+	return row
 }
 
 // recostRow is an amount a document moved into a shop's cogs/<store>/<item>
