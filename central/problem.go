@@ -61,6 +61,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	if kind == storeline.Invalid && errors.As(err, &mf) {
 		status = http.StatusBadRequest
 	}
+	if errors.Is(err, errNotAcceptable) {
+		status = http.StatusNotAcceptable // an Accept taking no type the answer has
+	}
 	p := problem{
 		Type:   "https://storeline.dev/problems/" + kind.String(),
 		Title:  http.StatusText(status),

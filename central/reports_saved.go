@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -44,6 +45,9 @@ import (
 // Running one delegates to the report's own handler with the resolved
 // parameters, so a saved report answers exactly what the report answers
 // (paging included) and there is no second implementation of any report.
+// A run may replace the period by dates of its own (from and to), but
+// only repeat what the definition fixes (store, by, item); any other
+// query parameter is refused rather than dropped.
 
 // The saved-report ops of the FSM.
 const (
@@ -106,11 +110,11 @@ var reportSources = map[string]reportSource{
 		period: true, maxDays: maxTurnoverDays, by: true, csv: turnoverCSV},
 	"margin": {run: func(n *Node) func(http.ResponseWriter, *http.Request) error { return n.getMargin },
 		// Every column named: an uncosted sale lacks cost and margin, a
-		// page without sales or re-costs their fields, and the header
-		// must not change with the page.
-		period: true, csv: csvShape{tables: []csvTable{{"sales", "sale"}, {"recosts", "recost"}},
+		// page without sales, re-costs or wholesale their fields, and the
+		// header must not change with the page.
+		period: true, csv: csvShape{tables: []csvTable{{"sales", "sale"}, {"recosts", "recost"}, {"wholesale", "wholesale"}},
 			columns: func(map[string]json.RawMessage) []string {
-				return []string{"row", "date", "event", "kind", "revenue", "cost", "margin", "document", "item"}
+				return []string{"row", "date", "event", "kind", "revenue", "cost", "margin", "document", "item", "buyer"}
 			}}},
 	"excise": {run: func(n *Node) func(http.ResponseWriter, *http.Request) error { return n.getExcise },
 		period: true, maxDays: maxExciseDays, csv: csvShape{tables: []csvTable{{"movements", ""}},
@@ -206,13 +210,7 @@ func (d *savedReport) Validate() error {
 	if err != nil {
 		return err
 	}
-	if to < from {
-		return storeline.Invalidf("to", "%s is before from %s", to, from)
-	}
-	if src.maxDays > 0 && dayOf(to).Sub(dayOf(from)) >= time.Duration(src.maxDays)*24*time.Hour {
-		return storeline.Invalidf("to", "%s..%s spans more than the %s report's %d days", from, to, d.Source, src.maxDays)
-	}
-	return nil
+	return src.checkPeriod(d.Source, from, to, storeline.Invalidf)
 }
 
 // json is d as the API answers it: the fields it has.
@@ -407,9 +405,12 @@ func (n *Node) listReports(w http.ResponseWriter, r *http.Request) error {
 
 // runReport runs a definition: the store (the definition's, else the
 // query's), the period resolved for date (the query's, else today in the
-// store's zone), the definition's fixed parameters, and the query's
-// paging, handed to the report's own handler; its answer plus the
-// definition's id and the resolved from and to, as JSON or CSV.
+// store's zone) or the query's from and to, the definition's fixed
+// parameters, and the query's paging, handed to the report's own
+// handler; its answer plus the definition's id and the resolved from and
+// to, as JSON or CSV. A query parameter it would not use is refused
+// (checkRunQuery): a run answering other than what its query asked would
+// be taken for what was asked.
 func (n *Node) runReport(w http.ResponseWriter, r *http.Request) error {
 	asCSV, err := wantsCSV(r)
 	if err != nil {
@@ -428,6 +429,9 @@ func (n *Node) runReport(w http.ResponseWriter, r *http.Request) error {
 	src, ok := reportSources[d.Source]
 	if !ok {
 		return storeline.Errorf(storeline.Internal, "central.report", "report %s runs unknown source %q", d.ID, d.Source)
+	}
+	if err := d.checkRunQuery(src, q); err != nil {
+		return err
 	}
 	store := d.Store
 	switch s := q.Get("store"); {
@@ -453,12 +457,18 @@ func (n *Node) runReport(w http.ResponseWriter, r *http.Request) error {
 		inner.Set("item", string(d.Item))
 	}
 	var from, to storeline.Date
-	if src.period {
+	switch {
+	case src.period && q.Has("from"):
+		// checkRunQuery saw both, valid; the report checks them again.
+		from, to = storeline.Date(q.Get("from")), storeline.Date(q.Get("to"))
+	case src.period:
 		day, err := n.runDay(r, store)
 		if err != nil {
 			return err
 		}
 		from, to = d.resolve(day)
+	}
+	if src.period {
 		inner.Set("from", string(from))
 		inner.Set("to", string(to))
 	}
@@ -482,6 +492,90 @@ func (n *Node) runReport(w http.ResponseWriter, r *http.Request) error {
 		return writeReportCSV(w, d.ID, src.csv, answer)
 	}
 	writeJSON(w, http.StatusOK, answer)
+	return nil
+}
+
+// runParams are the query parameters a run takes; any other is refused
+// naming it. by and item are there to be refused when they differ from
+// the definition's.
+var runParams = []string{"store", "date", "from", "to", "by", "item", "after", "limit", "format", "consistency"}
+
+// checkRunQuery refuses (400 naming the parameter) what a run of d would
+// otherwise drop: a parameter given twice, an unknown one, one the
+// definition fixes given another value, a period for a report of now,
+// and a period override that is not two dates the report takes (checked
+// as Validate checks a fixed period, and as the report checks its own).
+func (d *savedReport) checkRunQuery(src reportSource, q url.Values) error {
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same parameter named on every try
+	for _, name := range names {
+		if !slices.Contains(runParams, name) {
+			return errMalformed(name, "unknown parameter: a run takes %s", strings.Join(runParams, ", "))
+		}
+		if len(q[name]) > 1 {
+			return errMalformed(name, "given %d times", len(q[name]))
+		}
+	}
+	if q.Has("by") {
+		var by []string
+		if s := q.Get("by"); s != "" {
+			by = strings.Split(s, ",")
+		}
+		switch {
+		case !src.by && len(by) > 0:
+			return errMalformed("by", "the %s report takes no by", d.Source)
+		case !slices.Equal(by, d.By):
+			return errMalformed("by", "report %s's definition fixes by to %q: a run cannot change it", d.ID, strings.Join(d.By, ","))
+		}
+	}
+	if q.Has("item") && q.Get("item") != string(d.Item) {
+		if !src.item {
+			return errMalformed("item", "the %s report takes no item", d.Source)
+		}
+		return errMalformed("item", "report %s's definition fixes item to %q (empty: every item): a run cannot change it", d.ID, d.Item)
+	}
+	if !src.period {
+		for _, p := range []string{"from", "to", "date"} {
+			if q.Has(p) {
+				return errMalformed(p, "the %s report is of the moment it is run: it takes no period and no date", d.Source)
+			}
+		}
+		return nil
+	}
+	if !q.Has("from") && !q.Has("to") {
+		return nil
+	}
+	if q.Has("date") {
+		return errMalformed("date", "from and to give the period: a date would resolve report %s's own %s, which they replace", d.ID, d.Period)
+	}
+	for _, p := range []string{"from", "to"} {
+		if !q.Has(p) {
+			return errMalformed(p, "a run's period needs both from and to")
+		}
+	}
+	from, err := storeline.ParseDate("from", q.Get("from"))
+	if err != nil {
+		return errMalformed("from", "%v", errMessage(err))
+	}
+	to, err := storeline.ParseDate("to", q.Get("to"))
+	if err != nil {
+		return errMalformed("to", "%v", errMessage(err))
+	}
+	return src.checkPeriod(d.Source, from, to, errMalformed)
+}
+
+// checkPeriod is the rule of src's periods, refused with fail: a
+// definition's fixed period is a 422, a run's override a 400.
+func (src reportSource) checkPeriod(source string, from, to storeline.Date, fail func(field, format string, args ...any) error) error {
+	if to < from {
+		return fail("to", "%s is before from %s", to, from)
+	}
+	if src.maxDays > 0 && dayOf(to).Sub(dayOf(from)) >= time.Duration(src.maxDays)*24*time.Hour {
+		return fail("to", "%s..%s spans more than the %s report's %d days", from, to, source, src.maxDays)
+	}
 	return nil
 }
 
@@ -521,8 +615,14 @@ func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 
-// wantsCSV says whether r asks for CSV: format=csv, or without format an
-// Accept that names text/csv before application/json.
+// wantsCSV says whether r asks for CSV: format=csv or json, else the
+// type Accept (RFC 9110 12.5.1) gives the higher quality of JSON and
+// CSV, each taking the q of the most specific range that matches it
+// (application/json, application/*, */*; text/csv, text/*, */*), the
+// one named first on a tie; JSON without an Accept (or one with no
+// range that parses). An Accept that takes neither is errNotAcceptable,
+// a 406 naming Accept (writeProblem): answering a type the
+// client refused would be read as the one it asked for.
 func wantsCSV(r *http.Request) (bool, error) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "csv":
@@ -533,19 +633,86 @@ func wantsCSV(r *http.Request) (bool, error) {
 	default:
 		return false, errMalformed("format", "%q: want json or csv", f)
 	}
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || params["q"] == "0" {
+	accept := strings.Join(r.Header.Values("Accept"), ",")
+	jsonAccept, csvAccept := acceptance{"application", "json", -1, 0, 0}, acceptance{"text", "csv", -1, 0, 0}
+	parsed := false
+	for i, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(part)
+		if err != nil {
+			continue // an unreadable range takes nothing
+		}
+		q, ok := qValue(params["q"])
+		if !ok {
 			continue
 		}
-		switch mt {
-		case "text/csv":
-			return true, nil
-		case "application/json", "application/*":
-			return false, nil
+		parsed = true
+		jsonAccept.offer(mt, q, i)
+		csvAccept.offer(mt, q, i)
+	}
+	switch {
+	case !parsed:
+		return false, nil
+	case jsonAccept.q == 0 && csvAccept.q == 0:
+		return false, errMalformed("Accept", "%.100q: %w", accept, errNotAcceptable)
+	case csvAccept.q != jsonAccept.q:
+		return csvAccept.q > jsonAccept.q, nil
+	}
+	return csvAccept.pos < jsonAccept.pos, nil
+}
+
+// errNotAcceptable: a request's Accept takes neither JSON nor CSV.
+var errNotAcceptable = errors.New("takes neither application/json nor text/csv (nor */*): want either, or format=json or csv")
+
+// acceptance is what an Accept header says of one media type: the
+// quality (in thousandths) of the most specific range matching it, and
+// that range's position.
+type acceptance struct {
+	typ, sub string
+	spec     int // -1: no range matched; 0 */*, 1 type/*, 2 type/sub
+	q, pos   int
+}
+
+// offer weighs the range mt (lower case, as mime.ParseMediaType gives
+// it) of quality q at position pos: a more specific range decides.
+func (a *acceptance) offer(mt string, q, pos int) {
+	spec := -1
+	switch mt {
+	case "*/*":
+		spec = 0
+	case a.typ + "/*":
+		spec = 1
+	case a.typ + "/" + a.sub:
+		spec = 2
+	}
+	if spec > a.spec {
+		a.spec, a.q, a.pos = spec, q, pos
+	}
+}
+
+// qValue reads an Accept q parameter (RFC 9110 12.4.2: 0 to 1, up to
+// three decimals) as thousandths; absent is 1.
+func qValue(s string) (int, bool) {
+	if s == "" {
+		return 1000, true
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if (whole != "0" && whole != "1") || len(frac) > 3 {
+		return 0, false
+	}
+	q := 0
+	for i := range 3 {
+		q *= 10
+		if i < len(frac) {
+			if frac[i] < '0' || frac[i] > '9' {
+				return 0, false
+			}
+			q += int(frac[i] - '0')
 		}
 	}
-	return false, nil
+	if whole == "1" {
+		q += 1000
+	}
+	return q, q <= 1000
 }
 
 // writeTurnoverCSV answers a turnover page as CSV.

@@ -42,15 +42,20 @@ func TestReview34MarginCSVHeaderStable(t *testing.T) {
 	a, _ := review34CSV(t, "margin", `{"sales":[`+costed+`,`+uncosted+`],"recosts":[`+recost+`],"next":""}`)
 	b, _ := review34CSV(t, "margin", `{"sales":[`+uncosted+`,`+costed+`],"recosts":[],"next":""}`)
 	c, _ := review34CSV(t, "margin", `{"sales":[],"recosts":[`+recost+`],"next":""}`)
-	if !reflect.DeepEqual(a[0], b[0]) || !reflect.DeepEqual(a[0], c[0]) {
-		t.Fatalf("margin CSV headers differ by page:\n%v\n%v\n%v", a[0], b[0], c[0])
+	wholesale := `{"date":"2020-01-06","document":"out1","kind":"outgoing_invoice","buyer":"b1","revenue":"9.00","cost":"6.00","margin":"3.00"}`
+	d, _ := review34CSV(t, "margin", `{"sales":[],"recosts":[],"wholesale":[`+wholesale+`],"next":""}`)
+	if !reflect.DeepEqual(a[0], b[0]) || !reflect.DeepEqual(a[0], c[0]) || !reflect.DeepEqual(a[0], d[0]) {
+		t.Fatalf("margin CSV headers differ by page:\n%v\n%v\n%v\n%v", a[0], b[0], c[0], d[0])
 	}
-	want := []string{"row", "date", "event", "kind", "revenue", "cost", "margin", "document", "item"}
+	want := []string{"row", "date", "event", "kind", "revenue", "cost", "margin", "document", "item", "buyer"}
 	if !reflect.DeepEqual(a[0], want) {
 		t.Fatalf("margin CSV header %v, want %v", a[0], want)
 	}
-	if got := a[2]; !reflect.DeepEqual(got, []string{"sale", "2020-01-03", "e2", "receipt", "4.00", "", "", "", ""}) {
+	if got := a[2]; !reflect.DeepEqual(got, []string{"sale", "2020-01-03", "e2", "receipt", "4.00", "", "", "", "", ""}) {
 		t.Fatalf("uncosted sale row %v", got)
+	}
+	if got := d[1]; !reflect.DeepEqual(got, []string{"wholesale", "2020-01-06", "", "outgoing_invoice", "9.00", "6.00", "3.00", "out1", "", "b1"}) {
+		t.Fatalf("wholesale row %v", got)
 	}
 }
 

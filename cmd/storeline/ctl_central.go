@@ -65,7 +65,7 @@ commands:
                                    a period of any length
   report-define ID FILE.json       save a report definition (JSON as PUT /v1/reports/{id}: title,
                                    source, store, by, item, period, from, to)
-  reports                          the saved report definitions
+  reports                          every saved report definition (every page, printed as one answer)
   report-run ID [STORE] [DATE] [--csv]
                                    run a saved report for STORE (when it leaves the store open), its
                                    period relative to DATE (default today in the store's zone); every
@@ -706,7 +706,7 @@ func ctlSavedReports(ctx context.Context, c *adminClient, rest []string, stdout,
 			err = c.do(ctx, "PUT", "/v1/reports/"+url.PathEscape(a[0]), b, stdout)
 		}
 	case "reports":
-		err = c.do(ctx, "GET", "/v1/reports?limit=5000", nil, stdout)
+		err = ctlReports(ctx, c, stdout)
 	case "report-run":
 		q := url.Values{"limit": {"5000"}}
 		if len(a) > 1 && a[1] != "" {
@@ -722,6 +722,48 @@ func ctlSavedReports(ctx context.Context, c *adminClient, rest []string, stdout,
 		return exitError
 	}
 	return exitOK
+}
+
+// ctlReportsPage is the definitions per page ctl asks for (central
+// answers at most 5000).
+var ctlReportsPage = 5000
+
+// ctlReports reads every page of the definitions, following next, and
+// prints them as one answer, as a page holding them all would be.
+func ctlReports(ctx context.Context, c *adminClient, stdout io.Writer) error {
+	all := []json.RawMessage{} // none: an empty list, not null
+	after := ""
+	for page := 1; ; page++ {
+		q := url.Values{"limit": {strconv.Itoa(ctlReportsPage)}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		b, err := c.call(ctx, "GET", "/v1/reports?"+q.Encode(), nil)
+		if err != nil {
+			return fmt.Errorf("page %d: %w", page, err)
+		}
+		var p struct {
+			Reports []json.RawMessage `json:"reports"`
+			Next    string            `json:"next"`
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("page %d: %w", page, err)
+		}
+		all = append(all, p.Reports...)
+		if p.Next == "" {
+			break
+		}
+		if p.Next == after {
+			return fmt.Errorf("page %d: next %q does not move on", page, p.Next)
+		}
+		after = p.Next
+	}
+	b, err := json.Marshal(map[string]any{"reports": all, "next": ""})
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
 }
 
 // ctlRunReport reads every page of a run. As JSON it prints each page as
