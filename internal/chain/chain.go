@@ -45,8 +45,12 @@ type Chain struct {
 	last    *facts
 	lastSum tillsim.Summary
 	// received is, per shop, the units of each item the opening
-	// invoices brought (receiveGoods): the stock the tills start from.
+	// invoices brought (receiveGoods): the stock the tills start from,
+	// less the wholesale (openingStock).
 	received []map[storeline.ItemID]decimal.Decimal
+	// wholesale is, per shop, what the wholesale step (sellWholesale)
+	// booked there; nil until it ran.
+	wholesale []wholesale
 	// plant, set by tests only, changes what the closing check read before
 	// it compares: a fault planted in the chain's state.
 	plant *plant
@@ -135,6 +139,9 @@ func Start(ctx context.Context, cfg Config) (c *Chain, err error) {
 	}
 	c.say("shops: %d up; master data pulled from central (%s)", len(c.shops), time.Since(t0).Round(time.Millisecond))
 	if err := c.receiveGoods(ctx); err != nil {
+		return c, err
+	}
+	if err := c.sellWholesale(ctx); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -111,7 +111,7 @@ func TestCompareTills(t *testing.T) {
 		{"points redeemed off, outcomes unknown", 1, func(v *shopView) { v.loyalty["points-redeemed/shop-1 pts:club"] = d("39") }, ""},
 	} {
 		var problems []string
-		sc := compareTills("shop-1", tills(), func() shopView { v := shop(); tc.plant(&v); return v }(), tc.unknown,
+		sc := compareTills("shop-1", tills(), func() shopView { v := shop(); tc.plant(&v); return v }(), tc.unknown, wholesale{},
 			func(f string, a ...any) { problems = append(problems, fmt.Sprintf(f, a...)) })
 		got := strings.Join(problems, "\n")
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {

@@ -205,7 +205,10 @@ func TestChain(t *testing.T) {
 			t.Errorf("central: no match for %q: %s", re, r.rep.Check.Central)
 		}
 	}
-	for _, re := range []string{`units and value at cost of [1-9][0-9]* rows`, `revenue net of VAT of [1-9][0-9]* sales`, `loyalty points of [1-9][0-9]* customers`, ` [1-9][0-9]* points issued/redeemed`} {
+	// The wholesale step sold at shop-1: the margin report's wholesale
+	// rows and the buyer's statement were compared.
+	for _, re := range []string{`units and value at cost of [1-9][0-9]* rows`, `revenue net of VAT of [1-9][0-9]* sales`,
+		`wholesale \(shop-1: 2 wholesale rows, revenue [1-9][0-9.]* at cost [1-9][0-9.]*; buyer demo-cafe's statement closes at [1-9][0-9.]* = invoiced`, `loyalty points of [1-9][0-9]* customers`, ` [1-9][0-9]* points issued/redeemed`} {
 		if !regexp.MustCompile(re).MatchString(r.rep.Check.Reports) {
 			t.Errorf("central reports: no match for %q: %s", re, r.rep.Check.Reports)
 		}
@@ -257,6 +260,11 @@ var faultReport = map[string]string{
 	"report-cost":                "central's margin report of shop-2: cost of sales ",
 	"report-points":              "central's loyalty points of shop-2 differ (shop, central) for 1 accounts: points",
 	"report-points-issued":       "central's points issued and redeemed of shop-2 differ (shop, central) for 1 accounts: points-issued/shop-2 ",
+	"report-wholesale-dropped":   "central's margin report of shop-1: revenue net of VAT ",
+	"report-wholesale-totals":    "central's margin report of shop-1: its 2 wholesale rows add up to revenue ",
+	"report-wholesale-turnover":  "central's turnover report of shop-1: net of VAT ",
+	"report-buyer-statement":     "central's statement of buyer demo-cafe closes at ",
+	"shop-wholesale-sales":       "shop-1: revenue and VAT in the shop's ledger ",
 }
 
 // syncBuffer is a strings.Builder safe for concurrent writers.

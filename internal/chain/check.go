@@ -38,7 +38,8 @@ type ShopCheck struct {
 	// tills sold; 0 when it could not be (Unknown > 0).
 	ItemsChecked int
 	// Sales is what the tills took (receipts less refunds) and the shop's
-	// ledger holds as revenue and VAT; SalesChecked says it was compared.
+	// ledger holds as revenue and VAT less its wholesale; SalesChecked
+	// says it was compared.
 	Sales        decimal.Decimal
 	SalesChecked bool
 	// StockValue is the shop's stock at cost, Cost the cost of its sales
@@ -57,7 +58,7 @@ func (c Check) OK() bool { return len(c.Problems) == 0 && len(c.Shops) > 0 }
 // Write prints the check.
 func (c Check) Write(w io.Writer) {
 	for _, s := range c.Shops {
-		stock := fmt.Sprintf("stock of %d items as received less what the tills sold", s.ItemsChecked)
+		stock := fmt.Sprintf("stock of %d items as received less the wholesale and what the tills sold", s.ItemsChecked)
 		sales := fmt.Sprintf("sales %s as the tills took", s.Sales)
 		if !s.SalesChecked {
 			stock = fmt.Sprintf("stock NOT compared with the tills (%d outcomes unknown to them; central is compared with the shop below)", s.Unknown)
@@ -71,7 +72,7 @@ func (c Check) Write(w io.Writer) {
 	fmt.Fprintf(w, "  central: %s\n", c.Central)
 	fmt.Fprintf(w, "  central reports: %s\n", c.Reports)
 	if c.OK() {
-		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values, costs of sales, loyalty points and goods reserved between the shops and central")
+		fmt.Fprintln(w, "  PASS: stock and receipts agree, and so do sales, units sold, stock values, costs of sales, wholesale, the buyer's statement, loyalty points and goods reserved between the shops and central")
 		return
 	}
 	for _, p := range c.Problems {
@@ -104,7 +105,7 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 			c.plant.shop(s.ID, &v)
 		}
 		views[i] = v
-		sc := compareTills(s.ID, f.shops[i], v, sum.Unknown, problem)
+		sc := compareTills(s.ID, f.shops[i], v, sum.Unknown, c.wholesaleOf(i), problem)
 		var cons struct {
 			OK bool `json:"ok"`
 		}
@@ -124,8 +125,9 @@ func (c *Chain) check(ctx context.Context, f *facts, sum tillsim.Summary) Check 
 // were told (t): every acknowledged receipt and return is in the journal
 // exactly once; beyond them only facts whose answer the tills never saw
 // may be; and, when every outcome is known, each item's stock is what the
-// tills sold and the revenue and VAT are what they took.
-func compareTills(store storeline.StoreID, t tally, v shopView, unknown int, problem func(string, ...any)) ShopCheck {
+// tills sold (t starts from the stock less the wholesale) and the revenue
+// and VAT less the wholesale's (w) are what they took.
+func compareTills(store storeline.StoreID, t tally, v shopView, unknown int, w wholesale, problem func(string, ...any)) ShopCheck {
 	sc := ShopCheck{Store: store, TillReceipts: len(t.receipts), TillReturns: len(t.returns), Unknown: unknown,
 		Receipts: len(v.receipts), Returns: len(v.returns), Cost: v.cost}
 	for _, a := range v.value {
@@ -170,9 +172,16 @@ func compareTills(store storeline.StoreID, t tally, v shopView, unknown int, pro
 		problem("%s: stock differs from what the tills sold (tills, shop) for %d items: %s", store, len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
 	}
 	sc.ItemsChecked = len(unionKeys(t.stock, v.stock))
-	sc.Sales, sc.SalesChecked = v.sales, true
-	if !v.sales.Equal(t.sales) {
-		problem("%s: revenue and VAT in the shop's ledger %s, the tills took %s", store, v.sales, t.sales)
+	// The wholesale documents' event reaches the shop's ledger
+	// (wholesale.go): its revenue and VAT accounts hold what the tills
+	// took and the wholesale's.
+	sc.Sales, sc.SalesChecked = v.sales.Sub(w.gross), true
+	if !sc.Sales.Equal(t.sales) {
+		held := sc.Sales.String()
+		if w.sold() {
+			held = fmt.Sprintf("%s less the wholesale's %s: %s", v.sales, w.gross, sc.Sales)
+		}
+		problem("%s: revenue and VAT in the shop's ledger %s, the tills took %s", store, held, t.sales)
 	}
 	if !sc.Redeemed.Equal(decimal.NewFromInt(t.redeemed)) {
 		problem("%s: points redeemed in the shop's ledger %s, the tills were paid %d", store, sc.Redeemed, t.redeemed)

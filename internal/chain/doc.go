@@ -4,17 +4,22 @@
 // directory, with timers scaled for a single machine; a generated sample
 // chain (internal/sample) loaded through the public APIs (central's
 // head-office API for master data, which the shops then pull, and for
-// each shop's opening stock on incoming invoices, stock.go); the till
+// each shop's opening stock on incoming invoices, stock.go); a wholesale
+// sale from the first shop's stock to a buyer on account, part of it
+// returned and part paid (wholesale.go); the till
 // simulator (internal/tillsim) selling at every shop; scripted moments (the
 // central leader stopped and restarted, a shop cut off from central and
 // healed, a price changed at head office reaching the tills); a live
 // status; and a closing check that receipts and returns (each exactly
-// once), stock (what the invoices brought less what the tills sold), sales
-// and points redeemed agree between what the tills were told and the
+// once), stock (what the invoices brought less the wholesale and what the
+// tills sold), sales (less the wholesale's) and points redeemed agree between what the tills were told and the
 // shops' ledgers, that each shop's ledger conserves every asset, and that
 // every central node holds each shop's receipts and returns (each once),
 // stock (units and value at cost), cost of sales, money and loyalty
-// balances (its customers' rights and debts there) as the shop does.
+// balances (its customers' rights and debts there) as the shop does, and
+// that head office's reports of each shop (stock, margin with its
+// wholesale, turnover, loyalty) and the buyer's statement agree with the
+// shop's ledger and the wholesale booked (report_check.go).
 //
 // Each shop reaches each central node through its own fault proxy
 // (internal/faultproxy), so one shop can be cut off without touching the

@@ -17,6 +17,7 @@ var Faults = []string{
 	"central-loses-receipt", "central-duplicates-receipt", "central-stock", "central-money", "central-points",
 	"central-stock-value", "central-sold", "central-cost", "central-points-issued", "central-sales",
 	"report-stock", "report-stock-value", "report-loses-sale", "report-revenue", "report-cost", "report-points", "report-points-issued",
+	"report-wholesale-dropped", "report-wholesale-totals", "report-wholesale-turnover", "report-buyer-statement", "shop-wholesale-sales",
 }
 
 // RecheckWithFault runs the last Run's closing check again on the running
@@ -147,6 +148,30 @@ func RecheckWithFault(c *Chain, fault string) (Check, error) {
 			case "report-points-issued":
 				k := first(v.loyalty)
 				v.loyalty[k] = v.loyalty[k].Add(decimal.NewFromInt(1))
+			}
+		}
+	case "report-wholesale-dropped", "report-wholesale-totals", "report-wholesale-turnover", "report-buyer-statement":
+		// The wholesale is shop-1's (sellWholesale).
+		p.report = func(s storeline.StoreID, v *reportView) {
+			if s != "shop-1" {
+				return
+			}
+			switch fault {
+			case "report-wholesale-dropped": // the rows left out, the totals not
+				v.revenue, v.cost = v.revenue.Sub(v.wholesaleRevenue), v.cost.Sub(v.wholesaleCost)
+				v.wholesaleRows, v.wholesaleRevenue, v.wholesaleCost = 0, decimal.Zero, decimal.Zero
+			case "report-wholesale-totals":
+				v.wholesaleTotalRevenue = v.wholesaleTotalRevenue.Add(decimal.New(1, -2))
+			case "report-wholesale-turnover": // a turnover counting the wholesale
+				v.turnoverNet = v.turnoverNet.Add(v.wholesaleRevenue)
+			case "report-buyer-statement":
+				v.owed = v.owed.Add(decimal.New(1, -2))
+			}
+		}
+	case "shop-wholesale-sales": // the wholesale's revenue and VAT not in shop-1's ledger
+		p.shop = func(s storeline.StoreID, v *shopView) {
+			if s == "shop-1" {
+				v.sales = v.sales.Sub(c.wholesaleOf(0).gross)
 			}
 		}
 	default:

@@ -17,22 +17,48 @@ import (
 // through its API (central/openapi.yaml) with what the shop's ledger
 // holds: the stock report (units and value at cost per department and
 // item), the margin report (every sale and return, its revenue net of VAT
-// and its cost), the turnover report (by seller and item: revenue with and
+// and its cost, and the wholesale), the turnover report (by seller and item: revenue with and
 // without VAT, units sold per item), the loyalty route (each customer's rights and debt at the
 // shop) and the balances of the points issued and redeemed there. The
 // node-by-node comparison (central_check.go) reads each node's FSM state;
 // this one reads what a head-office user is shown.
+//
+// Wholesale (wholesale.go) is in the shop's ledger: a posted outgoing
+// invoice or buyer return is a central-authored event moving the shop's
+// stock, sold, cogs, revenue and VAT accounts, and central's feed sends
+// every such event to the shop whose accounts it moves (central's
+// touched), as it sends the opening invoices. So the shop's revenue/<store>
+// and cogs/<store>/ hold the wholesale's revenue and cost, and its sold/
+// accounts its units: the margin report, which lists the wholesale, adds
+// up to those accounts with its wholesale rows; the turnover report, which
+// is the tills' sales only, adds up to them less what the wholesale step
+// booked. The buyer's receivable is no shop's (nor is the payment's bank):
+// its statement is compared with what the step booked.
 
 // reportView is what the head-office API reports of one shop.
 type reportView struct {
 	// units and value are GET /v1/stock's rows by "dept/item".
 	units, value map[string]decimal.Decimal
 	// sales counts GET /v1/margin's rows (receipts and returns); revenue
-	// sums their revenue, cost the cost of the costed ones; uncosted
-	// counts the others.
+	// sums their revenue and the wholesale rows', cost the cost of the
+	// costed ones, the re-costs' and the wholesale rows'; uncosted counts
+	// the others.
 	sales         int
 	revenue, cost decimal.Decimal
 	uncosted      int
+	// wholesaleRows counts the margin report's wholesale rows (each post
+	// and cancel of an outgoing invoice or buyer return), wholesaleRevenue
+	// and wholesaleCost sum their revenue and cost, and
+	// wholesaleTotalRevenue and wholesaleTotalCost the pages' totals
+	// (wholesale_revenue, wholesale_cost), which must be those sums.
+	wholesaleRows                             int
+	wholesaleRevenue, wholesaleCost           decimal.Decimal
+	wholesaleTotalRevenue, wholesaleTotalCost decimal.Decimal
+	// owed is what the statement of the shop's wholesale buyer (GET
+	// /v1/buyers/{id}/statement) closes at; owedRead says it was read
+	// (the shop sold wholesale).
+	owed     decimal.Decimal
+	owedRead bool
 	// turnoverRows counts GET /v1/turnover's rows by seller and item
 	// over the business dates of the margin report's sales (every sale
 	// central holds); turnoverGross sums their revenue (VAT included),
@@ -56,7 +82,7 @@ type reportView struct {
 }
 
 // reportCounts is how much of a shop the reports' comparison covered.
-type reportCounts struct{ stock, sales, customers, flows, reserved, turnover int }
+type reportCounts struct{ stock, sales, customers, flows, reserved, turnover, wholesale int }
 
 // checkReports compares, for each shop, what central's API reports of it
 // with the shop's ledger (views), and says what it compared.
@@ -66,8 +92,10 @@ func (c *Chain) checkReports(ctx context.Context, views []shopView, problem func
 	}
 	var total reportCounts
 	uncosted := 0
+	var sold []string // the wholesale compared, per shop that sold any
 	for i, s := range c.shops {
-		rv, err := c.readReports(ctx, s.ID, customersOf(views[i].points))
+		w := c.wholesaleOf(i)
+		rv, err := c.readReports(ctx, s.ID, customersOf(views[i].points), w)
 		if err != nil {
 			problem("%s: read central's reports: %v", s.ID, err)
 			continue
@@ -75,21 +103,30 @@ func (c *Chain) checkReports(ctx context.Context, views []shopView, problem func
 		if c.plant != nil && c.plant.report != nil {
 			c.plant.report(s.ID, &rv)
 		}
-		cnt := compareReports(s.ID, views[i], rv, problem)
+		cnt := compareReports(s.ID, views[i], rv, w, problem)
 		total.stock += cnt.stock
 		total.sales += cnt.sales
 		total.customers += cnt.customers
 		total.flows += cnt.flows
 		total.reserved += cnt.reserved
 		total.turnover += cnt.turnover
+		total.wholesale += cnt.wholesale
 		uncosted += rv.uncosted
+		if w.sold() {
+			sold = append(sold, fmt.Sprintf("%s: %d wholesale rows, revenue %s at cost %s; buyer %s's statement closes at %s = invoiced %s - returned %s - paid %s",
+				s.ID, rv.wholesaleRows, rv.wholesaleRevenue, rv.wholesaleCost, w.buyer, rv.owed, w.invoiced, w.returned, w.paid))
+		}
 	}
 	cost := "and the cost of each"
 	if uncosted > 0 {
 		cost = fmt.Sprintf("(cost NOT compared: %d sales not costed yet)", uncosted)
 	}
-	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s), turnover report (revenue, net of VAT and units sold per item of %d rows by seller and item), loyalty points of %d customers, %d points issued/redeemed balances and reservations (%d balances of goods reserved) agree with the shops' ledgers",
-		total.stock, total.sales, cost, total.turnover, total.customers, total.flows, total.reserved)
+	wholesaleNote := "no wholesale"
+	if len(sold) > 0 {
+		wholesaleNote = "wholesale (" + strings.Join(sold, "; ") + ")"
+	}
+	return fmt.Sprintf("stock report (units and value at cost of %d rows), margin report (revenue net of VAT of %d sales %s, %s), turnover report (revenue, net of VAT and units sold per item of %d rows by seller and item), loyalty points of %d customers, %d points issued/redeemed balances and reservations (%d balances of goods reserved) agree with the shops' ledgers",
+		total.stock, total.sales, cost, wholesaleNote, total.turnover, total.customers, total.flows, total.reserved)
 }
 
 // customersOf returns the customers whose rights or debt at the shop the
@@ -118,8 +155,9 @@ func customersOf(points map[string]decimal.Decimal) []storeline.CustomerID {
 }
 
 // readReports reads what the head-office API reports of store, with the
-// loyalty points of customers.
-func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, customers []storeline.CustomerID) (reportView, error) {
+// loyalty points of customers and, when the store sold wholesale (w), its
+// buyer's statement.
+func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, customers []storeline.CustomerID, w wholesale) (reportView, error) {
 	rv := reportView{units: map[string]decimal.Decimal{}, value: map[string]decimal.Decimal{}, turnoverSold: map[storeline.ItemID]decimal.Decimal{},
 		points: map[string]decimal.Decimal{}, loyalty: map[string]decimal.Decimal{}, reserved: map[string]decimal.Decimal{}}
 	q := "consistency=linearizable&limit=5000&store=" + url.QueryEscape(string(store))
@@ -174,48 +212,23 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 			break
 		}
 	}
-	var first, last storeline.Date // of the margin report's sales
-	for after := ""; ; {
-		var page struct {
-			Sales []struct {
-				Date    storeline.Date   `json:"date"`
-				Revenue decimal.Decimal  `json:"revenue"`
-				Cost    *decimal.Decimal `json:"cost"`
-			} `json:"sales"`
-			// Re-costs: what documents moved into the shop's cogs/
-			// accounts for units sold short, besides the sales' costs.
-			Recosts []struct {
-				Cost decimal.Decimal `json:"cost"`
-			} `json:"recosts"`
-			Next string `json:"next"`
-		}
-		if err := c.ho.do(ctx, "GET", "/v1/margin?"+q+"&from=0001-01-01&to=9999-12-31&after="+url.QueryEscape(after), "", nil, &page); err != nil {
-			return rv, err
-		}
-		for _, r := range page.Sales {
-			if first == "" || r.Date < first {
-				first = r.Date
-			}
-			last = max(last, r.Date)
-			rv.sales++
-			rv.revenue = rv.revenue.Add(r.Revenue)
-			if r.Cost == nil {
-				rv.uncosted++
-			} else {
-				rv.cost = rv.cost.Add(*r.Cost)
-			}
-		}
-		for _, r := range page.Recosts {
-			rv.cost = rv.cost.Add(r.Cost)
-		}
-		if after = page.Next; after == "" {
-			break
-		}
+	first, last, err := c.readMargin(ctx, q, &rv)
+	if err != nil {
+		return rv, err
 	}
 	if first != "" {
 		if err := c.readTurnover(ctx, q, first, last, &rv); err != nil {
 			return rv, err
 		}
+	}
+	if w.sold() {
+		// The demo's buyer buys at this shop only: its statement is this
+		// shop's wholesale.
+		owed, err := c.buyerOwes(ctx, w.buyer, w.currency)
+		if err != nil {
+			return rv, fmt.Errorf("buyer %s's statement: %w", w.buyer, err)
+		}
+		rv.owed, rv.owedRead = owed, true
 	}
 	prog := c.data.Programme.ID
 	for _, cust := range customers {
@@ -251,6 +264,70 @@ func (c *Chain) readReports(ctx context.Context, store storeline.StoreID, custom
 		}
 	}
 	return rv, nil
+}
+
+// readMargin reads every page of central's margin report over every date
+// (q names the store) into rv, and returns the first and last business
+// dates of its sales.
+func (c *Chain) readMargin(ctx context.Context, q string, rv *reportView) (first, last storeline.Date, err error) {
+	for after := ""; ; {
+		var page struct {
+			Sales []struct {
+				Date    storeline.Date   `json:"date"`
+				Revenue decimal.Decimal  `json:"revenue"`
+				Cost    *decimal.Decimal `json:"cost"`
+			} `json:"sales"`
+			// Re-costs: what documents moved into the shop's cogs/
+			// accounts for units sold short, besides the sales' costs.
+			Recosts []struct {
+				Cost decimal.Decimal `json:"cost"`
+			} `json:"recosts"`
+			// Wholesale: what the shop's outgoing invoices and buyer
+			// returns (and their cancels) moved into its revenue and
+			// cogs/ accounts; the page's totals add them up.
+			Wholesale []struct {
+				Revenue decimal.Decimal `json:"revenue"`
+				Cost    decimal.Decimal `json:"cost"`
+			} `json:"wholesale"`
+			WholesaleRevenue decimal.Decimal `json:"wholesale_revenue"`
+			WholesaleCost    decimal.Decimal `json:"wholesale_cost"`
+			Next             string          `json:"next"`
+		}
+		if err := c.ho.do(ctx, "GET", "/v1/margin?"+q+"&from=0001-01-01&to=9999-12-31&after="+url.QueryEscape(after), "", nil, &page); err != nil {
+			return first, last, err
+		}
+		for _, r := range page.Sales {
+			if first == "" || r.Date < first {
+				first = r.Date
+			}
+			last = max(last, r.Date)
+			rv.sales++
+			rv.revenue = rv.revenue.Add(r.Revenue)
+			if r.Cost == nil {
+				rv.uncosted++
+			} else {
+				rv.cost = rv.cost.Add(*r.Cost)
+			}
+		}
+		for _, r := range page.Recosts {
+			rv.cost = rv.cost.Add(r.Cost)
+		}
+		for _, r := range page.Wholesale {
+			rv.wholesaleRows++
+			rv.wholesaleRevenue = rv.wholesaleRevenue.Add(r.Revenue)
+			rv.wholesaleCost = rv.wholesaleCost.Add(r.Cost)
+		}
+		rv.wholesaleTotalRevenue = rv.wholesaleTotalRevenue.Add(page.WholesaleRevenue)
+		rv.wholesaleTotalCost = rv.wholesaleTotalCost.Add(page.WholesaleCost)
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	// The wholesale rows are revenue and cost of the shop's, as its
+	// sales are: the margin report's whole revenue and cost.
+	rv.revenue = rv.revenue.Add(rv.wholesaleRevenue)
+	rv.cost = rv.cost.Add(rv.wholesaleCost)
+	return first, last, nil
 }
 
 // turnoverDays is the longest period central answers a turnover request
@@ -318,20 +395,43 @@ func (c *Chain) readTurnover(ctx context.Context, q string, first, last storelin
 }
 
 // compareReports compares what central's API reports of store (rep) with
-// the shop's ledger (shop), to the last decimal: the stock report's units
-// and value at cost per department and item; the margin report's sales
-// (one per receipt and return in the shop's journal), their revenue net of
-// VAT against the shop's revenue account and, when every sale is costed,
-// their cost against the shop's cost of sales; the turnover report's
-// revenue (VAT included) against the shop's revenue and VAT accounts, its
-// net of VAT against the revenue account and its units per item against
-// the shop's sold balances; each customer's rights and
-// debt at the shop; the points issued and redeemed there; and the goods
-// its active reservations hold.
-func compareReports(store storeline.StoreID, shop shopView, rep reportView, problem func(string, ...any)) reportCounts {
+// the shop's ledger (shop) and what the wholesale step booked there (w),
+// to the last decimal: the stock report's units and value at cost per
+// department and item; the margin report's sales (one per receipt and
+// return in the shop's journal) and wholesale, their revenue net of VAT
+// against the shop's revenue account and, when every sale is costed,
+// their cost against the shop's cost of sales; its wholesale rows against
+// its wholesale totals and against what the step booked; the turnover
+// report's revenue (VAT included) against the shop's revenue and VAT
+// accounts, its net of VAT against the revenue account and its units per
+// item against the shop's sold balances, each less the wholesale's (the
+// report is the tills' sales only); the wholesale buyer's statement
+// against what the step left it owing; each customer's rights and debt at
+// the shop; the points issued and redeemed there; and the goods its
+// active reservations hold.
+func compareReports(store storeline.StoreID, shop shopView, rep reportView, w wholesale, problem func(string, ...any)) reportCounts {
 	cnt := reportCounts{stock: len(unionKeys(rep.units, rep.value)), sales: rep.sales, customers: len(customersOf(rep.points)), flows: len(rep.loyalty), reserved: len(rep.reserved),
-		turnover: rep.turnoverRows}
+		turnover: rep.turnoverRows, wholesale: rep.wholesaleRows}
 	stock := "stock/" + string(store) + "/"
+	// The shop's ledger holds the wholesale (see the top of this file);
+	// the tills' part of its revenue, sales and units sold is what the
+	// turnover report reports.
+	tillRevenue, tillSales := shop.revenue.Sub(w.revenue), shop.sales.Sub(w.gross)
+	tillSold := make(map[storeline.ItemID]decimal.Decimal, len(shop.sold))
+	for item, q := range shop.sold {
+		tillSold[item] = q
+	}
+	for item, q := range w.units {
+		if tillSold[item] = tillSold[item].Sub(q); tillSold[item].IsZero() {
+			delete(tillSold, item)
+		}
+	}
+	less := func(held decimal.Decimal, what decimal.Decimal) string {
+		if !w.sold() {
+			return held.String()
+		}
+		return fmt.Sprintf("%s less the wholesale's %s", held, what)
+	}
 	for _, k := range []struct {
 		what string
 		bad  []string
@@ -341,7 +441,7 @@ func compareReports(store storeline.StoreID, shop shopView, rep reportView, prob
 		{"loyalty points", diffBalances(shop.points, rep.points)},
 		{"points issued and redeemed", diffBalances(shop.loyalty, rep.loyalty)},
 		{"reservations of goods", diffBalances(shop.reserved, rep.reserved)},
-		{"turnover report's units sold", diffBalances(prefixed("sold/"+string(store)+"/", shop.sold), prefixed("sold/"+string(store)+"/", rep.turnoverSold))},
+		{"turnover report's units sold", diffBalances(prefixed("sold/"+string(store)+"/", tillSold), prefixed("sold/"+string(store)+"/", rep.turnoverSold))},
 	} {
 		if len(k.bad) > 0 {
 			problem("central's %s of %s differ (shop, central) for %d accounts: %s", k.what, store, len(k.bad), strings.Join(k.bad[:min(5, len(k.bad))], "; "))
@@ -353,11 +453,23 @@ func compareReports(store storeline.StoreID, shop shopView, rep reportView, prob
 	if !rep.revenue.Equal(shop.revenue) {
 		problem("central's margin report of %s: revenue net of VAT %s; the shop's %s account %s", store, rep.revenue, storeline.RevenueAccount(store), shop.revenue)
 	}
-	if !rep.turnoverNet.Equal(shop.revenue) {
-		problem("central's turnover report of %s: net of VAT %s; the shop's %s account %s", store, rep.turnoverNet, storeline.RevenueAccount(store), shop.revenue)
+	if !rep.wholesaleRevenue.Equal(rep.wholesaleTotalRevenue) || !rep.wholesaleCost.Equal(rep.wholesaleTotalCost) {
+		problem("central's margin report of %s: its %d wholesale rows add up to revenue %s and cost %s; its totals wholesale_revenue %s and wholesale_cost %s",
+			store, rep.wholesaleRows, rep.wholesaleRevenue, rep.wholesaleCost, rep.wholesaleTotalRevenue, rep.wholesaleTotalCost)
 	}
-	if !rep.turnoverGross.Equal(shop.sales) {
-		problem("central's turnover report of %s: revenue VAT included %s; the shop's revenue and VAT accounts %s", store, rep.turnoverGross, shop.sales)
+	if !rep.wholesaleRevenue.Equal(w.revenue) || !rep.wholesaleCost.Equal(w.cost) {
+		problem("central's margin report of %s: wholesale revenue net of VAT %s and cost %s in %d rows; the wholesale documents moved %s into %s and %s into cogs/%s/",
+			store, rep.wholesaleRevenue, rep.wholesaleCost, rep.wholesaleRows, w.revenue, storeline.RevenueAccount(store), w.cost, store)
+	}
+	if !rep.turnoverNet.Equal(tillRevenue) {
+		problem("central's turnover report of %s: net of VAT %s; the shop's %s account %s", store, rep.turnoverNet, storeline.RevenueAccount(store), less(shop.revenue, w.revenue))
+	}
+	if !rep.turnoverGross.Equal(tillSales) {
+		problem("central's turnover report of %s: revenue VAT included %s; the shop's revenue and VAT accounts %s", store, rep.turnoverGross, less(shop.sales, w.gross))
+	}
+	if w.sold() && (!rep.owedRead || !rep.owed.Equal(w.owed())) {
+		problem("central's statement of buyer %s closes at %s (read %v); the wholesale at %s left it owing invoiced %s - returned %s - paid %s = %s",
+			w.buyer, rep.owed, rep.owedRead, store, w.invoiced, w.returned, w.paid, w.owed())
 	}
 	if rep.uncosted == 0 && !rep.cost.Equal(shop.cost) {
 		problem("central's margin report of %s: cost of sales %s; the shop's cogs/%s/ accounts %s", store, rep.cost, store, shop.cost)

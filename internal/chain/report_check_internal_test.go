@@ -84,7 +84,7 @@ func TestCompareReports(t *testing.T) {
 		var problems []string
 		rep := report()
 		tc.plant(&rep)
-		cnt := compareReports("shop-1", shop, rep, func(f string, a ...any) { problems = append(problems, fmt.Sprintf(f, a...)) })
+		cnt := compareReports("shop-1", shop, rep, wholesale{}, func(f string, a ...any) { problems = append(problems, fmt.Sprintf(f, a...)) })
 		got := strings.Join(problems, "\n")
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s: problems %q, want %q", tc.name, got, tc.want)

@@ -60,7 +60,7 @@ func (s Status) String() string {
 // closing check compares the shops and central against.
 type tally struct {
 	receipts, returns map[storeline.EventID]bool
-	stock             map[storeline.ItemID]decimal.Decimal // expected on hand: received, less sold, plus returned
+	stock             map[storeline.ItemID]decimal.Decimal // expected on hand: received less wholesale, less sold, plus returned
 	sales             decimal.Decimal                      // receipts' totals less returns' refunds
 	redeemed          int64                                // loyalty points the receipts paid
 }
@@ -73,13 +73,14 @@ type facts struct {
 }
 
 // newFacts starts n shops' tallies, each shop's stock from what it
-// received before the tills started (received[i], by item; nil: none).
-func newFacts(n int, received []map[storeline.ItemID]decimal.Decimal) *facts {
+// held when the tills started (opening[i], by item; nil: none): what its
+// opening invoices brought less its wholesale.
+func newFacts(n int, opening []map[storeline.ItemID]decimal.Decimal) *facts {
 	f := &facts{shops: make([]tally, n), last: make([]int, n)}
 	for i := range f.shops {
 		f.shops[i] = tally{receipts: map[storeline.EventID]bool{}, returns: map[storeline.EventID]bool{}, stock: map[storeline.ItemID]decimal.Decimal{}}
-		if i < len(received) {
-			for item, q := range received[i] {
+		if i < len(opening) {
+			for item, q := range opening[i] {
 				f.shops[i].stock[item] = q
 			}
 		}
@@ -171,7 +172,7 @@ func (r Report) Write(w io.Writer) {
 // StatusEvery, waits for the shops' journals to reach central, and runs
 // the closing check. The chain keeps running afterwards, until Close.
 func (c *Chain) Run(ctx context.Context) (Report, error) {
-	f := newFacts(len(c.shops), c.received)
+	f := newFacts(len(c.shops), c.openingStock())
 	tc := tillsim.DefaultConfig()
 	for _, s := range c.shops {
 		sellers := make([]tillsim.Seller, len(c.data.Sellers))

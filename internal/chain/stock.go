@@ -20,7 +20,8 @@ import (
 // central costs every sale the tills make at the moving average. A posted
 // document is one central-authored event; replication carries it down to
 // the shop whose accounts it touches, and the closing check expects each
-// shop's stock to be what the invoices brought less what the tills sold.
+// shop's stock to be what the invoices brought less the wholesale
+// (wholesale.go) and what the tills sold.
 
 // Supplier is the demo's supplier of every item.
 const Supplier = "demo-wholesale"
