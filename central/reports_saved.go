@@ -416,7 +416,10 @@ func (n *Node) runReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q, err := readRunQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
 	// Before the definition is read, not only in the report's handler: a
 	// linearizable run on a follower must see a definition just stored.
 	if err := n.readConsistency(r); err != nil {
@@ -500,6 +503,27 @@ func (n *Node) runReport(w http.ResponseWriter, r *http.Request) error {
 // the definition's.
 var runParams = []string{"store", "date", "from", "to", "by", "item", "after", "limit", "format", "consistency"}
 
+// readRunQuery reads a run's query, refusing (400 naming it) a pair
+// url.Values would drop without a word (a ";" in it, a bad %-escape):
+// ?date=2020-02-15;x=1 would run the period of today.
+func readRunQuery(raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err == nil {
+		return q, nil
+	}
+	for _, pair := range strings.Split(raw, "&") {
+		if _, perr := url.ParseQuery(pair); perr != nil {
+			name, _, _ := strings.Cut(pair, "=")
+			name, _, _ = strings.Cut(name, ";")
+			if unescaped, uerr := url.QueryUnescape(name); uerr == nil {
+				name = unescaped
+			}
+			return nil, errMalformed(name, "%.100q: %v (parameters are separated by &)", pair, perr)
+		}
+	}
+	return nil, errMalformed("", "%v", err)
+}
+
 // checkRunQuery refuses (400 naming the parameter) what a run of d would
 // otherwise drop: a parameter given twice, an unknown one, one the
 // definition fixes given another value, a period for a report of now,
@@ -581,9 +605,10 @@ func (src reportSource) checkPeriod(source string, from, to storeline.Date, fail
 
 // runDay is the day a run's period is relative to: the query's date, or
 // today in the store's zone (UTC for a store gone from the master data,
-// whose sales the reports still answer).
+// whose sales the reports still answer). An empty date is refused, not
+// taken for none: it would answer today's period.
 func (n *Node) runDay(r *http.Request, store storeline.StoreID) (time.Time, error) {
-	if r.URL.Query().Get("date") != "" {
+	if r.URL.Query().Has("date") {
 		d, err := dateParam(r, "date")
 		return dayOf(d), err
 	}
@@ -622,7 +647,10 @@ func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p)
 // one named first on a tie; JSON without an Accept (or one with no
 // range that parses). An Accept that takes neither is errNotAcceptable,
 // a 406 naming Accept (writeProblem): answering a type the
-// client refused would be read as the one it asked for.
+// client refused would be read as the one it asked for. But only one
+// read whole: a range that does not parse (Java's default "*; q=.2,
+// */*; q=.2") may have taken JSON, so an Accept with one is then
+// disregarded (RFC 9110 12.5.1 allows it) and JSON answers.
 func wantsCSV(r *http.Request) (bool, error) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "csv":
@@ -635,14 +663,15 @@ func wantsCSV(r *http.Request) (bool, error) {
 	}
 	accept := strings.Join(r.Header.Values("Accept"), ",")
 	jsonAccept, csvAccept := acceptance{"application", "json", -1, 0, 0}, acceptance{"text", "csv", -1, 0, 0}
-	parsed := false
+	parsed, unreadable := false, false
 	for i, part := range strings.Split(accept, ",") {
-		mt, params, err := mime.ParseMediaType(part)
-		if err != nil {
-			continue // an unreadable range takes nothing
+		if strings.TrimSpace(part) == "" {
+			continue // an empty list element (RFC 9110 5.6.1)
 		}
+		mt, params, err := mime.ParseMediaType(part)
 		q, ok := qValue(params["q"])
-		if !ok {
+		if err != nil || !ok || !strings.Contains(mt, "/") {
+			unreadable = true // it takes nothing, and refuses nothing
 			continue
 		}
 		parsed = true
@@ -651,6 +680,8 @@ func wantsCSV(r *http.Request) (bool, error) {
 	}
 	switch {
 	case !parsed:
+		return false, nil
+	case jsonAccept.q == 0 && csvAccept.q == 0 && unreadable:
 		return false, nil
 	case jsonAccept.q == 0 && csvAccept.q == 0:
 		return false, errMalformed("Accept", "%.100q: %w", accept, errNotAcceptable)

@@ -712,7 +712,7 @@ func ctlSavedReports(ctx context.Context, c *adminClient, rest []string, stdout,
 		if len(a) > 1 && a[1] != "" {
 			q.Set("store", a[1])
 		}
-		if len(a) > 2 {
+		if len(a) > 2 && a[2] != "" { // central refuses an empty date
 			q.Set("date", a[2])
 		}
 		err = ctlRunReport(ctx, c, "/v1/reports/"+url.PathEscape(a[0])+"/run", q, asCSV, stdout)
@@ -733,6 +733,9 @@ var ctlReportsPage = 5000
 func ctlReports(ctx context.Context, c *adminClient, stdout io.Writer) error {
 	all := []json.RawMessage{} // none: an empty list, not null
 	after := ""
+	// Every cursor followed: a server whose cursors go round would
+	// otherwise be asked for ever.
+	followed := map[string]bool{}
 	for page := 1; ; page++ {
 		q := url.Values{"limit": {strconv.Itoa(ctlReportsPage)}}
 		if after != "" {
@@ -753,9 +756,10 @@ func ctlReports(ctx context.Context, c *adminClient, stdout io.Writer) error {
 		if p.Next == "" {
 			break
 		}
-		if p.Next == after {
-			return fmt.Errorf("page %d: next %q does not move on", page, p.Next)
+		if followed[p.Next] {
+			return fmt.Errorf("page %d: next %q does not move on: it was followed before", page, p.Next)
 		}
+		followed[p.Next] = true
 		after = p.Next
 	}
 	b, err := json.Marshal(map[string]any{"reports": all, "next": ""})
@@ -773,6 +777,7 @@ func ctlReports(ctx context.Context, c *adminClient, stdout io.Writer) error {
 func ctlRunReport(ctx context.Context, c *adminClient, path string, q url.Values, asCSV bool, stdout io.Writer) error {
 	var header []string
 	var rows []map[string]string
+	followed := map[string]bool{} // as ctlReports: cursors that go round
 	for page := 1; ; page++ {
 		next := ""
 		if asCSV {
@@ -813,9 +818,10 @@ func ctlRunReport(ctx context.Context, c *adminClient, path string, q url.Values
 		if next == "" {
 			break
 		}
-		if next == q.Get("after") {
-			return fmt.Errorf("page %d: next %q does not move on", page, next)
+		if followed[next] {
+			return fmt.Errorf("page %d: next %q does not move on: it was followed before", page, next)
 		}
+		followed[next] = true
 		q.Set("after", next)
 	}
 	if !asCSV {
