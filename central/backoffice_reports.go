@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -28,6 +29,12 @@ import (
 
 // maxReportScan bounds the events or keys one report page examines.
 const maxReportScan = 10 * MaxFeedLimit
+
+// marginScanBound is the events or keys a margin page examines at most
+// (maxReportScan; atomic so tests lower it under a running node).
+var marginScanBound atomic.Int64
+
+func init() { marginScanBound.Store(maxReportScan) }
 
 func (n *Node) backOfficeReportRoutes(h func(string, bool, func(http.ResponseWriter, *http.Request) error)) {
 	h("GET /v1/excise", false, n.getExcise)
@@ -170,7 +177,8 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
 		// A store head office knows: in the master data, or one that
 		// pushed before it was (its sales are listed, not costed), or
-		// re-costed before it was removed.
+		// re-costed or sold wholesale (its revenue account has a
+		// balance) before it was removed.
 		ok, err := rt.HasMaster(storeline.KindStore, string(store))
 		if err != nil {
 			return err
@@ -187,11 +195,18 @@ func (n *Node) getMargin(w http.ResponseWriter, r *http.Request) error {
 			}); err != nil {
 				return err
 			}
-			if len(ms) == 0 && !recosted {
+			sold := false
+			if err := rt.ScanMeta(rpBal+storeline.RevenueAccount(store)+"\x00", func(string, []byte) (bool, error) {
+				sold = true
+				return false, nil
+			}); err != nil {
+				return err
+			}
+			if len(ms) == 0 && !recosted && !sold {
 				return unknownStore("central.margin", store)
 			}
 		}
-		budget := maxReportScan
+		budget := int(marginScanBound.Load())
 		if wholesaleAfter == nil {
 			if recostAfter == nil {
 				last, more, err := walkSales(rt, store, after, from, to, &budget, func(ev storeline.Event) (bool, error) {
