@@ -49,6 +49,7 @@ func problemOf(t *testing.T, r response, status int, field string) {
 }
 
 func TestMasterDataCRUD(t *testing.T) {
+	t.Parallel()
 	n := singleNode(t)
 	a := n.APIAddr()
 	seed(t, a, 2)

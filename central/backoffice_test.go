@@ -742,6 +742,7 @@ func TestDocumentAfterLongBacklog(t *testing.T) {
 // sells a marked bottle whose serial shop 1 sells online; when shop 2
 // comes back and uploads, head office records the serial as a conflict.
 func TestSerialSoldTwiceWhileOffline(t *testing.T) {
+	t.Parallel()
 	c := startClusterWith(t, 1, func(cfg *central.Config) {
 		cfg.ReplicationTokens = replTokens()
 		cfg.ReplicationMaxWait = 200 * time.Millisecond

@@ -143,6 +143,7 @@ func checkGroups(t *testing.T, n *central.Node, ids []string) {
 }
 
 func TestClusterForwardAndJoin(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	l := c.waitLeader()
 	f := c.follower()

@@ -95,6 +95,7 @@ func customerEverywhere(t testing.TB, c *cluster, shops []*node.Node, id, want s
 // (HLC, origin) wins at every central node and both shops, each card
 // issued comes down, and head office's later edit wins over both.
 func TestConcurrentRegistrationsConverge(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	c.put(t, "seed", masterData(3, time.Now().Add(-time.Hour))...)
 	ann, err := node.SellerRecord(node.SellerRequest{ID: "ann", Name: "Ann", Role: storeline.Cashier, PIN: "1234"})

@@ -30,6 +30,15 @@ const (
 	secret    = "cluster-secret-for-tests"
 )
 
+// The slow tests that mostly wait (on Raft, gossip, HTTP or shops) call
+// t.Parallel, so make test's two cores overlap their waits. Such a test
+// must set no package-level state: none of the Set* hooks (SetCostPassLimit,
+// SetTurnoverScanBound, ...), no hook variable of the internal tests, no
+// environment. go test starts parallel tests only after every sequential
+// test of the package has returned, so the hooks those set (and restore in
+// cleanups) are never seen by a parallel one. Tests that count elections
+// or time one step stay sequential: a second test's load moves leaders.
+
 // testConfig is a node configuration with timers scaled down for tests.
 func testConfig(t testing.TB, id, dir string) central.Config {
 	t.Helper()

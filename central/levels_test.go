@@ -22,6 +22,7 @@ import (
 // third comes back at level 2 the leader raises the cluster's level and
 // the op applies on every replica.
 func TestFSMLevelGate(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	levels := []int{-1, -1, -1} // a version before levels
 	cfgs := make([]central.Config, len(levels))

@@ -129,6 +129,7 @@ func (h *history) add(client int, in regOp, out string, call, ret int64) {
 }
 
 func TestLinearizablePriceRegister(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	l := c.waitLeader()
 	seed(t, l.APIAddr(), 1)

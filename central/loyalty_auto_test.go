@@ -50,6 +50,7 @@ func loyaltyShops(t *testing.T, c *cluster, n int) []*node.Node {
 // 1,000 (s1 already holds more). Every replica agrees and the rights add
 // up to the balance.
 func TestLoyaltyAutoPreGrantToUsualShops(t *testing.T) {
+	t.Parallel()
 	c := loyaltyCluster(t, 50*time.Millisecond)
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("a")...)
@@ -209,6 +210,7 @@ func TestLoyaltyDebtNettedByLaterEarnings(t *testing.T) {
 // grants more than central held, and changes the balance only by what it
 // nets against debt.
 func TestLoyaltyGrantsNeverExceedBalance(t *testing.T) {
+	t.Parallel()
 	c := startClusterWith(t, 1, func(cfg *central.Config) { cfg.Loyalty.SweepInterval = 0 })
 	n := c.waitLeader()
 	ctx := context.Background()
@@ -342,6 +344,7 @@ func TestLoyaltyAnswersPruned(t *testing.T) {
 // still cut off; once the link heals, its sweep hands the rights above
 // the float back to central with no further receipt, once.
 func TestLoyaltyOfflineEarningsHandedBackOnReconnect(t *testing.T) {
+	t.Parallel()
 	c := loyaltyCluster(t, 0)
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)
 	c.put(t, "loyalty", loyaltyData("h")...)

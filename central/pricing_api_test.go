@@ -251,6 +251,7 @@ type pricedBasket struct {
 // /v1/stores/{id}/baskets/price: every answer agrees, line by line. Run
 // with -pricing.seed N to repeat a run; the seed is logged.
 func TestNodeAndCentralPriceIdentically(t *testing.T) {
+	t.Parallel()
 	seedV := *pricingSeed
 	if seedV == 0 {
 		seedV = uint64(time.Now().UnixNano())

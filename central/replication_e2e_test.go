@@ -655,6 +655,7 @@ func stateOf(t testing.TB, n *central.Node, store storeline.StoreID) centralStat
 // N-1 (400) and an unknown token (401) leave central as it was, on the
 // node that took them and on every other.
 func TestBadBatchesChangeNothing(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	c.put(t, "seed", masterData(3, time.Now().Add(-time.Hour))...)
 	f := c.follower()
@@ -738,6 +739,7 @@ func TestBadBatchesChangeNothing(t *testing.T) {
 // gets a resync (the new list's prices are older than its cursor) and
 // then prices from the new list; its unsent journal is pushed meanwhile.
 func TestResyncOnNewPriceList(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	from := time.Now().Add(-time.Hour)
 	c.put(t, "seed", masterData(10, from)...)

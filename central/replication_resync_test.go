@@ -158,6 +158,7 @@ func TestResyncRemovesWhatNoLongerConcernsTheShop(t *testing.T) {
 // (from central's event store), keeps and pushes what it sold meanwhile,
 // and agrees with every central node on every balance.
 func TestOldCursorAfterFeedPruneConverges(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	ctx := context.Background()
 	c.put(t, "seed", masterData(10, time.Now().Add(-time.Hour))...)

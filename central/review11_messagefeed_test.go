@@ -9,6 +9,7 @@ import (
 // shops s1 and s2 to s2 alone. s1 pulls its feed and must no longer hold
 // (and so show its tills) the message, as with a seller moved off it.
 func TestMessageNarrowedOffShopLeavesIt(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	c.put(t, "seed", masterData(1, time.Now().Add(-time.Hour))...)
 	a := c.waitLeader().APIAddr()

@@ -20,6 +20,7 @@ import (
 // GossipAddr reading memberlist's local node while the reconcile loop's
 // UpdateNode rewrote it; the address is now read once, at start.)
 func TestReview11ColdStartWithSeedsDown(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	c.put(t, "before-stop", &storeline.Store{ID: "s-cold", Name: "Cold", TimeZone: "Europe/Riga", Currency: "EUR",
 		Departments: []storeline.Department{{ID: "food", Name: "Food"}}})

@@ -50,6 +50,7 @@ func hasMessage(n *node.Node, id string) bool {
 // shop s1 to work at s2 only. s1 pulls its feed; the seller must no
 // longer open a session at s1's tills with their PIN.
 func TestSellerMovedOffShopCannotLogInThere(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	c.put(t, "seed", masterData(1, time.Now().Add(-time.Hour))...)
 	a := c.waitLeader().APIAddr()
@@ -82,6 +83,7 @@ func TestSellerMovedOffShopCannotLogInThere(t *testing.T) {
 // must not keep the seller (sellers are not swept by a resync: the
 // snapshot must say so).
 func TestSellerMovedOffShopGoneAfterResync(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	ctx := context.Background()
 	c.put(t, "seed", masterData(1, time.Now().Add(-time.Hour))...)

@@ -71,6 +71,7 @@ func TestReview13FailedReportsABrokenRaftLog(t *testing.T) {
 // was given none), stayed in a gossip group of its own for good (its
 // level and incarnation unseen by the leader, its failure undetected).
 func TestReview13RejoinUntilEverySeedIsAMember(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	for i := range c.nodes {
 		c.cfgs[i].GossipAddr = c.nodes[i].GossipAddr() // restarts reuse it
@@ -91,6 +92,7 @@ func TestReview13RejoinUntilEverySeedIsAMember(t *testing.T) {
 // (4 probe intervals: 3 s here, 20 s with 5 such seeds and the default
 // 1 s).
 func TestReview13CloseDoesNotWaitOutAJoin(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "n1")
 	cfg := testConfig(t, "c1", dir)
 	first := openNode(t, cfg)

@@ -72,6 +72,7 @@ func TestReview16SameReceiptIDAtTwoShopsReservedApart(t *testing.T) {
 // next sweep grants them where m shops now: online at s2, all but s1's
 // float. Central and both shops run on one clock, moved on 100 days.
 func TestReview16PreGrantStrandedAtFormerUsualShop(t *testing.T) {
+	t.Parallel()
 	var skew atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	c := startClusterWith(t, 1, func(cfg *central.Config) {

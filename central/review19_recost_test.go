@@ -49,6 +49,7 @@ func wantCOGS(t *testing.T, a, want string) {
 // (3.00 + 2 × 1.00), whichever department the units land in. Cancelling
 // the receipt restores the books.
 func TestReview19TransferReceiptRecostsShortfall(t *testing.T) {
+	t.Parallel()
 	for _, into := range []string{"main", "deli"} {
 		t.Run("into "+into, func(t *testing.T) {
 			a, repl := review19World(t)

@@ -45,6 +45,7 @@ func TestReview19IdempotencyKeyCountsCharacters(t *testing.T) {
 // is a 400 naming cancelled_on and changes nothing; a cluster below FSM
 // level 4 (whose old nodes would book the UTC day) answers 503.
 func TestReview19PayCancelOnItsDay(t *testing.T) {
+	t.Parallel()
 	c, clock := payCancelSetup(t, 1, nil)
 	a := c.waitLeader().APIAddr()
 	bookPayment(t, a, payBody("pay1", "5.00", clock.day(-3)))

@@ -284,6 +284,7 @@ func TestReview27SalesIndexPerEpoch(t *testing.T) {
 // cluster writes the same index keys and low mark, one key per receipt
 // and per return.
 func TestReview27SalesIndexOnEveryReplica(t *testing.T) {
+	t.Parallel()
 	c := startClusterWith(t, 3, func(cfg *central.Config) { cfg.ReplicationTokens = replTokens() })
 	l := c.waitLeader()
 	a := l.APIAddr()

@@ -13,6 +13,7 @@ import (
 // (the entry's time is the leader's, fsm.go invariant 5), not the
 // follower's.
 func TestReviewC4ForwardedCommandCarriesLeaderTime(t *testing.T) {
+	t.Parallel()
 	const skew = -400 * 24 * time.Hour
 	skews := map[string]time.Duration{"c1": 0, "c2": skew}
 	c := startClusterWith(t, 2, func(cfg *central.Config) {

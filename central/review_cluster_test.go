@@ -39,6 +39,7 @@ func raftMembers(t *testing.T, n *central.Node) map[string]bool {
 // below the replica's applied index, so it would serve (and vote with) a
 // state that is not the cluster's.
 func TestReviewClusterForeignDataDirNotAdmitted(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 2)
 	l := c.waitLeader()
 	mustOK(t, apiDo(t, "PUT", l.APIAddr(), "/v1/groups/ours", adminKey, map[string]any{"name": "Ours"}, nil))

@@ -120,6 +120,7 @@ func TestReviewConfigTimerBounds(t *testing.T) {
 // leader later overwrites). A node given seeds joins through them: it
 // never leads a cluster of its own, and catches up with the cluster.
 func TestReviewBootstrapWithSeedsRejoins(t *testing.T) {
+	t.Parallel()
 	c := startClusterWith(t, 3, func(cfg *central.Config) { cfg.DeadNodeRemoveAfter = 200 * time.Millisecond })
 	c.put(t, "before-wipe", &storeline.Store{ID: "s-before", Name: "Before", TimeZone: "Europe/Riga", Currency: "EUR",
 		Departments: []storeline.Department{{ID: "food", Name: "Food"}}})

@@ -147,6 +147,7 @@ func riBalance(t testing.TB, n *central.Node, account string, asset storeline.As
 // "Safety while offline"; storeline/loyalty.go: every debit of an account
 // is authored by its holder alone).
 func TestReviewIngestForeignAccountsRefused(t *testing.T) {
+	t.Parallel()
 	c, _ := replCluster(t)
 	c.put(t, "seed", masterData(3, time.Now().Add(-time.Hour))...)
 	l := c.waitLeader()

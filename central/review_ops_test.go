@@ -154,6 +154,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // its state dropped and half loaded under the old applied index (reads
 // then answer from a state that matches no index).
 func TestReviewRestoreFailureKeepsState(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 1)
 	l := c.waitLeader()
 	seed(t, l.APIAddr(), 0)
@@ -199,6 +200,7 @@ func TestReviewRestoreFailureKeepsState(t *testing.T) {
 // comes back under its id and addresses with an empty directory; it must
 // get the state again and serve writes.
 func TestReviewRejoinAfterWipe(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	l := c.waitLeader()
 	seed(t, l.APIAddr(), 2)

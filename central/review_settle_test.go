@@ -20,6 +20,7 @@ import (
 // the earlier one (settlements.go, invariant 4), the same on every
 // replica.
 func TestReviewSettlePayablesIndexedOnlyAtLevel2(t *testing.T) {
+	t.Parallel()
 	now := time.Now().UTC()
 	clock := &testClock{base: time.Date(now.Year(), now.Month(), now.Day(), 10, 0, 0, 0, time.UTC)}
 	c := startClusterWith(t, 1, func(cfg *central.Config) {
