@@ -52,7 +52,11 @@ import (
 //	8  a buyer return puts back into the shop's batches what its buyer's
 //	   outgoing invoices took (backoffice_batches.go,
 //	   levelBuyerReturnBatches)
-const FSMLevel = 8
+//	9  a supplier's statement indexes a transfer by hand as a buyer's
+//	   does: a payment's reason makes a payment row only for the
+//	   payment's own event, and a missing payment or document is named
+//	   with its reason (settlements.go, levelPayableRows)
+const FSMLevel = 9
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.

@@ -18,7 +18,7 @@ import (
 	"github.com/storeline/storeline/central"
 )
 
-var review43Update = flag.Bool("update", false, "rewrite testdata/review43_settle.golden from this run")
+var review43Update = flag.Bool("update", false, "rewrite the settlement golden files (testdata/review43_settle.golden, review48_settle.golden) of the tests run")
 
 // review43Golden records, in order, what a settlement sequence answered
 // and, at the end, every key and value the settlement and receivables
@@ -44,15 +44,23 @@ func (g *review43Golden) do(method, addr, path string, body any, hdr map[string]
 // reason or name no document, statements a page at a time, the
 // receivables report as of three days and the payable balances. The
 // answers and the index state must equal testdata/review43_settle.golden
-// (-update rewrites it).
+// (-update rewrites it). It runs at FSM level 8, the last level whose
+// payables rows it pins: review48_payable_rows_test.go runs the same
+// sequence at level 9.
 func TestReview43SettlementGolden(t *testing.T) {
+	review43SettleGolden(t, 8, "review43_settle.golden")
+}
+
+// review43SettleGolden runs the golden sequence on a node telling FSM
+// level level and compares it with testdata/golden.
+func review43SettleGolden(t *testing.T, level int, golden string) {
 	clock := &testClock{base: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
-	cfg := testConfig(t, "solo", filepath.Join(t.TempDir(), "solo"))
+	cfg := central.WithFSMLevel(testConfig(t, "solo", filepath.Join(t.TempDir(), "solo")), level)
 	cfg.Now = clock.Now
 	n := openNode(t, cfg)
-	waitFor(t, "leader at the FSM level", 20*time.Second, func() bool {
+	waitFor(t, fmt.Sprintf("leader at FSM level %d", level), 20*time.Second, func() bool {
 		l, err := n.ClusterLevel()
-		return n.IsLeader() && err == nil && l >= central.FSMLevel
+		return n.IsLeader() && err == nil && l == level
 	})
 	a := n.APIAddr()
 	seedBackOffice(t, a)
@@ -198,7 +206,7 @@ func TestReview43SettlementGolden(t *testing.T) {
 		}
 	}
 
-	path := filepath.Join("testdata", "review43_settle.golden")
+	path := filepath.Join("testdata", golden)
 	if *review43Update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)

@@ -5,7 +5,8 @@ package central
 // by a counterparty: a payment's record, its FSM entry and its cancel,
 // the statement rows a transfer writes and their totals, the statement
 // a page at a time, and the HTTP answers. What stays with each side is
-// which transfer makes which row (the two differ, see indexPayables and
+// which transfer makes which row (the two differ while the cluster runs
+// an FSM level below levelPayableRows, see indexPayables and
 // indexReceivables), the payables backfill and the receivables report.
 //
 // Every byte the core writes (record, row, total, op payload, answer) is

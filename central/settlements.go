@@ -27,7 +27,12 @@ package central
 //     does): a statement counts it in its opening balance and shows it,
 //     and its closing balance always equals the payable balance as of
 //     its end. When the cluster's level is raised to 2 the index is
-//     backfilled (invariant 4), so unindexed then drops to zero.
+//     backfilled (invariant 4), so unindexed then drops to zero. From
+//     FSM level 9 (levelPayableRows) a row is a payment's only for the
+//     payment's own event, and a transfer by hand (one that takes a
+//     payment's reason, or names a document or payment not found) names
+//     its reason and reference, as a buyer's (receivables.go); below it
+//     rows are written as the version before writes them.
 //  3. A row's date is a document's business date in its store's time
 //     zone when it was posted or cancelled (as the excise journal dates
 //     them), a payment's paid_on, any other transfer's event date. Rows
@@ -176,35 +181,53 @@ func indexPayables(tx *Tx, ev *storeline.Event) error {
 	if len(moved) == 0 {
 		return nil
 	}
-	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < opLevel(OpSupplierPayment) {
+	lv, err := readClusterLevel(tx.ReplicaTxn)
+	if err != nil || lv < opLevel(OpSupplierPayment) {
 		return err
 	}
-	return writePayableRows(tx, ev, moved, tx.At)
+	return writePayableRows(tx, ev, moved, tx.At, lv)
 }
 
+// levelPayableRows is the level from which a transfer by hand is
+// indexed as indexReceivables indexes one (writePayableRows): below it
+// the rows are those the nodes of the version before write.
+const levelPayableRows = 9
+
 // writePayableRows writes the statement rows of ev's moves, at applied
-// (the time of the entry that applied ev) for a document's row date.
+// (the time of the entry that applied ev) for a document's row date,
+// while the cluster runs level.
 //
-// Unlike indexReceivables, a transfer naming a document that is not
-// found, or naming a supplier payment by reason and ref that is not
-// found, makes a bare transfer row (no reason, the event's ID), and a
-// transfer by hand with a payment's reason and the ID of a payment makes
-// a payment row: replicas have written rows so, and a backfill writes
-// them so again.
-func writePayableRows(tx *Tx, ev *storeline.Event, moved []storeline.Posting, applied time.Time) error {
+// Below levelPayableRows, unlike indexReceivables, a transfer naming a
+// document that is not found, or naming a supplier payment by reason and
+// ref that is not found, makes a bare transfer row (no reason, the
+// event's ID), and a transfer by hand with a payment's reason and the ID
+// of a payment makes a second payment row of that payment: nodes of the
+// version before write them so, and a mixed cluster's replicas must
+// agree. From that level on only the payment's own event makes its
+// payment row, and any other transfer's row names its reason and
+// reference, as indexReceivables's does.
+func writePayableRows(tx *Tx, ev *storeline.Event, moved []storeline.Posting, applied time.Time, level int) error {
+	asBuyers := level >= levelPayableRows
 	row, tr := transferRow(ev)
 	switch tr.Reason {
 	case "document.post", "document.cancel":
-		if _, err := docRow(tx, &row, tr, storeline.DocIncomingInvoice, storeline.DocSupplierReturn, applied); err != nil {
+		d, err := docRow(tx, &row, tr, storeline.DocIncomingInvoice, storeline.DocSupplierReturn, applied)
+		if err != nil {
 			return err
+		}
+		if d == nil && asBuyers {
+			row.byHand(tr)
 		}
 	case paymentReason:
 		p, ok, err := payableSide.getPayment(tx.ReplicaTxn, tr.Ref)
 		if err != nil {
 			return err
 		}
-		if ok {
+		switch {
+		case ok && (!asBuyers || p.Event == ev.ID):
 			row.fromPayment(rowPayment, p, p.PaidOn)
+		case asBuyers:
+			row.byHand(tr) // a transfer by hand that took the reason
 		}
 	case paymentCancelReason:
 		p, ok, err := payableSide.getPayment(tx.ReplicaTxn, tr.Ref)
@@ -259,6 +282,12 @@ func startPayablesBackfill(tx *Tx) error {
 // backfillChunk indexes the events of one chunk and stores where the
 // backfill stands (nothing once it is done).
 func backfillChunk(tx *Tx, st *payablesBackfill) error {
+	// Rows are written as indexPayables writes them at the cluster's
+	// level now (every replica reads the same).
+	level, err := readClusterLevel(tx.ReplicaTxn)
+	if err != nil {
+		return err
+	}
 	last := min(st.Last, st.Next+uint64(max(payablesBackfillChunk.Load(), 1))-1)
 	for seq := st.Next; seq <= last; seq++ {
 		v, err := tx.Meta(eventKey(storeline.Central, 1, seq))
@@ -273,7 +302,7 @@ func backfillChunk(tx *Tx, st *payablesBackfill) error {
 			return fmt.Errorf("backfill of event %d: %w", seq, err)
 		}
 		if moved := payableSide.moves(&ev); len(moved) > 0 {
-			if err := writePayableRows(tx, &ev, moved, ev.OccurredAt); err != nil {
+			if err := writePayableRows(tx, &ev, moved, ev.OccurredAt, level); err != nil {
 				return err
 			}
 		}
