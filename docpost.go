@@ -107,6 +107,7 @@ type Document struct {
 	ToDept    DeptID      `msgpack:",omitempty"`
 	Shipment  string      `msgpack:",omitempty"` // transfer_receipt: the transfer received
 	Order     string      `msgpack:",omitempty"` // incoming_invoice: the purchase order it fulfils (central's orders.go)
+	Invoice   string      `msgpack:",omitempty"` // buyer_return: the outgoing invoice it returns (central's backoffice_batches.go)
 	Reason    string      `msgpack:",omitempty"`
 	PriceList PriceListID `msgpack:",omitempty"` // repricing
 	From      time.Time   `msgpack:",omitempty"` // repricing: effective from (wall clock, as Price.From)
@@ -226,6 +227,14 @@ func (d *Document) Validate() error {
 			return Invalidf("order", "only an incoming invoice fulfils a purchase order, not a %s", d.Type)
 		}
 		if err := CheckID("order", d.Order); err != nil {
+			return err
+		}
+	}
+	if d.Invoice != "" {
+		if d.Type != DocBuyerReturn {
+			return Invalidf("invoice", "only a buyer return names the outgoing invoice it returns, not a %s", d.Type)
+		}
+		if err := CheckID("invoice", d.Invoice); err != nil {
 			return err
 		}
 	}

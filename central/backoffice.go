@@ -119,6 +119,11 @@ type docRecord struct {
 	// out (backoffice_batches.go). Below level 8 neither is written.
 	Pooled   bool        `msgpack:"pool,omitempty"`
 	Returned []batchTake `msgpack:"ret,omitempty"`
+	// InvoiceReturned is the part of Returned a buyer return naming its
+	// invoice put back into that invoice's batches, which its cancel
+	// takes out of the invoice's returns again (boInvoiceReturns). Below
+	// level 10 it is not written.
+	InvoiceReturned []batchTake `msgpack:"reti,omitempty"`
 	// Costs are the last purchase costs an invoice's post set, with what
 	// they were before, which cancelling puts back where the cost still
 	// stands as the post set it. A document posted before posts recorded
@@ -888,6 +893,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 	if err := dropOrderBelowLevel(tx, &d); err != nil { // orders.go, invariant 4
 		return nil, err
 	}
+	if err := dropInvoiceBelowLevel(tx, &d); err != nil { // backoffice_batches.go
+		return nil, err
+	}
 	if err := refuseBuyerDocBelowLevel(tx, &d); err != nil { // receivables.go, invariant 4
 		return nil, err
 	}
@@ -910,6 +918,9 @@ func applyDocCreate(tx *Tx, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := checkInvoiceOrder(tx, &d); err != nil { // orders.go
+		return nil, err
+	}
+	if _, err := invoiceOfReturn(tx, &d); err != nil { // backoffice_batches.go
 		return nil, err
 	}
 	if err := checkDraftNotRequest(tx.ReplicaTxn, d.Draft); err != nil { // orders.go, invariant 6
@@ -1088,7 +1099,11 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	back, err := planReturn(tx, &d, der.Postings)
+	inv, err := invoiceOfReturn(tx, &d)
+	if err != nil {
+		return nil, err
+	}
+	back, err := planReturn(tx, &d, der.Postings, inv)
 	if err != nil {
 		return nil, err
 	}
@@ -1181,9 +1196,16 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	returned, err := returnBatches(tx, d.Buyer, back)
+	returned, err := returnBatches(tx, d.Buyer, back.back)
 	if err != nil {
 		return nil, err
+	}
+	var invoiceReturned []batchTake
+	if inv != nil {
+		invoiceReturned = batchTakes(back.invoice)
+		if err := addInvoiceReturns(tx, &d, invoiceReturned, 1); err != nil {
+			return nil, err
+		}
 	}
 	if ship != nil {
 		ship.ReceivedBy = d.ID
@@ -1193,7 +1215,7 @@ func applyDocPost(tx *Tx, payload []byte) ([]byte, error) {
 	}
 	rec.Status, rec.Postings, rec.PostedMs, rec.Doc.From = storeline.DocPosted, der.Postings, tx.At.UnixMilli(), d.From
 	rec.Prices, rec.Batches, rec.Taken, rec.Costs, rec.PriceSets = der.Prices, batches, taken, costs, psets
-	rec.Pooled, rec.Returned = pooled, returned
+	rec.Pooled, rec.Returned, rec.InvoiceReturned = pooled, returned, invoiceReturned
 	if err := putDoc(tx.ReplicaTxn, rec); err != nil {
 		return nil, err
 	}

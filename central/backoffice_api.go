@@ -226,8 +226,9 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 		if order == "" {
 			order = dr.Order
 		}
+		invoice := d.Invoice // kept, so a draft's type that names none refuses it
 		d = *storeline.FromDraft(id, ref.Store, ref.Event, dr)
-		d.Order = order
+		d.Order, d.Invoice = order, invoice
 	}
 	// Packs counted by barcode take their factor from the item here too,
 	// so Validate can check the quantities before anything is submitted
@@ -246,6 +247,9 @@ func (n *Node) putDocument(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := n.checkBuyerDocLevel(&d); err != nil { // receivables.go, invariant 4
+		return err
+	}
+	if err := n.checkReturnInvoiceLevel(&d); err != nil { // backoffice_batches.go
 		return err
 	}
 	// A fraction of a piece would be refused at every post (docpost.go):

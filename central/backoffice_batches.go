@@ -13,16 +13,21 @@ package central
 // took less what its other returns put back (the buyer's returnable
 // batches, boReturnable), the rest unbatched as a received line without a
 // batch; what a return put in is stored with it (docRecord.Returned) for
-// its cancel to take out. A document names no invoice it returns, so the
-// buyer's invoices are the most that can be told of where the units came
-// from. A batch never goes below zero: what a cancel cannot take back is
-// owed by the batch (storedBatch) and paid by the next units put in, so a
-// batch's quantity does not depend on the order of cancels. All of it runs
-// in the entry that posts or cancels, in line and item order, so every
-// replica writes the same.
+// its cancel to take out. A return that names no invoice can be told no
+// more of where its units came from than its buyer's invoices; from level
+// 10 (levelReturnInvoice) it may name the one it returns
+// (Document.Invoice), and then returns no more of an item than that
+// invoice sold less what the standing returns naming it took back
+// (boInvoiceReturns), its units back into that invoice's batches first,
+// the buyer's other batches after. A batch never goes below zero: what a
+// cancel cannot take back is owed by the batch (storedBatch) and paid by
+// the next units put in, so a batch's quantity does not depend on the
+// order of cancels. All of it runs in the entry that posts or cancels, in
+// line and item order, so every replica writes the same.
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -30,6 +35,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
 )
 
 // batchTake is units a document's post took from one batch of an item at
@@ -341,15 +347,26 @@ func pooledTakes(tx *Tx, d *storeline.Document, taken []batchTake) (bool, error)
 // a batch the buyer has none of to return takes what it has, as a
 // transfer's receipt does (carriedBatches): the units came back whatever
 // the line says, and beyond what the invoices took they come back
-// unbatched. It only reads.
-func planReturn(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]storeline.Batch, error) {
+// unbatched. A return naming its invoice (inv, from level 10) takes from
+// that invoice's batches first, by the same rule, and from the buyer's
+// others only what they do not cover. It only reads.
+func planReturn(tx *Tx, d *storeline.Document, ps []storeline.Posting, inv *returnedInvoice) (returnPlan, error) {
+	var plan returnPlan
 	if d.Type != storeline.DocBuyerReturn {
-		return nil, nil
+		return plan, nil
 	}
 	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < levelBuyerReturnBatches {
-		return nil, err
+		return plan, err
 	}
 	items, in := netUnits(ps, d.Store, 1)
+	fromInvoice := map[string]decimal.Decimal{}
+	if inv != nil {
+		plan.invoice, _ = allocate(d, items, in, inv.unreturned(d.Store))
+		for _, b := range plan.invoice {
+			in[b.Item] = in[b.Item].Sub(b.Qty)
+			fromInvoice[takeKey(b.Item, b.Expiry, b.Batch)] = b.Qty
+		}
+	}
 	avail := map[storeline.ItemID][]storeline.Batch{}
 	for _, it := range items {
 		err := tx.ScanMeta(returnablePrefix(d.Store, d.Buyer, it), func(k string, v []byte) (bool, error) {
@@ -357,33 +374,74 @@ func planReturn(tx *Tx, d *storeline.Document, ps []storeline.Posting) ([]storel
 			if err := msgpack.Unmarshal(v, &t); err != nil {
 				return false, fmt.Errorf("returnable batch %q: %w", k, err)
 			}
-			if t.Qty.IsPositive() {
+			// What the named invoice's batches gave is its share of the
+			// buyer's returnable units (it is pooled: unreturned).
+			if q := t.Qty.Sub(fromInvoice[takeKey(t.Item, t.Expiry, t.Batch)]); q.IsPositive() {
 				b := t.batch()
-				b.Qty = t.Qty
+				b.Qty = q
 				avail[it] = append(avail[it], b)
 			}
 			return true, nil
 		})
 		if err != nil {
-			return nil, err
+			return plan, err
 		}
 	}
-	back, _ := allocate(d, items, in, avail)
-	return back, nil
+	fromPool, _ := allocate(d, items, in, avail)
+	plan.back = mergeTakes(plan.invoice, fromPool)
+	return plan, nil
+}
+
+// returnPlan is what a buyer return's post puts back into its store's
+// batches (planReturn).
+type returnPlan struct {
+	// back is all of it, each unit out of the buyer's returnable batches.
+	back []storeline.Batch
+	// invoice is the part of back that went into the batches of the
+	// invoice the return names (docRecord.InvoiceReturned).
+	invoice []storeline.Batch
+}
+
+func takeKey(item storeline.ItemID, expiry storeline.Date, batch string) string {
+	return string(item) + "\x00" + string(expiry) + "\x00" + batch
+}
+
+// mergeTakes returns the batches of a then b, one entry per batch.
+func mergeTakes(a, b []storeline.Batch) []storeline.Batch {
+	var out []storeline.Batch
+	at := map[string]int{}
+	for _, t := range slices.Concat(a, b) {
+		k := takeKey(t.Item, t.Expiry, t.Batch)
+		if i, ok := at[k]; ok {
+			out[i].Qty = out[i].Qty.Add(t.Qty)
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, t)
+	}
+	return out
 }
 
 // returnBatches writes what planReturn planned for buyer: into the
 // store's batches, out of the buyer's returnable ones. It returns it,
 // for docRecord.Returned.
 func returnBatches(tx *Tx, buyer storeline.BuyerID, back []storeline.Batch) ([]batchTake, error) {
-	var returned []batchTake
 	for _, b := range back {
 		if err := addBatch(tx, b, b.Qty); err != nil {
 			return nil, err
 		}
-		returned = append(returned, batchTake{Store: b.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
 	}
+	returned := batchTakes(back)
 	return returned, addReturnable(tx, buyer, returned, -1)
+}
+
+// batchTakes are bs as a document's record keeps them.
+func batchTakes(bs []storeline.Batch) []batchTake {
+	var out []batchTake
+	for _, b := range bs {
+		out = append(out, batchTake{Store: b.Store, Item: b.Item, Batch: b.Batch, Expiry: b.Expiry, Certificate: b.Certificate, Qty: b.Qty})
+	}
+	return out
 }
 
 // cancelBuyerBatches undoes, in a document's cancel, what its post did
@@ -402,5 +460,222 @@ func cancelBuyerBatches(tx *Tx, rec *docRecord) error {
 			return err
 		}
 	}
-	return addReturnable(tx, rec.Doc.Buyer, rec.Returned, 1)
+	if err := addReturnable(tx, rec.Doc.Buyer, rec.Returned, 1); err != nil {
+		return err
+	}
+	if rec.Doc.Type != storeline.DocBuyerReturn || rec.Doc.Invoice == "" {
+		return nil
+	}
+	// A return keeps its invoice only from level 10 on (applyDocCreate
+	// drops it below), and levels never go down: its post recorded it.
+	return addInvoiceReturns(tx, &rec.Doc, rec.InvoiceReturned, -1)
+}
+
+// levelReturnInvoice is the level from which a buyer return may name the
+// outgoing invoice it returns (Document.Invoice): checked against what the
+// invoice sold, its units put back into that invoice's batches first.
+// Below it, nodes of the version before decode the field as one they do
+// not know and drop it: every replica drops it too when the document is
+// created (dropInvoiceBelowLevel), so a return posts and cancels as it
+// did, and the API refuses it (503) until the level is raised.
+const levelReturnInvoice = 10
+
+// boInvoiceReturns holds, per outgoing invoice that standing buyer
+// returns name, what they took back (invoiceReturns): a plain sum of the
+// returns' deltas, added by a post and taken out by its cancel, so it
+// does not depend on the order of cancels and a cancelled return frees
+// its units. It stays as small as the invoice: one entry per item it sold
+// and per batch it took. A record that comes to nothing leaves no key.
+const boInvoiceReturns = "bo/invret/" // invoice id → msgpack invoiceReturns
+
+// invoiceReturns is what the standing returns naming an invoice took
+// back: units per item (their lines' quantities), and of them what went
+// back into the batches the invoice took (its docRecord.Taken).
+type invoiceReturns struct {
+	Items   []itemUnits `msgpack:"i,omitempty"` // in item order
+	Batches []batchTake `msgpack:"b,omitempty"` // in item, expiry, batch order
+}
+
+type itemUnits struct {
+	Item storeline.ItemID `msgpack:"i"`
+	Qty  decimal.Decimal  `msgpack:"q"`
+}
+
+// returnedInvoice is the posted outgoing invoice a buyer return names,
+// with what the standing returns naming it took back.
+type returnedInvoice struct {
+	rec     *docRecord
+	returns invoiceReturns
+}
+
+// unreturned are the batches of store the invoice took that its returns
+// have not filled again, by item. An invoice whose post did not count its
+// takes among its buyer's returnable batches (posted below level 8: not
+// Pooled) gives none: its units come back as an unnamed return's do, so
+// every unit a return puts back comes out of the buyer's returnable
+// batches and its cancel puts it there again (cancelBuyerBatches).
+func (inv *returnedInvoice) unreturned(store storeline.StoreID) map[storeline.ItemID][]storeline.Batch {
+	avail := map[storeline.ItemID][]storeline.Batch{}
+	if !inv.rec.Pooled {
+		return avail
+	}
+	back := map[string]decimal.Decimal{}
+	for _, t := range inv.returns.Batches {
+		back[takeKey(t.Item, t.Expiry, t.Batch)] = t.Qty
+	}
+	for i := range inv.rec.Taken {
+		t := &inv.rec.Taken[i]
+		if t.Store != store {
+			continue
+		}
+		if q := t.Qty.Sub(back[takeKey(t.Item, t.Expiry, t.Batch)]); q.IsPositive() {
+			b := t.batch()
+			b.Qty = q
+			avail[t.Item] = append(avail[t.Item], b)
+		}
+	}
+	return avail
+}
+
+// returnInvoiceOn reports whether the cluster's level lets a buyer return
+// name its invoice.
+func returnInvoiceOn(rt *ledger.ReplicaTxn) (bool, error) {
+	lv, err := readClusterLevel(rt)
+	return err == nil && lv >= levelReturnInvoice, err
+}
+
+// dropInvoiceBelowLevel drops a document's invoice below levelReturnInvoice,
+// as nodes that do not know the field do.
+func dropInvoiceBelowLevel(tx *Tx, d *storeline.Document) error {
+	if d.Invoice == "" {
+		return nil
+	}
+	on, err := returnInvoiceOn(tx.ReplicaTxn)
+	if err == nil && !on {
+		d.Invoice = ""
+	}
+	return err
+}
+
+// checkReturnInvoiceLevel refuses a document naming an invoice until the
+// cluster runs levelReturnInvoice: the FSM would drop it.
+func (n *Node) checkReturnInvoiceLevel(d *storeline.Document) error {
+	if d.Invoice == "" {
+		return nil
+	}
+	return n.checkLevelAt(levelReturnInvoice, "a "+string(d.Type)+" naming its invoice")
+}
+
+func getInvoiceReturns(rt *ledger.ReplicaTxn, invoice string) (invoiceReturns, error) {
+	r, ok, err := getMetaRecord[invoiceReturns](rt, boInvoiceReturns+invoice, "returns of invoice "+invoice)
+	if err != nil || !ok {
+		return invoiceReturns{}, err
+	}
+	return *r, nil
+}
+
+// invoiceOfReturn returns the invoice a buyer return d names, checked as
+// one it may return (nil if it names none or the level has no such
+// returns): a posted outgoing invoice of d's buyer and store, each line
+// an item the invoice sold, no more of an item than it sold less what
+// the standing returns naming it took back. A refusal names invoice, or
+// the line's item or qty. It runs when the return is created (a draft
+// typed against the invoice) and again when it is posted, which is what
+// counts: the returns standing then.
+func invoiceOfReturn(tx *Tx, d *storeline.Document) (*returnedInvoice, error) {
+	if d.Invoice == "" || d.Type != storeline.DocBuyerReturn {
+		return nil, nil
+	}
+	if on, err := returnInvoiceOn(tx.ReplicaTxn); err != nil || !on {
+		return nil, err
+	}
+	rec, ok, err := getDoc(tx.ReplicaTxn, d.Invoice)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ok:
+		return nil, storeline.Invalidf("invoice", "unknown document %q", d.Invoice)
+	case rec.Doc.Type != storeline.DocOutgoingInvoice:
+		return nil, storeline.Invalidf("invoice", "document %q is a %s, not an outgoing invoice", d.Invoice, rec.Doc.Type)
+	case rec.Doc.Buyer != d.Buyer:
+		return nil, storeline.Invalidf("invoice", "outgoing invoice %q sold to buyer %q, not %q", d.Invoice, rec.Doc.Buyer, d.Buyer)
+	case rec.Doc.Store != d.Store:
+		return nil, storeline.Invalidf("invoice", "outgoing invoice %q sold from store %q, not %q", d.Invoice, rec.Doc.Store, d.Store)
+	case rec.Status != storeline.DocPosted:
+		return nil, storeline.Invalidf("invoice", "outgoing invoice %q is %s: only a posted one can be returned", d.Invoice, rec.Status)
+	}
+	inv := &returnedInvoice{rec: rec}
+	if inv.returns, err = getInvoiceReturns(tx.ReplicaTxn, d.Invoice); err != nil {
+		return nil, err
+	}
+	sold := map[storeline.ItemID]decimal.Decimal{}
+	for _, l := range rec.Doc.Lines {
+		sold[l.Item] = sold[l.Item].Add(l.Qty)
+	}
+	back := map[storeline.ItemID]decimal.Decimal{}
+	for _, u := range inv.returns.Items {
+		back[u.Item] = u.Qty
+	}
+	for i, l := range d.Lines {
+		s, ok := sold[l.Item]
+		if !ok {
+			return nil, storeline.Invalidf(fmt.Sprintf("lines[%d].item", i), "outgoing invoice %q sold no %q", d.Invoice, l.Item)
+		}
+		if left := s.Sub(back[l.Item]); l.Qty.GreaterThan(left) {
+			return nil, storeline.Invalidf(fmt.Sprintf("lines[%d].qty", i),
+				"outgoing invoice %q sold %s of %q, of which %s is left to return after its standing returns (and this one's lines before): not %s",
+				d.Invoice, s, l.Item, decimal.Max(left, decimal.Zero), l.Qty)
+		}
+		back[l.Item] = back[l.Item].Add(l.Qty)
+	}
+	return inv, nil
+}
+
+// addInvoiceReturns adds sign × what buyer return d took back (its lines'
+// units, and fromInvoice, what went into its invoice's batches) to the
+// record of its invoice's returns.
+func addInvoiceReturns(tx *Tx, d *storeline.Document, fromInvoice []batchTake, sign int64) error {
+	r, err := getInvoiceReturns(tx.ReplicaTxn, d.Invoice)
+	if err != nil {
+		return err
+	}
+	by := decimal.NewFromInt(sign)
+	items := map[storeline.ItemID]decimal.Decimal{}
+	for _, u := range r.Items {
+		items[u.Item] = u.Qty
+	}
+	for _, l := range d.Lines {
+		items[l.Item] = items[l.Item].Add(l.Qty.Mul(by))
+	}
+	batches := map[string]batchTake{}
+	for _, t := range r.Batches {
+		batches[takeKey(t.Item, t.Expiry, t.Batch)] = t
+	}
+	for _, t := range fromInvoice {
+		k := takeKey(t.Item, t.Expiry, t.Batch)
+		cur, ok := batches[k]
+		if !ok {
+			cur = t
+			cur.Qty = decimal.Zero
+		}
+		cur.Qty = cur.Qty.Add(t.Qty.Mul(by))
+		batches[k] = cur
+	}
+	var out invoiceReturns
+	for _, it := range slices.Sorted(maps.Keys(items)) {
+		if q := items[it]; !q.IsZero() {
+			out.Items = append(out.Items, itemUnits{Item: it, Qty: q})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(batches)) {
+		if t := batches[k]; !t.Qty.IsZero() {
+			out.Batches = append(out.Batches, t)
+		}
+	}
+	k := boInvoiceReturns + d.Invoice
+	if len(out.Items) == 0 && len(out.Batches) == 0 {
+		return tx.SetMeta(k, nil)
+	}
+	return putMetaRecord(tx.ReplicaTxn, k, "returns of invoice "+d.Invoice, &out)
 }

@@ -56,7 +56,10 @@ import (
 //	   does: a payment's reason makes a payment row only for the
 //	   payment's own event, and a missing payment or document is named
 //	   with its reason (settlements.go, levelPayableRows)
-const FSMLevel = 9
+//	10 a buyer return may name the outgoing invoice it returns, no more
+//	   than it sold less its other returns, its units back into that
+//	   invoice's batches first (backoffice_batches.go, levelReturnInvoice)
+const FSMLevel = 10
 
 // opLevels gives the level of the ops introduced after level 1. Tests
 // add theirs before they start nodes.
