@@ -55,7 +55,9 @@ import (
 //	9  a supplier's statement indexes a transfer by hand as a buyer's
 //	   does: a payment's reason makes a payment row only for the
 //	   payment's own event, and a missing payment or document is named
-//	   with its reason (settlements.go, levelPayableRows)
+//	   with its reason (settlements.go, levelPayableRows); on both sides
+//	   a document's reason makes that document's row only for its own
+//	   post or cancel (settlement_core.go, docOwnEvent)
 //	10 a buyer return may name the outgoing invoice it returns, no more
 //	   than it sold less its other returns, its units back into that
 //	   invoice's batches first (backoffice_batches.go, levelReturnInvoice)

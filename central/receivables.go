@@ -30,6 +30,13 @@ package central
 //     backfill is needed: the balance of receivable/<buyer> equals the
 //     indexed total, but for a transfer by hand before the raise, which
 //     a statement shows as unindexed (as the payables statement does).
+//     A transfer by hand that takes a document's reason and names a
+//     buyer's document makes a row of that document below FSM level 9
+//     (levelPayableRows), as nodes of the version before do; from it
+//     only the document's own post or cancel does, and such a transfer
+//     is a transfer row naming its reason and reference, so neither the
+//     receivables report nor the margin report's wholesale counts the
+//     document twice.
 //  3. Rows are dated and keyed as the payables' (settlements.go invariant
 //     3): a document's by its store's business date when it was posted or
 //     cancelled, a payment's by paid_on; keyed by buyer, currency, date,
@@ -205,12 +212,17 @@ func indexReceivables(tx *Tx, ev *storeline.Event) error {
 	if len(moved) == 0 {
 		return nil
 	}
-	if lv, err := readClusterLevel(tx.ReplicaTxn); err != nil || lv < levelReceivables {
+	lv, err := readClusterLevel(tx.ReplicaTxn)
+	if err != nil || lv < levelReceivables {
 		return err
 	}
 	row, tr := transferRow(ev)
 	switch tr.Reason {
 	case "document.post", "document.cancel":
+		if lv >= levelPayableRows && !docOwnEvent(ev, tr) {
+			row.byHand(tr) // a transfer by hand that took the reason
+			break
+		}
 		d, err := docRow(tx, &row, tr, storeline.DocOutgoingInvoice, storeline.DocBuyerReturn, tx.At)
 		if err != nil {
 			return err

@@ -577,6 +577,18 @@ func (row *settleRow) fromPayment(typ string, p *settlePayment, date storeline.D
 	row.Type, row.ID, row.Date, row.Bank, row.Reference = typ, p.ID, date, p.Bank, p.Reference
 }
 
+// docOwnEvent reports whether ev is the transfer that the post or cancel
+// (tr's reason) of the document tr names booked: its ID is derived
+// (docEventID), so a transfer by hand that takes the reason and names
+// the document is not, and must not make a second row of it.
+func docOwnEvent(ev *storeline.Event, tr *storeline.Transfer) bool {
+	action := "post"
+	if tr.Reason == "document.cancel" {
+		action = "cancel"
+	}
+	return ev.ID == docEventID(action, tr.Ref)
+}
+
 // docRow fills row from the document that tr ("document.post" or
 // "document.cancel") names, an invoice or a return of the side's types
 // (another type's row keeps the transfer's type and names its reason),

@@ -28,11 +28,12 @@ package central
 //     and its closing balance always equals the payable balance as of
 //     its end. When the cluster's level is raised to 2 the index is
 //     backfilled (invariant 4), so unindexed then drops to zero. From
-//     FSM level 9 (levelPayableRows) a row is a payment's only for the
-//     payment's own event, and a transfer by hand (one that takes a
-//     payment's reason, or names a document or payment not found) names
-//     its reason and reference, as a buyer's (receivables.go); below it
-//     rows are written as the version before writes them.
+//     FSM level 9 (levelPayableRows) a row is a payment's or a
+//     document's only for the payment's or the document's own event, and
+//     a transfer by hand (one that takes a payment's or a document's
+//     reason, or names a document or payment not found) names its reason
+//     and reference, as a buyer's (receivables.go); below it rows are
+//     written as the version before writes them.
 //  3. A row's date is a document's business date in its store's time
 //     zone when it was posted or cancelled (as the excise journal dates
 //     them), a payment's paid_on, any other transfer's event date. Rows
@@ -189,8 +190,10 @@ func indexPayables(tx *Tx, ev *storeline.Event) error {
 }
 
 // levelPayableRows is the level from which a transfer by hand is
-// indexed as indexReceivables indexes one (writePayableRows): below it
-// the rows are those the nodes of the version before write.
+// indexed as indexReceivables indexes one (writePayableRows), and from
+// which neither side makes a document's row of a transfer by hand that
+// takes a document's reason: below it the rows are those the nodes of
+// the version before write.
 const levelPayableRows = 9
 
 // writePayableRows writes the statement rows of ev's moves, at applied
@@ -201,16 +204,22 @@ const levelPayableRows = 9
 // document that is not found, or naming a supplier payment by reason and
 // ref that is not found, makes a bare transfer row (no reason, the
 // event's ID), and a transfer by hand with a payment's reason and the ID
-// of a payment makes a second payment row of that payment: nodes of the
-// version before write them so, and a mixed cluster's replicas must
-// agree. From that level on only the payment's own event makes its
-// payment row, and any other transfer's row names its reason and
-// reference, as indexReceivables's does.
+// of a payment makes a second payment row of that payment (one with a
+// document's reason and the ID of a document, a second row of that
+// document, on both sides): nodes of the version before write them so,
+// and a mixed cluster's replicas must agree. From that level on only the
+// payment's or the document's own event makes its row, and any other
+// transfer's row names its reason and reference, as indexReceivables's
+// does.
 func writePayableRows(tx *Tx, ev *storeline.Event, moved []storeline.Posting, applied time.Time, level int) error {
 	asBuyers := level >= levelPayableRows
 	row, tr := transferRow(ev)
 	switch tr.Reason {
 	case "document.post", "document.cancel":
+		if asBuyers && !docOwnEvent(ev, tr) {
+			row.byHand(tr) // a transfer by hand that took the reason
+			break
+		}
 		d, err := docRow(tx, &row, tr, storeline.DocIncomingInvoice, storeline.DocSupplierReturn, applied)
 		if err != nil {
 			return err
