@@ -18,11 +18,12 @@ package central
 // 10 (levelReturnInvoice) it may name the one it returns
 // (Document.Invoice), and then returns no more of an item than that
 // invoice sold less what the standing returns naming it took back
-// (boInvoiceReturns), its units back into that invoice's batches first,
-// the buyer's other batches after. A batch never goes below zero: what a
-// cancel cannot take back is owed by the batch (storedBatch) and paid by
-// the next units put in, so a batch's quantity does not depend on the
-// order of cancels. All of it runs in the entry that posts or cancels, in
+// (boInvoiceReturns), its units back into that invoice's batches first
+// (no more of one than the buyer's returnable batches hold: other returns
+// may have put them back), the buyer's other batches after. A batch
+// never goes below zero: what a cancel cannot take back is owed by the
+// batch (storedBatch) and paid by the next units put in, so a batch's
+// quantity does not depend on the order of cancels. All of it runs in the entry that posts or cancels, in
 // line and item order, so every replica writes the same.
 
 import (
@@ -348,8 +349,9 @@ func pooledTakes(tx *Tx, d *storeline.Document, taken []batchTake) (bool, error)
 // transfer's receipt does (carriedBatches): the units came back whatever
 // the line says, and beyond what the invoices took they come back
 // unbatched. A return naming its invoice (inv, from level 10) takes from
-// that invoice's batches first, by the same rule, and from the buyer's
-// others only what they do not cover. It only reads.
+// that invoice's batches first, by the same rule, as far as the buyer's
+// returnable batches still hold them, and from the buyer's others only
+// what they do not cover. It only reads.
 func planReturn(tx *Tx, d *storeline.Document, ps []storeline.Posting, inv *returnedInvoice) (returnPlan, error) {
 	var plan returnPlan
 	if d.Type != storeline.DocBuyerReturn {
@@ -359,32 +361,36 @@ func planReturn(tx *Tx, d *storeline.Document, ps []storeline.Posting, inv *retu
 		return plan, err
 	}
 	items, in := netUnits(ps, d.Store, 1)
-	fromInvoice := map[string]decimal.Decimal{}
-	if inv != nil {
-		plan.invoice, _ = allocate(d, items, in, inv.unreturned(d.Store))
-		for _, b := range plan.invoice {
-			in[b.Item] = in[b.Item].Sub(b.Qty)
-			fromInvoice[takeKey(b.Item, b.Expiry, b.Batch)] = b.Qty
-		}
-	}
-	avail := map[storeline.ItemID][]storeline.Batch{}
+	var pool []batchTake
 	for _, it := range items {
 		err := tx.ScanMeta(returnablePrefix(d.Store, d.Buyer, it), func(k string, v []byte) (bool, error) {
 			var t batchTake
 			if err := msgpack.Unmarshal(v, &t); err != nil {
 				return false, fmt.Errorf("returnable batch %q: %w", k, err)
 			}
-			// What the named invoice's batches gave is its share of the
-			// buyer's returnable units (it is pooled: unreturned).
-			if q := t.Qty.Sub(fromInvoice[takeKey(t.Item, t.Expiry, t.Batch)]); q.IsPositive() {
-				b := t.batch()
-				b.Qty = q
-				avail[it] = append(avail[it], b)
-			}
+			pool = append(pool, t)
 			return true, nil
 		})
 		if err != nil {
 			return plan, err
+		}
+	}
+	fromInvoice := map[string]decimal.Decimal{}
+	if inv != nil {
+		plan.invoice, _ = allocate(d, items, in, inv.unreturned(d.Store, pool))
+		for _, b := range plan.invoice {
+			in[b.Item] = in[b.Item].Sub(b.Qty)
+			fromInvoice[takeKey(b.Item, b.Expiry, b.Batch)] = b.Qty
+		}
+	}
+	avail := map[storeline.ItemID][]storeline.Batch{}
+	for _, t := range pool {
+		// What the named invoice's batches gave is its share of the
+		// buyer's returnable units (unreturned takes no more).
+		if q := t.Qty.Sub(fromInvoice[takeKey(t.Item, t.Expiry, t.Batch)]); q.IsPositive() {
+			b := t.batch()
+			b.Qty = q
+			avail[t.Item] = append(avail[t.Item], b)
 		}
 	}
 	fromPool, _ := allocate(d, items, in, avail)
@@ -513,8 +519,13 @@ type returnedInvoice struct {
 // takes among its buyer's returnable batches (posted below level 8: not
 // Pooled) gives none: its units come back as an unnamed return's do, so
 // every unit a return puts back comes out of the buyer's returnable
-// batches and its cancel puts it there again (cancelBuyerBatches).
-func (inv *returnedInvoice) unreturned(store storeline.StoreID) map[storeline.ItemID][]storeline.Batch {
+// batches and its cancel puts it there again (cancelBuyerBatches). For
+// the same reason a batch gives no more than the buyer's returnable units
+// of it (pool, the buyer's returnable batches of store): its unnamed
+// returns, and a return naming another invoice whose batches fell short,
+// may have put the invoice's units back already, and a batch never holds
+// more than came into it.
+func (inv *returnedInvoice) unreturned(store storeline.StoreID, pool []batchTake) map[storeline.ItemID][]storeline.Batch {
 	avail := map[storeline.ItemID][]storeline.Batch{}
 	if !inv.rec.Pooled {
 		return avail
@@ -523,12 +534,17 @@ func (inv *returnedInvoice) unreturned(store storeline.StoreID) map[storeline.It
 	for _, t := range inv.returns.Batches {
 		back[takeKey(t.Item, t.Expiry, t.Batch)] = t.Qty
 	}
+	pooled := map[string]decimal.Decimal{}
+	for _, t := range pool {
+		pooled[takeKey(t.Item, t.Expiry, t.Batch)] = t.Qty
+	}
 	for i := range inv.rec.Taken {
 		t := &inv.rec.Taken[i]
 		if t.Store != store {
 			continue
 		}
-		if q := t.Qty.Sub(back[takeKey(t.Item, t.Expiry, t.Batch)]); q.IsPositive() {
+		k := takeKey(t.Item, t.Expiry, t.Batch)
+		if q := decimal.Min(t.Qty.Sub(back[k]), pooled[k]); q.IsPositive() {
 			b := t.batch()
 			b.Qty = q
 			avail[t.Item] = append(avail[t.Item], b)
