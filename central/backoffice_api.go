@@ -435,25 +435,14 @@ func (n *Node) listDocuments(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errMalformed("status", "%q: want draft, posted or cancelled", status)
 	}
-	var out []any
-	var next string
-	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var err error
-		out, next, err = pageRecords(rt, boDoc, "document", after, limit, func(id string, rec *docRecord) (any, bool) {
-			if (store != "" && string(rec.Doc.Store) != store) || (typ != "" && string(rec.Doc.Type) != typ) ||
-				(status != "" && string(rec.Status) != status) {
-				return nil, false
-			}
-			return map[string]any{"id": id, "type": rec.Doc.Type, "store": rec.Doc.Store, "status": rec.Status,
-				"lines": len(rec.Doc.Lines), "created_at": time.UnixMilli(rec.CreatedMs).UTC()}, true
-		})
-		return err
+	return servePage(n, w, "documents", boDoc, "document", after, limit, func(id string, rec *docRecord) (any, bool) {
+		if (store != "" && string(rec.Doc.Store) != store) || (typ != "" && string(rec.Doc.Type) != typ) ||
+			(status != "" && string(rec.Status) != status) {
+			return nil, false
+		}
+		return map[string]any{"id": id, "type": rec.Doc.Type, "store": rec.Doc.Store, "status": rec.Status,
+			"lines": len(rec.Doc.Lines), "created_at": time.UnixMilli(rec.CreatedMs).UTC()}, true
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"documents": out, "next": next})
-	return nil
 }
 
 // serveRecord answers a GET of the record whose id the path names, as
@@ -1109,19 +1098,8 @@ func (n *Node) listRules(w http.ResponseWriter, r *http.Request) error {
 	// Pages in ID order, next empty on the last: a list that stopped at
 	// a bound without saying so read as every rule.
 	after := r.URL.Query().Get("after")
-	var out []any
-	var next string
-	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var err error
-		out, next, err = pageRecords(rt, boRule, "reprice rule", after, limit,
-			func(_ string, rule *storeline.RepriceRule) (any, bool) { return compact(encodeWire(rule)), true })
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out, "next": next})
-	return nil
+	return servePage(n, w, "rules", boRule, "reprice rule", after, limit,
+		func(_ string, rule *storeline.RepriceRule) (any, bool) { return compact(encodeWire(rule)), true })
 }
 
 // postAutoReprice drafts a repricing of a store's goods in a price list

@@ -1,9 +1,11 @@
 package central
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/storeline/storeline"
+	"github.com/storeline/storeline/ledger"
 )
 
 // pageOf reads a page of at most limit rows from scan, which visits the
@@ -46,4 +48,21 @@ func (n *Node) mastersUnder(kind storeline.MasterKind, prefix, after string) fun
 			return visit(id, rec)
 		})
 	}
+}
+
+// servePage answers a page of the records under prefix (pageRecords in
+// one view of the replica) as {field: rows, "next": next}.
+func servePage[T any](n *Node, w http.ResponseWriter, field, prefix, what, after string, limit int, show func(id string, rec *T) (any, bool)) error {
+	var out []any
+	var next string
+	err := n.rep.View(func(rt *ledger.ReplicaTxn) error {
+		var err error
+		out, next, err = pageRecords(rt, prefix, what, after, limit, show)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{field: out, "next": next})
+	return nil
 }

@@ -388,19 +388,8 @@ func (n *Node) listReports(w http.ResponseWriter, r *http.Request) error {
 	if err := n.readConsistency(r); err != nil {
 		return err
 	}
-	var out []any
-	var next string
-	err = n.rep.View(func(rt *ledger.ReplicaTxn) error {
-		var err error
-		out, next, err = pageRecords(rt, reportDefKey, "report definition", after, limit,
-			func(_ string, d *savedReport) (any, bool) { return d.json(), true })
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"reports": out, "next": next})
-	return nil
+	return servePage(n, w, "reports", reportDefKey, "report definition", after, limit,
+		func(_ string, d *savedReport) (any, bool) { return d.json(), true })
 }
 
 // runReport runs a definition: the store (the definition's, else the
